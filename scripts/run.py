@@ -1,0 +1,100 @@
+"""`make run`: NATS + PostgreSQL (embedded unless NATS_URL / DATABASE_URL are set) and the services.
+
+Data lives under .data/ and survives a restart. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from shared.devservers import ROOT, EmbeddedNats, EmbeddedPostgres
+
+DATA = ROOT / ".data"
+SERVICES = {"questionnaire": 8001, "alerting": 8002}
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("ENVIRONMENT", "development")
+    nats = pg = None
+    if "NATS_URL" not in env:
+        nats = EmbeddedNats(DATA / "nats", port=4222, monitor_port=8222).start()
+        env["NATS_URL"] = nats.url
+        env.setdefault("NATS_MONITOR_URL", nats.monitor_url)
+        print(f"NATS JetStream   {nats.url} (monitoring {nats.monitor_url}, data {DATA / 'nats'})")
+    else:
+        print(f"NATS JetStream   {env['NATS_URL']} (given)")
+    if "DATABASE_URL" not in env:
+        pg = EmbeddedPostgres(DATA / "postgres").start()
+        env["DATABASE_URL"] = pg.url
+        print(f"PostgreSQL 16    {pg.url}")
+    else:
+        print("PostgreSQL       DATABASE_URL (given)")
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, port in SERVICES.items():
+            processes[name] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    f"services.{name}.main:app",
+                    "--host",
+                    env.get("BIND_HOST", "127.0.0.1"),
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                ],
+                env={**env, "PYTHONPATH": str(ROOT)},
+                cwd=ROOT,
+            )
+        for name, port in SERVICES.items():
+            _wait_ready(name, port, processes[name])
+            print(f"{name:<16} http://127.0.0.1:{port}  (API docs: http://127.0.0.1:{port}/docs)")
+        print("Ready. Tokens: make token PATIENT=<uuid> | make token ROLE=nurse. Ctrl-C stops everything.")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(p.poll() is None for p in processes.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in processes.items() if p.poll() is not None]
+        print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…")
+        return 0
+    finally:
+        for p in processes.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in processes.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if nats:
+            nats.stop()
+        if pg:
+            pg.stop()
+
+
+def _wait_ready(name: str, port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} failed to start (exit {process.returncode})")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{name} not ready after {timeout}s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

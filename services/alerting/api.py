@@ -1,0 +1,286 @@
+"""The nurse's HTTP API: the triage list, one alert, acknowledge, resolve, and the live alert stream."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import nats.errors
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from services.alerting import repository
+from services.alerting.domain import TransitionRefused, check_acknowledge, check_resolve
+from shared.audit import record_access
+from shared.auth import StaffPrincipal
+from shared.db.outbox import add_event
+from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertResolvedV1, Outcome
+from shared.events.catalog import make_event
+from shared.http.app import PlatformDep
+from shared.http.problems import Problem
+from shared.http.security import require_staff
+
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+Nurse = Annotated[StaffPrincipal, Depends(require_staff("nurse"))]
+Level = Literal["red", "orange"]
+Status = Literal["open", "acknowledged", "resolved"]
+
+
+class AlertView(BaseModel):
+    id: UUID
+    patient_id: UUID
+    level: Level
+    status: Status
+    reasons: list[AlertReason]
+    answered_by: str
+    submission_ids: list[UUID]
+    message_ids: list[UUID]
+    rule_set: str
+    raised_at: datetime
+    updated_at: datetime
+    waiting_seconds: int
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    outcome: str | None
+    resolution_note: str | None
+
+
+def _view(row: Any, now: datetime) -> AlertView:
+    end = row["acknowledged_at"] or now
+    return AlertView(
+        **{k: row[k] for k in AlertView.model_fields if k not in ("id", "waiting_seconds", "reasons")},
+        id=row["id"],
+        reasons=[AlertReason.model_validate(r) for r in row["reasons"]],
+        waiting_seconds=max(0, int((end - row["raised_at"]).total_seconds())),
+    )
+
+
+class AlertList(BaseModel):
+    items: list[AlertView]
+    count: int
+
+
+@router.get("", response_model=AlertList, summary="Alerts in triage order (red first, then longest waiting)")
+async def list_alerts(
+    nurse: Nurse,
+    platform: PlatformDep,
+    level: Annotated[list[Level] | None, Query()] = None,
+    status: Annotated[list[Status] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    statuses = status or ["open", "acknowledged"]
+    levels = level or ["red", "orange"]
+    async with platform.pool.acquire() as conn, conn.transaction():
+        rows = await repository.list_alerts(conn, statuses=statuses, levels=levels, limit=limit, offset=offset)
+        await record_access(conn, actor=nurse.staff_id, roles=nurse.roles, action="alerts.list", resource="alerts")
+    now = datetime.now(UTC)
+    items = [_view(r, now) for r in rows]
+    return AlertList(items=items, count=len(items))
+
+
+STREAM = "ALERTS"
+STREAM_FILTER = "alert.>"
+
+
+def _last_event_id(header: str | None, query: str | None) -> int | None:
+    raw = header if header is not None else query
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise Problem(400, "Last-Event-ID must be the id of an event this stream sent (a whole number).")
+    return int(raw)
+
+
+@router.get("/stream", summary="Live alert events (Server-Sent Events; ids are JetStream stream sequences)")
+async def alert_stream(
+    request: Request,
+    nurse: Nurse,
+    platform: PlatformDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    since: Annotated[str | None, Query(description="Same as Last-Event-ID, for clients that cannot set it")] = None,
+) -> EventSourceResponse:
+    after = _last_event_id(last_event_id, since)
+    js = platform.js
+    reset = False
+    if after is None:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+    else:
+        info = await js.stream_info(STREAM)
+        if after + 1 < info.state.first_seq:
+            reset = True  # older than what the stream keeps: the dashboard must reload from GET /v1/alerts
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(after + 1, info.state.first_seq)
+        )
+    sub = await js.subscribe(STREAM_FILTER, stream=STREAM, ordered_consumer=True, config=config)
+    async with platform.pool.acquire() as conn:
+        await record_access(conn, actor=nurse.staff_id, roles=nurse.roles, action="alerts.stream", resource="alerts")
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            if reset:
+                yield ServerSentEvent(data="{}", event="reset")
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=1.0)
+                except nats.errors.TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    continue
+                envelope = orjson.loads(msg.data)
+                yield ServerSentEvent(
+                    data=orjson.dumps(
+                        {
+                            "type": envelope["type"],
+                            "id": envelope["id"],
+                            "time": envelope["time"],
+                            "data": envelope["data"],
+                        }
+                    ).decode(),
+                    event=envelope["type"],
+                    id=str(msg.metadata.sequence.stream),
+                )
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    return EventSourceResponse(events(), ping=15, send_timeout=10, headers={"X-Accel-Buffering": "no"})
+
+
+class SubmissionView(BaseModel):
+    submission_id: UUID
+    questionnaire_id: str
+    authored: datetime
+    answered_by: str
+    answers: dict[str, Any]
+    grades: dict[str, int]
+    ecog: int | None
+    level: str
+    rule_set: str
+
+
+class MessageView(BaseModel):
+    id: UUID
+    answered_by: str
+    body: str
+    sent_at: datetime
+
+
+class AlertDetail(AlertView):
+    submissions: list[SubmissionView]
+    messages: list[MessageView]
+
+
+@router.get("/{alert_id}", response_model=AlertDetail)
+async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep) -> Any:
+    async with platform.pool.acquire() as conn, conn.transaction():
+        row = await repository.get_alert(conn, alert_id)
+        if row is None:
+            raise Problem(404, "There is no alert with this id.")
+        scores = await repository.scores_for(conn, row["submission_ids"])
+        messages = await repository.messages_for(conn, row["message_ids"])
+        await record_access(
+            conn,
+            actor=nurse.staff_id,
+            roles=nurse.roles,
+            action="alert.read",
+            resource=f"alert/{alert_id}",
+            patient_id=row["patient_id"],
+        )
+    return AlertDetail(
+        **_view(row, datetime.now(UTC)).model_dump(),
+        submissions=[SubmissionView(**dict(s)) for s in scores],
+        messages=[MessageView(**dict(m)) for m in messages],
+    )
+
+
+async def _refuse(conn: Any, alert_id: UUID, check: Any) -> None:
+    """Explain why a conditional update matched nothing: 404, or the 409 of the lifecycle rule."""
+    current = await repository.get_alert(conn, alert_id)
+    if current is None:
+        raise Problem(404, "There is no alert with this id.")
+    try:
+        check(current["status"])
+    except TransitionRefused as exc:
+        raise Problem(409, str(exc), kind="alert-conflict", status=current["status"]) from None
+
+
+@router.post("/{alert_id}/ack", response_model=AlertView, summary="Acknowledge ('je prends'): assigns it to you")
+async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep) -> Any:
+    now = datetime.now(UTC)
+    async with platform.pool.acquire() as conn, conn.transaction():
+        row = await repository.acknowledge(conn, alert_id, nurse.staff_id, now)
+        if row is None:
+            await _refuse(conn, alert_id, check_acknowledge)
+            raise Problem(409, "This alert cannot be acknowledged now.", kind="alert-conflict")
+        event = make_event(
+            "alert.acknowledged",
+            AlertAcknowledgedV1(
+                alert_id=alert_id,
+                patient_id=row["patient_id"],
+                submission_ids=tuple(row["submission_ids"]),
+                acknowledged_by=nurse.staff_id,
+                acknowledged_at=now,
+            ),
+            source=platform.source,
+            subject=str(alert_id),
+        )
+        await add_event(conn, event, schema=platform.schema)
+        await record_access(
+            conn,
+            actor=nurse.staff_id,
+            roles=nurse.roles,
+            action="alert.acknowledge",
+            resource=f"alert/{alert_id}",
+            patient_id=row["patient_id"],
+        )
+    return _view(row, now)
+
+
+class Resolution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Outcome = Field(description="What was done: the outcome code (CLINICAL.md §4).")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/{alert_id}/resolve", response_model=AlertView, summary="Close the alert with an outcome code")
+async def resolve_alert(alert_id: UUID, resolution: Resolution, nurse: Nurse, platform: PlatformDep) -> Any:
+    now = datetime.now(UTC)
+    async with platform.pool.acquire() as conn, conn.transaction():
+        row = await repository.resolve(conn, alert_id, nurse.staff_id, resolution.outcome, resolution.note, now)
+        if row is None:
+            await _refuse(conn, alert_id, check_resolve)
+            raise Problem(409, "This alert cannot be resolved now.", kind="alert-conflict")
+        event = make_event(
+            "alert.resolved",
+            AlertResolvedV1(
+                alert_id=alert_id,
+                patient_id=row["patient_id"],
+                submission_ids=tuple(row["submission_ids"]),
+                outcome=resolution.outcome,
+                resolved_by=nurse.staff_id,
+                resolved_at=now,
+            ),
+            source=platform.source,
+            subject=str(alert_id),
+        )
+        await add_event(conn, event, schema=platform.schema)
+        await record_access(
+            conn,
+            actor=nurse.staff_id,
+            roles=nurse.roles,
+            action="alert.resolve",
+            resource=f"alert/{alert_id}",
+            patient_id=row["patient_id"],
+        )
+    return _view(row, now)

@@ -1,0 +1,286 @@
+"""Tablet-facing HTTP API: questionnaires (FHIR R4), submissions, messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from services.questionnaire import repository
+from services.questionnaire.domain import (
+    InvalidSubmission,
+    QuestionnaireCatalogue,
+    UnknownQuestionnaire,
+    normalise_response,
+)
+from shared.audit import record_access
+from shared.auth import DevicePrincipal, StaffPrincipal
+from shared.db.outbox import add_event
+from shared.events.catalog import make_event
+from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
+from shared.http import idempotency
+from shared.http.app import Platform, PlatformDep
+from shared.http.problems import Problem
+from shared.http.responses import json_response
+from shared.http.security import DeviceDep, PrincipalDep
+from shared.opening_hours import OpeningHours
+
+router = APIRouter(prefix="/v1", tags=["questionnaire"])
+
+FHIR_JSON = "application/fhir+json"
+MAX_MESSAGE_CHARS = 2000
+
+STATUS_LABELS = {
+    "received": "Vos réponses ont bien été reçues.",
+    "scored": "Vos réponses ont été analysées et transmises à l'équipe.",
+    "seen": "Votre infirmière a vu vos réponses.",
+}
+
+
+def catalogue(platform: PlatformDep) -> QuestionnaireCatalogue:
+    found: QuestionnaireCatalogue = platform.extras["catalogue"]
+    return found
+
+
+def opening_hours(platform: PlatformDep) -> OpeningHours:
+    hours: OpeningHours = platform.extras["opening_hours"]
+    return hours
+
+
+CatalogueDep = Annotated[QuestionnaireCatalogue, Depends(catalogue)]
+OpeningHoursDep = Annotated[OpeningHours, Depends(opening_hours)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+def _fhir(body: Any, status: int = 200) -> Response:
+    return json_response(body, status, media_type=FHIR_JSON)
+
+
+@router.get("/questionnaires", summary="All questionnaires, as a FHIR searchset Bundle")
+async def list_questionnaires(_: PrincipalDep, questionnaires: CatalogueDep) -> Response:
+    entries = [{"resource": d.resource} for d in questionnaires.all()]
+    return _fhir({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
+
+
+@router.get("/questionnaires/{questionnaire_id}", summary="One questionnaire as a FHIR R4 Questionnaire")
+async def get_questionnaire(questionnaire_id: str, _: PrincipalDep, questionnaires: CatalogueDep) -> Response:
+    definition = questionnaires.get(questionnaire_id)
+    if definition is None:
+        raise Problem(404, f"There is no questionnaire with id {questionnaire_id!r}.")
+    return _fhir(definition.resource)
+
+
+class SubmissionAccepted(BaseModel):
+    id: UUID
+    status: str
+    status_label: str
+    notice: str
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Problem(400, "The request body is not valid JSON.", kind="malformed-json") from None
+
+
+@router.post(
+    "/submissions",
+    status_code=202,
+    response_model=SubmissionAccepted,
+    summary="Post a FHIR R4 QuestionnaireResponse (device token, Idempotency-Key)",
+)
+async def submit(
+    request: Request,
+    device: DeviceDep,
+    platform: PlatformDep,
+    questionnaires: CatalogueDep,
+    hours: OpeningHoursDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    key = idempotency.check_key(idempotency_key)
+    body = await request.body()
+    response = _parse_json(body)
+    try:
+        answers = normalise_response(questionnaires, response)
+    except InvalidSubmission as exc:
+        raise Problem(422, exc.detail, kind="invalid-questionnaire-response", pointer=exc.pointer) from None
+    except UnknownQuestionnaire as exc:
+        raise Problem(422, str(exc), kind="unknown-questionnaire", pointer="/questionnaire") from None
+    if answers.subject_patient_id is not None and answers.subject_patient_id != device.patient_id:
+        raise Problem(403, "A tablet can only submit answers for its own patient.", kind="wrong-patient")
+
+    submission_id = uuid.uuid4()
+    accepted = SubmissionAccepted(
+        id=submission_id,
+        status="received",
+        status_label=STATUS_LABELS["received"],
+        notice=hours.patient_notice(datetime.now(UTC)),
+    ).model_dump(mode="json")
+    scope = f"submissions:{device.patient_id}"
+    async with platform.pool.acquire() as conn, conn.transaction():
+        replay = await idempotency.claim(conn, scope, key, idempotency.request_hash(body))
+        if replay is not None:
+            return json_response(replay.body, replay.status, headers=_location(replay.body))
+        await repository.insert_submission(
+            conn,
+            submission_id=submission_id,
+            patient_id=device.patient_id,
+            questionnaire_id=answers.questionnaire_id,
+            questionnaire_version=answers.questionnaire_version,
+            answered_by=answers.answered_by,
+            authored=answers.authored,
+            response=response,
+        )
+        event = make_event(
+            "questionnaire.submitted",
+            QuestionnaireSubmittedV1(
+                submission_id=submission_id,
+                patient_id=device.patient_id,
+                questionnaire_id=answers.questionnaire_id,
+                questionnaire_version=answers.questionnaire_version,
+                authored=answers.authored,
+                answered_by=answers.answered_by,
+                terms=answers.terms,
+                red_flags=answers.red_flags,
+                ecog=answers.ecog,
+            ),
+            source=platform.source,
+            subject=str(submission_id),
+        )
+        await add_event(conn, event, schema=platform.schema)
+        await idempotency.remember(conn, scope, key, 202, accepted)
+    return json_response(accepted, 202, headers=_location(accepted))
+
+
+def _location(body: dict[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/submissions/{body['id']}"} if "id" in body else {}
+
+
+class SubmissionStatus(BaseModel):
+    id: UUID
+    questionnaire_id: str
+    answered_by: str
+    authored: datetime
+    received_at: datetime
+    status: str
+    status_label: str
+    scored_at: datetime | None
+    seen_at: datetime | None
+    notice: str
+
+
+@router.get("/submissions/{submission_id}", response_model=SubmissionStatus)
+async def submission_status(
+    submission_id: UUID, principal: PrincipalDep, platform: PlatformDep, hours: OpeningHoursDep
+) -> Any:
+    async with platform.pool.acquire() as conn:
+        row = await repository.get_submission(conn, submission_id)
+        if isinstance(principal, StaffPrincipal):
+            await _audit_staff_read(conn, platform, principal, row)
+    visible = row is not None and (
+        isinstance(principal, StaffPrincipal)
+        or (isinstance(principal, DevicePrincipal) and row["patient_id"] == principal.patient_id)
+    )
+    if not visible or row is None:
+        # Same answer for "absent" and "another patient's": a tablet learns nothing about other patients.
+        raise Problem(404, "There is no submission with this id for you.")
+    return SubmissionStatus(
+        id=row["id"],
+        questionnaire_id=row["questionnaire_id"],
+        answered_by=row["answered_by"],
+        authored=row["authored"],
+        received_at=row["received_at"],
+        status=row["status"],
+        status_label=STATUS_LABELS[row["status"]],
+        scored_at=row["scored_at"],
+        seen_at=row["seen_at"],
+        notice=hours.patient_notice(datetime.now(UTC)),
+    )
+
+
+async def _audit_staff_read(conn: Any, platform: Platform, staff: StaffPrincipal, row: Any) -> None:
+    await record_access(
+        conn,
+        actor=staff.staff_id,
+        roles=staff.roles,
+        action="submission.read",
+        resource=f"submission/{row['id']}" if row else "submission/unknown",
+        patient_id=row["patient_id"] if row else None,
+    )
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    answered_by: str = Field(default="patient", pattern="^(patient|relative)$")
+
+
+class MessageAccepted(BaseModel):
+    id: UUID
+    status: str
+    notice: str
+
+
+@router.post("/messages", status_code=202, response_model=MessageAccepted, summary="Write to the care team")
+async def send_message(
+    request: Request,
+    device: DeviceDep,
+    platform: PlatformDep,
+    hours: OpeningHoursDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    key = idempotency.check_key(idempotency_key)
+    body = await request.body()
+    try:
+        message = MessageIn.model_validate(_parse_json(body))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "/" + "/".join(str(p) for p in first["loc"])
+        raise Problem(
+            422,
+            f"{first['msg']} (at {where}); a message is 1 to {MAX_MESSAGE_CHARS} characters of text.",
+            kind="invalid-message",
+            pointer=where,
+        ) from None
+    text = message.text.strip()
+    if not text:
+        raise Problem(422, "The message is empty.", kind="invalid-message", pointer="/text")
+    message_id = uuid.uuid4()
+    accepted = MessageAccepted(id=message_id, status="sent", notice=hours.patient_notice(datetime.now(UTC))).model_dump(
+        mode="json"
+    )
+    scope = f"messages:{device.patient_id}"
+    async with platform.pool.acquire() as conn, conn.transaction():
+        replay = await idempotency.claim(conn, scope, key, idempotency.request_hash(body))
+        if replay is not None:
+            return json_response(replay.body, replay.status)
+        sent_at = await repository.insert_message(
+            conn,
+            message_id=message_id,
+            patient_id=device.patient_id,
+            answered_by=message.answered_by,
+            body=text,
+        )
+        event = make_event(
+            "message.sent",
+            MessageSentV1(
+                message_id=message_id,
+                patient_id=device.patient_id,
+                sent_at=sent_at,
+                answered_by=message.answered_by,  # type: ignore[arg-type]
+                text=text,
+            ),
+            source=platform.source,
+            subject=str(message_id),
+        )
+        await add_event(conn, event, schema=platform.schema)
+        await idempotency.remember(conn, scope, key, 202, accepted)
+    return json_response(accepted, 202)

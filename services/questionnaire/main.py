@@ -1,0 +1,52 @@
+"""The questionnaire service: uvicorn services.questionnaire.main:app (port 8001)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.questionnaire import handlers
+from services.questionnaire.api import router
+from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
+from shared.http.app import ServiceDefinition, create_service_app
+from shared.messaging.consumer import Subscription
+from shared.messaging.topology import ConsumerSpec
+from shared.opening_hours import OpeningHours
+from shared.settings import ServiceSettings
+
+NAME = "questionnaire"
+
+SUBSCRIPTIONS = (
+    Subscription(ConsumerSpec(NAME, "ALERTS", "submission.scored"), handlers.on_submission_scored),
+    Subscription(ConsumerSpec(NAME, "ALERTS", "alert.acknowledged"), handlers.on_alert_acknowledged),
+)
+
+
+class QuestionnaireSettings(ServiceSettings):
+    definitions_dir: Path = Field(default=DEFAULT_DEFINITIONS_DIR, alias="QUESTIONNAIRE_DEFINITIONS_DIR")
+    opening_hours: str = Field(default="08:00-18:00", alias="OPENING_HOURS")
+    timezone: str = Field(default="Europe/Paris", alias="CLINIC_TIMEZONE")
+
+
+def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefinition:
+    settings = settings or QuestionnaireSettings()
+    return ServiceDefinition(
+        name=NAME,
+        settings=settings,
+        routers=(router,),
+        migrations=Path(__file__).parent / "migrations",
+        subscriptions=SUBSCRIPTIONS,
+        extras={
+            "catalogue": QuestionnaireCatalogue.from_directory(settings.definitions_dir),
+            "opening_hours": OpeningHours.parse(settings.opening_hours, settings.timezone),
+        },
+        description="Tablet-facing: questionnaires (FHIR R4), submissions and patient messages.",
+    )
+
+
+def create_app(settings: QuestionnaireSettings | None = None):  # type: ignore[no-untyped-def]
+    return create_service_app(build_service(settings))
+
+
+app = create_app()

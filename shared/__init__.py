@@ -1,0 +1,1 @@
+"""The platform's shared runtime: one implementation of every cross-cutting mechanism."""

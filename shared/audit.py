@@ -1,0 +1,27 @@
+"""The audit trail: every staff access to patient data leaves a row, in the same transaction as the access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+import asyncpg
+
+
+async def record_access(
+    conn: asyncpg.Connection,
+    *,
+    actor: str,
+    roles: Iterable[str],
+    action: str,
+    resource: str,
+    patient_id: UUID | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO audit_log (actor, roles, action, resource, patient_id) VALUES ($1, $2, $3, $4, $5)",
+        actor,
+        sorted(roles),
+        action,
+        resource,
+        patient_id,
+    )

@@ -1,0 +1,97 @@
+"""Bearer tokens: device tokens for loaned tablets, staff tokens with roles.
+
+Tokens are JWTs with OIDC-compatible claims (``iss``, ``aud``, ``sub``, ``exp``, ``iat``, ``jti``), signed
+locally (HS256) in development; a hospital identity provider can issue the staff tokens in production.
+A device token names one patient (pseudonymous id) and stops working when the tablet is returned.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+import jwt
+
+Role = Literal["nurse", "arc", "partner_patient", "social_worker", "fleet", "admin"]
+ROLES: frozenset[str] = frozenset({"nurse", "arc", "partner_patient", "social_worker", "fleet", "admin"})
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, expired, revoked or signed by someone else."""
+
+
+@dataclass(frozen=True)
+class DevicePrincipal:
+    patient_id: UUID
+    device_id: str
+    token_id: str
+
+
+@dataclass(frozen=True)
+class StaffPrincipal:
+    staff_id: str
+    roles: frozenset[str]
+    token_id: str
+
+    def has_any(self, roles: frozenset[str]) -> bool:
+        return bool(self.roles & roles)
+
+
+Principal = DevicePrincipal | StaffPrincipal
+
+
+class TokenService:
+    def __init__(self, secret: str, issuer: str, audience: str) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+
+    def _sign(self, claims: dict[str, Any], ttl_s: int) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "iat": now,
+            "exp": now + ttl_s,
+            "jti": str(uuid.uuid4()),
+            **claims,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def issue_device_token(self, patient_id: UUID, device_id: str, ttl_s: int = 400 * 86_400) -> str:
+        return self._sign({"sub": f"device:{device_id}", "typ": "device", "patient_id": str(patient_id)}, ttl_s)
+
+    def issue_staff_token(self, staff_id: str, roles: set[str], ttl_s: int = 12 * 3600) -> str:
+        unknown = set(roles) - ROLES
+        if unknown:
+            raise ValueError(f"unknown roles: {sorted(unknown)}")
+        return self._sign({"sub": staff_id, "typ": "staff", "roles": sorted(roles)}, ttl_s)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "sub", "jti"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from None
+        kind = claims.get("typ")
+        if kind == "device":
+            try:
+                patient = UUID(str(claims["patient_id"]))
+            except (KeyError, ValueError):
+                raise InvalidToken("device token without a valid patient_id") from None
+            return DevicePrincipal(patient, str(claims["sub"]).removeprefix("device:"), str(claims["jti"]))
+        if kind == "staff":
+            roles = claims.get("roles")
+            if not isinstance(roles, list):
+                raise InvalidToken("staff token without roles")
+            return StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]))
+        raise InvalidToken("unknown token type")

@@ -1,0 +1,144 @@
+"""Transactional outbox: ``add_event`` in the business transaction, ``OutboxRelay`` publishes after commit.
+
+The relay publishes each row with ``Nats-Msg-Id`` = event id (JetStream drops a re-publish inside the
+duplicate window) and marks it published only after the PubAck, so a crash anywhere re-sends at worst,
+and the stream still holds the event once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+from nats.js import JetStreamContext
+from nats.js.api import Header
+
+from shared.events.envelope import CONTENT_TYPE, CloudEvent
+from shared.faults import fault_point
+from shared.telemetry import current_trace_headers, get_tracer, inject_headers, send_span
+
+log = logging.getLogger(__name__)
+
+
+def notify_channel(schema: str) -> str:
+    return f"outbox_{schema}"
+
+
+async def add_event(conn: asyncpg.Connection, event: CloudEvent[Any], *, schema: str) -> None:
+    """Store the event in the caller's transaction, with the trace context of the code that caused it."""
+    await conn.execute(
+        "INSERT INTO outbox (id, subject, body, headers) VALUES ($1, $2, $3, $4)",
+        event.id,
+        event.type,
+        event.to_json(),
+        current_trace_headers(),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        js: JetStreamContext,
+        schema: str,
+        *,
+        dsn: str,
+        batch: int = 500,
+        poll_interval: float = 1.0,
+        publish_timeout: float = 5.0,
+        retention_days: int = 7,
+    ) -> None:
+        self._pool = pool
+        self._js = js
+        self._schema = schema
+        self._dsn = dsn
+        self._batch = batch
+        self._poll_interval = poll_interval
+        self._publish_timeout = publish_timeout
+        self._retention_days = retention_days
+        self._wake = asyncio.Event()
+        self._tracer = get_tracer("shared.outbox")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = await self._listen()
+        last_purge = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    published = await self.publish_pending()
+                    now = asyncio.get_running_loop().time()
+                    if now - last_purge > 3600:
+                        await self._purge()
+                        last_purge = now
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                    log.warning("outbox relay for %s: %s, retrying", self._schema, type(exc).__name__)
+                    published = 0
+                    await asyncio.sleep(self._poll_interval)
+                if published >= self._batch:
+                    continue  # more waiting: no sleep
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+                self._wake.clear()
+        finally:
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        try:
+            conn = await asyncpg.connect(self._dsn)
+            await conn.add_listener(notify_channel(self._schema), lambda *_: self._wake.set())
+            return conn
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox relay for %s cannot LISTEN (%s); polling only", self._schema, exc)
+            return None
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished rows; returns how many were published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT seq, id, subject, body, headers FROM outbox WHERE published_at IS NULL "
+                "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch,
+            )
+            if not rows:
+                return 0
+            fault_point("outbox.before_publish")
+            done = await self._publish(rows)
+            fault_point("outbox.after_publish")
+            if done:
+                await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])", done)
+            return len(done)
+
+    async def _publish(self, rows: list[asyncpg.Record]) -> list[int]:
+        pending: list[tuple[int, asyncio.Future[Any]]] = []
+        for row in rows:
+            event_id = str(row["id"])
+            with send_span(self._tracer, row["subject"], event_id, row["headers"]):
+                headers = inject_headers({Header.MSG_ID: event_id, "Content-Type": CONTENT_TYPE})
+                future = await self._js.publish_async(row["subject"], row["body"], headers=headers)
+            pending.append((row["seq"], future))
+        results = await asyncio.wait_for(
+            asyncio.gather(*(f for _, f in pending), return_exceptions=True), timeout=self._publish_timeout
+        )
+        done = []
+        for (seq, _), result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("outbox publish failed: %s", type(result).__name__)
+            else:
+                done.append(seq)
+        return done
+
+    async def _purge(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)",
+                self._retention_days,
+            )

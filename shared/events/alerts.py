@@ -1,0 +1,102 @@
+"""Events owned by the alerting service (stream ALERTS)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.events.questionnaire import AnsweredBy
+
+AlertLevel = Literal["red", "orange"]
+ScoreLevel = Literal["red", "orange", "none"]
+AlertStatus = Literal["open", "acknowledged", "resolved"]
+Outcome = Literal[
+    "phone_call",
+    "advice_given",
+    "chemo_postponed",
+    "chemo_cancelled",
+    "dose_modified",
+    "urgent_visit",
+    "sent_to_emergency",
+    "no_action_needed",
+]
+
+
+class AlertReason(BaseModel):
+    """Why an alert fired, as codes: ``code`` is the PRO-CTCAE term or red-flag code, ``rule`` the rule id."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    code: str
+    rule: str
+    level: AlertLevel
+    grade: int | None = None
+
+
+class AlertRaisedV1(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert_id: UUID
+    patient_id: UUID
+    level: AlertLevel
+    reasons: tuple[AlertReason, ...]
+    answered_by: AnsweredBy
+    submission_id: UUID | None = None
+    message_id: UUID | None = None
+    rule_set: str
+    raised_at: datetime
+
+
+class AlertUpdatedV1(BaseModel):
+    """A new finding merged into an alert that was still open (its level may have risen)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert_id: UUID
+    patient_id: UUID
+    level: AlertLevel
+    status: AlertStatus
+    reasons: tuple[AlertReason, ...]
+    answered_by: AnsweredBy
+    submission_id: UUID | None = None
+    message_id: UUID | None = None
+    rule_set: str
+    updated_at: datetime
+
+
+class AlertAcknowledgedV1(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert_id: UUID
+    patient_id: UUID
+    submission_ids: tuple[UUID, ...]
+    acknowledged_by: str
+    acknowledged_at: datetime
+
+
+class AlertResolvedV1(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert_id: UUID
+    patient_id: UUID
+    submission_ids: tuple[UUID, ...]
+    outcome: Outcome
+    resolved_by: str
+    resolved_at: datetime
+
+
+class SubmissionScoredV1(BaseModel):
+    """Every scored submission, with or without an alert: the tablet's "your answers were analysed"."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    submission_id: UUID
+    patient_id: UUID
+    level: ScoreLevel
+    grades: dict[str, int]
+    alert_id: UUID | None = None
+    rule_set: str
+    scored_at: datetime

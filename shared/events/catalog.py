@@ -1,0 +1,165 @@
+"""The event catalogue: every event the platform publishes, who owns it and who consumes it.
+
+It drives publishing (subject, stream, dataschema), decoding on the consumer side (payload model,
+upcasters) and the generated AsyncAPI document (``deploy/asyncapi/asyncapi.yaml``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.events.alerts import (
+    AlertAcknowledgedV1,
+    AlertRaisedV1,
+    AlertResolvedV1,
+    AlertUpdatedV1,
+    SubmissionScoredV1,
+)
+from shared.events.envelope import CloudEvent, dataschema_for, schema_version
+from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str  # = the NATS subject
+    stream: str
+    payload: type[BaseModel]
+    version: int
+    owner: str
+    consumers: tuple[str, ...]
+    summary: str
+    # upcasters[n] turns a version-n payload into version n+1; decoding chains them.
+    upcasters: Mapping[int, Upcaster] = field(default_factory=dict)
+
+    @property
+    def dataschema(self) -> str:
+        return dataschema_for(self.type, self.version)
+
+
+CATALOG: dict[str, EventSpec] = {
+    spec.type: spec
+    for spec in (
+        EventSpec(
+            "questionnaire.submitted",
+            "QUESTIONNAIRES",
+            QuestionnaireSubmittedV1,
+            1,
+            owner="questionnaire",
+            consumers=("alerting",),
+            summary="A patient's symptom questionnaire was received and committed.",
+        ),
+        EventSpec(
+            "message.sent",
+            "QUESTIONNAIRES",
+            MessageSentV1,
+            1,
+            owner="questionnaire",
+            consumers=("alerting",),
+            summary="A patient wrote a free-text message to the care team.",
+        ),
+        EventSpec(
+            "submission.scored",
+            "ALERTS",
+            SubmissionScoredV1,
+            1,
+            owner="alerting",
+            consumers=("questionnaire",),
+            summary="A submission was scored (composite grades, level), with or without an alert.",
+        ),
+        EventSpec(
+            "alert.raised",
+            "ALERTS",
+            AlertRaisedV1,
+            1,
+            owner="alerting",
+            consumers=("dashboard",),
+            summary="A rule fired and a new alert is open for the nurses.",
+        ),
+        EventSpec(
+            "alert.updated",
+            "ALERTS",
+            AlertUpdatedV1,
+            1,
+            owner="alerting",
+            consumers=("dashboard",),
+            summary="A new finding was merged into an alert that was still open.",
+        ),
+        EventSpec(
+            "alert.acknowledged",
+            "ALERTS",
+            AlertAcknowledgedV1,
+            1,
+            owner="alerting",
+            consumers=("questionnaire", "dashboard"),
+            summary="A nurse took the alert ('je prends'); the tablet shows 'seen by your nurse'.",
+        ),
+        EventSpec(
+            "alert.resolved",
+            "ALERTS",
+            AlertResolvedV1,
+            1,
+            owner="alerting",
+            consumers=("dashboard",),
+            summary="A nurse closed the alert with an outcome code.",
+        ),
+    )
+}
+
+
+class UnknownEvent(LookupError):
+    pass
+
+
+def spec_for(event_type: str) -> EventSpec:
+    try:
+        return CATALOG[event_type]
+    except KeyError:
+        raise UnknownEvent(f"event type {event_type!r} is not in the catalogue") from None
+
+
+def make_event(
+    event_type: str,
+    data: BaseModel,
+    *,
+    source: str,
+    subject: str | None = None,
+    event_id: str | None = None,
+    causationid: str | None = None,
+    correlationid: str | None = None,
+) -> CloudEvent[Any]:
+    spec = spec_for(event_type)
+    if not isinstance(data, spec.payload):
+        raise TypeError(f"{event_type} carries {spec.payload.__name__}, not {type(data).__name__}")
+    extra: dict[str, Any] = {"id": event_id} if event_id else {}
+    return CloudEvent[Any](
+        source=source,
+        type=event_type,
+        subject=subject,
+        dataschema=spec.dataschema,
+        causationid=causationid,
+        correlationid=correlationid,
+        data=data,
+        **extra,
+    )
+
+
+def decode_event(envelope: Mapping[str, Any]) -> CloudEvent[Any]:
+    """Validate an envelope and its payload against the catalogue, upcasting old payload versions."""
+    spec = spec_for(str(envelope.get("type")))
+    version = schema_version(str(envelope.get("dataschema", "")))
+    if version > spec.version:
+        raise ValueError(f"{spec.type} version {version} is newer than this service knows ({spec.version})")
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        raise ValueError("event data must be a JSON object")
+    while version < spec.version:
+        data = spec.upcasters[version](data)
+        version += 1
+    payload = spec.payload.model_validate(data)
+    return CloudEvent[Any].model_validate({**envelope, "dataschema": spec.dataschema, "data": payload})

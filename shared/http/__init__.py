@@ -1,0 +1,1 @@
+"""HTTP: the FastAPI app factory, RFC 9457 problems, auth dependencies, idempotent ingress."""

@@ -1,0 +1,183 @@
+"""The one FastAPI app factory every service uses.
+
+The lifespan opens the process's resources (asyncpg pool, NATS connection), applies migrations,
+provisions the JetStream topology, and runs the outbox relay, the pull consumers and the dead-letter
+forwarders until shutdown. Resources live in a typed ``Platform`` state, never in module globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, FastAPI, Request
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from shared.auth import TokenService
+from shared.db.outbox import OutboxRelay
+from shared.db.pool import apply_migrations, create_pool, pending_migrations
+from shared.http.limits import BodySizeLimit
+from shared.http.problems import install_problem_handlers, problem_response
+from shared.messaging.connection import connect, server_syncs_always
+from shared.messaging.consumer import ConsumerRunner, Subscription
+from shared.messaging.deadletter import forward_exhausted
+from shared.messaging.topology import ensure_topology
+from shared.settings import ServiceSettings
+from shared.telemetry import instrument_asyncpg, setup_tracing
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[["Platform", asyncio.Event], Awaitable[None]]
+
+
+@dataclass
+class Platform:
+    """What a request handler may use: the process's resources, typed."""
+
+    name: str
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    nc: NATS
+    js: JetStreamContext
+    tokens: TokenService
+    relay: OutboxRelay
+    migrations: Path
+    extras: Mapping[str, Any]
+
+    @property
+    def source(self) -> str:
+        return f"/services/{self.name}"
+
+    @property
+    def schema(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str  # also the PostgreSQL schema and the CloudEvents source
+    settings: ServiceSettings
+    routers: Sequence[APIRouter]
+    migrations: Path
+    subscriptions: Sequence[Subscription] = ()
+    background: Sequence[BackgroundTask] = ()
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    version: str = "0.1.0"
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+@contextlib.asynccontextmanager
+async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
+    """Open the resources, start the background work, and stop it all cleanly on exit."""
+    settings = service.settings
+    pool = await create_pool(
+        settings.database_url, service.name, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    nc: NATS | None = None
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, service.name, service.migrations)
+        nc = await connect(settings.nats_servers, name=service.name)
+        if settings.require_nats_sync_always:
+            await _require_sync_always(settings)
+        js = nc.jetstream(timeout=5)
+        await ensure_topology(js, tuple(s.spec for s in service.subscriptions))
+        relay = OutboxRelay(pool, js, service.name, dsn=settings.database_url)
+        platform = Platform(
+            name=service.name,
+            settings=settings,
+            pool=pool,
+            nc=nc,
+            js=js,
+            tokens=TokenService(settings.auth_secret, settings.auth_issuer, settings.auth_audience),
+            relay=relay,
+            migrations=service.migrations,
+            extras=service.extras,
+        )
+        tasks.append(asyncio.create_task(relay.run(stop), name=f"{service.name}-outbox"))
+        for subscription in service.subscriptions:
+            runner = ConsumerRunner(nc, js, pool, subscription)
+            await forward_exhausted(nc, js, subscription.spec)
+            tasks.append(asyncio.create_task(runner.run(stop), name=subscription.spec.durable))
+        for job in service.background:
+            tasks.append(asyncio.create_task(job(platform, stop), name=getattr(job, "__name__", "job")))
+        yield platform
+    finally:
+        stop.set()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=3)
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.drain()
+        await pool.close()
+
+
+async def _require_sync_always(settings: ServiceSettings) -> None:
+    monitor = settings.nats_monitor_url
+    if not monitor or not await server_syncs_always(monitor):
+        raise RuntimeError("the NATS server does not fsync before acknowledging (jetstream sync_interval: always)")
+
+
+def create_service_app(service: ServiceDefinition) -> FastAPI:
+    setup_tracing(service.name)
+    instrument_asyncpg()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with run_platform(service) as platform:
+            app.state.platform = platform
+            yield {"platform": platform}
+
+    app = FastAPI(
+        title=f"oncofollow {service.name}",
+        description=service.description,
+        version=service.version,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(platform: PlatformDep) -> Any:
+        problems = []
+        try:
+            async with platform.pool.acquire(timeout=2) as conn:
+                if await pending_migrations(conn, platform.schema, platform.migrations):
+                    problems.append("migrations pending")
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            problems.append("database unreachable")
+        if not platform.nc.is_connected:
+            problems.append("nats disconnected")
+        if problems:
+            return problem_response(503, "Not ready: " + ", ".join(problems) + ".")
+        return {"status": "ready"}
+
+    for router in service.routers:
+        app.include_router(router)
+
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
+    return app

@@ -1,0 +1,64 @@
+"""Auth dependencies: who is calling, and may they call this endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from shared.auth import DevicePrincipal, InvalidToken, Principal, StaffPrincipal
+from shared.http.app import PlatformDep
+from shared.http.problems import Problem
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="oncofollow"'}
+
+
+def bearer_principal(request: Request, platform: PlatformDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "Send a bearer token in the Authorization header (see README: make token).",
+            kind="missing-token",
+            headers=_CHALLENGE,
+        )
+    try:
+        return platform.tokens.verify(token.strip())
+    except InvalidToken:
+        raise Problem(
+            401,
+            "The bearer token is invalid, expired or revoked; ask for a new one.",
+            kind="invalid-token",
+            headers=_CHALLENGE,
+        ) from None
+
+
+PrincipalDep = Annotated[Principal, Depends(bearer_principal)]
+
+
+def require_device(principal: PrincipalDep) -> DevicePrincipal:
+    if not isinstance(principal, DevicePrincipal):
+        raise Problem(403, "This endpoint is for a patient's tablet: use a device token.", kind="wrong-token")
+    return principal
+
+
+DeviceDep = Annotated[DevicePrincipal, Depends(require_device)]
+
+
+def require_staff(*roles: str) -> Callable[[Principal], StaffPrincipal]:
+    allowed = frozenset(roles)
+
+    def dependency(principal: PrincipalDep) -> StaffPrincipal:
+        if not isinstance(principal, StaffPrincipal):
+            raise Problem(403, "This endpoint is for staff: use a staff token.", kind="wrong-token")
+        if not principal.has_any(allowed):
+            raise Problem(
+                403,
+                f"Your role does not allow this; it needs one of: {', '.join(sorted(allowed))}.",
+                kind="missing-role",
+            )
+        return principal
+
+    return dependency

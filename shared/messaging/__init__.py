@@ -1,0 +1,1 @@
+"""NATS JetStream: topology as code, connection, publishing, pull consumers, dead letters."""

@@ -1,0 +1,40 @@
+"""One NATS connection per process, with unlimited reconnects and a durability check."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import nats
+from nats.aio.client import Client as NATS
+
+log = logging.getLogger(__name__)
+
+
+async def connect(servers: list[str], name: str) -> NATS:
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", type(exc).__name__)
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        servers=servers,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        pending_size=64 * 1024 * 1024,
+    )
+
+
+async def server_syncs_always(monitor_url: str) -> bool:
+    """True when the server fsyncs before acking. ``/varz`` reports ``sync_always``, not sync_interval."""
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        varz = (await client.get(f"{monitor_url.rstrip('/')}/varz")).json()
+    return bool(varz.get("jetstream", {}).get("config", {}).get("sync_always", False))

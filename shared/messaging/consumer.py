@@ -1,0 +1,179 @@
+"""The pull-consumer runner: fetch a batch, apply it in one transaction with the inbox, ack after commit.
+
+- Undecodable or poison messages (``PoisonMessage``, payload validation errors) are dead-lettered, then
+  ``term``-ed: never retried.
+- Any other failure is transient: the message is ``nak``-ed with a growing delay, and dead-lettered when
+  its last delivery fails.
+- A batch whose handling fails is rolled back and retried message by message, so one bad message never
+  holds back the others.
+- ``ack`` only after the commit: a crash in between means redelivery, and the inbox makes that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from pydantic import ValidationError
+
+from shared.db.inbox import claim_new
+from shared.events.catalog import UnknownEvent, decode_event
+from shared.events.envelope import CloudEvent, raw_envelope
+from shared.faults import fault_point
+from shared.messaging.deadletter import dead_letter
+from shared.messaging.topology import ConsumerSpec
+from shared.telemetry import get_tracer, process_span
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[CloudEvent[Any], asyncpg.Connection], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """Raised by a handler for an event it can never process (a bug in the producer, not a passing fault)."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    spec: ConsumerSpec
+    handler: Handler
+
+
+@dataclass
+class _Delivery:
+    msg: Msg
+    event: CloudEvent[Any]
+
+
+class ConsumerRunner:
+    def __init__(self, nc: NATS, js: JetStreamContext, pool: asyncpg.Pool, subscription: Subscription) -> None:
+        self._nc = nc
+        self._js = js
+        self._pool = pool
+        self._spec = subscription.spec
+        self._handler = subscription.handler
+        self._tracer = get_tracer("shared.consumer")
+
+    @property
+    def spec(self) -> ConsumerSpec:
+        return self._spec
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub = await self._js.pull_subscribe_bind(durable=self._spec.durable, stream=self._spec.stream)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(self._spec.fetch_batch, timeout=1.0)
+                except nats.errors.TimeoutError:
+                    continue
+                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
+                    log.warning("%s: fetch failed (%s)", self._spec.durable, type(exc).__name__)
+                    await asyncio.sleep(0.5)
+                    continue
+                await self.process(msgs)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def process(self, msgs: list[Msg]) -> None:
+        deliveries: list[_Delivery] = []
+        for msg in msgs:
+            try:
+                deliveries.append(_Delivery(msg, decode_event(raw_envelope(msg.data))))
+            except (ValueError, ValidationError, UnknownEvent):
+                await self._give_up(msg, "undecodable")
+        if not deliveries:
+            return
+        heartbeat = asyncio.create_task(self._keep_alive([d.msg for d in deliveries]))
+        try:
+            try:
+                await self._apply(deliveries)
+            except Exception:
+                # Isolate the failing message: each one in its own transaction.
+                for delivery in deliveries:
+                    await self._apply_one(delivery)
+                return
+            fault_point("consumer.after_commit")
+            await self._ack([d.msg for d in deliveries])
+        finally:
+            heartbeat.cancel()
+
+    async def _apply(self, deliveries: list[_Delivery]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh = await claim_new(conn, self._spec.durable, (d.event.id for d in deliveries))
+            for delivery in deliveries:
+                if delivery.event.id not in fresh:
+                    continue  # already applied: a redelivery after a lost ack
+                fresh.discard(delivery.event.id)  # the same event twice in one batch is applied once
+                with process_span(
+                    self._tracer,
+                    delivery.msg.subject,
+                    delivery.event.id,
+                    delivery.msg.headers,
+                    self._spec.durable,
+                ):
+                    await self._handler(delivery.event, conn)
+
+    async def _apply_one(self, delivery: _Delivery) -> None:
+        msg = delivery.msg
+        try:
+            await self._apply([delivery])
+        except (PoisonMessage, ValidationError) as exc:
+            log.error("%s: poison message (%s)", self._spec.durable, type(exc).__name__)
+            await self._give_up(msg, "poison")
+            return
+        except Exception as exc:
+            deliveries = msg.metadata.num_delivered
+            if deliveries >= self._spec.max_deliver:
+                await self._give_up(msg, "retries_exhausted")
+                return
+            delay = min(2.0**deliveries, 300.0)
+            log.warning(
+                "%s: transient failure (%s), retry %s in %.0fs",
+                self._spec.durable,
+                type(exc).__name__,
+                deliveries,
+                delay,
+            )
+            await msg.nak(delay=delay)
+            return
+        fault_point("consumer.after_commit")
+        await self._ack([msg])
+
+    async def _give_up(self, msg: Msg, reason: str) -> None:
+        meta = msg.metadata
+        await dead_letter(
+            self._js,
+            subject=msg.subject,
+            data=msg.data,
+            headers=msg.headers,
+            stream=meta.stream,
+            stream_seq=meta.sequence.stream,
+            consumer=self._spec.durable,
+            deliveries=meta.num_delivered,
+            reason=reason,
+        )
+        await msg.term()
+
+    async def _ack(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            await msg.ack()
+        await self._nc.flush()
+
+    async def _keep_alive(self, msgs: list[Msg]) -> None:
+        # Tell the server we are still working so ack_wait does not hand the batch to another replica.
+        interval = max(self._spec.backoff_s[0] / 3, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            for msg in msgs:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()

@@ -1,0 +1,124 @@
+"""Streams and durable consumers, declared once and provisioned at start-up (idempotently)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError, ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    max_age_s: int
+    duplicate_window_s: int = 300
+    max_bytes: int = 2 * 1024**3
+
+    def config(self, replicas: int) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            subjects=list(self.subjects),
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=float(self.max_age_s),
+            max_bytes=self.max_bytes,
+            duplicate_window=float(self.duplicate_window_s),
+            num_replicas=replicas,
+        )
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec("QUESTIONNAIRES", ("questionnaire.>", "message.>"), max_age_s=30 * DAY),
+    # ALERTS keeps a week so that a dashboard reconnecting with Last-Event-ID can replay what it missed.
+    StreamSpec("ALERTS", ("alert.>", "submission.>"), max_age_s=7 * DAY),
+    StreamSpec("DEAD_LETTERS", ("dlq.>",), max_age_s=90 * DAY),
+)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer: one per (consuming service, event type)."""
+
+    service: str
+    stream: str
+    subject: str
+    max_deliver: int = 6
+    # backoff[0] replaces ack_wait, so it must outlast the slowest batch; max_deliver > len(backoff).
+    backoff_s: tuple[float, ...] = (30.0, 60.0, 300.0, 900.0)
+    max_ack_pending: int = 2000
+    fetch_batch: int = 200
+
+    @property
+    def durable(self) -> str:
+        return f"{self.service}-{self.subject.replace('.', '-')}"
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            filter_subject=self.subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.backoff_s[0],
+            max_deliver=self.max_deliver,
+            backoff=list(self.backoff_s),
+            max_ack_pending=self.max_ack_pending,
+        )
+
+
+async def ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int = 1) -> None:
+    wanted = spec.config(replicas)
+    try:
+        info = await js.stream_info(spec.name)
+    except NotFoundError:
+        await js.add_stream(wanted)
+        log.info("created stream %s", spec.name)
+        return
+    current = info.config
+    if (
+        sorted(current.subjects or []) != sorted(wanted.subjects or [])
+        or current.max_age != wanted.max_age
+        or current.duplicate_window != wanted.duplicate_window
+        or current.max_bytes != wanted.max_bytes
+    ):
+        await js.update_stream(wanted)
+        log.info("updated stream %s", spec.name)
+
+
+async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    # add_consumer with the same durable name is an update when only mutable fields changed.
+    await js.add_consumer(spec.stream, spec.config())
+
+
+async def ensure_topology(
+    js: JetStreamContext, consumers: tuple[ConsumerSpec, ...] = (), *, replicas: int = 1, attempts: int = 10
+) -> None:
+    """Create or update every stream, then the given consumers; retries while a cluster elects leaders."""
+    for attempt in range(attempts):
+        try:
+            for stream in STREAMS:
+                await ensure_stream(js, stream, replicas)
+            for consumer in consumers:
+                await ensure_consumer(js, consumer)
+            return
+        except ServiceUnavailableError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5 * (attempt + 1))

@@ -1,0 +1,47 @@
+"""Configuration from environment variables only, one pydantic-settings class per service.
+
+Every service subclasses ``ServiceSettings``; the class fails fast on missing or insecure values
+outside development, so a production process never starts with the development signing secret.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_AUTH_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+Environment = Literal["development", "test", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    environment: Environment = Field(default="development", alias="ENVIRONMENT")
+    nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
+    database_url: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgres", alias="DATABASE_URL")
+    db_pool_min: int = Field(default=2, alias="DB_POOL_MIN")
+    db_pool_max: int = Field(default=10, alias="DB_POOL_MAX")
+
+    auth_secret: str = Field(default=DEV_AUTH_SECRET, alias="AUTH_SECRET")
+    auth_issuer: str = Field(default="oncofollow-dev", alias="AUTH_ISSUER")
+    auth_audience: str = Field(default="oncofollow", alias="AUTH_AUDIENCE")
+
+    max_body_bytes: int = Field(default=64 * 1024, alias="MAX_BODY_BYTES")
+    # Start-up check that the NATS server fsyncs before acking (jetstream sync_interval: always).
+    require_nats_sync_always: bool = Field(default=False, alias="REQUIRE_NATS_SYNC_ALWAYS")
+    nats_monitor_url: str | None = Field(default=None, alias="NATS_MONITOR_URL")
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [s.strip() for s in self.nats_url.split(",") if s.strip()]
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> ServiceSettings:
+        if self.environment == "production":
+            if self.auth_secret == DEV_AUTH_SECRET or len(self.auth_secret) < 32:
+                raise ValueError("AUTH_SECRET must be set to a random value of 32+ characters in production")
+            if not self.require_nats_sync_always:
+                raise ValueError("REQUIRE_NATS_SYNC_ALWAYS must be true in production")
+        return self

@@ -1,0 +1,132 @@
+"""OpenTelemetry: one provider per process, W3C trace context through NATS headers, messaging spans.
+
+Spans follow the messaging semantic conventions (``send <subject>`` PRODUCER, ``process <subject>``
+CONSUMER, ``messaging.system=nats``). Attributes carry subjects, ids and codes only: never a name, a
+message text or an answer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Link, Span, SpanKind, Tracer
+
+_configured: TracerProvider | None = None
+
+
+def setup_tracing(service_name: str) -> trace.TracerProvider:
+    """Install the process's tracer provider once (later calls return the installed one).
+
+    Export is configured by the standard ``OTEL_*`` variables; with no OTLP endpoint, spans are made
+    (so trace context still flows through NATS) but not exported. Tests install their own provider first.
+    """
+    global _configured
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _configured = provider
+    return provider
+
+
+def instrument_asyncpg() -> None:
+    """Spans for SQL statements; query parameters (patient data) are never captured."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    instrumentor = AsyncPGInstrumentor(capture_parameters=False)
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def get_tracer(name: str) -> Tracer:
+    return trace.get_tracer(name)
+
+
+class _HeaderSetter(Setter[dict[str, str]]):
+    def set(self, carrier: dict[str, str], key: str, value: str) -> None:
+        carrier[key] = value
+
+
+class _HeaderGetter(Getter[Mapping[str, str]]):
+    def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
+        value = (carrier or {}).get(key)
+        return [value] if value is not None else None
+
+    def keys(self, carrier: Mapping[str, str]) -> list[str]:
+        return list((carrier or {}).keys())
+
+
+def current_trace_headers() -> dict[str, str]:
+    """The active trace context as W3C headers, to store with an outbox row."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers, setter=_HeaderSetter())
+    return headers
+
+
+def context_from_headers(headers: Mapping[str, str] | None) -> Context:
+    return propagate.extract(headers or {}, getter=_HeaderGetter())
+
+
+def _messaging_attributes(operation: str, subject: str, message_id: str | None) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "messaging.system": "nats",
+        "messaging.operation.name": operation,
+        "messaging.operation.type": operation,
+        "messaging.destination.name": subject,
+    }
+    if message_id:
+        attributes["messaging.message.id"] = message_id
+    return attributes
+
+
+@contextmanager
+def send_span(tracer: Tracer, subject: str, message_id: str, stored: Mapping[str, str]) -> Iterator[Span]:
+    """PRODUCER span whose parent is the context stored with the outbox row (the originating request)."""
+    parent = context_from_headers(stored)
+    with tracer.start_as_current_span(
+        f"send {subject}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes=_messaging_attributes("send", subject, message_id),
+    ) as span:
+        yield span
+
+
+def inject_headers(headers: dict[str, str]) -> dict[str, str]:
+    propagate.inject(headers, setter=_HeaderSetter())
+    return headers
+
+
+@contextmanager
+def process_span(
+    tracer: Tracer, subject: str, message_id: str, headers: Mapping[str, str] | None, consumer: str
+) -> Iterator[Span]:
+    """CONSUMER span, child of and linked to the producer's context (one message, one parent)."""
+    parent = context_from_headers(headers)
+    creation = trace.get_current_span(parent).get_span_context()
+    links = [Link(creation)] if creation.is_valid else []
+    attributes = _messaging_attributes("process", subject, message_id)
+    attributes["messaging.consumer.group.name"] = consumer
+    token = otel_context.attach(parent)
+    try:
+        with tracer.start_as_current_span(
+            f"process {subject}", kind=SpanKind.CONSUMER, links=links, attributes=attributes
+        ) as span:
+            yield span
+    finally:
+        otel_context.detach(token)

@@ -1,0 +1,1 @@
+"""Test support: real NATS and PostgreSQL for the test session, span capture, event helpers."""

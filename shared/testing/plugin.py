@@ -1,0 +1,82 @@
+"""pytest plugin (loaded by pyproject's addopts): real servers, span capture, tokens.
+
+The span exporter is installed before any service module is imported, because only the first
+``set_tracer_provider`` of a process counts.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from shared.auth import TokenService
+from shared.devservers import EmbeddedNats
+from shared.settings import DEV_AUTH_SECRET
+from shared.testing.servers import nats_server, postgres_server, with_database
+
+SPANS = InMemorySpanExporter()
+_provider = TracerProvider(resource=Resource.create({"service.name": "tests"}))
+_provider.add_span_processor(SimpleSpanProcessor(SPANS))
+trace.set_tracer_provider(_provider)
+
+os.environ.setdefault("ENVIRONMENT", "test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A new, empty database for each test on the session's server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield with_database(postgres_url, name)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[tuple[str, EmbeddedNats | None]]:
+    with nats_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def nats_url(nats: tuple[str, EmbeddedNats | None]) -> str:
+    return nats[0]
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    SPANS.clear()
+    yield SPANS
+
+
+@pytest.fixture(scope="session")
+def tokens() -> TokenService:
+    return TokenService(DEV_AUTH_SECRET, "oncofollow-dev", "oncofollow")
+
+
+@pytest.fixture
+def service_env(nats_url: str, database_url: str) -> dict[str, str]:
+    return {"NATS_URL": nats_url, "DATABASE_URL": database_url, "ENVIRONMENT": "test"}

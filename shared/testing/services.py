@@ -1,0 +1,99 @@
+"""Running the real services in tests: in-process (for span assertions) or as processes (for kill tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.devservers import ROOT, free_port
+from shared.http.app import ServiceDefinition, create_service_app
+
+
+@contextlib.asynccontextmanager
+async def in_process(service: ServiceDefinition) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """The service's app with its lifespan running, and an HTTP client talking to it over ASGI."""
+    app = create_service_app(service)
+    async with app.router.lifespan_context(app) as state:
+        app.state.platform = state["platform"]
+        transport = httpx.ASGITransport(app=_with_state(app, state))
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{service.name}") as client:
+            yield client, state["platform"]
+
+
+def _with_state(app: Any, state: dict[str, Any]) -> Any:
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = {**scope, "state": dict(state)}
+        await app(scope, receive, send)
+
+    return asgi
+
+
+class ServiceProcess:
+    """``uvicorn services.<name>.main:app`` in its own process, on a free port."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.env = env
+        self.port = free_port()
+        self.log_path = log_dir / f"{name}-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        self.port = self.port if self.process is None else free_port()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"services.{self.name}.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready in {timeout}s: {self.log_path.read_text()[-3000:]}")
+
+    def wait_killed(self, timeout: float = 30.0) -> int:
+        """Wait for the process to die by itself (a fault point SIGKILLs it)."""
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

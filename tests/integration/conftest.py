@@ -1,0 +1,46 @@
+"""Both services in-process against the test's own NATS and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.testing.services import in_process
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Platform:
+    questionnaire: httpx.AsyncClient
+    alerting: httpx.AsyncClient
+    questionnaire_platform: Any
+    alerting_platform: Any
+    tokens: TokenService
+
+    def device(self, patient_id: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.issue_device_token(patient_id, 'tablet-test')}"}
+
+    def staff(self, role: str = "nurse", staff_id: str = "nurse-1") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.issue_staff_token(staff_id, {role})}"}
+
+
+@pytest.fixture
+async def platform(service_env: dict[str, str], tokens: TokenService) -> AsyncIterator[Platform]:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env)  # type: ignore[arg-type]
+    a_settings = AlertingSettings(**env)  # type: ignore[arg-type]
+    async with (
+        in_process(build_questionnaire(q_settings)) as (q_client, q_platform),
+        in_process(build_alerting(a_settings)) as (a_client, a_platform),
+    ):
+        yield Platform(q_client, a_client, q_platform, a_platform, tokens)

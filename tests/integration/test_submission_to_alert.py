@@ -1,0 +1,147 @@
+"""The main flow, end to end through HTTP, NATS and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from shared.testing.fhir import CALM, RED_NAUSEA, questionnaire_response
+from shared.testing.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def submit(platform: Any, patient: uuid.UUID, answers: dict[str, Any], key: str | None = None, **kw: Any) -> Any:
+    return await platform.questionnaire.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(answers, **kw)),
+        headers={
+            **platform.device(patient),
+            "Idempotency-Key": key or str(uuid.uuid4()),
+            "Content-Type": "application/fhir+json",
+        },
+    )
+
+
+async def test_red_submission_raises_an_alert_that_a_nurse_acknowledges_and_resolves(platform: Any) -> None:
+    patient = uuid.uuid4()
+    js = platform.alerting_platform.js
+    raised = await js.subscribe("alert.raised", stream="ALERTS", ordered_consumer=True)
+
+    response = await submit(platform, patient, RED_NAUSEA, source="RelatedPerson/daughter")
+    assert response.status_code == 202, response.text
+    submission_id = response.json()["id"]
+    assert response.headers["location"] == f"/v1/submissions/{submission_id}"
+
+    msg = await raised.next_msg(timeout=5)
+    event = orjson.loads(msg.data)
+    assert event["type"] == "alert.raised"
+    assert event["data"]["patient_id"] == str(patient)
+    assert event["data"]["level"] == "red"
+    assert event["data"]["submission_id"] == submission_id
+    assert event["data"]["answered_by"] == "relative"
+    assert [(r["code"], r["rule"], r["grade"]) for r in event["data"]["reasons"]] == [("nausea", "red.grade3", 3)]
+    alert_id = event["data"]["alert_id"]
+
+    listing = await platform.alerting.get("/v1/alerts", headers=platform.staff())
+    assert listing.status_code == 200
+    assert [a["id"] for a in listing.json()["items"]] == [alert_id]
+
+    detail = (await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())).json()
+    assert detail["answered_by"] == "relative"
+    assert detail["submissions"][0]["grades"]["nausea"] == 3
+
+    async def status() -> str:
+        r = await platform.questionnaire.get(f"/v1/submissions/{submission_id}", headers=platform.device(patient))
+        return r.json()["status"]
+
+    assert await eventually(lambda: _equals(status, "scored"))
+
+    ack = await platform.alerting.post(f"/v1/alerts/{alert_id}/ack", headers=platform.staff())
+    assert ack.status_code == 200, ack.text
+    assert ack.json()["acknowledged_by"] == "nurse-1"
+    assert await eventually(lambda: _equals(status, "seen"))
+    seen = await platform.questionnaire.get(f"/v1/submissions/{submission_id}", headers=platform.device(patient))
+    assert seen.json()["status_label"] == "Votre infirmière a vu vos réponses."
+
+    resolved = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve", json={"outcome": "chemo_postponed"}, headers=platform.staff()
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "resolved"
+    open_now = await platform.alerting.get("/v1/alerts", headers=platform.staff())
+    assert open_now.json()["items"] == []
+
+
+async def _equals(read: Any, expected: Any) -> bool:
+    return bool(await read() == expected)
+
+
+async def test_calm_submission_is_scored_without_alert(platform: Any) -> None:
+    patient = uuid.uuid4()
+    response = await submit(platform, patient, CALM)
+    assert response.status_code == 202, response.text
+    submission_id = response.json()["id"]
+
+    async def scored() -> bool:
+        r = await platform.questionnaire.get(f"/v1/submissions/{submission_id}", headers=platform.device(patient))
+        return bool(r.json()["status"] == "scored")
+
+    await eventually(scored)
+    listing = await platform.alerting.get("/v1/alerts", headers=platform.staff())
+    assert listing.json()["items"] == []
+
+
+async def test_same_idempotency_key_twice_gives_one_submission_and_one_alert(platform: Any) -> None:
+    patient = uuid.uuid4()
+    body = orjson.dumps(questionnaire_response(RED_NAUSEA))
+    headers = {**platform.device(patient), "Idempotency-Key": "tablet-7f3a-0001"}
+    first, second = await asyncio.gather(
+        platform.questionnaire.post("/v1/submissions", content=body, headers=headers),
+        platform.questionnaire.post("/v1/submissions", content=body, headers=headers),
+    )
+    third = await platform.questionnaire.post("/v1/submissions", content=body, headers=headers)
+    assert first.status_code == second.status_code == third.status_code == 202
+    assert first.json()["id"] == second.json()["id"] == third.json()["id"]
+
+    async def one_alert() -> bool:
+        r = await platform.alerting.get("/v1/alerts", headers=platform.staff())
+        return len(r.json()["items"]) == 1
+
+    await eventually(one_alert)
+    await asyncio.sleep(0.5)  # give a duplicate every chance to show up
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM submissions") == 1
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 1
+    async with platform.alerting_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM alerts") == 1
+    info = await platform.alerting_platform.js.stream_info("QUESTIONNAIRES")
+    assert info.state.messages == 1
+
+
+async def test_patient_message_raises_orange_and_merges_into_the_open_alert(platform: Any) -> None:
+    patient = uuid.uuid4()
+    headers = platform.device(patient)
+    for i, text in enumerate(["J'ai mal depuis hier soir.", "Toujours mal ce matin."]):
+        r = await platform.questionnaire.post(
+            "/v1/messages",
+            json={"text": text},
+            headers={**headers, "Idempotency-Key": f"message-key-{i:04d}"},
+        )
+        assert r.status_code == 202, r.text
+
+    async def alerts() -> Any:
+        r = await platform.alerting.get("/v1/alerts", headers=platform.staff())
+        items = r.json()["items"]
+        return items if items and len(items[0]["message_ids"]) == 2 else None
+
+    items = await eventually(alerts)
+    assert len(items) == 1
+    assert items[0]["level"] == "orange"
+    assert [r["rule"] for r in items[0]["reasons"]] == ["orange.message"]
+    detail = (await platform.alerting.get(f"/v1/alerts/{items[0]['id']}", headers=platform.staff())).json()
+    assert [m["body"] for m in detail["messages"]] == ["J'ai mal depuis hier soir.", "Toujours mal ce matin."]
