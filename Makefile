@@ -39,7 +39,7 @@ typecheck: install
 
 ## Development tokens: make token PATIENT=<uuid>  |  make token ROLE=nurse [STAFF=id]
 token: install
-	@$(PY) scripts/token.py $(if $(PATIENT),--patient $(PATIENT)) $(if $(ROLE),--role $(ROLE)) $(if $(STAFF),--staff $(STAFF))
+	@$(PY) scripts/dev_token.py $(if $(PATIENT),--patient $(PATIENT)) $(if $(ROLE),--role $(ROLE)) $(if $(STAFF),--staff $(STAFF))
 
 ## Open-loop load against the running services (start them with `make run` first, or let it start its own).
 bench: install

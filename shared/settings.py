@@ -32,6 +32,14 @@ class ServiceSettings(BaseSettings):
     # Start-up check that the NATS server fsyncs before acking (jetstream sync_interval: always).
     require_nats_sync_always: bool = Field(default=False, alias="REQUIRE_NATS_SYNC_ALWAYS")
     nats_monitor_url: str | None = Field(default=None, alias="NATS_MONITOR_URL")
+    # Redelivery delays of every durable consumer (the first is also ack_wait), e.g. "30,60,300,900".
+    consumer_backoff_s: str | None = Field(default=None, alias="CONSUMER_BACKOFF_S")
+
+    @property
+    def consumer_backoff(self) -> tuple[float, ...] | None:
+        if not self.consumer_backoff_s:
+            return None
+        return tuple(float(v) for v in self.consumer_backoff_s.split(","))
 
     @property
     def nats_servers(self) -> list[str]:

@@ -211,7 +211,7 @@ async def _refuse(conn: Any, alert_id: UUID, check: Any) -> None:
     try:
         check(current["status"])
     except TransitionRefused as exc:
-        raise Problem(409, str(exc), kind="alert-conflict", status=current["status"]) from None
+        raise Problem(409, str(exc), kind="alert-conflict", alert_status=current["status"]) from None
 
 
 @router.post("/{alert_id}/ack", response_model=AlertView, summary="Acknowledge ('je prends'): assigns it to you")

@@ -22,7 +22,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import ge, gt, le, lt
 from pathlib import Path
@@ -126,6 +126,7 @@ class _UnknownQuestionnaireInSubmission(InvalidSubmission, UnknownQuestionnaire)
 class Coding:
     system: str | None
     code: str
+    display: str | None = field(default=None, compare=False)  # for messages; never part of identity
 
 
 AnswerValue: TypeAlias = bool | int | float | str | Coding
@@ -379,7 +380,7 @@ class _DefinitionParser:
             if key != "answerBoolean" or not isinstance(value, bool):
                 raise self._fail(where, "the 'exists' operator needs answerBoolean")
             return value
-        if operator in (">", "<", ">=", "<=") and target.type not in ("decimal", "integer"):
+        if operator in _ORDERINGS and target.type not in ("decimal", "integer"):
             raise self._fail(f"{pointer}/operator", f"'{operator}' only applies to decimal or integer questions")
         if target.type == "choice" and key == "answerCoding" and isinstance(value, dict):
             coding = Coding(value.get("system"), str(value.get("code")))
@@ -413,7 +414,8 @@ class _DefinitionParser:
         coding = extension.get("valueCoding")
         if item_type not in ("decimal", "integer") or not isinstance(coding, dict):
             raise self._fail(f"{pointer}/extension", "a unit (valueCoding) only applies to decimal or integer")
-        return Coding(coding.get("system"), self._string(coding, "code", f"{pointer}/extension"))
+        code = self._string(coding, "code", f"{pointer}/extension")
+        return Coding(coding.get("system"), code, coding.get("display"))
 
     def _parse_bound(self, element: Mapping[str, Any], url: str, item_type: str, pointer: str) -> float | None:
         extension = _extension(element, url)
@@ -609,20 +611,22 @@ def normalise_response(
     Raises InvalidSubmission for every bad input; an unknown questionnaire raises an exception that is
     both an InvalidSubmission (pointer "/questionnaire") and an UnknownQuestionnaire.
     """
+    if now is not None and now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")  # a programming error, not a client's
     body = _require_response(response)
     definition = _questionnaire(catalogue, body)
     authored = _authored(body, now if now is not None else datetime.now(UTC))
     subject_patient_id = _subject_patient_id(body)
     answered_by = _answered_by(body, subject_patient_id)
     given = _ItemCollector(definition).collect(body)
-    enabled = _check_branching(definition, given)
+    _check_branching(definition, given)
     return NormalisedSubmission(
         questionnaire_id=definition.id,
         questionnaire_version=definition.version,
         authored=authored,
         answered_by=answered_by,
         subject_patient_id=subject_patient_id,
-        terms=_term_answers(definition, given, enabled),
+        terms=_term_answers(definition, given),
         red_flags=_red_flags(definition, given),
         ecog=_ecog(definition, given),
     )
@@ -634,7 +638,7 @@ def _show(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 # -- the envelope --
@@ -904,7 +908,8 @@ def _expected_value(item: ItemDefinition) -> str:
     return {
         "choice": "valueCoding with the code of one of its options",
         "boolean": "valueBoolean (true or false)",
-        "decimal": "valueDecimal, valueInteger or valueQuantity" + (f" in {item.unit.code}" if item.unit else ""),
+        "decimal": "valueDecimal, valueInteger or valueQuantity"
+        + (f" in {_unit_name(item.unit)}" if item.unit else ""),
         "integer": "valueInteger",
         "string": "valueString",
         "text": "valueString",
@@ -921,14 +926,19 @@ def _choice_answer(item: ItemDefinition, coding: Any, pointer: str) -> _Answer:
         )
     option = item.option_for(code, system)
     if option is None:
-        allowed = ", ".join(f"'{o.coding.code}'" for o in item.options)
-        from_system = f" from system '{system}'" if system is not None else ""
-        raise InvalidSubmission(
-            f"Code {_show(code)}{from_system} is not an option of item '{item.link_id}'; "
-            f"its options are {allowed} (system '{item.options[0].coding.system}').",
-            f"{pointer}/valueCoding",
-        )
+        raise InvalidSubmission(_not_an_option(item, code, system), f"{pointer}/valueCoding")
     return _Answer(option.coding, option.ordinal, pointer)
+
+
+def _not_an_option(item: ItemDefinition, code: str, system: str | None) -> str:
+    if item.option_for(code, None) is not None:  # the right code from another scale or code system
+        systems = ", ".join(sorted({json.dumps(o.coding.system) for o in item.options if o.coding.system}))
+        return (
+            f"Code {_show(code)} of item '{item.link_id}' is from system {_show(system)}, "
+            f"but its options are from {systems}."
+        )
+    allowed = ", ".join(f"'{o.coding.code}'" for o in item.options)
+    return f"Code {_show(code)} is not an option of item '{item.link_id}'; its options are {allowed}."
 
 
 def _quantity(item: ItemDefinition, quantity: Any, pointer: str) -> float:
@@ -937,21 +947,25 @@ def _quantity(item: ItemDefinition, quantity: Any, pointer: str) -> float:
         raise InvalidSubmission(
             f"Item '{item.link_id}' has no unit; answer it with valueDecimal, not valueQuantity.", pointer
         )
-    value = quantity.get("value") if isinstance(quantity, Mapping) else None
+    value: Any = quantity.get("value") if isinstance(quantity, Mapping) else None
     if not _is_number(value):
         raise InvalidSubmission(f"valueQuantity of item '{item.link_id}' needs a numeric \"value\".", pointer)
     # UCUM code first (the machine form); the human "unit" text as a fallback ("°C" for "Cel").
     code, system, text = (quantity.get(k) for k in ("code", "system", "unit"))
-    accepted_texts = {unit.code, "°C"} if unit.code == "Cel" else {unit.code}
+    accepted_texts = {unit.code, unit.display} - {None}
     by_code = code == unit.code and system in (None, unit.system)
     by_text = code is None and text in accepted_texts
     if not (by_code or by_text):
         raise InvalidSubmission(
-            f"valueQuantity of item '{item.link_id}' must be in {unit.code} "
+            f"valueQuantity of item '{item.link_id}' must be in {_unit_name(unit)} "
             f'(code "{unit.code}", system "{unit.system}"); got {_show(code or text)}.',
             pointer,
         )
     return float(value)
+
+
+def _unit_name(unit: Coding) -> str:
+    return unit.display or unit.code
 
 
 def _in_bounds(item: ItemDefinition, value: float, pointer: str) -> float:
@@ -965,7 +979,7 @@ def _in_bounds(item: ItemDefinition, value: float, pointer: str) -> float:
 
 
 def _bounds(item: ItemDefinition) -> str:
-    unit = f" {item.unit.code}" if item.unit else ""
+    unit = f" {_unit_name(item.unit)}" if item.unit else ""
     if item.min_value is not None and item.max_value is not None:
         return f"{item.min_value:g}-{item.max_value:g}{unit}"
     if item.min_value is not None:
@@ -1021,7 +1035,8 @@ def _enabled_items(definition: QuestionnaireDefinition, given: Mapping[str, _Giv
     return enabled
 
 
-def _check_branching(definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> dict[str, bool]:
+def _check_branching(definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> None:
+    """Answered items must be enabled; enabled items must be answered if required or part of an answered term."""
     enabled = _enabled_items(definition, given)
     answered_terms = _answered_terms(definition, given)
     term_of = {link: term for term, attrs in definition.terms.items() for link in attrs.values()}
@@ -1033,7 +1048,6 @@ def _check_branching(definition: QuestionnaireDefinition, given: Mapping[str, _G
         must_answer = item.required or term in answered_terms
         if enabled[link_id] and item.is_question and must_answer and not answered:
             raise InvalidSubmission(_missing_detail(item, term), _missing_pointer(item, given))
-    return enabled
 
 
 def _answered_terms(definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> set[str]:
@@ -1080,9 +1094,7 @@ def _missing_pointer(item: ItemDefinition, given: Mapping[str, _GivenItem]) -> s
 # -- what the event carries --
 
 
-def _term_answers(
-    definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem], enabled: Mapping[str, bool]
-) -> tuple[TermAnswer, ...]:
+def _term_answers(definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> tuple[TermAnswer, ...]:
     answers: list[TermAnswer] = []
     answered_terms = _answered_terms(definition, given)
     for term, attributes in definition.terms.items():

@@ -67,6 +67,8 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.create_task(stop.wait())
+        stopping.add_done_callback(lambda _: self._wake.set())
         listener = await self._listen()
         last_purge = 0.0
         try:
@@ -87,6 +89,7 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
                 self._wake.clear()
         finally:
+            stopping.cancel()
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +90,7 @@ async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
     pool = await create_pool(
         settings.database_url, service.name, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
+    subscriptions = [_tuned(s, settings) for s in service.subscriptions]
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     nc: NATS | None = None
@@ -98,7 +101,7 @@ async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
         if settings.require_nats_sync_always:
             await _require_sync_always(settings)
         js = nc.jetstream(timeout=5)
-        await ensure_topology(js, tuple(s.spec for s in service.subscriptions))
+        await ensure_topology(js, tuple(s.spec for s in subscriptions))
         relay = OutboxRelay(pool, js, service.name, dsn=settings.database_url)
         platform = Platform(
             name=service.name,
@@ -112,7 +115,7 @@ async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
             extras=service.extras,
         )
         tasks.append(asyncio.create_task(relay.run(stop), name=f"{service.name}-outbox"))
-        for subscription in service.subscriptions:
+        for subscription in subscriptions:
             runner = ConsumerRunner(nc, js, pool, subscription)
             await forward_exhausted(nc, js, subscription.spec)
             tasks.append(asyncio.create_task(runner.run(stop), name=subscription.spec.durable))
@@ -121,13 +124,24 @@ async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
         yield platform
     finally:
         stop.set()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, timeout=3)
+        if tasks:
+            # Let in-flight batches finish (their fetch wait is at most 1 s), then cancel what is left.
+            _, late = await asyncio.wait(tasks, timeout=2.0)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.drain()
         await pool.close()
+
+
+def _tuned(subscription: Subscription, settings: ServiceSettings) -> Subscription:
+    backoff = settings.consumer_backoff
+    if backoff is None:
+        return subscription
+    spec = dataclasses.replace(subscription.spec, backoff_s=backoff, max_deliver=max(len(backoff) + 1, 2))
+    return dataclasses.replace(subscription, spec=spec)
 
 
 async def _require_sync_always(settings: ServiceSettings) -> None:
@@ -136,7 +150,18 @@ async def _require_sync_always(settings: ServiceSettings) -> None:
         raise RuntimeError("the NATS server does not fsync before acknowledging (jetstream sync_interval: always)")
 
 
+def _configure_logging(service: str) -> None:
+    # Log lines carry ids and codes only (never names, answers or message text).
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+            format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
+        )
+
+
 def create_service_app(service: ServiceDefinition) -> FastAPI:
+    _configure_logging(service.name)
     setup_tracing(service.name)
     instrument_asyncpg()
 

@@ -30,6 +30,7 @@ async def connect(servers: list[str], name: str) -> NATS:
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         pending_size=64 * 1024 * 1024,
+        drain_timeout=5,
     )
 
 

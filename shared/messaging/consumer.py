@@ -75,11 +75,15 @@ class ConsumerRunner:
                     msgs = await sub.fetch(self._spec.fetch_batch, timeout=1.0)
                 except nats.errors.TimeoutError:
                     continue
-                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
-                    log.warning("%s: fetch failed (%s)", self._spec.durable, type(exc).__name__)
+                except Exception as exc:
+                    # The loop must outlive any fault (reconnects, leader elections, a bug in one batch).
+                    log.warning("%s: fetch failed (%s: %s)", self._spec.durable, type(exc).__name__, exc)
                     await asyncio.sleep(0.5)
                     continue
-                await self.process(msgs)
+                try:
+                    await self.process(msgs)
+                except Exception:
+                    log.exception("%s: batch failed; its messages will be redelivered", self._spec.durable)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -6,7 +6,10 @@ The span exporter is installed before any service module is imported, because on
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,12 +33,20 @@ _provider.add_span_processor(SimpleSpanProcessor(SPANS))
 trace.set_tracer_provider(_provider)
 
 os.environ.setdefault("ENVIRONMENT", "test")
+# Tests read logs through pytest's capture; the services must not install their own stderr handler.
+logging.getLogger().addHandler(logging.NullHandler())
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
-        yield url
+def postgres_url() -> Iterator[str]:
+    # Not under pytest's basetemp: a concurrent pytest session resets its permissions to 0700, which
+    # locks out the unprivileged user the embedded PostgreSQL runs as when tests run as root.
+    workdir = Path(tempfile.mkdtemp(prefix="oncofollow-test-pg-"))
+    try:
+        with postgres_server(workdir) as url:
+            yield url
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -97,3 +97,28 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def served(service: ServiceDefinition) -> AsyncIterator[tuple[str, Any]]:
+    """The service behind a real uvicorn server in this process (streaming responses, spans in memory)."""
+    import asyncio
+
+    import uvicorn
+
+    app = create_service_app(service)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before starting")
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}", app.state.platform
+    finally:
+        server.should_exit = True
+        await task

@@ -1,0 +1,200 @@
+"""Every way a caller can get it wrong: a clear 4xx problem, nothing stored, nothing published."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from shared.testing.fhir import QUESTIONNAIRE, RED_NAUSEA, questionnaire_response
+from shared.testing.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "application/problem+json"
+
+
+def _post(platform: Any, body: bytes, headers: dict[str, str]) -> Any:
+    return platform.questionnaire.post("/v1/submissions", content=body, headers=headers)
+
+
+def _headers(platform: Any, patient: uuid.UUID) -> dict[str, str]:
+    return {**platform.device(patient), "Idempotency-Key": str(uuid.uuid4())}
+
+
+async def _assert_problem(response: Any, status: int, *words: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["title"] and problem["type"].startswith("https://")
+    for word in words:
+        assert word.lower() in problem["detail"].lower(), problem
+    return dict(problem)
+
+
+async def _nothing_stored_or_published(platform: Any) -> None:
+    await asyncio.sleep(0.3)
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM submissions") == 0
+        assert await conn.fetchval("SELECT count(*) FROM messages") == 0
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    info = await platform.questionnaire_platform.js.stream_info("QUESTIONNAIRES")
+    assert info.state.messages == 0
+
+
+def _with(answers: dict[str, Any], **changes: Any) -> bytes:
+    response = questionnaire_response(answers)
+    response.update(changes)
+    return orjson.dumps(response)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b'{"resourceType": "QuestionnaireResponse", ', 400, ["not valid JSON"]),
+        (_with(RED_NAUSEA, questionnaire="https://elsewhere.example/Questionnaire/x|1"), 422, ["questionnaire"]),
+        (_with(RED_NAUSEA, questionnaire=QUESTIONNAIRE.replace("1.0.0", "9.9.9")), 422, ["9.9.9"]),
+        (orjson.dumps(questionnaire_response({"nausea.frequency": "3", "headache.severity": "2"})), 422, ["headache"]),
+        (orjson.dumps(questionnaire_response({"nausea.frequency": "7"})), 422, ["nausea.frequency", "7"]),
+        (
+            orjson.dumps(questionnaire_response({"nausea.frequency": "0", "nausea.severity": "3"})),
+            422,
+            ["nausea.severity"],
+        ),
+        (orjson.dumps(questionnaire_response({"nausea.frequency": "2"})), 422, ["nausea.severity"]),
+        (orjson.dumps({"resourceType": "Patient"}), 422, ["QuestionnaireResponse"]),
+        (b"[1, 2, 3]", 422, []),
+    ],
+    ids=[
+        "malformed-json",
+        "unknown-questionnaire",
+        "unknown-version",
+        "unknown-linkId",
+        "answer-outside-options",
+        "branching-impossible",
+        "required-attribute-missing",
+        "wrong-resource",
+        "not-an-object",
+    ],
+)
+async def test_invalid_submission_is_refused(platform: Any, body: bytes, status: int, words: list[str]) -> None:
+    response = await _post(platform, body, _headers(platform, uuid.uuid4()))
+    await _assert_problem(response, status, *words)
+    await _nothing_stored_or_published(platform)
+
+
+async def test_body_over_the_limit_is_413(platform: Any) -> None:
+    body = orjson.dumps({**questionnaire_response(RED_NAUSEA), "text": {"div": "x" * 70_000}})
+    response = await _post(platform, body, _headers(platform, uuid.uuid4()))
+    await _assert_problem(response, 413, "larger than")
+    await _nothing_stored_or_published(platform)
+
+
+async def test_tokens_and_patients(platform: Any) -> None:
+    body = orjson.dumps(questionnaire_response(RED_NAUSEA))
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    await _assert_problem(await _post(platform, body, key), 401, "bearer token")
+    bad = {**key, "Authorization": "Bearer not-a-token"}
+    await _assert_problem(await _post(platform, body, bad), 401, "invalid")
+    other = platform.tokens.issue_device_token(uuid.uuid4(), "t")
+    forged = {**key, "Authorization": f"Bearer {other[:-4]}AAAA"}
+    await _assert_problem(await _post(platform, body, forged), 401, "invalid")
+    staff = {**key, **platform.staff("nurse")}
+    await _assert_problem(await _post(platform, body, staff), 403, "device token")
+
+    me, someone_else = uuid.uuid4(), uuid.uuid4()
+    for_other = orjson.dumps(questionnaire_response(RED_NAUSEA, patient_id=someone_else))
+    await _assert_problem(await _post(platform, for_other, _headers(platform, me)), 403, "own patient")
+    missing_key = platform.device(me)
+    await _assert_problem(await _post(platform, body, missing_key), 400, "Idempotency-Key")
+    await _nothing_stored_or_published(platform)
+
+
+async def test_a_tablet_cannot_read_another_patients_submission(platform: Any) -> None:
+    owner, other = uuid.uuid4(), uuid.uuid4()
+    created = await _post(platform, orjson.dumps(questionnaire_response(RED_NAUSEA)), _headers(platform, owner))
+    assert created.status_code == 202
+    sid = created.json()["id"]
+    mine = await platform.questionnaire.get(f"/v1/submissions/{sid}", headers=platform.device(owner))
+    assert mine.status_code == 200
+    theirs = await platform.questionnaire.get(f"/v1/submissions/{sid}", headers=platform.device(other))
+    await _assert_problem(theirs, 404)
+
+
+async def test_idempotency_key_reused_for_other_content_is_422(platform: Any) -> None:
+    patient = uuid.uuid4()
+    headers = _headers(platform, patient)
+    first = await _post(platform, orjson.dumps(questionnaire_response(RED_NAUSEA)), headers)
+    assert first.status_code == 202
+    other = await _post(platform, orjson.dumps(questionnaire_response({"nausea.frequency": "0"})), headers)
+    await _assert_problem(other, 422, "Idempotency-Key")
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [({"text": ""}, ["at least 1"]), ({"text": "x" * 2001}, ["2000"]), ({"texte": "bonjour"}, ["text"])],
+)
+async def test_invalid_message_is_refused(platform: Any, payload: dict[str, Any], words: list[str]) -> None:
+    response = await platform.questionnaire.post("/v1/messages", json=payload, headers=_headers(platform, uuid.uuid4()))
+    await _assert_problem(response, 422, *words)
+    await _nothing_stored_or_published(platform)
+
+
+async def _red_alert(platform: Any) -> str:
+    response = await _post(platform, orjson.dumps(questionnaire_response(RED_NAUSEA)), _headers(platform, uuid.uuid4()))
+    assert response.status_code == 202
+
+    async def alert_id() -> str | None:
+        items = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
+        return items[0]["id"] if items else None
+
+    return str(await eventually(alert_id))
+
+
+async def test_nurse_endpoints_refuse_wrong_callers_and_wrong_steps(platform: Any) -> None:
+    alert_id = await _red_alert(platform)
+    await _assert_problem(await platform.alerting.get("/v1/alerts"), 401)
+    fleet = await platform.alerting.get("/v1/alerts", headers=platform.staff("fleet"))
+    await _assert_problem(fleet, 403, "nurse")
+    tablet = await platform.alerting.get("/v1/alerts", headers=platform.device(uuid.uuid4()))
+    await _assert_problem(tablet, 403, "staff")
+    await _assert_problem(
+        await platform.alerting.get("/v1/alerts?level=purple", headers=platform.staff()), 422, "level"
+    )
+    await _assert_problem(await platform.alerting.get(f"/v1/alerts/{uuid.uuid4()}", headers=platform.staff()), 404)
+
+    no_outcome = await platform.alerting.post(f"/v1/alerts/{alert_id}/resolve", json={}, headers=platform.staff())
+    await _assert_problem(no_outcome, 422, "outcome")
+    bad_outcome = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve", json={"outcome": "prayed"}, headers=platform.staff()
+    )
+    await _assert_problem(bad_outcome, 422, "outcome")
+    resolved = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve", json={"outcome": "phone_call"}, headers=platform.staff()
+    )
+    assert resolved.status_code == 200
+    ack = await platform.alerting.post(f"/v1/alerts/{alert_id}/ack", headers=platform.staff())
+    await _assert_problem(ack, 409, "resolved")
+    again = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve", json={"outcome": "phone_call"}, headers=platform.staff()
+    )
+    await _assert_problem(again, 409, "already resolved")
+
+
+async def test_two_nurses_acknowledging_at_once_one_wins(platform: Any) -> None:
+    alert_id = await _red_alert(platform)
+    first, second = await asyncio.gather(
+        platform.alerting.post(f"/v1/alerts/{alert_id}/ack", headers=platform.staff(staff_id="nurse-a")),
+        platform.alerting.post(f"/v1/alerts/{alert_id}/ack", headers=platform.staff(staff_id="nurse-b")),
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 409]
+    loser = first if first.status_code == 409 else second
+    await _assert_problem(loser, 409, "already acknowledged")
+    async with platform.alerting_platform.pool.acquire() as conn:
+        acks = await conn.fetchval("SELECT count(*) FROM outbox WHERE subject = 'alert.acknowledged'")
+        audit = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'alert.acknowledge'")
+    assert acks == 1 and audit == 1

@@ -1,0 +1,150 @@
+"""Nothing lost, nothing twice: real processes SIGKILLed at the worst moment, then restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+import nats
+import orjson
+import pytest
+
+from shared.auth import TokenService
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from shared.testing.services import ServiceProcess
+from shared.testing.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+# Short redelivery delays so that a message whose ack was lost comes back within the test.
+FAST_REDELIVERY = {"CONSUMER_BACKOFF_S": "2,2,4"}
+
+
+async def _count(database_url: str, schema: str, sql: str) -> int:
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
+
+
+async def _stream_subjects(nats_url: str, stream: str) -> list[str]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        subjects = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            subjects.append((await js.get_msg(stream, seq)).subject)
+        return subjects
+    finally:
+        await nc.close()
+
+
+def _post_submission(
+    url: str, tokens: TokenService, patient: uuid.UUID, key: str, body: bytes | None = None
+) -> httpx.Response:
+    token = tokens.issue_device_token(patient, "tablet-crash")
+    return httpx.post(
+        f"{url}/v1/submissions",
+        content=body or orjson.dumps(questionnaire_response(RED_NAUSEA)),
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+        timeout=10,
+    )
+
+
+async def test_alerting_killed_after_commit_before_ack_still_makes_one_alert(
+    service_env: dict[str, str], tokens: TokenService, tmp_path: Path
+) -> None:
+    marker = tmp_path / "alerting.killed"
+    questionnaire = ServiceProcess("questionnaire", service_env, tmp_path).start()
+    alerting = ServiceProcess(
+        "alerting",
+        {**service_env, **FAST_REDELIVERY, "FAULT_POINT": "consumer.after_commit", "FAULT_MARKER": str(marker)},
+        tmp_path,
+    ).start()
+    try:
+        response = await asyncio.to_thread(
+            _post_submission, questionnaire.url, tokens, uuid.uuid4(), "crash-after-commit-1"
+        )
+        assert response.status_code == 202
+        assert await asyncio.to_thread(alerting.wait_killed) == -9
+        assert marker.exists()
+        # The effects were committed before the kill; the ack was never sent.
+        db = service_env["DATABASE_URL"]
+        assert await _count(db, "alerting", "SELECT count(*) FROM alerts") == 1
+
+        alerting.start()  # same environment: the marker exists, so it runs normally
+
+        async def acked() -> bool:
+            nc = await nats.connect(service_env["NATS_URL"])
+            try:
+                info = await nc.jetstream().consumer_info("QUESTIONNAIRES", "alerting-questionnaire-submitted")
+                # Delivered twice (consumer sequence 2 for one stream message), and acked in the end.
+                return info.num_ack_pending == 0 and info.delivered.consumer_seq >= 2
+            finally:
+                await nc.close()
+
+        await eventually(acked, within=20, interval=0.3)
+        assert await _count(db, "alerting", "SELECT count(*) FROM alerts") == 1
+        assert await _count(db, "alerting", "SELECT count(*) FROM scores") == 1
+        assert await _count(db, "alerting", "SELECT count(*) FROM inbox") == 1
+
+        async def raised_once() -> bool:
+            return (await _stream_subjects(service_env["NATS_URL"], "ALERTS")).count("alert.raised") == 1
+
+        await eventually(raised_once, within=10)
+    finally:
+        alerting.stop()
+        questionnaire.stop()
+
+
+@pytest.mark.parametrize("point", ["outbox.before_publish", "outbox.after_publish"])
+async def test_questionnaire_killed_between_commit_and_publish_delivers_once(
+    point: str, service_env: dict[str, str], tokens: TokenService, tmp_path: Path
+) -> None:
+    marker = tmp_path / "questionnaire.killed"
+    alerting = ServiceProcess("alerting", {**service_env, **FAST_REDELIVERY}, tmp_path).start()
+    questionnaire = ServiceProcess(
+        "questionnaire", {**service_env, "FAULT_POINT": point, "FAULT_MARKER": str(marker)}, tmp_path
+    ).start()
+    patient = uuid.uuid4()
+    body = orjson.dumps(questionnaire_response(RED_NAUSEA))  # a retry sends the same bytes
+    try:
+        try:
+            first = await asyncio.to_thread(
+                _post_submission, questionnaire.url, tokens, patient, "crash-outbox-01", body
+            )
+            assert first.status_code == 202
+        except httpx.HTTPError:
+            first = None  # killed before the 202 was written: the tablet will retry with the same key
+        assert await asyncio.to_thread(questionnaire.wait_killed) == -9
+        db = service_env["DATABASE_URL"]
+        assert await _count(db, "questionnaire", "SELECT count(*) FROM submissions") == 1
+        assert await _count(db, "questionnaire", "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+
+        questionnaire.start()
+        retry = await asyncio.to_thread(_post_submission, questionnaire.url, tokens, patient, "crash-outbox-01", body)
+        assert retry.status_code == 202
+        if first is not None:
+            assert retry.json()["id"] == first.json()["id"]
+
+        async def published() -> bool:
+            return await _count(db, "questionnaire", "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 1
+
+        await eventually(published, within=10)
+
+        async def one_alert() -> bool:
+            return await _count(db, "alerting", "SELECT count(*) FROM alerts") == 1
+
+        await eventually(one_alert, within=10)
+        await asyncio.sleep(0.5)
+        assert await _stream_subjects(service_env["NATS_URL"], "QUESTIONNAIRES") == ["questionnaire.submitted"]
+        assert await _count(db, "questionnaire", "SELECT count(*) FROM submissions") == 1
+        assert await _count(db, "alerting", "SELECT count(*) FROM alerts") == 1
+    finally:
+        questionnaire.stop()
+        alerting.stop()

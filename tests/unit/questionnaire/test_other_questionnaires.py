@@ -1,0 +1,121 @@
+"""A hospital can add its own questionnaire: the rules are generic FHIR, driven by the definition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.questionnaire.domain import (
+    ATTRIBUTE_SYSTEM,
+    ORDINAL_VALUE_URL,
+    QuestionnaireCatalogue,
+    QuestionnaireDefinition,
+)
+from shared.events.questionnaire import RedFlags, TermAnswer
+
+from .builders import answer, normalise, rejected, response
+
+URL = "https://hospital.example/fhir/Questionnaire/post-visit"
+BOUNDS = "http://hl7.org/fhir/StructureDefinition/"
+
+
+def _severity_options() -> list[dict[str, Any]]:
+    return [
+        {
+            "extension": [{"url": ORDINAL_VALUE_URL, "valueDecimal": score}],
+            "valueCoding": {"system": "https://hospital.example/severity", "code": f"s{score}", "display": str(score)},
+        }
+        for score in range(5)
+    ]
+
+
+POST_VISIT: dict[str, Any] = {
+    "resourceType": "Questionnaire",
+    "id": "post-visit",
+    "url": URL,
+    "version": "1",
+    "status": "draft",
+    "title": "Après la visite",
+    "item": [
+        {"linkId": "intro", "type": "display", "text": "Merci de répondre."},
+        {
+            "linkId": "weight",
+            "type": "integer",
+            "text": "Votre poids (kg) ?",
+            "required": True,
+            "extension": [
+                {"url": f"{BOUNDS}minValue", "valueInteger": 20},
+                {"url": f"{BOUNDS}maxValue", "valueInteger": 300},
+            ],
+        },
+        {"linkId": "notes", "type": "text", "text": "Remarques ?"},
+        {
+            "linkId": "weight_note",
+            "type": "string",
+            "text": "Pourquoi ce poids ?",
+            "enableWhen": [
+                {"question": "weight", "operator": ">", "answerInteger": 150},
+                {"question": "notes", "operator": "exists", "answerBoolean": True},
+            ],
+            "enableBehavior": "any",
+        },
+        {
+            "linkId": "dizzy",
+            "type": "choice",
+            "text": "Vertiges ?",
+            "code": [{"system": ATTRIBUTE_SYSTEM, "code": "dizziness.severity"}],
+            "answerOption": _severity_options(),
+        },
+    ],
+}
+
+CATALOGUE = QuestionnaireCatalogue([QuestionnaireDefinition.from_resource(POST_VISIT)])
+
+
+def post_visit(*items: dict[str, Any]) -> dict[str, Any]:
+    return response(*items, questionnaire=URL)
+
+
+def weight(kg: int) -> dict[str, Any]:
+    return answer("weight", valueInteger=kg)
+
+
+def test_a_hospital_questionnaire_normalises() -> None:
+    body = post_visit(weight(70), answer("dizzy", valueCoding={"code": "s2"}), answer("notes", valueString="ok"))
+    submission = normalise(body, CATALOGUE)
+    assert (submission.questionnaire_id, submission.questionnaire_version) == ("post-visit", "1")
+    assert submission.terms == (TermAnswer(term="dizziness", severity=2),)
+    assert submission.red_flags == RedFlags()
+    assert submission.ecog is None
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        (weight(160), answer("weight_note", valueString="œdème")),  # first condition
+        (weight(70), answer("notes", valueString="x"), answer("weight_note", valueString="y")),  # second
+    ],
+)
+def test_enable_behavior_any(items: tuple[dict[str, Any], ...]) -> None:
+    assert normalise(post_visit(*items), CATALOGUE).terms == ()
+
+
+@pytest.mark.parametrize(
+    ("items", "pointer", "says"),
+    [
+        ((answer("notes", valueString="x"),), "/item", "Item 'weight' is required and missing."),
+        ((weight(400),), "/item/0/answer/0", "The answer 400 to item 'weight' is outside 20-300."),
+        ((answer("weight", valueDecimal=70.5),), "/item/0/answer/0", "answer it with valueInteger"),
+        (
+            (weight(70), answer("weight_note", valueString="y")),
+            "/item/1",
+            "it is only asked when 'weight' > 150 or 'notes' exists true,",
+        ),
+        ((weight(70), answer("intro", valueString="y")), "/item/1/answer", "'intro' is a display"),
+    ],
+)
+def test_generic_rules(items: tuple[dict[str, Any], ...], pointer: str, says: str) -> None:
+    error = rejected(post_visit(*items), CATALOGUE)
+    assert says in error.detail
+    assert error.pointer == pointer
