@@ -1,0 +1,99 @@
+"""The live alert stream: SSE ids are JetStream sequences, and Last-Event-ID replays exactly what was missed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from shared.testing.services import in_process, served
+
+pytestmark = pytest.mark.integration
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
+    event: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if "data" in event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            event[field] = value.lstrip(" ")
+
+
+async def _read(url: str, headers: dict[str, str], count: int) -> list[dict[str, str]]:
+    received: list[dict[str, str]] = []
+    async with httpx.AsyncClient(timeout=10) as client, client.stream("GET", url, headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for event in _events(response):
+            received.append(event)
+            if len(received) == count:
+                break
+    return received
+
+
+async def test_reconnect_with_last_event_id_gets_exactly_the_missed_alerts(
+    service_env: dict[str, str], tokens: TokenService
+) -> None:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-sse', {'nurse'})}"}
+    async with (
+        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
+        served(build_alerting(AlertingSettings(**env))) as (alerting_url, _),  # type: ignore[arg-type]
+    ):
+        stream_url = f"{alerting_url}/v1/alerts/stream"
+        patients = [uuid.uuid4() for _ in range(4)]
+
+        async def submit(patient: uuid.UUID) -> None:
+            r = await tablet.post(
+                "/v1/submissions",
+                content=orjson.dumps(questionnaire_response(RED_NAUSEA)),
+                headers={
+                    "Authorization": f"Bearer {tokens.issue_device_token(patient, 't')}",
+                    "Idempotency-Key": str(uuid.uuid4()),
+                },
+            )
+            assert r.status_code == 202
+
+        first_two = asyncio.create_task(_read(stream_url, nurse, 2))
+        await asyncio.sleep(0.5)  # the stream is open before the alerts are raised
+        for patient in patients[:2]:
+            await submit(patient)
+        seen = await asyncio.wait_for(first_two, 10)
+        assert [e["event"] for e in seen] == ["alert.raised", "alert.raised"]
+        assert [orjson.loads(e["data"])["data"]["patient_id"] for e in seen] == [str(p) for p in patients[:2]]
+
+        # Disconnected: two more alerts are raised meanwhile.
+        for patient in patients[2:]:
+            await submit(patient)
+        await asyncio.sleep(1.0)
+
+        last_id = seen[-1]["id"]
+        resumed = await asyncio.wait_for(_read(stream_url, {**nurse, "Last-Event-ID": last_id}, 2), 10)
+        assert [orjson.loads(e["data"])["data"]["patient_id"] for e in resumed] == [str(p) for p in patients[2:]]
+        assert [int(e["id"]) for e in resumed] == sorted(int(e["id"]) for e in resumed)
+        assert int(resumed[0]["id"]) > int(last_id)
+
+        # Nothing else was pending: a third read from the last id sees no more alert.raised within a second.
+        extra = asyncio.create_task(_read(stream_url, {**nurse, "Last-Event-ID": resumed[-1]["id"]}, 1))
+        await asyncio.sleep(1.0)
+        assert not extra.done()
+        extra.cancel()
+
+        refused = await httpx.AsyncClient().get(stream_url)
+        assert refused.status_code == 401
+        bad = await httpx.AsyncClient().get(stream_url, headers={**nurse, "Last-Event-ID": "yesterday"})
+        assert bad.status_code == 400
