@@ -29,6 +29,7 @@ test-unit: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared services
 
 format: install
 	$(VENV)/bin/ruff check --fix .

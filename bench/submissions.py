@@ -55,6 +55,8 @@ SUBMISSIONS_PATH = "/v1/submissions"
 ALERT_SUBJECT = "alert.raised"
 STATUS_TIMEOUT = -1  # no response within --timeout of the due time
 STATUS_CONN_ERROR = 0  # connection refused / reset, or a response we could not parse
+# What a failed exchange can raise (TimeoutError, an OSError, is caught before these).
+CLIENT_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, KeyError, TypeError)
 MAX_REQUESTS_PER_PHASE = 500_000
 MAX_RATE = 50_000.0
 SERVICES = ("questionnaire", "alerting")
@@ -154,36 +156,46 @@ class HttpConnection:
 
 
 class ConnectionPool:
-    """At most ``limit`` connections; a request due while all are busy waits for one (and that counts)."""
+    """At most ``limit`` connections; a request due while all are busy waits for one (and that counts).
 
-    def __init__(self, host: str, port: int, limit: int) -> None:
+    Idle connections are reused most-recent first and dropped after ``max_idle_s`` (uvicorn closes
+    keep-alive connections idle for 5 s; reusing one the server is closing would fail the request).
+    """
+
+    def __init__(self, host: str, port: int, limit: int, max_idle_s: float = 3.0) -> None:
         self.host = host
         self.port = port
+        self.max_idle_s = max_idle_s
         self._slots = asyncio.Semaphore(limit)
-        self._idle: list[HttpConnection] = []
+        self._idle: list[tuple[float, HttpConnection]] = []
         self.opened = 0
 
-    async def acquire(self) -> HttpConnection:
+    async def acquire(self, fresh: bool = False) -> tuple[HttpConnection, bool]:
+        """A connection and whether it was reused."""
         await self._slots.acquire()
-        if self._idle:
-            return self._idle.pop()
+        now = time.monotonic()
+        while self._idle and not fresh:
+            since, connection = self._idle.pop()
+            if now - since <= self.max_idle_s:
+                return connection, True
+            connection.close()
         try:
             connection = await HttpConnection.open(self.host, self.port)
         except BaseException:
             self._slots.release()
             raise
         self.opened += 1
-        return connection
+        return connection, False
 
     def release(self, connection: HttpConnection, reusable: bool) -> None:
         if reusable:
-            self._idle.append(connection)
+            self._idle.append((time.monotonic(), connection))
         else:
             connection.close()
         self._slots.release()
 
     def close(self) -> None:
-        for connection in self._idle:
+        for _, connection in self._idle:
             connection.close()
         self._idle.clear()
 
@@ -198,27 +210,42 @@ async def drive(plan: WorkerPlan, requests: list[tuple[int, float, bytes]], t0: 
     send_lag = [-1.0] * n  # from due time to the request written on a connection (incl. waiting for one)
     latency = [-1.0] * n  # from due time to the whole response read
     ids = [""] * n
+    retried = [0]
+    errors: Counter[str] = Counter()
+
+    async def exchange(i: int, due: float) -> tuple[int, bytes]:
+        for attempt in range(2):
+            connection, reused = await pool.acquire(fresh=attempt > 0)
+            reusable = False
+            try:
+                send_lag[i] = time.monotonic() - due
+                code, body, reusable = await connection.exchange(requests[i][2])
+                return code, body
+            except (ConnectionError, asyncio.IncompleteReadError):
+                # A kept-alive connection the server closed meanwhile: once more on a new one (the
+                # Idempotency-Key makes a repeat harmless); a new connection failing is an error.
+                if not reused or attempt > 0:
+                    raise
+                retried[0] += 1
+            finally:
+                pool.release(connection, reusable)
+        raise ConnectionError("unreachable")
 
     async def one(i: int) -> None:
         due = t0 + requests[i][1]
         start_lag[i] = time.monotonic() - due
         try:
             async with asyncio.timeout(max(0.0, due + plan.timeout_s - time.monotonic())):
-                connection = await pool.acquire()
-                reusable = False
-                try:
-                    send_lag[i] = time.monotonic() - due
-                    code, body, reusable = await connection.exchange(requests[i][2])
-                finally:
-                    pool.release(connection, reusable)
+                code, body = await exchange(i, due)
             latency[i] = time.monotonic() - due
             status[i] = code
             if 200 <= code < 300:
                 ids[i] = str(orjson.loads(body)["id"])
         except TimeoutError:
             status[i] = STATUS_TIMEOUT
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, KeyError, TypeError):
+        except CLIENT_ERRORS as exc:
             status[i] = STATUS_CONN_ERROR
+            errors[type(exc).__name__] += 1
 
     cpu_start = time.process_time()
     cpu_window: list[float] = []
@@ -249,6 +276,8 @@ async def drive(plan: WorkerPlan, requests: list[tuple[int, float, bytes]], t0: 
         "latency": latency,
         "ids": ids,
         "connections_opened": pool.opened,
+        "retried_on_stale_connection": retried[0],
+        "connection_error_kinds": dict(errors),
         "cpu_window_s": cpu_window[0] if cpu_window else time.process_time() - cpu_start,
         "cpu_total_s": time.process_time(),
     }
@@ -778,6 +807,8 @@ async def run_phase(
         "generator_lag_ms": summary_ms([lag for lag in start_lags if lag >= 0]),
         "wait_to_send_ms": summary_ms([lag for lag in lags if lag >= 0]),
         "connections_opened": sum(p["connections_opened"] for p in parts),
+        "retried_on_stale_connection": sum(p["retried_on_stale_connection"] for p in parts),
+        "connection_error_kinds": dict(sum((Counter(p["connection_error_kinds"]) for p in parts), Counter())),
         "drain_s": round(drained_at - sends_end, 1),
         "settled": settled,
         "settle_s": round(settled_at - drained_at, 1),

@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
     # Start-up check that the NATS server fsyncs before acking (jetstream sync_interval: always).
     require_nats_sync_always: bool = Field(default=False, alias="REQUIRE_NATS_SYNC_ALWAYS")
     nats_monitor_url: str | None = Field(default=None, alias="NATS_MONITOR_URL")
+    # 3 on the production cluster (R3 streams); 1 on a single server.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5, alias="NATS_STREAM_REPLICAS")
     # Redelivery delays of every durable consumer (the first is also ack_wait), e.g. "30,60,300,900".
     consumer_backoff_s: str | None = Field(default=None, alias="CONSUMER_BACKOFF_S")
 

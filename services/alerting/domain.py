@@ -529,11 +529,11 @@ def plan_alerts(findings: Iterable[Finding], active: Iterable[ActiveAlert]) -> A
     fresh: list[AlertReason] = []
     for finding in findings:
         reason = finding.as_reason()
-        alert = owner.get(reason.code)
-        if alert is None:
+        target = owner.get(reason.code)
+        if target is None:
             fresh.append(reason)
         else:
-            merged.setdefault(alert.alert_id, []).append(reason)
+            merged.setdefault(target.alert_id, []).append(reason)
     updates = []
     for alert in {a.alert_id: a for a in owner.values()}.values():
         incoming = merged.get(alert.alert_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from services.alerting import handlers
 from services.alerting.api import router
 from shared.http.app import ServiceDefinition, create_service_app
@@ -34,7 +36,7 @@ def build_service(settings: AlertingSettings | None = None) -> ServiceDefinition
     )
 
 
-def create_app(settings: AlertingSettings | None = None):  # type: ignore[no-untyped-def]
+def create_app(settings: AlertingSettings | None = None) -> FastAPI:
     return create_service_app(build_service(settings))
 
 

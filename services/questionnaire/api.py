@@ -275,7 +275,7 @@ async def send_message(
                 message_id=message_id,
                 patient_id=device.patient_id,
                 sent_at=sent_at,
-                answered_by=message.answered_by,  # type: ignore[arg-type]
+                answered_by=message.answered_by,
                 text=text,
             ),
             source=platform.source,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
 from pydantic import Field
 
 from services.questionnaire import handlers
@@ -45,7 +46,7 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
     )
 
 
-def create_app(settings: QuestionnaireSettings | None = None):  # type: ignore[no-untyped-def]
+def create_app(settings: QuestionnaireSettings | None = None) -> FastAPI:
     return create_service_app(build_service(settings))
 
 

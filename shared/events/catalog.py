@@ -6,6 +6,7 @@ upcasters) and the generated AsyncAPI document (``deploy/asyncapi/asyncapi.yaml`
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 class EventSpec:
     type: str  # = the NATS subject
     stream: str
-    payload: type[BaseModel]
+    payload: builtins.type[BaseModel]
     version: int
     owner: str
     consumers: tuple[str, ...]

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,7 +36,7 @@ from shared.telemetry import instrument_asyncpg, setup_tracing
 
 log = logging.getLogger(__name__)
 
-BackgroundTask = Callable[["Platform", asyncio.Event], Awaitable[None]]
+BackgroundTask = Callable[["Platform", asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -101,7 +101,7 @@ async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
         if settings.require_nats_sync_always:
             await _require_sync_always(settings)
         js = nc.jetstream(timeout=5)
-        await ensure_topology(js, tuple(s.spec for s in subscriptions))
+        await ensure_topology(js, tuple(s.spec for s in subscriptions), replicas=settings.nats_stream_replicas)
         relay = OutboxRelay(pool, js, service.name, dsn=settings.database_url)
         platform = Platform(
             name=service.name,

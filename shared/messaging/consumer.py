@@ -73,8 +73,8 @@ class ConsumerRunner:
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(self._spec.fetch_batch, timeout=1.0)
-                except nats.errors.TimeoutError:
-                    continue
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue  # nothing to do within the fetch window
                 except Exception as exc:
                     # The loop must outlive any fault (reconnects, leader elections, a bug in one batch).
                     log.warning("%s: fetch failed (%s: %s)", self._spec.durable, type(exc).__name__, exc)

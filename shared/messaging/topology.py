@@ -97,6 +97,7 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int = 
         or current.max_age != wanted.max_age
         or current.duplicate_window != wanted.duplicate_window
         or current.max_bytes != wanted.max_bytes
+        or current.num_replicas != wanted.num_replicas
     ):
         await js.update_stream(wanted)
         log.info("updated stream %s", spec.name)

@@ -22,7 +22,8 @@ from shared.http.app import ServiceDefinition, create_service_app
 async def in_process(service: ServiceDefinition) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     """The service's app with its lifespan running, and an HTTP client talking to it over ASGI."""
     app = create_service_app(service)
-    async with app.router.lifespan_context(app) as state:
+    async with app.router.lifespan_context(app) as lifespan_state:
+        state = dict(lifespan_state or {})
         app.state.platform = state["platform"]
         transport = httpx.ASGITransport(app=_with_state(app, state))
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{service.name}") as client:
