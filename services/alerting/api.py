@@ -22,7 +22,7 @@ from shared.auth import StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertResolvedV1, Outcome
 from shared.events.catalog import make_event
-from shared.http.app import PlatformDep
+from shared.http.app import Platform, PlatformDep
 from shared.http.problems import Problem
 from shared.http.security import require_staff
 
@@ -214,6 +214,23 @@ async def _refuse(conn: Any, alert_id: UUID, check: Any) -> None:
         raise Problem(409, str(exc), kind="alert-conflict", alert_status=current["status"]) from None
 
 
+async def _record_step(
+    conn: Any, platform: Platform, nurse: StaffPrincipal, row: Any, event_type: str, payload: Any, action: str
+) -> None:
+    """A lifecycle step is published (through the outbox) and audited in the transaction that made it."""
+    alert_id = row["id"]
+    event = make_event(event_type, payload, source=platform.source, subject=str(alert_id))
+    await add_event(conn, event, schema=platform.schema)
+    await record_access(
+        conn,
+        actor=nurse.staff_id,
+        roles=nurse.roles,
+        action=action,
+        resource=f"alert/{alert_id}",
+        patient_id=row["patient_id"],
+    )
+
+
 @router.post("/{alert_id}/ack", response_model=AlertView, summary="Acknowledge ('je prends'): assigns it to you")
 async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep) -> Any:
     now = datetime.now(UTC)
@@ -222,27 +239,14 @@ async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep) -> Any:
         if row is None:
             await _refuse(conn, alert_id, check_acknowledge)
             raise Problem(409, "This alert cannot be acknowledged now.", kind="alert-conflict")
-        event = make_event(
-            "alert.acknowledged",
-            AlertAcknowledgedV1(
-                alert_id=alert_id,
-                patient_id=row["patient_id"],
-                submission_ids=tuple(row["submission_ids"]),
-                acknowledged_by=nurse.staff_id,
-                acknowledged_at=now,
-            ),
-            source=platform.source,
-            subject=str(alert_id),
-        )
-        await add_event(conn, event, schema=platform.schema)
-        await record_access(
-            conn,
-            actor=nurse.staff_id,
-            roles=nurse.roles,
-            action="alert.acknowledge",
-            resource=f"alert/{alert_id}",
+        acknowledged = AlertAcknowledgedV1(
+            alert_id=alert_id,
             patient_id=row["patient_id"],
+            submission_ids=tuple(row["submission_ids"]),
+            acknowledged_by=nurse.staff_id,
+            acknowledged_at=now,
         )
+        await _record_step(conn, platform, nurse, row, "alert.acknowledged", acknowledged, "alert.acknowledge")
     return _view(row, now)
 
 
@@ -261,26 +265,13 @@ async def resolve_alert(alert_id: UUID, resolution: Resolution, nurse: Nurse, pl
         if row is None:
             await _refuse(conn, alert_id, check_resolve)
             raise Problem(409, "This alert cannot be resolved now.", kind="alert-conflict")
-        event = make_event(
-            "alert.resolved",
-            AlertResolvedV1(
-                alert_id=alert_id,
-                patient_id=row["patient_id"],
-                submission_ids=tuple(row["submission_ids"]),
-                outcome=resolution.outcome,
-                resolved_by=nurse.staff_id,
-                resolved_at=now,
-            ),
-            source=platform.source,
-            subject=str(alert_id),
-        )
-        await add_event(conn, event, schema=platform.schema)
-        await record_access(
-            conn,
-            actor=nurse.staff_id,
-            roles=nurse.roles,
-            action="alert.resolve",
-            resource=f"alert/{alert_id}",
+        resolved = AlertResolvedV1(
+            alert_id=alert_id,
             patient_id=row["patient_id"],
+            submission_ids=tuple(row["submission_ids"]),
+            outcome=resolution.outcome,
+            resolved_by=nurse.staff_id,
+            resolved_at=now,
         )
+        await _record_step(conn, platform, nurse, row, "alert.resolved", resolved, "alert.resolve")
     return _view(row, now)

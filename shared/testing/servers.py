@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from shared.devservers import EmbeddedNats, EmbeddedPostgres
 
 
+@functools.cache
 def docker_available() -> bool:
     try:
         import docker
@@ -55,6 +57,12 @@ def nats_server(workdir: Path) -> Iterator[tuple[str, EmbeddedNats | None]]:
     """A fresh JetStream server for one test (an embedded one starts in ~50 ms)."""
     if url := os.environ.get("TEST_NATS_URL"):
         yield url, None
+        return
+    if docker_available():
+        from testcontainers.nats import NatsContainer
+
+        with NatsContainer("nats:2.12-alpine", jetstream=True) as container:
+            yield container.nats_uri(), None
         return
     server = EmbeddedNats(workdir / "nats").start()
     try:

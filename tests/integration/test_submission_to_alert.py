@@ -145,3 +145,39 @@ async def test_patient_message_raises_orange_and_merges_into_the_open_alert(plat
     assert [r["rule"] for r in items[0]["reasons"]] == ["orange.message"]
     detail = (await platform.alerting.get(f"/v1/alerts/{items[0]['id']}", headers=platform.staff())).json()
     assert [m["body"] for m in detail["messages"]] == ["J'ai mal depuis hier soir.", "Toujours mal ce matin."]
+
+
+async def test_findings_merge_into_the_open_alert_by_term_and_a_rise_reopens_it(platform: Any) -> None:
+    patient = uuid.uuid4()
+    nurse = platform.staff()
+
+    async def alerts() -> list[dict[str, Any]]:
+        r = await platform.alerting.get("/v1/alerts", headers=nurse)
+        return [a for a in r.json()["items"] if a["patient_id"] == str(patient)]
+
+    orange_fatigue = {"fatigue.severity": "2", "fatigue.interference": "2"}
+    assert (await submit(platform, patient, orange_fatigue)).status_code == 202
+    first = (await eventually(alerts))[0]
+    assert first["level"] == "orange"
+    ack = await platform.alerting.post(f"/v1/alerts/{first['id']}/ack", headers=nurse)
+    assert ack.status_code == 200
+
+    # Fatigue is now grade 3 (red) and nausea grade 3 appears: fatigue updates the open alert and,
+    # since its level rose, the alert needs a nurse again; nausea is a new term, hence a new alert.
+    worse = {"fatigue.severity": "3", "fatigue.interference": "4", **RED_NAUSEA}
+    assert (await submit(platform, patient, worse)).status_code == 202
+
+    async def two_alerts() -> list[dict[str, Any]] | None:
+        found = await alerts()
+        return found if len(found) == 2 else None
+
+    found = {a["id"]: a for a in await eventually(two_alerts)}
+    merged = found[first["id"]]
+    assert merged["level"] == "red" and merged["status"] == "open" and merged["acknowledged_by"] is None
+    assert [(r["code"], r["rule"]) for r in merged["reasons"]] == [("fatigue", "red.grade3")]
+    assert len(merged["submission_ids"]) == 2
+    (new,) = [a for a in found.values() if a["id"] != first["id"]]
+    assert [(r["code"], r["rule"]) for r in new["reasons"]] == [("nausea", "red.grade3")]
+    async with platform.alerting_platform.pool.acquire() as conn:
+        subjects = [r["subject"] for r in await conn.fetch("SELECT subject FROM outbox ORDER BY seq")]
+    assert subjects.count("alert.raised") == 2 and subjects.count("alert.updated") == 1
