@@ -57,6 +57,7 @@ STATUS_TIMEOUT = -1  # no response within --timeout of the due time
 STATUS_CONN_ERROR = 0  # connection refused / reset, or a response we could not parse
 # What a failed exchange can raise (TimeoutError, an OSError, is caught before these).
 CLIENT_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, KeyError, TypeError)
+DISPATCH_TICK_S = 0.002
 MAX_REQUESTS_PER_PHASE = 500_000
 MAX_RATE = 50_000.0
 SERVICES = ("questionnaire", "alerting")
@@ -260,7 +261,10 @@ async def drive(plan: WorkerPlan, requests: list[tuple[int, float, bytes]], t0: 
             tasks.append(loop.create_task(one(i)))
             i += 1
         if i < n:
-            await asyncio.sleep(max(0.0, t0 + requests[i][1] - time.monotonic()))
+            # Ticks of at least DISPATCH_TICK_S: sub-millisecond sleeps would spin the loop (timers have 1 ms
+            # resolution) and steal CPU from the services; a request sent up to a tick late is still timed
+            # from its due time.
+            await asyncio.sleep(max(DISPATCH_TICK_S, t0 + requests[i][1] - time.monotonic()))
     if tasks:
         _, late = await asyncio.wait(tasks, timeout=plan.timeout_s + 5.0)
         for task in late:

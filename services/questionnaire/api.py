@@ -125,7 +125,7 @@ async def submit(
     ).model_dump(mode="json")
     scope = f"submissions:{device.patient_id}"
     async with platform.pool.acquire() as conn, conn.transaction():
-        replay = await idempotency.claim(conn, scope, key, idempotency.request_hash(body))
+        replay = await idempotency.claim(conn, scope, key, idempotency.request_hash(body), 202, accepted)
         if replay is not None:
             return json_response(replay.body, replay.status, headers=_location(replay.body))
         await repository.insert_submission(
@@ -155,7 +155,6 @@ async def submit(
             subject=str(submission_id),
         )
         await add_event(conn, event, schema=platform.schema)
-        await idempotency.remember(conn, scope, key, 202, accepted)
     return json_response(accepted, 202, headers=_location(accepted))
 
 
@@ -259,7 +258,7 @@ async def send_message(
     )
     scope = f"messages:{device.patient_id}"
     async with platform.pool.acquire() as conn, conn.transaction():
-        replay = await idempotency.claim(conn, scope, key, idempotency.request_hash(body))
+        replay = await idempotency.claim(conn, scope, key, idempotency.request_hash(body), 202, accepted)
         if replay is not None:
             return json_response(replay.body, replay.status)
         sent_at = await repository.insert_message(
@@ -282,5 +281,4 @@ async def send_message(
             subject=str(message_id),
         )
         await add_event(conn, event, schema=platform.schema)
-        await idempotency.remember(conn, scope, key, 202, accepted)
     return json_response(accepted, 202)

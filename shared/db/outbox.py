@@ -29,14 +29,17 @@ def notify_channel(schema: str) -> str:
 
 async def add_event(conn: asyncpg.Connection, event: CloudEvent[Any], *, schema: str) -> None:
     """Store the event in the caller's transaction, with the trace context of the code that caused it."""
+    # One round trip: the row, and a wake-up for the relay delivered at commit (identical notifications
+    # within a transaction are collapsed into one).
     await conn.execute(
-        "INSERT INTO outbox (id, subject, body, headers) VALUES ($1, $2, $3, $4)",
+        "WITH row AS (INSERT INTO outbox (id, subject, body, headers) VALUES ($1, $2, $3, $4) RETURNING 1) "
+        "SELECT pg_notify($5, '') FROM row",
         event.id,
         event.type,
         event.to_json(),
         current_trace_headers(),
+        notify_channel(schema),
     )
-    await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
 
 
 class OutboxRelay:

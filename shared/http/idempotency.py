@@ -44,14 +44,22 @@ def request_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-async def claim(conn: asyncpg.Connection, scope: str, key: str, body_hash: str) -> StoredResponse | None:
-    """None when this key is new (go ahead, then ``remember``); the stored response when it is a retry."""
+async def claim(
+    conn: asyncpg.Connection, scope: str, key: str, body_hash: str, status: int, response: dict[str, Any]
+) -> StoredResponse | None:
+    """Store the response this request will get; returns None when the key is new, else the stored response.
+
+    The response is known before the work is done (its id is chosen up front), so it is stored with the
+    key in one statement, and rolls back with the work if the transaction fails.
+    """
     first = await conn.fetchval(
-        "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3) "
+        "INSERT INTO idempotency_keys (scope, key, request_hash, status, response) VALUES ($1, $2, $3, $4, $5) "
         "ON CONFLICT DO NOTHING RETURNING true",
         scope,
         key,
         body_hash,
+        status,
+        response,
     )
     if first:
         return None
@@ -68,13 +76,3 @@ async def claim(conn: asyncpg.Connection, scope: str, key: str, body_hash: str) 
             kind="idempotency-key-reused",
         )
     return StoredResponse(row["status"], row["response"])
-
-
-async def remember(conn: asyncpg.Connection, scope: str, key: str, status: int, body: dict[str, Any]) -> None:
-    await conn.execute(
-        "UPDATE idempotency_keys SET status = $3, response = $4 WHERE scope = $1 AND key = $2",
-        scope,
-        key,
-        status,
-        body,
-    )

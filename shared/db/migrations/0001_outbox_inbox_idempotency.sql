@@ -25,8 +25,8 @@ CREATE TABLE idempotency_keys (
     scope        text NOT NULL,
     key          text NOT NULL,
     request_hash text NOT NULL,
-    status       integer,
-    response     jsonb,
+    status       integer NOT NULL,
+    response     jsonb NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (scope, key)
 );
