@@ -533,6 +533,11 @@ class Target:
     cpu: CpuTracker
     services: list[UvicornService] = field(default_factory=list)
 
+    def check_alive(self) -> None:
+        for service in self.services:
+            if service.process is not None and service.process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited during the run:\n{service.log_tail()}")
+
 
 def start_embedded(
     stack: contextlib.ExitStack, workdir: Path, extra_env: dict[str, str], log_dir: Path | None
@@ -705,6 +710,7 @@ async def run_phase(
         for i in range(workers)
     ]
     processes: list[asyncio.subprocess.Process] = []
+    marker: asyncio.Task[None] | None = None
     try:
         for plan in plans:
             processes.append(await _spawn_worker(plan))
@@ -728,20 +734,29 @@ async def run_phase(
             cpu_marks["load_end"] = target.cpu.snapshot()
 
         marker = asyncio.create_task(mark_load_end())
-        outputs = await asyncio.wait_for(
-            asyncio.gather(*(p.stdout.read() for p in processes if p.stdout is not None)),
-            timeout=duration + settings.timeout_s + 60.0,
-        )
+        reads = [asyncio.ensure_future(p.stdout.read()) for p in processes if p.stdout is not None]
+        try:
+            _, unfinished = await asyncio.wait(reads, timeout=duration + settings.timeout_s + 60.0)
+        finally:
+            for read in reads:
+                read.cancel()  # no-op for the finished ones
+        if unfinished:
+            raise RuntimeError("the load workers did not finish in time")
+        outputs = [read.result() for read in reads]
         for process in processes:
             await asyncio.wait_for(process.wait(), timeout=30.0)
         await marker
     finally:
+        if marker is not None:
+            marker.cancel()
         for process in processes:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 with contextlib.suppress(TimeoutError, ProcessLookupError):
                     await asyncio.wait_for(process.wait(), timeout=5.0)
+    if not all(outputs):
+        raise RuntimeError(f"a load worker failed (exit codes {[p.returncode for p in processes]})")
     parts = [orjson.loads(out) for out in outputs]
 
     due = [0.0] * count
@@ -765,6 +780,7 @@ async def run_phase(
     drain_deadline = max(sends_end, last_response) + settings.drain_timeout_s
     waiting = {ids[k] for k in accepted}
     for _ in range(100_000):
+        target.check_alive()
         waiting = {i for i in waiting if i not in observer.seen}
         if not waiting or time.monotonic() >= drain_deadline:
             break
@@ -835,9 +851,7 @@ async def run_all(target: Target, args: argparse.Namespace, settings: Settings) 
             result = await run_phase(target, observer, settings, rate, args.duration)
             print(f"  {_one_line(result)}", file=sys.stderr, flush=True)
             results.append(result)
-            for service in target.services:
-                if service.process is not None and service.process.poll() is not None:
-                    raise RuntimeError(f"{service.name} died during the run:\n{service.log_tail()}")
+            target.check_alive()
     finally:
         await observer.close()
     return results

@@ -29,6 +29,8 @@ class ServiceSettings(BaseSettings):
     auth_audience: str = Field(default="oncofollow", alias="AUTH_AUDIENCE")
 
     max_body_bytes: int = Field(default=64 * 1024, alias="MAX_BODY_BYTES")
+    # Requests in flight per process beyond which the service answers 503 + Retry-After.
+    max_in_flight: int = Field(default=256, ge=1, alias="MAX_IN_FLIGHT")
     # Start-up check that the NATS server fsyncs before acking (jetstream sync_interval: always).
     require_nats_sync_always: bool = Field(default=False, alias="REQUIRE_NATS_SYNC_ALWAYS")
     nats_monitor_url: str | None = Field(default=None, alias="NATS_MONITOR_URL")

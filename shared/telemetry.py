@@ -19,29 +19,36 @@ from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Link, Span, SpanKind, Tracer
 
-_configured: TracerProvider | None = None
+# True unless this module installed a provider that records nothing (see setup_tracing).
+_recording = True
 
 
-def setup_tracing(service_name: str) -> trace.TracerProvider:
-    """Install the process's tracer provider once (later calls return the installed one).
+def setup_tracing(service_name: str) -> bool:
+    """Install the process's tracer provider once; True when spans are recorded (and worth instrumenting).
 
-    Export is configured by the standard ``OTEL_*`` variables; with no OTLP endpoint, spans are made
-    (so trace context still flows through NATS) but not exported. Tests install their own provider first.
+    Export is configured by the standard ``OTEL_*`` variables (``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    ``OTEL_TRACES_SAMPLER``…). With no exporter, nothing would ever read a span, so none is recorded:
+    trace context still flows through NATS headers, at the cost of a non-recording span. Tests install
+    their own provider first.
     """
-    global _configured
-    current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        return current
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    global _recording
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return _recording
+    resource = Resource.create({"service.name": service_name})
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+        provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        _recording = True
+    else:
+        provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
+        _recording = False
     trace.set_tracer_provider(provider)
-    _configured = provider
-    return provider
+    return _recording
 
 
 def instrument_asyncpg() -> None:

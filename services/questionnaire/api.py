@@ -43,12 +43,12 @@ STATUS_LABELS = {
 }
 
 
-def catalogue(platform: PlatformDep) -> QuestionnaireCatalogue:
+async def catalogue(platform: PlatformDep) -> QuestionnaireCatalogue:
     found: QuestionnaireCatalogue = platform.extras["catalogue"]
     return found
 
 
-def opening_hours(platform: PlatformDep) -> OpeningHours:
+async def opening_hours(platform: PlatformDep) -> OpeningHours:
     hours: OpeningHours = platform.extras["opening_hours"]
     return hours
 

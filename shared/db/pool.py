@@ -24,9 +24,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Connections carry no session state (locks are per transaction, LISTEN has its own connection),
+    so the reset query asyncpg runs on every release is a wasted round trip."""
+
+
 async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
+        reset=_no_reset,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,

@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from shared.auth import TokenService
 from shared.db.outbox import OutboxRelay
 from shared.db.pool import apply_migrations, create_pool, pending_migrations
-from shared.http.limits import BodySizeLimit
+from shared.http.limits import BodySizeLimit, ConcurrencyLimit
 from shared.http.problems import install_problem_handlers, problem_response
 from shared.messaging.connection import connect, server_syncs_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
@@ -75,7 +75,7 @@ class ServiceDefinition:
     version: str = "0.1.0"
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     platform: Platform = request.state.platform
     return platform
 
@@ -162,8 +162,9 @@ def _configure_logging(service: str) -> None:
 
 def create_service_app(service: ServiceDefinition) -> FastAPI:
     _configure_logging(service.name)
-    setup_tracing(service.name)
-    instrument_asyncpg()
+    recording = setup_tracing(service.name)
+    if recording:
+        instrument_asyncpg()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -179,6 +180,7 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, max_in_flight=service.settings.max_in_flight)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -202,7 +204,8 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     for router in service.routers:
         app.include_router(router)
 
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    if recording:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
     return app

@@ -60,3 +60,35 @@ class BodySizeLimit:
             instance=scope.get("path"),
         )
         await response(scope, receive, send)
+
+
+class ConcurrencyLimit:
+    """Refuse work beyond a number of requests in flight with a 503 and Retry-After, instead of queueing
+    it until the caller has given up (and spending CPU on answers nobody reads)."""
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, retry_after_s: int = 2) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.retry_after_s = retry_after_s
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        # Health checks must answer under load, and live streams are long-lived by design.
+        if scope["type"] != "http" or path in ("/healthz", "/readyz") or path.endswith("/stream"):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            response = problem_response(
+                503,
+                "The service is busy; retry in a moment with the same Idempotency-Key.",
+                headers={"Retry-After": str(self.retry_after_s)},
+                instance=scope.get("path"),
+            )
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

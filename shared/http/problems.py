@@ -8,6 +8,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 PROBLEM_TYPE_BASE = "https://oncofollow.example/problems/"
@@ -107,6 +108,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail = f"{request.method} is not allowed on {request.url.path}."
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The caller hung up while sending its body: nothing was done, and nobody reads this answer.
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,9 +1,12 @@
-"""Auth dependencies: who is calling, and may they call this endpoint."""
+"""Auth dependencies: who is calling, and may they call this endpoint.
+
+All are ``async def``: FastAPI runs a plain ``def`` dependency in a thread pool, a hop per request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -14,7 +17,7 @@ from shared.http.problems import Problem
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="oncofollow"'}
 
 
-def bearer_principal(request: Request, platform: PlatformDep) -> Principal:
+async def bearer_principal(request: Request, platform: PlatformDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -38,7 +41,7 @@ def bearer_principal(request: Request, platform: PlatformDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(bearer_principal)]
 
 
-def require_device(principal: PrincipalDep) -> DevicePrincipal:
+async def require_device(principal: PrincipalDep) -> DevicePrincipal:
     if not isinstance(principal, DevicePrincipal):
         raise Problem(403, "This endpoint is for a patient's tablet: use a device token.", kind="wrong-token")
     return principal
@@ -47,10 +50,10 @@ def require_device(principal: PrincipalDep) -> DevicePrincipal:
 DeviceDep = Annotated[DevicePrincipal, Depends(require_device)]
 
 
-def require_staff(*roles: str) -> Callable[[Principal], StaffPrincipal]:
+def require_staff(*roles: str) -> Callable[[Principal], Coroutine[Any, Any, StaffPrincipal]]:
     allowed = frozenset(roles)
 
-    def dependency(principal: PrincipalDep) -> StaffPrincipal:
+    async def dependency(principal: PrincipalDep) -> StaffPrincipal:
         if not isinstance(principal, StaffPrincipal):
             raise Problem(403, "This endpoint is for staff: use a staff token.", kind="wrong-token")
         if not principal.has_any(allowed):
