@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -21,11 +22,11 @@ from services.questionnaire.domain import (
 )
 from shared.audit import record_access
 from shared.auth import DevicePrincipal, StaffPrincipal
-from shared.db.outbox import add_event
 from shared.events.catalog import make_event
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
+from shared.http.ingress import IngressRequest, IngressWriter
 from shared.http.problems import Problem
 from shared.http.responses import json_response
 from shared.http.security import DeviceDep, PrincipalDep
@@ -48,6 +49,25 @@ async def catalogue(platform: PlatformDep) -> QuestionnaireCatalogue:
     return found
 
 
+@dataclass(frozen=True)
+class Writers:
+    """The group-commit writers of this service's two kinds of tablet input."""
+
+    submissions: IngressWriter[repository.SubmissionRow]
+    messages: IngressWriter[repository.MessageRow]
+
+
+def ingress_writers(schema: str) -> Writers:
+    return Writers(
+        IngressWriter(schema, repository.insert_submissions), IngressWriter(schema, repository.insert_messages)
+    )
+
+
+async def writers_of(platform: PlatformDep) -> Writers:
+    found: Writers = platform.extras["writers"]
+    return found
+
+
 async def opening_hours(platform: PlatformDep) -> OpeningHours:
     hours: OpeningHours = platform.extras["opening_hours"]
     return hours
@@ -55,6 +75,7 @@ async def opening_hours(platform: PlatformDep) -> OpeningHours:
 
 CatalogueDep = Annotated[QuestionnaireCatalogue, Depends(catalogue)]
 OpeningHoursDep = Annotated[OpeningHours, Depends(opening_hours)]
+WritersDep = Annotated[Writers, Depends(writers_of)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
@@ -102,6 +123,7 @@ async def submit(
     platform: PlatformDep,
     questionnaires: CatalogueDep,
     hours: OpeningHoursDep,
+    writers: WritersDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     key = idempotency.check_key(idempotency_key)
@@ -123,38 +145,38 @@ async def submit(
         status_label=STATUS_LABELS["received"],
         notice=hours.patient_notice(datetime.now(UTC)),
     ).model_dump(mode="json")
-    scope = f"submissions:{device.patient_id}"
-    async with platform.pool.acquire() as conn, conn.transaction():
-        replay = await idempotency.claim(conn, scope, key, idempotency.request_hash(body), 202, accepted)
-        if replay is not None:
-            return json_response(replay.body, replay.status, headers=_location(replay.body))
-        await repository.insert_submission(
-            conn,
+    event = make_event(
+        "questionnaire.submitted",
+        QuestionnaireSubmittedV1(
             submission_id=submission_id,
             patient_id=device.patient_id,
             questionnaire_id=answers.questionnaire_id,
             questionnaire_version=answers.questionnaire_version,
-            answered_by=answers.answered_by,
             authored=answers.authored,
-            response=response,
+            answered_by=answers.answered_by,
+            terms=answers.terms,
+            red_flags=answers.red_flags,
+            ecog=answers.ecog,
+        ),
+        source=platform.source,
+        subject=str(submission_id),
+    )
+    row = repository.SubmissionRow(
+        id=submission_id,
+        patient_id=device.patient_id,
+        questionnaire_id=answers.questionnaire_id,
+        questionnaire_version=answers.questionnaire_version,
+        answered_by=answers.answered_by,
+        authored=answers.authored,
+        response=response,
+    )
+    replay = await writers.submissions.write(
+        IngressRequest(
+            f"submissions:{device.patient_id}", key, idempotency.request_hash(body), 202, accepted, row, event
         )
-        event = make_event(
-            "questionnaire.submitted",
-            QuestionnaireSubmittedV1(
-                submission_id=submission_id,
-                patient_id=device.patient_id,
-                questionnaire_id=answers.questionnaire_id,
-                questionnaire_version=answers.questionnaire_version,
-                authored=answers.authored,
-                answered_by=answers.answered_by,
-                terms=answers.terms,
-                red_flags=answers.red_flags,
-                ecog=answers.ecog,
-            ),
-            source=platform.source,
-            subject=str(submission_id),
-        )
-        await add_event(conn, event, schema=platform.schema)
+    )
+    if replay is not None:
+        return json_response(replay.body, replay.status, headers=_location(replay.body))
     return json_response(accepted, 202, headers=_location(accepted))
 
 
@@ -234,6 +256,7 @@ async def send_message(
     device: DeviceDep,
     platform: PlatformDep,
     hours: OpeningHoursDep,
+    writers: WritersDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     key = idempotency.check_key(idempotency_key)
@@ -256,29 +279,23 @@ async def send_message(
     accepted = MessageAccepted(id=message_id, status="sent", notice=hours.patient_notice(datetime.now(UTC))).model_dump(
         mode="json"
     )
-    scope = f"messages:{device.patient_id}"
-    async with platform.pool.acquire() as conn, conn.transaction():
-        replay = await idempotency.claim(conn, scope, key, idempotency.request_hash(body), 202, accepted)
-        if replay is not None:
-            return json_response(replay.body, replay.status)
-        sent_at = await repository.insert_message(
-            conn,
+    sent_at = datetime.now(UTC)
+    event = make_event(
+        "message.sent",
+        MessageSentV1(
             message_id=message_id,
             patient_id=device.patient_id,
+            sent_at=sent_at,
             answered_by=message.answered_by,
-            body=text,
-        )
-        event = make_event(
-            "message.sent",
-            MessageSentV1(
-                message_id=message_id,
-                patient_id=device.patient_id,
-                sent_at=sent_at,
-                answered_by=message.answered_by,
-                text=text,
-            ),
-            source=platform.source,
-            subject=str(message_id),
-        )
-        await add_event(conn, event, schema=platform.schema)
+            text=text,
+        ),
+        source=platform.source,
+        subject=str(message_id),
+    )
+    row = repository.MessageRow(message_id, device.patient_id, message.answered_by, text, sent_at)
+    replay = await writers.messages.write(
+        IngressRequest(f"messages:{device.patient_id}", key, idempotency.request_hash(body), 202, accepted, row, event)
+    )
+    if replay is not None:
+        return json_response(replay.body, replay.status)
     return json_response(accepted, 202)

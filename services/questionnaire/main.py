@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from pydantic import Field
 
 from services.questionnaire import handlers
-from services.questionnaire.api import router
+from services.questionnaire.api import ingress_writers, router
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
 from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
@@ -32,13 +32,16 @@ class QuestionnaireSettings(ServiceSettings):
 
 def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefinition:
     settings = settings or QuestionnaireSettings()
+    writers = ingress_writers(NAME)
     return ServiceDefinition(
         name=NAME,
         settings=settings,
         routers=(router,),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=SUBSCRIPTIONS,
+        background=(writers.submissions.run, writers.messages.run),
         extras={
+            "writers": writers,
             "catalogue": QuestionnaireCatalogue.from_directory(settings.definitions_dir),
             "opening_hours": OpeningHours.parse(settings.opening_hours, settings.timezone),
         },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -9,29 +11,30 @@ from uuid import UUID
 import asyncpg
 
 
-async def insert_submission(
-    conn: asyncpg.Connection,
-    *,
-    submission_id: UUID,
-    patient_id: UUID,
-    questionnaire_id: str,
-    questionnaire_version: str,
-    answered_by: str,
-    authored: datetime,
-    response: dict[str, Any],
-) -> datetime:
-    received_at: datetime = await conn.fetchval(
-        "INSERT INTO submissions (id, patient_id, questionnaire_id, questionnaire_version, answered_by, "
-        "authored, response) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING received_at",
-        submission_id,
-        patient_id,
-        questionnaire_id,
-        questionnaire_version,
-        answered_by,
-        authored,
-        response,
+@dataclass(frozen=True)
+class SubmissionRow:
+    id: UUID
+    patient_id: UUID
+    questionnaire_id: str
+    questionnaire_version: str
+    answered_by: str
+    authored: datetime
+    response: dict[str, Any]
+
+
+async def insert_submissions(conn: asyncpg.Connection, rows: Sequence[SubmissionRow]) -> None:
+    await conn.execute(
+        "INSERT INTO submissions (id, patient_id, questionnaire_id, questionnaire_version, answered_by, authored, "
+        "response) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], "
+        "$6::timestamptz[], $7::jsonb[])",
+        [r.id for r in rows],
+        [r.patient_id for r in rows],
+        [r.questionnaire_id for r in rows],
+        [r.questionnaire_version for r in rows],
+        [r.answered_by for r in rows],
+        [r.authored for r in rows],
+        [r.response for r in rows],
     )
-    return received_at
 
 
 async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> asyncpg.Record | None:
@@ -60,14 +63,22 @@ async def mark_seen(conn: asyncpg.Connection, submission_ids: list[UUID], at: da
     )
 
 
-async def insert_message(
-    conn: asyncpg.Connection, *, message_id: UUID, patient_id: UUID, answered_by: str, body: str
-) -> datetime:
-    sent_at: datetime = await conn.fetchval(
-        "INSERT INTO messages (id, patient_id, answered_by, body) VALUES ($1, $2, $3, $4) RETURNING sent_at",
-        message_id,
-        patient_id,
-        answered_by,
-        body,
+@dataclass(frozen=True)
+class MessageRow:
+    id: UUID
+    patient_id: UUID
+    answered_by: str
+    body: str
+    sent_at: datetime
+
+
+async def insert_messages(conn: asyncpg.Connection, rows: Sequence[MessageRow]) -> None:
+    await conn.execute(
+        "INSERT INTO messages (id, patient_id, answered_by, body, sent_at) "
+        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])",
+        [r.id for r in rows],
+        [r.patient_id for r in rows],
+        [r.answered_by for r in rows],
+        [r.body for r in rows],
+        [r.sent_at for r in rows],
     )
-    return sent_at

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -38,6 +39,22 @@ async def add_event(conn: asyncpg.Connection, event: CloudEvent[Any], *, schema:
         event.type,
         event.to_json(),
         current_trace_headers(),
+        notify_channel(schema),
+    )
+
+
+async def add_events(
+    conn: asyncpg.Connection, events: Sequence[tuple[CloudEvent[Any], dict[str, str]]], *, schema: str
+) -> None:
+    """Store many events (each with the trace context of its own cause) in one statement."""
+    await conn.execute(
+        "WITH rows AS (INSERT INTO outbox (id, subject, body, headers) "
+        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[]) RETURNING 1) "
+        "SELECT pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM rows)",
+        [e.id for e, _ in events],
+        [e.type for e, _ in events],
+        [e.to_json() for e, _ in events],
+        [h for _, h in events],
         notify_channel(schema),
     )
 
