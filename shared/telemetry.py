@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter, Setter
@@ -119,21 +118,26 @@ def inject_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-@contextmanager
-def process_span(
+def start_process_span(
     tracer: Tracer, subject: str, message_id: str, headers: Mapping[str, str] | None, consumer: str
-) -> Iterator[Span]:
-    """CONSUMER span, child of and linked to the producer's context (one message, one parent)."""
+) -> Span:
+    """CONSUMER span, child of and linked to the producer's context (one message, one parent).
+
+    Not made current: a batch of messages is applied in one transaction, and each message's effects
+    carry its own span's context (``headers_of``) into the outbox rows they write.
+    """
     parent = context_from_headers(headers)
     creation = trace.get_current_span(parent).get_span_context()
     links = [Link(creation)] if creation.is_valid else []
     attributes = _messaging_attributes("process", subject, message_id)
     attributes["messaging.consumer.group.name"] = consumer
-    token = otel_context.attach(parent)
-    try:
-        with tracer.start_as_current_span(
-            f"process {subject}", kind=SpanKind.CONSUMER, links=links, attributes=attributes
-        ) as span:
-            yield span
-    finally:
-        otel_context.detach(token)
+    return tracer.start_span(
+        f"process {subject}", context=parent, kind=SpanKind.CONSUMER, links=links, attributes=attributes
+    )
+
+
+def headers_of(span: Span) -> dict[str, str]:
+    """W3C headers naming ``span`` as the parent, to store with an outbox row it causes."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers, context=trace.set_span_in_context(span), setter=_HeaderSetter())
+    return headers

@@ -1,8 +1,15 @@
-"""Scoring: what the alerting service does with each submission and each patient message."""
+"""Scoring: what the alerting service does with each submission and each patient message.
+
+Both handlers are set-wise: a fetched batch is applied with one statement per kind of read and write,
+whatever its size (the consumer runner retries a failing batch event by event, so a poison event is
+isolated). Events are applied in the order they were authored, so that "the previous submission" and
+"the open alert" are right even when a patient's two submissions share a batch.
+"""
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -12,176 +19,182 @@ import asyncpg
 from services.alerting import repository
 from services.alerting.domain import (
     DEFAULT_RULE_SET,
-    AlertPlan,
-    Assessment,
+    ActiveAlert,
+    Finding,
     InvalidCombination,
+    PreviousScore,
     assess_message,
     assess_submission,
     plan_alerts,
 )
-from shared.db.outbox import add_event
+from services.alerting.repository import AlertRecord, ScoreRow
+from shared.db.outbox import add_events
 from shared.events.alerts import AlertRaisedV1, AlertUpdatedV1, SubmissionScoredV1
 from shared.events.catalog import make_event
 from shared.events.envelope import CloudEvent
 from shared.events.questionnaire import AnsweredBy, MessageSentV1, QuestionnaireSubmittedV1
-from shared.messaging.consumer import PoisonMessage
+from shared.messaging.consumer import Consumed, PoisonMessage
 
 SOURCE = "/services/alerting"
 SCHEMA = "alerting"
 
-
-async def on_questionnaire_submitted(event: CloudEvent[Any], conn: asyncpg.Connection) -> None:
-    submission: QuestionnaireSubmittedV1 = event.data
-    now = datetime.now(UTC)
-    await repository.lock_patient(conn, submission.patient_id)
-    previous = await repository.previous_score(conn, submission.patient_id, submission.authored)
-    expected = await repository.expected_levels(conn, submission.patient_id, now)
-    try:
-        assessment = assess_submission(submission, previous, expected, now, DEFAULT_RULE_SET)
-    except InvalidCombination as exc:
-        raise PoisonMessage(str(exc)) from exc
-    alert_id = await _raise_or_merge(
-        conn,
-        event,
-        assessment,
-        patient_id=submission.patient_id,
-        answered_by=submission.answered_by,
-        submission_id=submission.submission_id,
-        message_id=None,
-        now=now,
-    )
-    await repository.insert_score(
-        conn,
-        submission_id=submission.submission_id,
-        patient_id=submission.patient_id,
-        questionnaire_id=submission.questionnaire_id,
-        authored=submission.authored,
-        answered_by=submission.answered_by,
-        answers=submission.model_dump(mode="json", include={"terms", "red_flags", "ecog"}),
-        grades=assessment.grades,
-        ecog=submission.ecog,
-        level=assessment.level,
-        alert_id=alert_id,
-        rule_set=DEFAULT_RULE_SET.label,
-    )
-    scored = SubmissionScoredV1(
-        submission_id=submission.submission_id,
-        patient_id=submission.patient_id,
-        level=assessment.level,
-        grades=assessment.grades,
-        alert_id=alert_id,
-        rule_set=DEFAULT_RULE_SET.label,
-        scored_at=now,
-    )
-    await _publish(conn, "submission.scored", scored, subject=str(submission.submission_id), cause=event)
+Outgoing = tuple[CloudEvent[Any], dict[str, str]]
 
 
-async def on_message_sent(event: CloudEvent[Any], conn: asyncpg.Connection) -> None:
-    message: MessageSentV1 = event.data
-    now = datetime.now(UTC)
-    await repository.lock_patient(conn, message.patient_id)
-    alert_id = await _raise_or_merge(
-        conn,
-        event,
-        assess_message(message, DEFAULT_RULE_SET),
-        patient_id=message.patient_id,
-        answered_by=message.answered_by,
-        submission_id=None,
-        message_id=message.message_id,
-        now=now,
-    )
-    await repository.insert_message(
-        conn,
-        message_id=message.message_id,
-        patient_id=message.patient_id,
-        answered_by=message.answered_by,
-        body=message.text,
-        sent_at=message.sent_at,
-        alert_id=alert_id,
-    )
+@dataclass
+class AlertBook:
+    """The active alerts of the batch's patients, as the merge rule changes them; written once at the end."""
+
+    records: dict[UUID, AlertRecord]
+    events: list[Outgoing] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, records: Sequence[AlertRecord]) -> AlertBook:
+        return cls({r.alert_id: r for r in records})
+
+    def active(self, patient_id: UUID) -> list[ActiveAlert]:
+        found = [r for r in self.records.values() if r.patient_id == patient_id and r.status != "resolved"]
+        return [r.active() for r in sorted(found, key=lambda r: r.raised_at)]
+
+    def apply(
+        self,
+        findings: Sequence[Finding],
+        *,
+        patient_id: UUID,
+        answered_by: AnsweredBy,
+        submission_id: UUID | None,
+        message_id: UUID | None,
+        now: datetime,
+        cause: Consumed,
+    ) -> UUID | None:
+        """Merge the findings into the patient's active alerts or open a new one; returns the alert they
+        went to (the new one first), if any."""
+        if not findings:
+            return None
+        plan = plan_alerts(findings, self.active(patient_id))
+        attached: UUID | None = None
+        for update in plan.updates:
+            record = self.records[update.alert.alert_id]
+            record.merge(update.level, update.status, update.reasons, answered_by, submission_id, message_id, now)
+            updated = AlertUpdatedV1(
+                alert_id=record.alert_id,
+                patient_id=patient_id,
+                level=update.level,
+                status=update.status,
+                reasons=update.reasons,
+                answered_by=answered_by,
+                submission_id=submission_id,
+                message_id=message_id,
+                rule_set=DEFAULT_RULE_SET.label,
+                updated_at=now,
+            )
+            self._publish("alert.updated", updated, record.alert_id, cause)
+            attached = attached or record.alert_id
+        if plan.new_level is not None:
+            record = AlertRecord.raised(
+                patient_id, plan.new_level, plan.new_reasons, answered_by, submission_id, message_id, now
+            )
+            self.records[record.alert_id] = record
+            raised = AlertRaisedV1(
+                alert_id=record.alert_id,
+                patient_id=patient_id,
+                level=plan.new_level,
+                reasons=plan.new_reasons,
+                answered_by=answered_by,
+                submission_id=submission_id,
+                message_id=message_id,
+                rule_set=DEFAULT_RULE_SET.label,
+                raised_at=now,
+            )
+            self._publish("alert.raised", raised, record.alert_id, cause)
+            attached = record.alert_id
+        return attached
+
+    def _publish(self, event_type: str, data: Any, subject: UUID, cause: Consumed) -> None:
+        self.events.append((_event(event_type, data, str(subject), cause), cause.trace_headers))
 
 
-async def _raise_or_merge(
-    conn: asyncpg.Connection,
-    cause: CloudEvent[Any],
-    assessment: Assessment,
-    *,
-    patient_id: UUID,
-    answered_by: AnsweredBy,
-    submission_id: UUID | None,
-    message_id: UUID | None,
-    now: datetime,
-) -> UUID | None:
-    """Apply the merge rule; returns the alert the finding went to (the new one first), if any."""
-    if not assessment.findings:
-        return None
-    plan: AlertPlan = plan_alerts(assessment.findings, await repository.active_alerts(conn, patient_id))
-    attached: UUID | None = None
-    for update in plan.updates:
-        await repository.merge_into_alert(
-            conn,
-            alert_id=update.alert.alert_id,
-            level=update.level,
-            status=update.status,
-            reasons=update.reasons,
-            answered_by=answered_by,
-            submission_id=submission_id,
-            message_id=message_id,
-            at=now,
-        )
-        updated = AlertUpdatedV1(
-            alert_id=update.alert.alert_id,
-            patient_id=patient_id,
-            level=update.level,
-            status=update.status,
-            reasons=update.reasons,
-            answered_by=answered_by,
-            submission_id=submission_id,
-            message_id=message_id,
-            rule_set=DEFAULT_RULE_SET.label,
-            updated_at=now,
-        )
-        await _publish(conn, "alert.updated", updated, subject=str(update.alert.alert_id), cause=cause)
-        attached = attached or update.alert.alert_id
-    if plan.new_level is not None:
-        alert_id = uuid.uuid4()
-        await repository.insert_alert(
-            conn,
-            alert_id=alert_id,
-            patient_id=patient_id,
-            level=plan.new_level,
-            reasons=plan.new_reasons,
-            answered_by=answered_by,
-            submission_id=submission_id,
-            message_id=message_id,
-            rule_set=DEFAULT_RULE_SET.label,
-            at=now,
-        )
-        raised = AlertRaisedV1(
-            alert_id=alert_id,
-            patient_id=patient_id,
-            level=plan.new_level,
-            reasons=plan.new_reasons,
-            answered_by=answered_by,
-            submission_id=submission_id,
-            message_id=message_id,
-            rule_set=DEFAULT_RULE_SET.label,
-            raised_at=now,
-        )
-        await _publish(conn, "alert.raised", raised, subject=str(alert_id), cause=cause)
-        attached = alert_id
-    return attached
-
-
-async def _publish(
-    conn: asyncpg.Connection, event_type: str, data: Any, *, subject: str, cause: CloudEvent[Any]
-) -> None:
-    event = make_event(
+def _event(event_type: str, data: Any, subject: str, cause: Consumed) -> CloudEvent[Any]:
+    return make_event(
         event_type,
         data,
         source=SOURCE,
         subject=subject,
-        causationid=cause.id,
-        correlationid=cause.correlationid or cause.id,
+        causationid=cause.event.id,
+        correlationid=cause.event.correlationid or cause.event.id,
     )
-    await add_event(conn, event, schema=SCHEMA)
+
+
+async def _open_book(conn: asyncpg.Connection, patients: Sequence[UUID]) -> AlertBook:
+    await repository.lock_patients(conn, patients)
+    return AlertBook.of(await repository.active_alerts(conn, patients))
+
+
+async def on_questionnaire_submitted(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+    now = datetime.now(UTC)
+    items = sorted(batch, key=lambda c: c.event.data.authored)
+    submissions: list[QuestionnaireSubmittedV1] = [c.event.data for c in items]
+    patients = sorted({s.patient_id for s in submissions}, key=str)
+    book = await _open_book(conn, patients)
+    stored_previous = await repository.previous_scores(conn, [(s.patient_id, s.authored) for s in submissions])
+    expected = await repository.expected_levels(conn, patients, now)
+    latest: dict[UUID, tuple[datetime, PreviousScore]] = {}
+    scores: list[ScoreRow] = []
+    for consumed, submission, stored in zip(items, submissions, stored_previous, strict=True):
+        previous = stored.score if stored else None
+        in_batch = latest.get(submission.patient_id)
+        if in_batch and in_batch[0] < submission.authored and (stored is None or stored.authored < in_batch[0]):
+            previous = in_batch[1]
+        try:
+            assessment = assess_submission(submission, previous, expected[submission.patient_id], now, DEFAULT_RULE_SET)
+        except InvalidCombination as exc:
+            raise PoisonMessage(str(exc)) from exc
+        alert_id = book.apply(
+            assessment.findings,
+            patient_id=submission.patient_id,
+            answered_by=submission.answered_by,
+            submission_id=submission.submission_id,
+            message_id=None,
+            now=now,
+            cause=consumed,
+        )
+        latest[submission.patient_id] = (submission.authored, PreviousScore(assessment.grades, submission.ecog))
+        scores.append(ScoreRow.of(submission, assessment.grades, assessment.level, alert_id, DEFAULT_RULE_SET.label))
+        scored = SubmissionScoredV1(
+            submission_id=submission.submission_id,
+            patient_id=submission.patient_id,
+            level=assessment.level,
+            grades=assessment.grades,
+            alert_id=alert_id,
+            rule_set=DEFAULT_RULE_SET.label,
+            scored_at=now,
+        )
+        book.events.append(
+            (_event("submission.scored", scored, str(submission.submission_id), consumed), consumed.trace_headers)
+        )
+    await repository.save_alerts(conn, book.records.values())
+    await repository.insert_scores(conn, scores)
+    await add_events(conn, book.events, schema=SCHEMA)
+
+
+async def on_message_sent(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+    now = datetime.now(UTC)
+    items = sorted(batch, key=lambda c: c.event.data.sent_at)
+    messages: list[MessageSentV1] = [c.event.data for c in items]
+    book = await _open_book(conn, sorted({m.patient_id for m in messages}, key=str))
+    rows = []
+    for consumed, message in zip(items, messages, strict=True):
+        alert_id = book.apply(
+            assess_message(message, DEFAULT_RULE_SET).findings,
+            patient_id=message.patient_id,
+            answered_by=message.answered_by,
+            submission_id=None,
+            message_id=message.message_id,
+            now=now,
+            cause=consumed,
+        )
+        rows.append(repository.MessageRow.of(message, alert_id))
+    await repository.save_alerts(conn, book.records.values())
+    await repository.insert_messages(conn, rows)
+    if book.events:
+        await add_events(conn, book.events, schema=SCHEMA)

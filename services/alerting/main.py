@@ -16,8 +16,10 @@ from shared.settings import ServiceSettings
 NAME = "alerting"
 
 SUBSCRIPTIONS = (
-    Subscription(ConsumerSpec(NAME, "QUESTIONNAIRES", "questionnaire.submitted"), handlers.on_questionnaire_submitted),
-    Subscription(ConsumerSpec(NAME, "QUESTIONNAIRES", "message.sent"), handlers.on_message_sent),
+    Subscription(
+        ConsumerSpec(NAME, "QUESTIONNAIRES", "questionnaire.submitted"), handlers.on_questionnaire_submitted, batch=True
+    ),
+    Subscription(ConsumerSpec(NAME, "QUESTIONNAIRES", "message.sent"), handlers.on_message_sent, batch=True),
 )
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
-from services.alerting.domain import ActiveAlert, ExpectedLevel, PreviousScore
-from shared.events.alerts import AlertReason
+from services.alerting.domain import DEFAULT_RULE_SET, ActiveAlert, ExpectedLevel, PreviousScore
+from shared.events.alerts import AlertLevel, AlertReason, AlertStatus
+from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 
 ALERT_COLUMNS = (
     "id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, rule_set, raised_at, "
@@ -18,35 +23,145 @@ ALERT_COLUMNS = (
 )
 
 
-async def lock_patient(conn: asyncpg.Connection, patient_id: UUID) -> None:
-    """Serialise the scoring of one patient's events across replicas (the merge rule reads then writes)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(patient_id))
+@dataclass
+class AlertRecord:
+    """An active alert as the scoring handlers hold it between reading and writing it back."""
+
+    alert_id: UUID
+    patient_id: UUID
+    level: AlertLevel
+    status: AlertStatus
+    reasons: tuple[AlertReason, ...]
+    answered_by: str
+    submission_ids: list[UUID]
+    message_ids: list[UUID]
+    raised_at: datetime
+    updated_at: datetime
+    is_new: bool = False
+    changed: bool = False
+
+    @classmethod
+    def raised(
+        cls,
+        patient_id: UUID,
+        level: AlertLevel,
+        reasons: tuple[AlertReason, ...],
+        answered_by: str,
+        submission_id: UUID | None,
+        message_id: UUID | None,
+        at: datetime,
+    ) -> AlertRecord:
+        return cls(
+            uuid.uuid4(),
+            patient_id,
+            level,
+            "open",
+            reasons,
+            answered_by,
+            [submission_id] if submission_id else [],
+            [message_id] if message_id else [],
+            at,
+            at,
+            is_new=True,
+            changed=True,
+        )
+
+    def active(self) -> ActiveAlert:
+        return ActiveAlert(self.alert_id, self.level, self.status, self.reasons)
+
+    def merge(
+        self,
+        level: AlertLevel,
+        status: AlertStatus,
+        reasons: tuple[AlertReason, ...],
+        answered_by: str,
+        submission_id: UUID | None,
+        message_id: UUID | None,
+        at: datetime,
+    ) -> None:
+        self.level, self.status, self.reasons, self.answered_by, self.updated_at = (
+            level,
+            status,
+            reasons,
+            answered_by,
+            at,
+        )
+        if submission_id:
+            self.submission_ids.append(submission_id)
+        if message_id:
+            self.message_ids.append(message_id)
+        self.changed = True
 
 
-async def previous_score(conn: asyncpg.Connection, patient_id: UUID, before: datetime) -> PreviousScore | None:
-    row = await conn.fetchrow(
-        "SELECT grades, ecog FROM scores WHERE patient_id = $1 AND authored < $2 ORDER BY authored DESC LIMIT 1",
-        patient_id,
-        before,
+async def lock_patients(conn: asyncpg.Connection, patients: Sequence[UUID]) -> None:
+    """Serialise the scoring of each patient's events across replicas (the merge rule reads then writes).
+
+    Locks are taken in one order (sorted ids), so two batches cannot wait on each other forever."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(p::text, 0)) "
+        "FROM (SELECT p FROM unnest($1::uuid[]) AS p ORDER BY p) AS sorted",
+        list(patients),
     )
-    return PreviousScore(grades=row["grades"], ecog=row["ecog"]) if row else None
 
 
-async def expected_levels(conn: asyncpg.Connection, patient_id: UUID, now: datetime) -> list[ExpectedLevel]:
+@dataclass(frozen=True)
+class StoredPrevious:
+    authored: datetime
+    score: PreviousScore
+
+
+async def previous_scores(
+    conn: asyncpg.Connection, submissions: Sequence[tuple[UUID, datetime]]
+) -> list[StoredPrevious | None]:
+    """For each (patient, authored): the patient's latest stored score authored before it."""
     rows = await conn.fetch(
-        "SELECT term, grade, until FROM expected_levels WHERE patient_id = $1 AND until > $2", patient_id, now
-    )
-    return [ExpectedLevel(r["term"], r["grade"], r["until"]) for r in rows]
-
-
-async def active_alerts(conn: asyncpg.Connection, patient_id: UUID) -> list[ActiveAlert]:
-    rows = await conn.fetch(
-        "SELECT id, level, status, reasons FROM alerts WHERE patient_id = $1 AND status <> 'resolved' "
-        "ORDER BY raised_at FOR UPDATE",
-        patient_id,
+        "SELECT u.i, s.authored, s.grades, s.ecog FROM unnest($1::uuid[], $2::timestamptz[]) WITH ORDINALITY "
+        "AS u(patient_id, authored, i) LEFT JOIN LATERAL (SELECT authored, grades, ecog FROM scores "
+        "WHERE patient_id = u.patient_id AND authored < u.authored ORDER BY authored DESC LIMIT 1) s ON true "
+        "ORDER BY u.i",
+        [p for p, _ in submissions],
+        [a for _, a in submissions],
     )
     return [
-        ActiveAlert(r["id"], r["level"], r["status"], tuple(AlertReason.model_validate(x) for x in r["reasons"]))
+        StoredPrevious(r["authored"], PreviousScore(grades=r["grades"], ecog=r["ecog"])) if r["authored"] else None
+        for r in rows
+    ]
+
+
+async def expected_levels(
+    conn: asyncpg.Connection, patients: Sequence[UUID], now: datetime
+) -> defaultdict[UUID, list[ExpectedLevel]]:
+    rows = await conn.fetch(
+        "SELECT patient_id, term, grade, until FROM expected_levels WHERE patient_id = ANY($1::uuid[]) AND until > $2",
+        list(patients),
+        now,
+    )
+    found: defaultdict[UUID, list[ExpectedLevel]] = defaultdict(list)
+    for r in rows:
+        found[r["patient_id"]].append(ExpectedLevel(r["term"], r["grade"], r["until"]))
+    return found
+
+
+async def active_alerts(conn: asyncpg.Connection, patients: Sequence[UUID]) -> list[AlertRecord]:
+    rows = await conn.fetch(
+        "SELECT id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, raised_at, "
+        "updated_at FROM alerts WHERE patient_id = ANY($1::uuid[]) AND status <> 'resolved' "
+        "ORDER BY raised_at FOR UPDATE",
+        list(patients),
+    )
+    return [
+        AlertRecord(
+            r["id"],
+            r["patient_id"],
+            r["level"],
+            r["status"],
+            tuple(AlertReason.model_validate(x) for x in r["reasons"]),
+            r["answered_by"],
+            list(r["submission_ids"]),
+            list(r["message_ids"]),
+            r["raised_at"],
+            r["updated_at"],
+        )
         for r in rows
     ]
 
@@ -55,116 +170,141 @@ def _reasons_json(reasons: Sequence[AlertReason]) -> list[dict[str, Any]]:
     return [r.model_dump(mode="json") for r in reasons]
 
 
-async def insert_alert(
-    conn: asyncpg.Connection,
-    *,
-    alert_id: UUID,
-    patient_id: UUID,
-    level: str,
-    reasons: Sequence[AlertReason],
-    answered_by: str,
-    submission_id: UUID | None,
-    message_id: UUID | None,
-    rule_set: str,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, "
-        "rule_set, raised_at, updated_at) VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $9)",
-        alert_id,
-        patient_id,
-        level,
-        _reasons_json(reasons),
-        answered_by,
-        [submission_id] if submission_id else [],
-        [message_id] if message_id else [],
-        rule_set,
-        at,
-    )
+async def save_alerts(conn: asyncpg.Connection, records: Iterable[AlertRecord]) -> None:
+    """Insert the new alerts and write back the merged ones, in their final state."""
+    every = list(records)
+    new = [r for r in every if r.is_new]
+    merged = [r for r in every if r.changed and not r.is_new]
+    if new:
+        await conn.execute(
+            "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, "
+            "rule_set, raised_at, updated_at) "
+            # JSON lists travel as text: asyncpg would read a list of lists as a two-dimensional array.
+            "SELECT u.id, u.patient_id, u.level, u.status, u.reasons::jsonb, u.answered_by, "
+            "ARRAY(SELECT jsonb_array_elements_text(u.submission_ids::jsonb)::uuid), "
+            "ARRAY(SELECT jsonb_array_elements_text(u.message_ids::jsonb)::uuid), $11, u.raised_at, u.updated_at "
+            "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
+            "$8::text[], $9::timestamptz[], $10::timestamptz[]) "
+            "AS u(id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, raised_at, "
+            "updated_at)",
+            [r.alert_id for r in new],
+            [r.patient_id for r in new],
+            [r.level for r in new],
+            [r.status for r in new],
+            [orjson.dumps(_reasons_json(r.reasons)).decode() for r in new],
+            [r.answered_by for r in new],
+            [orjson.dumps(r.submission_ids).decode() for r in new],
+            [orjson.dumps(r.message_ids).decode() for r in new],
+            [r.raised_at for r in new],
+            [r.updated_at for r in new],
+            DEFAULT_RULE_SET.label,
+        )
+    if merged:
+        # An alert that went back to "open" needs a nurse again: it is no longer anyone's.
+        await conn.executemany(
+            "UPDATE alerts SET level = $2, status = $3, reasons = $4, answered_by = $5, submission_ids = $6, "
+            "message_ids = $7, updated_at = $8, "
+            "acknowledged_by = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_by END, "
+            "acknowledged_at = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_at END WHERE id = $1",
+            [
+                (
+                    r.alert_id,
+                    r.level,
+                    r.status,
+                    _reasons_json(r.reasons),
+                    r.answered_by,
+                    r.submission_ids,
+                    r.message_ids,
+                    r.updated_at,
+                )
+                for r in merged
+            ],
+        )
 
 
-async def merge_into_alert(
-    conn: asyncpg.Connection,
-    *,
-    alert_id: UUID,
-    level: str,
-    status: str,
-    reasons: Sequence[AlertReason],
-    answered_by: str,
-    submission_id: UUID | None,
-    message_id: UUID | None,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        "UPDATE alerts SET level = $2, status = $3, reasons = $4, answered_by = $5, updated_at = $8, "
-        "submission_ids = CASE WHEN $6::uuid IS NULL THEN submission_ids ELSE array_append(submission_ids, $6) END, "
-        "message_ids = CASE WHEN $7::uuid IS NULL THEN message_ids ELSE array_append(message_ids, $7) END, "
-        "acknowledged_by = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_by END, "
-        "acknowledged_at = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_at END "
-        "WHERE id = $1",
-        alert_id,
-        level,
-        status,
-        _reasons_json(reasons),
-        answered_by,
-        submission_id,
-        message_id,
-        at,
-    )
+@dataclass(frozen=True)
+class ScoreRow:
+    submission_id: UUID
+    patient_id: UUID
+    questionnaire_id: str
+    authored: datetime
+    answered_by: str
+    answers: dict[str, Any]
+    grades: dict[str, int]
+    ecog: int | None
+    level: str
+    alert_id: UUID | None
+    rule_set: str
+
+    @classmethod
+    def of(
+        cls,
+        submission: QuestionnaireSubmittedV1,
+        grades: dict[str, int],
+        level: str,
+        alert_id: UUID | None,
+        rule_set: str,
+    ) -> ScoreRow:
+        return cls(
+            submission.submission_id,
+            submission.patient_id,
+            submission.questionnaire_id,
+            submission.authored,
+            submission.answered_by,
+            submission.model_dump(mode="json", include={"terms", "red_flags", "ecog"}),
+            grades,
+            submission.ecog,
+            level,
+            alert_id,
+            rule_set,
+        )
 
 
-async def insert_score(
-    conn: asyncpg.Connection,
-    *,
-    submission_id: UUID,
-    patient_id: UUID,
-    questionnaire_id: str,
-    authored: datetime,
-    answered_by: str,
-    answers: dict[str, Any],
-    grades: dict[str, int],
-    ecog: int | None,
-    level: str,
-    alert_id: UUID | None,
-    rule_set: str,
-) -> None:
+async def insert_scores(conn: asyncpg.Connection, rows: Sequence[ScoreRow]) -> None:
     await conn.execute(
         "INSERT INTO scores (submission_id, patient_id, questionnaire_id, authored, answered_by, answers, grades, "
-        "ecog, level, alert_id, rule_set) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "ecog, level, alert_id, rule_set) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], "
+        "$4::timestamptz[], $5::text[], $6::jsonb[], $7::jsonb[], $8::int[], $9::text[], $10::uuid[], $11::text[]) "
         "ON CONFLICT (submission_id) DO NOTHING",
-        submission_id,
-        patient_id,
-        questionnaire_id,
-        authored,
-        answered_by,
-        answers,
-        grades,
-        ecog,
-        level,
-        alert_id,
-        rule_set,
+        [r.submission_id for r in rows],
+        [r.patient_id for r in rows],
+        [r.questionnaire_id for r in rows],
+        [r.authored for r in rows],
+        [r.answered_by for r in rows],
+        [r.answers for r in rows],
+        [r.grades for r in rows],
+        [r.ecog for r in rows],
+        [r.level for r in rows],
+        [r.alert_id for r in rows],
+        [r.rule_set for r in rows],
     )
 
 
-async def insert_message(
-    conn: asyncpg.Connection,
-    *,
-    message_id: UUID,
-    patient_id: UUID,
-    answered_by: str,
-    body: str,
-    sent_at: datetime,
-    alert_id: UUID | None,
-) -> None:
+@dataclass(frozen=True)
+class MessageRow:
+    id: UUID
+    patient_id: UUID
+    answered_by: str
+    body: str
+    sent_at: datetime
+    alert_id: UUID | None
+
+    @classmethod
+    def of(cls, message: MessageSentV1, alert_id: UUID | None) -> MessageRow:
+        return cls(message.message_id, message.patient_id, message.answered_by, message.text, message.sent_at, alert_id)
+
+
+async def insert_messages(conn: asyncpg.Connection, rows: Sequence[MessageRow]) -> None:
     await conn.execute(
         "INSERT INTO messages (id, patient_id, answered_by, body, sent_at, alert_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-        message_id,
-        patient_id,
-        answered_by,
-        body,
-        sent_at,
-        alert_id,
+        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[]) "
+        "ON CONFLICT (id) DO NOTHING",
+        [r.id for r in rows],
+        [r.patient_id for r in rows],
+        [r.answered_by for r in rows],
+        [r.body for r in rows],
+        [r.sent_at for r in rows],
+        [r.alert_id for r in rows],
     )
 
 

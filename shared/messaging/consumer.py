@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,8 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from shared.db.inbox import claim_new
@@ -31,11 +33,36 @@ from shared.events.envelope import CloudEvent, raw_envelope
 from shared.faults import fault_point
 from shared.messaging.deadletter import dead_letter
 from shared.messaging.topology import ConsumerSpec
-from shared.telemetry import get_tracer, process_span
+from shared.telemetry import context_from_headers, get_tracer, headers_of, start_process_span
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[CloudEvent[Any], asyncpg.Connection], Awaitable[None]]
+
+@dataclass(frozen=True)
+class Consumed:
+    """One event to apply, with the trace context its effects (outbox rows) must carry."""
+
+    event: CloudEvent[Any]
+    trace_headers: dict[str, str]
+
+
+EventHandler = Callable[[CloudEvent[Any], asyncpg.Connection], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Consumed], asyncpg.Connection], Awaitable[None]]
+
+
+def one_by_one(handler: EventHandler) -> BatchHandler:
+    """Apply a per-event handler to a batch, each event under its own trace context."""
+
+    async def apply(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+        for consumed in batch:
+            token = otel_context.attach(context_from_headers(consumed.trace_headers))
+            try:
+                await handler(consumed.event, conn)
+            finally:
+                otel_context.detach(token)
+
+    apply.__name__ = getattr(handler, "__name__", "apply")
+    return apply
 
 
 class PoisonMessage(Exception):
@@ -44,8 +71,17 @@ class PoisonMessage(Exception):
 
 @dataclass(frozen=True)
 class Subscription:
+    """A durable consumer and what applies its events: a per-event handler (``on_<event>(event, conn)``)
+    or, where set-wise SQL pays, a batch handler (``batch=True``) given all the fresh events of a fetch."""
+
     spec: ConsumerSpec
-    handler: Handler
+    handler: EventHandler | BatchHandler
+    batch: bool = False
+
+    def batch_handler(self) -> BatchHandler:
+        if self.batch:
+            return self.handler  # type: ignore[return-value]
+        return one_by_one(self.handler)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -60,7 +96,7 @@ class ConsumerRunner:
         self._js = js
         self._pool = pool
         self._spec = subscription.spec
-        self._handler = subscription.handler
+        self._handler = subscription.batch_handler()
         self._tracer = get_tracer("shared.consumer")
 
     @property
@@ -112,20 +148,25 @@ class ConsumerRunner:
             heartbeat.cancel()
 
     async def _apply(self, deliveries: list[_Delivery]) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            fresh = await claim_new(conn, self._spec.durable, (d.event.id for d in deliveries))
-            for delivery in deliveries:
-                if delivery.event.id not in fresh:
-                    continue  # already applied: a redelivery after a lost ack
-                fresh.discard(delivery.event.id)  # the same event twice in one batch is applied once
-                with process_span(
-                    self._tracer,
-                    delivery.msg.subject,
-                    delivery.event.id,
-                    delivery.msg.headers,
-                    self._spec.durable,
-                ):
-                    await self._handler(delivery.event, conn)
+        spans: list[Span] = []
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                fresh = await claim_new(conn, self._spec.durable, (d.event.id for d in deliveries))
+                batch: list[Consumed] = []
+                for delivery in deliveries:
+                    if delivery.event.id not in fresh:
+                        continue  # already applied: a redelivery after a lost ack
+                    fresh.discard(delivery.event.id)  # the same event twice in one batch is applied once
+                    span = start_process_span(
+                        self._tracer, delivery.msg.subject, delivery.event.id, delivery.msg.headers, self._spec.durable
+                    )
+                    spans.append(span)
+                    batch.append(Consumed(delivery.event, headers_of(span)))
+                if batch:
+                    await self._handler(batch, conn)
+        finally:
+            for span in spans:
+                span.end()
 
     async def _apply_one(self, delivery: _Delivery) -> None:
         msg = delivery.msg

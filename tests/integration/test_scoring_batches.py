@@ -1,0 +1,59 @@
+"""The set-wise scoring handler against the real database: a patient's submissions sharing one batch."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.alerting import handlers
+from shared.events.catalog import make_event
+from shared.events.questionnaire import QuestionnaireSubmittedV1, TermAnswer
+from shared.messaging.consumer import Consumed
+
+pytestmark = pytest.mark.integration
+
+
+def _consumed(patient: uuid.UUID, authored: datetime, ecog: int) -> Consumed:
+    submission = QuestionnaireSubmittedV1(
+        submission_id=uuid.uuid4(),
+        patient_id=patient,
+        questionnaire_id="reconnect-symptoms",
+        questionnaire_version="1.0.0",
+        authored=authored,
+        answered_by="patient",
+        terms=(TermAnswer(term="fatigue", severity=1, interference=0),),
+        ecog=ecog,
+    )
+    event = make_event("questionnaire.submitted", submission, source="/services/questionnaire")
+    return Consumed(event, {})
+
+
+async def test_batch_is_applied_in_authored_order_with_in_batch_previous_and_merge(platform: Any) -> None:
+    patient, other = uuid.uuid4(), uuid.uuid4()
+    t0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    first = _consumed(patient, t0, ecog=1)  # no finding
+    second = _consumed(patient, t0 + timedelta(days=3), ecog=2)  # ECOG worse by 1 than `first`: orange
+    third = _consumed(patient, t0 + timedelta(days=6), ecog=3)  # ECOG 3: orange again, merges
+    calm = _consumed(other, t0, ecog=0)
+    pool = platform.alerting_platform.pool
+    async with pool.acquire() as conn, conn.transaction():
+        # Delivered out of order, all in one batch.
+        await handlers.on_questionnaire_submitted([third, calm, second, first], conn)
+
+    async with pool.acquire() as conn:
+        alerts = await conn.fetch("SELECT * FROM alerts")
+        scores = {r["submission_id"]: r for r in await conn.fetch("SELECT * FROM scores")}
+        subjects = [r["subject"] for r in await conn.fetch("SELECT subject FROM outbox ORDER BY seq")]
+    assert len(alerts) == 1
+    (alert,) = alerts
+    assert alert["patient_id"] == patient and alert["level"] == "orange"
+    assert alert["submission_ids"] == [second.event.data.submission_id, third.event.data.submission_id]
+    assert [r["rule"] for r in alert["reasons"]] == ["orange.ecog"]
+    assert scores[first.event.data.submission_id]["level"] == "none"
+    assert scores[second.event.data.submission_id]["alert_id"] == alert["id"]
+    assert scores[third.event.data.submission_id]["alert_id"] == alert["id"]
+    assert subjects.count("alert.raised") == 1 and subjects.count("alert.updated") == 1
+    assert subjects.count("submission.scored") == 4
