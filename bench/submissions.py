@@ -305,8 +305,12 @@ def worker_main(plan_json: str) -> int:
             result = uvloop.run(drive(plan, requests, t0))
         except ImportError:
             result = asyncio.run(drive(plan, requests, t0))
-        sys.stdout.buffer.write(orjson.dumps(result))
-        sys.stdout.flush()
+        # The event loop may have left stdout non-blocking: a large write would then stop at the pipe's size.
+        fd = sys.stdout.fileno()
+        os.set_blocking(fd, True)
+        pending = memoryview(orjson.dumps(result))
+        while pending:
+            pending = pending[os.write(fd, pending) :]
         return 0
     except KeyboardInterrupt:
         return 130

@@ -19,8 +19,8 @@ from shared.settings import ServiceSettings
 NAME = "questionnaire"
 
 SUBSCRIPTIONS = (
-    Subscription(ConsumerSpec(NAME, "ALERTS", "submission.scored"), handlers.on_submission_scored),
-    Subscription(ConsumerSpec(NAME, "ALERTS", "alert.acknowledged"), handlers.on_alert_acknowledged),
+    Subscription(ConsumerSpec(NAME, "ALERTS", "submission.scored"), handlers.on_submission_scored, batch=True),
+    Subscription(ConsumerSpec(NAME, "ALERTS", "alert.acknowledged"), handlers.on_alert_acknowledged, batch=True),
 )
 
 

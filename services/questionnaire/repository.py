@@ -45,21 +45,23 @@ async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> async
     )
 
 
-async def mark_scored(conn: asyncpg.Connection, submission_id: UUID, at: datetime) -> None:
+async def mark_scored(conn: asyncpg.Connection, scored: Sequence[tuple[UUID, datetime]]) -> None:
     # Status only moves forward: "seen" may arrive before "scored" (two consumers, no order between them).
     await conn.execute(
-        "UPDATE submissions SET scored_at = COALESCE(scored_at, $2), "
-        "status = CASE WHEN status = 'seen' THEN 'seen' ELSE 'scored' END WHERE id = $1",
-        submission_id,
-        at,
+        "UPDATE submissions s SET scored_at = COALESCE(s.scored_at, u.at), "
+        "status = CASE WHEN s.status = 'seen' THEN 'seen' ELSE 'scored' END "
+        "FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at) WHERE s.id = u.id",
+        [i for i, _ in scored],
+        [at for _, at in scored],
     )
 
 
-async def mark_seen(conn: asyncpg.Connection, submission_ids: list[UUID], at: datetime) -> None:
+async def mark_seen(conn: asyncpg.Connection, seen: Sequence[tuple[UUID, datetime]]) -> None:
     await conn.execute(
-        "UPDATE submissions SET status = 'seen', seen_at = COALESCE(seen_at, $2) WHERE id = ANY($1::uuid[])",
-        submission_ids,
-        at,
+        "UPDATE submissions s SET status = 'seen', seen_at = COALESCE(s.seen_at, u.at) "
+        "FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at) WHERE s.id = u.id",
+        [i for i, _ in seen],
+        [at for _, at in seen],
     )
 
 

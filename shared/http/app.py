@@ -177,6 +177,9 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
         description=service.description,
         version=service.version,
         lifespan=lifespan,
+        # FastAPI's own telemetry would add a second server span beside the OpenTelemetry instrumentation
+        # below (which we assert in tests), and its logs could carry request values: both are off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
