@@ -47,9 +47,10 @@ if str(ROOT) not in sys.path:
 import orjson  # noqa: E402
 
 from shared.auth import TokenService  # noqa: E402
-from shared.devservers import EmbeddedNats, EmbeddedPostgres, free_port  # noqa: E402
+from shared.devservers import EmbeddedNats, EmbeddedPostgres  # noqa: E402
 from shared.settings import DEV_AUTH_SECRET  # noqa: E402
 from shared.testing.fhir import RED_NAUSEA, Answer, questionnaire_response  # noqa: E402
+from shared.testing.services import ServiceProcess  # noqa: E402
 
 SUBMISSIONS_PATH = "/v1/submissions"
 ALERT_SUBJECT = "alert.raised"
@@ -437,75 +438,11 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+UVICORN_ARGS = ("--loop", "uvloop", "--http", "httptools")
+
 # --------------------------------------------------------------------------------------------------
 # The system under test: embedded servers and uvicorn processes, or running ones
 # --------------------------------------------------------------------------------------------------
-
-
-class UvicornService:
-    """``uvicorn services.<name>.main:app --loop uvloop --http httptools`` on a free loopback port."""
-
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.env = env
-        self.port = free_port()
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def spawn(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    f"services.{self.name}.main:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--loop",
-                    "uvloop",
-                    "--http",
-                    "httptools",
-                    "--no-access-log",
-                ],
-                env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)},
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start-up:\n{self.log_tail()}")
-            if http_ready(self.url):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready within {timeout:.0f}s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-chars:]
-        return ""
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
 
 
 def http_ready(base_url: str) -> bool:
@@ -535,7 +472,7 @@ class Target:
     nats_url: str
     description: str
     cpu: CpuTracker
-    services: list[UvicornService] = field(default_factory=list)
+    services: list[ServiceProcess] = field(default_factory=list)
 
     def check_alive(self) -> None:
         for service in self.services:
@@ -560,7 +497,7 @@ def start_embedded(
         "DATABASE_URL": postgres.url,
         **extra_env,
     }
-    services = [UvicornService(name, env, log_dir or workdir / "logs") for name in SERVICES]
+    services = [ServiceProcess(name, env, log_dir or workdir / "logs", extra_args=UVICORN_ARGS) for name in SERVICES]
     for service in services:
         stack.callback(service.stop)
         service.spawn()

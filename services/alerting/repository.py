@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from services.alerting.domain import DEFAULT_RULE_SET, ActiveAlert, ExpectedLevel, PreviousScore
+from shared.db.sets import columns
 from shared.events.alerts import AlertLevel, AlertReason, AlertStatus
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 
@@ -187,10 +188,7 @@ async def save_alerts(conn: asyncpg.Connection, records: Iterable[AlertRecord]) 
             "$8::text[], $9::timestamptz[], $10::timestamptz[]) "
             "AS u(id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, raised_at, "
             "updated_at)",
-            [r.alert_id for r in new],
-            [r.patient_id for r in new],
-            [r.level for r in new],
-            [r.status for r in new],
+            *columns(new, "alert_id", "patient_id", "level", "status"),
             [orjson.dumps(_reasons_json(r.reasons)).decode() for r in new],
             [r.answered_by for r in new],
             [orjson.dumps(r.submission_ids).decode() for r in new],
@@ -266,17 +264,20 @@ async def insert_scores(conn: asyncpg.Connection, rows: Sequence[ScoreRow]) -> N
         "ecog, level, alert_id, rule_set) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], "
         "$4::timestamptz[], $5::text[], $6::jsonb[], $7::jsonb[], $8::int[], $9::text[], $10::uuid[], $11::text[]) "
         "ON CONFLICT (submission_id) DO NOTHING",
-        [r.submission_id for r in rows],
-        [r.patient_id for r in rows],
-        [r.questionnaire_id for r in rows],
-        [r.authored for r in rows],
-        [r.answered_by for r in rows],
-        [r.answers for r in rows],
-        [r.grades for r in rows],
-        [r.ecog for r in rows],
-        [r.level for r in rows],
-        [r.alert_id for r in rows],
-        [r.rule_set for r in rows],
+        *columns(
+            rows,
+            "submission_id",
+            "patient_id",
+            "questionnaire_id",
+            "authored",
+            "answered_by",
+            "answers",
+            "grades",
+            "ecog",
+            "level",
+            "alert_id",
+            "rule_set",
+        ),
     )
 
 
@@ -299,12 +300,7 @@ async def insert_messages(conn: asyncpg.Connection, rows: Sequence[MessageRow]) 
         "INSERT INTO messages (id, patient_id, answered_by, body, sent_at, alert_id) "
         "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[]) "
         "ON CONFLICT (id) DO NOTHING",
-        [r.id for r in rows],
-        [r.patient_id for r in rows],
-        [r.answered_by for r in rows],
-        [r.body for r in rows],
-        [r.sent_at for r in rows],
-        [r.alert_id for r in rows],
+        *columns(rows, "id", "patient_id", "answered_by", "body", "sent_at", "alert_id"),
     )
 
 

@@ -10,6 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db.sets import columns
+
 
 @dataclass(frozen=True)
 class SubmissionRow:
@@ -27,13 +29,9 @@ async def insert_submissions(conn: asyncpg.Connection, rows: Sequence[Submission
         "INSERT INTO submissions (id, patient_id, questionnaire_id, questionnaire_version, answered_by, authored, "
         "response) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], "
         "$6::timestamptz[], $7::jsonb[])",
-        [r.id for r in rows],
-        [r.patient_id for r in rows],
-        [r.questionnaire_id for r in rows],
-        [r.questionnaire_version for r in rows],
-        [r.answered_by for r in rows],
-        [r.authored for r in rows],
-        [r.response for r in rows],
+        *columns(
+            rows, "id", "patient_id", "questionnaire_id", "questionnaire_version", "answered_by", "authored", "response"
+        ),
     )
 
 
@@ -78,9 +76,5 @@ async def insert_messages(conn: asyncpg.Connection, rows: Sequence[MessageRow]) 
     await conn.execute(
         "INSERT INTO messages (id, patient_id, answered_by, body, sent_at) "
         "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])",
-        [r.id for r in rows],
-        [r.patient_id for r in rows],
-        [r.answered_by for r in rows],
-        [r.body for r in rows],
-        [r.sent_at for r in rows],
+        *columns(rows, "id", "patient_id", "answered_by", "body", "sent_at"),
     )

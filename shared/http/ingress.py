@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from shared.db.outbox import add_events
+from shared.db.sets import columns
 from shared.events.envelope import CloudEvent
 from shared.http.idempotency import StoredResponse, key_reused
 from shared.telemetry import current_trace_headers
@@ -102,11 +103,7 @@ class IngressWriter(Generic[Row]):
                     "INSERT INTO idempotency_keys (scope, key, request_hash, status, response) "
                     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[]) "
                     "ON CONFLICT DO NOTHING RETURNING scope, key",
-                    [r.scope for r in batch],
-                    [r.key for r in batch],
-                    [r.request_hash for r in batch],
-                    [r.status for r in batch],
-                    [r.response for r in batch],
+                    *columns(batch, "scope", "key", "request_hash", "status", "response"),
                 )
                 new_keys = {(c["scope"], c["key"]) for c in claimed}
                 fresh: list[IngressRequest[Row]] = []
