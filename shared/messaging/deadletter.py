@@ -2,7 +2,7 @@
 
 The consumer runner dead-letters what it gives up on (undecodable, poison, retries exhausted) before
 ``term``; a forwarder also listens to the MAX_DELIVERIES advisory for messages whose processing kept
-crashing the process. Both use the id ``dlq:<stream>:<seq>`` so the copy is stored once.
+crashing the process. Both use the id ``dlq:<stream>:<seq>:<consumer>`` so each copy is stored once.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ async def dead_letter(
     out = {k: v for k, v in (headers or {}).items() if k in ("traceparent", "tracestate", "Content-Type")}
     out.update(
         {
-            Header.MSG_ID: f"dlq:{stream}:{stream_seq}",
+            # One dead letter per (message, consumer): two consumers giving up on it are two facts.
+            Header.MSG_ID: f"dlq:{stream}:{stream_seq}:{consumer}",
             "Dlq-Reason": reason,
             "Dlq-Stream": stream,
             "Dlq-Stream-Seq": str(stream_seq),

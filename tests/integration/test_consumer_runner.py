@@ -1,0 +1,147 @@
+"""The shared pull-consumer runner against real NATS and PostgreSQL: redelivery, backoff, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+from nats.js.api import Header
+
+from shared.db.pool import apply_migrations, create_pool
+from shared.events.catalog import make_event
+from shared.events.questionnaire import MessageSentV1
+from shared.messaging.consumer import Consumed, ConsumerRunner, PoisonMessage, Subscription
+from shared.messaging.topology import ConsumerSpec, ensure_topology
+from shared.testing.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+class Flaky:
+    """A handler that fails the first ``failures`` times it sees each event, then records it."""
+
+    def __init__(self, failures: int, error: type[Exception] = ConnectionError) -> None:
+        self.failures = failures
+        self.error = error
+        self.seen: dict[str, int] = {}
+        self.applied: list[str] = []
+
+    async def __call__(self, batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+        for consumed in batch:
+            count = self.seen[consumed.event.id] = self.seen.get(consumed.event.id, 0) + 1
+            if count <= self.failures:
+                raise self.error("not now")
+            await conn.execute("SELECT 1")
+            self.applied.append(consumed.event.id)
+
+
+@pytest.fixture
+async def runtime(nats_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Any, Any, asyncpg.Pool]]:
+    """NATS, and a schema with only the shared tables (outbox, inbox): no service of its own."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    pool = await create_pool(database_url, "runner_test")
+    async with pool.acquire() as conn:
+        await apply_migrations(conn, "runner_test", tmp_path)
+    yield nc, js, pool
+    await pool.close()
+    await nc.close()
+
+
+@dataclass
+class Running:
+    ids: list[str]
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def finish(self) -> None:
+        self.stop.set()
+        await self.task
+
+
+async def _run(runtime: Any, handler: Flaky, spec: ConsumerSpec, events: int) -> Running:
+    """Publish ``events`` new message.sent events, then run a consumer with ``handler`` on them."""
+    nc, js, pool = runtime
+    await ensure_topology(js, (spec,))
+    ids = []
+    for _ in range(events):
+        message = MessageSentV1(
+            message_id=uuid.uuid4(),
+            patient_id=uuid.uuid4(),
+            sent_at=datetime(2026, 11, 22, 10, tzinfo=UTC),
+            answered_by="patient",
+            text="x",
+        )
+        event = make_event("message.sent", message, source="/services/questionnaire")
+        await js.publish("message.sent", event.to_json(), headers={Header.MSG_ID: event.id})
+        ids.append(event.id)
+    stop = asyncio.Event()
+    runner = ConsumerRunner(nc, js, pool, Subscription(spec, handler, batch=True))
+    return Running(ids, stop, asyncio.create_task(runner.run(stop)))
+
+
+async def test_transient_failure_is_retried_and_applied_once(runtime: Any) -> None:
+    handler = Flaky(failures=2)
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(5.0, 5.0, 5.0), max_deliver=5)
+    running = await _run(runtime, handler, spec, events=3)
+    ids = running.ids
+    try:
+        await eventually(lambda: _done(handler, ids), within=20)
+        async with runtime[2].acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.durable) == 3
+        assert sorted(handler.applied) == sorted(ids)
+        assert len(handler.applied) == len(set(handler.applied))  # each applied once
+        assert all(handler.seen[i] >= 3 for i in ids)  # two failed attempts first (batch, then alone)
+        info = await runtime[1].consumer_info("QUESTIONNAIRES", spec.durable)
+        assert info.num_ack_pending == 0 and info.num_pending == 0
+    finally:
+        await running.finish()
+
+
+async def _done(handler: Flaky, ids: list[str]) -> bool:
+    return sorted(handler.applied) == sorted(ids)
+
+
+async def test_exhausted_retries_and_poison_go_to_the_dead_letter_stream(runtime: Any) -> None:
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(5.0,), max_deliver=2)
+    failing = Flaky(failures=99)
+    running = await _run(runtime, failing, spec, events=1)
+    js = runtime[1]
+
+    async def dead_letters() -> int:
+        try:
+            return int((await js.stream_info("DEAD_LETTERS")).state.messages)
+        except Exception:
+            return 0
+
+    try:
+        await eventually(dead_letters, within=20)
+        letter = await js.get_last_msg("DEAD_LETTERS", "dlq.message.sent")
+        assert letter.headers["Dlq-Reason"] == "retries_exhausted"
+        assert letter.headers["Dlq-Deliveries"] == "2"
+        assert failing.applied == []
+    finally:
+        await running.finish()
+
+    poison = Flaky(failures=99, error=PoisonMessage)
+    spec2 = ConsumerSpec("runner2", "QUESTIONNAIRES", "message.sent", backoff_s=(5.0,), max_deliver=5)
+    running = await _run(runtime, poison, spec2, events=0)
+    try:
+        # runner2 starts from the beginning of the stream: the same event, poison this time, delivered once.
+        async def two_letters() -> bool:
+            return await dead_letters() == 2
+
+        await eventually(two_letters, within=20)
+        assert poison.applied == []
+        letter = await js.get_last_msg("DEAD_LETTERS", "dlq.message.sent")
+        assert letter.headers["Dlq-Reason"] == "poison" and letter.headers["Dlq-Consumer"] == "runner2-message-sent"
+    finally:
+        await running.finish()
