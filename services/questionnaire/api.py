@@ -200,6 +200,8 @@ class SubmissionStatus(BaseModel):
 async def submission_status(
     submission_id: UUID, principal: PrincipalDep, platform: PlatformDep, hours: OpeningHoursDep
 ) -> Any:
+    if isinstance(principal, StaffPrincipal) and not principal.has_any(frozenset({"nurse"})):
+        raise Problem(403, "Your role does not allow this; it needs one of: nurse.", kind="missing-role")
     async with platform.pool.acquire() as conn:
         row = await repository.get_submission(conn, submission_id)
         if isinstance(principal, StaffPrincipal):

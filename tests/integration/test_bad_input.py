@@ -94,6 +94,16 @@ async def test_body_over_the_limit_is_413(platform: Any) -> None:
     await _nothing_stored_or_published(platform)
 
 
+async def test_streamed_body_over_the_limit_is_413(platform: Any) -> None:
+    async def chunks() -> Any:  # no Content-Length: the limit is enforced while reading
+        for _ in range(3):
+            yield b" " * 30_000
+
+    response = await _post(platform, chunks(), _headers(platform, uuid.uuid4()))  # type: ignore[arg-type]
+    await _assert_problem(response, 413, "larger than")
+    await _nothing_stored_or_published(platform)
+
+
 async def test_tokens_and_patients(platform: Any) -> None:
     body = orjson.dumps(questionnaire_response(RED_NAUSEA))
     key = {"Idempotency-Key": str(uuid.uuid4())}
@@ -123,6 +133,13 @@ async def test_a_tablet_cannot_read_another_patients_submission(platform: Any) -
     assert mine.status_code == 200
     theirs = await platform.questionnaire.get(f"/v1/submissions/{sid}", headers=platform.device(other))
     await _assert_problem(theirs, 404)
+    fleet = await platform.questionnaire.get(f"/v1/submissions/{sid}", headers=platform.staff("fleet"))
+    await _assert_problem(fleet, 403, "nurse")
+    nurse = await platform.questionnaire.get(f"/v1/submissions/{sid}", headers=platform.staff("nurse"))
+    assert nurse.status_code == 200
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        audit = await conn.fetch("SELECT actor, action, resource FROM audit_log")
+    assert [tuple(r) for r in audit] == [("nurse-1", "submission.read", f"submission/{sid}")]
 
 
 async def test_idempotency_key_reused_for_other_content_is_422(platform: Any) -> None:
