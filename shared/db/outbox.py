@@ -70,7 +70,6 @@ class OutboxRelay:
         batch: int = 500,
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
-        retention_days: int = 7,
     ) -> None:
         self._pool = pool
         self._js = js
@@ -79,7 +78,6 @@ class OutboxRelay:
         self._batch = batch
         self._poll_interval = poll_interval
         self._publish_timeout = publish_timeout
-        self._retention_days = retention_days
         self._wake = asyncio.Event()
         self._tracer = get_tracer("shared.outbox")
 
@@ -90,15 +88,10 @@ class OutboxRelay:
         stopping = asyncio.create_task(stop.wait())
         stopping.add_done_callback(lambda _: self._wake.set())
         listener = await self._listen()
-        last_purge = 0.0
         try:
             while not stop.is_set():
                 try:
                     published = await self.publish_pending()
-                    now = asyncio.get_running_loop().time()
-                    if now - last_purge > 3600:
-                        await self._purge()
-                        last_purge = now
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                     log.warning("outbox relay for %s: %s, retrying", self._schema, type(exc).__name__)
                     published = 0
@@ -158,10 +151,3 @@ class OutboxRelay:
             else:
                 done.append(seq)
         return done
-
-    async def _purge(self) -> None:
-        async with self._pool.acquire() as conn:
-            await conn.execute(
-                "DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)",
-                self._retention_days,
-            )

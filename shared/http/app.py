@@ -23,6 +23,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from shared.auth import TokenService
+from shared.db.housekeeping import run_housekeeping
 from shared.db.outbox import OutboxRelay
 from shared.db.pool import apply_migrations, create_pool, pending_migrations
 from shared.http.limits import BodySizeLimit, ConcurrencyLimit
@@ -115,6 +116,7 @@ async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
             extras=service.extras,
         )
         tasks.append(asyncio.create_task(relay.run(stop), name=f"{service.name}-outbox"))
+        tasks.append(asyncio.create_task(run_housekeeping(pool, stop), name=f"{service.name}-housekeeping"))
         for subscription in subscriptions:
             runner = ConsumerRunner(nc, js, pool, subscription)
             await forward_exhausted(nc, js, subscription.spec)
