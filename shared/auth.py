@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
@@ -44,10 +45,14 @@ Principal = DevicePrincipal | StaffPrincipal
 
 
 class TokenService:
-    def __init__(self, secret: str, issuer: str, audience: str) -> None:
+    def __init__(self, secret: str, issuer: str, audience: str, *, cache_size: int = 10_000) -> None:
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
+        # A tablet sends the same token with every request: its signature is checked once, its expiry
+        # every time. (Revocation is checked by the caller, never cached here.)
+        self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
+        self._cache_size = cache_size
 
     def _sign(self, claims: dict[str, Any], ttl_s: int) -> str:
         now = int(time.time())
@@ -71,6 +76,20 @@ class TokenService:
         return self._sign({"sub": staff_id, "typ": "staff", "roles": sorted(roles)}, ttl_s)
 
     def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires = cached
+            if time.time() < expires:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires = self._decode(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, int]:
         try:
             claims = jwt.decode(
                 token,
@@ -88,10 +107,12 @@ class TokenService:
                 patient = UUID(str(claims["patient_id"]))
             except (KeyError, ValueError):
                 raise InvalidToken("device token without a valid patient_id") from None
-            return DevicePrincipal(patient, str(claims["sub"]).removeprefix("device:"), str(claims["jti"]))
+            device = DevicePrincipal(patient, str(claims["sub"]).removeprefix("device:"), str(claims["jti"]))
+            return device, int(claims["exp"])
         if kind == "staff":
             roles = claims.get("roles")
             if not isinstance(roles, list):
                 raise InvalidToken("staff token without roles")
-            return StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]))
+            staff = StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]))
+            return staff, int(claims["exp"])
         raise InvalidToken("unknown token type")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -49,6 +50,14 @@ class TestTokens:
         principal = self.tokens.verify(self.tokens.issue_staff_token("n-1", {"nurse", "admin"}))
         assert isinstance(principal, StaffPrincipal)
         assert principal.roles == {"nurse", "admin"} and principal.has_any(frozenset({"admin"}))
+
+    def test_a_verified_token_still_expires(self) -> None:
+        tokens = TokenService(DEV_AUTH_SECRET, "oncofollow-dev", "oncofollow")
+        token = tokens.issue_staff_token("n-1", {"nurse"}, ttl_s=1)
+        assert tokens.verify(token) == tokens.verify(token)  # the second answer comes from the cache
+        time.sleep(1.1)
+        with pytest.raises(InvalidToken):
+            tokens.verify(token)
 
     def test_unknown_role_is_refused_at_issue(self) -> None:
         with pytest.raises(ValueError, match="unknown roles"):
