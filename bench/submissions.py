@@ -370,6 +370,19 @@ def _children_of(parent: int) -> list[int]:
     return found
 
 
+def _tree_cpu(pid: int) -> float | None:
+    """CPU seconds of a process and its children, live ones and exited ones (e.g. PostgreSQL backends)."""
+    stat = _proc_stat(pid)
+    if stat is None:
+        return None
+    total = stat[1] + stat[2]
+    for child in _children_of(pid):
+        child_stat = _proc_stat(child)
+        if child_stat is not None:
+            total += child_stat[1] + child_stat[2]
+    return total
+
+
 @dataclass
 class CpuTracker:
     """CPU seconds used so far by each process group we can see (services, NATS, PostgreSQL, ourselves)."""
@@ -380,17 +393,12 @@ class CpuTracker:
     def snapshot(self) -> dict[str, float]:
         used: dict[str, float] = {}
         for name, pid in self.pids.items():
-            stat = _proc_stat(pid)
-            if stat is not None:
-                used[name] = stat[1]
+            total = _tree_cpu(pid)  # uvicorn --workers N: the work is in the children
+            if total is not None:
+                used[name] = total
         if self.postmaster is not None:
-            stat = _proc_stat(self.postmaster)
-            if stat is not None:
-                total = stat[1] + stat[2]  # exited backends are in the postmaster's children time
-                for child in _children_of(self.postmaster):
-                    child_stat = _proc_stat(child)
-                    if child_stat is not None:
-                        total += child_stat[1] + child_stat[2]
+            total = _tree_cpu(self.postmaster)
+            if total is not None:
                 used["postgres"] = total
         used["bench coordinator"] = time.process_time()
         return used
@@ -440,6 +448,12 @@ def machine_info() -> dict[str, Any]:
 
 UVICORN_ARGS = ("--loop", "uvloop", "--http", "httptools")
 
+
+def _workers(service: str, processes: dict[str, int]) -> tuple[str, ...]:
+    count = processes.get(service, 1)
+    return ("--workers", str(count)) if count > 1 else ()
+
+
 # --------------------------------------------------------------------------------------------------
 # The system under test: embedded servers and uvicorn processes, or running ones
 # --------------------------------------------------------------------------------------------------
@@ -481,7 +495,11 @@ class Target:
 
 
 def start_embedded(
-    stack: contextlib.ExitStack, workdir: Path, extra_env: dict[str, str], log_dir: Path | None
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    extra_env: dict[str, str],
+    log_dir: Path | None,
+    processes: dict[str, int],
 ) -> Target:
     print(f"starting NATS, PostgreSQL and the services in {workdir} …", file=sys.stderr, flush=True)
     nats_server = EmbeddedNats(workdir / "nats")
@@ -497,7 +515,10 @@ def start_embedded(
         "DATABASE_URL": postgres.url,
         **extra_env,
     }
-    services = [ServiceProcess(name, env, log_dir or workdir / "logs", extra_args=UVICORN_ARGS) for name in SERVICES]
+    services = [
+        ServiceProcess(name, env, log_dir or workdir / "logs", extra_args=UVICORN_ARGS + _workers(name, processes))
+        for name in SERVICES
+    ]
     for service in services:
         stack.callback(service.stop)
         service.spawn()
@@ -918,6 +939,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the embedded services (e.g. DB_POOL_MAX=20); repeatable",
     )
+    p.add_argument("--questionnaire-processes", type=int, default=1, help="uvicorn --workers for questionnaire")
+    p.add_argument("--alerting-processes", type=int, default=1, help="uvicorn --workers for alerting")
     p.add_argument("--auth-secret", default=os.environ.get("AUTH_SECRET") or DEV_AUTH_SECRET)
     p.add_argument("--auth-issuer", default=os.environ.get("AUTH_ISSUER") or "oncofollow-dev")
     p.add_argument("--auth-audience", default=os.environ.get("AUTH_AUDIENCE") or "oncofollow")
@@ -965,7 +988,8 @@ def main(argv: Sequence[str]) -> int:
                 target = use_running(args)
             else:
                 workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oncofollow-bench-")))
-                target = start_embedded(stack, workdir, dict(args.service_env), args.log_dir)
+                processes = {"questionnaire": args.questionnaire_processes, "alerting": args.alerting_processes}
+                target = start_embedded(stack, workdir, dict(args.service_env), args.log_dir, processes)
             results = asyncio.run(run_all(target, args, settings))
     except KeyboardInterrupt:
         print("\ninterrupted: stopped the load, the services and the servers", file=sys.stderr)
