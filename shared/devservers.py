@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -110,9 +111,13 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> EmbeddedPostgres:
+        # pgserver keeps a lock file in the user's runtime directory, which a root shell may not have.
+        if "XDG_RUNTIME_DIR" not in os.environ:
+            runtime = Path(tempfile.gettempdir()) / f"oncofollow-runtime-{os.getuid()}"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         import pgserver  # imported here: only development and test machines have it
 
-        os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
         return self
