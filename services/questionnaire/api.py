@@ -97,6 +97,38 @@ async def get_questionnaire(questionnaire_id: str, _: PrincipalDep, questionnair
     return _fhir(definition.resource)
 
 
+# The body is validated against the questionnaire's own definition (domain.normalise_response), so the
+# schema here documents its shape for client developers rather than checking it.
+_RESPONSE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A FHIR R4 QuestionnaireResponse; `source` says who answered (Patient, RelatedPerson, "
+    "Practitioner = a nurse by phone).",
+    "required": ["resourceType", "questionnaire", "status", "authored", "item"],
+    "properties": {
+        "resourceType": {"const": "QuestionnaireResponse"},
+        "questionnaire": {
+            "type": "string",
+            "example": "https://oncofollow.example/fhir/Questionnaire/reconnect-symptoms|1.0.0",
+        },
+        "status": {"enum": ["completed", "amended"]},
+        "authored": {"type": "string", "format": "date-time"},
+        "subject": {"type": "object", "properties": {"reference": {"type": "string", "example": "Patient/<uuid>"}}},
+        "source": {"type": "object", "properties": {"reference": {"type": "string", "example": "RelatedPerson/1"}}},
+        "item": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["linkId"],
+                "properties": {
+                    "linkId": {"type": "string", "example": "nausea.frequency"},
+                    "answer": {"type": "array"},
+                },
+            },
+        },
+    },
+}
+
+
 class SubmissionAccepted(BaseModel):
     id: UUID
     status: str
@@ -116,6 +148,7 @@ def _parse_json(body: bytes) -> Any:
     status_code=202,
     response_model=SubmissionAccepted,
     summary="Post a FHIR R4 QuestionnaireResponse (device token, Idempotency-Key)",
+    openapi_extra={"requestBody": {"required": True, "content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}}},
 )
 async def submit(
     request: Request, device: DeviceDep, platform: PlatformDep, idempotency_key: IdempotencyKey = None
