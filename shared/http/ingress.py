@@ -97,6 +97,9 @@ class IngressWriter(Generic[Row]):
                         request.outcome.set_exception(exc)
 
     async def _commit(self, pool: asyncpg.Pool, batch: list[IngressRequest[Row]]) -> None:
+        # Keys are inserted in one global order, so two batches holding the same keys (two retries racing)
+        # wait for each other instead of deadlocking.
+        batch = sorted(batch, key=lambda r: (r.scope, r.key))
         async with pool.acquire() as conn:
             async with conn.transaction():
                 claimed = await conn.fetch(
