@@ -17,6 +17,9 @@ from shared.devservers import ROOT, EmbeddedNats, EmbeddedPostgres
 
 DATA = ROOT / ".data"
 SERVICES = {"questionnaire": 8001, "alerting": 8002}
+# The tablet-facing service is the busiest: by default it runs as two processes (uvicorn workers) that share
+# its port, its durable consumers and its outbox. QUESTIONNAIRE_PROCESSES=1 for one.
+DEFAULT_PROCESSES = {"questionnaire": 2, "alerting": 1}
 
 
 def main() -> int:
@@ -50,9 +53,13 @@ def main() -> int:
                     "--port",
                     str(port),
                     "--no-access-log",
+                    "--workers",
+                    env.get(f"{name.upper()}_PROCESSES", str(DEFAULT_PROCESSES[name])),
                 ],
                 env={**env, "PYTHONPATH": str(ROOT)},
                 cwd=ROOT,
+                # Their own process group: Ctrl-C reaches this script, which stops them in order.
+                start_new_session=True,
             )
         for name, port in SERVICES.items():
             _wait_ready(name, port, processes[name])
@@ -68,6 +75,7 @@ def main() -> int:
         print("\nstopping…")
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
         for p in processes.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
