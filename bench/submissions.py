@@ -939,9 +939,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the embedded services (e.g. DB_POOL_MAX=20); repeatable",
     )
-    p.add_argument(
-        "--questionnaire-processes", type=int, default=2, help="uvicorn --workers for questionnaire (2, as make run)"
-    )
+    p.add_argument("--questionnaire-processes", type=int, default=1, help="uvicorn --workers for questionnaire")
     p.add_argument("--alerting-processes", type=int, default=1, help="uvicorn --workers for alerting")
     p.add_argument("--auth-secret", default=os.environ.get("AUTH_SECRET") or DEV_AUTH_SECRET)
     p.add_argument("--auth-issuer", default=os.environ.get("AUTH_ISSUER") or "oncofollow-dev")

@@ -17,9 +17,10 @@ from shared.devservers import ROOT, EmbeddedNats, EmbeddedPostgres
 
 DATA = ROOT / ".data"
 SERVICES = {"questionnaire": 8001, "alerting": 8002}
-# The tablet-facing service is the busiest: by default it runs as two processes (uvicorn workers) that share
-# its port, its durable consumers and its outbox. QUESTIONNAIRE_PROCESSES=1 for one.
-DEFAULT_PROCESSES = {"questionnaire": 2, "alerting": 1}
+# Processes per service (uvicorn workers sharing the port, the durable consumers and the outbox), e.g.
+# QUESTIONNAIRE_PROCESSES=2. One each by default: on two cores a second questionnaire process takes more
+# submissions in but leaves less CPU to scoring, and alerts come later (see README, Benchmark).
+DEFAULT_PROCESSES = {"questionnaire": 1, "alerting": 1}
 
 
 def main() -> int:
