@@ -48,7 +48,6 @@ __all__ = [
     "level_rank",
     "plan_alerts",
     "term_grade",
-    "triage_key",
 ]
 
 Pattern = Literal["F", "S", "I", "FS", "SI", "FI", "FSI"]
@@ -492,10 +491,6 @@ class AlertUpdate:
     status: AlertStatus
     reasons: tuple[AlertReason, ...]
 
-    @property
-    def level_rose(self) -> bool:
-        return level_rank(self.level) > level_rank(self.alert.level)
-
 
 @dataclass(frozen=True)
 class AlertPlan:
@@ -564,8 +559,3 @@ def check_acknowledge(status: AlertStatus) -> None:
 def check_resolve(status: AlertStatus) -> None:
     if status == "resolved":
         raise TransitionRefused("This alert is already resolved.")
-
-
-def triage_key(level: AlertLevel, raised_at: datetime) -> tuple[int, datetime]:
-    """Sort order of the nurse's list: red first, then the longest waiting."""
-    return (-level_rank(level), raised_at)

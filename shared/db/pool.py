@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import orjson
@@ -82,7 +81,3 @@ async def pending_migrations(conn: asyncpg.Connection, schema: str, service_dir:
     except asyncpg.UndefinedTableError:
         done = set()
     return [name for name, _ in _migration_files([SHARED_MIGRATIONS, service_dir]) if name not in done]
-
-
-def record_to_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
-    return dict(record) if record is not None else None

@@ -14,6 +14,7 @@ import asyncpg
 import nats
 import pytest
 from nats.js.api import Header
+from opentelemetry import trace
 
 from shared.db.pool import apply_migrations, create_pool
 from shared.events.catalog import make_event
@@ -67,10 +68,8 @@ class Running:
         await self.task
 
 
-async def _run(runtime: Any, handler: Flaky, spec: ConsumerSpec, events: int) -> Running:
-    """Publish ``events`` new message.sent events, then run a consumer with ``handler`` on them."""
-    nc, js, pool = runtime
-    await ensure_topology(js, (spec,))
+async def _publish(js: Any, events: int) -> list[str]:
+    """Publish ``events`` new message.sent events; returns their ids."""
     ids = []
     for _ in range(events):
         message = MessageSentV1(
@@ -83,8 +82,16 @@ async def _run(runtime: Any, handler: Flaky, spec: ConsumerSpec, events: int) ->
         event = make_event("message.sent", message, source="/services/questionnaire")
         await js.publish("message.sent", event.to_json(), headers={Header.MSG_ID: event.id})
         ids.append(event.id)
+    return ids
+
+
+async def _run(runtime: Any, handler: Any, spec: ConsumerSpec, events: int, *, batch: bool = True) -> Running:
+    """Publish ``events`` new events, then run a consumer with ``handler`` on the stream."""
+    nc, js, pool = runtime
+    await ensure_topology(js, (spec,))
+    ids = await _publish(js, events)
     stop = asyncio.Event()
-    runner = ConsumerRunner(nc, js, pool, Subscription(spec, handler, batch=True))
+    runner = ConsumerRunner(nc, js, pool, Subscription(spec, handler, batch=batch))
     return Running(ids, stop, asyncio.create_task(runner.run(stop)))
 
 
@@ -145,3 +152,24 @@ async def test_exhausted_retries_and_poison_go_to_the_dead_letter_stream(runtime
         assert letter.headers["Dlq-Reason"] == "poison" and letter.headers["Dlq-Consumer"] == "runner2-message-sent"
     finally:
         await running.finish()
+
+
+async def test_a_per_event_handler_gets_each_event_under_its_own_trace_context(runtime: Any) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    async def on_message_sent(event: Any, conn: asyncpg.Connection) -> None:
+        # The context of this event's process span is current, so what it writes to the outbox carries it.
+        seen.append((event.id, trace.get_current_span().get_span_context().is_valid))
+
+    spec = ConsumerSpec("perevent", "QUESTIONNAIRES", "message.sent")
+    running = await _run(runtime, on_message_sent, spec, events=2, batch=False)
+
+    async def both() -> bool:
+        return len(seen) == 2
+
+    try:
+        await eventually(both, within=10)
+    finally:
+        await running.finish()
+    assert sorted(i for i, _ in seen) == sorted(running.ids)
+    assert all(valid for _, valid in seen)
