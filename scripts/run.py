@@ -16,11 +16,11 @@ import httpx
 from shared.devservers import ROOT, EmbeddedNats, EmbeddedPostgres
 
 DATA = ROOT / ".data"
-SERVICES = {"questionnaire": 8001, "alerting": 8002}
+SERVICES = {"questionnaire": 8001, "alerting": 8002, "devices": 8004}
 # Processes per service (uvicorn workers sharing the port, the durable consumers and the outbox), e.g.
 # QUESTIONNAIRE_PROCESSES=2. One each by default: on two cores a second questionnaire process takes more
 # submissions in but leaves less CPU to scoring, and alerts come later (see README, Benchmark).
-DEFAULT_PROCESSES = {"questionnaire": 1, "alerting": 1}
+DEFAULT_PROCESSES = {"questionnaire": 1, "alerting": 1, "devices": 1}
 
 
 def main() -> int:

@@ -32,6 +32,7 @@ from shared.db.outbox import add_events
 from shared.events.alerts import AlertRaisedV1, AlertUpdatedV1, SubmissionScoredV1
 from shared.events.catalog import make_event
 from shared.events.envelope import CloudEvent
+from shared.events.inclusion import SessionScheduledV1
 from shared.events.questionnaire import AnsweredBy, MessageSentV1, QuestionnaireSubmittedV1
 from shared.messaging.consumer import Consumed, PoisonMessage
 
@@ -198,3 +199,9 @@ async def on_message_sent(batch: Sequence[Consumed], conn: asyncpg.Connection) -
     await repository.insert_messages(conn, rows)
     if book.events:
         await add_events(conn, book.events, schema=SCHEMA)
+
+
+async def on_session_scheduled(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+    # The latest plan of a session wins within a batch (events of one session arrive in order).
+    latest: dict[UUID, SessionScheduledV1] = {c.event.data.session_id: c.event.data for c in batch}
+    await repository.upsert_sessions(conn, list(latest.values()))

@@ -20,6 +20,7 @@ SUBSCRIPTIONS = (
         ConsumerSpec(NAME, "QUESTIONNAIRES", "questionnaire.submitted"), handlers.on_questionnaire_submitted, batch=True
     ),
     Subscription(ConsumerSpec(NAME, "QUESTIONNAIRES", "message.sent"), handlers.on_message_sent, batch=True),
+    Subscription(ConsumerSpec(NAME, "INCLUSION", "session.scheduled"), handlers.on_session_scheduled, batch=True),
 )
 
 

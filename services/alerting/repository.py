@@ -16,6 +16,7 @@ import orjson
 from services.alerting.domain import DEFAULT_RULE_SET, ActiveAlert, ExpectedLevel, PreviousScore
 from shared.db.sets import columns
 from shared.events.alerts import AlertLevel, AlertReason, AlertStatus
+from shared.events.inclusion import SessionScheduledV1
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 
 ALERT_COLUMNS = (
@@ -361,4 +362,14 @@ async def messages_for(conn: asyncpg.Connection, message_ids: Sequence[UUID]) ->
     return await conn.fetch(
         "SELECT id, answered_by, body, sent_at FROM messages WHERE id = ANY($1::uuid[]) ORDER BY sent_at",
         list(message_ids),
+    )
+
+
+async def upsert_sessions(conn: asyncpg.Connection, sessions: Sequence[SessionScheduledV1]) -> None:
+    await conn.execute(
+        "INSERT INTO sessions (session_id, patient_id, scheduled_for, cycle, cancelled) "
+        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::bool[]) "
+        "ON CONFLICT (session_id) DO UPDATE SET patient_id = EXCLUDED.patient_id, "
+        "scheduled_for = EXCLUDED.scheduled_for, cycle = EXCLUDED.cycle, cancelled = EXCLUDED.cancelled",
+        *columns(sessions, "session_id", "patient_id", "scheduled_for", "cycle", "cancelled"),
     )

@@ -1,7 +1,8 @@
-"""What the questionnaire service does with the events it consumes: keep the tablet's status current.
+"""What the questionnaire service does with the events it consumes: keep the tablet's status current,
+and stop accepting the device token of a tablet that was returned, lost or stolen.
 
-Both are set-wise (one statement per fetched batch): every submission is scored, so these run as often
-as submissions arrive.
+The status handlers are set-wise (one statement per fetched batch): every submission is scored, so they
+run as often as submissions arrive.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import asyncpg
 
 from services.questionnaire import repository
 from shared.events.alerts import AlertAcknowledgedV1, SubmissionScoredV1
+from shared.events.devices import TabletLostV1, TabletReturnedV1
 from shared.messaging.consumer import Consumed
+from shared.revocation import revoke
 
 
 async def on_submission_scored(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
@@ -23,3 +26,13 @@ async def on_submission_scored(batch: Sequence[Consumed], conn: asyncpg.Connecti
 async def on_alert_acknowledged(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
     acknowledged: list[AlertAcknowledgedV1] = [c.event.data for c in batch]
     await repository.mark_seen(conn, [(sid, a.acknowledged_at) for a in acknowledged for sid in a.submission_ids])
+
+
+async def on_tablet_returned(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+    returned: list[TabletReturnedV1] = [c.event.data for c in batch]
+    await revoke(conn, [r.token_id for r in returned], "tablet.returned")
+
+
+async def on_tablet_lost(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+    lost: list[TabletLostV1] = [c.event.data for c in batch]
+    await revoke(conn, [lo.token_id for lo in lost if lo.token_id], "tablet.lost")

@@ -21,6 +21,8 @@ NAME = "questionnaire"
 SUBSCRIPTIONS = (
     Subscription(ConsumerSpec(NAME, "ALERTS", "submission.scored"), handlers.on_submission_scored, batch=True),
     Subscription(ConsumerSpec(NAME, "ALERTS", "alert.acknowledged"), handlers.on_alert_acknowledged, batch=True),
+    Subscription(ConsumerSpec(NAME, "TABLETS", "tablet.returned"), handlers.on_tablet_returned, batch=True),
+    Subscription(ConsumerSpec(NAME, "TABLETS", "tablet.lost"), handlers.on_tablet_lost, batch=True),
 )
 
 

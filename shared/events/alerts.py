@@ -100,3 +100,30 @@ class SubmissionScoredV1(BaseModel):
     alert_id: UUID | None = None
     rule_set: str
     scored_at: datetime
+
+
+class AlertEscalatedV1(BaseModel):
+    """An alert was not acknowledged within its service level: level 1 when the delay runs out, level 2
+    when a second delay runs out. Published once per level, however many alerting replicas run."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert_id: UUID
+    patient_id: UUID
+    level: AlertLevel
+    escalation_level: Literal[1, 2]
+    due_at: datetime
+    escalated_at: datetime
+
+
+class AlertReopenedV1(BaseModel):
+    """A nurse reopened a resolved alert: it is hers again (acknowledged), the outcome is cleared."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert_id: UUID
+    patient_id: UUID
+    submission_ids: tuple[UUID, ...]
+    previous_outcome: Outcome
+    reopened_by: str
+    reopened_at: datetime

@@ -15,12 +15,22 @@ from pydantic import BaseModel
 
 from shared.events.alerts import (
     AlertAcknowledgedV1,
+    AlertEscalatedV1,
     AlertRaisedV1,
+    AlertReopenedV1,
     AlertResolvedV1,
     AlertUpdatedV1,
     SubmissionScoredV1,
 )
+from shared.events.devices import (
+    TabletInactiveV1,
+    TabletLoanedV1,
+    TabletLostV1,
+    TabletReturnedV1,
+    TabletWipedV1,
+)
 from shared.events.envelope import CloudEvent, dataschema_for, schema_version
+from shared.events.inclusion import SessionScheduledV1
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -108,6 +118,78 @@ CATALOG: dict[str, EventSpec] = {
             owner="alerting",
             consumers=("dashboard",),
             summary="A nurse closed the alert with an outcome code.",
+        ),
+        EventSpec(
+            "alert.escalated",
+            "ALERTS",
+            AlertEscalatedV1,
+            1,
+            owner="alerting",
+            consumers=("dashboard",),
+            summary="An alert was not acknowledged within its service level (escalation level 1, then 2).",
+        ),
+        EventSpec(
+            "alert.reopened",
+            "ALERTS",
+            AlertReopenedV1,
+            1,
+            owner="alerting",
+            consumers=("dashboard",),
+            summary="A nurse reopened a resolved alert.",
+        ),
+        EventSpec(
+            "tablet.loaned",
+            "TABLETS",
+            TabletLoanedV1,
+            1,
+            owner="devices",
+            consumers=(),
+            summary="A tablet was loaned to a patient; the loan issued its device token.",
+        ),
+        EventSpec(
+            "tablet.returned",
+            "TABLETS",
+            TabletReturnedV1,
+            1,
+            owner="devices",
+            consumers=("questionnaire",),
+            summary="A loaned tablet came back; its device token is revoked.",
+        ),
+        EventSpec(
+            "tablet.lost",
+            "TABLETS",
+            TabletLostV1,
+            1,
+            owner="devices",
+            consumers=("questionnaire",),
+            summary="A tablet was reported lost or stolen; the device token of its loan is revoked.",
+        ),
+        EventSpec(
+            "tablet.wiped",
+            "TABLETS",
+            TabletWipedV1,
+            1,
+            owner="devices",
+            consumers=(),
+            summary="A tablet was wiped (with its proof) and may be made ready for another loan.",
+        ),
+        EventSpec(
+            "tablet.inactive",
+            "TABLETS",
+            TabletInactiveV1,
+            1,
+            owner="devices",
+            consumers=(),
+            summary="A loaned tablet has been silent too long, or before a questionnaire is due (once per silence).",
+        ),
+        EventSpec(
+            "session.scheduled",
+            "INCLUSION",
+            SessionScheduledV1,
+            1,
+            owner="inclusion",
+            consumers=("alerting", "devices"),
+            summary="A chemotherapy session was planned or moved; a questionnaire is due before it.",
         ),
     )
 }

@@ -32,6 +32,7 @@ from shared.messaging.connection import connect, server_syncs_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
 from shared.messaging.topology import ensure_topology
+from shared.revocation import RevocationList
 from shared.settings import ServiceSettings
 from shared.telemetry import instrument_asyncpg, setup_tracing
 
@@ -53,6 +54,7 @@ class Platform:
     relay: OutboxRelay
     migrations: Path
     extras: Mapping[str, Any]
+    revoked: RevocationList = field(default_factory=RevocationList)
 
     @property
     def source(self) -> str:
@@ -117,6 +119,9 @@ async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
         )
         tasks.append(asyncio.create_task(relay.run(stop), name=f"{service.name}-outbox"))
         tasks.append(asyncio.create_task(run_housekeeping(pool, stop), name=f"{service.name}-housekeeping"))
+        async with pool.acquire() as conn:
+            await platform.revoked.refresh(conn)  # no revoked token is accepted, even in the first second
+        tasks.append(asyncio.create_task(platform.revoked.run(pool, stop), name=f"{service.name}-revocations"))
         for subscription in subscriptions:
             runner = ConsumerRunner(nc, js, pool, subscription)
             await forward_exhausted(nc, js, subscription.spec)

@@ -49,3 +49,30 @@ def key_reused() -> Problem:
         "This Idempotency-Key was already used for a different request; use a new key for new content.",
         kind="idempotency-key-reused",
     )
+
+
+async def claim_key(conn: Any, *, scope: str, key: str, body_hash: str) -> StoredResponse | None:
+    """For a command done in one transaction: claim the key in it (None: go ahead), or get the response
+    the first request with this key received. A concurrent request with the same key waits on the unique
+    index until the first one commits, then replays its response."""
+    claimed = await conn.fetchval(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, status, response) VALUES ($1, $2, $3, 0, '{}') "
+        "ON CONFLICT DO NOTHING RETURNING 1",
+        scope,
+        key,
+        body_hash,
+    )
+    if claimed:
+        return None
+    row = await conn.fetchrow(
+        "SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2", scope, key
+    )
+    if row["request_hash"] != body_hash:
+        raise key_reused()
+    return StoredResponse(row["status"], row["response"])
+
+
+async def remember_response(conn: Any, *, scope: str, key: str, status: int, body: dict[str, Any]) -> None:
+    await conn.execute(
+        "UPDATE idempotency_keys SET status = $3, response = $4 WHERE scope = $1 AND key = $2", scope, key, status, body
+    )

@@ -28,7 +28,10 @@ async def bearer_principal(request: Request, platform: PlatformDep) -> Principal
             headers=_CHALLENGE,
         )
     try:
-        return platform.tokens.verify(token.strip())
+        principal = platform.tokens.verify(token.strip())
+        if isinstance(principal, DevicePrincipal) and platform.revoked.is_revoked(principal.token_id):
+            raise InvalidToken("revoked")
+        return principal
     except InvalidToken:
         raise Problem(
             401,

@@ -49,6 +49,8 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec("QUESTIONNAIRES", ("questionnaire.>", "message.>"), max_age_s=30 * DAY),
     # ALERTS keeps a week so that a dashboard reconnecting with Last-Event-ID can replay what it missed.
     StreamSpec("ALERTS", ("alert.>", "submission.>"), max_age_s=7 * DAY),
+    StreamSpec("TABLETS", ("tablet.>",), max_age_s=30 * DAY),
+    StreamSpec("INCLUSION", ("patient.>", "session.>"), max_age_s=365 * DAY),
     StreamSpec("DEAD_LETTERS", ("dlq.>",), max_age_s=90 * DAY),
 )
 

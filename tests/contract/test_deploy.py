@@ -23,7 +23,7 @@ DEPLOY = ROOT / "deploy"
 CLUSTER_NODES = ["nats-1", "nats-2", "nats-3"]
 NATS = DEPLOY / "nats"
 NATS_CONFIGS = [NATS / "nats-server.conf", *(NATS / "cluster" / f"{node}.conf" for node in CLUSTER_NODES)]
-APP_SERVICES = {"questionnaire": 8001, "alerting": 8002}
+APP_SERVICES = {"questionnaire": 8001, "alerting": 8002, "devices": 8004}
 KUBERNETES = DEPLOY / "kubernetes"
 
 

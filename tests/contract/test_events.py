@@ -35,6 +35,10 @@ PATIENT = "6f1d1c1e-3a5b-4c53-9d1a-2f9a8e0b7c11"
 ALERT = "0b8e7a52-52f4-4c8e-a1b7-2b7f6f0c9d21"
 SUBMISSION = "a3c2e1f0-9b8d-4e6f-8a7b-1c2d3e4f5a6b"
 MESSAGE = "d4e5f6a7-b8c9-4d0e-9f1a-2b3c4d5e6f70"
+LOAN = "5c6d7e8f-9a0b-4c1d-8e2f-3a4b5c6d7e8f"
+TABLET = "7e8f9a0b-1c2d-4e3f-9a4b-5c6d7e8f9a0b"
+SESSION = "8f9a0b1c-2d3e-4f4a-8b5c-6d7e8f9a0b1c"
+TOKEN = "2b9c1d7e-8f3a-4b5c-9d6e-7f8a9b0c1d2e"
 REASON = {"code": "fever", "rule": "red-flag-fever", "level": "red"}
 
 # One valid payload per (event type, version), with codes and pseudonymous ids only. Keep the samples
@@ -102,6 +106,68 @@ SAMPLES: dict[tuple[str, int], dict[str, Any]] = {
         "outcome": "phone_call",
         "resolved_by": "nurse-7",
         "resolved_at": NOW,
+    },
+    ("alert.escalated", 1): {
+        "alert_id": ALERT,
+        "patient_id": PATIENT,
+        "level": "red",
+        "escalation_level": 1,
+        "due_at": NOW,
+        "escalated_at": NOW,
+    },
+    ("alert.reopened", 1): {
+        "alert_id": ALERT,
+        "patient_id": PATIENT,
+        "submission_ids": [SUBMISSION],
+        "previous_outcome": "no_action_needed",
+        "reopened_by": "nurse-7",
+        "reopened_at": NOW,
+    },
+    ("tablet.loaned", 1): {
+        "loan_id": LOAN,
+        "tablet_id": TABLET,
+        "patient_id": PATIENT,
+        "token_id": TOKEN,
+        "accessories": ["charger", "cable", "manual"],
+        "expected_return_on": "2027-03-14",
+        "loaned_at": NOW,
+        "loaned_by": "fleet-1",
+    },
+    ("tablet.returned", 1): {
+        "loan_id": LOAN,
+        "tablet_id": TABLET,
+        "patient_id": PATIENT,
+        "token_id": TOKEN,
+        "channel": "post",
+        "missing_accessories": ["cable"],
+        "returned_at": NOW,
+        "recorded_by": "fleet-1",
+    },
+    ("tablet.lost", 1): {
+        "tablet_id": TABLET,
+        "stolen": False,
+        "loan_id": LOAN,
+        "patient_id": PATIENT,
+        "token_id": TOKEN,
+        "reported_at": NOW,
+        "reported_by": "fleet-1",
+    },
+    ("tablet.wiped", 1): {"tablet_id": TABLET, "method": "factory_reset", "wiped_at": NOW, "wiped_by": "fleet-1"},
+    ("tablet.inactive", 1): {
+        "tablet_id": TABLET,
+        "loan_id": LOAN,
+        "patient_id": PATIENT,
+        "reason": "questionnaire_due",
+        "silent_since": NOW,
+        "last_seen_at": NOW,
+        "next_questionnaire_due": NOW,
+        "detected_at": NOW,
+    },
+    ("session.scheduled", 1): {
+        "session_id": SESSION,
+        "patient_id": PATIENT,
+        "scheduled_for": NOW,
+        "cycle": 2,
     },
 }
 

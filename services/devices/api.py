@@ -1,0 +1,747 @@
+"""The fleet manager's API (role ``fleet``; ``arc`` and ``nurse`` may read) and the tablet's heartbeat."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from services.devices import repository
+from services.devices.domain import (
+    Accessory,
+    Action,
+    HeartbeatReading,
+    IllegalTransition,
+    ReturnChannel,
+    TabletState,
+    WipeMethod,
+    allowed_actions,
+    clock_skew_ok,
+    default_expected_return,
+    loan_status,
+    missing_accessories,
+    next_state,
+    utilisation,
+)
+from services.devices.heartbeats import HeartbeatWriter
+from shared.audit import record_access
+from shared.auth import StaffPrincipal
+from shared.db.outbox import add_event
+from shared.events.catalog import make_event
+from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1, TabletWipedV1
+from shared.http import idempotency
+from shared.http.app import Platform, PlatformDep
+from shared.http.problems import Problem
+from shared.http.responses import json_response
+from shared.http.security import DeviceDep, require_staff
+from shared.revocation import revoke
+
+router = APIRouter(prefix="/v1", tags=["fleet"])
+
+FleetManager = Annotated[StaffPrincipal, Depends(require_staff("fleet"))]
+FleetReader = Annotated[StaffPrincipal, Depends(require_staff("fleet", "arc", "nurse"))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+SERIAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
+STAFF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,79}$"
+Reason = Annotated[str | None, Field(default=None, max_length=500, description="Why (kept in the history).")]
+
+
+# --- Views ---------------------------------------------------------------------------------------------------
+
+
+class AccessoryView(BaseModel):
+    kind: Accessory
+    serial_number: str | None = None
+
+
+class LoanView(BaseModel):
+    id: UUID
+    tablet_id: UUID
+    patient_id: UUID
+    agreement_signed_at: datetime
+    agreement_witnessed_by: str
+    accessories: list[Accessory]
+    expected_return_on: date
+    loaned_at: datetime
+    loaned_by: str
+    ended_at: datetime | None
+    end_kind: str | None
+    return_channel: ReturnChannel | None
+    missing_accessories: list[Accessory]
+    return_status: str | None = Field(description="overdue, due_soon or on_time while the loan is open")
+    silent_since: datetime | None = Field(description="Set while a reported silence lasts (tablet.inactive)")
+    silence_reason: str | None
+
+
+class TabletView(BaseModel):
+    id: UUID
+    serial_number: str
+    model: str
+    state: TabletState
+    registered_at: datetime
+    state_changed_at: datetime
+    last_seen_at: datetime | None
+    last_used_at: datetime | None
+    battery_percent: int | None
+    app_version: str | None
+    allowed_actions: list[Action]
+
+
+def _loan_view(row: Any, last_seen_at: datetime | None, today: date) -> LoanView:
+    open_ = row["ended_at"] is None
+    reported = row["inactive_reported_since"]
+    silent = open_ and reported is not None and (last_seen_at is None or last_seen_at <= reported)
+    return LoanView(
+        id=row["id"],
+        tablet_id=row["tablet_id"],
+        patient_id=row["patient_id"],
+        agreement_signed_at=row["agreement_signed_at"],
+        agreement_witnessed_by=row["agreement_witnessed_by"],
+        accessories=row["accessories"],
+        expected_return_on=row["expected_return_on"],
+        loaned_at=row["loaned_at"],
+        loaned_by=row["loaned_by"],
+        ended_at=row["ended_at"],
+        end_kind=row["end_kind"],
+        return_channel=row["return_channel"],
+        missing_accessories=row["missing_accessories"],
+        return_status=loan_status(row["expected_return_on"], today) if open_ else None,
+        silent_since=reported if silent else None,
+        silence_reason=row["inactive_reason"] if silent else None,
+    )
+
+
+def _tablet_view(row: Any) -> TabletView:
+    state = TabletState(row["state"])
+    return TabletView(
+        **{k: row[k] for k in TabletView.model_fields if k in row}, allowed_actions=allowed_actions(state)
+    )
+
+
+# --- Commands: one transaction each, replayed to a retry with the same Idempotency-Key -------------------------
+
+Work = Callable[[asyncpg.Connection, datetime], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+async def _command(request: Request, platform: Platform, staff: StaffPrincipal, key: str | None, work: Work) -> Any:
+    now = datetime.now(UTC)
+    scope = f"{staff.staff_id}:{request.method}:{request.url.path}"
+    async with platform.pool.acquire() as conn, conn.transaction():
+        if key is not None:
+            key = idempotency.check_key(key)
+            body_hash = idempotency.request_hash(await request.body())
+            stored = await idempotency.claim_key(conn, scope=scope, key=key, body_hash=body_hash)
+            if stored is not None:
+                return json_response(stored.body, stored.status)
+        status, body = await work(conn, now)
+        if key is not None:
+            await idempotency.remember_response(conn, scope=scope, key=key, status=status, body=body)
+    return json_response(body, status)
+
+
+async def _locked_tablet(conn: asyncpg.Connection, tablet_id: UUID) -> Any:
+    row = await repository.lock_tablet(conn, tablet_id)
+    if row is None:
+        raise Problem(404, "There is no tablet with this id.", kind="unknown-tablet")
+    return row
+
+
+async def _move(
+    conn: asyncpg.Connection, tablet: Any, action: Action, staff: StaffPrincipal, now: datetime, reason: str | None
+) -> TabletState:
+    current = TabletState(tablet["state"])
+    try:
+        target = next_state(current, action)
+    except IllegalTransition as exc:
+        raise Problem(409, str(exc), kind="illegal-transition", state=current.value, action=action.value) from None
+    await repository.record_transition(
+        conn,
+        tablet["id"],
+        action=action.value,
+        from_state=current.value,
+        to_state=target.value,
+        by=staff.staff_id,
+        at=now,
+        reason=reason,
+    )
+    return target
+
+
+async def _audit(
+    conn: asyncpg.Connection, staff: StaffPrincipal, action: str, resource: str, patient: Any = None
+) -> None:
+    await record_access(
+        conn, actor=staff.staff_id, roles=staff.roles, action=action, resource=resource, patient_id=patient
+    )
+
+
+async def _tablet_body(conn: asyncpg.Connection, tablet_id: UUID) -> dict[str, Any]:
+    row = await repository.get_tablet(conn, tablet_id)
+    return _tablet_view(row).model_dump(mode="json")
+
+
+# --- Inventory -----------------------------------------------------------------------------------------------
+
+
+class AccessoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Accessory
+    serial_number: str | None = Field(default=None, pattern=SERIAL_PATTERN)
+
+
+class TabletRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    serial_number: str = Field(pattern=SERIAL_PATTERN, description="The manufacturer's serial number.")
+    model: str = Field(min_length=1, max_length=80)
+    accessories: list[AccessoryIn] = Field(default_factory=list, max_length=5)
+
+
+@router.post("/tablets", status_code=201, response_model=TabletView, summary="Register a tablet and its accessories")
+async def register_tablet(
+    body: TabletRegistration, request: Request, staff: FleetManager, platform: PlatformDep, key: IdempotencyKey = None
+) -> Any:
+    kinds = [a.kind for a in body.accessories]
+    if len(set(kinds)) != len(kinds):
+        raise Problem(422, "List each accessory kind once.", kind="duplicate-accessory", pointer="/accessories")
+
+    async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
+        tablet_id = uuid.uuid4()
+        try:
+            await repository.insert_tablet(
+                conn,
+                tablet_id=tablet_id,
+                serial_number=body.serial_number,
+                model=body.model,
+                accessories=[(a.kind.value, a.serial_number) for a in body.accessories],
+                by=staff.staff_id,
+                at=now,
+            )
+        except repository.DuplicateSerial:
+            raise Problem(
+                409, f"A tablet with serial number {body.serial_number} is already registered.", kind="duplicate-serial"
+            ) from None
+        await _audit(conn, staff, "tablet.register", f"tablet/{tablet_id}")
+        return 201, await _tablet_body(conn, tablet_id)
+
+    return await _command(request, platform, staff, key, work)
+
+
+class TabletSummary(TabletView):
+    loan: LoanSummary | None
+
+
+class LoanSummary(BaseModel):
+    id: UUID
+    patient_id: UUID
+    loaned_at: datetime
+    expected_return_on: date
+    return_status: str
+    missing_accessories: list[Accessory]
+    silent_since: datetime | None
+    silence_reason: str | None
+
+
+TabletSummary.model_rebuild()
+
+
+class TabletList(BaseModel):
+    items: list[TabletSummary]
+    count: int
+
+
+@router.get("/tablets", response_model=TabletList, summary="The fleet, tablet by tablet, with the open loan")
+async def list_tablets(
+    staff: FleetReader,
+    platform: PlatformDep,
+    state: Annotated[list[TabletState] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    today = datetime.now(UTC).date()
+    async with platform.pool.acquire() as conn, conn.transaction():
+        rows = await repository.list_tablets(
+            conn, states=[s.value for s in state] if state else None, limit=limit, offset=offset
+        )
+        await _audit(conn, staff, "tablets.list", "tablets")
+    items = []
+    for row in rows:
+        loan = None
+        if row["loan_id"] is not None:
+            reported = row["inactive_reported_since"]
+            silent = reported is not None and (row["last_seen_at"] is None or row["last_seen_at"] <= reported)
+            loan = LoanSummary(
+                id=row["loan_id"],
+                patient_id=row["patient_id"],
+                loaned_at=row["loaned_at"],
+                expected_return_on=row["expected_return_on"],
+                return_status=loan_status(row["expected_return_on"], today),
+                missing_accessories=row["missing_accessories"],
+                silent_since=reported if silent else None,
+                silence_reason=row["inactive_reason"] if silent else None,
+            )
+        items.append(TabletSummary(**_tablet_view(row).model_dump(), loan=loan))
+    return TabletList(items=items, count=len(items))
+
+
+class Transition(BaseModel):
+    action: str
+    from_state: str
+    to_state: str
+    at: datetime
+    by_staff: str
+    reason: str | None
+
+
+class WipeView(BaseModel):
+    method: WipeMethod
+    proof: str
+    wiped_at: datetime
+    wiped_by: str
+
+
+class TabletDetail(TabletView):
+    accessories: list[AccessoryView]
+    loan: LoanView | None
+    loans: list[LoanView]
+    transitions: list[Transition]
+    wipes: list[WipeView]
+
+
+@router.get("/tablets/{tablet_id}", response_model=TabletDetail, summary="One tablet and its whole history")
+async def get_tablet(tablet_id: UUID, staff: FleetReader, platform: PlatformDep) -> Any:
+    today = datetime.now(UTC).date()
+    async with platform.pool.acquire() as conn, conn.transaction():
+        row = await repository.get_tablet(conn, tablet_id)
+        if row is None:
+            raise Problem(404, "There is no tablet with this id.", kind="unknown-tablet")
+        found = await repository.history(conn, tablet_id)
+        loans = [_loan_view(loan, row["last_seen_at"], today) for loan in found["loans"]]
+        current = next((loan for loan in loans if loan.ended_at is None), None)
+        await _audit(conn, staff, "tablet.read", f"tablet/{tablet_id}", current.patient_id if current else None)
+    return TabletDetail(
+        **_tablet_view(row).model_dump(),
+        accessories=[AccessoryView(**dict(a)) for a in found["accessories"]],
+        loan=current,
+        loans=loans,
+        transitions=[Transition(**dict(t)) for t in found["transitions"]],
+        wipes=[WipeView(**dict(w)) for w in found["wipes"]],
+    )
+
+
+# --- Lifecycle steps without their own form ----------------------------------------------------------------------
+
+SIMPLE_ACTIONS = frozenset(
+    {
+        Action.PROVISION,
+        Action.REQUEST_WIPE,
+        Action.MAKE_READY,
+        Action.RECOVER,
+        Action.SEND_TO_REPAIR,
+        Action.BACK_FROM_REPAIR,
+        Action.RETIRE,
+    }
+)
+
+
+class StepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+@router.post("/tablets/{tablet_id}/actions/{action}", response_model=TabletView, summary="Move a tablet one step")
+async def move_tablet(
+    tablet_id: UUID,
+    action: Action,
+    request: Request,
+    staff: FleetManager,
+    platform: PlatformDep,
+    body: StepRequest | None = None,
+    key: IdempotencyKey = None,
+) -> Any:
+    if action not in SIMPLE_ACTIONS:
+        raise Problem(
+            404,
+            f"'{action.value}' has its own endpoint: POST /v1/tablets/{{id}}/"
+            + {"loan": "loan", "return": "return", "record_wipe": "wipe"}.get(action.value, "lost"),
+            kind="use-dedicated-endpoint",
+        )
+
+    async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
+        tablet = await _locked_tablet(conn, tablet_id)
+        await _move(conn, tablet, action, staff, now, body.reason if body else None)
+        await _audit(conn, staff, f"tablet.{action.value}", f"tablet/{tablet_id}")
+        return 200, await _tablet_body(conn, tablet_id)
+
+    return await _command(request, platform, staff, key, work)
+
+
+# --- Loan, return, wipe, loss ----------------------------------------------------------------------------------
+
+
+class Agreement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signed_at: AwareDatetime = Field(description="When the patient signed the loan agreement at the day hospital.")
+    witnessed_by: str = Field(pattern=STAFF_PATTERN, description="The staff member who witnessed the signature.")
+
+
+class LoanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    patient_id: UUID = Field(description="The patient's pseudonymous id.")
+    agreement: Agreement
+    accessories: list[Accessory] = Field(description="What was handed over with the tablet.", max_length=5)
+    expected_return_on: date | None = Field(default=None, description="Default: one year, or the treatment's end.")
+    treatment_ends_on: date | None = None
+
+
+class LoanGranted(BaseModel):
+    loan: LoanView
+    tablet: TabletView
+    device_token: str = Field(description="The tablet's bearer token for the questionnaire service (no password).")
+    token_expires_at: datetime
+
+
+# A device token outlives its loan's expected end by a margin: a late return must not lock a patient out;
+# returning the tablet revokes it at once.
+TOKEN_MARGIN = timedelta(days=60)
+
+
+@router.post("/tablets/{tablet_id}/loan", status_code=201, response_model=LoanGranted, summary="Loan a tablet")
+async def loan_tablet(
+    tablet_id: UUID,
+    body: LoanRequest,
+    request: Request,
+    staff: FleetManager,
+    platform: PlatformDep,
+    key: IdempotencyKey = None,
+) -> Any:
+    if len(set(body.accessories)) != len(body.accessories):
+        raise Problem(422, "List each accessory once.", kind="duplicate-accessory", pointer="/accessories")
+
+    async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
+        today = now.date()
+        if body.agreement.signed_at > now + timedelta(minutes=5):
+            raise Problem(422, "The agreement cannot be signed in the future.", pointer="/agreement/signed_at")
+        try:
+            expected = body.expected_return_on or default_expected_return(today, body.treatment_ends_on)
+        except ValueError as exc:
+            raise Problem(422, str(exc), pointer="/treatment_ends_on") from None
+        if expected <= today:
+            raise Problem(422, "The expected return date must be after today.", pointer="/expected_return_on")
+        tablet = await _locked_tablet(conn, tablet_id)
+        registered = {r["kind"] for r in await repository.registered_accessories(conn, tablet_id)}
+        unknown = sorted(a.value for a in body.accessories if a.value not in registered)
+        if unknown:
+            raise Problem(
+                422,
+                f"This tablet has no registered {', '.join(unknown)}: register accessories with the tablet first.",
+                kind="unknown-accessory",
+                pointer="/accessories",
+            )
+        await _move(conn, tablet, Action.LOAN, staff, now, None)
+        loan_id = uuid.uuid4()
+        ttl = int((datetime.combine(expected, datetime.min.time(), UTC) + TOKEN_MARGIN - now).total_seconds())
+        token = platform.tokens.issue_device_token(body.patient_id, str(tablet_id), ttl_s=ttl)
+        principal = platform.tokens.verify(token)
+        accessories = sorted(a.value for a in body.accessories)
+        await repository.insert_loan(
+            conn,
+            loan_id=loan_id,
+            tablet_id=tablet_id,
+            patient_id=body.patient_id,
+            token_id=principal.token_id,
+            agreement_signed_at=body.agreement.signed_at,
+            agreement_witnessed_by=body.agreement.witnessed_by,
+            accessories=accessories,
+            expected_return_on=expected,
+            at=now,
+            by=staff.staff_id,
+        )
+        loaned = TabletLoanedV1(
+            loan_id=loan_id,
+            tablet_id=tablet_id,
+            patient_id=body.patient_id,
+            token_id=principal.token_id,
+            accessories=tuple(accessories),
+            expected_return_on=expected,
+            loaned_at=now,
+            loaned_by=staff.staff_id,
+        )
+        await add_event(
+            conn,
+            make_event("tablet.loaned", loaned, source=platform.source, subject=str(tablet_id)),
+            schema=platform.schema,
+        )
+        await _audit(conn, staff, "tablet.loan", f"tablet/{tablet_id}", body.patient_id)
+        loan = await repository.open_loan(conn, tablet_id)
+        granted = LoanGranted(
+            loan=_loan_view(loan, tablet["last_seen_at"], today),
+            tablet=_tablet_view(await repository.get_tablet(conn, tablet_id)),
+            device_token=token,
+            token_expires_at=now + timedelta(seconds=ttl),
+        )
+        return 201, granted.model_dump(mode="json")
+
+    return await _command(request, platform, staff, key, work)
+
+
+class ReturnRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: ReturnChannel
+    accessories_returned: list[Accessory] = Field(description="The checklist: what came back with the tablet.")
+    returned_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+
+
+@router.post("/tablets/{tablet_id}/return", response_model=LoanView, summary="Record a return; revokes the token")
+async def return_tablet(
+    tablet_id: UUID,
+    body: ReturnRequest,
+    request: Request,
+    staff: FleetManager,
+    platform: PlatformDep,
+    key: IdempotencyKey = None,
+) -> Any:
+    async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
+        returned_at = body.returned_at or now
+        if returned_at > now + timedelta(minutes=5):
+            raise Problem(422, "A return cannot be recorded in the future.", pointer="/returned_at")
+        tablet = await _locked_tablet(conn, tablet_id)
+        await _move(conn, tablet, Action.RETURN, staff, now, None)
+        loan = await repository.open_loan(conn, tablet_id)
+        assert loan is not None  # a loaned tablet has its open loan (same transaction that moved it)
+        if returned_at < loan["loaned_at"]:
+            raise Problem(422, "A tablet cannot come back before it was loaned.", pointer="/returned_at")
+        missing = sorted(missing_accessories(loan["accessories"], body.accessories_returned))
+        await repository.end_loan(
+            conn, loan["id"], kind="returned", at=returned_at, channel=body.channel, missing=missing
+        )
+        await revoke(conn, [loan["token_id"]], "tablet.returned")
+        event = TabletReturnedV1(
+            loan_id=loan["id"],
+            tablet_id=tablet_id,
+            patient_id=loan["patient_id"],
+            token_id=loan["token_id"],
+            channel=body.channel.value,
+            missing_accessories=tuple(missing),
+            returned_at=returned_at,
+            recorded_by=staff.staff_id,
+        )
+        await add_event(
+            conn,
+            make_event("tablet.returned", event, source=platform.source, subject=str(tablet_id)),
+            schema=platform.schema,
+        )
+        await _audit(conn, staff, "tablet.return", f"tablet/{tablet_id}", loan["patient_id"])
+        ended = await conn.fetchrow(f"SELECT {repository.LOAN_COLUMNS} FROM loans l WHERE l.id = $1", loan["id"])
+        return 200, _loan_view(ended, tablet["last_seen_at"], now.date()).model_dump(mode="json")
+
+    return await _command(request, platform, staff, key, work)
+
+
+class AccessoriesBack(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    accessories: list[Accessory] = Field(min_length=1)
+
+
+@router.post("/loans/{loan_id}/accessories", response_model=LoanView, summary="Missing accessories came back")
+async def accessories_back(
+    loan_id: UUID,
+    body: AccessoriesBack,
+    request: Request,
+    staff: FleetManager,
+    platform: PlatformDep,
+    key: IdempotencyKey = None,
+) -> Any:
+    async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
+        loan = await repository.accessories_came_back(conn, loan_id, [a.value for a in body.accessories])
+        if loan is None:
+            raise Problem(404, "There is no loan with this id.", kind="unknown-loan")
+        await _audit(conn, staff, "loan.accessories", f"loan/{loan_id}", loan["patient_id"])
+        return 200, _loan_view(loan, None, now.date()).model_dump(mode="json")
+
+    return await _command(request, platform, staff, key, work)
+
+
+class WipeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: WipeMethod
+    proof: str = Field(min_length=1, max_length=200, description="The MDM job id or the signed wipe sheet number.")
+    wiped_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+
+
+@router.post("/tablets/{tablet_id}/wipe", response_model=TabletView, summary="Record a wipe with its proof")
+async def wipe_tablet(
+    tablet_id: UUID,
+    body: WipeRequest,
+    request: Request,
+    staff: FleetManager,
+    platform: PlatformDep,
+    key: IdempotencyKey = None,
+) -> Any:
+    async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
+        wiped_at = body.wiped_at or now
+        if wiped_at > now + timedelta(minutes=5):
+            raise Problem(422, "A wipe cannot be recorded in the future.", pointer="/wiped_at")
+        tablet = await _locked_tablet(conn, tablet_id)
+        await _move(conn, tablet, Action.RECORD_WIPE, staff, now, f"{body.method.value}: {body.proof}")
+        await repository.insert_wipe(
+            conn, tablet_id, method=body.method.value, proof=body.proof, at=wiped_at, by=staff.staff_id
+        )
+        event = TabletWipedV1(tablet_id=tablet_id, method=body.method.value, wiped_at=wiped_at, wiped_by=staff.staff_id)
+        await add_event(
+            conn,
+            make_event("tablet.wiped", event, source=platform.source, subject=str(tablet_id)),
+            schema=platform.schema,
+        )
+        await _audit(conn, staff, "tablet.wipe", f"tablet/{tablet_id}")
+        return 200, await _tablet_body(conn, tablet_id)
+
+    return await _command(request, platform, staff, key, work)
+
+
+class LossReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stolen: bool = False
+    reason: Reason
+
+
+@router.post("/tablets/{tablet_id}/lost", response_model=TabletView, summary="Report lost or stolen; revokes the token")
+async def report_lost(
+    tablet_id: UUID,
+    body: LossReport,
+    request: Request,
+    staff: FleetManager,
+    platform: PlatformDep,
+    key: IdempotencyKey = None,
+) -> Any:
+    action = Action.REPORT_STOLEN if body.stolen else Action.REPORT_LOST
+
+    async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
+        tablet = await _locked_tablet(conn, tablet_id)
+        was_loaned = tablet["state"] == TabletState.LOANED
+        await _move(conn, tablet, action, staff, now, body.reason)
+        loan = await repository.open_loan(conn, tablet_id) if was_loaned else None
+        if loan is not None:
+            kind = "stolen" if body.stolen else "lost"
+            await repository.end_loan(conn, loan["id"], kind=kind, at=now, missing=loan["accessories"])
+            await revoke(conn, [loan["token_id"]], f"tablet.{kind}")
+        event = TabletLostV1(
+            tablet_id=tablet_id,
+            stolen=body.stolen,
+            loan_id=loan["id"] if loan else None,
+            patient_id=loan["patient_id"] if loan else None,
+            token_id=loan["token_id"] if loan else None,
+            reported_at=now,
+            reported_by=staff.staff_id,
+        )
+        await add_event(
+            conn,
+            make_event("tablet.lost", event, source=platform.source, subject=str(tablet_id)),
+            schema=platform.schema,
+        )
+        await _audit(conn, staff, f"tablet.{action.value}", f"tablet/{tablet_id}", loan["patient_id"] if loan else None)
+        return 200, await _tablet_body(conn, tablet_id)
+
+    return await _command(request, platform, staff, key, work)
+
+
+# --- The fleet at a glance -------------------------------------------------------------------------------------
+
+
+class FleetView(BaseModel):
+    by_state: dict[str, int]
+    open_loans: int
+    loans_overdue: int
+    loans_due_soon: int
+    loans_with_missing_accessories: int
+    missing_accessories: int
+    silent_tablets: int
+    mean_loan_days: float | None = Field(description="Mean length of the loans that ended.")
+    utilisation: float | None = Field(description="Share of the available tablet-days on loan over the period.")
+    period_days: int
+    attention: list[LoanView] = Field(description="Loans overdue or due soon, silent, or with accessories missing.")
+
+
+@router.get("/fleet", response_model=FleetView, summary="The fleet at a glance: states, due loans, silent tablets")
+async def fleet(
+    staff: FleetReader,
+    platform: PlatformDep,
+    period_days: Annotated[int, Query(ge=1, le=730)] = 90,
+    due_soon_days: Annotated[int, Query(ge=1, le=365)] = 30,
+) -> Any:
+    today = datetime.now(UTC).date()
+    async with platform.pool.acquire() as conn, conn.transaction():
+        figures = await repository.fleet_figures(conn, today, due_soon_days, period_days)
+        attention = await repository.loans_needing_attention(conn, today, due_soon_days)
+        await _audit(conn, staff, "fleet.read", "fleet")
+    loans, usage = figures["loans"], figures["usage"]
+    # A tablet retired during the period still counts its loaned days: cap at the fleet's capacity.
+    loaned_days, available_days = float(usage["loaned_days"]), float(usage["available_days"])
+    mean = loans["mean_ended_loan_days"]
+    return FleetView(
+        by_state={state.value: figures["states"].get(state.value, 0) for state in TabletState},
+        open_loans=loans["open"],
+        loans_overdue=loans["overdue"],
+        loans_due_soon=loans["due_soon"],
+        loans_with_missing_accessories=loans["with_missing_accessories"],
+        missing_accessories=loans["missing_accessories"],
+        silent_tablets=loans["silent"],
+        mean_loan_days=round(float(mean), 1) if mean is not None else None,
+        utilisation=utilisation(min(loaned_days, available_days), available_days),
+        period_days=period_days,
+        attention=[_loan_view(row, row["last_seen_at"], today) for row in attention],
+    )
+
+
+# --- The tablet's heartbeat --------------------------------------------------------------------------------------
+
+
+@router.post("/heartbeats", status_code=204, summary="The tablet is on (device token); cheap and idempotent")
+async def heartbeat(reading: HeartbeatReading, device: DeviceDep, platform: PlatformDep) -> Response:
+    now = datetime.now(UTC)
+    if not clock_skew_ok(reading.sent_at, now):
+        raise Problem(
+            422, "sent_at is more than a day ahead of the server's clock: check the tablet's clock.", pointer="/sent_at"
+        )
+    try:
+        tablet_id = UUID(device.device_id)
+    except ValueError:
+        raise Problem(
+            403, "This device token does not name a tablet of the fleet.", kind="not-a-fleet-tablet"
+        ) from None
+    writer: HeartbeatWriter = platform.extras["heartbeats"]
+    recorded = await writer.submit(
+        repository.HeartbeatRow(
+            tablet_id=tablet_id,
+            token_id=device.token_id,
+            sent_at=reading.sent_at,
+            received_at=now,
+            battery_percent=reading.battery_percent,
+            app_version=reading.app_version,
+            last_used_at=reading.last_used_at,
+        )
+    )
+    if not recorded:
+        raise Problem(
+            401,
+            "This tablet's loan has ended: its token no longer works. Bring the tablet back to the day hospital.",
+            kind="invalid-token",
+            headers={"WWW-Authenticate": 'Bearer realm="oncofollow"'},
+        )
+    return Response(status_code=204)

@@ -1,0 +1,499 @@
+"""Rules of the tablet fleet: the tablet lifecycle, loan dates, silent tablets, heartbeats (domains.md §1).
+
+Pure functions and values: no I/O, no clock (``now`` and ``today`` are passed in), so the API, the handlers and
+the scheduled jobs all decide the same way and every decision can be replayed from the stored history.
+
+The lifecycle has one rule that matters more than the others: patient data must never reach the next patient,
+so a tablet that has been out of the fleet manager's hands (loaned, lost, stolen, in repair) can only become
+ready again through a recorded wipe. ``MAKE_READY`` is legal from ``WIPED`` only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+__all__ = [
+    "HEARTBEAT_CLOCK_TOLERANCE",
+    "LOAN_LENGTH_DEFAULT",
+    "RELEASING_ACTIONS",
+    "TRANSITIONS",
+    "Accessory",
+    "Action",
+    "HeartbeatReading",
+    "IllegalTransition",
+    "ReturnChannel",
+    "Silence",
+    "SilencePolicy",
+    "SilenceReason",
+    "TabletState",
+    "WipeMethod",
+    "allowed_actions",
+    "clock_skew_ok",
+    "default_expected_return",
+    "detect_silence",
+    "ends_loan",
+    "loan_status",
+    "missing_accessories",
+    "next_state",
+    "silence_since",
+    "utilisation",
+]
+
+
+# --- Lifecycle ---------------------------------------------------------------------------------------------
+
+
+class TabletState(StrEnum):
+    PENDING_PROVISIONING = "pending_provisioning"
+    READY = "ready"
+    LOANED = "loaned"
+    RETURNED = "returned"
+    WIPE_PENDING = "wipe_pending"
+    WIPED = "wiped"
+    LOST = "lost"
+    STOLEN = "stolen"
+    IN_REPAIR = "in_repair"
+    RETIRED = "retired"
+
+
+class Action(StrEnum):
+    """What a fleet manager does to a tablet; each one is a transition of ``TRANSITIONS``."""
+
+    PROVISION = "provision"
+    LOAN = "loan"
+    RETURN = "return"
+    REQUEST_WIPE = "request_wipe"
+    RECORD_WIPE = "record_wipe"
+    MAKE_READY = "make_ready"
+    REPORT_LOST = "report_lost"
+    REPORT_STOLEN = "report_stolen"
+    RECOVER = "recover"
+    SEND_TO_REPAIR = "send_to_repair"
+    BACK_FROM_REPAIR = "back_from_repair"
+    RETIRE = "retire"
+
+
+_S = TabletState
+_A = Action
+
+# A tablet can go missing from anywhere it is in circulation; it cannot go missing before it was provisioned
+# (it is still in its box) nor once it is lost, stolen or retired.
+_CAN_GO_MISSING: Final = (_S.LOANED, _S.READY, _S.RETURNED, _S.WIPE_PENDING, _S.WIPED, _S.IN_REPAIR)
+# Repair is for tablets on the shelf; a loaned tablet is returned first (the patient gets another one).
+_CAN_GO_TO_REPAIR: Final = (_S.READY, _S.RETURNED, _S.WIPE_PENDING, _S.WIPED)
+# A loaned tablet is returned (or reported lost) before it is retired, so that its device token is revoked.
+_CAN_BE_RETIRED: Final = tuple(state for state in TabletState if state not in (_S.LOANED, _S.RETIRED))
+
+TRANSITIONS: Final[Mapping[tuple[TabletState, Action], TabletState]] = {
+    (_S.PENDING_PROVISIONING, _A.PROVISION): _S.READY,
+    (_S.READY, _A.LOAN): _S.LOANED,
+    (_S.LOANED, _A.RETURN): _S.RETURNED,
+    (_S.RETURNED, _A.REQUEST_WIPE): _S.WIPE_PENDING,
+    (_S.WIPE_PENDING, _A.RECORD_WIPE): _S.WIPED,
+    (_S.RETURNED, _A.RECORD_WIPE): _S.WIPED,  # wiped straight away at the desk
+    (_S.WIPED, _A.MAKE_READY): _S.READY,  # the only way back to READY after a first loan
+    **{(state, _A.REPORT_LOST): _S.LOST for state in _CAN_GO_MISSING},
+    **{(state, _A.REPORT_STOLEN): _S.STOLEN for state in _CAN_GO_MISSING},
+    # A found tablet may have been used by anyone: it is wiped before reuse.
+    (_S.LOST, _A.RECOVER): _S.WIPE_PENDING,
+    (_S.STOLEN, _A.RECOVER): _S.WIPE_PENDING,
+    **{(state, _A.SEND_TO_REPAIR): _S.IN_REPAIR for state in _CAN_GO_TO_REPAIR},
+    # The repairer had the tablet (and may have restored a backup): it is wiped before reuse.
+    (_S.IN_REPAIR, _A.BACK_FROM_REPAIR): _S.WIPE_PENDING,
+    **{(state, _A.RETIRE): _S.RETIRED for state in _CAN_BE_RETIRED},
+}
+
+RELEASING_ACTIONS: Final = frozenset({Action.RETURN, Action.REPORT_LOST, Action.REPORT_STOLEN})
+"""Actions that end a loan: from ``LOANED`` they must revoke the tablet's device token."""
+
+
+class IllegalTransition(Exception):
+    """An action that the tablet's current state does not allow (HTTP 409).
+
+    ``str()`` is a sentence for the fleet manager: what is wrong and, where possible, what to do first.
+    """
+
+    def __init__(self, current: TabletState, action: Action) -> None:
+        self.current = current
+        self.action = action
+        super().__init__(_refusal_sentence(current, action))
+
+
+def next_state(current: TabletState, action: Action) -> TabletState:
+    """The state the tablet is in after ``action``; raises ``IllegalTransition`` when it is not allowed."""
+    try:
+        return TRANSITIONS[(current, action)]
+    except KeyError:
+        raise IllegalTransition(current, action) from None
+
+
+def allowed_actions(current: TabletState) -> tuple[Action, ...]:
+    """The actions allowed from ``current``, in ``Action`` declaration order (the order a UI shows them in)."""
+    return tuple(action for action in Action if (current, action) in TRANSITIONS)
+
+
+def ends_loan(current: TabletState, action: Action) -> bool:
+    """Whether this action ends a loan, so that the tablet's device token must be revoked with it."""
+    return current is TabletState.LOANED and action in RELEASING_ACTIONS
+
+
+# --- Refusal sentences -------------------------------------------------------------------------------------
+#
+# "A tablet that is <state> cannot be <action>: <hint>." The hint is, in this order: the tablet already is in
+# the state asked for; another action does what was meant; the routine steps after which the action is
+# allowed; why the action makes no sense here; otherwise the actions allowed now. Steps are looked up in
+# TRANSITIONS, so the hints cannot drift from the state machine.
+
+_STATE_WORDS: Final[Mapping[TabletState, str]] = {
+    _S.PENDING_PROVISIONING: "waiting to be provisioned",
+    _S.READY: "ready to loan",
+    _S.LOANED: "on loan",
+    _S.RETURNED: "returned",
+    _S.WIPE_PENDING: "waiting for its wipe",
+    _S.WIPED: "wiped",
+    _S.LOST: "reported lost",
+    _S.STOLEN: "reported stolen",
+    _S.IN_REPAIR: "in repair",
+    _S.RETIRED: "retired",
+}
+
+_ACTION_PARTICIPLES: Final[Mapping[Action, str]] = {
+    _A.PROVISION: "provisioned",
+    _A.LOAN: "loaned",
+    _A.RETURN: "returned",
+    _A.REQUEST_WIPE: "queued for a wipe",
+    _A.RECORD_WIPE: "recorded as wiped",
+    _A.MAKE_READY: "made ready",
+    _A.REPORT_LOST: "reported lost",
+    _A.REPORT_STOLEN: "reported stolen",
+    _A.RECOVER: "recorded as recovered",
+    _A.SEND_TO_REPAIR: "sent to repair",
+    _A.BACK_FROM_REPAIR: "brought back from repair",
+    _A.RETIRE: "retired",
+}
+
+_ACTION_STEPS: Final[Mapping[Action, str]] = {
+    _A.PROVISION: "provision it",
+    _A.LOAN: "loan it",
+    _A.RETURN: "record its return",
+    _A.REQUEST_WIPE: "request its wipe",
+    _A.RECORD_WIPE: "record its wipe",
+    _A.MAKE_READY: "make it ready",
+    _A.REPORT_LOST: "report it lost",
+    _A.REPORT_STOLEN: "report it stolen",
+    _A.RECOVER: "record it as recovered",
+    _A.SEND_TO_REPAIR: "send it to repair",
+    _A.BACK_FROM_REPAIR: "record its return from repair",
+    _A.RETIRE: "retire it",
+}
+
+# Actions that bring a tablet (back) into the normal flow. When one of them reaches the state the refused action
+# aims at, it is what the manager meant: "make it ready" for a wiped tablet someone tried to provision.
+_ENTRY_ACTIONS: Final = (_A.PROVISION, _A.MAKE_READY, _A.RECOVER, _A.BACK_FROM_REPAIR)
+
+# Steps worth suggesting on the way to what was asked. Loaning, reporting a loss, sending to repair and retiring
+# are decisions, never a means to an end.
+_ROUTINE_STEPS: Final = (
+    _A.PROVISION,
+    _A.RETURN,
+    _A.RECORD_WIPE,
+    _A.REQUEST_WIPE,
+    _A.MAKE_READY,
+    _A.RECOVER,
+    _A.BACK_FROM_REPAIR,
+)
+
+# Actions for which "do these steps first" is good advice. Not for reporting a loss or sending to repair: a
+# tablet still in its box is not "provisioned first" so that it can be reported lost.
+_STEP_HINTED_ACTIONS: Final = frozenset({_A.LOAN, _A.REQUEST_WIPE, _A.RECORD_WIPE, _A.MAKE_READY, _A.RETIRE})
+
+# "It is already <state>" reads wrong for these: recovering a tablet that waits for its wipe is not a repeat.
+_NOT_REPEATS: Final = frozenset({_A.RECOVER, _A.BACK_FROM_REPAIR})
+
+_NOT_A_SOURCE_HINTS: Final[Mapping[Action, str]] = {
+    _A.RETURN: "it is not on loan",
+    _A.RECOVER: "it was not reported lost or stolen",
+    _A.BACK_FROM_REPAIR: "it is not in repair",
+}
+
+
+def _refusal_sentence(current: TabletState, action: Action) -> str:
+    opening = f"A tablet that is {_STATE_WORDS[current]} cannot be {_ACTION_PARTICIPLES[action]}"
+    hint = _hint(current, action)
+    if hint is not None:
+        return f"{opening}: {hint}."
+    return f"{opening}. Allowed now: {', '.join(allowed_actions(current))}."
+
+
+def _hint(current: TabletState, action: Action) -> str | None:
+    target = _target(action)
+    if current is TabletState.LOANED and action is Action.LOAN:
+        return "it is already on loan to a patient; pick a tablet that is ready to loan"
+    if current is target and action not in _NOT_REPEATS:
+        return f"it is already {_STATE_WORDS[current]}"
+    if current is TabletState.RETIRED:
+        return "a retired tablet has left the fleet for good"
+    if action is Action.RETURN and current in (TabletState.LOST, TabletState.STOLEN):
+        return "record it as recovered instead; it will then wait for its wipe"
+    for alternative in _ENTRY_ACTIONS:
+        if TRANSITIONS.get((current, alternative)) is target:
+            return f"{_ACTION_STEPS[alternative]} instead"
+    if action in _STEP_HINTED_ACTIONS:
+        steps = _routine_steps_until_allowed(current, action)
+        if steps:
+            return f"{_join_steps(steps)} first"
+    return _NOT_A_SOURCE_HINTS.get(action)
+
+
+def _target(action: Action) -> TabletState:
+    # Every action leads to one state, whatever state it starts from.
+    return next(target for (_, a), target in TRANSITIONS.items() if a is action)
+
+
+def _routine_steps_until_allowed(current: TabletState, action: Action) -> tuple[Action, ...]:
+    """The shortest routine steps after which ``action`` is allowed; empty when there are none."""
+    queue: deque[tuple[TabletState, tuple[Action, ...]]] = deque([(current, ())])
+    seen = {current}
+    while queue:
+        state, steps = queue.popleft()
+        if (state, action) in TRANSITIONS:
+            return steps
+        for step in _ROUTINE_STEPS:
+            following = TRANSITIONS.get((state, step))
+            if following is not None and following not in seen:
+                seen.add(following)
+                queue.append((following, (*steps, step)))
+    return ()
+
+
+def _join_steps(steps: tuple[Action, ...]) -> str:
+    words = [_ACTION_STEPS[step] for step in steps]
+    if len(words) == 1:
+        return words[0]
+    return f"{', '.join(words[:-1])}, then {words[-1]}"
+
+
+# --- Kit and return ----------------------------------------------------------------------------------------
+
+
+class Accessory(StrEnum):
+    """What is handed over with the tablet; each piece is checked back in on return (chargers go missing)."""
+
+    CHARGER = "charger"
+    CABLE = "cable"
+    CASE = "case"
+    SIM = "sim"
+    MANUAL = "manual"
+
+
+def missing_accessories(handed_over: Iterable[Accessory], returned: Iterable[Accessory]) -> frozenset[Accessory]:
+    """Accessories handed over with the loan but not brought back (extras brought back are not counted)."""
+    return frozenset(handed_over) - frozenset(returned)
+
+
+class ReturnChannel(StrEnum):
+    DAY_HOSPITAL = "day_hospital"  # at a chemotherapy session: the natural point, the patient is there anyway
+    POST = "post"
+    COLLECTED = "collected"
+
+
+class WipeMethod(StrEnum):
+    FACTORY_RESET = "factory_reset"
+    MDM_REMOTE_WIPE = "mdm_remote_wipe"
+    REIMAGED = "reimaged"
+
+
+# --- Loan dates --------------------------------------------------------------------------------------------
+
+LOAN_LENGTH_DEFAULT: Final = 1
+"""Default loan length, in calendar years: "one year, or the end of the treatment, whichever comes first".
+
+Years, not a ``timedelta`` of 365 days, so that a tablet loaned on 3 March is due back on 3 March whatever the
+leap years in between; a loan starting on 29 February is due on 28 February.
+"""
+
+
+def default_expected_return(loaned_on: date, treatment_ends_on: date | None = None) -> date:
+    """The date the tablet is expected back: one year after the loan, or the end of treatment if earlier."""
+    one_year_later = _add_years(loaned_on, LOAN_LENGTH_DEFAULT)
+    if treatment_ends_on is None:
+        return one_year_later
+    if treatment_ends_on < loaned_on:
+        raise ValueError(
+            f"The treatment end date ({treatment_ends_on.isoformat()}) is before the loan date "
+            f"({loaned_on.isoformat()}); check both dates."
+        )
+    return min(one_year_later, treatment_ends_on)
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February in a year that has none
+        return day.replace(year=day.year + years, day=28)
+
+
+def loan_status(
+    expected_return_on: date, today: date, soon: timedelta = timedelta(days=30)
+) -> Literal["overdue", "due_soon", "on_time"]:
+    """Where a loan stands: overdue from the day after the expected return, due soon within ``soon`` of it."""
+    if soon < timedelta(0):
+        raise ValueError(f"The due-soon window must not be negative, got {soon}.")
+    if today > expected_return_on:
+        return "overdue"
+    if expected_return_on - today <= soon:
+        return "due_soon"
+    return "on_time"
+
+
+# --- Silent tablets ----------------------------------------------------------------------------------------
+#
+# "Not switched on between two chemotherapy sessions" is the signal that matters (domains.md §1.3 point 6):
+# a long silence is reported in any case, a shorter one only when a questionnaire is due soon, which is when
+# the patient needs the tablet. Each silence is reported once; the next heartbeat starts a new one.
+
+
+@dataclass(frozen=True)
+class SilencePolicy:
+    threshold: timedelta = timedelta(days=7)
+    """A tablet silent this long is reported whatever the calendar."""
+    due_window: timedelta = timedelta(days=2)
+    """How far ahead we look for a questionnaire that falls due."""
+    due_silence: timedelta = timedelta(days=2)
+    """How long a tablet must have been silent to be reported when a questionnaire is due within ``due_window``."""
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "due_window", "due_silence"):
+            value = getattr(self, name)
+            if value <= timedelta(0):
+                raise ValueError(f"SilencePolicy.{name} must be a positive duration, got {value}.")
+
+
+class SilenceReason(StrEnum):
+    LONG_SILENCE = "long_silence"
+    QUESTIONNAIRE_DUE = "questionnaire_due"
+
+
+@dataclass(frozen=True)
+class Silence:
+    since: datetime
+    """Start of the silence: the last heartbeat after the loan, or the loan itself."""
+    reason: SilenceReason
+    silent_for: timedelta
+
+
+def silence_since(loaned_at: datetime, last_seen_at: datetime | None) -> datetime:
+    """When the current silence started: a heartbeat from before the loan (during provisioning) does not count."""
+    _require_aware(loaned_at=loaned_at, last_seen_at=last_seen_at)
+    if last_seen_at is None:
+        return loaned_at
+    return max(loaned_at, last_seen_at)
+
+
+def detect_silence(
+    now: datetime,
+    *,
+    loaned_at: datetime,
+    last_seen_at: datetime | None,
+    reported_since: datetime | None,
+    next_questionnaire_due: datetime | None,
+    policy: SilencePolicy = SilencePolicy(),  # frozen, so one shared default is safe
+) -> Silence | None:
+    """The silence to report for a loaned tablet now, or ``None``.
+
+    ``reported_since`` is the ``since`` of the last silence reported for this loan: the same silence is not
+    reported twice, however long it lasts.
+    """
+    _require_aware(
+        now=now,
+        loaned_at=loaned_at,
+        last_seen_at=last_seen_at,
+        reported_since=reported_since,
+        next_questionnaire_due=next_questionnaire_due,
+    )
+    since = silence_since(loaned_at, last_seen_at)
+    if reported_since == since:
+        return None
+    silent_for = now - since
+    if silent_for >= policy.threshold:
+        return Silence(since, SilenceReason.LONG_SILENCE, silent_for)
+    if (
+        next_questionnaire_due is not None
+        and now <= next_questionnaire_due <= now + policy.due_window
+        and silent_for >= policy.due_silence
+    ):
+        return Silence(since, SilenceReason.QUESTIONNAIRE_DUE, silent_for)
+    return None
+
+
+def _require_aware(**moments: datetime | None) -> None:
+    # A naive datetime compared with an aware one raises TypeError deep inside; worse, two naive ones in
+    # different zones compare silently wrong. Refuse them at the door with the argument's name.
+    for name, moment in moments.items():
+        if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+            raise ValueError(f"{name} must be a timezone-aware datetime, got the naive {moment.isoformat()}.")
+
+
+# --- Heartbeats --------------------------------------------------------------------------------------------
+
+
+class HeartbeatReading(BaseModel):
+    """What the tablet's app sends every time it is switched on, then periodically while it is in use."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    battery_percent: int = Field(ge=0, le=100, description="Battery charge, in percent (0 to 100).")
+    app_version: str = Field(
+        min_length=1,
+        max_length=40,
+        pattern=r"^[0-9A-Za-z.+_-]+$",
+        description="Version of the tablet app, e.g. 1.4.2 or 1.5.0-rc.1+build.7.",
+    )
+    last_used_at: AwareDatetime | None = Field(
+        default=None, description="When the patient last used the app, by the tablet's clock; absent if never."
+    )
+    sent_at: AwareDatetime = Field(
+        description="When the tablet sent this reading, by its own clock (with its UTC offset); it may lag "
+        "behind when the reading was queued while the tablet was offline."
+    )
+
+
+HEARTBEAT_CLOCK_TOLERANCE: Final = timedelta(days=1)
+
+
+def clock_skew_ok(sent_at: datetime, received_at: datetime, tolerance: timedelta = HEARTBEAT_CLOCK_TOLERANCE) -> bool:
+    """Whether a heartbeat's ``sent_at`` is believable: not more than ``tolerance`` after we received it.
+
+    A ``sent_at`` in the past is always fine (readings queued while offline arrive late); one far in the future
+    means a wrong tablet clock, and would make the tablet look alive for days, so the API refuses it.
+    """
+    _require_aware(sent_at=sent_at, received_at=received_at)
+    if tolerance < timedelta(0):
+        raise ValueError(f"The clock tolerance must not be negative, got {tolerance}.")
+    return sent_at - received_at <= tolerance
+
+
+# --- Fleet figures -----------------------------------------------------------------------------------------
+
+
+def utilisation(loaned_days: float, available_days: float) -> float | None:
+    """Share of the fleet's available time spent on loan (0 to 1); ``None`` when nothing was available.
+
+    ``available_days`` is summed over tablets (tablet-days in service over the period), ``loaned_days`` likewise.
+    """
+    if loaned_days < 0 or available_days < 0:
+        raise ValueError(f"Days cannot be negative (loaned {loaned_days}, available {available_days}).")
+    if available_days == 0:
+        return None
+    if loaned_days > available_days:
+        raise ValueError(
+            f"The fleet cannot be on loan ({loaned_days} days) longer than it was available ({available_days} days)."
+        )
+    return loaned_days / available_days

@@ -1,0 +1,65 @@
+"""The devices service: uvicorn services.devices.main:app (port 8004)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from pydantic import Field
+
+from services.devices import handlers
+from services.devices.api import router
+from services.devices.domain import SilencePolicy
+from services.devices.heartbeats import HeartbeatWriter
+from services.devices.silence import Clock, heartbeat_retention, silence_watch, system_clock
+from shared.http.app import ServiceDefinition, create_service_app
+from shared.messaging.consumer import Subscription
+from shared.messaging.topology import ConsumerSpec
+from shared.settings import ServiceSettings
+
+NAME = "devices"
+
+SUBSCRIPTIONS = (
+    Subscription(ConsumerSpec(NAME, "INCLUSION", "session.scheduled"), handlers.on_session_scheduled, batch=True),
+)
+
+
+class DevicesSettings(ServiceSettings):
+    silence_threshold_days: float = Field(default=7.0, gt=0, alias="SILENCE_THRESHOLD_DAYS")
+    silence_before_due_days: float = Field(default=2.0, gt=0, alias="SILENCE_BEFORE_DUE_DAYS")
+    silence_check_s: float = Field(default=60.0, gt=0, alias="SILENCE_CHECK_S")
+    heartbeat_retention_days: int = Field(default=7, ge=1, alias="HEARTBEAT_RETENTION_DAYS")
+
+    @property
+    def silence_policy(self) -> SilencePolicy:
+        before_due = timedelta(days=self.silence_before_due_days)
+        return SilencePolicy(
+            threshold=timedelta(days=self.silence_threshold_days), due_window=before_due, due_silence=before_due
+        )
+
+
+def build_service(settings: DevicesSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:
+    settings = settings or DevicesSettings()
+    heartbeats = HeartbeatWriter(max_batch=512)
+    return ServiceDefinition(
+        name=NAME,
+        settings=settings,
+        routers=(router,),
+        migrations=Path(__file__).parent / "migrations",
+        subscriptions=SUBSCRIPTIONS,
+        background=(
+            heartbeats.run,
+            silence_watch(settings.silence_policy, settings.silence_check_s, clock),
+            heartbeat_retention(settings.heartbeat_retention_days),
+        ),
+        extras={"heartbeats": heartbeats},
+        description="The tablet fleet: inventory, loans and device tokens, returns, wipes, heartbeats, silences.",
+    )
+
+
+def create_app(settings: DevicesSettings | None = None) -> FastAPI:
+    return create_service_app(build_service(settings))
+
+
+app = create_app()

@@ -1,0 +1,400 @@
+"""The tablet fleet against real NATS and PostgreSQL: loans issue tokens, returns revoke them, heartbeats,
+silences reported once, racing loans, and every refusal a clear 4xx that changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import nats.errors
+import orjson
+import pytest
+
+from services.devices.domain import SilencePolicy
+from services.devices.main import DevicesSettings
+from services.devices.main import build_service as build_devices
+from services.devices.silence import report_silent_tablets
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.events.catalog import make_event
+from shared.events.inclusion import SessionScheduledV1
+from shared.testing.fhir import CALM, questionnaire_response
+from shared.testing.services import in_process
+from shared.testing.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+ALL_ACCESSORIES = ["charger", "cable", "case", "sim", "manual"]
+
+
+@dataclass
+class Fleet:
+    devices: httpx.AsyncClient
+    questionnaire: httpx.AsyncClient
+    devices_platform: Any
+    tokens: TokenService
+
+    def staff(self, role: str = "fleet", staff_id: str = "fleet-1") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.issue_staff_token(staff_id, {role})}"}
+
+    async def register(self, accessories: list[str] = ALL_ACCESSORIES) -> str:
+        body = {
+            "serial_number": f"R52-{uuid.uuid4().hex[:10]}",
+            "model": "Galaxy Tab A9",
+            "accessories": [{"kind": k} for k in accessories],
+        }
+        response = await self.devices.post("/v1/tablets", json=body, headers=self.staff())
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def step(self, tablet: str, action: str) -> httpx.Response:
+        return await self.devices.post(f"/v1/tablets/{tablet}/actions/{action}", json={}, headers=self.staff())
+
+    async def ready_tablet(self) -> str:
+        tablet = await self.register()
+        assert (await self.step(tablet, "provision")).status_code == 200
+        return tablet
+
+    async def loan(self, tablet: str, patient: uuid.UUID, **extra: Any) -> httpx.Response:
+        body = {
+            "patient_id": str(patient),
+            "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+            "accessories": ["charger", "cable", "manual"],
+            **extra,
+        }
+        return await self.devices.post(f"/v1/tablets/{tablet}/loan", json=body, headers=self.staff())
+
+    async def state(self, tablet: str) -> str:
+        response = await self.devices.get(f"/v1/tablets/{tablet}", headers=self.staff())
+        return str(response.json()["state"])
+
+
+@pytest.fixture
+async def fleet(service_env: dict[str, str], tokens: TokenService) -> AsyncIterator[Fleet]:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    # The scheduled silence check is driven by the tests (with their own clock), not by the service.
+    d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600")  # type: ignore[arg-type]
+    q_settings = QuestionnaireSettings(**env)  # type: ignore[arg-type]
+    async with (
+        in_process(build_devices(d_settings)) as (d_client, d_platform),
+        in_process(build_questionnaire(q_settings)) as (q_client, _),
+    ):
+        yield Fleet(d_client, q_client, d_platform, tokens)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def submit(fleet: Fleet, token: str) -> httpx.Response:
+    return await fleet.questionnaire.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(CALM)),
+        headers={**bearer(token), "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"},
+    )
+
+
+def heartbeat(at: datetime | None = None, battery: int = 80) -> dict[str, Any]:
+    return {"battery_percent": battery, "app_version": "1.4.2", "sent_at": (at or datetime.now(UTC)).isoformat()}
+
+
+async def test_loan_issues_a_token_and_a_return_revokes_it_in_the_questionnaire_service(fleet: Fleet) -> None:
+    js = fleet.devices_platform.js
+    events = await js.subscribe("tablet.>", stream="TABLETS", ordered_consumer=True)
+    patient = uuid.uuid4()
+    tablet = await fleet.ready_tablet()
+
+    loan = await fleet.loan(tablet, patient)
+    assert loan.status_code == 201, loan.text
+    granted = loan.json()
+    token = granted["device_token"]
+    assert granted["tablet"]["state"] == "loaned"
+    assert granted["loan"]["patient_id"] == str(patient)
+    assert granted["loan"]["return_status"] == "on_time"
+    loaned = orjson.loads((await events.next_msg(timeout=5)).data)
+    assert loaned["type"] == "tablet.loaned"
+    assert loaned["data"]["tablet_id"] == tablet and loaned["data"]["patient_id"] == str(patient)
+
+    assert (await submit(fleet, token)).status_code == 202
+    assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=bearer(token))).status_code == 204
+
+    returned = await fleet.devices.post(
+        f"/v1/tablets/{tablet}/return",
+        json={"channel": "day_hospital", "accessories_returned": ["charger", "manual"]},
+        headers=fleet.staff(),
+    )
+    assert returned.status_code == 200, returned.text
+    assert returned.json()["missing_accessories"] == ["cable"]
+    started = time.monotonic()
+    event = orjson.loads((await events.next_msg(timeout=5)).data)
+    assert event["type"] == "tablet.returned"
+    assert event["data"]["token_id"] == loaned["data"]["token_id"]
+    assert event["data"]["missing_accessories"] == ["cable"]
+
+    async def rejected() -> bool:
+        return (await submit(fleet, token)).status_code == 401
+
+    assert await eventually(rejected, within=2.0), "the questionnaire service still accepts a returned tablet"
+    assert time.monotonic() - started < 2.0
+    refused = await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=bearer(token))
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+
+    # The missing cable stays open on the loan until it comes back.
+    figures = (await fleet.devices.get("/v1/fleet", headers=fleet.staff("arc", "arc-1"))).json()
+    assert figures["missing_accessories"] == 1
+    back = await fleet.devices.post(
+        f"/v1/loans/{granted['loan']['id']}/accessories", json={"accessories": ["cable"]}, headers=fleet.staff()
+    )
+    assert back.json()["missing_accessories"] == []
+
+
+async def test_a_tablet_goes_round_the_whole_lifecycle_with_every_step_in_its_history(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    first = await fleet.loan(tablet, uuid.uuid4())
+    assert first.status_code == 201
+    await fleet.devices.post(
+        f"/v1/tablets/{tablet}/return",
+        json={"channel": "post", "accessories_returned": ["charger", "cable", "manual"]},
+        headers=fleet.staff(),
+    )
+    # Not wiped: it cannot be made ready, nor loaned.
+    refused = await fleet.step(tablet, "make_ready")
+    assert refused.status_code == 409
+    assert "wipe" in refused.json()["detail"]
+    assert (await fleet.loan(tablet, uuid.uuid4())).status_code == 409
+
+    assert (await fleet.step(tablet, "request_wipe")).status_code == 200
+    wiped = await fleet.devices.post(
+        f"/v1/tablets/{tablet}/wipe", json={"method": "mdm_remote_wipe", "proof": "MDM-job-4411"}, headers=fleet.staff()
+    )
+    assert wiped.status_code == 200, wiped.text
+    assert (await fleet.step(tablet, "make_ready")).status_code == 200
+    assert (await fleet.loan(tablet, uuid.uuid4())).status_code == 201
+
+    detail = (await fleet.devices.get(f"/v1/tablets/{tablet}", headers=fleet.staff("nurse", "ide-1"))).json()
+    assert [t["action"] for t in detail["transitions"]] == [
+        "provision",
+        "loan",
+        "return",
+        "request_wipe",
+        "record_wipe",
+        "make_ready",
+        "loan",
+    ]
+    assert all(t["by_staff"] == "fleet-1" for t in detail["transitions"])
+    assert detail["wipes"][0]["proof"] == "MDM-job-4411"
+    assert len(detail["loans"]) == 2 and detail["loan"]["ended_at"] is None
+
+
+async def test_lost_tablet_token_is_revoked(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    token = (await fleet.loan(tablet, uuid.uuid4())).json()["device_token"]
+    lost = await fleet.devices.post(f"/v1/tablets/{tablet}/lost", json={"stolen": True}, headers=fleet.staff())
+    assert lost.status_code == 200 and lost.json()["state"] == "stolen"
+
+    async def rejected() -> bool:
+        return (await submit(fleet, token)).status_code == 401
+
+    assert await eventually(rejected, within=2.0)
+
+
+async def test_two_loans_of_one_tablet_racing_give_one_loan_and_one_409(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    first, second = await asyncio.gather(fleet.loan(tablet, uuid.uuid4()), fleet.loan(tablet, uuid.uuid4()))
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    loser = first if first.status_code == 409 else second
+    assert loser.json()["detail"].startswith("A tablet that is on loan cannot be loaned")
+    detail = (await fleet.devices.get(f"/v1/tablets/{tablet}", headers=fleet.staff())).json()
+    assert len(detail["loans"]) == 1
+    async with fleet.devices_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE subject = 'tablet.loaned'") == 1
+
+
+async def test_a_retried_loan_with_the_same_key_returns_the_same_loan(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    body = {
+        "patient_id": str(uuid.uuid4()),
+        "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+        "accessories": ["charger"],
+    }
+    headers = {**fleet.staff(), "Idempotency-Key": f"loan-{uuid.uuid4()}"}
+    first, again = [await fleet.devices.post(f"/v1/tablets/{tablet}/loan", json=body, headers=headers) for _ in "12"]
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    other = await fleet.devices.post(
+        f"/v1/tablets/{tablet}/loan", json={**body, "accessories": ["cable"]}, headers=headers
+    )
+    assert other.status_code == 422  # the same key for different content
+
+
+@pytest.mark.parametrize(
+    ("setup", "request_path", "body", "status"),
+    [
+        ("registered", "loan", None, 409),  # loaning a tablet that is not ready
+        ("ready", "return", {"channel": "post", "accessories_returned": []}, 409),  # returning one not loaned
+        ("loaned", "wipe", {"method": "factory_reset", "proof": "sheet-12"}, 409),  # wiping one on loan
+        ("ready", "loan-unknown-accessory", None, 422),
+        ("ready", "loan-bad-patient", None, 422),
+        ("ready", "loan-treatment-ended", None, 422),
+    ],
+)
+async def test_refusals_change_nothing(fleet: Fleet, setup: str, request_path: str, body: Any, status: int) -> None:
+    tablet = await fleet.register(["charger"])
+    if setup != "registered":
+        await fleet.step(tablet, "provision")
+    if setup == "loaned":
+        assert (await fleet.loan(tablet, uuid.uuid4(), accessories=["charger"])).status_code == 201
+    async with fleet.devices_platform.pool.acquire() as conn:
+        before = await conn.fetchval("SELECT count(*) FROM outbox"), await conn.fetchval("SELECT count(*) FROM loans")
+    if request_path == "loan":
+        response = await fleet.loan(tablet, uuid.uuid4(), accessories=["charger"])
+    elif request_path == "loan-unknown-accessory":
+        response = await fleet.loan(tablet, uuid.uuid4(), accessories=["sim"])
+    elif request_path == "loan-bad-patient":
+        response = await fleet.devices.post(
+            f"/v1/tablets/{tablet}/loan",
+            json={"patient_id": "Jeanne Dupont", "agreement": {}, "accessories": []},
+            headers=fleet.staff(),
+        )
+    elif request_path == "loan-treatment-ended":
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        response = await fleet.loan(tablet, uuid.uuid4(), accessories=["charger"], treatment_ends_on=yesterday)
+    else:
+        response = await fleet.devices.post(f"/v1/tablets/{tablet}/{request_path}", json=body, headers=fleet.staff())
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"]
+    async with fleet.devices_platform.pool.acquire() as conn:
+        after = await conn.fetchval("SELECT count(*) FROM outbox"), await conn.fetchval("SELECT count(*) FROM loans")
+    assert after == before
+
+
+async def test_staff_roles_are_enforced(fleet: Fleet) -> None:
+    tablet = await fleet.register()
+    nurse = fleet.staff("nurse", "ide-1")
+    assert (await fleet.devices.get(f"/v1/tablets/{tablet}", headers=nurse)).status_code == 200
+    refused = await fleet.devices.post(f"/v1/tablets/{tablet}/actions/provision", json={}, headers=nurse)
+    assert refused.status_code == 403
+    assert (await fleet.devices.get("/v1/fleet")).status_code == 401
+    device = bearer(fleet.tokens.issue_device_token(uuid.uuid4(), str(uuid.uuid4())))
+    assert (await fleet.devices.get("/v1/fleet", headers=device)).status_code == 403
+
+
+async def test_heartbeats_from_a_thousand_tablets_at_once_are_all_recorded(fleet: Fleet) -> None:
+    count = 1000
+    pool = fleet.devices_platform.pool
+    tokens: list[tuple[str, str]] = []
+    # Loans made directly in the database: what is under test here is the heartbeat path.
+    async with pool.acquire() as conn:
+        now = datetime.now(UTC)
+        for i in range(count):
+            tablet, patient = uuid.uuid4(), uuid.uuid4()
+            token = fleet.tokens.issue_device_token(patient, str(tablet))
+            token_id = fleet.tokens.verify(token).token_id  # type: ignore[union-attr]
+            await conn.execute(
+                "INSERT INTO tablets (id, serial_number, model, state, registered_at, registered_by, state_changed_at)"
+                " VALUES ($1, $2, 'Tab', 'loaned', $3, 'fleet-1', $3)",
+                tablet,
+                f"HB-{i:05d}",
+                now,
+            )
+            await conn.execute(
+                "INSERT INTO loans (id, tablet_id, patient_id, token_id, agreement_signed_at, agreement_witnessed_by,"
+                " accessories, expected_return_on, loaned_at, loaned_by) "
+                "VALUES ($1, $2, $3, $4, $5, 'ide-1', '{}', $6, $5, 'fleet-1')",
+                uuid.uuid4(),
+                tablet,
+                patient,
+                token_id,
+                now,
+                (now + timedelta(days=365)).date(),
+            )
+            tokens.append((str(tablet), token))
+    sent_at = datetime.now(UTC)
+    limits = asyncio.Semaphore(200)
+
+    async def beat(token: str, battery: int) -> int:
+        async with limits:
+            r = await fleet.devices.post("/v1/heartbeats", json=heartbeat(sent_at, battery), headers=bearer(token))
+            return r.status_code
+
+    statuses = await asyncio.gather(*(beat(token, i % 101) for i, (_, token) in enumerate(tokens)))
+    assert statuses == [204] * count
+    # The same heartbeat again (a retry) is recorded once.
+    assert await beat(tokens[0][1], 0) == 204
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM heartbeats") == count
+        seen = await conn.fetchval("SELECT count(*) FROM tablets WHERE last_seen_at IS NOT NULL")
+        assert seen == count
+        assert await conn.fetchval("SELECT battery_percent FROM tablets WHERE serial_number = 'HB-00007'") == 7
+
+
+async def _loan_at(fleet: Fleet, loaned_at: datetime) -> tuple[str, str, uuid.UUID]:
+    tablet = await fleet.ready_tablet()
+    patient = uuid.uuid4()
+    granted = (await fleet.loan(tablet, patient)).json()
+    async with fleet.devices_platform.pool.acquire() as conn:
+        await conn.execute("UPDATE loans SET loaned_at = $2 WHERE tablet_id = $1", uuid.UUID(tablet), loaned_at)
+    return tablet, granted["device_token"], patient
+
+
+async def test_a_silent_tablet_is_reported_once_per_silence(fleet: Fleet) -> None:
+    pool = fleet.devices_platform.pool
+    policy = SilencePolicy()
+    events = await fleet.devices_platform.js.subscribe("tablet.inactive", stream="TABLETS", ordered_consumer=True)
+    start = datetime.now(UTC)
+    tablet, token, patient = await _loan_at(fleet, start)
+
+    assert await report_silent_tablets(pool, start + timedelta(days=6), policy) == []
+    eight_days = start + timedelta(days=8)
+    first = await report_silent_tablets(pool, eight_days, policy)
+    assert [(str(r.tablet_id), r.reason) for r in first] == [(tablet, "long_silence")]
+    # Every later check in the same silence, and two replicas checking at once, report nothing more.
+    assert await report_silent_tablets(pool, eight_days + timedelta(minutes=1), policy) == []
+    both = await asyncio.gather(*(report_silent_tablets(pool, eight_days + timedelta(days=3), policy) for _ in "ab"))
+    assert both == [[], []]
+    listed = (await fleet.devices.get("/v1/tablets?state=loaned", headers=fleet.staff())).json()["items"]
+    assert [t["loan"]["silence_reason"] for t in listed if t["id"] == tablet] == ["long_silence"]
+
+    # The patient switches it on: a heartbeat ends the silence; a new silence is reported again.
+    assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=bearer(token))).status_code == 204
+    listed = (await fleet.devices.get("/v1/tablets?state=loaned", headers=fleet.staff())).json()["items"]
+    assert [t["loan"]["silent_since"] for t in listed if t["id"] == tablet] == [None]
+    later = datetime.now(UTC) + timedelta(days=7, hours=1)
+    second = await report_silent_tablets(pool, later, policy)
+    assert [str(r.tablet_id) for r in second] == [tablet]
+    assert second[0].silent_since > first[0].silent_since
+
+    published = [orjson.loads((await events.next_msg(timeout=5)).data) for _ in range(2)]
+    assert [e["data"]["patient_id"] for e in published] == [str(patient)] * 2
+    with pytest.raises(nats.errors.TimeoutError):  # nothing else was published
+        await events.next_msg(timeout=0.5)
+
+
+async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: Fleet) -> None:
+    pool = fleet.devices_platform.pool
+    start = datetime.now(UTC)
+    tablet, _, patient = await _loan_at(fleet, start)
+    session = SessionScheduledV1(
+        session_id=uuid.uuid4(), patient_id=patient, scheduled_for=start + timedelta(days=4), cycle=3
+    )
+    js = fleet.devices_platform.js
+    await js.publish("session.scheduled", make_event("session.scheduled", session, source="/tests").to_json())
+
+    async def known() -> bool:
+        async with pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT count(*) FROM sessions WHERE patient_id = $1", patient))
+
+    assert await eventually(known)
+    # Two days silent, the session in less than two days: the team can call before the chemotherapy.
+    reports = await report_silent_tablets(pool, start + timedelta(days=2, hours=12), SilencePolicy())
+    assert [(str(r.tablet_id), r.reason) for r in reports] == [(tablet, "questionnaire_due")]
+    assert reports[0].next_questionnaire_due == session.scheduled_for

@@ -1,0 +1,541 @@
+"""The tablet fleet's rules (domains.md §1): lifecycle, kit, loan dates, silent tablets, heartbeats, figures."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from services.devices.domain import (
+    LOAN_LENGTH_DEFAULT,
+    RELEASING_ACTIONS,
+    TRANSITIONS,
+    Accessory,
+    Action,
+    HeartbeatReading,
+    IllegalTransition,
+    Silence,
+    SilencePolicy,
+    SilenceReason,
+    TabletState,
+    allowed_actions,
+    clock_skew_ok,
+    default_expected_return,
+    detect_silence,
+    ends_loan,
+    loan_status,
+    missing_accessories,
+    next_state,
+    silence_since,
+    utilisation,
+)
+
+S = TabletState
+A = Action
+
+# --- Lifecycle ---------------------------------------------------------------------------------------------
+
+# Written out by hand from the specification, on purpose not derived from TRANSITIONS.
+EXPECTED: dict[tuple[TabletState, Action], TabletState] = {
+    (S.PENDING_PROVISIONING, A.PROVISION): S.READY,
+    (S.PENDING_PROVISIONING, A.RETIRE): S.RETIRED,
+    (S.READY, A.LOAN): S.LOANED,
+    (S.READY, A.REPORT_LOST): S.LOST,
+    (S.READY, A.REPORT_STOLEN): S.STOLEN,
+    (S.READY, A.SEND_TO_REPAIR): S.IN_REPAIR,
+    (S.READY, A.RETIRE): S.RETIRED,
+    (S.LOANED, A.RETURN): S.RETURNED,
+    (S.LOANED, A.REPORT_LOST): S.LOST,
+    (S.LOANED, A.REPORT_STOLEN): S.STOLEN,
+    (S.RETURNED, A.REQUEST_WIPE): S.WIPE_PENDING,
+    (S.RETURNED, A.RECORD_WIPE): S.WIPED,
+    (S.RETURNED, A.REPORT_LOST): S.LOST,
+    (S.RETURNED, A.REPORT_STOLEN): S.STOLEN,
+    (S.RETURNED, A.SEND_TO_REPAIR): S.IN_REPAIR,
+    (S.RETURNED, A.RETIRE): S.RETIRED,
+    (S.WIPE_PENDING, A.RECORD_WIPE): S.WIPED,
+    (S.WIPE_PENDING, A.REPORT_LOST): S.LOST,
+    (S.WIPE_PENDING, A.REPORT_STOLEN): S.STOLEN,
+    (S.WIPE_PENDING, A.SEND_TO_REPAIR): S.IN_REPAIR,
+    (S.WIPE_PENDING, A.RETIRE): S.RETIRED,
+    (S.WIPED, A.MAKE_READY): S.READY,
+    (S.WIPED, A.REPORT_LOST): S.LOST,
+    (S.WIPED, A.REPORT_STOLEN): S.STOLEN,
+    (S.WIPED, A.SEND_TO_REPAIR): S.IN_REPAIR,
+    (S.WIPED, A.RETIRE): S.RETIRED,
+    (S.LOST, A.RECOVER): S.WIPE_PENDING,
+    (S.LOST, A.RETIRE): S.RETIRED,
+    (S.STOLEN, A.RECOVER): S.WIPE_PENDING,
+    (S.STOLEN, A.RETIRE): S.RETIRED,
+    (S.IN_REPAIR, A.REPORT_LOST): S.LOST,
+    (S.IN_REPAIR, A.REPORT_STOLEN): S.STOLEN,
+    (S.IN_REPAIR, A.BACK_FROM_REPAIR): S.WIPE_PENDING,
+    (S.IN_REPAIR, A.RETIRE): S.RETIRED,
+}
+
+ALL_PAIRS = list(itertools.product(TabletState, Action))
+
+
+def test_the_expected_table_covers_the_whole_specification() -> None:
+    assert len(ALL_PAIRS) == 120 and len(EXPECTED) == 34
+
+
+@pytest.mark.parametrize(("current", "action"), ALL_PAIRS, ids=[f"{s}-{a}" for s, a in ALL_PAIRS])
+def test_every_state_and_action(current: TabletState, action: Action) -> None:
+    if (current, action) in EXPECTED:
+        assert next_state(current, action) is EXPECTED[(current, action)]
+    else:
+        with pytest.raises(IllegalTransition) as refused:
+            next_state(current, action)
+        assert refused.value.current is current and refused.value.action is action
+        sentence = str(refused.value)
+        assert sentence.startswith("A tablet that is ") and sentence.endswith(".")
+
+
+def test_transitions_holds_exactly_the_legal_pairs() -> None:
+    assert dict(TRANSITIONS) == EXPECTED
+
+
+def _paths(start: TabletState, max_length: int) -> list[list[TabletState]]:
+    """Every sequence of states reachable from ``start`` in at most ``max_length`` actions (BFS)."""
+    paths: list[list[TabletState]] = []
+    queue: deque[list[TabletState]] = deque([[start]])
+    while queue:
+        path = queue.popleft()
+        paths.append(path)
+        if len(path) - 1 < max_length:
+            queue.extend(
+                [*path, following] for following in (next_state(path[-1], a) for a in allowed_actions(path[-1]))
+            )
+    return paths
+
+
+@pytest.mark.parametrize("start", [S.RETURNED, S.LOST, S.STOLEN, S.IN_REPAIR, S.WIPE_PENDING])
+def test_a_tablet_that_left_our_hands_is_never_loaned_again_without_a_wipe(start: TabletState) -> None:
+    # After a return (or a loss, theft, repair) the next loan must be preceded by a wipe, on every path.
+    left_our_hands = {S.RETURNED, S.LOST, S.STOLEN, S.IN_REPAIR}
+    reaches_a_loan = 0
+    for path in _paths(start, max_length=6):
+        wiped_since = False
+        for state in path:
+            if state in left_our_hands:
+                wiped_since = False
+            elif state is S.WIPED:
+                wiped_since = True
+            elif state is S.LOANED:
+                assert wiped_since, f"loaned without a wipe: {' -> '.join(path)}"
+                reaches_a_loan += 1
+    assert reaches_a_loan > 0  # the property is not vacuous
+
+
+def test_the_returned_path_to_the_next_loan_goes_through_wiped() -> None:
+    paths_to_loan = [path for path in _paths(S.RETURNED, max_length=6) if path[-1] is S.LOANED]
+    assert paths_to_loan and all(S.WIPED in path[1:] for path in paths_to_loan)
+    shortest = min(paths_to_loan, key=len)
+    assert shortest == [S.RETURNED, S.WIPED, S.READY, S.LOANED]
+
+
+def test_make_ready_is_legal_only_from_wiped() -> None:
+    assert [s for s in TabletState if A.MAKE_READY in allowed_actions(s)] == [S.WIPED]
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [
+        (S.LOANED, (A.RETURN, A.REPORT_LOST, A.REPORT_STOLEN)),
+        (S.RETURNED, (A.REQUEST_WIPE, A.RECORD_WIPE, A.REPORT_LOST, A.REPORT_STOLEN, A.SEND_TO_REPAIR, A.RETIRE)),
+        (S.LOST, (A.RECOVER, A.RETIRE)),
+        (S.RETIRED, ()),
+    ],
+)
+def test_allowed_actions_in_declaration_order(current: TabletState, expected: tuple[Action, ...]) -> None:
+    assert allowed_actions(current) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "action", "sentence"),
+    [
+        # loan when not ready
+        (S.RETURNED, A.LOAN, "A tablet that is returned cannot be loaned: record its wipe, then make it ready first."),
+        (
+            S.PENDING_PROVISIONING,
+            A.LOAN,
+            "A tablet that is waiting to be provisioned cannot be loaned: provision it first.",
+        ),
+        (S.WIPED, A.LOAN, "A tablet that is wiped cannot be loaned: make it ready first."),
+        (
+            S.LOST,
+            A.LOAN,
+            "A tablet that is reported lost cannot be loaned: record it as recovered, record its wipe, "
+            "then make it ready first.",
+        ),
+        (
+            S.LOANED,
+            A.LOAN,
+            "A tablet that is on loan cannot be loaned: it is already on loan to a patient; "
+            "pick a tablet that is ready to loan.",
+        ),
+        # return when not loaned
+        (S.READY, A.RETURN, "A tablet that is ready to loan cannot be returned: it is not on loan."),
+        (S.RETURNED, A.RETURN, "A tablet that is returned cannot be returned: it is already returned."),
+        (
+            S.STOLEN,
+            A.RETURN,
+            "A tablet that is reported stolen cannot be returned: record it as recovered instead; "
+            "it will then wait for its wipe.",
+        ),
+        # wipe when loaned
+        (S.LOANED, A.RECORD_WIPE, "A tablet that is on loan cannot be recorded as wiped: record its return first."),
+        (S.LOANED, A.REQUEST_WIPE, "A tablet that is on loan cannot be queued for a wipe: record its return first."),
+        # make ready when not wiped
+        (S.RETURNED, A.MAKE_READY, "A tablet that is returned cannot be made ready: record its wipe first."),
+        (
+            S.LOANED,
+            A.MAKE_READY,
+            "A tablet that is on loan cannot be made ready: record its return, then record its wipe first.",
+        ),
+        (S.READY, A.MAKE_READY, "A tablet that is ready to loan cannot be made ready: it is already ready to loan."),
+        # other cases
+        (S.LOANED, A.RETIRE, "A tablet that is on loan cannot be retired: record its return first."),
+        (
+            S.IN_REPAIR,
+            A.RECOVER,
+            "A tablet that is in repair cannot be recorded as recovered: record its return from repair instead.",
+        ),
+        (
+            S.RETIRED,
+            A.LOAN,
+            "A tablet that is retired cannot be loaned: a retired tablet has left the fleet for good.",
+        ),
+        (
+            S.LOANED,
+            A.SEND_TO_REPAIR,
+            "A tablet that is on loan cannot be sent to repair. Allowed now: return, report_lost, report_stolen.",
+        ),
+    ],
+)
+def test_refusals_tell_the_fleet_manager_what_to_do(current: TabletState, action: Action, sentence: str) -> None:
+    with pytest.raises(IllegalTransition) as refused:
+        next_state(current, action)
+    assert str(refused.value) == sentence
+
+
+@pytest.mark.parametrize(("current", "action"), ALL_PAIRS, ids=[f"{s}-{a}" for s, a in ALL_PAIRS])
+def test_only_releasing_actions_from_loaned_end_a_loan(current: TabletState, action: Action) -> None:
+    expected = current is S.LOANED and action in {A.RETURN, A.REPORT_LOST, A.REPORT_STOLEN}
+    assert ends_loan(current, action) is expected
+
+
+def test_releasing_actions() -> None:
+    assert frozenset({A.RETURN, A.REPORT_LOST, A.REPORT_STOLEN}) == RELEASING_ACTIONS
+
+
+# --- Kit -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("handed_over", "returned", "missing"),
+    [
+        (set(Accessory), set(Accessory), set()),
+        (set(Accessory), {Accessory.CASE, Accessory.SIM, Accessory.MANUAL}, {Accessory.CHARGER, Accessory.CABLE}),
+        ([Accessory.CHARGER], [], [Accessory.CHARGER]),
+        ([], [Accessory.CHARGER], []),  # an extra brought back is not "negative missing"
+        ([Accessory.CHARGER, Accessory.CHARGER], [Accessory.CHARGER], []),
+    ],
+)
+def test_missing_accessories(handed_over: list[Accessory], returned: list[Accessory], missing: list[Accessory]) -> None:
+    assert missing_accessories(handed_over, returned) == frozenset(missing)
+
+
+def test_missing_accessories_takes_any_iterable() -> None:
+    assert missing_accessories(iter([Accessory.SIM, Accessory.CASE]), (a for a in [Accessory.CASE])) == {Accessory.SIM}
+
+
+# --- Loan dates ----------------------------------------------------------------------------------------------
+
+
+def test_the_default_loan_is_one_year() -> None:
+    assert LOAN_LENGTH_DEFAULT == 1
+    assert default_expected_return(date(2026, 3, 3)) == date(2027, 3, 3)
+    assert default_expected_return(date(2027, 3, 3)) == date(2028, 3, 3)  # across a leap day: still the same date
+
+
+def test_a_loan_on_29_february_is_due_on_28_february() -> None:
+    assert default_expected_return(date(2028, 2, 29)) == date(2029, 2, 28)
+
+
+@pytest.mark.parametrize(
+    ("treatment_ends_on", "expected"),
+    [
+        (date(2026, 9, 1), date(2026, 9, 1)),  # earlier: the end of treatment
+        (date(2026, 3, 3), date(2026, 3, 3)),  # the loan day itself is allowed
+        (date(2027, 3, 3), date(2027, 3, 3)),  # same day as the one-year date
+        (date(2028, 1, 1), date(2027, 3, 3)),  # later: one year
+        (None, date(2027, 3, 3)),
+    ],
+)
+def test_the_end_of_treatment_brings_the_return_forward(treatment_ends_on: date | None, expected: date) -> None:
+    assert default_expected_return(date(2026, 3, 3), treatment_ends_on) == expected
+
+
+def test_a_treatment_ending_before_the_loan_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"treatment end date \(2026-03-02\) is before the loan date \(2026-03-03\)"):
+        default_expected_return(date(2026, 3, 3), date(2026, 3, 2))
+
+
+@pytest.mark.parametrize(
+    ("today", "status"),
+    [
+        (date(2026, 5, 1), "on_time"),
+        (date(2026, 5, 31), "on_time"),  # 31 days before
+        (date(2026, 6, 1), "due_soon"),  # exactly 30 days before
+        (date(2026, 7, 1), "due_soon"),  # the expected day itself
+        (date(2026, 7, 2), "overdue"),  # the day after
+    ],
+)
+def test_loan_status_boundaries(today: date, status: str) -> None:
+    assert loan_status(date(2026, 7, 1), today) == status
+
+
+def test_loan_status_with_another_window() -> None:
+    assert loan_status(date(2026, 7, 1), date(2026, 6, 24), soon=timedelta(days=7)) == "due_soon"
+    assert loan_status(date(2026, 7, 1), date(2026, 6, 23), soon=timedelta(days=7)) == "on_time"
+    with pytest.raises(ValueError, match="must not be negative"):
+        loan_status(date(2026, 7, 1), date(2026, 6, 23), soon=timedelta(days=-1))
+
+
+# --- Silent tablets ----------------------------------------------------------------------------------------
+
+LOANED_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+NOW = datetime(2026, 3, 20, 10, 0, tzinfo=UTC)
+FAR_AWAY = NOW + timedelta(days=30)
+
+
+def _detect(
+    *,
+    last_seen_at: datetime | None,
+    reported_since: datetime | None = None,
+    next_questionnaire_due: datetime | None = None,
+    now: datetime = NOW,
+    loaned_at: datetime = LOANED_AT,
+) -> Silence | None:
+    return detect_silence(
+        now,
+        loaned_at=loaned_at,
+        last_seen_at=last_seen_at,
+        reported_since=reported_since,
+        next_questionnaire_due=next_questionnaire_due,
+    )
+
+
+def test_silence_starts_at_the_later_of_loan_and_last_heartbeat() -> None:
+    assert silence_since(LOANED_AT, None) == LOANED_AT
+    assert silence_since(LOANED_AT, LOANED_AT + timedelta(hours=1)) == LOANED_AT + timedelta(hours=1)
+    assert silence_since(LOANED_AT, LOANED_AT - timedelta(days=3)) == LOANED_AT  # provisioning heartbeat
+
+
+def test_below_the_threshold_nothing_is_reported() -> None:
+    assert _detect(last_seen_at=NOW - timedelta(days=7) + timedelta(seconds=1)) is None
+
+
+def test_at_the_threshold_a_long_silence_is_reported() -> None:
+    last_seen = NOW - timedelta(days=7)
+    assert _detect(last_seen_at=last_seen) == Silence(last_seen, SilenceReason.LONG_SILENCE, timedelta(days=7))
+
+
+def test_a_silence_is_reported_once() -> None:
+    last_seen = NOW - timedelta(days=9)
+    assert _detect(last_seen_at=last_seen, reported_since=last_seen) is None
+    # Even later, and with a questionnaire due, it is the same silence.
+    later = NOW + timedelta(days=20)
+    assert _detect(last_seen_at=last_seen, reported_since=last_seen, now=later, next_questionnaire_due=later) is None
+
+
+def test_a_new_heartbeat_makes_a_new_silence_reportable() -> None:
+    first = NOW - timedelta(days=20)
+    second = NOW - timedelta(days=8)  # the tablet came back to life after the first report, then fell silent again
+    silence = _detect(last_seen_at=second, reported_since=first)
+    assert silence is not None and silence.since == second and silence.reason is SilenceReason.LONG_SILENCE
+
+
+def test_a_heartbeat_before_the_loan_is_ignored() -> None:
+    # Seen during provisioning 10 days ago, loaned 3 days ago, never switched on since: not yet a long silence.
+    loaned_at = NOW - timedelta(days=3)
+    assert _detect(last_seen_at=NOW - timedelta(days=10), loaned_at=loaned_at) is None
+    # Never seen at all since a loan 7 days ago: the loan is the start of the silence.
+    loaned_at = NOW - timedelta(days=7)
+    silence = _detect(last_seen_at=NOW - timedelta(days=10), loaned_at=loaned_at)
+    assert silence == Silence(loaned_at, SilenceReason.LONG_SILENCE, timedelta(days=7))
+
+
+@pytest.mark.parametrize(
+    ("due_in", "reported"),
+    [
+        (timedelta(0), True),  # due right now
+        (timedelta(days=1), True),
+        (timedelta(days=2), True),  # edge of the window
+        (timedelta(days=2, seconds=1), False),  # just outside
+        (timedelta(days=5), False),
+        (-timedelta(seconds=1), False),  # already past due: the questionnaire is no longer ahead of us
+        (-timedelta(days=1), False),
+    ],
+)
+def test_a_questionnaire_due_within_the_window(due_in: timedelta, reported: bool) -> None:
+    last_seen = NOW - timedelta(days=3)
+    silence = _detect(last_seen_at=last_seen, next_questionnaire_due=NOW + due_in)
+    if reported:
+        assert silence == Silence(last_seen, SilenceReason.QUESTIONNAIRE_DUE, timedelta(days=3))
+    else:
+        assert silence is None
+
+
+@pytest.mark.parametrize(
+    ("silent_for", "reported"),
+    [(timedelta(days=2) - timedelta(seconds=1), False), (timedelta(days=2), True)],
+)
+def test_a_questionnaire_due_needs_a_short_silence_too(silent_for: timedelta, reported: bool) -> None:
+    silence = _detect(last_seen_at=NOW - silent_for, next_questionnaire_due=NOW + timedelta(days=1))
+    assert (silence is not None) is reported
+
+
+def test_a_long_silence_takes_precedence_over_a_questionnaire_due() -> None:
+    silence = _detect(last_seen_at=NOW - timedelta(days=8), next_questionnaire_due=NOW + timedelta(days=1))
+    assert silence is not None and silence.reason is SilenceReason.LONG_SILENCE
+
+
+def test_a_custom_policy() -> None:
+    policy = SilencePolicy(threshold=timedelta(days=3), due_window=timedelta(days=1), due_silence=timedelta(hours=12))
+    last_seen = NOW - timedelta(hours=13)
+    silence = detect_silence(
+        NOW,
+        loaned_at=LOANED_AT,
+        last_seen_at=last_seen,
+        reported_since=None,
+        next_questionnaire_due=NOW + timedelta(hours=20),
+        policy=policy,
+    )
+    assert silence == Silence(last_seen, SilenceReason.QUESTIONNAIRE_DUE, timedelta(hours=13))
+
+
+def test_datetimes_in_other_zones_are_compared_as_instants() -> None:
+    paris = timezone(timedelta(hours=1))
+    last_seen = (NOW - timedelta(days=7)).astimezone(paris)
+    silence = _detect(last_seen_at=last_seen, reported_since=NOW - timedelta(days=7))
+    assert silence is None  # same instant as the reported silence, written in another zone
+
+
+@pytest.mark.parametrize("field", ["threshold", "due_window", "due_silence"])
+@pytest.mark.parametrize("value", [timedelta(0), timedelta(days=-1)])
+def test_a_policy_needs_positive_durations(field: str, value: timedelta) -> None:
+    with pytest.raises(ValueError, match=f"SilencePolicy.{field} must be a positive duration"):
+        SilencePolicy(**{field: value})
+
+
+@pytest.mark.parametrize("naive", ["now", "loaned_at", "last_seen_at", "reported_since", "next_questionnaire_due"])
+def test_naive_datetimes_are_refused(naive: str) -> None:
+    moments = {
+        "now": NOW,
+        "loaned_at": LOANED_AT,
+        "last_seen_at": NOW - timedelta(days=1),
+        "reported_since": NOW - timedelta(days=30),
+        "next_questionnaire_due": NOW + timedelta(days=1),
+    }
+    moments[naive] = moments[naive].replace(tzinfo=None)
+    now = moments.pop("now")
+    with pytest.raises(ValueError, match=f"{naive} must be a timezone-aware datetime"):
+        detect_silence(now, **moments)  # type: ignore[arg-type]
+
+
+def test_silence_since_refuses_naive_datetimes() -> None:
+    with pytest.raises(ValueError, match="loaned_at must be a timezone-aware datetime"):
+        silence_since(LOANED_AT.replace(tzinfo=None), None)
+
+
+# --- Heartbeats ----------------------------------------------------------------------------------------------
+
+READING = {"battery_percent": 87, "app_version": "1.4.2", "sent_at": "2026-03-20T09:58:00+01:00"}
+
+
+def test_a_heartbeat_reading() -> None:
+    reading = HeartbeatReading.model_validate({**READING, "last_used_at": "2026-03-20T09:00:00+01:00"})
+    assert reading.battery_percent == 87 and reading.app_version == "1.4.2"
+    assert reading.sent_at == datetime(2026, 3, 20, 8, 58, tzinfo=UTC)
+    assert reading.last_used_at == datetime(2026, 3, 20, 8, 0, tzinfo=UTC)
+    assert HeartbeatReading.model_validate(READING).last_used_at is None
+
+
+@pytest.mark.parametrize("version", ["1", "1.5.0-rc.1+build.7", "2026_03", "x" * 40])
+def test_good_app_versions(version: str) -> None:
+    assert HeartbeatReading.model_validate({**READING, "app_version": version}).app_version == version
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"battery_percent": 101},
+        {"battery_percent": -1},
+        {"app_version": ""},
+        {"app_version": "1.4 beta"},
+        {"app_version": "1.4/../2"},
+        {"app_version": "x" * 41},
+        {"sent_at": "2026-03-20T09:58:00"},  # no UTC offset: we could not tell when it was
+        {"last_used_at": "2026-03-20T09:00:00"},
+        {"imei": "356938035643809"},  # extra fields are refused, not silently stored
+    ],
+    ids=str,
+)
+def test_bad_heartbeat_readings(change: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        HeartbeatReading.model_validate({**READING, **change})
+
+
+def test_a_heartbeat_needs_sent_at() -> None:
+    with pytest.raises(ValidationError):
+        HeartbeatReading.model_validate({"battery_percent": 50, "app_version": "1.0"})
+
+
+def test_a_heartbeat_reading_is_frozen() -> None:
+    reading = HeartbeatReading.model_validate(READING)
+    with pytest.raises(ValidationError):
+        reading.battery_percent = 10  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("sent_after_receipt", "ok"),
+    [
+        (-timedelta(days=10), True),  # queued while offline
+        (timedelta(0), True),
+        (timedelta(hours=23), True),
+        (timedelta(days=1), True),
+        (timedelta(days=1, seconds=1), False),
+    ],
+)
+def test_clock_skew(sent_after_receipt: timedelta, ok: bool) -> None:
+    assert clock_skew_ok(NOW + sent_after_receipt, NOW) is ok
+
+
+def test_clock_skew_with_another_tolerance_and_naive_datetimes() -> None:
+    assert clock_skew_ok(NOW + timedelta(minutes=5), NOW, tolerance=timedelta(minutes=5))
+    assert not clock_skew_ok(NOW + timedelta(minutes=6), NOW, tolerance=timedelta(minutes=5))
+    with pytest.raises(ValueError, match="sent_at must be a timezone-aware datetime"):
+        clock_skew_ok(NOW.replace(tzinfo=None), NOW)
+
+
+# --- Fleet figures -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loaned_days", "available_days", "expected"),
+    [(0, 0, None), (0, 100, 0.0), (25, 100, 0.25), (100, 100, 1.0), (7.5, 30, 0.25)],
+)
+def test_utilisation(loaned_days: float, available_days: float, expected: float | None) -> None:
+    assert utilisation(loaned_days, available_days) == expected
+
+
+@pytest.mark.parametrize(("loaned_days", "available_days"), [(-1, 10), (1, -10), (11, 10)])
+def test_utilisation_refuses_impossible_figures(loaned_days: float, available_days: float) -> None:
+    with pytest.raises(ValueError):
+        utilisation(loaned_days, available_days)
