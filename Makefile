@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install run test test-unit lint format typecheck token bench asyncapi clean
+.PHONY: install browser run test test-unit lint format typecheck token bench asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## Debian's chromium, for the dashboard's browser tests (installed with apt-get when missing).
+browser:
+	scripts/install_chromium.sh
+
 ## Start NATS + PostgreSQL (embedded unless NATS_URL / DATABASE_URL are set) and the services.
 run: install
 	$(PY) scripts/run.py
 
 ## The whole test suite against real NATS and PostgreSQL started for the session.
-test: install
+test: install browser
 	$(PY) -m pytest -q
 
 test-unit: install

@@ -65,6 +65,8 @@ def main() -> int:
         for name, port in SERVICES.items():
             _wait_ready(name, port, processes[name])
             print(f"{name:<16} http://127.0.0.1:{port}  (API docs: http://127.0.0.1:{port}/docs)")
+        dashboard = f"http://127.0.0.1:{SERVICES['alerting']}/dashboard/"
+        print(f"{'nurse dashboard':<16} {dashboard}  (development sign-in: pick a user)")
         print("Ready. Tokens: make token PATIENT=<uuid> | make token ROLE=nurse. Ctrl-C stops everything.")
         signal.signal(signal.SIGTERM, _interrupt)
         while all(p.poll() is None for p in processes.values()):

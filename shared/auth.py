@@ -75,6 +75,20 @@ class TokenService:
             raise ValueError(f"unknown roles: {sorted(unknown)}")
         return self._sign({"sub": staff_id, "typ": "staff", "roles": sorted(roles)}, ttl_s)
 
+    def issue_stream_token(self, staff: StaffPrincipal, ttl_s: int = 60) -> str:
+        """A short-lived token good only to open a live stream: a browser's EventSource cannot send an
+        Authorization header, and the long-lived staff token must not travel in a URL (logs, history)."""
+        return self._sign({"sub": staff.staff_id, "typ": "stream", "roles": sorted(staff.roles)}, ttl_s)
+
+    def verify_stream(self, token: str) -> StaffPrincipal:
+        claims = self._claims(token)
+        if claims.get("typ") != "stream":
+            raise InvalidToken("not a stream token")
+        roles = claims.get("roles")
+        if not isinstance(roles, list):
+            raise InvalidToken("stream token without roles")
+        return StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]))
+
     def verify(self, token: str) -> Principal:
         cached = self._verified.get(token)
         if cached is not None:
@@ -89,9 +103,9 @@ class TokenService:
             self._verified.popitem(last=False)
         return principal
 
-    def _decode(self, token: str) -> tuple[Principal, int]:
+    def _claims(self, token: str) -> dict[str, Any]:
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self._secret,
                 algorithms=["HS256"],
@@ -101,6 +115,10 @@ class TokenService:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from None
+        return claims
+
+    def _decode(self, token: str) -> tuple[Principal, int]:
+        claims = self._claims(token)
         kind = claims.get("typ")
         if kind == "device":
             try:

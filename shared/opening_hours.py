@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 OUT_OF_HOURS_NOTICE = (
@@ -32,3 +32,46 @@ class OpeningHours:
 
     def patient_notice(self, at: datetime) -> str:
         return IN_HOURS_NOTICE if self.is_open(at) else OUT_OF_HOURS_NOTICE
+
+    def _local(self, at: datetime) -> datetime:
+        return at.astimezone(ZoneInfo(self.zone))
+
+    def _opening_on(self, day: datetime) -> tuple[datetime, datetime] | None:
+        """The open interval of ``day``'s local date, or None on a closed day."""
+        if day.weekday() not in self.weekdays:
+            return None
+        zone = ZoneInfo(self.zone)
+        opens = datetime.combine(day.date(), self.opens, zone)
+        closes = datetime.combine(day.date(), self.closes, zone)
+        return opens, closes
+
+    def add_open_time(self, start: datetime, duration: timedelta) -> datetime:
+        """The moment when ``duration`` of opening time has passed since ``start`` (the clock stops at night
+        and on closed days): an alert raised on Saturday at 03:00 with one hour to go is due Monday 09:00."""
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        remaining = duration
+        day = self._local(start)
+        for _ in range(3660):  # ten years of days: a bound, never reached with a weekday open
+            interval = self._opening_on(day)
+            if interval is not None:
+                opens, closes = interval
+                begin = max(opens, self._local(start))
+                if begin < closes:
+                    if begin + remaining <= closes:
+                        return (begin + remaining).astimezone(start.tzinfo)
+                    remaining -= closes - begin
+            day = datetime.combine(day.date() + timedelta(days=1), time(0), ZoneInfo(self.zone))
+        raise ValueError("no opening hours: the service is never open")
+
+    def close_of_next_business_day(self, at: datetime) -> datetime:
+        """Closing time of the first open day after ``at``'s local date ("within the next business day")."""
+        if at.tzinfo is None:
+            raise ValueError("at must be timezone-aware")
+        day = self._local(at)
+        for _ in range(3660):
+            day = datetime.combine(day.date() + timedelta(days=1), time(0), ZoneInfo(self.zone))
+            interval = self._opening_on(day)
+            if interval is not None:
+                return interval[1].astimezone(at.tzinfo)
+        raise ValueError("no opening hours: the service is never open")

@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     nats_stream_replicas: int = Field(default=1, ge=1, le=5, alias="NATS_STREAM_REPLICAS")
     # Redelivery delays of every durable consumer (the first is also ack_wait), e.g. "30,60,300,900".
     consumer_backoff_s: str | None = Field(default=None, alias="CONSUMER_BACKOFF_S")
+    # When the coordinating nurses watch the alerts (Monday to Friday), for service levels and patient notices.
+    opening_hours: str = Field(default="08:00-18:00", alias="OPENING_HOURS")
+    timezone: str = Field(default="Europe/Paris", alias="CLINIC_TIMEZONE")
 
     @property
     def consumer_backoff(self) -> tuple[float, ...] | None:

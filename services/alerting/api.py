@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import nats.errors
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.aio.msg import Msg
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.alerting import repository
-from services.alerting.domain import TransitionRefused, check_acknowledge, check_resolve
+from services.alerting.domain import TransitionRefused, check_acknowledge, check_reopen, check_resolve
+from services.alerting.service_levels import ServiceLevels
 from shared.audit import record_access
-from shared.auth import StaffPrincipal
+from shared.auth import InvalidToken, StaffPrincipal
 from shared.db.outbox import add_event
-from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertResolvedV1, Outcome
+from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopenedV1, AlertResolvedV1, Outcome
 from shared.events.catalog import make_event
 from shared.http.app import Platform, PlatformDep
 from shared.http.problems import Problem
-from shared.http.security import require_staff
+from shared.http.security import bearer_principal, require_staff
+from shared.messaging.fanout import StreamFanout
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -52,16 +51,37 @@ class AlertView(BaseModel):
     resolved_at: datetime | None
     outcome: str | None
     resolution_note: str | None
+    due_at: datetime = Field(description="When the service level runs out (acknowledgement due)")
+    overdue: bool = Field(description="Still open after its service level")
+    escalation_level: int = Field(description="0, then 1 and 2 as escalations are published")
+    next_session_at: datetime | None = Field(default=None, description="The patient's next chemotherapy session")
+    reopened_by: str | None = None
+    reopened_at: datetime | None = None
 
 
-def _view(row: Any, now: datetime) -> AlertView:
+_COMPUTED = frozenset({"id", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at"})
+
+
+def alert_view(row: Any, now: datetime, levels: ServiceLevels) -> AlertView:
     end = row["acknowledged_at"] or now
+    due_at = levels.due_after(row["level"], row["level_since"])
     return AlertView(
-        **{k: row[k] for k in AlertView.model_fields if k not in ("id", "waiting_seconds", "reasons")},
+        **{k: row[k] for k in AlertView.model_fields if k not in _COMPUTED},
         id=row["id"],
         reasons=[AlertReason.model_validate(r) for r in row["reasons"]],
         waiting_seconds=max(0, int((end - row["raised_at"]).total_seconds())),
+        due_at=due_at,
+        overdue=row["status"] == "open" and now >= due_at,
+        next_session_at=row.get("next_session_at"),
     )
+
+
+async def service_levels(platform: PlatformDep) -> ServiceLevels:
+    levels: ServiceLevels = platform.extras["service_levels"]
+    return levels
+
+
+LevelsDep = Annotated[ServiceLevels, Depends(service_levels)]
 
 
 class AlertList(BaseModel):
@@ -73,6 +93,7 @@ class AlertList(BaseModel):
 async def list_alerts(
     nurse: Nurse,
     platform: PlatformDep,
+    levels_: LevelsDep,
     level: Annotated[list[Level] | None, Query()] = None,
     status: Annotated[list[Status] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -84,12 +105,8 @@ async def list_alerts(
         rows = await repository.list_alerts(conn, statuses=statuses, levels=levels, limit=limit, offset=offset)
         await record_access(conn, actor=nurse.staff_id, roles=nurse.roles, action="alerts.list", resource="alerts")
     now = datetime.now(UTC)
-    items = [_view(r, now) for r in rows]
+    items = [alert_view(r, now, levels_) for r in rows]
     return AlertList(items=items, count=len(items))
-
-
-STREAM = "ALERTS"
-STREAM_FILTER = "alert.>"
 
 
 def _last_event_id(header: str | None, query: str | None) -> int | None:
@@ -101,59 +118,67 @@ def _last_event_id(header: str | None, query: str | None) -> int | None:
     return int(raw)
 
 
+class StreamToken(BaseModel):
+    token: str
+    expires_in: int
+
+
+STREAM_TOKEN_TTL_S = 60
+
+
+@router.post("/stream-token", response_model=StreamToken, summary="A 60-second token to open the live stream")
+async def stream_token(nurse: Nurse, platform: PlatformDep) -> Any:
+    """For browsers: ``new EventSource('/v1/alerts/stream?stream_token=…')`` cannot send an Authorization
+    header, and the staff token must not go in a URL. This one only opens a stream, and only for a minute."""
+    return StreamToken(
+        token=platform.tokens.issue_stream_token(nurse, STREAM_TOKEN_TTL_S), expires_in=STREAM_TOKEN_TTL_S
+    )
+
+
+async def stream_reader(request: Request, platform: PlatformDep, stream_token: str | None = None) -> StaffPrincipal:
+    if stream_token is None:
+        principal = await bearer_principal(request, platform)
+        return await require_staff("nurse")(principal)
+    try:
+        nurse = platform.tokens.verify_stream(stream_token)
+    except InvalidToken:
+        raise Problem(
+            401,
+            "The stream token is invalid or expired; ask for a new one (POST /v1/alerts/stream-token).",
+            kind="invalid-token",
+        ) from None
+    if "nurse" not in nurse.roles:
+        raise Problem(403, "Your role does not allow this; it needs one of: nurse.", kind="missing-role")
+    return nurse
+
+
+RESET_FRAME = ServerSentEvent(data="{}", event="reset").encode()
+
+
+def encode_alert_event(msg: Msg) -> bytes:
+    """An alert event as the dashboards receive it, encoded once for all of them."""
+    envelope = orjson.loads(msg.data)
+    data = {"type": envelope["type"], "id": envelope["id"], "time": envelope["time"], "data": envelope["data"]}
+    return ServerSentEvent(
+        data=orjson.dumps(data).decode(), event=envelope["type"], id=str(msg.metadata.sequence.stream)
+    ).encode()
+
+
 @router.get("/stream", summary="Live alert events (Server-Sent Events; ids are JetStream stream sequences)")
 async def alert_stream(
     request: Request,
-    nurse: Nurse,
     platform: PlatformDep,
+    nurse: Annotated[StaffPrincipal, Depends(stream_reader)],
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     since: Annotated[str | None, Query(description="Same as Last-Event-ID, for clients that cannot set it")] = None,
 ) -> EventSourceResponse:
     after = _last_event_id(last_event_id, since)
-    js = platform.js
-    reset = False
-    if after is None:
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
-    else:
-        info = await js.stream_info(STREAM)
-        if after + 1 < info.state.first_seq:
-            reset = True  # older than what the stream keeps: the dashboard must reload from GET /v1/alerts
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(after + 1, info.state.first_seq)
-        )
-    sub = await js.subscribe(STREAM_FILTER, stream=STREAM, ordered_consumer=True, config=config)
+    feed: StreamFanout = platform.extras["alert_feed"]
     async with platform.pool.acquire() as conn:
         await record_access(conn, actor=nurse.staff_id, roles=nurse.roles, action="alerts.stream", resource="alerts")
-
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        try:
-            if reset:
-                yield ServerSentEvent(data="{}", event="reset")
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=1.0)
-                except nats.errors.TimeoutError:
-                    if await request.is_disconnected():
-                        return
-                    continue
-                envelope = orjson.loads(msg.data)
-                yield ServerSentEvent(
-                    data=orjson.dumps(
-                        {
-                            "type": envelope["type"],
-                            "id": envelope["id"],
-                            "time": envelope["time"],
-                            "data": envelope["data"],
-                        }
-                    ).decode(),
-                    event=envelope["type"],
-                    id=str(msg.metadata.sequence.stream),
-                )
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    return EventSourceResponse(events(), ping=15, send_timeout=10, headers={"X-Accel-Buffering": "no"})
+    return EventSourceResponse(
+        feed.follow(after, reset_frame=RESET_FRAME), ping=15, send_timeout=10, headers={"X-Accel-Buffering": "no"}
+    )
 
 
 class SubmissionView(BaseModel):
@@ -181,7 +206,7 @@ class AlertDetail(AlertView):
 
 
 @router.get("/{alert_id}", response_model=AlertDetail)
-async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep) -> Any:
+async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep) -> Any:
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.get_alert(conn, alert_id)
         if row is None:
@@ -197,7 +222,7 @@ async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep) -> Any:
             patient_id=row["patient_id"],
         )
     return AlertDetail(
-        **_view(row, datetime.now(UTC)).model_dump(),
+        **alert_view(row, datetime.now(UTC), levels).model_dump(),
         submissions=[SubmissionView(**dict(s)) for s in scores],
         messages=[MessageView(**dict(m)) for m in messages],
     )
@@ -232,7 +257,7 @@ async def _record_step(
 
 
 @router.post("/{alert_id}/ack", response_model=AlertView, summary="Acknowledge ('je prends'): assigns it to you")
-async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep) -> Any:
+async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep) -> Any:
     now = datetime.now(UTC)
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.acknowledge(conn, alert_id, nurse.staff_id, now)
@@ -247,7 +272,7 @@ async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep) -> Any:
             acknowledged_at=now,
         )
         await _record_step(conn, platform, nurse, row, "alert.acknowledged", acknowledged, "alert.acknowledge")
-    return _view(row, now)
+    return alert_view(row, now, levels)
 
 
 class Resolution(BaseModel):
@@ -258,7 +283,9 @@ class Resolution(BaseModel):
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertView, summary="Close the alert with an outcome code")
-async def resolve_alert(alert_id: UUID, resolution: Resolution, nurse: Nurse, platform: PlatformDep) -> Any:
+async def resolve_alert(
+    alert_id: UUID, resolution: Resolution, nurse: Nurse, platform: PlatformDep, levels: LevelsDep
+) -> Any:
     now = datetime.now(UTC)
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.resolve(conn, alert_id, nurse.staff_id, resolution.outcome, resolution.note, now)
@@ -274,4 +301,32 @@ async def resolve_alert(alert_id: UUID, resolution: Resolution, nurse: Nurse, pl
             resolved_at=now,
         )
         await _record_step(conn, platform, nurse, row, "alert.resolved", resolved, "alert.resolve")
-    return _view(row, now)
+    return alert_view(row, now, levels)
+
+
+class Reopening(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/{alert_id}/reopen", response_model=AlertView, summary="Reopen a resolved alert (it becomes yours)")
+async def reopen_alert(
+    alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, body: Reopening | None = None
+) -> Any:
+    now = datetime.now(UTC)
+    async with platform.pool.acquire() as conn, conn.transaction():
+        row = await repository.reopen(conn, alert_id, nurse.staff_id, now)
+        if row is None:
+            await _refuse(conn, alert_id, check_reopen)
+            raise Problem(409, "This alert cannot be reopened now.", kind="alert-conflict")
+        reopened = AlertReopenedV1(
+            alert_id=alert_id,
+            patient_id=row["patient_id"],
+            submission_ids=tuple(row["submission_ids"]),
+            previous_outcome=row["previous_outcome"],
+            reopened_by=nurse.staff_id,
+            reopened_at=now,
+        )
+        await _record_step(conn, platform, nurse, row, "alert.reopened", reopened, "alert.reopen")
+    return alert_view(row, now, levels)

@@ -559,3 +559,8 @@ def check_acknowledge(status: AlertStatus) -> None:
 def check_resolve(status: AlertStatus) -> None:
     if status == "resolved":
         raise TransitionRefused("This alert is already resolved.")
+
+
+def check_reopen(status: AlertStatus) -> None:
+    if status != "resolved":
+        raise TransitionRefused("Only a resolved alert can be reopened; this one is still being handled.")

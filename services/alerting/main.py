@@ -5,12 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from pydantic import Field
 
 from services.alerting import handlers
-from services.alerting.api import router
+from services.alerting.api import encode_alert_event, router
+from services.alerting.dashboard import PAGES
+from services.alerting.dashboard import router as dashboard_router
+from services.alerting.escalation import Clock, escalation_watch, system_clock
+from services.alerting.patients_api import router as patients_router
+from services.alerting.service_levels import ServiceLevels
+from services.alerting.team_api import router as team_router
 from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
+from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ConsumerSpec
+from shared.opening_hours import OpeningHours
 from shared.settings import ServiceSettings
 
 NAME = "alerting"
@@ -25,17 +34,26 @@ SUBSCRIPTIONS = (
 
 
 class AlertingSettings(ServiceSettings):
-    pass
+    escalation_check_s: float = Field(default=30.0, gt=0, alias="ESCALATION_CHECK_S")
+    # Development sign-in on the dashboard (pick a user): never in production, whatever this says.
+    dashboard_dev_login: bool = Field(default=True, alias="DASHBOARD_DEV_LOGIN")
 
 
-def build_service(settings: AlertingSettings | None = None) -> ServiceDefinition:
+def build_service(settings: AlertingSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:
+    settings = settings or AlertingSettings()
+    levels = ServiceLevels(OpeningHours.parse(settings.opening_hours, settings.timezone))
+    feed = StreamFanout("ALERTS", "alert.>", encode_alert_event)
     return ServiceDefinition(
         name=NAME,
-        settings=settings or AlertingSettings(),
-        routers=(router,),
+        settings=settings,
+        routers=(router, patients_router, team_router, dashboard_router),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=SUBSCRIPTIONS,
-        description="Scoring, alerts, the nurse's triage workflow and the live alert stream.",
+        background=(feed.run, escalation_watch(levels, settings.escalation_check_s, clock)),
+        extras={"service_levels": levels, "alert_feed": feed, "clock": clock},
+        description="Scoring, alerts, the nurse's triage workflow, the live alert stream and the nurse dashboard.",
+        static={"/dashboard": PAGES},
+        home="/dashboard/",
     )
 
 

@@ -21,7 +21,8 @@ from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 
 ALERT_COLUMNS = (
     "id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, rule_set, raised_at, "
-    "updated_at, acknowledged_by, acknowledged_at, resolved_by, resolved_at, outcome, resolution_note"
+    "updated_at, acknowledged_by, acknowledged_at, resolved_by, resolved_at, outcome, resolution_note, "
+    "level_since, escalation_level, escalated_at, reopened_by, reopened_at"
 )
 
 
@@ -180,11 +181,12 @@ async def save_alerts(conn: asyncpg.Connection, records: Iterable[AlertRecord]) 
     if new:
         await conn.execute(
             "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, "
-            "rule_set, raised_at, updated_at) "
+            "rule_set, raised_at, updated_at, level_since) "
             # JSON lists travel as text: asyncpg would read a list of lists as a two-dimensional array.
             "SELECT u.id, u.patient_id, u.level, u.status, u.reasons::jsonb, u.answered_by, "
             "ARRAY(SELECT jsonb_array_elements_text(u.submission_ids::jsonb)::uuid), "
-            "ARRAY(SELECT jsonb_array_elements_text(u.message_ids::jsonb)::uuid), $11, u.raised_at, u.updated_at "
+            "ARRAY(SELECT jsonb_array_elements_text(u.message_ids::jsonb)::uuid), $11, u.raised_at, u.updated_at, "
+            "u.raised_at "
             "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
             "$8::text[], $9::timestamptz[], $10::timestamptz[]) "
             "AS u(id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, raised_at, "
@@ -199,10 +201,13 @@ async def save_alerts(conn: asyncpg.Connection, records: Iterable[AlertRecord]) 
             DEFAULT_RULE_SET.label,
         )
     if merged:
-        # An alert that went back to "open" needs a nurse again: it is no longer anyone's.
+        # An alert that went back to "open" needs a nurse again: it is no longer anyone's. A level that
+        # rises restarts the service-level clock (and its escalations) at the new level.
         await conn.executemany(
             "UPDATE alerts SET level = $2, status = $3, reasons = $4, answered_by = $5, submission_ids = $6, "
             "message_ids = $7, updated_at = $8, "
+            "level_since = CASE WHEN $2 <> level THEN $8 ELSE level_since END, "
+            "escalation_level = CASE WHEN $2 <> level THEN 0 ELSE escalation_level END, "
             "acknowledged_by = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_by END, "
             "acknowledged_at = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_at END WHERE id = $1",
             [
@@ -305,17 +310,27 @@ async def insert_messages(conn: asyncpg.Connection, rows: Sequence[MessageRow]) 
     )
 
 
-async def get_alert(conn: asyncpg.Connection, alert_id: UUID, *, for_update: bool = False) -> asyncpg.Record | None:
-    lock = " FOR UPDATE" if for_update else ""
-    return await conn.fetchrow(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1{lock}", alert_id)
+async def get_alert(conn: asyncpg.Connection, alert_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {ALERT_COLUMNS}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} WHERE id = $1", alert_id
+    )
+
+
+# The patient's next chemotherapy session: the triage list's third sort key.
+_WITH_NEXT_SESSION = (
+    "LEFT JOIN LATERAL (SELECT min(s.scheduled_for) AS next_session_at FROM sessions s "
+    "WHERE s.patient_id = alerts.patient_id AND NOT s.cancelled AND s.scheduled_for >= now()) ns ON true"
+)
 
 
 async def list_alerts(
     conn: asyncpg.Connection, *, statuses: Sequence[str], levels: Sequence[str], limit: int, offset: int
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status = ANY($1::text[]) AND level = ANY($2::text[]) "
-        "ORDER BY CASE level WHEN 'red' THEN 0 ELSE 1 END, raised_at, id LIMIT $3 OFFSET $4",
+        f"SELECT {ALERT_COLUMNS}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} "
+        "WHERE status = ANY($1::text[]) AND level = ANY($2::text[]) "
+        "ORDER BY CASE level WHEN 'red' THEN 0 ELSE 1 END, raised_at, ns.next_session_at NULLS LAST, id "
+        "LIMIT $3 OFFSET $4",
         list(statuses),
         list(levels),
         limit,
@@ -372,4 +387,140 @@ async def upsert_sessions(conn: asyncpg.Connection, sessions: Sequence[SessionSc
         "ON CONFLICT (session_id) DO UPDATE SET patient_id = EXCLUDED.patient_id, "
         "scheduled_for = EXCLUDED.scheduled_for, cycle = EXCLUDED.cycle, cancelled = EXCLUDED.cancelled",
         *columns(sessions, "session_id", "patient_id", "scheduled_for", "cycle", "cancelled"),
+    )
+
+
+async def reopen(conn: asyncpg.Connection, alert_id: UUID, staff_id: str, at: datetime) -> asyncpg.Record | None:
+    """A resolved alert back in the hands of the nurse who reopened it; returns it with its previous outcome."""
+    return await conn.fetchrow(
+        "WITH before AS (SELECT id, outcome FROM alerts WHERE id = $1 AND status = 'resolved' FOR UPDATE) "
+        "UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = $3, reopened_by = $2, "
+        "reopened_at = $3, outcome = NULL, resolution_note = NULL, resolved_by = NULL, resolved_at = NULL, "
+        f"updated_at = $3 FROM before WHERE alerts.id = before.id RETURNING {_qualified('alerts', ALERT_COLUMNS)}, "
+        "before.outcome AS previous_outcome",
+        alert_id,
+        staff_id,
+        at,
+    )
+
+
+def _qualified(table: str, names: str) -> str:
+    return ", ".join(f"{table}.{name.strip()}" for name in names.split(","))
+
+
+async def awaiting_acknowledgement(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Open alerts that may still be escalated."""
+    return await conn.fetch(
+        "SELECT id, patient_id, level, status, level_since, escalation_level FROM alerts "
+        "WHERE status = 'open' AND escalation_level < 2"
+    )
+
+
+async def escalate(
+    conn: asyncpg.Connection, alert_id: UUID, to_level: int, level_since: datetime, at: datetime
+) -> asyncpg.Record | None:
+    """The conditional update is what makes an escalation happen once: of two replicas deciding at the same
+    moment, one gets the row back; an alert acknowledged or raised to another level meanwhile is left alone."""
+    return await conn.fetchrow(
+        "UPDATE alerts SET escalation_level = $2, escalated_at = $4 "
+        "WHERE id = $1 AND status = 'open' AND escalation_level < $2 AND level_since = $3 "
+        "RETURNING id, patient_id, level, level_since",
+        alert_id,
+        to_level,
+        level_since,
+        at,
+    )
+
+
+async def patient_scores(conn: asyncpg.Connection, patient_id: UUID, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM (SELECT submission_id, authored, answered_by, grades, level, ecog, alert_id FROM scores "
+        "WHERE patient_id = $1 ORDER BY authored DESC LIMIT $2) recent ORDER BY authored",
+        patient_id,
+        limit,
+    )
+
+
+async def patient_alerts(conn: asyncpg.Connection, patient_id: UUID, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {ALERT_COLUMNS}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} WHERE patient_id = $1 "
+        "ORDER BY raised_at DESC LIMIT $2",
+        patient_id,
+        limit,
+    )
+
+
+async def patient_messages(conn: asyncpg.Connection, patient_id: UUID, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, answered_by, body, sent_at, alert_id FROM messages WHERE patient_id = $1 "
+        "ORDER BY sent_at DESC LIMIT $2",
+        patient_id,
+        limit,
+    )
+
+
+async def patient_sessions(conn: asyncpg.Connection, patient_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT session_id, scheduled_for, cycle FROM sessions WHERE patient_id = $1 AND NOT cancelled "
+        "ORDER BY scheduled_for",
+        patient_id,
+    )
+
+
+async def patient_expected_levels(conn: asyncpg.Connection, patient_id: UUID, now: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT term, grade, until, set_by, set_at FROM expected_levels WHERE patient_id = $1 AND until > $2 "
+        "ORDER BY term",
+        patient_id,
+        now,
+    )
+
+
+async def set_expected_level(
+    conn: asyncpg.Connection, patient_id: UUID, term: str, grade: int, until: datetime, staff_id: str, at: datetime
+) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "INSERT INTO expected_levels (patient_id, term, grade, until, set_by, set_at) VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (patient_id, term) DO UPDATE SET grade = EXCLUDED.grade, until = EXCLUDED.until, "
+        "set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at RETURNING term, grade, until, set_by, set_at",
+        patient_id,
+        term,
+        grade,
+        until,
+        staff_id,
+        at,
+    )
+
+
+async def clear_expected_level(conn: asyncpg.Connection, patient_id: UUID, term: str) -> bool:
+    status = await conn.execute("DELETE FROM expected_levels WHERE patient_id = $1 AND term = $2", patient_id, term)
+    return status != "DELETE 0"
+
+
+async def alerts_raised_between(conn: asyncpg.Connection, start: datetime, stop: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT level, status, raised_at, level_since, acknowledged_at, resolved_at, outcome "
+        "FROM alerts WHERE raised_at >= $1 AND raised_at < $2",
+        start,
+        stop,
+    )
+
+
+async def patient_weeks_between(conn: asyncpg.Connection, start: datetime, stop: datetime) -> float:
+    """Patient-weeks followed in the period: each patient counts from the first submission seen (in or before
+    the period) to the end of the period."""
+    value = await conn.fetchval(
+        "SELECT coalesce(sum(extract(epoch FROM $2::timestamptz - GREATEST(first_seen, $1::timestamptz))), 0) "
+        "/ 604800.0 FROM (SELECT patient_id, min(authored) AS first_seen FROM scores GROUP BY patient_id) p "
+        "WHERE first_seen < $2",
+        start,
+        stop,
+    )
+    return float(value)
+
+
+async def open_alerts_for_overdue(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT level, status, raised_at, level_since, acknowledged_at, resolved_at, outcome FROM alerts "
+        "WHERE status = 'open'"
     )

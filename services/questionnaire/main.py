@@ -28,8 +28,6 @@ SUBSCRIPTIONS = (
 
 class QuestionnaireSettings(ServiceSettings):
     definitions_dir: Path = Field(default=DEFAULT_DEFINITIONS_DIR, alias="QUESTIONNAIRE_DEFINITIONS_DIR")
-    opening_hours: str = Field(default="08:00-18:00", alias="OPENING_HOURS")
-    timezone: str = Field(default="Europe/Paris", alias="CLINIC_TIMEZONE")
 
 
 def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefinition:

@@ -19,6 +19,8 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -76,6 +78,9 @@ class ServiceDefinition:
     extras: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     version: str = "0.1.0"
+    # Static pages served as they are (no build step): URL prefix -> directory; "/" redirects to ``home``.
+    static: Mapping[str, Path] = field(default_factory=dict)
+    home: str | None = None
 
 
 async def get_platform(request: Request) -> Platform:
@@ -211,8 +216,18 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
             return problem_response(503, "Not ready: " + ", ".join(problems) + ".")
         return {"status": "ready"}
 
-    for router in service.routers:
+    from shared.http.audit_api import router as audit_router  # it depends on this module's PlatformDep
+
+    for router in (*service.routers, audit_router):
         app.include_router(router)
+    for prefix, directory in service.static.items():
+        app.mount(prefix, StaticFiles(directory=directory, html=True), name=f"static:{prefix}")
+    if service.home is not None:
+        home = service.home
+
+        @app.get("/", include_in_schema=False)
+        async def go_home() -> RedirectResponse:
+            return RedirectResponse(home)
 
     if recording:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -1,0 +1,91 @@
+"""The nurse dashboard: static pages (``dashboard/``, no build step) and the few endpoints they need
+besides the alert API: sign-in help, who am I, and the French labels of the codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.alerting.labels import reference as label_reference
+from shared.auth import StaffPrincipal
+from shared.http.app import PlatformDep
+from shared.http.problems import Problem
+from shared.http.security import require_staff
+
+PAGES = Path(__file__).parent / "dashboard"
+
+router = APIRouter(prefix="/v1", tags=["dashboard"])
+
+Staff = Annotated[
+    StaffPrincipal, Depends(require_staff("nurse", "arc", "partner_patient", "social_worker", "fleet", "admin"))
+]
+
+
+class DevUser(BaseModel):
+    staff_id: str
+    display_name: str
+    roles: list[str]
+
+
+DEV_USERS = (
+    DevUser(staff_id="ide-claire", display_name="Claire (IDE coordinatrice)", roles=["nurse"]),
+    DevUser(staff_id="ide-karim", display_name="Karim (IDE coordinateur)", roles=["nurse"]),
+    DevUser(staff_id="cadre-sophie", display_name="Sophie (cadre de santé, admin)", roles=["nurse", "admin"]),
+)
+
+
+def _dev_login(platform: Any) -> bool:
+    settings = platform.settings
+    return settings.environment != "production" and bool(getattr(settings, "dashboard_dev_login", False))
+
+
+class DashboardConfig(BaseModel):
+    environment: str
+    dev_login: bool
+    dev_users: list[DevUser]
+
+
+@router.get("/dashboard/config", response_model=DashboardConfig, summary="How to sign in here (no token needed)")
+async def dashboard_config(platform: PlatformDep) -> Any:
+    dev = _dev_login(platform)
+    return DashboardConfig(
+        environment=platform.settings.environment, dev_login=dev, dev_users=list(DEV_USERS) if dev else []
+    )
+
+
+class DevTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    staff_id: str = Field(max_length=80)
+
+
+class DevToken(BaseModel):
+    token: str
+
+
+@router.post("/dashboard/dev-token", response_model=DevToken, summary="Development only: sign in as a dev user")
+async def dev_token(body: DevTokenRequest, platform: PlatformDep) -> Any:
+    if not _dev_login(platform):
+        raise Problem(404, "Development sign-in is off here: paste a staff token from your identity provider.")
+    user = next((u for u in DEV_USERS if u.staff_id == body.staff_id), None)
+    if user is None:
+        raise Problem(422, f"There is no development user {body.staff_id!r}.", pointer="/staff_id")
+    return DevToken(token=platform.tokens.issue_staff_token(user.staff_id, set(user.roles), ttl_s=12 * 3600))
+
+
+class Me(BaseModel):
+    staff_id: str
+    roles: list[str]
+
+
+@router.get("/me", response_model=Me, summary="Who this staff token is")
+async def me(staff: Staff) -> Any:
+    return Me(staff_id=staff.staff_id, roles=sorted(staff.roles))
+
+
+@router.get("/reference", summary="French labels of the codes the API returns (terms, rules, outcomes, sources)")
+async def reference() -> dict[str, dict[str, str]]:
+    return label_reference()

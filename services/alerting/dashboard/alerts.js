@@ -1,0 +1,288 @@
+// The open-alerts list: one row per alert, in the order the API returns (red first, longest waiting,
+// next chemotherapy). A table on desktop; the same rows become cards on narrow screens (CSS only).
+
+import { h, clear, clockIcon, levelIcon } from "./dom.js";
+import {
+  daysFromToday,
+  formatDay,
+  formatTime,
+  formatWaiting,
+  levelLabel,
+  parseDate,
+  parisDay,
+  patientShortId,
+  plural,
+  reasonNote,
+  reasonText,
+  sourceLabel,
+} from "./format.js";
+
+export const STATUS_LABELS = Object.freeze({ open: "Ouverte", acknowledged: "Prise", resolved: "Clôturée" });
+
+/** The level badge: text (ROUGE/ORANGE) + a distinct shape + colour. */
+export function levelBadge(level, extraClass = "") {
+  const known = level === "red" || level === "orange";
+  return h(
+    "span",
+    { class: `badge level-badge level-${known ? level : "unknown"} ${extraClass}`.trim() },
+    levelIcon(level),
+    h("span", { class: "badge-text" }, levelLabel(level)),
+  );
+}
+
+export function overdueBadge(escalationLevel) {
+  const level = Number(escalationLevel) || 0;
+  return h(
+    "span",
+    { class: "badge overdue-badge" },
+    clockIcon(),
+    "EN RETARD",
+    level > 0 ? h("span", { class: "escalation" }, ` · niveau ${level}`) : null,
+  );
+}
+
+export function reasonsList(reasons) {
+  const list = Array.isArray(reasons) ? reasons : [];
+  if (list.length === 0) return h("span", { class: "muted" }, "—");
+  return h(
+    "ul",
+    { class: "reasons" },
+    list.map((reason) => {
+      const note = reasonNote(reason);
+      return h(
+        "li",
+        { class: `reason reason-${reason && reason.level === "red" ? "red" : "orange"}` },
+        h("span", { class: "reason-text" }, reasonText(reason)),
+        note ? h("span", { class: "reason-note" }, note) : null,
+      );
+    }),
+  );
+}
+
+export function sourceBadge(source) {
+  return h(
+    "span",
+    { class: `source source-${source === "patient" ? "patient" : source === "relative" ? "relative" : "other"}` },
+    sourceLabel(source),
+  );
+}
+
+function nextSessionText(nextSessionAt, now) {
+  const date = parseDate(nextSessionAt);
+  if (!date) return null;
+  const days = daysFromToday(date, now);
+  let when = null;
+  if (days === 0) when = "aujourd'hui";
+  else if (days === 1) when = "demain";
+  else if (days === 2) when = "après-demain";
+  return { text: `Chimio le ${formatDay(date)}`, when, soon: when !== null };
+}
+
+function dueText(dueAt, now) {
+  const due = parseDate(dueAt);
+  if (!due) return null;
+  const sameDay = parisDay(due) === parisDay(now);
+  const label = sameDay ? formatTime(due) : `${formatDay(due)} ${formatTime(due)}`;
+  return due.getTime() <= now.getTime() ? `échéance dépassée (${label})` : `échéance ${label}`;
+}
+
+/** "à 14:32" today, "le 24/11 à 14:32" otherwise. */
+function formatAt(value, now) {
+  const date = parseDate(value);
+  if (!date) return "";
+  return parisDay(date) === parisDay(now) ? `à ${formatTime(date)}` : `le ${formatDay(date)} à ${formatTime(date)}`;
+}
+
+function cell(label, className, ...children) {
+  return h("td", { class: className, "data-label": label }, ...children);
+}
+
+function alertRow(alert, me, now) {
+  const level = alert.level === "red" ? "red" : alert.level === "orange" ? "orange" : String(alert.level ?? "");
+  const status = String(alert.status ?? "");
+  const overdue = Boolean(alert.overdue);
+  const patientButtonId = `patient-${alert.id}`;
+
+  const waiting = [
+    h("div", { class: "waiting-since", "data-since": alert.raised_at ?? "" }, formatWaiting(alert.raised_at, now)),
+  ];
+  if (status === "open") {
+    const due = dueText(alert.due_at, now);
+    if (due) waiting.push(h("div", { class: "due", "data-due": alert.due_at }, due));
+  } else if (alert.acknowledged_at) {
+    waiting.push(h("div", { class: "due" }, `prise ${formatAt(alert.acknowledged_at, now)}`));
+  }
+  if (overdue) waiting.push(h("div", null, overdueBadge(alert.escalation_level)));
+
+  const session = nextSessionText(alert.next_session_at, now);
+
+  const owner = [];
+  if (status === "open") {
+    owner.push(
+      h(
+        "button",
+        { type: "button", class: "btn btn-primary", dataset: { action: "ack" }, "aria-describedby": patientButtonId },
+        "Je prends",
+      ),
+    );
+  } else if (status === "acknowledged") {
+    const mine = me && alert.acknowledged_by === me;
+    owner.push(
+      h("span", { class: `taken-by${mine ? " taken-by-me" : ""}` }, `Prise par ${alert.acknowledged_by ?? "—"}`),
+    );
+    if (mine) {
+      owner.push(
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-secondary",
+            dataset: { action: "resolve" },
+            "aria-describedby": patientButtonId,
+          },
+          "Clôturer",
+        ),
+      );
+    }
+  } else {
+    owner.push(h("span", { class: "muted" }, STATUS_LABELS[status] ?? status));
+  }
+
+  return h(
+    "tr",
+    {
+      class: `alert-row level-${level || "unknown"} status-${status}${overdue ? " is-overdue" : ""}`,
+      dataset: { alertId: alert.id, level, status, overdue: String(overdue), patientId: alert.patient_id },
+    },
+    cell("Niveau", "col-level", levelBadge(level)),
+    cell(
+      "Patient",
+      "col-patient",
+      h(
+        "button",
+        {
+          type: "button",
+          class: "patient-link",
+          id: patientButtonId,
+          dataset: { action: "open-patient", patientId: alert.patient_id },
+          title: "Ouvrir le dossier de suivi",
+        },
+        patientShortId(alert.patient_id),
+      ),
+    ),
+    cell("Motifs", "col-reasons", reasonsList(alert.reasons)),
+    cell("Répondu par", "col-source", sourceBadge(alert.answered_by)),
+    cell("Attente", "col-waiting", waiting),
+    cell(
+      "Prochaine chimio",
+      "col-session",
+      session
+        ? h(
+            "span",
+            { class: `next-session${session.soon ? " soon" : ""}` },
+            session.text,
+            session.when ? h("span", { class: "next-session-when" }, ` (${session.when})`) : null,
+          )
+        : h("span", { class: "muted" }, "—"),
+    ),
+    cell("Prise en charge", "col-owner", h("div", { class: "owner" }, owner)),
+  );
+}
+
+export function filterAlerts(alerts, filters) {
+  return alerts.filter((alert) => {
+    if (filters.level !== "all" && alert.level !== filters.level) return false;
+    if (filters.status === "open" && alert.status !== "open") return false;
+    if (filters.status === "acknowledged" && alert.status !== "acknowledged") return false;
+    return true;
+  });
+}
+
+export function summaryText(alerts) {
+  const red = alerts.filter((alert) => alert.level === "red").length;
+  const orange = alerts.filter((alert) => alert.level === "orange").length;
+  const overdue = alerts.filter((alert) => alert.overdue).length;
+  return `${plural(red, "rouge", "rouges")} · ${plural(orange, "orange", "oranges")} · ${overdue} en retard`;
+}
+
+/**
+ * Re-renders the rows. Keeps keyboard focus on the same control of the same alert when it still exists
+ * (or on `focusHint = {alertId, action}`), so a live refresh never throws a keyboard user back to the top.
+ */
+export function renderAlertRows({ alerts, loaded, loadError, filters, me, focusHint }) {
+  const body = document.getElementById("alert-rows");
+  const active = document.activeElement;
+  let focus = focusHint || null;
+  if (!focus && active && body.contains(active)) {
+    const row = active.closest("tr[data-alert-id]");
+    if (row) focus = { alertId: row.dataset.alertId, action: active.dataset.action || null };
+  }
+
+  const now = new Date();
+  const visible = filterAlerts(alerts, filters);
+  clear(body);
+  if (!loaded && loadError) {
+    body.append(
+      h("tr", { class: "empty-row error-row" }, h("td", { colspan: "7" }, `Liste indisponible : ${loadError}`)),
+    );
+  } else if (!loaded) {
+    body.append(h("tr", { class: "empty-row" }, h("td", { colspan: "7" }, "Chargement des alertes…")));
+  } else if (alerts.length === 0) {
+    body.append(h("tr", { class: "empty-row" }, h("td", { colspan: "7" }, "Aucune alerte en attente.")));
+  } else if (visible.length === 0) {
+    body.append(
+      h("tr", { class: "empty-row" }, h("td", { colspan: "7" }, "Aucune alerte ne correspond aux filtres choisis.")),
+    );
+  } else {
+    for (const alert of visible) body.append(alertRow(alert, me, now));
+  }
+
+  const summary = document.getElementById("alert-summary");
+  summary.textContent = loaded ? summaryText(alerts) : "";
+  const shown = document.getElementById("alert-shown");
+  shown.textContent =
+    loaded && visible.length !== alerts.length
+      ? `(${visible.length} affichée${visible.length > 1 ? "s" : ""} sur ${alerts.length})`
+      : "";
+
+  if (focus) restoreFocus(body, focus);
+}
+
+function restoreFocus(body, { alertId, action }) {
+  const row = body.querySelector(`tr[data-alert-id="${CSS.escape(alertId)}"]`);
+  if (!row) {
+    document.getElementById("alerts-heading")?.focus();
+    return;
+  }
+  const target =
+    (action && row.querySelector(`[data-action="${CSS.escape(action)}"]`)) ||
+    row.querySelector('[data-action="resolve"], [data-action="ack"]') ||
+    row.querySelector('[data-action="open-patient"]');
+  target?.focus();
+}
+
+/** Briefly highlights rows whose alert changed (live event or my own action). */
+export function flashRows(alertIds) {
+  const body = document.getElementById("alert-rows");
+  for (const alertId of alertIds) {
+    const row = body.querySelector(`tr[data-alert-id="${CSS.escape(alertId)}"]`);
+    if (!row) continue;
+    row.classList.remove("flash");
+    // Force a reflow so that the animation restarts on a row that flashed a moment ago.
+    void row.offsetWidth;
+    row.classList.add("flash");
+    setTimeout(() => row.classList.remove("flash"), 4000);
+  }
+}
+
+/** Every 30 s: refresh the "il y a …" texts and the due dates without re-rendering the table. */
+export function tickWaitingTimes() {
+  const now = new Date();
+  for (const element of document.querySelectorAll("#alert-rows [data-since]")) {
+    element.textContent = formatWaiting(element.dataset.since, now);
+  }
+  for (const element of document.querySelectorAll("#alert-rows [data-due]")) {
+    const text = dueText(element.dataset.due, now);
+    if (text) element.textContent = text;
+  }
+}

@@ -1,0 +1,139 @@
+// HTTP access to the alerting service: staff token storage, JSON requests, RFC 9457 problems.
+//
+// The staff token lives in sessionStorage only (never in a URL, never in localStorage), so it is gone
+// when the browser tab is closed.
+
+const TOKEN_KEY = "oncofollow.staffToken";
+const REQUEST_TIMEOUT_MS = 15000;
+
+/** An error the user can read: `detail` is shown as is (it comes from the server's problem JSON). */
+export class ApiError extends Error {
+  constructor(status, title, detail, body = null) {
+    super(detail || title || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.title = title;
+    this.detail = detail || title || `Erreur ${status}`;
+    this.body = body;
+  }
+}
+
+export function getToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setToken(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+export function clearToken() {
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // storage disabled: nothing to clear
+  }
+}
+
+let unauthorizedHandler = null;
+
+/** Called once with the ApiError when an authenticated request answers 401 (expired or revoked token). */
+export function onUnauthorized(handler) {
+  unauthorizedHandler = handler;
+}
+
+async function readProblem(response) {
+  let body = null;
+  try {
+    const text = await response.text();
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  const title = body && typeof body.title === "string" ? body.title : response.statusText;
+  const detail = body && typeof body.detail === "string" ? body.detail : "";
+  return new ApiError(response.status, title, detail || fallbackDetail(response.status, title), body);
+}
+
+function fallbackDetail(status, title) {
+  if (status === 401) return "Votre session n'est plus valide. Reconnectez-vous.";
+  if (status === 403) return "Votre compte n'a pas les droits pour cette action.";
+  if (status === 404) return "Élément introuvable.";
+  if (status >= 500) return `Le serveur a rencontré une erreur (${status}). Réessayez dans un instant.`;
+  return title || `Erreur ${status}`;
+}
+
+/**
+ * One request. `auth: false` for the public endpoints. Resolves with the parsed JSON (null for 204),
+ * rejects with an ApiError (status 0 for network failures and timeouts).
+ */
+export async function request(method, path, { body, auth = true, signal } = {}) {
+  const headers = { Accept: "application/json, application/problem+json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (auth) {
+    const token = getToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
+  }
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+  if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: controller.signal,
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch (error) {
+    const timedOut = controller.signal.aborted && !(signal && signal.aborted);
+    throw new ApiError(
+      0,
+      "Réseau",
+      timedOut
+        ? "Le serveur met trop de temps à répondre. Réessayez."
+        : "Le serveur ne répond pas. Vérifiez la connexion réseau.",
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!response.ok) {
+    const problem = await readProblem(response);
+    if (problem.status === 401 && auth && unauthorizedHandler) unauthorizedHandler(problem);
+    throw problem;
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ApiError(response.status, "Réponse illisible", "Le serveur a envoyé une réponse illisible.");
+  }
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  config: () => request("GET", "/v1/dashboard/config", { auth: false }),
+  devToken: (staffId) => request("POST", "/v1/dashboard/dev-token", { auth: false, body: { staff_id: staffId } }),
+  me: () => request("GET", "/v1/me"),
+  reference: () => request("GET", "/v1/reference"),
+  alerts: () => request("GET", "/v1/alerts?status=open&status=acknowledged"),
+  alert: (id) => request("GET", `/v1/alerts/${enc(id)}`),
+  ack: (id) => request("POST", `/v1/alerts/${enc(id)}/ack`),
+  resolve: (id, outcome, note) =>
+    request("POST", `/v1/alerts/${enc(id)}/resolve`, { body: note ? { outcome, note } : { outcome } }),
+  reopen: (id, reason) => request("POST", `/v1/alerts/${enc(id)}/reopen`, { body: reason ? { reason } : {} }),
+  timeline: (patientId) => request("GET", `/v1/patients/${enc(patientId)}/timeline`),
+  setExpected: (patientId, term, grade, until) =>
+    request("PUT", `/v1/patients/${enc(patientId)}/expected-levels/${enc(term)}`, { body: { grade, until } }),
+  deleteExpected: (patientId, term) => request("DELETE", `/v1/patients/${enc(patientId)}/expected-levels/${enc(term)}`),
+  metrics: (from, to) => request("GET", `/v1/metrics?from=${enc(from)}&to=${enc(to)}`),
+  streamToken: () => request("POST", "/v1/alerts/stream-token"),
+};

@@ -1,0 +1,914 @@
+// Nurse dashboard: sign-in, the open-alerts list kept live by the SSE stream, the patient view, the
+// team figures. Plain ES modules, no build step, no external resource.
+
+import { api, ApiError, clearToken, getToken, onUnauthorized, setToken } from "./api.js";
+import { AlertStream } from "./stream.js";
+import { announce, clear, h, toast, toastError } from "./dom.js";
+import {
+  addDays,
+  formatClock,
+  formatIsoDay,
+  getReference,
+  levelLabel,
+  outcomeLabel,
+  parisDay,
+  patientShortId,
+  reasonText,
+  setReference,
+  termLabel,
+} from "./format.js";
+import { filterAlerts, flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
+import { MAX_EXPECTED_DAYS, renderPatient, renderPatientError, renderPatientLoading } from "./patient.js";
+import { defaultPeriod, lastDays, renderMetrics, renderMetricsMessage } from "./metrics.js";
+import { Sound } from "./sound.js";
+
+const TICK_MS = 30000;
+const BANNER_MS = 8000;
+const SEEN_EVENTS_MAX = 2000;
+const UUIDISH = /^[0-9a-fA-F-]{8,64}$/;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  config: null,
+  me: null, // {staff_id, roles}
+  alerts: [],
+  loaded: false,
+  loadError: null, // shown in the list while it has never loaded
+  filters: { level: "all", status: "active" },
+  view: "alerts",
+  patient: null, // {patientId, alertId, timeline, alertDetail}
+  period: defaultPeriod(),
+  everLive: false, // the stream has been open at least once since sign-in
+  streamFailed: false, // a connection attempt has failed since sign-in
+};
+
+const sound = new Sound();
+let stream = null;
+let tickTimer = null;
+
+// ---------------------------------------------------------------------------------------------------
+// Sign-in
+// ---------------------------------------------------------------------------------------------------
+
+function showSignIn(message = "") {
+  $("app").hidden = true;
+  $("signin-screen").hidden = false;
+  const box = $("signin-message");
+  box.textContent = message;
+  box.hidden = !message;
+  renderDevUsers();
+  $("token-input").focus();
+}
+
+function renderDevUsers() {
+  const config = state.config;
+  const section = $("dev-login");
+  const list = clear($("dev-users"));
+  const users = config && config.dev_login && Array.isArray(config.dev_users) ? config.dev_users : [];
+  section.hidden = users.length === 0;
+  for (const user of users) {
+    if (!user || typeof user.staff_id !== "string") continue;
+    const roles = Array.isArray(user.roles) ? user.roles.join(", ") : "";
+    list.append(
+      h(
+        "li",
+        null,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-secondary dev-user",
+            dataset: { action: "dev-login", staffId: user.staff_id },
+          },
+          h("span", { class: "dev-user-name" }, user.display_name || user.staff_id),
+          h("span", { class: "dev-user-meta" }, `${user.staff_id}${roles ? ` · ${roles}` : ""}`),
+        ),
+      ),
+    );
+  }
+  const env = config && config.environment;
+  $("signin-env").textContent = env === "development" ? "Environnement de développement" : "";
+  $("signin-env").hidden = env !== "development";
+}
+
+async function signInWithToken(token) {
+  setToken(token);
+  try {
+    const me = await api.me();
+    if (!me || typeof me.staff_id !== "string") throw new ApiError(500, "", "Réponse inattendue du serveur (/v1/me).");
+    await startApp(me);
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+      clearToken();
+      showSignIn(
+        error.status === 401
+          ? "Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton."
+          : `Accès refusé : ${error.detail}`,
+      );
+    } else {
+      // Network trouble: keep the token so that a reload retries.
+      showSignIn(error && error.detail ? error.detail : "Connexion impossible.");
+    }
+  }
+}
+
+function signOut(message = "") {
+  if (stream) {
+    stream.stop();
+    stream.forgetPosition();
+    stream = null;
+  }
+  clearInterval(tickTimer);
+  tickTimer = null;
+  hideBanner();
+  clearToken();
+  state.me = null;
+  state.alerts = [];
+  state.loaded = false;
+  state.loadError = null;
+  state.patient = null;
+  state.everLive = false;
+  state.streamFailed = false;
+  clear($("alert-rows"));
+  clear($("patient-view"));
+  clear($("metrics-content"));
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  showSignIn(message);
+}
+
+onUnauthorized(() => {
+  if (state.me) signOut("Votre session a expiré ou a été révoquée. Reconnectez-vous.");
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The running app
+// ---------------------------------------------------------------------------------------------------
+
+async function startApp(me) {
+  state.me = { staff_id: me.staff_id, roles: Array.isArray(me.roles) ? me.roles : [] };
+  $("signin-screen").hidden = true;
+  $("app").hidden = false;
+  $("staff-id").textContent = state.me.staff_id;
+  const env = state.config && state.config.environment;
+  $("env-badge").hidden = env !== "development";
+
+  try {
+    setReference(await api.reference());
+  } catch (error) {
+    if (error.status === 401) return;
+    toast(`Libellés indisponibles (${error.detail}) : les codes bruts sont affichés.`, "error");
+  }
+  if (!state.me) return; // signed out meanwhile
+
+  renderAlerts();
+  refreshAlerts();
+  startStream();
+  clearInterval(tickTimer);
+  tickTimer = setInterval(tickWaitingTimes, TICK_MS);
+  route();
+}
+
+function startStream() {
+  if (stream) stream.stop();
+  stream = new AlertStream({
+    fetchToken: async () => {
+      const body = await api.streamToken();
+      if (!body || typeof body.token !== "string") throw new Error("stream token missing");
+      return body.token;
+    },
+    onEvent: handleStreamEvent,
+    onState: renderConnectionState,
+    onOpen: () => {
+      // Covers whatever happened between the list load and the stream start (first connection has no `since`).
+      refreshAlerts();
+    },
+    onReset: () => {
+      toast("Une partie de l'historique en direct n'était plus disponible : la liste a été rechargée.");
+      refreshAlerts();
+      markPatientStale();
+    },
+    isFatal: (error) => error instanceof ApiError && (error.status === 401 || error.status === 403),
+  });
+  stream.start();
+}
+
+const CONNECTION_TEXT = {
+  live: "En direct",
+  reconnecting: "Connexion perdue — reconnexion…",
+  offline: "Hors ligne",
+};
+
+function renderConnectionState(connection, { failed = false } = {}) {
+  const element = $("connection-state");
+  if (connection === "live") state.everLive = true;
+  if (failed) state.streamFailed = true;
+  element.dataset.state = connection;
+  let text = CONNECTION_TEXT[connection] ?? connection;
+  if (connection === "reconnecting" && !state.everLive && !state.streamFailed) text = "Connexion…";
+  element.querySelector(".connection-text").textContent = text;
+  const notice = $("stale-notice");
+  notice.hidden = connection === "live" || !(state.everLive || state.streamFailed) || !state.me;
+}
+
+// --- The list -------------------------------------------------------------------------------------
+
+const pendingFlash = new Set();
+const pendingAnnouncements = [];
+let refreshing = null;
+let refreshAgain = false;
+let focusHint = null;
+let lastErrorToast = { text: "", at: 0 };
+
+function renderAlerts() {
+  renderAlertRows({
+    alerts: state.alerts,
+    loaded: state.loaded,
+    loadError: state.loadError,
+    filters: state.filters,
+    me: state.me && state.me.staff_id,
+    focusHint: focusHint,
+  });
+  focusHint = null;
+}
+
+/** At most one GET /v1/alerts in flight; events arriving meanwhile cause exactly one more. */
+function refreshAlerts() {
+  if (refreshing) {
+    refreshAgain = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    try {
+      do {
+        refreshAgain = false;
+        await loadAlerts();
+      } while (refreshAgain && state.me);
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+async function loadAlerts() {
+  if (!state.me) return;
+  let body;
+  try {
+    body = await api.alerts();
+  } catch (error) {
+    if (error.status === 401 || !state.me) return;
+    toastOnce(error);
+    if (!state.loaded) {
+      state.loadError = error.detail;
+      renderAlerts();
+    }
+    return;
+  }
+  if (!state.me) return;
+  state.loadError = null;
+  const items = Array.isArray(body && body.items) ? body.items.filter((item) => item && item.id) : [];
+  const known = new Set(state.alerts.map((alert) => alert.id));
+  const wasLoaded = state.loaded;
+  state.alerts = items;
+  state.loaded = true;
+  if (wasLoaded) for (const alert of items) if (!known.has(alert.id)) pendingFlash.add(alert.id);
+  renderAlerts();
+  flashRows(pendingFlash);
+  pendingFlash.clear();
+  flushAnnouncements();
+  $("last-updated").textContent = `Mis à jour à ${formatClock(new Date())}`;
+}
+
+function toastOnce(error) {
+  const text = error && error.detail ? error.detail : String(error);
+  const now = Date.now();
+  if (text === lastErrorToast.text && now - lastErrorToast.at < 15000) return;
+  lastErrorToast = { text, at: now };
+  toastError(error);
+}
+
+function replaceAlert(updated) {
+  if (!updated || !updated.id) return;
+  const index = state.alerts.findIndex((alert) => alert.id === updated.id);
+  const active = updated.status === "open" || updated.status === "acknowledged";
+  if (index === -1) {
+    if (active) state.alerts.push(updated);
+  } else if (active) {
+    state.alerts[index] = { ...state.alerts[index], ...updated };
+  } else {
+    state.alerts.splice(index, 1);
+  }
+}
+
+// --- Live events ----------------------------------------------------------------------------------
+
+const seenEvents = new Set();
+
+function rememberEvent(key) {
+  if (!key) return true;
+  if (seenEvents.has(key)) return false;
+  seenEvents.add(key);
+  if (seenEvents.size > SEEN_EVENTS_MAX) seenEvents.delete(seenEvents.values().next().value);
+  return true;
+}
+
+function handleStreamEvent({ type, streamId, envelope }) {
+  if (!state.me) return;
+  const payload = envelope && envelope.data && typeof envelope.data === "object" ? envelope.data : {};
+  const key =
+    envelope && typeof envelope.id === "string" ? `event:${envelope.id}` : streamId ? `seq:${streamId}` : null;
+  const fresh = rememberEvent(key);
+  const alertId = typeof payload.alert_id === "string" ? payload.alert_id : null;
+
+  if (alertId) pendingFlash.add(alertId);
+  if (fresh) {
+    const previous = alertId ? state.alerts.find((alert) => alert.id === alertId) : null;
+    const becameRed =
+      (type === "alert.raised" && payload.level === "red") ||
+      (type === "alert.updated" && payload.level === "red" && (!previous || previous.level !== "red"));
+    if (becameRed) redCue(payload, type === "alert.raised");
+    if (type === "alert.raised" || becameRed || type === "alert.escalated") {
+      pendingAnnouncements.push({ type, alertId, payload });
+    }
+  }
+  if (state.view === "patient" && state.patient && concernsPatient(payload)) markPatientStale();
+  // Whatever the type (even one this page does not know), the list from the server is the truth.
+  refreshAlerts();
+}
+
+function concernsPatient(payload) {
+  const current = state.patient;
+  if (!current) return false;
+  if (payload.patient_id && payload.patient_id === current.patientId) return true;
+  const alerts = current.timeline && Array.isArray(current.timeline.alerts) ? current.timeline.alerts : [];
+  return Boolean(payload.alert_id && alerts.some((alert) => alert.id === payload.alert_id));
+}
+
+function flushAnnouncements() {
+  if (!pendingAnnouncements.length) return;
+  const parts = [];
+  for (const { type, alertId, payload } of pendingAnnouncements.splice(0)) {
+    const alert = state.alerts.find((item) => item.id === alertId);
+    const patientId = (alert && alert.patient_id) || payload.patient_id;
+    const who = patientId ? patientShortId(patientId) : "patient inconnu";
+    if (type === "alert.escalated") {
+      const level = (alert && alert.escalation_level) || payload.escalation_level;
+      parts.push(`Alerte en retard${level ? ` (niveau ${level})` : ""} : ${who}`);
+    } else {
+      const level = (alert && alert.level) || payload.level;
+      const reasons = ((alert && alert.reasons) || payload.reasons || []).slice(0, 2).map(reasonText).join(", ");
+      const verb = type === "alert.raised" ? "Nouvelle alerte" : "Alerte passée en";
+      parts.push(`${verb} ${levelLabel(level)} : ${who}${reasons ? ` — ${reasons}` : ""}`);
+    }
+  }
+  const text =
+    parts.length > 3 ? `${parts.length} changements : ${parts.slice(0, 3).join(" ; ")} ; …` : parts.join(" ; ");
+  announce(`${formatClock(new Date()).slice(0, 5)} — ${text}`);
+}
+
+let bannerTimer = null;
+
+function redCue(payload, isNew) {
+  const banner = $("red-banner");
+  const reasons = Array.isArray(payload.reasons) ? payload.reasons.slice(0, 3).map(reasonText).join(", ") : "";
+  $("red-banner-text").textContent =
+    `${isNew ? "Nouvelle alerte" : "Alerte passée en"} ${levelLabel("red")}` +
+    (payload.patient_id ? ` — ${patientShortId(payload.patient_id)}` : "") +
+    (reasons ? ` : ${reasons}` : "");
+  banner.dataset.alertId = payload.alert_id || "";
+  banner.hidden = false;
+  banner.classList.remove("flashing");
+  void banner.offsetWidth;
+  banner.classList.add("flashing");
+  const played = sound.beep();
+  $("sound-blocked").hidden = played || !sound.enabled;
+  clearTimeout(bannerTimer);
+  bannerTimer = setTimeout(hideBanner, BANNER_MS);
+}
+
+function hideBanner() {
+  $("red-banner").hidden = true;
+  $("red-banner").classList.remove("flashing");
+}
+
+// --- Row actions ----------------------------------------------------------------------------------
+
+async function acknowledge(alertId, button) {
+  button.disabled = true;
+  button.textContent = "Envoi…";
+  try {
+    const updated = await api.ack(alertId);
+    replaceAlert(updated);
+    focusHint = { alertId, action: "resolve" };
+    renderAlerts();
+    flashRows([alertId]);
+    const alert = state.alerts.find((item) => item.id === alertId);
+    announce(`Alerte prise en charge${alert ? ` : ${patientShortId(alert.patient_id)}` : ""}.`);
+    refreshAlerts(); // a list request already in flight may predate the acknowledgement
+  } catch (error) {
+    if (error.status === 401) return;
+    toastError(error);
+    if (error.status === 409 || error.status === 404) {
+      pendingFlash.add(alertId);
+      refreshAlerts();
+    } else if (button.isConnected) {
+      button.disabled = false;
+      button.textContent = "Je prends";
+    }
+  }
+}
+
+function alertById(alertId) {
+  return state.alerts.find((alert) => alert.id === alertId) || null;
+}
+
+// Resolve dialog
+let resolveTarget = null; // {alertId, trigger}
+
+function openResolveDialog(alertId, trigger) {
+  const alert = alertById(alertId);
+  const dialog = $("resolve-dialog");
+  const form = $("resolve-form");
+  form.reset();
+  const select = form.elements.outcome;
+  clear(select);
+  select.append(h("option", { value: "" }, "— choisir —"));
+  for (const [code, label] of Object.entries(getReference().outcomes))
+    select.append(h("option", { value: code }, label));
+  $("resolve-context").textContent = alert
+    ? `${patientShortId(alert.patient_id)} — ${levelLabel(alert.level)} — ${(alert.reasons || []).map(reasonText).join(", ")}`
+    : "";
+  $("resolve-error").hidden = true;
+  updateResolveForm();
+  resolveTarget = { alertId, trigger };
+  dialog.showModal();
+  select.focus();
+}
+
+function updateResolveForm() {
+  const form = $("resolve-form");
+  form.querySelector('[data-action="confirm-resolve"]').disabled = !form.elements.outcome.value;
+  $("resolve-note-count").textContent = `${form.elements.note.value.length} / 2000`;
+}
+
+async function submitResolve(event) {
+  event.preventDefault();
+  if (!resolveTarget) return;
+  const form = $("resolve-form");
+  const outcome = form.elements.outcome.value;
+  const note = form.elements.note.value.trim();
+  if (!outcome) return;
+  const { alertId } = resolveTarget;
+  const submit = form.querySelector('[data-action="confirm-resolve"]');
+  submit.disabled = true;
+  submit.textContent = "Envoi…";
+  try {
+    const visible = filterAlerts(state.alerts, state.filters);
+    const index = visible.findIndex((alert) => alert.id === alertId);
+    const alert = alertById(alertId);
+    const updated = await api.resolve(alertId, outcome, note || undefined);
+    resolveTarget = null;
+    $("resolve-dialog").close();
+    replaceAlert(updated);
+    const next = filterAlerts(state.alerts, state.filters)[Math.max(0, index)] || null;
+    focusHint = next ? { alertId: next.id, action: null } : null;
+    renderAlerts();
+    if (!next) $("alerts-heading").focus();
+    const text = `Alerte clôturée${alert ? ` : ${patientShortId(alert.patient_id)}` : ""} — ${outcomeLabel(outcome)}.`;
+    toast(text, "success");
+    announce(text);
+    refreshAlerts();
+  } catch (error) {
+    if (error.status === 401) return;
+    if (error.status === 409 || error.status === 404) {
+      $("resolve-dialog").close(); // the close handler puts the focus back on the row
+      toastError(error);
+      pendingFlash.add(alertId);
+      refreshAlerts();
+    } else {
+      $("resolve-error").textContent = error.detail || String(error);
+      $("resolve-error").hidden = false;
+      toastError(error);
+    }
+  } finally {
+    submit.textContent = "Clôturer l'alerte";
+    updateResolveForm();
+  }
+}
+
+/** Back to the button that opened a dialog, or its replacement if a live refresh re-rendered it. */
+function returnFocus({ alertId, trigger }, action) {
+  if (trigger && trigger.isConnected) {
+    trigger.focus();
+    return;
+  }
+  const selector =
+    action === "reopen"
+      ? `#patient-view [data-action="reopen"][data-alert-id="${CSS.escape(alertId)}"]`
+      : `#alert-rows tr[data-alert-id="${CSS.escape(alertId)}"] [data-action]`;
+  const replacement = document.querySelector(selector);
+  if (replacement) replacement.focus();
+  else if (state.view === "alerts") $("alerts-heading").focus();
+}
+
+// Reopen dialog
+let reopenTarget = null;
+
+function openReopenDialog(alertId, trigger) {
+  const form = $("reopen-form");
+  form.reset();
+  $("reopen-error").hidden = true;
+  reopenTarget = { alertId, trigger };
+  $("reopen-dialog").showModal();
+  form.elements.reason.focus();
+}
+
+async function submitReopen(event) {
+  event.preventDefault();
+  if (!reopenTarget) return;
+  const form = $("reopen-form");
+  const reason = form.elements.reason.value.trim();
+  const submit = form.querySelector('[data-action="confirm-reopen"]');
+  submit.disabled = true;
+  try {
+    const updated = await api.reopen(reopenTarget.alertId, reason || undefined);
+    reopenTarget = null;
+    $("reopen-dialog").close();
+    replaceAlert(updated);
+    renderAlerts();
+    toast("Alerte rouverte : elle revient dans la liste des alertes actives.", "success");
+    refreshAlerts();
+    if (state.patient) loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
+  } catch (error) {
+    if (error.status === 401) return;
+    $("reopen-error").textContent = error.detail || String(error);
+    $("reopen-error").hidden = false;
+    toastError(error);
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Views and routing (#alertes, #patient/<id>[/<alert id>], #indicateurs)
+// ---------------------------------------------------------------------------------------------------
+
+let returnToAlertId = null;
+
+function showView(view) {
+  const previous = state.view;
+  state.view = view;
+  $("alerts-view").hidden = view !== "alerts";
+  $("patient-view").hidden = view !== "patient";
+  $("metrics-view").hidden = view !== "metrics";
+  for (const tab of document.querySelectorAll(".tabs a")) {
+    const current = tab.dataset.view === (view === "patient" ? "alerts" : view);
+    if (current) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  if (view === "alerts" && previous !== "alerts") {
+    state.patient = null;
+    const row =
+      returnToAlertId && document.querySelector(`#alert-rows tr[data-alert-id="${CSS.escape(returnToAlertId)}"]`);
+    if (row) row.querySelector('[data-action="open-patient"]')?.focus();
+    else if (previous) $("alerts-heading").focus();
+    returnToAlertId = null;
+    tickWaitingTimes();
+  }
+}
+
+function route() {
+  if (!state.me) return;
+  // A dialog belongs to the view it was opened from.
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  let hash = "";
+  try {
+    hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+  } catch {
+    hash = ""; // a mangled address: show the list
+  }
+  if (hash.startsWith("patient/")) {
+    const [, patientId, alertId] = hash.split("/");
+    if (patientId && UUIDISH.test(patientId)) {
+      showView("patient");
+      loadPatient(patientId, alertId && UUIDISH.test(alertId) ? alertId : null);
+      return;
+    }
+  }
+  if (hash === "indicateurs") {
+    showView("metrics");
+    loadMetrics();
+    $("metrics-heading").focus();
+    return;
+  }
+  showView("alerts");
+}
+
+// --- Patient view -----------------------------------------------------------------------------------
+
+let patientRequest = 0;
+
+async function loadPatient(patientId, alertId, { keepFocus = false } = {}) {
+  const container = $("patient-view");
+  const request = ++patientRequest;
+  const scrollY = window.scrollY;
+  if (!keepFocus) renderPatientLoading(container, patientId);
+  if (!keepFocus) $("patient-title")?.focus();
+  try {
+    const [timeline, alertDetail] = await Promise.all([
+      api.timeline(patientId),
+      alertId ? api.alert(alertId).catch(() => null) : Promise.resolve(null),
+    ]);
+    if (request !== patientRequest || state.view !== "patient") return;
+    state.patient = { patientId, alertId, timeline: timeline || {}, alertDetail };
+    renderPatient(container, state.patient);
+    if (keepFocus) window.scrollTo(0, scrollY);
+    else $("patient-title")?.focus();
+  } catch (error) {
+    if (request !== patientRequest || error.status === 401) return;
+    renderPatientError(container, patientId, error.detail || "Dossier indisponible.");
+    toastError(error);
+  }
+}
+
+/** New data for the open patient: offer a refresh rather than re-render under the nurse's hands. */
+function markPatientStale() {
+  if (state.view !== "patient" || !state.patient) return;
+  const container = $("patient-view");
+  if (container.querySelector(".stale-patient")) return;
+  const head = container.querySelector(".view-head");
+  if (!head) return;
+  head.append(
+    h(
+      "span",
+      { class: "stale-patient", role: "status" },
+      "Nouvelles informations pour ce patient. ",
+      h("button", { type: "button", class: "btn btn-secondary", dataset: { action: "refresh-patient" } }, "Actualiser"),
+    ),
+  );
+}
+
+async function submitExpected(form) {
+  if (!state.patient) return;
+  const term = form.elements.term.value;
+  const grade = Number(form.elements.grade.value);
+  const until = form.elements.until.value;
+  const today = parisDay();
+  const max = addDays(today, MAX_EXPECTED_DAYS);
+  if (!term) {
+    toast("Choisissez un symptôme.", "error");
+    form.elements.term.focus();
+    return;
+  }
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(until) || until < today || until > max) {
+    toast(
+      `Choisissez une date entre aujourd'hui et le ${formatIsoDay(max)} (${MAX_EXPECTED_DAYS} jours au plus).`,
+      "error",
+    );
+    form.elements.until.focus();
+    return;
+  }
+  const submit = form.querySelector('[data-action="set-expected"]');
+  submit.disabled = true;
+  try {
+    await api.setExpected(state.patient.patientId, term, grade, until);
+    toast(
+      `Niveau attendu enregistré : ${termLabel(term)}, jusqu'au grade ${grade}, jusqu'au ${formatIsoDay(until)}.`,
+      "success",
+    );
+    await loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
+    $("expected-title")?.setAttribute("tabindex", "-1");
+    $("expected-title")?.focus();
+  } catch (error) {
+    if (error.status !== 401) toastError(error);
+  } finally {
+    if (submit.isConnected) submit.disabled = false;
+  }
+}
+
+async function removeExpected(term, button) {
+  if (!state.patient) return;
+  button.disabled = true;
+  try {
+    await api.deleteExpected(state.patient.patientId, term);
+    toast(`Niveau attendu retiré : ${termLabel(term)}.`, "success");
+    await loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
+    $("expected-title")?.setAttribute("tabindex", "-1");
+    $("expected-title")?.focus();
+  } catch (error) {
+    if (error.status !== 401) toastError(error);
+    if (button.isConnected) button.disabled = false;
+  }
+}
+
+// --- Metrics view -----------------------------------------------------------------------------------
+
+let metricsRequest = 0;
+
+async function loadMetrics() {
+  const form = $("period-form");
+  form.elements.from.value = state.period.from;
+  form.elements.to.value = state.period.to;
+  form.elements.to.max = parisDay();
+  const container = $("metrics-content");
+  const request = ++metricsRequest;
+  renderMetricsMessage(container, "Chargement des indicateurs…");
+  try {
+    const metrics = await api.metrics(state.period.from, state.period.to);
+    if (request !== metricsRequest) return;
+    renderMetrics(container, metrics || {});
+  } catch (error) {
+    if (request !== metricsRequest || error.status === 401) return;
+    renderMetricsMessage(container, error.detail || "Indicateurs indisponibles.", true);
+    toastError(error);
+  }
+}
+
+function submitPeriod(event) {
+  event.preventDefault();
+  const form = $("period-form");
+  const from = form.elements.from.value;
+  const to = form.elements.to.value;
+  if (!from || !to) {
+    toast("Choisissez les deux dates de la période.", "error");
+    return;
+  }
+  if (from > to) {
+    toast("La date de début doit précéder la date de fin.", "error");
+    return;
+  }
+  state.period = { from, to };
+  loadMetrics();
+}
+
+function quickPeriod(days) {
+  state.period = lastDays(days);
+  loadMetrics();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Wiring
+// ---------------------------------------------------------------------------------------------------
+
+function renderSoundToggle() {
+  const button = $("sound-toggle");
+  // The text says the state (a pressed/unpressed toggle with a changing label would say it twice).
+  button.dataset.sound = sound.enabled ? "on" : "off";
+  button.querySelector(".sound-text").textContent = `Son : ${sound.enabled ? "activé" : "désactivé"}`;
+}
+
+function wire() {
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const raw = $("token-input")
+      .value.trim()
+      .replace(/^Bearer\s+/i, "");
+    if (!raw) {
+      showSignIn("Collez d'abord un jeton d'accès.");
+      return;
+    }
+    $("token-input").value = "";
+    signInWithToken(raw);
+  });
+
+  $("dev-users").addEventListener("click", async (event) => {
+    const button = event.target.closest('[data-action="dev-login"]');
+    if (!button) return;
+    button.disabled = true;
+    try {
+      const body = await api.devToken(button.dataset.staffId);
+      if (!body || typeof body.token !== "string") throw new ApiError(500, "", "Réponse inattendue du serveur.");
+      await signInWithToken(body.token);
+    } catch (error) {
+      showSignIn(error.detail || String(error));
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  $("sign-out").addEventListener("click", () => signOut("Vous êtes déconnecté·e."));
+
+  $("sound-toggle").addEventListener("click", () => {
+    sound.unlock();
+    sound.setEnabled(!sound.enabled);
+    renderSoundToggle();
+    if (sound.enabled) setTimeout(() => sound.beep({ force: true }), 50);
+    $("sound-blocked").hidden = true;
+  });
+  renderSoundToggle();
+
+  $("red-banner-close").addEventListener("click", hideBanner);
+  $("red-banner-show").addEventListener("click", () => {
+    const alertId = $("red-banner").dataset.alertId;
+    hideBanner();
+    if (state.view !== "alerts") location.hash = "#alertes";
+    const row = alertId && document.querySelector(`#alert-rows tr[data-alert-id="${CSS.escape(alertId)}"]`);
+    if (row) {
+      row.scrollIntoView({ block: "center" });
+      row.querySelector("[data-action]")?.focus();
+    }
+  });
+
+  for (const input of document.querySelectorAll('input[name="level-filter"], input[name="status-filter"]')) {
+    input.addEventListener("change", () => {
+      state.filters = {
+        level: document.querySelector('input[name="level-filter"]:checked').value,
+        status: document.querySelector('input[name="status-filter"]:checked').value,
+      };
+      renderAlerts();
+    });
+  }
+
+  $("alert-rows").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button || button.disabled) return;
+    const row = button.closest("tr[data-alert-id]");
+    if (!row) return;
+    const alertId = row.dataset.alertId;
+    switch (button.dataset.action) {
+      case "ack":
+        acknowledge(alertId, button);
+        break;
+      case "resolve":
+        openResolveDialog(alertId, button);
+        break;
+      case "open-patient":
+        returnToAlertId = alertId;
+        location.hash = `#patient/${encodeURIComponent(button.dataset.patientId)}/${encodeURIComponent(alertId)}`;
+        break;
+      default:
+        break;
+    }
+  });
+
+  const patientView = $("patient-view");
+  patientView.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button || button.disabled) return;
+    switch (button.dataset.action) {
+      case "back":
+        location.hash = "#alertes";
+        break;
+      case "refresh-patient":
+        if (state.patient) loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
+        break;
+      case "reopen":
+        openReopenDialog(button.dataset.alertId, button);
+        break;
+      case "remove-expected":
+        removeExpected(button.dataset.term, button);
+        break;
+      default:
+        break;
+    }
+  });
+  patientView.addEventListener("submit", (event) => {
+    if (event.target.id !== "expected-form") return;
+    event.preventDefault();
+    submitExpected(event.target);
+  });
+
+  const resolveForm = $("resolve-form");
+  resolveForm.addEventListener("submit", submitResolve);
+  resolveForm.addEventListener("input", updateResolveForm);
+  resolveForm.addEventListener("change", updateResolveForm);
+  $("resolve-dialog").addEventListener("close", () => {
+    const target = resolveTarget;
+    resolveTarget = null;
+    if (target) returnFocus(target, "resolve");
+  });
+  $("reopen-form").addEventListener("submit", submitReopen);
+  $("reopen-dialog").addEventListener("close", () => {
+    const target = reopenTarget;
+    reopenTarget = null;
+    if (target) returnFocus(target, "reopen");
+  });
+  for (const button of document.querySelectorAll('[data-action="cancel-dialog"]')) {
+    button.addEventListener("click", () => button.closest("dialog").close());
+  }
+
+  $("period-form").addEventListener("submit", submitPeriod);
+  for (const button of document.querySelectorAll("[data-period-days]")) {
+    button.addEventListener("click", () => quickPeriod(Number(button.dataset.periodDays)));
+  }
+
+  window.addEventListener("hashchange", route);
+}
+
+async function boot() {
+  wire();
+  try {
+    state.config = await api.config();
+  } catch (error) {
+    state.config = null;
+  }
+  if (getToken()) {
+    await signInWithToken(getToken());
+  } else {
+    showSignIn();
+  }
+}
+
+boot();

@@ -1,0 +1,79 @@
+"""The scheduled escalation of alerts nobody has taken in time: ``alert.escalated``, once per level.
+
+Each level is claimed by a conditional update (``escalation_level < n``) in the transaction that writes
+the event to the outbox, so two replicas checking at the same moment escalate an alert once. The clock
+is a parameter: tests move time instead of waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.alerting import repository
+from services.alerting.service_levels import ServiceLevels
+from shared.db.outbox import add_event
+from shared.events.alerts import AlertEscalatedV1
+from shared.events.catalog import make_event
+from shared.http.app import BackgroundTask, Platform
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/services/alerting"
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+async def escalate_overdue(
+    pool: asyncpg.Pool, now: datetime, levels: ServiceLevels, *, schema: str = "alerting"
+) -> list[AlertEscalatedV1]:
+    escalated: list[AlertEscalatedV1] = []
+    async with pool.acquire() as conn:
+        awaiting = await repository.awaiting_acknowledgement(conn)
+    for alert in awaiting:
+        reached = levels.escalation_due(alert["level"], alert["status"], alert["level_since"], now)
+        if reached <= alert["escalation_level"]:
+            continue
+        deadlines = levels.deadlines(alert["level"], alert["level_since"])
+        async with pool.acquire() as conn, conn.transaction():
+            # Every level passed is published, in order (after an outage, level 1 then level 2).
+            for to_level in range(alert["escalation_level"] + 1, reached + 1):
+                row = await repository.escalate(conn, alert["id"], to_level, alert["level_since"], now)
+                if row is None:  # taken, re-levelled or escalated by another replica meanwhile
+                    break
+                event = AlertEscalatedV1(
+                    alert_id=row["id"],
+                    patient_id=row["patient_id"],
+                    level=row["level"],
+                    escalation_level=to_level,
+                    due_at=deadlines[to_level - 1],
+                    escalated_at=now,
+                )
+                await add_event(
+                    conn, make_event("alert.escalated", event, source=SOURCE, subject=str(row["id"])), schema=schema
+                )
+                escalated.append(event)
+    if escalated:
+        log.info("escalated %s alerts", len(escalated))
+    return escalated
+
+
+def escalation_watch(levels: ServiceLevels, every_s: float, clock: Clock = system_clock) -> BackgroundTask:
+    async def watch_escalations(platform: Platform, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await escalate_overdue(platform.pool, clock(), levels, schema=platform.schema)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("escalation check skipped: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every_s)
+
+    return watch_escalations

@@ -1,0 +1,123 @@
+"""The team's figures for a period (pure): how fast alerts are taken and closed, and what came of them.
+
+These are the numbers that show whether the closed loop works: in the trials, without one, fewer than half
+of the alerts were acted on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.alerting.service_levels import ServiceLevels
+
+MIN_PATIENT_WEEKS = 1.0
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    level: str
+    status: str
+    raised_at: datetime
+    level_since: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    outcome: str | None
+
+
+@dataclass(frozen=True)
+class Durations:
+    count: int
+    median_s: float | None
+    p90_s: float | None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100) of the values; None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def durations(values: Sequence[float]) -> Durations:
+    return Durations(len(values), percentile(values, 50), percentile(values, 90))
+
+
+@dataclass(frozen=True)
+class TeamFigures:
+    alerts_by_level: dict[str, int]
+    time_to_acknowledge: Durations
+    within_service_level_share: float | None
+    time_to_close: Durations
+    acted_share: float | None
+    alert_rate_per_patient_week: float | None
+    overdue_now: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "alerts_by_level": self.alerts_by_level,
+            "time_to_acknowledge": {
+                "count": self.time_to_acknowledge.count,
+                "median_s": self.time_to_acknowledge.median_s,
+                "p90_s": self.time_to_acknowledge.p90_s,
+                "within_service_level_share": self.within_service_level_share,
+            },
+            "time_to_close": {
+                "count": self.time_to_close.count,
+                "median_s": self.time_to_close.median_s,
+                "p90_s": self.time_to_close.p90_s,
+            },
+            "acted_share": self.acted_share,
+            "alert_rate_per_patient_week": self.alert_rate_per_patient_week,
+            "overdue_now": self.overdue_now,
+        }
+
+
+def team_figures(
+    alerts: Iterable[AlertFacts],
+    *,
+    patient_weeks: float,
+    open_now: Iterable[AlertFacts],
+    now: datetime,
+    levels: ServiceLevels,
+) -> TeamFigures:
+    """Figures over the alerts raised in the period. An alert counts within its service level when it was
+    acknowledged by its deadline; one still unacknowledged past its deadline counts as missed; one still
+    within its deadline is not counted yet."""
+    raised = list(alerts)
+    by_level = {"red": 0, "orange": 0}
+    to_ack: list[float] = []
+    to_close: list[float] = []
+    within = judged = 0
+    resolved = acted = 0
+    for alert in raised:
+        by_level[alert.level] = by_level.get(alert.level, 0) + 1
+        due = levels.due_after(alert.level, alert.level_since)  # type: ignore[arg-type]
+        if alert.acknowledged_at is not None:
+            to_ack.append((alert.acknowledged_at - alert.raised_at).total_seconds())
+            judged += 1
+            within += alert.acknowledged_at <= due
+        elif now >= due:
+            judged += 1
+        if alert.resolved_at is not None:
+            to_close.append((alert.resolved_at - alert.raised_at).total_seconds())
+            resolved += 1
+            acted += alert.outcome != "no_action_needed"
+    overdue = len(
+        [a for a in open_now if a.status == "open" and now >= levels.due_after(a.level, a.level_since)]  # type: ignore[arg-type]
+    )
+    return TeamFigures(
+        alerts_by_level=by_level,
+        time_to_acknowledge=durations(to_ack),
+        within_service_level_share=within / judged if judged else None,
+        time_to_close=durations(to_close),
+        acted_share=acted / resolved if resolved else None,
+        # Under one patient-week of follow-up the rate is noise (a few minutes of data give thousands).
+        alert_rate_per_patient_week=len(raised) / patient_weeks if patient_weeks >= MIN_PATIENT_WEEKS else None,
+        overdue_now=overdue,
+    )

@@ -1,0 +1,169 @@
+"""One patient, as the nurse opens it from an alert: the symptom trend, alerts, messages, sessions, and the
+expected levels that stop known, managed symptoms from alerting."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from services.alerting import repository
+from services.alerting.api import AlertView, LevelsDep, Nurse, alert_view
+from services.alerting.labels import TERMS
+from shared.audit import record_access
+from shared.http.app import PlatformDep
+from shared.http.problems import Problem
+
+router = APIRouter(prefix="/v1/patients", tags=["patients"])
+
+EXPECTED_LEVEL_MAX_DAYS = 30
+
+
+class ScorePoint(BaseModel):
+    submission_id: UUID
+    authored: datetime
+    answered_by: str
+    grades: dict[str, int]
+    level: str
+    ecog: int | None
+    alert_id: UUID | None
+
+
+class PatientMessage(BaseModel):
+    id: UUID
+    answered_by: str
+    body: str
+    sent_at: datetime
+    alert_id: UUID | None
+
+
+class Session(BaseModel):
+    session_id: UUID
+    scheduled_for: datetime
+    cycle: int | None
+
+
+class ExpectedLevelView(BaseModel):
+    term: str
+    grade: int
+    until: datetime
+    set_by: str
+    set_at: datetime
+
+
+class Timeline(BaseModel):
+    patient_id: UUID
+    submissions: list[ScorePoint] = Field(description="Oldest first: the per-term composite-grade trend")
+    alerts: list[AlertView] = Field(description="Newest first, with their outcomes")
+    messages: list[PatientMessage] = Field(description="Newest first")
+    sessions: list[Session] = Field(description="Chemotherapy sessions, to align the trend on")
+    expected_levels: list[ExpectedLevelView]
+
+
+@router.get("/{patient_id}/timeline", response_model=Timeline, summary="The patient's trend, alerts and messages")
+async def timeline(
+    patient_id: UUID,
+    nurse: Nurse,
+    platform: PlatformDep,
+    levels: LevelsDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 60,
+) -> Any:
+    now = datetime.now(UTC)
+    async with platform.pool.acquire() as conn, conn.transaction():
+        scores = await repository.patient_scores(conn, patient_id, limit)
+        alerts = await repository.patient_alerts(conn, patient_id, limit)
+        messages = await repository.patient_messages(conn, patient_id, limit)
+        sessions = await repository.patient_sessions(conn, patient_id)
+        expected = await repository.patient_expected_levels(conn, patient_id, now)
+        await record_access(
+            conn,
+            actor=nurse.staff_id,
+            roles=nurse.roles,
+            action="patient.timeline",
+            resource=f"patient/{patient_id}",
+            patient_id=patient_id,
+        )
+    return Timeline(
+        patient_id=patient_id,
+        submissions=[ScorePoint(**dict(s)) for s in scores],
+        alerts=[alert_view(a, now, levels) for a in alerts],
+        messages=[PatientMessage(**dict(m)) for m in messages],
+        sessions=[Session(**dict(s)) for s in sessions],
+        expected_levels=[ExpectedLevelView(**dict(e)) for e in expected],
+    )
+
+
+class ExpectedLevelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grade: int = Field(ge=0, le=3, description="Composite grades up to this one are expected and do not alert.")
+    until: date = Field(description=f"The last day it applies (at most {EXPECTED_LEVEL_MAX_DAYS} days ahead).")
+
+
+def _known_term(term: str) -> str:
+    if term not in TERMS:
+        raise Problem(404, f"There is no symptom {term!r}; use one of: {', '.join(sorted(TERMS))}.")
+    return term
+
+
+@router.put(
+    "/{patient_id}/expected-levels/{term}",
+    response_model=ExpectedLevelView,
+    summary=f"Expect a symptom at a grade for up to {EXPECTED_LEVEL_MAX_DAYS} days (no alert at or below it)",
+)
+async def set_expected_level(
+    patient_id: UUID, term: str, body: ExpectedLevelRequest, nurse: Nurse, platform: PlatformDep
+) -> Any:
+    _known_term(term)
+    now = datetime.now(UTC)
+    hours = levels_zone(platform)
+    today = now.astimezone(hours).date()
+    if body.until < today:
+        raise Problem(422, "The end date is in the past.", pointer="/until")
+    if body.until > today + timedelta(days=EXPECTED_LEVEL_MAX_DAYS):
+        raise Problem(
+            422,
+            f"An expected level lasts at most {EXPECTED_LEVEL_MAX_DAYS} days: choose an end date on or before "
+            f"{(today + timedelta(days=EXPECTED_LEVEL_MAX_DAYS)).isoformat()}.",
+            pointer="/until",
+        )
+    # "Until 24 November" means through that whole day, in the hospital's time zone.
+    until = datetime.combine(body.until + timedelta(days=1), time(0), hours)
+    async with platform.pool.acquire() as conn, conn.transaction():
+        row = await repository.set_expected_level(conn, patient_id, term, body.grade, until, nurse.staff_id, now)
+        await record_access(
+            conn,
+            actor=nurse.staff_id,
+            roles=nurse.roles,
+            action="expected_level.set",
+            resource=f"patient/{patient_id}/expected-levels/{term}",
+            patient_id=patient_id,
+        )
+    return ExpectedLevelView(**dict(row))
+
+
+@router.delete("/{patient_id}/expected-levels/{term}", status_code=204, summary="Stop expecting a symptom")
+async def clear_expected_level(patient_id: UUID, term: str, nurse: Nurse, platform: PlatformDep) -> Response:
+    _known_term(term)
+    async with platform.pool.acquire() as conn, conn.transaction():
+        removed = await repository.clear_expected_level(conn, patient_id, term)
+        if not removed:
+            raise Problem(404, "No expected level is set for this patient and symptom.")
+        await record_access(
+            conn,
+            actor=nurse.staff_id,
+            roles=nurse.roles,
+            action="expected_level.clear",
+            resource=f"patient/{patient_id}/expected-levels/{term}",
+            patient_id=patient_id,
+        )
+    return Response(status_code=204)
+
+
+def levels_zone(platform: Any) -> ZoneInfo:
+    return ZoneInfo(platform.extras["service_levels"].hours.zone)

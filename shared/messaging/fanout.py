@@ -1,0 +1,198 @@
+"""One stream subscription per process, fanned out in memory to every connected live client.
+
+Hundreds of dashboards follow the same alert stream: one JetStream consumer per browser would multiply
+the broker's work by the number of screens. Instead each process reads the stream once (an ordered
+consumer) and hands every event, encoded once, to each client's bounded queue.
+
+Replay stays exact: every event keeps its stream sequence, the process keeps the most recent ones in
+memory, and a client that reconnects with ``Last-Event-ID`` gets what it missed from that buffer, or
+from the stream itself when the gap is older than the buffer. A client that cannot keep up is closed
+(its browser reconnects with its last id and catches up) rather than allowed to hold memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+log = logging.getLogger(__name__)
+
+Frame = tuple[int, bytes]  # (stream sequence, the encoded event)
+Encode = Callable[[Msg], bytes]
+
+
+@dataclass(eq=False)
+class LiveClient:
+    queue: asyncio.Queue[Frame | None]
+    overflowed: bool = False
+
+
+@dataclass
+class Catchup:
+    """What a (re)connecting client receives before the live events."""
+
+    reset: bool  # the gap is older than the stream keeps: reload the list, then follow
+    frames: list[Frame] = field(default_factory=list)
+
+
+class StreamFanout:
+    def __init__(
+        self,
+        stream: str,
+        subject_filter: str,
+        encode: Encode,
+        *,
+        buffer_size: int = 10_000,
+        client_queue_size: int = 5_000,
+    ) -> None:
+        self.stream = stream
+        self.subject_filter = subject_filter
+        self._encode = encode
+        self._buffer: deque[Frame] = deque(maxlen=buffer_size)
+        self._clients: set[LiveClient] = set()
+        self._queue_size = client_queue_size
+        self._js: JetStreamContext | None = None
+        self.head = 0  # the sequence of the last event handed out
+        self.ready = asyncio.Event()
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    async def run(self, platform: Any, stop: asyncio.Event) -> None:
+        """A background job of the service: follow the stream until ``stop``."""
+        js: JetStreamContext = platform.js
+        self._js = js
+        info = await js.stream_info(self.stream)
+        start = max(info.state.first_seq, info.state.last_seq - (self._buffer.maxlen or 0) + 1, 1)
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+        sub = await js.subscribe(self.subject_filter, stream=self.stream, ordered_consumer=True, config=config)
+        try:
+            # The buffer is filled from what the stream holds before the first client is served live.
+            pending = info.state.last_seq >= start
+            while not stop.is_set():
+                try:
+                    msg = await sub.next_msg(timeout=0.25)
+                except nats.errors.TimeoutError:
+                    pending = False
+                    self.ready.set()
+                    continue
+                self._publish(msg)
+                if pending and msg.metadata.sequence.stream >= info.state.last_seq:
+                    pending = False
+                    self.ready.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            self.disconnect_all()
+
+    def disconnect_all(self) -> None:
+        """Close every live client (each reconnects with its last id): on shutdown, or to shed them all."""
+        for client in list(self._clients):
+            self._close(client)
+
+    def _publish(self, msg: Msg) -> None:
+        seq = msg.metadata.sequence.stream
+        try:
+            frame = (seq, self._encode(msg))
+        except Exception:
+            log.exception("event at stream sequence %s cannot be encoded for live clients; skipped", seq)
+            return
+        self._buffer.append(frame)
+        self.head = seq
+        for client in list(self._clients):
+            try:
+                client.queue.put_nowait(frame)
+            except asyncio.QueueFull:
+                client.overflowed = True
+                self._close(client)
+
+    def _close(self, client: LiveClient) -> None:
+        self._clients.discard(client)
+        with contextlib.suppress(asyncio.QueueFull):
+            client.queue.put_nowait(None)
+
+    def connect(self, after: int | None) -> tuple[LiveClient, int, list[Frame]]:
+        """Register a client for the live events, and return what the buffer holds after ``after`` and the
+        sequence up to which the client must be caught up before the live events (no await in between, so
+        nothing falls in the gap)."""
+        client = LiveClient(asyncio.Queue(maxsize=self._queue_size))
+        self._clients.add(client)
+        if after is None:
+            return client, self.head, []
+        buffered = [frame for frame in self._buffer if frame[0] > after]
+        return client, self.head, buffered
+
+    def disconnect(self, client: LiveClient) -> None:
+        self._clients.discard(client)
+
+    def buffer_covers(self, after: int) -> bool:
+        if not self._buffer:
+            return after >= self.head
+        return after >= self._buffer[0][0] - 1
+
+    async def history(self, after: int, upto: int) -> Catchup:
+        """The events after ``after`` up to ``upto`` read from the stream itself (a gap older than the buffer)."""
+        assert self._js is not None, "the fan-out is not running"
+        info = await self._js.stream_info(self.stream)
+        reset = after + 1 < info.state.first_seq
+        start = max(after + 1, info.state.first_seq)
+        catchup = Catchup(reset=reset)
+        if upto < start:
+            return catchup
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+        sub = await self._js.subscribe(self.subject_filter, stream=self.stream, ordered_consumer=True, config=config)
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=1.0)
+                except nats.errors.TimeoutError:
+                    break
+                seq = msg.metadata.sequence.stream
+                if seq > upto:
+                    break
+                catchup.frames.append((seq, self._encode(msg)))
+                if seq == upto:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return catchup
+
+    async def follow(self, after: int | None, *, reset_frame: bytes) -> AsyncIterator[bytes]:
+        """Everything after ``after`` (or only what is new, without it), then the live events, in order and
+        once each."""
+        # Until the buffer holds what the stream held at start-up, "new" and "after n" mean nothing yet.
+        await asyncio.wait_for(self.ready.wait(), timeout=30)
+        client, upto, buffered = self.connect(after)
+        try:
+            last = after if after is not None else upto
+            if after is not None and not self.buffer_covers(after):
+                catchup = await self.history(after, upto)
+                if catchup.reset:
+                    yield reset_frame
+                buffered = catchup.frames + [f for f in buffered if f[0] > upto]
+            for seq, frame in buffered:
+                if seq > last:
+                    last = seq
+                    yield frame
+            while True:
+                item = await client.queue.get()
+                if item is None:
+                    return  # too slow, or the service is stopping: the client reconnects with its last id
+                seq, frame = item
+                if seq > last:
+                    last = seq
+                    yield frame
+        finally:
+            self.disconnect(client)

@@ -1,0 +1,176 @@
+"""The nurse dashboard in a real headless Chromium (Debian's), against the real services over HTTP.
+
+A submission posted by a tablet appears on the open page without a reload; acknowledging in one browser
+updates another; a resolved alert leaves the list; a dropped connection catches up; an overdue alert is
+shown as such. ``test-artifacts/dashboard.png`` is left for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from services.alerting.escalation import escalate_overdue
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.devservers import ROOT
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from shared.testing.services import in_process, served
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+# What this machine's closed network needs (no background requests to Google's hosts).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    assert shutil.which(CHROMIUM), "Debian's chromium is missing: make browser (apt-get install chromium)"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@dataclass
+class Ward:
+    url: str
+    tablet: httpx.AsyncClient
+    alerting: Any
+    tokens: TokenService
+    browser: Browser
+
+    async def dashboard(self, staff_id: str = "ide-claire") -> Page:
+        """A nurse's dashboard, signed in (the token in sessionStorage, as the sign-in form leaves it)."""
+        token = self.tokens.issue_staff_token(staff_id, {"nurse"})
+        context: BrowserContext = await self.browser.new_context(
+            viewport={"width": 1366, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris"
+        )
+        await context.add_init_script(
+            f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})"
+        )
+        page = await context.new_page()
+        await page.goto(f"{self.url}/dashboard/")
+        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+        return page
+
+    async def submit(self, answers: dict[str, Any] = RED_NAUSEA) -> uuid.UUID:
+        patient = uuid.uuid4()
+        token = self.tokens.issue_device_token(patient, "tablet-browser")
+        response = await self.tablet.post(
+            "/v1/submissions",
+            content=orjson.dumps(questionnaire_response(answers)),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Idempotency-Key": str(uuid.uuid4()),
+                "Content-Type": "application/fhir+json",
+            },
+        )
+        assert response.status_code == 202, response.text
+        return patient
+
+
+@pytest.fixture
+async def ward(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Ward]:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with (
+        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
+        served(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"))) as (url, alerting),  # type: ignore[arg-type]
+    ):
+        yield Ward(url, tablet, alerting, tokens, browser)
+
+
+def rows(page: Page) -> Any:
+    return page.locator("#alert-rows [data-alert-id]")
+
+
+async def test_a_submission_appears_live_and_acknowledging_updates_every_dashboard(ward: Ward) -> None:
+    claire = await ward.dashboard("ide-claire")
+    karim = await ward.dashboard("ide-karim")
+    await expect(rows(claire)).to_have_count(0)
+
+    posted = time.monotonic()
+    await ward.submit()
+    await expect(rows(claire)).to_have_count(1, timeout=5_000)
+    shown_after = time.monotonic() - posted
+    await expect(rows(karim)).to_have_count(1, timeout=5_000)
+    row = rows(claire).first
+    await expect(row).to_have_attribute("data-level", "red")
+    await expect(row).to_contain_text("Nausées")
+    assert shown_after < 2.0, f"the alert took {shown_after:.2f}s to appear"
+
+    await row.locator("[data-action=ack]").click()
+    await expect(rows(karim).first).to_have_attribute("data-status", "acknowledged", timeout=5_000)
+    await expect(rows(karim).first).to_contain_text("ide-claire")
+
+    await ward.submit({"nausea.frequency": "2", "nausea.severity": "2"})
+    await expect(rows(claire)).to_have_count(2, timeout=5_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await claire.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    await claire.locator("[data-status=acknowledged] [data-action=resolve]").click()
+    dialog = claire.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.locator("[data-action=confirm-resolve]")).to_be_disabled()
+    await dialog.locator("select[name=outcome]").select_option("chemo_postponed")
+    await dialog.locator("textarea[name=note]").fill("Bilan à refaire à J-1.")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(rows(claire)).to_have_count(1, timeout=5_000)
+    await expect(rows(karim)).to_have_count(1, timeout=5_000)
+    await expect(rows(karim).first).to_have_attribute("data-level", "orange")
+
+
+async def test_a_dropped_connection_catches_up_with_what_it_missed(ward: Ward) -> None:
+    page = await ward.dashboard()
+    await ward.submit()
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+
+    # The network goes down and the server loses the connection: the page keeps trying to reconnect.
+    await page.context.set_offline(True)
+    ward.alerting.extras["alert_feed"].disconnect_all()
+    await expect(page.locator("#connection-state")).not_to_have_attribute("data-state", "live", timeout=10_000)
+    for _ in range(2):
+        await ward.submit()
+    await page.context.set_offline(False)
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=15_000)
+    await expect(rows(page)).to_have_count(3, timeout=5_000)
+
+
+async def test_an_overdue_alert_is_shown_as_such(ward: Ward) -> None:
+    page = await ward.dashboard()
+    patient = await ward.submit()
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await expect(rows(page).first).to_have_attribute("data-overdue", "false")
+
+    # Raised last Monday at 09:00 (Paris) and never taken: past both of its deadlines now.
+    monday = datetime.fromisoformat("2026-11-16T09:00:00+01:00")
+    pool = ward.alerting.pool
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE alerts SET raised_at = $2, level_since = $2 WHERE patient_id = $1", patient, monday)
+    escalated = await escalate_overdue(pool, datetime.now(UTC), ward.alerting.extras["service_levels"])
+    assert [e.escalation_level for e in escalated] == [1, 2]
+    await expect(rows(page).first).to_have_attribute("data-overdue", "true", timeout=5_000)
+    await expect(rows(page).first).to_contain_text("EN RETARD")

@@ -1,0 +1,121 @@
+"""Service levels and escalation deadlines (CLINICAL.md §4), and the team's figures, at chosen moments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.alerting.figures import AlertFacts, percentile, team_figures
+from services.alerting.service_levels import ServiceLevels
+from shared.opening_hours import OpeningHours
+
+PARIS = ZoneInfo("Europe/Paris")
+LEVELS = ServiceLevels()
+
+
+def paris(day: int, hour: int, minute: int = 0, month: int = 11) -> datetime:
+    # November 2026: the 23rd is a Monday; the 21st and 22nd a weekend.
+    return datetime(2026, month, day, hour, minute, tzinfo=PARIS)
+
+
+@pytest.mark.parametrize(
+    ("raised", "due"),
+    [
+        (paris(23, 10), paris(23, 11)),  # during opening hours: one hour later
+        (paris(23, 17, 30), paris(24, 8, 30)),  # half an hour tonight, half an hour tomorrow morning
+        (paris(23, 6), paris(23, 9)),  # before opening: the clock starts at 08:00
+        (paris(21, 3), paris(23, 9)),  # Saturday night: Monday 09:00
+        (paris(27, 17, 45), paris(30, 8, 45)),  # Friday evening: Monday morning
+        (paris(23, 18), paris(24, 9)),  # at closing time exactly
+    ],
+)
+def test_red_is_due_one_opening_hour_after_it_was_raised(raised: datetime, due: datetime) -> None:
+    assert LEVELS.due_after("red", raised) == due
+
+
+@pytest.mark.parametrize(
+    ("raised", "due"),
+    [
+        (paris(23, 10), paris(24, 18)),  # Monday: by Tuesday's closing
+        (paris(27, 10), paris(30, 18)),  # Friday: by Monday's closing
+        (paris(21, 12), paris(23, 18)),  # Saturday: by Monday's closing
+        (paris(23, 23), paris(24, 18)),
+    ],
+)
+def test_orange_is_due_by_the_end_of_the_next_business_day(raised: datetime, due: datetime) -> None:
+    assert LEVELS.due_after("orange", raised) == due
+
+
+def test_daylight_saving_change_keeps_local_opening_hours() -> None:
+    # 25 October 2026: clocks go back in France (a Sunday); Monday's opening is still 08:00 local.
+    assert LEVELS.due_after("red", datetime(2026, 10, 24, 12, tzinfo=PARIS)) == datetime(2026, 10, 26, 9, tzinfo=PARIS)
+
+
+def test_escalation_levels_fall_due_one_delay_after_the_other() -> None:
+    since = paris(23, 10)
+    first, second = LEVELS.deadlines("red", since)
+    assert (first, second) == (paris(23, 11), paris(23, 12))
+    assert LEVELS.escalation_due("red", "open", since, paris(23, 10, 59)) == 0
+    assert LEVELS.escalation_due("red", "open", since, paris(23, 11)) == 1
+    assert LEVELS.escalation_due("red", "open", since, paris(23, 12, 30)) == 2
+    assert LEVELS.escalation_due("red", "acknowledged", since, paris(23, 15)) == 0
+    assert LEVELS.deadlines("orange", paris(23, 10)) == (paris(24, 18), paris(25, 18))
+
+
+def test_custom_opening_hours_and_red_delay() -> None:
+    levels = ServiceLevels(OpeningHours.parse("09:00-17:00"), red_within=timedelta(minutes=30))
+    assert levels.due_after("red", paris(23, 16, 50)) == paris(24, 9, 20)
+
+
+def test_naive_moments_are_refused() -> None:
+    with pytest.raises(ValueError):
+        LEVELS.due_after("red", datetime(2026, 11, 23, 10))
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 50) is None
+    assert percentile([5.0], 90) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert percentile([float(v) for v in range(1, 11)], 90) == 9.0
+
+
+def facts(
+    level: str, raised: datetime, ack_after: float | None, close_after: float | None, outcome: str | None
+) -> AlertFacts:
+    ack = raised + timedelta(minutes=ack_after) if ack_after is not None else None
+    closed = raised + timedelta(minutes=close_after) if close_after is not None else None
+    status = "resolved" if closed else "acknowledged" if ack else "open"
+    return AlertFacts(level, status, raised, raised, ack, closed, outcome)
+
+
+def test_team_figures() -> None:
+    now = paris(26, 12)
+    alerts = [
+        facts("red", paris(23, 10), 20, 60, "phone_call"),  # within its hour
+        facts("red", paris(23, 14), 90, 120, "no_action_needed"),  # late
+        facts("orange", paris(24, 9), 600, None, None),  # within the next business day
+        facts("red", paris(26, 11, 30), None, None, None),  # not yet due: not judged
+        facts("orange", paris(23, 9), None, None, None),  # never taken, past due: missed
+    ]
+    figures = team_figures(
+        alerts, patient_weeks=10.0, open_now=[a for a in alerts if a.status == "open"], now=now, levels=LEVELS
+    )
+    assert figures.alerts_by_level == {"red": 3, "orange": 2}
+    assert figures.time_to_acknowledge.count == 3
+    assert figures.time_to_acknowledge.median_s == 90 * 60
+    assert figures.time_to_acknowledge.p90_s == 600 * 60
+    assert figures.within_service_level_share == pytest.approx(2 / 4)
+    assert figures.time_to_close.count == 2 and figures.time_to_close.median_s == 60 * 60
+    assert figures.acted_share == pytest.approx(1 / 2)
+    assert figures.alert_rate_per_patient_week == pytest.approx(0.5)
+    assert figures.overdue_now == 1
+
+
+def test_team_figures_without_data_are_empty_not_zero() -> None:
+    figures = team_figures([], patient_weeks=0.5, open_now=[], now=datetime.now(UTC), levels=LEVELS)
+    assert figures.time_to_acknowledge.median_s is None
+    assert figures.within_service_level_share is None
+    assert figures.acted_share is None
+    assert figures.alert_rate_per_patient_week is None
