@@ -54,8 +54,29 @@ async function readProblem(response) {
     body = null;
   }
   const title = body && typeof body.title === "string" ? body.title : response.statusText;
-  const detail = body && typeof body.detail === "string" ? body.detail : "";
-  return new ApiError(response.status, title, detail || fallbackDetail(response.status, title), body);
+  // The API's problem details are in English (it is an API); nurses read French.
+  return new ApiError(response.status, title, frenchDetail(response.status, body) || fallbackDetail(response.status, title), body);
+}
+
+const PROBLEM_BASE = "https://oncofollow.example/problems/";
+
+/** The French sentence for the problems a nurse can meet on this page, from the problem's type. */
+function frenchDetail(status, body) {
+  const kind = body && typeof body.type === "string" ? body.type.replace(PROBLEM_BASE, "") : "";
+  if (kind === "alert-conflict") {
+    if (body.alert_status === "acknowledged") return "Une collègue a déjà pris cette alerte.";
+    if (body.alert_status === "resolved") return "Cette alerte est déjà clôturée.";
+    if (body.alert_status === "open") return "Seule une alerte clôturée peut être rouverte.";
+    return "Cette action n'est plus possible : l'alerte a changé entre-temps.";
+  }
+  if (kind === "missing-token" || kind === "invalid-token") return "Votre session n'est plus valide. Reconnectez-vous.";
+  if (kind === "missing-role" || kind === "wrong-token") return "Votre compte n'a pas les droits pour cette action.";
+  if (status === 404) return "Cet élément n'existe pas (ou plus).";
+  if (status === 422 && body && body.pointer === "/until")
+    return "La date de fin doit être aujourd'hui ou dans les 30 prochains jours.";
+  if (status === 422) return "Vérifiez les valeurs saisies.";
+  if (status === 503) return "Le service est momentanément surchargé. Réessayez dans un instant.";
+  return "";
 }
 
 function fallbackDetail(status, title) {
