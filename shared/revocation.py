@@ -10,15 +10,12 @@ revocation within one poll interval, whichever replica consumed the event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import asyncpg
 
-log = logging.getLogger(__name__)
-
+from shared.periodic import every
 
 # A row's revoked_at is its transaction's start, and it becomes visible at commit: each poll looks this
 # far behind the newest row it has seen, so a slow transaction's row is not skipped.
@@ -54,14 +51,11 @@ class RevocationList:
         return len(self._revoked) - before
 
     async def run(self, pool: asyncpg.Pool, stop: asyncio.Event, every_s: float = 0.5) -> None:
-        while not stop.is_set():
-            try:
-                async with pool.acquire() as conn:
-                    await self.refresh(conn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("revocation refresh skipped: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every_s)
+        async def refresh() -> None:
+            async with pool.acquire() as conn:
+                await self.refresh(conn)
+
+        await every(every_s, stop, refresh, name="revocation refresh")
 
 
 async def revoke(conn: asyncpg.Connection, token_ids: Iterable[str], reason: str) -> None:

@@ -8,7 +8,6 @@ is a parameter: tests move time instead of waiting for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from shared.db.outbox import add_event
 from shared.events.alerts import AlertEscalatedV1
 from shared.events.catalog import make_event
 from shared.http.app import BackgroundTask, Platform
+from shared.periodic import every
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,9 @@ async def escalate_overdue(
 
 def escalation_watch(levels: ServiceLevels, every_s: float, clock: Clock = system_clock) -> BackgroundTask:
     async def watch_escalations(platform: Platform, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await escalate_overdue(platform.pool, clock(), levels, schema=platform.schema)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("escalation check skipped: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every_s)
+        async def check() -> None:
+            await escalate_overdue(platform.pool, clock(), levels, schema=platform.schema)
+
+        await every(every_s, stop, check, name="escalation check")
 
     return watch_escalations

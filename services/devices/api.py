@@ -147,6 +147,18 @@ async def _command(request: Request, platform: Platform, staff: StaffPrincipal, 
     return json_response(body, status)
 
 
+# Clocks of the desk PCs drift a little; beyond this, a date in the future is a typing error.
+CLOCK_SLACK = timedelta(minutes=5)
+
+
+def _not_in_future(moment: datetime | None, now: datetime, what: str, pointer: str) -> datetime:
+    if moment is None:
+        return now
+    if moment > now + CLOCK_SLACK:
+        raise Problem(422, f"{what} cannot be recorded in the future.", pointer=pointer)
+    return moment
+
+
 async def _locked_tablet(conn: asyncpg.Connection, tablet_id: UUID) -> Any:
     row = await repository.lock_tablet(conn, tablet_id)
     if row is None:
@@ -432,8 +444,7 @@ async def loan_tablet(
 
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
         today = now.date()
-        if body.agreement.signed_at > now + timedelta(minutes=5):
-            raise Problem(422, "The agreement cannot be signed in the future.", pointer="/agreement/signed_at")
+        _not_in_future(body.agreement.signed_at, now, "A signature", "/agreement/signed_at")
         try:
             expected = body.expected_return_on or default_expected_return(today, body.treatment_ends_on)
         except ValueError as exc:
@@ -515,9 +526,7 @@ async def return_tablet(
     key: IdempotencyKey = None,
 ) -> Any:
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
-        returned_at = body.returned_at or now
-        if returned_at > now + timedelta(minutes=5):
-            raise Problem(422, "A return cannot be recorded in the future.", pointer="/returned_at")
+        returned_at = _not_in_future(body.returned_at, now, "A return", "/returned_at")
         tablet = await _locked_tablet(conn, tablet_id)
         await _move(conn, tablet, Action.RETURN, staff, now, None)
         loan = await repository.open_loan(conn, tablet_id)
@@ -594,9 +603,7 @@ async def wipe_tablet(
     key: IdempotencyKey = None,
 ) -> Any:
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
-        wiped_at = body.wiped_at or now
-        if wiped_at > now + timedelta(minutes=5):
-            raise Problem(422, "A wipe cannot be recorded in the future.", pointer="/wiped_at")
+        wiped_at = _not_in_future(body.wiped_at, now, "A wipe", "/wiped_at")
         tablet = await _locked_tablet(conn, tablet_id)
         await _move(conn, tablet, Action.RECORD_WIPE, staff, now, f"{body.method.value}: {body.proof}")
         await repository.insert_wipe(

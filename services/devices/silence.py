@@ -8,7 +8,6 @@ event to the outbox. The clock is a parameter, so tests move time instead of wai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from shared.db.outbox import add_events
 from shared.events.catalog import make_event
 from shared.events.devices import TabletInactiveV1
 from shared.http.app import BackgroundTask, Platform
+from shared.periodic import every
 from shared.telemetry import current_trace_headers
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,10 @@ def silence_watch(policy: SilencePolicy, every_s: float, clock: Clock = system_c
     """The background job: look for silent tablets every ``every_s`` seconds."""
 
     async def watch_silences(platform: Platform, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await report_silent_tablets(platform.pool, clock(), policy, schema=platform.schema)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("silence check skipped: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every_s)
+        async def check() -> None:
+            await report_silent_tablets(platform.pool, clock(), policy, schema=platform.schema)
+
+        await every(every_s, stop, check, name="silence check")
 
     return watch_silences
 
@@ -94,15 +91,12 @@ def heartbeat_retention(keep_days: int, every_s: float = 3600.0) -> BackgroundTa
     """Heartbeats are kept ``keep_days`` days (the tablet keeps its latest reading for ever)."""
 
     async def purge_old_heartbeats(platform: Platform, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                async with platform.pool.acquire() as conn:
-                    removed = await repository.purge_heartbeats(conn, keep_days)
-                if removed:
-                    log.info("removed %s heartbeats older than %s days", removed, keep_days)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("heartbeat purge skipped: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every_s)
+        async def purge() -> None:
+            async with platform.pool.acquire() as conn:
+                removed = await repository.purge_heartbeats(conn, keep_days)
+            if removed:
+                log.info("removed %s heartbeats older than %s days", removed, keep_days)
+
+        await every(every_s, stop, purge, name="heartbeat purge")
 
     return purge_old_heartbeats

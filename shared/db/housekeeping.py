@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
 import asyncpg
+
+from shared.periodic import every
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,10 @@ async def purge(conn: asyncpg.Connection, retention: Retention = Retention()) ->
 
 
 async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, every_s: float = 3600.0) -> None:
-    while not stop.is_set():
-        try:
-            async with pool.acquire() as conn:
-                removed = await purge(conn)
-            if any(removed.values()):
-                log.info("housekeeping removed %s", removed)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("housekeeping skipped: %s", type(exc).__name__)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every_s)
+    async def housekeeping() -> None:
+        async with pool.acquire() as conn:
+            removed = await purge(conn)
+        if any(removed.values()):
+            log.info("housekeeping removed %s", removed)
+
+    await every(every_s, stop, housekeeping, name="housekeeping")

@@ -1,0 +1,29 @@
+"""Work done every so often by each process (housekeeping, polls, scheduled checks) until it stops.
+
+A failure of the database or the network skips one round, with a warning, and the next round tries again:
+a scheduled job must outlive a PostgreSQL restart. Anything else is a bug and is not swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+PASSING_FAULTS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def every(interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[object]], *, name: str) -> None:
+    """Run ``work`` now, then every ``interval_s`` seconds, until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            await work()
+        except PASSING_FAULTS as exc:
+            log.warning("%s skipped: %s", name, type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
