@@ -46,9 +46,16 @@ typecheck: install
 token: install
 	@$(PY) scripts/dev_token.py $(if $(PATIENT),--patient $(PATIENT)) $(if $(ROLE),--role $(ROLE)) $(if $(STAFF),--staff $(STAFF))
 
-## Open-loop load against the running services (start them with `make run` first, or let it start its own).
+## Open-loop load (bench/README.md): the submission path, then the heartbeat path; each starts its own NATS,
+## PostgreSQL and services unless told the addresses of running ones (BENCH_ARGS, HEARTBEAT_BENCH_ARGS).
 bench: install
 	$(PY) bench/submissions.py $(BENCH_ARGS)
+	$(PY) bench/heartbeats.py $(HEARTBEAT_BENCH_ARGS)
+
+## Only the heartbeat benchmark: make bench-heartbeats HEARTBEAT_BENCH_ARGS="--rates 2000 --duration 30"
+.PHONY: bench-heartbeats
+bench-heartbeats: install
+	$(PY) bench/heartbeats.py $(HEARTBEAT_BENCH_ARGS)
 
 ## Regenerate the AsyncAPI document from the event catalogue.
 asyncapi: install
