@@ -73,8 +73,25 @@ class StreamFanout:
         """A background job of the service: follow the stream until ``stop``."""
         js: JetStreamContext = platform.js
         self._js = js
+        try:
+            while not stop.is_set():
+                try:
+                    await self._follow_stream(js, stop)
+                except Exception:
+                    # The broker went away or the subscription broke: pick up after the last event handed
+                    # out, so that no client misses one and none gets one twice.
+                    log.exception("live feed of %s interrupted; resubscribing", self.stream)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=1.0)
+        finally:
+            self.disconnect_all()
+
+    async def _follow_stream(self, js: JetStreamContext, stop: asyncio.Event) -> None:
         info = await js.stream_info(self.stream)
-        start = max(info.state.first_seq, info.state.last_seq - (self._buffer.maxlen or 0) + 1, 1)
+        if self.head:
+            start = self.head + 1
+        else:
+            start = max(info.state.first_seq, info.state.last_seq - (self._buffer.maxlen or 0) + 1, 1)
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
         sub = await js.subscribe(self.subject_filter, stream=self.stream, ordered_consumer=True, config=config)
         try:
@@ -87,6 +104,8 @@ class StreamFanout:
                     pending = False
                     self.ready.set()
                     continue
+                if msg.metadata.sequence.stream <= self.head:
+                    continue  # already handed out before a resubscription
                 self._publish(msg)
                 if pending and msg.metadata.sequence.stream >= info.state.last_seq:
                     pending = False
@@ -94,7 +113,6 @@ class StreamFanout:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-            self.disconnect_all()
 
     def disconnect_all(self) -> None:
         """Close every live client (each reconnects with its last id): on shutdown, or to shed them all."""
@@ -119,8 +137,11 @@ class StreamFanout:
 
     def _close(self, client: LiveClient) -> None:
         self._clients.discard(client)
-        with contextlib.suppress(asyncio.QueueFull):
-            client.queue.put_nowait(None)
+        if client.queue.full():
+            # What it has not read yet is dropped: it ends now and gets it all again on reconnection.
+            while not client.queue.empty():
+                client.queue.get_nowait()
+        client.queue.put_nowait(None)
 
     def connect(self, after: int | None) -> tuple[LiveClient, int, list[Frame]]:
         """Register a client for the live events, and return what the buffer holds after ``after`` and the

@@ -1,0 +1,146 @@
+"""The in-process fan-out of one stream subscription to many live clients, against a real JetStream:
+replay from the buffer or from the stream, a reset when the gap is older than the stream keeps, slow clients
+shed, and the feed surviving a NATS restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from shared.messaging.connection import connect
+from shared.messaging.fanout import StreamFanout
+from shared.messaging.topology import ensure_topology
+
+pytestmark = pytest.mark.integration
+
+RESET = b"reset"
+
+
+def encode(msg: Msg) -> bytes:
+    return msg.data
+
+
+@dataclass
+class Feed:
+    js: JetStreamContext
+    fanout: StreamFanout
+    stop: asyncio.Event
+
+    async def publish(self, *bodies: str) -> list[int]:
+        return [(await self.js.publish("alert.raised", body.encode())).seq for body in bodies]
+
+
+@contextlib.asynccontextmanager
+async def feed(nats_url: str, **options: Any) -> AsyncIterator[Feed]:
+    nc = await connect([nats_url], name="fanout-test")
+    js = nc.jetstream(timeout=5)
+    await ensure_topology(js)
+    fanout = StreamFanout("ALERTS", "alert.>", encode, **options)
+    stop = asyncio.Event()
+
+    @dataclass
+    class Holder:
+        js: JetStreamContext
+
+    task = asyncio.create_task(fanout.run(Holder(js), stop))
+    try:
+        yield Feed(js, fanout, stop)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        await nc.drain()
+
+
+async def take(stream: AsyncIterator[bytes], count: int, within: float = 5.0) -> list[bytes]:
+    async def read() -> list[bytes]:
+        return [await anext(stream) for _ in range(count)]
+
+    return await asyncio.wait_for(read(), within)
+
+
+async def test_live_clients_get_every_new_event_once_in_order(nats_url: str) -> None:
+    async with feed(nats_url) as f:
+        await asyncio.wait_for(f.fanout.ready.wait(), 5)
+        clients = [f.fanout.follow(None, reset_frame=RESET) for _ in range(3)]
+        firsts = [asyncio.create_task(anext(c)) for c in clients]
+        await asyncio.sleep(0.2)
+        await f.publish("a", "b", "c")
+        assert [await asyncio.wait_for(t, 5) for t in firsts] == [b"a"] * 3
+        for client in clients:
+            assert await take(client, 2) == [b"b", b"c"]
+        assert f.fanout.clients == 3
+
+
+async def test_a_reconnecting_client_gets_exactly_what_it_missed_from_the_buffer_or_the_stream(nats_url: str) -> None:
+    async with feed(nats_url, buffer_size=2) as f:
+        seqs = await f.publish("e1", "e2", "e3", "e4", "e5")
+        await asyncio.wait_for(f.fanout.ready.wait(), 5)
+        # In the buffer (the last two).
+        assert await take(f.fanout.follow(seqs[2], reset_frame=RESET), 2) == [b"e4", b"e5"]
+        # Older than the buffer: read from the stream, then the buffer, then live.
+        older = f.fanout.follow(seqs[0], reset_frame=RESET)
+        assert await take(older, 4) == [b"e2", b"e3", b"e4", b"e5"]
+        nxt = asyncio.create_task(anext(older))
+        await asyncio.sleep(0.1)
+        await f.publish("e6")
+        assert await asyncio.wait_for(nxt, 5) == b"e6"
+
+
+async def test_a_gap_older_than_the_stream_keeps_starts_with_a_reset(nats_url: str) -> None:
+    async with feed(nats_url, buffer_size=2) as f:
+        seqs = await f.publish("x1", "x2", "x3", "x4")
+        await f.js.purge_stream("ALERTS", keep=2)  # the stream now starts at x3
+        await asyncio.wait_for(f.fanout.ready.wait(), 5)
+        assert await take(f.fanout.follow(seqs[0], reset_frame=RESET), 3) == [RESET, b"x3", b"x4"]
+
+
+async def test_a_client_that_cannot_keep_up_is_closed_and_others_are_not(nats_url: str) -> None:
+    async with feed(nats_url, client_queue_size=3) as f:
+        await asyncio.wait_for(f.fanout.ready.wait(), 5)
+        slow = f.fanout.follow(None, reset_frame=RESET)
+        fast = f.fanout.follow(None, reset_frame=RESET)
+        first_slow = asyncio.create_task(anext(slow))
+        all_fast = asyncio.create_task(take(fast, 6))
+        await asyncio.sleep(0.2)
+        seqs = await f.publish(*(f"m{i}" for i in range(6)))
+        assert await asyncio.wait_for(first_slow, 5) == b"m0"
+        assert await asyncio.wait_for(all_fast, 5) == [f"m{i}".encode() for i in range(6)]
+        # The slow one read m0 only; five more came, over its queue of three: it was closed, at once.
+        assert [frame async for frame in slow] == []
+        assert f.fanout.clients == 1
+        # It reconnects from its last id and catches up.
+        assert await take(f.fanout.follow(seqs[0], reset_frame=RESET), 5) == [f"m{i}".encode() for i in range(1, 6)]
+
+
+async def test_the_feed_survives_a_nats_restart(nats: Any) -> None:
+    url, server = nats
+    if server is None:
+        pytest.skip("needs the embedded NATS server (TEST_NATS_URL points at a server this test cannot restart)")
+    async with feed(url) as f:
+        await asyncio.wait_for(f.fanout.ready.wait(), 5)
+        client = f.fanout.follow(None, reset_frame=RESET)
+        first = asyncio.create_task(anext(client))
+        await asyncio.sleep(0.2)
+        await f.publish("before")
+        assert await asyncio.wait_for(first, 5) == b"before"
+        server.stop()
+        await asyncio.sleep(1.0)
+        server.start()
+
+        async def published() -> None:
+            while True:
+                try:
+                    await f.publish("after")
+                    return
+                except Exception:
+                    await asyncio.sleep(0.2)
+
+        await asyncio.wait_for(published(), 20)
+        assert await take(client, 1, within=20) == [b"after"]
