@@ -1,0 +1,1017 @@
+#!/usr/bin/env python3
+"""Open-loop benchmark of the heartbeat path: POST /v1/heartbeats → 204, on ONE devices service process.
+
+    python bench/heartbeats.py                                    # its own NATS, PostgreSQL and devices service
+    python bench/heartbeats.py --rates 500 --duration 3           # a quick smoke run
+    python bench/heartbeats.py --devices-url http://127.0.0.1:8004 \\
+        --database-url postgresql://…                             # against `make run`
+
+It creates a fleet of ``--tablets`` tablets, each on an open loan, directly in the ``devices`` schema (one
+set-wise INSERT each for tablets and loans), with a device token per loan whose ``jti`` is the loan's
+``token_id``. Then, for each offered rate, request k is due at t0 + k/rate whatever the responses (open loop,
+latency measured from the due time, as in bench/submissions.py): a random tablet of the fleet, its token, and a
+new ``sent_at``. The HTTP load comes from ``--workers`` separate processes, each with a callback-based HTTP/1.1
+keep-alive client (an asyncio.Protocol on uvloop, pre-encoded requests, no task per request). After each rate
+and at the end it counts the heartbeat rows of the fleet in PostgreSQL: rows == 204s (nothing lost, nothing
+twice). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import random
+import select
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parent.parent
+for _path in (str(ROOT), str(SCRIPT.parent)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)  # `python bench/heartbeats.py` without PYTHONPATH; `submissions` beside it
+
+import orjson  # noqa: E402
+from submissions import (  # noqa: E402
+    DISPATCH_TICK_S,
+    MAX_RATE,
+    MAX_REQUESTS_PER_PHASE,
+    STATUS_CONN_ERROR,
+    STATUS_TIMEOUT,
+    UVICORN_ARGS,
+    CpuTracker,
+    _env_pair,
+    _fmt,
+    _interrupt,
+    _rates,
+    _workers,
+    http_ready,
+    machine_info,
+    postmaster_pid,
+    require_loopback,
+    summary_ms,
+)
+
+from shared.auth import TokenService  # noqa: E402
+from shared.devservers import EmbeddedNats, EmbeddedPostgres  # noqa: E402
+from shared.settings import DEV_AUTH_SECRET  # noqa: E402
+from shared.testing.services import ServiceProcess  # noqa: E402
+
+HEARTBEATS_PATH = "/v1/heartbeats"
+SCHEMA = "devices"
+STATUS_PENDING = -2  # in flight or waiting for a connection (never reported)
+OUTCOMES = {STATUS_TIMEOUT: "timeout", STATUS_CONN_ERROR: "connection error"}
+MAX_TABLETS = 1_000_000
+EXPIRY_CHECK_S = 0.05  # how often requests past their timeout are looked for
+MAX_IDLE_S = 3.0  # uvicorn closes keep-alive connections idle for 5 s
+MACHINE = "whole machine"
+OTHERS = "other processes"
+
+
+# --------------------------------------------------------------------------------------------------
+# The load generator (runs in worker processes: `heartbeats.py --worker PLAN_JSON`)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeartbeatPlan:
+    phase: int
+    index: int
+    workers: int
+    rate: float
+    count: int  # requests in the phase, all workers together; this worker sends k = index, index+workers, …
+    duration_s: float
+    host: str
+    port: int
+    connections: int
+    timeout_s: float
+    fleet_path: str  # JSON list of device tokens
+    seed: int
+    sent_at_epoch: float  # wall clock of request 0's sent_at; request k's is this + k/rate
+
+
+def sent_at_of(plan: HeartbeatPlan, k: int) -> datetime:
+    """Request k's sent_at: strictly increasing with k and from one phase to the next, so no two requests
+    carry the same (tablet, sent_at) and every 204 must be its own row."""
+    return datetime.fromtimestamp(plan.sent_at_epoch + k / plan.rate, UTC)
+
+
+def build_requests(plan: HeartbeatPlan) -> tuple[list[tuple[float, bytes]], list[int]]:
+    """(due offset in s, raw HTTP/1.1 request) for a random tablet of the fleet and a new sent_at each,
+    and the index of each request's tablet in the fleet. The warm-up (phase 0) takes the tablets in a random
+    order, each once before any twice, so that the service has seen every token (its verified-token cache)."""
+    tokens: list[str] = orjson.loads(Path(plan.fleet_path).read_bytes())
+    rng = random.Random(f"{plan.seed}-{plan.phase}-{plan.index}")
+    order = list(range(len(tokens)))
+    random.Random(f"{plan.seed}-fleet").shuffle(order)  # the same in every worker
+    host = f"{plan.host}:{plan.port}"
+    heads: dict[int, str] = {}
+    requests: list[tuple[float, bytes]] = []
+    tablets: list[int] = []
+    for k in range(plan.index, plan.count, plan.workers):
+        tablet = order[k % len(order)] if plan.phase == 0 else rng.randrange(len(tokens))
+        tablets.append(tablet)
+        head = heads.get(tablet)
+        if head is None:
+            head = heads[tablet] = (
+                f"POST {HEARTBEATS_PATH} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {tokens[tablet]}\r\n"
+                "Content-Type: application/json\r\nContent-Length: "
+            )
+        sent_at = sent_at_of(plan, k)
+        reading: dict[str, Any] = {"battery_percent": rng.randrange(101), "app_version": "1.4.2", "sent_at": sent_at}
+        if k % 2:
+            reading["last_used_at"] = sent_at - timedelta(minutes=rng.randrange(1, 600))
+        body = orjson.dumps(reading)
+        requests.append((k / plan.rate, f"{head}{len(body)}\r\n\r\n".encode() + body))
+    return requests, tablets
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection carrying one request at a time; parses just enough of a response
+    (status, Content-Length, Connection: close) and hands it to the client."""
+
+    __slots__ = ("buffer", "client", "current", "got_bytes", "reused", "transport")
+
+    def __init__(self, client: LoadClient) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.current = -1  # the request in flight on it
+        self.reused = False
+        self.got_bytes = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        buffer = self.buffer + data if self.buffer else data
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            self.buffer = buffer
+            return
+        try:
+            status = int(buffer[9:12])
+            head = buffer[:end].lower()
+            at = head.find(b"\r\ncontent-length:")
+            if at >= 0:
+                stop = head.find(b"\r\n", at + 2)
+                length = int(head[at + 17 : stop if stop >= 0 else len(head)])
+            elif status == 204 or status == 304 or status < 200:
+                length = 0
+            else:
+                raise ValueError("a response without Content-Length")  # never from uvicorn for these
+        except ValueError as exc:
+            self.buffer = b""
+            self.client.on_error(self, exc)
+            return
+        if len(buffer) < end + 4 + length:
+            self.buffer = buffer
+            return
+        self.buffer = b""
+        self.client.on_response(self, status, b"\r\nconnection: close" not in head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.on_lost(self, exc)
+
+
+class LoadClient:
+    """At most ``limit`` connections; a request due while all are busy waits for one (and that counts).
+
+    Everything runs in callbacks: no task per request, so that the generator stays cheap beside the
+    service on a 2-core machine. A reused connection the server had closed is retried once on a new one
+    (harmless: a repeated heartbeat, same tablet and sent_at, is recorded once)."""
+
+    def __init__(self, plan: HeartbeatPlan, requests: list[tuple[float, bytes]], t0: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.host, self.port, self.limit = plan.host, plan.port, max(1, plan.connections)
+        self.timeout_s = plan.timeout_s
+        self.requests = requests
+        self.t0 = t0
+        n = len(requests)
+        self.status = [STATUS_PENDING] * n
+        self.start_lag = [-1.0] * n  # due time → handed to the client: the generator's own lateness
+        self.send_lag = [-1.0] * n  # due time → written on a connection (incl. waiting for one)
+        self.latency = [-1.0] * n  # due time → whole response read
+        self.retried_once = bytearray(n)
+        self.pending = 0
+        self.idle: list[tuple[float, _Connection]] = []
+        self.busy: set[_Connection] = set()
+        self.backlog: deque[int] = deque()
+        self.open = 0  # connected or connecting
+        self.opened = 0
+        self.retried = 0
+        self.errors: Counter[str] = Counter()
+        self._connects: set[asyncio.Task[None]] = set()
+
+    def due(self, i: int) -> float:
+        return self.t0 + self.requests[i][0]
+
+    def submit(self, i: int, now: float) -> None:
+        self.pending += 1
+        self.start_lag[i] = now - self.due(i)
+        while self.idle:
+            since, connection = self.idle.pop()
+            if now - since <= MAX_IDLE_S and connection.transport is not None:
+                self._send(connection, i, reused=True)
+                return
+            if connection.transport is not None:
+                connection.transport.close()
+        if self.open < self.limit:
+            self._connect(i)
+        else:
+            self.backlog.append(i)
+
+    def _connect(self, i: int) -> None:
+        self.open += 1
+        self.opened += 1
+        task = self.loop.create_task(self._open(i))
+        self._connects.add(task)
+        task.add_done_callback(self._connects.discard)
+
+    async def _open(self, i: int) -> None:
+        try:
+            _, connection = await self.loop.create_connection(lambda: _Connection(self), self.host, self.port)
+        except OSError as exc:
+            self.open -= 1
+            self._finish(i, STATUS_CONN_ERROR, type(exc).__name__)
+            self._serve_backlog_with_new_connection()
+            return
+        self._send(connection, i, reused=False)
+
+    def _send(self, connection: _Connection, i: int, *, reused: bool) -> None:
+        if self.status[i] != STATUS_PENDING:  # timed out while it waited
+            self._free(connection)
+            return
+        assert connection.transport is not None
+        connection.current, connection.reused, connection.got_bytes = i, reused, False
+        self.busy.add(connection)
+        self.send_lag[i] = time.monotonic() - self.due(i)
+        connection.transport.write(self.requests[i][1])
+
+    def _finish(self, i: int, status: int, error: str | None = None) -> None:
+        if self.status[i] != STATUS_PENDING:
+            return
+        self.status[i] = status
+        self.pending -= 1
+        if status > 0:
+            self.latency[i] = time.monotonic() - self.due(i)
+        if error is not None:
+            self.errors[error] += 1
+
+    def _free(self, connection: _Connection) -> None:
+        """A connection with nothing in flight: the next waiting request, or the idle list."""
+        while self.backlog:
+            j = self.backlog.popleft()
+            if self.status[j] == STATUS_PENDING:
+                self._send(connection, j, reused=True)
+                return
+        self.idle.append((time.monotonic(), connection))
+
+    def _serve_backlog_with_new_connection(self) -> None:
+        while self.backlog and self.open < self.limit:
+            j = self.backlog.popleft()
+            if self.status[j] == STATUS_PENDING:
+                self._connect(j)
+                return
+
+    def on_response(self, connection: _Connection, status: int, reusable: bool) -> None:
+        i, connection.current = connection.current, -1
+        self.busy.discard(connection)
+        if i >= 0:
+            self._finish(i, status)
+        if reusable:
+            self._free(connection)
+        elif connection.transport is not None:
+            connection.transport.close()
+
+    def on_error(self, connection: _Connection, exc: Exception) -> None:
+        i, connection.current = connection.current, -1
+        self.busy.discard(connection)
+        if i >= 0:
+            self._finish(i, STATUS_CONN_ERROR, type(exc).__name__)
+        if connection.transport is not None:
+            connection.transport.abort()
+
+    def on_lost(self, connection: _Connection, exc: Exception | None) -> None:
+        self.open -= 1
+        self.busy.discard(connection)
+        self.idle = [(since, c) for since, c in self.idle if c is not connection]
+        connection.transport = None
+        i, connection.current = connection.current, -1
+        if i >= 0 and self.status[i] == STATUS_PENDING:
+            if connection.reused and not connection.got_bytes and not self.retried_once[i]:
+                self.retried_once[i] = 1
+                self.retried += 1
+                self._connect(i)
+                return
+            self._finish(i, STATUS_CONN_ERROR, type(exc).__name__ if exc else "ConnectionClosed")
+        self._serve_backlog_with_new_connection()
+
+    def expire(self, now: float) -> None:
+        """Requests without a response ``timeout_s`` after their due time: timeouts (their connection is closed)."""
+        limit = now - self.timeout_s
+        while self.backlog and self.due(self.backlog[0]) <= limit:
+            self._finish(self.backlog.popleft(), STATUS_TIMEOUT)
+        for connection in [c for c in self.busy if c.current >= 0 and self.due(c.current) <= limit]:
+            self._finish(connection.current, STATUS_TIMEOUT)
+            connection.current = -1
+            self.busy.discard(connection)
+            if connection.transport is not None:
+                connection.transport.abort()
+
+    def close(self) -> None:
+        for i, status in enumerate(self.status):
+            if status == STATUS_PENDING:
+                self.status[i] = STATUS_TIMEOUT
+        for task in self._connects:
+            task.cancel()
+        for connection in [c for _, c in self.idle] + list(self.busy):
+            if connection.transport is not None:
+                connection.transport.abort()
+        self.idle.clear()
+        self.busy.clear()
+
+
+async def drive(plan: HeartbeatPlan, requests: list[tuple[float, bytes]], t0: float) -> dict[str, Any]:
+    """Hand every request to the client at its due time (t0 + offset, time.monotonic), whatever the responses."""
+    loop = asyncio.get_running_loop()
+    client = LoadClient(plan, requests, t0)
+    cpu_start = time.process_time()
+    cpu_window: list[float] = []
+    loop.call_later(
+        max(0.0, t0 + plan.duration_s - time.monotonic()), lambda: cpu_window.append(time.process_time() - cpu_start)
+    )
+    n = len(requests)
+    i = 0
+    next_expiry = t0 + EXPIRY_CHECK_S
+    while i < n:
+        now = time.monotonic()
+        while i < n and t0 + requests[i][0] <= now:
+            client.submit(i, now)
+            i += 1
+        if now >= next_expiry:
+            client.expire(now)
+            next_expiry = now + EXPIRY_CHECK_S
+        if i < n:
+            # Ticks of at least DISPATCH_TICK_S (see bench/submissions.py): a request handed over up to a
+            # tick late is still timed from its due time.
+            await asyncio.sleep(max(DISPATCH_TICK_S, t0 + requests[i][0] - time.monotonic()))
+    deadline = t0 + (requests[-1][0] if requests else 0.0) + plan.timeout_s + 1.0
+    while client.pending and time.monotonic() < deadline:
+        client.expire(time.monotonic())
+        await asyncio.sleep(EXPIRY_CHECK_S)
+    client.close()
+    return {
+        "status": client.status,
+        "start_lag": client.start_lag,
+        "send_lag": client.send_lag,
+        "latency": client.latency,
+        "connections_opened": client.opened,
+        "retried_on_stale_connection": client.retried,
+        "connection_error_kinds": dict(client.errors),
+        "cpu_window_s": cpu_window[0] if cpu_window else time.process_time() - cpu_start,
+        "cpu_total_s": time.process_time(),
+    }
+
+
+def worker_main(plan_json: str) -> int:
+    """READY on stdout once the requests are built; t0 on stdin; the results as one JSON document."""
+    try:
+        plan = HeartbeatPlan(**orjson.loads(plan_json))
+        requests, tablets = build_requests(plan)
+        sys.stdout.write("READY\n")
+        sys.stdout.flush()
+        readable, _, _ = select.select([sys.stdin], [], [], 300.0)
+        line = sys.stdin.readline() if readable else ""
+        if not line.strip():
+            return 2  # the coordinator went away
+        t0 = float(line)
+        try:
+            import uvloop
+
+            result = uvloop.run(drive(plan, requests, t0))
+        except ImportError:
+            result = asyncio.run(drive(plan, requests, t0))
+        result["tablet"] = tablets
+        fd = sys.stdout.fileno()
+        os.set_blocking(fd, True)  # the event loop may have left it non-blocking
+        pending = memoryview(orjson.dumps(result))
+        while pending:
+            pending = pending[os.write(fd, pending) :]
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+# --------------------------------------------------------------------------------------------------
+# The system under test: embedded servers and the devices process, or running ones
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    devices_url: str
+    database_url: str
+    description: str
+    cpu: CpuTracker
+    services: list[ServiceProcess] = field(default_factory=list)
+
+    def check_alive(self) -> None:
+        for service in self.services:
+            if service.process is not None and service.process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited during the run:\n{service.log_tail()}")
+
+
+def start_embedded(
+    stack: contextlib.ExitStack, workdir: Path, extra_env: dict[str, str], log_dir: Path | None, processes: int
+) -> Target:
+    print(f"starting NATS, PostgreSQL and the devices service in {workdir} …", file=sys.stderr, flush=True)
+    nats_server = EmbeddedNats(workdir / "nats")
+    stack.callback(nats_server.stop)
+    nats_server.start()
+    postgres = EmbeddedPostgres(workdir / "postgres")
+    stack.callback(postgres.stop)
+    postgres.start()
+    env = {
+        "ENVIRONMENT": "development",
+        "NATS_URL": nats_server.url,
+        "NATS_MONITOR_URL": nats_server.monitor_url,
+        "DATABASE_URL": postgres.url,
+        **extra_env,
+    }
+    extra_args = UVICORN_ARGS + _workers(SCHEMA, {SCHEMA: processes})
+    devices = ServiceProcess(SCHEMA, env, log_dir or workdir / "logs", extra_args=extra_args)
+    stack.callback(devices.stop)
+    devices.spawn()
+    devices.wait_ready(90.0)  # /readyz: NATS and PostgreSQL reachable, migrations applied
+    pids = {"devices": devices.process.pid} if devices.process is not None else {}
+    if nats_server.process is not None:
+        pids["nats-server"] = nats_server.process.pid
+    return Target(
+        devices_url=devices.url,
+        database_url=postgres.url,
+        description=(
+            "embedded: nats-server (sync_interval: always) + PostgreSQL 16 (pgserver, synchronous_commit on) "
+            f"+ devices service, {processes} uvicorn process(es) (--loop uvloop --http httptools --no-access-log)"
+            + (f", env {extra_env}" if extra_env else "")
+        ),
+        cpu=CpuTracker(pids=pids, postmaster=postmaster_pid(workdir / "postgres")),
+        services=[devices],
+    )
+
+
+def use_running(args: argparse.Namespace) -> Target:
+    url = args.devices_url.rstrip("/")
+    if not http_ready(url):
+        raise SystemExit(f"the devices service at {url} does not answer /readyz with 200")
+    return Target(devices_url=url, database_url=args.database_url, description=f"running: {url}", cpu=CpuTracker())
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all CPUs, /proc/stat), to see what else ran meanwhile."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def cpu_snapshot(target: Target) -> dict[str, float]:
+    return {**target.cpu.snapshot(), MACHINE: machine_busy_s()}
+
+
+# --------------------------------------------------------------------------------------------------
+# The fleet and the rows
+# --------------------------------------------------------------------------------------------------
+
+
+async def create_fleet(
+    database_url: str, count: int, tokens: TokenService, serial_prefix: str
+) -> tuple[list[uuid.UUID], list[str]]:
+    """``count`` loaned tablets, each with an open loan whose token_id is the jti of its token: (ids, tokens)."""
+    import asyncpg
+
+    tablets = [uuid.uuid4() for _ in range(count)]
+    patients = [uuid.uuid4() for _ in range(count)]
+    pairs = zip(tablets, patients, strict=True)
+    issued = [tokens.issue_device_token(patient, str(tablet)) for tablet, patient in pairs]
+    token_ids = [tokens.verify(token).token_id for token in issued]
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                f"INSERT INTO {SCHEMA}.tablets (id, serial_number, model, state, registered_at, registered_by, "
+                "state_changed_at) SELECT id, $2 || lpad(n::text, 7, '0'), 'Bench Tab', 'loaned', $3, 'bench', $3 "
+                "FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)",
+                tablets,
+                serial_prefix,
+                now,
+            )
+            await conn.execute(
+                f"INSERT INTO {SCHEMA}.loans (id, tablet_id, patient_id, token_id, agreement_signed_at, "
+                "agreement_witnessed_by, accessories, expected_return_on, loaned_at, loaned_by) "
+                "SELECT gen_random_uuid(), t, p, j, $4, 'bench', '{}', $5, $4, 'bench' "
+                "FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS l(t, p, j)",
+                tablets,
+                patients,
+                token_ids,
+                now,
+                (now + timedelta(days=365)).date(),
+            )
+        await conn.execute(f"ANALYZE {SCHEMA}.tablets, {SCHEMA}.loans")
+    finally:
+        await conn.close()
+    return tablets, issued
+
+
+class Ledger:
+    """The heartbeat rows of this run's fleet, the database's commits, and what each request got."""
+
+    def __init__(self, database_url: str, serial_prefix: str, tablets: list[uuid.UUID]) -> None:
+        self.database_url = database_url
+        self.serial_prefix = serial_prefix
+        self.tablets = tablets
+        # (tablet id, sent_at, outcome) of every request sent: outcome "204", another status, "timeout"…
+        self.sent: tuple[list[uuid.UUID], list[datetime], list[str]] = ([], [], [])
+        self._conn: Any = None
+
+    async def open(self) -> None:
+        import asyncpg
+
+        self._conn = await asyncpg.connect(self.database_url)
+
+    async def rows(self) -> int:
+        return int(
+            await self._conn.fetchval(
+                f"SELECT count(*) FROM {SCHEMA}.heartbeats h JOIN {SCHEMA}.tablets t ON t.id = h.tablet_id "
+                "WHERE t.serial_number LIKE $1 || '%'",
+                self.serial_prefix,
+            )
+        )
+
+    async def commits(self) -> int:
+        # Cumulative statistics are flushed at most once a second: read them after a pause.
+        await self._conn.execute("SELECT pg_stat_clear_snapshot()")
+        return int(
+            await self._conn.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        )
+
+    def record(self, plan: HeartbeatPlan, part: dict[str, Any]) -> None:
+        ids, sent_ats, outcomes = self.sent
+        for j, (tablet, status) in enumerate(zip(part["tablet"], part["status"], strict=True)):
+            ids.append(self.tablets[tablet])
+            sent_ats.append(sent_at_of(plan, plan.index + j * plan.workers))
+            outcomes.append(OUTCOMES.get(status, str(status)))
+
+    async def verify(self) -> dict[str, Any]:
+        """Each request's (tablet, sent_at) looked up in heartbeats: every 204 has its row, no other HTTP
+        answer has one, and the fleet has no row beyond those (the primary key forbids a row twice)."""
+        found = await self._conn.fetch(
+            f"SELECT o.outcome, count(*) AS requests, count(h.tablet_id) AS rows "
+            f"FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS o(tablet_id, sent_at, outcome) "
+            f"LEFT JOIN {SCHEMA}.heartbeats h ON h.tablet_id = o.tablet_id AND h.sent_at = o.sent_at "
+            "GROUP BY o.outcome ORDER BY o.outcome",
+            *self.sent,
+        )
+        by_outcome = {r["outcome"]: {"requests": r["requests"], "rows": r["rows"]} for r in found}
+        rows = await self.rows()
+        matched = sum(v["rows"] for v in by_outcome.values())
+        ok = by_outcome.get("204", {"requests": 0, "rows": 0})
+        lost = ok["requests"] - ok["rows"]
+        refused_with_row = sum(v["rows"] for o, v in by_outcome.items() if o.isdigit() and o != "204")
+        return {
+            "heartbeat_rows": rows,
+            "responses_204": ok["requests"],
+            "lost_204s": lost,
+            "rows_of_refused_requests": refused_with_row,
+            "rows_of_unanswered_requests": sum(v["rows"] for o, v in by_outcome.items() if not o.isdigit()),
+            "rows_matching_no_request": rows - matched,
+            "by_outcome": by_outcome,
+            "verified": lost == 0 and refused_with_row == 0 and rows == matched,
+        }
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# The coordinator
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    workers: int
+    connections: int
+    timeout_s: float
+    seed: int
+    fleet_path: Path
+
+
+async def _spawn_worker(plan: HeartbeatPlan) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(SCRIPT),
+        "--worker",
+        orjson.dumps(asdict(plan)).decode(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+async def _load(
+    target: Target, settings: Settings, phase: int, rate: float, duration: float
+) -> tuple[float, list[HeartbeatPlan], list[dict[str, Any]], dict[str, dict[str, float]]]:
+    """Run the worker processes over one phase: (t0, their results, CPU snapshots at start and load end)."""
+    count = round(rate * duration)
+    if count < 1 or count > MAX_REQUESTS_PER_PHASE:
+        raise SystemExit(f"{rate}/s for {duration}s is {count} requests: keep it within 1..{MAX_REQUESTS_PER_PHASE}")
+    host, port = require_loopback(target.devices_url, "--devices-url")
+    workers = max(1, min(settings.workers, count))
+    sent_at_epoch = time.time()
+    plans = [
+        HeartbeatPlan(
+            phase=phase,
+            index=i,
+            workers=workers,
+            rate=rate,
+            count=count,
+            duration_s=duration,
+            host=host,
+            port=port,
+            connections=max(1, settings.connections // workers),
+            timeout_s=settings.timeout_s,
+            fleet_path=str(settings.fleet_path),
+            seed=settings.seed,
+            sent_at_epoch=sent_at_epoch,
+        )
+        for i in range(workers)
+    ]
+    processes: list[asyncio.subprocess.Process] = []
+    cpu_marks: dict[str, dict[str, float]] = {}
+    try:
+        for plan in plans:
+            processes.append(await _spawn_worker(plan))
+        for process in processes:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=120.0 + count / 5000)
+            if line.strip() != b"READY":
+                raise RuntimeError(f"a load worker failed to start (exit {await process.wait()})")
+        t0 = time.monotonic() + 0.3
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(f"{t0!r}\n".encode())
+            await process.stdin.drain()
+        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
+        cpu_marks["start"] = cpu_snapshot(target)
+        reads = [asyncio.ensure_future(p.stdout.read()) for p in processes if p.stdout is not None]
+        try:
+            await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
+            cpu_marks["load_end"] = cpu_snapshot(target)
+            _, unfinished = await asyncio.wait(reads, timeout=settings.timeout_s + 60.0)
+        finally:
+            for read in reads:
+                read.cancel()  # no-op for the finished ones
+        if unfinished:
+            raise RuntimeError("the load workers did not finish in time")
+        outputs = [read.result() for read in reads]
+        for process in processes:
+            await asyncio.wait_for(process.wait(), timeout=30.0)
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                with contextlib.suppress(TimeoutError, ProcessLookupError):
+                    await asyncio.wait_for(process.wait(), timeout=5.0)
+    if not all(outputs):
+        raise RuntimeError(f"a load worker failed (exit codes {[p.returncode for p in processes]})")
+    return t0, plans, [orjson.loads(out) for out in outputs], cpu_marks
+
+
+async def run_phase(
+    target: Target, ledger: Ledger, settings: Settings, phase: int, rate: float, duration: float
+) -> dict[str, Any]:
+    rows_before, commits_before = await ledger.rows(), await ledger.commits()
+    t0, plans, parts, cpu_marks = await _load(target, settings, phase, rate, duration)
+    await asyncio.sleep(1.1)  # a timed-out request may still commit; statistics are flushed once a second
+    rows_after, commits_after = await ledger.rows(), await ledger.commits()
+    cpu_marks["settled"] = cpu_snapshot(target)
+
+    statuses: list[int] = []
+    latencies: list[float] = []
+    seconds = [Counter[int]() for _ in range(math.ceil(duration))]  # statuses by second of due time
+    latencies_by_second: list[list[float]] = [[] for _ in seconds]
+    last_204 = t0
+    for plan, part in zip(plans, parts, strict=True):
+        ledger.record(plan, part)
+        statuses += part["status"]
+        for j, (status, latency) in enumerate(zip(part["status"], part["latency"], strict=True)):
+            due = (plan.index + j * plan.workers) / rate
+            second = min(int(due), len(seconds) - 1)
+            seconds[second][status] += 1
+            if status == 204:
+                latencies.append(latency)
+                latencies_by_second[second].append(latency)
+                last_204 = max(last_204, t0 + due + latency)
+    timeline = [
+        {"second": i, "requests": sum(c.values()), "accepted_204": c.get(204, 0), **summary_ms(latencies_by_second[i])}
+        for i, c in enumerate(seconds)
+    ]
+    counts = Counter(statuses)
+    accepted = counts.get(204, 0)
+    non_204 = {str(code): n for code, n in sorted(counts.items()) if code > 0 and code != 204}
+    load_window = cpu_marks["load_end"]
+    generator_window = sum(p["cpu_window_s"] for p in parts)
+    generator_total = sum(p["cpu_total_s"] for p in parts)
+    cpu_load_pct = {
+        name: round(100.0 * (load_window[name] - cpu_marks["start"][name]) / duration, 1)
+        for name in load_window
+        if name in cpu_marks["start"] and name != MACHINE
+    }
+    cpu_load_pct["load generator"] = round(100.0 * generator_window / duration, 1)
+    machine_pct = 100.0 * (load_window[MACHINE] - cpu_marks["start"][MACHINE]) / duration
+    # Everything else on the machine (other people's work, the kernel): results with much here are noisy.
+    cpu_load_pct[OTHERS] = round(max(0.0, machine_pct - sum(cpu_load_pct.values())), 1)
+    cpu_ms_per_heartbeat = {
+        name: round(1000.0 * (cpu_marks["settled"][name] - cpu_marks["start"][name]) / max(1, accepted), 3)
+        for name in cpu_marks["settled"]
+        if name in cpu_marks["start"] and name != MACHINE
+    }
+    cpu_ms_per_heartbeat["load generator"] = round(1000.0 * generator_total / max(1, len(statuses)), 3)
+    commits = commits_after - commits_before
+    rows = rows_after - rows_before
+    return {
+        "offered_rate": rate,
+        "duration_s": duration,
+        "requests": len(statuses),
+        "accepted_204": accepted,
+        "achieved_rps": round(accepted / max(duration, last_204 - t0), 1),
+        "non_204": sum(non_204.values()),
+        "non_204_by_status": non_204,
+        "timeouts": counts.get(STATUS_TIMEOUT, 0),
+        "connection_errors": counts.get(STATUS_CONN_ERROR, 0),
+        "connection_error_kinds": dict(sum((Counter(p["connection_error_kinds"]) for p in parts), Counter())),
+        "latency_204_ms": summary_ms(latencies),
+        "generator_lag_ms": summary_ms([lag for p in parts for lag in p["start_lag"] if lag >= 0]),
+        "wait_to_send_ms": summary_ms([lag for p in parts for lag in p["send_lag"] if lag >= 0]),
+        "connections_opened": sum(p["connections_opened"] for p in parts),
+        "retried_on_stale_connection": sum(p["retried_on_stale_connection"] for p in parts),
+        "rows_written": rows,
+        "rows_minus_204": rows - accepted,
+        "db_commits_approx": commits,
+        "rows_per_commit_approx": round(rows / commits, 1) if commits > 0 else None,
+        "cpu_percent_during_load": cpu_load_pct,
+        "cpu_ms_per_heartbeat": cpu_ms_per_heartbeat,
+        "timeline_1s": timeline,  # by second of due time: requests, 204s and their latency (ms)
+    }
+
+
+async def run_all(target: Target, args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    tokens = TokenService(args.auth_secret, args.auth_issuer, args.auth_audience)
+    serial_prefix = f"HBB-{uuid.uuid4().hex[:8]}-"
+    print(f"creating {args.tablets} tablets on open loans ({serial_prefix}*) …", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    tablets, issued = await create_fleet(target.database_url, args.tablets, tokens, serial_prefix)
+    settings.fleet_path.write_bytes(orjson.dumps(issued))
+    fleet_s = round(time.monotonic() - started, 1)
+    print(f"  fleet ready in {fleet_s}s", file=sys.stderr, flush=True)
+    ledger = Ledger(target.database_url, serial_prefix, tablets)
+    await ledger.open()
+    results: list[dict[str, Any]] = []
+    try:
+        phase = 0
+        if args.warmup > 0:
+            print(f"warm-up: {args.warmup_rate:g}/s for {args.warmup:g}s …", file=sys.stderr, flush=True)
+            warm = await run_phase(target, ledger, settings, phase, args.warmup_rate, args.warmup)
+            print(f"  warm-up: {_one_line(warm)}", file=sys.stderr, flush=True)
+        for rate in args.rates:
+            phase += 1
+            print(f"rate {rate:g}/s for {args.duration:g}s …", file=sys.stderr, flush=True)
+            result = await run_phase(target, ledger, settings, phase, rate, args.duration)
+            print(f"  {_one_line(result)}", file=sys.stderr, flush=True)
+            results.append(result)
+            target.check_alive()
+        await asyncio.sleep(1.0)  # the service may still be writing heartbeats whose requests timed out
+        verification = await ledger.verify()
+    finally:
+        await ledger.close()
+    return {
+        "fleet": {"tablets": args.tablets, "serial_prefix": serial_prefix, "created_in_s": fleet_s},
+        "results": results,
+        "verification": verification,
+    }
+
+
+def _one_line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['accepted_204']}/{r['requests']} → 204 ({r['achieved_rps']}/s), "
+        f"p50 {_fmt(r['latency_204_ms']['p50'])} / p99 {_fmt(r['latency_204_ms']['p99'])} ms, "
+        f"non-204 {r['non_204_by_status'] or 0}, timeouts {r['timeouts']}, conn. errors {r['connection_errors']}, "
+        f"rows {r['rows_written']}, ≈{r['rows_per_commit_approx']} rows/commit"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------------
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    c = report["config"]
+    v = report["verification"]
+    lines = [
+        f"## Heartbeats benchmark, {report['started_at']}",
+        "",
+        f"- machine: {m['nproc']} CPUs ({m['usable_cpus']} usable), {m['cpu_model']}, {m['memory_gib']} GiB, "
+        f"{m['implementation']} {m['python']}, Linux {m['kernel']}, commit {m['commit']}",
+        f"- target: {c['target']}",
+        f"- fleet: {report['fleet']['tablets']} tablets on open loans; each request a random one, a new sent_at",
+        f"- load: open loop, {c['duration_s']:g}s per rate after a {c['warmup_s']:g}s warm-up at "
+        f"{c['warmup_rate']:g}/s (the tablets in turn); {c['workers']} load process(es), "
+        f"≤{c['connections']} keep-alive connections, timeout {c['timeout_s']:g}s from the due time",
+        "- latencies in ms from each request's scheduled send time to the whole 204 read",
+        "",
+        "| offered/s | achieved 204/s | p50 | p95 | p99 | max | non-204 | timeouts | conn. errors "
+        "| rows written | rows − 204s | rows/commit ≈ | gen. lag p99 | wait to send p99 |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        lat = r["latency_204_ms"]
+        by_status = ", ".join(f"{n}×{code}" for code, n in r["non_204_by_status"].items()) or "0"
+        per_commit = r["rows_per_commit_approx"]
+        lines.append(
+            f"| {r['offered_rate']:g} | {r['achieved_rps']:g} | {_fmt(lat['p50'])} | {_fmt(lat['p95'])} "
+            f"| {_fmt(lat['p99'])} | {_fmt(lat['max'])} | {by_status} | {r['timeouts']} | {r['connection_errors']} "
+            f"| {r['rows_written']} | {r['rows_minus_204']} | {'–' if per_commit is None else per_commit} "
+            f"| {_fmt(r['generator_lag_ms']['p99'])} | {_fmt(r['wait_to_send_ms']['p99'])} |"
+        )
+    groups: list[str] = []
+    for r in report["results"]:
+        groups += [g for g in r["cpu_percent_during_load"] if g not in groups]
+    lines += [
+        "",
+        "CPU during the load window, % of one core (the machine has "
+        f"{100 * (m['usable_cpus'] or 1)}%; {OTHERS}: the rest of the machine's busy time, from /proc/stat), "
+        "and CPU ms per 204 (load generator: per request):",
+        "",
+        "| offered/s | " + " | ".join(groups) + " | sum |",
+        "|---:|" + "---:|" * (len(groups) + 1),
+    ]
+    for r in report["results"]:
+        pct = r["cpu_percent_during_load"]
+        lines.append(
+            f"| {r['offered_rate']:g} | "
+            + " | ".join(f"{pct[g]:.0f}%" if g in pct else "–" for g in groups)
+            + f" | {sum(pct.values()):.0f}% |"
+        )
+    for r in report["results"]:
+        per = r["cpu_ms_per_heartbeat"]
+        lines.append(
+            f"| {r['offered_rate']:g} (ms/hb) | "
+            + " | ".join(f"{per[g]:.3f}" if g in per else "–" for g in groups)
+            + f" | {sum(per.values()):.3f} |"
+        )
+    unanswered = sum(n["requests"] for o, n in v["by_outcome"].items() if not o.isdigit())
+    lines += [
+        "",
+        f"Verification in SQL (warm-up included): {v['heartbeat_rows']} heartbeat rows for the fleet; "
+        f"{v['responses_204']} responses 204, of which {v['lost_204s']} without their row; "
+        f"{v['rows_of_refused_requests']} rows for requests refused with another status; "
+        f"{v['rows_of_unanswered_requests']} rows for the {unanswered} requests without an answer (timeouts "
+        f"and connection errors: written after the client gave up, or never); {v['rows_matching_no_request']} rows "
+        "matching no request. "
+        + ("OK: nothing lost, nothing twice." if v["verified"] else "FAILED: see the figures above."),
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rates", type=_rates, default=_rates("1000,2000,3000,4000"), help="offered rates, requests/s")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per rate (default 10)")
+    p.add_argument("--tablets", type=int, default=10_000, help="tablets on open loans in the fleet (default 10000)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        help="seconds of warm-up, not reported (default: one heartbeat per tablet at --warmup-rate); 0: none",
+    )
+    p.add_argument("--warmup-rate", type=float, default=1000.0, help="warm-up rate (default 1000/s)")
+    p.add_argument("--workers", type=int, default=1, help="load-generating processes (default 1)")
+    p.add_argument("--connections", type=int, default=256, help="keep-alive connections, all workers (default 256)")
+    p.add_argument("--timeout", type=float, default=10.0, help="request timeout from its due time (default 10s)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the tablet choice and readings (default 1)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
+    p.add_argument("--log-dir", type=Path, help="keep the embedded service's log here (default: a temp dir)")
+    p.add_argument("--devices-url", help="use a running devices service (e.g. http://127.0.0.1:8004)")
+    p.add_argument("--database-url", help="the PostgreSQL DSN that running service uses (the fleet is written there)")
+    p.add_argument(
+        "--service-env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the embedded service (e.g. DB_POOL_MAX=20); repeatable",
+    )
+    p.add_argument("--devices-processes", type=int, default=1, help="uvicorn --workers for devices (default 1)")
+    p.add_argument("--auth-secret", default=os.environ.get("AUTH_SECRET") or DEV_AUTH_SECRET)
+    p.add_argument("--auth-issuer", default=os.environ.get("AUTH_ISSUER") or "oncofollow-dev")
+    p.add_argument("--auth-audience", default=os.environ.get("AUTH_AUDIENCE") or "oncofollow")
+    args = p.parse_args(argv)
+    if bool(args.devices_url) != bool(args.database_url):
+        p.error("--devices-url and --database-url go together")
+    if not 1 <= args.tablets <= MAX_TABLETS:
+        p.error(f"--tablets is in 1..{MAX_TABLETS}")
+    if not 0 < args.warmup_rate <= MAX_RATE:
+        p.error(f"--warmup-rate is in (0, {MAX_RATE:g}]")
+    if args.warmup is None:
+        args.warmup = args.tablets / args.warmup_rate
+    if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 600:
+        p.error("--duration is in (0, 600], --warmup in [0, 600]")
+    if not 1 <= args.workers <= 16 or not 1 <= args.connections <= 10_000 or not 1 <= args.devices_processes <= 16:
+        p.error("--workers and --devices-processes are in 1..16, --connections in 1..10000")
+    if not 0 < args.timeout <= 120:
+        p.error("--timeout is in (0, 120]")
+    if args.devices_url:
+        require_loopback(args.devices_url, "--devices-url")
+    return args
+
+
+def main(argv: Sequence[str]) -> int:
+    if argv[:1] == ["--worker"] and len(argv) == 2:
+        return worker_main(argv[1])
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    target: Target | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oncofollow-bench-hb-")))
+            settings = Settings(
+                workers=args.workers,
+                connections=args.connections,
+                timeout_s=args.timeout,
+                seed=args.seed,
+                fleet_path=workdir / "fleet-tokens.json",
+            )
+            if args.devices_url:
+                target = use_running(args)
+            else:
+                target = start_embedded(stack, workdir, dict(args.service_env), args.log_dir, args.devices_processes)
+            outcome = asyncio.run(run_all(target, args, settings))
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopped the load, the service and the servers", file=sys.stderr)
+        return 130
+    report = {
+        "benchmark": "heartbeats",
+        "format": 1,
+        "started_at": started,
+        "machine": machine_info(),
+        "config": {
+            "target": target.description,
+            "rates": args.rates,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "warmup_rate": args.warmup_rate,
+            "workers": args.workers,
+            "connections": args.connections,
+            "timeout_s": args.timeout,
+            "seed": args.seed,
+            "devices_processes": args.devices_processes,
+            "payload": "a random tablet of the fleet, its device token, a new sent_at; last_used_at on odd k",
+        },
+        **outcome,
+    }
+    print(markdown(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        print(f"\nJSON written to {args.json}", file=sys.stderr)
+    return 0 if outcome["verification"]["verified"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
