@@ -45,12 +45,13 @@ Principal = DevicePrincipal | StaffPrincipal
 
 
 class TokenService:
-    def __init__(self, secret: str, issuer: str, audience: str, *, cache_size: int = 10_000) -> None:
+    def __init__(self, secret: str, issuer: str, audience: str, *, cache_size: int = 20_000) -> None:
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
         # A tablet sends the same token with every request: its signature is checked once, its expiry
-        # every time. (Revocation is checked by the caller, never cached here.)
+        # every time. (Revocation is checked by the caller, never cached here.) The cache must hold more
+        # tokens than the fleet has tablets, or tablets in turn evict each other (~0.7 KB a token).
         self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
         self._cache_size = cache_size
 

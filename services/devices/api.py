@@ -10,7 +10,8 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from services.devices import repository
@@ -32,7 +33,7 @@ from services.devices.domain import (
 )
 from services.devices.heartbeats import HeartbeatWriter
 from shared.audit import record_access
-from shared.auth import StaffPrincipal
+from shared.auth import DevicePrincipal, StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.catalog import make_event
 from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1, TabletWipedV1
@@ -40,7 +41,7 @@ from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
 from shared.http.problems import Problem
 from shared.http.responses import json_response
-from shared.http.security import DeviceDep, require_staff
+from shared.http.security import bearer_principal, require_staff
 from shared.revocation import revoke
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
@@ -719,8 +720,35 @@ async def fleet(
 # --- The tablet's heartbeat --------------------------------------------------------------------------------------
 
 
-@router.post("/heartbeats", status_code=204, summary="The tablet is on (device token); cheap and idempotent")
-async def heartbeat(reading: HeartbeatReading, device: DeviceDep, platform: PlatformDep) -> Response:
+# The highest-volume endpoint: it reads its own body and token instead of going through FastAPI's
+# dependency and body machinery (half of its CPU when measured), and it is matched before the fleet routes.
+heartbeat_router = APIRouter(prefix="/v1", tags=["tablet"])
+
+_NOT_A_FLEET_TABLET = "This device token does not name a tablet of the fleet."
+_LOAN_ENDED = "This tablet's loan has ended: its token no longer works. Bring the tablet back to the day hospital."
+
+
+@heartbeat_router.post(
+    "/heartbeats",
+    status_code=204,
+    summary="The tablet is on (device token); cheap and idempotent",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": HeartbeatReading.model_json_schema()}},
+        }
+    },
+)
+async def heartbeat(request: Request) -> Response:
+    platform: Platform = request.state.platform
+    device = await bearer_principal(request, platform)
+    if not isinstance(device, DevicePrincipal):
+        raise Problem(403, "This endpoint is for a patient's tablet: use a device token.", kind="wrong-token")
+    try:
+        reading = HeartbeatReading.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
     now = datetime.now(UTC)
     if not clock_skew_ok(reading.sent_at, now):
         raise Problem(
@@ -729,9 +757,7 @@ async def heartbeat(reading: HeartbeatReading, device: DeviceDep, platform: Plat
     try:
         tablet_id = UUID(device.device_id)
     except ValueError:
-        raise Problem(
-            403, "This device token does not name a tablet of the fleet.", kind="not-a-fleet-tablet"
-        ) from None
+        raise Problem(403, _NOT_A_FLEET_TABLET, kind="not-a-fleet-tablet") from None
     writer: HeartbeatWriter = platform.extras["heartbeats"]
     recorded = await writer.submit(
         repository.HeartbeatRow(
@@ -745,10 +771,5 @@ async def heartbeat(reading: HeartbeatReading, device: DeviceDep, platform: Plat
         )
     )
     if not recorded:
-        raise Problem(
-            401,
-            "This tablet's loan has ended: its token no longer works. Bring the tablet back to the day hospital.",
-            kind="invalid-token",
-            headers={"WWW-Authenticate": 'Bearer realm="oncofollow"'},
-        )
+        raise Problem(401, _LOAN_ENDED, kind="invalid-token", headers={"WWW-Authenticate": 'Bearer realm="oncofollow"'})
     return Response(status_code=204)

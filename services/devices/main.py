@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from pydantic import Field
 
 from services.devices import handlers
-from services.devices.api import router
+from services.devices.api import heartbeat_router, router
 from services.devices.domain import SilencePolicy
 from services.devices.heartbeats import HeartbeatWriter
 from services.devices.silence import Clock, heartbeat_retention, silence_watch, system_clock
@@ -45,7 +45,7 @@ def build_service(settings: DevicesSettings | None = None, *, clock: Clock = sys
     return ServiceDefinition(
         name=NAME,
         settings=settings,
-        routers=(router,),
+        routers=(heartbeat_router, router),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=SUBSCRIPTIONS,
         background=(

@@ -398,3 +398,37 @@ async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: 
     reports = await report_silent_tablets(pool, start + timedelta(days=2, hours=12), SilencePolicy())
     assert [(str(r.tablet_id), r.reason) for r in reports] == [(tablet, "questionnaire_due")]
     assert reports[0].next_questionnaire_due == session.scheduled_for
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "pointer"),
+    [
+        (b"{not json", 422, "/"),
+        (orjson.dumps({**heartbeat(), "battery_percent": 101}), 422, "/battery_percent"),
+        (orjson.dumps({**heartbeat(), "colour": "blue"}), 422, "/colour"),
+        (orjson.dumps(heartbeat(datetime.now(UTC) + timedelta(days=3))), 422, "/sent_at"),
+    ],
+)
+async def test_bad_heartbeats_are_refused_and_record_nothing(
+    fleet: Fleet, body: bytes, status: int, pointer: str
+) -> None:
+    tablet = await fleet.ready_tablet()
+    token = (await fleet.loan(tablet, uuid.uuid4())).json()["device_token"]
+    response = await fleet.devices.post(
+        "/v1/heartbeats", content=body, headers={**bearer(token), "Content-Type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem.get("pointer", problem.get("errors", [{}])[0].get("pointer")) == pointer
+    async with fleet.devices_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM heartbeats") == 0
+
+
+async def test_heartbeats_need_a_device_token(fleet: Fleet) -> None:
+    assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat())).status_code == 401
+    staff = await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=fleet.staff())
+    assert staff.status_code == 403
+    # A development token that no loan issued is not a tablet of the fleet.
+    stray = bearer(fleet.tokens.issue_device_token(uuid.uuid4(), str(uuid.uuid4())))
+    assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=stray)).status_code == 401
