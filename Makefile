@@ -46,11 +46,17 @@ typecheck: install
 token: install
 	@$(PY) scripts/dev_token.py $(if $(PATIENT),--patient $(PATIENT)) $(if $(ROLE),--role $(ROLE)) $(if $(STAFF),--staff $(STAFF))
 
-## Open-loop load (bench/README.md): the submission path, then the heartbeat path; each starts its own NATS,
-## PostgreSQL and services unless told the addresses of running ones (BENCH_ARGS, HEARTBEAT_BENCH_ARGS).
+## Open-loop load (bench/README.md): the submission path, the heartbeat path, then 200 live dashboards; each starts its own NATS,
+## PostgreSQL and services unless told the addresses of running ones (BENCH_ARGS, HEARTBEAT_BENCH_ARGS, DASHBOARD_BENCH_ARGS).
 bench: install
 	$(PY) bench/submissions.py $(BENCH_ARGS)
 	$(PY) bench/heartbeats.py $(HEARTBEAT_BENCH_ARGS)
+	$(PY) bench/dashboards.py $(DASHBOARD_BENCH_ARGS)
+
+## Only the dashboards benchmark: make bench-dashboards DASHBOARD_BENCH_ARGS="--dashboards 200 --rates 100"
+.PHONY: bench-dashboards
+bench-dashboards: install
+	$(PY) bench/dashboards.py $(DASHBOARD_BENCH_ARGS)
 
 ## Only the heartbeat benchmark: make bench-heartbeats HEARTBEAT_BENCH_ARGS="--rates 2000 --duration 30"
 .PHONY: bench-heartbeats

@@ -54,6 +54,9 @@ def main() -> int:
                     "--port",
                     str(port),
                     "--no-access-log",
+                    # Live streams never end by themselves: past this, uvicorn closes them and stops.
+                    "--timeout-graceful-shutdown",
+                    "5",
                     "--workers",
                     env.get(f"{name.upper()}_PROCESSES", str(DEFAULT_PROCESSES[name])),
                 ],

@@ -10,7 +10,6 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from nats.aio.msg import Msg
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.alerting import repository
 from services.alerting.domain import TransitionRefused, check_acknowledge, check_reopen, check_resolve
@@ -23,6 +22,7 @@ from shared.events.catalog import make_event
 from shared.http.app import Platform, PlatformDep
 from shared.http.problems import Problem
 from shared.http.security import bearer_principal, require_staff
+from shared.http.sse import EventStream, frame
 from shared.messaging.fanout import StreamFanout
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -152,16 +152,14 @@ async def stream_reader(request: Request, platform: PlatformDep, stream_token: s
     return nurse
 
 
-RESET_FRAME = ServerSentEvent(data="{}", event="reset").encode()
+RESET_FRAME = frame("{}", event="reset")
 
 
 def encode_alert_event(msg: Msg) -> bytes:
     """An alert event as the dashboards receive it, encoded once for all of them."""
     envelope = orjson.loads(msg.data)
     data = {"type": envelope["type"], "id": envelope["id"], "time": envelope["time"], "data": envelope["data"]}
-    return ServerSentEvent(
-        data=orjson.dumps(data).decode(), event=envelope["type"], id=str(msg.metadata.sequence.stream)
-    ).encode()
+    return frame(orjson.dumps(data).decode(), event=envelope["type"], event_id=str(msg.metadata.sequence.stream))
 
 
 @router.get("/stream", summary="Live alert events (Server-Sent Events; ids are JetStream stream sequences)")
@@ -171,14 +169,12 @@ async def alert_stream(
     nurse: Annotated[StaffPrincipal, Depends(stream_reader)],
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     since: Annotated[str | None, Query(description="Same as Last-Event-ID, for clients that cannot set it")] = None,
-) -> EventSourceResponse:
+) -> EventStream:
     after = _last_event_id(last_event_id, since)
     feed: StreamFanout = platform.extras["alert_feed"]
     async with platform.pool.acquire() as conn:
         await record_access(conn, actor=nurse.staff_id, roles=nurse.roles, action="alerts.stream", resource="alerts")
-    return EventSourceResponse(
-        feed.follow(after, reset_frame=RESET_FRAME), ping=15, send_timeout=10, headers={"X-Accel-Buffering": "no"}
-    )
+    return EventStream(feed.follow(after, reset_frame=RESET_FRAME))
 
 
 class SubmissionView(BaseModel):

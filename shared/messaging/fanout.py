@@ -28,6 +28,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 log = logging.getLogger(__name__)
 
 Frame = tuple[int, bytes]  # (stream sequence, the encoded event)
+PING_SEQ = 0  # stream sequences start at 1: a frame with this one is a keep-alive, not an event
 Encode = Callable[[Msg], bytes]
 
 
@@ -54,7 +55,13 @@ class StreamFanout:
         *,
         buffer_size: int = 10_000,
         client_queue_size: int = 5_000,
+        ping_s: float = 15.0,
+        ping_frame: bytes = b": ping\n\n",
+        max_chunk_frames: int = 500,
     ) -> None:
+        self._ping_s = ping_s
+        self._ping_frame = ping_frame
+        self._max_chunk = max_chunk_frames
         self.stream = stream
         self.subject_filter = subject_filter
         self._encode = encode
@@ -73,6 +80,7 @@ class StreamFanout:
         """A background job of the service: follow the stream until ``stop``."""
         js: JetStreamContext = platform.js
         self._js = js
+        pinger = asyncio.create_task(self._ping_every(self._ping_s, stop))
         try:
             while not stop.is_set():
                 try:
@@ -84,7 +92,17 @@ class StreamFanout:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=1.0)
         finally:
+            pinger.cancel()
             self.disconnect_all()
+
+    async def _ping_every(self, interval_s: float, stop: asyncio.Event) -> None:
+        """A comment line to every client now and then: proxies keep the connection, browsers notice a dead one."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            for client in list(self._clients):
+                with contextlib.suppress(asyncio.QueueFull):  # a client that far behind gets closed anyway
+                    client.queue.put_nowait((PING_SEQ, self._ping_frame))
 
     async def _follow_stream(self, js: JetStreamContext, stop: asyncio.Event) -> None:
         info = await js.stream_info(self.stream)
@@ -203,17 +221,31 @@ class StreamFanout:
                 if catchup.reset:
                     yield reset_frame
                 buffered = catchup.frames + [f for f in buffered if f[0] > upto]
-            for seq, frame in buffered:
-                if seq > last:
-                    last = seq
-                    yield frame
+            missed = [frame for seq, frame in buffered if seq > last]
+            if buffered:
+                last = max(last, buffered[-1][0])
+            for start in range(0, len(missed), self._max_chunk):
+                yield b"".join(missed[start : start + self._max_chunk])
             while True:
+                # Whatever has queued up meanwhile goes out in one write: a client that fell behind
+                # catches up at a fraction of the cost of one send per event.
                 item = await client.queue.get()
-                if item is None:
-                    return  # too slow, or the service is stopping: the client reconnects with its last id
-                seq, frame = item
-                if seq > last:
-                    last = seq
-                    yield frame
+                chunk: list[bytes] = []
+                while True:
+                    if item is None:  # too slow, or the service is stopping: it reconnects with its last id
+                        if chunk:
+                            yield b"".join(chunk)
+                        return
+                    seq, data = item
+                    if seq == PING_SEQ:
+                        chunk.append(data)
+                    elif seq > last:
+                        last = seq
+                        chunk.append(data)
+                    if client.queue.empty() or len(chunk) >= self._max_chunk:
+                        break
+                    item = client.queue.get_nowait()
+                if chunk:
+                    yield b"".join(chunk)
         finally:
             self.disconnect(client)

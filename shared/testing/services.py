@@ -73,6 +73,8 @@ class ServiceProcess:
                     "--port",
                     str(self.port),
                     "--no-access-log",
+                    "--timeout-graceful-shutdown",
+                    "5",
                     *self.extra_args,
                 ],
                 env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)},
@@ -123,7 +125,16 @@ async def served(service: ServiceDefinition) -> AsyncIterator[tuple[str, Any]]:
     app = create_service_app(service)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # Live streams never end by themselves: past this, uvicorn cancels them and shuts down.
+            timeout_graceful_shutdown=1,
+        )
     )
     task = asyncio.create_task(server.serve())
     try:

@@ -20,11 +20,11 @@ from shared.messaging.topology import ensure_topology
 
 pytestmark = pytest.mark.integration
 
-RESET = b"reset"
+RESET = b"reset\n"
 
 
 def encode(msg: Msg) -> bytes:
-    return msg.data
+    return msg.data + b"\n"
 
 
 @dataclass
@@ -59,8 +59,14 @@ async def feed(nats_url: str, **options: Any) -> AsyncIterator[Feed]:
 
 
 async def take(stream: AsyncIterator[bytes], count: int, within: float = 5.0) -> list[bytes]:
+    """The next ``count`` frames (a client that is behind gets several in one chunk), keep-alives aside."""
+
     async def read() -> list[bytes]:
-        return [await anext(stream) for _ in range(count)]
+        frames: list[bytes] = []
+        while len(frames) < count:
+            frames += [line for line in (await anext(stream)).splitlines() if line and not line.startswith(b":")]
+        assert len(frames) == count, frames
+        return frames
 
     return await asyncio.wait_for(read(), within)
 
@@ -69,12 +75,10 @@ async def test_live_clients_get_every_new_event_once_in_order(nats_url: str) -> 
     async with feed(nats_url) as f:
         await asyncio.wait_for(f.fanout.ready.wait(), 5)
         clients = [f.fanout.follow(None, reset_frame=RESET) for _ in range(3)]
-        firsts = [asyncio.create_task(anext(c)) for c in clients]
+        reads = [asyncio.create_task(take(c, 3)) for c in clients]
         await asyncio.sleep(0.2)
         await f.publish("a", "b", "c")
-        assert [await asyncio.wait_for(t, 5) for t in firsts] == [b"a"] * 3
-        for client in clients:
-            assert await take(client, 2) == [b"b", b"c"]
+        assert [await asyncio.wait_for(t, 5) for t in reads] == [[b"a", b"b", b"c"]] * 3
         assert f.fanout.clients == 3
 
 
@@ -87,10 +91,10 @@ async def test_a_reconnecting_client_gets_exactly_what_it_missed_from_the_buffer
         # Older than the buffer: read from the stream, then the buffer, then live.
         older = f.fanout.follow(seqs[0], reset_frame=RESET)
         assert await take(older, 4) == [b"e2", b"e3", b"e4", b"e5"]
-        nxt = asyncio.create_task(anext(older))
+        nxt = asyncio.create_task(take(older, 1))
         await asyncio.sleep(0.1)
         await f.publish("e6")
-        assert await asyncio.wait_for(nxt, 5) == b"e6"
+        assert await asyncio.wait_for(nxt, 5) == [b"e6"]
 
 
 async def test_a_gap_older_than_the_stream_keeps_starts_with_a_reset(nats_url: str) -> None:
@@ -98,7 +102,7 @@ async def test_a_gap_older_than_the_stream_keeps_starts_with_a_reset(nats_url: s
         seqs = await f.publish("x1", "x2", "x3", "x4")
         await f.js.purge_stream("ALERTS", keep=2)  # the stream now starts at x3
         await asyncio.wait_for(f.fanout.ready.wait(), 5)
-        assert await take(f.fanout.follow(seqs[0], reset_frame=RESET), 3) == [RESET, b"x3", b"x4"]
+        assert await take(f.fanout.follow(seqs[0], reset_frame=RESET), 3) == [RESET.strip(), b"x3", b"x4"]
 
 
 async def test_a_client_that_cannot_keep_up_is_closed_and_others_are_not(nats_url: str) -> None:
@@ -106,11 +110,14 @@ async def test_a_client_that_cannot_keep_up_is_closed_and_others_are_not(nats_ur
         await asyncio.wait_for(f.fanout.ready.wait(), 5)
         slow = f.fanout.follow(None, reset_frame=RESET)
         fast = f.fanout.follow(None, reset_frame=RESET)
-        first_slow = asyncio.create_task(anext(slow))
+        first_slow = asyncio.create_task(take(slow, 1))
         all_fast = asyncio.create_task(take(fast, 6))
         await asyncio.sleep(0.2)
-        seqs = await f.publish(*(f"m{i}" for i in range(6)))
-        assert await asyncio.wait_for(first_slow, 5) == b"m0"
+        seqs = []
+        for i in range(6):  # one at a time: the slow client reads the first alone, then stops reading
+            seqs += await f.publish(f"m{i}")
+            await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(first_slow, 5) == [b"m0"]
         assert await asyncio.wait_for(all_fast, 5) == [f"m{i}".encode() for i in range(6)]
         # The slow one read m0 only; five more came, over its queue of three: it was closed, at once.
         assert [frame async for frame in slow] == []
@@ -126,10 +133,10 @@ async def test_the_feed_survives_a_nats_restart(nats: Any) -> None:
     async with feed(url) as f:
         await asyncio.wait_for(f.fanout.ready.wait(), 5)
         client = f.fanout.follow(None, reset_frame=RESET)
-        first = asyncio.create_task(anext(client))
+        first = asyncio.create_task(take(client, 1))
         await asyncio.sleep(0.2)
         await f.publish("before")
-        assert await asyncio.wait_for(first, 5) == b"before"
+        assert await asyncio.wait_for(first, 5) == [b"before"]
         server.stop()
         await asyncio.sleep(1.0)
         server.start()
