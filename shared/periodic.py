@@ -10,12 +10,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import asyncpg
 
 log = logging.getLogger(__name__)
 
 PASSING_FAULTS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+# What scheduled checks call "now": injected, so that tests move time instead of waiting for it.
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 async def every(interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[object]], *, name: str) -> None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
@@ -20,16 +19,11 @@ from shared.db.outbox import add_event
 from shared.events.alerts import AlertEscalatedV1
 from shared.events.catalog import make_event
 from shared.http.app import BackgroundTask, Platform
-from shared.periodic import every
+from shared.periodic import Clock, every, system_clock
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/services/alerting"
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 async def escalate_overdue(

@@ -11,7 +11,7 @@ from services.alerting import handlers
 from services.alerting.api import encode_alert_event, router
 from services.alerting.dashboard import PAGES
 from services.alerting.dashboard import router as dashboard_router
-from services.alerting.escalation import Clock, escalation_watch, system_clock
+from services.alerting.escalation import escalation_watch
 from services.alerting.patients_api import router as patients_router
 from services.alerting.service_levels import ServiceLevels
 from services.alerting.team_api import router as team_router
@@ -20,6 +20,7 @@ from shared.messaging.consumer import Subscription
 from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ConsumerSpec
 from shared.opening_hours import OpeningHours
+from shared.periodic import Clock, system_clock
 from shared.settings import ServiceSettings
 
 NAME = "alerting"

@@ -188,6 +188,12 @@ async def _move(
     return target
 
 
+async def _publish(conn: asyncpg.Connection, platform: Platform, event_type: str, payload: Any, tablet: UUID) -> None:
+    """Through the outbox, in the transaction of the change it announces; the tablet is the event's subject."""
+    event = make_event(event_type, payload, source=platform.source, subject=str(tablet))
+    await add_event(conn, event, schema=platform.schema)
+
+
 async def _audit(
     conn: asyncpg.Connection, staff: StaffPrincipal, action: str, resource: str, patient: Any = None
 ) -> None:
@@ -491,11 +497,7 @@ async def loan_tablet(
             loaned_at=now,
             loaned_by=staff.staff_id,
         )
-        await add_event(
-            conn,
-            make_event("tablet.loaned", loaned, source=platform.source, subject=str(tablet_id)),
-            schema=platform.schema,
-        )
+        await _publish(conn, platform, "tablet.loaned", loaned, tablet_id)
         await _audit(conn, staff, "tablet.loan", f"tablet/{tablet_id}", body.patient_id)
         loan = await repository.open_loan(conn, tablet_id)
         granted = LoanGranted(
@@ -549,11 +551,7 @@ async def return_tablet(
             returned_at=returned_at,
             recorded_by=staff.staff_id,
         )
-        await add_event(
-            conn,
-            make_event("tablet.returned", event, source=platform.source, subject=str(tablet_id)),
-            schema=platform.schema,
-        )
+        await _publish(conn, platform, "tablet.returned", event, tablet_id)
         await _audit(conn, staff, "tablet.return", f"tablet/{tablet_id}", loan["patient_id"])
         ended = await conn.fetchrow(f"SELECT {repository.LOAN_COLUMNS} FROM loans l WHERE l.id = $1", loan["id"])
         return 200, _loan_view(ended, tablet["last_seen_at"], now.date()).model_dump(mode="json")
@@ -611,11 +609,7 @@ async def wipe_tablet(
             conn, tablet_id, method=body.method.value, proof=body.proof, at=wiped_at, by=staff.staff_id
         )
         event = TabletWipedV1(tablet_id=tablet_id, method=body.method.value, wiped_at=wiped_at, wiped_by=staff.staff_id)
-        await add_event(
-            conn,
-            make_event("tablet.wiped", event, source=platform.source, subject=str(tablet_id)),
-            schema=platform.schema,
-        )
+        await _publish(conn, platform, "tablet.wiped", event, tablet_id)
         await _audit(conn, staff, "tablet.wipe", f"tablet/{tablet_id}")
         return 200, await _tablet_body(conn, tablet_id)
 
@@ -658,11 +652,7 @@ async def report_lost(
             reported_at=now,
             reported_by=staff.staff_id,
         )
-        await add_event(
-            conn,
-            make_event("tablet.lost", event, source=platform.source, subject=str(tablet_id)),
-            schema=platform.schema,
-        )
+        await _publish(conn, platform, "tablet.lost", event, tablet_id)
         await _audit(conn, staff, f"tablet.{action.value}", f"tablet/{tablet_id}", loan["patient_id"] if loan else None)
         return 200, await _tablet_body(conn, tablet_id)
 

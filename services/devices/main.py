@@ -12,10 +12,11 @@ from services.devices import handlers
 from services.devices.api import heartbeat_router, router
 from services.devices.domain import SilencePolicy
 from services.devices.heartbeats import HeartbeatWriter
-from services.devices.silence import Clock, heartbeat_retention, silence_watch, system_clock
+from services.devices.silence import heartbeat_retention, silence_watch
 from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import ConsumerSpec
+from shared.periodic import Clock, system_clock
 from shared.settings import ServiceSettings
 
 NAME = "devices"

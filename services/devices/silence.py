@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
@@ -20,17 +19,12 @@ from shared.db.outbox import add_events
 from shared.events.catalog import make_event
 from shared.events.devices import TabletInactiveV1
 from shared.http.app import BackgroundTask, Platform
-from shared.periodic import every
+from shared.periodic import Clock, every, system_clock
 from shared.telemetry import current_trace_headers
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/services/devices"
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 async def report_silent_tablets(
