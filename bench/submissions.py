@@ -19,48 +19,62 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
-import math
 import os
-import platform
-import select
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 SCRIPT = Path(__file__).resolve()
-ROOT = SCRIPT.parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # `python bench/submissions.py` without PYTHONPATH or an editable install
+if str(SCRIPT.parent) not in sys.path:
+    sys.path.insert(0, str(SCRIPT.parent))  # `common` beside it, when imported from elsewhere
 
 import orjson  # noqa: E402
+from common import (  # noqa: E402
+    DISPATCH_TICK_S,
+    EMBEDDED_SERVERS,
+    MAX_RATE,
+    STATUS_CONN_ERROR,
+    STATUS_TIMEOUT,
+    CpuTracker,
+    add_auth_args,
+    add_service_env_arg,
+    begin,
+    check_alive,
+    cpu_ms_per,
+    cpu_percent,
+    cpu_table,
+    emit,
+    fmt,
+    http_ready,
+    machine_line,
+    phase_count,
+    rates_arg,
+    report_head,
+    require_loopback,
+    run_event_loop,
+    run_workers,
+    set_nodelay,
+    start_embedded_services,
+    summary_ms,
+    warmup_and_rates,
+    worker_start,
+    write_stdout,
+)
 
 from shared.auth import TokenService  # noqa: E402
-from shared.devservers import EmbeddedNats, EmbeddedPostgres  # noqa: E402
-from shared.settings import DEV_AUTH_SECRET  # noqa: E402
 from shared.testing.fhir import RED_NAUSEA, Answer, questionnaire_response  # noqa: E402
 from shared.testing.services import ServiceProcess  # noqa: E402
 
 SUBMISSIONS_PATH = "/v1/submissions"
 ALERT_SUBJECT = "alert.raised"
-STATUS_TIMEOUT = -1  # no response within --timeout of the due time
-STATUS_CONN_ERROR = 0  # connection refused / reset, or a response we could not parse
 # What a failed exchange can raise (TimeoutError, an OSError, is caught before these).
 CLIENT_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, KeyError, TypeError)
-DISPATCH_TICK_S = 0.002
-MAX_REQUESTS_PER_PHASE = 500_000
-MAX_RATE = 50_000.0
 SERVICES = ("questionnaire", "alerting")
 # The durable consumers downstream of a submission: the run settles when both have nothing pending.
 DOWNSTREAM_CONSUMERS = (
@@ -119,10 +133,7 @@ class HttpConnection:
     @classmethod
     async def open(cls, host: str, port: int) -> HttpConnection:
         reader, writer = await asyncio.open_connection(host, port)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(writer.get_extra_info("socket"))
         return cls(reader, writer)
 
     async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
@@ -293,190 +304,18 @@ def worker_main(plan_json: str) -> int:
     try:
         plan = WorkerPlan(**orjson.loads(plan_json))
         requests = build_requests(plan)
-        sys.stdout.write("READY\n")
-        sys.stdout.flush()
-        readable, _, _ = select.select([sys.stdin], [], [], 300.0)
-        line = sys.stdin.readline() if readable else ""
-        if not line.strip():
+        t0 = worker_start()
+        if t0 is None:
             return 2  # the coordinator went away
-        t0 = float(line)
-        try:
-            import uvloop
-
-            result = uvloop.run(drive(plan, requests, t0))
-        except ImportError:
-            result = asyncio.run(drive(plan, requests, t0))
-        # The event loop may have left stdout non-blocking: a large write would then stop at the pipe's size.
-        fd = sys.stdout.fileno()
-        os.set_blocking(fd, True)
-        pending = memoryview(orjson.dumps(result))
-        while pending:
-            pending = pending[os.write(fd, pending) :]
+        write_stdout(orjson.dumps(run_event_loop(drive(plan, requests, t0))))
         return 0
     except KeyboardInterrupt:
         return 130
 
 
 # --------------------------------------------------------------------------------------------------
-# Measuring: percentiles, CPU from /proc, the machine
-# --------------------------------------------------------------------------------------------------
-
-
-def percentile(ordered: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile of an already sorted sequence."""
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def summary_ms(values_s: Sequence[float]) -> dict[str, float | None]:
-    ordered = sorted(values_s)
-
-    def ms(v: float | None) -> float | None:
-        return None if v is None else round(v * 1000.0, 2)
-
-    return {
-        "p50": ms(percentile(ordered, 50)),
-        "p95": ms(percentile(ordered, 95)),
-        "p99": ms(percentile(ordered, 99)),
-        "max": ms(ordered[-1] if ordered else None),
-        "mean": ms(sum(ordered) / len(ordered) if ordered else None),
-    }
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_stat(pid: int) -> tuple[int, float, float] | None:
-    """(ppid, own CPU s, CPU s of waited-for children) of a live process."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    children = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
-    return int(fields[1]), own, children
-
-
-def _children_of(parent: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = _proc_stat(int(entry))
-            if stat is not None and stat[0] == parent:
-                found.append(int(entry))
-    return found
-
-
-def _tree_cpu(pid: int) -> float | None:
-    """CPU seconds of a process and its children, live ones and exited ones (e.g. PostgreSQL backends)."""
-    stat = _proc_stat(pid)
-    if stat is None:
-        return None
-    total = stat[1] + stat[2]
-    for child in _children_of(pid):
-        child_stat = _proc_stat(child)
-        if child_stat is not None:
-            total += child_stat[1] + child_stat[2]
-    return total
-
-
-@dataclass
-class CpuTracker:
-    """CPU seconds used so far by each process group we can see (services, NATS, PostgreSQL, ourselves)."""
-
-    pids: dict[str, int] = field(default_factory=dict)
-    postmaster: int | None = None
-
-    def snapshot(self) -> dict[str, float]:
-        used: dict[str, float] = {}
-        for name, pid in self.pids.items():
-            total = _tree_cpu(pid)  # uvicorn --workers N: the work is in the children
-            if total is not None:
-                used[name] = total
-        if self.postmaster is not None:
-            total = _tree_cpu(self.postmaster)
-            if total is not None:
-                used["postgres"] = total
-        used["bench coordinator"] = time.process_time()
-        return used
-
-
-def postmaster_pid(data_dir: Path) -> int | None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return int((data_dir / "postmaster.pid").read_text().splitlines()[0])
-    return None
-
-
-def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory_gib = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
-        memory_gib = round(kib / 1024 / 1024, 1)
-    commit = None
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        if head.returncode == 0:
-            commit = head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    return {
-        "nproc": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "memory_gib": memory_gib,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "kernel": platform.release(),
-        "commit": commit,
-    }
-
-
-UVICORN_ARGS = ("--loop", "uvloop", "--http", "httptools")
-
-
-def _workers(service: str, processes: dict[str, int]) -> tuple[str, ...]:
-    count = processes.get(service, 1)
-    return ("--workers", str(count)) if count > 1 else ()
-
-
-# --------------------------------------------------------------------------------------------------
 # The system under test: embedded servers and uvicorn processes, or running ones
 # --------------------------------------------------------------------------------------------------
-
-
-def http_ready(base_url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def require_loopback(url: str, what: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    loopback = host == "localhost"
-    with contextlib.suppress(ValueError):
-        loopback = loopback or ipaddress.ip_address(host).is_loopback
-    if not loopback or parts.port is None:
-        raise SystemExit(f"{what} must be a loopback address with a port (got {url!r}): this benchmark stays local")
-    return ("127.0.0.1" if host == "localhost" else host), parts.port
 
 
 @dataclass
@@ -489,9 +328,7 @@ class Target:
     services: list[ServiceProcess] = field(default_factory=list)
 
     def check_alive(self) -> None:
-        for service in self.services:
-            if service.process is not None and service.process.poll() is not None:
-                raise RuntimeError(f"{service.name} exited during the run:\n{service.log_tail()}")
+        check_alive(self.services)
 
 
 def start_embedded(
@@ -502,42 +339,20 @@ def start_embedded(
     processes: dict[str, int],
 ) -> Target:
     print(f"starting NATS, PostgreSQL and the services in {workdir} …", file=sys.stderr, flush=True)
-    nats_server = EmbeddedNats(workdir / "nats")
-    stack.callback(nats_server.stop)
-    nats_server.start()
-    postgres = EmbeddedPostgres(workdir / "postgres")
-    stack.callback(postgres.stop)
-    postgres.start()
-    env = {
-        "ENVIRONMENT": "development",
-        "NATS_URL": nats_server.url,
-        "NATS_MONITOR_URL": nats_server.monitor_url,
-        "DATABASE_URL": postgres.url,
-        **extra_env,
-    }
-    services = [
-        ServiceProcess(name, env, log_dir or workdir / "logs", extra_args=UVICORN_ARGS + _workers(name, processes))
-        for name in SERVICES
-    ]
-    for service in services:
-        stack.callback(service.stop)
-        service.spawn()
-    for service in services:
-        service.wait_ready(90.0)
-    pids = {s.name: s.process.pid for s in services if s.process is not None}
-    if nats_server.process is not None:
-        pids["nats-server"] = nats_server.process.pid
+    servers = start_embedded_services(
+        stack, workdir, extra_env, log_dir, {name: processes.get(name, 1) for name in SERVICES}
+    )
     return Target(
-        questionnaire_url=services[0].url,
-        alerting_url=services[1].url,
-        nats_url=nats_server.url,
+        questionnaire_url=servers.services[0].url,
+        alerting_url=servers.services[1].url,
+        nats_url=servers.nats_url,
         description=(
-            "embedded: nats-server (sync_interval: always) + PostgreSQL 16 (pgserver, synchronous_commit on) "
-            "+ 2 uvicorn processes (--loop uvloop --http httptools --no-access-log)"
+            EMBEDDED_SERVERS
+            + "+ 2 uvicorn processes (--loop uvloop --http httptools --no-access-log)"
             + (f", env {extra_env}" if extra_env else "")
         ),
-        cpu=CpuTracker(pids=pids, postmaster=postmaster_pid(workdir / "postgres")),
-        services=services,
+        cpu=servers.cpu,
+        services=servers.services,
     )
 
 
@@ -632,26 +447,25 @@ class Settings:
     auth_issuer: str
     auth_audience: str
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        return cls(
+            workers=args.workers,
+            connections=args.connections,
+            timeout_s=args.timeout,
+            drain_timeout_s=args.drain_timeout,
+            settle_timeout_s=args.settle_timeout,
+            auth_secret=args.auth_secret,
+            auth_issuer=args.auth_issuer,
+            auth_audience=args.auth_audience,
+        )
 
-async def _spawn_worker(plan: WorkerPlan) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(SCRIPT),
-        "--worker",
-        orjson.dumps(asdict(plan)).decode(),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
 
-
-async def run_phase(
-    target: Target, observer: AlertObserver, settings: Settings, rate: float, duration: float
-) -> dict[str, Any]:
-    count = round(rate * duration)
-    if count < 1 or count > MAX_REQUESTS_PER_PHASE:
-        raise SystemExit(f"{rate}/s for {duration}s is {count} requests: keep it within 1..{MAX_REQUESTS_PER_PHASE}")
+async def drive_load(
+    target: Target, settings: Settings, rate: float, duration: float, snapshot: Callable[[], dict[str, float]]
+) -> tuple[float, list[dict[str, Any]], dict[str, dict[str, float]]]:
+    """The load workers over one timetable: (t0, their results, CPU snapshots at t0 and t0 + duration)."""
+    count = phase_count(rate, duration)
     host, port = require_loopback(target.questionnaire_url, "--questionnaire-url")
     workers = max(1, min(settings.workers, count))
     plans = [
@@ -671,70 +485,42 @@ async def run_phase(
         )
         for i in range(workers)
     ]
-    processes: list[asyncio.subprocess.Process] = []
-    marker: asyncio.Task[None] | None = None
-    try:
-        for plan in plans:
-            processes.append(await _spawn_worker(plan))
-        for process in processes:
-            assert process.stdout is not None
-            line = await asyncio.wait_for(process.stdout.readline(), timeout=120.0 + count / 5000)
-            if line.strip() != b"READY":
-                raise RuntimeError(f"a load worker failed to start (exit {await process.wait()})")
-        t0 = time.monotonic() + 0.3
-        for process in processes:
-            assert process.stdin is not None
-            process.stdin.write(f"{t0!r}\n".encode())
-            await process.stdin.drain()
-        cpu_marks: dict[str, dict[str, float]] = {}
-        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
-        cpu_marks["start"] = target.cpu.snapshot()
-        sends_end = t0 + duration
+    return await run_workers(SCRIPT, plans, count, duration, settings.timeout_s, snapshot)
 
-        async def mark_load_end() -> None:
-            await asyncio.sleep(max(0.0, sends_end - time.monotonic()))
-            cpu_marks["load_end"] = target.cpu.snapshot()
 
-        marker = asyncio.create_task(mark_load_end())
-        reads = [asyncio.ensure_future(p.stdout.read()) for p in processes if p.stdout is not None]
-        try:
-            _, unfinished = await asyncio.wait(reads, timeout=duration + settings.timeout_s + 60.0)
-        finally:
-            for read in reads:
-                read.cancel()  # no-op for the finished ones
-        if unfinished:
-            raise RuntimeError("the load workers did not finish in time")
-        outputs = [read.result() for read in reads]
-        for process in processes:
-            await asyncio.wait_for(process.wait(), timeout=30.0)
-        await marker
-    finally:
-        if marker is not None:
-            marker.cancel()
-        for process in processes:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                with contextlib.suppress(TimeoutError, ProcessLookupError):
-                    await asyncio.wait_for(process.wait(), timeout=5.0)
-    if not all(outputs):
-        raise RuntimeError(f"a load worker failed (exit codes {[p.returncode for p in processes]})")
-    parts = [orjson.loads(out) for out in outputs]
+@dataclass
+class Timetable:
+    """The workers' results in the order of the timetable (request k at index k)."""
 
-    due = [0.0] * count
-    statuses = [STATUS_TIMEOUT] * count
-    latencies = [-1.0] * count
-    lags = [-1.0] * count
-    start_lags = [-1.0] * count
-    ids = [""] * count
-    for part in parts:
-        for j, k in enumerate(part["k"]):
-            due[k] = t0 + k / rate
-            statuses[k] = part["status"][j]
-            latencies[k] = part["latency"][j]
-            lags[k] = part["send_lag"][j]
-            start_lags[k] = part["start_lag"][j]
-            ids[k] = part["ids"][j]
+    due: list[float]  # time.monotonic
+    status: list[int]
+    latency: list[float]
+    send_lag: list[float]
+    start_lag: list[float]
+    ids: list[str]
+
+    @classmethod
+    def of(cls, parts: list[dict[str, Any]], t0: float, rate: float, count: int) -> Timetable:
+        table = cls([0.0] * count, [STATUS_TIMEOUT] * count, [-1.0] * count, [-1.0] * count, [-1.0] * count, [""] * count)
+        for part in parts:
+            for j, k in enumerate(part["k"]):
+                table.due[k] = t0 + k / rate
+                table.status[k] = part["status"][j]
+                table.latency[k] = part["latency"][j]
+                table.send_lag[k] = part["send_lag"][j]
+                table.start_lag[k] = part["start_lag"][j]
+                table.ids[k] = part["ids"][j]
+        return table
+
+
+async def run_phase(
+    target: Target, observer: AlertObserver, settings: Settings, rate: float, duration: float
+) -> dict[str, Any]:
+    t0, parts, cpu_marks = await drive_load(target, settings, rate, duration, target.cpu.snapshot)
+    count = round(rate * duration)
+    sends_end = t0 + duration
+    table = Timetable.of(parts, t0, rate, count)
+    due, statuses, latencies, ids = table.due, table.status, table.latency, table.ids
     accepted = [k for k in range(count) if 200 <= statuses[k] < 300]
     last_response = max((due[k] + latencies[k] for k in accepted), default=sends_end)
 
@@ -759,17 +545,9 @@ async def run_phase(
     load_window = cpu_marks.get("load_end", cpu_marks["settled"])
     generator_window = sum(p["cpu_window_s"] for p in parts)
     generator_total = sum(p["cpu_total_s"] for p in parts)
-    cpu_load_pct = {
-        name: round(100.0 * (load_window[name] - cpu_marks["start"][name]) / duration, 1)
-        for name in load_window
-        if name in cpu_marks["start"]
-    }
+    cpu_load_pct = cpu_percent(cpu_marks["start"], load_window, duration)
     cpu_load_pct["load generator"] = round(100.0 * generator_window / duration, 1)
-    cpu_ms_per_submission = {
-        name: round(1000.0 * (cpu_marks["settled"][name] - cpu_marks["start"][name]) / max(1, len(accepted)), 3)
-        for name in cpu_marks["settled"]
-        if name in cpu_marks["start"]
-    }
+    cpu_ms_per_submission = cpu_ms_per(cpu_marks["start"], cpu_marks["settled"], len(accepted))
     cpu_ms_per_submission["load generator"] = round(1000.0 * generator_total / max(1, count), 3)
     return {
         "offered_rate": rate,
@@ -786,8 +564,8 @@ async def run_phase(
         "alerts_observed": len(alert_latencies),
         "alerts_missing": len(accepted) - len(alert_latencies),
         "alerts_rps": round(len(alert_latencies) / max(duration, last_alert - t0), 1) if last_alert else 0.0,
-        "generator_lag_ms": summary_ms([lag for lag in start_lags if lag >= 0]),
-        "wait_to_send_ms": summary_ms([lag for lag in lags if lag >= 0]),
+        "generator_lag_ms": summary_ms([lag for lag in table.start_lag if lag >= 0]),
+        "wait_to_send_ms": summary_ms([lag for lag in table.send_lag if lag >= 0]),
         "connections_opened": sum(p["connections_opened"] for p in parts),
         "retried_on_stale_connection": sum(p["retried_on_stale_connection"] for p in parts),
         "connection_error_kinds": dict(sum((Counter(p["connection_error_kinds"]) for p in parts), Counter())),
@@ -802,27 +580,21 @@ async def run_phase(
 async def run_all(target: Target, args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
     observer = AlertObserver()
     await observer.start(target.nats_url)
-    results: list[dict[str, Any]] = []
     try:
-        if args.warmup > 0:
-            print(f"warm-up: {args.warmup_rate:g}/s for {args.warmup:g}s …", file=sys.stderr, flush=True)
-            warm = await run_phase(target, observer, settings, args.warmup_rate, args.warmup)
-            print(f"  warm-up: {_one_line(warm)}", file=sys.stderr, flush=True)
-        for rate in args.rates:
-            print(f"rate {rate:g}/s for {args.duration:g}s …", file=sys.stderr, flush=True)
-            result = await run_phase(target, observer, settings, rate, args.duration)
-            print(f"  {_one_line(result)}", file=sys.stderr, flush=True)
-            results.append(result)
-            target.check_alive()
+        return await warmup_and_rates(
+            args,
+            lambda _phase, rate, duration: run_phase(target, observer, settings, rate, duration),
+            _one_line,
+            target.check_alive,
+        )
     finally:
         await observer.close()
-    return results
 
 
 def _one_line(r: dict[str, Any]) -> str:
     return (
         f"{r['accepted_2xx']}/{r['requests']} accepted ({r['achieved_rps']}/s), "
-        f"202 p99 {_fmt(r['post_to_202_ms']['p99'])} ms, alert p99 {_fmt(r['post_to_alert_ms']['p99'])} ms, "
+        f"202 p99 {fmt(r['post_to_202_ms']['p99'])} ms, alert p99 {fmt(r['post_to_alert_ms']['p99'])} ms, "
         f"alerts missing {r['alerts_missing']}, errors {r['non_2xx'] + r['timeouts'] + r['connection_errors']}, "
         f"settled {r['settled']}"
     )
@@ -833,20 +605,13 @@ def _one_line(r: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
-
-
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     c = report["config"]
     lines = [
         f"## Submissions benchmark, {report['started_at']}",
         "",
-        f"- machine: {m['nproc']} CPUs ({m['usable_cpus']} usable), {m['cpu_model']}, {m['memory_gib']} GiB, "
-        f"{m['implementation']} {m['python']}, Linux {m['kernel']}, commit {m['commit']}",
+        machine_line(m),
         f"- target: {c['target']}",
         f"- load: open loop, {c['duration_s']:g}s per rate after a {c['warmup_s']:g}s warm-up at "
         f"{c['warmup_rate']:g}/s; {c['workers']} load process(es), ≤{c['connections']} keep-alive connections, "
@@ -860,36 +625,17 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report["results"]:
         post, alert = r["post_to_202_ms"], r["post_to_alert_ms"]
         lines.append(
-            f"| {r['offered_rate']:g} | {r['achieved_rps']:g} | {_fmt(post['p50'])} | {_fmt(post['p95'])} "
-            f"| {_fmt(post['p99'])} | {_fmt(alert['p50'])} | {_fmt(alert['p95'])} | {_fmt(alert['p99'])} "
+            f"| {r['offered_rate']:g} | {r['achieved_rps']:g} | {fmt(post['p50'])} | {fmt(post['p95'])} "
+            f"| {fmt(post['p99'])} | {fmt(alert['p50'])} | {fmt(alert['p95'])} | {fmt(alert['p99'])} "
             f"| {r['alerts_rps']:g} | {r['non_2xx']} | {r['timeouts']} | {r['connection_errors']} "
-            f"| {r['alerts_missing']} | {_fmt(r['generator_lag_ms']['p99'])} | {_fmt(r['wait_to_send_ms']['p99'])} |"
+            f"| {r['alerts_missing']} | {fmt(r['generator_lag_ms']['p99'])} | {fmt(r['wait_to_send_ms']['p99'])} |"
         )
-    groups: list[str] = []
-    for r in report["results"]:
-        groups += [g for g in r["cpu_percent_during_load"] if g not in groups]
-    lines += [
-        "",
+    lines += cpu_table(
+        report["results"],
         "CPU during the load window, % of one core (the machine has "
         f"{100 * (m['usable_cpus'] or 1)}%), and CPU ms per accepted submission until the pipeline settled:",
-        "",
-        "| offered/s | " + " | ".join(groups) + " | sum |",
-        "|---:|" + "---:|" * (len(groups) + 1),
-    ]
-    for r in report["results"]:
-        pct = r["cpu_percent_during_load"]
-        lines.append(
-            f"| {r['offered_rate']:g} | "
-            + " | ".join(f"{pct[g]:.0f}%" if g in pct else "–" for g in groups)
-            + f" | {sum(pct.values()):.0f}% |"
-        )
-    for r in report["results"]:
-        per = r["cpu_ms_per_submission"]
-        lines.append(
-            f"| {r['offered_rate']:g} (ms/sub) | "
-            + " | ".join(f"{per[g]:.2f}" if g in per else "–" for g in groups)
-            + f" | {sum(per.values()):.2f} |"
-        )
+        per=("cpu_ms_per_submission", "ms/sub", 2),
+    )
     unsettled = [r["offered_rate"] for r in report["results"] if not r["settled"]]
     if unsettled:
         lines += ["", f"Not settled before the next rate (backlog carried over): {unsettled}."]
@@ -901,23 +647,9 @@ def markdown(report: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _rates(text: str) -> list[float]:
-    rates = [float(x) for x in text.split(",") if x.strip()]
-    if not rates or any(not 0 < r <= MAX_RATE for r in rates):
-        raise argparse.ArgumentTypeError(f"rates are comma-separated numbers in (0, {MAX_RATE:g}]")
-    return rates
-
-
-def _env_pair(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError("use NAME=VALUE")
-    return name, value
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rates", type=_rates, default=_rates("250,500,1000,2000"), help="offered rates, requests/s")
+    p.add_argument("--rates", type=rates_arg, default=rates_arg("250,500,1000,2000"), help="offered rates, requests/s")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load per rate (default 10)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up, not reported (default 3)")
     p.add_argument("--warmup-rate", type=float, default=100.0, help="warm-up rate (default 100/s)")
@@ -931,20 +663,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--questionnaire-url", help="use a running questionnaire service (e.g. http://127.0.0.1:8001)")
     p.add_argument("--alerting-url", help="use a running alerting service (e.g. http://127.0.0.1:8002)")
     p.add_argument("--nats-url", help="the NATS server the running services use (e.g. nats://127.0.0.1:4222)")
-    p.add_argument(
-        "--service-env",
-        type=_env_pair,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for the embedded services (e.g. DB_POOL_MAX=20); repeatable",
-    )
+    add_service_env_arg(p, "extra environment for the embedded services (e.g. DB_POOL_MAX=20); repeatable")
     p.add_argument("--questionnaire-processes", type=int, default=1, help="uvicorn --workers for questionnaire")
     p.add_argument("--alerting-processes", type=int, default=1, help="uvicorn --workers for alerting")
-    p.add_argument("--auth-secret", default=os.environ.get("AUTH_SECRET") or DEV_AUTH_SECRET)
-    p.add_argument("--auth-issuer", default=os.environ.get("AUTH_ISSUER") or "oncofollow-dev")
-    p.add_argument("--auth-audience", default=os.environ.get("AUTH_AUDIENCE") or "oncofollow")
+    add_auth_args(p)
     args = p.parse_args(argv)
+    check_args(p, args)
+    return args
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
+    """The checks of the options bench/dashboards.py shares; whether running services are given."""
     given = [args.questionnaire_url, args.alerting_url, args.nats_url]
     if any(given) and not all(given):
         p.error("--questionnaire-url, --alerting-url and --nats-url go together")
@@ -958,47 +687,34 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         require_loopback(args.questionnaire_url, "--questionnaire-url")
         require_loopback(args.alerting_url, "--alerting-url")
         require_loopback(args.nats_url, "--nats-url")
-    return args
+    return all(given)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def open_target(stack: contextlib.ExitStack, args: argparse.Namespace, processes: dict[str, int]) -> Target:
+    """The running services of --questionnaire-url etc., or embedded ones (stopped when the stack closes)."""
+    if args.questionnaire_url:
+        return use_running(args)
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oncofollow-bench-")))
+    return start_embedded(stack, workdir, dict(args.service_env), args.log_dir, processes)
 
 
 def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["--worker"] and len(argv) == 2:
         return worker_main(argv[1])
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    settings = Settings(
-        workers=args.workers,
-        connections=args.connections,
-        timeout_s=args.timeout,
-        drain_timeout_s=args.drain_timeout,
-        settle_timeout_s=args.settle_timeout,
-        auth_secret=args.auth_secret,
-        auth_issuer=args.auth_issuer,
-        auth_audience=args.auth_audience,
-    )
+    started = begin()
+    settings = Settings.from_args(args)
     target: Target | None = None
     try:
         with contextlib.ExitStack() as stack:
-            if args.questionnaire_url:
-                target = use_running(args)
-            else:
-                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oncofollow-bench-")))
-                processes = {"questionnaire": args.questionnaire_processes, "alerting": args.alerting_processes}
-                target = start_embedded(stack, workdir, dict(args.service_env), args.log_dir, processes)
+            processes = {"questionnaire": args.questionnaire_processes, "alerting": args.alerting_processes}
+            target = open_target(stack, args, processes)
             results = asyncio.run(run_all(target, args, settings))
     except KeyboardInterrupt:
         print("\ninterrupted: stopped the load, the services and the servers", file=sys.stderr)
         return 130
     report = {
-        "benchmark": "submissions",
-        "format": 1,
-        "started_at": started,
-        "machine": machine_info(),
+        **report_head("submissions", started),
         "config": {
             "target": target.description,
             "rates": args.rates,
@@ -1014,11 +730,7 @@ def main(argv: Sequence[str]) -> int:
         },
         "results": results,
     }
-    print(markdown(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-        print(f"\nJSON written to {args.json}", file=sys.stderr)
+    emit(report, markdown(report), args.json)
     return 0
 
 
