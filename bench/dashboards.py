@@ -25,53 +25,38 @@ import argparse
 import asyncio
 import contextlib
 import math
-import os
-import signal
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SCRIPT = Path(__file__).resolve()
-ROOT = SCRIPT.parent.parent
-for _path in (str(ROOT), str(SCRIPT.parent)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)  # `python bench/dashboards.py` without PYTHONPATH; `submissions` beside it
+if str(SCRIPT.parent) not in sys.path:
+    sys.path.insert(0, str(SCRIPT.parent))  # `common` and `submissions` beside it, when imported from elsewhere
 
+import common  # noqa: E402
 import orjson  # noqa: E402
+from common import STATUS_CONN_ERROR, STATUS_TIMEOUT, fmt, ms, summary_ms  # noqa: E402
 from submissions import (  # noqa: E402
-    MAX_RATE,
-    MAX_REQUESTS_PER_PHASE,
-    STATUS_CONN_ERROR,
-    STATUS_TIMEOUT,
     AlertObserver,
     HttpConnection,
     Settings,
     Target,
+    Timetable,
     WorkerPlan,
-    _env_pair,
-    _fmt,
-    _interrupt,
-    _rates,
-    _spawn_worker,
     build_requests,
-    machine_info,
-    require_loopback,
+    check_args,
+    drive_load,
+    open_target,
     run_phase,
-    start_embedded,
-    summary_ms,
-    use_running,
+    submissions_config,
 )
 
 from shared.auth import TokenService  # noqa: E402
-from shared.settings import DEV_AUTH_SECRET  # noqa: E402
 
 STREAM_PATH = "/v1/alerts/stream"
 STREAM_TOKEN_PATH = "/v1/alerts/stream-token"
@@ -138,10 +123,7 @@ class Dashboard(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        common.set_nodelay(transport.get_extra_info("socket"))
         self.transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -308,11 +290,7 @@ async def open_dashboards(plan: ClientPlan, tally: Tally) -> tuple[list[Dashboar
 
 
 def _reply(document: dict[str, Any]) -> None:
-    fd = sys.stdout.fileno()
-    os.set_blocking(fd, True)
-    pending = memoryview(orjson.dumps(document) + b"\n")
-    while pending:
-        pending = pending[os.write(fd, pending) :]
+    common.write_stdout(orjson.dumps(document) + b"\n")
 
 
 async def client_serve(plan: ClientPlan) -> None:
@@ -367,12 +345,7 @@ async def client_serve(plan: ClientPlan) -> None:
 def client_main(plan_json: str) -> int:
     try:
         plan = ClientPlan(**orjson.loads(plan_json))
-        try:
-            import uvloop
-
-            uvloop.run(client_serve(plan))
-        except ImportError:
-            asyncio.run(client_serve(plan))
+        common.run_event_loop(client_serve(plan))
         return 0
     except KeyboardInterrupt:
         return 130
@@ -391,18 +364,7 @@ class ClientProcess:
 
     @classmethod
     async def spawn(cls, plan: ClientPlan) -> ClientProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(SCRIPT),
-            "--client",
-            orjson.dumps(asdict(plan)).decode(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            limit=1 << 28,
-        )
-        return cls(process, plan.dashboards)
+        return cls(await common.spawn_script(SCRIPT, "--client", plan, limit=1 << 28), plan.dashboards)
 
     async def read(self, limit_s: float = CALL_TIMEOUT_S) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -454,7 +416,7 @@ class Dashboards:
 async def connect_dashboards(
     target: Target, args: argparse.Namespace, count: int, processes: int, first: int
 ) -> Dashboards:
-    host, port = require_loopback(target.alerting_url, "--alerting-url")
+    host, port = common.require_loopback(target.alerting_url, "--alerting-url")
     group = Dashboards()
     processes = max(1, min(processes, count))
     started = time.monotonic()
@@ -486,7 +448,7 @@ async def connect_dashboards(
 
 async def post_probe(target: Target, settings: Settings) -> str:
     """One RED submission sent from here: its id."""
-    host, port = require_loopback(target.questionnaire_url, "--questionnaire-url")
+    host, port = common.require_loopback(target.questionnaire_url, "--questionnaire-url")
     plan = WorkerPlan(
         index=0,
         workers=1,
@@ -573,19 +535,9 @@ def _per_dashboard(base: dict[str, int] | None, loaded: dict[str, int] | None, n
     return round((loaded["rss_kib"] - base["rss_kib"]) / n, 1)
 
 
-def _machine_busy_s() -> float | None:
-    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def _snapshot(target: Target) -> dict[str, float]:
     used = target.cpu.snapshot()
-    busy = _machine_busy_s()
+    busy = common.machine_busy_s()
     if busy is not None:
         used[MACHINE] = busy
     return used
@@ -593,15 +545,10 @@ def _snapshot(target: Target) -> dict[str, float]:
 
 def _cpu_split(pid: int | None) -> tuple[float, float] | None:
     """(user, system) CPU seconds of one process."""
-    if pid is None:
+    fields = None if pid is None else common.proc_stat_fields(pid)
+    if fields is None:
         return None
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks
+    return int(fields[11]) / common.CLOCK_TICKS, int(fields[12]) / common.CLOCK_TICKS
 
 
 def _cpu_s(pid: int | None) -> float | None:
@@ -614,83 +561,6 @@ def _cpu_s(pid: int | None) -> float | None:
 # --------------------------------------------------------------------------------------------------
 
 
-async def drive_load(
-    target: Target, settings: Settings, rate: float, duration: float, marks: dict[str, dict[str, float]]
-) -> tuple[float, list[dict[str, Any]]]:
-    """bench/submissions.py's load workers, one timetable: (t0, their results). CPU marks at t0 and t0+duration."""
-    count = round(rate * duration)
-    if count < 1 or count > MAX_REQUESTS_PER_PHASE:
-        raise SystemExit(f"{rate}/s for {duration}s is {count} requests: keep it within 1..{MAX_REQUESTS_PER_PHASE}")
-    host, port = require_loopback(target.questionnaire_url, "--questionnaire-url")
-    workers = max(1, min(settings.workers, count))
-    processes: list[asyncio.subprocess.Process] = []
-    marker: asyncio.Task[None] | None = None
-    outputs: list[bytes] = []
-    try:
-        for i in range(workers):
-            plan = WorkerPlan(
-                index=i,
-                workers=workers,
-                rate=rate,
-                count=count,
-                duration_s=duration,
-                host=host,
-                port=port,
-                connections=max(1, settings.connections // workers),
-                timeout_s=settings.timeout_s,
-                auth_secret=settings.auth_secret,
-                auth_issuer=settings.auth_issuer,
-                auth_audience=settings.auth_audience,
-            )
-            processes.append(await _spawn_worker(plan))
-        for process in processes:
-            assert process.stdout is not None
-            line = await asyncio.wait_for(process.stdout.readline(), timeout=120.0 + count / 5000)
-            if line.strip() != b"READY":
-                raise RuntimeError(f"a load worker failed to start (exit {await process.wait()})")
-        t0 = time.monotonic() + 0.3
-        for process in processes:
-            assert process.stdin is not None
-            process.stdin.write(f"{t0!r}\n".encode())
-            await process.stdin.drain()
-        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
-        marks["start"] = _snapshot(target)
-
-        async def mark_load_end() -> None:
-            await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
-            marks["load_end"] = _snapshot(target)
-
-        marker = asyncio.create_task(mark_load_end())
-        reads = [asyncio.ensure_future(p.stdout.read()) for p in processes if p.stdout is not None]
-        try:
-            _, unfinished = await asyncio.wait(reads, timeout=duration + settings.timeout_s + 60.0)
-        finally:
-            for read in reads:
-                read.cancel()
-        if unfinished:
-            raise RuntimeError("the load workers did not finish in time")
-        outputs = [read.result() for read in reads]
-        for process in processes:
-            await asyncio.wait_for(process.wait(), timeout=30.0)
-        await marker
-    finally:
-        if marker is not None:
-            marker.cancel()
-        for process in processes:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                with contextlib.suppress(TimeoutError, ProcessLookupError):
-                    await asyncio.wait_for(process.wait(), timeout=5.0)
-    if not all(outputs):
-        raise RuntimeError(f"a load worker failed (exit codes {[p.returncode for p in processes]})")
-    return t0, [orjson.loads(out) for out in outputs]
-
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000.0, 2)
-
-
 async def run_rate(
     target: Target,
     settings: Settings,
@@ -700,23 +570,12 @@ async def run_rate(
     duration: float,
     alerting_pid: int | None,
 ) -> dict[str, Any]:
-    marks: dict[str, dict[str, float]] = {}
     split_before = _cpu_split(alerting_pid)
     cpu_before = _cpu_s(alerting_pid)
-    t0, parts = await drive_load(target, settings, rate, duration, marks)
+    t0, parts, marks = await drive_load(target, settings, rate, duration, lambda: _snapshot(target))
     count = round(rate * duration)
-    due = [0.0] * count
-    status = [STATUS_TIMEOUT] * count
-    latency = [-1.0] * count
-    send_lag = [-1.0] * count
-    ids = [""] * count
-    for part in parts:
-        for j, k in enumerate(part["k"]):
-            due[k] = t0 + k / rate
-            status[k] = part["status"][j]
-            latency[k] = part["latency"][j]
-            send_lag[k] = part["send_lag"][j]
-            ids[k] = part["ids"][j]
+    table = Timetable.of(parts, t0, rate, count)
+    due, status, latency, send_lag, ids = table.due, table.status, table.latency, table.send_lag, table.ids
     accepted = [k for k in range(count) if 200 <= status[k] < 300 and ids[k]]
     last_response = max((due[k] + latency[k] for k in accepted), default=t0 + duration)
     expected = [ids[k] for k in accepted]
@@ -775,11 +634,7 @@ async def run_rate(
             incomplete += 1
     statuses = Counter(status)
     window = marks.get("load_end", marks["drained"])
-    cpu_pct = {
-        name: round(100.0 * (window[name] - marks["start"][name]) / duration, 1)
-        for name in window
-        if name in marks["start"]
-    }
+    cpu_pct = common.cpu_percent(marks["start"], window, duration)
     clients_pct = [cpu_pct.pop(name) for name in list(cpu_pct) if name.startswith(CLIENT_CPU)]
     if clients_pct:
         cpu_pct[CLIENT_CPU] = round(sum(clients_pct), 1)
@@ -831,10 +686,10 @@ async def run_rate(
         "by_second": [
             {
                 "second": second,
-                "every_p50": _ms(statistics.median(by_second_every.get(second) or [0.0])),
-                "every_max": _ms(max(by_second_every.get(second) or [0.0])),
-                "nats_p50": _ms(statistics.median(by_second_nats.get(second) or [0.0])),
-                "nats_max": _ms(max(by_second_nats.get(second) or [0.0])),
+                "every_p50": ms(statistics.median(by_second_every.get(second) or [0.0])),
+                "every_max": ms(max(by_second_every.get(second) or [0.0])),
+                "nats_p50": ms(statistics.median(by_second_nats.get(second) or [0.0])),
+                "nats_max": ms(max(by_second_nats.get(second) or [0.0])),
             }
             for second in range(math.ceil(duration))
         ],
@@ -958,8 +813,8 @@ def _one_line(r: dict[str, Any]) -> str:
     every = r["post_to_every_dashboard_ms"]
     pair = r["post_to_dashboard_ms"]
     return (
-        f"{r['accepted_2xx']}/{r['requests']} accepted; pair p50 {_fmt(pair['p50'])} p99 {_fmt(pair['p99'])} ms; "
-        f"every-dashboard p99 {_fmt(every['p99'])} ms; missing {r['pairs_missing']}, duplicates {r['duplicates']}; "
+        f"{r['accepted_2xx']}/{r['requests']} accepted; pair p50 {fmt(pair['p50'])} p99 {fmt(pair['p99'])} ms; "
+        f"every-dashboard p99 {fmt(every['p99'])} ms; missing {r['pairs_missing']}, duplicates {r['duplicates']}; "
         f"alerting CPU {r['alerting_cpu_s_load_window']} s"
     )
 
@@ -974,11 +829,7 @@ def markdown(report: dict[str, Any]) -> str:
     c = report["config"]
     mem = report["memory"]
     lines = [
-        f"## Dashboards benchmark, {report['started_at']}",
-        "",
-        f"- machine: {m['nproc']} CPUs ({m['usable_cpus']} usable), {m['cpu_model']}, {m['memory_gib']} GiB, "
-        f"{m['implementation']} {m['python']}, Linux {m['kernel']}, commit {m['commit']}",
-        f"- target: {c['target']}",
+        *common.report_intro(report, "Dashboards"),
         f"- dashboards: {c['dashboards']} SSE clients on {c['client_processes']} process(es), "
         f"{'bearer header' if c['bearer'] else 'stream token (as the page)'}; open-loop RED submissions "
         f"for {c['duration_s']:g}s per rate after a {c['warmup_s']:g}s warm-up",
@@ -995,30 +846,17 @@ def markdown(report: dict[str, Any]) -> str:
         cpu = r["alerting_cpu_s_load_window"]
         cpu_text = "–" if cpu is None else f"{cpu:.1f} ({100 * cpu / r['duration_s']:.0f}%)"
         lines.append(
-            f"| {r['offered_rate']:g} | {r['accepted_2xx']} | {r['dashboards']} | {_fmt(pair['p50'])} "
-            f"| {_fmt(pair['p95'])} | {_fmt(pair['p99'])} | {_fmt(pair['max'])} | {_fmt(every['p50'])} "
-            f"| {_fmt(every['p99'])} | {_fmt(every['max'])} | {_fmt(r['first_to_last_dashboard_ms']['p99'])} "
-            f"| {_fmt(r['nats_to_dashboard_ms']['p99'])} | {_fmt(r['post_to_nats_ms']['p99'])} "
-            f"| {_fmt(r['post_to_202_ms']['p99'])} | {r['pairs_missing']} | {r['duplicates']} "
+            f"| {r['offered_rate']:g} | {r['accepted_2xx']} | {r['dashboards']} | {fmt(pair['p50'])} "
+            f"| {fmt(pair['p95'])} | {fmt(pair['p99'])} | {fmt(pair['max'])} | {fmt(every['p50'])} "
+            f"| {fmt(every['p99'])} | {fmt(every['max'])} | {fmt(r['first_to_last_dashboard_ms']['p99'])} "
+            f"| {fmt(r['nats_to_dashboard_ms']['p99'])} | {fmt(r['post_to_nats_ms']['p99'])} "
+            f"| {fmt(r['post_to_202_ms']['p99'])} | {r['pairs_missing']} | {r['duplicates']} "
             f"| {r['failed_requests']} | {cpu_text} |"
         )
-    groups: list[str] = []
-    for r in report["results"]:
-        groups += [g for g in r["cpu_percent_during_load"] if g not in groups]
-    lines += [
-        "",
+    lines += common.cpu_table(
+        report["results"],
         f"CPU during the load window, % of one core (the machine has {100 * (m['usable_cpus'] or 1)}%):",
-        "",
-        "| offered/s | " + " | ".join(groups) + " | sum |",
-        "|---:|" + "---:|" * (len(groups) + 1),
-    ]
-    for r in report["results"]:
-        pct = r["cpu_percent_during_load"]
-        lines.append(
-            f"| {r['offered_rate']:g} | "
-            + " | ".join(f"{pct[g]:.0f}%" if g in pct else "–" for g in groups)
-            + f" | {sum(pct.values()):.0f}% |"
-        )
+    )
     base = mem.get("idle_0")
     lines += [
         "",
@@ -1075,7 +913,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     rates = p.add_mutually_exclusive_group()
     rates.add_argument("--rate", type=float, help="one offered rate, submissions/s (default 100)")
-    rates.add_argument("--rates", type=_rates, help="offered rates, comma-separated")
+    rates.add_argument("--rates", type=common.rates_arg, help="offered rates, comma-separated")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load per rate (default 30)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up, not reported (default 3)")
     p.add_argument("--warmup-rate", type=float, default=100.0, help="warm-up rate (default 100/s)")
@@ -1091,41 +929,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--alerting-url", help="use a running alerting service, ONE process (e.g. http://127.0.0.1:8002)")
     p.add_argument("--nats-url", help="the NATS server the running services use (e.g. nats://127.0.0.1:4222)")
     p.add_argument("--alerting-pid", type=int, help="the running alerting process, for its RSS and CPU")
-    p.add_argument(
-        "--service-env",
-        type=_env_pair,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for the embedded services; repeatable",
-    )
-    p.add_argument("--auth-secret", default=os.environ.get("AUTH_SECRET") or DEV_AUTH_SECRET)
-    p.add_argument("--auth-issuer", default=os.environ.get("AUTH_ISSUER") or "oncofollow-dev")
-    p.add_argument("--auth-audience", default=os.environ.get("AUTH_AUDIENCE") or "oncofollow")
+    common.add_service_env_arg(p, "extra environment for the embedded services; repeatable")
+    common.add_auth_args(p)
     args = p.parse_args(argv)
     args.rates = args.rates or [args.rate or 100.0]
-    if any(not 0 < r <= MAX_RATE for r in args.rates):
-        p.error(f"rates are in (0, {MAX_RATE:g}]")
-    given = [args.questionnaire_url, args.alerting_url, args.nats_url]
-    if any(given) and not all(given):
-        p.error("--questionnaire-url, --alerting-url and --nats-url go together")
+    if any(not 0 < r <= common.MAX_RATE for r in args.rates):
+        p.error(f"rates are in (0, {common.MAX_RATE:g}]")
     if not 1 <= args.dashboards <= MAX_DASHBOARDS or not 1 <= args.client_processes <= 8:
         p.error(f"--dashboards is in 1..{MAX_DASHBOARDS}, --client-processes in 1..8")
     if not 1 <= args.connect_concurrency <= 1000:
         p.error("--connect-concurrency is in 1..1000")
-    if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 120 or not 0 < args.warmup_rate <= MAX_RATE:
-        p.error("--duration is in (0, 600], --warmup in [0, 120], --warmup-rate in (0, 50000]")
     if not 0 < args.idle <= 300:
         p.error("--idle is in (0, 300]")
-    if not 1 <= args.workers <= 16 or not 1 <= args.connections <= 10_000:
-        p.error("--workers is in 1..16 and --connections in 1..10000")
-    if not 0 < args.timeout <= 120 or not 0 <= args.drain_timeout <= 600 or not 0 <= args.settle_timeout <= 600:
-        p.error("--timeout is in (0, 120], --drain-timeout and --settle-timeout in [0, 600]")
-    if all(given):
-        require_loopback(args.questionnaire_url, "--questionnaire-url")
-        require_loopback(args.alerting_url, "--alerting-url")
-        require_loopback(args.nats_url, "--nats-url")
-    elif args.alerting_pid is not None:
+    if not check_args(p, args) and args.alerting_pid is not None:
         p.error("--alerting-pid goes with --alerting-url (the embedded one is known)")
     return args
 
@@ -1144,62 +960,31 @@ def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["--client"] and len(argv) == 2:
         return client_main(argv[1])
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    started = common.begin()
     _raise_fd_limit(2 * max([args.dashboards, *args.memory_dashboards]) + 1024)
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    settings = Settings(
-        workers=args.workers,
-        connections=args.connections,
-        timeout_s=args.timeout,
-        drain_timeout_s=args.drain_timeout,
-        settle_timeout_s=args.settle_timeout,
-        auth_secret=args.auth_secret,
-        auth_issuer=args.auth_issuer,
-        auth_audience=args.auth_audience,
-    )
+    settings = Settings.from_args(args)
     target: Target | None = None
     try:
         with contextlib.ExitStack() as stack:
-            if args.questionnaire_url:
-                target = use_running(args)
-            else:
-                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oncofollow-bench-")))
-                # ONE alerting process: every dashboard is on the same fan-out.
-                processes = {"questionnaire": 1, "alerting": 1}
-                target = start_embedded(stack, workdir, dict(args.service_env), args.log_dir, processes)
+            # ONE alerting process: every dashboard is on the same fan-out.
+            target = open_target(stack, args, {"questionnaire": 1, "alerting": 1})
             outcome = asyncio.run(run_all(target, args, settings))
     except KeyboardInterrupt:
         print("\ninterrupted: stopped the dashboards, the load, the services and the servers", file=sys.stderr)
         return 130
     report = {
-        "benchmark": "dashboards",
-        "format": 1,
-        "started_at": started,
-        "machine": machine_info(),
+        **common.report_head("dashboards", started),
         "config": {
             "target": target.description,
             "dashboards": args.dashboards,
             "client_processes": args.client_processes,
             "bearer": args.bearer,
             "memory_dashboards": args.memory_dashboards,
-            "rates": args.rates,
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "warmup_rate": args.warmup_rate,
-            "workers": args.workers,
-            "connections": args.connections,
-            "timeout_s": args.timeout,
-            "drain_timeout_s": args.drain_timeout,
-            "settle_timeout_s": args.settle_timeout,
-            "payload": "questionnaire_response(RED_NAUSEA), a new patient and Idempotency-Key per request",
+            **submissions_config(args),
         },
         **outcome,
     }
-    print(markdown(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-        print(f"\nJSON written to {args.json}", file=sys.stderr)
+    common.emit(report, markdown(report), args.json)
     return 0
 
 

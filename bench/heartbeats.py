@@ -22,52 +22,27 @@ import argparse
 import asyncio
 import contextlib
 import math
-import os
 import random
-import select
-import signal
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 SCRIPT = Path(__file__).resolve()
-ROOT = SCRIPT.parent.parent
-for _path in (str(ROOT), str(SCRIPT.parent)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)  # `python bench/heartbeats.py` without PYTHONPATH; `submissions` beside it
+if str(SCRIPT.parent) not in sys.path:
+    sys.path.insert(0, str(SCRIPT.parent))  # `common` beside it, when imported from elsewhere
 
+import common  # noqa: E402
 import orjson  # noqa: E402
-from submissions import (  # noqa: E402
-    DISPATCH_TICK_S,
-    MAX_RATE,
-    MAX_REQUESTS_PER_PHASE,
-    STATUS_CONN_ERROR,
-    STATUS_TIMEOUT,
-    UVICORN_ARGS,
-    CpuTracker,
-    _env_pair,
-    _fmt,
-    _interrupt,
-    _rates,
-    _workers,
-    http_ready,
-    machine_info,
-    postmaster_pid,
-    require_loopback,
-    summary_ms,
-)
+from common import STATUS_CONN_ERROR, STATUS_TIMEOUT, fmt, summary_ms  # noqa: E402
 
 from shared.auth import TokenService  # noqa: E402
-from shared.devservers import EmbeddedNats, EmbeddedPostgres  # noqa: E402
-from shared.settings import DEV_AUTH_SECRET  # noqa: E402
-from shared.testing.services import ServiceProcess  # noqa: E402
 
 HEARTBEATS_PATH = "/v1/heartbeats"
 SCHEMA = "devices"
@@ -86,17 +61,8 @@ OTHERS = "other processes"
 
 
 @dataclass(frozen=True)
-class HeartbeatPlan:
+class HeartbeatPlan(common.LoadPlan):
     phase: int
-    index: int
-    workers: int
-    rate: float
-    count: int  # requests in the phase, all workers together; this worker sends k = index, index+workers, …
-    duration_s: float
-    host: str
-    port: int
-    connections: int
-    timeout_s: float
     fleet_path: str  # JSON list of device tokens
     seed: int
     sent_at_epoch: float  # wall clock of request 0's sent_at; request k's is this + k/rate
@@ -368,7 +334,7 @@ async def drive(plan: HeartbeatPlan, requests: list[tuple[float, bytes]], t0: fl
         if i < n:
             # Ticks of at least DISPATCH_TICK_S (see bench/submissions.py): a request handed over up to a
             # tick late is still timed from its due time.
-            await asyncio.sleep(max(DISPATCH_TICK_S, t0 + requests[i][0] - time.monotonic()))
+            await asyncio.sleep(max(common.DISPATCH_TICK_S, t0 + requests[i][0] - time.monotonic()))
     deadline = t0 + (requests[-1][0] if requests else 0.0) + plan.timeout_s + 1.0
     while client.pending and time.monotonic() < deadline:
         client.expire(time.monotonic())
@@ -392,25 +358,12 @@ def worker_main(plan_json: str) -> int:
     try:
         plan = HeartbeatPlan(**orjson.loads(plan_json))
         requests, tablets = build_requests(plan)
-        sys.stdout.write("READY\n")
-        sys.stdout.flush()
-        readable, _, _ = select.select([sys.stdin], [], [], 300.0)
-        line = sys.stdin.readline() if readable else ""
-        if not line.strip():
+        t0 = common.worker_start()
+        if t0 is None:
             return 2  # the coordinator went away
-        t0 = float(line)
-        try:
-            import uvloop
-
-            result = uvloop.run(drive(plan, requests, t0))
-        except ImportError:
-            result = asyncio.run(drive(plan, requests, t0))
+        result = common.run_event_loop(drive(plan, requests, t0))
         result["tablet"] = tablets
-        fd = sys.stdout.fileno()
-        os.set_blocking(fd, True)  # the event loop may have left it non-blocking
-        pending = memoryview(orjson.dumps(result))
-        while pending:
-            pending = pending[os.write(fd, pending) :]
+        common.write_stdout(orjson.dumps(result))
         return 0
     except KeyboardInterrupt:
         return 130
@@ -421,76 +374,41 @@ def worker_main(plan_json: str) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Target:
+@dataclass(kw_only=True)
+class Target(common.SystemUnderTest):
     devices_url: str
     database_url: str
-    description: str
-    cpu: CpuTracker
-    services: list[ServiceProcess] = field(default_factory=list)
-
-    def check_alive(self) -> None:
-        for service in self.services:
-            if service.process is not None and service.process.poll() is not None:
-                raise RuntimeError(f"{service.name} exited during the run:\n{service.log_tail()}")
 
 
 def start_embedded(
     stack: contextlib.ExitStack, workdir: Path, extra_env: dict[str, str], log_dir: Path | None, processes: int
 ) -> Target:
     print(f"starting NATS, PostgreSQL and the devices service in {workdir} …", file=sys.stderr, flush=True)
-    nats_server = EmbeddedNats(workdir / "nats")
-    stack.callback(nats_server.stop)
-    nats_server.start()
-    postgres = EmbeddedPostgres(workdir / "postgres")
-    stack.callback(postgres.stop)
-    postgres.start()
-    env = {
-        "ENVIRONMENT": "development",
-        "NATS_URL": nats_server.url,
-        "NATS_MONITOR_URL": nats_server.monitor_url,
-        "DATABASE_URL": postgres.url,
-        **extra_env,
-    }
-    extra_args = UVICORN_ARGS + _workers(SCHEMA, {SCHEMA: processes})
-    devices = ServiceProcess(SCHEMA, env, log_dir or workdir / "logs", extra_args=extra_args)
-    stack.callback(devices.stop)
-    devices.spawn()
-    devices.wait_ready(90.0)  # /readyz: NATS and PostgreSQL reachable, migrations applied
-    pids = {"devices": devices.process.pid} if devices.process is not None else {}
-    if nats_server.process is not None:
-        pids["nats-server"] = nats_server.process.pid
+    servers = common.start_embedded_services(stack, workdir, extra_env, log_dir, {SCHEMA: processes})
     return Target(
-        devices_url=devices.url,
-        database_url=postgres.url,
+        devices_url=servers.services[0].url,
+        database_url=servers.database_url,
         description=(
-            "embedded: nats-server (sync_interval: always) + PostgreSQL 16 (pgserver, synchronous_commit on) "
-            f"+ devices service, {processes} uvicorn process(es) (--loop uvloop --http httptools --no-access-log)"
+            common.EMBEDDED_SERVERS
+            + f"+ devices service, {processes} uvicorn process(es) (--loop uvloop --http httptools --no-access-log)"
             + (f", env {extra_env}" if extra_env else "")
         ),
-        cpu=CpuTracker(pids=pids, postmaster=postmaster_pid(workdir / "postgres")),
-        services=[devices],
+        cpu=servers.cpu,
+        services=servers.services,
     )
 
 
 def use_running(args: argparse.Namespace) -> Target:
     url = args.devices_url.rstrip("/")
-    if not http_ready(url):
+    if not common.http_ready(url):
         raise SystemExit(f"the devices service at {url} does not answer /readyz with 200")
-    return Target(devices_url=url, database_url=args.database_url, description=f"running: {url}", cpu=CpuTracker())
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy (all CPUs, /proc/stat), to see what else ran meanwhile."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    return 0.0
+    return Target(
+        devices_url=url, database_url=args.database_url, description=f"running: {url}", cpu=common.CpuTracker()
+    )
 
 
 def cpu_snapshot(target: Target) -> dict[str, float]:
-    return {**target.cpu.snapshot(), MACHINE: machine_busy_s()}
+    return {**target.cpu.snapshot(), MACHINE: common.machine_busy_s() or 0.0}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -623,87 +541,24 @@ class Settings:
     fleet_path: Path
 
 
-async def _spawn_worker(plan: HeartbeatPlan) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(SCRIPT),
-        "--worker",
-        orjson.dumps(asdict(plan)).decode(),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
 async def _load(
     target: Target, settings: Settings, phase: int, rate: float, duration: float
 ) -> tuple[float, list[HeartbeatPlan], list[dict[str, Any]], dict[str, dict[str, float]]]:
     """Run the worker processes over one phase: (t0, their results, CPU snapshots at start and load end)."""
-    count = round(rate * duration)
-    if count < 1 or count > MAX_REQUESTS_PER_PHASE:
-        raise SystemExit(f"{rate}/s for {duration}s is {count} requests: keep it within 1..{MAX_REQUESTS_PER_PHASE}")
-    host, port = require_loopback(target.devices_url, "--devices-url")
-    workers = max(1, min(settings.workers, count))
-    sent_at_epoch = time.time()
-    plans = [
-        HeartbeatPlan(
-            phase=phase,
-            index=i,
-            workers=workers,
-            rate=rate,
-            count=count,
-            duration_s=duration,
-            host=host,
-            port=port,
-            connections=max(1, settings.connections // workers),
-            timeout_s=settings.timeout_s,
-            fleet_path=str(settings.fleet_path),
-            seed=settings.seed,
-            sent_at_epoch=sent_at_epoch,
-        )
-        for i in range(workers)
-    ]
-    processes: list[asyncio.subprocess.Process] = []
-    cpu_marks: dict[str, dict[str, float]] = {}
-    try:
-        for plan in plans:
-            processes.append(await _spawn_worker(plan))
-        for process in processes:
-            assert process.stdout is not None
-            line = await asyncio.wait_for(process.stdout.readline(), timeout=120.0 + count / 5000)
-            if line.strip() != b"READY":
-                raise RuntimeError(f"a load worker failed to start (exit {await process.wait()})")
-        t0 = time.monotonic() + 0.3
-        for process in processes:
-            assert process.stdin is not None
-            process.stdin.write(f"{t0!r}\n".encode())
-            await process.stdin.drain()
-        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
-        cpu_marks["start"] = cpu_snapshot(target)
-        reads = [asyncio.ensure_future(p.stdout.read()) for p in processes if p.stdout is not None]
-        try:
-            await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
-            cpu_marks["load_end"] = cpu_snapshot(target)
-            _, unfinished = await asyncio.wait(reads, timeout=settings.timeout_s + 60.0)
-        finally:
-            for read in reads:
-                read.cancel()  # no-op for the finished ones
-        if unfinished:
-            raise RuntimeError("the load workers did not finish in time")
-        outputs = [read.result() for read in reads]
-        for process in processes:
-            await asyncio.wait_for(process.wait(), timeout=30.0)
-    finally:
-        for process in processes:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                with contextlib.suppress(TimeoutError, ProcessLookupError):
-                    await asyncio.wait_for(process.wait(), timeout=5.0)
-    if not all(outputs):
-        raise RuntimeError(f"a load worker failed (exit codes {[p.returncode for p in processes]})")
-    return t0, plans, [orjson.loads(out) for out in outputs], cpu_marks
+    plans = common.load_plans(
+        HeartbeatPlan,
+        target.devices_url,
+        "--devices-url",
+        rate,
+        duration,
+        settings,
+        phase=phase,
+        fleet_path=str(settings.fleet_path),
+        seed=settings.seed,
+        sent_at_epoch=time.time(),
+    )
+    t0, parts, cpu_marks = await common.run_workers(SCRIPT, plans, lambda: cpu_snapshot(target))
+    return t0, plans, parts, cpu_marks
 
 
 async def run_phase(
@@ -741,20 +596,12 @@ async def run_phase(
     load_window = cpu_marks["load_end"]
     generator_window = sum(p["cpu_window_s"] for p in parts)
     generator_total = sum(p["cpu_total_s"] for p in parts)
-    cpu_load_pct = {
-        name: round(100.0 * (load_window[name] - cpu_marks["start"][name]) / duration, 1)
-        for name in load_window
-        if name in cpu_marks["start"] and name != MACHINE
-    }
+    cpu_load_pct = common.cpu_percent(cpu_marks["start"], load_window, duration, skip=MACHINE)
     cpu_load_pct["load generator"] = round(100.0 * generator_window / duration, 1)
     machine_pct = 100.0 * (load_window[MACHINE] - cpu_marks["start"][MACHINE]) / duration
     # Everything else on the machine (other people's work, the kernel): results with much here are noisy.
     cpu_load_pct[OTHERS] = round(max(0.0, machine_pct - sum(cpu_load_pct.values())), 1)
-    cpu_ms_per_heartbeat = {
-        name: round(1000.0 * (cpu_marks["settled"][name] - cpu_marks["start"][name]) / max(1, accepted), 3)
-        for name in cpu_marks["settled"]
-        if name in cpu_marks["start"] and name != MACHINE
-    }
+    cpu_ms_per_heartbeat = common.cpu_ms_per(cpu_marks["start"], cpu_marks["settled"], accepted, skip=MACHINE)
     cpu_ms_per_heartbeat["load generator"] = round(1000.0 * generator_total / max(1, len(statuses)), 3)
     commits = commits_after - commits_before
     rows = rows_after - rows_before
@@ -795,20 +642,13 @@ async def run_all(target: Target, args: argparse.Namespace, settings: Settings) 
     print(f"  fleet ready in {fleet_s}s", file=sys.stderr, flush=True)
     ledger = Ledger(target.database_url, serial_prefix, tablets)
     await ledger.open()
-    results: list[dict[str, Any]] = []
     try:
-        phase = 0
-        if args.warmup > 0:
-            print(f"warm-up: {args.warmup_rate:g}/s for {args.warmup:g}s …", file=sys.stderr, flush=True)
-            warm = await run_phase(target, ledger, settings, phase, args.warmup_rate, args.warmup)
-            print(f"  warm-up: {_one_line(warm)}", file=sys.stderr, flush=True)
-        for rate in args.rates:
-            phase += 1
-            print(f"rate {rate:g}/s for {args.duration:g}s …", file=sys.stderr, flush=True)
-            result = await run_phase(target, ledger, settings, phase, rate, args.duration)
-            print(f"  {_one_line(result)}", file=sys.stderr, flush=True)
-            results.append(result)
-            target.check_alive()
+        results = await common.warmup_and_rates(
+            args,
+            lambda phase, rate, duration: run_phase(target, ledger, settings, phase, rate, duration),
+            _one_line,
+            target.check_alive,
+        )
         await asyncio.sleep(1.0)  # the service may still be writing heartbeats whose requests timed out
         verification = await ledger.verify()
     finally:
@@ -823,7 +663,7 @@ async def run_all(target: Target, args: argparse.Namespace, settings: Settings) 
 def _one_line(r: dict[str, Any]) -> str:
     return (
         f"{r['accepted_204']}/{r['requests']} → 204 ({r['achieved_rps']}/s), "
-        f"p50 {_fmt(r['latency_204_ms']['p50'])} / p99 {_fmt(r['latency_204_ms']['p99'])} ms, "
+        f"p50 {fmt(r['latency_204_ms']['p50'])} / p99 {fmt(r['latency_204_ms']['p99'])} ms, "
         f"non-204 {r['non_204_by_status'] or 0}, timeouts {r['timeouts']}, conn. errors {r['connection_errors']}, "
         f"rows {r['rows_written']}, ≈{r['rows_per_commit_approx']} rows/commit"
     )
@@ -839,11 +679,7 @@ def markdown(report: dict[str, Any]) -> str:
     c = report["config"]
     v = report["verification"]
     lines = [
-        f"## Heartbeats benchmark, {report['started_at']}",
-        "",
-        f"- machine: {m['nproc']} CPUs ({m['usable_cpus']} usable), {m['cpu_model']}, {m['memory_gib']} GiB, "
-        f"{m['implementation']} {m['python']}, Linux {m['kernel']}, commit {m['commit']}",
-        f"- target: {c['target']}",
+        *common.report_intro(report, "Heartbeats"),
         f"- fleet: {report['fleet']['tablets']} tablets on open loans; each request a random one, a new sent_at",
         f"- load: open loop, {c['duration_s']:g}s per rate after a {c['warmup_s']:g}s warm-up at "
         f"{c['warmup_rate']:g}/s (the tablets in turn); {c['workers']} load process(es), "
@@ -859,37 +695,18 @@ def markdown(report: dict[str, Any]) -> str:
         by_status = ", ".join(f"{n}×{code}" for code, n in r["non_204_by_status"].items()) or "0"
         per_commit = r["rows_per_commit_approx"]
         lines.append(
-            f"| {r['offered_rate']:g} | {r['achieved_rps']:g} | {_fmt(lat['p50'])} | {_fmt(lat['p95'])} "
-            f"| {_fmt(lat['p99'])} | {_fmt(lat['max'])} | {by_status} | {r['timeouts']} | {r['connection_errors']} "
+            f"| {r['offered_rate']:g} | {r['achieved_rps']:g} | {fmt(lat['p50'])} | {fmt(lat['p95'])} "
+            f"| {fmt(lat['p99'])} | {fmt(lat['max'])} | {by_status} | {r['timeouts']} | {r['connection_errors']} "
             f"| {r['rows_written']} | {r['rows_minus_204']} | {'–' if per_commit is None else per_commit} "
-            f"| {_fmt(r['generator_lag_ms']['p99'])} | {_fmt(r['wait_to_send_ms']['p99'])} |"
+            f"| {fmt(r['generator_lag_ms']['p99'])} | {fmt(r['wait_to_send_ms']['p99'])} |"
         )
-    groups: list[str] = []
-    for r in report["results"]:
-        groups += [g for g in r["cpu_percent_during_load"] if g not in groups]
-    lines += [
-        "",
+    lines += common.cpu_table(
+        report["results"],
         "CPU during the load window, % of one core (the machine has "
         f"{100 * (m['usable_cpus'] or 1)}%; {OTHERS}: the rest of the machine's busy time, from /proc/stat), "
         "and CPU ms per 204 (load generator: per request):",
-        "",
-        "| offered/s | " + " | ".join(groups) + " | sum |",
-        "|---:|" + "---:|" * (len(groups) + 1),
-    ]
-    for r in report["results"]:
-        pct = r["cpu_percent_during_load"]
-        lines.append(
-            f"| {r['offered_rate']:g} | "
-            + " | ".join(f"{pct[g]:.0f}%" if g in pct else "–" for g in groups)
-            + f" | {sum(pct.values()):.0f}% |"
-        )
-    for r in report["results"]:
-        per = r["cpu_ms_per_heartbeat"]
-        lines.append(
-            f"| {r['offered_rate']:g} (ms/hb) | "
-            + " | ".join(f"{per[g]:.3f}" if g in per else "–" for g in groups)
-            + f" | {sum(per.values()):.3f} |"
-        )
+        per=("cpu_ms_per_heartbeat", "ms/hb", 3),
+    )
     unanswered = sum(n["requests"] for o, n in v["by_outcome"].items() if not o.isdigit())
     lines += [
         "",
@@ -910,9 +727,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rates", type=_rates, default=_rates("1000,2000,3000,4000"), help="offered rates, requests/s")
-    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per rate (default 10)")
+    p = common.rates_parser(__doc__, "1000,2000,3000,4000")
     p.add_argument("--tablets", type=int, default=10_000, help="tablets on open loans in the fleet (default 10000)")
     p.add_argument(
         "--warmup",
@@ -928,25 +743,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--log-dir", type=Path, help="keep the embedded service's log here (default: a temp dir)")
     p.add_argument("--devices-url", help="use a running devices service (e.g. http://127.0.0.1:8004)")
     p.add_argument("--database-url", help="the PostgreSQL DSN that running service uses (the fleet is written there)")
-    p.add_argument(
-        "--service-env",
-        type=_env_pair,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for the embedded service (e.g. DB_POOL_MAX=20); repeatable",
-    )
+    common.add_service_env_arg(p, "extra environment for the embedded service (e.g. DB_POOL_MAX=20); repeatable")
     p.add_argument("--devices-processes", type=int, default=1, help="uvicorn --workers for devices (default 1)")
-    p.add_argument("--auth-secret", default=os.environ.get("AUTH_SECRET") or DEV_AUTH_SECRET)
-    p.add_argument("--auth-issuer", default=os.environ.get("AUTH_ISSUER") or "oncofollow-dev")
-    p.add_argument("--auth-audience", default=os.environ.get("AUTH_AUDIENCE") or "oncofollow")
+    common.add_auth_args(p)
     args = p.parse_args(argv)
     if bool(args.devices_url) != bool(args.database_url):
         p.error("--devices-url and --database-url go together")
     if not 1 <= args.tablets <= MAX_TABLETS:
         p.error(f"--tablets is in 1..{MAX_TABLETS}")
-    if not 0 < args.warmup_rate <= MAX_RATE:
-        p.error(f"--warmup-rate is in (0, {MAX_RATE:g}]")
+    if not 0 < args.warmup_rate <= common.MAX_RATE:
+        p.error(f"--warmup-rate is in (0, {common.MAX_RATE:g}]")
     if args.warmup is None:
         args.warmup = args.tablets / args.warmup_rate
     if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 600:
@@ -956,7 +762,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not 0 < args.timeout <= 120:
         p.error("--timeout is in (0, 120]")
     if args.devices_url:
-        require_loopback(args.devices_url, "--devices-url")
+        common.require_loopback(args.devices_url, "--devices-url")
     return args
 
 
@@ -964,8 +770,7 @@ def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["--worker"] and len(argv) == 2:
         return worker_main(argv[1])
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = datetime.now(UTC).isoformat(timespec="seconds")
+    started = common.begin()
     target: Target | None = None
     try:
         with contextlib.ExitStack() as stack:
@@ -986,30 +791,17 @@ def main(argv: Sequence[str]) -> int:
         print("\ninterrupted: stopped the load, the service and the servers", file=sys.stderr)
         return 130
     report = {
-        "benchmark": "heartbeats",
-        "format": 1,
-        "started_at": started,
-        "machine": machine_info(),
+        **common.report_head("heartbeats", started),
         "config": {
             "target": target.description,
-            "rates": args.rates,
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "warmup_rate": args.warmup_rate,
-            "workers": args.workers,
-            "connections": args.connections,
-            "timeout_s": args.timeout,
+            **common.load_config(args),
             "seed": args.seed,
             "devices_processes": args.devices_processes,
             "payload": "a random tablet of the fleet, its device token, a new sent_at; last_used_at on odd k",
         },
         **outcome,
     }
-    print(markdown(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-        print(f"\nJSON written to {args.json}", file=sys.stderr)
+    common.emit(report, markdown(report), args.json)
     return 0 if outcome["verification"]["verified"] else 1
 
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,42 +33,12 @@ SCRIPT = Path(__file__).resolve()
 if str(SCRIPT.parent) not in sys.path:
     sys.path.insert(0, str(SCRIPT.parent))  # `common` beside it, when imported from elsewhere
 
+import common  # noqa: E402
 import orjson  # noqa: E402
-from common import (  # noqa: E402
-    DISPATCH_TICK_S,
-    EMBEDDED_SERVERS,
-    MAX_RATE,
-    STATUS_CONN_ERROR,
-    STATUS_TIMEOUT,
-    CpuTracker,
-    add_auth_args,
-    add_service_env_arg,
-    begin,
-    check_alive,
-    cpu_ms_per,
-    cpu_percent,
-    cpu_table,
-    emit,
-    fmt,
-    http_ready,
-    machine_line,
-    phase_count,
-    rates_arg,
-    report_head,
-    require_loopback,
-    run_event_loop,
-    run_workers,
-    set_nodelay,
-    start_embedded_services,
-    summary_ms,
-    warmup_and_rates,
-    worker_start,
-    write_stdout,
-)
+from common import STATUS_CONN_ERROR, STATUS_TIMEOUT, fmt, summary_ms  # noqa: E402
 
 from shared.auth import TokenService  # noqa: E402
 from shared.testing.fhir import RED_NAUSEA, Answer, questionnaire_response  # noqa: E402
-from shared.testing.services import ServiceProcess  # noqa: E402
 
 SUBMISSIONS_PATH = "/v1/submissions"
 ALERT_SUBJECT = "alert.raised"
@@ -89,16 +58,7 @@ DOWNSTREAM_CONSUMERS = (
 
 
 @dataclass(frozen=True)
-class WorkerPlan:
-    index: int
-    workers: int
-    rate: float
-    count: int  # requests in the phase, all workers together; this worker sends k = index, index+workers, …
-    duration_s: float
-    host: str
-    port: int
-    connections: int
-    timeout_s: float
+class WorkerPlan(common.LoadPlan):
     auth_secret: str
     auth_issuer: str
     auth_audience: str
@@ -133,7 +93,7 @@ class HttpConnection:
     @classmethod
     async def open(cls, host: str, port: int) -> HttpConnection:
         reader, writer = await asyncio.open_connection(host, port)
-        set_nodelay(writer.get_extra_info("socket"))
+        common.set_nodelay(writer.get_extra_info("socket"))
         return cls(reader, writer)
 
     async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
@@ -276,7 +236,7 @@ async def drive(plan: WorkerPlan, requests: list[tuple[int, float, bytes]], t0: 
             # Ticks of at least DISPATCH_TICK_S: sub-millisecond sleeps would spin the loop (timers have 1 ms
             # resolution) and steal CPU from the services; a request sent up to a tick late is still timed
             # from its due time.
-            await asyncio.sleep(max(DISPATCH_TICK_S, t0 + requests[i][1] - time.monotonic()))
+            await asyncio.sleep(max(common.DISPATCH_TICK_S, t0 + requests[i][1] - time.monotonic()))
     if tasks:
         _, late = await asyncio.wait(tasks, timeout=plan.timeout_s + 5.0)
         for task in late:
@@ -304,10 +264,10 @@ def worker_main(plan_json: str) -> int:
     try:
         plan = WorkerPlan(**orjson.loads(plan_json))
         requests = build_requests(plan)
-        t0 = worker_start()
+        t0 = common.worker_start()
         if t0 is None:
             return 2  # the coordinator went away
-        write_stdout(orjson.dumps(run_event_loop(drive(plan, requests, t0))))
+        common.write_stdout(orjson.dumps(common.run_event_loop(drive(plan, requests, t0))))
         return 0
     except KeyboardInterrupt:
         return 130
@@ -318,54 +278,23 @@ def worker_main(plan_json: str) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Target:
+@dataclass(kw_only=True)
+class Target(common.SystemUnderTest):
     questionnaire_url: str
     alerting_url: str
     nats_url: str
-    description: str
-    cpu: CpuTracker
-    services: list[ServiceProcess] = field(default_factory=list)
-
-    def check_alive(self) -> None:
-        check_alive(self.services)
-
-
-def start_embedded(
-    stack: contextlib.ExitStack,
-    workdir: Path,
-    extra_env: dict[str, str],
-    log_dir: Path | None,
-    processes: dict[str, int],
-) -> Target:
-    print(f"starting NATS, PostgreSQL and the services in {workdir} …", file=sys.stderr, flush=True)
-    servers = start_embedded_services(
-        stack, workdir, extra_env, log_dir, {name: processes.get(name, 1) for name in SERVICES}
-    )
-    return Target(
-        questionnaire_url=servers.services[0].url,
-        alerting_url=servers.services[1].url,
-        nats_url=servers.nats_url,
-        description=(
-            EMBEDDED_SERVERS
-            + "+ 2 uvicorn processes (--loop uvloop --http httptools --no-access-log)"
-            + (f", env {extra_env}" if extra_env else "")
-        ),
-        cpu=servers.cpu,
-        services=servers.services,
-    )
 
 
 def use_running(args: argparse.Namespace) -> Target:
     for url, what in ((args.questionnaire_url, "questionnaire"), (args.alerting_url, "alerting")):
-        if not http_ready(url.rstrip("/")):
+        if not common.http_ready(url.rstrip("/")):
             raise SystemExit(f"the {what} service at {url} does not answer /readyz with 200")
     return Target(
         questionnaire_url=args.questionnaire_url.rstrip("/"),
         alerting_url=args.alerting_url.rstrip("/"),
         nats_url=args.nats_url,
         description=f"running services: {args.questionnaire_url}, {args.alerting_url}, {args.nats_url}",
-        cpu=CpuTracker(),
+        cpu=common.CpuTracker(),
     )
 
 
@@ -465,27 +394,18 @@ async def drive_load(
     target: Target, settings: Settings, rate: float, duration: float, snapshot: Callable[[], dict[str, float]]
 ) -> tuple[float, list[dict[str, Any]], dict[str, dict[str, float]]]:
     """The load workers over one timetable: (t0, their results, CPU snapshots at t0 and t0 + duration)."""
-    count = phase_count(rate, duration)
-    host, port = require_loopback(target.questionnaire_url, "--questionnaire-url")
-    workers = max(1, min(settings.workers, count))
-    plans = [
-        WorkerPlan(
-            index=i,
-            workers=workers,
-            rate=rate,
-            count=count,
-            duration_s=duration,
-            host=host,
-            port=port,
-            connections=max(1, settings.connections // workers),
-            timeout_s=settings.timeout_s,
-            auth_secret=settings.auth_secret,
-            auth_issuer=settings.auth_issuer,
-            auth_audience=settings.auth_audience,
-        )
-        for i in range(workers)
-    ]
-    return await run_workers(SCRIPT, plans, count, duration, settings.timeout_s, snapshot)
+    plans = common.load_plans(
+        WorkerPlan,
+        target.questionnaire_url,
+        "--questionnaire-url",
+        rate,
+        duration,
+        settings,
+        auth_secret=settings.auth_secret,
+        auth_issuer=settings.auth_issuer,
+        auth_audience=settings.auth_audience,
+    )
+    return await common.run_workers(SCRIPT, plans, snapshot)
 
 
 @dataclass
@@ -501,7 +421,8 @@ class Timetable:
 
     @classmethod
     def of(cls, parts: list[dict[str, Any]], t0: float, rate: float, count: int) -> Timetable:
-        table = cls([0.0] * count, [STATUS_TIMEOUT] * count, [-1.0] * count, [-1.0] * count, [-1.0] * count, [""] * count)
+        unknown = [-1.0] * count
+        table = cls([0.0] * count, [STATUS_TIMEOUT] * count, unknown, unknown.copy(), unknown.copy(), [""] * count)
         for part in parts:
             for j, k in enumerate(part["k"]):
                 table.due[k] = t0 + k / rate
@@ -545,9 +466,9 @@ async def run_phase(
     load_window = cpu_marks.get("load_end", cpu_marks["settled"])
     generator_window = sum(p["cpu_window_s"] for p in parts)
     generator_total = sum(p["cpu_total_s"] for p in parts)
-    cpu_load_pct = cpu_percent(cpu_marks["start"], load_window, duration)
+    cpu_load_pct = common.cpu_percent(cpu_marks["start"], load_window, duration)
     cpu_load_pct["load generator"] = round(100.0 * generator_window / duration, 1)
-    cpu_ms_per_submission = cpu_ms_per(cpu_marks["start"], cpu_marks["settled"], len(accepted))
+    cpu_ms_per_submission = common.cpu_ms_per(cpu_marks["start"], cpu_marks["settled"], len(accepted))
     cpu_ms_per_submission["load generator"] = round(1000.0 * generator_total / max(1, count), 3)
     return {
         "offered_rate": rate,
@@ -581,7 +502,7 @@ async def run_all(target: Target, args: argparse.Namespace, settings: Settings) 
     observer = AlertObserver()
     await observer.start(target.nats_url)
     try:
-        return await warmup_and_rates(
+        return await common.warmup_and_rates(
             args,
             lambda _phase, rate, duration: run_phase(target, observer, settings, rate, duration),
             _one_line,
@@ -609,10 +530,7 @@ def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     c = report["config"]
     lines = [
-        f"## Submissions benchmark, {report['started_at']}",
-        "",
-        machine_line(m),
-        f"- target: {c['target']}",
+        *common.report_intro(report, "Submissions"),
         f"- load: open loop, {c['duration_s']:g}s per rate after a {c['warmup_s']:g}s warm-up at "
         f"{c['warmup_rate']:g}/s; {c['workers']} load process(es), ≤{c['connections']} keep-alive connections, "
         f"timeout {c['timeout_s']:g}s from the due time; alert drain timeout {c['drain_timeout_s']:g}s",
@@ -630,7 +548,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['alerts_rps']:g} | {r['non_2xx']} | {r['timeouts']} | {r['connection_errors']} "
             f"| {r['alerts_missing']} | {fmt(r['generator_lag_ms']['p99'])} | {fmt(r['wait_to_send_ms']['p99'])} |"
         )
-    lines += cpu_table(
+    lines += common.cpu_table(
         report["results"],
         "CPU during the load window, % of one core (the machine has "
         f"{100 * (m['usable_cpus'] or 1)}%), and CPU ms per accepted submission until the pipeline settled:",
@@ -648,9 +566,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rates", type=rates_arg, default=rates_arg("250,500,1000,2000"), help="offered rates, requests/s")
-    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per rate (default 10)")
+    p = common.rates_parser(__doc__, "250,500,1000,2000")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up, not reported (default 3)")
     p.add_argument("--warmup-rate", type=float, default=100.0, help="warm-up rate (default 100/s)")
     p.add_argument("--workers", type=int, default=1, help="load-generating processes (default 1)")
@@ -663,10 +579,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--questionnaire-url", help="use a running questionnaire service (e.g. http://127.0.0.1:8001)")
     p.add_argument("--alerting-url", help="use a running alerting service (e.g. http://127.0.0.1:8002)")
     p.add_argument("--nats-url", help="the NATS server the running services use (e.g. nats://127.0.0.1:4222)")
-    add_service_env_arg(p, "extra environment for the embedded services (e.g. DB_POOL_MAX=20); repeatable")
+    common.add_service_env_arg(p, "extra environment for the embedded services (e.g. DB_POOL_MAX=20); repeatable")
     p.add_argument("--questionnaire-processes", type=int, default=1, help="uvicorn --workers for questionnaire")
     p.add_argument("--alerting-processes", type=int, default=1, help="uvicorn --workers for alerting")
-    add_auth_args(p)
+    common.add_auth_args(p)
     args = p.parse_args(argv)
     check_args(p, args)
     return args
@@ -677,16 +593,16 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
     given = [args.questionnaire_url, args.alerting_url, args.nats_url]
     if any(given) and not all(given):
         p.error("--questionnaire-url, --alerting-url and --nats-url go together")
-    if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 120 or not 0 < args.warmup_rate <= MAX_RATE:
+    if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 120 or not 0 < args.warmup_rate <= common.MAX_RATE:
         p.error("--duration is in (0, 600], --warmup in [0, 120], --warmup-rate in (0, 50000]")
     if not 1 <= args.workers <= 16 or not 1 <= args.connections <= 10_000:
         p.error("--workers is in 1..16 and --connections in 1..10000")
     if not 0 < args.timeout <= 120 or not 0 <= args.drain_timeout <= 600 or not 0 <= args.settle_timeout <= 600:
         p.error("--timeout is in (0, 120], --drain-timeout and --settle-timeout in [0, 600]")
     if all(given):
-        require_loopback(args.questionnaire_url, "--questionnaire-url")
-        require_loopback(args.alerting_url, "--alerting-url")
-        require_loopback(args.nats_url, "--nats-url")
+        common.require_loopback(args.questionnaire_url, "--questionnaire-url")
+        common.require_loopback(args.alerting_url, "--alerting-url")
+        common.require_loopback(args.nats_url, "--nats-url")
     return all(given)
 
 
@@ -695,14 +611,40 @@ def open_target(stack: contextlib.ExitStack, args: argparse.Namespace, processes
     if args.questionnaire_url:
         return use_running(args)
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oncofollow-bench-")))
-    return start_embedded(stack, workdir, dict(args.service_env), args.log_dir, processes)
+    extra_env = dict(args.service_env)
+    print(f"starting NATS, PostgreSQL and the services in {workdir} …", file=sys.stderr, flush=True)
+    servers = common.start_embedded_services(
+        stack, workdir, extra_env, args.log_dir, {name: processes.get(name, 1) for name in SERVICES}
+    )
+    return Target(
+        questionnaire_url=servers.services[0].url,
+        alerting_url=servers.services[1].url,
+        nats_url=servers.nats_url,
+        description=(
+            common.EMBEDDED_SERVERS
+            + "+ 2 uvicorn processes (--loop uvloop --http httptools --no-access-log)"
+            + (f", env {extra_env}" if extra_env else "")
+        ),
+        cpu=servers.cpu,
+        services=servers.services,
+    )
+
+
+def submissions_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The report's config of the load options bench/dashboards.py shares."""
+    return {
+        **common.load_config(args),
+        "drain_timeout_s": args.drain_timeout,
+        "settle_timeout_s": args.settle_timeout,
+        "payload": "questionnaire_response(RED_NAUSEA), a new patient and Idempotency-Key per request",
+    }
 
 
 def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["--worker"] and len(argv) == 2:
         return worker_main(argv[1])
     args = parse_args(argv)
-    started = begin()
+    started = common.begin()
     settings = Settings.from_args(args)
     target: Target | None = None
     try:
@@ -714,23 +656,11 @@ def main(argv: Sequence[str]) -> int:
         print("\ninterrupted: stopped the load, the services and the servers", file=sys.stderr)
         return 130
     report = {
-        **report_head("submissions", started),
-        "config": {
-            "target": target.description,
-            "rates": args.rates,
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "warmup_rate": args.warmup_rate,
-            "workers": args.workers,
-            "connections": args.connections,
-            "timeout_s": args.timeout,
-            "drain_timeout_s": args.drain_timeout,
-            "settle_timeout_s": args.settle_timeout,
-            "payload": "questionnaire_response(RED_NAUSEA), a new patient and Idempotency-Key per request",
-        },
+        **common.report_head("submissions", started),
+        "config": {"target": target.description, **submissions_config(args)},
         "results": results,
     }
-    emit(report, markdown(report), args.json)
+    common.emit(report, markdown(report), args.json)
     return 0
 
 

@@ -1,0 +1,604 @@
+"""What the benchmarks in bench/ share: the machine, CPU from /proc, percentiles, the embedded servers,
+the load worker processes and the report. Imported as ``common`` (bench/ is the scripts' directory)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import math
+import os
+import platform
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `python bench/x.py` without PYTHONPATH or an editable install
+
+import orjson  # noqa: E402
+
+from shared.devservers import EmbeddedNats, EmbeddedPostgres  # noqa: E402
+from shared.settings import DEV_AUTH_SECRET  # noqa: E402
+from shared.testing.services import ServiceProcess  # noqa: E402
+
+T = TypeVar("T")
+
+STATUS_TIMEOUT = -1  # no response within --timeout of the due time
+STATUS_CONN_ERROR = 0  # connection refused / reset, or a response we could not parse
+DISPATCH_TICK_S = 0.002
+MAX_REQUESTS_PER_PHASE = 500_000
+MAX_RATE = 50_000.0
+UVICORN_ARGS = ("--loop", "uvloop", "--http", "httptools")
+EMBEDDED_SERVERS = "embedded: nats-server (sync_interval: always) + PostgreSQL 16 (pgserver, synchronous_commit on) "
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------------------------------
+# Percentiles
+# --------------------------------------------------------------------------------------------------
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of an already sorted sequence."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000.0, 2)
+
+
+def summary_ms(values_s: Sequence[float]) -> dict[str, float | None]:
+    ordered = sorted(values_s)
+    return {
+        "p50": ms(percentile(ordered, 50)),
+        "p95": ms(percentile(ordered, 95)),
+        "p99": ms(percentile(ordered, 99)),
+        "max": ms(ordered[-1] if ordered else None),
+        "mean": ms(sum(ordered) / len(ordered) if ordered else None),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# CPU from /proc, the machine
+# --------------------------------------------------------------------------------------------------
+
+
+def proc_stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (field 3, the state, first)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def _proc_stat(pid: int) -> tuple[int, float, float] | None:
+    """(ppid, own CPU s, CPU s of waited-for children) of a live process."""
+    fields = proc_stat_fields(pid)
+    if fields is None:
+        return None
+    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    children = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+    return int(fields[1]), own, children
+
+
+def _children_of(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _proc_stat(int(entry))
+            if stat is not None and stat[0] == parent:
+                found.append(int(entry))
+    return found
+
+
+def _tree_cpu(pid: int) -> float | None:
+    """CPU seconds of a process and its children, live ones and exited ones (e.g. PostgreSQL backends)."""
+    stat = _proc_stat(pid)
+    if stat is None:
+        return None
+    total = stat[1] + stat[2]
+    for child in _children_of(pid):
+        child_stat = _proc_stat(child)
+        if child_stat is not None:
+            total += child_stat[1] + child_stat[2]
+    return total
+
+
+@dataclass
+class CpuTracker:
+    """CPU seconds used so far by each process group we can see (services, NATS, PostgreSQL, ourselves)."""
+
+    pids: dict[str, int] = field(default_factory=dict)
+    postmaster: int | None = None
+
+    def snapshot(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            total = _tree_cpu(pid)  # uvicorn --workers N: the work is in the children
+            if total is not None:
+                used[name] = total
+        if self.postmaster is not None:
+            total = _tree_cpu(self.postmaster)
+            if total is not None:
+                used["postgres"] = total
+        used["bench coordinator"] = time.process_time()
+        return used
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has been busy (all CPUs, /proc/stat), to see what else ran meanwhile."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+        return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+    return None
+
+
+def cpu_percent(
+    start: dict[str, float], end: dict[str, float], duration: float, skip: str | None = None
+) -> dict[str, float]:
+    """CPU of each group between two snapshots, in % of one core."""
+    return {
+        name: round(100.0 * (end[name] - start[name]) / duration, 1) for name in end if name in start and name != skip
+    }
+
+
+def cpu_ms_per(start: dict[str, float], end: dict[str, float], n: int, skip: str | None = None) -> dict[str, float]:
+    """CPU ms of each group between two snapshots per one of ``n`` (at least one)."""
+    return {
+        name: round(1000.0 * (end[name] - start[name]) / max(1, n), 3) for name in end if name in start and name != skip
+    }
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+    return None
+
+
+def machine_info() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory_gib = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+        memory_gib = round(kib / 1024 / 1024, 1)
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        if head.returncode == 0:
+            commit = head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "kernel": platform.release(),
+        "commit": commit,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The system under test: embedded servers and uvicorn processes, or running ones
+# --------------------------------------------------------------------------------------------------
+
+
+def uvicorn_args(processes: int) -> tuple[str, ...]:
+    return UVICORN_ARGS + (("--workers", str(processes)) if processes > 1 else ())
+
+
+def http_ready(base_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def require_loopback(url: str, what: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    loopback = host == "localhost"
+    with contextlib.suppress(ValueError):
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
+    if not loopback or parts.port is None:
+        raise SystemExit(f"{what} must be a loopback address with a port (got {url!r}): this benchmark stays local")
+    return ("127.0.0.1" if host == "localhost" else host), parts.port
+
+
+@dataclass(kw_only=True)
+class SystemUnderTest:
+    description: str
+    cpu: CpuTracker
+    services: list[ServiceProcess] = field(default_factory=list)  # the ones started here
+
+    def check_alive(self) -> None:
+        for service in self.services:
+            if service.process is not None and service.process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited during the run:\n{service.log_tail()}")
+
+
+@dataclass
+class Embedded:
+    """nats-server, PostgreSQL and the services on them, all stopped when the stack closes."""
+
+    nats_url: str
+    database_url: str
+    services: list[ServiceProcess]
+    cpu: CpuTracker
+
+
+def start_embedded_services(
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    extra_env: dict[str, str],
+    log_dir: Path | None,
+    processes: dict[str, int],
+) -> Embedded:
+    """NATS, PostgreSQL, then each service (uvicorn --workers processes[name]), once all are ready."""
+    nats_server = EmbeddedNats(workdir / "nats")
+    stack.callback(nats_server.stop)
+    nats_server.start()
+    postgres = EmbeddedPostgres(workdir / "postgres")
+    stack.callback(postgres.stop)
+    postgres.start()
+    env = {
+        "ENVIRONMENT": "development",
+        "NATS_URL": nats_server.url,
+        "NATS_MONITOR_URL": nats_server.monitor_url,
+        "DATABASE_URL": postgres.url,
+        **extra_env,
+    }
+    services = [
+        ServiceProcess(name, env, log_dir or workdir / "logs", extra_args=uvicorn_args(count))
+        for name, count in processes.items()
+    ]
+    for service in services:
+        stack.callback(service.stop)
+        service.spawn()
+    for service in services:
+        service.wait_ready(90.0)  # /readyz: NATS and PostgreSQL reachable, migrations applied
+    pids = {s.name: s.process.pid for s in services if s.process is not None}
+    if nats_server.process is not None:
+        pids["nats-server"] = nats_server.process.pid
+    return Embedded(
+        nats_url=nats_server.url,
+        database_url=postgres.url,
+        services=services,
+        cpu=CpuTracker(pids=pids, postmaster=postmaster_pid(workdir / "postgres")),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Worker processes: `SCRIPT --worker PLAN_JSON` (this side and theirs)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What one load worker sends; the plans of each benchmark add their own fields."""
+
+    index: int
+    workers: int
+    rate: float
+    count: int  # requests in the phase, all workers together; this worker sends k = index, index+workers, …
+    duration_s: float
+    host: str
+    port: int
+    connections: int
+    timeout_s: float
+
+
+P = TypeVar("P", bound=LoadPlan)
+
+
+def load_plans(
+    plan_type: type[P],
+    url: str,
+    what: str,
+    rate: float,
+    duration: float,
+    settings: Any,
+    **extra: Any,
+) -> list[P]:
+    """One plan per worker (``settings.workers``, at most one per request) for ``rate`` over ``duration``,
+    the ``settings.connections`` shared out between them."""
+    count = round(rate * duration)
+    if count < 1 or count > MAX_REQUESTS_PER_PHASE:
+        raise SystemExit(f"{rate}/s for {duration}s is {count} requests: keep it within 1..{MAX_REQUESTS_PER_PHASE}")
+    host, port = require_loopback(url, what)
+    workers = max(1, min(settings.workers, count))
+    return [
+        plan_type(
+            index=i,
+            workers=workers,
+            rate=rate,
+            count=count,
+            duration_s=duration,
+            host=host,
+            port=port,
+            connections=max(1, settings.connections // workers),
+            timeout_s=settings.timeout_s,
+            **extra,
+        )
+        for i in range(workers)
+    ]
+
+
+def set_nodelay(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """uvloop when there is one."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def write_stdout(data: bytes) -> None:
+    # The event loop may have left stdout non-blocking: a large write would then stop at the pipe's size.
+    fd = sys.stdout.fileno()
+    os.set_blocking(fd, True)
+    pending = memoryview(data)
+    while pending:
+        pending = pending[os.write(fd, pending) :]
+
+
+def worker_start() -> float | None:
+    """READY on stdout (the requests are built); then t0 from stdin, or None if the coordinator went away."""
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+    readable, _, _ = select.select([sys.stdin], [], [], 300.0)
+    line = sys.stdin.readline() if readable else ""
+    return float(line) if line.strip() else None
+
+
+async def spawn_script(script: Path, flag: str, plan: Any, **options: Any) -> asyncio.subprocess.Process:
+    """``python SCRIPT FLAG PLAN_JSON`` with pipes on stdin and stdout."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        flag,
+        orjson.dumps(asdict(plan)).decode(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        **options,
+    )
+
+
+async def run_workers(
+    script: Path, plans: Sequence[LoadPlan], snapshot: Callable[[], dict[str, float]]
+) -> tuple[float, list[dict[str, Any]], dict[str, dict[str, float]]]:
+    """One phase of load workers (``script --worker``), one timetable: (t0, their results, CPU snapshots
+    "start" at t0 and "load_end" at t0 + duration)."""
+    count, duration, timeout_s = plans[0].count, plans[0].duration_s, plans[0].timeout_s
+    processes: list[asyncio.subprocess.Process] = []
+    marker: asyncio.Task[None] | None = None
+    outputs: list[bytes] = []
+    cpu_marks: dict[str, dict[str, float]] = {}
+    try:
+        for plan in plans:
+            processes.append(await spawn_script(script, "--worker", plan))
+        for process in processes:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=120.0 + count / 5000)
+            if line.strip() != b"READY":
+                raise RuntimeError(f"a load worker failed to start (exit {await process.wait()})")
+        t0 = time.monotonic() + 0.3
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(f"{t0!r}\n".encode())
+            await process.stdin.drain()
+        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
+        cpu_marks["start"] = snapshot()
+
+        async def mark_load_end() -> None:
+            await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
+            cpu_marks["load_end"] = snapshot()
+
+        marker = asyncio.create_task(mark_load_end())
+        reads = [asyncio.ensure_future(p.stdout.read()) for p in processes if p.stdout is not None]
+        try:
+            _, unfinished = await asyncio.wait(reads, timeout=duration + timeout_s + 60.0)
+        finally:
+            for read in reads:
+                read.cancel()  # no-op for the finished ones
+        if unfinished:
+            raise RuntimeError("the load workers did not finish in time")
+        outputs = [read.result() for read in reads]
+        for process in processes:
+            await asyncio.wait_for(process.wait(), timeout=30.0)
+        await marker
+    finally:
+        if marker is not None:
+            marker.cancel()
+        for process in processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                with contextlib.suppress(TimeoutError, ProcessLookupError):
+                    await asyncio.wait_for(process.wait(), timeout=5.0)
+    if not all(outputs):
+        raise RuntimeError(f"a load worker failed (exit codes {[p.returncode for p in processes]})")
+    return t0, [orjson.loads(out) for out in outputs], cpu_marks
+
+
+async def warmup_and_rates(
+    args: argparse.Namespace,
+    run: Callable[[int, float, float], Awaitable[dict[str, Any]]],
+    one_line: Callable[[dict[str, Any]], str],
+    check_alive: Callable[[], None],
+) -> list[dict[str, Any]]:
+    """The warm-up (phase 0, not reported), then each of ``args.rates`` (phases 1, 2, …): their results."""
+    results: list[dict[str, Any]] = []
+    if args.warmup > 0:
+        print(f"warm-up: {args.warmup_rate:g}/s for {args.warmup:g}s …", file=sys.stderr, flush=True)
+        warm = await run(0, args.warmup_rate, args.warmup)
+        print(f"  warm-up: {one_line(warm)}", file=sys.stderr, flush=True)
+    for phase, rate in enumerate(args.rates, 1):
+        print(f"rate {rate:g}/s for {args.duration:g}s …", file=sys.stderr, flush=True)
+        result = await run(phase, rate, args.duration)
+        print(f"  {one_line(result)}", file=sys.stderr, flush=True)
+        results.append(result)
+        check_alive()
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def report_head(benchmark: str, started: str) -> dict[str, Any]:
+    return {"benchmark": benchmark, "format": 1, "started_at": started, "machine": machine_info()}
+
+
+def load_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The report's config of the load options every benchmark has."""
+    return {
+        "rates": args.rates,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "warmup_rate": args.warmup_rate,
+        "workers": args.workers,
+        "connections": args.connections,
+        "timeout_s": args.timeout,
+    }
+
+
+def report_intro(report: dict[str, Any], title: str) -> list[str]:
+    """The markdown's title, machine and target lines."""
+    m = report["machine"]
+    return [
+        f"## {title} benchmark, {report['started_at']}",
+        "",
+        f"- machine: {m['nproc']} CPUs ({m['usable_cpus']} usable), {m['cpu_model']}, {m['memory_gib']} GiB, "
+        f"{m['implementation']} {m['python']}, Linux {m['kernel']}, commit {m['commit']}",
+        f"- target: {report['config']['target']}",
+    ]
+
+
+def cpu_table(results: Sequence[dict[str, Any]], intro: str, per: tuple[str, str, int] | None = None) -> list[str]:
+    """The CPU table's lines (a blank one and ``intro`` first): % of one core during the load by group, and
+    CPU ms per unit by group if ``per`` is (result key, row label, decimals)."""
+    groups: list[str] = []
+    for r in results:
+        groups += [g for g in r["cpu_percent_during_load"] if g not in groups]
+    lines = ["", intro, "", "| offered/s | " + " | ".join(groups) + " | sum |", "|---:|" + "---:|" * (len(groups) + 1)]
+    for r in results:
+        pct = r["cpu_percent_during_load"]
+        lines.append(
+            f"| {r['offered_rate']:g} | "
+            + " | ".join(f"{pct[g]:.0f}%" if g in pct else "–" for g in groups)
+            + f" | {sum(pct.values()):.0f}% |"
+        )
+    if per is not None:
+        key, label, decimals = per
+        for r in results:
+            values = r[key]
+            lines.append(
+                f"| {r['offered_rate']:g} ({label}) | "
+                + " | ".join(f"{values[g]:.{decimals}f}" if g in values else "–" for g in groups)
+                + f" | {sum(values.values()):.{decimals}f} |"
+            )
+    return lines
+
+
+def emit(report: dict[str, Any], text: str, json_path: Path | None) -> None:
+    """The markdown on stdout, and the report as JSON to ``--json`` if given."""
+    print(text)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        print(f"\nJSON written to {json_path}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+def rates_arg(text: str) -> list[float]:
+    rates = [float(x) for x in text.split(",") if x.strip()]
+    if not rates or any(not 0 < r <= MAX_RATE for r in rates):
+        raise argparse.ArgumentTypeError(f"rates are comma-separated numbers in (0, {MAX_RATE:g}]")
+    return rates
+
+
+def rates_parser(doc: str | None, default_rates: str) -> argparse.ArgumentParser:
+    """The command line with the script's docstring, --rates (``default_rates``) and --duration (10 s)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rates", type=rates_arg, default=rates_arg(default_rates), help="offered rates, requests/s")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per rate (default 10)")
+    return p
+
+
+def env_pair_arg(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("use NAME=VALUE")
+    return name, value
+
+
+def add_service_env_arg(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--service-env", type=env_pair_arg, action="append", default=[], metavar="NAME=VALUE", help=help)
+
+
+def add_auth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--auth-secret", default=os.environ.get("AUTH_SECRET") or DEV_AUTH_SECRET)
+    p.add_argument("--auth-issuer", default=os.environ.get("AUTH_ISSUER") or "oncofollow-dev")
+    p.add_argument("--auth-audience", default=os.environ.get("AUTH_AUDIENCE") or "oncofollow")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def begin() -> str:
+    """SIGTERM as Ctrl-C (everything started is stopped on the way out); the start time for the report."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    return datetime.now(UTC).isoformat(timespec="seconds")
