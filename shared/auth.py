@@ -67,8 +67,23 @@ class TokenService:
         }
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
-    def issue_device_token(self, patient_id: UUID, device_id: str, ttl_s: int = 400 * 86_400) -> str:
-        return self._sign({"sub": f"device:{device_id}", "typ": "device", "patient_id": str(patient_id)}, ttl_s)
+    def issue_device_token(
+        self,
+        patient_id: UUID,
+        device_id: str,
+        ttl_s: int = 400 * 86_400,
+        *,
+        token_id: str | None = None,
+        expires_at: int | None = None,
+    ) -> str:
+        """A tablet's token. ``token_id`` and ``expires_at`` re-issue the token of an existing loan (same
+        identity, same revocation), so that a stored response never needs to hold the token itself."""
+        claims: dict[str, Any] = {"sub": f"device:{device_id}", "typ": "device", "patient_id": str(patient_id)}
+        if token_id is not None:
+            claims["jti"] = token_id
+        if expires_at is not None:
+            claims["exp"] = expires_at
+        return self._sign(claims, ttl_s)
 
     def issue_staff_token(self, staff_id: str, roles: set[str], ttl_s: int = 12 * 3600) -> str:
         unknown = set(roles) - ROLES

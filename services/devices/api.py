@@ -130,9 +130,24 @@ def _tablet_view(row: Any) -> TabletView:
 # --- Commands: one transaction each, replayed to a retry with the same Idempotency-Key -------------------------
 
 Work = Callable[[asyncpg.Connection, datetime], Awaitable[tuple[int, dict[str, Any]]]]
+Secrets = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-async def _command(request: Request, platform: Platform, staff: StaffPrincipal, key: str | None, work: Work) -> Any:
+def _as_is(body: dict[str, Any]) -> dict[str, Any]:
+    return body
+
+
+async def _command(
+    request: Request,
+    platform: Platform,
+    staff: StaffPrincipal,
+    key: str | None,
+    work: Work,
+    *,
+    to_store: Secrets = _as_is,
+    to_replay: Secrets = _as_is,
+) -> Any:
+    """``to_store`` takes secrets out of the response kept for retries; ``to_replay`` puts them back."""
     now = datetime.now(UTC)
     scope = f"{staff.staff_id}:{request.method}:{request.url.path}"
     async with platform.pool.acquire() as conn, conn.transaction():
@@ -141,10 +156,10 @@ async def _command(request: Request, platform: Platform, staff: StaffPrincipal, 
             body_hash = idempotency.request_hash(await request.body())
             stored = await idempotency.claim_key(conn, scope=scope, key=key, body_hash=body_hash)
             if stored is not None:
-                return json_response(stored.body, stored.status)
+                return json_response(to_replay(stored.body), stored.status)
         status, body = await work(conn, now)
         if key is not None:
-            await idempotency.remember_response(conn, scope=scope, key=key, status=status, body=body)
+            await idempotency.remember_response(conn, scope=scope, key=key, status=status, body=to_store(body))
     return json_response(body, status)
 
 
@@ -429,6 +444,7 @@ class LoanGranted(BaseModel):
     loan: LoanView
     tablet: TabletView
     device_token: str = Field(description="The tablet's bearer token for the questionnaire service (no password).")
+    token_id: str = Field(description="The token's id: what revocation and the tablet.* events refer to.")
     token_expires_at: datetime
 
 
@@ -470,8 +486,8 @@ async def loan_tablet(
             )
         await _move(conn, tablet, Action.LOAN, staff, now, None)
         loan_id = uuid.uuid4()
-        ttl = int((datetime.combine(expected, datetime.min.time(), UTC) + TOKEN_MARGIN - now).total_seconds())
-        token = platform.tokens.issue_device_token(body.patient_id, str(tablet_id), ttl_s=ttl)
+        expires = int((datetime.combine(expected, datetime.min.time(), UTC) + TOKEN_MARGIN).timestamp())
+        token = platform.tokens.issue_device_token(body.patient_id, str(tablet_id), expires_at=expires)
         principal = platform.tokens.verify(token)
         accessories = sorted(a.value for a in body.accessories)
         await repository.insert_loan(
@@ -504,11 +520,25 @@ async def loan_tablet(
             loan=_loan_view(loan, tablet["last_seen_at"], today),
             tablet=_tablet_view(await repository.get_tablet(conn, tablet_id)),
             device_token=token,
-            token_expires_at=now + timedelta(seconds=ttl),
+            token_id=principal.token_id,
+            token_expires_at=datetime.fromtimestamp(expires, UTC),
         )
         return 201, granted.model_dump(mode="json")
 
-    return await _command(request, platform, staff, key, work)
+    # The device token is a credential: the response kept for a retry holds its id, never the token, and a
+    # retry gets the same token (same id, same expiry) signed again.
+    def without_token(granted: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in granted.items() if k != "device_token"}
+
+    def with_token(stored: dict[str, Any]) -> dict[str, Any]:
+        loan = stored["loan"]
+        expires = int(datetime.fromisoformat(stored["token_expires_at"]).timestamp())
+        token = platform.tokens.issue_device_token(
+            UUID(loan["patient_id"]), loan["tablet_id"], token_id=stored["token_id"], expires_at=expires
+        )
+        return {**stored, "device_token": token}
+
+    return await _command(request, platform, staff, key, work, to_store=without_token, to_replay=with_token)
 
 
 class ReturnRequest(BaseModel):
