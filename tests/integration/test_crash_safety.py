@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -148,3 +149,69 @@ async def test_questionnaire_killed_between_commit_and_publish_delivers_once(
     finally:
         questionnaire.stop()
         alerting.stop()
+
+
+@pytest.mark.parametrize("point", ["outbox.before_publish", "outbox.after_publish"])
+async def test_devices_killed_around_the_return_s_publish_still_revokes_the_token_once(
+    point: str, service_env: dict[str, str], tokens: TokenService, tmp_path: Path
+) -> None:
+    questionnaire = ServiceProcess("questionnaire", {**service_env, **FAST_REDELIVERY}, tmp_path).start()
+    devices = ServiceProcess("devices", service_env, tmp_path).start()
+    fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-crash', {'fleet'})}"}
+    try:
+        async with httpx.AsyncClient(timeout=10, headers=fleet) as client:
+            registered = await client.post(
+                f"{devices.url}/v1/tablets",
+                json={"serial_number": "CRASH-001", "model": "Tab", "accessories": [{"kind": "charger"}]},
+            )
+            tablet = registered.json()["id"]
+            await client.post(f"{devices.url}/v1/tablets/{tablet}/actions/provision", json={})
+            loan = await client.post(
+                f"{devices.url}/v1/tablets/{tablet}/loan",
+                json={
+                    "patient_id": str(uuid.uuid4()),
+                    "agreement": {"signed_at": "2026-01-05T10:00:00+01:00", "witnessed_by": "ide-1"},
+                    "accessories": ["charger"],
+                },
+            )
+            assert loan.status_code == 201, loan.text
+            device = {"Authorization": f"Bearer {loan.json()['device_token']}"}
+
+            # From now on the devices process kills itself at the named moment of its next publish.
+            devices.stop()
+            marker = tmp_path / "devices.killed"
+            devices.env = {**service_env, "FAULT_POINT": point, "FAULT_MARKER": str(marker)}
+            devices.start()
+            try:
+                returned = await client.post(
+                    f"{devices.url}/v1/tablets/{tablet}/return",
+                    json={"channel": "post", "accessories_returned": ["charger"]},
+                )
+                assert returned.status_code == 200
+            except httpx.HTTPError:
+                pass  # killed before the answer was written; the return was committed (checked below)
+            assert await asyncio.to_thread(devices.wait_killed) == -9
+            ended = "SELECT count(*) FROM loans WHERE ended_at IS NOT NULL"
+            assert await _count(service_env["DATABASE_URL"], "devices", ended) == 1
+            devices.start()
+
+            async def rejected() -> bool:
+                r = await client.get(f"{questionnaire.url}/v1/questionnaires", headers=device)
+                return r.status_code == 401
+
+            await eventually(rejected, within=15)
+        db = service_env["DATABASE_URL"]
+        await eventually(
+            lambda: _equals(_count(db, "devices", "SELECT count(*) FROM outbox WHERE published_at IS NULL"), 0),
+            within=10,
+        )
+        subjects = await _stream_subjects(service_env["NATS_URL"], "TABLETS")
+        assert subjects == ["tablet.loaned", "tablet.returned"]
+        assert await _count(db, "questionnaire", "SELECT count(*) FROM revoked_tokens") == 1
+    finally:
+        devices.stop()
+        questionnaire.stop()
+
+
+async def _equals(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
