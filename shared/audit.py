@@ -7,6 +7,8 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.auth import StaffPrincipal
+
 
 async def record_access(
     conn: asyncpg.Connection,
@@ -24,4 +26,13 @@ async def record_access(
         action,
         resource,
         patient_id,
+    )
+
+
+async def audit_staff(
+    conn: asyncpg.Connection, staff: StaffPrincipal, action: str, resource: str, patient_id: UUID | None = None
+) -> None:
+    """``record_access`` for the staff member making the request."""
+    await record_access(
+        conn, actor=staff.staff_id, roles=staff.roles, action=action, resource=resource, patient_id=patient_id
     )

@@ -147,9 +147,7 @@ async def stream_reader(request: Request, platform: PlatformDep, stream_token: s
             "The stream token is invalid or expired; ask for a new one (POST /v1/alerts/stream-token).",
             kind="invalid-token",
         ) from None
-    if "nurse" not in nurse.roles:
-        raise Problem(403, "Your role does not allow this; it needs one of: nurse.", kind="missing-role")
-    return nurse
+    return await require_staff("nurse")(nurse)
 
 
 RESET_FRAME = frame("{}", event="reset")

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from services.alerting import repository
 from services.alerting.api import AlertView, LevelsDep, Nurse, alert_view
 from services.alerting.labels import TERMS
-from shared.audit import record_access
+from shared.audit import audit_staff
 from shared.http.app import PlatformDep
 from shared.http.problems import Problem
 
@@ -80,14 +80,7 @@ async def timeline(
         messages = await repository.patient_messages(conn, patient_id, limit)
         sessions = await repository.patient_sessions(conn, patient_id)
         expected = await repository.patient_expected_levels(conn, patient_id, now)
-        await record_access(
-            conn,
-            actor=nurse.staff_id,
-            roles=nurse.roles,
-            action="patient.timeline",
-            resource=f"patient/{patient_id}",
-            patient_id=patient_id,
-        )
+        await audit_staff(conn, nurse, "patient.timeline", f"patient/{patient_id}", patient_id)
     return Timeline(
         patient_id=patient_id,
         submissions=[ScorePoint(**dict(s)) for s in scores],
@@ -117,11 +110,11 @@ def _known_term(term: str) -> str:
     summary=f"Expect a symptom at a grade for up to {EXPECTED_LEVEL_MAX_DAYS} days (no alert at or below it)",
 )
 async def set_expected_level(
-    patient_id: UUID, term: str, body: ExpectedLevelRequest, nurse: Nurse, platform: PlatformDep
+    patient_id: UUID, term: str, body: ExpectedLevelRequest, nurse: Nurse, platform: PlatformDep, levels: LevelsDep
 ) -> Any:
     _known_term(term)
     now = datetime.now(UTC)
-    hours = levels_zone(platform)
+    hours = ZoneInfo(levels.hours.zone)
     today = now.astimezone(hours).date()
     if body.until < today:
         raise Problem(422, "The end date is in the past.", pointer="/until")
@@ -136,14 +129,7 @@ async def set_expected_level(
     until = datetime.combine(body.until + timedelta(days=1), time(0), hours)
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.set_expected_level(conn, patient_id, term, body.grade, until, nurse.staff_id, now)
-        await record_access(
-            conn,
-            actor=nurse.staff_id,
-            roles=nurse.roles,
-            action="expected_level.set",
-            resource=f"patient/{patient_id}/expected-levels/{term}",
-            patient_id=patient_id,
-        )
+        await audit_staff(conn, nurse, "expected_level.set", f"patient/{patient_id}/expected-levels/{term}", patient_id)
     return ExpectedLevelView(**dict(row))
 
 
@@ -154,16 +140,7 @@ async def clear_expected_level(patient_id: UUID, term: str, nurse: Nurse, platfo
         removed = await repository.clear_expected_level(conn, patient_id, term)
         if not removed:
             raise Problem(404, "No expected level is set for this patient and symptom.")
-        await record_access(
-            conn,
-            actor=nurse.staff_id,
-            roles=nurse.roles,
-            action="expected_level.clear",
-            resource=f"patient/{patient_id}/expected-levels/{term}",
-            patient_id=patient_id,
+        await audit_staff(
+            conn, nurse, "expected_level.clear", f"patient/{patient_id}/expected-levels/{term}", patient_id
         )
     return Response(status_code=204)
-
-
-def levels_zone(platform: Any) -> ZoneInfo:
-    return ZoneInfo(platform.extras["service_levels"].hours.zone)

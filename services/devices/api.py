@@ -32,7 +32,7 @@ from services.devices.domain import (
     utilisation,
 )
 from services.devices.heartbeats import HeartbeatWriter
-from shared.audit import record_access
+from shared.audit import audit_staff
 from shared.auth import DevicePrincipal, StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.catalog import make_event
@@ -209,14 +209,6 @@ async def _publish(conn: asyncpg.Connection, platform: Platform, event_type: str
     await add_event(conn, event, schema=platform.schema)
 
 
-async def _audit(
-    conn: asyncpg.Connection, staff: StaffPrincipal, action: str, resource: str, patient: Any = None
-) -> None:
-    await record_access(
-        conn, actor=staff.staff_id, roles=staff.roles, action=action, resource=resource, patient_id=patient
-    )
-
-
 async def _tablet_body(conn: asyncpg.Connection, tablet_id: UUID) -> dict[str, Any]:
     row = await repository.get_tablet(conn, tablet_id)
     return _tablet_view(row).model_dump(mode="json")
@@ -264,7 +256,7 @@ async def register_tablet(
             raise Problem(
                 409, f"A tablet with serial number {body.serial_number} is already registered.", kind="duplicate-serial"
             ) from None
-        await _audit(conn, staff, "tablet.register", f"tablet/{tablet_id}")
+        await audit_staff(conn, staff, "tablet.register", f"tablet/{tablet_id}")
         return 201, await _tablet_body(conn, tablet_id)
 
     return await _command(request, platform, staff, key, work)
@@ -306,7 +298,7 @@ async def list_tablets(
         rows = await repository.list_tablets(
             conn, states=[s.value for s in state] if state else None, limit=limit, offset=offset
         )
-        await _audit(conn, staff, "tablets.list", "tablets")
+        await audit_staff(conn, staff, "tablets.list", "tablets")
     items = []
     for row in rows:
         loan = None
@@ -361,7 +353,7 @@ async def get_tablet(tablet_id: UUID, staff: FleetReader, platform: PlatformDep)
         found = await repository.history(conn, tablet_id)
         loans = [_loan_view(loan, row["last_seen_at"], today) for loan in found["loans"]]
         current = next((loan for loan in loans if loan.ended_at is None), None)
-        await _audit(conn, staff, "tablet.read", f"tablet/{tablet_id}", current.patient_id if current else None)
+        await audit_staff(conn, staff, "tablet.read", f"tablet/{tablet_id}", current.patient_id if current else None)
     return TabletDetail(
         **_tablet_view(row).model_dump(),
         accessories=[AccessoryView(**dict(a)) for a in found["accessories"]],
@@ -414,7 +406,7 @@ async def move_tablet(
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
         tablet = await _locked_tablet(conn, tablet_id)
         await _move(conn, tablet, action, staff, now, body.reason if body else None)
-        await _audit(conn, staff, f"tablet.{action.value}", f"tablet/{tablet_id}")
+        await audit_staff(conn, staff, f"tablet.{action.value}", f"tablet/{tablet_id}")
         return 200, await _tablet_body(conn, tablet_id)
 
     return await _command(request, platform, staff, key, work)
@@ -514,7 +506,7 @@ async def loan_tablet(
             loaned_by=staff.staff_id,
         )
         await _publish(conn, platform, "tablet.loaned", loaned, tablet_id)
-        await _audit(conn, staff, "tablet.loan", f"tablet/{tablet_id}", body.patient_id)
+        await audit_staff(conn, staff, "tablet.loan", f"tablet/{tablet_id}", body.patient_id)
         loan = await repository.open_loan(conn, tablet_id)
         granted = LoanGranted(
             loan=_loan_view(loan, tablet["last_seen_at"], today),
@@ -582,7 +574,7 @@ async def return_tablet(
             recorded_by=staff.staff_id,
         )
         await _publish(conn, platform, "tablet.returned", event, tablet_id)
-        await _audit(conn, staff, "tablet.return", f"tablet/{tablet_id}", loan["patient_id"])
+        await audit_staff(conn, staff, "tablet.return", f"tablet/{tablet_id}", loan["patient_id"])
         ended = await conn.fetchrow(f"SELECT {repository.LOAN_COLUMNS} FROM loans l WHERE l.id = $1", loan["id"])
         return 200, _loan_view(ended, tablet["last_seen_at"], now.date()).model_dump(mode="json")
 
@@ -608,7 +600,7 @@ async def accessories_back(
         loan = await repository.accessories_came_back(conn, loan_id, [a.value for a in body.accessories])
         if loan is None:
             raise Problem(404, "There is no loan with this id.", kind="unknown-loan")
-        await _audit(conn, staff, "loan.accessories", f"loan/{loan_id}", loan["patient_id"])
+        await audit_staff(conn, staff, "loan.accessories", f"loan/{loan_id}", loan["patient_id"])
         return 200, _loan_view(loan, None, now.date()).model_dump(mode="json")
 
     return await _command(request, platform, staff, key, work)
@@ -640,7 +632,7 @@ async def wipe_tablet(
         )
         event = TabletWipedV1(tablet_id=tablet_id, method=body.method.value, wiped_at=wiped_at, wiped_by=staff.staff_id)
         await _publish(conn, platform, "tablet.wiped", event, tablet_id)
-        await _audit(conn, staff, "tablet.wipe", f"tablet/{tablet_id}")
+        await audit_staff(conn, staff, "tablet.wipe", f"tablet/{tablet_id}")
         return 200, await _tablet_body(conn, tablet_id)
 
     return await _command(request, platform, staff, key, work)
@@ -683,7 +675,9 @@ async def report_lost(
             reported_by=staff.staff_id,
         )
         await _publish(conn, platform, "tablet.lost", event, tablet_id)
-        await _audit(conn, staff, f"tablet.{action.value}", f"tablet/{tablet_id}", loan["patient_id"] if loan else None)
+        await audit_staff(
+            conn, staff, f"tablet.{action.value}", f"tablet/{tablet_id}", loan["patient_id"] if loan else None
+        )
         return 200, await _tablet_body(conn, tablet_id)
 
     return await _command(request, platform, staff, key, work)
@@ -717,7 +711,7 @@ async def fleet(
     async with platform.pool.acquire() as conn, conn.transaction():
         figures = await repository.fleet_figures(conn, today, due_soon_days, period_days)
         attention = await repository.loans_needing_attention(conn, today, due_soon_days)
-        await _audit(conn, staff, "fleet.read", "fleet")
+        await audit_staff(conn, staff, "fleet.read", "fleet")
     loans, usage = figures["loans"], figures["usage"]
     # A tablet retired during the period still counts its loaned days: cap at the fleet's capacity.
     loaned_days, available_days = float(usage["loaned_days"]), float(usage["available_days"])
