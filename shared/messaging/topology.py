@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -42,7 +43,12 @@ class StreamSpec:
             max_bytes=self.max_bytes,
             duplicate_window=float(self.duplicate_window_s),
             num_replicas=replicas,
+            # The outbox relay publishes in atomic batches (NATS 2.12+): one sync per batch, not per event.
+            allow_atomic=True,
         )
+
+    def takes(self, subject: str) -> bool:
+        return any(subject_matches(pattern, subject) for pattern in self.subjects)
 
 
 STREAMS: tuple[StreamSpec, ...] = (
@@ -53,6 +59,23 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec("INCLUSION", ("patient.>", "session.>"), max_age_s=365 * DAY),
     StreamSpec("DEAD_LETTERS", ("dlq.>",), max_age_s=90 * DAY),
 )
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` is one token, a final ``>`` one or more."""
+    wanted, tokens = pattern.split("."), subject.split(".")
+    for i, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or (token != "*" and token != tokens[i]):
+            return False
+    return len(tokens) == len(wanted)
+
+
+@functools.cache
+def stream_for(subject: str) -> str | None:
+    """The stream that stores ``subject``, or None when no stream does."""
+    return next((spec.name for spec in STREAMS if spec.takes(subject)), None)
 
 
 @dataclass(frozen=True)
@@ -100,6 +123,7 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int = 
         or current.duplicate_window != wanted.duplicate_window
         or current.max_bytes != wanted.max_bytes
         or current.num_replicas != wanted.num_replicas
+        or bool(current.allow_atomic) != bool(wanted.allow_atomic)
     ):
         await js.update_stream(wanted)
         log.info("updated stream %s", spec.name)
