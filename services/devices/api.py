@@ -33,7 +33,7 @@ from services.devices.domain import (
 )
 from services.devices.heartbeats import HeartbeatWriter
 from shared.audit import audit_staff
-from shared.auth import DevicePrincipal, StaffPrincipal
+from shared.auth import StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.catalog import make_event
 from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1, TabletWipedV1
@@ -41,7 +41,7 @@ from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
 from shared.http.problems import Problem
 from shared.http.responses import json_response
-from shared.http.security import bearer_principal, require_staff
+from shared.http.security import device_principal, require_staff
 from shared.revocation import revoke
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
@@ -755,9 +755,7 @@ _LOAN_ENDED = "This tablet's loan has ended: its token no longer works. Bring th
 )
 async def heartbeat(request: Request) -> Response:
     platform: Platform = request.state.platform
-    device = await bearer_principal(request, platform)
-    if not isinstance(device, DevicePrincipal):
-        raise Problem(403, "This endpoint is for a patient's tablet: use a device token.", kind="wrong-token")
+    device = await device_principal(request)
     try:
         reading = HeartbeatReading.model_validate_json(await request.body())
     except ValidationError as exc:

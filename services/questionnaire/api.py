@@ -29,7 +29,7 @@ from shared.http.app import Platform, PlatformDep
 from shared.http.ingress import IngressRequest, IngressWriter
 from shared.http.problems import Problem
 from shared.http.responses import json_response
-from shared.http.security import DeviceDep, PrincipalDep
+from shared.http.security import DeviceDep, PrincipalDep, device_principal
 from shared.opening_hours import OpeningHours
 
 router = APIRouter(prefix="/v1", tags=["questionnaire"])
@@ -148,17 +148,20 @@ def _parse_json(body: bytes) -> Any:
     status_code=202,
     response_model=SubmissionAccepted,
     summary="Post a FHIR R4 QuestionnaireResponse (device token, Idempotency-Key)",
-    openapi_extra={"requestBody": {"required": True, "content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}}},
+    openapi_extra={
+        "parameters": [idempotency.IDEMPOTENCY_KEY_PARAMETER],
+        "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}},
+    },
 )
-async def submit(
-    request: Request, device: DeviceDep, platform: PlatformDep, idempotency_key: IdempotencyKey = None
-) -> Any:
-    # The hottest endpoint: service resources are read from the platform, not resolved as dependencies
-    # (each FastAPI dependency costs more per request than the work it would do here).
+async def submit(request: Request) -> Any:
+    # The hottest endpoint takes only the request: its token, key and service resources are read here,
+    # not resolved as FastAPI dependencies (which cost more per request than the work they would do).
+    device = await device_principal(request)
+    platform: Platform = request.state.platform
     questionnaires: QuestionnaireCatalogue = platform.extras["catalogue"]
     hours: OpeningHours = platform.extras["opening_hours"]
     writers: Writers = platform.extras["writers"]
-    key = idempotency.check_key(idempotency_key)
+    key = idempotency.check_key(request.headers.get("idempotency-key"))
     body = await request.body()
     response = _parse_json(body)
     try:

@@ -23,6 +23,16 @@ class StoredResponse:
     body: dict[str, Any]
 
 
+# For routes that read the header themselves (no FastAPI ``Header`` parameter): documents it in OpenAPI.
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "8 to 128 characters among letters, digits and . _ : -; a retry sends the same key.",
+    "schema": {"type": "string", "minLength": 8, "maxLength": 128},
+}
+
+
 def check_key(key: str | None) -> str:
     if key is None:
         raise Problem(
