@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -602,3 +603,274 @@ def begin() -> str:
     """SIGTERM as Ctrl-C (everything started is stopped on the way out); the start time for the report."""
     signal.signal(signal.SIGTERM, _interrupt)
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------------------------------
+# The open-loop HTTP client of the load workers
+# --------------------------------------------------------------------------------------------------
+
+STATUS_PENDING = -2  # in flight or waiting for a connection (never reported)
+EXPIRY_CHECK_S = 0.05  # how often requests past their timeout are looked for
+MAX_IDLE_S = 3.0  # uvicorn closes keep-alive connections idle for 5 s
+
+
+class CallbackConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection carrying one request at a time; parses just enough of a response
+    (status, Content-Length, Connection: close) and hands it to the client."""
+
+    __slots__ = ("buffer", "client", "current", "got_bytes", "reused", "transport")
+
+    def __init__(self, client: LoadClient) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.current = -1  # the request in flight on it
+        self.reused = False
+        self.got_bytes = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        buffer = self.buffer + data if self.buffer else data
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            self.buffer = buffer
+            return
+        try:
+            status = int(buffer[9:12])
+            head = buffer[:end].lower()
+            at = head.find(b"\r\ncontent-length:")
+            if at >= 0:
+                stop = head.find(b"\r\n", at + 2)
+                length = int(head[at + 17 : stop if stop >= 0 else len(head)])
+            elif status == 204 or status == 304 or status < 200:
+                length = 0
+            else:
+                raise ValueError("a response without Content-Length")  # never from uvicorn for these
+        except ValueError as exc:
+            self.buffer = b""
+            self.client.on_error(self, exc)
+            return
+        if len(buffer) < end + 4 + length:
+            self.buffer = buffer
+            return
+        self.buffer = b""
+        body = buffer[end + 4 : end + 4 + length] if self.client.keep_bodies else b""
+        self.client.on_response(self, status, body, b"\r\nconnection: close" not in head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.on_lost(self, exc)
+
+
+class LoadClient:
+    """At most ``limit`` connections; a request due while all are busy waits for one (and that counts).
+
+    Everything runs in callbacks: no task per request, so that the generator stays cheap beside the
+    services on a 2-core machine. A reused connection the server had closed is retried once on a new one:
+    every benchmark's requests are idempotent (a heartbeat's tablet and sent_at, a submission's
+    Idempotency-Key). ``keep_bodies`` keeps the body of each 2xx response."""
+
+    def __init__(
+        self, plan: LoadPlan, requests: Sequence[tuple[float, bytes]], t0: float, *, keep_bodies: bool = False
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.host, self.port, self.limit = plan.host, plan.port, max(1, plan.connections)
+        self.timeout_s = plan.timeout_s
+        self.requests = requests
+        self.t0 = t0
+        n = len(requests)
+        self.status = [STATUS_PENDING] * n
+        self.start_lag = [-1.0] * n  # due time → handed to the client: the generator's own lateness
+        self.send_lag = [-1.0] * n  # due time → written on a connection (incl. waiting for one)
+        self.latency = [-1.0] * n  # due time → whole response read
+        self.keep_bodies = keep_bodies
+        self.bodies: list[bytes] = [b""] * n if keep_bodies else []
+        self.retried_once = bytearray(n)
+        self.pending = 0
+        self.idle: list[tuple[float, CallbackConnection]] = []
+        self.busy: set[CallbackConnection] = set()
+        self.backlog: deque[int] = deque()
+        self.open = 0  # connected or connecting
+        self.opened = 0
+        self.retried = 0
+        self.errors: Counter[str] = Counter()
+        self._connects: set[asyncio.Task[None]] = set()
+
+    def due(self, i: int) -> float:
+        return self.t0 + self.requests[i][0]
+
+    def submit(self, i: int, now: float) -> None:
+        self.pending += 1
+        self.start_lag[i] = now - self.due(i)
+        while self.idle:
+            since, connection = self.idle.pop()
+            if now - since <= MAX_IDLE_S and connection.transport is not None:
+                self._send(connection, i, reused=True)
+                return
+            if connection.transport is not None:
+                connection.transport.close()
+        if self.open < self.limit:
+            self._connect(i)
+        else:
+            self.backlog.append(i)
+
+    def _connect(self, i: int) -> None:
+        self.open += 1
+        self.opened += 1
+        task = self.loop.create_task(self._open(i))
+        self._connects.add(task)
+        task.add_done_callback(self._connects.discard)
+
+    async def _open(self, i: int) -> None:
+        try:
+            _, connection = await self.loop.create_connection(lambda: CallbackConnection(self), self.host, self.port)
+        except OSError as exc:
+            self.open -= 1
+            self._finish(i, STATUS_CONN_ERROR, type(exc).__name__)
+            self._serve_backlog_with_new_connection()
+            return
+        self._send(connection, i, reused=False)
+
+    def _send(self, connection: CallbackConnection, i: int, *, reused: bool) -> None:
+        if self.status[i] != STATUS_PENDING:  # timed out while it waited
+            self._free(connection)
+            return
+        assert connection.transport is not None
+        connection.current, connection.reused, connection.got_bytes = i, reused, False
+        self.busy.add(connection)
+        self.send_lag[i] = time.monotonic() - self.due(i)
+        connection.transport.write(self.requests[i][1])
+
+    def _finish(self, i: int, status: int, error: str | None = None) -> None:
+        if self.status[i] != STATUS_PENDING:
+            return
+        self.status[i] = status
+        self.pending -= 1
+        if status > 0:
+            self.latency[i] = time.monotonic() - self.due(i)
+        if error is not None:
+            self.errors[error] += 1
+
+    def _free(self, connection: CallbackConnection) -> None:
+        """A connection with nothing in flight: the next waiting request, or the idle list."""
+        while self.backlog:
+            j = self.backlog.popleft()
+            if self.status[j] == STATUS_PENDING:
+                self._send(connection, j, reused=True)
+                return
+        self.idle.append((time.monotonic(), connection))
+
+    def _serve_backlog_with_new_connection(self) -> None:
+        while self.backlog and self.open < self.limit:
+            j = self.backlog.popleft()
+            if self.status[j] == STATUS_PENDING:
+                self._connect(j)
+                return
+
+    def on_response(self, connection: CallbackConnection, status: int, body: bytes, reusable: bool) -> None:
+        i, connection.current = connection.current, -1
+        self.busy.discard(connection)
+        if i >= 0:
+            if self.keep_bodies and 200 <= status < 300 and self.status[i] == STATUS_PENDING:
+                self.bodies[i] = body
+            self._finish(i, status)
+        if reusable:
+            self._free(connection)
+        elif connection.transport is not None:
+            connection.transport.close()
+
+    def on_error(self, connection: CallbackConnection, exc: Exception) -> None:
+        i, connection.current = connection.current, -1
+        self.busy.discard(connection)
+        if i >= 0:
+            self._finish(i, STATUS_CONN_ERROR, type(exc).__name__)
+        if connection.transport is not None:
+            connection.transport.abort()
+
+    def on_lost(self, connection: CallbackConnection, exc: Exception | None) -> None:
+        self.open -= 1
+        self.busy.discard(connection)
+        self.idle = [(since, c) for since, c in self.idle if c is not connection]
+        connection.transport = None
+        i, connection.current = connection.current, -1
+        if i >= 0 and self.status[i] == STATUS_PENDING:
+            if connection.reused and not connection.got_bytes and not self.retried_once[i]:
+                self.retried_once[i] = 1
+                self.retried += 1
+                self._connect(i)
+                return
+            self._finish(i, STATUS_CONN_ERROR, type(exc).__name__ if exc else "ConnectionClosed")
+        self._serve_backlog_with_new_connection()
+
+    def expire(self, now: float) -> None:
+        """Requests without a response ``timeout_s`` after their due time: timeouts (their connection is closed)."""
+        limit = now - self.timeout_s
+        while self.backlog and self.due(self.backlog[0]) <= limit:
+            self._finish(self.backlog.popleft(), STATUS_TIMEOUT)
+        for connection in [c for c in self.busy if c.current >= 0 and self.due(c.current) <= limit]:
+            self._finish(connection.current, STATUS_TIMEOUT)
+            connection.current = -1
+            self.busy.discard(connection)
+            if connection.transport is not None:
+                connection.transport.abort()
+
+    def close(self) -> None:
+        for i, status in enumerate(self.status):
+            if status == STATUS_PENDING:
+                self.status[i] = STATUS_TIMEOUT
+        for task in self._connects:
+            task.cancel()
+        for connection in [c for _, c in self.idle] + list(self.busy):
+            if connection.transport is not None:
+                connection.transport.abort()
+        self.idle.clear()
+        self.busy.clear()
+
+
+async def drive_open_loop(
+    plan: LoadPlan, requests: Sequence[tuple[float, bytes]], t0: float, *, keep_bodies: bool = False
+) -> dict[str, Any]:
+    """Hand every request (due offset in s, raw HTTP/1.1 request) to the client at its due time
+    (t0 + offset, time.monotonic), whatever the responses; returns per-request results."""
+    loop = asyncio.get_running_loop()
+    client = LoadClient(plan, requests, t0, keep_bodies=keep_bodies)
+    cpu_start = time.process_time()
+    cpu_window: list[float] = []
+    loop.call_later(
+        max(0.0, t0 + plan.duration_s - time.monotonic()), lambda: cpu_window.append(time.process_time() - cpu_start)
+    )
+    n = len(requests)
+    i = 0
+    next_expiry = t0 + EXPIRY_CHECK_S
+    while i < n:
+        now = time.monotonic()
+        while i < n and t0 + requests[i][0] <= now:
+            client.submit(i, now)
+            i += 1
+        if now >= next_expiry:
+            client.expire(now)
+            next_expiry = now + EXPIRY_CHECK_S
+        if i < n:
+            # Ticks of at least DISPATCH_TICK_S: sub-millisecond sleeps would spin the loop (timers have 1 ms
+            # resolution) and steal CPU from the services; a request handed over up to a tick late is still
+            # timed from its due time.
+            await asyncio.sleep(max(DISPATCH_TICK_S, t0 + requests[i][0] - time.monotonic()))
+    deadline = t0 + (requests[-1][0] if requests else 0.0) + plan.timeout_s + 1.0
+    while client.pending and time.monotonic() < deadline:
+        client.expire(time.monotonic())
+        await asyncio.sleep(EXPIRY_CHECK_S)
+    client.close()
+    return {
+        "status": client.status,
+        "start_lag": client.start_lag,
+        "send_lag": client.send_lag,
+        "latency": client.latency,
+        "connections_opened": client.opened,
+        "retried_on_stale_connection": client.retried,
+        "connection_error_kinds": dict(client.errors),
+        **({"bodies": client.bodies} if keep_bodies else {}),
+        "cpu_window_s": cpu_window[0] if cpu_window else time.process_time() - cpu_start,
+        "cpu_total_s": time.process_time(),
+    }

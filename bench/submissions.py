@@ -9,8 +9,9 @@
 Requests follow a fixed timetable (request k is due at t0 + k/rate) whatever the responses, and every
 latency is measured from that due time, so a slow server cannot slow the load down (no coordinated
 omission). The HTTP load comes from separate worker processes (``--workers``) with a small HTTP/1.1
-keep-alive client on raw asyncio streams; this process only subscribes to ``alert.raised`` on NATS,
-matches ``data.submission_id`` to the ids the 202s returned, and samples CPU per process from /proc.
+keep-alive client (callbacks on an asyncio.Protocol: ``common.LoadClient``); this process only subscribes
+to ``alert.raised`` on NATS, matches ``data.submission_id`` to the ids the 202s returned, and samples CPU
+per process from /proc.
 See bench/README.md.
 """
 
@@ -42,8 +43,6 @@ from shared.testing.fhir import RED_NAUSEA, Answer, questionnaire_response  # no
 
 SUBMISSIONS_PATH = "/v1/submissions"
 ALERT_SUBJECT = "alert.raised"
-# What a failed exchange can raise (TimeoutError, an OSError, is caught before these).
-CLIENT_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, KeyError, TypeError)
 SERVICES = ("questionnaire", "alerting")
 # The durable consumers downstream of a submission: the run settles when both have nothing pending.
 DOWNSTREAM_CONSUMERS = (
@@ -84,7 +83,8 @@ def build_requests(plan: WorkerPlan) -> list[tuple[int, float, bytes]]:
 
 
 class HttpConnection:
-    """One keep-alive HTTP/1.1 connection, one request at a time (enough for the 202s of one endpoint)."""
+    """One keep-alive HTTP/1.1 connection, one request at a time, on asyncio streams: the dashboards
+    benchmark's few setup requests (the load itself goes through ``common.LoadClient``)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -128,135 +128,17 @@ class HttpConnection:
         self.writer.close()
 
 
-class ConnectionPool:
-    """At most ``limit`` connections; a request due while all are busy waits for one (and that counts).
-
-    Idle connections are reused most-recent first and dropped after ``max_idle_s`` (uvicorn closes
-    keep-alive connections idle for 5 s; reusing one the server is closing would fail the request).
-    """
-
-    def __init__(self, host: str, port: int, limit: int, max_idle_s: float = 3.0) -> None:
-        self.host = host
-        self.port = port
-        self.max_idle_s = max_idle_s
-        self._slots = asyncio.Semaphore(limit)
-        self._idle: list[tuple[float, HttpConnection]] = []
-        self.opened = 0
-
-    async def acquire(self, fresh: bool = False) -> tuple[HttpConnection, bool]:
-        """A connection and whether it was reused."""
-        await self._slots.acquire()
-        now = time.monotonic()
-        while self._idle and not fresh:
-            since, connection = self._idle.pop()
-            if now - since <= self.max_idle_s:
-                return connection, True
-            connection.close()
-        try:
-            connection = await HttpConnection.open(self.host, self.port)
-        except BaseException:
-            self._slots.release()
-            raise
-        self.opened += 1
-        return connection, False
-
-    def release(self, connection: HttpConnection, reusable: bool) -> None:
-        if reusable:
-            self._idle.append((time.monotonic(), connection))
-        else:
-            connection.close()
-        self._slots.release()
-
-    def close(self) -> None:
-        for _, connection in self._idle:
-            connection.close()
-        self._idle.clear()
-
-
 async def drive(plan: WorkerPlan, requests: list[tuple[int, float, bytes]], t0: float) -> dict[str, Any]:
-    """Send every request at its due time (t0 + offset, time.monotonic), whatever the responses."""
-    loop = asyncio.get_running_loop()
-    pool = ConnectionPool(plan.host, plan.port, max(1, plan.connections))
-    n = len(requests)
-    status = [STATUS_TIMEOUT] * n
-    start_lag = [-1.0] * n  # from due time to the request's task running: the generator's own lateness
-    send_lag = [-1.0] * n  # from due time to the request written on a connection (incl. waiting for one)
-    latency = [-1.0] * n  # from due time to the whole response read
-    ids = [""] * n
-    retried = [0]
-    errors: Counter[str] = Counter()
-
-    async def exchange(i: int, due: float) -> tuple[int, bytes]:
-        for attempt in range(2):
-            connection, reused = await pool.acquire(fresh=attempt > 0)
-            reusable = False
-            try:
-                send_lag[i] = time.monotonic() - due
-                code, body, reusable = await connection.exchange(requests[i][2])
-                return code, body
-            except (ConnectionError, asyncio.IncompleteReadError):
-                # A kept-alive connection the server closed meanwhile: once more on a new one (the
-                # Idempotency-Key makes a repeat harmless); a new connection failing is an error.
-                if not reused or attempt > 0:
-                    raise
-                retried[0] += 1
-            finally:
-                pool.release(connection, reusable)
-        raise ConnectionError("unreachable")
-
-    async def one(i: int) -> None:
-        due = t0 + requests[i][1]
-        start_lag[i] = time.monotonic() - due
+    """Send every request at its due time (t0 + offset, time.monotonic), whatever the responses; keep the
+    submission id of each 202 (matched to the alert.raised that names it)."""
+    result = await common.drive_open_loop(plan, [(offset, raw) for _, offset, raw in requests], t0, keep_bodies=True)
+    ids = []
+    for body in result.pop("bodies"):
         try:
-            async with asyncio.timeout(max(0.0, due + plan.timeout_s - time.monotonic())):
-                code, body = await exchange(i, due)
-            latency[i] = time.monotonic() - due
-            status[i] = code
-            if 200 <= code < 300:
-                ids[i] = str(orjson.loads(body)["id"])
-        except TimeoutError:
-            status[i] = STATUS_TIMEOUT
-        except CLIENT_ERRORS as exc:
-            status[i] = STATUS_CONN_ERROR
-            errors[type(exc).__name__] += 1
-
-    cpu_start = time.process_time()
-    cpu_window: list[float] = []
-    loop.call_later(
-        max(0.0, t0 + plan.duration_s - time.monotonic()), lambda: cpu_window.append(time.process_time() - cpu_start)
-    )
-    tasks: list[asyncio.Task[None]] = []
-    i = 0
-    while i < n:
-        now = time.monotonic()
-        while i < n and t0 + requests[i][1] <= now:
-            tasks.append(loop.create_task(one(i)))
-            i += 1
-        if i < n:
-            # Ticks of at least DISPATCH_TICK_S: sub-millisecond sleeps would spin the loop (timers have 1 ms
-            # resolution) and steal CPU from the services; a request sent up to a tick late is still timed
-            # from its due time.
-            await asyncio.sleep(max(common.DISPATCH_TICK_S, t0 + requests[i][1] - time.monotonic()))
-    if tasks:
-        _, late = await asyncio.wait(tasks, timeout=plan.timeout_s + 5.0)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late, timeout=5.0)
-    pool.close()
-    return {
-        "k": [r[0] for r in requests],
-        "status": status,
-        "start_lag": start_lag,
-        "send_lag": send_lag,
-        "latency": latency,
-        "ids": ids,
-        "connections_opened": pool.opened,
-        "retried_on_stale_connection": retried[0],
-        "connection_error_kinds": dict(errors),
-        "cpu_window_s": cpu_window[0] if cpu_window else time.process_time() - cpu_start,
-        "cpu_total_s": time.process_time(),
-    }
+            ids.append(str(orjson.loads(body)["id"]) if body else "")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            ids.append("")
+    return {**result, "k": [r[0] for r in requests], "ids": ids}
 
 
 def worker_main(plan_json: str) -> int:
