@@ -18,6 +18,7 @@ tablet client and a JSON pointer into the request body, so the API can answer a 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -191,6 +192,11 @@ class QuestionnaireDefinition:
     @property
     def canonical(self) -> str:
         return f"{self.url}|{self.version}"
+
+    @functools.cached_property
+    def term_of(self) -> Mapping[str, str]:
+        """PRO-CTCAE term of each linkId that asks one of its attributes (computed once per definition)."""
+        return {link: term for term, attributes in self.terms.items() for link in attributes.values()}
 
     @classmethod
     def from_resource(cls, resource: Any, *, origin: str = "<memory>") -> QuestionnaireDefinition:
@@ -619,14 +625,15 @@ def normalise_response(
     subject_patient_id = _subject_patient_id(body)
     answered_by = _answered_by(body, subject_patient_id)
     given = _ItemCollector(definition).collect(body)
-    _check_branching(definition, given)
+    answered_terms = _answered_terms(definition, given)
+    _check_branching(definition, given, answered_terms)
     return NormalisedSubmission(
         questionnaire_id=definition.id,
         questionnaire_version=definition.version,
         authored=authored,
         answered_by=answered_by,
         subject_patient_id=subject_patient_id,
-        terms=_term_answers(definition, given),
+        terms=_term_answers(definition, given, answered_terms),
         red_flags=_red_flags(definition, given),
         ecog=_ecog(definition, given),
     )
@@ -1035,11 +1042,12 @@ def _enabled_items(definition: QuestionnaireDefinition, given: Mapping[str, _Giv
     return enabled
 
 
-def _check_branching(definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> None:
+def _check_branching(
+    definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem], answered_terms: set[str]
+) -> None:
     """Answered items must be enabled; enabled items must be answered if required or part of an answered term."""
     enabled = _enabled_items(definition, given)
-    answered_terms = _answered_terms(definition, given)
-    term_of = {link: term for term, attrs in definition.terms.items() for link in attrs.values()}
+    term_of = definition.term_of
     for link_id, item in definition.items.items():
         answered = link_id in given and bool(given[link_id].answers)
         if answered and not enabled[link_id]:
@@ -1052,11 +1060,8 @@ def _check_branching(definition: QuestionnaireDefinition, given: Mapping[str, _G
 
 def _answered_terms(definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> set[str]:
     """Terms with at least one answer: those must be complete (NCI: ask all attributes of a term)."""
-    return {
-        term
-        for term, attributes in definition.terms.items()
-        if any(link in given and given[link].answers for link in attributes.values())
-    }
+    term_of = definition.term_of
+    return {term_of[link] for link, item in given.items() if item.answers and link in term_of}
 
 
 def _disabled_detail(definition: QuestionnaireDefinition, item: ItemDefinition, enabled: Mapping[str, bool]) -> str:
@@ -1064,15 +1069,11 @@ def _disabled_detail(definition: QuestionnaireDefinition, item: ItemDefinition, 
         return f"Item '{item.link_id}' must not be answered: its group '{item.parent}' is not enabled by this response."
     joiner = " and " if item.enable_behavior == "all" else " or "
     conditions = joiner.join(c.describe() for c in item.enable_when)
-    why = " (PRO-CTCAE branching)" if item.link_id in _term_links(definition) else ""
+    why = " (PRO-CTCAE branching)" if item.link_id in definition.term_of else ""
     return (
         f"Item '{item.link_id}' must not be answered: it is only asked when {conditions}{why}, "
         "which this response does not satisfy."
     )
-
-
-def _term_links(definition: QuestionnaireDefinition) -> set[str]:
-    return {link for attributes in definition.terms.values() for link in attributes.values()}
 
 
 def _missing_detail(item: ItemDefinition, term: str | None) -> str:
@@ -1094,9 +1095,10 @@ def _missing_pointer(item: ItemDefinition, given: Mapping[str, _GivenItem]) -> s
 # -- what the event carries --
 
 
-def _term_answers(definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> tuple[TermAnswer, ...]:
+def _term_answers(
+    definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem], answered_terms: set[str]
+) -> tuple[TermAnswer, ...]:
     answers: list[TermAnswer] = []
-    answered_terms = _answered_terms(definition, given)
     for term, attributes in definition.terms.items():
         if term not in answered_terms:
             continue  # not asked this time: nothing to report, not an error
