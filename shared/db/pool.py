@@ -14,7 +14,18 @@ log = logging.getLogger(__name__)
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+def advisory_key(name: str) -> int:
+    """A stable 64-bit key for pg_advisory_lock, from a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def session_settings(schema: str, role: str | None = None) -> dict[str, str]:
+    """Server settings of a service's connections: its schema first on the search path."""
+    return {"search_path": schema, "application_name": schema if role is None else f"{schema}-{role}"}
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Codecs every connection of a service uses (the pool's, and the dedicated ones)."""
     await conn.set_type_codec(
         "jsonb",
         encoder=lambda v: orjson.dumps(v).decode(),
@@ -34,8 +45,8 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int
         reset=_no_reset,
         min_size=min_size,
         max_size=max_size,
-        init=_init_connection,
-        server_settings={"search_path": schema, "application_name": schema},
+        init=init_connection,
+        server_settings=session_settings(schema),
     )
     assert pool is not None
     return pool
@@ -51,7 +62,7 @@ def _migration_files(directories: list[Path]) -> list[tuple[str, Path]]:
 
 async def apply_migrations(conn: asyncpg.Connection, schema: str, service_dir: Path) -> list[str]:
     """Apply the shared then the service's migrations, in order, once each; safe with N replicas starting."""
-    lock_key = int.from_bytes(hashlib.sha256(f"migrations:{schema}".encode()).digest()[:8], "big", signed=True)
+    lock_key = advisory_key(f"migrations:{schema}")
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -37,7 +38,9 @@ async def relay(
     async with pool.acquire() as conn:
         await apply_migrations(conn, SCHEMA, tmp_path)
         await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
-    yield OutboxRelay(pool, nc, js, SCHEMA, dsn=database_url), js, pool
+    relay = OutboxRelay(nc, js, SCHEMA, dsn=database_url)
+    yield relay, js, pool
+    await relay.close()
     await pool.close()
     await nc.close()
 
@@ -142,3 +145,31 @@ async def test_a_single_pending_event_is_a_plain_publish(relay: Any) -> None:
     copies = await _stored(js, "QUESTIONNAIRES", [event.id], after)
     assert len(copies[event.id]) == 1
     assert "Nats-Batch-Id" not in copies[event.id][0]
+
+
+async def test_one_relay_per_schema_publishes_and_a_standby_takes_over_when_it_stops(
+    relay: Any, nats_url: str, database_url: str
+) -> None:
+    first, _, pool = relay
+    nc = await nats.connect(nats_url)  # another process's relay
+    standby = OutboxRelay(nc, nc.jetstream(), SCHEMA, dsn=database_url, poll_interval=0.05)
+    try:
+        events = [_message() for _ in range(3)]
+        await _store(pool, events[:1])
+        assert await first.publish_pending() == 1
+        assert first.leading
+
+        await _store(pool, events[1:2])
+        assert await standby.publish_pending() == 0  # the lock is held: it stands by
+        assert not standby.leading
+        assert await _unpublished(pool) == 1
+
+        await first.close()  # the leader's connection ends: the lock is free
+        await _store(pool, events[2:])
+        await asyncio.sleep(0.06)  # the standby's next attempt at the lock
+        assert await standby.publish_pending() == 2
+        assert standby.leading
+        assert await _unpublished(pool) == 0
+    finally:
+        await standby.close()
+        await nc.close()
