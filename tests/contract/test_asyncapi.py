@@ -18,7 +18,7 @@ import yaml
 
 from shared.events.catalog import CATALOG
 from shared.messaging.consumer import Subscription
-from shared.messaging.topology import STREAMS
+from shared.messaging.topology import STREAMS, subject_matches
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "deploy" / "asyncapi" / "asyncapi.yaml"
@@ -42,25 +42,6 @@ def subscriptions(generator: ModuleType) -> dict[str, tuple[Subscription, ...]]:
 @pytest.fixture(scope="module")
 def document(generator: ModuleType, subscriptions: dict[str, tuple[Subscription, ...]]) -> dict[str, Any]:
     return generator.build_document(subscriptions)
-
-
-def subject_matches(pattern: str, subject: str) -> bool:
-    """NATS subject matching: ``*`` is one token, a final ``>`` one or more."""
-    want, have = pattern.split("."), subject.split(".")
-    for i, token in enumerate(want):
-        if token == ">":
-            return len(have) > i
-        if i >= len(have) or (token != "*" and token != have[i]):
-            return False
-    return len(want) == len(have)
-
-
-def test_subject_matching() -> None:
-    assert subject_matches("alert.>", "alert.raised")
-    assert subject_matches("alert.*", "alert.raised")
-    assert not subject_matches("alert.>", "alert")
-    assert not subject_matches("alert.*", "alert.raised.again")
-    assert not subject_matches("alert.raised", "alert.resolved")
 
 
 def test_committed_document_is_current(generator: ModuleType, document: dict[str, Any]) -> None:
