@@ -42,7 +42,10 @@ DISPATCH_TICK_S = 0.002
 MAX_REQUESTS_PER_PHASE = 500_000
 MAX_RATE = 50_000.0
 UVICORN_ARGS = ("--loop", "uvloop", "--http", "httptools")
-EMBEDDED_SERVERS = "embedded: nats-server (sync_interval: always) + PostgreSQL 16 (pgserver, synchronous_commit on) "
+EMBEDDED_SERVERS = (
+    "embedded: nats-server (sync_interval: always) + PostgreSQL 16 (pgserver, synchronous_commit on, "
+    "commit_delay 200 µs) "
+)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
