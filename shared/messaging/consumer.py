@@ -210,9 +210,12 @@ class ConsumerRunner:
         await msg.term()
 
     async def _ack(self, msgs: list[Msg]) -> None:
+        # No flush (a PING/PONG round trip) after the acks: nats-py's flusher writes them at the next turn of
+        # the event loop, ahead of the next fetch's request, and an ack that never arrives only means a
+        # redelivery the inbox skips. Waiting for the PONG held every batch up (measured at 1,000
+        # submissions/s: POST→alert p99 about 380 → 280 ms).
         for msg in msgs:
             await msg.ack()
-        await self._nc.flush()
 
     async def _keep_alive(self, msgs: list[Msg]) -> None:
         # Tell the server we are still working so ack_wait does not hand the batch to another replica.
