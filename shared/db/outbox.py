@@ -11,7 +11,9 @@ relay reads and marks rows without row locks or a transaction held open across t
 benchmark, the POST→alert p99 at 500 submissions/s went from 230–300 ms to 90–200 ms without that
 transaction), and events leave in outbox order.
 Should two relays ever overlap (a connection PostgreSQL has not yet seen die), they send the same
-events, and JetStream's dedup stores them once.
+events, and JetStream's dedup stores them once. A connection cut without PostgreSQL noticing (a
+half-open TCP connection) would keep the lock, so the relay's connection asks for TCP keepalives that
+give up on a silent peer after about 25 s (``RELAY_KEEPALIVES``; Unix sockets ignore them).
 
 Rows bound for the same stream go out as JetStream **atomic batches** (``allow_atomic`` streams, NATS
 2.12+): the server stores a batch all or nothing and syncs it once, where single publishes cost one
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 ATOMIC_BATCH_MAX = 100
 # JetStream's "atomic publish batch contains duplicate message id".
 BATCH_HAS_DUPLICATE = 10201
+# PostgreSQL ends the session, and frees the relay lock, 10 + 3 × 5 s after its client fell silent.
+RELAY_KEEPALIVES = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}
 
 
 def notify_channel(schema: str) -> str:
@@ -155,7 +159,8 @@ class OutboxRelay:
         """The relay's connection when it holds the schema's lock (taking it if free), else None."""
         if self._conn is None or self._conn.is_closed():
             self._leading = False
-            conn = await asyncpg.connect(self._dsn, server_settings=session_settings(self._schema, "outbox"))
+            settings = {**session_settings(self._schema, "outbox"), **RELAY_KEEPALIVES}
+            conn = await asyncpg.connect(self._dsn, server_settings=settings)
             await init_connection(conn)
             await conn.add_listener(notify_channel(self._schema), lambda *_: self._wake.set())
             self._conn = conn
