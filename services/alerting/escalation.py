@@ -7,7 +7,6 @@ is a parameter: tests move time instead of waiting for it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
@@ -18,8 +17,8 @@ from services.alerting.service_levels import ServiceLevels
 from shared.db.outbox import add_event
 from shared.events.alerts import AlertEscalatedV1
 from shared.events.catalog import make_event
-from shared.http.app import BackgroundTask, Platform
-from shared.periodic import Clock, every, system_clock
+from shared.http.app import BackgroundTask, scheduled_job
+from shared.periodic import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +60,8 @@ async def escalate_overdue(
 
 
 def escalation_watch(levels: ServiceLevels, every_s: float, clock: Clock = system_clock) -> BackgroundTask:
-    async def watch_escalations(platform: Platform, stop: asyncio.Event) -> None:
-        async def check() -> None:
-            await escalate_overdue(platform.pool, clock(), levels, schema=platform.schema)
-
-        await every(every_s, stop, check, name="escalation check")
-
-    return watch_escalations
+    return scheduled_job(
+        "escalation check",
+        every_s,
+        lambda platform: escalate_overdue(platform.pool, clock(), levels, schema=platform.schema),
+    )

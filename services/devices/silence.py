@@ -7,7 +7,6 @@ event to the outbox. The clock is a parameter, so tests move time instead of wai
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
@@ -18,8 +17,8 @@ from services.devices.domain import SilencePolicy, detect_silence
 from shared.db.outbox import add_events
 from shared.events.catalog import make_event
 from shared.events.devices import TabletInactiveV1
-from shared.http.app import BackgroundTask, Platform
-from shared.periodic import Clock, every, system_clock
+from shared.http.app import BackgroundTask, Platform, scheduled_job
+from shared.periodic import Clock, system_clock
 from shared.telemetry import current_trace_headers
 
 log = logging.getLogger(__name__)
@@ -71,26 +70,20 @@ async def report_silent_tablets(
 
 def silence_watch(policy: SilencePolicy, every_s: float, clock: Clock = system_clock) -> BackgroundTask:
     """The background job: look for silent tablets every ``every_s`` seconds."""
-
-    async def watch_silences(platform: Platform, stop: asyncio.Event) -> None:
-        async def check() -> None:
-            await report_silent_tablets(platform.pool, clock(), policy, schema=platform.schema)
-
-        await every(every_s, stop, check, name="silence check")
-
-    return watch_silences
+    return scheduled_job(
+        "silence check",
+        every_s,
+        lambda platform: report_silent_tablets(platform.pool, clock(), policy, schema=platform.schema),
+    )
 
 
 def heartbeat_retention(keep_days: int, every_s: float = 3600.0) -> BackgroundTask:
     """Heartbeats are kept ``keep_days`` days (the tablet keeps its latest reading for ever)."""
 
-    async def purge_old_heartbeats(platform: Platform, stop: asyncio.Event) -> None:
-        async def purge() -> None:
-            async with platform.pool.acquire() as conn:
-                removed = await repository.purge_heartbeats(conn, keep_days)
-            if removed:
-                log.info("removed %s heartbeats older than %s days", removed, keep_days)
+    async def purge(platform: Platform) -> None:
+        async with platform.pool.acquire() as conn:
+            removed = await repository.purge_heartbeats(conn, keep_days)
+        if removed:
+            log.info("removed %s heartbeats older than %s days", removed, keep_days)
 
-        await every(every_s, stop, purge, name="heartbeat purge")
-
-    return purge_old_heartbeats
+    return scheduled_job("heartbeat purge", every_s, purge)

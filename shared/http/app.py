@@ -13,7 +13,7 @@ import dataclasses
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +35,7 @@ from shared.messaging.connection import connect, server_syncs_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
 from shared.messaging.topology import ensure_topology
+from shared.periodic import every
 from shared.revocation import RevocationList
 from shared.settings import ServiceSettings
 from shared.telemetry import instrument_asyncpg, setup_tracing
@@ -82,6 +83,16 @@ class ServiceDefinition:
     # Static pages served as they are (no build step): URL prefix -> directory; "/" redirects to ``home``.
     static: Mapping[str, Path] = field(default_factory=dict)
     home: str | None = None
+
+
+def scheduled_job(name: str, every_s: float, work: Callable[[Platform], Awaitable[object]]) -> BackgroundTask:
+    """A background job of a service: ``work(platform)`` now, then every ``every_s`` seconds (``periodic.every``)."""
+
+    async def job(platform: Platform, stop: asyncio.Event) -> None:
+        await every(every_s, stop, lambda: work(platform), name=name)
+
+    job.__name__ = name.replace(" ", "-")
+    return job
 
 
 async def get_platform(request: Request) -> Platform:
