@@ -25,7 +25,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from shared.testing.fhir import RED_NAUSEA, Answer, questionnaire_response  # no
 
 SUBMISSIONS_PATH = "/v1/submissions"
 ALERT_SUBJECT = "alert.raised"
+SUBMITTED_SUBJECT = "questionnaire.submitted"
 SERVICES = ("questionnaire", "alerting")
 # The durable consumers downstream of a submission: the run settles when both have nothing pending.
 DOWNSTREAM_CONSUMERS = (
@@ -186,11 +187,14 @@ def use_running(args: argparse.Namespace) -> Target:
 
 
 class AlertObserver:
-    """A core NATS subscription on alert.raised: when each submission's alert became visible."""
+    """Core NATS subscriptions on alert.raised (and, with ``stages``, questionnaire.submitted): when each
+    submission's events became visible, by submission id."""
 
-    def __init__(self) -> None:
-        self.seen: dict[str, float] = {}
+    def __init__(self, *, stages: bool = False) -> None:
+        self.seen: dict[str, float] = {}  # alert.raised
+        self.submitted: dict[str, float] = {}  # questionnaire.submitted, with stages
         self.unparsable = 0
+        self._stages = stages
         self._nc: Any = None
 
     async def start(self, url: str) -> None:
@@ -199,20 +203,24 @@ class AlertObserver:
         self._nc = await nats.connect(
             servers=[url], name="bench-observer", connect_timeout=5, max_reconnect_attempts=60, reconnect_time_wait=0.5
         )
-        await self._nc.subscribe(
-            ALERT_SUBJECT, cb=self._on_message, pending_msgs_limit=2_000_000, pending_bytes_limit=1 << 30
-        )
+        limits = {"pending_msgs_limit": 2_000_000, "pending_bytes_limit": 1 << 30}
+        await self._nc.subscribe(ALERT_SUBJECT, cb=self._recorder(self.seen), **limits)
+        if self._stages:
+            await self._nc.subscribe(SUBMITTED_SUBJECT, cb=self._recorder(self.submitted), **limits)
         await self._nc.flush(timeout=5)
 
-    async def _on_message(self, msg: Any) -> None:
-        at = time.monotonic()
-        try:
-            submission_id = orjson.loads(msg.data)["data"].get("submission_id")
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            self.unparsable += 1
-            return
-        if submission_id and submission_id not in self.seen:
-            self.seen[str(submission_id)] = at
+    def _recorder(self, arrivals: dict[str, float]) -> Callable[[Any], Awaitable[None]]:
+        async def on_message(msg: Any) -> None:
+            at = time.monotonic()
+            try:
+                submission_id = orjson.loads(msg.data)["data"].get("submission_id")
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                self.unparsable += 1
+                return
+            if submission_id and str(submission_id) not in arrivals:
+                arrivals[str(submission_id)] = at
+
+        return on_message
 
     async def settled(self, limit_s: float) -> bool:
         """Wait until the consumers downstream of a submission have nothing pending (or the timeout)."""
@@ -343,6 +351,10 @@ async def run_phase(
 
     alert_latencies = [observer.seen[ids[k]] - due[k] for k in accepted if ids[k] in observer.seen]
     last_alert = max((observer.seen[ids[k]] for k in accepted if ids[k] in observer.seen), default=None)
+    # Where the time goes: until the questionnaire's event is on NATS, then until the alert is.
+    both = [k for k in accepted if ids[k] in observer.submitted and ids[k] in observer.seen]
+    submitted_latencies = [observer.submitted[ids[k]] - due[k] for k in both]
+    scoring_latencies = [observer.seen[ids[k]] - observer.submitted[ids[k]] for k in both]
     counts = Counter(statuses)
     non_2xx = {str(code): n for code, n in sorted(counts.items()) if code >= 300 or 0 < code < 200}
     load_window = cpu_marks.get("load_end", cpu_marks["settled"])
@@ -364,6 +376,8 @@ async def run_phase(
         "connection_errors": counts.get(STATUS_CONN_ERROR, 0),
         "post_to_202_ms": summary_ms([latencies[k] for k in accepted]),
         "post_to_alert_ms": summary_ms(alert_latencies),
+        "post_to_submitted_ms": summary_ms(submitted_latencies),
+        "submitted_to_alert_ms": summary_ms(scoring_latencies),
         "alerts_observed": len(alert_latencies),
         "alerts_missing": len(accepted) - len(alert_latencies),
         "alerts_rps": round(len(alert_latencies) / max(duration, last_alert - t0), 1) if last_alert else 0.0,
@@ -381,7 +395,7 @@ async def run_phase(
 
 
 async def run_all(target: Target, args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
-    observer = AlertObserver()
+    observer = AlertObserver(stages=True)
     await observer.start(target.nats_url)
     try:
         return await common.warmup_and_rates(
@@ -429,6 +443,20 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {fmt(post['p99'])} | {fmt(alert['p50'])} | {fmt(alert['p95'])} | {fmt(alert['p99'])} "
             f"| {r['alerts_rps']:g} | {r['non_2xx']} | {r['timeouts']} | {r['connection_errors']} "
             f"| {r['alerts_missing']} | {fmt(r['generator_lag_ms']['p99'])} | {fmt(r['wait_to_send_ms']['p99'])} |"
+        )
+    lines += [
+        "",
+        "Where the time goes: POST → `questionnaire.submitted` seen on NATS (HTTP, commit, outbox relay), then "
+        "→ `alert.raised` (alerting consumer, scoring, its relay), ms:",
+        "",
+        "| offered/s | →submitted p50 | p95 | p99 | submitted→alert p50 | p95 | p99 |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        sub, scoring = r.get("post_to_submitted_ms") or {}, r.get("submitted_to_alert_ms") or {}
+        lines.append(
+            f"| {r['offered_rate']:g} | {fmt(sub.get('p50'))} | {fmt(sub.get('p95'))} | {fmt(sub.get('p99'))} "
+            f"| {fmt(scoring.get('p50'))} | {fmt(scoring.get('p95'))} | {fmt(scoring.get('p99'))} |"
         )
     lines += common.cpu_table(
         report["results"],

@@ -58,9 +58,7 @@ class Writers:
 
 
 def ingress_writers(schema: str) -> Writers:
-    return Writers(
-        IngressWriter(schema, repository.insert_submissions), IngressWriter(schema, repository.insert_messages)
-    )
+    return Writers(IngressWriter(schema, repository.SUBMISSIONS), IngressWriter(schema, repository.MESSAGES))
 
 
 async def writers_of(platform: PlatformDep) -> Writers:

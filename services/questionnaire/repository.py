@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.db.sets import columns
+from shared.db.sets import RowTable
 
 
 @dataclass(frozen=True)
@@ -24,15 +24,19 @@ class SubmissionRow:
     response: dict[str, Any]
 
 
-async def insert_submissions(conn: asyncpg.Connection, rows: Sequence[SubmissionRow]) -> None:
-    await conn.execute(
-        "INSERT INTO submissions (id, patient_id, questionnaire_id, questionnaire_version, answered_by, authored, "
-        "response) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], "
-        "$6::timestamptz[], $7::jsonb[])",
-        *columns(
-            rows, "id", "patient_id", "questionnaire_id", "questionnaire_version", "answered_by", "authored", "response"
-        ),
-    )
+# Where POST /v1/submissions stores its rows (``shared.http.ingress``).
+SUBMISSIONS = RowTable(
+    "submissions",
+    (
+        ("id", "uuid"),
+        ("patient_id", "uuid"),
+        ("questionnaire_id", "text"),
+        ("questionnaire_version", "text"),
+        ("answered_by", "text"),
+        ("authored", "timestamptz"),
+        ("response", "jsonb"),
+    ),
+)
 
 
 async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> asyncpg.Record | None:
@@ -72,9 +76,8 @@ class MessageRow:
     sent_at: datetime
 
 
-async def insert_messages(conn: asyncpg.Connection, rows: Sequence[MessageRow]) -> None:
-    await conn.execute(
-        "INSERT INTO messages (id, patient_id, answered_by, body, sent_at) "
-        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])",
-        *columns(rows, "id", "patient_id", "answered_by", "body", "sent_at"),
-    )
+# Where POST /v1/messages stores its rows.
+MESSAGES = RowTable(
+    "messages",
+    (("id", "uuid"), ("patient_id", "uuid"), ("answered_by", "text"), ("body", "text"), ("sent_at", "timestamptz")),
+)

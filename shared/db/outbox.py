@@ -83,12 +83,19 @@ async def add_events(
         "WITH rows AS (INSERT INTO outbox (id, subject, body, headers) "
         "SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[]) RETURNING 1) "
         "SELECT pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM rows)",
+        *event_columns(events),
+        notify_channel(schema),
+    )
+
+
+def event_columns(events: Sequence[tuple[CloudEvent[Any], dict[str, str]]]) -> list[list[Any]]:
+    """The outbox columns of the events, one array each: id uuid, subject text, body bytea, headers jsonb."""
+    return [
         [e.id for e, _ in events],
         [e.type for e, _ in events],
         [e.to_json() for e, _ in events],
         [h for _, h in events],
-        notify_channel(schema),
-    )
+    ]
 
 
 class OutboxRelay:

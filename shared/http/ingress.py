@@ -1,22 +1,23 @@
-"""Idempotent ingress with group commit: many tablet requests, one transaction.
+"""Idempotent ingress with group commit: many tablet requests, one statement.
 
 Each request is validated on its own, then handed to an ``IngressWriter``; the writer takes every
-request waiting at that moment and writes them in one transaction (``shared.db.group_commit``): their
-Idempotency-Keys (with the response each will get), their rows, and their outbox events. A 202 is still
-only sent after the commit that holds the request.
+request waiting at that moment and writes them in **one SQL statement**, which PostgreSQL runs as one
+transaction: their Idempotency-Keys (with the response each will get), their rows, and their outbox
+events, for the requests whose key is new. A 202 is still only sent after the commit that holds the
+request. One statement is one round trip where a transaction of separate statements took five, each of
+which waited for a turn of a busy event loop (measured at 1,000 submissions/s: see ``IngressWriter``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
 from shared.db.group_commit import GroupCommit, Pending
-from shared.db.outbox import add_events
-from shared.db.sets import columns
+from shared.db.outbox import event_columns, notify_channel
+from shared.db.sets import RowTable, columns
 from shared.events.envelope import CloudEvent
 from shared.http.idempotency import StoredResponse, key_reused
 from shared.telemetry import current_trace_headers
@@ -36,21 +37,45 @@ class IngressRequest(Generic[Row]):
     trace_headers: dict[str, str] = field(default_factory=current_trace_headers)
 
 
+def ingress_statement(rows: RowTable) -> str:
+    """The batch's statement. Parameters: $1–$5 the keys' columns, $6 the relay's channel, then a
+    column array per row column, then the events' columns (``outbox.event_columns``). It returns the
+    keys it claimed: the requests holding them are new (the first of twins in the batch); the others
+    are retries."""
+    names = ", ".join(rows.names)
+    row_arrays = ", ".join(f"${7 + k}::{pg_type}[]" for k, (_, pg_type) in enumerate(rows.columns))
+    e = 7 + len(rows.columns)
+    return (
+        "WITH requests AS (SELECT DISTINCT ON (scope, key) * FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::int[], $5::jsonb[]) WITH ORDINALITY AS r(scope, key, request_hash, status, response, i) "
+        "ORDER BY scope, key, i), "
+        "claimed AS (INSERT INTO idempotency_keys (scope, key, request_hash, status, response) "
+        "SELECT scope, key, request_hash, status, response FROM requests ORDER BY scope, key "
+        "ON CONFLICT DO NOTHING RETURNING scope, key), "
+        "fresh AS (SELECT i FROM requests JOIN claimed USING (scope, key)), "
+        f"stored AS (INSERT INTO {rows.table} ({names}) SELECT {names} FROM unnest({row_arrays}) "
+        f"WITH ORDINALITY AS r({names}, i) WHERE i IN (SELECT i FROM fresh)), "
+        "events AS (INSERT INTO outbox (id, subject, body, headers) SELECT id, subject, body, headers "
+        f"FROM unnest(${e}::uuid[], ${e + 1}::text[], ${e + 2}::bytea[], ${e + 3}::jsonb[]) "
+        "WITH ORDINALITY AS o(id, subject, body, headers, i) WHERE i IN (SELECT i FROM fresh) RETURNING 1), "
+        "woken AS (SELECT pg_notify($6, '') WHERE EXISTS (SELECT 1 FROM events)) "
+        "SELECT scope, key FROM claimed LEFT JOIN woken ON true"
+    )
+
+
 class IngressWriter(GroupCommit[IngressRequest[Row], StoredResponse | None]):
     """``write`` returns None when the request was new and is now committed, or the stored response of
-    an earlier request with the same key (raising the 422 of ``key_reused`` if its content differs)."""
+    an earlier request with the same key (raising the 422 of ``key_reused`` if its content differs).
 
-    def __init__(
-        self,
-        schema: str,
-        insert_rows: Callable[[asyncpg.Connection, Sequence[Row]], Awaitable[None]],
-        *,
-        max_batch: int = 256,
-        writers: int = 2,
-    ) -> None:
+    The batch is one statement (``ingress_statement``). Measured at 1,000 submissions/s against a
+    transaction of five statements (medians of six alternated runs of ``bench/submissions.py``): POST→202
+    p50 45 → 28 ms and p99 123 → 92 ms; POST→``questionnaire.submitted`` p50 80 → 63 ms."""
+
+    def __init__(self, schema: str, rows: RowTable, *, max_batch: int = 256, writers: int = 2) -> None:
         super().__init__(max_batch=max_batch, writers=writers)
-        self._schema = schema
-        self._insert_rows = insert_rows
+        self._channel = notify_channel(schema)
+        self._rows = rows
+        self._statement = ingress_statement(rows)
 
     async def write(self, request: IngressRequest[Row]) -> StoredResponse | None:
         return await self.submit(request)
@@ -63,25 +88,19 @@ class IngressWriter(GroupCommit[IngressRequest[Row], StoredResponse | None]):
         batch = sorted(batch, key=lambda p: (p.item.scope, p.item.key))
         requests = [p.item for p in batch]
         async with pool.acquire() as conn:
-            async with conn.transaction():
-                claimed = await conn.fetch(
-                    "INSERT INTO idempotency_keys (scope, key, request_hash, status, response) "
-                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[]) "
-                    "ON CONFLICT DO NOTHING RETURNING scope, key",
-                    *columns(requests, "scope", "key", "request_hash", "status", "response"),
-                )
-                new_keys = {(c["scope"], c["key"]) for c in claimed}
-                fresh: list[Pending[IngressRequest[Row], StoredResponse | None]] = []
-                for pending in batch:
-                    request = pending.item
-                    if (request.scope, request.key) in new_keys:
-                        new_keys.discard((request.scope, request.key))  # a twin in this batch is a retry
-                        fresh.append(pending)
-                if fresh:
-                    await self._insert_rows(conn, [p.item.row for p in fresh])
-                    await add_events(conn, [(p.item.event, p.item.trace_headers) for p in fresh], schema=self._schema)
-            for pending in fresh:
-                pending.outcome.set_result(None)
+            claimed = await conn.fetch(
+                self._statement,
+                *columns(requests, "scope", "key", "request_hash", "status", "response"),
+                self._channel,
+                *columns([r.row for r in requests], *self._rows.names),
+                *event_columns([(r.event, r.trace_headers) for r in requests]),
+            )
+            new_keys = {(c["scope"], c["key"]) for c in claimed}
+            for pending in batch:
+                request = pending.item
+                if (request.scope, request.key) in new_keys:
+                    new_keys.discard((request.scope, request.key))  # a twin later in this batch is a retry
+                    pending.outcome.set_result(None)
             retries = [p for p in batch if not p.outcome.done()]
             if retries:
                 await self._answer_retries(conn, retries)
