@@ -1,0 +1,105 @@
+"""PullStream against a real NATS JetStream: batches in stream order, delivery while a batch is held,
+a bounded number of messages out, and new requests after the open ones expire."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+
+from shared.messaging.pull import PullStream
+from shared.testing.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def stream(nats_url: str) -> AsyncIterator[tuple[Any, Any, str]]:
+    """A stream of its own and a durable pull consumer on it: (nc, js, name)."""
+    name = f"PULL_{uuid.uuid4().hex[:8].upper()}"
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name=name, subjects=[f"{name.lower()}.>"]))
+    await js.add_consumer(name, ConsumerConfig(durable_name="reader", ack_policy=AckPolicy.EXPLICIT, ack_wait=30))
+    yield nc, js, name
+    await js.delete_stream(name)
+    await nc.close()
+
+
+async def _publish(js: Any, name: str, count: int, start: int = 0) -> None:
+    for n in range(start, start + count):
+        await js.publish(f"{name.lower()}.event", str(n).encode())
+
+
+def _bodies(msgs: list[Any]) -> list[int]:
+    return [int(m.data) for m in msgs]
+
+
+async def test_batches_come_in_stream_order_and_the_next_arrives_while_one_is_held(stream: Any) -> None:
+    nc, js, name = stream
+    pull = PullStream(nc, name, "reader", batch=10)
+    await pull.start()
+    try:
+        await _publish(js, name, 25)
+
+        first = await pull.next_batch(wait_s=2.0)
+        assert 1 <= len(first) <= 10
+        taken = list(first)
+        # Not acked yet: the next messages are delivered meanwhile, and are there at once.
+        while len(taken) < 25:
+            more = await pull.next_batch(wait_s=2.0)
+            assert more, "nothing arrived"
+            assert len(more) <= 10
+            taken += more
+        assert _bodies(taken) == list(range(25))
+        for msg in taken:
+            await msg.ack()
+        assert await pull.next_batch(wait_s=0.2) == []
+    finally:
+        await pull.close()
+
+
+async def test_no_more_than_max_buffered_messages_are_out_before_they_are_taken(stream: Any) -> None:
+    nc, js, name = stream
+    pull = PullStream(nc, name, "reader", batch=10, max_buffered=20)
+    await pull.start()
+    try:
+        await _publish(js, name, 100)
+        held = await pull.next_batch(wait_s=2.0)
+
+        async def delivered() -> int:
+            info = await js.consumer_info(name, "reader")
+            return int(info.num_ack_pending) if info.num_ack_pending >= 20 else 0
+
+        # The held batch plus what was requested for the buffer: never the whole backlog.
+        assert await eventually(delivered) <= 20 + len(held)
+        await asyncio.sleep(0.3)
+        assert (await js.consumer_info(name, "reader")).num_ack_pending <= 20 + len(held)
+    finally:
+        await pull.close()
+
+
+async def test_after_requests_expire_a_new_one_brings_later_messages(stream: Any) -> None:
+    nc, js, name = stream
+    pull = PullStream(nc, name, "reader", batch=10, max_buffered=10, expires_s=0.3, heartbeat_s=0.1)
+    await pull.start()
+    try:
+        assert await pull.next_batch(wait_s=0.8) == []  # the first request expired meanwhile (408)
+        await _publish(js, name, 3)
+
+        got = await pull.next_batch(wait_s=2.0)
+
+        assert _bodies(got) == [0, 1, 2]
+    finally:
+        await pull.close()
+
+
+async def test_a_heartbeat_the_server_would_refuse_is_refused_here(stream: Any) -> None:
+    nc, _, name = stream
+    with pytest.raises(ValueError, match="at most half"):
+        PullStream(nc, name, "reader", batch=10, expires_s=1.0, heartbeat_s=0.6)
