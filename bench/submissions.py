@@ -355,6 +355,10 @@ async def run_phase(
     both = [k for k in accepted if ids[k] in observer.submitted and ids[k] in observer.seen]
     submitted_latencies = [observer.submitted[ids[k]] - due[k] for k in both]
     scoring_latencies = [observer.seen[ids[k]] - observer.submitted[ids[k]] for k in both]
+    stage_split = {
+        "post_to_submitted_ms": summary_ms(submitted_latencies),
+        "submitted_to_alert_ms": summary_ms(scoring_latencies),
+    }
     counts = Counter(statuses)
     non_2xx = {str(code): n for code, n in sorted(counts.items()) if code >= 300 or 0 < code < 200}
     load_window = cpu_marks.get("load_end", cpu_marks["settled"])
@@ -376,8 +380,7 @@ async def run_phase(
         "connection_errors": counts.get(STATUS_CONN_ERROR, 0),
         "post_to_202_ms": summary_ms([latencies[k] for k in accepted]),
         "post_to_alert_ms": summary_ms(alert_latencies),
-        "post_to_submitted_ms": summary_ms(submitted_latencies),
-        "submitted_to_alert_ms": summary_ms(scoring_latencies),
+        **(stage_split if observer.submitted else {}),
         "alerts_observed": len(alert_latencies),
         "alerts_missing": len(accepted) - len(alert_latencies),
         "alerts_rps": round(len(alert_latencies) / max(duration, last_alert - t0), 1) if last_alert else 0.0,
@@ -395,7 +398,7 @@ async def run_phase(
 
 
 async def run_all(target: Target, args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
-    observer = AlertObserver(stages=True)
+    observer = AlertObserver(stages=args.stages)
     await observer.start(target.nats_url)
     try:
         return await common.warmup_and_rates(
@@ -444,20 +447,21 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['alerts_rps']:g} | {r['non_2xx']} | {r['timeouts']} | {r['connection_errors']} "
             f"| {r['alerts_missing']} | {fmt(r['generator_lag_ms']['p99'])} | {fmt(r['wait_to_send_ms']['p99'])} |"
         )
-    lines += [
-        "",
-        "Where the time goes: POST → `questionnaire.submitted` seen on NATS (HTTP, commit, outbox relay), then "
-        "→ `alert.raised` (alerting consumer, scoring, its relay), ms:",
-        "",
-        "| offered/s | →submitted p50 | p95 | p99 | submitted→alert p50 | p95 | p99 |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in report["results"]:
-        sub, scoring = r.get("post_to_submitted_ms") or {}, r.get("submitted_to_alert_ms") or {}
-        lines.append(
-            f"| {r['offered_rate']:g} | {fmt(sub.get('p50'))} | {fmt(sub.get('p95'))} | {fmt(sub.get('p99'))} "
-            f"| {fmt(scoring.get('p50'))} | {fmt(scoring.get('p95'))} | {fmt(scoring.get('p99'))} |"
-        )
+    if any(r.get("post_to_submitted_ms") for r in report["results"]):
+        lines += [
+            "",
+            "Where the time goes (--stages): POST → `questionnaire.submitted` seen on NATS (HTTP, commit, outbox "
+            "relay), then → `alert.raised` (alerting consumer, scoring, its relay), ms:",
+            "",
+            "| offered/s | →submitted p50 | p95 | p99 | submitted→alert p50 | p95 | p99 |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in report["results"]:
+            sub, scoring = r.get("post_to_submitted_ms") or {}, r.get("submitted_to_alert_ms") or {}
+            lines.append(
+                f"| {r['offered_rate']:g} | {fmt(sub.get('p50'))} | {fmt(sub.get('p95'))} | {fmt(sub.get('p99'))} "
+                f"| {fmt(scoring.get('p50'))} | {fmt(scoring.get('p95'))} | {fmt(scoring.get('p99'))} |"
+            )
     lines += common.cpu_table(
         report["results"],
         "CPU during the load window, % of one core (the machine has "
@@ -485,6 +489,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, default=30.0, help="wait for alerts after the last response (30s)")
     p.add_argument("--settle-timeout", type=float, default=60.0, help="wait for consumers to catch up (60s)")
     p.add_argument("--json", type=Path, help="also write the results as JSON to this path")
+    p.add_argument(
+        "--stages",
+        action="store_true",
+        help="also time questionnaire.submitted on NATS, to split the alert latency (costs some CPU; off by default)",
+    )
     p.add_argument("--log-dir", type=Path, help="keep the embedded services' logs here (default: a temp dir)")
     p.add_argument("--questionnaire-url", help="use a running questionnaire service (e.g. http://127.0.0.1:8001)")
     p.add_argument("--alerting-url", help="use a running alerting service (e.g. http://127.0.0.1:8002)")
