@@ -85,7 +85,9 @@ class PullStream:
         while True:
             await self._top_up()
             if self._buffer:
-                return [self._buffer.popleft() for _ in range(min(self._batch, len(self._buffer)))]
+                taken = [self._buffer.popleft() for _ in range(min(self._batch, len(self._buffer)))]
+                await self._top_up()  # the server goes on delivering while this batch is applied
+                return taken
             left = deadline - time.monotonic()
             if left <= 0:
                 return []

@@ -64,6 +64,25 @@ async def test_batches_come_in_stream_order_and_the_next_arrives_while_one_is_he
         await pull.close()
 
 
+async def test_taking_a_batch_asks_for_the_next_one_at_once(stream: Any) -> None:
+    nc, js, name = stream
+    pull = PullStream(nc, name, "reader", batch=10, max_buffered=10)  # one request of 10 at a time
+    await pull.start()
+    try:
+        await _publish(js, name, 30)
+
+        async def delivered(count: int) -> bool:
+            return bool((await js.consumer_info(name, "reader")).num_ack_pending == count)
+
+        held = await pull.next_batch(wait_s=2.0)
+        assert len(held) == 10
+        # While the batch is held (not acked, next_batch not called), the next 10 are delivered.
+        await eventually(lambda: delivered(20))
+        assert _bodies(await pull.next_batch(wait_s=0)) == list(range(10, 20))
+    finally:
+        await pull.close()
+
+
 async def test_no_more_than_max_buffered_messages_are_out_before_they_are_taken(stream: Any) -> None:
     nc, js, name = stream
     pull = PullStream(nc, name, "reader", batch=10, max_buffered=20)
@@ -92,7 +111,11 @@ async def test_after_requests_expire_a_new_one_brings_later_messages(stream: Any
         assert await pull.next_batch(wait_s=0.8) == []  # the first request expired meanwhile (408)
         await _publish(js, name, 3)
 
-        got = await pull.next_batch(wait_s=2.0)
+        got: list[Any] = []
+        while len(got) < 3:  # they may come in more than one batch
+            more = await pull.next_batch(wait_s=2.0)
+            assert more, f"only {_bodies(got)} arrived"
+            got += more
 
         assert _bodies(got) == [0, 1, 2]
     finally:
