@@ -74,6 +74,8 @@ async def test_taking_a_batch_asks_for_the_next_one_at_once(stream: Any) -> None
         async def delivered(count: int) -> bool:
             return bool((await js.consumer_info(name, "reader")).num_ack_pending == count)
 
+        assert await pull.next_batch(wait_s=0) == []  # sends the first request
+        await eventually(lambda: delivered(10))  # its 10 messages are all in the buffer: no room left
         held = await pull.next_batch(wait_s=2.0)
         assert len(held) == 10
         # While the batch is held (not acked, next_batch not called), the next 10 are delivered.
