@@ -176,6 +176,21 @@ def postmaster_pid(data_dir: Path) -> int | None:
     return None
 
 
+# A fixed amount of pure-Python work, timed before and after a run: how fast the machine was then. A shared
+# or throttled VM can be slower for minutes at a time (measured: a loop like this one took up to twice as long),
+# and then every figure of the run is worse; two runs are only comparable when their probes agree.
+SPEED_PROBE_LOOPS = 2_000_000
+_speed_probes_ms: list[float] = []
+
+
+def speed_probe_ms() -> float:
+    started = time.perf_counter()
+    total = 0
+    for i in range(SPEED_PROBE_LOOPS):
+        total += i
+    return round(1000.0 * (time.perf_counter() - started), 1)
+
+
 def machine_info() -> dict[str, Any]:
     model = "unknown"
     with contextlib.suppress(OSError):
@@ -209,6 +224,7 @@ def machine_info() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "kernel": platform.release(),
         "commit": commit,
+        "speed_probe_ms": {"before": _speed_probes_ms[0] if _speed_probes_ms else None, "after": speed_probe_ms()},
     }
 
 
@@ -522,8 +538,15 @@ def report_intro(report: dict[str, Any], title: str) -> list[str]:
         "",
         f"- machine: {m['nproc']} CPUs ({m['usable_cpus']} usable), {m['cpu_model']}, {m['memory_gib']} GiB, "
         f"{m['implementation']} {m['python']}, Linux {m['kernel']}, commit {m['commit']}",
+        f"- machine speed probe (a fixed Python loop; lower is faster): {_probe_text(m.get('speed_probe_ms'))}",
         f"- target: {report['config']['target']}",
     ]
+
+
+def _probe_text(probe: dict[str, float | None] | None) -> str:
+    if not probe:
+        return "not taken"
+    return f"{fmt(probe.get('before'))} ms before the run, {fmt(probe.get('after'))} ms after"
 
 
 def cpu_table(results: Sequence[dict[str, Any]], intro: str, per: tuple[str, str, int] | None = None) -> list[str]:
@@ -605,6 +628,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 def begin() -> str:
     """SIGTERM as Ctrl-C (everything started is stopped on the way out); the start time for the report."""
     signal.signal(signal.SIGTERM, _interrupt)
+    _speed_probes_ms.append(speed_probe_ms())
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
