@@ -80,11 +80,20 @@ async def add_events(
 ) -> None:
     """Store many events (each with the trace context of its own cause) in one statement."""
     await conn.execute(
-        "WITH rows AS (INSERT INTO outbox (id, subject, body, headers) "
-        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[]) RETURNING 1) "
-        "SELECT pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM rows)",
+        f"WITH rows AS ({insert_events(1)}) SELECT pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM rows)",
         *event_columns(events),
         notify_channel(schema),
+    )
+
+
+def insert_events(first: int, *, keep: str = "true") -> str:
+    """The INSERT of events into the outbox from the four arrays ``$first``… of ``event_columns``, RETURNING
+    1 per row: for a statement that also does other work. ``keep`` may filter on ``i``, each event's
+    position in the arrays (from 1)."""
+    arrays = f"${first}::uuid[], ${first + 1}::text[], ${first + 2}::bytea[], ${first + 3}::jsonb[]"
+    return (
+        "INSERT INTO outbox (id, subject, body, headers) SELECT id, subject, body, headers "
+        f"FROM unnest({arrays}) WITH ORDINALITY AS e(id, subject, body, headers, i) WHERE {keep} RETURNING 1"
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from shared.db.group_commit import GroupCommit, Pending
-from shared.db.outbox import event_columns, notify_channel
+from shared.db.outbox import event_columns, insert_events, notify_channel
 from shared.db.sets import RowTable, columns
 from shared.events.envelope import CloudEvent
 from shared.http.idempotency import StoredResponse, key_reused
@@ -44,7 +44,6 @@ def ingress_statement(rows: RowTable) -> str:
     are retries."""
     names = ", ".join(rows.names)
     row_arrays = ", ".join(f"${7 + k}::{pg_type}[]" for k, (_, pg_type) in enumerate(rows.columns))
-    e = 7 + len(rows.columns)
     return (
         "WITH requests AS (SELECT DISTINCT ON (scope, key) * FROM unnest($1::text[], $2::text[], $3::text[], "
         "$4::int[], $5::jsonb[]) WITH ORDINALITY AS r(scope, key, request_hash, status, response, i) "
@@ -55,9 +54,7 @@ def ingress_statement(rows: RowTable) -> str:
         "fresh AS (SELECT i FROM requests JOIN claimed USING (scope, key)), "
         f"stored AS (INSERT INTO {rows.table} ({names}) SELECT {names} FROM unnest({row_arrays}) "
         f"WITH ORDINALITY AS r({names}, i) WHERE i IN (SELECT i FROM fresh)), "
-        "events AS (INSERT INTO outbox (id, subject, body, headers) SELECT id, subject, body, headers "
-        f"FROM unnest(${e}::uuid[], ${e + 1}::text[], ${e + 2}::bytea[], ${e + 3}::jsonb[]) "
-        "WITH ORDINALITY AS o(id, subject, body, headers, i) WHERE i IN (SELECT i FROM fresh) RETURNING 1), "
+        f"events AS ({insert_events(7 + len(rows.columns), keep='i IN (SELECT i FROM fresh)')}), "
         "woken AS (SELECT pg_notify($6, '') WHERE EXISTS (SELECT 1 FROM events)) "
         "SELECT scope, key FROM claimed LEFT JOIN woken ON true"
     )
