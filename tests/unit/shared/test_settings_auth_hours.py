@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import jwt
+import orjson
 import pytest
 from pydantic import ValidationError
 
-from shared.auth import DevicePrincipal, InvalidToken, StaffPrincipal, TokenService
+from shared.auth import DevicePrincipal, InvalidToken, StaffPrincipal, TokenService, verify_hs256
 from shared.opening_hours import IN_HOURS_NOTICE, OUT_OF_HOURS_NOTICE, OpeningHours
 from shared.settings import DEV_AUTH_SECRET, ServiceSettings
 
@@ -80,6 +85,121 @@ class TestTokens:
     def test_invalid_tokens(self, token: str) -> None:
         with pytest.raises(InvalidToken):
             self.tokens.verify(token)
+
+
+def _forge(claims: dict[str, object], *, key: str = DEV_AUTH_SECRET, **header: object) -> str:
+    return jwt.encode(claims, key, algorithm="HS256", headers=header or None)
+
+
+def _pyjwt_decode(token: str) -> object:
+    return jwt.decode(token, DEV_AUTH_SECRET, algorithms=["HS256"], audience="oncofollow")
+
+
+def _accepted(verify: Callable[[str], object], token: str) -> bool:
+    try:
+        verify(token)
+    except (InvalidToken, jwt.PyJWTError):
+        return False
+    return True
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+NOW = float(int(time.time()))  # whole seconds, so that "exp == now" can be tested
+GOOD_CLAIMS: dict[str, object] = {
+    "iss": "oncofollow-dev",
+    "aud": "oncofollow",
+    "sub": "n-1",
+    "jti": "j",
+    "iat": int(NOW),
+    "exp": int(NOW) + 60,
+}
+
+
+class TestHs256Verifier:
+    """``verify_hs256`` against PyJWT, the library that issues the tokens and that it replaces for checking."""
+
+    now = NOW
+    good = GOOD_CLAIMS
+
+    def verify(self, token: str, key: str = DEV_AUTH_SECRET) -> dict[str, object]:
+        return verify_hs256(token, key.encode(), issuer="oncofollow-dev", audience="oncofollow", now=self.now)
+
+    def test_it_reads_what_pyjwt_reads(self) -> None:
+        for claims in (self.good, {**self.good, "aud": ["other", "oncofollow"], "roles": ["nurse"], "nbf": 1}):
+            token = _forge(claims)
+            reference = jwt.decode(token, DEV_AUTH_SECRET, algorithms=["HS256"], audience="oncofollow")
+            assert self.verify(token) == reference == claims
+
+    @pytest.mark.parametrize(
+        "claims",
+        [
+            {"exp": int(NOW)},  # expiry is exclusive, as in PyJWT
+            {"exp": int(NOW) - 1},
+            {"iat": int(NOW) + 120},
+            {"nbf": int(NOW) + 120},
+            {"exp": "tomorrow"},
+            {"exp": True},
+            {"iss": "elsewhere"},
+            {"aud": "other-app"},
+            {"aud": ["other-app"]},
+            {"aud": None},
+        ],
+        ids=repr,
+    )
+    def test_claims_pyjwt_also_refuses(self, claims: dict[str, object]) -> None:
+        token = _forge({**self.good, **claims})
+        with pytest.raises(jwt.PyJWTError):
+            jwt.decode(
+                token, DEV_AUTH_SECRET, algorithms=["HS256"], audience="oncofollow", issuer="oncofollow-dev", leeway=-1
+            )
+        with pytest.raises(InvalidToken):
+            self.verify(token)
+
+    @pytest.mark.parametrize("claim", ["exp", "iat", "sub", "jti"])
+    def test_each_required_claim(self, claim: str) -> None:
+        with pytest.raises(InvalidToken, match=f"missing claims: {claim}"):
+            self.verify(_forge({k: v for k, v in self.good.items() if k != claim}))
+
+    def test_a_little_clock_skew_is_tolerated_on_issue_not_on_expiry(self) -> None:
+        assert self.verify(_forge({**self.good, "iat": int(self.now) + 10, "nbf": int(self.now) + 10}))
+
+    def test_the_signature_must_be_exactly_the_one_for_this_content(self) -> None:
+        token = _forge(self.good)
+        header, payload, signature = token.split(".")
+        other_payload = _b64(orjson.dumps({**self.good, "sub": "admin"}))
+        cases = {
+            "other key": _forge(self.good, key="another-secret-0123456789abcdef0123"),
+            "other payload": f"{header}.{other_payload}.{signature}",
+            "padded signature": f"{token}=",
+            "signature with a trailing character": f"{token}A",
+            "no signature": f"{header}.{payload}.",
+            "two segments": f"{header}.{payload}",
+            "four segments": f"{token}.{signature}",
+            "non-ASCII": f"{header}.{payload}.{signature[:-1]}é",
+        }
+        # PyJWT accepts the padded signature (some issuers pad); nothing else here does.
+        assert [name for name, forged in cases.items() if _accepted(self.verify, forged)] == []
+        assert [name for name, forged in cases.items() if _accepted(_pyjwt_decode, forged)] in (
+            [],
+            ["padded signature"],
+        )
+
+    def test_only_hs256_whatever_the_header_says(self) -> None:
+        for header in ({"alg": "none"}, {"alg": "HS512"}, {"alg": "HS256", "crit": ["exp"]}):
+            raw_header = _b64(orjson.dumps(header))
+            signing_input = f"{raw_header}.{_b64(orjson.dumps(self.good))}"
+            signature = _b64(hmac.new(DEV_AUTH_SECRET.encode(), signing_input.encode(), hashlib.sha256).digest())
+            with pytest.raises(InvalidToken, match="HS256"):
+                self.verify(f"{signing_input}.{signature}")
+
+    def test_a_signed_payload_that_is_not_an_object(self) -> None:
+        signing_input = _b64(orjson.dumps({"alg": "HS256"})) + "." + _b64(b"[1,2]")
+        signature = _b64(hmac.new(DEV_AUTH_SECRET.encode(), signing_input.encode(), hashlib.sha256).digest())
+        with pytest.raises(InvalidToken, match="not a JSON object"):
+            self.verify(f"{signing_input}.{signature}")
 
 
 class TestOpeningHours:
