@@ -100,40 +100,56 @@ def _messaging_attributes(operation: str, subject: str, message_id: str | None) 
     return attributes
 
 
+def passed_on(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The trace context fields of ``headers`` (W3C ``traceparent``, ``tracestate``, ``baggage``), as they are."""
+    if not headers:
+        return {}
+    return {name: headers[name] for name in propagate.get_global_textmap().fields if name in headers}
+
+
 @contextmanager
-def send_span(tracer: Tracer, subject: str, message_id: str, stored: Mapping[str, str]) -> Iterator[Span]:
-    """PRODUCER span whose parent is the context stored with the outbox row (the originating request)."""
+def send_span(tracer: Tracer, subject: str, message_id: str, stored: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """PRODUCER span whose parent is the context stored with the outbox row (the originating request);
+    yields the trace headers the message carries.
+
+    When this process records no span (no exporter), the stored context goes on unchanged: the trace stays
+    one, without a span nobody would read (creating and propagating it cost a tenth of the alerting
+    service's CPU at 1,000 submissions/s).
+    """
+    if not _recording:
+        yield passed_on(stored)
+        return
     parent = context_from_headers(stored)
     with tracer.start_as_current_span(
         f"send {subject}",
         context=parent,
         kind=SpanKind.PRODUCER,
         attributes=_messaging_attributes("send", subject, message_id),
-    ) as span:
-        yield span
-
-
-def inject_headers(headers: dict[str, str]) -> dict[str, str]:
-    propagate.inject(headers, setter=_HeaderSetter())
-    return headers
+    ):
+        yield current_trace_headers()
 
 
 def start_process_span(
     tracer: Tracer, subject: str, message_id: str, headers: Mapping[str, str] | None, consumer: str
-) -> Span:
-    """CONSUMER span, child of and linked to the producer's context (one message, one parent).
+) -> tuple[Span, dict[str, str]]:
+    """CONSUMER span, child of and linked to the producer's context (one message, one parent), and the
+    trace headers that the message's effects carry into the outbox rows they write.
 
     Not made current: a batch of messages is applied in one transaction, and each message's effects
-    carry its own span's context (``headers_of``) into the outbox rows they write.
+    carry their own span's context. When this process records no span, that is the producer's context,
+    passed on unchanged (see ``send_span``), and the span returned is the invalid one (ending it does nothing).
     """
+    if not _recording:
+        return trace.INVALID_SPAN, passed_on(headers)
     parent = context_from_headers(headers)
     creation = trace.get_current_span(parent).get_span_context()
     links = [Link(creation)] if creation.is_valid else []
     attributes = _messaging_attributes("process", subject, message_id)
     attributes["messaging.consumer.group.name"] = consumer
-    return tracer.start_span(
+    span = tracer.start_span(
         f"process {subject}", context=parent, kind=SpanKind.CONSUMER, links=links, attributes=attributes
     )
+    return span, headers_of(span)
 
 
 def headers_of(span: Span) -> dict[str, str]:

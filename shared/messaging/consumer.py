@@ -37,7 +37,7 @@ from shared.faults import fault_point
 from shared.messaging.deadletter import dead_letter
 from shared.messaging.pull import PullStream
 from shared.messaging.topology import ConsumerSpec
-from shared.telemetry import context_from_headers, get_tracer, headers_of, start_process_span
+from shared.telemetry import context_from_headers, get_tracer, start_process_span
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,11 @@ class ConsumerRunner:
                     if delivery.event.id not in fresh:
                         continue  # already applied: a redelivery after a lost ack
                     fresh.discard(delivery.event.id)  # the same event twice in one batch is applied once
-                    span = start_process_span(
+                    span, trace_headers = start_process_span(
                         self._tracer, delivery.msg.subject, delivery.event.id, delivery.msg.headers, self._spec.durable
                     )
                     spans.append(span)
-                    batch.append(Consumed(delivery.event, headers_of(span)))
+                    batch.append(Consumed(delivery.event, trace_headers))
                 if batch:
                     await self._handler(batch, conn)
         finally:
