@@ -170,6 +170,17 @@ class ItemDefinition:
     def is_question(self) -> bool:
         return self.type in _QUESTION_TYPES
 
+    @functools.cached_property
+    def depends_on(self) -> frozenset[str]:
+        """The questions its enableWhen conditions look at."""
+        return frozenset(condition.question for condition in self.enable_when)
+
+    @functools.cached_property
+    def enabled_while_unanswered(self) -> bool:
+        """Whether its own conditions hold while none of the questions they look at is answered: what most
+        items of a response come to, since a patient answers a few terms of many."""
+        return _is_enabled(self, {})
+
     def option_for(self, code: str, system: str | None) -> AnswerOption | None:
         for option in self.options:
             if option.coding.code == code and (system is None or system == option.coding.system):
@@ -197,6 +208,10 @@ class QuestionnaireDefinition:
     def term_of(self) -> Mapping[str, str]:
         """PRO-CTCAE term of each linkId that asks one of its attributes (computed once per definition)."""
         return {link: term for term, attributes in self.terms.items() for link in attributes.values()}
+
+    @functools.cached_property
+    def required_questions(self) -> frozenset[str]:
+        return frozenset(link for link, item in self.items.items() if item.required and item.is_question)
 
     @classmethod
     def from_resource(cls, resource: Any, *, origin: str = "<memory>") -> QuestionnaireDefinition:
@@ -1035,9 +1050,15 @@ def _enabled_items(definition: QuestionnaireDefinition, given: Mapping[str, _Giv
     enabled: dict[str, bool] = {}
     effective: dict[str, tuple[AnswerValue, ...]] = {}
     for link_id, item in definition.items.items():
-        parent_enabled = item.parent is None or enabled[item.parent]
-        enabled[link_id] = parent_enabled and _is_enabled(item, effective)
-        if enabled[link_id] and link_id in given:
+        on = item.parent is None or enabled[item.parent]
+        if on and item.enable_when:
+            on = (
+                item.enabled_while_unanswered
+                if effective.keys().isdisjoint(item.depends_on)
+                else _is_enabled(item, effective)
+            )
+        enabled[link_id] = on
+        if on and link_id in given:
             effective[link_id] = tuple(answer.value for answer in given[link_id].answers)
     return enabled
 
@@ -1047,15 +1068,19 @@ def _check_branching(
 ) -> None:
     """Answered items must be enabled; enabled items must be answered if required or part of an answered term."""
     enabled = _enabled_items(definition, given)
-    term_of = definition.term_of
-    for link_id, item in definition.items.items():
-        answered = link_id in given and bool(given[link_id].answers)
-        if answered and not enabled[link_id]:
-            raise InvalidSubmission(_disabled_detail(definition, item, enabled), given[link_id].pointer)
-        term = term_of.get(link_id)
-        must_answer = item.required or term in answered_terms
-        if enabled[link_id] and item.is_question and must_answer and not answered:
-            raise InvalidSubmission(_missing_detail(item, term), _missing_pointer(item, given))
+    answered = {link_id for link_id, item in given.items() if item.answers}
+    must_answer = definition.required_questions.union(*(definition.terms[term].values() for term in answered_terms))
+    to_check = answered | must_answer
+    for link_id, item in definition.items.items():  # in document order: the first problem is the one told
+        if link_id not in to_check:
+            continue
+        if link_id in answered:
+            if not enabled[link_id]:
+                raise InvalidSubmission(_disabled_detail(definition, item, enabled), given[link_id].pointer)
+        elif enabled[link_id] and item.is_question:
+            raise InvalidSubmission(
+                _missing_detail(item, definition.term_of.get(link_id)), _missing_pointer(item, given)
+            )
 
 
 def _answered_terms(definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> set[str]:

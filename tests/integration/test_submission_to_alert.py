@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from services.questionnaire.api import SubmissionAccepted
 from shared.testing.fhir import CALM, RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 
@@ -36,6 +37,9 @@ async def test_red_submission_raises_an_alert_that_a_nurse_acknowledges_and_reso
     assert response.status_code == 202, response.text
     submission_id = response.json()["id"]
     assert response.headers["location"] == f"/v1/submissions/{submission_id}"
+    # The body is built as a dict: it must still be exactly what the OpenAPI document promises.
+    assert SubmissionAccepted.model_validate(response.json()).model_dump(mode="json") == response.json()
+    assert response.json()["status_label"] == "Vos réponses ont bien été reçues."
 
     msg = await raised.next_msg(timeout=5)
     event = orjson.loads(msg.data)
