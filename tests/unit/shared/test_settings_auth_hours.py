@@ -108,13 +108,14 @@ def _b64(raw: bytes) -> str:
 
 
 NOW = float(int(time.time()))  # whole seconds, so that "exp == now" can be tested
+DAY = 86_400
 GOOD_CLAIMS: dict[str, object] = {
     "iss": "oncofollow-dev",
     "aud": "oncofollow",
     "sub": "n-1",
     "jti": "j",
     "iat": int(NOW),
-    "exp": int(NOW) + 60,
+    "exp": int(NOW) + DAY,  # days, not seconds: PyJWT checks against the clock, and a session can be long
 }
 
 
@@ -138,8 +139,8 @@ class TestHs256Verifier:
         [
             {"exp": int(NOW)},  # expiry is exclusive, as in PyJWT
             {"exp": int(NOW) - 1},
-            {"iat": int(NOW) + 120},
-            {"nbf": int(NOW) + 120},
+            {"iat": int(NOW) + DAY},
+            {"nbf": int(NOW) + DAY},
             {"exp": "tomorrow"},
             {"exp": True},
             {"iss": "elsewhere"},
