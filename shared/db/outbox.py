@@ -54,10 +54,6 @@ ATOMIC_BATCH_MAX = 100
 BATCH_HAS_DUPLICATE = 10201
 # PostgreSQL ends the session, and frees the relay lock, 10 + 3 × 5 s after its client fell silent.
 RELAY_KEEPALIVES = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}
-# The relay's only writes mark rows published. A mark lost in a PostgreSQL crash (at most the last
-# 3 × wal_writer_delay, 0.6 s by default) re-sends those events, and JetStream drops them inside its
-# duplicate window (minutes). So a mark need not wait for its WAL flush: each relay round saves one.
-RELAY_SESSION = {**RELAY_KEEPALIVES, "synchronous_commit": "off"}
 
 
 def notify_channel(schema: str) -> str:
@@ -179,7 +175,7 @@ class OutboxRelay:
         """The relay's connection when it holds the schema's lock (taking it if free), else None."""
         if self._conn is None or self._conn.is_closed():
             self._leading = False
-            settings = {**session_settings(self._schema, "outbox"), **RELAY_SESSION}
+            settings = {**session_settings(self._schema, "outbox"), **RELAY_KEEPALIVES}
             conn = await asyncpg.connect(self._dsn, server_settings=settings)
             await init_connection(conn)
             await conn.add_listener(notify_channel(self._schema), lambda *_: self._wake.set())
