@@ -30,7 +30,7 @@ async def escalate_overdue(
 ) -> list[AlertEscalatedV1]:
     escalated: list[AlertEscalatedV1] = []
     async with pool.acquire() as conn:
-        awaiting = await repository.awaiting_acknowledgement(conn)
+        awaiting = await repository.awaiting_acknowledgement(conn, now - levels.shortest_delay)
     for alert in awaiting:
         reached = levels.escalation_due(alert["level"], alert["status"], alert["level_since"], now)
         if reached <= alert["escalation_level"]:

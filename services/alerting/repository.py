@@ -146,10 +146,14 @@ async def expected_levels(
 
 
 async def active_alerts(conn: asyncpg.Connection, patients: Sequence[UUID]) -> list[AlertRecord]:
+    # One index lookup per patient, whatever the table's statistics say: a plan made while the table was
+    # still empty (asyncpg keeps statements prepared, and PostgreSQL then reuses a generic plan) would
+    # otherwise scan the whole table for every batch (the OFFSET 0 keeps the lookup a separate subquery).
     rows = await conn.fetch(
-        "SELECT id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, raised_at, "
-        "updated_at FROM alerts WHERE patient_id = ANY($1::uuid[]) AND status <> 'resolved' "
-        "ORDER BY raised_at FOR UPDATE",
+        "SELECT a.* FROM unnest($1::uuid[]) AS p(patient_id) CROSS JOIN LATERAL (SELECT id, patient_id, level, "
+        "status, reasons, answered_by, submission_ids, message_ids, raised_at, updated_at FROM alerts "
+        "WHERE alerts.patient_id = p.patient_id AND status <> 'resolved' OFFSET 0 FOR UPDATE) AS a "
+        "ORDER BY a.raised_at",
         list(patients),
     )
     return [
@@ -408,11 +412,13 @@ def _qualified(table: str, names: str) -> str:
     return ", ".join(f"{table}.{name.strip()}" for name in names.split(","))
 
 
-async def awaiting_acknowledgement(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Open alerts that may still be escalated."""
+async def awaiting_acknowledgement(conn: asyncpg.Connection, started_before: datetime) -> list[asyncpg.Record]:
+    """Open alerts that may still be escalated, at their level since before ``started_before`` (the newer
+    ones cannot be due yet: reading every open alert each time would grow with the backlog)."""
     return await conn.fetch(
         "SELECT id, patient_id, level, status, level_since, escalation_level FROM alerts "
-        "WHERE status = 'open' AND escalation_level < 2"
+        "WHERE status = 'open' AND escalation_level < 2 AND level_since <= $1",
+        started_before,
     )
 
 

@@ -36,6 +36,17 @@ class ServiceLevels:
         first = self.due_after(level, since)
         return first, self.due_after(level, first)
 
+    @property
+    def shortest_delay(self) -> timedelta:
+        """No alert falls due sooner than this after its level started, at any level and any moment.
+
+        RED counts opening time, which never runs faster than the clock. ORANGE is due at a closing time on
+        a later local date: at least the closing time's offset from midnight, less an hour when a
+        daylight-saving change shortens that night. The escalation job only reads alerts older than this.
+        """
+        closes = timedelta(hours=self.hours.closes.hour, minutes=self.hours.closes.minute)
+        return max(timedelta(0), min(self.red_within, closes - timedelta(hours=1)))
+
     def escalation_due(self, level: AlertLevel, status: AlertStatus, since: datetime, now: datetime) -> EscalationLevel:
         """The escalation level an alert should have reached at ``now`` (0 once someone has it)."""
         if status != "open":

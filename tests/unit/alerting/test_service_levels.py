@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -67,6 +67,36 @@ def test_escalation_levels_fall_due_one_delay_after_the_other() -> None:
 def test_custom_opening_hours_and_red_delay() -> None:
     levels = ServiceLevels(OpeningHours.parse("09:00-17:00"), red_within=timedelta(minutes=30))
     assert levels.due_after("red", paris(23, 16, 50)) == paris(24, 9, 20)
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        LEVELS,
+        ServiceLevels(OpeningHours.parse("09:00-17:00"), red_within=timedelta(minutes=30)),
+        ServiceLevels(OpeningHours.parse("00:00-23:59"), red_within=timedelta(hours=3)),
+        # Open every day, closing early, with a RED delay longer than the night: ORANGE sets the bound.
+        ServiceLevels(OpeningHours(time(6), time(7, 30), frozenset(range(7))), red_within=timedelta(hours=8)),
+    ],
+    ids=["default", "short-red", "round-the-clock", "every-day-early-close"],
+)
+def test_no_alert_falls_due_sooner_than_the_shortest_delay(levels: ServiceLevels) -> None:
+    # The escalation job reads only alerts older than the shortest delay: check it against every level,
+    # every 53 minutes of a year that holds both daylight-saving changes, and minute by minute around them.
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    moments = [start + timedelta(minutes=53 * k) for k in range(365 * 24 * 60 // 53)]
+    for change in (datetime(2026, 3, 29, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)):
+        moments += [change + timedelta(minutes=k) for k in range(-120, 180)]
+    shortest = levels.shortest_delay
+    assert shortest > timedelta(0)
+    for since in moments:
+        for level in ("red", "orange"):
+            due = levels.due_after(level, since)  # type: ignore[arg-type]
+            assert due.astimezone(UTC) - since >= shortest, (level, since)
+
+
+def test_the_shortest_delay_is_the_red_delay_with_the_default_hours() -> None:
+    assert LEVELS.shortest_delay == timedelta(hours=1)
 
 
 def test_naive_moments_are_refused() -> None:

@@ -1,0 +1,97 @@
+"""The hot queries stay index lookups when the tables grow after their plan was made.
+
+asyncpg keeps every statement prepared, and after five executions PostgreSQL may keep one generic plan
+for it, costed with the table's size at that moment. A service starts on empty or nearly empty tables,
+so a query that such a plan turns into a sequential scan would go on reading the whole table, every
+batch, until autovacuum next analyzes it (in the benchmark, the alerts table was read in full dozens of
+times a second). Each query here is run until its plan is settled on an empty or a small table, then
+once more after the table has grown, in a transaction whose own statistics
+(``pg_stat_xact_user_tables``) say whether the table was read in full.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.alerting import repository as alerting
+from shared.db.pool import apply_migrations, init_connection, session_settings
+
+pytestmark = pytest.mark.integration
+
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+ROWS = 3000
+NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)
+
+FILL_ALERTS = (
+    "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, "
+    "rule_set, raised_at, updated_at, level_since) SELECT gen_random_uuid(), gen_random_uuid(), 'red', 'open', "
+    "'[]', 'patient', '{}', '{}', 'test', $1, $1, $1 FROM generate_series(1, $2)"
+)
+FILL_SCORES = (
+    "INSERT INTO scores (submission_id, patient_id, questionnaire_id, authored, answered_by, answers, grades, "
+    "level, rule_set) SELECT gen_random_uuid(), gen_random_uuid(), 'reconnect-symptoms', $1, 'patient', '{}', "
+    "'{}', 'none', 'test' FROM generate_series(1, $2)"
+)
+FILL_EXPECTED = (
+    "INSERT INTO expected_levels (patient_id, term, grade, until, set_by) "
+    "SELECT gen_random_uuid(), 'nausea', 2, $1, 'nurse-1' FROM generate_series(1, $2)"
+)
+
+Query = Callable[[asyncpg.Connection], Awaitable[object]]
+
+CASES: dict[str, tuple[str, str, str, Query]] = {
+    "active_alerts": (
+        "alerting",
+        "alerts",
+        FILL_ALERTS,
+        lambda c: alerting.active_alerts(c, [uuid.uuid4() for _ in range(5)]),
+    ),
+    "awaiting_acknowledgement": (
+        "alerting",
+        "alerts",
+        FILL_ALERTS,
+        lambda c: alerting.awaiting_acknowledgement(c, NOW - timedelta(days=1)),
+    ),
+    "previous_scores": (
+        "alerting",
+        "scores",
+        FILL_SCORES,
+        lambda c: alerting.previous_scores(c, [(uuid.uuid4(), NOW) for _ in range(5)]),
+    ),
+    "expected_levels": (
+        "alerting",
+        "expected_levels",
+        FILL_EXPECTED,
+        lambda c: alerting.expected_levels(c, [uuid.uuid4() for _ in range(5)], NOW),
+    ),
+}
+
+
+@pytest.mark.parametrize("rows_at_first", [0, 50])
+@pytest.mark.parametrize("case", list(CASES))
+async def test_query_reads_by_index_after_the_table_grew(database_url: str, case: str, rows_at_first: int) -> None:
+    schema, table, fill, query = CASES[case]
+    conn = await asyncpg.connect(database_url, server_settings=session_settings(schema))
+    try:
+        await init_connection(conn)
+        await apply_migrations(conn, schema, SERVICES / schema / "migrations")
+        if rows_at_first:
+            await conn.execute(fill, NOW, rows_at_first)
+        for _ in range(8):  # past the five custom plans after which PostgreSQL may settle on a generic one
+            async with conn.transaction():
+                await query(conn)
+        await conn.execute(fill, NOW, ROWS)
+        count = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = $1"
+        async with conn.transaction():
+            before = await conn.fetchval(count, table)
+            await query(conn)
+            scans = await conn.fetchval(count, table) - before
+        assert scans == 0, f"{case} read the whole {table} table"
+    finally:
+        await conn.close()
