@@ -13,7 +13,7 @@ import asyncpg
 import nats
 import pytest
 
-from shared.db.outbox import ATOMIC_BATCH_MAX, OutboxRelay, add_event
+from shared.db.outbox import ATOMIC_BATCH_MAX, ATOMIC_BATCH_MIN, OutboxRelay, add_event
 from shared.db.pool import apply_migrations, create_pool
 from shared.events.catalog import make_event
 from shared.events.envelope import CloudEvent
@@ -93,8 +93,8 @@ async def _unpublished(pool: asyncpg.Pool) -> int:
 async def test_each_stream_s_events_go_out_as_atomic_batches_in_order(relay: Any) -> None:
     outbox, js, pool = relay
     messages = [_message() for _ in range(ATOMIC_BATCH_MAX + 30)]  # two batches for QUESTIONNAIRES
-    sessions = [_session() for _ in range(3)]  # one for INCLUSION
-    await _store(pool, [e for pair in zip(messages, sessions, strict=False) for e in pair] + messages[3:])
+    sessions = [_session() for _ in range(ATOMIC_BATCH_MIN)]  # one for INCLUSION
+    await _store(pool, [e for pair in zip(messages, sessions, strict=False) for e in pair] + messages[len(sessions) :])
     after = {stream: await _last_seq(js, stream) for stream in ("QUESTIONNAIRES", "INCLUSION")}
 
     assert await outbox.publish_pending() == len(messages) + len(sessions)
@@ -112,12 +112,26 @@ async def test_each_stream_s_events_go_out_as_atomic_batches_in_order(relay: Any
         assert sequences[: min(len(events), ATOMIC_BATCH_MAX)] == list(range(1, min(len(events), ATOMIC_BATCH_MAX) + 1))
 
 
+async def test_fewer_events_than_a_batch_is_worth_go_out_as_single_publishes_in_order(relay: Any) -> None:
+    outbox, js, pool = relay
+    messages = [_message() for _ in range(ATOMIC_BATCH_MIN - 1)]
+    await _store(pool, messages)
+    after = await _last_seq(js, "QUESTIONNAIRES")
+
+    assert await outbox.publish_pending() == len(messages)
+
+    stored = [(await js.get_msg("QUESTIONNAIRES", seq)).headers for seq in range(after + 1, after + len(messages) + 1)]
+    assert [h["Nats-Msg-Id"] for h in stored] == [e.id for e in messages], "not each once, in outbox order"
+    assert not any("Nats-Batch-Id" in h for h in stored)
+    assert await _last_seq(js, "QUESTIONNAIRES") == after + len(messages)
+
+
 async def test_a_re_send_after_a_lost_puback_stores_nothing_twice_and_the_new_events_once(relay: Any) -> None:
     outbox, js, pool = relay
-    first = [_message() for _ in range(5)]
+    first = [_message() for _ in range(ATOMIC_BATCH_MIN)]
     await _store(pool, first)
     after = await _last_seq(js, "QUESTIONNAIRES")
-    assert await outbox.publish_pending() == 5
+    assert await outbox.publish_pending() == len(first)
     # The relay died after the PubAck and before marking the rows: they are sent again, with new ones.
     async with pool.acquire() as conn:
         await conn.execute("UPDATE outbox SET published_at = NULL WHERE id = ANY($1::uuid[])", [e.id for e in first])
@@ -125,7 +139,7 @@ async def test_a_re_send_after_a_lost_puback_stores_nothing_twice_and_the_new_ev
     await _store(pool, later)
 
     # JetStream refuses the batch (it repeats ids it has stored); the relay then sends them one by one.
-    assert await outbox.publish_pending() == 9
+    assert await outbox.publish_pending() == len(first) + len(later)
 
     assert await _unpublished(pool) == 0
     copies = await _stored(js, "QUESTIONNAIRES", [e.id for e in first + later], after)
