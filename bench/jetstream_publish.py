@@ -14,31 +14,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import common  # beside this script; it puts the project root on the path
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
 
-import nats  # noqa: E402
-from nats.aio.client import Client as NATS  # noqa: E402
-from nats.js import JetStreamContext  # noqa: E402
-from nats.js.api import StreamConfig  # noqa: E402
-
-from shared.devservers import EmbeddedNats  # noqa: E402
+from shared.devservers import EmbeddedNats
 
 SUBJECT = "bench.publish"
 BODY = b"x" * 1200  # about the size of a questionnaire.submitted event
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def atomic_batch(nc: NATS, n: int) -> None:
@@ -62,7 +52,7 @@ async def single_publishes(js: JetStreamContext, n: int) -> None:
 async def main(sizes: list[int], messages: int) -> None:
     server = EmbeddedNats(Path(tempfile.mkdtemp(prefix="oncofollow-bench-js-"))).start()
     assert server.process is not None
-    pid = server.process.pid
+    cpu = common.CpuTracker(pids={"nats-server": server.process.pid})
     nc = await nats.connect(server.url)
     js = nc.jetstream()
     await js.add_stream(StreamConfig(name="BENCH", subjects=[SUBJECT], allow_atomic=True, duplicate_window=120))
@@ -74,11 +64,11 @@ async def main(sizes: list[int], messages: int) -> None:
             for way in ("atomic batch", "single publishes"):
                 if n == 1 and way == "atomic batch":
                     continue  # a batch of one is a single publish
-                before, started = cpu_seconds(pid), time.perf_counter()
+                before, started = cpu.snapshot()["nats-server"], time.perf_counter()
                 for _ in range(rounds):
                     await (atomic_batch(nc, n) if way == "atomic batch" else single_publishes(js, n))
-                cpu, wall = cpu_seconds(pid) - before, time.perf_counter() - started
-                print(f"| {n} | {way} | {1e6 * cpu / (rounds * n):.0f} | {1e3 * wall / rounds:.2f} |", flush=True)
+                used, wall = cpu.snapshot()["nats-server"] - before, time.perf_counter() - started
+                print(f"| {n} | {way} | {1e6 * used / (rounds * n):.0f} | {1e3 * wall / rounds:.2f} |", flush=True)
     finally:
         await nc.close()
         server.stop()
