@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db.pool import plan_for_these_values
 from shared.db.sets import RowTable
 
 
@@ -49,6 +50,7 @@ async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> async
 
 async def mark_scored(conn: asyncpg.Connection, scored: Sequence[tuple[UUID, datetime]]) -> None:
     # Status only moves forward: "seen" may arrive before "scored" (two consumers, no order between them).
+    await plan_for_these_values(conn)
     await conn.execute(
         "UPDATE submissions s SET scored_at = COALESCE(s.scored_at, u.at), "
         "status = CASE WHEN s.status = 'seen' THEN 'seen' ELSE 'scored' END "
@@ -59,6 +61,7 @@ async def mark_scored(conn: asyncpg.Connection, scored: Sequence[tuple[UUID, dat
 
 
 async def mark_seen(conn: asyncpg.Connection, seen: Sequence[tuple[UUID, datetime]]) -> None:
+    await plan_for_these_values(conn)
     await conn.execute(
         "UPDATE submissions s SET status = 'seen', seen_at = COALESCE(s.seen_at, u.at) "
         "FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at) WHERE s.id = u.id",

@@ -34,6 +34,20 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def plan_for_these_values(conn: asyncpg.Connection) -> None:
+    """Until the transaction ends, plan each statement for the values it is given.
+
+    asyncpg keeps statements prepared, and after five runs PostgreSQL may settle on one generic plan,
+    costed for the table as it was then. A set-wise UPDATE joined to ``unnest($1)`` whose plan was made
+    on a small table is a sequential scan, and it stays one as the table grows, until autovacuum next
+    analyzes it (in the benchmark: a hundred full reads of ``submissions`` a second for half a minute).
+    A custom plan knows the array, so it probes the primary key. Planning costs a fraction of a
+    millisecond, so this is for statements run once per batch, not once per request. (For every
+    statement of every connection it was measured worse: the outbox relay's custom plan is a bitmap
+    scan, which never marks the index's dead entries.)"""
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """Connections carry no session state (locks are per transaction, LISTEN has its own connection),
     so the reset query asyncpg runs on every release is a wasted round trip."""

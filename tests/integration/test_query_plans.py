@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 
 from services.alerting import repository as alerting
+from services.questionnaire import repository as questionnaire
 from shared.db.pool import apply_migrations, init_connection, session_settings
 
 pytestmark = pytest.mark.integration
@@ -43,6 +44,11 @@ FILL_EXPECTED = (
     "SELECT gen_random_uuid(), 'nausea', 2, $1, 'nurse-1' FROM generate_series(1, $2)"
 )
 
+FILL_SUBMISSIONS = (
+    "INSERT INTO submissions (id, patient_id, questionnaire_id, questionnaire_version, answered_by, authored, "
+    "response) SELECT gen_random_uuid(), gen_random_uuid(), 'reconnect-symptoms', '1.0.0', 'patient', $1, "
+    "'{}' FROM generate_series(1, $2)"
+)
 Query = Callable[[asyncpg.Connection], Awaitable[object]]
 
 CASES: dict[str, tuple[str, str, str, Query]] = {
@@ -69,6 +75,18 @@ CASES: dict[str, tuple[str, str, str, Query]] = {
         "expected_levels",
         FILL_EXPECTED,
         lambda c: alerting.expected_levels(c, [uuid.uuid4() for _ in range(5)], NOW),
+    ),
+    "mark_scored": (
+        "questionnaire",
+        "submissions",
+        FILL_SUBMISSIONS,
+        lambda c: questionnaire.mark_scored(c, [(uuid.uuid4(), NOW) for _ in range(5)]),
+    ),
+    "mark_seen": (
+        "questionnaire",
+        "submissions",
+        FILL_SUBMISSIONS,
+        lambda c: questionnaire.mark_seen(c, [(uuid.uuid4(), NOW) for _ in range(5)]),
     ),
 }
 
