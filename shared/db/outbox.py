@@ -35,15 +35,14 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import Header
+from nats.js.api import Header, PubAck
+from nats.js.errors import APIError
 
 from shared.db.pool import advisory_key, init_connection, session_settings
 from shared.events.envelope import CONTENT_TYPE, CloudEvent
@@ -114,6 +113,34 @@ def event_columns(events: Sequence[tuple[CloudEvent[Any], dict[str, str]]]) -> l
     ]
 
 
+# One statement per relay round: mark what JetStream stored ($1), and read the next rows to send, leaving
+# out those already on their way ($2; the rows just marked are among them, since the statement's snapshot
+# does not see its own UPDATE).
+MARK_AND_FETCH = (
+    "WITH marked AS (UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])) "
+    "SELECT seq, id, subject, body, headers FROM outbox "
+    "WHERE published_at IS NULL AND seq <> ALL($2::bigint[]) ORDER BY seq LIMIT $3"
+)
+MARK = "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])"
+
+
+@dataclass
+class _Sent:
+    """Rows handed to NATS, and JetStream's replies to come: one per row, or one for an atomic batch."""
+
+    rows: list[asyncpg.Record]
+    replies: list[asyncio.Future[PubAck]]
+    batch: bool
+
+
+@dataclass
+class _Flight:
+    """One round's rows between their send and their mark."""
+
+    seqs: list[int]
+    settled: asyncio.Task[list[int]]
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -125,6 +152,7 @@ class OutboxRelay:
         batch: int = 500,
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
+        max_flights: int = 4,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -133,6 +161,7 @@ class OutboxRelay:
         self._batch = batch
         self._poll_interval = poll_interval
         self._publish_timeout = publish_timeout
+        self._max_flights = max_flights
         self._wake = asyncio.Event()
         self._tracer = get_tracer("shared.outbox")
         self._lock_key = advisory_key(f"outbox:{schema}")
@@ -149,25 +178,69 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop``. Rounds overlap: the next rows are read and sent while earlier ones wait
+        for their PubAcks (up to ``max_flights`` rounds), so an event committed during a round does not
+        wait for that round's PubAcks before it leaves. Rows go out in outbox order, since every send
+        happens here, one round after the other, on one NATS connection."""
         stopping = asyncio.create_task(stop.wait())
         stopping.add_done_callback(lambda _: self._wake.set())
+        flights: list[_Flight] = []
         try:
             while not stop.is_set():
                 try:
-                    published = await self.publish_pending()
+                    more = await self._round(flights)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                     log.warning("outbox relay for %s: %s, retrying", self._schema, type(exc).__name__)
                     await self.close()
-                    published = 0
+                    more = False
                     await asyncio.sleep(self._poll_interval)
-                if published >= self._batch:
-                    continue  # more waiting: no sleep
+                if more:
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
                 self._wake.clear()
         finally:
             stopping.cancel()
+            for flight in flights:
+                flight.settled.cancel()
             await self.close()
+
+    async def _round(self, flights: list[_Flight]) -> bool:
+        """Mark the rows of the rounds whose replies came, and send the next rows if there is room in the
+        air; True when more rows are waiting."""
+        stored: list[int] = []
+        for flight in [f for f in flights if f.settled.done()]:
+            flights.remove(flight)
+            if flight.settled.cancelled():
+                continue
+            if (error := flight.settled.exception()) is not None:
+                log.warning("outbox relay for %s: a round's replies failed (%s)", self._schema, type(error).__name__)
+                continue
+            stored += flight.settled.result()
+            # Rows JetStream did not store are no longer on their way: they are read again next round.
+        if stored:
+            fault_point("outbox.after_publish")
+        conn = await self._leader_connection()
+        if conn is None:
+            for flight in flights:  # another relay took over: it re-sends whatever was not marked
+                flight.settled.cancel()
+            flights.clear()
+            return False
+        room = len(flights) < self._max_flights
+        if not room:
+            if stored:
+                await conn.execute(MARK, stored)
+            return False
+        on_their_way = stored + [seq for flight in flights for seq in flight.seqs]
+        rows = await conn.fetch(MARK_AND_FETCH, stored, on_their_way, self._batch)
+        if not rows:
+            return False
+        fault_point("outbox.before_publish")
+        sent = await self._send(rows)
+        settled = asyncio.create_task(self._settle(sent))
+        settled.add_done_callback(lambda _: self._wake.set())
+        flights.append(_Flight([row["seq"] for row in rows], settled))
+        return len(rows) == self._batch
 
     async def close(self) -> None:
         """Close the relay's connection, which frees the schema's lock for another relay."""
@@ -198,64 +271,87 @@ class OutboxRelay:
         return self._conn if self._leading else None
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; returns how many were published (0 when standing by)."""
+        """One round, whole: read the unpublished rows, publish them, wait for JetStream's replies and
+        mark them; returns how many were published (0 when standing by)."""
         conn = await self._leader_connection()
         if conn is None:
             return 0
-        rows = await conn.fetch(
-            "SELECT seq, id, subject, body, headers FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-            self._batch,
-        )
+        rows = await conn.fetch(MARK_AND_FETCH, [], [], self._batch)
         if not rows:
             return 0
         fault_point("outbox.before_publish")
-        done = await self._publish(rows)
+        done = await self._settle(await self._send(rows))
         fault_point("outbox.after_publish")
         if done:
-            await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])", done)
+            await conn.execute(MARK, done)
         return len(done)
 
-    async def _publish(self, rows: list[asyncpg.Record]) -> list[int]:
-        """Publish rows, a batch per stream (in seq order within it); returns the seqs JetStream stored."""
+    async def _send(self, rows: list[asyncpg.Record]) -> list[_Sent]:
+        """Hand the rows to NATS, a batch per stream (in seq order within it), without waiting for replies."""
         by_stream: dict[str | None, list[asyncpg.Record]] = {}
         for row in rows:
             by_stream.setdefault(stream_for(row["subject"]), []).append(row)
-        groups: list[list[asyncpg.Record]] = []
+        sent: list[_Sent] = []
         for stream, stream_rows in by_stream.items():
             if stream is None:  # no stream takes it: published alone, so that the failure is its own
-                groups.extend([row] for row in stream_rows)
-            else:
-                size = ATOMIC_BATCH_MAX
-                groups.extend(stream_rows[i : i + size] for i in range(0, len(stream_rows), size))
-        results = await asyncio.gather(*(self._publish_group(group) for group in groups))
-        return sorted(seq for done in results for seq in done)
+                sent += [await self._send_each([row]) for row in stream_rows]
+                continue
+            for i in range(0, len(stream_rows), ATOMIC_BATCH_MAX):
+                group = stream_rows[i : i + ATOMIC_BATCH_MAX]
+                sent.append(
+                    await (self._send_batch(group) if len(group) >= ATOMIC_BATCH_MIN else self._send_each(group))
+                )
+        return sent
 
-    async def _publish_group(self, rows: list[asyncpg.Record]) -> list[int]:
-        if len(rows) >= ATOMIC_BATCH_MIN:
-            stored = await self._publish_batch(rows)
-            if stored:
-                return [row["seq"] for row in rows]
-        return await self._publish_each(rows)
+    async def _settle(self, sent: list[_Sent]) -> list[int]:
+        """Wait for JetStream's replies; returns the seqs it stored. A refused or unanswered batch is sent
+        again one message at a time (a batch repeating an id JetStream has seen is refused whole)."""
+        replies = [reply for s in sent for reply in s.replies]
+        _, late = await asyncio.wait(replies, timeout=self._publish_timeout)
+        for reply in late:
+            reply.cancel()
+        stored: list[int] = []
+        resend: list[asyncpg.Record] = []
+        for s in sent:
+            if s.batch:
+                if self._batch_stored(s):
+                    stored += [row["seq"] for row in s.rows]
+                else:
+                    resend += s.rows
+                continue
+            for row, reply in zip(s.rows, s.replies, strict=True):
+                if reply.cancelled() or reply.exception() is not None:
+                    log.warning(
+                        "outbox publish failed: %s",
+                        "timeout" if reply.cancelled() else type(reply.exception()).__name__,
+                    )
+                else:
+                    stored.append(row["seq"])
+        if resend:
+            stored += await self._settle([await self._send_each(resend)])
+        return sorted(stored)
 
-    async def _publish_batch(self, rows: list[asyncpg.Record]) -> bool:
-        """One atomic batch; False when JetStream did not store it (then nothing of it is stored)."""
-        # nats-py has no atomic batch API yet: the batch is plain NATS messages with JetStream's headers.
-        try:
-            reply = await self._send_batch(rows)
-            ack = orjson.loads(reply.data)
-        except (NatsError, OSError, TimeoutError, orjson.JSONDecodeError) as exc:
-            log.warning("outbox batch publish failed: %s", type(exc).__name__)
+    def _batch_stored(self, sent: _Sent) -> bool:
+        reply = sent.replies[0]
+        if reply.cancelled():
+            log.warning("outbox batch publish failed: timeout")
             return False
-        last = len(rows)
-        error = ack.get("error")
-        if error is None and ack.get("count") == last:
-            return True
-        if error is None or error.get("err_code") != BATCH_HAS_DUPLICATE:
-            log.warning("outbox batch refused (%s), publishing its events one by one", error or ack)
-        return False
+        error = reply.exception()
+        if isinstance(error, APIError) and error.err_code == BATCH_HAS_DUPLICATE:
+            return False
+        if error is not None:
+            log.warning("outbox batch refused (%s), publishing its events one by one", error)
+            return False
+        ack = reply.result()
+        if ack.batch_size != len(sent.rows):
+            log.warning("outbox batch refused (%s), publishing its events one by one", ack)
+            return False
+        return True
 
-    async def _send_batch(self, rows: list[asyncpg.Record]) -> Msg:
-        """The batch's messages, the last one committing it; returns JetStream's reply to the commit."""
+    async def _send_batch(self, rows: list[asyncpg.Record]) -> _Sent:
+        """One atomic batch: its messages, the last one committing it; its reply is JetStream's PubAck of
+        the whole batch (nothing of it is stored when it is an error)."""
+        # nats-py has no atomic batch API yet: the batch is plain NATS messages with JetStream's headers.
         batch_id = uuid.uuid4().hex
         for n, row in enumerate(rows, 1):
             event_id = str(row["id"])
@@ -271,26 +367,14 @@ class OutboxRelay:
                     await self._nc.publish(row["subject"], row["body"], headers=headers)
                 else:
                     headers["Nats-Batch-Commit"] = "1"
-                    return await self._nc.request(
-                        row["subject"], row["body"], timeout=self._publish_timeout, headers=headers
-                    )
-        raise ValueError("an empty batch")
+                    reply = await self._js.publish_async(row["subject"], row["body"], headers=headers)
+        return _Sent(rows, [reply], batch=True)
 
-    async def _publish_each(self, rows: list[asyncpg.Record]) -> list[int]:
-        pending: list[tuple[int, asyncio.Future[Any]]] = []
+    async def _send_each(self, rows: list[asyncpg.Record]) -> _Sent:
+        replies = []
         for row in rows:
             event_id = str(row["id"])
             with send_span(self._tracer, row["subject"], event_id, row["headers"]) as trace_headers:
                 headers = {Header.MSG_ID: event_id, "Content-Type": CONTENT_TYPE, **trace_headers}
-                future = await self._js.publish_async(row["subject"], row["body"], headers=headers)
-            pending.append((row["seq"], future))
-        results = await asyncio.wait_for(
-            asyncio.gather(*(f for _, f in pending), return_exceptions=True), timeout=self._publish_timeout
-        )
-        done = []
-        for (seq, _), result in zip(pending, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning("outbox publish failed: %s", type(result).__name__)
-            else:
-                done.append(seq)
-        return done
+                replies.append(await self._js.publish_async(row["subject"], row["body"], headers=headers))
+        return _Sent(rows, replies, batch=False)

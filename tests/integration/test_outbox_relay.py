@@ -20,6 +20,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.inclusion import SessionScheduledV1
 from shared.events.questionnaire import MessageSentV1
 from shared.messaging.topology import ensure_topology
+from shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -159,6 +160,53 @@ async def test_a_single_pending_event_is_a_plain_publish(relay: Any) -> None:
     copies = await _stored(js, "QUESTIONNAIRES", [event.id], after)
     assert len(copies[event.id]) == 1
     assert "Nats-Batch-Id" not in copies[event.id][0]
+
+
+async def test_the_running_relay_sends_events_committed_while_earlier_ones_await_their_puback_once_in_order(
+    relay: Any, nats_url: str
+) -> None:
+    """Rounds overlap (the next rows are read and sent before the PubAcks of the previous ones): every
+    event must still be *sent* once, which a plain NATS subscription sees (JetStream's dedup would hide a
+    second send from the stream), and stored in outbox order."""
+    outbox, js, pool = relay
+    watcher = await nats.connect(nats_url)
+    sends: list[str] = []
+
+    async def seen(msg: Any) -> None:
+        sends.append(msg.headers["Nats-Msg-Id"])
+
+    await watcher.subscribe("message.sent", cb=seen)
+    await watcher.flush()
+    after = await _last_seq(js, "QUESTIONNAIRES")
+    stop = asyncio.Event()
+    running = asyncio.create_task(outbox.run(stop))
+    events: list[CloudEvent[Any]] = []
+    try:
+        for size in [1, 3, ATOMIC_BATCH_MIN + 5, 2, 1, ATOMIC_BATCH_MIN, 7, 1, 1, 4] * 3:
+            group = [_message() for _ in range(size)]
+            await _store(pool, group)
+            events += group
+            await asyncio.sleep(0.002)
+
+        async def all_marked() -> bool:
+            return await _unpublished(pool) == 0
+
+        await eventually(all_marked, within=10)
+        await watcher.flush()
+        await asyncio.sleep(0.2)  # any late second send would arrive by now
+    finally:
+        stop.set()
+        await running
+        await watcher.close()
+
+    ids = [e.id for e in events]
+    assert sorted(sends) == sorted(ids), "an event was sent twice, or not at all"
+    stored = [
+        (await js.get_msg("QUESTIONNAIRES", seq)).headers["Nats-Msg-Id"]
+        for seq in range(after + 1, after + len(ids) + 1)
+    ]
+    assert stored == ids, "not stored in outbox order"
+    assert await _last_seq(js, "QUESTIONNAIRES") == after + len(ids)
 
 
 async def test_one_relay_per_schema_publishes_and_a_standby_takes_over_when_it_stops(

@@ -21,6 +21,7 @@ import pytest
 
 from services.alerting import repository as alerting
 from services.questionnaire import repository as questionnaire
+from shared.db.outbox import MARK_AND_FETCH
 from shared.db.pool import apply_migrations, init_connection, session_settings
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,11 @@ FILL_SUBMISSIONS = (
     "response) SELECT gen_random_uuid(), gen_random_uuid(), 'reconnect-symptoms', '1.0.0', 'patient', $1, "
     "'{}' FROM generate_series(1, $2)"
 )
+FILL_OUTBOX = (
+    "INSERT INTO outbox (id, subject, body, published_at) "
+    "SELECT gen_random_uuid(), 'alert.raised', '\\x7b7d', $1 FROM generate_series(1, $2)"
+)
+
 Query = Callable[[asyncpg.Connection], Awaitable[object]]
 
 CASES: dict[str, tuple[str, str, str, Query]] = {
@@ -87,6 +93,12 @@ CASES: dict[str, tuple[str, str, str, Query]] = {
         "submissions",
         FILL_SUBMISSIONS,
         lambda c: questionnaire.mark_seen(c, [(uuid.uuid4(), NOW) for _ in range(5)]),
+    ),
+    "outbox_relay_round": (
+        "alerting",
+        "outbox",
+        FILL_OUTBOX,
+        lambda c: c.fetch(MARK_AND_FETCH, [1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6], 500),
     ),
 }
 
