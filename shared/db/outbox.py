@@ -40,6 +40,7 @@ from typing import Any
 
 import asyncpg
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import Header, PubAck
 from nats.js.errors import APIError
@@ -194,6 +195,11 @@ class OutboxRelay:
                     await self.close()
                     more = False
                     await asyncio.sleep(self._poll_interval)
+                except NatsError as exc:
+                    # A send failed (NATS reconnecting): what was not sent is read again at the next round.
+                    log.warning("outbox relay for %s: %s, retrying", self._schema, type(exc).__name__)
+                    more = False
+                    await asyncio.sleep(self._poll_interval)
                 if more:
                     continue
                 with contextlib.suppress(TimeoutError):
@@ -208,6 +214,8 @@ class OutboxRelay:
     async def _round(self, flights: list[_Flight]) -> bool:
         """Mark the rows of the rounds whose replies came, and send the next rows if there is room in the
         air; True when more rows are waiting."""
+        # A settled round's rows are no longer on their way: those JetStream stored are marked now, the others
+        # are read again.
         stored: list[int] = []
         for flight in [f for f in flights if f.settled.done()]:
             flights.remove(flight)
@@ -217,7 +225,6 @@ class OutboxRelay:
                 log.warning("outbox relay for %s: a round's replies failed (%s)", self._schema, type(error).__name__)
                 continue
             stored += flight.settled.result()
-            # Rows JetStream did not store are no longer on their way: they are read again next round.
         if stored:
             fault_point("outbox.after_publish")
         conn = await self._leader_connection()
