@@ -190,14 +190,20 @@ class OutboxRelay:
             while not stop.is_set():
                 try:
                     more = await self._round(flights)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                    log.warning("outbox relay for %s: %s, retrying", self._schema, type(exc).__name__)
-                    await self.close()
-                    more = False
-                    await asyncio.sleep(self._poll_interval)
                 except NatsError as exc:
                     # A send failed (NATS reconnecting): what was not sent is read again at the next round.
                     log.warning("outbox relay for %s: %s, retrying", self._schema, type(exc).__name__)
+                    more = False
+                    await asyncio.sleep(self._poll_interval)
+                except Exception as exc:
+                    # The loop must outlive any fault on the database side: a relay that stopped would publish
+                    # nothing until its process restarts. A connection PostgreSQL cut can even surface as an
+                    # asyncpg internal error; the relay starts again on a new connection.
+                    expected = isinstance(exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError | TimeoutError)
+                    log.warning(
+                        "outbox relay for %s: %s, reconnecting", self._schema, type(exc).__name__, exc_info=not expected
+                    )
+                    await self.close()
                     more = False
                     await asyncio.sleep(self._poll_interval)
                 if more:

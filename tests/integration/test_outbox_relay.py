@@ -235,3 +235,45 @@ async def test_one_relay_per_schema_publishes_and_a_standby_takes_over_when_it_s
     finally:
         await standby.close()
         await nc.close()
+
+
+async def test_a_relay_that_loses_its_lock_mid_run_stands_by_and_the_new_leader_sends_the_rest_once(
+    relay: Any, nats_url: str, database_url: str
+) -> None:
+    first, js, pool = relay
+    nc = await nats.connect(nats_url)  # another process's relay
+    standby = OutboxRelay(nc, nc.jetstream(), SCHEMA, dsn=database_url, poll_interval=0.05)
+    after = await _last_seq(js, "QUESTIONNAIRES")
+    stop = asyncio.Event()
+    running = [asyncio.create_task(first.run(stop))]
+    events: list[CloudEvent[Any]] = []
+    try:
+        for n in range(40):
+            group = [_message() for _ in range(1 + n % 4)]
+            await _store(pool, group)
+            events += group
+            if n == 15:
+                # The leader's connection is cut (PostgreSQL restarted it, say): its lock is free, the standby
+                # takes it, and the old leader may still have rounds in the air.
+                running.append(asyncio.create_task(standby.run(stop)))
+                async with pool.acquire() as conn:
+                    await conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                        f"{SCHEMA}-outbox",
+                    )
+            await asyncio.sleep(0.01)
+
+        async def all_marked() -> bool:
+            return await _unpublished(pool) == 0
+
+        await eventually(all_marked, within=15)
+        assert standby.leading and not first.leading
+    finally:
+        stop.set()
+        await asyncio.gather(*running)
+        await standby.close()
+        await nc.close()
+
+    ids = [e.id for e in events]
+    copies = await _stored(js, "QUESTIONNAIRES", ids, after)
+    assert {i: len(c) for i, c in copies.items()} == {i: 1 for i in ids}, "not each event stored once"
