@@ -16,7 +16,9 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
-PASSING_FAULTS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# asyncpg's InternalClientError too: a connection PostgreSQL has just cut can raise it ("another operation is in
+# progress") before the driver sees the connection closed.
+PASSING_FAULTS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 # What scheduled checks call "now": injected, so that tests move time instead of waiting for it.
 Clock = Callable[[], datetime]

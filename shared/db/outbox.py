@@ -49,6 +49,7 @@ from shared.db.pool import advisory_key, init_connection, session_settings
 from shared.events.envelope import CONTENT_TYPE, CloudEvent
 from shared.faults import fault_point
 from shared.messaging.topology import stream_for
+from shared.periodic import PASSING_FAULTS
 from shared.telemetry import current_trace_headers, get_tracer, send_span
 
 log = logging.getLogger(__name__)
@@ -196,10 +197,9 @@ class OutboxRelay:
                     more = False
                     await asyncio.sleep(self._poll_interval)
                 except Exception as exc:
-                    # The loop must outlive any fault on the database side: a relay that stopped would publish
-                    # nothing until its process restarts. A connection PostgreSQL cut can even surface as an
-                    # asyncpg internal error; the relay starts again on a new connection.
-                    expected = isinstance(exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError | TimeoutError)
+                    # The loop must outlive any fault on the database side (a relay that stopped would publish
+                    # nothing until its process restarts): it starts again on a new connection.
+                    expected = isinstance(exc, (*PASSING_FAULTS, TimeoutError))
                     log.warning(
                         "outbox relay for %s: %s, reconnecting", self._schema, type(exc).__name__, exc_info=not expected
                     )
