@@ -209,40 +209,42 @@ async def test_the_running_relay_sends_events_committed_while_earlier_ones_await
     assert await _last_seq(js, "QUESTIONNAIRES") == after + len(ids)
 
 
+@pytest.fixture
+async def standby(nats_url: str, database_url: str) -> AsyncIterator[OutboxRelay]:
+    """Another process's relay for the same schema, on its own connections, trying for the lock every 50 ms."""
+    nc = await nats.connect(nats_url)
+    standby = OutboxRelay(nc, nc.jetstream(), SCHEMA, dsn=database_url, poll_interval=0.05)
+    yield standby
+    await standby.close()
+    await nc.close()
+
+
 async def test_one_relay_per_schema_publishes_and_a_standby_takes_over_when_it_stops(
-    relay: Any, nats_url: str, database_url: str
+    relay: Any, standby: OutboxRelay
 ) -> None:
     first, _, pool = relay
-    nc = await nats.connect(nats_url)  # another process's relay
-    standby = OutboxRelay(nc, nc.jetstream(), SCHEMA, dsn=database_url, poll_interval=0.05)
-    try:
-        events = [_message() for _ in range(3)]
-        await _store(pool, events[:1])
-        assert await first.publish_pending() == 1
-        assert first.leading
+    events = [_message() for _ in range(3)]
+    await _store(pool, events[:1])
+    assert await first.publish_pending() == 1
+    assert first.leading
 
-        await _store(pool, events[1:2])
-        assert await standby.publish_pending() == 0  # the lock is held: it stands by
-        assert not standby.leading
-        assert await _unpublished(pool) == 1
+    await _store(pool, events[1:2])
+    assert await standby.publish_pending() == 0  # the lock is held: it stands by
+    assert not standby.leading
+    assert await _unpublished(pool) == 1
 
-        await first.close()  # the leader's connection ends: the lock is free
-        await _store(pool, events[2:])
-        await asyncio.sleep(0.06)  # the standby's next attempt at the lock
-        assert await standby.publish_pending() == 2
-        assert standby.leading
-        assert await _unpublished(pool) == 0
-    finally:
-        await standby.close()
-        await nc.close()
+    await first.close()  # the leader's connection ends: the lock is free
+    await _store(pool, events[2:])
+    await asyncio.sleep(0.06)  # the standby's next attempt at the lock
+    assert await standby.publish_pending() == 2
+    assert standby.leading
+    assert await _unpublished(pool) == 0
 
 
 async def test_a_relay_that_loses_its_lock_mid_run_stands_by_and_the_new_leader_sends_the_rest_once(
-    relay: Any, nats_url: str, database_url: str
+    relay: Any, standby: OutboxRelay
 ) -> None:
     first, js, pool = relay
-    nc = await nats.connect(nats_url)  # another process's relay
-    standby = OutboxRelay(nc, nc.jetstream(), SCHEMA, dsn=database_url, poll_interval=0.05)
     after = await _last_seq(js, "QUESTIONNAIRES")
     stop = asyncio.Event()
     running = [asyncio.create_task(first.run(stop))]
@@ -271,8 +273,6 @@ async def test_a_relay_that_loses_its_lock_mid_run_stands_by_and_the_new_leader_
     finally:
         stop.set()
         await asyncio.gather(*running)
-        await standby.close()
-        await nc.close()
 
     ids = [e.id for e in events]
     copies = await _stored(js, "QUESTIONNAIRES", ids, after)
