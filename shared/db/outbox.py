@@ -350,16 +350,11 @@ class OutboxRelay:
             log.warning("outbox batch publish failed: timeout")
             return False
         error = reply.exception()
-        if isinstance(error, APIError) and error.err_code == BATCH_HAS_DUPLICATE:
-            return False
-        if error is not None:
-            log.warning("outbox batch refused (%s), publishing its events one by one", error)
-            return False
-        ack = reply.result()
-        if ack.batch_size != len(sent.rows):
-            log.warning("outbox batch refused (%s), publishing its events one by one", ack)
-            return False
-        return True
+        if error is None and reply.result().batch_size == len(sent.rows):
+            return True
+        if not (isinstance(error, APIError) and error.err_code == BATCH_HAS_DUPLICATE):  # a re-send is expected
+            log.warning("outbox batch refused (%s), publishing its events one by one", error or reply.result())
+        return False
 
     async def _send_batch(self, rows: list[asyncpg.Record]) -> _Sent:
         """One atomic batch: its messages, the last one committing it; its reply is JetStream's PubAck of
