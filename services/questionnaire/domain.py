@@ -210,6 +210,11 @@ class QuestionnaireDefinition:
         return {link: term for term, attributes in self.terms.items() for link in attributes.values()}
 
     @functools.cached_property
+    def position(self) -> Mapping[str, int]:
+        """Each linkId's place in document order."""
+        return {link: i for i, link in enumerate(self.items)}
+
+    @functools.cached_property
     def required_questions(self) -> frozenset[str]:
         return frozenset(link for link, item in self.items.items() if item.required and item.is_question)
 
@@ -1041,43 +1046,52 @@ def _is_enabled(item: ItemDefinition, effective: Mapping[str, Sequence[AnswerVal
     return all(results) if item.enable_behavior == "all" else any(results)
 
 
-def _enabled_items(definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> dict[str, bool]:
-    """Which items the response enables, in document order.
+class _Enablement:
+    """Whether the response enables an item, worked out only for the items asked about (and what they
+    depend on), since a patient answers a few terms of many.
 
-    Conditions only refer to earlier items (checked at load), and a disabled question counts as
-    unanswered (FHIR), so one pass that remembers the enabled answers is enough.
+    Conditions only refer to earlier items (checked at load), so the recursion ends; a disabled question
+    counts as unanswered (FHIR).
     """
-    enabled: dict[str, bool] = {}
-    effective: dict[str, tuple[AnswerValue, ...]] = {}
-    for link_id, item in definition.items.items():
-        on = item.parent is None or enabled[item.parent]
+
+    def __init__(self, definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem]) -> None:
+        self._items = definition.items
+        self._given = given
+        self._known: dict[str, bool] = {}
+
+    def __getitem__(self, link_id: str) -> bool:
+        known = self._known.get(link_id)
+        if known is not None:
+            return known
+        item = self._items[link_id]
+        on = item.parent is None or self[item.parent]
         if on and item.enable_when:
-            on = (
-                item.enabled_while_unanswered
-                if effective.keys().isdisjoint(item.depends_on)
-                else _is_enabled(item, effective)
-            )
-        enabled[link_id] = on
-        if on and link_id in given:
-            effective[link_id] = tuple(answer.value for answer in given[link_id].answers)
-    return enabled
+            effective = {q: self._effective(q) for q in item.depends_on}
+            on = _is_enabled(item, effective) if any(effective.values()) else item.enabled_while_unanswered
+        self._known[link_id] = on
+        return on
+
+    def _effective(self, link_id: str) -> tuple[AnswerValue, ...]:
+        given = self._given.get(link_id)
+        if given is None or not given.answers or not self[link_id]:
+            return ()
+        return tuple(answer.value for answer in given.answers)
 
 
 def _check_branching(
     definition: QuestionnaireDefinition, given: Mapping[str, _GivenItem], answered_terms: set[str]
 ) -> None:
     """Answered items must be enabled; enabled items must be answered if required or part of an answered term."""
-    enabled = _enabled_items(definition, given)
+    enabled = _Enablement(definition, given)
     answered = {link_id for link_id, item in given.items() if item.answers}
     must_answer = definition.required_questions.union(*(definition.terms[term].values() for term in answered_terms))
-    to_check = answered | must_answer
-    for link_id, item in definition.items.items():  # in document order: the first problem is the one told
-        if link_id not in to_check:
-            continue
+    position = definition.position
+    for link_id in sorted(answered | must_answer, key=position.__getitem__):  # the first problem is the one told
+        item = definition.items[link_id]
         if link_id in answered:
             if not enabled[link_id]:
                 raise InvalidSubmission(_disabled_detail(definition, item, enabled), given[link_id].pointer)
-        elif enabled[link_id] and item.is_question:
+        elif item.is_question and enabled[link_id]:
             raise InvalidSubmission(
                 _missing_detail(item, definition.term_of.get(link_id)), _missing_pointer(item, given)
             )
@@ -1089,7 +1103,7 @@ def _answered_terms(definition: QuestionnaireDefinition, given: Mapping[str, _Gi
     return {term_of[link] for link, item in given.items() if item.answers and link in term_of}
 
 
-def _disabled_detail(definition: QuestionnaireDefinition, item: ItemDefinition, enabled: Mapping[str, bool]) -> str:
+def _disabled_detail(definition: QuestionnaireDefinition, item: ItemDefinition, enabled: _Enablement) -> str:
     if item.parent is not None and not enabled[item.parent]:
         return f"Item '{item.link_id}' must not be answered: its group '{item.parent}' is not enabled by this response."
     joiner = " and " if item.enable_behavior == "all" else " or "

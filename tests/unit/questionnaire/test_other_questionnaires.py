@@ -67,6 +67,20 @@ POST_VISIT: dict[str, Any] = {
             "code": [{"system": ATTRIBUTE_SYSTEM, "code": "dizziness.severity"}],
             "answerOption": _severity_options(),
         },
+        {
+            # A group asked only after severe dizziness: its required question with it.
+            "linkId": "falls",
+            "type": "group",
+            "text": "Chutes",
+            "enableWhen": [
+                {
+                    "question": "dizzy",
+                    "operator": "=",
+                    "answerCoding": {"system": "https://hospital.example/severity", "code": "s4"},
+                }
+            ],
+            "item": [{"linkId": "fall_when", "type": "string", "text": "Quand êtes-vous tombé ?", "required": True}],
+        },
     ],
 }
 
@@ -81,6 +95,10 @@ def weight(kg: int) -> dict[str, Any]:
     return answer("weight", valueInteger=kg)
 
 
+def dizzy(severity: int) -> dict[str, Any]:
+    return answer("dizzy", valueCoding={"code": f"s{severity}"})
+
+
 def test_a_hospital_questionnaire_normalises() -> None:
     body = post_visit(weight(70), answer("dizzy", valueCoding={"code": "s2"}), answer("notes", valueString="ok"))
     submission = normalise(body, CATALOGUE)
@@ -88,6 +106,26 @@ def test_a_hospital_questionnaire_normalises() -> None:
     assert submission.terms == (TermAnswer(term="dizziness", severity=2),)
     assert submission.red_flags == RedFlags()
     assert submission.ecog is None
+
+
+def test_a_required_question_of_a_group_the_response_does_not_enable_is_not_asked_for() -> None:
+    assert normalise(post_visit(weight(70), dizzy(2)), CATALOGUE).terms == (TermAnswer(term="dizziness", severity=2),)
+
+
+def test_a_group_the_response_enables_asks_for_its_required_question() -> None:
+    falls = {"linkId": "falls", "item": [answer("fall_when", valueString="hier")]}
+    assert normalise(post_visit(weight(70), dizzy(4), falls), CATALOGUE).terms == (
+        TermAnswer(term="dizziness", severity=4),
+    )
+    error = rejected(post_visit(weight(70), dizzy(4)), CATALOGUE)
+    assert (error.detail, error.pointer) == ("Item 'fall_when' is required and missing.", "/item")
+
+
+def test_answering_in_a_group_the_response_does_not_enable_is_refused() -> None:
+    falls = {"linkId": "falls", "item": [answer("fall_when", valueString="hier")]}
+    error = rejected(post_visit(weight(70), dizzy(2), falls), CATALOGUE)
+    assert error.detail == ("Item 'fall_when' must not be answered: its group 'falls' is not enabled by this response.")
+    assert error.pointer == "/item/2/item/0"
 
 
 @pytest.mark.parametrize(
