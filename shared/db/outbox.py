@@ -23,8 +23,9 @@ store of its own, created and deleted on disk, and that costs the server about 2
 before the PubAck whatever the batch's size (``bench/jetstream_publish.py``: single publishes cost
 120–230 µs of server CPU each, and the two are even at about 20 messages). JetStream refuses a whole
 batch that repeats a message id it has seen (error 10201): that only happens when the relay re-sends
-after a crash or a lost PubAck, and those rows then go out one by one, where duplicates are dropped and
-the new ones stored.
+after a crash, a lost PubAck or a takeover, and those rows then go out one by one, where duplicates are
+dropped and the new ones stored. Replies are read by ``PubAcks`` (not nats-py's ``publish_async``, which
+loses the server's errors), so a refusal is heard at once instead of after the publish timeout.
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ from typing import Any
 import asyncpg
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
-from nats.js import JetStreamContext
 from nats.js.api import Header, PubAck
 from nats.js.errors import APIError
 
 from shared.db.pool import advisory_key, init_connection, session_settings
 from shared.events.envelope import CONTENT_TYPE, CloudEvent
 from shared.faults import fault_point
+from shared.messaging.pubacks import PubAcks
 from shared.messaging.topology import stream_for
 from shared.periodic import PASSING_FAULTS
 from shared.telemetry import current_trace_headers, get_tracer, send_span
@@ -147,7 +148,6 @@ class OutboxRelay:
     def __init__(
         self,
         nc: NATS,
-        js: JetStreamContext,
         schema: str,
         *,
         dsn: str,
@@ -157,7 +157,7 @@ class OutboxRelay:
         max_flights: int = 4,
     ) -> None:
         self._nc = nc
-        self._js = js
+        self._acks = PubAcks(nc)
         self._schema = schema
         self._dsn = dsn
         self._batch = batch
@@ -170,6 +170,7 @@ class OutboxRelay:
         self._conn: asyncpg.Connection | None = None
         self._leading = False
         self._next_lock_attempt = 0.0
+        self._send_after = 0.0  # a pause after a round JetStream did not store whole
 
     @property
     def leading(self) -> bool:
@@ -216,6 +217,7 @@ class OutboxRelay:
             for flight in flights:
                 flight.settled.cancel()
             await self.close()
+            await self._acks.close()
 
     async def _round(self, flights: list[_Flight]) -> bool:
         """Mark the rows of the rounds whose replies came, and send the next rows if there is room in the
@@ -223,14 +225,22 @@ class OutboxRelay:
         # A settled round's rows are no longer on their way: those JetStream stored are marked now, the others
         # are read again.
         stored: list[int] = []
+        kept_back = False
         for flight in [f for f in flights if f.settled.done()]:
             flights.remove(flight)
             if flight.settled.cancelled():
                 continue
             if (error := flight.settled.exception()) is not None:
                 log.warning("outbox relay for %s: a round's replies failed (%s)", self._schema, type(error).__name__)
+                kept_back = True
                 continue
-            stored += flight.settled.result()
+            done = flight.settled.result()
+            stored += done
+            kept_back = kept_back or len(done) < len(flight.seqs)
+        if kept_back:
+            # JetStream did not store some rows (no stream takes their subject, or it did not answer): they are
+            # read again after a pause, so that a lasting fault is not a busy loop of publishes and warnings.
+            self._send_after = time.monotonic() + self._poll_interval
         if stored:
             fault_point("outbox.after_publish")
         conn = await self._leader_connection()
@@ -239,7 +249,7 @@ class OutboxRelay:
                 flight.settled.cancel()
             flights.clear()
             return False
-        room = len(flights) < self._max_flights
+        room = len(flights) < self._max_flights and time.monotonic() >= self._send_after
         if not room:
             if stored:
                 await conn.execute(MARK, stored)
@@ -375,7 +385,7 @@ class OutboxRelay:
                     await self._nc.publish(row["subject"], row["body"], headers=headers)
                 else:
                     headers["Nats-Batch-Commit"] = "1"
-                    reply = await self._js.publish_async(row["subject"], row["body"], headers=headers)
+                    reply = await self._acks.publish(row["subject"], row["body"], headers)
         return _Sent(rows, [reply], batch=True)
 
     async def _send_each(self, rows: list[asyncpg.Record]) -> _Sent:
@@ -384,5 +394,5 @@ class OutboxRelay:
             event_id = str(row["id"])
             with send_span(self._tracer, row["subject"], event_id, row["headers"]) as trace_headers:
                 headers = {Header.MSG_ID: event_id, "Content-Type": CONTENT_TYPE, **trace_headers}
-                replies.append(await self._js.publish_async(row["subject"], row["body"], headers=headers))
+                replies.append(await self._acks.publish(row["subject"], row["body"], headers))
         return _Sent(rows, replies, batch=False)

@@ -122,7 +122,7 @@ async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
             await _require_sync_always(settings)
         js = nc.jetstream(timeout=5)
         await ensure_topology(js, tuple(s.spec for s in subscriptions), replicas=settings.nats_stream_replicas)
-        relay = OutboxRelay(nc, js, service.name, dsn=settings.database_url)
+        relay = OutboxRelay(nc, service.name, dsn=settings.database_url)
         platform = Platform(
             name=service.name,
             settings=settings,

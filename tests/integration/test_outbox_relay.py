@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ async def relay(
     async with pool.acquire() as conn:
         await apply_migrations(conn, SCHEMA, tmp_path)
         await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
-    relay = OutboxRelay(nc, js, SCHEMA, dsn=database_url)
+    relay = OutboxRelay(nc, SCHEMA, dsn=database_url)
     yield relay, js, pool
     await relay.close()
     await pool.close()
@@ -127,7 +128,9 @@ async def test_fewer_events_than_a_batch_is_worth_go_out_as_single_publishes_in_
     assert await _last_seq(js, "QUESTIONNAIRES") == after + len(messages)
 
 
-async def test_a_re_send_after_a_lost_puback_stores_nothing_twice_and_the_new_events_once(relay: Any) -> None:
+async def test_a_re_send_after_a_lost_puback_stores_nothing_twice_and_the_new_events_once(
+    relay: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     outbox, js, pool = relay
     first = [_message() for _ in range(ATOMIC_BATCH_MIN)]
     await _store(pool, first)
@@ -139,8 +142,11 @@ async def test_a_re_send_after_a_lost_puback_stores_nothing_twice_and_the_new_ev
     later = [_message() for _ in range(4)]
     await _store(pool, later)
 
-    # JetStream refuses the batch (it repeats ids it has stored); the relay then sends them one by one.
-    assert await outbox.publish_pending() == len(first) + len(later)
+    # JetStream refuses the batch (it repeats ids it has stored); the relay hears the refusal (it does not
+    # wait out its publish timeout, nats.py#985) and sends them one by one.
+    with caplog.at_level(logging.WARNING, logger="shared.db.outbox"):
+        assert await outbox.publish_pending() == len(first) + len(later)
+    assert [r.getMessage() for r in caplog.records if r.name == "shared.db.outbox"] == []
 
     assert await _unpublished(pool) == 0
     copies = await _stored(js, "QUESTIONNAIRES", [e.id for e in first + later], after)
@@ -213,7 +219,7 @@ async def test_the_running_relay_sends_events_committed_while_earlier_ones_await
 async def standby(nats_url: str, database_url: str) -> AsyncIterator[OutboxRelay]:
     """Another process's relay for the same schema, on its own connections, trying for the lock every 50 ms."""
     nc = await nats.connect(nats_url)
-    standby = OutboxRelay(nc, nc.jetstream(), SCHEMA, dsn=database_url, poll_interval=0.05)
+    standby = OutboxRelay(nc, SCHEMA, dsn=database_url, poll_interval=0.05)
     yield standby
     await standby.close()
     await nc.close()
@@ -277,3 +283,43 @@ async def test_a_relay_that_loses_its_lock_mid_run_stands_by_and_the_new_leader_
     ids = [e.id for e in events]
     copies = await _stored(js, "QUESTIONNAIRES", ids, after)
     assert {i: len(c) for i, c in copies.items()} == {i: 1 for i in ids}, "not each event stored once"
+
+
+async def test_an_event_no_stream_takes_is_retried_after_a_pause_while_the_others_go_out(
+    relay: Any, nats_url: str, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """JetStream answers at once that no stream takes the subject: the relay must not turn that into a busy
+    loop of publishes, and the events around it must still go out."""
+    _, js, pool = relay
+    nc = await nats.connect(nats_url)
+    outbox = OutboxRelay(nc, SCHEMA, dsn=database_url, poll_interval=0.2)
+    stray = f"nowhere.{uuid.uuid4().hex}"
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO outbox (id, subject, body, headers) VALUES ($1, $2, '{}', '{}'::jsonb)", uuid.uuid4(), stray
+        )
+    after = await _last_seq(js, "QUESTIONNAIRES")
+    others = [_message() for _ in range(3)]
+    await _store(pool, others)
+    stop = asyncio.Event()
+    with caplog.at_level(logging.WARNING, logger="shared.db.outbox"):
+        running = asyncio.create_task(outbox.run(stop))
+        try:
+
+            async def others_stored() -> bool:
+                return await _unpublished(pool) == 1
+
+            await eventually(others_stored, within=10)
+            await asyncio.sleep(1.0)
+        finally:
+            stop.set()
+            await running
+            await nc.close()
+
+    copies = await _stored(js, "QUESTIONNAIRES", [e.id for e in others], after)
+    assert {i: len(c) for i, c in copies.items()} == {e.id: 1 for e in others}
+    attempts = [r for r in caplog.records if r.getMessage() == "outbox publish failed: NoStreamResponseError"]
+    # About one attempt per poll interval (0.2 s) over a second or so; a busy loop makes hundreds.
+    assert 2 <= len(attempts) <= 15, f"{len(attempts)} attempts"
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM outbox WHERE subject = $1", stray)
