@@ -48,14 +48,24 @@ class AlertBook:
 
     records: dict[UUID, AlertRecord]
     events: list[Outgoing] = field(default_factory=list)
+    by_patient: dict[UUID, list[AlertRecord]] = field(default_factory=dict)  # in the order they were raised
 
     @classmethod
     def of(cls, records: Sequence[AlertRecord]) -> AlertBook:
-        return cls({r.alert_id: r for r in records})
+        book = cls({})
+        for record in records:
+            book._add(record)
+        return book
+
+    def _add(self, record: AlertRecord) -> None:
+        self.records[record.alert_id] = record
+        alerts = self.by_patient.setdefault(record.patient_id, [])
+        alerts.append(record)
+        if len(alerts) > 1 and alerts[-2].raised_at > record.raised_at:  # another replica's clock was ahead
+            alerts.sort(key=lambda r: r.raised_at)
 
     def active(self, patient_id: UUID) -> list[ActiveAlert]:
-        found = [r for r in self.records.values() if r.patient_id == patient_id and r.status != "resolved"]
-        return [r.active() for r in sorted(found, key=lambda r: r.raised_at)]
+        return [r.active() for r in self.by_patient.get(patient_id, ()) if r.status != "resolved"]
 
     def apply(
         self,
@@ -95,7 +105,7 @@ class AlertBook:
             record = AlertRecord.raised(
                 patient_id, plan.new_level, plan.new_reasons, answered_by, submission_id, message_id, now
             )
-            self.records[record.alert_id] = record
+            self._add(record)
             raised = AlertRaisedV1(
                 alert_id=record.alert_id,
                 patient_id=patient_id,
