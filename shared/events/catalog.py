@@ -7,6 +7,8 @@ upcasters) and the generated AsyncAPI document (``deploy/asyncapi/asyncapi.yaml`
 from __future__ import annotations
 
 import builtins
+import functools
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +50,7 @@ class EventSpec:
     # upcasters[n] turns a version-n payload into version n+1; decoding chains them.
     upcasters: Mapping[int, Upcaster] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def dataschema(self) -> str:
         return dataschema_for(self.type, self.version)
 
@@ -206,6 +208,9 @@ def spec_for(event_type: str) -> EventSpec:
         raise UnknownEvent(f"event type {event_type!r} is not in the catalogue") from None
 
 
+_AnyEvent = CloudEvent[Any]  # parametrised once: a subscript per event costs more than its validation's share
+
+
 def make_event(
     event_type: str,
     data: BaseModel,
@@ -219,8 +224,8 @@ def make_event(
     spec = spec_for(event_type)
     if not isinstance(data, spec.payload):
         raise TypeError(f"{event_type} carries {spec.payload.__name__}, not {type(data).__name__}")
-    extra: dict[str, Any] = {"id": event_id} if event_id else {}
-    return CloudEvent[Any](
+    return _AnyEvent(
+        id=event_id or str(uuid.uuid4()),
         source=source,
         type=event_type,
         subject=subject,
@@ -228,7 +233,6 @@ def make_event(
         causationid=causationid,
         correlationid=correlationid,
         data=data,
-        **extra,
     )
 
 
@@ -245,4 +249,4 @@ def decode_event(envelope: Mapping[str, Any]) -> CloudEvent[Any]:
         data = spec.upcasters[version](data)
         version += 1
     payload = spec.payload.model_validate(data)
-    return CloudEvent[Any].model_validate({**envelope, "dataschema": spec.dataschema, "data": payload})
+    return _AnyEvent.model_validate({**envelope, "dataschema": spec.dataschema, "data": payload})
