@@ -41,6 +41,7 @@ from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
 from shared.http.problems import Problem
 from shared.http.responses import json_response
+from shared.http.routes import RequestOnlyRoute
 from shared.http.security import device_principal, require_staff
 from shared.revocation import revoke
 
@@ -736,7 +737,7 @@ async def fleet(
 
 # The highest-volume endpoint: it reads its own body and token instead of going through FastAPI's
 # dependency and body machinery (half of its CPU when measured), and it is matched before the fleet routes.
-heartbeat_router = APIRouter(prefix="/v1", tags=["tablet"])
+heartbeat_router = APIRouter(prefix="/v1", tags=["tablet"], route_class=RequestOnlyRoute)
 
 _NOT_A_FLEET_TABLET = "This device token does not name a tablet of the fleet."
 _LOAN_ENDED = "This tablet's loan has ended: its token no longer works. Bring the tablet back to the day hospital."

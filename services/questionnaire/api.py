@@ -29,10 +29,13 @@ from shared.http.app import Platform, PlatformDep
 from shared.http.ingress import IngressRequest, IngressWriter
 from shared.http.problems import Problem
 from shared.http.responses import json_response
+from shared.http.routes import RequestOnlyRoute
 from shared.http.security import DeviceDep, PrincipalDep, device_principal
 from shared.opening_hours import OpeningHours
 
 router = APIRouter(prefix="/v1", tags=["questionnaire"])
+# The tablets' submissions, the hottest endpoint, on a route FastAPI hands the request to directly.
+submission_router = APIRouter(prefix="/v1", tags=["questionnaire"], route_class=RequestOnlyRoute)
 
 FHIR_JSON = "application/fhir+json"
 MAX_MESSAGE_CHARS = 2000
@@ -141,7 +144,7 @@ def _parse_json(body: bytes) -> Any:
         raise Problem(400, "The request body is not valid JSON.", kind="malformed-json") from None
 
 
-@router.post(
+@submission_router.post(
     "/submissions",
     status_code=202,
     response_model=SubmissionAccepted,
@@ -152,8 +155,8 @@ def _parse_json(body: bytes) -> Any:
     },
 )
 async def submit(request: Request) -> Any:
-    # The hottest endpoint takes only the request: its token, key and service resources are read here,
-    # not resolved as FastAPI dependencies (which cost more per request than the work they would do).
+    # The hottest endpoint takes only the request (RequestOnlyRoute): its token, key and service resources
+    # are read here, not resolved as FastAPI dependencies (which cost more per request than the work they do).
     device = await device_principal(request)
     platform: Platform = request.state.platform
     questionnaires: QuestionnaireCatalogue = platform.extras["catalogue"]

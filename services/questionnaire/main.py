@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from pydantic import Field
 
 from services.questionnaire import handlers
-from services.questionnaire.api import ingress_writers, router
+from services.questionnaire.api import ingress_writers, router, submission_router
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
 from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
@@ -36,7 +36,7 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
     return ServiceDefinition(
         name=NAME,
         settings=settings,
-        routers=(router,),
+        routers=(submission_router, router),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=SUBSCRIPTIONS,
         background=(writers.submissions.run, writers.messages.run),
