@@ -6,6 +6,7 @@ shipped single-node configuration, so ``sync_interval: always`` holds here too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -21,9 +22,16 @@ NATS_CONFIG = ROOT / "deploy" / "nats" / "nats-server.conf"
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on loopback now, all different (each is held until all are found)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -40,11 +48,18 @@ def nats_server_binary() -> str:
     return found
 
 
+class PortTaken(RuntimeError):
+    """Another process listens on a port the server was to use."""
+
+
 class EmbeddedNats:
     def __init__(self, store_dir: Path, port: int | None = None, monitor_port: int | None = None) -> None:
         self.store_dir = store_dir
-        self.port = port or free_port()
-        self.monitor_port = monitor_port or free_port()
+        picked = free_ports(2)
+        self.port = port or picked[0]
+        self.monitor_port = monitor_port or picked[1]
+        self._ports_picked = port is None and monitor_port is None
+        self._started = False
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = store_dir / "nats-server.log"
 
@@ -56,9 +71,24 @@ class EmbeddedNats:
     def monitor_url(self) -> str:
         return f"http://127.0.0.1:{self.monitor_port}"
 
-    def start(self, timeout: float = 10.0) -> EmbeddedNats:
+    def start(self, timeout: float = 10.0, *, attempts: int = 3) -> EmbeddedNats:
+        """Start the server. At its first start, ports it picked itself are picked again if another process
+        took one meanwhile; a restart keeps its ports (its clients reconnect to them)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start(timeout)
+            except PortTaken:
+                if not self._ports_picked or self._started or attempt == attempts:
+                    raise
+                self.port, self.monitor_port = free_ports(2)
+            else:
+                self._started = True
+                return self
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> EmbeddedNats:
         if port_is_open(self.port):
-            raise RuntimeError(f"port {self.port} is already in use: is another NATS server running?")
+            raise PortTaken(f"port {self.port} is already in use: is another NATS server running?")
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -82,7 +112,10 @@ class EmbeddedNats:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited; see {self.log_path}")
+                # The log's end in the message: a benchmark removes its working directory, log included.
+                tail = _tail(self.log_path)
+                error = PortTaken if "address already in use" in tail else RuntimeError
+                raise error(f"nats-server exited; {self.log_path} ends with:\n{tail}")
             if port_is_open(self.port) and port_is_open(self.monitor_port):
                 return self
             time.sleep(0.02)
@@ -140,3 +173,10 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(unreadable: {exc})"
