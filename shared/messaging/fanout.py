@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Frame = tuple[int, bytes]  # (stream sequence, the encoded event)
 PING_SEQ = 0  # stream sequences start at 1: a frame with this one is a keep-alive, not an event
+QUIET_S = 0.25  # no message for this long at start-up: the buffer holds what the stream had
 Encode = Callable[[Msg], bytes]
 
 
@@ -110,23 +111,32 @@ class StreamFanout:
             start = self.head + 1
         else:
             start = max(info.state.first_seq, info.state.last_seq - (self._buffer.maxlen or 0) + 1, 1)
+        arrived = 0
+
+        async def on_message(msg: Msg) -> None:
+            nonlocal arrived
+            arrived += 1
+            seq = msg.metadata.sequence.stream
+            if seq <= self.head:
+                return  # already handed out before a resubscription
+            self._publish(msg)
+            if seq >= info.state.last_seq:
+                self.ready.set()  # the buffer holds what the stream held at start-up
+
+        # A callback, not next_msg(): nats-py's next_msg makes a task and a timeout per message, which cost
+        # three times the rest of the fan-out (measured: 66 against 20 µs of CPU per event).
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
-        sub = await js.subscribe(self.subject_filter, stream=self.stream, ordered_consumer=True, config=config)
+        sub = await js.subscribe(
+            self.subject_filter, stream=self.stream, ordered_consumer=True, config=config, cb=on_message
+        )
         try:
-            # The buffer is filled from what the stream holds before the first client is served live.
-            pending = info.state.last_seq >= start
             while not stop.is_set():
-                try:
-                    msg = await sub.next_msg(timeout=0.25)
-                except nats.errors.TimeoutError:
-                    pending = False
-                    self.ready.set()
-                    continue
-                if msg.metadata.sequence.stream <= self.head:
-                    continue  # already handed out before a resubscription
-                self._publish(msg)
-                if pending and msg.metadata.sequence.stream >= info.state.last_seq:
-                    pending = False
+                before = arrived
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=QUIET_S)
+                if arrived == before:
+                    # Nothing came for a moment: what the stream held is in (its last message may be one the
+                    # filter leaves out).
                     self.ready.set()
         finally:
             with contextlib.suppress(Exception):

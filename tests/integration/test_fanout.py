@@ -82,6 +82,21 @@ async def test_live_clients_get_every_new_event_once_in_order(nats_url: str) -> 
         assert f.fanout.clients == 3
 
 
+async def test_the_feed_is_ready_with_the_stream_s_events_when_its_last_message_is_not_one_it_follows(
+    nats_url: str,
+) -> None:
+    nc = await connect([nats_url], name="fanout-test-setup")
+    js = nc.jetstream(timeout=5)
+    await ensure_topology(js)
+    alert = (await js.publish("alert.raised", b"before")).seq
+    await js.publish("submission.scored", b"not followed")  # the ALERTS stream's last message
+    await nc.drain()
+    async with feed(nats_url) as f:
+        await asyncio.wait_for(f.fanout.ready.wait(), 5)
+        assert f.fanout.head == alert
+        assert await take(f.fanout.follow(alert - 1, reset_frame=RESET), 1) == [b"before"]
+
+
 async def test_a_reconnecting_client_gets_exactly_what_it_missed_from_the_buffer_or_the_stream(nats_url: str) -> None:
     async with feed(nats_url, buffer_size=2) as f:
         seqs = await f.publish("e1", "e2", "e3", "e4", "e5")
