@@ -183,9 +183,7 @@ async def on_questionnaire_submitted(batch: Sequence[Consumed], conn: asyncpg.Co
         book.events.append(
             (_event("submission.scored", scored, str(submission.submission_id), consumed), consumed.trace_headers)
         )
-    await repository.save_alerts(conn, book.records.values())
-    await repository.insert_scores(conn, scores)
-    await add_events(conn, book.events, schema=SCHEMA)
+    await repository.save_scoring(conn, book.records.values(), scores, book.events, schema=SCHEMA)
 
 
 async def on_message_sent(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:

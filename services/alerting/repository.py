@@ -14,8 +14,10 @@ import asyncpg
 import orjson
 
 from services.alerting.domain import DEFAULT_RULE_SET, ActiveAlert, ExpectedLevel, PreviousScore
+from shared.db.outbox import event_columns, insert_events, notify_channel
 from shared.db.sets import columns
 from shared.events.alerts import AlertLevel, AlertReason, AlertStatus
+from shared.events.envelope import CloudEvent
 from shared.events.inclusion import SessionScheduledV1
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 
@@ -177,33 +179,51 @@ def _reasons_json(reasons: Sequence[AlertReason]) -> list[dict[str, Any]]:
     return [r.model_dump(mode="json") for r in reasons]
 
 
+def _insert_alerts(first: int) -> str:
+    """The INSERT of new alerts from the ten arrays ``$first``… of ``_alert_columns`` and the rule set."""
+    p = [f"${first + k}" for k in range(11)]
+    return (
+        "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, "
+        "rule_set, raised_at, updated_at, level_since) "
+        # JSON lists travel as text: asyncpg would read a list of lists as a two-dimensional array.
+        "SELECT u.id, u.patient_id, u.level, u.status, u.reasons::jsonb, u.answered_by, "
+        "ARRAY(SELECT jsonb_array_elements_text(u.submission_ids::jsonb)::uuid), "
+        f"ARRAY(SELECT jsonb_array_elements_text(u.message_ids::jsonb)::uuid), {p[10]}, u.raised_at, u.updated_at, "
+        "u.raised_at "
+        f"FROM unnest({p[0]}::uuid[], {p[1]}::uuid[], {p[2]}::text[], {p[3]}::text[], {p[4]}::text[], "
+        f"{p[5]}::text[], {p[6]}::text[], {p[7]}::text[], {p[8]}::timestamptz[], {p[9]}::timestamptz[]) "
+        "AS u(id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, raised_at, "
+        "updated_at)"
+    )
+
+
+def _alert_columns(new: Sequence[AlertRecord]) -> list[Any]:
+    return [
+        *columns(new, "alert_id", "patient_id", "level", "status"),
+        [orjson.dumps(_reasons_json(r.reasons)).decode() for r in new],
+        [r.answered_by for r in new],
+        [orjson.dumps(r.submission_ids).decode() for r in new],
+        [orjson.dumps(r.message_ids).decode() for r in new],
+        [r.raised_at for r in new],
+        [r.updated_at for r in new],
+        DEFAULT_RULE_SET.label,
+    ]
+
+
+def _new_and_merged(records: Iterable[AlertRecord]) -> tuple[list[AlertRecord], list[AlertRecord]]:
+    every = list(records)
+    return [r for r in every if r.is_new], [r for r in every if r.changed and not r.is_new]
+
+
 async def save_alerts(conn: asyncpg.Connection, records: Iterable[AlertRecord]) -> None:
     """Insert the new alerts and write back the merged ones, in their final state."""
-    every = list(records)
-    new = [r for r in every if r.is_new]
-    merged = [r for r in every if r.changed and not r.is_new]
+    new, merged = _new_and_merged(records)
     if new:
-        await conn.execute(
-            "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, "
-            "rule_set, raised_at, updated_at, level_since) "
-            # JSON lists travel as text: asyncpg would read a list of lists as a two-dimensional array.
-            "SELECT u.id, u.patient_id, u.level, u.status, u.reasons::jsonb, u.answered_by, "
-            "ARRAY(SELECT jsonb_array_elements_text(u.submission_ids::jsonb)::uuid), "
-            "ARRAY(SELECT jsonb_array_elements_text(u.message_ids::jsonb)::uuid), $11, u.raised_at, u.updated_at, "
-            "u.raised_at "
-            "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
-            "$8::text[], $9::timestamptz[], $10::timestamptz[]) "
-            "AS u(id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, raised_at, "
-            "updated_at)",
-            *columns(new, "alert_id", "patient_id", "level", "status"),
-            [orjson.dumps(_reasons_json(r.reasons)).decode() for r in new],
-            [r.answered_by for r in new],
-            [orjson.dumps(r.submission_ids).decode() for r in new],
-            [orjson.dumps(r.message_ids).decode() for r in new],
-            [r.raised_at for r in new],
-            [r.updated_at for r in new],
-            DEFAULT_RULE_SET.label,
-        )
+        await conn.execute(_insert_alerts(1), *_alert_columns(new))
+    await _write_back(conn, merged)
+
+
+async def _write_back(conn: asyncpg.Connection, merged: Sequence[AlertRecord]) -> None:
     if merged:
         # An alert that went back to "open" needs a nurse again: it is no longer anyone's. A level that
         # rises restarts the service-level clock (and its escalations) at the new level.
@@ -268,27 +288,61 @@ class ScoreRow:
         )
 
 
-async def insert_scores(conn: asyncpg.Connection, rows: Sequence[ScoreRow]) -> None:
-    await conn.execute(
+def _insert_scores(first: int) -> str:
+    """The INSERT of scores from the eleven arrays ``$first``… of ``_score_columns``."""
+    p = [f"${first + k}" for k in range(11)]
+    return (
         "INSERT INTO scores (submission_id, patient_id, questionnaire_id, authored, answered_by, answers, grades, "
-        "ecog, level, alert_id, rule_set) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], "
-        "$4::timestamptz[], $5::text[], $6::jsonb[], $7::jsonb[], $8::int[], $9::text[], $10::uuid[], $11::text[]) "
-        "ON CONFLICT (submission_id) DO NOTHING",
-        *columns(
-            rows,
-            "submission_id",
-            "patient_id",
-            "questionnaire_id",
-            "authored",
-            "answered_by",
-            "answers",
-            "grades",
-            "ecog",
-            "level",
-            "alert_id",
-            "rule_set",
-        ),
+        f"ecog, level, alert_id, rule_set) SELECT * FROM unnest({p[0]}::uuid[], {p[1]}::uuid[], {p[2]}::text[], "
+        f"{p[3]}::timestamptz[], {p[4]}::text[], {p[5]}::jsonb[], {p[6]}::jsonb[], {p[7]}::int[], {p[8]}::text[], "
+        f"{p[9]}::uuid[], {p[10]}::text[]) ON CONFLICT (submission_id) DO NOTHING"
     )
+
+
+def _score_columns(rows: Sequence[ScoreRow]) -> list[list[Any]]:
+    return columns(
+        rows,
+        "submission_id",
+        "patient_id",
+        "questionnaire_id",
+        "authored",
+        "answered_by",
+        "answers",
+        "grades",
+        "ecog",
+        "level",
+        "alert_id",
+        "rule_set",
+    )
+
+
+# A scoring batch's writes, in one statement (one round trip instead of three: measured per batch at
+# 1,000 submissions/s, the three took 3.5 ms of its 10): the new alerts ($1–$11), the scores ($12–$22),
+# the events ($23–$26), and the relay woken ($27). Data-modifying CTEs all run, whether read or not.
+_SCORING_WRITES = (
+    f"WITH new_alerts AS ({_insert_alerts(1)}), scored AS ({_insert_scores(12)}), "
+    f"events AS ({insert_events(23)}) SELECT pg_notify($27, '') WHERE EXISTS (SELECT 1 FROM events)"
+)
+
+
+async def save_scoring(
+    conn: asyncpg.Connection,
+    records: Iterable[AlertRecord],
+    scores: Sequence[ScoreRow],
+    events: Sequence[tuple[CloudEvent[Any], dict[str, str]]],
+    *,
+    schema: str,
+) -> None:
+    """A scoring batch's alerts (new, and merged ones written back), scores and outbox events."""
+    new, merged = _new_and_merged(records)
+    await conn.execute(
+        _SCORING_WRITES,
+        *_alert_columns(new),
+        *_score_columns(scores),
+        *event_columns(events),
+        notify_channel(schema),
+    )
+    await _write_back(conn, merged)
 
 
 @dataclass(frozen=True)
