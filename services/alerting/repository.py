@@ -181,7 +181,7 @@ def _reasons_json(reasons: Sequence[AlertReason]) -> list[dict[str, Any]]:
 
 def _insert_alerts(first: int) -> str:
     """The INSERT of new alerts from the ten arrays ``$first``… of ``_alert_columns`` and the rule set."""
-    p = [f"${first + k}" for k in range(11)]
+    p = [f"${first + k}" for k in range(len(_alert_columns([])))]
     return (
         "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, "
         "rule_set, raised_at, updated_at, level_since) "
@@ -290,7 +290,7 @@ class ScoreRow:
 
 def _insert_scores(first: int) -> str:
     """The INSERT of scores from the eleven arrays ``$first``… of ``_score_columns``."""
-    p = [f"${first + k}" for k in range(11)]
+    p = [f"${first + k}" for k in range(len(_score_columns([])))]
     return (
         "INSERT INTO scores (submission_id, patient_id, questionnaire_id, authored, answered_by, answers, grades, "
         f"ecog, level, alert_id, rule_set) SELECT * FROM unnest({p[0]}::uuid[], {p[1]}::uuid[], {p[2]}::text[], "
@@ -317,9 +317,12 @@ def _score_columns(rows: Sequence[ScoreRow]) -> list[list[Any]]:
 
 
 # A scoring batch's writes, in one statement (one round trip instead of three: measured per batch at
-# 1,000 submissions/s, the three took 3.5 ms of its 10): the new alerts' 11 parameters, the scores' 11,
-# the events' 4, and the relay's channel. Data-modifying CTEs all run, whether read or not.
-_SCORES_AT, _EVENTS_AT, _CHANNEL_AT = 12, 23, 27
+# 1,000 submissions/s, the three took 3.5 ms of its 10): the new alerts' parameters, the scores', the
+# events', and the relay's channel, numbered from what each part's column builder gives.
+# Data-modifying CTEs all run, whether read or not.
+_SCORES_AT = 1 + len(_alert_columns([]))
+_EVENTS_AT = _SCORES_AT + len(_score_columns([]))
+_CHANNEL_AT = _EVENTS_AT + len(event_columns([]))
 _SCORING_WRITES = (
     f"WITH new_alerts AS ({_insert_alerts(1)}), scored AS ({_insert_scores(_SCORES_AT)}), "
     f"events AS ({insert_events(_EVENTS_AT)}) "
@@ -337,13 +340,13 @@ async def save_scoring(
 ) -> None:
     """A scoring batch's alerts (new, and merged ones written back), scores and outbox events."""
     new, merged = _new_and_merged(records)
-    alerts, scored, outgoing = _alert_columns(new), _score_columns(scores), event_columns(events)
-    assert (1 + len(alerts), _SCORES_AT + len(scored), _EVENTS_AT + len(outgoing)) == (
-        _SCORES_AT,
-        _EVENTS_AT,
-        _CHANNEL_AT,
-    ), "the scoring statement's parameter numbers no longer match its columns"
-    await conn.execute(_SCORING_WRITES, *alerts, *scored, *outgoing, notify_channel(schema))
+    await conn.execute(
+        _SCORING_WRITES,
+        *_alert_columns(new),
+        *_score_columns(scores),
+        *event_columns(events),
+        notify_channel(schema),
+    )
     await _write_back(conn, merged)
 
 
