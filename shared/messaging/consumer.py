@@ -113,7 +113,7 @@ class ConsumerRunner:
         try:
             while not stop.is_set():
                 try:
-                    msgs = await pull.next_batch(wait_s=1.0)
+                    msgs = await pull.next_batch(wait_s=1.0, linger_s=self._spec.linger_s)
                 except Exception as exc:
                     # The loop must outlive any fault (reconnects, leader elections, a bug in one batch).
                     log.warning("%s: pull failed (%s: %s)", self._spec.durable, type(exc).__name__, exc)

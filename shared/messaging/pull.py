@@ -79,12 +79,20 @@ class PullStream:
                 await self._sub.unsubscribe()
             self._sub = None
 
-    async def next_batch(self, wait_s: float) -> list[Msg]:
-        """The messages that have arrived, at most ``batch``; waits up to ``wait_s`` for the first one."""
+    async def next_batch(self, wait_s: float, linger_s: float = 0.0) -> list[Msg]:
+        """The messages that have arrived, at most ``batch``; waits up to ``wait_s`` for the first one.
+
+        With ``linger_s``, a batch short of ``batch`` waits that long after its first message for more to
+        arrive: fewer, larger batches (one transaction and one commit each) for a consumer whose events
+        can wait, at the cost of that much delay."""
         deadline = time.monotonic() + wait_s
         while True:
             await self._top_up()
             if self._buffer:
+                if linger_s > 0 and len(self._buffer) < self._batch:
+                    await asyncio.sleep(linger_s)  # the server goes on delivering into the buffer meanwhile
+                    linger_s = 0.0
+                    continue
                 taken = [self._buffer.popleft() for _ in range(min(self._batch, len(self._buffer)))]
                 await self._top_up()  # the server goes on delivering while this batch is applied
                 return taken

@@ -90,6 +90,9 @@ class ConsumerSpec:
     backoff_s: tuple[float, ...] = (30.0, 60.0, 300.0, 900.0)
     max_ack_pending: int = 2000
     fetch_batch: int = 200
+    # How long a batch short of fetch_batch waits for more after its first message (PullStream.next_batch):
+    # for consumers off the alert path, whose events can wait a moment.
+    linger_s: float = 0.0
 
     @property
     def durable(self) -> str:

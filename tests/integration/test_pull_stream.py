@@ -128,3 +128,50 @@ async def test_a_heartbeat_the_server_would_refuse_is_refused_here(stream: Any) 
     nc, _, name = stream
     with pytest.raises(ValueError, match="at most half"):
         PullStream(nc, name, "reader", batch=10, expires_s=1.0, heartbeat_s=0.6)
+
+
+async def _delivered(js: Any, name: str, count: int) -> bool:
+    return bool((await js.consumer_info(name, "reader")).num_ack_pending == count)
+
+
+async def test_a_lingering_batch_waits_for_the_messages_that_follow_its_first(stream: Any) -> None:
+    nc, js, name = stream
+    pull = PullStream(nc, name, "reader", batch=50)
+    await pull.start()
+    try:
+        await _publish(js, name, 1)
+
+        async def trickle() -> None:
+            for n in range(1, 6):
+                await asyncio.sleep(0.05)
+                await _publish(js, name, 1, start=n)
+
+        trickling = asyncio.create_task(trickle())
+        lingered = await pull.next_batch(wait_s=2.0, linger_s=0.6)
+        await trickling
+        assert _bodies(lingered) == list(range(6))  # one batch, where each message would have been its own
+
+        await _publish(js, name, 2, start=6)
+        await eventually(lambda: _delivered(js, name, 8))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert _bodies(await pull.next_batch(wait_s=2.0)) == [6, 7]  # no linger asked: at once
+        assert loop.time() - started < 0.3
+    finally:
+        await pull.close()
+
+
+async def test_a_full_batch_does_not_linger(stream: Any) -> None:
+    nc, js, name = stream
+    pull = PullStream(nc, name, "reader", batch=5)
+    await pull.start()
+    try:
+        await _publish(js, name, 12)
+        assert await pull.next_batch(wait_s=0) == []  # sends the first request, for 5
+        await eventually(lambda: _delivered(js, name, 5))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert _bodies(await pull.next_batch(wait_s=2.0, linger_s=5.0)) == [0, 1, 2, 3, 4]
+        assert loop.time() - started < 1.0
+    finally:
+        await pull.close()
