@@ -146,9 +146,9 @@ async def on_questionnaire_submitted(batch: Sequence[Consumed], conn: asyncpg.Co
     items = sorted(batch, key=lambda c: c.event.data.authored)
     submissions: list[QuestionnaireSubmittedV1] = [c.event.data for c in items]
     patients = sorted({s.patient_id for s in submissions}, key=str)
-    book = await _open_book(conn, patients)
-    stored_previous = await repository.previous_scores(conn, [(s.patient_id, s.authored) for s in submissions])
-    expected = await repository.expected_levels(conn, patients, now)
+    await repository.lock_patients(conn, patients)
+    context = await repository.scoring_context(conn, patients, [(s.patient_id, s.authored) for s in submissions], now)
+    book, stored_previous, expected = AlertBook.of(context.active), context.previous, context.expected
     latest: dict[UUID, tuple[datetime, PreviousScore]] = {}
     scores: list[ScoreRow] = []
     for consumed, submission, stored in zip(items, submissions, stored_previous, strict=True):

@@ -115,64 +115,86 @@ class StoredPrevious:
     score: PreviousScore
 
 
-async def previous_scores(
-    conn: asyncpg.Connection, submissions: Sequence[tuple[UUID, datetime]]
-) -> list[StoredPrevious | None]:
-    """For each (patient, authored): the patient's latest stored score authored before it."""
-    rows = await conn.fetch(
-        "SELECT u.i, s.authored, s.grades, s.ecog FROM unnest($1::uuid[], $2::timestamptz[]) WITH ORDINALITY "
-        "AS u(patient_id, authored, i) LEFT JOIN LATERAL (SELECT authored, grades, ecog FROM scores "
-        "WHERE patient_id = u.patient_id AND authored < u.authored ORDER BY authored DESC LIMIT 1) s ON true "
-        "ORDER BY u.i",
-        [p for p, _ in submissions],
-        [a for _, a in submissions],
-    )
-    return [
-        StoredPrevious(r["authored"], PreviousScore(grades=r["grades"], ecog=r["ecog"])) if r["authored"] else None
-        for r in rows
-    ]
+# A patient's active alerts, locked, one index lookup per patient whatever the table's statistics say: a
+# plan made while the table was still empty (asyncpg keeps statements prepared, and PostgreSQL then reuses
+# a generic plan) would otherwise scan the whole table for every batch (the OFFSET 0 keeps the lookup a
+# separate subquery). JSON travels as text, the one form asyncpg decodes inside a record.
+_ACTIVE_ALERTS = (
+    "SELECT a.id, a.patient_id, a.level, a.status, a.reasons::text AS reasons, a.answered_by, a.submission_ids, "
+    "a.message_ids, a.raised_at, a.updated_at FROM unnest($1::uuid[]) AS p(patient_id) CROSS JOIN LATERAL "
+    "(SELECT * FROM alerts WHERE alerts.patient_id = p.patient_id AND status <> 'resolved' OFFSET 0 FOR UPDATE) "
+    "AS a ORDER BY a.raised_at"
+)
+# For each (patient, authored) of $2/$3: the patient's latest stored score authored before it.
+_PREVIOUS_SCORES = (
+    "SELECT u.i, s.authored, s.grades::text AS grades, s.ecog FROM unnest($2::uuid[], $3::timestamptz[]) "
+    "WITH ORDINALITY AS u(patient_id, authored, i) LEFT JOIN LATERAL (SELECT authored, grades, ecog FROM scores "
+    "WHERE patient_id = u.patient_id AND authored < u.authored ORDER BY authored DESC LIMIT 1) s ON true"
+)
+_EXPECTED_LEVELS = (
+    "SELECT patient_id, term, grade, until FROM expected_levels WHERE patient_id = ANY($1::uuid[]) AND until > $4"
+)
+# All a scoring batch reads, in one round trip (three took three): each part an array of records.
+_SCORING_CONTEXT = (
+    f"SELECT ARRAY(SELECT ROW(x.*) FROM ({_ACTIVE_ALERTS}) x ORDER BY x.raised_at), "
+    f"ARRAY(SELECT ROW(x.authored, x.grades, x.ecog) FROM ({_PREVIOUS_SCORES}) x ORDER BY x.i), "
+    f"ARRAY(SELECT ROW(x.*) FROM ({_EXPECTED_LEVELS}) x)"
+)
 
 
-async def expected_levels(
-    conn: asyncpg.Connection, patients: Sequence[UUID], now: datetime
-) -> defaultdict[UUID, list[ExpectedLevel]]:
-    rows = await conn.fetch(
-        "SELECT patient_id, term, grade, until FROM expected_levels WHERE patient_id = ANY($1::uuid[]) AND until > $2",
-        list(patients),
-        now,
+@dataclass(frozen=True)
+class ScoringContext:
+    """What scoring a batch of submissions needs from the database."""
+
+    active: list[AlertRecord]  # the patients' active alerts, locked, oldest first
+    previous: list[StoredPrevious | None]  # for each submission, in the order given
+    expected: defaultdict[UUID, list[ExpectedLevel]]  # the levels a nurse expects, per patient
+
+
+async def scoring_context(
+    conn: asyncpg.Connection, patients: Sequence[UUID], submissions: Sequence[tuple[UUID, datetime]], now: datetime
+) -> ScoringContext:
+    """Read, in one statement, what the batch's scoring needs. The patients must be locked already
+    (``lock_patients``, a statement before): this one's snapshot must include what the lock waited for."""
+    row = await conn.fetchrow(
+        _SCORING_CONTEXT, list(patients), [p for p, _ in submissions], [a for _, a in submissions], now
     )
-    found: defaultdict[UUID, list[ExpectedLevel]] = defaultdict(list)
-    for r in rows:
-        found[r["patient_id"]].append(ExpectedLevel(r["term"], r["grade"], r["until"]))
-    return found
+    assert row is not None
+    active, previous, expected_rows = row
+    expected: defaultdict[UUID, list[ExpectedLevel]] = defaultdict(list)
+    for patient_id, term, grade, until in expected_rows:
+        expected[patient_id].append(ExpectedLevel(term, grade, until))
+    return ScoringContext(
+        [_alert_record(r) for r in active],
+        [
+            StoredPrevious(authored, PreviousScore(grades=orjson.loads(grades), ecog=ecog)) if authored else None
+            for authored, grades, ecog in previous
+        ],
+        expected,
+    )
 
 
 async def active_alerts(conn: asyncpg.Connection, patients: Sequence[UUID]) -> list[AlertRecord]:
-    # One index lookup per patient, whatever the table's statistics say: a plan made while the table was
-    # still empty (asyncpg keeps statements prepared, and PostgreSQL then reuses a generic plan) would
-    # otherwise scan the whole table for every batch (the OFFSET 0 keeps the lookup a separate subquery).
-    rows = await conn.fetch(
-        "SELECT a.* FROM unnest($1::uuid[]) AS p(patient_id) CROSS JOIN LATERAL (SELECT id, patient_id, level, "
-        "status, reasons, answered_by, submission_ids, message_ids, raised_at, updated_at FROM alerts "
-        "WHERE alerts.patient_id = p.patient_id AND status <> 'resolved' OFFSET 0 FOR UPDATE) AS a "
-        "ORDER BY a.raised_at",
-        list(patients),
+    return [_alert_record(r) for r in await conn.fetch(_ACTIVE_ALERTS, list(patients))]
+
+
+def _alert_record(values: Sequence[Any]) -> AlertRecord:
+    """An ``AlertRecord`` from a row of ``_ACTIVE_ALERTS``."""
+    alert_id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, raised_at, updated_at = (
+        values
     )
-    return [
-        AlertRecord(
-            r["id"],
-            r["patient_id"],
-            r["level"],
-            r["status"],
-            tuple(AlertReason.model_validate(x) for x in r["reasons"]),
-            r["answered_by"],
-            list(r["submission_ids"]),
-            list(r["message_ids"]),
-            r["raised_at"],
-            r["updated_at"],
-        )
-        for r in rows
-    ]
+    return AlertRecord(
+        alert_id,
+        patient_id,
+        level,
+        status,
+        tuple(AlertReason.model_validate(x) for x in orjson.loads(reasons)),
+        answered_by,
+        list(submission_ids),
+        list(message_ids),
+        raised_at,
+        updated_at,
+    )
 
 
 def _reasons_json(reasons: Sequence[AlertReason]) -> list[dict[str, Any]]:

@@ -56,6 +56,7 @@ FILL_OUTBOX = (
 )
 
 Query = Callable[[asyncpg.Connection], Awaitable[object]]
+PATIENTS = [uuid.uuid4() for _ in range(5)]
 
 CASES: dict[str, tuple[str, str, str, Query]] = {
     "active_alerts": (
@@ -70,18 +71,16 @@ CASES: dict[str, tuple[str, str, str, Query]] = {
         FILL_ALERTS,
         lambda c: alerting.awaiting_acknowledgement(c, NOW - timedelta(days=1)),
     ),
-    "previous_scores": (
-        "alerting",
-        "scores",
-        FILL_SCORES,
-        lambda c: alerting.previous_scores(c, [(uuid.uuid4(), NOW) for _ in range(5)]),
-    ),
-    "expected_levels": (
-        "alerting",
-        "expected_levels",
-        FILL_EXPECTED,
-        lambda c: alerting.expected_levels(c, [uuid.uuid4() for _ in range(5)], NOW),
-    ),
+    # The scoring batch's one read: each of its three tables, grown after the plan was made.
+    **{
+        f"scoring_context ({table})": (
+            "alerting",
+            table,
+            fill,
+            lambda c: alerting.scoring_context(c, PATIENTS, [(p, NOW) for p in PATIENTS], NOW - timedelta(days=1)),
+        )
+        for table, fill in (("alerts", FILL_ALERTS), ("scores", FILL_SCORES), ("expected_levels", FILL_EXPECTED))
+    },
     "mark_scored": (
         "questionnaire",
         "submissions",
