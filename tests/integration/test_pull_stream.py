@@ -40,6 +40,11 @@ def _bodies(msgs: list[Any]) -> list[int]:
     return [int(m.data) for m in msgs]
 
 
+async def _delivered(js: Any, name: str, count: int) -> bool:
+    """Whether the consumer has delivered ``count`` messages not yet acknowledged."""
+    return bool((await js.consumer_info(name, "reader")).num_ack_pending == count)
+
+
 async def test_batches_come_in_stream_order_and_the_next_arrives_while_one_is_held(stream: Any) -> None:
     nc, js, name = stream
     pull = PullStream(nc, name, "reader", batch=10)
@@ -71,15 +76,12 @@ async def test_taking_a_batch_asks_for_the_next_one_at_once(stream: Any) -> None
     try:
         await _publish(js, name, 30)
 
-        async def delivered(count: int) -> bool:
-            return bool((await js.consumer_info(name, "reader")).num_ack_pending == count)
-
         assert await pull.next_batch(wait_s=0) == []  # sends the first request
-        await eventually(lambda: delivered(10))  # its 10 messages are all in the buffer: no room left
+        await eventually(lambda: _delivered(js, name, 10))  # its 10 messages are all in the buffer: no room left
         held = await pull.next_batch(wait_s=2.0)
         assert len(held) == 10
         # While the batch is held (not acked, next_batch not called), the next 10 are delivered.
-        await eventually(lambda: delivered(20))
+        await eventually(lambda: _delivered(js, name, 20))
         assert _bodies(await pull.next_batch(wait_s=0)) == list(range(10, 20))
     finally:
         await pull.close()
@@ -128,10 +130,6 @@ async def test_a_heartbeat_the_server_would_refuse_is_refused_here(stream: Any) 
     nc, _, name = stream
     with pytest.raises(ValueError, match="at most half"):
         PullStream(nc, name, "reader", batch=10, expires_s=1.0, heartbeat_s=0.6)
-
-
-async def _delivered(js: Any, name: str, count: int) -> bool:
-    return bool((await js.consumer_info(name, "reader")).num_ack_pending == count)
 
 
 async def test_a_lingering_batch_waits_for_the_messages_that_follow_its_first(stream: Any) -> None:
