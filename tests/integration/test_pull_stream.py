@@ -4,6 +4,7 @@ a bounded number of messages out, and new requests after the open ones expire.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,6 +41,17 @@ def _bodies(msgs: list[Any]) -> list[int]:
     return [int(m.data) for m in msgs]
 
 
+@contextlib.asynccontextmanager
+async def _pulling(nc: Any, name: str, **options: Any) -> AsyncIterator[PullStream]:
+    """The test stream's consumer read through a ``PullStream``, closed at the end."""
+    pull = PullStream(nc, name, "reader", **options)
+    await pull.start()
+    try:
+        yield pull
+    finally:
+        await pull.close()
+
+
 async def _delivered(js: Any, name: str, count: int) -> bool:
     """Whether the consumer has delivered ``count`` messages not yet acknowledged."""
     return bool((await js.consumer_info(name, "reader")).num_ack_pending == count)
@@ -47,9 +59,7 @@ async def _delivered(js: Any, name: str, count: int) -> bool:
 
 async def test_batches_come_in_stream_order_and_the_next_arrives_while_one_is_held(stream: Any) -> None:
     nc, js, name = stream
-    pull = PullStream(nc, name, "reader", batch=10)
-    await pull.start()
-    try:
+    async with _pulling(nc, name, batch=10) as pull:
         await _publish(js, name, 25)
 
         first = await pull.next_batch(wait_s=2.0)
@@ -65,15 +75,11 @@ async def test_batches_come_in_stream_order_and_the_next_arrives_while_one_is_he
         for msg in taken:
             await msg.ack()
         assert await pull.next_batch(wait_s=0.2) == []
-    finally:
-        await pull.close()
 
 
 async def test_taking_a_batch_asks_for_the_next_one_at_once(stream: Any) -> None:
     nc, js, name = stream
-    pull = PullStream(nc, name, "reader", batch=10, max_buffered=10)  # one request of 10 at a time
-    await pull.start()
-    try:
+    async with _pulling(nc, name, batch=10, max_buffered=10) as pull:  # one request of 10 at a time
         await _publish(js, name, 30)
 
         assert await pull.next_batch(wait_s=0) == []  # sends the first request
@@ -83,15 +89,11 @@ async def test_taking_a_batch_asks_for_the_next_one_at_once(stream: Any) -> None
         # While the batch is held (not acked, next_batch not called), the next 10 are delivered.
         await eventually(lambda: _delivered(js, name, 20))
         assert _bodies(await pull.next_batch(wait_s=0)) == list(range(10, 20))
-    finally:
-        await pull.close()
 
 
 async def test_no_more_than_max_buffered_messages_are_out_before_they_are_taken(stream: Any) -> None:
     nc, js, name = stream
-    pull = PullStream(nc, name, "reader", batch=10, max_buffered=20)
-    await pull.start()
-    try:
+    async with _pulling(nc, name, batch=10, max_buffered=20) as pull:
         await _publish(js, name, 100)
         held = await pull.next_batch(wait_s=2.0)
 
@@ -103,15 +105,11 @@ async def test_no_more_than_max_buffered_messages_are_out_before_they_are_taken(
         assert await eventually(delivered) <= 20 + len(held)
         await asyncio.sleep(0.3)
         assert (await js.consumer_info(name, "reader")).num_ack_pending <= 20 + len(held)
-    finally:
-        await pull.close()
 
 
 async def test_after_requests_expire_a_new_one_brings_later_messages(stream: Any) -> None:
     nc, js, name = stream
-    pull = PullStream(nc, name, "reader", batch=10, max_buffered=10, expires_s=0.3, heartbeat_s=0.1)
-    await pull.start()
-    try:
+    async with _pulling(nc, name, batch=10, max_buffered=10, expires_s=0.3, heartbeat_s=0.1) as pull:
         assert await pull.next_batch(wait_s=0.8) == []  # the first request expired meanwhile (408)
         await _publish(js, name, 3)
 
@@ -122,8 +120,6 @@ async def test_after_requests_expire_a_new_one_brings_later_messages(stream: Any
             got += more
 
         assert _bodies(got) == [0, 1, 2]
-    finally:
-        await pull.close()
 
 
 async def test_a_heartbeat_the_server_would_refuse_is_refused_here(stream: Any) -> None:
@@ -134,9 +130,7 @@ async def test_a_heartbeat_the_server_would_refuse_is_refused_here(stream: Any) 
 
 async def test_a_lingering_batch_waits_for_the_messages_that_follow_its_first(stream: Any) -> None:
     nc, js, name = stream
-    pull = PullStream(nc, name, "reader", batch=50)
-    await pull.start()
-    try:
+    async with _pulling(nc, name, batch=50) as pull:
         await _publish(js, name, 1)
 
         async def trickle() -> None:
@@ -155,15 +149,11 @@ async def test_a_lingering_batch_waits_for_the_messages_that_follow_its_first(st
         started = loop.time()
         assert _bodies(await pull.next_batch(wait_s=2.0)) == [6, 7]  # no linger asked: at once
         assert loop.time() - started < 0.3
-    finally:
-        await pull.close()
 
 
 async def test_a_full_batch_does_not_linger(stream: Any) -> None:
     nc, js, name = stream
-    pull = PullStream(nc, name, "reader", batch=5)
-    await pull.start()
-    try:
+    async with _pulling(nc, name, batch=5) as pull:
         await _publish(js, name, 12)
         assert await pull.next_batch(wait_s=0) == []  # sends the first request, for 5
         await eventually(lambda: _delivered(js, name, 5))
@@ -171,5 +161,3 @@ async def test_a_full_batch_does_not_linger(stream: Any) -> None:
         started = loop.time()
         assert _bodies(await pull.next_batch(wait_s=2.0, linger_s=5.0)) == [0, 1, 2, 3, 4]
         assert loop.time() - started < 1.0
-    finally:
-        await pull.close()
