@@ -134,7 +134,7 @@ _PREVIOUS_SCORES = (
 _EXPECTED_LEVELS = (
     "SELECT patient_id, term, grade, until FROM expected_levels WHERE patient_id = ANY($1::uuid[]) AND until > $4"
 )
-# All a scoring batch reads, in one round trip (three took three): each part an array of records.
+# All a scoring batch reads, in one round trip where it took three: each part an array of records.
 _SCORING_CONTEXT = (
     f"SELECT ARRAY(SELECT ROW(x.*) FROM ({_ACTIVE_ALERTS}) x ORDER BY x.raised_at), "
     f"ARRAY(SELECT ROW(x.authored, x.grades, x.ecog) FROM ({_PREVIOUS_SCORES}) x ORDER BY x.i), "
