@@ -15,6 +15,8 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
+from shared.db.pool import DATABASE_UNAVAILABLE
+
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
@@ -68,7 +70,17 @@ class GroupCommit(abc.ABC, Generic[Item, Result]):
             try:
                 await self.commit(pool, batch)
             except Exception as exc:
-                log.exception("%s: a batch of %s failed; nothing of it was written", type(self).__name__, len(batch))
+                if isinstance(exc, DATABASE_UNAVAILABLE):  # each caller is answered 503, to retry
+                    log.warning(
+                        "%s: a batch of %s failed: the database is unavailable (%s)",
+                        type(self).__name__,
+                        len(batch),
+                        type(exc).__name__,
+                    )
+                else:
+                    log.exception(
+                        "%s: a batch of %s failed; nothing of it was written", type(self).__name__, len(batch)
+                    )
                 for pending in batch:
                     if not pending.outcome.done():
                         pending.outcome.set_exception(exc)

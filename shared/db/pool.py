@@ -13,6 +13,19 @@ log = logging.getLogger(__name__)
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
+# The database cannot be reached or is not taking work just now (a restart, a failover, a full connection
+# table): the same request will do its work later, unchanged. A connection PostgreSQL has just cut can also
+# raise asyncpg's InternalClientError ("another operation is in progress") before the driver sees it closed.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
+)
+
 
 def advisory_key(name: str) -> int:
     """A stable 64-bit key for pg_advisory_lock, from a name."""

@@ -20,6 +20,7 @@ from shared.db.outbox import event_columns, insert_events, notify_channel
 from shared.db.sets import RowTable, columns
 from shared.events.envelope import CloudEvent
 from shared.http.idempotency import StoredResponse, key_reused
+from shared.http.problems import RETRY_AFTER_S, Problem
 from shared.telemetry import current_trace_headers
 
 Row = TypeVar("Row")
@@ -116,7 +117,14 @@ class IngressWriter(GroupCommit[IngressRequest[Row], StoredResponse | None]):
             request = pending.item
             found = stored.get((request.scope, request.key))
             if found is None:  # the first request with this key rolled back meanwhile: not a retry after all
-                pending.outcome.set_exception(RuntimeError("idempotency key vanished; retry"))
+                pending.outcome.set_exception(
+                    Problem(
+                        503,
+                        "An earlier request with this Idempotency-Key did not complete; send this one again.",
+                        kind="retry",
+                        headers={"Retry-After": str(RETRY_AFTER_S)},
+                    )
+                )
             elif found["request_hash"] != request.request_hash:
                 pending.outcome.set_exception(key_reused())
             else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.http.problems import problem_response
+from shared.http.problems import RETRY_AFTER_S, problem_response
 
 
 class BodyTooLarge(Exception):
@@ -70,7 +70,7 @@ class ConcurrencyLimit:
     """Refuse work beyond a number of requests in flight with a 503 and Retry-After, instead of queueing
     it until the caller has given up (and spending CPU on answers nobody reads)."""
 
-    def __init__(self, app: ASGIApp, max_in_flight: int, retry_after_s: int = 2) -> None:
+    def __init__(self, app: ASGIApp, max_in_flight: int, retry_after_s: int = RETRY_AFTER_S) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
         self.retry_after_s = retry_after_s

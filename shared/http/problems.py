@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -11,8 +12,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from shared.db.pool import DATABASE_UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
 PROBLEM_TYPE_BASE = "https://oncofollow.example/problems/"
 MEDIA_TYPE = "application/problem+json"
+# What a 503 asks the caller to wait before trying again.
+RETRY_AFTER_S = 2
 
 _TITLES = {
     400: "Bad request",
@@ -113,6 +120,22 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _gone(request: Request, exc: ClientDisconnect) -> Response:
         # The caller hung up while sending its body: nothing was done, and nobody reads this answer.
         return Response(status_code=499)
+
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        # A database restart or failover is nobody's mistake and it passes: the caller is told to come back,
+        # not that its request failed for good (a tablet resends the same submission with the same key).
+        log.warning("%s request: the database is unavailable (%s)", request.method, type(exc).__name__)
+        return problem_response(
+            503,
+            "The service cannot reach its database just now. Retry in a few seconds: a request sent again with "
+            "the same Idempotency-Key is never applied twice.",
+            kind="database-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -10,6 +10,10 @@
   its last delivery fails.
 - A batch whose handling fails is rolled back and retried message by message, so one bad message never
   holds back the others.
+- Unless the database cannot be reached at all (a restart, a failover): then the failure says nothing about
+  the messages, so none of them is counted as a failed delivery. The batch is held, kept in progress so that
+  the server neither redelivers it nor counts it, and applied when the database answers again. Otherwise an
+  outage longer than the redelivery delays would dead-letter every message that came during it.
 - ``ack`` only after the commit: a crash in between means redelivery, and the inbox makes that harmless.
 """
 
@@ -102,13 +106,16 @@ class ConsumerRunner:
         self._spec = subscription.spec
         self._handler = subscription.batch_handler()
         self._tracer = get_tracer("shared.consumer")
+        self._stop = asyncio.Event()
+        self._pull: PullStream | None = None
 
     @property
     def spec(self) -> ConsumerSpec:
         return self._spec
 
     async def run(self, stop: asyncio.Event) -> None:
-        pull = PullStream(self._nc, self._spec.stream, self._spec.durable, batch=self._spec.fetch_batch)
+        self._stop = stop
+        pull = self._pull = PullStream(self._nc, self._spec.stream, self._spec.durable, batch=self._spec.fetch_batch)
         await pull.start()
         try:
             while not stop.is_set():
@@ -139,17 +146,46 @@ class ConsumerRunner:
             return
         heartbeat = asyncio.create_task(self._keep_alive([d.msg for d in deliveries]))
         try:
-            try:
-                await self._apply(deliveries)
-            except Exception:
-                # Isolate the failing message: each one in its own transaction.
-                for delivery in deliveries:
-                    await self._apply_one(delivery)
-                return
+            while True:
+                try:
+                    await self._apply(deliveries)
+                    break
+                except Exception:
+                    if await self._database_answers():
+                        # Isolate the failing message: each one in its own transaction.
+                        for delivery in deliveries:
+                            await self._apply_one(delivery)
+                        return
+                if not await self._until_database_answers(len(deliveries)):
+                    return  # stopping: not acked, so redelivered later, to this process or another replica
             fault_point("consumer.after_commit")
             await self._ack([d.msg for d in deliveries])
         finally:
             heartbeat.cancel()
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with self._pool.acquire(timeout=2.0) as conn:
+                await conn.fetchval("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    async def _until_database_answers(self, held: int) -> bool:
+        """Wait for the database, holding the batch (``_keep_alive`` keeps it in progress); False when the
+        service stops first."""
+        log.warning(
+            "%s: the database cannot be reached; holding %s messages until it answers", self._spec.durable, held
+        )
+        delay = 0.25
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            if await self._database_answers():
+                log.info("%s: the database answers again", self._spec.durable)
+                return True
+            delay = min(2 * delay, 5.0)
+        return False
 
     async def _apply(self, deliveries: list[_Delivery]) -> None:
         spans: list[Span] = []
@@ -181,6 +217,10 @@ class ConsumerRunner:
             await self._give_up(msg, "poison")
             return
         except Exception as exc:
+            if not await self._database_answers():
+                if await self._until_database_answers(1):
+                    await self._apply_one(delivery)
+                return
             deliveries = msg.metadata.num_delivered
             if deliveries >= self._spec.max_deliver:
                 await self._give_up(msg, "retries_exhausted")
@@ -222,10 +262,12 @@ class ConsumerRunner:
             await msg.ack()
 
     async def _keep_alive(self, msgs: list[Msg]) -> None:
-        # Tell the server we are still working so ack_wait does not hand the batch to another replica.
-        interval = max(self._spec.backoff_s[0] / 3, 1.0)
+        # Tell the server we are still working so ack_wait does not hand the batch to another replica, nor the
+        # messages delivered meanwhile, which wait in the pull stream's buffer for this batch to be done.
+        interval = self._spec.backoff_s[0] / 3
         while True:
             await asyncio.sleep(interval)
-            for msg in msgs:
+            waiting = self._pull.buffered() if self._pull is not None else []
+            for msg in [*msgs, *waiting]:
                 with contextlib.suppress(Exception):
                     await msg.in_progress()

@@ -79,6 +79,10 @@ class PullStream:
                 await self._sub.unsubscribe()
             self._sub = None
 
+    def buffered(self) -> list[Msg]:
+        """The messages delivered and not yet taken (their ack_wait runs)."""
+        return list(self._buffer)
+
     async def next_batch(self, wait_s: float, linger_s: float = 0.0) -> list[Msg]:
         """The messages that have arrived, at most ``batch``; waits up to ``wait_s`` for the first one.
 
