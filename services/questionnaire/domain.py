@@ -47,6 +47,9 @@ UCUM_SYSTEM = "http://unitsofmeasure.org"
 
 MAX_ITEMS = 200  # a full default response has ~50 items; more is a broken or hostile client
 MAX_CLOCK_SKEW = timedelta(minutes=5)  # tablets' clocks drift; further ahead is a wrong clock
+# A tablet keeps answers while it is offline, for days; a year back is a wrong clock (and year 1 is no date the
+# database can store).
+MAX_AUTHORED_AGE = timedelta(days=366)
 ACCEPTED_STATUSES = ("completed", "amended")
 # The event contract's bounds (RedFlags.temperature_c); checked here so that a definition without
 # minValue/maxValue still gives a 4xx rather than a validation error deep in the service.
@@ -717,6 +720,12 @@ def _authored(body: Mapping[str, Any], now: datetime) -> datetime:
         authored = datetime.fromisoformat(raw)  # the regex above made it strict; this checks the calendar
     except ValueError:
         raise InvalidSubmission(f"authored {_show(raw)} is not a real date and time.", "/authored") from None
+    if authored < now - MAX_AUTHORED_AGE:
+        raise InvalidSubmission(
+            f"authored {_show(raw)} is more than a year ago (server time "
+            f"{now.astimezone(UTC).isoformat(timespec='seconds')}); check the tablet's clock.",
+            "/authored",
+        )
     if authored > now + MAX_CLOCK_SKEW:
         raise InvalidSubmission(
             f"authored {_show(raw)} is more than 5 minutes in the future (server time "

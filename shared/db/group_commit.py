@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from shared.db.pool import DATABASE_UNAVAILABLE
+from shared.db.pool import DATABASE_UNAVAILABLE, UNSTORABLE_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +67,31 @@ class GroupCommit(abc.ABC, Generic[Item, Result]):
             batch = [first]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                await self.commit(pool, batch)
-            except Exception as exc:
-                if isinstance(exc, DATABASE_UNAVAILABLE):  # each caller is answered 503, to retry
-                    log.warning(
-                        "%s: a batch of %s failed: the database is unavailable (%s)",
-                        type(self).__name__,
-                        len(batch),
-                        type(exc).__name__,
-                    )
-                else:
-                    log.exception(
-                        "%s: a batch of %s failed; nothing of it was written", type(self).__name__, len(batch)
-                    )
+            await self._commit(pool, batch)
+
+    async def _commit(self, pool: asyncpg.Pool, batch: list[Pending[Item, Result]]) -> None:
+        try:
+            await self.commit(pool, batch)
+        except Exception as exc:
+            name = type(self).__name__
+            if isinstance(exc, DATABASE_UNAVAILABLE):  # each caller is answered 503, to retry
+                log.warning(
+                    "%s: a batch of %s failed: the database is unavailable (%s)", name, len(batch), type(exc).__name__
+                )
+            elif len(batch) > 1:
+                # An item the database refused (a value it cannot store, say) must not fail the others that
+                # happened to share its statement: each is written again on its own.
+                log.warning(
+                    "%s: a batch of %s failed (%s); writing its items one by one", name, len(batch), type(exc).__name__
+                )
                 for pending in batch:
                     if not pending.outcome.done():
-                        pending.outcome.set_exception(exc)
+                        await self._commit(pool, [pending])
+                return
+            elif isinstance(exc, UNSTORABLE_VALUE):  # its caller is answered 422
+                log.warning("%s: an item holds a value the database cannot store (%s)", name, type(exc).__name__)
+            else:
+                log.exception("%s: an item failed; nothing of it was written", name)
+            for pending in batch:
+                if not pending.outcome.done():
+                    pending.outcome.set_exception(exc)

@@ -26,6 +26,10 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.InternalClientError,
 )
 
+# A value PostgreSQL refuses, or that cannot even be encoded for it (text with a NUL or a lone surrogate, a date
+# out of its range): in a request it came from the caller, and the same request would always fail.
+UNSTORABLE_VALUE: tuple[type[Exception], ...] = (UnicodeEncodeError, asyncpg.DataError)
+
 
 def advisory_key(name: str) -> int:
     """A stable 64-bit key for pg_advisory_lock, from a name."""

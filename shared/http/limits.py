@@ -1,4 +1,7 @@
-"""A request body limit enforced before the body is read into memory (pure ASGI middleware)."""
+"""Limits on what a request may hold, enforced before the app sees it (pure ASGI middleware): the body's
+size, before it is read into memory; and no NUL character anywhere, which PostgreSQL refuses in text and
+jsonb. Refused there, such a request is a clear 4xx; stored, it failed at the database, and with it every
+other tablet's request committed in the same statement."""
 
 from __future__ import annotations
 
@@ -6,9 +9,30 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http.problems import RETRY_AFTER_S, problem_response
 
+NUL_ESCAPE = b"\\u0000"
+
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BodyHoldsNul(Exception):
+    pass
+
+
+def holds_nul(body: bytes) -> bool:
+    """Whether JSON text holds a NUL character: the escape ``\\u0000`` whose backslash is not itself escaped
+    (``\\\\u0000`` is a backslash and the letters u0000). A raw NUL byte is never valid JSON: the parser
+    refuses it."""
+    at = body.find(NUL_ESCAPE)
+    while at >= 0:
+        start = at
+        while start > 0 and body[start - 1] == 0x5C:  # backslash
+            start -= 1
+        if (at - start) % 2 == 0:
+            return True
+        at = body.find(NUL_ESCAPE, at + 1)
+    return False
 
 
 class BodySizeLimit:
@@ -20,6 +44,9 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
+            await self._refuse_nul(scope, receive, send, "in its address")
+            return
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             # No body to limit; and a live stream sends thousands of times, each through any wrapper here.
             await self.app(scope, receive, send)
@@ -29,38 +56,57 @@ class BodySizeLimit:
             await self._reject(scope, receive, send)
             return
         received = 0
-        exceeded = False
+        chunks: list[bytes] = []
+        refused: type[Exception] | None = None
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received, exceeded
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > self.max_bytes:
-                    exceeded = True
+                    refused = BodyTooLarge
                     raise BodyTooLarge
+                if chunks or message.get("more_body", False):
+                    chunks.append(chunk)  # an escape can straddle two chunks: the whole body is looked at
+                    chunk = b"".join(chunks) if not message.get("more_body", False) else b""
+                if chunk and holds_nul(chunk):
+                    refused = BodyHoldsNul
+                    raise BodyHoldsNul
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if exceeded:
-                return  # the app's own error response for the cut body is replaced by a 413
+            if refused is not None:
+                return  # the app's own error response for the cut body is replaced by the 4xx below
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except BodyTooLarge:
+        except (BodyTooLarge, BodyHoldsNul):
             pass
-        if exceeded and not started:
+        if refused is BodyTooLarge and not started:
             await self._reject(scope, receive, send)
+        elif refused is BodyHoldsNul and not started:
+            await self._refuse_nul(scope, receive, send, "in its body")
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
             413,
             f"The request body is larger than the {self.max_bytes} bytes this endpoint accepts.",
+            instance=scope.get("path"),
+        )
+        await response(scope, receive, send)
+
+    async def _refuse_nul(self, scope: Scope, receive: Receive, send: Send, where: str) -> None:
+        response = problem_response(
+            422 if where == "in its body" else 400,
+            f"The request holds a NUL character (\\u0000 or %00) {where}; remove it and send the request again.",
+            kind="nul-character",
             instance=scope.get("path"),
         )
         await response(scope, receive, send)

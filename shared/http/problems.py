@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from shared.db.pool import DATABASE_UNAVAILABLE
+from shared.db.pool import DATABASE_UNAVAILABLE, UNSTORABLE_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, _unavailable)
+
+    async def _unstorable(request: Request, exc: Exception) -> Response:
+        # A value the database cannot store came from the caller (NUL characters are refused before the app,
+        # dates are checked by the services; this is what is left, a lone surrogate say): the caller's to fix.
+        log.warning("%s request: a value the database cannot store (%s)", request.method, type(exc).__name__)
+        return problem_response(
+            422,
+            "The request holds a value that cannot be stored (text that is not valid Unicode, or a date out of "
+            "range); correct it and send the request again.",
+            kind="unstorable-value",
+            instance=request.url.path,
+        )
+
+    for unstorable in UNSTORABLE_VALUE:
+        app.add_exception_handler(unstorable, _unstorable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -215,3 +215,29 @@ async def test_two_nurses_acknowledging_at_once_one_wins(platform: Any) -> None:
         acks = await conn.fetchval("SELECT count(*) FROM outbox WHERE subject = 'alert.acknowledged'")
         audit = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'alert.acknowledge'")
     assert acks == 1 and audit == 1
+
+
+async def test_a_nul_character_is_refused_before_anything_is_stored(platform: Any) -> None:
+    # PostgreSQL cannot store it in text or jsonb: stored, it failed the statement of every request committed
+    # with it, other patients' included.
+    patient = uuid.uuid4()
+    message = await platform.questionnaire.post(
+        "/v1/messages", content=orjson.dumps({"text": "bonjour\x00"}), headers=_headers(platform, patient)
+    )
+    problem = await _assert_problem(message, 422, "NUL character")
+    assert problem["type"].endswith("/nul-character")
+    submission = _with(RED_NAUSEA, source={"reference": "RelatedPerson/\x00"})
+    await _assert_problem(await _post(platform, submission, _headers(platform, patient)), 422, "NUL character")
+    listed = await platform.questionnaire.get("/v1/questionnaires?q=%00", headers=platform.device(patient))
+    await _assert_problem(listed, 400, "NUL character")
+    await _nothing_stored_or_published(platform)
+
+
+async def test_a_backslash_before_the_letters_u0000_is_text_like_any_other(platform: Any) -> None:
+    text = "le code \\u0000 affiché par la tablette"
+    response = await platform.questionnaire.post(
+        "/v1/messages", content=orjson.dumps({"text": text}), headers=_headers(platform, uuid.uuid4())
+    )
+    assert response.status_code == 202, response.text
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT body FROM messages") == text

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -140,3 +141,25 @@ async def test_a_key_reused_for_other_content_is_refused_and_the_rest_of_the_bat
     assert fresh is None
     assert await _count(pool, "notes") == 2
     assert await _count(pool, "outbox") == 2
+
+
+async def test_a_value_the_database_refuses_fails_its_own_request_only(pool: asyncpg.Pool) -> None:
+    writer = IngressWriter(SCHEMA, NOTES, writers=1)
+    stop = asyncio.Event()
+    running = asyncio.create_task(writer.run(SimpleNamespace(pool=pool), stop))
+    await asyncio.sleep(0)  # running, so that the requests below wait in one queue and go out as one batch
+    try:
+        good = [_request(f"key-{n}", f"note {n}") for n in range(8)]
+        bad = _request("key-nul", "a NUL \x00 PostgreSQL cannot store")
+        outcomes = await asyncio.gather(*(writer.write(r) for r in [*good[:4], bad, *good[4:]]), return_exceptions=True)
+    finally:
+        stop.set()
+        await running
+
+    assert isinstance(outcomes[4], asyncpg.CharacterNotInRepertoireError)
+    assert outcomes[:4] + outcomes[5:] == [None] * 8
+    async with pool.acquire() as conn:
+        stored = {r["body"] for r in await conn.fetch("SELECT body FROM notes")}
+    assert stored == {r.row.body for r in good}
+    assert await _count(pool, "outbox") == 8
+    assert await _count(pool, "idempotency_keys") == 8
