@@ -201,6 +201,11 @@ class UnknownEvent(LookupError):
     pass
 
 
+class NewerEventVersion(ValueError):
+    """A payload version a newer release of the service reads: during a rolling deploy, the replicas of that
+    release will, so the event is retried rather than dead-lettered."""
+
+
 def spec_for(event_type: str) -> EventSpec:
     try:
         return CATALOG[event_type]
@@ -241,7 +246,9 @@ def decode_event(envelope: Mapping[str, Any]) -> CloudEvent[Any]:
     spec = spec_for(str(envelope.get("type")))
     version = schema_version(str(envelope.get("dataschema", "")))
     if version > spec.version:
-        raise ValueError(f"{spec.type} version {version} is newer than this service knows ({spec.version})")
+        raise NewerEventVersion(f"{spec.type} version {version} is newer than this service knows ({spec.version})")
+    if version < 1 or any(v not in spec.upcasters for v in range(version, spec.version)):
+        raise ValueError(f"{spec.type} version {version} is not one this service can read")
     data = envelope.get("data")
     if not isinstance(data, dict):
         raise ValueError("event data must be a JSON object")

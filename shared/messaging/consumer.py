@@ -35,7 +35,7 @@ from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from shared.db.inbox import claim_new
-from shared.events.catalog import UnknownEvent, decode_event
+from shared.events.catalog import NewerEventVersion, decode_event
 from shared.events.envelope import CloudEvent, raw_envelope
 from shared.faults import fault_point
 from shared.messaging.deadletter import dead_letter
@@ -140,7 +140,11 @@ class ConsumerRunner:
         for msg in msgs:
             try:
                 deliveries.append(_Delivery(msg, decode_event(raw_envelope(msg.data))))
-            except (ValueError, ValidationError, UnknownEvent):
+            except NewerEventVersion as exc:
+                await self._retry_later(msg, exc)
+            except Exception:
+                # Whatever decoding raised (an upcaster's KeyError too), this message is unreadable, and the others
+                # of the batch are not held back by it.
                 await self._give_up(msg, "undecodable")
         if not deliveries:
             return
@@ -221,36 +225,43 @@ class ConsumerRunner:
                 if await self._until_database_answers(1):
                     await self._apply_one(delivery)
                 return
-            deliveries = msg.metadata.num_delivered
-            if deliveries >= self._spec.max_deliver:
-                await self._give_up(msg, "retries_exhausted")
-                return
-            delay = min(2.0**deliveries, 300.0)
-            log.warning(
-                "%s: transient failure (%s), retry %s in %.0fs",
-                self._spec.durable,
-                type(exc).__name__,
-                deliveries,
-                delay,
-            )
-            await msg.nak(delay=delay)
+            await self._retry_later(msg, exc)
             return
         fault_point("consumer.after_commit")
         await self._ack([msg])
 
+    async def _retry_later(self, msg: Msg, exc: Exception) -> None:
+        deliveries = msg.metadata.num_delivered
+        if deliveries >= self._spec.max_deliver:
+            await self._give_up(msg, "retries_exhausted")
+            return
+        delay = min(2.0**deliveries, 300.0)
+        log.warning(
+            "%s: transient failure (%s), retry %s in %.0fs", self._spec.durable, type(exc).__name__, deliveries, delay
+        )
+        await msg.nak(delay=delay)
+
     async def _give_up(self, msg: Msg, reason: str) -> None:
         meta = msg.metadata
-        await dead_letter(
-            self._js,
-            subject=msg.subject,
-            data=msg.data,
-            headers=msg.headers,
-            stream=meta.stream,
-            stream_seq=meta.sequence.stream,
-            consumer=self._spec.durable,
-            deliveries=meta.num_delivered,
-            reason=reason,
-        )
+        try:
+            await dead_letter(
+                self._js,
+                subject=msg.subject,
+                data=msg.data,
+                headers=msg.headers,
+                stream=meta.stream,
+                stream_seq=meta.sequence.stream,
+                consumer=self._spec.durable,
+                deliveries=meta.num_delivered,
+                reason=reason,
+            )
+        except Exception as exc:
+            # Not copied, so not terminated: it comes back after ack_wait and is given up again. The rest of the
+            # batch goes on meanwhile.
+            log.warning(
+                "%s: could not dead-letter a message (%s); it will come back", self._spec.durable, type(exc).__name__
+            )
+            return
         await msg.term()
 
     async def _ack(self, msgs: list[Msg]) -> None:

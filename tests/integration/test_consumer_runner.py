@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import nats
+import orjson
 import pytest
 from nats.js.api import Header
 from opentelemetry import trace
@@ -189,3 +190,56 @@ async def test_a_per_event_handler_gets_each_event_under_its_own_trace_context(r
         await running.finish()
     assert sorted(i for i, _ in seen) == sorted(running.ids)
     assert all(valid for _, valid in seen)
+
+
+async def test_an_unreadable_event_is_dead_lettered_alone_and_a_newer_version_is_retried(runtime: Any) -> None:
+    js = runtime[1]
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(1.0, 1.0), max_deliver=3)
+    handler = Flaky(failures=0)
+    running = await _run(runtime, handler, spec, events=0)
+
+    async def publish_with_version(version: str) -> str:
+        envelope = orjson.loads(make_event("message.sent", _message(), source="/services/questionnaire").to_json())
+        envelope["dataschema"] = envelope["dataschema"].rsplit(":", 1)[0] + f":{version}"
+        await js.publish("message.sent", orjson.dumps(envelope), headers={Header.MSG_ID: envelope["id"]})
+        return str(envelope["id"])
+
+    async def letters() -> dict[str, str]:
+        found = {}
+        for seq in range(1, 10):
+            try:
+                letter = await js.get_msg("DEAD_LETTERS", seq)
+            except Exception:
+                break
+            found[orjson.loads(letter.data)["id"]] = letter.headers["Dlq-Reason"]
+        return found
+
+    try:
+        good = await _publish(js, 2)
+        unreadable = await publish_with_version("0")  # no upcaster from version 0: it raised KeyError, batch and all
+        newer = await publish_with_version("2")  # from a newer release: its replicas will read it
+        good += await _publish(js, 2)
+
+        await eventually(lambda: _done(handler, good), within=10)
+        assert await letters() == {unreadable: "undecodable"}
+        assert len(handler.applied) == 4
+
+        async def newer_given_up() -> bool:
+            return newer in await letters()
+
+        await eventually(newer_given_up, within=20, interval=0.2)  # retried, then given up after max_deliver
+        assert (await letters())[newer] == "retries_exhausted"
+        letter = await js.get_last_msg("DEAD_LETTERS", "dlq.message.sent")
+        assert letter.headers["Dlq-Deliveries"] == "3"
+    finally:
+        await running.finish()
+
+
+def _message() -> MessageSentV1:
+    return MessageSentV1(
+        message_id=uuid.uuid4(),
+        patient_id=uuid.uuid4(),
+        sent_at=datetime(2026, 11, 22, 10, tzinfo=UTC),
+        answered_by="patient",
+        text="x",
+    )
