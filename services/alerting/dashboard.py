@@ -14,6 +14,7 @@ from shared.auth import StaffPrincipal
 from shared.http.app import PlatformDep
 from shared.http.problems import Problem
 from shared.http.security import require_staff
+from shared.settings import DEV_AUTH_SECRET
 
 PAGES = Path(__file__).parent / "dashboard"
 
@@ -38,8 +39,14 @@ DEV_USERS = (
 
 
 def _dev_login(platform: Any) -> bool:
+    """Only with the development secret, which is public: the tokens it signs are worth nothing where a real
+    secret is set, whatever ENVIRONMENT says (a deployment that forgot to set it is not handed admin tokens)."""
     settings = platform.settings
-    return settings.environment != "production" and bool(getattr(settings, "dashboard_dev_login", False))
+    return (
+        settings.environment != "production"
+        and settings.auth_secret == DEV_AUTH_SECRET
+        and bool(getattr(settings, "dashboard_dev_login", False))
+    )
 
 
 class DashboardConfig(BaseModel):

@@ -256,3 +256,20 @@ async def test_dashboard_pages_and_sign_in_help_are_served(platform: Any) -> Non
     assert me["staff_id"] == config["dev_users"][0]["staff_id"]
     labels = (await platform.alerting.get("/v1/reference")).json()
     assert labels["terms"]["nausea"] == "Nausées"
+
+
+async def test_no_development_sign_in_where_a_real_secret_is_set(service_env: dict[str, str]) -> None:
+    # ENVIRONMENT left at its default (development) by a deployment that did set its own secret: the
+    # sign-in that needs no password must not hand out nurse and admin tokens signed with that secret.
+    settings = AlertingSettings(
+        NATS_URL=service_env["NATS_URL"],
+        DATABASE_URL=service_env["DATABASE_URL"],
+        AUTH_SECRET="s" * 48,
+        ENVIRONMENT="development",
+    )
+    async with in_process(build_alerting(settings)) as (client, _):
+        config = (await client.get("/v1/dashboard/config")).json()
+        assert config["dev_login"] is False and config["dev_users"] == []
+        refused = await client.post("/v1/dashboard/dev-token", json={"staff_id": "cadre-sophie"})
+        assert refused.status_code == 404
+        assert "off here" in refused.json()["detail"]
