@@ -59,6 +59,25 @@ def instrument_asyncpg() -> None:
         instrumentor.instrument()
 
 
+# What the HTTP server spans must not keep: a query string can hold a credential (the dashboard's stream token),
+# and the caller's address is personal data (a patient's tablet at home).
+_URL_KEYS = ("http.url", "url.full")
+_REDACTED_KEYS = ("url.query", "net.peer.ip", "client.address", "http.client_ip", "net.sock.peer.addr")
+
+
+def scrub_server_span(span: Span, scope: Mapping[str, Any]) -> None:
+    """The FastAPI instrumentation's request hook: the URL without its query, no client address."""
+    attributes = getattr(span, "attributes", None)
+    if not span.is_recording() or not attributes:
+        return
+    for key in _URL_KEYS:
+        if isinstance(url := attributes.get(key), str) and "?" in url:
+            span.set_attribute(key, url.split("?", 1)[0])
+    for key in _REDACTED_KEYS:
+        if key in attributes:
+            span.set_attribute(key, "redacted")
+
+
 def get_tracer(name: str) -> Tracer:
     return trace.get_tracer(name)
 

@@ -38,7 +38,7 @@ from shared.messaging.topology import ensure_topology
 from shared.periodic import every
 from shared.revocation import RevocationList
 from shared.settings import ServiceSettings
-from shared.telemetry import instrument_asyncpg, setup_tracing
+from shared.telemetry import instrument_asyncpg, scrub_server_span, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -255,5 +255,10 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     if recording:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"])
+        FastAPIInstrumentor.instrument_app(
+            app,
+            excluded_urls="healthz,readyz",
+            exclude_spans=["receive", "send"],
+            server_request_hook=scrub_server_span,
+        )
     return app

@@ -54,3 +54,21 @@ async def test_one_submission_is_one_trace_across_both_services(platform: Any, s
             continue
         for key, value in (span.attributes or {}).items():
             assert not any(word in str(value) for word in forbidden), (span.name, key, value)
+
+
+async def test_server_spans_keep_no_query_string_and_no_client_address(
+    platform: Any, spans: InMemorySpanExporter
+) -> None:
+    # A query string can carry a credential (the dashboard's ?stream_token=), and the caller's address is a
+    # patient's, at home: neither may reach whoever reads the traces.
+    secret = "eyJhbGciOiJIUzI1NiJ9.secret"
+    response = await platform.alerting.get(f"/v1/alerts?level=red&stream_token={secret}", headers=platform.staff())
+    assert response.status_code == 200
+
+    server = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER and s.name == "GET /v1/alerts"]
+    assert server, [s.name for s in spans.get_finished_spans()]
+    attributes = dict(server[0].attributes or {})
+    assert any(key in attributes for key in ("http.url", "url.full")), attributes
+    assert not any(secret in str(value) or "stream_token" in str(value) for value in attributes.values()), attributes
+    client = {k: v for k, v in attributes.items() if k in ("net.peer.ip", "client.address")}
+    assert client and set(client.values()) == {"redacted"}, attributes
