@@ -74,10 +74,15 @@ class PullStream:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
 
     async def close(self) -> None:
+        """Stop receiving, and hand back what was delivered and not taken: nak-ed with no delay, it goes at once
+        to another replica instead of waiting out ack_wait (up to ``max_buffered`` messages at every stop)."""
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
+        while self._buffer:
+            with contextlib.suppress(Exception):
+                await self._buffer.popleft().nak()
 
     def buffered(self) -> list[Msg]:
         """The messages delivered and not yet taken (their ack_wait runs)."""

@@ -161,3 +161,22 @@ async def test_a_full_batch_does_not_linger(stream: Any) -> None:
         started = loop.time()
         assert _bodies(await pull.next_batch(wait_s=2.0, linger_s=5.0)) == [0, 1, 2, 3, 4]
         assert loop.time() - started < 1.0
+
+
+async def test_closing_hands_back_what_was_delivered_and_not_taken(stream: Any) -> None:
+    nc, js, name = stream
+    async with _pulling(nc, name, batch=2) as first:
+        await _publish(js, name, 6)
+        taken = await first.next_batch(wait_s=2.0)
+        assert 1 <= len(taken) <= 2
+        await eventually(lambda: _delivered(js, name, 6))  # the rest delivered into the buffer, not taken
+        for msg in taken:
+            await msg.ack()
+    # Nak-ed at close: another reader has them at once, not after the consumer's 30 s ack_wait.
+    async with _pulling(nc, name, batch=10) as second:
+        again: list[Any] = []
+        for _ in range(20):
+            again += await second.next_batch(wait_s=0.25)
+            if len(taken) + len(again) == 6:
+                break
+        assert sorted(_bodies(taken) + _bodies(again)) == list(range(6))
