@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -113,9 +114,13 @@ def _last_event_id(header: str | None, query: str | None) -> int | None:
     raw = header if header is not None else query
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    if not _EVENT_ID.fullmatch(raw) or int(raw) > MAX_EVENT_ID:  # ASCII digits only: "²".isdigit() is True
         raise Problem(400, "Last-Event-ID must be the id of an event this stream sent (a whole number).")
     return int(raw)
+
+
+_EVENT_ID = re.compile(r"[0-9]{1,20}")
+MAX_EVENT_ID = 2**64 - 1  # JetStream's stream sequences are unsigned 64-bit
 
 
 class StreamToken(BaseModel):

@@ -190,6 +190,13 @@ class StreamFanout:
             return after >= self.head
         return after >= self._buffer[0][0] - 1
 
+    async def _beyond_stream(self, after: int) -> bool:
+        """Whether ``after`` is past the stream's last message (not merely past what this process has seen yet,
+        as an id from a replica a moment ahead can be)."""
+        assert self._js is not None, "the fan-out is not running"
+        info = await self._js.stream_info(self.stream)
+        return after > info.state.last_seq
+
     async def history(self, after: int, upto: int) -> Catchup:
         """The events after ``after`` up to ``upto`` read from the stream itself (a gap older than the buffer)."""
         assert self._js is not None, "the fan-out is not running"
@@ -225,6 +232,11 @@ class StreamFanout:
         await asyncio.wait_for(self.ready.wait(), timeout=30)
         client, upto, buffered = self.connect(after)
         try:
+            if after is not None and after > upto and await self._beyond_stream(after):
+                # An id this stream never sent (it was recreated, or the id is another environment's): "after
+                # it" would be nothing, ever. The client starts afresh, as a new one, and is told so.
+                yield reset_frame
+                after, buffered = None, []
             last = after if after is not None else upto
             if after is not None and not self.buffer_covers(after):
                 catchup = await self.history(after, upto)

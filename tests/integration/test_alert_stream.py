@@ -95,5 +95,8 @@ async def test_reconnect_with_last_event_id_gets_exactly_the_missed_alerts(
 
         refused = await httpx.AsyncClient().get(stream_url)
         assert refused.status_code == 401
+        for wrong in ("yesterday", "\u00b2", "9" * 5000, str(2**64)):  # "²".isdigit() is True in Python
+            bad = await httpx.AsyncClient().get(stream_url, params={"since": wrong}, headers=nurse)
+            assert bad.status_code == 400, (wrong[:20], bad.text)
         bad = await httpx.AsyncClient().get(stream_url, headers={**nurse, "Last-Event-ID": "yesterday"})
         assert bad.status_code == 400

@@ -166,3 +166,19 @@ async def test_the_feed_survives_a_nats_restart(nats: Any) -> None:
 
         await asyncio.wait_for(published(), 20)
         assert await take(client, 1, within=20) == [b"after"]
+
+
+async def test_an_id_past_the_end_of_the_stream_starts_afresh_with_a_reset(nats_url: str) -> None:
+    # The stream was recreated (or the id is another environment's): the client would otherwise wait for
+    # events after an id that will not come for months, and see none of the new alerts.
+    async with feed(nats_url) as f:
+        seqs = await f.publish("y1", "y2")
+        await asyncio.wait_for(f.fanout.ready.wait(), 5)
+        ahead = f.fanout.follow(seqs[-1] + 1000, reset_frame=RESET)
+        assert await take(ahead, 1) == [RESET.strip()]
+        nxt = asyncio.create_task(take(ahead, 1))
+        await asyncio.sleep(0.1)
+        await f.publish("y3")
+        assert await asyncio.wait_for(nxt, 5) == [b"y3"]
+        # An id the stream holds but this process has not seen yet (a replica a moment ahead): no reset.
+        assert await take(f.fanout.follow(seqs[0], reset_frame=RESET), 2) == [b"y2", b"y3"]
