@@ -21,6 +21,7 @@ from shared.db.outbox import add_event
 from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopenedV1, AlertResolvedV1, Outcome
 from shared.events.catalog import make_event
 from shared.http.app import Platform, PlatformDep
+from shared.http.limits import MAX_OFFSET
 from shared.http.problems import Problem
 from shared.http.security import bearer_principal, require_staff
 from shared.http.sse import EventStream, frame
@@ -98,7 +99,7 @@ async def list_alerts(
     level: Annotated[list[Level] | None, Query()] = None,
     status: Annotated[list[Status] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Any:
     statuses = status or ["open", "acknowledged"]
     levels = level or ["red", "orange"]

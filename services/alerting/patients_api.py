@@ -94,7 +94,9 @@ async def timeline(
 class ExpectedLevelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grade: int = Field(ge=0, le=3, description="Composite grades up to this one are expected and do not alert.")
+    grade: int = Field(
+        ge=0, le=3, strict=True, description="Composite grades up to this one are expected and do not alert."
+    )
     until: date = Field(description=f"The last day it applies (at most {EXPECTED_LEVEL_MAX_DAYS} days ahead).")
 
 

@@ -39,6 +39,7 @@ from shared.events.catalog import make_event
 from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1, TabletWipedV1
 from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
+from shared.http.limits import MAX_OFFSET
 from shared.http.problems import Problem
 from shared.http.responses import json_response
 from shared.http.routes import RequestOnlyRoute
@@ -292,7 +293,7 @@ async def list_tablets(
     platform: PlatformDep,
     state: Annotated[list[TabletState] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Any:
     today = datetime.now(UTC).date()
     async with platform.pool.acquire() as conn, conn.transaction():
@@ -441,6 +442,11 @@ class LoanGranted(BaseModel):
     token_expires_at: datetime
 
 
+# The loan agreement is signed at the day hospital and entered soon after; older is a wrong date.
+AGREEMENT_MAX_AGE = timedelta(days=30)
+# Readings queued while a tablet was offline arrive late, but not a year late.
+HEARTBEAT_MAX_AGE = timedelta(days=366)
+
 # A device token outlives its loan's expected end by a margin: a late return must not lock a patient out;
 # returning the tablet revokes it at once.
 TOKEN_MARGIN = timedelta(days=60)
@@ -461,12 +467,26 @@ async def loan_tablet(
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
         today = now.date()
         _not_in_future(body.agreement.signed_at, now, "A signature", "/agreement/signed_at")
+        if body.agreement.signed_at < now - AGREEMENT_MAX_AGE:
+            raise Problem(
+                422,
+                "The agreement was signed more than 30 days ago: check the date, or have a new one signed.",
+                pointer="/agreement/signed_at",
+            )
         try:
             expected = body.expected_return_on or default_expected_return(today, body.treatment_ends_on)
         except ValueError as exc:
             raise Problem(422, str(exc), pointer="/treatment_ends_on") from None
         if expected <= today:
             raise Problem(422, "The expected return date must be after today.", pointer="/expected_return_on")
+        if expected > default_expected_return(today):
+            # The device token lives until then (and a margin): a typing error must not make it live for ages.
+            raise Problem(
+                422,
+                "The expected return date can be at most a year ahead, the loan's longest; lend the tablet again "
+                "when it is over.",
+                pointer="/expected_return_on",
+            )
         tablet = await _locked_tablet(conn, tablet_id)
         registered = {r["kind"] for r in await repository.registered_accessories(conn, tablet_id)}
         unknown = sorted(a.value for a in body.accessories if a.value not in registered)
@@ -763,10 +783,16 @@ async def heartbeat(request: Request) -> Response:
         errors = exc.errors(include_url=False, include_context=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
     now = datetime.now(UTC)
-    if not clock_skew_ok(reading.sent_at, now):
-        raise Problem(
-            422, "sent_at is more than a day ahead of the server's clock: check the tablet's clock.", pointer="/sent_at"
-        )
+    for name, moment in (("sent_at", reading.sent_at), ("last_used_at", reading.last_used_at)):
+        # A wrong clock's future would make the tablet look alive (and used) for days, or for ever.
+        if moment is not None and not clock_skew_ok(moment, now):
+            raise Problem(
+                422,
+                f"{name} is more than a day ahead of the server's clock: check the tablet's clock.",
+                pointer=f"/{name}",
+            )
+        if moment is not None and moment < now - HEARTBEAT_MAX_AGE:
+            raise Problem(422, f"{name} is more than a year ago: check the tablet's clock.", pointer=f"/{name}")
     try:
         tablet_id = UUID(device.device_id)
     except ValueError:

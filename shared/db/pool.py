@@ -27,8 +27,8 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 # A value PostgreSQL refuses, or that cannot even be encoded for it (text with a NUL or a lone surrogate, a date
-# out of its range): in a request it came from the caller, and the same request would always fail.
-UNSTORABLE_VALUE: tuple[type[Exception], ...] = (UnicodeEncodeError, asyncpg.DataError)
+# or a number out of range): in a request it came from the caller, and the same request would always fail.
+UNSTORABLE_VALUE: tuple[type[Exception], ...] = (UnicodeEncodeError, OverflowError, asyncpg.DataError)
 
 
 def advisory_key(name: str) -> int:

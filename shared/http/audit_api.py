@@ -47,7 +47,9 @@ async def read_audit(
     action: Annotated[str | None, Query(max_length=120)] = None,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
-    before_id: Annotated[int | None, Query(ge=1, description="Paging: the next_before_id of the previous page")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Paging: the next_before_id of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Any:
     async with platform.pool.acquire() as conn, conn.transaction():

@@ -10,6 +10,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.http.problems import RETRY_AFTER_S, problem_response
 
 NUL_ESCAPE = b"\\u0000"
+# Paging further than this into a list is a mistake (filter instead); it also keeps offsets within what
+# PostgreSQL takes.
+MAX_OFFSET = 100_000
 
 
 class BodyTooLarge(Exception):

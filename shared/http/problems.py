@@ -104,6 +104,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         detail, errors = _validation_detail(exc)
+        if exc.errors() and exc.errors()[0].get("type") == "json_invalid":
+            return problem_response(400, detail, kind="malformed-json", instance=request.url.path, errors=errors)
         return problem_response(422, detail, instance=request.url.path, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
@@ -143,8 +145,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.warning("%s request: a value the database cannot store (%s)", request.method, type(exc).__name__)
         return problem_response(
             422,
-            "The request holds a value that cannot be stored (text that is not valid Unicode, or a date out of "
-            "range); correct it and send the request again.",
+            "The request holds a value out of the range this service can store (a date or a number too large or "
+            "too small, or text that is not valid Unicode); correct it and send the request again.",
             kind="unstorable-value",
             instance=request.url.path,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -241,3 +242,25 @@ async def test_a_backslash_before_the_letters_u0000_is_text_like_any_other(platf
     assert response.status_code == 202, response.text
     async with platform.questionnaire_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT body FROM messages") == text
+
+
+async def test_staff_requests_out_of_range_get_a_4xx_never_a_500(platform: Any) -> None:
+    nurse, admin = platform.staff("nurse"), platform.staff("admin", "admin-1")
+    levels = f"/v1/patients/{uuid.uuid4()}/expected-levels/nausea"
+    today = datetime.now(UTC).date().isoformat()
+    # true is not a grade (it used to be taken as grade 1, which silences grade-1 nausea for the patient).
+    await _assert_problem(await platform.alerting.put(levels, json={"grade": True, "until": today}, headers=nurse), 422)
+    malformed = await platform.alerting.put(levels, content=b"{", headers={**nurse, "Content-Type": "application/json"})
+    await _assert_problem(malformed, 400, "not valid JSON")
+    too_far = await platform.alerting.get("/v1/alerts?offset=9223372036854775808", headers=nurse)
+    await _assert_problem(too_far, 422, "offset")
+    beyond = await platform.alerting.get("/v1/audit?before_id=9223372036854775808", headers=admin)
+    await _assert_problem(beyond, 422, "before_id")
+    year_9999 = await platform.alerting.get("/v1/metrics?from=9999-12-01&to=9999-12-31", headers=nurse)
+    await _assert_problem(year_9999, 422, "out of the range")
+    year_1 = await platform.alerting.get("/v1/audit", params={"since": "0001-01-01T00:00:00+01:00"}, headers=admin)
+    await _assert_problem(year_1, 422, "out of the range")
+    with_nul = await platform.questionnaire.get("/v1/audit", params={"actor": "a\x00b"}, headers=admin)
+    await _assert_problem(with_nul, 400, "NUL character")
+    async with platform.alerting_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM expected_levels") == 0

@@ -255,6 +255,8 @@ async def test_a_retried_loan_with_the_same_key_returns_the_same_loan(fleet: Fle
         ("ready", "loan-unknown-accessory", None, 422),
         ("ready", "loan-bad-patient", None, 422),
         ("ready", "loan-treatment-ended", None, 422),
+        ("ready", "loan-back-in-year-3000", None, 422),  # its device token would live as long
+        ("ready", "loan-signed-in-1900", None, 422),
     ],
 )
 async def test_refusals_change_nothing(fleet: Fleet, setup: str, request_path: str, body: Any, status: int) -> None:
@@ -278,6 +280,11 @@ async def test_refusals_change_nothing(fleet: Fleet, setup: str, request_path: s
     elif request_path == "loan-treatment-ended":
         yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
         response = await fleet.loan(tablet, uuid.uuid4(), accessories=["charger"], treatment_ends_on=yesterday)
+    elif request_path == "loan-back-in-year-3000":
+        response = await fleet.loan(tablet, uuid.uuid4(), accessories=["charger"], expected_return_on="3000-01-01")
+    elif request_path == "loan-signed-in-1900":
+        agreement = {"signed_at": "1900-01-01T00:00:00Z", "witnessed_by": "ide-martin"}
+        response = await fleet.loan(tablet, uuid.uuid4(), accessories=["charger"], agreement=agreement)
     else:
         response = await fleet.devices.post(f"/v1/tablets/{tablet}/{request_path}", json=body, headers=fleet.staff())
     assert response.status_code == status, response.text
@@ -414,11 +421,15 @@ async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: 
 @pytest.mark.parametrize(
     ("body", "status", "pointer"),
     [
-        (b"{not json", 422, "/"),
+        (b"{not json", 400, "/"),
         (orjson.dumps({**heartbeat(), "battery_percent": 101}), 422, "/battery_percent"),
         (orjson.dumps({**heartbeat(), "colour": "blue"}), 422, "/colour"),
         (orjson.dumps(heartbeat(datetime.now(UTC) + timedelta(days=3))), 422, "/sent_at"),
+        (orjson.dumps({**heartbeat(), "sent_at": "0001-01-01T00:00:00+01:00"}), 422, "/sent_at"),
+        # Stored, it would stay on the tablet for good (the latest use is kept), for later loans too.
+        (orjson.dumps({**heartbeat(), "last_used_at": "9999-12-31T23:59:59Z"}), 422, "/last_used_at"),
     ],
+    ids=["malformed", "battery", "unknown-field", "sent-ahead", "sent-year-1", "used-year-9999"],
 )
 async def test_bad_heartbeats_are_refused_and_record_nothing(
     fleet: Fleet, body: bytes, status: int, pointer: str
