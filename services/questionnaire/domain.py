@@ -613,7 +613,9 @@ class NormalisedSubmission:
     questionnaire_version: str
     authored: datetime  # timezone-aware
     answered_by: AnsweredBy
-    subject_patient_id: UUID | None  # the API checks it against the device token
+    # The patient the response names (its subject, or else a Patient source: a patient answers only for
+    # themselves); the API checks it against the device token.
+    subject_patient_id: UUID | None
     terms: tuple[TermAnswer, ...]  # in the questionnaire's order; only the terms the response answers
     red_flags: RedFlags
     ecog: int | None
@@ -655,7 +657,7 @@ def normalise_response(
         questionnaire_version=definition.version,
         authored=authored,
         answered_by=answered_by,
-        subject_patient_id=subject_patient_id,
+        subject_patient_id=subject_patient_id if subject_patient_id is not None else _source_patient_id(body),
         terms=_term_answers(definition, given, answered_terms),
         red_flags=_red_flags(definition, given),
         ecog=_ecog(definition, given),
@@ -785,6 +787,13 @@ def _answered_by(body: Mapping[str, Any], subject_patient_id: UUID | None) -> An
         "(a relative) or Practitioner/<id> or PractitionerRole/<id> (a nurse on the phone).",
         "/source/reference",
     )
+
+
+def _source_patient_id(body: Mapping[str, Any]) -> UUID | None:
+    reference = _reference(body, "source")
+    if reference is None or not reference.startswith("Patient/"):
+        return None
+    return _patient_uuid(reference, "/source/reference", "source.reference")
 
 
 def _check_patient_source(reference: str, subject_patient_id: UUID | None) -> None:

@@ -120,6 +120,10 @@ async def test_tokens_and_patients(platform: Any) -> None:
     me, someone_else = uuid.uuid4(), uuid.uuid4()
     for_other = orjson.dumps(questionnaire_response(RED_NAUSEA, patient_id=someone_else))
     await _assert_problem(await _post(platform, for_other, _headers(platform, me)), 403, "own patient")
+    other_author = questionnaire_response(RED_NAUSEA)
+    other_author.pop("subject", None)
+    other_author["source"] = {"reference": f"Patient/{someone_else}"}
+    await _assert_problem(await _post(platform, orjson.dumps(other_author), _headers(platform, me)), 403, "own patient")
     missing_key = platform.device(me)
     await _assert_problem(await _post(platform, body, missing_key), 400, "Idempotency-Key")
     await _nothing_stored_or_published(platform)

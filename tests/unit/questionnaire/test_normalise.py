@@ -196,6 +196,14 @@ def test_subject_is_optional() -> None:
     assert submission.subject_patient_id is None
 
 
+def test_without_a_subject_a_patient_source_names_the_patient() -> None:
+    # A patient answers only for themselves: the API then checks this patient against the tablet's own, so a
+    # tablet cannot record another patient as the author of its answers.
+    submission = normalise(response(subject=OMIT, source={"reference": f"Patient/{PATIENT_ID}"}))
+    assert submission.subject_patient_id == PATIENT_ID
+    assert normalise(response(subject=OMIT, source={"reference": "RelatedPerson/1"})).subject_patient_id is None
+
+
 @pytest.mark.parametrize(
     ("source", "answered_by"),
     [
