@@ -12,7 +12,7 @@ from services.questionnaire.api import ingress_writers, router, submission_route
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
 from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
-from shared.messaging.topology import ConsumerSpec
+from shared.messaging.topology import UNLIMITED, ConsumerSpec
 from shared.opening_hours import OpeningHours
 from shared.settings import ServiceSettings
 
@@ -27,8 +27,14 @@ SUBSCRIPTIONS = (
         batch=True,
     ),
     Subscription(ConsumerSpec(NAME, "ALERTS", "alert.acknowledged"), handlers.on_alert_acknowledged, batch=True),
-    Subscription(ConsumerSpec(NAME, "TABLETS", "tablet.returned"), handlers.on_tablet_returned, batch=True),
-    Subscription(ConsumerSpec(NAME, "TABLETS", "tablet.lost"), handlers.on_tablet_lost, batch=True),
+    # A revocation lost would leave a returned or stolen tablet's token working here until it expires, months
+    # later: these are retried until applied, never dead-lettered after a run of failures.
+    Subscription(
+        ConsumerSpec(NAME, "TABLETS", "tablet.returned", max_deliver=UNLIMITED), handlers.on_tablet_returned, batch=True
+    ),
+    Subscription(
+        ConsumerSpec(NAME, "TABLETS", "tablet.lost", max_deliver=UNLIMITED), handlers.on_tablet_lost, batch=True
+    ),
 )
 
 

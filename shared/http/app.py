@@ -34,7 +34,7 @@ from shared.http.problems import install_problem_handlers, problem_response
 from shared.messaging.connection import connect, server_syncs_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
-from shared.messaging.topology import ensure_topology
+from shared.messaging.topology import UNLIMITED, ensure_topology
 from shared.periodic import every
 from shared.revocation import RevocationList
 from shared.settings import ServiceSettings
@@ -164,7 +164,9 @@ def _tuned(subscription: Subscription, settings: ServiceSettings) -> Subscriptio
     backoff = settings.consumer_backoff
     if backoff is None:
         return subscription
-    spec = dataclasses.replace(subscription.spec, backoff_s=backoff, max_deliver=max(len(backoff) + 1, 2))
+    limit = subscription.spec.max_deliver
+    deliveries = limit if limit == UNLIMITED else max(len(backoff) + 1, 2)
+    spec = dataclasses.replace(subscription.spec, backoff_s=backoff, max_deliver=deliveries)
     return dataclasses.replace(subscription, spec=spec)
 
 

@@ -232,7 +232,7 @@ class ConsumerRunner:
 
     async def _retry_later(self, msg: Msg, exc: Exception) -> None:
         deliveries = msg.metadata.num_delivered
-        if deliveries >= self._spec.max_deliver:
+        if 0 < self._spec.max_deliver <= deliveries:
             await self._give_up(msg, "retries_exhausted")
             return
         delay = min(2.0**deliveries, 300.0)

@@ -78,6 +78,9 @@ def stream_for(subject: str) -> str | None:
     return next((spec.name for spec in STREAMS if spec.takes(subject)), None)
 
 
+UNLIMITED = -1  # JetStream's "no maximum" for max_deliver
+
+
 @dataclass(frozen=True)
 class ConsumerSpec:
     """A durable pull consumer: one per (consuming service, event type)."""
@@ -85,6 +88,8 @@ class ConsumerSpec:
     service: str
     stream: str
     subject: str
+    # UNLIMITED for events whose loss would be a breach (a token revocation): retried until applied, never
+    # dead-lettered after a run of failures (poison and unreadable events still are).
     max_deliver: int = 6
     # backoff[0] replaces ack_wait, so it must outlast the slowest batch; max_deliver > len(backoff).
     backoff_s: tuple[float, ...] = (30.0, 60.0, 300.0, 900.0)

@@ -21,7 +21,7 @@ from shared.db.pool import apply_migrations, create_pool
 from shared.events.catalog import make_event
 from shared.events.questionnaire import MessageSentV1
 from shared.messaging.consumer import Consumed, ConsumerRunner, PoisonMessage, Subscription
-from shared.messaging.topology import ConsumerSpec, ensure_topology
+from shared.messaging.topology import UNLIMITED, ConsumerSpec, ensure_topology
 from shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -243,3 +243,17 @@ def _message() -> MessageSentV1:
         answered_by="patient",
         text="x",
     )
+
+
+async def test_an_unlimited_consumer_retries_past_the_usual_limit_and_dead_letters_nothing(runtime: Any) -> None:
+    # As the token revocations are consumed: a run of failures must not end in the dead-letter stream.
+    js = runtime[1]
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(1.0,), max_deliver=UNLIMITED)
+    handler = Flaky(failures=4)  # two deliveries' worth of failures (the batch, then alone): one more than 2
+    running = await _run(runtime, handler, spec, events=1)
+    try:
+        await eventually(lambda: _done(handler, running.ids), within=30, interval=0.2)
+        assert handler.seen[running.ids[0]] == 5
+        assert (await js.stream_info("DEAD_LETTERS")).state.messages == 0
+    finally:
+        await running.finish()
