@@ -32,7 +32,7 @@ from shared.db.outbox import add_events
 from shared.events.alerts import AlertRaisedV1, AlertUpdatedV1, SubmissionScoredV1
 from shared.events.catalog import make_event
 from shared.events.envelope import CloudEvent
-from shared.events.inclusion import SessionScheduledV1
+from shared.events.inclusion import latest_plans
 from shared.events.questionnaire import AnsweredBy, MessageSentV1, QuestionnaireSubmittedV1
 from shared.messaging.consumer import Consumed, PoisonMessage
 
@@ -210,6 +210,4 @@ async def on_message_sent(batch: Sequence[Consumed], conn: asyncpg.Connection) -
 
 
 async def on_session_scheduled(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
-    # The latest plan of a session wins within a batch (events of one session arrive in order).
-    latest: dict[UUID, SessionScheduledV1] = {c.event.data.session_id: c.event.data for c in batch}
-    await repository.upsert_sessions(conn, list(latest.values()))
+    await repository.upsert_sessions(conn, latest_plans(c.event for c in batch))

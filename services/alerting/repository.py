@@ -18,7 +18,7 @@ from shared.db.outbox import event_columns, insert_events, notify_channel
 from shared.db.sets import columns
 from shared.events.alerts import AlertLevel, AlertReason, AlertStatus
 from shared.events.envelope import CloudEvent
-from shared.events.inclusion import SessionScheduledV1
+from shared.events.inclusion import SessionPlan
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 
 ALERT_COLUMNS = (
@@ -465,13 +465,17 @@ async def messages_for(conn: asyncpg.Connection, message_ids: Sequence[UUID]) ->
     )
 
 
-async def upsert_sessions(conn: asyncpg.Connection, sessions: Sequence[SessionScheduledV1]) -> None:
+async def upsert_sessions(conn: asyncpg.Connection, plans: Sequence[SessionPlan]) -> None:
+    """Each session's plan, unless the one stored was made later (``latest_plans``)."""
+    sessions = [p.session for p in plans]
     await conn.execute(
-        "INSERT INTO sessions (session_id, patient_id, scheduled_for, cycle, cancelled) "
-        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::bool[]) "
+        "INSERT INTO sessions (session_id, patient_id, scheduled_for, cycle, cancelled, planned_at) "
+        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::bool[], $6::timestamptz[]) "
         "ON CONFLICT (session_id) DO UPDATE SET patient_id = EXCLUDED.patient_id, "
-        "scheduled_for = EXCLUDED.scheduled_for, cycle = EXCLUDED.cycle, cancelled = EXCLUDED.cancelled",
+        "scheduled_for = EXCLUDED.scheduled_for, cycle = EXCLUDED.cycle, cancelled = EXCLUDED.cancelled, "
+        "planned_at = EXCLUDED.planned_at WHERE sessions.planned_at <= EXCLUDED.planned_at",
         *columns(sessions, "session_id", "patient_id", "scheduled_for", "cycle", "cancelled"),
+        [p.planned_at for p in plans],
     )
 
 

@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.db.sets import columns
+from shared.events.inclusion import SessionPlan
 
 TABLET_COLUMNS = (
     "t.id, t.serial_number, t.model, t.state, t.registered_at, t.registered_by, t.state_changed_at, "
@@ -248,16 +249,19 @@ async def record_heartbeats(conn: asyncpg.Connection, rows: Sequence[HeartbeatRo
     return {r["token_id"] for r in recognised}
 
 
-async def upsert_sessions(conn: asyncpg.Connection, sessions: Sequence[tuple[UUID, UUID, datetime, bool]]) -> None:
+async def upsert_sessions(conn: asyncpg.Connection, plans: Sequence[SessionPlan]) -> None:
+    """Each session's plan, unless the one stored was made later (``latest_plans``)."""
     await conn.execute(
-        "INSERT INTO sessions (session_id, patient_id, scheduled_for, cancelled) "
-        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::bool[]) "
+        "INSERT INTO sessions (session_id, patient_id, scheduled_for, cancelled, planned_at) "
+        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::bool[], $5::timestamptz[]) "
         "ON CONFLICT (session_id) DO UPDATE SET scheduled_for = EXCLUDED.scheduled_for, "
-        "cancelled = EXCLUDED.cancelled, patient_id = EXCLUDED.patient_id",
-        [s[0] for s in sessions],
-        [s[1] for s in sessions],
-        [s[2] for s in sessions],
-        [s[3] for s in sessions],
+        "cancelled = EXCLUDED.cancelled, patient_id = EXCLUDED.patient_id, planned_at = EXCLUDED.planned_at "
+        "WHERE sessions.planned_at <= EXCLUDED.planned_at",
+        [p.session.session_id for p in plans],
+        [p.session.patient_id for p in plans],
+        [p.session.scheduled_for for p in plans],
+        [p.session.cancelled for p in plans],
+        [p.planned_at for p in plans],
     )
 
 

@@ -273,3 +273,34 @@ async def test_no_development_sign_in_where_a_real_secret_is_set(service_env: di
         refused = await client.post("/v1/dashboard/dev-token", json={"staff_id": "cadre-sophie"})
         assert refused.status_code == 404
         assert "off here" in refused.json()["detail"]
+
+
+async def test_an_older_plan_of_a_session_arriving_last_does_not_undo_a_newer_one(platform: Any) -> None:
+    # A cancellation, then the original plan redelivered after it (a retry, or another replica a moment
+    # later): the session stays cancelled.
+    patient, session_id = uuid.uuid4(), uuid.uuid4()
+    when = datetime.now(UTC) + timedelta(days=3)
+    planned = SessionScheduledV1(session_id=session_id, patient_id=patient, scheduled_for=when, cycle=2)
+    cancelled = planned.model_copy(update={"cancelled": True})
+    made = datetime.now(UTC)
+    older = make_event("session.scheduled", planned, source="/tests").model_copy(update={"time": made})
+    newer = make_event("session.scheduled", cancelled, source="/tests").model_copy(
+        update={"time": made + timedelta(seconds=1)}
+    )
+    js = platform.alerting_platform.js
+    await js.publish("session.scheduled", newer.to_json())
+
+    async def stored() -> Any:
+        async with platform.alerting_platform.pool.acquire() as conn:
+            return await conn.fetchrow("SELECT cancelled, planned_at FROM sessions WHERE session_id = $1", session_id)
+
+    assert (await eventually(stored))["cancelled"] is True
+    await js.publish("session.scheduled", older.to_json())
+
+    async def older_seen() -> bool:
+        info = await js.consumer_info("INCLUSION", "alerting-session-scheduled")
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq == 2)
+
+    await eventually(older_seen)
+    row = await stored()
+    assert row["cancelled"] is True and row["planned_at"] == made + timedelta(seconds=1)
