@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ async def test_devices_killed_around_the_return_s_publish_still_revokes_the_toke
                 f"{devices.url}/v1/tablets/{tablet}/loan",
                 json={
                     "patient_id": str(uuid.uuid4()),
-                    "agreement": {"signed_at": "2026-01-05T10:00:00+01:00", "witnessed_by": "ide-1"},
+                    "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-1"},
                     "accessories": ["charger"],
                 },
             )
