@@ -102,6 +102,9 @@ class StaffPrincipal:
     staff_id: str
     roles: frozenset[str]
     token_id: str
+    # When the staff member's sign-in ends (the staff token's expiry): what a live stream opened with it, or
+    # with a stream token it obtained, may last.
+    session_ends_at: int | None = None
 
     def has_any(self, roles: frozenset[str]) -> bool:
         return bool(self.roles & roles)
@@ -161,7 +164,10 @@ class TokenService:
     def issue_stream_token(self, staff: StaffPrincipal, ttl_s: int = 60) -> str:
         """A short-lived token good only to open a live stream: a browser's EventSource cannot send an
         Authorization header, and the long-lived staff token must not travel in a URL (logs, history)."""
-        return self._sign({"sub": staff.staff_id, "typ": "stream", "roles": sorted(staff.roles)}, ttl_s)
+        claims: dict[str, Any] = {"sub": staff.staff_id, "typ": "stream", "roles": sorted(staff.roles)}
+        if staff.session_ends_at is not None:
+            claims["session_exp"] = staff.session_ends_at
+        return self._sign(claims, ttl_s)
 
     def verify_stream(self, token: str) -> StaffPrincipal:
         claims = self._claims(token)
@@ -170,7 +176,9 @@ class TokenService:
         roles = claims.get("roles")
         if not isinstance(roles, list):
             raise InvalidToken("stream token without roles")
-        return StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]))
+        session_exp = claims.get("session_exp")
+        ends = int(session_exp) if isinstance(session_exp, int) else int(claims["exp"])
+        return StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]), ends)
 
     def verify(self, token: str) -> Principal:
         cached = self._verified.get(token)
@@ -203,6 +211,7 @@ class TokenService:
             roles = claims.get("roles")
             if not isinstance(roles, list):
                 raise InvalidToken("staff token without roles")
-            staff = StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]))
-            return staff, int(claims["exp"])
+            expires = int(claims["exp"])
+            staff = StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]), expires)
+            return staff, expires
         raise InvalidToken("unknown token type")

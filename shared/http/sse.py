@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.responses import Response
@@ -35,12 +36,17 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, chunks: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[bytes], headers: Mapping[str, str] | None = None, *, until: float | None = None
+    ) -> None:
         # Not Response.__init__: there is no body to measure. Being a Response is what tells FastAPI
         # to hand it over as it is.
         self.status_code = 200
         self.background = None
         self.chunks = chunks
+        # When the stream ends by itself (time.time()): the end of the reader's sign-in, after which it must not
+        # go on receiving (its client reconnects, and is asked to sign in again).
+        self.until = until
         self._stream_headers = {
             "cache-control": "no-store",
             "connection": "keep-alive",
@@ -54,15 +60,21 @@ class EventStream(Response):
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         streaming = asyncio.create_task(self._stream(send))
         watching = asyncio.create_task(self._until_disconnect(receive))
+        tasks = {streaming, watching}
+        if self.until is not None:
+            tasks.add(asyncio.create_task(asyncio.sleep(max(0.0, self.until - time.time())), name="sign-in ends"))
+        done: set[asyncio.Task[None]] = set()
         try:
-            await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (streaming, watching):
+            for task in tasks:
                 task.cancel()
-            for task in (streaming, watching):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, OSError):
                     await task
-        if not streaming.cancelled() and streaming.exception() is None:
+        ended = streaming in done and not streaming.cancelled() and streaming.exception() is None
+        expired = any(task.get_name() == "sign-in ends" for task in done)
+        if ended or expired:
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -100,3 +100,29 @@ async def test_reconnect_with_last_event_id_gets_exactly_the_missed_alerts(
             assert bad.status_code == 400, (wrong[:20], bad.text)
         bad = await httpx.AsyncClient().get(stream_url, headers={**nurse, "Last-Event-ID": "yesterday"})
         assert bad.status_code == 400
+
+
+async def test_a_live_stream_ends_when_the_sign_in_that_opened_it_does(
+    service_env: dict[str, str], tokens: TokenService
+) -> None:
+    # Staff tokens cannot be revoked: their expiry is what ends an access, a live one included.
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with served(build_alerting(AlertingSettings(**env))) as (alerting_url, _):  # type: ignore[arg-type]
+        async with httpx.AsyncClient(base_url=alerting_url, timeout=10) as client:
+            for through in ("stream token", "bearer"):
+                short = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-brief', {'nurse'}, ttl_s=3)}"}
+                if through == "stream token":
+                    stream_token = (await client.post("/v1/alerts/stream-token", headers=short)).json()["token"]
+                    opened = client.stream("GET", "/v1/alerts/stream", params={"stream_token": stream_token})
+                else:
+                    opened = client.stream("GET", "/v1/alerts/stream", headers=short)
+                started = asyncio.get_running_loop().time()
+                async with opened as response:
+                    assert response.status_code == 200
+                    await asyncio.wait_for(_drained(response), 10)  # the server ends the response
+                assert asyncio.get_running_loop().time() - started < 6
+
+
+async def _drained(response: httpx.Response) -> None:
+    async for _ in response.aiter_bytes():
+        pass
