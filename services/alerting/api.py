@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.alerting import repository
 from services.alerting.domain import TransitionRefused, check_acknowledge, check_reopen, check_resolve
 from services.alerting.service_levels import ServiceLevels
-from shared.audit import record_access
+from shared.audit import audit_staff_patients, record_access
 from shared.auth import InvalidToken, StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopenedV1, AlertResolvedV1, Outcome
@@ -105,7 +105,7 @@ async def list_alerts(
     levels = level or ["red", "orange"]
     async with platform.pool.acquire() as conn, conn.transaction():
         rows = await repository.list_alerts(conn, statuses=statuses, levels=levels, limit=limit, offset=offset)
-        await record_access(conn, actor=nurse.staff_id, roles=nurse.roles, action="alerts.list", resource="alerts")
+        await audit_staff_patients(conn, nurse, "alerts.list", "alerts", (r["patient_id"] for r in rows))
     now = datetime.now(UTC)
     items = [alert_view(r, now, levels_) for r in rows]
     return AlertList(items=items, count=len(items))

@@ -32,7 +32,7 @@ from services.devices.domain import (
     utilisation,
 )
 from services.devices.heartbeats import HeartbeatWriter
-from shared.audit import audit_staff
+from shared.audit import audit_staff, audit_staff_patients
 from shared.auth import StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.catalog import make_event
@@ -300,7 +300,7 @@ async def list_tablets(
         rows = await repository.list_tablets(
             conn, states=[s.value for s in state] if state else None, limit=limit, offset=offset
         )
-        await audit_staff(conn, staff, "tablets.list", "tablets")
+        await audit_staff_patients(conn, staff, "tablets.list", "tablets", (r["patient_id"] for r in rows))
     items = []
     for row in rows:
         loan = None
@@ -355,7 +355,10 @@ async def get_tablet(tablet_id: UUID, staff: FleetReader, platform: PlatformDep)
         found = await repository.history(conn, tablet_id)
         loans = [_loan_view(loan, row["last_seen_at"], today) for loan in found["loans"]]
         current = next((loan for loan in loans if loan.ended_at is None), None)
-        await audit_staff(conn, staff, "tablet.read", f"tablet/{tablet_id}", current.patient_id if current else None)
+        # Every borrower shown, the earlier ones too: each patient's trail must show who saw their loan.
+        await audit_staff_patients(
+            conn, staff, "tablet.read", f"tablet/{tablet_id}", (loan.patient_id for loan in loans)
+        )
     return TabletDetail(
         **_tablet_view(row).model_dump(),
         accessories=[AccessoryView(**dict(a)) for a in found["accessories"]],
@@ -732,7 +735,7 @@ async def fleet(
     async with platform.pool.acquire() as conn, conn.transaction():
         figures = await repository.fleet_figures(conn, today, due_soon_days, period_days)
         attention = await repository.loans_needing_attention(conn, today, due_soon_days)
-        await audit_staff(conn, staff, "fleet.read", "fleet")
+        await audit_staff_patients(conn, staff, "fleet.read", "fleet", (row["patient_id"] for row in attention))
     loans, usage = figures["loans"], figures["usage"]
     # A tablet retired during the period still counts its loaned days: cap at the fleet's capacity.
     loaned_days, available_days = float(usage["loaned_days"]), float(usage["available_days"])

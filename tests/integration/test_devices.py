@@ -177,9 +177,14 @@ async def test_a_tablet_goes_round_the_whole_lifecycle_with_every_step_in_its_hi
     )
     assert wiped.status_code == 200, wiped.text
     assert (await fleet.step(tablet, "make_ready")).status_code == 200
-    assert (await fleet.loan(tablet, uuid.uuid4())).status_code == 201
+    second_patient = uuid.uuid4()
+    assert (await fleet.loan(tablet, second_patient)).status_code == 201
 
     detail = (await fleet.devices.get(f"/v1/tablets/{tablet}", headers=fleet.staff("nurse", "ide-1"))).json()
+    # The history shows both borrowers: both patients' audit trails show that ide-1 saw it.
+    async with fleet.devices_platform.pool.acquire() as conn:
+        audited = await conn.fetch("SELECT patient_id FROM audit_log WHERE action = 'tablet.read' AND actor = 'ide-1'")
+    assert {r["patient_id"] for r in audited} == {uuid.UUID(first.json()["loan"]["patient_id"]), second_patient}
     assert [t["action"] for t in detail["transitions"]] == [
         "provision",
         "loan",

@@ -304,3 +304,13 @@ async def test_an_older_plan_of_a_session_arriving_last_does_not_undo_a_newer_on
     await eventually(older_seen)
     row = await stored()
     assert row["cancelled"] is True and row["planned_at"] == made + timedelta(seconds=1)
+
+
+async def test_a_patient_s_trail_shows_the_lists_that_showed_them(platform: Any) -> None:
+    patient = uuid.uuid4()
+    await open_alert(platform, patient)
+    listed = await platform.alerting.get("/v1/alerts", headers=platform.staff("nurse", "nurse-7"))
+    assert str(patient) in {a["patient_id"] for a in listed.json()["items"]}
+    admin = platform.staff("admin", "admin-1")
+    trail = (await platform.alerting.get(f"/v1/audit?patient_id={patient}", headers=admin)).json()
+    assert ("nurse-7", "alerts.list") in {(e["actor"], e["action"]) for e in trail["items"]}
