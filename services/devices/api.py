@@ -665,7 +665,7 @@ async def wipe_tablet(
 class LossReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    stolen: bool = False
+    stolen: bool = Field(default=False, strict=True)  # "yes" is not an answer here: true or false
     reason: Reason
 
 

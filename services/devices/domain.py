@@ -449,7 +449,7 @@ class HeartbeatReading(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    battery_percent: int = Field(ge=0, le=100, description="Battery charge, in percent (0 to 100).")
+    battery_percent: int = Field(ge=0, le=100, strict=True, description="Battery charge, in percent (0 to 100).")
     app_version: str = Field(
         min_length=1,
         max_length=40,

@@ -257,6 +257,7 @@ async def test_a_retried_loan_with_the_same_key_returns_the_same_loan(fleet: Fle
         ("registered", "loan", None, 409),  # loaning a tablet that is not ready
         ("ready", "return", {"channel": "post", "accessories_returned": []}, 409),  # returning one not loaned
         ("loaned", "wipe", {"method": "factory_reset", "proof": "sheet-12"}, 409),  # wiping one on loan
+        ("loaned", "lost", {"stolen": "yes", "reason": "left on the bus"}, 422),  # true or false, not "yes"
         ("ready", "loan-unknown-accessory", None, 422),
         ("ready", "loan-bad-patient", None, 422),
         ("ready", "loan-treatment-ended", None, 422),
@@ -428,13 +429,14 @@ async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: 
     [
         (b"{not json", 400, "/"),
         (orjson.dumps({**heartbeat(), "battery_percent": 101}), 422, "/battery_percent"),
+        (orjson.dumps({**heartbeat(), "battery_percent": True}), 422, "/battery_percent"),  # not taken as 1
         (orjson.dumps({**heartbeat(), "colour": "blue"}), 422, "/colour"),
         (orjson.dumps(heartbeat(datetime.now(UTC) + timedelta(days=3))), 422, "/sent_at"),
         (orjson.dumps({**heartbeat(), "sent_at": "0001-01-01T00:00:00+01:00"}), 422, "/sent_at"),
         # Stored, it would stay on the tablet for good (the latest use is kept), for later loans too.
         (orjson.dumps({**heartbeat(), "last_used_at": "9999-12-31T23:59:59Z"}), 422, "/last_used_at"),
     ],
-    ids=["malformed", "battery", "unknown-field", "sent-ahead", "sent-year-1", "used-year-9999"],
+    ids=["malformed", "battery", "battery-true", "unknown-field", "sent-ahead", "sent-year-1", "used-year-9999"],
 )
 async def test_bad_heartbeats_are_refused_and_record_nothing(
     fleet: Fleet, body: bytes, status: int, pointer: str
