@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -89,6 +90,18 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return f"{first['detail']} (at {where}).", errors
 
 
+def _passing_on(
+    status: int, detail: str, *, kind: str, headers: dict[str, str] | None = None
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A handler answering an exception of the database's with a problem (logged with its type only)."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        log.warning("%s request answered %s (%s)", request.method, status, type(exc).__name__)
+        return problem_response(status, detail, kind=kind, instance=request.url.path, headers=headers)
+
+    return handler
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
@@ -123,36 +136,26 @@ def install_problem_handlers(app: FastAPI) -> None:
         # The caller hung up while sending its body: nothing was done, and nobody reads this answer.
         return Response(status_code=499)
 
-    async def _unavailable(request: Request, exc: Exception) -> Response:
-        # A database restart or failover is nobody's mistake and it passes: the caller is told to come back,
-        # not that its request failed for good (a tablet resends the same submission with the same key).
-        log.warning("%s request: the database is unavailable (%s)", request.method, type(exc).__name__)
-        return problem_response(
-            503,
-            "The service cannot reach its database just now. Retry in a few seconds: a request sent again with "
-            "the same Idempotency-Key is never applied twice.",
-            kind="database-unavailable",
-            instance=request.url.path,
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
-
-    for unavailable in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(unavailable, _unavailable)
-
-    async def _unstorable(request: Request, exc: Exception) -> Response:
-        # A value the database cannot store came from the caller (NUL characters are refused before the app,
-        # dates are checked by the services; this is what is left, a lone surrogate say): the caller's to fix.
-        log.warning("%s request: a value the database cannot store (%s)", request.method, type(exc).__name__)
-        return problem_response(
-            422,
-            "The request holds a value out of the range this service can store (a date or a number too large or "
-            "too small, or text that is not valid Unicode); correct it and send the request again.",
-            kind="unstorable-value",
-            instance=request.url.path,
-        )
-
-    for unstorable in UNSTORABLE_VALUE:
-        app.add_exception_handler(unstorable, _unstorable)
+    # A database restart or failover is nobody's mistake and it passes: the caller is told to come back, not
+    # that its request failed for good (a tablet resends the same submission with the same key).
+    unavailable = _passing_on(
+        503,
+        "The service cannot reach its database just now. Retry in a few seconds: a request sent again with the "
+        "same Idempotency-Key is never applied twice.",
+        kind="database-unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+    # A value the database cannot store came from the caller (NUL characters are refused before the app, dates
+    # are checked by the services; this is what is left, a lone surrogate say): the caller's to fix.
+    unstorable = _passing_on(
+        422,
+        "The request holds a value out of the range this service can store (a date or a number too large or too "
+        "small, or text that is not valid Unicode); correct it and send the request again.",
+        kind="unstorable-value",
+    )
+    for errors, handler in ((DATABASE_UNAVAILABLE, unavailable), (UNSTORABLE_VALUE, unstorable)):
+        for error in errors:
+            app.add_exception_handler(error, handler)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

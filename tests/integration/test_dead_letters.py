@@ -9,8 +9,8 @@ import orjson
 import pytest
 from nats.js.api import Header
 
-from shared.events.catalog import make_event
-from shared.events.questionnaire import QuestionnaireSubmittedV1, TermAnswer
+from shared.events.questionnaire import TermAnswer
+from shared.testing.events import questionnaire_submitted
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 
@@ -19,16 +19,7 @@ pytestmark = pytest.mark.integration
 
 def _impossible_submission() -> bytes:
     """Valid JSON and a valid envelope, but answers no PRO-CTCAE branching can produce (F=0, S=3)."""
-    payload = QuestionnaireSubmittedV1(
-        submission_id=uuid.uuid4(),
-        patient_id=uuid.uuid4(),
-        questionnaire_id="reconnect-symptoms",
-        questionnaire_version="1.0.0",
-        authored="2026-11-20T08:00:00+00:00",  # type: ignore[arg-type]
-        answered_by="patient",
-        terms=(TermAnswer(term="nausea", frequency=0, severity=3),),
-    )
-    return make_event("questionnaire.submitted", payload, source="/services/questionnaire").to_json()
+    return questionnaire_submitted(TermAnswer(term="nausea", frequency=0, severity=3)).to_json()
 
 
 @pytest.mark.parametrize(

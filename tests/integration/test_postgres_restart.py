@@ -22,8 +22,8 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.devservers import EmbeddedPostgres
-from shared.events.catalog import make_event
-from shared.events.questionnaire import QuestionnaireSubmittedV1, TermAnswer
+from shared.events.questionnaire import TermAnswer
+from shared.testing.events import questionnaire_submitted
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.services import in_process
 from shared.testing.waiting import eventually
@@ -86,16 +86,7 @@ async def services(own_postgres: EmbeddedPostgres, nats_url: str, tokens: TokenS
 
 def _submitted_elsewhere(patient: uuid.UUID) -> bytes:
     """A submission the questionnaire service committed and published just before the database went away."""
-    payload = QuestionnaireSubmittedV1(
-        submission_id=uuid.uuid4(),
-        patient_id=patient,
-        questionnaire_id="reconnect-symptoms",
-        questionnaire_version="1.0.0",
-        authored="2026-11-20T08:00:00+00:00",  # type: ignore[arg-type]
-        answered_by="patient",
-        terms=(TermAnswer(term="nausea", frequency=3, severity=3),),
-    )
-    return make_event("questionnaire.submitted", payload, source="/services/questionnaire").to_json()
+    return questionnaire_submitted(TermAnswer(term="nausea", frequency=3, severity=3), patient_id=patient).to_json()
 
 
 async def test_a_postgresql_restart_loses_nothing_and_duplicates_nothing(
