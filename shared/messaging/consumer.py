@@ -280,5 +280,7 @@ class ConsumerRunner:
             await asyncio.sleep(interval)
             waiting = self._pull.buffered() if self._pull is not None else []
             for msg in [*msgs, *waiting]:
+                if msg.is_acked:  # acked, nak-ed or terminated already: "in progress" would delay its retry
+                    continue
                 with contextlib.suppress(Exception):
                     await msg.in_progress()
