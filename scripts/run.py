@@ -71,6 +71,8 @@ def main() -> int:
         dashboard = f"http://127.0.0.1:{SERVICES['alerting']}/dashboard/"
         print(f"{'nurse dashboard':<16} {dashboard}  (development sign-in: pick a user)")
         print("Ready. Tokens: make token PATIENT=<uuid> | make token ROLE=nurse. Ctrl-C stops everything.")
+        # Set explicitly: started in the background by a script, a process inherits SIGINT ignored.
+        signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)

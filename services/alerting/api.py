@@ -178,7 +178,9 @@ async def alert_stream(
     feed: StreamFanout = platform.extras["alert_feed"]
     async with platform.pool.acquire() as conn:
         await record_access(conn, actor=nurse.staff_id, roles=nurse.roles, action="alerts.stream", resource="alerts")
-    return EventStream(feed.follow(after, reset_frame=RESET_FRAME), until=nurse.session_ends_at)
+    return EventStream(
+        feed.follow(after, reset_frame=RESET_FRAME), until=nurse.session_ends_at, closing=platform.closing
+    )
 
 
 class SubmissionView(BaseModel):

@@ -13,9 +13,12 @@ import dataclasses
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+import signal
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import asyncpg
@@ -59,6 +62,9 @@ class Platform:
     migrations: Path
     extras: Mapping[str, Any]
     revoked: RevocationList = field(default_factory=RevocationList)
+    # Set when the process is told to stop: live streams end at once (their clients reconnect elsewhere or
+    # later with their last event id) instead of holding the server's shutdown up.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def source(self) -> str:
@@ -176,6 +182,34 @@ async def _require_sync_always(settings: ServiceSettings) -> None:
         raise RuntimeError("the NATS server does not fsync before acknowledging (jetstream sync_interval: always)")
 
 
+@contextlib.contextmanager
+def on_stop_signal(callback: Callable[[], object]) -> Iterator[None]:
+    """Call ``callback`` on SIGINT or SIGTERM, then the handler in place (uvicorn's, which starts the shutdown).
+
+    Uvicorn waits for open connections before it runs the lifespan's shutdown, and cancels them when its
+    graceful-shutdown timeout is up, with a traceback for each: a live stream would never end by itself before.
+    Only the main thread can set signal handlers; elsewhere (or with a signal ignored) nothing is chained."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    chained = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if callable(previous):
+
+            def handler(signum: int, frame: FrameType | None, previous: Callable[..., Any] = previous) -> None:
+                callback()
+                previous(signum, frame)
+
+            chained[sig] = previous
+            signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, previous in chained.items():
+            signal.signal(sig, previous)
+
+
 def _tune_garbage_collector() -> None:
     """Measured on the heartbeat path (bench/heartbeats.py): with CPython's defaults the cyclic collector
     took 16% of the CPU, and its full collections (~80 ms each) made the p99. Everything loaded at start-up
@@ -207,7 +241,9 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
         async with run_platform(service) as platform:
             app.state.platform = platform
             _tune_garbage_collector()
-            yield {"platform": platform}
+            loop = asyncio.get_running_loop()
+            with on_stop_signal(lambda: loop.call_soon_threadsafe(platform.closing.set)):
+                yield {"platform": platform}
 
     app = FastAPI(
         title=f"oncofollow {service.name}",

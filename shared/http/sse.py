@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -37,7 +38,12 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(
-        self, chunks: AsyncIterator[bytes], headers: Mapping[str, str] | None = None, *, until: float | None = None
+        self,
+        chunks: AsyncIterator[bytes],
+        headers: Mapping[str, str] | None = None,
+        *,
+        until: float | None = None,
+        closing: asyncio.Event | None = None,
     ) -> None:
         # Not Response.__init__: there is no body to measure. Being a Response is what tells FastAPI
         # to hand it over as it is.
@@ -47,6 +53,8 @@ class EventStream(Response):
         # When the stream ends by itself (time.time()): the end of the reader's sign-in, after which it must not
         # go on receiving (its client reconnects, and is asked to sign in again).
         self.until = until
+        # Set when the service stops: the stream ends cleanly at once, and its client reconnects.
+        self.closing = closing
         self._stream_headers = {
             "cache-control": "no-store",
             "connection": "keep-alive",
@@ -60,10 +68,12 @@ class EventStream(Response):
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         streaming = asyncio.create_task(self._stream(send))
         watching = asyncio.create_task(self._until_disconnect(receive))
-        tasks = {streaming, watching}
+        tasks: set[asyncio.Task[Any]] = {streaming, watching}
         if self.until is not None:
-            tasks.add(asyncio.create_task(asyncio.sleep(max(0.0, self.until - time.time())), name="sign-in ends"))
-        done: set[asyncio.Task[None]] = set()
+            tasks.add(asyncio.create_task(asyncio.sleep(max(0.0, self.until - time.time())), name="ends"))
+        if self.closing is not None:
+            tasks.add(asyncio.create_task(self.closing.wait(), name="ends"))
+        done: set[asyncio.Task[Any]] = set()
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -73,7 +83,7 @@ class EventStream(Response):
                 with contextlib.suppress(asyncio.CancelledError, OSError):
                     await task
         ended = streaming in done and not streaming.cancelled() and streaming.exception() is None
-        expired = any(task.get_name() == "sign-in ends" for task in done)
+        expired = any(task.get_name() == "ends" for task in done)
         if ended or expired:
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -16,7 +18,7 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
-from shared.testing.services import in_process, served
+from shared.testing.services import ServiceProcess, in_process, served
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +128,30 @@ async def test_a_live_stream_ends_when_the_sign_in_that_opened_it_does(
 async def _drained(response: httpx.Response) -> None:
     async for _ in response.aiter_bytes():
         pass
+
+
+async def test_stopping_the_service_ends_its_live_streams_at_once_and_cleanly(
+    service_env: dict[str, str], tokens: TokenService, tmp_path: Path
+) -> None:
+    # Uvicorn waits for open connections before the service's own shutdown, and cancels them at its
+    # graceful-shutdown timeout (5 s here) with a traceback each: a stream must end when the stop is asked for.
+    alerting = ServiceProcess("alerting", service_env, tmp_path).start()
+    nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-stop', {'nurse'})}"}
+    try:
+        async with (
+            httpx.AsyncClient(base_url=alerting.url, timeout=10) as client,
+            client.stream("GET", "/v1/alerts/stream", headers=nurse) as response,
+        ):
+            assert response.status_code == 200
+            await asyncio.sleep(0.3)
+            assert alerting.process is not None
+            alerting.process.send_signal(signal.SIGTERM)
+            started = asyncio.get_running_loop().time()
+            await asyncio.wait_for(_drained(response), 10)
+            assert asyncio.get_running_loop().time() - started < 3
+        # Uvicorn ends a clean shutdown by raising the signal it caught again: -SIGTERM is a clean stop.
+        assert await asyncio.to_thread(alerting.process.wait, 10) in (0, -signal.SIGTERM)
+        log = alerting.log_tail(20_000)
+        assert "Traceback" not in log and "Exception in ASGI application" not in log, log
+    finally:
+        alerting.stop()
