@@ -372,15 +372,21 @@ def assess_submission(
 
     findings: list[Finding] = []
     for term, grade in grades.items():
-        if term in rules.silent_terms or grade <= expected_grades.get(term, -1):
+        if term in rules.silent_terms:
             continue
         term_findings = _term_findings(by_term[term], grade, previous, rules)
         if submission.answered_by == "relative" and term in rules.psychological_terms:
             term_findings = [_cap_proxy(finding) for finding in term_findings]
+        if grade <= expected_grades.get(term, -1):
+            # What the team expects of this patient (a known grade 2, say) is quiet; a red finding never is.
+            term_findings = [finding for finding in term_findings if finding.level == "red"]
         findings.extend(term_findings)
     findings.extend(_red_flag_findings(submission, rules))
     findings.extend(_ecog_findings(submission.ecog, previous, rules))
     return Assessment(grades=grades, findings=_one_per_code(findings))
+
+
+MESSAGE_CODE = "patient_message"
 
 
 def assess_message(message: MessageSentV1, rules: RuleSet = DEFAULT_RULE_SET) -> Assessment:
@@ -389,7 +395,7 @@ def assess_message(message: MessageSentV1, rules: RuleSet = DEFAULT_RULE_SET) ->
     ``message`` and ``rules`` do not change the outcome today; they keep the signature parallel to
     assess_submission so a rule set can later tune message handling without touching callers.
     """
-    return Assessment(grades={}, findings=(Finding(code="patient_message", rule=RULE_MESSAGE, level="orange"),))
+    return Assessment(grades={}, findings=(Finding(code=MESSAGE_CODE, rule=RULE_MESSAGE, level="orange"),))
 
 
 def _grade_terms(terms: Iterable[TermAnswer]) -> dict[str, int]:
@@ -490,6 +496,9 @@ class AlertUpdate:
     level: AlertLevel
     status: AlertStatus
     reasons: tuple[AlertReason, ...]
+    # Whether the incoming findings became reasons of the alert (not merely less severe than what it holds):
+    # only then does "who answered" become theirs.
+    took_reasons: bool = True
 
 
 @dataclass(frozen=True)
@@ -512,9 +521,11 @@ def _highest(reasons: Iterable[AlertReason]) -> AlertLevel | None:
 def plan_alerts(findings: Iterable[Finding], active: Iterable[ActiveAlert]) -> AlertPlan:
     """Merge findings into the patient's active alerts by term, and gather the rest into one new alert.
 
-    A finding on a term (or red-flag code) that an active alert already carries replaces that reason
-    and may raise the alert's level; an acknowledged alert whose level rises goes back to "open" so
-    that a nurse looks again.
+    A finding on a term (or red-flag code) that an active alert already carries updates that reason and may
+    raise the alert's level. A reason is never made less severe by a merge (the alert keeps what made it red;
+    a later report of the same grade replaces it). An acknowledged alert goes back to "open", so that a nurse
+    looks again, when what arrives needs one: a red finding (a grade 3, a fever, a request to be called…),
+    a new message, or a term worse than before.
     """
     owner: dict[str, ActiveAlert] = {}
     for alert in active:
@@ -534,15 +545,30 @@ def plan_alerts(findings: Iterable[Finding], active: Iterable[ActiveAlert]) -> A
         incoming = merged.get(alert.alert_id)
         if not incoming:
             continue
-        replaced = {r.code for r in incoming}
-        reasons = tuple(r for r in alert.reasons if r.code not in replaced) + tuple(incoming)
+        before = {r.code: r for r in alert.reasons}
+        kept = {r.code: r for r in incoming if _at_least_as_severe(r, before.get(r.code))}
+        reasons = tuple(r for r in alert.reasons if r.code not in kept) + tuple(kept.values())
         level = _highest((*reasons, AlertReason(code="_", rule="_", level=alert.level)))
         assert level is not None
         status: AlertStatus = alert.status
-        if level_rank(level) > level_rank(alert.level) and status == "acknowledged":
+        if status == "acknowledged" and any(_needs_a_nurse_again(r, before.get(r.code)) for r in incoming):
             status = "open"
-        updates.append(AlertUpdate(alert, level, status, reasons))
+        updates.append(AlertUpdate(alert, level, status, reasons, took_reasons=bool(kept)))
     return AlertPlan(tuple(updates), tuple(fresh))
+
+
+def _severity(reason: AlertReason) -> tuple[int, int]:
+    return level_rank(reason.level), reason.grade if reason.grade is not None else -1
+
+
+def _at_least_as_severe(reason: AlertReason, before: AlertReason | None) -> bool:
+    return before is None or _severity(reason) >= _severity(before)
+
+
+def _needs_a_nurse_again(reason: AlertReason, before: AlertReason | None) -> bool:
+    return (
+        reason.level == "red" or reason.code == MESSAGE_CODE or before is None or _severity(reason) > _severity(before)
+    )
 
 
 class TransitionRefused(Exception):

@@ -86,14 +86,15 @@ class AlertBook:
         attached: UUID | None = None
         for update in plan.updates:
             record = self.records[update.alert.alert_id]
-            record.merge(update.level, update.status, update.reasons, answered_by, submission_id, message_id, now)
+            by = answered_by if update.took_reasons else record.answered_by
+            record.merge(update.level, update.status, update.reasons, by, submission_id, message_id, now)
             updated = AlertUpdatedV1(
                 alert_id=record.alert_id,
                 patient_id=patient_id,
                 level=update.level,
                 status=update.status,
                 reasons=update.reasons,
-                answered_by=answered_by,
+                answered_by=by,
                 submission_id=submission_id,
                 message_id=message_id,
                 rule_set=DEFAULT_RULE_SET.label,

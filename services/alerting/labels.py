@@ -46,7 +46,7 @@ RED_FLAGS: Final[Mapping[str, str]] = MappingProxyType(
         "fever": "Fièvre ≥ 38 °C",
         "temperature": "Température mesurée",
         "bleeding": "Saignement inhabituel",
-        "unable_to_eat_or_drink": "Ne peut plus manger ni boire (24 h)",
+        "unable_to_eat_or_drink": "Incapable de manger ou de boire (24 h)",
         "wants_call": "Demande à être appelé·e",
         "patient_message": "Message du patient",
         "ecog": "État général (ECOG)",
@@ -57,10 +57,10 @@ RED_FLAGS: Final[Mapping[str, str]] = MappingProxyType(
 RULES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "red.grade3": "Symptôme sévère (grade 3)",
-        "red.very_severe": "Intensité déclarée « très sévère »",
+        "red.very_severe": "Intensité déclarée « très fort » (la plus haute)",
         "red.fever": "Fièvre ≥ 38 °C",
         "red.bleeding": "Saignement inhabituel",
-        "red.unable_to_eat_or_drink": "Ne peut plus manger ni boire depuis 24 h",
+        "red.unable_to_eat_or_drink": "Incapable de manger ou de boire depuis 24 h",
         "red.wants_call": "Le patient demande à être appelé",
         "orange.grade2": "Symptôme modéré (grade 2)",
         "orange.worsened": "Aggravation depuis le dernier questionnaire",

@@ -94,10 +94,17 @@ async def timeline(
 class ExpectedLevelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # At most 2: a grade 3 is RED, and a red finding always alerts (CLINICAL.md §3).
     grade: int = Field(
-        ge=0, le=3, strict=True, description="Composite grades up to this one are expected and do not alert."
+        ge=0,
+        le=2,
+        strict=True,
+        description="Composite grades up to this one are expected and do not alert (a red finding always does).",
     )
-    until: date = Field(description=f"The last day it applies (at most {EXPECTED_LEVEL_MAX_DAYS} days ahead).")
+    until: date = Field(
+        description=f"The last day it applies: {EXPECTED_LEVEL_MAX_DAYS} days at most, today included "
+        f"(so at most {EXPECTED_LEVEL_MAX_DAYS - 1} days after today)."
+    )
 
 
 def _known_term(term: str) -> str:
@@ -120,11 +127,12 @@ async def set_expected_level(
     today = now.astimezone(hours).date()
     if body.until < today:
         raise Problem(422, "The end date is in the past.", pointer="/until")
-    if body.until > today + timedelta(days=EXPECTED_LEVEL_MAX_DAYS):
+    last_day = today + timedelta(days=EXPECTED_LEVEL_MAX_DAYS - 1)  # through its whole last day: 30 days in all
+    if body.until > last_day:
         raise Problem(
             422,
             f"An expected level lasts at most {EXPECTED_LEVEL_MAX_DAYS} days: choose an end date on or before "
-            f"{(today + timedelta(days=EXPECTED_LEVEL_MAX_DAYS)).isoformat()}.",
+            f"{last_day.isoformat()}.",
             pointer="/until",
         )
     # "Until 24 November" means through that whole day, in the hospital's time zone.

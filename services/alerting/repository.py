@@ -247,13 +247,14 @@ async def save_alerts(conn: asyncpg.Connection, records: Iterable[AlertRecord]) 
 
 async def _write_back(conn: asyncpg.Connection, merged: Sequence[AlertRecord]) -> None:
     if merged:
-        # An alert that went back to "open" needs a nurse again: it is no longer anyone's. A level that
-        # rises restarts the service-level clock (and its escalations) at the new level.
+        # An alert that went back to "open" needs a nurse again: it is no longer anyone's, and its service-level
+        # clock (and its escalations) starts again, as it does when its level rises.
         await conn.executemany(
             "UPDATE alerts SET level = $2, status = $3, reasons = $4, answered_by = $5, submission_ids = $6, "
             "message_ids = $7, updated_at = $8, "
-            "level_since = CASE WHEN $2 <> level THEN $8 ELSE level_since END, "
-            "escalation_level = CASE WHEN $2 <> level THEN 0 ELSE escalation_level END, "
+            "level_since = CASE WHEN $2 <> level OR ($3 = 'open' AND status <> 'open') THEN $8 ELSE level_since END, "
+            "escalation_level = CASE WHEN $2 <> level OR ($3 = 'open' AND status <> 'open') THEN 0 "
+            "ELSE escalation_level END, "
             "acknowledged_by = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_by END, "
             "acknowledged_at = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_at END WHERE id = $1",
             [

@@ -178,7 +178,8 @@ async def test_an_expected_level_stops_a_known_symptom_from_alerting(platform: A
 @pytest.mark.parametrize(
     ("term", "body", "status"),
     [
-        ("nausea", {"grade": 2, "until": (date.today() + timedelta(days=31)).isoformat()}, 422),
+        ("nausea", {"grade": 2, "until": (date.today() + timedelta(days=30)).isoformat()}, 422),  # 31 days in all
+        ("nausea", {"grade": 3, "until": date.today().isoformat()}, 422),  # grade 3 is red: it always alerts
         ("nausea", {"grade": 2, "until": (date.today() - timedelta(days=1)).isoformat()}, 422),
         ("nausea", {"grade": 4, "until": date.today().isoformat()}, 422),
         ("nausea", {"grade": 1}, 422),
@@ -314,3 +315,27 @@ async def test_a_patient_s_trail_shows_the_lists_that_showed_them(platform: Any)
     admin = platform.staff("admin", "admin-1")
     trail = (await platform.alerting.get(f"/v1/audit?patient_id={patient}", headers=admin)).json()
     assert ("nurse-7", "alerts.list") in {(e["actor"], e["action"]) for e in trail["items"]}
+
+
+async def test_a_new_red_report_on_an_acknowledged_alert_needs_a_nurse_again(platform: Any) -> None:
+    # The nurse took the alert; the next day the patient reports grade 3 nausea again: someone must look at it,
+    # with the service-level clock starting afresh, instead of it joining an alert already in hand, unseen.
+    patient = uuid.uuid4()
+    alert = await open_alert(platform, patient)
+    taken = await platform.alerting.post(f"/v1/alerts/{alert['id']}/ack", headers=platform.staff())
+    assert taken.status_code == 200
+    async with platform.alerting_platform.pool.acquire() as conn:
+        first_since = await conn.fetchval("SELECT level_since FROM alerts WHERE id = $1", uuid.UUID(alert["id"]))
+    await submit(platform, patient, RED_NAUSEA)
+
+    async def reopened() -> Any:
+        found = (await platform.alerting.get(f"/v1/alerts/{alert['id']}", headers=platform.staff())).json()
+        return found if found["status"] == "open" else None
+
+    again = await eventually(reopened)
+    assert again["level"] == "red" and again["acknowledged_by"] is None and len(again["submission_ids"]) == 2
+    async with platform.alerting_platform.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT level_since, escalation_level FROM alerts WHERE id = $1", uuid.UUID(alert["id"])
+        )
+    assert row["level_since"] > first_since and row["escalation_level"] == 0

@@ -656,7 +656,7 @@ async function submitExpected(form) {
   const grade = Number(form.elements.grade.value);
   const until = form.elements.until.value;
   const today = parisDay();
-  const max = addDays(today, MAX_EXPECTED_DAYS);
+  const max = addDays(today, MAX_EXPECTED_DAYS - 1); // 30 days in all, today included
   if (!term) {
     toast("Choisissez un symptôme.", "error");
     form.elements.term.focus();

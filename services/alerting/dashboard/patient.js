@@ -495,11 +495,11 @@ function expectedLevels(levels) {
     h(
       "div",
       { class: "field" },
-      h("label", { for: "expected-grade" }, "Grade attendu (inclus)"),
+      h("label", { for: "expected-grade" }, "Grade attendu (inclus ; un signe rouge alerte toujours)"),
       h(
         "select",
         { id: "expected-grade", name: "grade", required: true },
-        [0, 1, 2, 3].map((grade) => h("option", { value: String(grade), selected: grade === 1 }, String(grade))),
+        [0, 1, 2].map((grade) => h("option", { value: String(grade), selected: grade === 1 }, String(grade))),
       ),
     ),
     h(
@@ -512,7 +512,7 @@ function expectedLevels(levels) {
         type: "date",
         required: true,
         min: today,
-        max: addDays(today, MAX_EXPECTED_DAYS),
+        max: addDays(today, MAX_EXPECTED_DAYS - 1), // 30 days in all, today included
         value: addDays(today, 7),
       }),
     ),
@@ -526,7 +526,7 @@ function expectedLevels(levels) {
     h(
       "p",
       { class: "help" },
-      `Pour un symptôme attendu chez ce patient, aucune alerte n'est levée jusqu'au grade choisi inclus, pendant ${MAX_EXPECTED_DAYS} jours au plus.`,
+      `Pour un symptôme attendu chez ce patient, aucune alerte n'est levée jusqu'au grade choisi inclus (un signe rouge alerte toujours), pendant ${MAX_EXPECTED_DAYS} jours au plus.`,
     ),
     rows,
     form,

@@ -81,3 +81,37 @@ def test_refused_steps(check: object, status: str, words: str) -> None:
 )
 def test_allowed_steps(check: object, status: str) -> None:
     check(status)  # type: ignore[operator]
+
+
+def _red(code: str, status: str = "acknowledged") -> ActiveAlert:
+    return ActiveAlert(uuid.uuid4(), "red", status, (AlertReason(code=code, rule=RULE_GRADE_3, level="red", grade=3),))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "finding",
+    [
+        Finding("wants_call", "red.wants_call", "red"),  # asked again to be called
+        Finding("fatigue", RULE_GRADE_3, "red", 3),  # still grade 3 a day later: new information all the same
+    ],
+    ids=["call-me-again", "red-again"],
+)
+def test_a_red_finding_reopens_an_acknowledged_red_alert(finding: Finding) -> None:
+    alert = _red(finding.code)
+    (update,) = plan_alerts([finding], [alert]).updates
+    assert update.level == "red" and update.status == "open"
+
+
+def test_a_new_message_or_a_worse_term_reopens_an_acknowledged_alert_and_a_same_grade_report_does_not() -> None:
+    acknowledged = _alert("acknowledged", "orange", "fatigue", "patient_message")
+    message = plan_alerts([Finding("patient_message", RULE_MESSAGE, "orange")], [acknowledged])
+    assert message.updates[0].status == "open"
+    same = plan_alerts([Finding("fatigue", RULE_GRADE_2, "orange", 2)], [acknowledged])
+    assert same.updates[0].status == "acknowledged"  # noise control: the same report, already in hand
+
+
+def test_a_later_milder_report_never_takes_away_the_reason_an_alert_is_red() -> None:
+    # A relative reports grade 2 pain after the patient reported grade 3 (or an offline tablet's older answers).
+    red = _red("pain", status="open")
+    (update,) = plan_alerts([Finding("pain", RULE_GRADE_2, "orange", 2)], [red]).updates
+    assert update.level == "red"
+    assert [(r.code, r.level, r.grade) for r in update.reasons] == [("pain", "red", 3)]

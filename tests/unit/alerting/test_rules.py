@@ -495,7 +495,7 @@ def expected_level(term: str, grade: int, until: datetime = NOW + timedelta(days
     return ExpectedLevel(term=term, grade=grade, until=until)
 
 
-@pytest.mark.parametrize(("expected_grade", "grade"), [(2, 2), (3, 2), (3, 3), (2, 1)])
+@pytest.mark.parametrize(("expected_grade", "grade"), [(2, 2), (3, 2), (2, 1)])
 def test_active_expected_level_suppresses_findings_up_to_its_grade(expected_grade: int, grade: int) -> None:
     assessment = assess(nausea(grade), expected=(expected_level("nausea", expected_grade),))
     assert assessment.findings == ()
@@ -507,10 +507,15 @@ def test_expected_level_does_not_cover_a_higher_grade() -> None:
     assert assessment.findings == (Finding("nausea", RULE_GRADE_3, "red", 3),)
 
 
-def test_expected_level_covers_very_severe_and_worsened_on_that_term() -> None:
+def test_expected_level_never_quiets_a_red_finding() -> None:
+    # CLINICAL.md §3: an expected level is "below which no alert fires"; grade 3 and "very severe" are RED.
+    assert assess(nausea(3), expected=(expected_level("nausea", 3),)).findings == (
+        Finding("nausea", RULE_GRADE_3, "red", 3),
+    )
     previous = PreviousScore(grades={"nausea": 0}, ecog=None)
     expected = (expected_level("nausea", 2),)
-    assert assess(NAUSEA_VERY_SEVERE_GRADE_2, previous=previous, expected=expected).findings == ()
+    found = assess(NAUSEA_VERY_SEVERE_GRADE_2, previous=previous, expected=expected).findings
+    assert [(f.code, f.level) for f in found] == [("nausea", "red")]  # the worsening (orange) is quiet
 
 
 @pytest.mark.parametrize("until", [NOW, NOW - timedelta(seconds=1), NOW - timedelta(days=30)])
@@ -544,8 +549,8 @@ def test_the_highest_active_expected_level_for_a_term_applies() -> None:
     ],
 )
 def test_expected_levels_never_suppress_red_flags(flags: RedFlags, code: str) -> None:
-    expected = (expected_level(code, 3), expected_level("nausea", 3))
-    assessment = assess(nausea(3), red_flags=flags, expected=expected)
+    expected = (expected_level(code, 3), expected_level("nausea", 2))
+    assessment = assess(nausea(2), red_flags=flags, expected=expected)
     assert [finding.code for finding in assessment.findings] == [code]
 
 
