@@ -415,7 +415,10 @@ async def list_alerts(
     return await conn.fetch(
         f"SELECT {ALERT_COLUMNS}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} "
         "WHERE status = ANY($1::text[]) AND level = ANY($2::text[]) "
-        "ORDER BY CASE level WHEN 'red' THEN 0 ELSE 1 END, raised_at, ns.next_session_at NULLS LAST, id "
+        # CLINICAL.md §4: level, then time waiting (until a nurse took it: an alert in hand has stopped waiting),
+        # then the next chemotherapy session.
+        "ORDER BY CASE level WHEN 'red' THEN 0 ELSE 1 END, coalesce(acknowledged_at, now()) - raised_at DESC, "
+        "ns.next_session_at NULLS LAST, id "
         "LIMIT $3 OFFSET $4",
         list(statuses),
         list(levels),

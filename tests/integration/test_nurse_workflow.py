@@ -339,3 +339,25 @@ async def test_a_new_red_report_on_an_acknowledged_alert_needs_a_nurse_again(pla
             "SELECT level_since, escalation_level FROM alerts WHERE id = $1", uuid.UUID(alert["id"])
         )
     assert row["level_since"] > first_since and row["escalation_level"] == 0
+
+
+async def test_the_triage_list_is_red_first_then_the_longest_waiting(platform: Any) -> None:
+    # CLINICAL.md §4. An alert a nurse took after 5 minutes has stopped waiting: an open one raised later, waiting
+    # for 90 minutes now, comes before it.
+    taken = await open_alert(platform, uuid.uuid4(), NAUSEA_GRADE_2)
+    waiting = await open_alert(platform, uuid.uuid4(), NAUSEA_GRADE_2)
+    red = await open_alert(platform, uuid.uuid4())
+    now = datetime.now(UTC)
+    async with platform.alerting_platform.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE alerts SET raised_at = $2, status = 'acknowledged', acknowledged_by = 'nurse-2', "
+            "acknowledged_at = $3 WHERE id = $1",
+            uuid.UUID(taken["id"]),
+            now - timedelta(minutes=120),
+            now - timedelta(minutes=115),
+        )
+        await conn.execute(
+            "UPDATE alerts SET raised_at = $2 WHERE id = $1", uuid.UUID(waiting["id"]), now - timedelta(minutes=90)
+        )
+    listed = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
+    assert [a["id"] for a in listed] == [red["id"], waiting["id"], taken["id"]]

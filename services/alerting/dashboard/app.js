@@ -325,9 +325,12 @@ function handleStreamEvent({ type, streamId, envelope }) {
   if (alertId) pendingFlash.add(alertId);
   if (fresh) {
     const previous = alertId ? state.alerts.find((alert) => alert.id === alertId) : null;
+    // A red alert that comes back to "open" (a new red finding after a nurse took it) needs someone again.
     const becameRed =
       (type === "alert.raised" && payload.level === "red") ||
-      (type === "alert.updated" && payload.level === "red" && (!previous || previous.level !== "red"));
+      (type === "alert.updated" &&
+        payload.level === "red" &&
+        (!previous || previous.level !== "red" || (payload.status === "open" && previous.status !== "open")));
     if (becameRed) redCue(payload, type === "alert.raised");
     if (type === "alert.raised" || becameRed || type === "alert.escalated") {
       pendingAnnouncements.push({ type, alertId, payload });
