@@ -8,7 +8,7 @@ isolated). Events are applied in the order they were authored, so that "the prev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +27,7 @@ from services.alerting.domain import (
     assess_submission,
     plan_alerts,
 )
-from services.alerting.repository import AlertRecord, ScoreRow
+from services.alerting.repository import AlertRecord, ScoreRow, StoredPrevious
 from shared.db.outbox import add_events
 from shared.events.alerts import AlertRaisedV1, AlertUpdatedV1, SubmissionScoredV1
 from shared.events.catalog import make_event
@@ -142,6 +142,30 @@ async def _open_book(conn: asyncpg.Connection, patients: Sequence[UUID]) -> Aler
     return AlertBook.of(await repository.active_alerts(conn, patients))
 
 
+def _baseline(
+    authored: datetime,
+    stored: StoredPrevious | None,
+    in_batch: tuple[datetime, Mapping[str, int]] | None,
+    in_batch_ecog: tuple[datetime, int] | None,
+) -> PreviousScore | None:
+    """The worsening rules' baseline for a submission authored then: the grades of the latest earlier submission,
+    and the ECOG of the latest earlier one that answered it, from the database or from earlier in this batch."""
+    grades: Mapping[str, int] | None = stored.score.grades if stored else None
+    if in_batch and in_batch[0] < authored and (stored is None or stored.authored < in_batch[0]):
+        grades = in_batch[1]
+    ecogs = (
+        [(stored.ecog_authored, stored.score.ecog)]
+        if stored and stored.ecog_authored and stored.score.ecog is not None
+        else []
+    )
+    if in_batch_ecog and in_batch_ecog[0] < authored:
+        ecogs.append(in_batch_ecog)
+    ecog = max(ecogs, key=lambda e: e[0])[1] if ecogs else None
+    if grades is None and ecog is None:
+        return None
+    return PreviousScore(grades=grades or {}, ecog=ecog)
+
+
 async def on_questionnaire_submitted(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
     now = datetime.now(UTC)
     items = sorted(batch, key=lambda c: c.event.data.authored)
@@ -150,13 +174,12 @@ async def on_questionnaire_submitted(batch: Sequence[Consumed], conn: asyncpg.Co
     await repository.lock_patients(conn, patients)
     context = await repository.scoring_context(conn, patients, [(s.patient_id, s.authored) for s in submissions], now)
     book, stored_previous, expected = AlertBook.of(context.active), context.previous, context.expected
-    latest: dict[UUID, tuple[datetime, PreviousScore]] = {}
+    latest: dict[UUID, tuple[datetime, Mapping[str, int]]] = {}
+    latest_ecog: dict[UUID, tuple[datetime, int]] = {}
     scores: list[ScoreRow] = []
     for consumed, submission, stored in zip(items, submissions, stored_previous, strict=True):
-        previous = stored.score if stored else None
-        in_batch = latest.get(submission.patient_id)
-        if in_batch and in_batch[0] < submission.authored and (stored is None or stored.authored < in_batch[0]):
-            previous = in_batch[1]
+        patient = submission.patient_id
+        previous = _baseline(submission.authored, stored, latest.get(patient), latest_ecog.get(patient))
         try:
             assessment = assess_submission(submission, previous, expected[submission.patient_id], now, DEFAULT_RULE_SET)
         except InvalidCombination as exc:
@@ -170,7 +193,9 @@ async def on_questionnaire_submitted(batch: Sequence[Consumed], conn: asyncpg.Co
             now=now,
             cause=consumed,
         )
-        latest[submission.patient_id] = (submission.authored, PreviousScore(assessment.grades, submission.ecog))
+        latest[patient] = (submission.authored, assessment.grades)
+        if submission.ecog is not None:
+            latest_ecog[patient] = (submission.authored, submission.ecog)
         scores.append(ScoreRow.of(submission, assessment.grades, assessment.level, alert_id, DEFAULT_RULE_SET.label))
         scored = SubmissionScoredV1(
             submission_id=submission.submission_id,

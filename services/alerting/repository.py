@@ -112,7 +112,8 @@ async def lock_patients(conn: asyncpg.Connection, patients: Sequence[UUID]) -> N
 @dataclass(frozen=True)
 class StoredPrevious:
     authored: datetime
-    score: PreviousScore
+    score: PreviousScore  # the grades of the latest earlier submission; the ECOG of the latest that gave one
+    ecog_authored: datetime | None = None  # when that ECOG was given (the question is optional)
 
 
 # A patient's active alerts, locked, one index lookup per patient whatever the table's statistics say: a
@@ -126,10 +127,15 @@ _ACTIVE_ALERTS = (
     "AS a ORDER BY a.raised_at"
 )
 # For each (patient, authored) of $2/$3: the patient's latest stored score authored before it.
+# The baseline of the worsening rules: the grades of the patient's latest earlier submission, and the ECOG of
+# the latest earlier one that answered that optional question.
 _PREVIOUS_SCORES = (
-    "SELECT u.i, s.authored, s.grades::text AS grades, s.ecog FROM unnest($2::uuid[], $3::timestamptz[]) "
-    "WITH ORDINALITY AS u(patient_id, authored, i) LEFT JOIN LATERAL (SELECT authored, grades, ecog FROM scores "
-    "WHERE patient_id = u.patient_id AND authored < u.authored ORDER BY authored DESC LIMIT 1) s ON true"
+    "SELECT u.i, s.authored, s.grades::text AS grades, e.ecog, e.authored AS ecog_authored "
+    "FROM unnest($2::uuid[], $3::timestamptz[]) WITH ORDINALITY AS u(patient_id, authored, i) "
+    "LEFT JOIN LATERAL (SELECT authored, grades FROM scores "
+    "WHERE patient_id = u.patient_id AND authored < u.authored ORDER BY authored DESC LIMIT 1) s ON true "
+    "LEFT JOIN LATERAL (SELECT authored, ecog FROM scores WHERE patient_id = u.patient_id "
+    "AND authored < u.authored AND ecog IS NOT NULL ORDER BY authored DESC LIMIT 1) e ON true"
 )
 _EXPECTED_LEVELS = (
     "SELECT patient_id, term, grade, until FROM expected_levels WHERE patient_id = ANY($1::uuid[]) AND until > $4"
@@ -137,7 +143,7 @@ _EXPECTED_LEVELS = (
 # All a scoring batch reads, in one round trip where it took three: each part an array of records.
 _SCORING_CONTEXT = (
     f"SELECT ARRAY(SELECT ROW(x.*) FROM ({_ACTIVE_ALERTS}) x ORDER BY x.raised_at), "
-    f"ARRAY(SELECT ROW(x.authored, x.grades, x.ecog) FROM ({_PREVIOUS_SCORES}) x ORDER BY x.i), "
+    f"ARRAY(SELECT ROW(x.authored, x.grades, x.ecog, x.ecog_authored) FROM ({_PREVIOUS_SCORES}) x ORDER BY x.i), "
     f"ARRAY(SELECT ROW(x.*) FROM ({_EXPECTED_LEVELS}) x)"
 )
 
@@ -167,8 +173,10 @@ async def scoring_context(
     return ScoringContext(
         [_alert_record(r) for r in active],
         [
-            StoredPrevious(authored, PreviousScore(grades=orjson.loads(grades), ecog=ecog)) if authored else None
-            for authored, grades, ecog in previous
+            StoredPrevious(authored, PreviousScore(grades=orjson.loads(grades), ecog=ecog), ecog_authored)
+            if authored
+            else None
+            for authored, grades, ecog, ecog_authored in previous
         ],
         expected,
     )

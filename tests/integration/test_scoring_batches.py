@@ -16,7 +16,7 @@ from shared.messaging.consumer import Consumed
 pytestmark = pytest.mark.integration
 
 
-def _consumed(patient: uuid.UUID, authored: datetime, ecog: int) -> Consumed:
+def _consumed(patient: uuid.UUID, authored: datetime, ecog: int | None) -> Consumed:
     submission = QuestionnaireSubmittedV1(
         submission_id=uuid.uuid4(),
         patient_id=patient,
@@ -57,3 +57,21 @@ async def test_batch_is_applied_in_authored_order_with_in_batch_previous_and_mer
     assert scores[third.event.data.submission_id]["alert_id"] == alert["id"]
     assert subjects.count("alert.raised") == 1 and subjects.count("alert.updated") == 1
     assert subjects.count("submission.scored") == 4
+
+
+@pytest.mark.parametrize("batches", [[[0], [1], [2]], [[2, 1, 0]]], ids=["three-batches", "one-batch"])
+async def test_an_ecog_decline_counts_from_the_last_submission_that_answered_it(
+    platform: Any, batches: list[list[int]]
+) -> None:
+    # ECOG is optional: 0, then a submission without it, then 2 is worse by 2, not a first answer.
+    patient = uuid.uuid4()
+    t0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    submissions = [_consumed(patient, t0 + timedelta(days=3 * n), ecog) for n, ecog in enumerate((0, None, 2))]
+    pool = platform.alerting_platform.pool
+    for batch in batches:
+        async with pool.acquire() as conn, conn.transaction():
+            await handlers.on_questionnaire_submitted([submissions[i] for i in batch], conn)
+    async with pool.acquire() as conn:
+        alerts = await conn.fetch("SELECT level, reasons, submission_ids FROM alerts WHERE patient_id = $1", patient)
+    assert [(a["level"], [r["rule"] for r in a["reasons"]]) for a in alerts] == [("orange", ["orange.ecog"])]
+    assert alerts[0]["submission_ids"] == [submissions[2].event.data.submission_id]
