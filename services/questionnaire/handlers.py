@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from services.questionnaire import repository
-from shared.events.alerts import AlertAcknowledgedV1, SubmissionScoredV1
+from shared.events.alerts import AlertAcknowledgedV1, AlertResolvedV1, SubmissionScoredV1
 from shared.events.devices import TabletLostV1, TabletReturnedV1
 from shared.messaging.consumer import Consumed
 from shared.revocation import revoke
@@ -26,6 +26,12 @@ async def on_submission_scored(batch: Sequence[Consumed], conn: asyncpg.Connecti
 async def on_alert_acknowledged(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
     acknowledged: list[AlertAcknowledgedV1] = [c.event.data for c in batch]
     await repository.mark_seen(conn, [(sid, a.acknowledged_at) for a in acknowledged for sid in a.submission_ids])
+
+
+async def on_alert_resolved(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+    # A nurse may close an alert without taking it first: the patient's answers were seen all the same.
+    resolved: list[AlertResolvedV1] = [c.event.data for c in batch]
+    await repository.mark_seen(conn, [(sid, r.resolved_at) for r in resolved for sid in r.submission_ids])
 
 
 async def on_tablet_returned(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:

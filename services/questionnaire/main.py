@@ -27,6 +27,7 @@ SUBSCRIPTIONS = (
         batch=True,
     ),
     Subscription(ConsumerSpec(NAME, "ALERTS", "alert.acknowledged"), handlers.on_alert_acknowledged, batch=True),
+    Subscription(ConsumerSpec(NAME, "ALERTS", "alert.resolved"), handlers.on_alert_resolved, batch=True),
     # A revocation lost would leave a returned or stolen tablet's token working here until it expires, months
     # later: these are retried until applied, never dead-lettered after a run of failures.
     Subscription(

@@ -118,8 +118,9 @@ CATALOG: dict[str, EventSpec] = {
             AlertResolvedV1,
             1,
             owner="alerting",
-            consumers=("dashboard",),
-            summary="A nurse closed the alert with an outcome code.",
+            consumers=("questionnaire", "dashboard"),
+            summary="A nurse closed the alert with an outcome code (closing an alert not taken first also means its "
+            "answers were seen).",
         ),
         EventSpec(
             "alert.escalated",

@@ -361,3 +361,24 @@ async def test_the_triage_list_is_red_first_then_the_longest_waiting(platform: A
         )
     listed = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
     assert [a["id"] for a in listed] == [red["id"], waiting["id"], taken["id"]]
+
+
+async def test_closing_an_alert_not_taken_first_still_tells_the_patient_it_was_seen(platform: Any) -> None:
+    patient = uuid.uuid4()
+    submission = (await submit(platform, patient, RED_NAUSEA)).json()["id"]
+
+    async def raised() -> Any:
+        items = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
+        return next((a for a in items if a["patient_id"] == str(patient)), None)
+
+    alert = await eventually(raised)
+    closed = await platform.alerting.post(
+        f"/v1/alerts/{alert['id']}/resolve", json={"outcome": "phone_call"}, headers=platform.staff()
+    )
+    assert closed.status_code == 200
+
+    async def seen() -> bool:
+        r = await platform.questionnaire.get(f"/v1/submissions/{submission}", headers=platform.device(patient))
+        return r.json()["status"] == "seen"
+
+    assert await eventually(seen)
