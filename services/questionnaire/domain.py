@@ -1197,9 +1197,11 @@ def _temperature(definition: QuestionnaireDefinition, answer: _Answer | None, *,
         return None
     value = answer.value
     assert isinstance(value, float)  # a decimal item's answers are floats (_answer)
-    fever_link = definition.red_flags.get("fever", "fever")
+    fever_link = definition.red_flags.get("fever")
     temperature_link = definition.red_flags["temperature"]
-    if not fever:
+    # Where the questionnaire asks "fever?" first, a temperature comes with a yes; one that asks only for the
+    # measured value takes it on its own (CLINICAL.md §1: "or the measured value").
+    if fever_link is not None and not fever:
         raise InvalidSubmission(
             f"Item '{temperature_link}' is answered but '{fever_link}' is not true; "
             f"send '{fever_link}' = true with a temperature.",

@@ -9,6 +9,7 @@ import pytest
 from services.questionnaire.domain import (
     ATTRIBUTE_SYSTEM,
     ORDINAL_VALUE_URL,
+    RED_FLAG_SYSTEM,
     QuestionnaireCatalogue,
     QuestionnaireDefinition,
 )
@@ -157,3 +158,31 @@ def test_generic_rules(items: tuple[dict[str, Any], ...], pointer: str, says: st
     error = rejected(post_visit(*items), CATALOGUE)
     assert says in error.detail
     assert error.pointer == pointer
+
+
+TEMPERATURE_ONLY: dict[str, Any] = {
+    "resourceType": "Questionnaire",
+    "id": "temperature-only",
+    "url": "https://hospital.example/fhir/Questionnaire/temperature-only",
+    "version": "1",
+    "status": "active",
+    "title": "Température",
+    "item": [
+        {
+            "linkId": "temp",
+            "type": "decimal",
+            "text": "Votre température la plus haute depuis hier (°C) ?",
+            "code": [{"system": RED_FLAG_SYSTEM, "code": "temperature"}],
+        }
+    ],
+}
+
+
+def test_a_questionnaire_asking_only_the_measured_temperature_takes_it_on_its_own() -> None:
+    # CLINICAL.md §1: "temperature ≥ 38 °C (or the measured value)": no "fever?" item to answer yes first.
+    catalogue = QuestionnaireCatalogue([QuestionnaireDefinition.from_resource(TEMPERATURE_ONLY)])
+    body = response(
+        questionnaire=f"{TEMPERATURE_ONLY['url']}|1", item=[{"linkId": "temp", "answer": [{"valueDecimal": 39.2}]}]
+    )
+    submission = normalise(body, catalogue=catalogue)
+    assert submission.red_flags == RedFlags(fever=False, temperature_c=39.2)
