@@ -19,13 +19,8 @@ async def record_access(
     resource: str,
     patient_id: UUID | None = None,
 ) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (actor, roles, action, resource, patient_id) VALUES ($1, $2, $3, $4, $5)",
-        actor,
-        sorted(roles),
-        action,
-        resource,
-        patient_id,
+    await record_access_to_patients(
+        conn, actor=actor, roles=roles, action=action, resource=resource, patient_ids=[patient_id]
     )
 
 

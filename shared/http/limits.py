@@ -48,7 +48,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
-            await self._refuse_nul(scope, receive, send, "in its address")
+            await self._refuse_nul(scope, receive, send, 400, "in its address")
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             # No body to limit; and a live stream sends thousands of times, each through any wrapper here.
@@ -95,7 +95,7 @@ class BodySizeLimit:
         if refused is BodyTooLarge and not started:
             await self._reject(scope, receive, send)
         elif refused is BodyHoldsNul and not started:
-            await self._refuse_nul(scope, receive, send, "in its body")
+            await self._refuse_nul(scope, receive, send, 422, "in its body")
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
@@ -105,9 +105,9 @@ class BodySizeLimit:
         )
         await response(scope, receive, send)
 
-    async def _refuse_nul(self, scope: Scope, receive: Receive, send: Send, where: str) -> None:
+    async def _refuse_nul(self, scope: Scope, receive: Receive, send: Send, status: int, where: str) -> None:
         response = problem_response(
-            422 if where == "in its body" else 400,
+            status,
             f"The request holds a NUL character (\\u0000 or %00) {where}; remove it and send the request again.",
             kind="nul-character",
             instance=scope.get("path"),

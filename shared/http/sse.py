@@ -68,11 +68,13 @@ class EventStream(Response):
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         streaming = asyncio.create_task(self._stream(send))
         watching = asyncio.create_task(self._until_disconnect(receive))
-        tasks: set[asyncio.Task[Any]] = {streaming, watching}
+        # What ends the stream cleanly besides its own end: the reader's sign-in running out, the service stopping.
+        enders: set[asyncio.Task[Any]] = set()
         if self.until is not None:
-            tasks.add(asyncio.create_task(asyncio.sleep(max(0.0, self.until - time.time())), name="ends"))
+            enders.add(asyncio.create_task(asyncio.sleep(max(0.0, self.until - time.time()))))
         if self.closing is not None:
-            tasks.add(asyncio.create_task(self.closing.wait(), name="ends"))
+            enders.add(asyncio.create_task(self.closing.wait()))
+        tasks = {streaming, watching, *enders}
         done: set[asyncio.Task[Any]] = set()
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -83,8 +85,7 @@ class EventStream(Response):
                 with contextlib.suppress(asyncio.CancelledError, OSError):
                     await task
         ended = streaming in done and not streaming.cancelled() and streaming.exception() is None
-        expired = any(task.get_name() == "ends" for task in done)
-        if ended or expired:
+        if ended or done & enders:
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
