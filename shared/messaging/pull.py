@@ -77,8 +77,13 @@ class PullStream:
         """Stop receiving, and hand back what was delivered and not taken: nak-ed with no delay, it goes at once
         to another replica instead of waiting out ack_wait (up to ``max_buffered`` messages at every stop)."""
         if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+            # Drained, not just unsubscribed: what the server sent before it saw the unsubscribe still reaches
+            # the buffer (and is nak-ed below) instead of being dropped to wait out ack_wait.
+            try:
+                await asyncio.wait_for(self._sub.drain(), timeout=self._heartbeat_s)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await self._sub.unsubscribe()
             self._sub = None
         while self._buffer:
             with contextlib.suppress(Exception):
