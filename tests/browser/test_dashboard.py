@@ -7,104 +7,16 @@ shown as such. ``test-artifacts/dashboard.png`` is left for a person to look at.
 
 from __future__ import annotations
 
-import shutil
 import time
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
-import orjson
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import expect
 
 from services.alerting.escalation import escalate_overdue
-from services.alerting.main import AlertingSettings
-from services.alerting.main import build_service as build_alerting
-from services.questionnaire.main import QuestionnaireSettings
-from services.questionnaire.main import build_service as build_questionnaire
-from shared.auth import TokenService
-from shared.devservers import ROOT
-from shared.testing.fhir import RED_NAUSEA, questionnaire_response
-from shared.testing.services import in_process, served
+from tests.browser.conftest import ARTIFACTS, Ward, rows
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-# What this machine's closed network needs (no background requests to Google's hosts).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    assert shutil.which(CHROMIUM), "Debian's chromium is missing: make browser (apt-get install chromium)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
-
-
-@dataclass
-class Ward:
-    url: str
-    tablet: httpx.AsyncClient
-    alerting: Any
-    tokens: TokenService
-    browser: Browser
-
-    async def dashboard(self, staff_id: str = "ide-claire") -> Page:
-        """A nurse's dashboard, signed in (the token in sessionStorage, as the sign-in form leaves it)."""
-        token = self.tokens.issue_staff_token(staff_id, {"nurse"})
-        context: BrowserContext = await self.browser.new_context(
-            viewport={"width": 1366, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris"
-        )
-        await context.add_init_script(
-            f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})"
-        )
-        page = await context.new_page()
-        await page.goto(f"{self.url}/dashboard/")
-        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
-        return page
-
-    async def submit(self, answers: dict[str, Any] = RED_NAUSEA) -> uuid.UUID:
-        patient = uuid.uuid4()
-        token = self.tokens.issue_device_token(patient, "tablet-browser")
-        response = await self.tablet.post(
-            "/v1/submissions",
-            content=orjson.dumps(questionnaire_response(answers)),
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Idempotency-Key": str(uuid.uuid4()),
-                "Content-Type": "application/fhir+json",
-            },
-        )
-        assert response.status_code == 202, response.text
-        return patient
-
-
-@pytest.fixture
-async def ward(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Ward]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    async with (
-        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
-        served(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"))) as (url, alerting),  # type: ignore[arg-type]
-    ):
-        yield Ward(url, tablet, alerting, tokens, browser)
-
-
-def rows(page: Page) -> Any:
-    return page.locator("#alert-rows [data-alert-id]")
 
 
 async def test_a_submission_appears_live_and_acknowledging_updates_every_dashboard(ward: Ward) -> None:
