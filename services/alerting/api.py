@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.alerting import repository
 from services.alerting.domain import TransitionRefused, check_acknowledge, check_reopen, check_resolve
 from services.alerting.service_levels import ServiceLevels
-from shared.audit import audit_staff_patients, record_access
+from shared.audit import StreamAccessTrail, StreamedAccess, audit_staff_patients, record_access
 from shared.auth import InvalidToken, StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopenedV1, AlertResolvedV1, Outcome
@@ -159,11 +160,12 @@ async def stream_reader(request: Request, platform: PlatformDep, stream_token: s
 RESET_FRAME = frame("{}", event="reset")
 
 
-def encode_alert_event(msg: Msg) -> bytes:
-    """An alert event as the dashboards receive it, encoded once for all of them."""
+def encode_alert_event(msg: Msg) -> tuple[bytes, str | None]:
+    """An alert event as the dashboards receive it, encoded once for all of them, and whose it is."""
     envelope = orjson.loads(msg.data)
     data = {"type": envelope["type"], "id": envelope["id"], "time": envelope["time"], "data": envelope["data"]}
-    return frame(orjson.dumps(data).decode(), event=envelope["type"], event_id=str(msg.metadata.sequence.stream))
+    encoded = frame(orjson.dumps(data).decode(), event=envelope["type"], event_id=str(msg.metadata.sequence.stream))
+    return encoded, envelope["data"].get("patient_id")
 
 
 @router.get("/stream", summary="Live alert events (Server-Sent Events; ids are JetStream stream sequences)")
@@ -176,10 +178,18 @@ async def alert_stream(
 ) -> EventStream:
     after = _last_event_id(last_event_id, since)
     feed: StreamFanout = platform.extras["alert_feed"]
+    trail: StreamAccessTrail = platform.extras["stream_trail"]
     async with platform.pool.acquire() as conn:
         await record_access(conn, actor=nurse.staff_id, roles=nurse.roles, action="alerts.stream", resource="alerts")
+
+    async def before_sending(patients: Sequence[str]) -> None:
+        # Each patient whose alert the stream shows is in the nurse's trail before it is shown.
+        await trail.submit(StreamedAccess(nurse, "alerts.stream", "alerts", patients))
+
     return EventStream(
-        feed.follow(after, reset_frame=RESET_FRAME), until=nurse.session_ends_at, closing=platform.closing
+        feed.follow(after, reset_frame=RESET_FRAME, before_sending=before_sending),
+        until=nurse.session_ends_at,
+        closing=platform.closing,
     )
 
 

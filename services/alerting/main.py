@@ -15,6 +15,7 @@ from services.alerting.escalation import escalation_watch
 from services.alerting.patients_api import router as patients_router
 from services.alerting.service_levels import ServiceLevels
 from services.alerting.team_api import router as team_router
+from shared.audit import StreamAccessTrail
 from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.fanout import StreamFanout
@@ -44,14 +45,15 @@ def build_service(settings: AlertingSettings | None = None, *, clock: Clock = sy
     settings = settings or AlertingSettings()
     levels = ServiceLevels(OpeningHours.parse(settings.opening_hours, settings.timezone))
     feed = StreamFanout("ALERTS", "alert.>", encode_alert_event)
+    stream_trail = StreamAccessTrail(max_batch=512)
     return ServiceDefinition(
         name=NAME,
         settings=settings,
         routers=(router, patients_router, team_router, dashboard_router),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=SUBSCRIPTIONS,
-        background=(feed.run, escalation_watch(levels, settings.escalation_check_s, clock)),
-        extras={"service_levels": levels, "alert_feed": feed, "clock": clock},
+        background=(feed.run, stream_trail.run, escalation_watch(levels, settings.escalation_check_s, clock)),
+        extras={"service_levels": levels, "alert_feed": feed, "stream_trail": stream_trail, "clock": clock},
         description="Scoring, alerts, the nurse's triage workflow, the live alert stream and the nurse dashboard.",
         static={"/dashboard": PAGES},
         home="/dashboard/",

@@ -16,9 +16,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -27,10 +27,19 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 log = logging.getLogger(__name__)
 
-Frame = tuple[int, bytes]  # (stream sequence, the encoded event)
+
+class Frame(NamedTuple):
+    seq: int  # the event's stream sequence
+    data: bytes  # the event as clients receive it
+    about: str | None = None  # whose data it shows (a pseudonymous patient id), for the access trail
+
+
 PING_SEQ = 0  # stream sequences start at 1: a frame with this one is a keep-alive, not an event
 QUIET_S = 0.25  # no message for this long at start-up: the buffer holds what the stream had
-Encode = Callable[[Msg], bytes]
+# An event as clients receive it, and whose data it shows.
+Encode = Callable[[Msg], tuple[bytes, str | None]]
+# Awaited with whose data a chunk shows before the chunk is sent: a reader is shown nothing its trail lacks.
+BeforeSending = Callable[[Sequence[str]], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -103,7 +112,7 @@ class StreamFanout:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             for client in list(self._clients):
                 with contextlib.suppress(asyncio.QueueFull):  # a client that far behind gets closed anyway
-                    client.queue.put_nowait((PING_SEQ, self._ping_frame))
+                    client.queue.put_nowait(Frame(PING_SEQ, self._ping_frame))
 
     async def _follow_stream(self, js: JetStreamContext, stop: asyncio.Event) -> None:
         info = await js.stream_info(self.stream)
@@ -150,7 +159,7 @@ class StreamFanout:
     def _publish(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
         try:
-            frame = (seq, self._encode(msg))
+            frame = Frame(seq, *self._encode(msg))
         except Exception:
             log.exception("event at stream sequence %s cannot be encoded for live clients; skipped", seq)
             return
@@ -179,7 +188,7 @@ class StreamFanout:
         self._clients.add(client)
         if after is None:
             return client, self.head, []
-        buffered = [frame for frame in self._buffer if frame[0] > after]
+        buffered = [frame for frame in self._buffer if frame.seq > after]
         return client, self.head, buffered
 
     def disconnect(self, client: LiveClient) -> None:
@@ -188,7 +197,7 @@ class StreamFanout:
     def buffer_covers(self, after: int) -> bool:
         if not self._buffer:
             return after >= self.head
-        return after >= self._buffer[0][0] - 1
+        return after >= self._buffer[0].seq - 1
 
     async def _beyond_stream(self, after: int) -> bool:
         """Whether ``after`` is past the stream's last message (not merely past what this process has seen yet,
@@ -217,7 +226,7 @@ class StreamFanout:
                 seq = msg.metadata.sequence.stream
                 if seq > upto:
                     break
-                catchup.frames.append((seq, self._encode(msg)))
+                catchup.frames.append(Frame(seq, *self._encode(msg)))
                 if seq == upto:
                     break
         finally:
@@ -225,9 +234,20 @@ class StreamFanout:
                 await sub.unsubscribe()
         return catchup
 
-    async def follow(self, after: int | None, *, reset_frame: bytes) -> AsyncIterator[bytes]:
+    async def follow(
+        self, after: int | None, *, reset_frame: bytes, before_sending: BeforeSending | None = None
+    ) -> AsyncIterator[bytes]:
         """Everything after ``after`` (or only what is new, without it), then the live events, in order and
-        once each."""
+        once each. ``before_sending`` is awaited with whose data each chunk shows before it goes out; if it
+        fails, the stream ends there (its client reconnects with its last id and gets the rest)."""
+
+        async def sent(frames: Sequence[Frame]) -> bytes:
+            if before_sending is not None:
+                shown = sorted({f.about for f in frames if f.about is not None})
+                if shown:
+                    await before_sending(shown)
+            return b"".join(f.data for f in frames)
+
         # Until the buffer holds what the stream held at start-up, "new" and "after n" mean nothing yet.
         await asyncio.wait_for(self.ready.wait(), timeout=30)
         client, upto, buffered = self.connect(after)
@@ -242,32 +262,31 @@ class StreamFanout:
                 catchup = await self.history(after, upto)
                 if catchup.reset:
                     yield reset_frame
-                buffered = catchup.frames + [f for f in buffered if f[0] > upto]
-            missed = [frame for seq, frame in buffered if seq > last]
+                buffered = catchup.frames + [f for f in buffered if f.seq > upto]
+            missed = [frame for frame in buffered if frame.seq > last]
             if buffered:
-                last = max(last, buffered[-1][0])
+                last = max(last, buffered[-1].seq)
             for start in range(0, len(missed), self._max_chunk):
-                yield b"".join(missed[start : start + self._max_chunk])
+                yield await sent(missed[start : start + self._max_chunk])
             while True:
                 # Whatever has queued up meanwhile goes out in one write: a client that fell behind
                 # catches up at a fraction of the cost of one send per event.
                 item = await client.queue.get()
-                chunk: list[bytes] = []
+                chunk: list[Frame] = []
                 while True:
                     if item is None:  # too slow, or the service is stopping: it reconnects with its last id
                         if chunk:
-                            yield b"".join(chunk)
+                            yield await sent(chunk)
                         return
-                    seq, data = item
-                    if seq == PING_SEQ:
-                        chunk.append(data)
-                    elif seq > last:
-                        last = seq
-                        chunk.append(data)
+                    if item.seq == PING_SEQ:
+                        chunk.append(item)
+                    elif item.seq > last:
+                        last = item.seq
+                        chunk.append(item)
                     if client.queue.empty() or len(chunk) >= self._max_chunk:
                         break
                     item = client.queue.get_nowait()
                 if chunk:
-                    yield b"".join(chunk)
+                    yield await sent(chunk)
         finally:
             self.disconnect(client)

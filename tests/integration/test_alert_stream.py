@@ -155,3 +155,47 @@ async def test_stopping_the_service_ends_its_live_streams_at_once_and_cleanly(
         assert "Traceback" not in log and "Exception in ASGI application" not in log, log
     finally:
         alerting.stop()
+
+
+async def test_every_patient_a_live_stream_shows_is_in_the_nurse_s_trail_before_she_sees_it(
+    service_env: dict[str, str], tokens: TokenService
+) -> None:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-trail', {'nurse'})}"}
+    async with (
+        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
+        served(build_alerting(AlertingSettings(**env))) as (alerting_url, alerting),  # type: ignore[arg-type]
+    ):
+        stream_url = f"{alerting_url}/v1/alerts/stream"
+        patient = uuid.uuid4()
+
+        async def streamed_accesses() -> int:
+            async with alerting.pool.acquire() as conn:
+                return int(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM audit_log WHERE actor = 'nurse-trail' AND action = 'alerts.stream' "
+                        "AND resource = 'alerts' AND patient_id = $1",
+                        patient,
+                    )
+                )
+
+        live = asyncio.create_task(_read(stream_url, nurse, 1))
+        await asyncio.sleep(0.5)  # the stream is open before the alert is raised
+        r = await tablet.post(
+            "/v1/submissions",
+            content=orjson.dumps(questionnaire_response(RED_NAUSEA)),
+            headers={
+                "Authorization": f"Bearer {tokens.issue_device_token(patient, 't')}",
+                "Idempotency-Key": str(uuid.uuid4()),
+            },
+        )
+        assert r.status_code == 202
+        (shown,) = await asyncio.wait_for(live, 10)
+        assert orjson.loads(shown["data"])["data"]["patient_id"] == str(patient)
+        assert await streamed_accesses() == 1  # written before the event was sent, not after
+
+        # Shown again on a replay: audited again.
+        before = str(int(shown["id"]) - 1)
+        (replayed,) = await asyncio.wait_for(_read(stream_url, {**nurse, "Last-Event-ID": before}, 1), 10)
+        assert replayed["id"] == shown["id"]
+        assert await streamed_accesses() == 2

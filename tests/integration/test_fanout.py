@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,10 @@ pytestmark = pytest.mark.integration
 RESET = b"reset\n"
 
 
-def encode(msg: Msg) -> bytes:
-    return msg.data + b"\n"
+def encode(msg: Msg) -> tuple[bytes, str | None]:
+    """The event's body as it is, about the patient named after ``@`` in it, if any."""
+    about = msg.data.partition(b"@")[2].decode() or None
+    return msg.data + b"\n", about
 
 
 @dataclass
@@ -182,3 +184,35 @@ async def test_an_id_past_the_end_of_the_stream_starts_afresh_with_a_reset(nats_
         assert await asyncio.wait_for(nxt, 5) == [b"y3"]
         # An id the stream holds but this process has not seen yet (a replica a moment ahead): no reset.
         assert await take(f.fanout.follow(seqs[0], reset_frame=RESET), 2) == [b"y2", b"y3"]
+
+
+async def test_a_chunk_goes_out_only_after_its_readers_trail_has_whose_data_it_shows(nats_url: str) -> None:
+    async with feed(nats_url) as f:
+        await asyncio.wait_for(f.fanout.ready.wait(), 5)
+        trail: list[list[str]] = []
+        refuse = asyncio.Event()
+
+        async def before_sending(patients: Sequence[str]) -> None:
+            if refuse.is_set():
+                raise ConnectionError("the audit trail cannot be written")
+            trail.append(list(patients))
+
+        client = f.fanout.follow(None, reset_frame=RESET, before_sending=before_sending)
+        reading = asyncio.create_task(take(client, 2))
+        await asyncio.sleep(0.2)
+        seqs = await f.publish("first@p1", "second@p2")
+        assert await asyncio.wait_for(reading, 5) == [b"first@p1", b"second@p2"]
+        assert sorted(p for shown in trail for p in shown) == ["p1", "p2"]
+
+        # When the trail cannot be written, nothing is sent and the stream ends: its client reconnects with its
+        # last id and gets the event then.
+        refuse.set()
+        await f.publish("third@p3", "no patient")
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(anext(client), 5)
+        refuse.clear()
+        assert await take(f.fanout.follow(seqs[-1], reset_frame=RESET, before_sending=before_sending), 2) == [
+            b"third@p3",
+            b"no patient",
+        ]
+        assert trail[-1] == ["p3"]
