@@ -7,6 +7,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -19,6 +20,7 @@ from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.services import ServiceProcess, in_process, served
+from shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +49,15 @@ async def _read(url: str, headers: dict[str, str], count: int) -> list[dict[str,
     return received
 
 
+async def _listening(alerting: Any, streams: int) -> None:
+    """Until ``streams`` live streams are following the alert feed: an alert raised from then on reaches them."""
+
+    async def followed() -> bool:
+        return bool(alerting.extras["alert_feed"].clients >= streams)
+
+    await eventually(followed)
+
+
 async def test_reconnect_with_last_event_id_gets_exactly_the_missed_alerts(
     service_env: dict[str, str], tokens: TokenService
 ) -> None:
@@ -54,7 +65,7 @@ async def test_reconnect_with_last_event_id_gets_exactly_the_missed_alerts(
     nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-sse', {'nurse'})}"}
     async with (
         in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
-        served(build_alerting(AlertingSettings(**env))) as (alerting_url, _),  # type: ignore[arg-type]
+        served(build_alerting(AlertingSettings(**env))) as (alerting_url, alerting),  # type: ignore[arg-type]
     ):
         stream_url = f"{alerting_url}/v1/alerts/stream"
         patients = [uuid.uuid4() for _ in range(4)]
@@ -71,7 +82,7 @@ async def test_reconnect_with_last_event_id_gets_exactly_the_missed_alerts(
             assert r.status_code == 202
 
         first_two = asyncio.create_task(_read(stream_url, nurse, 2))
-        await asyncio.sleep(0.5)  # the stream is open before the alerts are raised
+        await _listening(alerting, 1)  # the stream is open before the alerts are raised
         for patient in patients[:2]:
             await submit(patient)
         seen = await asyncio.wait_for(first_two, 10)
@@ -180,7 +191,7 @@ async def test_every_patient_a_live_stream_shows_is_in_the_nurse_s_trail_before_
                 )
 
         live = asyncio.create_task(_read(stream_url, nurse, 1))
-        await asyncio.sleep(0.5)  # the stream is open before the alert is raised
+        await _listening(alerting, 1)  # the stream is open before the alert is raised
         r = await tablet.post(
             "/v1/submissions",
             content=orjson.dumps(questionnaire_response(RED_NAUSEA)),

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from shared.messaging.connection import connect
 from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ensure_topology
+from shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +61,15 @@ async def feed(nats_url: str, **options: Any) -> AsyncIterator[Feed]:
         await nc.drain()
 
 
+async def listening(f: Feed, clients: int) -> None:
+    """Until ``clients`` live clients are registered: what is published from then on reaches them."""
+
+    async def registered() -> bool:
+        return f.fanout.clients >= clients
+
+    await eventually(registered)
+
+
 async def take(stream: AsyncIterator[bytes], count: int, within: float = 5.0) -> list[bytes]:
     """The next ``count`` frames (a client that is behind gets several in one chunk), keep-alives aside."""
 
@@ -78,7 +88,7 @@ async def test_live_clients_get_every_new_event_once_in_order(nats_url: str) -> 
         await asyncio.wait_for(f.fanout.ready.wait(), 5)
         clients = [f.fanout.follow(None, reset_frame=RESET) for _ in range(3)]
         reads = [asyncio.create_task(take(c, 3)) for c in clients]
-        await asyncio.sleep(0.2)
+        await listening(f, 3)
         await f.publish("a", "b", "c")
         assert [await asyncio.wait_for(t, 5) for t in reads] == [[b"a", b"b", b"c"]] * 3
         assert f.fanout.clients == 3
@@ -129,7 +139,7 @@ async def test_a_client_that_cannot_keep_up_is_closed_and_others_are_not(nats_ur
         fast = f.fanout.follow(None, reset_frame=RESET)
         first_slow = asyncio.create_task(take(slow, 1))
         all_fast = asyncio.create_task(take(fast, 6))
-        await asyncio.sleep(0.2)
+        await listening(f, 2)
         seqs = []
         for i in range(6):  # one at a time: the slow client reads the first alone, then stops reading
             seqs += await f.publish(f"m{i}")
@@ -151,7 +161,7 @@ async def test_the_feed_survives_a_nats_restart(nats: Any) -> None:
         await asyncio.wait_for(f.fanout.ready.wait(), 5)
         client = f.fanout.follow(None, reset_frame=RESET)
         first = asyncio.create_task(take(client, 1))
-        await asyncio.sleep(0.2)
+        await listening(f, 1)
         await f.publish("before")
         assert await asyncio.wait_for(first, 5) == [b"before"]
         server.stop()
@@ -199,7 +209,7 @@ async def test_a_chunk_goes_out_only_after_its_readers_trail_has_whose_data_it_s
 
         client = f.fanout.follow(None, reset_frame=RESET, before_sending=before_sending)
         reading = asyncio.create_task(take(client, 2))
-        await asyncio.sleep(0.2)
+        await listening(f, 1)
         seqs = await f.publish("first@p1", "second@p2")
         assert await asyncio.wait_for(reading, 5) == [b"first@p1", b"second@p2"]
         assert sorted(p for shown in trail for p in shown) == ["p1", "p2"]
