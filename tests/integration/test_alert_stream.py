@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -49,6 +50,30 @@ async def _read(url: str, headers: dict[str, str], count: int) -> list[dict[str,
     return received
 
 
+@contextlib.asynccontextmanager
+async def _tablet_and_alerting(service_env: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, str, Any]]:
+    """The questionnaire service in process (its tablet client), and the alerting service served over HTTP."""
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with (
+        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
+        served(build_alerting(AlertingSettings(**env))) as (alerting_url, alerting),  # type: ignore[arg-type]
+    ):
+        yield tablet, alerting_url, alerting
+
+
+async def _submit(tablet: httpx.AsyncClient, tokens: TokenService, patient: uuid.UUID) -> None:
+    """A red questionnaire from the patient's tablet."""
+    r = await tablet.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(RED_NAUSEA)),
+        headers={
+            "Authorization": f"Bearer {tokens.issue_device_token(patient, 't')}",
+            "Idempotency-Key": str(uuid.uuid4()),
+        },
+    )
+    assert r.status_code == 202
+
+
 async def _listening(alerting: Any, streams: int) -> None:
     """Until ``streams`` live streams are following the alert feed: an alert raised from then on reaches them."""
 
@@ -61,37 +86,22 @@ async def _listening(alerting: Any, streams: int) -> None:
 async def test_reconnect_with_last_event_id_gets_exactly_the_missed_alerts(
     service_env: dict[str, str], tokens: TokenService
 ) -> None:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-sse', {'nurse'})}"}
-    async with (
-        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
-        served(build_alerting(AlertingSettings(**env))) as (alerting_url, alerting),  # type: ignore[arg-type]
-    ):
+    async with _tablet_and_alerting(service_env) as (tablet, alerting_url, alerting):
         stream_url = f"{alerting_url}/v1/alerts/stream"
         patients = [uuid.uuid4() for _ in range(4)]
-
-        async def submit(patient: uuid.UUID) -> None:
-            r = await tablet.post(
-                "/v1/submissions",
-                content=orjson.dumps(questionnaire_response(RED_NAUSEA)),
-                headers={
-                    "Authorization": f"Bearer {tokens.issue_device_token(patient, 't')}",
-                    "Idempotency-Key": str(uuid.uuid4()),
-                },
-            )
-            assert r.status_code == 202
 
         first_two = asyncio.create_task(_read(stream_url, nurse, 2))
         await _listening(alerting, 1)  # the stream is open before the alerts are raised
         for patient in patients[:2]:
-            await submit(patient)
+            await _submit(tablet, tokens, patient)
         seen = await asyncio.wait_for(first_two, 10)
         assert [e["event"] for e in seen] == ["alert.raised", "alert.raised"]
         assert [orjson.loads(e["data"])["data"]["patient_id"] for e in seen] == [str(p) for p in patients[:2]]
 
         # Disconnected: two more alerts are raised meanwhile.
         for patient in patients[2:]:
-            await submit(patient)
+            await _submit(tablet, tokens, patient)
         await asyncio.sleep(1.0)
 
         last_id = seen[-1]["id"]
@@ -171,12 +181,8 @@ async def test_stopping_the_service_ends_its_live_streams_at_once_and_cleanly(
 async def test_every_patient_a_live_stream_shows_is_in_the_nurse_s_trail_before_she_sees_it(
     service_env: dict[str, str], tokens: TokenService
 ) -> None:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-trail', {'nurse'})}"}
-    async with (
-        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
-        served(build_alerting(AlertingSettings(**env))) as (alerting_url, alerting),  # type: ignore[arg-type]
-    ):
+    async with _tablet_and_alerting(service_env) as (tablet, alerting_url, alerting):
         stream_url = f"{alerting_url}/v1/alerts/stream"
         patient = uuid.uuid4()
 
@@ -192,15 +198,7 @@ async def test_every_patient_a_live_stream_shows_is_in_the_nurse_s_trail_before_
 
         live = asyncio.create_task(_read(stream_url, nurse, 1))
         await _listening(alerting, 1)  # the stream is open before the alert is raised
-        r = await tablet.post(
-            "/v1/submissions",
-            content=orjson.dumps(questionnaire_response(RED_NAUSEA)),
-            headers={
-                "Authorization": f"Bearer {tokens.issue_device_token(patient, 't')}",
-                "Idempotency-Key": str(uuid.uuid4()),
-            },
-        )
-        assert r.status_code == 202
+        await _submit(tablet, tokens, patient)
         (shown,) = await asyncio.wait_for(live, 10)
         assert orjson.loads(shown["data"])["data"]["patient_id"] == str(patient)
         assert await streamed_accesses() == 1  # written before the event was sent, not after
