@@ -11,7 +11,7 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from nats.aio.msg import Msg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.alerting import repository
 from services.alerting.domain import TransitionRefused, check_acknowledge, check_reopen, check_resolve
@@ -252,10 +252,19 @@ async def _refuse(conn: Any, alert_id: UUID, check: Any) -> None:
 
 
 async def _record_step(
-    conn: Any, platform: Platform, nurse: StaffPrincipal, row: Any, event_type: str, payload: Any, action: str
+    conn: Any,
+    platform: Platform,
+    nurse: StaffPrincipal,
+    row: Any,
+    event_type: str,
+    payload: Any,
+    action: str,
+    step: repository.NurseStep,
 ) -> None:
-    """A lifecycle step is published (through the outbox) and audited in the transaction that made it."""
+    """A lifecycle step is kept in the alert's history, published (through the outbox) and audited in the
+    transaction that made it."""
     alert_id = row["id"]
+    await repository.add_nurse_step(conn, alert_id, nurse.staff_id, step)
     event = make_event(event_type, payload, source=platform.source, subject=str(alert_id))
     await add_event(conn, event, schema=platform.schema)
     await record_access(
@@ -283,7 +292,8 @@ async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
             acknowledged_by=nurse.staff_id,
             acknowledged_at=now,
         )
-        await _record_step(conn, platform, nurse, row, "alert.acknowledged", acknowledged, "alert.acknowledge")
+        step = repository.NurseStep("acknowledged", now)
+        await _record_step(conn, platform, nurse, row, "alert.acknowledged", acknowledged, "alert.acknowledge", step)
     return alert_view(row, now, levels)
 
 
@@ -312,14 +322,22 @@ async def resolve_alert(
             resolved_by=nurse.staff_id,
             resolved_at=now,
         )
-        await _record_step(conn, platform, nurse, row, "alert.resolved", resolved, "alert.resolve")
+        step = repository.NurseStep("resolved", now, outcome=resolution.outcome, note=resolution.note)
+        await _record_step(conn, platform, nurse, row, "alert.resolved", resolved, "alert.resolve", step)
     return alert_view(row, now, levels)
 
 
 class Reopening(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why it is reopened: kept in the alert's history, never published."
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _blank_is_none(cls, reason: str | None) -> str | None:
+        return (reason or "").strip() or None
 
 
 @router.post("/{alert_id}/reopen", response_model=AlertView, summary="Reopen a resolved alert (it becomes yours)")
@@ -340,5 +358,6 @@ async def reopen_alert(
             reopened_by=nurse.staff_id,
             reopened_at=now,
         )
-        await _record_step(conn, platform, nurse, row, "alert.reopened", reopened, "alert.reopen")
+        step = repository.NurseStep("reopened", now, reason=body.reason if body else None)
+        await _record_step(conn, platform, nurse, row, "alert.reopened", reopened, "alert.reopen", step)
     return alert_view(row, now, levels)

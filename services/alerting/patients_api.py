@@ -3,6 +3,7 @@ expected levels that stop known, managed symptoms from alerting."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -15,6 +16,8 @@ from starlette.responses import Response
 from services.alerting import repository
 from services.alerting.api import AlertView, LevelsDep, Nurse, alert_view
 from services.alerting.labels import TERMS
+from services.alerting.repository import StepAction
+from services.alerting.service_levels import ServiceLevels
 from shared.audit import audit_staff
 from shared.http.app import PlatformDep
 from shared.http.problems import Problem
@@ -56,10 +59,26 @@ class ExpectedLevelView(BaseModel):
     set_at: datetime
 
 
+class AlertStepView(BaseModel):
+    action: StepAction = Field(
+        description="acknowledged, resolved, reopened (by a nurse), or reopened_by_finding (a new answer needing "
+        "a nurse again put the acknowledged alert back to open)"
+    )
+    at: datetime
+    staff_id: str | None = Field(description="Who took the step (none when a new finding reopened the alert)")
+    outcome: str | None = Field(description="resolved: the outcome code")
+    note: str | None = Field(description="resolved: the nurse's note")
+    reason: str | None = Field(description="reopened: why, as the nurse gave it")
+
+
+class PatientAlert(AlertView):
+    steps: list[AlertStepView] = Field(description="What was done, oldest first; kept when the alert is reopened")
+
+
 class Timeline(BaseModel):
     patient_id: UUID
     submissions: list[ScorePoint] = Field(description="Oldest first: the per-term composite-grade trend")
-    alerts: list[AlertView] = Field(description="Newest first, with their outcomes")
+    alerts: list[PatientAlert] = Field(description="Newest first, with their outcomes and steps")
     messages: list[PatientMessage] = Field(description="Newest first")
     sessions: list[Session] = Field(description="Chemotherapy sessions, to align the trend on")
     expected_levels: list[ExpectedLevelView]
@@ -77,18 +96,31 @@ async def timeline(
     async with platform.pool.acquire() as conn, conn.transaction():
         scores = await repository.patient_scores(conn, patient_id, limit)
         alerts = await repository.patient_alerts(conn, patient_id, limit)
+        steps = await repository.alert_steps(conn, [a["id"] for a in alerts])
         messages = await repository.patient_messages(conn, patient_id, limit)
         sessions = await repository.patient_sessions(conn, patient_id)
         expected = await repository.patient_expected_levels(conn, patient_id, now)
         await audit_staff(conn, nurse, "patient.timeline", f"patient/{patient_id}", patient_id)
+    steps_of = _steps_by_alert(steps)
     return Timeline(
         patient_id=patient_id,
         submissions=[ScorePoint(**dict(s)) for s in scores],
-        alerts=[alert_view(a, now, levels) for a in alerts],
+        alerts=[_patient_alert(a, steps_of.get(a["id"], []), now, levels) for a in alerts],
         messages=[PatientMessage(**dict(m)) for m in messages],
         sessions=[Session(**dict(s)) for s in sessions],
         expected_levels=[ExpectedLevelView(**dict(e)) for e in expected],
     )
+
+
+def _steps_by_alert(rows: Iterable[Any]) -> dict[UUID, list[AlertStepView]]:
+    steps: dict[UUID, list[AlertStepView]] = {}
+    for row in rows:
+        steps.setdefault(row["alert_id"], []).append(AlertStepView(**{k: row[k] for k in AlertStepView.model_fields}))
+    return steps
+
+
+def _patient_alert(row: Any, steps: list[AlertStepView], now: datetime, levels: ServiceLevels) -> PatientAlert:
+    return PatientAlert(**alert_view(row, now, levels).model_dump(), steps=steps)
 
 
 class ExpectedLevelRequest(BaseModel):

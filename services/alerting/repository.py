@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -44,6 +44,8 @@ class AlertRecord:
     updated_at: datetime
     is_new: bool = False
     changed: bool = False
+    # When a new finding put it back from acknowledged to open (a step of its history), if it did.
+    reopened_by_finding_at: datetime | None = None
 
     @classmethod
     def raised(
@@ -84,6 +86,8 @@ class AlertRecord:
         message_id: UUID | None,
         at: datetime,
     ) -> None:
+        if self.status == "acknowledged" and status == "open":
+            self.reopened_by_finding_at = at
         self.level, self.status, self.reasons, self.answered_by, self.updated_at = (
             level,
             status,
@@ -250,7 +254,27 @@ async def save_alerts(conn: asyncpg.Connection, records: Iterable[AlertRecord]) 
     new, merged = _new_and_merged(records)
     if new:
         await conn.execute(_insert_alerts(1), *_alert_columns(new))
+    reopened = _reopened_by_finding(merged)
+    if reopened:
+        await conn.execute(_insert_reopened_by_finding(1), *_reopened_by_finding_columns(reopened))
     await _write_back(conn, merged)
+
+
+def _reopened_by_finding(merged: Sequence[AlertRecord]) -> list[AlertRecord]:
+    return [r for r in merged if r.reopened_by_finding_at is not None]
+
+
+def _insert_reopened_by_finding(first: int) -> str:
+    """The INSERT of "reopened by a new finding" steps from the two arrays ``$first``… of
+    ``_reopened_by_finding_columns``."""
+    return (
+        "INSERT INTO alert_steps (alert_id, action, at) SELECT u.alert_id, 'reopened_by_finding', u.at "
+        f"FROM unnest(${first}::uuid[], ${first + 1}::timestamptz[]) AS u(alert_id, at)"
+    )
+
+
+def _reopened_by_finding_columns(reopened: Sequence[AlertRecord]) -> list[list[Any]]:
+    return columns(reopened, "alert_id", "reopened_by_finding_at")
 
 
 async def _write_back(conn: asyncpg.Connection, merged: Sequence[AlertRecord]) -> None:
@@ -349,14 +373,16 @@ def _score_columns(rows: Sequence[ScoreRow]) -> list[list[Any]]:
 
 # A scoring batch's writes, in one statement (one round trip instead of three: measured per batch at
 # 1,000 submissions/s, the three took 3.5 ms of its 10): the new alerts' parameters, the scores', the
-# events', and the relay's channel, numbered from what each part's column builder gives.
+# events', the relay's channel, and the steps of the alerts a finding reopened (rare: usually empty arrays),
+# numbered from what each part's column builder gives.
 # Data-modifying CTEs all run, whether read or not.
 _SCORES_AT = 1 + len(_alert_columns([]))
 _EVENTS_AT = _SCORES_AT + len(_score_columns([]))
 _CHANNEL_AT = _EVENTS_AT + len(event_columns([]))
+_REOPENED_AT = _CHANNEL_AT + 1
 _SCORING_WRITES = (
     f"WITH new_alerts AS ({_insert_alerts(1)}), scored AS ({_insert_scores(_SCORES_AT)}), "
-    f"events AS ({insert_events(_EVENTS_AT)}) "
+    f"events AS ({insert_events(_EVENTS_AT)}), reopened AS ({_insert_reopened_by_finding(_REOPENED_AT)}) "
     f"SELECT pg_notify(${_CHANNEL_AT}, '') WHERE EXISTS (SELECT 1 FROM events)"
 )
 
@@ -369,7 +395,8 @@ async def save_scoring(
     *,
     schema: str,
 ) -> None:
-    """A scoring batch's alerts (new, and merged ones written back), scores and outbox events."""
+    """A scoring batch's alerts (new, and merged ones written back, with a step for each that a finding
+    reopened), scores and outbox events."""
     new, merged = _new_and_merged(records)
     await conn.execute(
         _SCORING_WRITES,
@@ -377,6 +404,7 @@ async def save_scoring(
         *_score_columns(scores),
         *event_columns(events),
         notify_channel(schema),
+        *_reopened_by_finding_columns(_reopened_by_finding(merged)),
     )
     await _write_back(conn, merged)
 
@@ -502,6 +530,46 @@ async def reopen(conn: asyncpg.Connection, alert_id: UUID, staff_id: str, at: da
         alert_id,
         staff_id,
         at,
+    )
+
+
+StepAction = Literal["acknowledged", "resolved", "reopened", "reopened_by_finding"]
+
+
+@dataclass(frozen=True)
+class NurseStep:
+    """A step a nurse took on an alert, for its history (``alert_steps``)."""
+
+    action: Literal["acknowledged", "resolved", "reopened"]
+    at: datetime
+    outcome: str | None = None  # resolved
+    note: str | None = None  # resolved
+    reason: str | None = None  # reopened
+
+
+async def add_nurse_step(conn: asyncpg.Connection, alert_id: UUID, staff_id: str, step: NurseStep) -> None:
+    await conn.execute(
+        "INSERT INTO alert_steps (alert_id, action, at, staff_id, outcome, note, reason) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        alert_id,
+        step.action,
+        step.at,
+        staff_id,
+        step.outcome,
+        step.note,
+        step.reason,
+    )
+
+
+async def alert_steps(conn: asyncpg.Connection, alert_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+    """The steps of these alerts, each alert's oldest first: an index lookup per alert, whatever plan the table's
+    statistics made when it was small (as ``_ACTIVE_ALERTS``)."""
+    return await conn.fetch(
+        "SELECT s.alert_id, s.action, s.at, s.staff_id, s.outcome, s.note, s.reason "
+        "FROM unnest($1::uuid[]) AS a(alert_id) CROSS JOIN LATERAL "
+        "(SELECT * FROM alert_steps WHERE alert_steps.alert_id = a.alert_id OFFSET 0) AS s "
+        "ORDER BY s.alert_id, s.at, s.id",
+        list(alert_ids),
     )
 
 

@@ -44,6 +44,15 @@ FILL_EXPECTED = (
     "INSERT INTO expected_levels (patient_id, term, grade, until, set_by) "
     "SELECT gen_random_uuid(), 'nausea', 2, $1, 'nurse-1' FROM generate_series(1, $2)"
 )
+# A step for each of as many new alerts (a step needs its alert).
+FILL_STEPS = (
+    "WITH new AS (INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, submission_ids, "
+    "message_ids, rule_set, raised_at, updated_at, level_since, acknowledged_by, acknowledged_at) "
+    "SELECT gen_random_uuid(), gen_random_uuid(), 'red', 'acknowledged', '[]', 'patient', '{}', '{}', 'test', $1, $1, "
+    "$1, 'nurse-1', $1 FROM generate_series(1, $2) RETURNING id, acknowledged_at) "
+    "INSERT INTO alert_steps (alert_id, action, at, staff_id) SELECT id, 'acknowledged', acknowledged_at, 'nurse-1' "
+    "FROM new"
+)
 
 FILL_SUBMISSIONS = (
     "INSERT INTO submissions (id, patient_id, questionnaire_id, questionnaire_version, answered_by, authored, "
@@ -81,6 +90,13 @@ CASES: dict[str, tuple[str, str, str, Query]] = {
         )
         for table, fill in (("alerts", FILL_ALERTS), ("scores", FILL_SCORES), ("expected_levels", FILL_EXPECTED))
     },
+    # The patient view's history: the steps of the patient's alerts.
+    "alert_steps": (
+        "alerting",
+        "alert_steps",
+        FILL_STEPS,
+        lambda c: alerting.alert_steps(c, [uuid.uuid4() for _ in range(5)]),
+    ),
     "mark_scored": (
         "questionnaire",
         "submissions",

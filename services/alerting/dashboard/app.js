@@ -536,14 +536,18 @@ async function submitReopen(event) {
   const submit = form.querySelector('[data-action="confirm-reopen"]');
   submit.disabled = true;
   try {
-    const updated = await api.reopen(reopenTarget.alertId, reason || undefined);
+    const alertId = reopenTarget.alertId;
+    const updated = await api.reopen(alertId, reason || undefined);
     reopenTarget = null;
     $("reopen-dialog").close();
     replaceAlert(updated);
     renderAlerts();
     toast("Alerte rouverte : elle revient dans la liste des alertes actives.", "success");
     refreshAlerts();
-    if (state.patient) loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
+    if (state.patient) {
+      await loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
+      focusReopenedAlert(alertId);
+    }
   } catch (error) {
     if (error.status === 401) return;
     $("reopen-error").textContent = error.detail || String(error);
@@ -552,6 +556,15 @@ async function submitReopen(event) {
   } finally {
     submit.disabled = false;
   }
+}
+
+/** The re-rendered patient view has no "Rouvrir" button any more: focus the alert's history instead. */
+function focusReopenedAlert(alertId) {
+  if (state.view !== "patient") return;
+  const item = document.querySelector(`#patient-view [data-prior-alert-id="${CSS.escape(alertId)}"]`);
+  const target = item ?? $("history-title") ?? $("patient-title");
+  if (target && !item) target.setAttribute("tabindex", "-1");
+  target?.focus();
 }
 
 // ---------------------------------------------------------------------------------------------------

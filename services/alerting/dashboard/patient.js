@@ -352,30 +352,55 @@ function currentAlertSection(alert) {
 
 // --- History, messages, expected levels --------------------------------------------------------------
 
+/** One step of an alert's history as the lines a nurse reads (free text stays text: h() makes text nodes). */
+function stepLines(step) {
+  const when = formatDateTime(step.at);
+  const who = step.staff_id ?? "—";
+  switch (step.action) {
+    case "acknowledged":
+      return [h("li", null, `Prise par ${who} le ${when}`)];
+    case "resolved":
+      return [
+        h(
+          "li",
+          null,
+          `Clôturée par ${who} le ${when} : `,
+          h("strong", null, step.outcome ? outcomeLabel(step.outcome) : "—"),
+        ),
+        step.note ? h("li", { class: "note" }, `Note : ${step.note}`) : null,
+      ];
+    case "reopened":
+      return [
+        h(
+          "li",
+          { class: step.reason ? "reason" : null },
+          `Rouverte par ${who} le ${when}`,
+          step.reason ? ` — Motif : ${step.reason}` : null,
+        ),
+      ];
+    case "reopened_by_finding":
+      return [h("li", null, `Rouverte par une nouvelle réponse le ${when}`)];
+    default:
+      return [h("li", null, `${step.action} le ${when}`)];
+  }
+}
+
 function priorAlerts(alerts) {
   if (!alerts.length) return h("p", { class: "empty" }, "Aucune alerte pour ce patient.");
   return h(
     "ol",
     { class: "history" },
     alerts.map((alert) => {
-      const lines = [];
-      if (alert.acknowledged_by) {
-        lines.push(h("li", null, `Prise par ${alert.acknowledged_by} le ${formatDateTime(alert.acknowledged_at)}`));
-      }
-      if (alert.status === "resolved" || alert.resolved_by) {
-        lines.push(
-          h(
-            "li",
-            null,
-            `Clôturée par ${alert.resolved_by ?? "—"} le ${formatDateTime(alert.resolved_at)} : `,
-            h("strong", null, alert.outcome ? outcomeLabel(alert.outcome) : "—"),
-          ),
-        );
-      }
-      if (alert.resolution_note) lines.push(h("li", { class: "note" }, `Note : ${alert.resolution_note}`));
+      const steps = (Array.isArray(alert.steps) ? alert.steps : []).slice().sort((a, b) => time(a.at) - time(b.at));
+      const lines = steps.flatMap(stepLines).filter(Boolean);
       return h(
         "li",
-        { class: `history-item level-${alert.level}`, dataset: { priorAlertId: alert.id, status: alert.status } },
+        {
+          class: `history-item level-${alert.level}`,
+          // Where focus goes after reopening it (the "Rouvrir" button is gone with the re-render).
+          tabindex: "-1",
+          dataset: { priorAlertId: alert.id, status: alert.status },
+        },
         h(
           "div",
           { class: "history-head" },
