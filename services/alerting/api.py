@@ -46,7 +46,11 @@ class AlertView(BaseModel):
     rule_set: str
     raised_at: datetime
     updated_at: datetime
-    waiting_seconds: int
+    waiting_since: datetime = Field(
+        description="Since when it has waited for a nurse: when it was raised, or when a new finding sent it back "
+        "to open after a nurse had taken it (then also its service-level clock's start)"
+    )
+    waiting_seconds: int = Field(description="From waiting_since until a nurse took it (or now, while open)")
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     resolved_by: str | None
@@ -59,19 +63,25 @@ class AlertView(BaseModel):
     next_session_at: datetime | None = Field(default=None, description="The patient's next chemotherapy session")
     reopened_by: str | None = None
     reopened_at: datetime | None = None
+    reopened_by_finding_at: datetime | None = Field(
+        default=None, description="When a new finding last sent it back to open after a nurse had taken it"
+    )
+    previously_acknowledged_by: str | None = Field(default=None, description="Who had it then")
 
 
-_COMPUTED = frozenset({"id", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at"})
+_COMPUTED = frozenset({"id", "waiting_since", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at"})
 
 
 def alert_view(row: Any, now: datetime, levels: ServiceLevels) -> AlertView:
+    waiting_since = row["reopened_by_finding_at"] or row["raised_at"]
     end = row["acknowledged_at"] or now
     due_at = levels.due_after(row["level"], row["level_since"])
     return AlertView(
         **{k: row[k] for k in AlertView.model_fields if k not in _COMPUTED},
         id=row["id"],
         reasons=[AlertReason.model_validate(r) for r in row["reasons"]],
-        waiting_seconds=max(0, int((end - row["raised_at"]).total_seconds())),
+        waiting_since=waiting_since,
+        waiting_seconds=max(0, int((end - waiting_since).total_seconds())),
         due_at=due_at,
         overdue=row["status"] == "open" and now >= due_at,
         next_session_at=row.get("next_session_at"),

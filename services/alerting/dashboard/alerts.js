@@ -5,6 +5,7 @@ import { h, clear, clockIcon, levelIcon } from "./dom.js";
 import {
   daysFromToday,
   formatDay,
+  formatDuration,
   formatTime,
   formatWaiting,
   levelLabel,
@@ -93,6 +94,25 @@ function formatAt(value, now) {
   return parisDay(date) === parisDay(now) ? `à ${formatTime(date)}` : `le ${formatDay(date)} à ${formatTime(date)}`;
 }
 
+/** An alert in hand: how long the patient waited before someone took it ("a attendu 4 min · prise à 16:50"). */
+function waitedText(alert, now) {
+  const taken = alert.acknowledged_at ? `prise ${formatAt(alert.acknowledged_at, now)}` : "";
+  // Reopened by a nurse: it became hers then, nobody was waiting for it.
+  if (alert.reopened_at && alert.reopened_at === alert.acknowledged_at) {
+    return `rouverte ${formatAt(alert.reopened_at, now)}`;
+  }
+  const waited = Number.isFinite(alert.waiting_seconds) ? `a attendu ${formatDuration(alert.waiting_seconds)}` : "";
+  return [waited, taken].filter(Boolean).join(" · ") || "—";
+}
+
+/** An alert a new finding sent back to open after a nurse had taken it: "Rouverte à 16:52 · était prise par …". */
+function reopenedNote(alert, now) {
+  if (alert.status !== "open" || !alert.reopened_by_finding_at) return null;
+  const who = alert.previously_acknowledged_by ? ` · était prise par ${alert.previously_acknowledged_by}` : "";
+  const at = formatAt(alert.reopened_by_finding_at, now);
+  return h("span", { class: "reopened-note" }, `Rouverte ${at}${who}`);
+}
+
 function cell(label, className, ...children) {
   return h("td", { class: className, "data-label": label }, ...children);
 }
@@ -103,20 +123,21 @@ function alertRow(alert, me, now) {
   const overdue = Boolean(alert.overdue);
   const patientButtonId = `patient-${alert.id}`;
 
-  const waiting = [
-    h("div", { class: "waiting-since", "data-since": alert.raised_at ?? "" }, formatWaiting(alert.raised_at, now)),
-  ];
+  const waiting = [];
   if (status === "open") {
+    // The live clock runs only while nobody has it, from when it last began waiting (the API's waiting_since).
+    const since = alert.waiting_since ?? alert.raised_at ?? "";
+    waiting.push(h("div", { class: "waiting-since", "data-since": since }, formatWaiting(since, now)));
     const due = dueText(alert.due_at, now);
     if (due) waiting.push(h("div", { class: "due", "data-due": alert.due_at }, due));
-  } else if (alert.acknowledged_at) {
-    waiting.push(h("div", { class: "due" }, `prise ${formatAt(alert.acknowledged_at, now)}`));
+  } else {
+    waiting.push(h("div", { class: "waited" }, waitedText(alert, now)));
   }
   if (overdue) waiting.push(h("div", null, overdueBadge(alert.escalation_level)));
 
   const session = nextSessionText(alert.next_session_at, now);
 
-  const owner = [];
+  const owner = [reopenedNote(alert, now)];
   if (status === "open") {
     owner.push(
       h(
