@@ -96,9 +96,30 @@ async def service_levels(platform: PlatformDep) -> ServiceLevels:
 LevelsDep = Annotated[ServiceLevels, Depends(service_levels)]
 
 
+class AlertsByLevel(BaseModel):
+    red: int
+    orange: int
+
+
+class AlertsByStatus(BaseModel):
+    open: int
+    acknowledged: int
+    resolved: int
+
+
+class AlertTotals(BaseModel):
+    """Every alert the filter matches, not only this page's: a client that pages knows what it has not read."""
+
+    total: int
+    by_level: AlertsByLevel
+    by_status: AlertsByStatus
+    overdue: int = Field(description="Open past their service level (the items' `overdue`)")
+
+
 class AlertList(BaseModel):
     items: list[AlertView]
-    count: int
+    count: int = Field(description="Items in this page")
+    totals: AlertTotals = Field(description="Alerts matching the filter, on every page")
 
 
 @router.get("", response_model=AlertList, summary="Alerts in triage order (red first, then longest waiting)")
@@ -113,12 +134,29 @@ async def list_alerts(
 ) -> Any:
     statuses = status or ["open", "acknowledged"]
     levels = level or ["red", "orange"]
-    async with platform.pool.acquire() as conn, conn.transaction():
-        rows = await repository.list_alerts(conn, statuses=statuses, levels=levels, limit=limit, offset=offset)
-        await audit_staff_patients(conn, nurse, "alerts.list", "alerts", (r["patient_id"] for r in rows))
     now = datetime.now(UTC)
+    # One snapshot for the page and the totals, so that they agree.
+    async with platform.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        rows = await repository.list_alerts(conn, statuses=statuses, levels=levels, limit=limit, offset=offset)
+        totals = await repository.alert_totals(
+            conn,
+            statuses=statuses,
+            levels=levels,
+            red_overdue_if_since=levels_.overdue_if_since("red", now),
+            orange_overdue_if_since=levels_.overdue_if_since("orange", now),
+        )
+        await audit_staff_patients(conn, nurse, "alerts.list", "alerts", (r["patient_id"] for r in rows))
     items = [alert_view(r, now, levels_) for r in rows]
-    return AlertList(items=items, count=len(items))
+    return AlertList(items=items, count=len(items), totals=_totals(totals))
+
+
+def _totals(row: Any) -> AlertTotals:
+    return AlertTotals(
+        total=row["total"],
+        by_level=AlertsByLevel(red=row["red"], orange=row["orange"]),
+        by_status=AlertsByStatus(open=row["open"], acknowledged=row["acknowledged"], resolved=row["resolved"]),
+        overdue=row["overdue"],
+    )
 
 
 def _last_event_id(header: str | None, query: str | None) -> int | None:

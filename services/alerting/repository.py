@@ -442,6 +442,33 @@ async def list_alerts(
     )
 
 
+async def alert_totals(
+    conn: asyncpg.Connection,
+    *,
+    statuses: Sequence[str],
+    levels: Sequence[str],
+    red_overdue_if_since: datetime,
+    orange_overdue_if_since: datetime,
+) -> asyncpg.Record:
+    """How many alerts the list's filter matches, per level and status, and how many of them are overdue (open,
+    at their level since the cutoff ``ServiceLevels.overdue_if_since`` gives, or earlier): whatever page is read."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS total, count(*) FILTER (WHERE level = 'red') AS red, "
+        "count(*) FILTER (WHERE level = 'orange') AS orange, count(*) FILTER (WHERE status = 'open') AS open, "
+        "count(*) FILTER (WHERE status = 'acknowledged') AS acknowledged, "
+        "count(*) FILTER (WHERE status = 'resolved') AS resolved, "
+        "count(*) FILTER (WHERE status = 'open' AND level_since <= CASE level WHEN 'red' THEN $3::timestamptz "
+        "ELSE $4::timestamptz END) AS overdue "
+        "FROM alerts WHERE status = ANY($1::text[]) AND level = ANY($2::text[])",
+        list(statuses),
+        list(levels),
+        red_overdue_if_since,
+        orange_overdue_if_since,
+    )
+    assert row is not None
+    return row
+
+
 async def acknowledge(conn: asyncpg.Connection, alert_id: UUID, staff_id: str, at: datetime) -> asyncpg.Record | None:
     """The conditional update is the race's referee: of two nurses, exactly one gets the row back."""
     return await conn.fetchrow(

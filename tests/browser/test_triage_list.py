@@ -1,6 +1,8 @@
-"""The triage list in a real headless Chromium: how long an alert in hand waited.
+"""The triage list in a real headless Chromium: how long an alert in hand waited; every active alert is shown,
+with true counts.
 
-Alerts are written straight into the alerts table (faster than scoring submissions).
+Hundreds of alerts are written straight into the alerts table (scoring that many submissions would take
+minutes).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -17,6 +20,7 @@ from tests.browser.conftest import Ward, rows
 
 pytestmark = pytest.mark.browser
 
+ORANGE_FATIGUE = {"fatigue.severity": "2", "fatigue.interference": "2"}
 REASONS = {
     "red": [{"code": "fever", "rule": "red.fever", "level": "red"}],
     "orange": [{"code": "nausea", "rule": "orange.grade2", "level": "orange", "grade": 2}],
@@ -27,6 +31,8 @@ window.__beeps = 0;
 const started = OscillatorNode.prototype.start;
 OscillatorNode.prototype.start = function (...args) { window.__beeps += 1; return started.apply(this, args); };
 """
+# French numbers group thousands with a narrow no-break space.
+GROUP = "[\u202f\u00a0 ]"
 
 
 async def dashboard(ward: Ward, staff_id: str = "ide-claire", *, fake_clock: bool = False) -> Page:
@@ -74,6 +80,10 @@ async def insert_alerts(
     return [row["id"] for row in inserted]
 
 
+def summary(page: Page) -> Any:
+    return page.locator("#alert-summary")
+
+
 # --- an alert in hand waited until it was taken -------------------------------------------------------
 
 
@@ -94,3 +104,36 @@ async def test_an_alert_in_hand_shows_how_long_it_waited_and_does_not_tick(ward:
     await page.clock.fast_forward("10:00")  # the list's 30-second tick runs
     await expect(open_row.locator(".col-waiting")).to_contain_text("il y a 30 min")
     assert await waited.inner_text() == before
+
+
+# --- every active alert, true counts ----------------------------------------------------------------
+
+
+async def test_more_than_100_active_alerts_are_all_shown_with_true_counts(ward: Ward) -> None:
+    await insert_alerts(ward, 3, "red")
+    await insert_alerts(ward, 104)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(107, timeout=10_000)
+    await expect(summary(page)).to_have_text("3 rouges · 104 oranges · 0 en retard")
+    await expect(page.locator("#alert-cut")).to_be_hidden()
+    await page.locator("label[for=level-red]").click()
+    await expect(page.locator("#alert-shown")).to_have_text("(3 affichées sur 107)")
+
+
+async def test_a_new_alert_still_appears_when_100_are_shown(ward: Ward) -> None:
+    await insert_alerts(ward, 100, waited=timedelta(hours=2))
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(100, timeout=10_000)
+    newest = await ward.submit(ORANGE_FATIGUE)
+    await expect(page.locator(f"#alert-rows tr[data-patient-id='{newest}']")).to_have_count(1, timeout=5_000)
+    await expect(summary(page)).to_have_text("0 rouge · 101 oranges · 0 en retard")
+
+
+async def test_beyond_its_cap_the_list_says_how_many_alerts_it_does_not_show(ward: Ward) -> None:
+    await insert_alerts(ward, 2003)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(2000, timeout=20_000)
+    await expect(summary(page)).to_have_text(re.compile(f"^0 rouge · 2{GROUP}003 oranges · 0 en retard$"))
+    await expect(page.locator("#alert-cut")).to_have_text(
+        re.compile(f"^3 alertes actives ne sont pas affichées : la liste montre les 2{GROUP}000 plus urgentes")
+    )

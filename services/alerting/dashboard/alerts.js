@@ -6,6 +6,7 @@ import {
   daysFromToday,
   formatDay,
   formatDuration,
+  formatInteger,
   formatTime,
   formatWaiting,
   levelLabel,
@@ -219,18 +220,29 @@ export function filterAlerts(alerts, filters) {
   });
 }
 
-export function summaryText(alerts) {
-  const red = alerts.filter((alert) => alert.level === "red").length;
-  const orange = alerts.filter((alert) => alert.level === "orange").length;
-  const overdue = alerts.filter((alert) => alert.overdue).length;
+/**
+ * "2 rouges · 104 oranges · 1 en retard". Counted from the rows when every active alert is loaded (they follow
+ * the nurse's own actions at once); from the server's totals when the list stops at its cap.
+ */
+export function summaryText(alerts, totals, notShown) {
+  const counted = notShown > 0 && totals && totals.by_level;
+  const red = counted ? totals.by_level.red : alerts.filter((alert) => alert.level === "red").length;
+  const orange = counted ? totals.by_level.orange : alerts.filter((alert) => alert.level === "orange").length;
+  const overdue = counted ? totals.overdue : alerts.filter((alert) => alert.overdue).length;
   return `${plural(red, "rouge", "rouges")} · ${plural(orange, "orange", "oranges")} · ${overdue} en retard`;
+}
+
+function cutText(shown, notShown) {
+  if (!(notShown > 0)) return "";
+  const missing = plural(notShown, "alerte active n'est pas affichée", "alertes actives ne sont pas affichées");
+  return `${missing} : la liste montre les ${plural(shown, "plus urgente", "plus urgentes")} (rouges d'abord).`;
 }
 
 /**
  * Re-renders the rows. Keeps keyboard focus on the same control of the same alert when it still exists
  * (or on `focusHint = {alertId, action}`), so a live refresh never throws a keyboard user back to the top.
  */
-export function renderAlertRows({ alerts, loaded, loadError, filters, me, focusHint }) {
+export function renderAlertRows({ alerts, loaded, loadError, filters, me, focusHint, totals = null, notShown = 0 }) {
   const body = document.getElementById("alert-rows");
   const active = document.activeElement;
   let focus = focusHint || null;
@@ -259,12 +271,16 @@ export function renderAlertRows({ alerts, loaded, loadError, filters, me, focusH
   }
 
   const summary = document.getElementById("alert-summary");
-  summary.textContent = loaded ? summaryText(alerts) : "";
+  summary.textContent = loaded ? summaryText(alerts, totals, notShown) : "";
   const shown = document.getElementById("alert-shown");
+  const activeCount = alerts.length + notShown;
   shown.textContent =
-    loaded && visible.length !== alerts.length
-      ? `(${visible.length} affichée${visible.length > 1 ? "s" : ""} sur ${alerts.length})`
+    loaded && visible.length !== activeCount
+      ? `(${plural(visible.length, "affichée", "affichées")} sur ${formatInteger(activeCount)})`
       : "";
+  const cut = document.getElementById("alert-cut");
+  cut.textContent = loaded ? cutText(alerts.length, notShown) : "";
+  cut.hidden = !cut.textContent;
 
   if (focus) restoreFocus(body, focus);
 }

@@ -1,7 +1,7 @@
 // Nurse dashboard: sign-in, the open-alerts list kept live by the SSE stream, the patient view, the
 // team figures. Plain ES modules, no build step, no external resource.
 
-import { api, ApiError, clearToken, getToken, onUnauthorized, setToken } from "./api.js";
+import { activeAlerts, api, ApiError, clearToken, getToken, onUnauthorized, setToken } from "./api.js";
 import { AlertStream } from "./stream.js";
 import { announce, clear, h, toast, toastError } from "./dom.js";
 import {
@@ -33,6 +33,8 @@ const state = {
   config: null,
   me: null, // {staff_id, roles}
   alerts: [],
+  totals: null, // the server's counts of every active alert
+  notShown: 0, // active alerts beyond the list's cap
   loaded: false,
   loadError: null, // shown in the list while it has never loaded
   filters: { level: "all", status: "active" },
@@ -229,6 +231,8 @@ function renderAlerts() {
     filters: state.filters,
     me: state.me && state.me.staff_id,
     focusHint: focusHint,
+    totals: state.totals,
+    notShown: state.notShown,
   });
   focusHint = null;
 }
@@ -256,7 +260,7 @@ async function loadAlerts() {
   if (!state.me) return;
   let body;
   try {
-    body = await api.alerts();
+    body = await activeAlerts();
   } catch (error) {
     if (error.status === 401 || !state.me) return;
     toastOnce(error);
@@ -268,12 +272,14 @@ async function loadAlerts() {
   }
   if (!state.me) return;
   state.loadError = null;
-  const items = Array.isArray(body && body.items) ? body.items.filter((item) => item && item.id) : [];
-  const known = new Set(state.alerts.map((alert) => alert.id));
+  const items = body.items;
+  const before = new Map(state.alerts.map((alert) => [alert.id, alert]));
   const wasLoaded = state.loaded;
   state.alerts = items;
+  state.totals = body.totals;
+  state.notShown = body.notShown;
   state.loaded = true;
-  if (wasLoaded) for (const alert of items) if (!known.has(alert.id)) pendingFlash.add(alert.id);
+  if (wasLoaded) for (const alert of items) if (!before.has(alert.id)) pendingFlash.add(alert.id);
   renderAlerts();
   flashRows(pendingFlash);
   pendingFlash.clear();
