@@ -1,8 +1,8 @@
 """The triage list in a real headless Chromium: how long an alert in hand waited; every active alert is shown,
-with true counts.
+with true counts; the red alarm after a lost connection follows the list; a red alert back to open says so.
 
 Hundreds of alerts are written straight into the alerts table (scoring that many submissions would take
-minutes).
+minutes); the red alarm counts beeps as Web Audio oscillators started, after one click has let the page play.
 """
 
 from __future__ import annotations
@@ -11,15 +11,20 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
 import orjson
 import pytest
 from playwright.async_api import Page, expect
 
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from shared.testing.waiting import eventually
 from tests.browser.conftest import Ward, rows
 
 pytestmark = pytest.mark.browser
 
+ORANGE_NAUSEA = {"nausea.frequency": "2", "nausea.severity": "2"}
 ORANGE_FATIGUE = {"fatigue.severity": "2", "fatigue.interference": "2"}
 REASONS = {
     "red": [{"code": "fever", "rule": "red.fever", "level": "red"}],
@@ -31,6 +36,7 @@ window.__beeps = 0;
 const started = OscillatorNode.prototype.start;
 OscillatorNode.prototype.start = function (...args) { window.__beeps += 1; return started.apply(this, args); };
 """
+PARIS = ZoneInfo("Europe/Paris")
 # French numbers group thousands with a narrow no-break space.
 GROUP = "[\u202f\u00a0 ]"
 
@@ -78,6 +84,40 @@ async def insert_alerts(
             datetime.now(UTC) - waited,
         )
     return [row["id"] for row in inserted]
+
+
+async def submit(ward: Ward, patient: uuid.UUID, answers: dict[str, Any]) -> None:
+    """Another report from a patient who already has an alert (``Ward.submit`` makes a new patient each time)."""
+    response = await ward.tablet.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(answers)),
+        headers={
+            "Authorization": f"Bearer {ward.tokens.issue_device_token(patient, 'tablet-browser')}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "Content-Type": "application/fhir+json",
+        },
+    )
+    assert response.status_code == 202, response.text
+
+
+def staff(ward: Ward, staff_id: str = "ide-karim") -> dict[str, str]:
+    return {"Authorization": f"Bearer {ward.tokens.issue_staff_token(staff_id, {'nurse'})}"}
+
+
+async def active_alert_of(ward: Ward, patient: uuid.UUID) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=ward.url) as client:
+
+        async def listed() -> Any:
+            items = (await client.get("/v1/alerts?limit=500", headers=staff(ward))).json()["items"]
+            return next((a for a in items if a["patient_id"] == str(patient)), None)
+
+        found: dict[str, Any] = await eventually(listed)
+    return found
+
+
+async def beeps(page: Page) -> int:
+    count: int = await page.evaluate("window.__beeps")
+    return count
 
 
 def summary(page: Page) -> Any:
@@ -137,3 +177,91 @@ async def test_beyond_its_cap_the_list_says_how_many_alerts_it_does_not_show(war
     await expect(page.locator("#alert-cut")).to_have_text(
         re.compile(f"^3 alertes actives ne sont pas affichées : la liste montre les 2{GROUP}000 plus urgentes")
     )
+
+
+# --- the red alarm after a lost connection follows the list ---------------------------------------------
+
+
+async def cut_off(ward: Ward, page: Page) -> None:
+    await page.context.set_offline(True)
+    ward.alerting.extras["alert_feed"].disconnect_all()
+    await expect(page.locator("#connection-state")).not_to_have_attribute("data-state", "live", timeout=10_000)
+
+
+async def reconnect(page: Page) -> None:
+    await page.context.set_offline(False)
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=15_000)
+
+
+async def test_a_red_alert_raised_while_cut_off_sounds_after_reconnecting(ward: Ward) -> None:
+    page = await dashboard(ward)  # no event received yet: nothing to replay from
+    assert await page.evaluate("sessionStorage.getItem('oncofollow.lastEventId')") is None
+    await cut_off(ward, page)
+    patient = await ward.submit(RED_NAUSEA)
+    await active_alert_of(ward, patient)
+    silent = await beeps(page)
+
+    await reconnect(page)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await expect(page.locator("#red-banner")).to_be_visible(timeout=5_000)
+    await expect(page.locator("#red-banner-text")).to_have_text(
+        f"Nouvelle alerte ROUGE — Patient {str(patient)[:8]} : Nausées (grade 3)"
+    )
+    assert await beeps(page) > silent
+
+
+async def test_a_red_alert_raised_and_closed_while_cut_off_is_no_alarm(ward: Ward) -> None:
+    page = await dashboard(ward)
+    await ward.submit(ORANGE_NAUSEA)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    seen = int(await page.evaluate("sessionStorage.getItem('oncofollow.lastEventId')"))
+    await cut_off(ward, page)
+    patient = await ward.submit(RED_NAUSEA)
+    alert = await active_alert_of(ward, patient)
+    async with httpx.AsyncClient(base_url=ward.url) as client:
+        assert (await client.post(f"/v1/alerts/{alert['id']}/ack", headers=staff(ward))).status_code == 200
+        closed = await client.post(
+            f"/v1/alerts/{alert['id']}/resolve", json={"outcome": "phone_call"}, headers=staff(ward)
+        )
+        assert closed.status_code == 200
+    silent = await beeps(page)
+
+    await reconnect(page)
+    # Raised, acknowledged, resolved: the page has received the three events it missed, and read the list.
+    await page.wait_for_function(
+        f"Number(sessionStorage.getItem('oncofollow.lastEventId')) >= {seen + 3}", timeout=5_000
+    )
+    await expect(page.locator("#last-updated")).not_to_be_empty()
+    await expect(rows(page)).to_have_count(1)
+    await expect(summary(page)).to_have_text("0 rouge · 1 orange · 0 en retard")
+    await expect(page.locator("#red-banner")).to_be_hidden()
+    assert await beeps(page) == silent
+
+
+# --- a red alert back to open says so ------------------------------------------------------------------
+
+
+async def test_a_red_alert_taken_then_reopened_by_a_new_report_says_it_came_back(ward: Ward) -> None:
+    patient = await ward.submit(RED_NAUSEA)
+    alert = await active_alert_of(ward, patient)
+    page = await dashboard(ward, "ide-claire")
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await rows(page).first.locator("[data-action=ack]").click()
+    await expect(rows(page).first).to_have_attribute("data-status", "acknowledged", timeout=5_000)
+    silent = await beeps(page)
+
+    await submit(ward, patient, RED_NAUSEA)
+    await expect(rows(page).first).to_have_attribute("data-status", "open", timeout=5_000)
+    await expect(page.locator("#red-banner-text")).to_have_text(
+        "Alerte ROUGE rouverte : nouvelle réponse (était prise par ide-claire) — "
+        f"Patient {str(patient)[:8]} : Nausées (grade 3)"
+    )
+    await expect(page.locator("#live-announcer")).to_contain_text("Alerte ROUGE rouverte : nouvelle réponse")
+    assert await beeps(page) > silent
+    rows_alert_id = await rows(page).first.get_attribute("data-alert-id")
+    reopened = (await active_alert_of(ward, patient))["reopened_by_finding_at"]
+    at = datetime.fromisoformat(reopened).astimezone(PARIS).strftime("%H:%M")
+    await expect(rows(page).first.locator(".reopened-note")).to_have_text(
+        f"Rouverte à {at} · était prise par ide-claire"
+    )
+    assert rows_alert_id == alert["id"]
