@@ -1,5 +1,6 @@
 """The triage list in a real headless Chromium: how long an alert in hand waited; every active alert is shown,
-with true counts; the red alarm after a lost connection follows the list; a red alert back to open says so.
+with true counts; the red alarm after a lost connection follows the list; a red alert back to open says so; the
+team figures' period limit is said in French.
 
 Hundreds of alerts are written straight into the alerts table (scoring that many submissions would take
 minutes); the red alarm counts beeps as Web Audio oscillators started, after one click has let the page play.
@@ -265,3 +266,21 @@ async def test_a_red_alert_taken_then_reopened_by_a_new_report_says_it_came_back
         f"Rouverte à {at} · était prise par ide-claire"
     )
     assert rows_alert_id == alert["id"]
+
+
+# --- the team figures' period ---------------------------------------------------------------------------
+
+
+async def test_a_period_over_366_days_is_refused_saying_how_long_it_may_be(ward: Ward) -> None:
+    page = await dashboard(ward)
+    await page.locator(".tabs a[data-view=metrics]").click()
+    await expect(page.locator("#metrics-content .tiles")).to_be_visible(timeout=5_000)
+    await page.locator("#period-from").fill("2024-01-01")
+    await page.locator("#period-form button[type=submit]").click()
+    await expect(page.locator("#toasts")).to_contain_text("Choisissez une période de 366 jours au plus.")
+    # The server's refusal, if it comes to that, reads the same.
+    detail = await page.evaluate(
+        "import(location.origin + '/dashboard/api.js')"
+        ".then((m) => m.api.metrics('2024-01-01', '2025-06-30')).then(() => 'accepted', (e) => e.detail)"
+    )
+    assert detail == "Choisissez une période de 366 jours au plus."

@@ -74,6 +74,11 @@ function frenchDetail(status, body) {
   if (status === 404) return "Cet élément n'existe pas (ou plus).";
   if (status === 422 && body && body.pointer === "/until")
     return "La date de fin doit être aujourd'hui ou dans les 30 prochains jours.";
+  if (status === 422 && body && body.pointer === "/from") {
+    return Number.isInteger(body.max_days)
+      ? `Choisissez une période de ${body.max_days} jours au plus.`
+      : "La date de début doit précéder la date de fin.";
+  }
   if (status === 422) return "Vérifiez les valeurs saisies.";
   if (status === 503) return "Le service est momentanément surchargé. Réessayez dans un instant.";
   return "";

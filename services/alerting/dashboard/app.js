@@ -20,7 +20,14 @@ import {
 } from "./format.js";
 import { filterAlerts, flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
 import { MAX_EXPECTED_DAYS, renderPatient, renderPatientError, renderPatientLoading } from "./patient.js";
-import { defaultPeriod, lastDays, renderMetrics, renderMetricsMessage } from "./metrics.js";
+import {
+  defaultPeriod,
+  lastDays,
+  MAX_PERIOD_DAYS,
+  PERIOD_TOO_LONG,
+  renderMetrics,
+  renderMetricsMessage,
+} from "./metrics.js";
 import { Sound } from "./sound.js";
 
 const TICK_MS = 30000;
@@ -787,8 +794,18 @@ function submitPeriod(event) {
     toast("La date de début doit précéder la date de fin.", "error");
     return;
   }
+  if (periodDays(from, to) > MAX_PERIOD_DAYS) {
+    toast(PERIOD_TOO_LONG, "error");
+    form.elements.from.focus();
+    return;
+  }
   state.period = { from, to };
   loadMetrics();
+}
+
+/** Days in the period, both ends included (as the API counts). */
+function periodDays(from, to) {
+  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86400000) + 1;
 }
 
 function quickPeriod(days) {
