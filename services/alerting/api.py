@@ -47,7 +47,11 @@ class AlertView(BaseModel):
     rule_set: str
     raised_at: datetime
     updated_at: datetime
-    waiting_seconds: int
+    waiting_since: datetime = Field(
+        description="Since when it has waited for a nurse: when it was raised, or when a new finding sent it back "
+        "to open after a nurse had taken it (then also its service-level clock's start)"
+    )
+    waiting_seconds: int = Field(description="From waiting_since until a nurse took it (or now, while open)")
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     resolved_by: str | None
@@ -60,19 +64,25 @@ class AlertView(BaseModel):
     next_session_at: datetime | None = Field(default=None, description="The patient's next chemotherapy session")
     reopened_by: str | None = None
     reopened_at: datetime | None = None
+    reopened_by_finding_at: datetime | None = Field(
+        default=None, description="When a new finding last sent it back to open after a nurse had taken it"
+    )
+    previously_acknowledged_by: str | None = Field(default=None, description="Who had it then")
 
 
-_COMPUTED = frozenset({"id", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at"})
+_COMPUTED = frozenset({"id", "waiting_since", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at"})
 
 
 def alert_view(row: Any, now: datetime, levels: ServiceLevels) -> AlertView:
+    waiting_since = row["reopened_by_finding_at"] or row["raised_at"]
     end = row["acknowledged_at"] or now
     due_at = levels.due_after(row["level"], row["level_since"])
     return AlertView(
         **{k: row[k] for k in AlertView.model_fields if k not in _COMPUTED},
         id=row["id"],
         reasons=[AlertReason.model_validate(r) for r in row["reasons"]],
-        waiting_seconds=max(0, int((end - row["raised_at"]).total_seconds())),
+        waiting_since=waiting_since,
+        waiting_seconds=max(0, int((end - waiting_since).total_seconds())),
         due_at=due_at,
         overdue=row["status"] == "open" and now >= due_at,
         next_session_at=row.get("next_session_at"),
@@ -87,9 +97,30 @@ async def service_levels(platform: PlatformDep) -> ServiceLevels:
 LevelsDep = Annotated[ServiceLevels, Depends(service_levels)]
 
 
+class AlertsByLevel(BaseModel):
+    red: int
+    orange: int
+
+
+class AlertsByStatus(BaseModel):
+    open: int
+    acknowledged: int
+    resolved: int
+
+
+class AlertTotals(BaseModel):
+    """Every alert the filter matches, not only this page's: a client that pages knows what it has not read."""
+
+    total: int
+    by_level: AlertsByLevel
+    by_status: AlertsByStatus
+    overdue: int = Field(description="Open past their service level (the items' `overdue`)")
+
+
 class AlertList(BaseModel):
     items: list[AlertView]
-    count: int
+    count: int = Field(description="Items in this page")
+    totals: AlertTotals = Field(description="Alerts matching the filter, on every page")
 
 
 @router.get("", response_model=AlertList, summary="Alerts in triage order (red first, then longest waiting)")
@@ -104,12 +135,29 @@ async def list_alerts(
 ) -> Any:
     statuses = status or ["open", "acknowledged"]
     levels = level or ["red", "orange"]
-    async with platform.pool.acquire() as conn, conn.transaction():
-        rows = await repository.list_alerts(conn, statuses=statuses, levels=levels, limit=limit, offset=offset)
-        await audit_staff_patients(conn, nurse, "alerts.list", "alerts", (r["patient_id"] for r in rows))
     now = datetime.now(UTC)
+    # One snapshot for the page and the totals, so that they agree.
+    async with platform.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        rows = await repository.list_alerts(conn, statuses=statuses, levels=levels, limit=limit, offset=offset)
+        totals = await repository.alert_totals(
+            conn,
+            statuses=statuses,
+            levels=levels,
+            red_overdue_if_since=levels_.overdue_if_since("red", now),
+            orange_overdue_if_since=levels_.overdue_if_since("orange", now),
+        )
+        await audit_staff_patients(conn, nurse, "alerts.list", "alerts", (r["patient_id"] for r in rows))
     items = [alert_view(r, now, levels_) for r in rows]
-    return AlertList(items=items, count=len(items))
+    return AlertList(items=items, count=len(items), totals=_totals(totals))
+
+
+def _totals(row: Any) -> AlertTotals:
+    return AlertTotals(
+        total=row["total"],
+        by_level=AlertsByLevel(red=row["red"], orange=row["orange"]),
+        by_status=AlertsByStatus(open=row["open"], acknowledged=row["acknowledged"], resolved=row["resolved"]),
+        overdue=row["overdue"],
+    )
 
 
 def _last_event_id(header: str | None, query: str | None) -> int | None:

@@ -24,7 +24,8 @@ from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 ALERT_COLUMNS = (
     "id, patient_id, level, status, reasons, answered_by, submission_ids, message_ids, rule_set, raised_at, "
     "updated_at, acknowledged_by, acknowledged_at, resolved_by, resolved_at, outcome, resolution_note, "
-    "level_since, escalation_level, escalated_at, reopened_by, reopened_at"
+    "level_since, escalation_level, escalated_at, reopened_by, reopened_at, reopened_by_finding_at, "
+    "previously_acknowledged_by"
 )
 
 
@@ -280,13 +281,18 @@ def _reopened_by_finding_columns(reopened: Sequence[AlertRecord]) -> list[list[A
 async def _write_back(conn: asyncpg.Connection, merged: Sequence[AlertRecord]) -> None:
     if merged:
         # An alert that went back to "open" needs a nurse again: it is no longer anyone's, and its service-level
-        # clock (and its escalations) starts again, as it does when its level rises.
+        # clock (and its escalations) starts again, as it does when its level rises. It has waited since then,
+        # and the nurse who had it is kept, for the dashboard to say so.
         await conn.executemany(
             "UPDATE alerts SET level = $2, status = $3, reasons = $4, answered_by = $5, submission_ids = $6, "
             "message_ids = $7, updated_at = $8, "
             "level_since = CASE WHEN $2 <> level OR ($3 = 'open' AND status <> 'open') THEN $8 ELSE level_since END, "
             "escalation_level = CASE WHEN $2 <> level OR ($3 = 'open' AND status <> 'open') THEN 0 "
             "ELSE escalation_level END, "
+            "reopened_by_finding_at = CASE WHEN $3 = 'open' AND status <> 'open' THEN $8 "
+            "ELSE reopened_by_finding_at END, "
+            "previously_acknowledged_by = CASE WHEN $3 = 'open' AND status <> 'open' THEN acknowledged_by "
+            "ELSE previously_acknowledged_by END, "
             "acknowledged_by = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_by END, "
             "acknowledged_at = CASE WHEN $3 = 'open' THEN NULL ELSE acknowledged_at END WHERE id = $1",
             [
@@ -451,9 +457,10 @@ async def list_alerts(
     return await conn.fetch(
         f"SELECT {ALERT_COLUMNS}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} "
         "WHERE status = ANY($1::text[]) AND level = ANY($2::text[]) "
-        # CLINICAL.md §4: level, then time waiting (until a nurse took it: an alert in hand has stopped waiting),
-        # then the next chemotherapy session.
-        "ORDER BY CASE level WHEN 'red' THEN 0 ELSE 1 END, coalesce(acknowledged_at, now()) - raised_at DESC, "
+        # CLINICAL.md §4: level, then time waiting (until a nurse took it: an alert in hand has stopped waiting;
+        # one that a new finding sent back to open waits again from then), then the next chemotherapy session.
+        "ORDER BY CASE level WHEN 'red' THEN 0 ELSE 1 END, "
+        "coalesce(acknowledged_at, now()) - coalesce(reopened_by_finding_at, raised_at) DESC, "
         "ns.next_session_at NULLS LAST, id "
         "LIMIT $3 OFFSET $4",
         list(statuses),
@@ -461,6 +468,33 @@ async def list_alerts(
         limit,
         offset,
     )
+
+
+async def alert_totals(
+    conn: asyncpg.Connection,
+    *,
+    statuses: Sequence[str],
+    levels: Sequence[str],
+    red_overdue_if_since: datetime,
+    orange_overdue_if_since: datetime,
+) -> asyncpg.Record:
+    """How many alerts the list's filter matches, per level and status, and how many of them are overdue (open,
+    at their level since the cutoff ``ServiceLevels.overdue_if_since`` gives, or earlier): whatever page is read."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS total, count(*) FILTER (WHERE level = 'red') AS red, "
+        "count(*) FILTER (WHERE level = 'orange') AS orange, count(*) FILTER (WHERE status = 'open') AS open, "
+        "count(*) FILTER (WHERE status = 'acknowledged') AS acknowledged, "
+        "count(*) FILTER (WHERE status = 'resolved') AS resolved, "
+        "count(*) FILTER (WHERE status = 'open' AND level_since <= CASE level WHEN 'red' THEN $3::timestamptz "
+        "ELSE $4::timestamptz END) AS overdue "
+        "FROM alerts WHERE status = ANY($1::text[]) AND level = ANY($2::text[])",
+        list(statuses),
+        list(levels),
+        red_overdue_if_since,
+        orange_overdue_if_since,
+    )
+    assert row is not None
+    return row
 
 
 async def acknowledge(conn: asyncpg.Connection, alert_id: UUID, staff_id: str, at: datetime) -> asyncpg.Record | None:

@@ -19,6 +19,7 @@ from shared.events.alerts import AlertLevel, AlertStatus
 from shared.opening_hours import OpeningHours
 
 EscalationLevel = Literal[0, 1, 2]
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,22 @@ class ServiceLevels:
         """When escalation levels 1 and 2 fall due for an alert at ``level`` since ``since``."""
         first = self.due_after(level, since)
         return first, self.due_after(level, first)
+
+    def overdue_if_since(self, level: AlertLevel, now: datetime) -> datetime:
+        """The latest start (``level_since``) at which an alert still open at ``level`` is overdue at ``now``.
+
+        So that SQL can count the overdue alerts (``level_since <= this``) exactly as ``due_after`` flags each one.
+        A later start is never due sooner, so the overdue starts are all those up to one moment: found by
+        bisection, to the microsecond, between a month ago (long overdue with any opening hours) and now (never
+        due yet)."""
+        overdue, not_yet = now - timedelta(days=31), now
+        while not_yet - overdue > _MICROSECOND:
+            middle = overdue + (not_yet - overdue) // 2
+            if self.due_after(level, middle) <= now:
+                overdue = middle
+            else:
+                not_yet = middle
+        return overdue
 
     @property
     def shortest_delay(self) -> timedelta:

@@ -40,7 +40,9 @@ async def metrics(
     if first > last:
         raise Problem(422, "The period starts after it ends: swap 'from' and 'to'.", pointer="/from")
     if (last - first).days >= MAX_PERIOD_DAYS:
-        raise Problem(422, f"Choose a period of at most {MAX_PERIOD_DAYS} days.", pointer="/from")
+        raise Problem(
+            422, f"Choose a period of at most {MAX_PERIOD_DAYS} days.", pointer="/from", max_days=MAX_PERIOD_DAYS
+        )
     start = datetime.combine(first, time(0), zone)
     stop = min(datetime.combine(last + timedelta(days=1), time(0), zone), now)
     async with platform.pool.acquire() as conn, conn.transaction():

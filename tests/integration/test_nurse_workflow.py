@@ -216,6 +216,15 @@ async def test_team_figures_count_what_was_done(platform: Any) -> None:
     assert bad.status_code == 422
 
 
+async def test_a_period_too_long_says_how_long_it_may_be(platform: Any) -> None:
+    # The dashboard tells the nurse the limit from the problem itself ("366 jours au plus").
+    too_long = await platform.alerting.get("/v1/metrics?from=2025-01-01&to=2026-01-02", headers=platform.staff())
+    assert too_long.status_code == 422
+    assert too_long.json()["pointer"] == "/from" and too_long.json()["max_days"] == 366
+    longest = await platform.alerting.get("/v1/metrics?from=2025-01-01&to=2026-01-01", headers=platform.staff())
+    assert longest.status_code == 200, longest.text
+
+
 async def test_the_audit_is_for_admins_and_reading_it_is_audited(platform: Any) -> None:
     alert = await open_alert(platform, uuid.uuid4())
     await platform.alerting.post(f"/v1/alerts/{alert['id']}/ack", headers=platform.staff())

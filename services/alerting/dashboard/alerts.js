@@ -5,6 +5,8 @@ import { h, clear, clockIcon, levelIcon } from "./dom.js";
 import {
   daysFromToday,
   formatDay,
+  formatDuration,
+  formatInteger,
   formatTime,
   formatWaiting,
   levelLabel,
@@ -93,6 +95,25 @@ function formatAt(value, now) {
   return parisDay(date) === parisDay(now) ? `à ${formatTime(date)}` : `le ${formatDay(date)} à ${formatTime(date)}`;
 }
 
+/** An alert in hand: how long the patient waited before someone took it ("a attendu 4 min · prise à 16:50"). */
+function waitedText(alert, now) {
+  const taken = alert.acknowledged_at ? `prise ${formatAt(alert.acknowledged_at, now)}` : "";
+  // Reopened by a nurse: it became hers then, nobody was waiting for it.
+  if (alert.reopened_at && alert.reopened_at === alert.acknowledged_at) {
+    return `rouverte ${formatAt(alert.reopened_at, now)}`;
+  }
+  const waited = Number.isFinite(alert.waiting_seconds) ? `a attendu ${formatDuration(alert.waiting_seconds)}` : "";
+  return [waited, taken].filter(Boolean).join(" · ") || "—";
+}
+
+/** An alert a new finding sent back to open after a nurse had taken it: "Rouverte à 16:52 · était prise par …". */
+function reopenedNote(alert, now) {
+  if (alert.status !== "open" || !alert.reopened_by_finding_at) return null;
+  const who = alert.previously_acknowledged_by ? ` · était prise par ${alert.previously_acknowledged_by}` : "";
+  const at = formatAt(alert.reopened_by_finding_at, now);
+  return h("span", { class: "reopened-note" }, `Rouverte ${at}${who}`);
+}
+
 function cell(label, className, ...children) {
   return h("td", { class: className, "data-label": label }, ...children);
 }
@@ -103,20 +124,21 @@ function alertRow(alert, me, now) {
   const overdue = Boolean(alert.overdue);
   const patientButtonId = `patient-${alert.id}`;
 
-  const waiting = [
-    h("div", { class: "waiting-since", "data-since": alert.raised_at ?? "" }, formatWaiting(alert.raised_at, now)),
-  ];
+  const waiting = [];
   if (status === "open") {
+    // The live clock runs only while nobody has it, from when it last began waiting (the API's waiting_since).
+    const since = alert.waiting_since ?? alert.raised_at ?? "";
+    waiting.push(h("div", { class: "waiting-since", "data-since": since }, formatWaiting(since, now)));
     const due = dueText(alert.due_at, now);
     if (due) waiting.push(h("div", { class: "due", "data-due": alert.due_at }, due));
-  } else if (alert.acknowledged_at) {
-    waiting.push(h("div", { class: "due" }, `prise ${formatAt(alert.acknowledged_at, now)}`));
+  } else {
+    waiting.push(h("div", { class: "waited" }, waitedText(alert, now)));
   }
   if (overdue) waiting.push(h("div", null, overdueBadge(alert.escalation_level)));
 
   const session = nextSessionText(alert.next_session_at, now);
 
-  const owner = [];
+  const owner = [reopenedNote(alert, now)];
   if (status === "open") {
     owner.push(
       h(
@@ -198,18 +220,29 @@ export function filterAlerts(alerts, filters) {
   });
 }
 
-export function summaryText(alerts) {
-  const red = alerts.filter((alert) => alert.level === "red").length;
-  const orange = alerts.filter((alert) => alert.level === "orange").length;
-  const overdue = alerts.filter((alert) => alert.overdue).length;
+/**
+ * "2 rouges · 104 oranges · 1 en retard". Counted from the rows when every active alert is loaded (they follow
+ * the nurse's own actions at once); from the server's totals when the list stops at its cap.
+ */
+export function summaryText(alerts, totals, notShown) {
+  const counted = notShown > 0 && totals && totals.by_level;
+  const red = counted ? totals.by_level.red : alerts.filter((alert) => alert.level === "red").length;
+  const orange = counted ? totals.by_level.orange : alerts.filter((alert) => alert.level === "orange").length;
+  const overdue = counted ? totals.overdue : alerts.filter((alert) => alert.overdue).length;
   return `${plural(red, "rouge", "rouges")} · ${plural(orange, "orange", "oranges")} · ${overdue} en retard`;
+}
+
+function cutText(shown, notShown) {
+  if (!(notShown > 0)) return "";
+  const missing = plural(notShown, "alerte active n'est pas affichée", "alertes actives ne sont pas affichées");
+  return `${missing} : la liste montre les ${plural(shown, "plus urgente", "plus urgentes")} (rouges d'abord).`;
 }
 
 /**
  * Re-renders the rows. Keeps keyboard focus on the same control of the same alert when it still exists
  * (or on `focusHint = {alertId, action}`), so a live refresh never throws a keyboard user back to the top.
  */
-export function renderAlertRows({ alerts, loaded, loadError, filters, me, focusHint }) {
+export function renderAlertRows({ alerts, loaded, loadError, filters, me, focusHint, totals = null, notShown = 0 }) {
   const body = document.getElementById("alert-rows");
   const active = document.activeElement;
   let focus = focusHint || null;
@@ -238,12 +271,16 @@ export function renderAlertRows({ alerts, loaded, loadError, filters, me, focusH
   }
 
   const summary = document.getElementById("alert-summary");
-  summary.textContent = loaded ? summaryText(alerts) : "";
+  summary.textContent = loaded ? summaryText(alerts, totals, notShown) : "";
   const shown = document.getElementById("alert-shown");
+  const activeCount = alerts.length + notShown;
   shown.textContent =
-    loaded && visible.length !== alerts.length
-      ? `(${visible.length} affichée${visible.length > 1 ? "s" : ""} sur ${alerts.length})`
+    loaded && visible.length !== activeCount
+      ? `(${plural(visible.length, "affichée", "affichées")} sur ${formatInteger(activeCount)})`
       : "";
+  const cut = document.getElementById("alert-cut");
+  cut.textContent = loaded ? cutText(alerts.length, notShown) : "";
+  cut.hidden = !cut.textContent;
 
   if (focus) restoreFocus(body, focus);
 }

@@ -74,6 +74,11 @@ function frenchDetail(status, body) {
   if (status === 404) return "Cet élément n'existe pas (ou plus).";
   if (status === 422 && body && body.pointer === "/until")
     return "La date de fin doit être aujourd'hui ou dans les 30 prochains jours.";
+  if (status === 422 && body && body.pointer === "/from") {
+    return Number.isInteger(body.max_days)
+      ? `Choisissez une période de ${body.max_days} jours au plus.`
+      : "La date de début doit précéder la date de fin.";
+  }
   if (status === 422) return "Vérifiez les valeurs saisies.";
   if (status === 503) return "Le service est momentanément surchargé. Réessayez dans un instant.";
   return "";
@@ -145,7 +150,8 @@ export const api = {
   devToken: (staffId) => request("POST", "/v1/dashboard/dev-token", { auth: false, body: { staff_id: staffId } }),
   me: () => request("GET", "/v1/me"),
   reference: () => request("GET", "/v1/reference"),
-  alerts: () => request("GET", "/v1/alerts?status=open&status=acknowledged"),
+  alerts: (offset, limit) =>
+    request("GET", `/v1/alerts?status=open&status=acknowledged&offset=${enc(offset)}&limit=${enc(limit)}`),
   alert: (id) => request("GET", `/v1/alerts/${enc(id)}`),
   ack: (id) => request("POST", `/v1/alerts/${enc(id)}/ack`),
   resolve: (id, outcome, note) =>
@@ -158,3 +164,33 @@ export const api = {
   metrics: (from, to) => request("GET", `/v1/metrics?from=${enc(from)}&to=${enc(to)}`),
   streamToken: () => request("POST", "/v1/alerts/stream-token"),
 };
+
+const ALERT_PAGE_SIZE = 500; // the API's largest page
+export const MAX_ALERTS_SHOWN = 2000;
+
+/**
+ * Every active alert, in triage order, page by page up to MAX_ALERTS_SHOWN (the most urgent, red first), with
+ * the server's totals and how many active alerts are beyond that cap (`notShown`).
+ */
+export async function activeAlerts() {
+  const items = [];
+  const seen = new Set();
+  let totals = null;
+  let cut = false;
+  for (let offset = 0; offset < MAX_ALERTS_SHOWN; offset += ALERT_PAGE_SIZE) {
+    const limit = Math.min(ALERT_PAGE_SIZE, MAX_ALERTS_SHOWN - offset);
+    const body = await api.alerts(offset, limit);
+    const page = Array.isArray(body && body.items) ? body.items.filter((item) => item && item.id) : [];
+    if (body && body.totals && typeof body.totals === "object") totals = body.totals;
+    // An alert that moved up between two pages would come twice: once is enough.
+    for (const item of page) {
+      if (seen.has(item.id)) continue;
+      seen.add(item.id);
+      items.push(item);
+    }
+    if (page.length < limit) break;
+    cut = offset + limit >= MAX_ALERTS_SHOWN;
+  }
+  const total = totals && Number.isInteger(totals.total) ? totals.total : items.length;
+  return { items, totals, notShown: cut ? Math.max(0, total - items.length) : 0 };
+}

@@ -1,7 +1,7 @@
 // Nurse dashboard: sign-in, the open-alerts list kept live by the SSE stream, the patient view, the
 // team figures. Plain ES modules, no build step, no external resource.
 
-import { api, ApiError, clearToken, getToken, onUnauthorized, setToken } from "./api.js";
+import { activeAlerts, api, ApiError, clearToken, getToken, onUnauthorized, setToken } from "./api.js";
 import { AlertStream } from "./stream.js";
 import { announce, clear, h, toast, toastError } from "./dom.js";
 import {
@@ -11,6 +11,7 @@ import {
   getReference,
   levelLabel,
   outcomeLabel,
+  parseDate,
   parisDay,
   patientShortId,
   reasonText,
@@ -19,7 +20,14 @@ import {
 } from "./format.js";
 import { filterAlerts, flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
 import { MAX_EXPECTED_DAYS, renderPatient, renderPatientError, renderPatientLoading } from "./patient.js";
-import { defaultPeriod, lastDays, renderMetrics, renderMetricsMessage } from "./metrics.js";
+import {
+  defaultPeriod,
+  lastDays,
+  MAX_PERIOD_DAYS,
+  PERIOD_TOO_LONG,
+  renderMetrics,
+  renderMetricsMessage,
+} from "./metrics.js";
 import { Sound } from "./sound.js";
 
 const TICK_MS = 30000;
@@ -33,6 +41,8 @@ const state = {
   config: null,
   me: null, // {staff_id, roles}
   alerts: [],
+  totals: null, // the server's counts of every active alert
+  notShown: 0, // active alerts beyond the list's cap
   loaded: false,
   loadError: null, // shown in the list while it has never loaded
   filters: { level: "all", status: "active" },
@@ -181,7 +191,8 @@ function startStream() {
     onEvent: handleStreamEvent,
     onState: renderConnectionState,
     onOpen: () => {
-      // Covers whatever happened between the list load and the stream start (first connection has no `since`).
+      // The list after a (re)connection covers what happened while the page was cut off (a first connection has
+      // no `since`: nothing is replayed) and decides the red cue from what is active now (cueChanges).
       refreshAlerts();
     },
     onReset: () => {
@@ -229,6 +240,8 @@ function renderAlerts() {
     filters: state.filters,
     me: state.me && state.me.staff_id,
     focusHint: focusHint,
+    totals: state.totals,
+    notShown: state.notShown,
   });
   focusHint = null;
 }
@@ -256,7 +269,7 @@ async function loadAlerts() {
   if (!state.me) return;
   let body;
   try {
-    body = await api.alerts();
+    body = await activeAlerts();
   } catch (error) {
     if (error.status === 401 || !state.me) return;
     toastOnce(error);
@@ -268,12 +281,17 @@ async function loadAlerts() {
   }
   if (!state.me) return;
   state.loadError = null;
-  const items = Array.isArray(body && body.items) ? body.items.filter((item) => item && item.id) : [];
-  const known = new Set(state.alerts.map((alert) => alert.id));
+  const items = body.items;
+  const before = new Map(state.alerts.map((alert) => [alert.id, alert]));
   const wasLoaded = state.loaded;
   state.alerts = items;
+  state.totals = body.totals;
+  state.notShown = body.notShown;
   state.loaded = true;
-  if (wasLoaded) for (const alert of items) if (!known.has(alert.id)) pendingFlash.add(alert.id);
+  if (wasLoaded) for (const alert of items) if (!before.has(alert.id)) pendingFlash.add(alert.id);
+  if (wasLoaded) cueChanges(before, items);
+  const bannerAlert = $("red-banner").dataset.alertId;
+  if (bannerAlert && !items.some((alert) => alert.id === bannerAlert && alert.status === "open")) hideBanner();
   renderAlerts();
   flashRows(pendingFlash);
   pendingFlash.clear();
@@ -323,19 +341,9 @@ function handleStreamEvent({ type, streamId, envelope }) {
   const alertId = typeof payload.alert_id === "string" ? payload.alert_id : null;
 
   if (alertId) pendingFlash.add(alertId);
-  if (fresh) {
-    const previous = alertId ? state.alerts.find((alert) => alert.id === alertId) : null;
-    // A red alert that comes back to "open" (a new red finding after a nurse took it) needs someone again.
-    const becameRed =
-      (type === "alert.raised" && payload.level === "red") ||
-      (type === "alert.updated" &&
-        payload.level === "red" &&
-        (!previous || previous.level !== "red" || (payload.status === "open" && previous.status !== "open")));
-    if (becameRed) redCue(payload, type === "alert.raised");
-    if (type === "alert.raised" || becameRed || type === "alert.escalated") {
-      pendingAnnouncements.push({ type, alertId, payload });
-    }
-  }
+  // What needs a nurse (new, turned red, back to open) is decided from the list this event refreshes
+  // (cueChanges): after a reconnection, replayed events tell the past, the list tells what is active now.
+  if (fresh && type === "alert.escalated") pendingAnnouncements.push({ cause: "escalated", alertId, payload });
   if (state.view === "patient" && state.patient && concernsPatient(payload)) markPatientStale();
   // Whatever the type (even one this page does not know), the list from the server is the truth.
   refreshAlerts();
@@ -349,23 +357,71 @@ function concernsPatient(payload) {
   return Boolean(payload.alert_id && alerts.some((alert) => alert.id === payload.alert_id));
 }
 
+/**
+ * What the refreshed list brings that needs a nurse, compared with the list before: a new open alert, one whose
+ * level rose to red, one a new finding sent back to open after a nurse had taken it. Red ones get the banner and
+ * the beep (the most urgent one's text); all are announced. An alert no longer active is never cued, even if its
+ * events were replayed after a reconnection; one raised while the page was cut off always is.
+ */
+function cueChanges(before, items) {
+  let red = null;
+  for (const alert of items) {
+    const previous = before.get(alert.id) || null;
+    const cause = changeCause(previous, alert);
+    if (!cause) continue;
+    pendingAnnouncements.push({ cause, alertId: alert.id, previous });
+    if (alert.level === "red" && !red) red = { alert, cause, previous };
+  }
+  if (red) redCue(red.alert.id, cueText(red.cause, red.alert, red.previous, 3));
+}
+
+function changeCause(previous, alert) {
+  if (alert.status !== "open") return null;
+  if (!previous) return "raised";
+  if (alert.level === "red" && previous.level !== "red") return "level-rose";
+  if (previous.status !== "open" && reopenedSince(alert, previous)) return "reopened";
+  return null;
+}
+
+/** Sent back to open after the taking we knew of: not a list read just before our own "Je prends" came back. */
+function reopenedSince(alert, previous) {
+  const reopened = parseDate(alert.reopened_by_finding_at);
+  const taken = parseDate(previous.acknowledged_at);
+  return Boolean(reopened && (!taken || reopened > taken));
+}
+
+/**
+ * The words follow the cause: "Nouvelle alerte ROUGE", "Alerte passée en ROUGE" (its level rose), "Alerte ROUGE
+ * rouverte : nouvelle réponse (était prise par ide-claire)" (red all along, back to open), then the patient.
+ */
+function cueText(cause, alert, previous, reasonsShown) {
+  const level = levelLabel(alert.level);
+  const owner = alert.previously_acknowledged_by || (previous && previous.acknowledged_by);
+  const taken = previous && previous.status !== "open" && owner ? ` (était prise par ${owner})` : "";
+  const head =
+    cause === "raised"
+      ? `Nouvelle alerte ${level}`
+      : cause === "level-rose"
+        ? `Alerte passée en ${level}${taken}`
+        : `Alerte ${level} rouverte : nouvelle réponse${taken}`;
+  const reasons = (alert.reasons || []).slice(0, reasonsShown).map(reasonText).join(", ");
+  return `${head} — ${patientShortId(alert.patient_id)}${reasons ? ` : ${reasons}` : ""}`;
+}
+
 function flushAnnouncements() {
   if (!pendingAnnouncements.length) return;
   const parts = [];
-  for (const { type, alertId, payload } of pendingAnnouncements.splice(0)) {
+  for (const { cause, alertId, payload, previous } of pendingAnnouncements.splice(0)) {
     const alert = state.alerts.find((item) => item.id === alertId);
-    const patientId = (alert && alert.patient_id) || payload.patient_id;
-    const who = patientId ? patientShortId(patientId) : "patient inconnu";
-    if (type === "alert.escalated") {
-      const level = (alert && alert.escalation_level) || payload.escalation_level;
-      parts.push(`Alerte en retard${level ? ` (niveau ${level})` : ""} : ${who}`);
+    if (!alert || alert.status !== "open") continue; // handled meanwhile (or a replayed event of the past)
+    if (cause === "escalated") {
+      const level = alert.escalation_level || payload.escalation_level;
+      parts.push(`Alerte en retard${level ? ` (niveau ${level})` : ""} : ${patientShortId(alert.patient_id)}`);
     } else {
-      const level = (alert && alert.level) || payload.level;
-      const reasons = ((alert && alert.reasons) || payload.reasons || []).slice(0, 2).map(reasonText).join(", ");
-      const verb = type === "alert.raised" ? "Nouvelle alerte" : "Alerte passée en";
-      parts.push(`${verb} ${levelLabel(level)} : ${who}${reasons ? ` — ${reasons}` : ""}`);
+      parts.push(cueText(cause, alert, previous, 2));
     }
   }
+  if (!parts.length) return;
   const text =
     parts.length > 3 ? `${parts.length} changements : ${parts.slice(0, 3).join(" ; ")} ; …` : parts.join(" ; ");
   announce(`${formatClock(new Date()).slice(0, 5)} — ${text}`);
@@ -373,14 +429,10 @@ function flushAnnouncements() {
 
 let bannerTimer = null;
 
-function redCue(payload, isNew) {
+function redCue(alertId, text) {
   const banner = $("red-banner");
-  const reasons = Array.isArray(payload.reasons) ? payload.reasons.slice(0, 3).map(reasonText).join(", ") : "";
-  $("red-banner-text").textContent =
-    `${isNew ? "Nouvelle alerte" : "Alerte passée en"} ${levelLabel("red")}` +
-    (payload.patient_id ? ` — ${patientShortId(payload.patient_id)}` : "") +
-    (reasons ? ` : ${reasons}` : "");
-  banner.dataset.alertId = payload.alert_id || "";
+  $("red-banner-text").textContent = text;
+  banner.dataset.alertId = alertId;
   banner.hidden = false;
   banner.classList.remove("flashing");
   void banner.offsetWidth;
@@ -755,8 +807,18 @@ function submitPeriod(event) {
     toast("La date de début doit précéder la date de fin.", "error");
     return;
   }
+  if (periodDays(from, to) > MAX_PERIOD_DAYS) {
+    toast(PERIOD_TOO_LONG, "error");
+    form.elements.from.focus();
+    return;
+  }
   state.period = { from, to };
   loadMetrics();
+}
+
+/** Days in the period, both ends included (as the API counts). */
+function periodDays(from, to) {
+  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86400000) + 1;
 }
 
 function quickPeriod(days) {

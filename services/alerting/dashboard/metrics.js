@@ -13,6 +13,8 @@ import {
 } from "./format.js";
 
 export const DEFAULT_PERIOD_DAYS = 30;
+export const MAX_PERIOD_DAYS = 366; // the API's limit (GET /v1/metrics)
+export const PERIOD_TOO_LONG = `Choisissez une période de ${MAX_PERIOD_DAYS} jours au plus.`;
 
 /** The last `days` days, today included, in Paris (the API counts both ends). */
 export function lastDays(days) {

@@ -9,6 +9,7 @@ import pytest
 
 from services.alerting.figures import AlertFacts, percentile, team_figures
 from services.alerting.service_levels import ServiceLevels
+from shared.events.alerts import AlertLevel
 from shared.opening_hours import OpeningHours
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -149,3 +150,22 @@ def test_team_figures_without_data_are_empty_not_zero() -> None:
     assert figures.within_service_level_share is None
     assert figures.acted_share is None
     assert figures.alert_rate_per_patient_week is None
+
+
+@pytest.mark.parametrize("level", ["red", "orange"])
+@pytest.mark.parametrize(
+    "now",
+    [
+        paris(23, 10, 30),  # Monday, open
+        paris(23, 8, 20),  # just after opening
+        paris(23, 20),  # Monday night
+        paris(21, 12),  # Saturday
+        paris(24, 18),  # at closing time
+        datetime(2026, 3, 30, 8, 30, tzinfo=PARIS),  # the Monday after the change to summer time
+    ],
+)
+def test_the_overdue_cutoff_agrees_with_each_alert_s_deadline(level: AlertLevel, now: datetime) -> None:
+    # The triage list counts overdue alerts in SQL as level_since <= cutoff: the same alerts as due_after flags.
+    cutoff = LEVELS.overdue_if_since(level, now)
+    assert LEVELS.due_after(level, cutoff) <= now
+    assert LEVELS.due_after(level, cutoff + timedelta(microseconds=1)) > now

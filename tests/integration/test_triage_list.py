@@ -1,0 +1,146 @@
+"""The triage list (GET /v1/alerts): how long each alert has waited for a nurse; and, read page by page, every
+alert once, in triage order, with the totals of the whole filter on each page."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.testing.fhir import RED_NAUSEA
+from shared.testing.waiting import eventually
+from tests.integration.test_nurse_workflow import open_alert, submit
+
+pytestmark = pytest.mark.integration
+
+ORANGE_NAUSEA = [{"code": "nausea", "rule": "orange.grade2", "level": "orange", "grade": 2}]
+RED_FEVER = [{"code": "fever", "rule": "red.fever", "level": "red"}]
+
+
+async def insert_alert(
+    platform: Any,
+    level: str,
+    *,
+    status: str = "open",
+    waiting: timedelta = timedelta(minutes=5),
+    taken_after: timedelta | None = None,
+) -> str:
+    """An alert written straight into the table (much faster than scoring a submission for each)."""
+    raised = datetime.now(UTC) - waiting
+    async with platform.alerting_platform.pool.acquire() as conn:
+        alert_id = await conn.fetchval(
+            "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, rule_set, raised_at, "
+            "updated_at, level_since, acknowledged_by, acknowledged_at, outcome) "
+            "VALUES ($1, $2, $3, $4, $5, 'patient', 'test', $6, $6, $6, $7, $8, $9) RETURNING id",
+            uuid.uuid4(),
+            uuid.uuid4(),
+            level,
+            status,
+            RED_FEVER if level == "red" else ORANGE_NAUSEA,
+            raised,
+            "nurse-2" if taken_after is not None else None,
+            raised + taken_after if taken_after is not None else None,
+            "phone_call" if status == "resolved" else None,
+        )
+    return str(alert_id)
+
+
+async def test_an_alert_in_hand_waited_until_it_was_taken(platform: Any) -> None:
+    taken = await insert_alert(
+        platform, "red", status="acknowledged", waiting=timedelta(hours=3), taken_after=timedelta(minutes=4)
+    )
+    alert = (await platform.alerting.get(f"/v1/alerts/{taken}", headers=platform.staff())).json()
+    assert alert["waiting_seconds"] == 240
+    assert alert["waiting_since"] == alert["raised_at"]
+
+
+async def test_an_alert_a_new_finding_reopens_waits_again_from_then(platform: Any) -> None:
+    # Taken long ago, then a new red report: it needs a nurse again, and has waited since that report (as its
+    # service-level clock), not since it was first raised; the list says who had it.
+    patient = uuid.uuid4()
+    alert = await open_alert(platform, patient)
+    taken = await platform.alerting.post(f"/v1/alerts/{alert['id']}/ack", headers=platform.staff("nurse", "ide-claire"))
+    assert taken.status_code == 200
+    async with platform.alerting_platform.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE alerts SET raised_at = raised_at - interval '3 hours', level_since = level_since - interval "
+            "'3 hours', acknowledged_at = acknowledged_at - interval '170 minutes' WHERE id = $1",
+            uuid.UUID(alert["id"]),
+        )
+    waiting_longer = await insert_alert(platform, "red", waiting=timedelta(minutes=30))
+    await submit(platform, patient, RED_NAUSEA)
+
+    async def reopened() -> Any:
+        found = (await platform.alerting.get(f"/v1/alerts/{alert['id']}", headers=platform.staff())).json()
+        return found if found["status"] == "open" else None
+
+    again = await eventually(reopened)
+    assert again["previously_acknowledged_by"] == "ide-claire" and again["acknowledged_by"] is None
+    assert again["waiting_since"] == again["reopened_by_finding_at"]
+    assert datetime.fromisoformat(again["waiting_since"]) > datetime.fromisoformat(again["raised_at"])
+    assert again["waiting_seconds"] < 60
+    async with platform.alerting_platform.pool.acquire() as conn:
+        level_since = await conn.fetchval("SELECT level_since FROM alerts WHERE id = $1", uuid.UUID(alert["id"]))
+    assert datetime.fromisoformat(again["waiting_since"]) == level_since
+    listed = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
+    assert [a["id"] for a in listed] == [waiting_longer, alert["id"]]
+
+
+async def test_paging_reads_every_alert_once_in_triage_order_with_the_totals_on_each_page(platform: Any) -> None:
+    red = [await insert_alert(platform, "red", waiting=timedelta(minutes=10 * i)) for i in range(1, 4)]
+    orange = [await insert_alert(platform, "orange", waiting=timedelta(minutes=i)) for i in range(1, 5)]
+    taken = await insert_alert(
+        platform, "orange", status="acknowledged", waiting=timedelta(hours=5), taken_after=timedelta(seconds=90)
+    )
+    overdue = await insert_alert(platform, "orange", waiting=timedelta(days=9))
+    await insert_alert(platform, "red", status="resolved", taken_after=timedelta(minutes=1))  # not active
+
+    pages = []
+    for offset in (0, 4, 8):
+        response = await platform.alerting.get(f"/v1/alerts?limit=4&offset={offset}", headers=platform.staff())
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+
+    assert [page["count"] for page in pages] == [4, 4, 1]  # this page's items, as before
+    listed = [a["id"] for page in pages for a in page["items"]]
+    # Red first, then the longest waiting: the one taken after 90 s has stopped waiting then.
+    assert listed == [*red[::-1], overdue, *orange[:0:-1], taken, orange[0]]
+    for page in pages:
+        assert page["totals"] == {
+            "total": 9,
+            "by_level": {"red": 3, "orange": 6},
+            "by_status": {"open": 8, "acknowledged": 1, "resolved": 0},
+            "overdue": 1,
+        }
+    assert [a["id"] for page in pages for a in page["items"] if a["overdue"]] == [overdue]
+
+    reds = (await platform.alerting.get("/v1/alerts?level=red&status=resolved", headers=platform.staff())).json()
+    assert reds["totals"]["total"] == 1 and reds["totals"]["by_status"]["resolved"] == 1
+
+
+async def test_each_page_audits_the_patients_it_showed(platform: Any) -> None:
+    for i in range(3):
+        await insert_alert(platform, "orange", waiting=timedelta(minutes=i + 1))
+    nurse = platform.staff("nurse", "nurse-9")
+    first = (await platform.alerting.get("/v1/alerts?limit=2", headers=nurse)).json()["items"]
+    async with platform.alerting_platform.pool.acquire() as conn:
+        audited = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE actor = 'nurse-9' AND action = 'alerts.list'"
+        )
+    assert audited == len(first) == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [("limit=0", "limit"), ("limit=501", "limit"), ("offset=-1", "offset"), ("limit=ten", "limit")],
+)
+async def test_bad_paging_is_refused_and_audits_nothing(platform: Any, query: str, names: str) -> None:
+    await insert_alert(platform, "red")
+    response = await platform.alerting.get(f"/v1/alerts?{query}", headers=platform.staff())
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert names in response.json()["detail"]
+    async with platform.alerting_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'alerts.list'") == 0
