@@ -275,6 +275,7 @@ async function loadAlerts() {
   state.loaded = true;
   if (wasLoaded) for (const alert of items) if (!known.has(alert.id)) pendingFlash.add(alert.id);
   renderAlerts();
+  followResolveTarget();
   flashRows(pendingFlash);
   pendingFlash.clear();
   flushAnnouncements();
@@ -428,7 +429,7 @@ function alertById(alertId) {
 }
 
 // Resolve dialog
-let resolveTarget = null; // {alertId, trigger}
+let resolveTarget = null; // {alertId, trigger, shown: the alert as the dialog shows it, whose version is closed}
 
 function openResolveDialog(alertId, trigger) {
   const alert = alertById(alertId);
@@ -440,14 +441,62 @@ function openResolveDialog(alertId, trigger) {
   select.append(h("option", { value: "" }, "— choisir —"));
   for (const [code, label] of Object.entries(getReference().outcomes))
     select.append(h("option", { value: code }, label));
+  renderResolveContext(alert);
+  $("resolve-error").hidden = true;
+  updateResolveForm();
+  resolveTarget = { alertId, trigger, shown: alert };
+  dialog.showModal();
+  select.focus();
+}
+
+function renderResolveContext(alert) {
   $("resolve-context").textContent = alert
     ? `${patientShortId(alert.patient_id)} — ${levelLabel(alert.level)} — ${(alert.reasons || []).map(reasonText).join(", ")}`
     : "";
-  $("resolve-error").hidden = true;
+  const me = state.me && state.me.staff_id;
+  let owner = "";
+  if (alert && alert.status === "acknowledged" && alert.acknowledged_by && alert.acknowledged_by !== me)
+    owner = `Prise par ${alert.acknowledged_by} : vous clôturez à sa place.`;
+  else if (alert && alert.status === "open")
+    owner = "Alerte rouverte par une nouvelle réponse : personne ne l'a en charge.";
+  $("resolve-owner").textContent = owner;
+  $("resolve-owner").hidden = !owner;
+}
+
+/** A list load brought a newer version of the alert being closed (a new answer, a colleague's step). */
+function followResolveTarget() {
+  if (!resolveTarget || !resolveTarget.shown) return;
+  const current = alertById(resolveTarget.alertId);
+  const shown = resolveTarget.shown;
+  if (!current || current.updated_at === shown.updated_at) return;
+  // A list request sent before the version shown may answer after it: an older version is no news.
+  if (Date.parse(current.updated_at) < Date.parse(shown.updated_at)) return;
+  showChangedAlert(current);
+}
+
+/** The dialog shows the alert as it is now, says what changed, and asks for the outcome again: what she
+ * confirms is what she saw (the server refuses to close another version, 412). Her note stays. */
+function showChangedAlert(current) {
+  if (!resolveTarget || !current || current.id !== resolveTarget.alertId) return;
+  const before = resolveTarget.shown;
+  resolveTarget.shown = current;
+  renderResolveContext(current);
+  $("resolve-form").elements.outcome.value = "";
   updateResolveForm();
-  resolveTarget = { alertId, trigger };
-  dialog.showModal();
-  select.focus();
+  $("resolve-error").textContent =
+    `${whatChanged(before, current)} Vérifiez avant de clôturer, puis choisissez de nouveau l'issue.`;
+  $("resolve-error").hidden = false;
+}
+
+function whatChanged(before, now) {
+  if (now.level === "red" && (!before || before.level !== "red"))
+    return `Nouvelle réponse : l'alerte est passée en ${levelLabel("red")}.`;
+  if (now.status === "open" && (!before || before.status !== "open"))
+    return "Nouvelle réponse : l'alerte a été rouverte.";
+  const ownerBefore = before ? before.acknowledged_by : null;
+  if (now.status === "acknowledged" && now.acknowledged_by && now.acknowledged_by !== ownerBefore)
+    return `L'alerte a été prise entre-temps par ${now.acknowledged_by}.`;
+  return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
 }
 
 function updateResolveForm() {
@@ -471,7 +520,8 @@ async function submitResolve(event) {
     const visible = filterAlerts(state.alerts, state.filters);
     const index = visible.findIndex((alert) => alert.id === alertId);
     const alert = alertById(alertId);
-    const updated = await api.resolve(alertId, outcome, note || undefined);
+    const version = resolveTarget.shown ? resolveTarget.shown.updated_at : undefined;
+    const updated = await api.resolve(alertId, outcome, note || undefined, version);
     resolveTarget = null;
     $("resolve-dialog").close();
     replaceAlert(updated);
@@ -485,7 +535,12 @@ async function submitResolve(event) {
     refreshAlerts();
   } catch (error) {
     if (error.status === 401) return;
-    if (error.status === 409 || error.status === 404) {
+    if (error.status === 412 && error.body && error.body.alert && resolveTarget) {
+      replaceAlert(error.body.alert);
+      renderAlerts();
+      showChangedAlert(error.body.alert);
+      refreshAlerts();
+    } else if (error.status === 409 || error.status === 404) {
       $("resolve-dialog").close(); // the close handler puts the focus back on the row
       toastError(error);
       pendingFlash.add(alertId);

@@ -1,0 +1,157 @@
+"""Closing an alert on the dashboard, across nurses and sessions (real services, Debian's headless Chromium).
+
+Nothing is closed unseen: a new answer that turns the alert red while the closing dialog is open shows in the
+dialog, with a warning, and the outcome must be chosen again; a change the page has not heard of yet is refused by
+the server (412) and shown the same way. A colleague's alert can be closed, naming her.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+from playwright.async_api import BrowserContext, Page, expect
+
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from tests.browser.conftest import Ward, rows
+
+pytestmark = pytest.mark.browser
+
+NAUSEA_GRADE_2 = {"nausea.frequency": "2", "nausea.severity": "2"}
+NOTE = "Appelée, nausées grade 3, je rappelle le médecin à 15 h"
+
+
+async def dashboard(ward: Ward, staff_id: str = "ide-claire", ttl_s: int = 12 * 3600) -> Page:
+    """A nurse's dashboard signed in with a token of the given lifetime."""
+    token = ward.tokens.issue_staff_token(staff_id, {"nurse"}, ttl_s=ttl_s)
+    context: BrowserContext = await ward.browser.new_context(
+        viewport={"width": 1366, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris"
+    )
+    # Only for the first page of the tab: a later sign-in goes through the form, as a nurse's does.
+    await context.add_init_script(
+        "if (!sessionStorage.getItem('test.signed-in')) { sessionStorage.setItem('test.signed-in', '1'); "
+        f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()}); }}"
+    )
+    page = await context.new_page()
+    await page.goto(f"{ward.url}/dashboard/")
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+    return page
+
+
+async def submit(ward: Ward, patient: uuid.UUID, answers: dict[str, Any]) -> None:
+    response = await ward.tablet.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(answers)),
+        headers={
+            "Authorization": f"Bearer {ward.tokens.issue_device_token(patient, 'tablet-browser')}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "Content-Type": "application/fhir+json",
+        },
+    )
+    assert response.status_code == 202, response.text
+
+
+async def stored(ward: Ward, patient: uuid.UUID) -> Any:
+    async with ward.alerting.pool.acquire() as conn:
+        return await conn.fetchrow(
+            "SELECT id, level, status, outcome, acknowledged_by, resolved_by FROM alerts WHERE patient_id = $1",
+            patient,
+        )
+
+
+async def take_and_open_closing(page: Page) -> Any:
+    row = rows(page).first
+    await row.locator("[data-action=ack]").click()
+    await expect(row).to_have_attribute("data-status", "acknowledged", timeout=5_000)
+    await row.locator("[data-action=resolve]").click()
+    dialog = page.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible()
+    return dialog
+
+
+async def test_the_closing_dialog_shows_the_alert_turning_red_and_asks_again(ward: Ward) -> None:
+    patient = uuid.uuid4()
+    await submit(ward, patient, NAUSEA_GRADE_2)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    dialog = await take_and_open_closing(page)
+    await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    await dialog.locator("textarea[name=note]").fill(NOTE)
+    confirm = dialog.locator("[data-action=confirm-resolve]")
+    await expect(confirm).to_be_enabled()
+
+    # While she is about to confirm, the patient reports grade 3 nausea: the alert turns red and open again.
+    await submit(ward, patient, RED_NAUSEA)
+    await expect(page.locator("#resolve-context")).to_contain_text("ROUGE", timeout=5_000)
+    await expect(page.locator("#resolve-context")).to_contain_text("grade 3")
+    await expect(page.locator("#resolve-error")).to_contain_text(
+        "Nouvelle réponse : l'alerte est passée en ROUGE. Vérifiez avant de clôturer"
+    )
+    await expect(page.locator("#resolve-owner")).to_contain_text("Alerte rouverte")
+    # Her first choice was about the orange alert: she must choose again; her note stays.
+    await expect(confirm).to_be_disabled()
+    await expect(dialog.locator("select[name=outcome]")).to_have_value("")
+    await expect(dialog.locator("textarea[name=note]")).to_have_value(NOTE)
+    assert (await stored(ward, patient))["status"] == "open"
+
+    await dialog.locator("select[name=outcome]").select_option("phone_call")
+    await confirm.click()
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    await expect(rows(page)).to_have_count(0, timeout=5_000)
+    closed = await stored(ward, patient)
+    assert (closed["level"], closed["status"], closed["outcome"]) == ("red", "resolved", "phone_call")
+
+
+async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: Ward) -> None:
+    patient = uuid.uuid4()
+    await submit(ward, patient, NAUSEA_GRADE_2)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    dialog = await take_and_open_closing(page)
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    # The alert changes and its event has not reached this page yet (a slow network, a replica behind).
+    async with ward.alerting.pool.acquire() as conn:
+        await conn.execute("UPDATE alerts SET level = 'red', updated_at = now() WHERE patient_id = $1", patient)
+    await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
+
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(page.locator("#resolve-error")).to_contain_text("l'alerte est passée en ROUGE", timeout=5_000)
+    await expect(page.locator("#resolve-context")).to_contain_text("ROUGE")
+    await expect(dialog.locator("[data-action=confirm-resolve]")).to_be_disabled()
+    assert (await stored(ward, patient))["status"] == "acknowledged"
+
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    closed = await stored(ward, patient)
+    assert (closed["level"], closed["status"]) == ("red", "resolved")
+
+
+async def test_claire_closes_karim_s_alert_in_his_place(ward: Ward) -> None:
+    patient = uuid.uuid4()
+    await submit(ward, patient, RED_NAUSEA)
+    karim = await dashboard(ward, "ide-karim")
+    await expect(rows(karim)).to_have_count(1, timeout=5_000)
+    await rows(karim).first.locator("[data-action=ack]").click()
+    await expect(rows(karim).first).to_have_attribute("data-status", "acknowledged", timeout=5_000)
+    await karim.context.close()  # he goes off shift
+
+    claire = await dashboard(ward, "ide-claire")
+    row = rows(claire).first
+    await expect(row).to_contain_text("Prise par ide-karim", timeout=5_000)
+    await row.locator("[data-action=resolve]").click()
+    dialog = claire.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(claire.locator("#resolve-owner")).to_have_text("Prise par ide-karim : vous clôturez à sa place.")
+    await dialog.locator("select[name=outcome]").select_option("phone_call")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(rows(claire)).to_have_count(0, timeout=5_000)
+    closed = await stored(ward, patient)
+    assert (closed["status"], closed["acknowledged_by"], closed["resolved_by"]) == (
+        "resolved",
+        "ide-karim",
+        "ide-claire",
+    )
