@@ -2,7 +2,8 @@
 
 Nothing is closed unseen: a new answer that turns the alert red while the closing dialog is open shows in the
 dialog, with a warning, and the outcome must be chosen again; a change the page has not heard of yet is refused by
-the server (412) and shown the same way. A colleague's alert can be closed, naming her.
+the server (412) and shown the same way. A colleague's alert can be closed, naming her. A nurse who signs out
+leaves nothing of hers to the next.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ async def dashboard(ward: Ward, staff_id: str = "ide-claire", ttl_s: int = 12 * 
     await page.goto(f"{ward.url}/dashboard/")
     await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
     return page
+
+
+async def sign_in(ward: Ward, page: Page, staff_id: str) -> None:
+    await expect(page.locator("#signin-screen")).to_be_visible()
+    await page.locator("#token-input").fill(ward.tokens.issue_staff_token(staff_id, {"nurse"}))
+    await page.locator("#token-form [type=submit]").click()
+    await expect(page.locator("#staff-id")).to_have_text(staff_id)
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
 
 
 async def submit(ward: Ward, patient: uuid.UUID, answers: dict[str, Any]) -> None:
@@ -155,3 +164,33 @@ async def test_claire_closes_karim_s_alert_in_his_place(ward: Ward) -> None:
         "ide-karim",
         "ide-claire",
     )
+
+
+async def test_the_next_nurse_finds_nothing_of_the_previous_one(ward: Ward) -> None:
+    page = await dashboard(ward, "ide-claire")
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await submit(ward, first, RED_NAUSEA)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await submit(ward, second, RED_NAUSEA)
+    await expect(rows(page)).to_have_count(2, timeout=5_000)
+    await expect(page.locator("#red-banner-text")).to_contain_text("Nouvelle alerte ROUGE")
+    # She closes one alert (a toast names its patient) and takes the other (the activity line names it).
+    await take_and_open_closing(page)
+    await page.locator("#resolve-dialog select[name=outcome]").select_option("phone_call")
+    await page.locator("#resolve-dialog [data-action=confirm-resolve]").click()
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await rows(page).first.locator("[data-action=ack]").click()
+    await expect(page.locator("#live-announcer")).to_contain_text("Alerte prise en charge")
+    await expect(page.locator("#toasts .toast")).not_to_have_count(0)
+
+    await page.locator("#sign-out").click()
+    await expect(page.locator("#signin-screen")).to_be_visible()
+    for trace in ("#live-announcer", "#last-updated", "#red-banner-text", "#toasts", "#alert-summary"):
+        await expect(page.locator(trace)).to_have_text("")
+    await expect(page.locator("#resolve-context")).to_have_text("")
+
+    await sign_in(ward, page, "ide-karim")
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await expect(page.locator("#live-announcer")).not_to_contain_text("prise en charge")
+    await expect(page.locator("#red-banner")).to_be_hidden()
+    await expect(page.locator("#toasts .toast")).to_have_count(0)

@@ -3,7 +3,7 @@
 
 import { api, ApiError, clearToken, getToken, onUnauthorized, setToken } from "./api.js";
 import { AlertStream } from "./stream.js";
-import { announce, clear, h, toast, toastError } from "./dom.js";
+import { announce, clear, clearAnnouncements, h, toast, toastError } from "./dom.js";
 import {
   addDays,
   formatClock,
@@ -122,6 +122,7 @@ function signOut(message = "") {
   clearInterval(tickTimer);
   tickTimer = null;
   hideBanner();
+  forgetActivity();
   clearToken();
   state.me = null;
   state.alerts = [];
@@ -136,6 +137,30 @@ function signOut(message = "") {
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   showSignIn(message);
+}
+
+/** What the previous nurse did, was told or was about to be told stays hers: the next one starts clean. */
+function forgetActivity() {
+  clearAnnouncements();
+  pendingAnnouncements.length = 0;
+  pendingFlash.clear();
+  seenEvents.clear();
+  clearTimeout(bannerTimer);
+  $("red-banner-text").textContent = "";
+  $("red-banner").dataset.alertId = "";
+  $("sound-blocked").hidden = true;
+  $("last-updated").textContent = "";
+  $("alert-summary").textContent = "";
+  $("alert-shown").textContent = "";
+  clear($("toasts"));
+  // A closed dialog keeps what was typed in it (a note is health data).
+  for (const form of document.querySelectorAll("dialog form")) form.reset();
+  $("resolve-context").textContent = "";
+  $("resolve-owner").textContent = "";
+  for (const error of document.querySelectorAll("dialog .error-text")) error.textContent = "";
+  focusHint = null;
+  returnToAlertId = null;
+  lastErrorToast = { text: "", at: 0 };
 }
 
 onUnauthorized(() => {
