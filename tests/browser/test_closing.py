@@ -3,13 +3,17 @@
 Nothing is closed unseen: a new answer that turns the alert red while the closing dialog is open shows in the
 dialog, with a warning, and the outcome must be chosen again; a change the page has not heard of yet is refused by
 the server (412) and shown the same way. A colleague's alert can be closed, naming her. A nurse who signs out
-leaves nothing of hers to the next.
+leaves nothing of hers to the next. A session about to run out says so, and one that runs out mid-closing gives
+the closing back to the same nurse (and to nobody else) when she signs in again.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -22,6 +26,7 @@ pytestmark = pytest.mark.browser
 
 NAUSEA_GRADE_2 = {"nausea.frequency": "2", "nausea.severity": "2"}
 NOTE = "Appelée, nausées grade 3, je rappelle le médecin à 15 h"
+PARIS = ZoneInfo("Europe/Paris")
 
 
 async def dashboard(ward: Ward, staff_id: str = "ide-claire", ttl_s: int = 12 * 3600) -> Page:
@@ -71,7 +76,9 @@ async def stored(ward: Ward, patient: uuid.UUID) -> Any:
 
 
 async def take_and_open_closing(page: Page) -> Any:
-    row = rows(page).first
+    # The row by its alert: taking it moves it down the list (a taken alert has stopped waiting).
+    alert_id = await rows(page).first.get_attribute("data-alert-id")
+    row = page.locator(f'#alert-rows [data-alert-id="{alert_id}"]')
     await row.locator("[data-action=ack]").click()
     await expect(row).to_have_attribute("data-status", "acknowledged", timeout=5_000)
     await row.locator("[data-action=resolve]").click()
@@ -194,3 +201,63 @@ async def test_the_next_nurse_finds_nothing_of_the_previous_one(ward: Ward) -> N
     await expect(page.locator("#live-announcer")).not_to_contain_text("prise en charge")
     await expect(page.locator("#red-banner")).to_be_hidden()
     await expect(page.locator("#toasts .toast")).to_have_count(0)
+
+
+def _paris_minutes(*instants: float) -> set[str]:
+    return {datetime.fromtimestamp(t, PARIS).strftime("%H:%M") for t in instants}
+
+
+async def test_a_session_about_to_end_says_when(ward: Ward) -> None:
+    long = await dashboard(ward, ttl_s=12 * 3600)
+    await expect(long.locator("#session-banner")).to_be_hidden()
+
+    ends = time.time() + 120
+    short = await dashboard(ward, ttl_s=120)
+    banner = short.locator("#session-banner")
+    await expect(banner).to_be_visible()
+    text = await banner.locator("#session-banner-text").inner_text()
+    assert text.startswith("Votre session se termine à ") and text.endswith(" — reconnectez-vous pour continuer.")
+    assert text.removeprefix("Votre session se termine à ")[:5] in _paris_minutes(ends - 3, ends + 3)
+
+
+async def _closing_cut_short_by_expiry(ward: Ward) -> tuple[Page, uuid.UUID]:
+    patient = uuid.uuid4()
+    await submit(ward, patient, RED_NAUSEA)
+    page = await dashboard(ward, "ide-claire", ttl_s=15)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    dialog = await take_and_open_closing(page)
+    await dialog.locator("select[name=outcome]").select_option("phone_call")
+    await dialog.locator("textarea[name=note]").fill(NOTE)
+    # Her token runs out while she writes.
+    await expect(page.locator("#signin-screen")).to_be_visible(timeout=30_000)
+    await expect(page.locator("#signin-message")).to_contain_text("rétablie")
+    storage = await page.evaluate("JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage)])")
+    assert "grade 3" not in storage and "phone_call" not in storage
+    return page, patient
+
+
+async def test_a_closing_cut_short_by_an_expired_session_comes_back_to_the_same_nurse(ward: Ward) -> None:
+    page, patient = await _closing_cut_short_by_expiry(ward)
+    await sign_in(ward, page, "ide-claire")
+    dialog = page.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible(timeout=5_000)
+    await expect(dialog.locator("select[name=outcome]")).to_have_value("phone_call")
+    await expect(dialog.locator("textarea[name=note]")).to_have_value(NOTE)
+    await expect(page.locator("#resolve-error")).to_contain_text("conservée")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    assert (await stored(ward, patient))["outcome"] == "phone_call"
+
+
+async def test_a_closing_cut_short_is_never_shown_to_another_nurse(ward: Ward) -> None:
+    page, _ = await _closing_cut_short_by_expiry(ward)
+    await sign_in(ward, page, "ide-karim")
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await expect(page.locator("#resolve-dialog")).to_be_hidden()
+    assert NOTE not in await page.locator("body").inner_text()
+    assert await page.locator("#resolve-note").input_value() == ""
+    # Karim's sign-in dropped it: Claire, back after him, starts afresh too.
+    await page.locator("#sign-out").click()
+    await sign_in(ward, page, "ide-claire")
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await expect(page.locator("#resolve-dialog")).to_be_hidden()

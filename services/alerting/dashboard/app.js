@@ -8,6 +8,7 @@ import {
   addDays,
   formatClock,
   formatIsoDay,
+  formatTime,
   getReference,
   levelLabel,
   outcomeLabel,
@@ -26,6 +27,8 @@ const TICK_MS = 30000;
 const BANNER_MS = 8000;
 const SEEN_EVENTS_MAX = 2000;
 const UUIDISH = /^[0-9a-fA-F-]{8,64}$/;
+const SESSION_WARNING_MS = 5 * 60 * 1000; // how long before the staff token expires the nurse is warned
+const CLOSING_DRAFT_MS = 15 * 60 * 1000; // how long a closing cut short by an expired session is kept
 
 const $ = (id) => document.getElementById(id);
 
@@ -46,6 +49,10 @@ const state = {
 const sound = new Sound();
 let stream = null;
 let tickTimer = null;
+let sessionTimer = null;
+// A closing dialog cut short by an expired session: {staffId, alertId, shown, outcome, note, keptAt}. In memory
+// only, never in sessionStorage or localStorage (a note is health data); restored to the same nurse only.
+let closingDraft = null;
 
 // ---------------------------------------------------------------------------------------------------
 // Sign-in
@@ -113,7 +120,8 @@ async function signInWithToken(token) {
   }
 }
 
-function signOut(message = "") {
+function signOut(message = "", { keepDraft = false } = {}) {
+  closingDraft = keepDraft ? draftOfClosing() : null;
   if (stream) {
     stream.stop();
     stream.forgetPosition();
@@ -121,6 +129,9 @@ function signOut(message = "") {
   }
   clearInterval(tickTimer);
   tickTimer = null;
+  clearTimeout(sessionTimer);
+  sessionTimer = null;
+  $("session-banner").hidden = true;
   hideBanner();
   forgetActivity();
   clearToken();
@@ -136,7 +147,8 @@ function signOut(message = "") {
   clear($("metrics-content"));
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-  showSignIn(message);
+  const kept = closingDraft ? " Votre clôture en cours sera rétablie quand vous vous reconnecterez." : "";
+  showSignIn(`${message}${kept}`);
 }
 
 /** What the previous nurse did, was told or was about to be told stays hers: the next one starts clean. */
@@ -164,8 +176,26 @@ function forgetActivity() {
 }
 
 onUnauthorized(() => {
-  if (state.me) signOut("Votre session a expiré ou a été révoquée. Reconnectez-vous.");
+  if (state.me) signOut("Votre session a expiré ou a été révoquée. Reconnectez-vous.", { keepDraft: true });
 });
+
+/** A banner a few minutes before the staff token expires, so that nothing is cut short unannounced. */
+function watchSession(me) {
+  clearTimeout(sessionTimer);
+  $("session-banner").hidden = true;
+  // Counted from the seconds left, not from the end time: this computer's clock may be wrong.
+  if (typeof me.session_expires_in !== "number") return;
+  const endsAt = Date.now() + me.session_expires_in * 1000;
+  sessionTimer = setTimeout(
+    () => {
+      if (!state.me) return;
+      $("session-banner-text").textContent =
+        `Votre session se termine à ${formatTime(new Date(endsAt))} — reconnectez-vous pour continuer.`;
+      $("session-banner").hidden = false;
+    },
+    Math.max(0, endsAt - SESSION_WARNING_MS - Date.now()),
+  );
+}
 
 // ---------------------------------------------------------------------------------------------------
 // The running app
@@ -178,6 +208,7 @@ async function startApp(me) {
   $("staff-id").textContent = state.me.staff_id;
   const env = state.config && state.config.environment;
   $("env-badge").hidden = env !== "development";
+  watchSession(me);
 
   try {
     setReference(await api.reference());
@@ -188,7 +219,7 @@ async function startApp(me) {
   if (!state.me) return; // signed out meanwhile
 
   renderAlerts();
-  refreshAlerts();
+  refreshAlerts().then(restoreClosing);
   startStream();
   clearInterval(tickTimer);
   tickTimer = setInterval(tickWaitingTimes, TICK_MS);
@@ -522,6 +553,43 @@ function whatChanged(before, now) {
   if (now.status === "acknowledged" && now.acknowledged_by && now.acknowledged_by !== ownerBefore)
     return `L'alerte a été prise entre-temps par ${now.acknowledged_by}.`;
   return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
+}
+
+function draftOfClosing() {
+  if (!resolveTarget || !state.me || !$("resolve-dialog").open) return null;
+  const form = $("resolve-form");
+  return {
+    staffId: state.me.staff_id,
+    alertId: resolveTarget.alertId,
+    shown: resolveTarget.shown,
+    outcome: form.elements.outcome.value,
+    note: form.elements.note.value,
+    keptAt: Date.now(),
+  };
+}
+
+/** After signing in again as the same nurse, the closing her expired session cut short, as she left it. */
+function restoreClosing() {
+  const draft = closingDraft;
+  closingDraft = null;
+  if (!draft || !state.me || draft.staffId !== state.me.staff_id || Date.now() - draft.keptAt > CLOSING_DRAFT_MS)
+    return;
+  if (!alertById(draft.alertId)) {
+    toast("L'alerte que vous étiez en train de clôturer n'est plus dans la liste des alertes actives.");
+    return;
+  }
+  openResolveDialog(draft.alertId, null);
+  const form = $("resolve-form");
+  form.elements.outcome.value = draft.outcome;
+  form.elements.note.value = draft.note;
+  updateResolveForm();
+  $("resolve-error").textContent =
+    "Votre saisie a été conservée pendant la reconnexion : vérifiez-la puis confirmez.";
+  $("resolve-error").hidden = false;
+  if (draft.shown) {
+    resolveTarget.shown = draft.shown; // what she saw before: a change since is shown and asked about
+    followResolveTarget();
+  }
 }
 
 function updateResolveForm() {
@@ -872,6 +940,7 @@ function wire() {
   });
 
   $("sign-out").addEventListener("click", () => signOut("Vous êtes déconnecté·e."));
+  $("session-renew").addEventListener("click", () => signOut("Reconnectez-vous pour continuer."));
 
   $("sound-toggle").addEventListener("click", () => {
     sound.unlock();
