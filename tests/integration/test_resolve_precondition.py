@@ -68,6 +68,12 @@ async def test_a_close_of_a_version_the_nurse_did_not_see_is_refused_and_changes
     )
     assert stale.headers["ETag"] == f'"{now["updated_at"]}"' == f'"{problem["alert"]["updated_at"]}"'
     assert await _stored(platform, alert["id"]) == ("open", None, 0)
+    async with platform.alerting_platform.pool.acquire() as conn:  # the alert it showed her is a read, audited
+        shown_to = await conn.fetchval(
+            "SELECT actor FROM audit_log WHERE action = 'alert.read' AND resource = $1 ORDER BY id DESC LIMIT 1",
+            f"alert/{alert['id']}",
+        )
+    assert shown_to == "nurse-stale"
 
     # What she sees now, confirmed again: closed, and published once, by her.
     closed = await platform.alerting.post(
