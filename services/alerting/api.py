@@ -231,11 +231,11 @@ def seen_versions(if_match: str | None) -> list[datetime] | None:
     for weak, tag in _ENTITY_TAG.findall(if_match)[:MAX_ENTITY_TAGS]:
         try:
             version = datetime.fromisoformat(tag)
-        except ValueError:
+            if weak or version.tzinfo is None:  # a weak tag never matches strongly; a local time is no instant
+                raise ValueError(tag)
+            versions.append(version.astimezone(UTC))  # out of range ("0001-01-01T00:00+01:00"): OverflowError
+        except (ValueError, OverflowError):
             raise _bad_if_match() from None
-        if weak or version.tzinfo is None:
-            raise _bad_if_match()
-        versions.append(version)
     return versions
 
 

@@ -127,6 +127,7 @@ async def test_a_stale_precondition_on_a_closed_alert_says_it_is_closed(platform
         'W/"2026-11-23T18:45:00Z"',  # a weak tag never matches strongly
         '"2026-11-23T18:45:00Z", ',
         '"2026-11-23T18:45:00Z" "2026-11-23T18:46:00Z"',
+        '"0001-01-01T00:00:00+01:00"',  # before the first instant a timestamp can hold
     ],
 )
 async def test_a_malformed_precondition_is_a_clear_400_and_closes_nothing(platform: Any, if_match: str) -> None:
