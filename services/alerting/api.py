@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from nats.aio.msg import Msg
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from services.alerting import repository
 from services.alerting.domain import TransitionRefused, check_acknowledge, check_reopen, check_resolve
@@ -265,8 +265,49 @@ class AlertDetail(AlertView):
     messages: list[MessageView]
 
 
+_TIMESTAMP = TypeAdapter(datetime)
+
+
+def alert_etag(updated_at: datetime) -> str:
+    """An alert's version: its ``updated_at`` as the API writes it, quoted, so that a client holding a list item
+    can send it back in ``If-Match`` as well as one holding the ETag of ``GET /v1/alerts/{id}``."""
+    return f'"{_TIMESTAMP.dump_python(updated_at, mode="json")}"'
+
+
+_ENTITY_TAGS = re.compile(r'\s*(?:W/)?"[\x21\x23-\x7e]*"\s*(?:,\s*(?:W/)?"[\x21\x23-\x7e]*"\s*)*')
+_ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e]*)"')
+MAX_ENTITY_TAGS = 16
+
+
+def seen_versions(if_match: str | None) -> list[datetime] | None:
+    """The versions (``updated_at``) an ``If-Match`` accepts; None when any will do (no header, or ``*``)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    if not _ENTITY_TAGS.fullmatch(if_match):
+        raise _bad_if_match()
+    versions = []
+    for weak, tag in _ENTITY_TAG.findall(if_match)[:MAX_ENTITY_TAGS]:
+        try:
+            version = datetime.fromisoformat(tag)
+            if weak or version.tzinfo is None:  # a weak tag never matches strongly; a local time is no instant
+                raise ValueError(tag)
+            versions.append(version.astimezone(UTC))  # out of range ("0001-01-01T00:00+01:00"): OverflowError
+        except (ValueError, OverflowError):
+            raise _bad_if_match() from None
+    return versions
+
+
+def _bad_if_match() -> Problem:
+    return Problem(
+        400,
+        "If-Match must hold the ETag of the alert you showed (its updated_at in quotes, as GET /v1/alerts/{id} "
+        'returns it: "2026-11-23T18:45:00.123456Z"), or be left out.',
+        kind="invalid-if-match",
+    )
+
+
 @router.get("/{alert_id}", response_model=AlertDetail)
-async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep) -> Any:
+async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, response: Response) -> Any:
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.get_alert(conn, alert_id)
         if row is None:
@@ -281,6 +322,7 @@ async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
             resource=f"alert/{alert_id}",
             patient_id=row["patient_id"],
         )
+    response.headers["ETag"] = alert_etag(row["updated_at"])
     return AlertDetail(
         **alert_view(row, datetime.now(UTC), levels).model_dump(),
         submissions=[SubmissionView(**dict(s)) for s in scores],
@@ -354,25 +396,69 @@ class Resolution(BaseModel):
 
 @router.post("/{alert_id}/resolve", response_model=AlertView, summary="Close the alert with an outcome code")
 async def resolve_alert(
-    alert_id: UUID, resolution: Resolution, nurse: Nurse, platform: PlatformDep, levels: LevelsDep
+    alert_id: UUID,
+    resolution: Resolution,
+    nurse: Nurse,
+    platform: PlatformDep,
+    levels: LevelsDep,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description="The ETag (updated_at) of the alert the nurse saw: an alert changed since is not closed (412)",
+        ),
+    ] = None,
 ) -> Any:
     now = datetime.now(UTC)
-    async with platform.pool.acquire() as conn, conn.transaction():
-        row = await repository.resolve(conn, alert_id, nurse.staff_id, resolution.outcome, resolution.note, now)
-        if row is None:
-            await _refuse(conn, alert_id, check_resolve)
-            raise Problem(409, "This alert cannot be resolved now.", kind="alert-conflict")
-        resolved = AlertResolvedV1(
-            alert_id=alert_id,
-            patient_id=row["patient_id"],
-            submission_ids=tuple(row["submission_ids"]),
-            outcome=resolution.outcome,
-            resolved_by=nurse.staff_id,
-            resolved_at=now,
-        )
-        step = repository.NurseStep("resolved", now, outcome=resolution.outcome, note=resolution.note)
-        await _record_step(conn, platform, nurse, row, "alert.resolved", resolved, "alert.resolve", step)
+    seen = seen_versions(if_match)
+    async with platform.pool.acquire() as conn:
+        async with conn.transaction():
+            row = await repository.resolve(
+                conn, alert_id, nurse.staff_id, resolution.outcome, resolution.note, now, seen=seen
+            )
+            if row is None:
+                await _refuse(conn, alert_id, check_resolve)
+                changed = await _changed_since_seen(conn, nurse, alert_id, now, levels)
+            else:
+                resolved = AlertResolvedV1(
+                    alert_id=alert_id,
+                    patient_id=row["patient_id"],
+                    submission_ids=tuple(row["submission_ids"]),
+                    outcome=resolution.outcome,
+                    resolved_by=nurse.staff_id,
+                    resolved_at=now,
+                )
+                step = repository.NurseStep("resolved", now, outcome=resolution.outcome, note=resolution.note)
+                await _record_step(conn, platform, nurse, row, "alert.resolved", resolved, "alert.resolve", step)
+    if row is None:
+        raise changed
     return alert_view(row, now, levels)
+
+
+async def _changed_since_seen(
+    conn: Any, nurse: StaffPrincipal, alert_id: UUID, now: datetime, levels: ServiceLevels
+) -> Problem:
+    """The 412 of a close whose ``If-Match`` names a version the alert has left: it holds the alert as it is now,
+    for the nurse to see before she decides again (a read of the patient's data, so audited)."""
+    current = await repository.get_alert(conn, alert_id)
+    if current is None:
+        return Problem(404, "There is no alert with this id.")
+    await record_access(
+        conn,
+        actor=nurse.staff_id,
+        roles=nurse.roles,
+        action="alert.read",
+        resource=f"alert/{alert_id}",
+        patient_id=current["patient_id"],
+    )
+    return Problem(
+        412,
+        "The alert changed after the version you showed (a new answer, or a colleague's step): show it as it is "
+        "now and confirm the close again, with its new ETag in If-Match.",
+        kind="alert-changed",
+        headers={"ETag": alert_etag(current["updated_at"])},
+        alert=alert_view(current, now, levels).model_dump(mode="json"),
+    )
 
 
 class Reopening(BaseModel):

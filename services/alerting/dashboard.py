@@ -3,6 +3,8 @@ besides the alert API: sign-in help, who am I, and the French labels of the code
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,11 +88,21 @@ async def dev_token(body: DevTokenRequest, platform: PlatformDep) -> Any:
 class Me(BaseModel):
     staff_id: str
     roles: list[str]
+    session_ends_at: datetime | None = Field(default=None, description="When this staff token expires")
+    session_expires_in: int | None = Field(
+        default=None, description="Seconds until then: what a client with a wrong clock can still count on"
+    )
 
 
-@router.get("/me", response_model=Me, summary="Who this staff token is")
+@router.get("/me", response_model=Me, summary="Who this staff token is, and until when")
 async def me(staff: Staff) -> Any:
-    return Me(staff_id=staff.staff_id, roles=sorted(staff.roles))
+    ends = staff.session_ends_at
+    return Me(
+        staff_id=staff.staff_id,
+        roles=sorted(staff.roles),
+        session_ends_at=None if ends is None else datetime.fromtimestamp(ends, UTC),
+        session_expires_in=None if ends is None else max(0, ends - int(time.time())),
+    )
 
 
 @router.get("/reference", summary="French labels of the codes the API returns (terms, rules, outcomes, sources)")

@@ -509,18 +509,29 @@ async def acknowledge(conn: asyncpg.Connection, alert_id: UUID, staff_id: str, a
 
 
 async def resolve(
-    conn: asyncpg.Connection, alert_id: UUID, staff_id: str, outcome: str, note: str | None, at: datetime
+    conn: asyncpg.Connection,
+    alert_id: UUID,
+    staff_id: str,
+    outcome: str,
+    note: str | None,
+    at: datetime,
+    *,
+    seen: Sequence[datetime] | None = None,
 ) -> asyncpg.Record | None:
+    """With ``seen``, only an alert still at one of those versions (``updated_at``) is closed: the check is in the
+    UPDATE itself, so a new answer merged a moment before cannot slip between a read and the write."""
     return await conn.fetchrow(
         f"UPDATE alerts SET status = 'resolved', resolved_by = $2, resolved_at = $5, outcome = $3, "
         f"resolution_note = $4, updated_at = $5, acknowledged_by = COALESCE(acknowledged_by, $2), "
         f"acknowledged_at = COALESCE(acknowledged_at, $5) "
-        f"WHERE id = $1 AND status <> 'resolved' RETURNING {ALERT_COLUMNS}",
+        f"WHERE id = $1 AND status <> 'resolved' AND ($6::timestamptz[] IS NULL OR updated_at = ANY($6)) "
+        f"RETURNING {ALERT_COLUMNS}",
         alert_id,
         staff_id,
         outcome,
         note,
         at,
+        None if seen is None else list(seen),
     )
 
 

@@ -152,20 +152,19 @@ function alertRow(alert, me, now) {
     owner.push(
       h("span", { class: `taken-by${mine ? " taken-by-me" : ""}` }, `Prise par ${alert.acknowledged_by ?? "—"}`),
     );
-    if (mine) {
-      owner.push(
-        h(
-          "button",
-          {
-            type: "button",
-            class: "btn btn-secondary",
-            dataset: { action: "resolve" },
-            "aria-describedby": patientButtonId,
-          },
-          "Clôturer",
-        ),
-      );
-    }
+    // A colleague's alert too: she may be off shift; the dialog names her, so closing in her place is deliberate.
+    owner.push(
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-secondary",
+          dataset: { action: "resolve" },
+          "aria-describedby": patientButtonId,
+        },
+        "Clôturer",
+      ),
+    );
   } else {
     owner.push(h("span", { class: "muted" }, STATUS_LABELS[status] ?? status));
   }

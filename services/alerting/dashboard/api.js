@@ -63,6 +63,8 @@ const PROBLEM_BASE = "https://oncofollow.example/problems/";
 /** The French sentence for the problems a nurse can meet on this page, from the problem's type. */
 function frenchDetail(status, body) {
   const kind = body && typeof body.type === "string" ? body.type.replace(PROBLEM_BASE, "") : "";
+  if (kind === "alert-changed")
+    return "L'alerte a changé depuis que vous l'avez ouverte. Vérifiez avant de clôturer.";
   if (kind === "alert-conflict") {
     if (body.alert_status === "acknowledged") return "Une collègue a déjà pris cette alerte.";
     if (body.alert_status === "resolved") return "Cette alerte est déjà clôturée.";
@@ -96,8 +98,8 @@ function fallbackDetail(status, title) {
  * One request. `auth: false` for the public endpoints. Resolves with the parsed JSON (null for 204),
  * rejects with an ApiError (status 0 for network failures and timeouts).
  */
-export async function request(method, path, { body, auth = true, signal } = {}) {
-  const headers = { Accept: "application/json, application/problem+json" };
+export async function request(method, path, { body, auth = true, signal, headers: extra } = {}) {
+  const headers = { Accept: "application/json, application/problem+json", ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth) {
     const token = getToken();
@@ -154,8 +156,12 @@ export const api = {
     request("GET", `/v1/alerts?status=open&status=acknowledged&offset=${enc(offset)}&limit=${enc(limit)}`),
   alert: (id) => request("GET", `/v1/alerts/${enc(id)}`),
   ack: (id) => request("POST", `/v1/alerts/${enc(id)}/ack`),
-  resolve: (id, outcome, note) =>
-    request("POST", `/v1/alerts/${enc(id)}/resolve`, { body: note ? { outcome, note } : { outcome } }),
+  // `version`: the updated_at of the alert the dialog showed; the server refuses to close another one (412).
+  resolve: (id, outcome, note, version) =>
+    request("POST", `/v1/alerts/${enc(id)}/resolve`, {
+      body: note ? { outcome, note } : { outcome },
+      headers: version ? { "If-Match": `"${version}"` } : undefined,
+    }),
   reopen: (id, reason) => request("POST", `/v1/alerts/${enc(id)}/reopen`, { body: reason ? { reason } : {} }),
   timeline: (patientId) => request("GET", `/v1/patients/${enc(patientId)}/timeline`),
   setExpected: (patientId, term, grade, until) =>

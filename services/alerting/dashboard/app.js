@@ -3,11 +3,12 @@
 
 import { activeAlerts, api, ApiError, clearToken, getToken, onUnauthorized, setToken } from "./api.js";
 import { AlertStream } from "./stream.js";
-import { announce, clear, h, toast, toastError } from "./dom.js";
+import { announce, clear, clearAnnouncements, h, toast, toastError } from "./dom.js";
 import {
   addDays,
   formatClock,
   formatIsoDay,
+  formatTime,
   getReference,
   levelLabel,
   outcomeLabel,
@@ -34,6 +35,8 @@ const TICK_MS = 30000;
 const BANNER_MS = 8000;
 const SEEN_EVENTS_MAX = 2000;
 const UUIDISH = /^[0-9a-fA-F-]{8,64}$/;
+const SESSION_WARNING_MS = 5 * 60 * 1000; // how long before the staff token expires the nurse is warned
+const CLOSING_DRAFT_MS = 15 * 60 * 1000; // how long a closing cut short by an expired session is kept
 
 const $ = (id) => document.getElementById(id);
 
@@ -56,6 +59,10 @@ const state = {
 const sound = new Sound();
 let stream = null;
 let tickTimer = null;
+let sessionTimer = null;
+// A closing dialog cut short by an expired session: {staffId, alertId, shown, outcome, note, keptAt}. In memory
+// only, never in sessionStorage or localStorage (a note is health data); restored to the same nurse only.
+let closingDraft = null;
 
 // ---------------------------------------------------------------------------------------------------
 // Sign-in
@@ -123,7 +130,8 @@ async function signInWithToken(token) {
   }
 }
 
-function signOut(message = "") {
+function signOut(message = "", { keepDraft = false } = {}) {
+  closingDraft = keepDraft ? draftOfClosing() : null;
   if (stream) {
     stream.stop();
     stream.forgetPosition();
@@ -131,7 +139,11 @@ function signOut(message = "") {
   }
   clearInterval(tickTimer);
   tickTimer = null;
+  clearTimeout(sessionTimer);
+  sessionTimer = null;
+  $("session-banner").hidden = true;
   hideBanner();
+  forgetActivity();
   clearToken();
   state.me = null;
   state.alerts = [];
@@ -145,12 +157,55 @@ function signOut(message = "") {
   clear($("metrics-content"));
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-  showSignIn(message);
+  const kept = closingDraft ? " Votre clôture en cours sera rétablie quand vous vous reconnecterez." : "";
+  showSignIn(`${message}${kept}`);
+}
+
+/** What the previous nurse did, was told or was about to be told stays hers: the next one starts clean. */
+function forgetActivity() {
+  clearAnnouncements();
+  pendingAnnouncements.length = 0;
+  pendingFlash.clear();
+  seenEvents.clear();
+  clearTimeout(bannerTimer);
+  $("red-banner-text").textContent = "";
+  $("red-banner").dataset.alertId = "";
+  $("sound-blocked").hidden = true;
+  $("last-updated").textContent = "";
+  $("alert-summary").textContent = "";
+  $("alert-shown").textContent = "";
+  clear($("toasts"));
+  // A closed dialog keeps what was typed in it (a note is health data).
+  for (const form of document.querySelectorAll("dialog form")) form.reset();
+  $("resolve-context").textContent = "";
+  $("resolve-owner").textContent = "";
+  for (const error of document.querySelectorAll("dialog .error-text")) error.textContent = "";
+  focusHint = null;
+  returnToAlertId = null;
+  lastErrorToast = { text: "", at: 0 };
 }
 
 onUnauthorized(() => {
-  if (state.me) signOut("Votre session a expiré ou a été révoquée. Reconnectez-vous.");
+  if (state.me) signOut("Votre session a expiré ou a été révoquée. Reconnectez-vous.", { keepDraft: true });
 });
+
+/** A banner a few minutes before the staff token expires, so that nothing is cut short unannounced. */
+function watchSession(me) {
+  clearTimeout(sessionTimer);
+  $("session-banner").hidden = true;
+  // Counted from the seconds left, not from the end time: this computer's clock may be wrong.
+  if (typeof me.session_expires_in !== "number") return;
+  const endsAt = Date.now() + me.session_expires_in * 1000;
+  sessionTimer = setTimeout(
+    () => {
+      if (!state.me) return;
+      $("session-banner-text").textContent =
+        `Votre session se termine à ${formatTime(new Date(endsAt))} — reconnectez-vous pour continuer.`;
+      $("session-banner").hidden = false;
+    },
+    Math.max(0, endsAt - SESSION_WARNING_MS - Date.now()),
+  );
+}
 
 // ---------------------------------------------------------------------------------------------------
 // The running app
@@ -163,6 +218,7 @@ async function startApp(me) {
   $("staff-id").textContent = state.me.staff_id;
   const env = state.config && state.config.environment;
   $("env-badge").hidden = env !== "development";
+  watchSession(me);
 
   try {
     setReference(await api.reference());
@@ -173,7 +229,7 @@ async function startApp(me) {
   if (!state.me) return; // signed out meanwhile
 
   renderAlerts();
-  refreshAlerts();
+  refreshAlerts().then(restoreClosing);
   startStream();
   clearInterval(tickTimer);
   tickTimer = setInterval(tickWaitingTimes, TICK_MS);
@@ -293,6 +349,7 @@ async function loadAlerts() {
   const bannerAlert = $("red-banner").dataset.alertId;
   if (bannerAlert && !items.some((alert) => alert.id === bannerAlert && alert.status === "open")) hideBanner();
   renderAlerts();
+  followResolveTarget();
   flashRows(pendingFlash);
   pendingFlash.clear();
   flushAnnouncements();
@@ -480,7 +537,7 @@ function alertById(alertId) {
 }
 
 // Resolve dialog
-let resolveTarget = null; // {alertId, trigger}
+let resolveTarget = null; // {alertId, trigger, shown: the alert as the dialog shows it, whose version is closed}
 
 function openResolveDialog(alertId, trigger) {
   const alert = alertById(alertId);
@@ -492,14 +549,99 @@ function openResolveDialog(alertId, trigger) {
   select.append(h("option", { value: "" }, "— choisir —"));
   for (const [code, label] of Object.entries(getReference().outcomes))
     select.append(h("option", { value: code }, label));
+  renderResolveContext(alert);
+  $("resolve-error").hidden = true;
+  updateResolveForm();
+  resolveTarget = { alertId, trigger, shown: alert };
+  dialog.showModal();
+  select.focus();
+}
+
+function renderResolveContext(alert) {
   $("resolve-context").textContent = alert
     ? `${patientShortId(alert.patient_id)} — ${levelLabel(alert.level)} — ${(alert.reasons || []).map(reasonText).join(", ")}`
     : "";
-  $("resolve-error").hidden = true;
+  const me = state.me && state.me.staff_id;
+  let owner = "";
+  if (alert && alert.status === "acknowledged" && alert.acknowledged_by && alert.acknowledged_by !== me)
+    owner = `Prise par ${alert.acknowledged_by} : vous clôturez à sa place.`;
+  else if (alert && alert.status === "open")
+    owner = "Alerte rouverte par une nouvelle réponse : personne ne l'a en charge.";
+  $("resolve-owner").textContent = owner;
+  $("resolve-owner").hidden = !owner;
+}
+
+/** A list load brought a newer version of the alert being closed (a new answer, a colleague's step). */
+function followResolveTarget() {
+  if (!resolveTarget || !resolveTarget.shown) return;
+  const current = alertById(resolveTarget.alertId);
+  const shown = resolveTarget.shown;
+  if (!current || current.updated_at === shown.updated_at) return;
+  // A list request sent before the version shown may answer after it: an older version is no news.
+  if (Date.parse(current.updated_at) < Date.parse(shown.updated_at)) return;
+  showChangedAlert(current);
+}
+
+/** The dialog shows the alert as it is now, says what changed, and asks for the outcome again: what she
+ * confirms is what she saw (the server refuses to close another version, 412). Her note stays. */
+function showChangedAlert(current) {
+  if (!resolveTarget || !current || current.id !== resolveTarget.alertId) return;
+  const before = resolveTarget.shown;
+  resolveTarget.shown = current;
+  renderResolveContext(current);
+  $("resolve-form").elements.outcome.value = "";
   updateResolveForm();
-  resolveTarget = { alertId, trigger };
-  dialog.showModal();
-  select.focus();
+  $("resolve-error").textContent =
+    `${whatChanged(before, current)} Vérifiez avant de clôturer, puis choisissez de nouveau l'issue.`;
+  $("resolve-error").hidden = false;
+}
+
+function whatChanged(before, now) {
+  if (now.level === "red" && (!before || before.level !== "red"))
+    return `Nouvelle réponse : l'alerte est passée en ${levelLabel("red")}.`;
+  if (now.status === "open" && (!before || before.status !== "open"))
+    return "Nouvelle réponse : l'alerte a été rouverte.";
+  const ownerBefore = before ? before.acknowledged_by : null;
+  if (now.status === "acknowledged" && now.acknowledged_by && now.acknowledged_by !== ownerBefore)
+    return `L'alerte a été prise entre-temps par ${now.acknowledged_by}.`;
+  return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
+}
+
+function draftOfClosing() {
+  if (!resolveTarget || !state.me || !$("resolve-dialog").open) return null;
+  const form = $("resolve-form");
+  return {
+    staffId: state.me.staff_id,
+    alertId: resolveTarget.alertId,
+    shown: resolveTarget.shown,
+    outcome: form.elements.outcome.value,
+    note: form.elements.note.value,
+    keptAt: Date.now(),
+  };
+}
+
+/** After signing in again as the same nurse, the closing her expired session cut short, as she left it. */
+function restoreClosing() {
+  const draft = closingDraft;
+  closingDraft = null;
+  if (!draft || !state.me || draft.staffId !== state.me.staff_id || Date.now() - draft.keptAt > CLOSING_DRAFT_MS)
+    return;
+  if (!alertById(draft.alertId)) {
+    toast("L'alerte que vous étiez en train de clôturer n'est plus dans la liste des alertes actives.");
+    return;
+  }
+  openResolveDialog(draft.alertId, null);
+  const form = $("resolve-form");
+  form.elements.outcome.value = draft.outcome;
+  form.elements.note.value = draft.note;
+  updateResolveForm();
+  $("resolve-error").textContent =
+    "Votre saisie a été conservée pendant la reconnexion : vérifiez-la puis confirmez.";
+  $("resolve-error").hidden = false;
+  if (draft.shown) {
+    resolveTarget.shown = draft.shown; // what she saw before: a change since is shown and asked about
+    followResolveTarget();
+  }
 }
 
 function updateResolveForm() {
@@ -523,7 +665,8 @@ async function submitResolve(event) {
     const visible = filterAlerts(state.alerts, state.filters);
     const index = visible.findIndex((alert) => alert.id === alertId);
     const alert = alertById(alertId);
-    const updated = await api.resolve(alertId, outcome, note || undefined);
+    const version = resolveTarget.shown ? resolveTarget.shown.updated_at : undefined;
+    const updated = await api.resolve(alertId, outcome, note || undefined, version);
     resolveTarget = null;
     $("resolve-dialog").close();
     replaceAlert(updated);
@@ -537,7 +680,12 @@ async function submitResolve(event) {
     refreshAlerts();
   } catch (error) {
     if (error.status === 401) return;
-    if (error.status === 409 || error.status === 404) {
+    if (error.status === 412 && error.body && error.body.alert && resolveTarget) {
+      replaceAlert(error.body.alert);
+      renderAlerts();
+      showChangedAlert(error.body.alert);
+      refreshAlerts();
+    } else if (error.status === 409 || error.status === 404) {
       $("resolve-dialog").close(); // the close handler puts the focus back on the row
       toastError(error);
       pendingFlash.add(alertId);
@@ -867,6 +1015,7 @@ function wire() {
   });
 
   $("sign-out").addEventListener("click", () => signOut("Vous êtes déconnecté·e."));
+  $("session-renew").addEventListener("click", () => signOut("Reconnectez-vous pour continuer."));
 
   $("sound-toggle").addEventListener("click", () => {
     sound.unlock();

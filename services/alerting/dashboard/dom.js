@@ -136,3 +136,10 @@ export function announce(text) {
     region.textContent = text;
   }, 60);
 }
+
+/** Forgets what was announced and what was about to be: the next person at this screen starts clean. */
+export function clearAnnouncements() {
+  clearTimeout(announceTimer);
+  const region = document.getElementById("live-announcer");
+  if (region) region.textContent = "";
+}

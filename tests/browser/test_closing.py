@@ -1,0 +1,263 @@
+"""Closing an alert on the dashboard, across nurses and sessions (real services, Debian's headless Chromium).
+
+Nothing is closed unseen: a new answer that turns the alert red while the closing dialog is open shows in the
+dialog, with a warning, and the outcome must be chosen again; a change the page has not heard of yet is refused by
+the server (412) and shown the same way. A colleague's alert can be closed, naming her. A nurse who signs out
+leaves nothing of hers to the next. A session about to run out says so, and one that runs out mid-closing gives
+the closing back to the same nurse (and to nobody else) when she signs in again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from playwright.async_api import BrowserContext, Page, expect
+
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from tests.browser.conftest import Ward, rows
+
+pytestmark = pytest.mark.browser
+
+NAUSEA_GRADE_2 = {"nausea.frequency": "2", "nausea.severity": "2"}
+NOTE = "Appelée, nausées grade 3, je rappelle le médecin à 15 h"
+PARIS = ZoneInfo("Europe/Paris")
+
+
+async def dashboard(ward: Ward, staff_id: str = "ide-claire", ttl_s: int = 12 * 3600) -> Page:
+    """A nurse's dashboard signed in with a token of the given lifetime."""
+    token = ward.tokens.issue_staff_token(staff_id, {"nurse"}, ttl_s=ttl_s)
+    context: BrowserContext = await ward.browser.new_context(
+        viewport={"width": 1366, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris"
+    )
+    # Only for the first page of the tab: a later sign-in goes through the form, as a nurse's does.
+    await context.add_init_script(
+        "if (!sessionStorage.getItem('test.signed-in')) { sessionStorage.setItem('test.signed-in', '1'); "
+        f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()}); }}"
+    )
+    page = await context.new_page()
+    await page.goto(f"{ward.url}/dashboard/")
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+    return page
+
+
+async def sign_in(ward: Ward, page: Page, staff_id: str) -> None:
+    await expect(page.locator("#signin-screen")).to_be_visible()
+    await page.locator("#token-input").fill(ward.tokens.issue_staff_token(staff_id, {"nurse"}))
+    await page.locator("#token-form [type=submit]").click()
+    await expect(page.locator("#staff-id")).to_have_text(staff_id)
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+
+
+async def submit(ward: Ward, patient: uuid.UUID, answers: dict[str, Any]) -> None:
+    response = await ward.tablet.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(answers)),
+        headers={
+            "Authorization": f"Bearer {ward.tokens.issue_device_token(patient, 'tablet-browser')}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "Content-Type": "application/fhir+json",
+        },
+    )
+    assert response.status_code == 202, response.text
+
+
+async def stored(ward: Ward, patient: uuid.UUID) -> Any:
+    async with ward.alerting.pool.acquire() as conn:
+        return await conn.fetchrow(
+            "SELECT id, level, status, outcome, acknowledged_by, resolved_by FROM alerts WHERE patient_id = $1",
+            patient,
+        )
+
+
+async def take_and_open_closing(page: Page) -> Any:
+    # The row by its alert: taking it moves it down the list (a taken alert has stopped waiting).
+    alert_id = await rows(page).first.get_attribute("data-alert-id")
+    row = page.locator(f'#alert-rows [data-alert-id="{alert_id}"]')
+    await row.locator("[data-action=ack]").click()
+    await expect(row).to_have_attribute("data-status", "acknowledged", timeout=5_000)
+    await row.locator("[data-action=resolve]").click()
+    dialog = page.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible()
+    return dialog
+
+
+async def test_the_closing_dialog_shows_the_alert_turning_red_and_asks_again(ward: Ward) -> None:
+    patient = uuid.uuid4()
+    await submit(ward, patient, NAUSEA_GRADE_2)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    dialog = await take_and_open_closing(page)
+    await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    await dialog.locator("textarea[name=note]").fill(NOTE)
+    confirm = dialog.locator("[data-action=confirm-resolve]")
+    await expect(confirm).to_be_enabled()
+
+    # While she is about to confirm, the patient reports grade 3 nausea: the alert turns red and open again.
+    await submit(ward, patient, RED_NAUSEA)
+    await expect(page.locator("#resolve-context")).to_contain_text("ROUGE", timeout=5_000)
+    await expect(page.locator("#resolve-context")).to_contain_text("grade 3")
+    await expect(page.locator("#resolve-error")).to_contain_text(
+        "Nouvelle réponse : l'alerte est passée en ROUGE. Vérifiez avant de clôturer"
+    )
+    await expect(page.locator("#resolve-owner")).to_contain_text("Alerte rouverte")
+    # Her first choice was about the orange alert: she must choose again; her note stays.
+    await expect(confirm).to_be_disabled()
+    await expect(dialog.locator("select[name=outcome]")).to_have_value("")
+    await expect(dialog.locator("textarea[name=note]")).to_have_value(NOTE)
+    assert (await stored(ward, patient))["status"] == "open"
+
+    await dialog.locator("select[name=outcome]").select_option("phone_call")
+    await confirm.click()
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    await expect(rows(page)).to_have_count(0, timeout=5_000)
+    closed = await stored(ward, patient)
+    assert (closed["level"], closed["status"], closed["outcome"]) == ("red", "resolved", "phone_call")
+
+
+async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: Ward) -> None:
+    patient = uuid.uuid4()
+    await submit(ward, patient, NAUSEA_GRADE_2)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    dialog = await take_and_open_closing(page)
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    # The alert changes and its event has not reached this page yet (a slow network, a replica behind).
+    async with ward.alerting.pool.acquire() as conn:
+        await conn.execute("UPDATE alerts SET level = 'red', updated_at = now() WHERE patient_id = $1", patient)
+    await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
+
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(page.locator("#resolve-error")).to_contain_text("l'alerte est passée en ROUGE", timeout=5_000)
+    await expect(page.locator("#resolve-context")).to_contain_text("ROUGE")
+    await expect(dialog.locator("[data-action=confirm-resolve]")).to_be_disabled()
+    assert (await stored(ward, patient))["status"] == "acknowledged"
+
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    closed = await stored(ward, patient)
+    assert (closed["level"], closed["status"]) == ("red", "resolved")
+
+
+async def test_claire_closes_karim_s_alert_in_his_place(ward: Ward) -> None:
+    patient = uuid.uuid4()
+    await submit(ward, patient, RED_NAUSEA)
+    karim = await dashboard(ward, "ide-karim")
+    await expect(rows(karim)).to_have_count(1, timeout=5_000)
+    await rows(karim).first.locator("[data-action=ack]").click()
+    await expect(rows(karim).first).to_have_attribute("data-status", "acknowledged", timeout=5_000)
+    await karim.context.close()  # he goes off shift
+
+    claire = await dashboard(ward, "ide-claire")
+    row = rows(claire).first
+    await expect(row).to_contain_text("Prise par ide-karim", timeout=5_000)
+    await row.locator("[data-action=resolve]").click()
+    dialog = claire.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(claire.locator("#resolve-owner")).to_have_text("Prise par ide-karim : vous clôturez à sa place.")
+    await dialog.locator("select[name=outcome]").select_option("phone_call")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(rows(claire)).to_have_count(0, timeout=5_000)
+    closed = await stored(ward, patient)
+    assert (closed["status"], closed["acknowledged_by"], closed["resolved_by"]) == (
+        "resolved",
+        "ide-karim",
+        "ide-claire",
+    )
+
+
+async def test_the_next_nurse_finds_nothing_of_the_previous_one(ward: Ward) -> None:
+    page = await dashboard(ward, "ide-claire")
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await submit(ward, first, RED_NAUSEA)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await submit(ward, second, RED_NAUSEA)
+    await expect(rows(page)).to_have_count(2, timeout=5_000)
+    await expect(page.locator("#red-banner-text")).to_contain_text("Nouvelle alerte ROUGE")
+    # She closes one alert (a toast names its patient) and takes the other (the activity line names it).
+    await take_and_open_closing(page)
+    await page.locator("#resolve-dialog select[name=outcome]").select_option("phone_call")
+    await page.locator("#resolve-dialog [data-action=confirm-resolve]").click()
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await rows(page).first.locator("[data-action=ack]").click()
+    await expect(page.locator("#live-announcer")).to_contain_text("Alerte prise en charge")
+    await expect(page.locator("#toasts .toast")).not_to_have_count(0)
+
+    await page.locator("#sign-out").click()
+    await expect(page.locator("#signin-screen")).to_be_visible()
+    for trace in ("#live-announcer", "#last-updated", "#red-banner-text", "#toasts", "#alert-summary"):
+        await expect(page.locator(trace)).to_have_text("")
+    await expect(page.locator("#resolve-context")).to_have_text("")
+
+    await sign_in(ward, page, "ide-karim")
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await expect(page.locator("#live-announcer")).not_to_contain_text("prise en charge")
+    await expect(page.locator("#red-banner")).to_be_hidden()
+    await expect(page.locator("#toasts .toast")).to_have_count(0)
+
+
+def _paris_minutes(*instants: float) -> set[str]:
+    return {datetime.fromtimestamp(t, PARIS).strftime("%H:%M") for t in instants}
+
+
+async def test_a_session_about_to_end_says_when(ward: Ward) -> None:
+    long = await dashboard(ward, ttl_s=12 * 3600)
+    await expect(long.locator("#session-banner")).to_be_hidden()
+
+    ends = time.time() + 120
+    short = await dashboard(ward, ttl_s=120)
+    banner = short.locator("#session-banner")
+    await expect(banner).to_be_visible()
+    text = await banner.locator("#session-banner-text").inner_text()
+    assert text.startswith("Votre session se termine à ") and text.endswith(" — reconnectez-vous pour continuer.")
+    assert text.removeprefix("Votre session se termine à ")[:5] in _paris_minutes(ends - 3, ends + 3)
+
+
+async def _closing_cut_short_by_expiry(ward: Ward) -> tuple[Page, uuid.UUID]:
+    patient = uuid.uuid4()
+    await submit(ward, patient, RED_NAUSEA)
+    page = await dashboard(ward, "ide-claire", ttl_s=15)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    dialog = await take_and_open_closing(page)
+    await dialog.locator("select[name=outcome]").select_option("phone_call")
+    await dialog.locator("textarea[name=note]").fill(NOTE)
+    # Her token runs out while she writes.
+    await expect(page.locator("#signin-screen")).to_be_visible(timeout=30_000)
+    await expect(page.locator("#signin-message")).to_contain_text("rétablie")
+    storage = await page.evaluate("JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage)])")
+    assert "grade 3" not in storage and "phone_call" not in storage
+    return page, patient
+
+
+async def test_a_closing_cut_short_by_an_expired_session_comes_back_to_the_same_nurse(ward: Ward) -> None:
+    page, patient = await _closing_cut_short_by_expiry(ward)
+    await sign_in(ward, page, "ide-claire")
+    dialog = page.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible(timeout=5_000)
+    await expect(dialog.locator("select[name=outcome]")).to_have_value("phone_call")
+    await expect(dialog.locator("textarea[name=note]")).to_have_value(NOTE)
+    await expect(page.locator("#resolve-error")).to_contain_text("conservée")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    assert (await stored(ward, patient))["outcome"] == "phone_call"
+
+
+async def test_a_closing_cut_short_is_never_shown_to_another_nurse(ward: Ward) -> None:
+    page, _ = await _closing_cut_short_by_expiry(ward)
+    await sign_in(ward, page, "ide-karim")
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await expect(page.locator("#resolve-dialog")).to_be_hidden()
+    assert NOTE not in await page.locator("body").inner_text()
+    assert await page.locator("#resolve-note").input_value() == ""
+    # Karim's sign-in dropped it: Claire, back after him, starts afresh too.
+    await page.locator("#sign-out").click()
+    await sign_in(ward, page, "ide-claire")
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    await expect(page.locator("#resolve-dialog")).to_be_hidden()
