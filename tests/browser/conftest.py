@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -53,20 +53,30 @@ class Ward:
     alerting: Any
     tokens: TokenService
     browser: Browser
+    tabs: list[BrowserContext] = field(default_factory=list)
+
+    async def tab(self) -> BrowserContext:
+        """A new browser tab set up as the ward's computers are (fr-FR, Paris), closed when the test ends: a page
+        left open would go on polling and reconnecting, in the one browser every test shares, until the session ends."""
+        context = await self.browser.new_context(
+            viewport={"width": 1366, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris"
+        )
+        self.tabs.append(context)
+        return context
+
+    async def open_dashboard(self, tab: BrowserContext) -> Page:
+        """The dashboard in that tab, once its live stream is connected."""
+        page = await tab.new_page()
+        await page.goto(f"{self.url}/dashboard/")
+        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+        return page
 
     async def dashboard(self, staff_id: str = "ide-claire") -> Page:
         """A nurse's dashboard, signed in (the token in sessionStorage, as the sign-in form leaves it)."""
         token = self.tokens.issue_staff_token(staff_id, {"nurse"})
-        context: BrowserContext = await self.browser.new_context(
-            viewport={"width": 1366, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris"
-        )
-        await context.add_init_script(
-            f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})"
-        )
-        page = await context.new_page()
-        await page.goto(f"{self.url}/dashboard/")
-        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
-        return page
+        tab = await self.tab()
+        await tab.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})")
+        return await self.open_dashboard(tab)
 
     async def submit(self, answers: dict[str, Any] = RED_NAUSEA) -> uuid.UUID:
         patient = uuid.uuid4()
@@ -91,7 +101,12 @@ async def ward(service_env: dict[str, str], tokens: TokenService, browser: Brows
         in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
         served(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"))) as (url, alerting),  # type: ignore[arg-type]
     ):
-        yield Ward(url, tablet, alerting, tokens, browser)
+        ward = Ward(url, tablet, alerting, tokens, browser)
+        try:
+            yield ward
+        finally:
+            for tab in ward.tabs:
+                await tab.close()
 
 
 def rows(page: Page) -> Any:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Page, expect
 
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from tests.browser.conftest import Ward, rows
@@ -32,18 +32,13 @@ PARIS = ZoneInfo("Europe/Paris")
 async def dashboard(ward: Ward, staff_id: str = "ide-claire", ttl_s: int = 12 * 3600) -> Page:
     """A nurse's dashboard signed in with a token of the given lifetime."""
     token = ward.tokens.issue_staff_token(staff_id, {"nurse"}, ttl_s=ttl_s)
-    context: BrowserContext = await ward.browser.new_context(
-        viewport={"width": 1366, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris"
-    )
+    context = await ward.tab()
     # Only for the first page of the tab: a later sign-in goes through the form, as a nurse's does.
     await context.add_init_script(
         "if (!sessionStorage.getItem('test.signed-in')) { sessionStorage.setItem('test.signed-in', '1'); "
         f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()}); }}"
     )
-    page = await context.new_page()
-    await page.goto(f"{ward.url}/dashboard/")
-    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
-    return page
+    return await ward.open_dashboard(context)
 
 
 async def sign_in(ward: Ward, page: Page, staff_id: str) -> None:

@@ -45,9 +45,7 @@ GROUP = "[\u202f\u00a0 ]"
 async def dashboard(ward: Ward, staff_id: str = "ide-claire", *, fake_clock: bool = False) -> Page:
     """A signed-in dashboard that counts its beeps, clicked once (as a nurse does) so that it may play sound."""
     token = ward.tokens.issue_staff_token(staff_id, {"nurse"})
-    context = await ward.browser.new_context(
-        viewport={"width": 1366, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris"
-    )
+    context = await ward.tab()
     await context.add_init_script(BEEP_COUNTER)
     await context.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})")
     page = await context.new_page()
