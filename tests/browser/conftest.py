@@ -78,8 +78,9 @@ class Ward:
         await tab.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})")
         return await self.open_dashboard(tab)
 
-    async def submit(self, answers: dict[str, Any] = RED_NAUSEA) -> uuid.UUID:
-        patient = uuid.uuid4()
+    async def submit(self, answers: dict[str, Any] = RED_NAUSEA, patient: uuid.UUID | None = None) -> uuid.UUID:
+        """A questionnaire from a patient's tablet: a new patient's unless ``patient`` is given."""
+        patient = patient or uuid.uuid4()
         token = self.tokens.issue_device_token(patient, "tablet-browser")
         response = await self.tablet.post(
             "/v1/submissions",

@@ -10,11 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import orjson
 import pytest
 from playwright.async_api import Page, expect
 
-from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from shared.testing.fhir import RED_NAUSEA
 from shared.testing.waiting import eventually
 from tests.browser.conftest import Ward, rows
 
@@ -28,19 +27,6 @@ REASON = "Rappel de la patiente : nausées la nuit"
 
 def staff(ward: Ward, staff_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {ward.tokens.issue_staff_token(staff_id, {'nurse'})}"}
-
-
-async def submit(ward: Ward, patient: uuid.UUID, answers: dict[str, Any]) -> None:
-    response = await ward.tablet.post(
-        "/v1/submissions",
-        content=orjson.dumps(questionnaire_response(answers)),
-        headers={
-            "Authorization": f"Bearer {ward.tokens.issue_device_token(patient, 'tablet-browser')}",
-            "Idempotency-Key": str(uuid.uuid4()),
-            "Content-Type": "application/fhir+json",
-        },
-    )
-    assert response.status_code == 202, response.text
 
 
 async def steps_of(api: httpx.AsyncClient, ward: Ward, patient: uuid.UUID, alert_id: str) -> list[dict[str, Any]]:
@@ -73,7 +59,7 @@ async def test_the_history_keeps_karim_s_close_and_shows_claire_s_reopen_done_by
         closing = {"outcome": "dose_modified", "note": NOTE}
         assert (await api.post(f"/v1/alerts/{alert_id}/resolve", json=closing, headers=karim)).status_code == 200
         # The patient writes again the next day: a new alert, from which Claire opens the patient.
-        await submit(ward, patient, {"fatigue.severity": "2", "fatigue.interference": "2"})
+        await ward.submit({"fatigue.severity": "2", "fatigue.interference": "2"}, patient=patient)
         page = await ward.dashboard("ide-claire")
         await open_patient(page)
 
@@ -121,7 +107,7 @@ async def test_the_history_says_when_a_new_answer_reopened_a_taken_alert(ward: W
     await expect(rows(page)).to_have_count(1, timeout=5_000)
     await rows(page).first.locator("[data-action=ack]").click()
     await expect(rows(page).first).to_have_attribute("data-status", "acknowledged", timeout=5_000)
-    await submit(ward, patient, RED_NAUSEA)
+    await ward.submit(RED_NAUSEA, patient=patient)
     await expect(rows(page).first).to_have_attribute("data-status", "open", timeout=5_000)
     alert_id = await rows(page).first.get_attribute("data-alert-id")
     assert alert_id

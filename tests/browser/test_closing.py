@@ -19,7 +19,7 @@ import orjson
 import pytest
 from playwright.async_api import Page, expect
 
-from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from shared.testing.fhir import RED_NAUSEA
 from tests.browser.conftest import Ward, rows
 
 pytestmark = pytest.mark.browser
@@ -49,19 +49,6 @@ async def sign_in(ward: Ward, page: Page, staff_id: str) -> None:
     await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
 
 
-async def submit(ward: Ward, patient: uuid.UUID, answers: dict[str, Any]) -> None:
-    response = await ward.tablet.post(
-        "/v1/submissions",
-        content=orjson.dumps(questionnaire_response(answers)),
-        headers={
-            "Authorization": f"Bearer {ward.tokens.issue_device_token(patient, 'tablet-browser')}",
-            "Idempotency-Key": str(uuid.uuid4()),
-            "Content-Type": "application/fhir+json",
-        },
-    )
-    assert response.status_code == 202, response.text
-
-
 async def stored(ward: Ward, patient: uuid.UUID) -> Any:
     async with ward.alerting.pool.acquire() as conn:
         return await conn.fetchrow(
@@ -84,7 +71,7 @@ async def take_and_open_closing(page: Page) -> Any:
 
 async def test_the_closing_dialog_shows_the_alert_turning_red_and_asks_again(ward: Ward) -> None:
     patient = uuid.uuid4()
-    await submit(ward, patient, NAUSEA_GRADE_2)
+    await ward.submit(NAUSEA_GRADE_2, patient=patient)
     page = await dashboard(ward)
     await expect(rows(page)).to_have_count(1, timeout=5_000)
     dialog = await take_and_open_closing(page)
@@ -95,7 +82,7 @@ async def test_the_closing_dialog_shows_the_alert_turning_red_and_asks_again(war
     await expect(confirm).to_be_enabled()
 
     # While she is about to confirm, the patient reports grade 3 nausea: the alert turns red and open again.
-    await submit(ward, patient, RED_NAUSEA)
+    await ward.submit(RED_NAUSEA, patient=patient)
     await expect(page.locator("#resolve-context")).to_contain_text("ROUGE", timeout=5_000)
     await expect(page.locator("#resolve-context")).to_contain_text("grade 3")
     await expect(page.locator("#resolve-error")).to_contain_text(
@@ -118,7 +105,7 @@ async def test_the_closing_dialog_shows_the_alert_turning_red_and_asks_again(war
 
 async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: Ward) -> None:
     patient = uuid.uuid4()
-    await submit(ward, patient, NAUSEA_GRADE_2)
+    await ward.submit(NAUSEA_GRADE_2, patient=patient)
     page = await dashboard(ward)
     await expect(rows(page)).to_have_count(1, timeout=5_000)
     dialog = await take_and_open_closing(page)
@@ -143,7 +130,7 @@ async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: War
 
 async def test_claire_closes_karim_s_alert_in_his_place(ward: Ward) -> None:
     patient = uuid.uuid4()
-    await submit(ward, patient, RED_NAUSEA)
+    await ward.submit(RED_NAUSEA, patient=patient)
     karim = await dashboard(ward, "ide-karim")
     await expect(rows(karim)).to_have_count(1, timeout=5_000)
     await rows(karim).first.locator("[data-action=ack]").click()
@@ -171,9 +158,9 @@ async def test_claire_closes_karim_s_alert_in_his_place(ward: Ward) -> None:
 async def test_the_next_nurse_finds_nothing_of_the_previous_one(ward: Ward) -> None:
     page = await dashboard(ward, "ide-claire")
     first, second = uuid.uuid4(), uuid.uuid4()
-    await submit(ward, first, RED_NAUSEA)
+    await ward.submit(RED_NAUSEA, patient=first)
     await expect(rows(page)).to_have_count(1, timeout=5_000)
-    await submit(ward, second, RED_NAUSEA)
+    await ward.submit(RED_NAUSEA, patient=second)
     await expect(rows(page)).to_have_count(2, timeout=5_000)
     await expect(page.locator("#red-banner-text")).to_contain_text("Nouvelle alerte ROUGE")
     # She closes one alert (a toast names its patient) and takes the other (the activity line names it).
@@ -217,7 +204,7 @@ async def test_a_session_about_to_end_says_when(ward: Ward) -> None:
 
 async def _closing_cut_short_by_expiry(ward: Ward) -> tuple[Page, uuid.UUID]:
     patient = uuid.uuid4()
-    await submit(ward, patient, RED_NAUSEA)
+    await ward.submit(RED_NAUSEA, patient=patient)
     page = await dashboard(ward, "ide-claire", ttl_s=15)
     await expect(rows(page)).to_have_count(1, timeout=5_000)
     dialog = await take_and_open_closing(page)

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from playwright.async_api import Page, expect
 
-from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from shared.testing.fhir import RED_NAUSEA
 from shared.testing.waiting import eventually
 from tests.browser.conftest import Ward, rows
 
@@ -83,20 +83,6 @@ async def insert_alerts(
             datetime.now(UTC) - waited,
         )
     return [row["id"] for row in inserted]
-
-
-async def submit(ward: Ward, patient: uuid.UUID, answers: dict[str, Any]) -> None:
-    """Another report from a patient who already has an alert (``Ward.submit`` makes a new patient each time)."""
-    response = await ward.tablet.post(
-        "/v1/submissions",
-        content=orjson.dumps(questionnaire_response(answers)),
-        headers={
-            "Authorization": f"Bearer {ward.tokens.issue_device_token(patient, 'tablet-browser')}",
-            "Idempotency-Key": str(uuid.uuid4()),
-            "Content-Type": "application/fhir+json",
-        },
-    )
-    assert response.status_code == 202, response.text
 
 
 def staff(ward: Ward, staff_id: str = "ide-karim") -> dict[str, str]:
@@ -249,7 +235,7 @@ async def test_a_red_alert_taken_then_reopened_by_a_new_report_says_it_came_back
     await expect(rows(page).first).to_have_attribute("data-status", "acknowledged", timeout=5_000)
     silent = await beeps(page)
 
-    await submit(ward, patient, RED_NAUSEA)
+    await ward.submit(RED_NAUSEA, patient=patient)
     await expect(rows(page).first).to_have_attribute("data-status", "open", timeout=5_000)
     await expect(page.locator("#red-banner-text")).to_have_text(
         "Alerte ROUGE rouverte : nouvelle réponse (était prise par ide-claire) — "
