@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from services.alerting import repository
 from services.alerting.domain import TransitionRefused, check_acknowledge, check_reopen, check_resolve
 from services.alerting.service_levels import ServiceLevels
-from shared.audit import StreamAccessTrail, StreamedAccess, audit_staff_patients, record_access
+from shared.audit import StreamAccessTrail, StreamedAccess, audit_staff, audit_staff_patients, record_access
 from shared.auth import InvalidToken, StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopenedV1, AlertResolvedV1, Outcome
@@ -314,14 +314,7 @@ async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
             raise Problem(404, "There is no alert with this id.")
         scores = await repository.scores_for(conn, row["submission_ids"])
         messages = await repository.messages_for(conn, row["message_ids"])
-        await record_access(
-            conn,
-            actor=nurse.staff_id,
-            roles=nurse.roles,
-            action="alert.read",
-            resource=f"alert/{alert_id}",
-            patient_id=row["patient_id"],
-        )
+        await audit_staff(conn, nurse, "alert.read", f"alert/{alert_id}", row["patient_id"])
     response.headers["ETag"] = alert_etag(row["updated_at"])
     return AlertDetail(
         **alert_view(row, datetime.now(UTC), levels).model_dump(),
@@ -443,14 +436,7 @@ async def _changed_since_seen(
     current = await repository.get_alert(conn, alert_id)
     if current is None:
         return Problem(404, "There is no alert with this id.")
-    await record_access(
-        conn,
-        actor=nurse.staff_id,
-        roles=nurse.roles,
-        action="alert.read",
-        resource=f"alert/{alert_id}",
-        patient_id=current["patient_id"],
-    )
+    await audit_staff(conn, nurse, "alert.read", f"alert/{alert_id}", current["patient_id"])
     return Problem(
         412,
         "The alert changed after the version you showed (a new answer, or a colleague's step): show it as it is "
