@@ -52,8 +52,11 @@ class AlertView(BaseModel):
         "to open after a nurse had taken it (then also its service-level clock's start)"
     )
     waiting_seconds: int = Field(description="From waiting_since until a nurse took it (or now, while open)")
-    acknowledged_by: str | None
-    acknowledged_at: datetime | None
+    acknowledged_by: str | None = Field(description="Who has it: the nurse who took it, or who reopened it since")
+    acknowledged_at: datetime | None = Field(
+        description="When a nurse took it, ending its wait (a close without taking it first counts as taking it); "
+        "a nurse's reopen keeps it (reopened_at says when she reopened it)"
+    )
     resolved_by: str | None
     resolved_at: datetime | None
     outcome: str | None

@@ -2,7 +2,14 @@
 // and their outcomes, messages, expected levels. Opened from a row of the alert list.
 
 import { h, clear, levelIcon } from "./dom.js";
-import { levelBadge, overdueBadge, reasonsList, sourceBadge, STATUS_LABELS } from "./alerts.js";
+import {
+  levelBadge,
+  overdueBadge,
+  reasonsList,
+  reopenedByNurseSinceTaken,
+  sourceBadge,
+  STATUS_LABELS,
+} from "./alerts.js";
 import {
   addDays,
   formatDateTime,
@@ -305,10 +312,17 @@ function answersTable(submission) {
   return parts;
 }
 
+/** Who has the alert since when: the nurse who reopened it, when one did after it was taken. */
+function inHandText(alert) {
+  if (reopenedByNurseSinceTaken(alert))
+    return `Rouverte par ${alert.reopened_by ?? alert.acknowledged_by ?? "—"} le ${formatDateTime(alert.reopened_at)}`;
+  return `Prise par ${alert.acknowledged_by ?? "—"} le ${formatDateTime(alert.acknowledged_at)}`;
+}
+
 function currentAlertSection(alert) {
   const status =
     alert.status === "acknowledged"
-      ? `Prise par ${alert.acknowledged_by ?? "—"} le ${formatDateTime(alert.acknowledged_at)}`
+      ? inHandText(alert)
       : alert.status === "open"
         ? "Pas encore prise"
         : (STATUS_LABELS[alert.status] ?? alert.status);
