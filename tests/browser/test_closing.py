@@ -128,6 +128,56 @@ async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: War
     assert (closed["level"], closed["status"]) == ("red", "resolved")
 
 
+async def test_the_patient_view_takes_and_closes_its_alert_with_the_list_s_dialog_and_shows_it_closed(
+    ward: Ward,
+) -> None:
+    patient = uuid.uuid4()
+    await ward.submit(NAUSEA_GRADE_2, patient=patient)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    alert_id = await rows(page).first.get_attribute("data-alert-id")
+    await rows(page).first.locator("[data-action=open-patient]").click()
+    current = page.locator('#patient-view section[aria-labelledby="current-alert-title"]')
+    await expect(current).to_contain_text("Pas encore prise", timeout=5_000)
+
+    await current.locator("[data-action=ack]").click()
+    await expect(current).to_contain_text("Prise par ide-claire", timeout=5_000)
+    assert (await stored(ward, patient))["acknowledged_by"] == "ide-claire"
+    closing = current.locator("[data-action=resolve]")
+    await expect(closing).to_be_focused()  # what comes next for this alert
+    await closing.click()
+    dialog = page.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    # The alert changes and this page has not heard of it: the close names the version the view showed (412).
+    async with ward.alerting.pool.acquire() as conn:
+        await conn.execute("UPDATE alerts SET level = 'red', updated_at = now() WHERE patient_id = $1", patient)
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(page.locator("#resolve-error")).to_contain_text("l'alerte est passée en ROUGE", timeout=5_000)
+    await expect(dialog.locator("[data-action=confirm-resolve]")).to_be_disabled()
+    assert (await stored(ward, patient))["status"] == "acknowledged"
+
+    await dialog.locator("select[name=outcome]").select_option("phone_call")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    # The view shows it closed: no alert in progress any more, and its history says who closed it and how.
+    item = page.locator(f'#patient-view [data-prior-alert-id="{alert_id}"]')
+    await expect(item).to_have_attribute("data-status", "resolved", timeout=5_000)
+    await expect(item.locator(".history-steps")).to_contain_text("Clôturée par ide-claire")
+    await expect(item.locator(".history-steps")).to_contain_text("Appel téléphonique")
+    await expect(current).to_have_count(0)
+    await expect(item).to_be_focused()
+    await expect(page.locator("#patient-view")).to_be_visible()
+    closed = await stored(ward, patient)
+    assert (closed["level"], closed["status"], closed["outcome"], closed["resolved_by"]) == (
+        "red",
+        "resolved",
+        "phone_call",
+        "ide-claire",
+    )
+
+
 async def test_claire_closes_karim_s_alert_in_his_place(ward: Ward) -> None:
     patient = uuid.uuid4()
     await ward.submit(RED_NAUSEA, patient=patient)

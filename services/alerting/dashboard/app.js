@@ -505,29 +505,34 @@ function hideBanner() {
   $("red-banner").classList.remove("flashing");
 }
 
-// --- Row actions ----------------------------------------------------------------------------------
+// --- Alert actions: from a row of the list, or from the patient view's alert in progress -------------
+// `from` says which ("list" or "patient"): the request, the dialog and the answers are the same; what is shown
+// afterwards and where the focus goes follow the view the nurse is in.
 
-async function acknowledge(alertId, button) {
+async function acknowledge(alertId, button, { from = "list" } = {}) {
+  const label = button.textContent;
   button.disabled = true;
   button.textContent = "Envoi…";
   try {
     const updated = await api.ack(alertId);
     replaceAlert(updated);
-    focusHint = { alertId, action: "resolve" };
+    if (from === "list") focusHint = { alertId, action: "resolve" };
     renderAlerts();
     flashRows([alertId]);
-    const alert = state.alerts.find((item) => item.id === alertId);
+    const alert = alertById(alertId) ?? updated;
     announce(`Alerte prise en charge${alert ? ` : ${patientShortId(alert.patient_id)}` : ""}.`);
     refreshAlerts(); // a list request already in flight may predate the acknowledgement
+    if (from === "patient") await showPatientAfterStep(alertId, "resolve");
   } catch (error) {
     if (error.status === 401) return;
     toastError(error);
     if (error.status === 409 || error.status === 404) {
       pendingFlash.add(alertId);
       refreshAlerts();
+      if (from === "patient") await showPatientAfterStep(alertId, "resolve");
     } else if (button.isConnected) {
       button.disabled = false;
-      button.textContent = "Je prends";
+      button.textContent = label;
     }
   }
 }
@@ -537,10 +542,12 @@ function alertById(alertId) {
 }
 
 // Resolve dialog
-let resolveTarget = null; // {alertId, trigger, shown: the alert as the dialog shows it, whose version is closed}
+// {alertId, trigger, from: "list" | "patient", shown: the alert as the dialog shows it, whose version is closed}
+let resolveTarget = null;
 
-function openResolveDialog(alertId, trigger) {
-  const alert = alertById(alertId);
+/** `shown`: the alert as the nurse sees it where she asked to close it (the list's row, or the patient view's). */
+function openResolveDialog(alertId, trigger, { shown = alertById(alertId), from = "list" } = {}) {
+  const alert = shown;
   const dialog = $("resolve-dialog");
   const form = $("resolve-form");
   form.reset();
@@ -552,9 +559,10 @@ function openResolveDialog(alertId, trigger) {
   renderResolveContext(alert);
   $("resolve-error").hidden = true;
   updateResolveForm();
-  resolveTarget = { alertId, trigger, shown: alert };
+  resolveTarget = { alertId, trigger, from, shown: alert };
   dialog.showModal();
   select.focus();
+  followResolveTarget(); // the list may know a newer version than the patient view showed
 }
 
 function renderResolveContext(alert) {
@@ -657,27 +665,32 @@ async function submitResolve(event) {
   const outcome = form.elements.outcome.value;
   const note = form.elements.note.value.trim();
   if (!outcome) return;
-  const { alertId } = resolveTarget;
+  const { alertId, from } = resolveTarget;
   const submit = form.querySelector('[data-action="confirm-resolve"]');
   submit.disabled = true;
   submit.textContent = "Envoi…";
   try {
     const visible = filterAlerts(state.alerts, state.filters);
     const index = visible.findIndex((alert) => alert.id === alertId);
-    const alert = alertById(alertId);
+    const alert = alertById(alertId) ?? resolveTarget.shown;
     const version = resolveTarget.shown ? resolveTarget.shown.updated_at : undefined;
     const updated = await api.resolve(alertId, outcome, note || undefined, version);
     resolveTarget = null;
     $("resolve-dialog").close();
     replaceAlert(updated);
-    const next = filterAlerts(state.alerts, state.filters)[Math.max(0, index)] || null;
-    focusHint = next ? { alertId: next.id, action: null } : null;
-    renderAlerts();
-    if (!next) $("alerts-heading").focus();
+    if (from === "patient") {
+      renderAlerts();
+    } else {
+      const next = filterAlerts(state.alerts, state.filters)[Math.max(0, index)] || null;
+      focusHint = next ? { alertId: next.id, action: null } : null;
+      renderAlerts();
+      if (!next) $("alerts-heading").focus();
+    }
     const text = `Alerte clôturée${alert ? ` : ${patientShortId(alert.patient_id)}` : ""} — ${outcomeLabel(outcome)}.`;
     toast(text, "success");
     announce(text);
     refreshAlerts();
+    if (from === "patient") await showPatientAfterStep(alertId, null);
   } catch (error) {
     if (error.status === 401) return;
     if (error.status === 412 && error.body && error.body.alert && resolveTarget) {
@@ -686,10 +699,11 @@ async function submitResolve(event) {
       showChangedAlert(error.body.alert);
       refreshAlerts();
     } else if (error.status === 409 || error.status === 404) {
-      $("resolve-dialog").close(); // the close handler puts the focus back on the row
+      $("resolve-dialog").close(); // the close handler puts the focus back where the dialog was opened from
       toastError(error);
       pendingFlash.add(alertId);
       refreshAlerts();
+      if (from === "patient") await showPatientAfterStep(alertId, null);
     } else {
       $("resolve-error").textContent = error.detail || String(error);
       $("resolve-error").hidden = false;
@@ -702,14 +716,14 @@ async function submitResolve(event) {
 }
 
 /** Back to the button that opened a dialog, or its replacement if a live refresh re-rendered it. */
-function returnFocus({ alertId, trigger }, action) {
+function returnFocus({ alertId, trigger, from }, action) {
   if (trigger && trigger.isConnected) {
     trigger.focus();
     return;
   }
   const selector =
-    action === "reopen"
-      ? `#patient-view [data-action="reopen"][data-alert-id="${CSS.escape(alertId)}"]`
+    action === "reopen" || from === "patient"
+      ? `#patient-view [data-action="${action}"][data-alert-id="${CSS.escape(alertId)}"]`
       : `#alert-rows tr[data-alert-id="${CSS.escape(alertId)}"] [data-action]`;
   const replacement = document.querySelector(selector);
   if (replacement) replacement.focus();
@@ -744,10 +758,7 @@ async function submitReopen(event) {
     renderAlerts();
     toast("Alerte rouverte : elle revient dans la liste des alertes actives.", "success");
     refreshAlerts();
-    if (state.patient) {
-      await loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
-      focusReopenedAlert(alertId);
-    }
+    if (state.patient) await showPatientAfterStep(alertId, null);
   } catch (error) {
     if (error.status === 401) return;
     $("reopen-error").textContent = error.detail || String(error);
@@ -758,12 +769,21 @@ async function submitReopen(event) {
   }
 }
 
-/** The re-rendered patient view has no "Rouvrir" button any more: focus the alert's history instead. */
-function focusReopenedAlert(alertId) {
+/**
+ * After a step on an alert taken in the patient view (taken, closed, reopened): the view as it is now, and the
+ * focus on what comes next for that alert (`nextAction`, "Clôturer" once taken) or else on its history, since the
+ * button used is gone with the re-render.
+ */
+async function showPatientAfterStep(alertId, nextAction) {
+  if (!state.patient || state.view !== "patient") return;
+  await loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
   if (state.view !== "patient") return;
-  const item = document.querySelector(`#patient-view [data-prior-alert-id="${CSS.escape(alertId)}"]`);
-  const target = item ?? $("history-title") ?? $("patient-title");
-  if (target && !item) target.setAttribute("tabindex", "-1");
+  const escaped = CSS.escape(alertId);
+  const view = $("patient-view");
+  const next = nextAction && view.querySelector(`[data-action="${nextAction}"][data-alert-id="${escaped}"]`);
+  const item = view.querySelector(`[data-prior-alert-id="${escaped}"]`);
+  const target = next || item || $("history-title") || $("patient-title");
+  if (target && !next && !item) target.setAttribute("tabindex", "-1");
   target?.focus();
 }
 
@@ -847,6 +867,13 @@ async function loadPatient(patientId, alertId, { keepFocus = false } = {}) {
     renderPatientError(container, patientId, error.detail || "Dossier indisponible.");
     toastError(error);
   }
+}
+
+/** The closing dialog for the patient view's alert in progress, showing it as the view does. */
+function openPatientResolveDialog(alertId, trigger) {
+  const shown = state.patient && state.patient.alertDetail;
+  if (!shown || shown.id !== alertId) return;
+  openResolveDialog(alertId, trigger, { shown, from: "patient" });
 }
 
 /** New data for the open patient: offer a refresh rather than re-render under the nurse's hands. */
@@ -1083,6 +1110,12 @@ function wire() {
         break;
       case "reopen":
         openReopenDialog(button.dataset.alertId, button);
+        break;
+      case "ack":
+        acknowledge(button.dataset.alertId, button, { from: "patient" });
+        break;
+      case "resolve":
+        openPatientResolveDialog(button.dataset.alertId, button);
         break;
       case "remove-expected":
         removeExpected(button.dataset.term, button);
