@@ -9,15 +9,20 @@ the closing back to the same nurse (and to nobody else) when she signs in again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import httpx
 import orjson
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Route, expect
 
 from shared.testing.fhir import RED_NAUSEA
 from tests.browser.conftest import Ward, rows
@@ -232,6 +237,68 @@ async def test_the_next_nurse_finds_nothing_of_the_previous_one(ward: Ward) -> N
     await expect(rows(page)).to_have_count(1, timeout=5_000)
     await expect(page.locator("#live-announcer")).not_to_contain_text("prise en charge")
     await expect(page.locator("#red-banner")).to_be_hidden()
+    await expect(page.locator("#toasts .toast")).to_have_count(0)
+
+
+class HeldLists:
+    """The page's list requests (GET /v1/alerts) answered with the list as it was when asked, but only when the test
+    lets each through: a slow network."""
+
+    def __init__(self) -> None:
+        self.waiting: asyncio.Queue[asyncio.Event] = asyncio.Queue()
+        self.holding = True
+
+    async def on(self, page: Page) -> HeldLists:
+        await page.route(lambda url: urlsplit(url).path == "/v1/alerts", self._hold)
+        return self
+
+    async def _hold(self, route: Route) -> None:
+        answer = await route.fetch()
+        if self.holding:
+            release = asyncio.Event()
+            await self.waiting.put(release)
+            await release.wait()
+        with contextlib.suppress(PlaywrightError):  # the page gave up on it (aborted at sign-out)
+            await route.fulfill(response=answer)
+
+    async def next(self) -> asyncio.Event:
+        return await asyncio.wait_for(self.waiting.get(), timeout=10)
+
+    def release_all(self) -> None:
+        self.holding = False
+        while not self.waiting.empty():
+            self.waiting.get_nowait().set()
+
+
+async def test_a_list_the_previous_nurse_asked_for_is_never_shown_to_the_next(ward: Ward) -> None:
+    await ward.submit(RED_NAUSEA)
+    page = await dashboard(ward, "ide-claire")
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    alert_id = await rows(page).first.get_attribute("data-alert-id")
+    held = await HeldLists().on(page)
+    # Claire takes the alert; the list her page asks for then (the alert, hers) is slow to come back.
+    await rows(page).first.locator("[data-action=ack]").click()
+    claire_s_list = await held.next()
+    await page.locator("#sign-out").click()
+    await expect(page.locator("#signin-screen")).to_be_visible()
+    # Meanwhile the alert is closed; Karim signs in at the same screen before Claire's list comes back.
+    async with httpx.AsyncClient(base_url=ward.url) as api:
+        closed = await api.post(
+            f"/v1/alerts/{alert_id}/resolve",
+            json={"outcome": "phone_call"},
+            headers={"Authorization": f"Bearer {ward.tokens.issue_staff_token('ide-claire', {'nurse'})}"},
+        )
+    assert closed.status_code == 200, closed.text
+    await sign_in(ward, page, "ide-karim")
+
+    claire_s_list.set()
+    await page.wait_for_timeout(500)  # time enough for that answer to be shown, if it were
+    await expect(rows(page)).to_have_count(0)
+    await expect(page.locator("#alert-rows")).not_to_contain_text("ide-claire")
+    await expect(page.locator("#alert-summary")).to_have_text("")
+    # Karim's own list, when it comes, is the list as it is now.
+    held.release_all()
+    await expect(page.locator("#alert-rows")).to_contain_text("Aucune alerte en attente", timeout=5_000)
     await expect(page.locator("#toasts .toast")).to_have_count(0)
 
 

@@ -1,7 +1,16 @@
 // Nurse dashboard: sign-in, the open-alerts list kept live by the SSE stream, the patient view, the
 // team figures. Plain ES modules, no build step, no external resource.
 
-import { activeAlerts, api, ApiError, clearToken, getToken, onUnauthorized, setToken } from "./api.js";
+import {
+  activeAlerts,
+  api,
+  ApiError,
+  clearToken,
+  endSessionRequests,
+  getToken,
+  onUnauthorized,
+  setToken,
+} from "./api.js";
 import { AlertStream } from "./stream.js";
 import { announce, clear, clearAnnouncements, h, toast, toastError } from "./dom.js";
 import {
@@ -60,6 +69,18 @@ const sound = new Sound();
 let stream = null;
 let tickTimer = null;
 let sessionTimer = null;
+// Which nurse's session a request belongs to: each sign-out starts a new one, and an answer that comes back for an
+// earlier one is not shown (she may be gone, and the next nurse signed in meanwhile).
+let sessionGeneration = 0;
+
+function isCurrentSession(generation) {
+  return generation === sessionGeneration && state.me !== null;
+}
+
+/** A request that failed because the session ended (expired, revoked, or signed out): nothing to show. */
+function endedWithSession(error) {
+  return error.status === 401 || error.cancelled === true;
+}
 // A closing dialog cut short by an expired session: {staffId, alertId, shown, outcome, note, keptAt}. In memory
 // only, never in sessionStorage or localStorage (a note is health data); restored to the same nurse only.
 let closingDraft = null;
@@ -132,6 +153,7 @@ async function signInWithToken(token) {
 
 function signOut(message = "", { keepDraft = false } = {}) {
   closingDraft = keepDraft ? draftOfClosing() : null;
+  endSession();
   if (stream) {
     stream.stop();
     stream.forgetPosition();
@@ -159,6 +181,16 @@ function signOut(message = "", { keepDraft = false } = {}) {
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   const kept = closingDraft ? " Votre clôture en cours sera rétablie quand vous vous reconnecterez." : "";
   showSignIn(`${message}${kept}`);
+}
+
+/** What the nurse asked for and is still coming is dropped: answers to her session are never shown to the next. */
+function endSession() {
+  sessionGeneration += 1;
+  endSessionRequests();
+  refreshing = null; // the next session's list does not wait for (nor follow) this one's
+  refreshAgain = false;
+  patientRequest += 1;
+  metricsRequest += 1;
 }
 
 /** What the previous nurse did, was told or was about to be told stays hers: the next one starts clean. */
@@ -213,6 +245,7 @@ function watchSession(me) {
 
 async function startApp(me) {
   state.me = { staff_id: me.staff_id, roles: Array.isArray(me.roles) ? me.roles : [] };
+  const generation = sessionGeneration;
   $("signin-screen").hidden = true;
   $("app").hidden = false;
   $("staff-id").textContent = state.me.staff_id;
@@ -223,10 +256,10 @@ async function startApp(me) {
   try {
     setReference(await api.reference());
   } catch (error) {
-    if (error.status === 401) return;
+    if (endedWithSession(error) || !isCurrentSession(generation)) return;
     toast(`Libellés indisponibles (${error.detail}) : les codes bruts sont affichés.`, "error");
   }
-  if (!state.me) return; // signed out meanwhile
+  if (!isCurrentSession(generation)) return; // signed out meanwhile (and perhaps another nurse in)
 
   renderAlerts();
   refreshAlerts().then(restoreClosing);
@@ -302,32 +335,35 @@ function renderAlerts() {
   focusHint = null;
 }
 
-/** At most one GET /v1/alerts in flight; events arriving meanwhile cause exactly one more. */
+/** At most one GET /v1/alerts in flight per session; events arriving meanwhile cause exactly one more. */
 function refreshAlerts() {
   if (refreshing) {
     refreshAgain = true;
     return refreshing;
   }
-  refreshing = (async () => {
+  const generation = sessionGeneration;
+  const run = (async () => {
     try {
       do {
         refreshAgain = false;
-        await loadAlerts();
-      } while (refreshAgain && state.me);
+        await loadAlerts(generation);
+      } while (refreshAgain && isCurrentSession(generation));
     } finally {
-      refreshing = null;
+      if (refreshing === run) refreshing = null;
     }
   })();
-  return refreshing;
+  refreshing = run;
+  return run;
 }
 
-async function loadAlerts() {
-  if (!state.me) return;
+/** The list, shown only in the session that asked for it. */
+async function loadAlerts(generation) {
+  if (!isCurrentSession(generation)) return;
   let body;
   try {
     body = await activeAlerts();
   } catch (error) {
-    if (error.status === 401 || !state.me) return;
+    if (endedWithSession(error) || !isCurrentSession(generation)) return;
     toastOnce(error);
     if (!state.loaded) {
       state.loadError = error.detail;
@@ -335,7 +371,7 @@ async function loadAlerts() {
     }
     return;
   }
-  if (!state.me) return;
+  if (!isCurrentSession(generation)) return;
   state.loadError = null;
   const items = body.items;
   const before = new Map(state.alerts.map((alert) => [alert.id, alert]));
@@ -524,7 +560,7 @@ async function acknowledge(alertId, button, { from = "list" } = {}) {
     refreshAlerts(); // a list request already in flight may predate the acknowledgement
     if (from === "patient") await showPatientAfterStep(alertId, "resolve");
   } catch (error) {
-    if (error.status === 401) return;
+    if (endedWithSession(error)) return;
     toastError(error);
     if (error.status === 409 || error.status === 404) {
       pendingFlash.add(alertId);
@@ -692,7 +728,7 @@ async function submitResolve(event) {
     refreshAlerts();
     if (from === "patient") await showPatientAfterStep(alertId, null);
   } catch (error) {
-    if (error.status === 401) return;
+    if (endedWithSession(error)) return;
     if (error.status === 412 && error.body && error.body.alert && resolveTarget) {
       replaceAlert(error.body.alert);
       renderAlerts();
@@ -760,7 +796,7 @@ async function submitReopen(event) {
     refreshAlerts();
     if (state.patient) await showPatientAfterStep(alertId, null);
   } catch (error) {
-    if (error.status === 401) return;
+    if (endedWithSession(error)) return;
     $("reopen-error").textContent = error.detail || String(error);
     $("reopen-error").hidden = false;
     toastError(error);
@@ -863,7 +899,7 @@ async function loadPatient(patientId, alertId, { keepFocus = false } = {}) {
     if (keepFocus) window.scrollTo(0, scrollY);
     else $("patient-title")?.focus();
   } catch (error) {
-    if (request !== patientRequest || error.status === 401) return;
+    if (request !== patientRequest || endedWithSession(error)) return;
     renderPatientError(container, patientId, error.detail || "Dossier indisponible.");
     toastError(error);
   }
@@ -925,7 +961,7 @@ async function submitExpected(form) {
     $("expected-title")?.setAttribute("tabindex", "-1");
     $("expected-title")?.focus();
   } catch (error) {
-    if (error.status !== 401) toastError(error);
+    if (!endedWithSession(error)) toastError(error);
   } finally {
     if (submit.isConnected) submit.disabled = false;
   }
@@ -941,7 +977,7 @@ async function removeExpected(term, button) {
     $("expected-title")?.setAttribute("tabindex", "-1");
     $("expected-title")?.focus();
   } catch (error) {
-    if (error.status !== 401) toastError(error);
+    if (!endedWithSession(error)) toastError(error);
     if (button.isConnected) button.disabled = false;
   }
 }
@@ -963,7 +999,7 @@ async function loadMetrics() {
     if (request !== metricsRequest) return;
     renderMetrics(container, metrics || {});
   } catch (error) {
-    if (request !== metricsRequest || error.status === 401) return;
+    if (request !== metricsRequest || endedWithSession(error)) return;
     renderMetricsMessage(container, error.detail || "Indicateurs indisponibles.", true);
     toastError(error);
   }
