@@ -319,6 +319,42 @@ async def test_a_session_about_to_end_says_when(ward: Ward) -> None:
     assert text.removeprefix("Votre session se termine à ")[:5] in _paris_minutes(ends - 3, ends + 3)
 
 
+SESSION_WARNING_S = 5 * 60  # the dashboard warns this long before the staff token expires
+# The innermost element saying when the session ends that the nurse can see and read: on screen, not hidden behind
+# anything (a modal dialog's backdrop); null when there is none.
+UNCOVERED_SESSION_WARNING = """() => {
+  const saying = [...document.querySelectorAll("body *")].filter(
+    (e) => e.textContent.trim().startsWith("Votre session se termine à"));
+  for (const element of saying.filter((e) => !saying.some((other) => other !== e && e.contains(other)))) {
+    const box = element.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;
+    const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+    if (hit && (hit === element || element.contains(hit))) return element.textContent.trim();
+  }
+  return null;
+}"""
+
+
+async def test_the_session_end_stays_readable_while_the_closing_dialog_is_open(ward: Ward) -> None:
+    await ward.submit(RED_NAUSEA)
+    ends = time.time() + SESSION_WARNING_S + 8
+    page = await dashboard(ward, ttl_s=SESSION_WARNING_S + 8)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    dialog = await take_and_open_closing(page)
+    # The warning comes while she is closing the alert: the dialog's backdrop covers the page's banner.
+    await expect(page.locator("#session-banner")).to_be_visible(timeout=15_000)  # shown, though maybe covered
+    await page.wait_for_function(f"({UNCOVERED_SESSION_WARNING})() !== null", timeout=15_000)
+    text = await page.evaluate(UNCOVERED_SESSION_WARNING)
+    assert text.removeprefix("Votre session se termine à ")[:5] in _paris_minutes(ends - 3, ends + 3)
+    await expect(dialog).to_be_visible()
+    await expect(dialog.locator("select[name=outcome]")).to_be_focused()  # the warning took nothing from her
+
+    # Closed, the dialog leaves the page's banner in view, readable as before.
+    await dialog.locator("[data-action=cancel-dialog]").click()
+    await expect(dialog).to_be_hidden()
+    assert await page.evaluate(UNCOVERED_SESSION_WARNING) == await page.locator("#session-banner-text").inner_text()
+
+
 async def _closing_cut_short_by_expiry(ward: Ward) -> tuple[Page, uuid.UUID]:
     patient = uuid.uuid4()
     await ward.submit(RED_NAUSEA, patient=patient)

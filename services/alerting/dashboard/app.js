@@ -163,7 +163,7 @@ function signOut(message = "", { keepDraft = false } = {}) {
   tickTimer = null;
   clearTimeout(sessionTimer);
   sessionTimer = null;
-  $("session-banner").hidden = true;
+  hideSessionWarning();
   hideBanner();
   forgetActivity();
   clearToken();
@@ -224,19 +224,40 @@ onUnauthorized(() => {
 /** A banner a few minutes before the staff token expires, so that nothing is cut short unannounced. */
 function watchSession(me) {
   clearTimeout(sessionTimer);
-  $("session-banner").hidden = true;
+  hideSessionWarning();
   // Counted from the seconds left, not from the end time: this computer's clock may be wrong.
   if (typeof me.session_expires_in !== "number") return;
   const endsAt = Date.now() + me.session_expires_in * 1000;
   sessionTimer = setTimeout(
     () => {
       if (!state.me) return;
-      $("session-banner-text").textContent =
-        `Votre session se termine à ${formatTime(new Date(endsAt))} — reconnectez-vous pour continuer.`;
-      $("session-banner").hidden = false;
+      const at = formatTime(new Date(endsAt));
+      showSessionWarning(`Votre session se termine à ${at} — reconnectez-vous pour continuer.`);
     },
     Math.max(0, endsAt - SESSION_WARNING_MS - Date.now()),
   );
+}
+
+/**
+ * The banner, and the same words at the top of each dialog: a modal dialog's backdrop covers the page, banner
+ * included, and a nurse busy closing an alert is the one who most needs to know her session is ending.
+ */
+function showSessionWarning(text) {
+  $("session-banner-text").textContent = text;
+  $("session-banner").hidden = false;
+  for (const warning of document.querySelectorAll(".dialog-session")) {
+    warning.textContent = text;
+    warning.hidden = false;
+  }
+}
+
+function hideSessionWarning() {
+  $("session-banner").hidden = true;
+  $("session-banner-text").textContent = "";
+  for (const warning of document.querySelectorAll(".dialog-session")) {
+    warning.textContent = "";
+    warning.hidden = true;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
