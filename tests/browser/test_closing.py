@@ -4,7 +4,9 @@ Nothing is closed unseen: a new answer that turns the alert red while the closin
 dialog, with a warning, and the outcome must be chosen again; a change the page has not heard of yet is refused by
 the server (412) and shown the same way. A colleague's alert can be closed, naming her. A nurse who signs out
 leaves nothing of hers to the next. A session about to run out says so, and one that runs out mid-closing gives
-the closing back to the same nurse (and to nobody else) when she signs in again.
+the closing back to the same nurse (and to nobody else) when she signs in again; the dialog says it too, since its
+backdrop covers the page's banner. The patient view takes and closes its alert with the same dialog and checks. A
+list the previous nurse asked for and that comes back after she signed out is never shown to the next.
 """
 
 from __future__ import annotations
