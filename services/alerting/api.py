@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from services.alerting import repository
 from services.alerting.domain import TransitionRefused, check_acknowledge, check_reopen, check_resolve
+from services.alerting.repository import StepAction
 from services.alerting.service_levels import ServiceLevels
 from shared.audit import StreamAccessTrail, StreamedAccess, audit_staff, audit_staff_patients, record_access
 from shared.auth import InvalidToken, StaffPrincipal
@@ -52,8 +53,11 @@ class AlertView(BaseModel):
         "to open after a nurse had taken it (then also its service-level clock's start)"
     )
     waiting_seconds: int = Field(description="From waiting_since until a nurse took it (or now, while open)")
-    acknowledged_by: str | None
-    acknowledged_at: datetime | None
+    acknowledged_by: str | None = Field(description="Who has it: the nurse who took it, or who reopened it since")
+    acknowledged_at: datetime | None = Field(
+        description="When a nurse took it, ending its wait (a close without taking it first counts as taking it); "
+        "a nurse's reopen keeps it (reopened_at says when she reopened it)"
+    )
     resolved_by: str | None
     resolved_at: datetime | None
     outcome: str | None
@@ -260,9 +264,32 @@ class MessageView(BaseModel):
     sent_at: datetime
 
 
+class AlertStepView(BaseModel):
+    action: StepAction = Field(
+        description="acknowledged, resolved, reopened (by a nurse), or reopened_by_finding (a new answer needing "
+        "a nurse again put the acknowledged alert back to open)"
+    )
+    at: datetime
+    staff_id: str | None = Field(description="Who took the step (none when a new finding reopened the alert)")
+    outcome: str | None = Field(description="resolved: the outcome code")
+    note: str | None = Field(description="resolved: the nurse's note")
+    reason: str | None = Field(description="reopened: why, as the nurse gave it")
+
+
+def steps_by_alert(rows: Iterable[Any]) -> dict[UUID, list[AlertStepView]]:
+    """The rows of ``repository.alert_steps``, per alert, in their order (oldest first)."""
+    steps: dict[UUID, list[AlertStepView]] = {}
+    for row in rows:
+        steps.setdefault(row["alert_id"], []).append(AlertStepView(**{k: row[k] for k in AlertStepView.model_fields}))
+    return steps
+
+
 class AlertDetail(AlertView):
     submissions: list[SubmissionView]
     messages: list[MessageView]
+    steps: list[AlertStepView] = Field(
+        description="What was done, oldest first (as in the patient's timeline); kept when the alert is reopened"
+    )
 
 
 _TIMESTAMP = TypeAdapter(datetime)
@@ -306,7 +333,9 @@ def _bad_if_match() -> Problem:
     )
 
 
-@router.get("/{alert_id}", response_model=AlertDetail)
+@router.get(
+    "/{alert_id}", response_model=AlertDetail, summary="One alert: its scored answers, messages and steps (history)"
+)
 async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, response: Response) -> Any:
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.get_alert(conn, alert_id)
@@ -314,12 +343,14 @@ async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
             raise Problem(404, "There is no alert with this id.")
         scores = await repository.scores_for(conn, row["submission_ids"])
         messages = await repository.messages_for(conn, row["message_ids"])
+        steps = await repository.alert_steps(conn, [alert_id])
         await audit_staff(conn, nurse, "alert.read", f"alert/{alert_id}", row["patient_id"])
     response.headers["ETag"] = alert_etag(row["updated_at"])
     return AlertDetail(
         **alert_view(row, datetime.now(UTC), levels).model_dump(),
         submissions=[SubmissionView(**dict(s)) for s in scores],
         messages=[MessageView(**dict(m)) for m in messages],
+        steps=steps_by_alert(steps).get(alert_id, []),
     )
 
 

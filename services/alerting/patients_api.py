@@ -3,7 +3,6 @@ expected levels that stop known, managed symptoms from alerting."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -14,9 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from services.alerting import repository
-from services.alerting.api import AlertView, LevelsDep, Nurse, alert_view
+from services.alerting.api import AlertStepView, AlertView, LevelsDep, Nurse, alert_view, steps_by_alert
 from services.alerting.labels import TERMS
-from services.alerting.repository import StepAction
 from services.alerting.service_levels import ServiceLevels
 from shared.audit import audit_staff
 from shared.http.app import PlatformDep
@@ -59,18 +57,6 @@ class ExpectedLevelView(BaseModel):
     set_at: datetime
 
 
-class AlertStepView(BaseModel):
-    action: StepAction = Field(
-        description="acknowledged, resolved, reopened (by a nurse), or reopened_by_finding (a new answer needing "
-        "a nurse again put the acknowledged alert back to open)"
-    )
-    at: datetime
-    staff_id: str | None = Field(description="Who took the step (none when a new finding reopened the alert)")
-    outcome: str | None = Field(description="resolved: the outcome code")
-    note: str | None = Field(description="resolved: the nurse's note")
-    reason: str | None = Field(description="reopened: why, as the nurse gave it")
-
-
 class PatientAlert(AlertView):
     steps: list[AlertStepView] = Field(description="What was done, oldest first; kept when the alert is reopened")
 
@@ -101,7 +87,7 @@ async def timeline(
         sessions = await repository.patient_sessions(conn, patient_id)
         expected = await repository.patient_expected_levels(conn, patient_id, now)
         await audit_staff(conn, nurse, "patient.timeline", f"patient/{patient_id}", patient_id)
-    steps_of = _steps_by_alert(steps)
+    steps_of = steps_by_alert(steps)
     return Timeline(
         patient_id=patient_id,
         submissions=[ScorePoint(**dict(s)) for s in scores],
@@ -110,13 +96,6 @@ async def timeline(
         sessions=[Session(**dict(s)) for s in sessions],
         expected_levels=[ExpectedLevelView(**dict(e)) for e in expected],
     )
-
-
-def _steps_by_alert(rows: Iterable[Any]) -> dict[UUID, list[AlertStepView]]:
-    steps: dict[UUID, list[AlertStepView]] = {}
-    for row in rows:
-        steps.setdefault(row["alert_id"], []).append(AlertStepView(**{k: row[k] for k in AlertStepView.model_fields}))
-    return steps
 
 
 def _patient_alert(row: Any, steps: list[AlertStepView], now: datetime, levels: ServiceLevels) -> PatientAlert:

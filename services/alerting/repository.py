@@ -565,10 +565,14 @@ async def upsert_sessions(conn: asyncpg.Connection, plans: Sequence[SessionPlan]
 
 
 async def reopen(conn: asyncpg.Connection, alert_id: UUID, staff_id: str, at: datetime) -> asyncpg.Record | None:
-    """A resolved alert back in the hands of the nurse who reopened it; returns it with its previous outcome."""
+    """A resolved alert back in the hands of the nurse who reopened it; returns it with its previous outcome.
+
+    ``acknowledged_at`` stays when a nurse first took it: the patient's wait ended then (``waiting_seconds``, the
+    list's order, the team's time to acknowledge); the reopen is ``reopened_at`` and a step of its history."""
     return await conn.fetchrow(
         "WITH before AS (SELECT id, outcome FROM alerts WHERE id = $1 AND status = 'resolved' FOR UPDATE) "
-        "UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = $3, reopened_by = $2, "
+        "UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, "
+        "acknowledged_at = COALESCE(alerts.acknowledged_at, $3), reopened_by = $2, "
         "reopened_at = $3, outcome = NULL, resolution_note = NULL, resolved_by = NULL, resolved_at = NULL, "
         f"updated_at = $3 FROM before WHERE alerts.id = before.id RETURNING {_qualified('alerts', ALERT_COLUMNS)}, "
         "before.outcome AS previous_outcome",

@@ -4,20 +4,27 @@ Nothing is closed unseen: a new answer that turns the alert red while the closin
 dialog, with a warning, and the outcome must be chosen again; a change the page has not heard of yet is refused by
 the server (412) and shown the same way. A colleague's alert can be closed, naming her. A nurse who signs out
 leaves nothing of hers to the next. A session about to run out says so, and one that runs out mid-closing gives
-the closing back to the same nurse (and to nobody else) when she signs in again.
+the closing back to the same nurse (and to nobody else) when she signs in again; the dialog says it too, since its
+backdrop covers the page's banner. The patient view takes and closes its alert with the same dialog and checks. A
+list the previous nurse asked for and that comes back after she signed out is never shown to the next.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import httpx
 import orjson
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Route, expect
 
 from shared.testing.fhir import RED_NAUSEA
 from tests.browser.conftest import Ward, rows
@@ -128,6 +135,56 @@ async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: War
     assert (closed["level"], closed["status"]) == ("red", "resolved")
 
 
+async def test_the_patient_view_takes_and_closes_its_alert_with_the_list_s_dialog_and_shows_it_closed(
+    ward: Ward,
+) -> None:
+    patient = uuid.uuid4()
+    await ward.submit(NAUSEA_GRADE_2, patient=patient)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    alert_id = await rows(page).first.get_attribute("data-alert-id")
+    await rows(page).first.locator("[data-action=open-patient]").click()
+    current = page.locator('#patient-view section[aria-labelledby="current-alert-title"]')
+    await expect(current).to_contain_text("Pas encore prise", timeout=5_000)
+
+    await current.locator("[data-action=ack]").click()
+    await expect(current).to_contain_text("Prise par ide-claire", timeout=5_000)
+    assert (await stored(ward, patient))["acknowledged_by"] == "ide-claire"
+    closing = current.locator("[data-action=resolve]")
+    await expect(closing).to_be_focused()  # what comes next for this alert
+    await closing.click()
+    dialog = page.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    # The alert changes and this page has not heard of it: the close names the version the view showed (412).
+    async with ward.alerting.pool.acquire() as conn:
+        await conn.execute("UPDATE alerts SET level = 'red', updated_at = now() WHERE patient_id = $1", patient)
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(page.locator("#resolve-error")).to_contain_text("l'alerte est passée en ROUGE", timeout=5_000)
+    await expect(dialog.locator("[data-action=confirm-resolve]")).to_be_disabled()
+    assert (await stored(ward, patient))["status"] == "acknowledged"
+
+    await dialog.locator("select[name=outcome]").select_option("phone_call")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    # The view shows it closed: no alert in progress any more, and its history says who closed it and how.
+    item = page.locator(f'#patient-view [data-prior-alert-id="{alert_id}"]')
+    await expect(item).to_have_attribute("data-status", "resolved", timeout=5_000)
+    await expect(item.locator(".history-steps")).to_contain_text("Clôturée par ide-claire")
+    await expect(item.locator(".history-steps")).to_contain_text("Appel téléphonique")
+    await expect(current).to_have_count(0)
+    await expect(item).to_be_focused()
+    await expect(page.locator("#patient-view")).to_be_visible()
+    closed = await stored(ward, patient)
+    assert (closed["level"], closed["status"], closed["outcome"], closed["resolved_by"]) == (
+        "red",
+        "resolved",
+        "phone_call",
+        "ide-claire",
+    )
+
+
 async def test_claire_closes_karim_s_alert_in_his_place(ward: Ward) -> None:
     patient = uuid.uuid4()
     await ward.submit(RED_NAUSEA, patient=patient)
@@ -185,6 +242,68 @@ async def test_the_next_nurse_finds_nothing_of_the_previous_one(ward: Ward) -> N
     await expect(page.locator("#toasts .toast")).to_have_count(0)
 
 
+class HeldLists:
+    """The page's list requests (GET /v1/alerts) answered with the list as it was when asked, but only when the test
+    lets each through: a slow network."""
+
+    def __init__(self) -> None:
+        self.waiting: asyncio.Queue[asyncio.Event] = asyncio.Queue()
+        self.holding = True
+
+    async def on(self, page: Page) -> HeldLists:
+        await page.route(lambda url: urlsplit(url).path == "/v1/alerts", self._hold)
+        return self
+
+    async def _hold(self, route: Route) -> None:
+        answer = await route.fetch()
+        if self.holding:
+            release = asyncio.Event()
+            await self.waiting.put(release)
+            await release.wait()
+        with contextlib.suppress(PlaywrightError):  # the page gave up on it (aborted at sign-out)
+            await route.fulfill(response=answer)
+
+    async def next(self) -> asyncio.Event:
+        return await asyncio.wait_for(self.waiting.get(), timeout=10)
+
+    def release_all(self) -> None:
+        self.holding = False
+        while not self.waiting.empty():
+            self.waiting.get_nowait().set()
+
+
+async def test_a_list_the_previous_nurse_asked_for_is_never_shown_to_the_next(ward: Ward) -> None:
+    await ward.submit(RED_NAUSEA)
+    page = await dashboard(ward, "ide-claire")
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    alert_id = await rows(page).first.get_attribute("data-alert-id")
+    held = await HeldLists().on(page)
+    # Claire takes the alert; the list her page asks for then (the alert, hers) is slow to come back.
+    await rows(page).first.locator("[data-action=ack]").click()
+    claire_s_list = await held.next()
+    await page.locator("#sign-out").click()
+    await expect(page.locator("#signin-screen")).to_be_visible()
+    # Meanwhile the alert is closed; Karim signs in at the same screen before Claire's list comes back.
+    async with httpx.AsyncClient(base_url=ward.url) as api:
+        closed = await api.post(
+            f"/v1/alerts/{alert_id}/resolve",
+            json={"outcome": "phone_call"},
+            headers={"Authorization": f"Bearer {ward.tokens.issue_staff_token('ide-claire', {'nurse'})}"},
+        )
+    assert closed.status_code == 200, closed.text
+    await sign_in(ward, page, "ide-karim")
+
+    claire_s_list.set()
+    await page.wait_for_timeout(500)  # time enough for that answer to be shown, if it were
+    await expect(rows(page)).to_have_count(0)
+    await expect(page.locator("#alert-rows")).not_to_contain_text("ide-claire")
+    await expect(page.locator("#alert-summary")).to_have_text("")
+    # Karim's own list, when it comes, is the list as it is now.
+    held.release_all()
+    await expect(page.locator("#alert-rows")).to_contain_text("Aucune alerte en attente", timeout=5_000)
+    await expect(page.locator("#toasts .toast")).to_have_count(0)
+
+
 def _paris_minutes(*instants: float) -> set[str]:
     return {datetime.fromtimestamp(t, PARIS).strftime("%H:%M") for t in instants}
 
@@ -200,6 +319,42 @@ async def test_a_session_about_to_end_says_when(ward: Ward) -> None:
     text = await banner.locator("#session-banner-text").inner_text()
     assert text.startswith("Votre session se termine à ") and text.endswith(" — reconnectez-vous pour continuer.")
     assert text.removeprefix("Votre session se termine à ")[:5] in _paris_minutes(ends - 3, ends + 3)
+
+
+SESSION_WARNING_S = 5 * 60  # the dashboard warns this long before the staff token expires
+# The innermost element saying when the session ends that the nurse can see and read: on screen, not hidden behind
+# anything (a modal dialog's backdrop); null when there is none.
+UNCOVERED_SESSION_WARNING = """() => {
+  const saying = [...document.querySelectorAll("body *")].filter(
+    (e) => e.textContent.trim().startsWith("Votre session se termine à"));
+  for (const element of saying.filter((e) => !saying.some((other) => other !== e && e.contains(other)))) {
+    const box = element.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;
+    const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+    if (hit && (hit === element || element.contains(hit))) return element.textContent.trim();
+  }
+  return null;
+}"""
+
+
+async def test_the_session_end_stays_readable_while_the_closing_dialog_is_open(ward: Ward) -> None:
+    await ward.submit(RED_NAUSEA)
+    ends = time.time() + SESSION_WARNING_S + 8
+    page = await dashboard(ward, ttl_s=SESSION_WARNING_S + 8)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    dialog = await take_and_open_closing(page)
+    # The warning comes while she is closing the alert: the dialog's backdrop covers the page's banner.
+    await expect(page.locator("#session-banner")).to_be_visible(timeout=15_000)  # shown, though maybe covered
+    await page.wait_for_function(f"({UNCOVERED_SESSION_WARNING})() !== null", timeout=15_000)
+    text = await page.evaluate(UNCOVERED_SESSION_WARNING)
+    assert text.removeprefix("Votre session se termine à ")[:5] in _paris_minutes(ends - 3, ends + 3)
+    await expect(dialog).to_be_visible()
+    await expect(dialog.locator("select[name=outcome]")).to_be_focused()  # the warning took nothing from her
+
+    # Closed, the dialog leaves the page's banner in view, readable as before.
+    await dialog.locator("[data-action=cancel-dialog]").click()
+    await expect(dialog).to_be_hidden()
+    assert await page.evaluate(UNCOVERED_SESSION_WARNING) == await page.locator("#session-banner-text").inner_text()
 
 
 async def _closing_cut_short_by_expiry(ward: Ward) -> tuple[Page, uuid.UUID]:

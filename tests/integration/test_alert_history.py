@@ -72,6 +72,40 @@ async def test_reopening_keeps_who_took_and_closed_it_with_what_outcome_and_note
             assert not any(text in str(v) for v in (span.attributes or {}).values()), span.name
 
 
+async def test_an_alert_s_detail_gives_its_steps_as_the_timeline_does_and_is_audited_once(platform: Any) -> None:
+    patient = uuid.uuid4()
+    alert = await open_alert(platform, patient, NAUSEA_GRADE_2)
+    url = f"/v1/alerts/{alert['id']}"
+    karim, claire = platform.staff("nurse", "ide-karim"), platform.staff("nurse", "ide-claire")
+    assert (await platform.alerting.post(f"{url}/ack", headers=karim)).status_code == 200
+    await submit(platform, patient, RED_NAUSEA)  # a new answer needing a nurse again: back to open
+
+    async def reopened_by_finding() -> bool:
+        return len(await steps_of(platform, patient, alert["id"])) == 2
+
+    await eventually(reopened_by_finding)
+    closing = {"outcome": "dose_modified", "note": NOTE}
+    assert (await platform.alerting.post(f"{url}/resolve", json=closing, headers=karim)).status_code == 200
+    assert (await platform.alerting.post(f"{url}/reopen", json={"reason": REASON}, headers=claire)).status_code == 200
+
+    detail = await platform.alerting.get(url, headers=platform.staff("nurse", "nurse-reader"))
+    assert detail.status_code == 200, detail.text
+    timeline = (await platform.alerting.get(f"/v1/patients/{patient}/timeline", headers=claire)).json()
+    (in_timeline,) = [a for a in timeline["alerts"] if a["id"] == alert["id"]]
+    assert detail.json()["steps"] == in_timeline["steps"]
+    assert [(s["action"], s["staff_id"], s["outcome"], s["note"], s["reason"]) for s in detail.json()["steps"]] == [
+        ("acknowledged", "ide-karim", None, None, None),
+        ("reopened_by_finding", None, None, None, None),
+        ("resolved", "ide-karim", "dose_modified", NOTE, None),
+        ("reopened", "ide-claire", None, None, REASON),
+    ]
+    async with platform.alerting_platform.pool.acquire() as conn:
+        reads = await conn.fetch(
+            "SELECT action, resource, patient_id FROM audit_log WHERE actor = 'nurse-reader'",
+        )
+    assert [tuple(r) for r in reads] == [("alert.read", f"alert/{alert['id']}", patient)]
+
+
 async def test_each_step_has_its_time_oldest_first_and_a_reopen_without_a_reason_has_none(platform: Any) -> None:
     patient = uuid.uuid4()
     alert = await open_alert(platform, patient, NAUSEA_GRADE_2)

@@ -56,6 +56,44 @@ async def test_an_alert_in_hand_waited_until_it_was_taken(platform: Any) -> None
     assert alert["waiting_since"] == alert["raised_at"]
 
 
+async def test_a_nurse_s_reopen_keeps_how_long_the_patient_waited_and_the_team_s_time_to_take(platform: Any) -> None:
+    # Karim took it 4 minutes after it was raised, 3 hours ago, and closed it; Claire reopens it now. The patient
+    # waited 4 minutes: her reopen is a step of its history, not a second wait from the raise.
+    patient = uuid.uuid4()
+    alert = await open_alert(platform, patient)
+    url = f"/v1/alerts/{alert['id']}"
+    karim, claire = platform.staff("nurse", "ide-karim"), platform.staff("nurse", "ide-claire")
+    assert (await platform.alerting.post(f"{url}/ack", headers=karim)).status_code == 200
+    async with platform.alerting_platform.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE alerts SET raised_at = raised_at - interval '3 hours', level_since = level_since - interval "
+            "'3 hours', acknowledged_at = raised_at - interval '3 hours' + interval '4 minutes' WHERE id = $1",
+            uuid.UUID(alert["id"]),
+        )
+    taken = (await platform.alerting.get(url, headers=karim)).json()
+    assert taken["waiting_seconds"] == 240
+    closed = await platform.alerting.post(f"{url}/resolve", json={"outcome": "phone_call"}, headers=karim)
+    assert closed.status_code == 200, closed.text
+
+    reopened = await platform.alerting.post(f"{url}/reopen", json={"reason": "rappel"}, headers=claire)
+    assert reopened.status_code == 200, reopened.text
+    body = reopened.json()
+    assert (body["status"], body["acknowledged_by"], body["reopened_by"]) == (
+        "acknowledged",
+        "ide-claire",
+        "ide-claire",
+    )
+    assert body["acknowledged_at"] == taken["acknowledged_at"] and body["waiting_seconds"] == 240
+    shown = (await platform.alerting.get(url, headers=claire)).json()
+    listed = (await platform.alerting.get("/v1/alerts", headers=claire)).json()["items"]
+    assert shown["waiting_seconds"] == next(a["waiting_seconds"] for a in listed if a["id"] == alert["id"]) == 240
+    assert datetime.fromisoformat(shown["reopened_at"]) > datetime.fromisoformat(shown["acknowledged_at"])
+    # The team's figures count the first take, as the alert's wait does.
+    figures = (await platform.alerting.get("/v1/metrics", headers=claire)).json()
+    assert figures["time_to_acknowledge"]["count"] == 1
+    assert figures["time_to_acknowledge"]["median_s"] == 240
+
+
 async def test_an_alert_a_new_finding_reopens_waits_again_from_then(platform: Any) -> None:
     # Taken long ago, then a new red report: it needs a nurse again, and has waited since that report (as its
     # service-level clock), not since it was first raised; the list says who had it.

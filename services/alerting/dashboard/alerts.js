@@ -95,15 +95,22 @@ function formatAt(value, now) {
   return parisDay(date) === parisDay(now) ? `à ${formatTime(date)}` : `le ${formatDay(date)} à ${formatTime(date)}`;
 }
 
-/** An alert in hand: how long the patient waited before someone took it ("a attendu 4 min · prise à 16:50"). */
+/**
+ * An alert in hand: how long the patient waited before someone took it ("a attendu 4 min · prise à 16:50"), and
+ * when a nurse reopened it since ("· rouverte à 17:30"): a reopen keeps the first take's time, and the wait.
+ */
 function waitedText(alert, now) {
   const taken = alert.acknowledged_at ? `prise ${formatAt(alert.acknowledged_at, now)}` : "";
-  // Reopened by a nurse: it became hers then, nobody was waiting for it.
-  if (alert.reopened_at && alert.reopened_at === alert.acknowledged_at) {
-    return `rouverte ${formatAt(alert.reopened_at, now)}`;
-  }
   const waited = Number.isFinite(alert.waiting_seconds) ? `a attendu ${formatDuration(alert.waiting_seconds)}` : "";
-  return [waited, taken].filter(Boolean).join(" · ") || "—";
+  const reopened = reopenedByNurseSinceTaken(alert) ? `rouverte ${formatAt(alert.reopened_at, now)}` : "";
+  return [waited, taken, reopened].filter(Boolean).join(" · ") || "—";
+}
+
+/** A nurse reopened it after it was taken: it is in her hands since then (`acknowledged_by`). */
+export function reopenedByNurseSinceTaken(alert) {
+  const reopened = parseDate(alert.reopened_at);
+  const taken = parseDate(alert.acknowledged_at);
+  return Boolean(reopened && (!taken || reopened > taken));
 }
 
 /** An alert a new finding sent back to open after a nurse had taken it: "Rouverte à 16:52 · était prise par …". */

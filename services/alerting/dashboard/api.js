@@ -38,6 +38,22 @@ export function clearToken() {
   }
 }
 
+// Every authenticated request belongs to the nurse's session that sent it: signing out aborts those still in flight
+// (endSessionRequests), so that an answer meant for one nurse never reaches the next at the same screen.
+let sessionRequests = new AbortController();
+
+export function endSessionRequests() {
+  sessionRequests.abort();
+  sessionRequests = new AbortController();
+}
+
+/** The error of a request whose session ended first: nobody's news (no message, no retry). */
+function sessionEnded() {
+  const error = new ApiError(0, "Session terminée", "La session est terminée : la demande a été annulée.");
+  error.cancelled = true;
+  return error;
+}
+
 let unauthorizedHandler = null;
 
 /** Called once with the ApiError when an authenticated request answers 401 (expired or revoked token). */
@@ -96,16 +112,30 @@ function fallbackDetail(status, title) {
 
 /**
  * One request. `auth: false` for the public endpoints. Resolves with the parsed JSON (null for 204),
- * rejects with an ApiError (status 0 for network failures and timeouts).
+ * rejects with an ApiError (status 0 for network failures and timeouts; `cancelled` when the session ended first).
  */
-export async function request(method, path, { body, auth = true, signal, headers: extra } = {}) {
+export async function request(method, path, options = {}) {
+  const session = options.auth === false ? null : sessionRequests.signal;
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  session?.addEventListener("abort", abort, { once: true });
+  try {
+    return await exchange(method, path, options, controller);
+  } catch (error) {
+    if (session && session.aborted) throw sessionEnded();
+    throw error;
+  } finally {
+    session?.removeEventListener("abort", abort);
+  }
+}
+
+async function exchange(method, path, { body, auth = true, signal, headers: extra }, controller) {
   const headers = { Accept: "application/json, application/problem+json", ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth) {
     const token = getToken();
     if (token) headers.Authorization = `Bearer ${token}`;
   }
-  const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
   if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
   let response;
@@ -132,7 +162,9 @@ export async function request(method, path, { body, auth = true, signal, headers
   }
   if (!response.ok) {
     const problem = await readProblem(response);
-    if (problem.status === 401 && auth && unauthorizedHandler) unauthorizedHandler(problem);
+    // Not for a request whose session has ended meanwhile: the next nurse's session is not the expired one.
+    const sessionGone = controller.signal.aborted;
+    if (problem.status === 401 && auth && unauthorizedHandler && !sessionGone) unauthorizedHandler(problem);
     throw problem;
   }
   if (response.status === 204) return null;

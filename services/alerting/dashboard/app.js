@@ -1,7 +1,16 @@
 // Nurse dashboard: sign-in, the open-alerts list kept live by the SSE stream, the patient view, the
 // team figures. Plain ES modules, no build step, no external resource.
 
-import { activeAlerts, api, ApiError, clearToken, getToken, onUnauthorized, setToken } from "./api.js";
+import {
+  activeAlerts,
+  api,
+  ApiError,
+  clearToken,
+  endSessionRequests,
+  getToken,
+  onUnauthorized,
+  setToken,
+} from "./api.js";
 import { AlertStream } from "./stream.js";
 import { announce, clear, clearAnnouncements, h, toast, toastError } from "./dom.js";
 import {
@@ -60,6 +69,18 @@ const sound = new Sound();
 let stream = null;
 let tickTimer = null;
 let sessionTimer = null;
+// Which nurse's session a request belongs to: each sign-out starts a new one, and an answer that comes back for an
+// earlier one is not shown (she may be gone, and the next nurse signed in meanwhile).
+let sessionGeneration = 0;
+
+function isCurrentSession(generation) {
+  return generation === sessionGeneration && state.me !== null;
+}
+
+/** A request that failed because the session ended (expired, revoked, or signed out): nothing to show. */
+function endedWithSession(error) {
+  return error.status === 401 || error.cancelled === true;
+}
 // A closing dialog cut short by an expired session: {staffId, alertId, shown, outcome, note, keptAt}. In memory
 // only, never in sessionStorage or localStorage (a note is health data); restored to the same nurse only.
 let closingDraft = null;
@@ -132,6 +153,7 @@ async function signInWithToken(token) {
 
 function signOut(message = "", { keepDraft = false } = {}) {
   closingDraft = keepDraft ? draftOfClosing() : null;
+  endSession();
   if (stream) {
     stream.stop();
     stream.forgetPosition();
@@ -141,7 +163,7 @@ function signOut(message = "", { keepDraft = false } = {}) {
   tickTimer = null;
   clearTimeout(sessionTimer);
   sessionTimer = null;
-  $("session-banner").hidden = true;
+  hideSessionWarning();
   hideBanner();
   forgetActivity();
   clearToken();
@@ -159,6 +181,16 @@ function signOut(message = "", { keepDraft = false } = {}) {
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   const kept = closingDraft ? " Votre clôture en cours sera rétablie quand vous vous reconnecterez." : "";
   showSignIn(`${message}${kept}`);
+}
+
+/** What the nurse asked for and is still coming is dropped: answers to her session are never shown to the next. */
+function endSession() {
+  sessionGeneration += 1;
+  endSessionRequests();
+  refreshing = null; // the next session's list does not wait for (nor follow) this one's
+  refreshAgain = false;
+  patientRequest += 1;
+  metricsRequest += 1;
 }
 
 /** What the previous nurse did, was told or was about to be told stays hers: the next one starts clean. */
@@ -192,19 +224,40 @@ onUnauthorized(() => {
 /** A banner a few minutes before the staff token expires, so that nothing is cut short unannounced. */
 function watchSession(me) {
   clearTimeout(sessionTimer);
-  $("session-banner").hidden = true;
+  hideSessionWarning();
   // Counted from the seconds left, not from the end time: this computer's clock may be wrong.
   if (typeof me.session_expires_in !== "number") return;
   const endsAt = Date.now() + me.session_expires_in * 1000;
   sessionTimer = setTimeout(
     () => {
       if (!state.me) return;
-      $("session-banner-text").textContent =
-        `Votre session se termine à ${formatTime(new Date(endsAt))} — reconnectez-vous pour continuer.`;
-      $("session-banner").hidden = false;
+      const at = formatTime(new Date(endsAt));
+      showSessionWarning(`Votre session se termine à ${at} — reconnectez-vous pour continuer.`);
     },
     Math.max(0, endsAt - SESSION_WARNING_MS - Date.now()),
   );
+}
+
+/**
+ * The banner, and the same words at the top of each dialog: a modal dialog's backdrop covers the page, banner
+ * included, and a nurse busy closing an alert is the one who most needs to know her session is ending.
+ */
+function showSessionWarning(text) {
+  $("session-banner-text").textContent = text;
+  $("session-banner").hidden = false;
+  for (const warning of document.querySelectorAll(".dialog-session")) {
+    warning.textContent = text;
+    warning.hidden = false;
+  }
+}
+
+function hideSessionWarning() {
+  $("session-banner").hidden = true;
+  $("session-banner-text").textContent = "";
+  for (const warning of document.querySelectorAll(".dialog-session")) {
+    warning.textContent = "";
+    warning.hidden = true;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -213,6 +266,7 @@ function watchSession(me) {
 
 async function startApp(me) {
   state.me = { staff_id: me.staff_id, roles: Array.isArray(me.roles) ? me.roles : [] };
+  const generation = sessionGeneration;
   $("signin-screen").hidden = true;
   $("app").hidden = false;
   $("staff-id").textContent = state.me.staff_id;
@@ -223,10 +277,10 @@ async function startApp(me) {
   try {
     setReference(await api.reference());
   } catch (error) {
-    if (error.status === 401) return;
+    if (endedWithSession(error) || !isCurrentSession(generation)) return;
     toast(`Libellés indisponibles (${error.detail}) : les codes bruts sont affichés.`, "error");
   }
-  if (!state.me) return; // signed out meanwhile
+  if (!isCurrentSession(generation)) return; // signed out meanwhile (and perhaps another nurse in)
 
   renderAlerts();
   refreshAlerts().then(restoreClosing);
@@ -302,32 +356,35 @@ function renderAlerts() {
   focusHint = null;
 }
 
-/** At most one GET /v1/alerts in flight; events arriving meanwhile cause exactly one more. */
+/** At most one GET /v1/alerts in flight per session; events arriving meanwhile cause exactly one more. */
 function refreshAlerts() {
   if (refreshing) {
     refreshAgain = true;
     return refreshing;
   }
-  refreshing = (async () => {
+  const generation = sessionGeneration;
+  const run = (async () => {
     try {
       do {
         refreshAgain = false;
-        await loadAlerts();
-      } while (refreshAgain && state.me);
+        await loadAlerts(generation);
+      } while (refreshAgain && isCurrentSession(generation));
     } finally {
-      refreshing = null;
+      if (refreshing === run) refreshing = null;
     }
   })();
-  return refreshing;
+  refreshing = run;
+  return run;
 }
 
-async function loadAlerts() {
-  if (!state.me) return;
+/** The list, shown only in the session that asked for it. */
+async function loadAlerts(generation) {
+  if (!isCurrentSession(generation)) return;
   let body;
   try {
     body = await activeAlerts();
   } catch (error) {
-    if (error.status === 401 || !state.me) return;
+    if (endedWithSession(error) || !isCurrentSession(generation)) return;
     toastOnce(error);
     if (!state.loaded) {
       state.loadError = error.detail;
@@ -335,7 +392,7 @@ async function loadAlerts() {
     }
     return;
   }
-  if (!state.me) return;
+  if (!isCurrentSession(generation)) return;
   state.loadError = null;
   const items = body.items;
   const before = new Map(state.alerts.map((alert) => [alert.id, alert]));
@@ -505,29 +562,34 @@ function hideBanner() {
   $("red-banner").classList.remove("flashing");
 }
 
-// --- Row actions ----------------------------------------------------------------------------------
+// --- Alert actions: from a row of the list, or from the patient view's alert in progress -------------
+// `from` says which ("list" or "patient"): the request, the dialog and the answers are the same; what is shown
+// afterwards and where the focus goes follow the view the nurse is in.
 
-async function acknowledge(alertId, button) {
+async function acknowledge(alertId, button, { from = "list" } = {}) {
+  const label = button.textContent;
   button.disabled = true;
   button.textContent = "Envoi…";
   try {
     const updated = await api.ack(alertId);
     replaceAlert(updated);
-    focusHint = { alertId, action: "resolve" };
+    if (from === "list") focusHint = { alertId, action: "resolve" };
     renderAlerts();
     flashRows([alertId]);
-    const alert = state.alerts.find((item) => item.id === alertId);
+    const alert = alertById(alertId) ?? updated;
     announce(`Alerte prise en charge${alert ? ` : ${patientShortId(alert.patient_id)}` : ""}.`);
     refreshAlerts(); // a list request already in flight may predate the acknowledgement
+    if (from === "patient") await showPatientAfterStep(alertId, "resolve");
   } catch (error) {
-    if (error.status === 401) return;
+    if (endedWithSession(error)) return;
     toastError(error);
     if (error.status === 409 || error.status === 404) {
       pendingFlash.add(alertId);
       refreshAlerts();
+      if (from === "patient") await showPatientAfterStep(alertId, "resolve");
     } else if (button.isConnected) {
       button.disabled = false;
-      button.textContent = "Je prends";
+      button.textContent = label;
     }
   }
 }
@@ -537,10 +599,12 @@ function alertById(alertId) {
 }
 
 // Resolve dialog
-let resolveTarget = null; // {alertId, trigger, shown: the alert as the dialog shows it, whose version is closed}
+// {alertId, trigger, from: "list" | "patient", shown: the alert as the dialog shows it, whose version is closed}
+let resolveTarget = null;
 
-function openResolveDialog(alertId, trigger) {
-  const alert = alertById(alertId);
+/** `shown`: the alert as the nurse sees it where she asked to close it (the list's row, or the patient view's). */
+function openResolveDialog(alertId, trigger, { shown = alertById(alertId), from = "list" } = {}) {
+  const alert = shown;
   const dialog = $("resolve-dialog");
   const form = $("resolve-form");
   form.reset();
@@ -552,9 +616,10 @@ function openResolveDialog(alertId, trigger) {
   renderResolveContext(alert);
   $("resolve-error").hidden = true;
   updateResolveForm();
-  resolveTarget = { alertId, trigger, shown: alert };
+  resolveTarget = { alertId, trigger, from, shown: alert };
   dialog.showModal();
   select.focus();
+  followResolveTarget(); // the list may know a newer version than the patient view showed
 }
 
 function renderResolveContext(alert) {
@@ -657,39 +722,45 @@ async function submitResolve(event) {
   const outcome = form.elements.outcome.value;
   const note = form.elements.note.value.trim();
   if (!outcome) return;
-  const { alertId } = resolveTarget;
+  const { alertId, from } = resolveTarget;
   const submit = form.querySelector('[data-action="confirm-resolve"]');
   submit.disabled = true;
   submit.textContent = "Envoi…";
   try {
     const visible = filterAlerts(state.alerts, state.filters);
     const index = visible.findIndex((alert) => alert.id === alertId);
-    const alert = alertById(alertId);
+    const alert = alertById(alertId) ?? resolveTarget.shown;
     const version = resolveTarget.shown ? resolveTarget.shown.updated_at : undefined;
     const updated = await api.resolve(alertId, outcome, note || undefined, version);
     resolveTarget = null;
     $("resolve-dialog").close();
     replaceAlert(updated);
-    const next = filterAlerts(state.alerts, state.filters)[Math.max(0, index)] || null;
-    focusHint = next ? { alertId: next.id, action: null } : null;
-    renderAlerts();
-    if (!next) $("alerts-heading").focus();
+    if (from === "patient") {
+      renderAlerts();
+    } else {
+      const next = filterAlerts(state.alerts, state.filters)[Math.max(0, index)] || null;
+      focusHint = next ? { alertId: next.id, action: null } : null;
+      renderAlerts();
+      if (!next) $("alerts-heading").focus();
+    }
     const text = `Alerte clôturée${alert ? ` : ${patientShortId(alert.patient_id)}` : ""} — ${outcomeLabel(outcome)}.`;
     toast(text, "success");
     announce(text);
     refreshAlerts();
+    if (from === "patient") await showPatientAfterStep(alertId, null);
   } catch (error) {
-    if (error.status === 401) return;
+    if (endedWithSession(error)) return;
     if (error.status === 412 && error.body && error.body.alert && resolveTarget) {
       replaceAlert(error.body.alert);
       renderAlerts();
       showChangedAlert(error.body.alert);
       refreshAlerts();
     } else if (error.status === 409 || error.status === 404) {
-      $("resolve-dialog").close(); // the close handler puts the focus back on the row
+      $("resolve-dialog").close(); // the close handler puts the focus back where the dialog was opened from
       toastError(error);
       pendingFlash.add(alertId);
       refreshAlerts();
+      if (from === "patient") await showPatientAfterStep(alertId, null);
     } else {
       $("resolve-error").textContent = error.detail || String(error);
       $("resolve-error").hidden = false;
@@ -702,14 +773,14 @@ async function submitResolve(event) {
 }
 
 /** Back to the button that opened a dialog, or its replacement if a live refresh re-rendered it. */
-function returnFocus({ alertId, trigger }, action) {
+function returnFocus({ alertId, trigger, from }, action) {
   if (trigger && trigger.isConnected) {
     trigger.focus();
     return;
   }
   const selector =
-    action === "reopen"
-      ? `#patient-view [data-action="reopen"][data-alert-id="${CSS.escape(alertId)}"]`
+    action === "reopen" || from === "patient"
+      ? `#patient-view [data-action="${action}"][data-alert-id="${CSS.escape(alertId)}"]`
       : `#alert-rows tr[data-alert-id="${CSS.escape(alertId)}"] [data-action]`;
   const replacement = document.querySelector(selector);
   if (replacement) replacement.focus();
@@ -744,12 +815,9 @@ async function submitReopen(event) {
     renderAlerts();
     toast("Alerte rouverte : elle revient dans la liste des alertes actives.", "success");
     refreshAlerts();
-    if (state.patient) {
-      await loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
-      focusReopenedAlert(alertId);
-    }
+    if (state.patient) await showPatientAfterStep(alertId, null);
   } catch (error) {
-    if (error.status === 401) return;
+    if (endedWithSession(error)) return;
     $("reopen-error").textContent = error.detail || String(error);
     $("reopen-error").hidden = false;
     toastError(error);
@@ -758,12 +826,21 @@ async function submitReopen(event) {
   }
 }
 
-/** The re-rendered patient view has no "Rouvrir" button any more: focus the alert's history instead. */
-function focusReopenedAlert(alertId) {
+/**
+ * After a step on an alert taken in the patient view (taken, closed, reopened): the view as it is now, and the
+ * focus on what comes next for that alert (`nextAction`, "Clôturer" once taken) or else on its history, since the
+ * button used is gone with the re-render.
+ */
+async function showPatientAfterStep(alertId, nextAction) {
+  if (!state.patient || state.view !== "patient") return;
+  await loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
   if (state.view !== "patient") return;
-  const item = document.querySelector(`#patient-view [data-prior-alert-id="${CSS.escape(alertId)}"]`);
-  const target = item ?? $("history-title") ?? $("patient-title");
-  if (target && !item) target.setAttribute("tabindex", "-1");
+  const escaped = CSS.escape(alertId);
+  const view = $("patient-view");
+  const next = nextAction && view.querySelector(`[data-action="${nextAction}"][data-alert-id="${escaped}"]`);
+  const item = view.querySelector(`[data-prior-alert-id="${escaped}"]`);
+  const target = next || item || $("history-title") || $("patient-title");
+  if (target && !next && !item) target.setAttribute("tabindex", "-1");
   target?.focus();
 }
 
@@ -843,10 +920,17 @@ async function loadPatient(patientId, alertId, { keepFocus = false } = {}) {
     if (keepFocus) window.scrollTo(0, scrollY);
     else $("patient-title")?.focus();
   } catch (error) {
-    if (request !== patientRequest || error.status === 401) return;
+    if (request !== patientRequest || endedWithSession(error)) return;
     renderPatientError(container, patientId, error.detail || "Dossier indisponible.");
     toastError(error);
   }
+}
+
+/** The closing dialog for the patient view's alert in progress, showing it as the view does. */
+function openPatientResolveDialog(alertId, trigger) {
+  const shown = state.patient && state.patient.alertDetail;
+  if (!shown || shown.id !== alertId) return;
+  openResolveDialog(alertId, trigger, { shown, from: "patient" });
 }
 
 /** New data for the open patient: offer a refresh rather than re-render under the nurse's hands. */
@@ -898,7 +982,7 @@ async function submitExpected(form) {
     $("expected-title")?.setAttribute("tabindex", "-1");
     $("expected-title")?.focus();
   } catch (error) {
-    if (error.status !== 401) toastError(error);
+    if (!endedWithSession(error)) toastError(error);
   } finally {
     if (submit.isConnected) submit.disabled = false;
   }
@@ -914,7 +998,7 @@ async function removeExpected(term, button) {
     $("expected-title")?.setAttribute("tabindex", "-1");
     $("expected-title")?.focus();
   } catch (error) {
-    if (error.status !== 401) toastError(error);
+    if (!endedWithSession(error)) toastError(error);
     if (button.isConnected) button.disabled = false;
   }
 }
@@ -936,7 +1020,7 @@ async function loadMetrics() {
     if (request !== metricsRequest) return;
     renderMetrics(container, metrics || {});
   } catch (error) {
-    if (request !== metricsRequest || error.status === 401) return;
+    if (request !== metricsRequest || endedWithSession(error)) return;
     renderMetricsMessage(container, error.detail || "Indicateurs indisponibles.", true);
     toastError(error);
   }
@@ -1083,6 +1167,12 @@ function wire() {
         break;
       case "reopen":
         openReopenDialog(button.dataset.alertId, button);
+        break;
+      case "ack":
+        acknowledge(button.dataset.alertId, button, { from: "patient" });
+        break;
+      case "resolve":
+        openPatientResolveDialog(button.dataset.alertId, button);
         break;
       case "remove-expected":
         removeExpected(button.dataset.term, button);

@@ -118,6 +118,7 @@ export function toast(message, kind = "info") {
 }
 
 export function toastError(error) {
+  if (error && error.cancelled) return; // a request of a session that has ended: not the next nurse's news
   toast(error && error.detail ? error.detail : String(error && error.message ? error.message : error), "error");
 }
 

@@ -2,7 +2,14 @@
 // and their outcomes, messages, expected levels. Opened from a row of the alert list.
 
 import { h, clear, levelIcon } from "./dom.js";
-import { levelBadge, overdueBadge, reasonsList, sourceBadge, STATUS_LABELS } from "./alerts.js";
+import {
+  levelBadge,
+  overdueBadge,
+  reasonsList,
+  reopenedByNurseSinceTaken,
+  sourceBadge,
+  STATUS_LABELS,
+} from "./alerts.js";
 import {
   addDays,
   formatDateTime,
@@ -305,10 +312,42 @@ function answersTable(submission) {
   return parts;
 }
 
+/** Who has the alert since when: the nurse who reopened it, when one did after it was taken. */
+function inHandText(alert) {
+  if (reopenedByNurseSinceTaken(alert)) {
+    const who = alert.reopened_by ?? alert.acknowledged_by ?? "—";
+    return `Rouverte par ${who} le ${formatDateTime(alert.reopened_at)}`;
+  }
+  return `Prise par ${alert.acknowledged_by ?? "—"} le ${formatDateTime(alert.acknowledged_at)}`;
+}
+
+/**
+ * What the nurse can do with the alert in progress, as on its row of the list: take it when nobody has it, close it
+ * once taken (a colleague's too: the closing dialog names her). The list's own flows and dialog do the rest.
+ */
+function currentAlertActions(alert) {
+  const action =
+    alert.status === "open"
+      ? { name: "ack", label: "Je prends", style: "btn-primary" }
+      : alert.status === "acknowledged"
+        ? { name: "resolve", label: "Clôturer", style: "btn-secondary" }
+        : null;
+  if (!action) return null;
+  return h(
+    "div",
+    { class: "current-alert-actions" },
+    h(
+      "button",
+      { type: "button", class: `btn ${action.style}`, dataset: { action: action.name, alertId: alert.id } },
+      action.label,
+    ),
+  );
+}
+
 function currentAlertSection(alert) {
   const status =
     alert.status === "acknowledged"
-      ? `Prise par ${alert.acknowledged_by ?? "—"} le ${formatDateTime(alert.acknowledged_at)}`
+      ? inHandText(alert)
       : alert.status === "open"
         ? "Pas encore prise"
         : (STATUS_LABELS[alert.status] ?? alert.status);
@@ -325,6 +364,7 @@ function currentAlertSection(alert) {
       h("span", null, `Levée le ${formatDateTime(alert.raised_at)} · ${status}`),
       h("span", null, "Répondu par : ", sourceBadge(alert.answered_by)),
     ),
+    currentAlertActions(alert),
     reasonsList(alert.reasons),
     submissions.map((submission) =>
       h(
