@@ -5,8 +5,9 @@ dialog, with a warning, and the outcome must be chosen again; a change the page 
 the server (412) and shown the same way. A colleague's alert can be closed, naming her. A nurse who signs out
 leaves nothing of hers to the next. A session about to run out says so, and one that runs out mid-closing gives
 the closing back to the same nurse (and to nobody else) when she signs in again; the dialog says it too, since its
-backdrop covers the page's banner. The patient view takes and closes its alert with the same dialog and checks. A
-list the previous nurse asked for and that comes back after she signed out is never shown to the next.
+backdrop covers the page's banner. The patient view takes and closes its alert with the same dialog and checks,
+and her own steps coming back on the live stream are not news to it. A list the previous nurse asked for and that
+comes back after she signed out is never shown to the next.
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ async def test_the_patient_view_takes_and_closes_its_alert_with_the_list_s_dialo
     await expect(dialog.locator("[data-action=confirm-resolve]")).to_be_disabled()
     assert (await stored(ward, patient))["status"] == "acknowledged"
 
+    # The live stream is cut as she closes, so that her close comes back to the page after the view has reloaded.
+    cut = await _cut_live_stream(page, ward)
     await dialog.locator("select[name=outcome]").select_option("phone_call")
     await dialog.locator("[data-action=confirm-resolve]").click()
     await expect(dialog).to_be_hidden(timeout=5_000)
@@ -183,6 +186,48 @@ async def test_the_patient_view_takes_and_closes_its_alert_with_the_list_s_dialo
         "phone_call",
         "ide-claire",
     )
+    # Her own close comes back, replayed on reconnection: it tells the view nothing it does not show.
+    cut.reconnect()
+    resolved_seq = await _stream_seq(ward, "alert.resolved", alert_id)
+    await page.wait_for_function(
+        "seq => Number(sessionStorage.getItem('oncofollow.lastEventId')) >= seq", arg=resolved_seq, timeout=5_000
+    )
+    await expect(page.locator("#patient-view .stale-patient")).to_have_count(0)
+
+
+class _CutStream:
+    """The page's live stream ended by the server, its reconnection held until ``reconnect``."""
+
+    def __init__(self) -> None:
+        self._released = asyncio.Event()
+
+    async def hold(self, route: Route) -> None:
+        await self._released.wait()
+        await route.continue_()
+
+    def reconnect(self) -> None:
+        self._released.set()
+
+
+async def _cut_live_stream(page: Page, ward: Ward) -> _CutStream:
+    cut = _CutStream()
+    await page.route(lambda url: urlsplit(url).path == "/v1/alerts/stream", cut.hold)
+    ward.alerting.closing.set()  # what a stopping server does: its live streams end at once
+    await expect(page.locator("#connection-state")).not_to_have_attribute("data-state", "live", timeout=5_000)
+    ward.alerting.closing.clear()
+    return cut
+
+
+async def _stream_seq(ward: Ward, event_type: str, alert_id: str | None) -> int:
+    """The ALERTS stream sequence of the latest ``event_type`` event, once it is this alert's."""
+    deadline = time.monotonic() + 5
+    while True:
+        with contextlib.suppress(Exception):
+            message = await ward.alerting.js.get_last_msg("ALERTS", event_type)
+            if orjson.loads(message.data)["data"]["alert_id"] == alert_id:
+                return int(message.seq)
+        assert time.monotonic() < deadline, f"no {event_type} for {alert_id} on ALERTS"
+        await asyncio.sleep(0.05)
 
 
 async def test_claire_closes_karim_s_alert_in_his_place(ward: Ward) -> None:

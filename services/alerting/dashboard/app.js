@@ -169,6 +169,7 @@ function signOut(message = "", { keepDraft = false } = {}) {
   clearToken();
   state.me = null;
   state.alerts = [];
+  ownSteps.clear();
   state.loaded = false;
   state.loadError = null;
   state.patient = null;
@@ -438,6 +439,23 @@ function replaceAlert(updated) {
 
 const seenEvents = new Set();
 
+// Steps this page took itself, for a short while: their live events tell the patient view nothing new (it reloads
+// after each step), so they do not offer "Nouvelles informations". Kept briefly, because an event may also arrive
+// before the step's own answer, and a later step of the same kind on the same alert is someone else's news.
+const OWN_STEP_MS = 10_000;
+const ownSteps = new Map();
+
+function rememberOwnStep(type, alertId) {
+  ownSteps.set(`${type}:${alertId}`, Date.now());
+}
+
+function isOwnStep(type, alertId) {
+  const key = `${type}:${alertId}`;
+  const at = ownSteps.get(key);
+  ownSteps.delete(key);
+  return at !== undefined && Date.now() - at < OWN_STEP_MS;
+}
+
 function rememberEvent(key) {
   if (!key) return true;
   if (seenEvents.has(key)) return false;
@@ -458,7 +476,8 @@ function handleStreamEvent({ type, streamId, envelope }) {
   // What needs a nurse (new, turned red, back to open) is decided from the list this event refreshes
   // (cueChanges): after a reconnection, replayed events tell the past, the list tells what is active now.
   if (fresh && type === "alert.escalated") pendingAnnouncements.push({ cause: "escalated", alertId, payload });
-  if (state.view === "patient" && state.patient && concernsPatient(payload)) markPatientStale();
+  const own = alertId !== null && isOwnStep(type, alertId);
+  if (!own && state.view === "patient" && state.patient && concernsPatient(payload)) markPatientStale();
   // Whatever the type (even one this page does not know), the list from the server is the truth.
   refreshAlerts();
 }
@@ -572,6 +591,7 @@ async function acknowledge(alertId, button, { from = "list" } = {}) {
   button.textContent = "Envoi…";
   try {
     const updated = await api.ack(alertId);
+    rememberOwnStep("alert.acknowledged", alertId);
     replaceAlert(updated);
     if (from === "list") focusHint = { alertId, action: "resolve" };
     renderAlerts();
@@ -732,6 +752,7 @@ async function submitResolve(event) {
     const alert = alertById(alertId) ?? resolveTarget.shown;
     const version = resolveTarget.shown ? resolveTarget.shown.updated_at : undefined;
     const updated = await api.resolve(alertId, outcome, note || undefined, version);
+    rememberOwnStep("alert.resolved", alertId);
     resolveTarget = null;
     $("resolve-dialog").close();
     replaceAlert(updated);
@@ -809,6 +830,7 @@ async function submitReopen(event) {
   try {
     const alertId = reopenTarget.alertId;
     const updated = await api.reopen(alertId, reason || undefined);
+    rememberOwnStep("alert.reopened", alertId);
     reopenTarget = null;
     $("reopen-dialog").close();
     replaceAlert(updated);
