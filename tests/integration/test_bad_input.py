@@ -268,3 +268,61 @@ async def test_staff_requests_out_of_range_get_a_4xx_never_a_500(platform: Any) 
     await _assert_problem(with_nul, 400, "NUL character")
     async with platform.alerting_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM expected_levels") == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/xml",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=utf-16",
+    ],
+)
+async def test_a_body_declared_as_anything_but_json_is_415(platform: Any, content_type: str) -> None:
+    # The JSON itself is right: only its declared type is not. It used to be stored all the same by the tablet
+    # routes, and refused by the others with a 422 about the body's shape that said nothing of the header.
+    patient = uuid.uuid4()
+    alert_id = await _red_alert(platform)
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        before = await conn.fetchval("SELECT count(*) FROM outbox")
+    headers = {**_headers(platform, patient), "Content-Type": content_type}
+    submission = await _post(platform, orjson.dumps(questionnaire_response(RED_NAUSEA)), headers)
+    message = await platform.questionnaire.post("/v1/messages", content=b'{"text": "bonjour"}', headers=headers)
+    resolve = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve",
+        content=b'{"outcome": "phone_call"}',
+        headers={**platform.staff(), "Content-Type": content_type},
+    )
+    for response in (submission, message, resolve):
+        problem = await _assert_problem(response, 415, "application/json", "application/fhir+json")
+        assert problem["type"].endswith("/unsupported-media-type")
+        assert problem["accepted"] == ["application/json", "application/fhir+json"]
+        assert response.headers["accept-post"] == "application/json, application/fhir+json"
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == before
+        assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 0
+        assert await conn.fetchval("SELECT count(*) FROM messages") == 0
+    alert = await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())
+    assert alert.json()["status"] == "open"
+
+
+async def test_a_json_body_is_read_with_a_json_content_type_or_without_one(platform: Any) -> None:
+    patient = uuid.uuid4()
+    body = orjson.dumps(questionnaire_response(RED_NAUSEA))
+    for content_type in ("application/fhir+json", "application/json", "Application/JSON; charset=UTF-8", None):
+        headers = _headers(platform, patient) | ({"Content-Type": content_type} if content_type else {})
+        assert (await _post(platform, body, headers)).status_code == 202, content_type
+    alert_id = await _red_alert(platform)
+    # A body-less step declares no body, whatever its Content-Type says.
+    ack = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/ack", headers={**platform.staff(), "Content-Type": "text/plain"}
+    )
+    assert ack.status_code == 200, ack.text
+    # No Content-Type: read as JSON on every route (it used to be a 422 "valid dictionary" on the staff routes).
+    resolved = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve", content=b'{"outcome": "phone_call"}', headers=platform.staff()
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["outcome"] == "phone_call"

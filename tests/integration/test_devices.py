@@ -461,3 +461,29 @@ async def test_heartbeats_need_a_device_token(fleet: Fleet) -> None:
     # A development token that no loan issued is not a tablet of the fleet.
     stray = bearer(fleet.tokens.issue_device_token(uuid.uuid4(), str(uuid.uuid4())))
     assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=stray)).status_code == 401
+
+
+async def test_fleet_bodies_declared_as_anything_but_json_are_415(fleet: Fleet) -> None:
+    registration = {"serial_number": f"R52-{uuid.uuid4().hex[:10]}", "model": "Galaxy Tab A9"}
+    form = await fleet.devices.post("/v1/tablets", data=registration, headers=fleet.staff())
+    assert form.status_code == 415, form.text
+    assert form.headers["content-type"] == "application/problem+json"
+    assert form.json()["accepted"] == ["application/json", "application/fhir+json"]
+    tablet = await fleet.ready_tablet()
+    token = (await fleet.loan(tablet, uuid.uuid4())).json()["device_token"]
+    plain = await fleet.devices.post(
+        "/v1/heartbeats", content=orjson.dumps(heartbeat()), headers={**bearer(token), "Content-Type": "text/plain"}
+    )
+    assert plain.status_code == 415, plain.text
+    async with fleet.devices_platform.pool.acquire() as conn:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM tablets WHERE serial_number = $1", registration["serial_number"])
+            == 0
+        )
+        assert await conn.fetchval("SELECT count(*) FROM heartbeats") == 0
+    # Without a Content-Type, a staff command's body is read as JSON, as a tablet's is.
+    unlabelled = await fleet.devices.post("/v1/tablets", content=orjson.dumps(registration), headers=fleet.staff())
+    assert unlabelled.status_code == 201, unlabelled.text
+    assert (
+        await fleet.devices.post("/v1/heartbeats", content=orjson.dumps(heartbeat()), headers=bearer(token))
+    ).status_code == 204
