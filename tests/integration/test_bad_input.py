@@ -326,3 +326,16 @@ async def test_a_json_body_is_read_with_a_json_content_type_or_without_one(platf
     )
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["outcome"] == "phone_call"
+
+
+async def test_a_body_that_is_not_utf8_is_a_clear_400_on_every_route(platform: Any) -> None:
+    body = b'{"outcome": "phone_call", "note": "caf\xe9"}'  # Latin-1
+    headers = {**platform.staff(), "Content-Type": "application/json"}
+    resolve = await platform.alerting.post(f"/v1/alerts/{uuid.uuid4()}/resolve", content=body, headers=headers)
+    problem = await _assert_problem(resolve, 400, "not valid JSON", "UTF-8")
+    assert problem["type"].endswith("/malformed-json")
+    message = await platform.questionnaire.post(
+        "/v1/messages", content=b'{"text": "caf\xe9"}', headers=_headers(platform, uuid.uuid4())
+    )
+    await _assert_problem(message, 400, "not valid JSON")
+    await _nothing_stored_or_published(platform)
