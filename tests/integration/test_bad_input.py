@@ -339,3 +339,17 @@ async def test_a_body_that_is_not_utf8_is_a_clear_400_on_every_route(platform: A
     )
     await _assert_problem(message, 400, "not valid JSON")
     await _nothing_stored_or_published(platform)
+
+
+@pytest.mark.parametrize("depth", [300, 1000])
+async def test_a_submission_nested_too_deeply_to_store_is_422(platform: Any, depth: int) -> None:
+    # Valid JSON (orjson reads 1,024 levels) that the jsonb codec cannot write (254 at most): it used to fail at
+    # the database, as a 422 about an out-of-range value, or (deeper) a 500 when asyncpg's error message about
+    # the value overflowed Python's stack.
+    body = (
+        orjson.dumps(questionnaire_response(RED_NAUSEA))[:-1] + b', "extension": ' + b"[" * depth + b"]" * depth + b"}"
+    )
+    submitted = await _post(platform, body, _headers(platform, uuid.uuid4()))
+    problem = await _assert_problem(submitted, 422, "nested too deeply")
+    assert problem["type"].endswith("/too-deeply-nested")
+    await _nothing_stored_or_published(platform)
