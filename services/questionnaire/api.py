@@ -283,7 +283,16 @@ class MessageAccepted(BaseModel):
     notice: str
 
 
-@router.post("/messages", status_code=202, response_model=MessageAccepted, summary="Write to the care team")
+@router.post(
+    "/messages",
+    status_code=202,
+    response_model=MessageAccepted,
+    summary="Write to the care team",
+    # The body is read and checked in the route (its errors are the message's own problems): documented here.
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": MessageIn.model_json_schema()}}}
+    },
+)
 async def send_message(
     request: Request,
     device: DeviceDep,
