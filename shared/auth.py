@@ -32,6 +32,8 @@ class InvalidToken(Exception):
 # A token issued a moment ago on a host whose clock runs a little ahead is still valid here.
 CLOCK_SKEW_S = 30
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti")
+# The last second a datetime holds (9999-12-31T23:59:59Z): a time claim past it can be neither shown nor stored.
+MAX_TIMESTAMP = 253_402_300_799
 
 
 def _segment_json(segment: str) -> Any:
@@ -42,9 +44,13 @@ def _segment_json(segment: str) -> Any:
 
 
 def _number(claims: dict[str, Any], name: str) -> float:
+    """A time claim (seconds since the epoch), within what a datetime holds: /v1/me shows when the session
+    ends, and a live stream waits until then."""
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidToken(f"the {name} claim is not a number")
+    if not 0 <= value <= MAX_TIMESTAMP:
+        raise InvalidToken(f"the {name} claim is out of range")
     return float(value)
 
 
@@ -78,6 +84,8 @@ def verify_hs256(token: str, key: bytes, *, issuer: str, audience: str, now: flo
     missing = [name for name in REQUIRED_CLAIMS if name not in claims]
     if missing:
         raise InvalidToken(f"missing claims: {', '.join(missing)}")
+    if "\x00" in str(claims["sub"]) or "\x00" in str(claims["jti"]):
+        raise InvalidToken("a NUL character in sub or jti")  # they are stored (audit trail, revocations)
     if _number(claims, "exp") <= now:
         raise InvalidToken("expired")
     if _number(claims, "iat") > now + CLOCK_SKEW_S or ("nbf" in claims and _number(claims, "nbf") > now + CLOCK_SKEW_S):
@@ -177,7 +185,9 @@ class TokenService:
         if not isinstance(roles, list):
             raise InvalidToken("stream token without roles")
         session_exp = claims.get("session_exp")
-        ends = int(session_exp) if isinstance(session_exp, int) else int(claims["exp"])
+        ends = int(claims["exp"])
+        if isinstance(session_exp, int) and not isinstance(session_exp, bool) and session_exp <= MAX_TIMESTAMP:
+            ends = session_exp
         return StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]), ends)
 
     def verify(self, token: str) -> Principal:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import jwt
 import orjson
 import pytest
 
+from shared.settings import DEV_AUTH_SECRET
 from shared.testing.fhir import QUESTIONNAIRE, RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 
@@ -353,3 +356,32 @@ async def test_a_submission_nested_too_deeply_to_store_is_422(platform: Any, dep
     problem = await _assert_problem(submitted, 422, "nested too deeply")
     assert problem["type"].endswith("/too-deeply-nested")
     await _nothing_stored_or_published(platform)
+
+
+async def test_a_token_whose_times_or_ids_cannot_be_kept_is_401(platform: Any) -> None:
+    # Signed with the right key (the identity provider's), but /v1/me could not show its expiry (a 500), and a
+    # NUL in its subject failed every audited request (a 422 about the request, which held none).
+    def token(staff_id: str, **claims: Any) -> dict[str, str]:
+        now = int(time.time())
+        signed = jwt.encode(
+            {
+                "iss": "oncofollow-dev",
+                "aud": "oncofollow",
+                "iat": now,
+                "exp": now + 3600,
+                "jti": str(uuid.uuid4()),
+                "sub": staff_id,
+                "typ": "staff",
+                "roles": ["nurse", "admin"],
+                **claims,
+            },
+            DEV_AUTH_SECRET,
+            algorithm="HS256",
+        )
+        return {"Authorization": f"Bearer {signed}"}
+
+    for headers in (token("nurse-1", exp=10**12), token("nurse-1", exp=1e300), token("nurse\x00-1")):
+        await _assert_problem(await platform.alerting.get("/v1/me", headers=headers), 401, "invalid")
+        await _assert_problem(await platform.alerting.get("/v1/alerts", headers=headers), 401, "invalid")
+    async with platform.alerting_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
