@@ -358,6 +358,19 @@ async def test_a_submission_nested_too_deeply_to_store_is_422(platform: Any, dep
     await _nothing_stored_or_published(platform)
 
 
+async def test_a_submission_nested_within_the_limit_is_stored_as_sent(platform: Any) -> None:
+    response = questionnaire_response(RED_NAUSEA)
+    response["extension"] = [{"url": "https://example.org/deep", "valueString": "é", "nested": [[[]]] * 2}]
+    body = orjson.dumps(response)[:-1] + b', "contained": ' + b"[" * 200 + b"]" * 200 + b"}"
+    submitted = await _post(platform, body, _headers(platform, uuid.uuid4()))
+    assert submitted.status_code == 202, submitted.text
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        stored = await conn.fetchval(
+            "SELECT response::text FROM submissions WHERE id = $1", uuid.UUID(submitted.json()["id"])
+        )
+    assert orjson.loads(stored) == orjson.loads(body)
+
+
 async def test_a_token_whose_times_or_ids_cannot_be_kept_is_401(platform: Any) -> None:
     # Signed with the right key (the identity provider's), but /v1/me could not show its expiry (a 500), and a
     # NUL in its subject failed every audited request (a 422 about the request, which held none).
