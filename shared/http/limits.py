@@ -78,11 +78,14 @@ class BodySizeLimit:
             # No body to limit; and a live stream sends thousands of times, each through any wrapper here.
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type")
-        if content_type is not None and not is_json_media_type(content_type) and _has_body(headers):
-            await self._refuse_media_type(scope, receive, send, content_type)
-            return
+        raw_headers = scope.get("headers") or []
+        headers = dict(raw_headers)
+        if b"content-type" in headers and _has_body(headers):
+            # Every one of them: the app reads the first, a dict keeps the last.
+            for name, content_type in raw_headers:
+                if name == b"content-type" and not is_json_media_type(content_type):
+                    await self._refuse_media_type(scope, receive, send, content_type)
+                    return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send)

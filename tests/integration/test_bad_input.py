@@ -311,6 +311,20 @@ async def test_a_body_declared_as_anything_but_json_is_415(platform: Any, conten
     assert alert.json()["status"] == "open"
 
 
+async def test_a_body_with_two_content_types_one_not_json_is_415(platform: Any) -> None:
+    # The app reads the first header; the check used to read the last: either order got past it.
+    alert_id = await _red_alert(platform)
+    (auth,) = platform.staff().items()
+    for types in (("text/plain", "application/json"), ("application/json", "text/plain")):
+        headers = [auth, *(("Content-Type", t) for t in types)]
+        response = await platform.alerting.post(
+            f"/v1/alerts/{alert_id}/resolve", content=b'{"outcome": "phone_call"}', headers=headers
+        )
+        await _assert_problem(response, 415, "text/plain")
+    alert = await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())
+    assert alert.json()["status"] == "open"
+
+
 async def test_a_json_body_is_read_with_a_json_content_type_or_without_one(platform: Any) -> None:
     patient = uuid.uuid4()
     body = orjson.dumps(questionnaire_response(RED_NAUSEA))
