@@ -147,6 +147,8 @@ class TestHs256Verifier:
             {"aud": "other-app"},
             {"aud": ["other-app"]},
             {"aud": None},
+            {"sub": 5},
+            {"jti": ["x"]},
         ],
         ids=repr,
     )
@@ -166,11 +168,20 @@ class TestHs256Verifier:
 
     @pytest.mark.parametrize(
         "claims",
-        [{"exp": 10**12}, {"exp": 1e300}, {"iat": -1}, {"sub": "nurse\x00-1"}, {"jti": "\x00"}],
+        [
+            {"exp": 10**12},
+            {"exp": 1e300},
+            {"iat": -1},
+            {"sub": "nurse\x00-1"},
+            {"jti": "\x00"},
+            {"sub": "n" * 256},
+            {"jti": "j" * 256},
+        ],
         ids=repr,
     )
     def test_claims_no_date_or_column_can_hold_are_refused(self, claims: dict[str, object]) -> None:
-        # PyJWT takes them; here an expiry past year 9999 could not be shown (/v1/me), nor a NUL stored (audit).
+        # PyJWT takes them; here an expiry past year 9999 could not be shown (/v1/me), nor a NUL stored, nor a
+        # subject longer than OIDC allows indexed (the audit trail).
         with pytest.raises(InvalidToken):
             self.verify(_forge({**self.good, **claims}))
 
