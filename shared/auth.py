@@ -32,6 +32,11 @@ class InvalidToken(Exception):
 # A token issued a moment ago on a host whose clock runs a little ahead is still valid here.
 CLOCK_SKEW_S = 30
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti")
+# OpenID Connect's limit on a subject identifier (Core 1.0, section 2), and ours on a token id: longer, one no longer
+# fits an index entry of PostgreSQL's (2,704 bytes), and every audited request of its holder failed.
+MAX_ID_CHARS = 255
+# The last second a datetime holds (9999-12-31T23:59:59Z): a time claim past it can be neither shown nor stored.
+MAX_TIMESTAMP = 253_402_300_799
 
 
 def _segment_json(segment: str) -> Any:
@@ -42,9 +47,13 @@ def _segment_json(segment: str) -> Any:
 
 
 def _number(claims: dict[str, Any], name: str) -> float:
+    """A time claim (seconds since the epoch), within what a datetime holds: /v1/me shows when the session
+    ends, and a live stream waits until then."""
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidToken(f"the {name} claim is not a number")
+    if not 0 <= value <= MAX_TIMESTAMP:
+        raise InvalidToken(f"the {name} claim is out of range")
     return float(value)
 
 
@@ -78,6 +87,10 @@ def verify_hs256(token: str, key: bytes, *, issuer: str, audience: str, now: flo
     missing = [name for name in REQUIRED_CLAIMS if name not in claims]
     if missing:
         raise InvalidToken(f"missing claims: {', '.join(missing)}")
+    for name in ("sub", "jti"):  # both are stored, in indexed columns (the audit trail's actor, revocations)
+        value = claims[name]
+        if not isinstance(value, str) or len(value) > MAX_ID_CHARS or "\x00" in value:
+            raise InvalidToken(f"{name} must be a string of at most {MAX_ID_CHARS} characters, without NUL")
     if _number(claims, "exp") <= now:
         raise InvalidToken("expired")
     if _number(claims, "iat") > now + CLOCK_SKEW_S or ("nbf" in claims and _number(claims, "nbf") > now + CLOCK_SKEW_S):
@@ -177,7 +190,9 @@ class TokenService:
         if not isinstance(roles, list):
             raise InvalidToken("stream token without roles")
         session_exp = claims.get("session_exp")
-        ends = int(session_exp) if isinstance(session_exp, int) else int(claims["exp"])
+        ends = int(claims["exp"])
+        if isinstance(session_exp, int) and not isinstance(session_exp, bool) and session_exp <= MAX_TIMESTAMP:
+            ends = session_exp
         return StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]), ends)
 
     def verify(self, token: str) -> Principal:

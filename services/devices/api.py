@@ -651,6 +651,16 @@ async def wipe_tablet(
         wiped_at = _not_in_future(body.wiped_at, now, "A wipe", "/wiped_at")
         tablet = await _locked_tablet(conn, tablet_id)
         await _move(conn, tablet, Action.RECORD_WIPE, staff, now, f"{body.method.value}: {body.proof}")
+        # A wipe before the tablet came back leaves what was put on it since (the last patient's data).
+        since = await repository.back_in_hand_since(conn, tablet_id)
+        if since is not None and wiped_at < since:
+            raise Problem(
+                422,
+                f"A wipe cannot be dated before the tablet came back ({since.isoformat(timespec='seconds')}): one "
+                "done earlier does not clear what was on it since. Check the date, or wipe it again.",
+                pointer="/wiped_at",
+                not_before=since.isoformat(),
+            )
         await repository.insert_wipe(
             conn, tablet_id, method=body.method.value, proof=body.proof, at=wiped_at, by=staff.staff_id
         )

@@ -157,6 +157,16 @@ async def accessories_came_back(conn: asyncpg.Connection, loan_id: UUID, kinds: 
     )
 
 
+async def back_in_hand_since(conn: asyncpg.Connection, tablet_id: UUID) -> datetime | None:
+    """Since when the fleet has had the tablet back from where it needs a wipe: the end of its last loan (its
+    return, or its loss), or its last report as lost or stolen, or its last trip to repair."""
+    return await conn.fetchval(
+        "SELECT greatest((SELECT max(ended_at) FROM loans WHERE tablet_id = $1), "
+        "(SELECT max(at) FROM transitions WHERE tablet_id = $1 AND to_state IN ('lost', 'stolen', 'in_repair')))",
+        tablet_id,
+    )
+
+
 async def insert_wipe(
     conn: asyncpg.Connection, tablet_id: UUID, *, method: str, proof: str, at: datetime, by: str
 ) -> None:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
@@ -26,6 +25,7 @@ from shared.events.catalog import make_event
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
+from shared.http.bodies import parse_json, storable_json
 from shared.http.ingress import IngressRequest, IngressWriter
 from shared.http.problems import Problem
 from shared.http.responses import json_response
@@ -137,13 +137,6 @@ class SubmissionAccepted(BaseModel):
     notice: str
 
 
-def _parse_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise Problem(400, "The request body is not valid JSON.", kind="malformed-json") from None
-
-
 @submission_router.post(
     "/submissions",
     status_code=202,
@@ -164,7 +157,8 @@ async def submit(request: Request) -> Any:
     writers: Writers = platform.extras["writers"]
     key = idempotency.check_key(request.headers.get("idempotency-key"))
     body = await request.body()
-    response = _parse_json(body)
+    response = parse_json(body)
+    stored = storable_json(response)  # before any walk of it: at most 254 levels deep
     try:
         answers = normalise_response(questionnaires, response)
     except InvalidSubmission as exc:
@@ -205,7 +199,7 @@ async def submit(request: Request) -> Any:
         questionnaire_version=answers.questionnaire_version,
         answered_by=answers.answered_by,
         authored=answers.authored,
-        response=response,
+        response=stored,
     )
     replay = await writers.submissions.write(
         IngressRequest(
@@ -289,7 +283,16 @@ class MessageAccepted(BaseModel):
     notice: str
 
 
-@router.post("/messages", status_code=202, response_model=MessageAccepted, summary="Write to the care team")
+@router.post(
+    "/messages",
+    status_code=202,
+    response_model=MessageAccepted,
+    summary="Write to the care team",
+    # The body is read and checked in the route (its errors are the message's own problems): documented here.
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": MessageIn.model_json_schema()}}}
+    },
+)
 async def send_message(
     request: Request,
     device: DeviceDep,
@@ -301,7 +304,7 @@ async def send_message(
     key = idempotency.check_key(idempotency_key)
     body = await request.body()
     try:
-        message = MessageIn.model_validate(_parse_json(body))
+        message = MessageIn.model_validate(parse_json(body))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = "/" + "/".join(str(p) for p in first["loc"])

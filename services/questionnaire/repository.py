@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from shared.db.pool import plan_for_these_values
 from shared.db.sets import RowTable
@@ -22,7 +22,7 @@ class SubmissionRow:
     questionnaire_version: str
     answered_by: str
     authored: datetime
-    response: dict[str, Any]
+    response: orjson.Fragment  # the QuestionnaireResponse as received, encoded (shared.http.bodies)
 
 
 # Where POST /v1/submissions stores its rows (``shared.http.ingress``).

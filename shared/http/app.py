@@ -253,6 +253,11 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
         # FastAPI's own telemetry would add a second server span beside the OpenTelemetry instrumentation
         # below (which we assert in tests), and its logs could carry request values: both are off.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # A body without a Content-Type is read as JSON, as on the tablet routes (tablets in the field may leave
+        # it out); one declared as anything but JSON is a 415 (limits.BodySizeLimit). FastAPI's strict default
+        # guards cookie-authenticated APIs from cross-site requests; these take bearer tokens only, which no
+        # page of another site can send.
+        strict_content_type=False,
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)

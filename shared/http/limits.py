@@ -1,7 +1,7 @@
-"""Limits on what a request may hold, enforced before the app sees it (pure ASGI middleware): the body's
-size, before it is read into memory; and no NUL character anywhere, which PostgreSQL refuses in text and
-jsonb. Refused there, such a request is a clear 4xx; stored, it failed at the database, and with it every
-other tablet's request committed in the same statement."""
+"""Limits on what a request may hold, enforced before the app sees it (pure ASGI middleware): a body is JSON;
+the body's size, before it is read into memory; and no NUL character anywhere, which PostgreSQL refuses in
+text and jsonb. Refused there, such a request is a clear 4xx; stored, it failed at the database, and with it
+every other tablet's request committed in the same statement."""
 
 from __future__ import annotations
 
@@ -13,6 +13,30 @@ NUL_ESCAPE = b"\\u0000"
 # Paging further than this into a list is a mistake (filter instead); it also keeps offsets within what
 # PostgreSQL takes.
 MAX_OFFSET = 100_000
+
+
+# What a body may be declared as: JSON, in UTF-8 (RFC 8259). A body without a Content-Type is read as JSON too
+# (tablets in the field may leave it out).
+JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
+_UTF8 = frozenset({"utf-8", "utf8"})
+
+
+def is_json_media_type(content_type: bytes) -> bool:
+    """Whether a Content-Type header declares a body this platform reads: application/json, or
+    application/fhir+json for FHIR resources; a charset parameter, if any, says UTF-8."""
+    media_type, *parameters = content_type.decode("latin-1").split(";")
+    if media_type.strip().lower() not in JSON_MEDIA_TYPES:
+        return False
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in _UTF8:
+            return False
+    return True
+
+
+def _has_body(headers: dict[bytes, bytes]) -> bool:
+    length = headers.get(b"content-length")
+    return b"transfer-encoding" in headers or (length is not None and length.strip() not in (b"", b"0"))
 
 
 class BodyTooLarge(Exception):
@@ -54,7 +78,15 @@ class BodySizeLimit:
             # No body to limit; and a live stream sends thousands of times, each through any wrapper here.
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        raw_headers = scope.get("headers") or []
+        headers = dict(raw_headers)
+        if b"content-type" in headers and _has_body(headers):
+            # Every one of them: the app reads the first, a dict keeps the last.
+            for name, content_type in raw_headers:
+                if name == b"content-type" and not is_json_media_type(content_type):
+                    await self._refuse_media_type(scope, receive, send, content_type)
+                    return
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send)
             return
@@ -102,6 +134,20 @@ class BodySizeLimit:
             413,
             f"The request body is larger than the {self.max_bytes} bytes this endpoint accepts.",
             instance=scope.get("path"),
+        )
+        await response(scope, receive, send)
+
+    async def _refuse_media_type(self, scope: Scope, receive: Receive, send: Send, content_type: bytes) -> None:
+        accepted = ", ".join(JSON_MEDIA_TYPES)
+        response = problem_response(
+            415,
+            f"The request body is sent as {content_type.decode('latin-1')[:100]!r}, which this service does not "
+            "read: send it as JSON in UTF-8, with Content-Type: application/json (application/fhir+json for a "
+            "FHIR resource such as a QuestionnaireResponse), or without a Content-Type.",
+            kind="unsupported-media-type",
+            instance=scope.get("path"),
+            headers={"Accept-Post": accepted} if scope["method"] == "POST" else None,
+            accepted=list(JSON_MEDIA_TYPES),
         )
         await response(scope, receive, send)
 

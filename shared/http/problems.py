@@ -91,6 +91,19 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return f"{first['detail']} (at {where}).", errors
 
 
+# FastAPI's answer to a body its JSON parser raised on with anything but a syntax error (which it reports as a
+# validation error): the parser's exception is the HTTPException's cause.
+FASTAPI_UNREADABLE_BODY = "There was an error parsing the body"
+
+
+def _unreadable_body_detail(cause: BaseException | None) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "The request body is not valid JSON: it is not UTF-8 text. Send JSON encoded in UTF-8."
+    if isinstance(cause, RecursionError):
+        return "The request body is nested too deeply to be read as JSON; send the documented shape."
+    return "The request body is not valid JSON."
+
+
 def _passing_on(
     status: int, detail: str, *, kind: str, headers: dict[str, str] | None = None
 ) -> Callable[[Request, Exception], Awaitable[Response]]:
@@ -124,6 +137,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == FASTAPI_UNREADABLE_BODY:
+            detail = _unreadable_body_detail(exc.__cause__)
+            return problem_response(400, detail, kind="malformed-json", instance=request.url.path)
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no resource at {request.url.path}."

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import jwt
 import orjson
 import pytest
 
+from shared.settings import DEV_AUTH_SECRET
 from shared.testing.fhir import QUESTIONNAIRE, RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 
@@ -268,3 +272,146 @@ async def test_staff_requests_out_of_range_get_a_4xx_never_a_500(platform: Any) 
     await _assert_problem(with_nul, 400, "NUL character")
     async with platform.alerting_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM expected_levels") == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/xml",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=utf-16",
+    ],
+)
+async def test_a_body_declared_as_anything_but_json_is_415(platform: Any, content_type: str) -> None:
+    # The JSON itself is right: only its declared type is not. It used to be stored all the same by the tablet
+    # routes, and refused by the others with a 422 about the body's shape that said nothing of the header.
+    patient = uuid.uuid4()
+    alert_id = await _red_alert(platform)
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        before = await conn.fetchval("SELECT count(*) FROM outbox")
+    headers = {**_headers(platform, patient), "Content-Type": content_type}
+    submission = await _post(platform, orjson.dumps(questionnaire_response(RED_NAUSEA)), headers)
+    message = await platform.questionnaire.post("/v1/messages", content=b'{"text": "bonjour"}', headers=headers)
+    resolve = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve",
+        content=b'{"outcome": "phone_call"}',
+        headers={**platform.staff(), "Content-Type": content_type},
+    )
+    for response in (submission, message, resolve):
+        problem = await _assert_problem(response, 415, "application/json", "application/fhir+json")
+        assert problem["type"].endswith("/unsupported-media-type")
+        assert problem["accepted"] == ["application/json", "application/fhir+json"]
+        assert response.headers["accept-post"] == "application/json, application/fhir+json"
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == before
+        assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 0
+        assert await conn.fetchval("SELECT count(*) FROM messages") == 0
+    alert = await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())
+    assert alert.json()["status"] == "open"
+
+
+async def test_a_body_with_two_content_types_one_not_json_is_415(platform: Any) -> None:
+    # The app reads the first header; the check used to read the last: either order got past it.
+    alert_id = await _red_alert(platform)
+    (auth,) = platform.staff().items()
+    for types in (("text/plain", "application/json"), ("application/json", "text/plain")):
+        headers = [auth, *(("Content-Type", t) for t in types)]
+        response = await platform.alerting.post(
+            f"/v1/alerts/{alert_id}/resolve", content=b'{"outcome": "phone_call"}', headers=headers
+        )
+        await _assert_problem(response, 415, "text/plain")
+    alert = await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())
+    assert alert.json()["status"] == "open"
+
+
+async def test_a_json_body_is_read_with_a_json_content_type_or_without_one(platform: Any) -> None:
+    patient = uuid.uuid4()
+    body = orjson.dumps(questionnaire_response(RED_NAUSEA))
+    for content_type in ("application/fhir+json", "application/json", "Application/JSON; charset=UTF-8", None):
+        headers = _headers(platform, patient) | ({"Content-Type": content_type} if content_type else {})
+        assert (await _post(platform, body, headers)).status_code == 202, content_type
+    alert_id = await _red_alert(platform)
+    # A body-less step declares no body, whatever its Content-Type says.
+    ack = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/ack", headers={**platform.staff(), "Content-Type": "text/plain"}
+    )
+    assert ack.status_code == 200, ack.text
+    # No Content-Type: read as JSON on every route (it used to be a 422 "valid dictionary" on the staff routes).
+    resolved = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve", content=b'{"outcome": "phone_call"}', headers=platform.staff()
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["outcome"] == "phone_call"
+
+
+async def test_a_body_that_is_not_utf8_is_a_clear_400_on_every_route(platform: Any) -> None:
+    body = b'{"outcome": "phone_call", "note": "caf\xe9"}'  # Latin-1
+    headers = {**platform.staff(), "Content-Type": "application/json"}
+    resolve = await platform.alerting.post(f"/v1/alerts/{uuid.uuid4()}/resolve", content=body, headers=headers)
+    problem = await _assert_problem(resolve, 400, "not valid JSON", "UTF-8")
+    assert problem["type"].endswith("/malformed-json")
+    message = await platform.questionnaire.post(
+        "/v1/messages", content=b'{"text": "caf\xe9"}', headers=_headers(platform, uuid.uuid4())
+    )
+    await _assert_problem(message, 400, "not valid JSON")
+    await _nothing_stored_or_published(platform)
+
+
+@pytest.mark.parametrize("depth", [300, 1000])
+async def test_a_submission_nested_too_deeply_to_store_is_422(platform: Any, depth: int) -> None:
+    # Valid JSON (orjson reads 1,024 levels) that the jsonb codec cannot write (254 at most): it used to fail at
+    # the database, as a 422 about an out-of-range value, or (deeper) a 500 when asyncpg's error message about
+    # the value overflowed Python's stack.
+    body = (
+        orjson.dumps(questionnaire_response(RED_NAUSEA))[:-1] + b', "extension": ' + b"[" * depth + b"]" * depth + b"}"
+    )
+    submitted = await _post(platform, body, _headers(platform, uuid.uuid4()))
+    problem = await _assert_problem(submitted, 422, "nested too deeply")
+    assert problem["type"].endswith("/too-deeply-nested")
+    await _nothing_stored_or_published(platform)
+
+
+async def test_a_submission_nested_within_the_limit_is_stored_as_sent(platform: Any) -> None:
+    response = questionnaire_response(RED_NAUSEA)
+    response["extension"] = [{"url": "https://example.org/deep", "valueString": "é", "nested": [[[]]] * 2}]
+    body = orjson.dumps(response)[:-1] + b', "contained": ' + b"[" * 200 + b"]" * 200 + b"}"
+    submitted = await _post(platform, body, _headers(platform, uuid.uuid4()))
+    assert submitted.status_code == 202, submitted.text
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        stored = await conn.fetchval(
+            "SELECT response::text FROM submissions WHERE id = $1", uuid.UUID(submitted.json()["id"])
+        )
+    assert orjson.loads(stored) == orjson.loads(body)
+
+
+async def test_a_token_whose_times_or_ids_cannot_be_kept_is_401(platform: Any) -> None:
+    # Signed with the right key (the identity provider's), but /v1/me could not show its expiry (a 500), a NUL
+    # in its subject failed every audited request (a 422 about the request, which held none), and so did a
+    # subject longer than OIDC allows (a 500: too long for an entry of the audit trail's index on actor).
+    def token(staff_id: str, **claims: Any) -> dict[str, str]:
+        now = int(time.time())
+        signed = jwt.encode(
+            {
+                "iss": "oncofollow-dev",
+                "aud": "oncofollow",
+                "iat": now,
+                "exp": now + 3600,
+                "jti": str(uuid.uuid4()),
+                "sub": staff_id,
+                "typ": "staff",
+                "roles": ["nurse", "admin"],
+                **claims,
+            },
+            DEV_AUTH_SECRET,
+            algorithm="HS256",
+        )
+        return {"Authorization": f"Bearer {signed}"}
+
+    unusable = (token("nurse-1", exp=10**12), token("nurse-1", exp=1e300), token("nurse\x00-1"))
+    for headers in (*unusable, token(secrets.token_urlsafe(4000))):
+        await _assert_problem(await platform.alerting.get("/v1/me", headers=headers), 401, "invalid")
+        await _assert_problem(await platform.alerting.get("/v1/alerts", headers=headers), 401, "invalid")
+    async with platform.alerting_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0

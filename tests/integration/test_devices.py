@@ -461,3 +461,62 @@ async def test_heartbeats_need_a_device_token(fleet: Fleet) -> None:
     # A development token that no loan issued is not a tablet of the fleet.
     stray = bearer(fleet.tokens.issue_device_token(uuid.uuid4(), str(uuid.uuid4())))
     assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=stray)).status_code == 401
+
+
+@pytest.mark.parametrize("wiped_at", ["before-the-return", "0002-01-01T00:00:00Z"])
+async def test_a_wipe_dated_before_the_tablet_came_back_is_refused(fleet: Fleet, wiped_at: str) -> None:
+    # A wipe before the return leaves what the last patient put on the tablet: it used to be recorded all the
+    # same (200, tablet.wiped), and the tablet could then be made ready for the next patient.
+    tablet = await fleet.ready_tablet()
+    assert (await fleet.loan(tablet, uuid.uuid4())).status_code == 201
+    body = {"channel": "day_hospital", "accessories_returned": ["charger", "cable", "manual"]}
+    returned = await fleet.devices.post(f"/v1/tablets/{tablet}/return", json=body, headers=fleet.staff())
+    assert returned.status_code == 200, returned.text
+    returned_at = datetime.fromisoformat(returned.json()["ended_at"])
+    async with fleet.devices_platform.pool.acquire() as conn:
+        events_before = await conn.fetchval("SELECT count(*) FROM outbox")
+    when = (returned_at - timedelta(minutes=10)).isoformat() if wiped_at == "before-the-return" else wiped_at
+    refused = await fleet.devices.post(
+        f"/v1/tablets/{tablet}/wipe",
+        json={"method": "factory_reset", "proof": "sheet-12", "wiped_at": when},
+        headers=fleet.staff(),
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["pointer"] == "/wiped_at"
+    assert "came back" in refused.json()["detail"]
+    assert await fleet.state(tablet) == "returned"
+    async with fleet.devices_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM wipes") == 0
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == events_before
+    # Dated after the return, it is the wipe the tablet needed.
+    wiped = await fleet.devices.post(
+        f"/v1/tablets/{tablet}/wipe", json={"method": "factory_reset", "proof": "sheet-12"}, headers=fleet.staff()
+    )
+    assert wiped.status_code == 200, wiped.text
+
+
+async def test_fleet_bodies_declared_as_anything_but_json_are_415(fleet: Fleet) -> None:
+    registration = {"serial_number": f"R52-{uuid.uuid4().hex[:10]}", "model": "Galaxy Tab A9"}
+    form = await fleet.devices.post("/v1/tablets", data=registration, headers=fleet.staff())
+    assert form.status_code == 415, form.text
+    assert form.headers["content-type"] == "application/problem+json"
+    assert form.json()["accepted"] == ["application/json", "application/fhir+json"]
+    tablet = await fleet.ready_tablet()
+    token = (await fleet.loan(tablet, uuid.uuid4())).json()["device_token"]
+    plain = await fleet.devices.post(
+        "/v1/heartbeats", content=orjson.dumps(heartbeat()), headers={**bearer(token), "Content-Type": "text/plain"}
+    )
+    assert plain.status_code == 415, plain.text
+    async with fleet.devices_platform.pool.acquire() as conn:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM tablets WHERE serial_number = $1", registration["serial_number"])
+            == 0
+        )
+        assert await conn.fetchval("SELECT count(*) FROM heartbeats") == 0
+    # Without a Content-Type, a staff command's body is read as JSON, as a tablet's is.
+    unlabelled = await fleet.devices.post("/v1/tablets", content=orjson.dumps(registration), headers=fleet.staff())
+    assert unlabelled.status_code == 201, unlabelled.text
+    assert (
+        await fleet.devices.post("/v1/heartbeats", content=orjson.dumps(heartbeat()), headers=bearer(token))
+    ).status_code == 204

@@ -147,6 +147,8 @@ class TestHs256Verifier:
             {"aud": "other-app"},
             {"aud": ["other-app"]},
             {"aud": None},
+            {"sub": 5},
+            {"jti": ["x"]},
         ],
         ids=repr,
     )
@@ -163,6 +165,25 @@ class TestHs256Verifier:
     def test_each_required_claim(self, claim: str) -> None:
         with pytest.raises(InvalidToken, match=f"missing claims: {claim}"):
             self.verify(_forge({k: v for k, v in self.good.items() if k != claim}))
+
+    @pytest.mark.parametrize(
+        "claims",
+        [
+            {"exp": 10**12},
+            {"exp": 1e300},
+            {"iat": -1},
+            {"sub": "nurse\x00-1"},
+            {"jti": "\x00"},
+            {"sub": "n" * 256},
+            {"jti": "j" * 256},
+        ],
+        ids=repr,
+    )
+    def test_claims_no_date_or_column_can_hold_are_refused(self, claims: dict[str, object]) -> None:
+        # PyJWT takes them; here an expiry past year 9999 could not be shown (/v1/me), nor a NUL stored, nor a
+        # subject longer than OIDC allows indexed (the audit trail).
+        with pytest.raises(InvalidToken):
+            self.verify(_forge({**self.good, **claims}))
 
     def test_a_little_clock_skew_is_tolerated_on_issue_not_on_expiry(self) -> None:
         assert self.verify(_forge({**self.good, "iat": int(self.now) + 10, "nbf": int(self.now) + 10}))
