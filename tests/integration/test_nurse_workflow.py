@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import nats.errors
@@ -154,7 +155,7 @@ async def test_the_patient_view_shows_the_trend_alerts_messages_and_sessions(pla
 
 async def test_an_expected_level_stops_a_known_symptom_from_alerting(platform: Any) -> None:
     patient = uuid.uuid4()
-    until = (date.today() + timedelta(days=10)).isoformat()
+    until = (clinic_today() + timedelta(days=10)).isoformat()
     url = f"/v1/patients/{patient}/expected-levels/nausea"
     set_ = await platform.alerting.put(url, json={"grade": 2, "until": until}, headers=platform.staff())
     assert set_.status_code == 200, set_.text
@@ -175,19 +176,29 @@ async def test_an_expected_level_stops_a_known_symptom_from_alerting(platform: A
     assert (await platform.alerting.delete(url, headers=platform.staff())).status_code == 404
 
 
+def clinic_today() -> date:
+    """Today where the ward is (the services' default CLINIC_TIMEZONE): from 23:00 or 22:00 UTC, a day after UTC's."""
+    return datetime.now(ZoneInfo("Europe/Paris")).date()
+
+
 @pytest.mark.parametrize(
-    ("term", "body", "status"),
+    ("term", "grade", "days_after_today", "status"),
     [
-        ("nausea", {"grade": 2, "until": (date.today() + timedelta(days=30)).isoformat()}, 422),  # 31 days in all
-        ("nausea", {"grade": 3, "until": date.today().isoformat()}, 422),  # grade 3 is red: it always alerts
-        ("nausea", {"grade": 2, "until": (date.today() - timedelta(days=1)).isoformat()}, 422),
-        ("nausea", {"grade": 4, "until": date.today().isoformat()}, 422),
-        ("nausea", {"grade": 1}, 422),
-        ("headache_typo", {"grade": 1, "until": date.today().isoformat()}, 404),
+        ("nausea", 2, 30, 422),  # 31 days in all
+        ("nausea", 3, 0, 422),  # grade 3 is red: it always alerts
+        ("nausea", 2, -1, 422),
+        ("nausea", 4, 0, 422),
+        ("nausea", 1, None, 422),  # no end date
+        ("headache_typo", 1, 0, 404),
     ],
 )
-async def test_bad_expected_levels_are_refused(platform: Any, term: str, body: dict[str, Any], status: int) -> None:
+async def test_bad_expected_levels_are_refused(
+    platform: Any, term: str, grade: int, days_after_today: int | None, status: int
+) -> None:
     patient = uuid.uuid4()
+    body: dict[str, Any] = {"grade": grade}
+    if days_after_today is not None:
+        body["until"] = (clinic_today() + timedelta(days=days_after_today)).isoformat()
     response = await platform.alerting.put(
         f"/v1/patients/{patient}/expected-levels/{term}", json=body, headers=platform.staff()
     )
