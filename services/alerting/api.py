@@ -354,8 +354,9 @@ async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
     )
 
 
-async def _refuse(conn: Any, alert_id: UUID, check: Any) -> None:
-    """Explain why a conditional update matched nothing: 404, or the 409 of the lifecycle rule."""
+async def _refuse(conn: Any, alert_id: UUID, check: Any) -> Any:
+    """Explain why a conditional update matched nothing: 404, or the 409 of the lifecycle rule. Returns the alert
+    as it is now when neither applies (it changed between the update and this read)."""
     current = await repository.get_alert(conn, alert_id)
     if current is None:
         raise Problem(404, "There is no alert with this id.")
@@ -363,6 +364,7 @@ async def _refuse(conn: Any, alert_id: UUID, check: Any) -> None:
         check(current["status"])
     except TransitionRefused as exc:
         raise Problem(409, str(exc), kind="alert-conflict", alert_status=current["status"]) from None
+    return current
 
 
 async def _record_step(
@@ -441,8 +443,19 @@ async def resolve_alert(
                 conn, alert_id, nurse.staff_id, resolution.outcome, resolution.note, now, seen=seen
             )
             if row is None:
-                await _refuse(conn, alert_id, check_resolve)
-                changed = await _changed_since_seen(conn, nurse, alert_id, now, levels)
+                current = await _refuse(conn, alert_id, check_resolve)
+                if seen is None:
+                    # Closed, then reopened by a colleague between this close's update and the read above: the
+                    # close named no version, so there is no version to have changed from (a 412), but the
+                    # alert the nurse meant to close is someone else's again.
+                    raise Problem(
+                        409,
+                        "A colleague closed and reopened this alert while you were closing it: look at it again "
+                        "before closing it.",
+                        kind="alert-conflict",
+                        alert_status=current["status"],
+                    )
+                changed = await _changed_since_seen(conn, nurse, current, now, levels)
             else:
                 resolved = AlertResolvedV1(
                     alert_id=alert_id,
@@ -460,14 +473,11 @@ async def resolve_alert(
 
 
 async def _changed_since_seen(
-    conn: Any, nurse: StaffPrincipal, alert_id: UUID, now: datetime, levels: ServiceLevels
+    conn: Any, nurse: StaffPrincipal, current: Any, now: datetime, levels: ServiceLevels
 ) -> Problem:
     """The 412 of a close whose ``If-Match`` names a version the alert has left: it holds the alert as it is now,
     for the nurse to see before she decides again (a read of the patient's data, so audited)."""
-    current = await repository.get_alert(conn, alert_id)
-    if current is None:
-        return Problem(404, "There is no alert with this id.")
-    await audit_staff(conn, nurse, "alert.read", f"alert/{alert_id}", current["patient_id"])
+    await audit_staff(conn, nurse, "alert.read", f"alert/{current['id']}", current["patient_id"])
     return Problem(
         412,
         "The alert changed after the version you showed (a new answer, or a colleague's step): show it as it is "

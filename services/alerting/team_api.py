@@ -19,6 +19,9 @@ from shared.http.problems import Problem
 router = APIRouter(prefix="/v1", tags=["team"])
 
 MAX_PERIOD_DAYS = 366
+# The days a period may name: the platform holds nothing earlier, and a date near the calendar's ends cannot
+# be stepped from (a default 'from' 29 days before 0001-01-01 does not exist).
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
 def _facts(row: Any) -> AlertFacts:
@@ -33,6 +36,13 @@ async def metrics(
     from_: Annotated[date | None, Query(alias="from", description="First day (included)")] = None,
     to: Annotated[date | None, Query(description="Last day (included)")] = None,
 ) -> Any:
+    for name, day in (("from", from_), ("to", to)):
+        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise Problem(
+                422,
+                f"Choose '{name}' between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}.",
+                pointer=f"/{name}",
+            )
     zone = ZoneInfo(levels.hours.zone)
     now = datetime.now(UTC)
     last = to or now.astimezone(zone).date()

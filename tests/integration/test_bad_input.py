@@ -265,7 +265,10 @@ async def test_staff_requests_out_of_range_get_a_4xx_never_a_500(platform: Any) 
     beyond = await platform.alerting.get("/v1/audit?before_id=9223372036854775808", headers=admin)
     await _assert_problem(beyond, 422, "before_id")
     year_9999 = await platform.alerting.get("/v1/metrics?from=9999-12-01&to=9999-12-31", headers=nurse)
-    await _assert_problem(year_9999, 422, "out of the range")
+    await _assert_problem(year_9999, 422, "Choose 'from' between 2000-01-01 and 2099-12-31")
+    year_1 = await platform.alerting.get("/v1/metrics?to=0001-01-01", headers=nurse)  # 'from' would be 29 days before
+    await _assert_problem(year_1, 422, "Choose 'to' between 2000-01-01 and 2099-12-31")
+    assert year_1.json()["pointer"] == "/to"
     year_1 = await platform.alerting.get("/v1/audit", params={"since": "0001-01-01T00:00:00+01:00"}, headers=admin)
     await _assert_problem(year_1, 422, "out of the range")
     with_nul = await platform.questionnaire.get("/v1/audit", params={"actor": "a\x00b"}, headers=admin)

@@ -144,3 +144,44 @@ async def test_a_malformed_precondition_is_a_clear_400_and_closes_nothing(platfo
     assert await _stored(platform, alert["id"]) == ("open", None, 0)
     async with platform.alerting_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox WHERE subject = 'alert.resolved'") == 0
+
+
+async def test_a_close_without_a_precondition_that_races_a_colleague_s_close_and_reopen_is_a_409(
+    platform: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A colleague closes the alert just before this close's update, and reopens it just after: the update finds
+    # it closed, the read that explains why finds it open again. The close named no version, so nothing
+    # "changed since the version shown" (a 412): it is a conflict with a colleague, like finding it closed.
+    from services.alerting import repository
+
+    alert = await open_alert(platform, uuid.uuid4())
+    url = f"/v1/alerts/{alert['id']}/resolve"
+    colleague = platform.staff(staff_id="nurse-colleague")
+    real_resolve = repository.resolve
+    raced = False
+
+    async def resolve_between_a_colleague_s_steps(*args: Any, **kwargs: Any) -> Any:
+        nonlocal raced
+        if raced:  # the colleague's own close
+            return await real_resolve(*args, **kwargs)
+        raced = True
+        closed = await platform.alerting.post(url, json={"outcome": "phone_call"}, headers=colleague)
+        assert closed.status_code == 200, closed.text
+        row = await real_resolve(*args, **kwargs)
+        reopened = await platform.alerting.post(f"/v1/alerts/{alert['id']}/reopen", headers=colleague)
+        assert reopened.status_code == 200, reopened.text
+        return row
+
+    monkeypatch.setattr(repository, "resolve", resolve_between_a_colleague_s_steps)
+    late = await platform.alerting.post(url, json={"outcome": "no_action_needed"}, headers=platform.staff())
+
+    assert raced
+    assert late.status_code == 409, late.text
+    assert late.headers["content-type"] == PROBLEM
+    assert late.json()["type"].endswith("/alert-conflict")
+    assert late.json()["alert_status"] == "acknowledged"
+    assert "colleague" in late.json()["detail"]
+    async with platform.alerting_platform.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT status, acknowledged_by FROM alerts WHERE id = $1", uuid.UUID(alert["id"]))
+    assert (row["status"], row["acknowledged_by"]) == ("acknowledged", "nurse-colleague")
+    assert await _stored(platform, alert["id"]) == ("acknowledged", None, 1)  # only the colleague's close
