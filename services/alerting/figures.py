@@ -26,6 +26,9 @@ class AlertFacts:
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     outcome: str | None
+    # When it last started waiting for a nurse: its raise, or a new finding that sent it back to open after a
+    # nurse had taken it (the triage list's and ``waiting_seconds``' start).
+    waiting_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,9 @@ def team_figures(
 ) -> TeamFigures:
     """Figures over the alerts raised in the period. An alert counts within its service level when it was
     acknowledged by its deadline; one still unacknowledged past its deadline counts as missed; one still
-    within its deadline is not counted yet."""
+    within its deadline is not counted yet. Time to acknowledge runs from when the alert last started waiting
+    (a new finding that sent it back to open restarts it, as it restarts its deadline); time to close runs from
+    the raise: the whole episode."""
     raised = list(alerts)
     by_level = {"red": 0, "orange": 0}
     to_ack: list[float] = []
@@ -99,7 +104,7 @@ def team_figures(
         by_level[alert.level] = by_level.get(alert.level, 0) + 1
         due = levels.due_after(alert.level, alert.level_since)  # type: ignore[arg-type]
         if alert.acknowledged_at is not None:
-            to_ack.append((alert.acknowledged_at - alert.raised_at).total_seconds())
+            to_ack.append((alert.acknowledged_at - (alert.waiting_since or alert.raised_at)).total_seconds())
             judged += 1
             within += alert.acknowledged_at <= due
         elif now >= due:

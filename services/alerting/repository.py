@@ -717,10 +717,16 @@ async def clear_expected_level(conn: asyncpg.Connection, patient_id: UUID, term:
     return status != "DELETE 0"
 
 
+# An alert's facts for the team's figures (``figures.AlertFacts``).
+_FACT_COLUMNS = (
+    "level, status, raised_at, level_since, acknowledged_at, resolved_at, outcome, "
+    "coalesce(reopened_by_finding_at, raised_at) AS waiting_since"
+)
+
+
 async def alerts_raised_between(conn: asyncpg.Connection, start: datetime, stop: datetime) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT level, status, raised_at, level_since, acknowledged_at, resolved_at, outcome "
-        "FROM alerts WHERE raised_at >= $1 AND raised_at < $2",
+        f"SELECT {_FACT_COLUMNS} FROM alerts WHERE raised_at >= $1 AND raised_at < $2",
         start,
         stop,
     )
@@ -740,7 +746,4 @@ async def patient_weeks_between(conn: asyncpg.Connection, start: datetime, stop:
 
 
 async def open_alerts_for_overdue(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT level, status, raised_at, level_since, acknowledged_at, resolved_at, outcome FROM alerts "
-        "WHERE status = 'open'"
-    )
+    return await conn.fetch(f"SELECT {_FACT_COLUMNS} FROM alerts WHERE status = 'open'")

@@ -144,6 +144,18 @@ def test_team_figures() -> None:
     assert figures.overdue_now == 1
 
 
+def test_time_to_acknowledge_a_reopened_alert_runs_from_the_finding_that_reopened_it() -> None:
+    # Raised at 10:00 and taken at 10:20; a worse answer at 14:00 sent it back to open; taken again at 14:30.
+    # The team took 30 min to answer the new finding, not 4 h 30 (the patient waited from 14:00, as the triage
+    # list and its service-level deadline count).
+    raised, reopened = paris(23, 10), paris(23, 14)
+    taken_again = reopened + timedelta(minutes=30)
+    reopened_alert = AlertFacts("red", "acknowledged", raised, reopened, taken_again, None, None, reopened)
+    figures = team_figures([reopened_alert], patient_weeks=10.0, open_now=[], now=paris(23, 16), levels=LEVELS)
+    assert figures.time_to_acknowledge.median_s == 30 * 60
+    assert figures.within_service_level_share == 1.0
+
+
 def test_team_figures_without_data_are_empty_not_zero() -> None:
     figures = team_figures([], patient_weeks=0.5, open_now=[], now=datetime.now(UTC), levels=LEVELS)
     assert figures.time_to_acknowledge.median_s is None
