@@ -5,8 +5,9 @@ dialog, with a warning, and the outcome must be chosen again; a change the page 
 the server (412) and shown the same way. A colleague's alert can be closed, naming her. A nurse who signs out
 leaves nothing of hers to the next. A session about to run out says so, and one that runs out mid-closing gives
 the closing back to the same nurse (and to nobody else) when she signs in again; the dialog says it too, since its
-backdrop covers the page's banner. The patient view takes and closes its alert with the same dialog and checks,
-and her own steps coming back on the live stream are not news to it. A list the previous nurse asked for and that
+backdrop covers the page's banner. The patient view takes and closes its alert with the same dialog and checks;
+a close refused there (412, 409) leaves the view behind the dialog showing the alert as it is now, and her own steps
+coming back on the live stream are not news to it. A list the previous nurse asked for and that
 comes back after she signed out is never shown to the next.
 """
 
@@ -25,7 +26,7 @@ import httpx
 import orjson
 import pytest
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Locator, Page, Route, expect
 
 from shared.testing.fhir import RED_NAUSEA
 from tests.browser.conftest import Ward, rows
@@ -143,20 +144,8 @@ async def test_the_patient_view_takes_and_closes_its_alert_with_the_list_s_dialo
     await ward.submit(NAUSEA_GRADE_2, patient=patient)
     page = await dashboard(ward)
     await expect(rows(page)).to_have_count(1, timeout=5_000)
-    alert_id = await rows(page).first.get_attribute("data-alert-id")
-    await rows(page).first.locator("[data-action=open-patient]").click()
-    current = page.locator('#patient-view section[aria-labelledby="current-alert-title"]')
-    await expect(current).to_contain_text("Pas encore prise", timeout=5_000)
-
-    await current.locator("[data-action=ack]").click()
-    await expect(current).to_contain_text("Prise par ide-claire", timeout=5_000)
+    alert_id, current, dialog = await _take_and_open_closing_in_the_patient_view(page)
     assert (await stored(ward, patient))["acknowledged_by"] == "ide-claire"
-    closing = current.locator("[data-action=resolve]")
-    await expect(closing).to_be_focused()  # what comes next for this alert
-    await closing.click()
-    dialog = page.locator("#resolve-dialog")
-    await expect(dialog).to_be_visible()
-    await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
     await dialog.locator("select[name=outcome]").select_option("no_action_needed")
     # The alert changes and this page has not heard of it: the close names the version the view showed (412).
     async with ward.alerting.pool.acquire() as conn:
@@ -193,6 +182,130 @@ async def test_the_patient_view_takes_and_closes_its_alert_with_the_list_s_dialo
         "seq => Number(sessionStorage.getItem('oncofollow.lastEventId')) >= seq", arg=resolved_seq, timeout=5_000
     )
     await expect(page.locator("#patient-view .stale-patient")).to_have_count(0)
+
+
+async def test_the_patient_view_behind_the_closing_dialog_shows_the_alert_the_server_refused_to_close(
+    ward: Ward,
+) -> None:
+    page, patient, alert_id, current, dialog = await _a_close_refused_in_the_patient_view(ward)
+    # The view behind the dialog shows the alert as it is now, not as it was: red, open again, the new answers.
+    await expect(current.locator(".current-alert-head .level-badge")).to_contain_text("ROUGE", timeout=5_000)
+    await expect(current).to_contain_text("Pas encore prise")
+    await expect(current.locator(".reasons")).to_contain_text("grade 3")
+    await expect(current.locator(".submission-detail")).to_have_count(2)
+    await expect(current.locator("[data-action=ack]")).to_be_visible()
+    await expect(current.locator("[data-action=resolve]")).to_have_count(0)
+    await expect(page.locator("#patient-view table.trend .level-cell")).to_have_count(2)
+    item = page.locator(f'#patient-view [data-prior-alert-id="{alert_id}"]')
+    await expect(item).to_have_attribute("data-status", "open")
+    await expect(item.locator(".level-badge")).to_contain_text("ROUGE")
+    # The dialog stays open, her place in it kept: the outcome to choose again, her note as she wrote it.
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#patient-view")).to_be_visible()
+    await expect(dialog.locator("select[name=outcome]")).to_be_focused()
+    await expect(dialog.locator("select[name=outcome]")).to_have_value("")
+    await expect(dialog.locator("textarea[name=note]")).to_have_value(NOTE)
+    assert (await stored(ward, patient))["status"] == "open"
+
+    await dialog.locator("select[name=outcome]").select_option("phone_call")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    await expect(item).to_have_attribute("data-status", "resolved", timeout=5_000)
+    await expect(item.locator(".history-steps")).to_contain_text("Clôturée par ide-claire")
+    await expect(current).to_have_count(0)
+    await expect(item).to_be_focused()
+    closed = await stored(ward, patient)
+    assert (closed["level"], closed["status"], closed["outcome"]) == ("red", "resolved", "phone_call")
+
+
+async def test_a_nurse_who_cancels_a_refused_close_finds_the_patient_view_as_it_is_now(ward: Ward) -> None:
+    _, patient, alert_id, current, dialog = await _a_close_refused_in_the_patient_view(ward)
+    await expect(current.locator(".current-alert-head .level-badge")).to_contain_text("ROUGE", timeout=5_000)
+    await dialog.locator("[data-action=cancel-dialog]").click()
+    await expect(dialog).to_be_hidden()
+    await expect(current).to_contain_text("Pas encore prise")
+    await expect(current.locator(".reasons")).to_contain_text("grade 3")
+    # "Clôturer" is gone with the alert open again: the focus goes to what the view offers for it now.
+    await expect(current.locator(f'[data-action=ack][data-alert-id="{alert_id}"]')).to_be_focused()
+    assert (await stored(ward, patient))["status"] == "open"
+
+
+async def _a_close_refused_in_the_patient_view(ward: Ward) -> tuple[Page, uuid.UUID, str, Locator, Locator]:
+    """A nurse closing an orange alert from its patient view, refused (412): a new answer turned it red meanwhile,
+    and her page had not heard of it."""
+    patient = uuid.uuid4()
+    await ward.submit(NAUSEA_GRADE_2, patient=patient)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    alert_id, current, dialog = await _take_and_open_closing_in_the_patient_view(page)
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    await dialog.locator("textarea[name=note]").fill(NOTE)
+    # The patient reports grade 3 nausea, merged into the alert (red, and open again); this page has not heard of it
+    # (its live stream is cut): the close names the version the view showed, and the server refuses it (412).
+    await _cut_live_stream(page, ward)
+    await ward.submit(RED_NAUSEA, patient=patient)
+    await _stored_level(ward, patient, "red")
+    await expect(current.locator(".current-alert-head .level-badge")).to_contain_text("ORANGE")
+    await dialog.locator("[data-action=confirm-resolve]").click()
+    await expect(page.locator("#resolve-error")).to_contain_text("l'alerte est passée en ROUGE", timeout=5_000)
+    await expect(page.locator("#resolve-context")).to_contain_text("ROUGE")
+    return page, patient, alert_id, current, dialog
+
+
+async def test_the_patient_view_shows_closed_an_alert_a_colleague_closed_while_the_dialog_was_open(
+    ward: Ward,
+) -> None:
+    patient = uuid.uuid4()
+    await ward.submit(NAUSEA_GRADE_2, patient=patient)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    alert_id, current, dialog = await _take_and_open_closing_in_the_patient_view(page)
+    await dialog.locator("select[name=outcome]").select_option("no_action_needed")
+    # Karim closes it meanwhile, and this page has not heard of it: the server refuses her close (409).
+    await _cut_live_stream(page, ward)
+    async with httpx.AsyncClient(base_url=ward.url) as api:
+        closed = await api.post(
+            f"/v1/alerts/{alert_id}/resolve",
+            json={"outcome": "phone_call"},
+            headers={"Authorization": f"Bearer {ward.tokens.issue_staff_token('ide-karim', {'nurse'})}"},
+        )
+    assert closed.status_code == 200, closed.text
+    await dialog.locator("[data-action=confirm-resolve]").click()
+
+    await expect(dialog).to_be_hidden(timeout=5_000)
+    await expect(page.locator("#toasts")).to_contain_text("Cette alerte est déjà clôturée.")
+    item = page.locator(f'#patient-view [data-prior-alert-id="{alert_id}"]')
+    await expect(item).to_have_attribute("data-status", "resolved", timeout=5_000)
+    await expect(item.locator(".history-steps")).to_contain_text("Clôturée par ide-karim")
+    await expect(current).to_have_count(0)
+    await expect(item).to_be_focused()
+    assert (await stored(ward, patient))["resolved_by"] == "ide-karim"
+
+
+async def _take_and_open_closing_in_the_patient_view(page: Page) -> tuple[str, Locator, Locator]:
+    """The first row's patient view: its alert in progress taken there, and its closing dialog open."""
+    alert_id = await rows(page).first.get_attribute("data-alert-id")
+    assert alert_id
+    await rows(page).first.locator("[data-action=open-patient]").click()
+    current = page.locator('#patient-view section[aria-labelledby="current-alert-title"]')
+    await expect(current).to_contain_text("Pas encore prise", timeout=5_000)
+    await current.locator("[data-action=ack]").click()
+    await expect(current).to_contain_text("Prise par ide-claire", timeout=5_000)
+    closing = current.locator("[data-action=resolve]")
+    await expect(closing).to_be_focused()  # what comes next for this alert
+    await closing.click()
+    dialog = page.locator("#resolve-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
+    return alert_id, current, dialog
+
+
+async def _stored_level(ward: Ward, patient: uuid.UUID, level: str) -> None:
+    """Once the alert has that level in the database (a new answer is merged into it asynchronously)."""
+    deadline = time.monotonic() + 5
+    while (await stored(ward, patient))["level"] != level:
+        assert time.monotonic() < deadline, f"the alert never turned {level}"
+        await asyncio.sleep(0.05)
 
 
 class _CutStream:

@@ -775,7 +775,10 @@ async function submitResolve(event) {
       replaceAlert(error.body.alert);
       renderAlerts();
       showChangedAlert(error.body.alert);
+      form.elements.outcome.focus(); // the button she pressed waits for the outcome she must choose again
       refreshAlerts();
+      // The view behind the dialog shows the alert as it is now too: its 412 holds the alert, not its answers.
+      if (from === "patient") refreshPatient();
     } else if (error.status === 409 || error.status === 404) {
       $("resolve-dialog").close(); // the close handler puts the focus back where the dialog was opened from
       toastError(error);
@@ -799,11 +802,18 @@ function returnFocus({ alertId, trigger, from }, action) {
     trigger.focus();
     return;
   }
-  const selector =
+  const escaped = CSS.escape(alertId);
+  const selectors =
     action === "reopen" || from === "patient"
-      ? `#patient-view [data-action="${action}"][data-alert-id="${CSS.escape(alertId)}"]`
-      : `#alert-rows tr[data-alert-id="${CSS.escape(alertId)}"] [data-action]`;
-  const replacement = document.querySelector(selector);
+      ? // The same button, else what the view offers for that alert now (a reloaded view may show "Je prends" where
+        // "Clôturer" was), else the alert in its history.
+        [
+          `#patient-view [data-action="${action}"][data-alert-id="${escaped}"]`,
+          `#patient-view [data-action][data-alert-id="${escaped}"]`,
+          `#patient-view [data-prior-alert-id="${escaped}"]`,
+        ]
+      : [`#alert-rows tr[data-alert-id="${escaped}"] [data-action]`];
+  const replacement = selectors.map((selector) => document.querySelector(selector)).find(Boolean);
   if (replacement) replacement.focus();
   else if (state.view === "alerts") $("alerts-heading").focus();
 }
@@ -946,6 +956,12 @@ async function loadPatient(patientId, alertId, { keepFocus = false } = {}) {
     renderPatientError(container, patientId, error.detail || "Dossier indisponible.");
     toastError(error);
   }
+}
+
+/** The open patient view as it is now, the focus and the scroll left where they are. */
+function refreshPatient() {
+  if (state.view !== "patient" || !state.patient) return;
+  loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
 }
 
 /** The closing dialog for the patient view's alert in progress, showing it as the view does. */
@@ -1185,7 +1201,7 @@ function wire() {
         location.hash = "#alertes";
         break;
       case "refresh-patient":
-        if (state.patient) loadPatient(state.patient.patientId, state.patient.alertId, { keepFocus: true });
+        refreshPatient();
         break;
       case "reopen":
         openReopenDialog(button.dataset.alertId, button);
