@@ -34,6 +34,7 @@ __all__ = [
     "SilenceReason",
     "TabletState",
     "WipeMethod",
+    "accessories_outside",
     "allowed_actions",
     "clock_skew_ok",
     "default_expected_return",
@@ -42,6 +43,7 @@ __all__ = [
     "loan_status",
     "missing_accessories",
     "next_state",
+    "repeated_accessories",
     "silence_since",
     "utilisation",
 ]
@@ -296,6 +298,26 @@ class Accessory(StrEnum):
 def missing_accessories(handed_over: Iterable[Accessory], returned: Iterable[Accessory]) -> frozenset[Accessory]:
     """Accessories handed over with the loan but not brought back (extras brought back are not counted)."""
     return frozenset(handed_over) - frozenset(returned)
+
+
+# A list of accessories (registered with a tablet, handed over with a loan, checked back in) names each piece
+# once, and only pieces that are there to name: the API refuses the list otherwise (HTTP 422).
+
+
+def repeated_accessories(listed: Iterable[Accessory]) -> tuple[Accessory, ...]:
+    """The accessories listed more than once, in ``Accessory`` declaration order; empty when each is listed once."""
+    seen: set[Accessory] = set()
+    repeated: set[Accessory] = set()
+    for accessory in listed:
+        (repeated if accessory in seen else seen).add(accessory)
+    return tuple(accessory for accessory in Accessory if accessory in repeated)
+
+
+def accessories_outside(listed: Iterable[Accessory], kit: Iterable[Accessory]) -> tuple[Accessory, ...]:
+    """The accessories listed that are not in ``kit`` (a tablet's registered accessories, what a loan handed
+    over), each once, in ``Accessory`` declaration order; empty when all of them are in it."""
+    outside = frozenset(listed) - frozenset(kit)
+    return tuple(accessory for accessory in Accessory if accessory in outside)
 
 
 class ReturnChannel(StrEnum):

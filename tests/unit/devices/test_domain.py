@@ -21,6 +21,7 @@ from services.devices.domain import (
     SilencePolicy,
     SilenceReason,
     TabletState,
+    accessories_outside,
     allowed_actions,
     clock_skew_ok,
     default_expected_return,
@@ -29,6 +30,7 @@ from services.devices.domain import (
     loan_status,
     missing_accessories,
     next_state,
+    repeated_accessories,
     silence_since,
     utilisation,
 )
@@ -252,6 +254,46 @@ def test_missing_accessories(handed_over: list[Accessory], returned: list[Access
 
 def test_missing_accessories_takes_any_iterable() -> None:
     assert missing_accessories(iter([Accessory.SIM, Accessory.CASE]), (a for a in [Accessory.CASE])) == {Accessory.SIM}
+
+
+CH, CA, CS, SIM, MAN = Accessory.CHARGER, Accessory.CABLE, Accessory.CASE, Accessory.SIM, Accessory.MANUAL
+
+
+@pytest.mark.parametrize(
+    ("listed", "repeated"),
+    [
+        ([], ()),
+        (list(Accessory), ()),
+        ([CH, CH], (CH,)),
+        ([CH, CH, CH], (CH,)),  # named once however often it is repeated
+        ([MAN, CA, MAN, SIM, CA], (CA, MAN)),  # in declaration order, as the detail sentence lists them
+    ],
+)
+def test_repeated_accessories(listed: list[Accessory], repeated: tuple[Accessory, ...]) -> None:
+    assert repeated_accessories(listed) == repeated
+    assert repeated_accessories(iter(listed)) == repeated
+
+
+@pytest.mark.parametrize(
+    ("listed", "kit", "outside"),
+    [
+        ([], [], ()),
+        ([], [CH], ()),
+        ([CH, MAN], [CH, CA, MAN], ()),
+        ([CH, SIM], [CH, CA, MAN], (SIM,)),
+        ([SIM, CS, CH, SIM], [CH], (CS, SIM)),  # each once, in declaration order
+        ([CH], [], (CH,)),
+    ],
+)
+def test_accessories_outside_the_kit(
+    listed: list[Accessory], kit: list[Accessory], outside: tuple[Accessory, ...]
+) -> None:
+    assert accessories_outside(listed, kit) == outside
+
+
+def test_accessories_outside_a_kit_read_from_the_database() -> None:
+    # A loan's accessories come back from PostgreSQL as plain strings.
+    assert accessories_outside([CH, SIM], ["cable", "charger", "manual"]) == (SIM,)
 
 
 # --- Loan dates ----------------------------------------------------------------------------------------------
