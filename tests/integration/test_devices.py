@@ -523,8 +523,25 @@ async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: 
         (orjson.dumps({**heartbeat(), "sent_at": "0001-01-01T00:00:00+01:00"}), 422, "/sent_at"),
         # Stored, it would stay on the tablet for good (the latest use is kept), for later loans too.
         (orjson.dumps({**heartbeat(), "last_used_at": "9999-12-31T23:59:59Z"}), 422, "/last_used_at"),
+        # Unix times, even recent ones: the tablet sends an RFC 3339 date-time with its offset.
+        (orjson.dumps({**heartbeat(), "sent_at": int(time.time())}), 422, "/sent_at"),
+        (orjson.dumps({**heartbeat(), "sent_at": time.time()}), 422, "/sent_at"),
+        (orjson.dumps({**heartbeat(), "sent_at": str(int(time.time()))}), 422, "/sent_at"),
+        (orjson.dumps({**heartbeat(), "last_used_at": int(time.time()) - 60}), 422, "/last_used_at"),
     ],
-    ids=["malformed", "battery", "battery-true", "unknown-field", "sent-ahead", "sent-year-1", "used-year-9999"],
+    ids=[
+        "malformed",
+        "battery",
+        "battery-true",
+        "unknown-field",
+        "sent-ahead",
+        "sent-year-1",
+        "used-year-9999",
+        "sent-unix-int",
+        "sent-unix-float",
+        "sent-unix-string",
+        "used-unix-int",
+    ],
 )
 async def test_bad_heartbeats_are_refused_and_record_nothing(
     fleet: Fleet, body: bytes, status: int, pointer: str
