@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -23,12 +23,14 @@ from services.devices.domain import (
     ReturnChannel,
     TabletState,
     WipeMethod,
+    accessories_outside,
     allowed_actions,
     clock_skew_ok,
     default_expected_return,
     loan_status,
     missing_accessories,
     next_state,
+    repeated_accessories,
     utilisation,
 )
 from services.devices.heartbeats import HeartbeatWriter
@@ -216,6 +218,30 @@ async def _tablet_body(conn: asyncpg.Connection, tablet_id: UUID) -> dict[str, A
     return _tablet_view(row).model_dump(mode="json")
 
 
+def _each_once(listed: Sequence[Accessory], pointer: str) -> None:
+    repeated = repeated_accessories(listed)
+    if repeated:
+        raise Problem(
+            422,
+            f"List each accessory once: {', '.join(repeated)} "
+            f"{'is' if len(repeated) == 1 else 'are'} listed more than once.",
+            kind="duplicate-accessory",
+            pointer=pointer,
+        )
+
+
+def _only_lent(listed: Sequence[Accessory], loan: Any, pointer: str) -> None:
+    """What comes back with a tablet, or after it, is what its loan handed over (the loan's ``accessories``)."""
+    not_lent = accessories_outside(listed, loan["accessories"])
+    if not_lent:
+        raise Problem(
+            422,
+            f"This loan did not include {', '.join(not_lent)}: list only what was handed over.",
+            kind="accessory-not-lent",
+            pointer=pointer,
+        )
+
+
 # --- Inventory -----------------------------------------------------------------------------------------------
 
 
@@ -238,9 +264,7 @@ class TabletRegistration(BaseModel):
 async def register_tablet(
     body: TabletRegistration, request: Request, staff: FleetManager, platform: PlatformDep, key: IdempotencyKey = None
 ) -> Any:
-    kinds = [a.kind for a in body.accessories]
-    if len(set(kinds)) != len(kinds):
-        raise Problem(422, "List each accessory kind once.", kind="duplicate-accessory", pointer="/accessories")
+    _each_once([a.kind for a in body.accessories], "/accessories")
 
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
         tablet_id = uuid.uuid4()
@@ -464,8 +488,7 @@ async def loan_tablet(
     platform: PlatformDep,
     key: IdempotencyKey = None,
 ) -> Any:
-    if len(set(body.accessories)) != len(body.accessories):
-        raise Problem(422, "List each accessory once.", kind="duplicate-accessory", pointer="/accessories")
+    _each_once(body.accessories, "/accessories")
 
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
         today = now.date()
@@ -491,8 +514,8 @@ async def loan_tablet(
                 pointer="/expected_return_on",
             )
         tablet = await _locked_tablet(conn, tablet_id)
-        registered = {r["kind"] for r in await repository.registered_accessories(conn, tablet_id)}
-        unknown = sorted(a.value for a in body.accessories if a.value not in registered)
+        registered = [r["kind"] for r in await repository.registered_accessories(conn, tablet_id)]
+        unknown = accessories_outside(body.accessories, registered)
         if unknown:
             raise Problem(
                 422,
@@ -561,7 +584,10 @@ class ReturnRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: ReturnChannel
-    accessories_returned: list[Accessory] = Field(description="The checklist: what came back with the tablet.")
+    accessories_returned: list[Accessory] = Field(
+        description="The checklist: what came back with the tablet, each once, among what the loan handed over.",
+        max_length=5,
+    )
     returned_at: AwareDatetime | None = Field(default=None, description="Default: now.")
 
 
@@ -574,6 +600,8 @@ async def return_tablet(
     platform: PlatformDep,
     key: IdempotencyKey = None,
 ) -> Any:
+    _each_once(body.accessories_returned, "/accessories_returned")
+
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
         returned_at = _not_in_future(body.returned_at, now, "A return", "/returned_at")
         tablet = await _locked_tablet(conn, tablet_id)
@@ -582,6 +610,7 @@ async def return_tablet(
         assert loan is not None  # a loaned tablet has its open loan (same transaction that moved it)
         if returned_at < loan["loaned_at"]:
             raise Problem(422, "A tablet cannot come back before it was loaned.", pointer="/returned_at")
+        _only_lent(body.accessories_returned, loan, "/accessories_returned")
         missing = sorted(missing_accessories(loan["accessories"], body.accessories_returned))
         await repository.end_loan(
             conn, loan["id"], kind="returned", at=returned_at, channel=body.channel, missing=missing
@@ -599,7 +628,7 @@ async def return_tablet(
         )
         await _publish(conn, platform, "tablet.returned", event, tablet_id)
         await audit_staff(conn, staff, "tablet.return", f"tablet/{tablet_id}", loan["patient_id"])
-        ended = await conn.fetchrow(f"SELECT {repository.LOAN_COLUMNS} FROM loans l WHERE l.id = $1", loan["id"])
+        ended = await repository.get_loan(conn, loan["id"])
         return 200, _loan_view(ended, tablet["last_seen_at"], now.date()).model_dump(mode="json")
 
     return await _command(request, platform, staff, key, work)
@@ -608,7 +637,12 @@ async def return_tablet(
 class AccessoriesBack(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    accessories: list[Accessory] = Field(min_length=1)
+    accessories: list[Accessory] = Field(
+        min_length=1,
+        max_length=5,
+        description="What came back after the return, each once, among what the loan handed over; one already "
+        "back is a retry and changes nothing.",
+    )
 
 
 @router.post("/loans/{loan_id}/accessories", response_model=LoanView, summary="Missing accessories came back")
@@ -620,10 +654,16 @@ async def accessories_back(
     platform: PlatformDep,
     key: IdempotencyKey = None,
 ) -> Any:
+    _each_once(body.accessories, "/accessories")
+
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
-        loan = await repository.accessories_came_back(conn, loan_id, [a.value for a in body.accessories])
-        if loan is None:
+        lent = await repository.get_loan(conn, loan_id)
+        if lent is None:
             raise Problem(404, "There is no loan with this id.", kind="unknown-loan")
+        # Lent and already back (at the return, or by an earlier call) is a retry: the loan stays as it is.
+        _only_lent(body.accessories, lent, "/accessories")
+        loan = await repository.accessories_came_back(conn, loan_id, [a.value for a in body.accessories])
+        assert loan is not None  # read above, in this transaction; loans are never deleted
         await audit_staff(conn, staff, "loan.accessories", f"loan/{loan_id}", loan["patient_id"])
         return 200, _loan_view(loan, None, now.date()).model_dump(mode="json")
 

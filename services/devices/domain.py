@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "HEARTBEAT_CLOCK_TOLERANCE",
@@ -28,12 +29,14 @@ __all__ = [
     "Action",
     "HeartbeatReading",
     "IllegalTransition",
+    "OffsetDatetime",
     "ReturnChannel",
     "Silence",
     "SilencePolicy",
     "SilenceReason",
     "TabletState",
     "WipeMethod",
+    "accessories_outside",
     "allowed_actions",
     "clock_skew_ok",
     "default_expected_return",
@@ -42,6 +45,7 @@ __all__ = [
     "loan_status",
     "missing_accessories",
     "next_state",
+    "repeated_accessories",
     "silence_since",
     "utilisation",
 ]
@@ -298,6 +302,26 @@ def missing_accessories(handed_over: Iterable[Accessory], returned: Iterable[Acc
     return frozenset(handed_over) - frozenset(returned)
 
 
+# A list of accessories (registered with a tablet, handed over with a loan, checked back in) names each piece
+# once, and only pieces that are there to name: the API refuses the list otherwise (HTTP 422).
+
+
+def repeated_accessories(listed: Iterable[Accessory]) -> tuple[Accessory, ...]:
+    """The accessories listed more than once, in ``Accessory`` declaration order; empty when each is listed once."""
+    seen: set[Accessory] = set()
+    repeated: set[Accessory] = set()
+    for accessory in listed:
+        (repeated if accessory in seen else seen).add(accessory)
+    return tuple(accessory for accessory in Accessory if accessory in repeated)
+
+
+def accessories_outside(listed: Iterable[Accessory], kit: Iterable[Accessory]) -> tuple[Accessory, ...]:
+    """The accessories listed that are not in ``kit`` (a tablet's registered accessories, what a loan handed
+    over), each once, in ``Accessory`` declaration order; empty when all of them are in it."""
+    outside = frozenset(listed) - frozenset(kit)
+    return tuple(accessory for accessory in Accessory if accessory in outside)
+
+
 class ReturnChannel(StrEnum):
     DAY_HOSPITAL = "day_hospital"  # at a chemotherapy session: the natural point, the patient is there anyway
     POST = "post"
@@ -444,6 +468,26 @@ def _require_aware(**moments: datetime | None) -> None:
 # --- Heartbeats --------------------------------------------------------------------------------------------
 
 
+def _not_a_unix_time(value: object) -> object:
+    # Pydantic's lax mode reads a JSON number, or a string of digits, as a Unix time: 1700000000 would be taken
+    # for 14 November 2023. A tablet that sends one has a bug: it is refused as any other malformed date-time.
+    # On the heartbeat path: a type check, and for strings a scan that stops at the first character that is not
+    # a digit ("2026-" stops at the dash).
+    if type(value) is str:
+        if not value.lstrip("+-").replace(".", "", 1).isdigit():
+            return value
+    elif type(value) not in (int, float):
+        return value
+    raise PydanticCustomError(
+        "datetime_type",
+        "Input should be an RFC 3339 date-time with its UTC offset, e.g. 2026-03-20T09:58:00+01:00, not a Unix time",
+    )
+
+
+OffsetDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_unix_time)]
+"""An RFC 3339 date-time with its UTC offset (``Z`` or ``+01:00``); a number or a string of digits is refused."""
+
+
 class HeartbeatReading(BaseModel):
     """What the tablet's app sends every time it is switched on, then periodically while it is in use."""
 
@@ -456,10 +500,10 @@ class HeartbeatReading(BaseModel):
         pattern=r"^[0-9A-Za-z.+_-]+$",
         description="Version of the tablet app, e.g. 1.4.2 or 1.5.0-rc.1+build.7.",
     )
-    last_used_at: AwareDatetime | None = Field(
+    last_used_at: OffsetDatetime | None = Field(
         default=None, description="When the patient last used the app, by the tablet's clock; absent if never."
     )
-    sent_at: AwareDatetime = Field(
+    sent_at: OffsetDatetime = Field(
         description="When the tablet sent this reading, by its own clock (with its UTC offset); it may lag "
         "behind when the reading was queued while the tablet was offline."
     )

@@ -148,6 +148,10 @@ async def end_loan(
     )
 
 
+async def get_loan(conn: asyncpg.Connection, loan_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {LOAN_COLUMNS} FROM loans l WHERE l.id = $1", loan_id)
+
+
 async def accessories_came_back(conn: asyncpg.Connection, loan_id: UUID, kinds: Sequence[str]) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "UPDATE loans l SET missing_accessories = ARRAY(SELECT unnest(l.missing_accessories) EXCEPT "

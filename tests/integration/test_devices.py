@@ -301,6 +301,94 @@ async def test_refusals_change_nothing(fleet: Fleet, setup: str, request_path: s
     assert after == before
 
 
+async def _open_loan_and_counts(fleet: Fleet, tablet: str) -> tuple[Any, ...]:
+    async with fleet.devices_platform.pool.acquire() as conn:
+        return (
+            await conn.fetchval("SELECT count(*) FROM outbox"),
+            await conn.fetchval("SELECT count(*) FROM revoked_tokens"),
+            await conn.fetchval("SELECT count(*) FROM audit_log WHERE action IN ('tablet.return', 'loan.accessories')"),
+            await conn.fetchrow(
+                "SELECT ended_at, missing_accessories FROM loans WHERE tablet_id = $1 ORDER BY loaned_at DESC LIMIT 1",
+                uuid.UUID(tablet),
+            ),
+        )
+
+
+@pytest.mark.parametrize(
+    ("returned", "kind", "words"),
+    [
+        (["charger", "charger"], "duplicate-accessory", ["once", "charger"]),
+        (["charger", "sim"], "accessory-not-lent", ["did not include sim", "handed over"]),
+        (["sim", "case", "charger"], "accessory-not-lent", ["did not include case, sim"]),
+        (["charger", "cable", "manual", "charger", "cable", "manual"], None, []),  # six: longer than any kit
+    ],
+    ids=["listed-twice", "not-lent", "two-not-lent", "too-long"],
+)
+async def test_a_return_checklist_lists_what_was_lent_each_once(
+    fleet: Fleet, returned: list[str], kind: str | None, words: list[str]
+) -> None:
+    # Accepted before: a charger checked in twice, or a SIM that was never lent, ended the loan as if all was well.
+    tablet = await fleet.ready_tablet()
+    token = (await fleet.loan(tablet, uuid.uuid4(), accessories=["charger", "cable", "manual"])).json()["device_token"]
+    before = await _open_loan_and_counts(fleet, tablet)
+    refused = await fleet.devices.post(
+        f"/v1/tablets/{tablet}/return",
+        json={"channel": "day_hospital", "accessories_returned": returned},
+        headers=fleet.staff(),
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem.get("pointer", problem.get("errors", [{}])[0].get("pointer")) == "/accessories_returned"
+    if kind is not None:
+        assert problem["type"].endswith(f"/{kind}")
+    for word in words:
+        assert word in problem["detail"], problem
+    # The loan is still open, its token still works, nothing was published.
+    assert await fleet.state(tablet) == "loaned"
+    assert await _open_loan_and_counts(fleet, tablet) == before
+    assert before[3]["ended_at"] is None
+    assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=bearer(token))).status_code == 204
+
+
+async def test_accessories_that_come_back_are_ones_the_loan_lent(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    loan = (await fleet.loan(tablet, uuid.uuid4(), accessories=["charger", "cable", "manual"])).json()["loan"]
+    returned = await fleet.devices.post(
+        f"/v1/tablets/{tablet}/return",
+        json={"channel": "post", "accessories_returned": ["charger"]},
+        headers=fleet.staff(),
+    )
+    assert returned.json()["missing_accessories"] == ["cable", "manual"]
+    path = f"/v1/loans/{loan['id']}/accessories"
+    before = await _open_loan_and_counts(fleet, tablet)
+
+    for listed, kind, words in [
+        (["sim"], "accessory-not-lent", ["did not include sim"]),
+        (["cable", "sim"], "accessory-not-lent", ["did not include sim"]),  # not even the cable is recorded
+        (["cable", "cable"], "duplicate-accessory", ["once", "cable"]),
+        (["cable", "manual", "cable", "manual", "cable", "manual"], None, []),
+    ]:
+        refused = await fleet.devices.post(path, json={"accessories": listed}, headers=fleet.staff())
+        assert refused.status_code == 422, (listed, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem.get("pointer", problem.get("errors", [{}])[0].get("pointer")) == "/accessories"
+        if kind is not None:
+            assert problem["type"].endswith(f"/{kind}")
+        for word in words:
+            assert word in problem["detail"], problem
+        assert await _open_loan_and_counts(fleet, tablet) == before
+
+    back = await fleet.devices.post(path, json={"accessories": ["cable"]}, headers=fleet.staff())
+    assert back.status_code == 200, back.text
+    assert back.json()["missing_accessories"] == ["manual"]
+    # Lent and already back (the charger at the return, the cable just now): a retry, answered as it stands.
+    again = await fleet.devices.post(path, json={"accessories": ["cable", "charger"]}, headers=fleet.staff())
+    assert again.status_code == 200, again.text
+    assert again.json()["missing_accessories"] == ["manual"]
+
+
 async def test_staff_roles_are_enforced(fleet: Fleet) -> None:
     tablet = await fleet.register()
     nurse = fleet.staff("nurse", "ide-1")
@@ -435,8 +523,25 @@ async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: 
         (orjson.dumps({**heartbeat(), "sent_at": "0001-01-01T00:00:00+01:00"}), 422, "/sent_at"),
         # Stored, it would stay on the tablet for good (the latest use is kept), for later loans too.
         (orjson.dumps({**heartbeat(), "last_used_at": "9999-12-31T23:59:59Z"}), 422, "/last_used_at"),
+        # Unix times, even recent ones: the tablet sends an RFC 3339 date-time with its offset.
+        (orjson.dumps({**heartbeat(), "sent_at": int(time.time())}), 422, "/sent_at"),
+        (orjson.dumps({**heartbeat(), "sent_at": time.time()}), 422, "/sent_at"),
+        (orjson.dumps({**heartbeat(), "sent_at": str(int(time.time()))}), 422, "/sent_at"),
+        (orjson.dumps({**heartbeat(), "last_used_at": int(time.time()) - 60}), 422, "/last_used_at"),
     ],
-    ids=["malformed", "battery", "battery-true", "unknown-field", "sent-ahead", "sent-year-1", "used-year-9999"],
+    ids=[
+        "malformed",
+        "battery",
+        "battery-true",
+        "unknown-field",
+        "sent-ahead",
+        "sent-year-1",
+        "used-year-9999",
+        "sent-unix-int",
+        "sent-unix-float",
+        "sent-unix-string",
+        "used-unix-int",
+    ],
 )
 async def test_bad_heartbeats_are_refused_and_record_nothing(
     fleet: Fleet, body: bytes, status: int, pointer: str

@@ -21,6 +21,7 @@ from services.devices.domain import (
     SilencePolicy,
     SilenceReason,
     TabletState,
+    accessories_outside,
     allowed_actions,
     clock_skew_ok,
     default_expected_return,
@@ -29,6 +30,7 @@ from services.devices.domain import (
     loan_status,
     missing_accessories,
     next_state,
+    repeated_accessories,
     silence_since,
     utilisation,
 )
@@ -252,6 +254,46 @@ def test_missing_accessories(handed_over: list[Accessory], returned: list[Access
 
 def test_missing_accessories_takes_any_iterable() -> None:
     assert missing_accessories(iter([Accessory.SIM, Accessory.CASE]), (a for a in [Accessory.CASE])) == {Accessory.SIM}
+
+
+CH, CA, CS, SIM, MAN = Accessory.CHARGER, Accessory.CABLE, Accessory.CASE, Accessory.SIM, Accessory.MANUAL
+
+
+@pytest.mark.parametrize(
+    ("listed", "repeated"),
+    [
+        ([], ()),
+        (list(Accessory), ()),
+        ([CH, CH], (CH,)),
+        ([CH, CH, CH], (CH,)),  # named once however often it is repeated
+        ([MAN, CA, MAN, SIM, CA], (CA, MAN)),  # in declaration order, as the detail sentence lists them
+    ],
+)
+def test_repeated_accessories(listed: list[Accessory], repeated: tuple[Accessory, ...]) -> None:
+    assert repeated_accessories(listed) == repeated
+    assert repeated_accessories(iter(listed)) == repeated
+
+
+@pytest.mark.parametrize(
+    ("listed", "kit", "outside"),
+    [
+        ([], [], ()),
+        ([], [CH], ()),
+        ([CH, MAN], [CH, CA, MAN], ()),
+        ([CH, SIM], [CH, CA, MAN], (SIM,)),
+        ([SIM, CS, CH, SIM], [CH], (CS, SIM)),  # each once, in declaration order
+        ([CH], [], (CH,)),
+    ],
+)
+def test_accessories_outside_the_kit(
+    listed: list[Accessory], kit: list[Accessory], outside: tuple[Accessory, ...]
+) -> None:
+    assert accessories_outside(listed, kit) == outside
+
+
+def test_accessories_outside_a_kit_read_from_the_database() -> None:
+    # A loan's accessories come back from PostgreSQL as plain strings.
+    assert accessories_outside([CH, SIM], ["cable", "charger", "manual"]) == (SIM,)
 
 
 # --- Loan dates ----------------------------------------------------------------------------------------------
@@ -490,6 +532,41 @@ def test_good_app_versions(version: str) -> None:
 def test_bad_heartbeat_readings(change: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         HeartbeatReading.model_validate({**READING, **change})
+
+
+@pytest.mark.parametrize("field", ["sent_at", "last_used_at"])
+@pytest.mark.parametrize(
+    "unix_time",
+    [b"1773997080", b"1773997080.5", b"-1", b"0", b'"1773997080"', b'"1773997080.5"', b'"+1773997080"', b'".5"'],
+    ids=bytes.decode,
+)
+def test_a_unix_time_is_not_a_heartbeat_date(field: str, unix_time: bytes) -> None:
+    # Lax pydantic read these as 20 March 2026 at 09:58 in Paris (or 1970): the tablet sends RFC 3339 date-times.
+    fields = {"battery_percent": b"87", "app_version": b'"1.4.2"', "sent_at": b'"2026-03-20T09:58:00+01:00"'}
+    fields[field] = unix_time
+    body = b"{%s}" % b", ".join(b'"%s": %s' % (name.encode(), value) for name, value in fields.items())
+    with pytest.raises(ValidationError) as refused:
+        HeartbeatReading.model_validate_json(body)
+    [error] = refused.value.errors()
+    assert error["loc"] == (field,) and error["type"] == "datetime_type"
+    assert "RFC 3339" in error["msg"] and "Unix time" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "instant"),
+    [
+        ("2026-03-20T09:58:00+01:00", datetime(2026, 3, 20, 8, 58, tzinfo=UTC)),
+        ("2026-03-20T08:58:00Z", datetime(2026, 3, 20, 8, 58, tzinfo=UTC)),
+        ("2026-03-20t08:58:00.250z", datetime(2026, 3, 20, 8, 58, 0, 250000, tzinfo=UTC)),
+        ("2026-03-20 09:58:00+01:00", datetime(2026, 3, 20, 8, 58, tzinfo=UTC)),
+    ],
+)
+def test_heartbeat_dates_with_an_offset_are_read_as_before(sent_at: str, instant: datetime) -> None:
+    body = b'{"battery_percent": 87, "app_version": "1.4.2", "sent_at": "%s"}' % sent_at.encode()
+    assert HeartbeatReading.model_validate_json(body).sent_at == instant
+    # From Python too, as a string or as an aware datetime.
+    assert HeartbeatReading.model_validate({**READING, "sent_at": sent_at}).sent_at == instant
+    assert HeartbeatReading.model_validate({**READING, "sent_at": instant}).sent_at == instant
 
 
 def test_a_heartbeat_needs_sent_at() -> None:
