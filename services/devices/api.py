@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from services.devices import repository
@@ -36,6 +36,7 @@ from services.devices.domain import (
 from services.devices.heartbeats import HeartbeatWriter
 from shared.audit import audit_staff, audit_staff_patients
 from shared.auth import StaffPrincipal
+from shared.datetimes import OffsetDatetime
 from shared.db.outbox import add_event
 from shared.events.catalog import make_event
 from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1, TabletWipedV1
@@ -447,7 +448,7 @@ async def move_tablet(
 class Agreement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    signed_at: AwareDatetime = Field(description="When the patient signed the loan agreement at the day hospital.")
+    signed_at: OffsetDatetime = Field(description="When the patient signed the loan agreement at the day hospital.")
     witnessed_by: str = Field(pattern=STAFF_PATTERN, description="The staff member who witnessed the signature.")
 
 
@@ -588,7 +589,7 @@ class ReturnRequest(BaseModel):
         description="The checklist: what came back with the tablet, each once, among what the loan handed over.",
         max_length=5,
     )
-    returned_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    returned_at: OffsetDatetime | None = Field(default=None, description="Default: now.")
 
 
 @router.post("/tablets/{tablet_id}/return", response_model=LoanView, summary="Record a return; revokes the token")
@@ -675,7 +676,7 @@ class WipeRequest(BaseModel):
 
     method: WipeMethod
     proof: str = Field(min_length=1, max_length=200, description="The MDM job id or the signed wipe sheet number.")
-    wiped_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    wiped_at: OffsetDatetime | None = Field(default=None, description="Default: now.")
 
 
 @router.post("/tablets/{tablet_id}/wipe", response_model=TabletView, summary="Record a wipe with its proof")

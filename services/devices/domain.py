@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.datetimes import OffsetDatetime
 
 __all__ = [
     "HEARTBEAT_CLOCK_TOLERANCE",
@@ -29,7 +30,6 @@ __all__ = [
     "Action",
     "HeartbeatReading",
     "IllegalTransition",
-    "OffsetDatetime",
     "ReturnChannel",
     "Silence",
     "SilencePolicy",
@@ -466,26 +466,6 @@ def _require_aware(**moments: datetime | None) -> None:
 
 
 # --- Heartbeats --------------------------------------------------------------------------------------------
-
-
-def _not_a_unix_time(value: object) -> object:
-    # Pydantic's lax mode reads a JSON number, or a string of digits, as a Unix time: 1700000000 would be taken
-    # for 14 November 2023. A tablet that sends one has a bug: it is refused as any other malformed date-time.
-    # On the heartbeat path: a type check, and for strings a scan that stops at the first character that is not
-    # a digit ("2026-" stops at the dash).
-    if type(value) is str:
-        if not value.lstrip("+-").replace(".", "", 1).isdigit():
-            return value
-    elif type(value) not in (int, float):
-        return value
-    raise PydanticCustomError(
-        "datetime_type",
-        "Input should be an RFC 3339 date-time with its UTC offset, e.g. 2026-03-20T09:58:00+01:00, not a Unix time",
-    )
-
-
-OffsetDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_unix_time)]
-"""An RFC 3339 date-time with its UTC offset (``Z`` or ``+01:00``); a number or a string of digits is refused."""
 
 
 class HeartbeatReading(BaseModel):

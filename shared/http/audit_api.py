@@ -10,10 +10,11 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from shared.audit import record_access
 from shared.auth import StaffPrincipal
+from shared.datetimes import OffsetDatetime
 from shared.http.app import PlatformDep
 from shared.http.security import require_staff
 
@@ -45,8 +46,8 @@ async def read_audit(
     patient_id: UUID | None = None,
     actor: Annotated[str | None, Query(max_length=120)] = None,
     action: Annotated[str | None, Query(max_length=120)] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: OffsetDatetime | None = None,
+    until: OffsetDatetime | None = None,
     before_id: Annotated[
         int | None, Query(ge=1, le=2**63 - 1, description="Paging: the next_before_id of the previous page")
     ] = None,

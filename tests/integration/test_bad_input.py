@@ -271,6 +271,10 @@ async def test_staff_requests_out_of_range_get_a_4xx_never_a_500(platform: Any) 
     assert year_1.json()["pointer"] == "/to"
     year_1 = await platform.alerting.get("/v1/audit", params={"since": "0001-01-01T00:00:00+01:00"}, headers=admin)
     await _assert_problem(year_1, 422, "out of the range")
+    # A year alone, or a number, read as a Unix time, would be a moment in 1970 or 2023: a date-time it is not.
+    for since in ("2026", "1700000000"):
+        unix = await platform.alerting.get("/v1/audit", params={"since": since}, headers=admin)
+        await _assert_problem(unix, 422, "RFC 3339", "not a Unix time")
     with_nul = await platform.questionnaire.get("/v1/audit", params={"actor": "a\x00b"}, headers=admin)
     await _assert_problem(with_nul, 400, "NUL character")
     async with platform.alerting_platform.pool.acquire() as conn:

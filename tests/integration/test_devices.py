@@ -625,3 +625,39 @@ async def test_fleet_bodies_declared_as_anything_but_json_are_415(fleet: Fleet) 
     assert (
         await fleet.devices.post("/v1/heartbeats", content=orjson.dumps(heartbeat()), headers=bearer(token))
     ).status_code == 204
+
+
+@pytest.mark.parametrize("when", [1700000000, "1700000000", 1700000000.5])
+async def test_fleet_dates_given_as_unix_times_are_refused(fleet: Fleet, when: Any) -> None:
+    # Read as a Unix time, each would be a moment of November 2023: a loan signed, a return or a wipe that never
+    # happened then. A fleet tool that sends one has a bug, told as a malformed date-time, and nothing changes.
+    tablet = await fleet.ready_tablet()
+    agreement = {"signed_at": when, "witnessed_by": "ide-martin"}
+    loan = await fleet.devices.post(
+        f"/v1/tablets/{tablet}/loan",
+        json={"patient_id": str(uuid.uuid4()), "agreement": agreement, "accessories": ["charger"]},
+        headers=fleet.staff(),
+    )
+    assert loan.status_code == 422, loan.text
+    assert loan.json()["errors"][0]["pointer"] == "/agreement/signed_at"
+    assert await fleet.state(tablet) == "ready"
+
+    assert (await fleet.loan(tablet, uuid.uuid4())).status_code == 201
+    body = {"channel": "day_hospital", "accessories_returned": ["charger"], "returned_at": when}
+    returned = await fleet.devices.post(f"/v1/tablets/{tablet}/return", json=body, headers=fleet.staff())
+    assert returned.status_code == 422, returned.text
+    assert returned.json()["errors"][0]["pointer"] == "/returned_at"
+    assert "not a Unix time" in returned.json()["errors"][0]["detail"]
+    assert await fleet.state(tablet) == "loaned"
+
+    body = {"channel": "day_hospital", "accessories_returned": ["charger"]}
+    assert (
+        await fleet.devices.post(f"/v1/tablets/{tablet}/return", json=body, headers=fleet.staff())
+    ).status_code == 200
+    wipe = {"method": "factory_reset", "proof": "sheet-12", "wiped_at": when}
+    wiped = await fleet.devices.post(f"/v1/tablets/{tablet}/wipe", json=wipe, headers=fleet.staff())
+    assert wiped.status_code == 422, wiped.text
+    assert wiped.json()["errors"][0]["pointer"] == "/wiped_at"
+    assert await fleet.state(tablet) == "returned"
+    async with fleet.devices_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM wipes") == 0
