@@ -661,6 +661,12 @@ async def accessories_back(
         lent = await repository.get_loan(conn, loan_id)
         if lent is None:
             raise Problem(404, "There is no loan with this id.", kind="unknown-loan")
+        if lent["ended_at"] is None:
+            raise Problem(
+                409,
+                "This loan is still open: tick the accessories that come back on the tablet's return checklist.",
+                kind="loan-still-open",
+            )
         # Lent and already back (at the return, or by an earlier call) is a retry: the loan stays as it is.
         _only_lent(body.accessories, lent, "/accessories")
         loan = await repository.accessories_came_back(conn, loan_id, [a.value for a in body.accessories])

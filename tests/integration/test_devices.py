@@ -354,6 +354,13 @@ async def test_a_return_checklist_lists_what_was_lent_each_once(
 async def test_accessories_that_come_back_are_ones_the_loan_lent(fleet: Fleet) -> None:
     tablet = await fleet.ready_tablet()
     loan = (await fleet.loan(tablet, uuid.uuid4(), accessories=["charger", "cable", "manual"])).json()["loan"]
+    # Before the return, nothing is missing yet: what comes back is ticked on the return's checklist.
+    early = await fleet.devices.post(
+        f"/v1/loans/{loan['id']}/accessories", json={"accessories": ["cable"]}, headers=fleet.staff()
+    )
+    assert early.status_code == 409, early.text
+    assert early.json()["type"].endswith("/loan-still-open") and "checklist" in early.json()["detail"]
+    assert await fleet.state(tablet) == "loaned"
     returned = await fleet.devices.post(
         f"/v1/tablets/{tablet}/return",
         json={"channel": "post", "accessories_returned": ["charger"]},
