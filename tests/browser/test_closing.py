@@ -140,11 +140,7 @@ async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: War
 async def test_the_patient_view_takes_and_closes_its_alert_with_the_list_s_dialog_and_shows_it_closed(
     ward: Ward,
 ) -> None:
-    patient = uuid.uuid4()
-    await ward.submit(NAUSEA_GRADE_2, patient=patient)
-    page = await dashboard(ward)
-    await expect(rows(page)).to_have_count(1, timeout=5_000)
-    alert_id, current, dialog = await _take_and_open_closing_in_the_patient_view(page)
+    page, patient, alert_id, current, dialog = await _closing_in_the_patient_view(ward)
     assert (await stored(ward, patient))["acknowledged_by"] == "ide-claire"
     await dialog.locator("select[name=outcome]").select_option("no_action_needed")
     # The alert changes and this page has not heard of it: the close names the version the view showed (412).
@@ -233,11 +229,7 @@ async def test_a_nurse_who_cancels_a_refused_close_finds_the_patient_view_as_it_
 async def _a_close_refused_in_the_patient_view(ward: Ward) -> tuple[Page, uuid.UUID, str, Locator, Locator]:
     """A nurse closing an orange alert from its patient view, refused (412): a new answer turned it red meanwhile,
     and her page had not heard of it."""
-    patient = uuid.uuid4()
-    await ward.submit(NAUSEA_GRADE_2, patient=patient)
-    page = await dashboard(ward)
-    await expect(rows(page)).to_have_count(1, timeout=5_000)
-    alert_id, current, dialog = await _take_and_open_closing_in_the_patient_view(page)
+    page, patient, alert_id, current, dialog = await _closing_in_the_patient_view(ward)
     await dialog.locator("select[name=outcome]").select_option("no_action_needed")
     await dialog.locator("textarea[name=note]").fill(NOTE)
     # The patient reports grade 3 nausea, merged into the alert (red, and open again); this page has not heard of it
@@ -255,11 +247,7 @@ async def _a_close_refused_in_the_patient_view(ward: Ward) -> tuple[Page, uuid.U
 async def test_the_patient_view_shows_closed_an_alert_a_colleague_closed_while_the_dialog_was_open(
     ward: Ward,
 ) -> None:
-    patient = uuid.uuid4()
-    await ward.submit(NAUSEA_GRADE_2, patient=patient)
-    page = await dashboard(ward)
-    await expect(rows(page)).to_have_count(1, timeout=5_000)
-    alert_id, current, dialog = await _take_and_open_closing_in_the_patient_view(page)
+    page, patient, alert_id, current, dialog = await _closing_in_the_patient_view(ward)
     await dialog.locator("select[name=outcome]").select_option("no_action_needed")
     # Karim closes it meanwhile, and this page has not heard of it: the server refuses her close (409).
     await _cut_live_stream(page, ward)
@@ -282,8 +270,12 @@ async def test_the_patient_view_shows_closed_an_alert_a_colleague_closed_while_t
     assert (await stored(ward, patient))["resolved_by"] == "ide-karim"
 
 
-async def _take_and_open_closing_in_the_patient_view(page: Page) -> tuple[str, Locator, Locator]:
-    """The first row's patient view: its alert in progress taken there, and its closing dialog open."""
+async def _closing_in_the_patient_view(ward: Ward) -> tuple[Page, uuid.UUID, str, Locator, Locator]:
+    """A new patient's orange alert, opened in its patient view, taken there, and its closing dialog open."""
+    patient = uuid.uuid4()
+    await ward.submit(NAUSEA_GRADE_2, patient=patient)
+    page = await dashboard(ward)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
     alert_id = await rows(page).first.get_attribute("data-alert-id")
     assert alert_id
     await rows(page).first.locator("[data-action=open-patient]").click()
@@ -297,7 +289,7 @@ async def _take_and_open_closing_in_the_patient_view(page: Page) -> tuple[str, L
     dialog = page.locator("#resolve-dialog")
     await expect(dialog).to_be_visible()
     await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
-    return alert_id, current, dialog
+    return page, patient, alert_id, current, dialog
 
 
 async def _stored_level(ward: Ward, patient: uuid.UUID, level: str) -> None:

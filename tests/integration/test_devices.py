@@ -336,19 +336,24 @@ async def test_a_return_checklist_lists_what_was_lent_each_once(
         json={"channel": "day_hospital", "accessories_returned": returned},
         headers=fleet.staff(),
     )
-    assert refused.status_code == 422, refused.text
-    assert refused.headers["content-type"] == "application/problem+json"
-    problem = refused.json()
-    assert problem.get("pointer", problem.get("errors", [{}])[0].get("pointer")) == "/accessories_returned"
-    if kind is not None:
-        assert problem["type"].endswith(f"/{kind}")
-    for word in words:
-        assert word in problem["detail"], problem
+    _assert_refused_list(refused, "/accessories_returned", kind, words)
     # The loan is still open, its token still works, nothing was published.
     assert await fleet.state(tablet) == "loaned"
     assert await _open_loan_and_counts(fleet, tablet) == before
     assert before[3]["ended_at"] is None
     assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=bearer(token))).status_code == 204
+
+
+def _assert_refused_list(refused: httpx.Response, pointer: str, kind: str | None, words: list[str]) -> None:
+    """A 422 about a list of accessories: its pointer, its kind when it has its own, the words that explain it."""
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem.get("pointer", problem.get("errors", [{}])[0].get("pointer")) == pointer
+    if kind is not None:
+        assert problem["type"].endswith(f"/{kind}")
+    for word in words:
+        assert word in problem["detail"], problem
 
 
 async def test_accessories_that_come_back_are_ones_the_loan_lent(fleet: Fleet) -> None:
@@ -377,14 +382,7 @@ async def test_accessories_that_come_back_are_ones_the_loan_lent(fleet: Fleet) -
         (["cable", "manual", "cable", "manual", "cable", "manual"], None, []),
     ]:
         refused = await fleet.devices.post(path, json={"accessories": listed}, headers=fleet.staff())
-        assert refused.status_code == 422, (listed, refused.text)
-        assert refused.headers["content-type"] == "application/problem+json"
-        problem = refused.json()
-        assert problem.get("pointer", problem.get("errors", [{}])[0].get("pointer")) == "/accessories"
-        if kind is not None:
-            assert problem["type"].endswith(f"/{kind}")
-        for word in words:
-            assert word in problem["detail"], problem
+        _assert_refused_list(refused, "/accessories", kind, words)
         assert await _open_loan_and_counts(fleet, tablet) == before
 
     back = await fleet.devices.post(path, json={"accessories": ["cable"]}, headers=fleet.staff())
