@@ -251,13 +251,7 @@ async def test_the_patient_view_shows_closed_an_alert_a_colleague_closed_while_t
     await dialog.locator("select[name=outcome]").select_option("no_action_needed")
     # Karim closes it meanwhile, and this page has not heard of it: the server refuses her close (409).
     await _cut_live_stream(page, ward)
-    async with httpx.AsyncClient(base_url=ward.url) as api:
-        closed = await api.post(
-            f"/v1/alerts/{alert_id}/resolve",
-            json={"outcome": "phone_call"},
-            headers={"Authorization": f"Bearer {ward.tokens.issue_staff_token('ide-karim', {'nurse'})}"},
-        )
-    assert closed.status_code == 200, closed.text
+    await _closed_through_the_api(ward, alert_id, "ide-karim")
     await dialog.locator("[data-action=confirm-resolve]").click()
 
     await expect(dialog).to_be_hidden(timeout=5_000)
@@ -268,6 +262,17 @@ async def test_the_patient_view_shows_closed_an_alert_a_colleague_closed_while_t
     await expect(current).to_have_count(0)
     await expect(item).to_be_focused()
     assert (await stored(ward, patient))["resolved_by"] == "ide-karim"
+
+
+async def _closed_through_the_api(ward: Ward, alert_id: str, staff_id: str) -> None:
+    """A nurse closes the alert from another screen (a call made, phone_call)."""
+    async with httpx.AsyncClient(base_url=ward.url) as api:
+        closed = await api.post(
+            f"/v1/alerts/{alert_id}/resolve",
+            json={"outcome": "phone_call"},
+            headers={"Authorization": f"Bearer {ward.tokens.issue_staff_token(staff_id, {'nurse'})}"},
+        )
+    assert closed.status_code == 200, closed.text
 
 
 async def _closing_in_the_patient_view(ward: Ward) -> tuple[Page, uuid.UUID, str, Locator, Locator]:
@@ -434,13 +439,7 @@ async def test_a_list_the_previous_nurse_asked_for_is_never_shown_to_the_next(wa
     await page.locator("#sign-out").click()
     await expect(page.locator("#signin-screen")).to_be_visible()
     # Meanwhile the alert is closed; Karim signs in at the same screen before Claire's list comes back.
-    async with httpx.AsyncClient(base_url=ward.url) as api:
-        closed = await api.post(
-            f"/v1/alerts/{alert_id}/resolve",
-            json={"outcome": "phone_call"},
-            headers={"Authorization": f"Bearer {ward.tokens.issue_staff_token('ide-claire', {'nurse'})}"},
-        )
-    assert closed.status_code == 200, closed.text
+    await _closed_through_the_api(ward, alert_id, "ide-claire")
     await sign_in(ward, page, "ide-karim")
 
     claire_s_list.set()
