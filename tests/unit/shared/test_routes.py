@@ -69,3 +69,21 @@ def test_an_endpoint_without_the_request_is_refused_at_start_up() -> None:
 
     with pytest.raises(TypeError, match="no request parameter"):
         router.add_api_route("/x", without_request, methods=["GET"])
+
+
+@pytest.mark.parametrize("service", ["questionnaire", "alerting", "devices"])
+def test_a_service_s_own_routes_are_tried_before_the_docs_and_probes(service: str) -> None:
+    import importlib
+
+    from starlette.routing import Match
+
+    app: FastAPI = importlib.import_module(f"services.{service}.main").app
+    tablet_post = {"type": "http", "method": "POST", "path": "/v1/submissions", "root_path": ""}
+    first = app.router.routes[0].matches(tablet_post)[0]
+    if service == "questionnaire":
+        assert first == Match.FULL  # the hottest route is the very first tried
+    probes = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz", "/readyz"}
+    paths = [getattr(route, "path", None) for route in app.router.routes]
+    first_probe = min(paths.index(p) for p in probes)
+    own = [i for i, route in enumerate(app.router.routes) if getattr(route, "path", None) is None]
+    assert own and max(own) < first_probe
