@@ -1,13 +1,16 @@
-"""Date-times that callers send: RFC 3339 with a UTC offset, never a Unix time."""
+"""Dates and date-times that callers send: RFC 3339 (a date-time with its UTC offset, or a calendar day), never
+a Unix time."""
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated
 
 from pydantic import AwareDatetime, BeforeValidator
 from pydantic_core import PydanticCustomError
 
-__all__ = ["OffsetDatetime"]
+__all__ = ["CalendarDate", "OffsetDatetime"]
 
 
 def _not_a_unix_time(value: object) -> object:
@@ -28,3 +31,19 @@ def _not_a_unix_time(value: object) -> object:
 
 OffsetDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_unix_time)]
 """An RFC 3339 date-time with its UTC offset (``Z`` or ``+01:00``); a number or a string of digits is refused."""
+
+
+_CALENDAR_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def _a_calendar_day(value: object) -> object:
+    # Pydantic's lax mode takes, for a date, a Unix time that falls at midnight UTC (1796083200 is 1 December
+    # 2026, as a number or a string) and a date-time at midnight ("2026-11-30T00:00:00"): a client sending either
+    # means something else, or has a bug. A day is written as the dashboard and the tablets write it.
+    if type(value) is date or (type(value) is str and _CALENDAR_DAY.fullmatch(value)):
+        return value
+    raise PydanticCustomError("date_type", "Input should be a calendar day written YYYY-MM-DD, e.g. 2026-03-20")
+
+
+CalendarDate = Annotated[date, BeforeValidator(_a_calendar_day)]
+"""A calendar day, ``YYYY-MM-DD`` (RFC 3339 ``full-date``); a number, a date-time or any other form is refused."""

@@ -3,7 +3,7 @@ expected levels that stop known, managed symptoms from alerting."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from services.alerting.api import AlertStepView, AlertView, LevelsDep, Nurse, al
 from services.alerting.labels import TERMS
 from services.alerting.service_levels import ServiceLevels
 from shared.audit import audit_staff
+from shared.datetimes import CalendarDate
 from shared.http.app import PlatformDep
 from shared.http.problems import Problem
 
@@ -112,7 +113,7 @@ class ExpectedLevelRequest(BaseModel):
         strict=True,
         description="Composite grades up to this one are expected and do not alert (a red finding always does).",
     )
-    until: date = Field(
+    until: CalendarDate = Field(
         description=f"The last day it applies: {EXPECTED_LEVEL_MAX_DAYS} days at most, today included "
         f"(so at most {EXPECTED_LEVEL_MAX_DAYS - 1} days after today)."
     )

@@ -13,6 +13,7 @@ from services.alerting import repository
 from services.alerting.api import LevelsDep, Nurse
 from services.alerting.figures import AlertFacts, team_figures
 from shared.audit import record_access
+from shared.datetimes import CalendarDate
 from shared.http.app import PlatformDep
 from shared.http.problems import Problem
 
@@ -33,8 +34,8 @@ async def metrics(
     nurse: Nurse,
     platform: PlatformDep,
     levels: LevelsDep,
-    from_: Annotated[date | None, Query(alias="from", description="First day (included)")] = None,
-    to: Annotated[date | None, Query(description="Last day (included)")] = None,
+    from_: Annotated[CalendarDate | None, Query(alias="from", description="First day (included)")] = None,
+    to: Annotated[CalendarDate | None, Query(description="Last day (included)")] = None,
 ) -> Any:
     for name, day in (("from", from_), ("to", to)):
         if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:

@@ -36,7 +36,7 @@ from services.devices.domain import (
 from services.devices.heartbeats import HeartbeatWriter
 from shared.audit import audit_staff, audit_staff_patients
 from shared.auth import StaffPrincipal
-from shared.datetimes import OffsetDatetime
+from shared.datetimes import CalendarDate, OffsetDatetime
 from shared.db.outbox import add_event
 from shared.events.catalog import make_event
 from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1, TabletWipedV1
@@ -458,8 +458,10 @@ class LoanRequest(BaseModel):
     patient_id: UUID = Field(description="The patient's pseudonymous id.")
     agreement: Agreement
     accessories: list[Accessory] = Field(description="What was handed over with the tablet.", max_length=5)
-    expected_return_on: date | None = Field(default=None, description="Default: one year, or the treatment's end.")
-    treatment_ends_on: date | None = None
+    expected_return_on: CalendarDate | None = Field(
+        default=None, description="Default: one year, or the treatment's end."
+    )
+    treatment_ends_on: CalendarDate | None = None
 
 
 class LoanGranted(BaseModel):

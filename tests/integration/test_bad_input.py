@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -275,6 +275,15 @@ async def test_staff_requests_out_of_range_get_a_4xx_never_a_500(platform: Any) 
     for since in ("2026", "1700000000"):
         unix = await platform.alerting.get("/v1/audit", params={"since": since}, headers=admin)
         await _assert_problem(unix, 422, "RFC 3339", "not a Unix time")
+    # A day is YYYY-MM-DD. Pydantic's lax mode took a Unix time falling at midnight UTC (as a number or a string)
+    # and a date-time at midnight for that day: an expected level set until a day the nurse never chose.
+    in_three_days = datetime.now(UTC).date() + timedelta(days=3)
+    midnight = int(datetime.combine(in_three_days, datetime.min.time(), UTC).timestamp())
+    for until in (midnight, str(midnight), f"{in_three_days.isoformat()}T00:00:00"):
+        not_a_day = await platform.alerting.put(levels, json={"grade": 1, "until": until}, headers=nurse)
+        await _assert_problem(not_a_day, 422, "calendar day written YYYY-MM-DD")
+    not_a_day = await platform.alerting.get("/v1/metrics", params={"to": str(midnight)}, headers=nurse)
+    await _assert_problem(not_a_day, 422, "calendar day written YYYY-MM-DD")
     with_nul = await platform.questionnaire.get("/v1/audit", params={"actor": "a\x00b"}, headers=admin)
     await _assert_problem(with_nul, 400, "NUL character")
     async with platform.alerting_platform.pool.acquire() as conn:

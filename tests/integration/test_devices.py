@@ -263,6 +263,9 @@ async def test_a_retried_loan_with_the_same_key_returns_the_same_loan(fleet: Fle
         ("ready", "loan-treatment-ended", None, 422),
         ("ready", "loan-back-in-year-3000", None, 422),  # its device token would live as long
         ("ready", "loan-signed-in-1900", None, 422),
+        # A Unix time at midnight UTC (pydantic's lax mode took it for that day), and a date-time: not a day.
+        ("ready", "loan-back-as-unix-time", None, 422),
+        ("ready", "loan-treatment-ends-as-date-time", None, 422),
     ],
 )
 async def test_refusals_change_nothing(fleet: Fleet, setup: str, request_path: str, body: Any, status: int) -> None:
@@ -288,6 +291,16 @@ async def test_refusals_change_nothing(fleet: Fleet, setup: str, request_path: s
         response = await fleet.loan(tablet, uuid.uuid4(), accessories=["charger"], treatment_ends_on=yesterday)
     elif request_path == "loan-back-in-year-3000":
         response = await fleet.loan(tablet, uuid.uuid4(), accessories=["charger"], expected_return_on="3000-01-01")
+    elif request_path == "loan-back-as-unix-time":
+        in_six_months = datetime.combine(datetime.now(UTC).date() + timedelta(days=180), datetime.min.time(), UTC)
+        response = await fleet.loan(
+            tablet, uuid.uuid4(), accessories=["charger"], expected_return_on=int(in_six_months.timestamp())
+        )
+    elif request_path == "loan-treatment-ends-as-date-time":
+        in_six_months = (datetime.now(UTC) + timedelta(days=180)).date().isoformat()
+        response = await fleet.loan(
+            tablet, uuid.uuid4(), accessories=["charger"], treatment_ends_on=f"{in_six_months}T00:00:00"
+        )
     elif request_path == "loan-signed-in-1900":
         agreement = {"signed_at": "1900-01-01T00:00:00Z", "witnessed_by": "ide-martin"}
         response = await fleet.loan(tablet, uuid.uuid4(), accessories=["charger"], agreement=agreement)
