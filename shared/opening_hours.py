@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+import holidays
 
 OUT_OF_HOURS_NOTICE = (
     "L'équipe ne surveille pas les réponses en ce moment (en dehors des heures d'ouverture). "
@@ -14,21 +16,79 @@ IN_HOURS_NOTICE = "En cas d'urgence, appelez le 15."
 
 
 @dataclass(frozen=True)
+class ClosedDays:
+    """Weekdays the team does not work: the public holidays of a country (or of one of its regions), and the
+    hospital's own closures. A nurse team of a day hospital is not there on 14 July: a patient answering that day
+    must be told so, and an alert's service level waits for the next day it is.
+
+    The holidays come from the ``holidays`` library (``holidays.country_holidays``), which computes the movable ones
+    (Easter Monday, Ascension, Whit Monday) for any year."""
+
+    calendar: str | None = "FR"  # a country code, with a region after a dash ("FR-57": Moselle), or None
+    dates: frozenset[date] = frozenset()
+    _public: holidays.HolidayBase | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.calendar is not None:
+            country, _, region = self.calendar.partition("-")
+            try:
+                public = holidays.country_holidays(country, subdiv=region or None)
+            except NotImplementedError:
+                raise ValueError(f"no public holidays known for {self.calendar!r}") from None
+            object.__setattr__(self, "_public", public)
+
+    @classmethod
+    def parse(cls, spec: str) -> ClosedDays:
+        """``"FR"``, ``"FR-57"`` (Moselle: also Good Friday and 26 December), ``"none"``, each optionally followed
+        by closure dates: ``"FR,2026-12-24,2026-12-31"``."""
+        calendar: str | None = None
+        named = False
+        dates = set()
+        for item in (part.strip() for part in spec.split(",")):
+            if not item:
+                continue
+            if item[:1].isdigit():
+                try:
+                    dates.add(date.fromisoformat(item))
+                except ValueError:
+                    raise ValueError(f"{item!r} is not a day written YYYY-MM-DD") from None
+            elif named:
+                raise ValueError(f"{spec!r}: name one calendar of public holidays at most, or none")
+            else:
+                named = True
+                calendar = None if item.lower() == "none" else item.upper()
+        return cls(calendar if named else "FR", frozenset(dates))
+
+    def __contains__(self, day: date) -> bool:
+        return day in self.dates or (self._public is not None and day in self._public)
+
+
+@dataclass(frozen=True)
 class OpeningHours:
     opens: time = time(8, 0)
     closes: time = time(18, 0)
     weekdays: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday = 0
     zone: str = "Europe/Paris"
+    closed: ClosedDays = field(default_factory=ClosedDays)
 
     @classmethod
-    def parse(cls, spec: str, zone: str = "Europe/Paris") -> OpeningHours:
-        """``"08:00-18:00"`` (Monday to Friday)."""
+    def parse(cls, spec: str, zone: str = "Europe/Paris", closed: str = "FR") -> OpeningHours:
+        """``"08:00-18:00"`` (Monday to Friday), except on the ``closed`` days (``ClosedDays.parse``)."""
         start, _, end = spec.partition("-")
-        return cls(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()), zone=zone)
+        return cls(
+            time.fromisoformat(start.strip()),
+            time.fromisoformat(end.strip()),
+            zone=zone,
+            closed=ClosedDays.parse(closed),
+        )
 
     def is_open(self, at: datetime) -> bool:
         local = at.astimezone(ZoneInfo(self.zone))
-        return local.weekday() in self.weekdays and self.opens <= local.time() < self.closes
+        return (
+            local.weekday() in self.weekdays
+            and self.opens <= local.time() < self.closes
+            and local.date() not in self.closed
+        )
 
     def patient_notice(self, at: datetime) -> str:
         return IN_HOURS_NOTICE if self.is_open(at) else OUT_OF_HOURS_NOTICE
@@ -38,7 +98,7 @@ class OpeningHours:
 
     def _opening_on(self, day: datetime) -> tuple[datetime, datetime] | None:
         """The open interval of ``day``'s local date, or None on a closed day."""
-        if day.weekday() not in self.weekdays:
+        if day.weekday() not in self.weekdays or day.date() in self.closed:
             return None
         zone = ZoneInfo(self.zone)
         opens = datetime.combine(day.date(), self.opens, zone)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.opening_hours import ClosedDays
 
 DEV_AUTH_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 Environment = Literal["development", "test", "production"]
@@ -41,6 +43,14 @@ class ServiceSettings(BaseSettings):
     # When the coordinating nurses watch the alerts (Monday to Friday), for service levels and patient notices.
     opening_hours: str = Field(default="08:00-18:00", alias="OPENING_HOURS")
     timezone: str = Field(default="Europe/Paris", alias="CLINIC_TIMEZONE")
+    # Weekdays the team is away: a country's public holidays, "none", and closure dates (opening_hours.ClosedDays).
+    closed_days: str = Field(default="FR", alias="CLINIC_CLOSED_DAYS")
+
+    @field_validator("closed_days")
+    @classmethod
+    def _known_closed_days(cls, value: str) -> str:
+        ClosedDays.parse(value)  # at start-up, not at the first submission: its ValueError says what is wrong
+        return value
 
     @property
     def consumer_backoff(self) -> tuple[float, ...] | None:

@@ -43,7 +43,7 @@ class AlertingSettings(ServiceSettings):
 
 def build_service(settings: AlertingSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:
     settings = settings or AlertingSettings()
-    levels = ServiceLevels(OpeningHours.parse(settings.opening_hours, settings.timezone))
+    levels = ServiceLevels(OpeningHours.parse(settings.opening_hours, settings.timezone, settings.closed_days))
     feed = StreamFanout("ALERTS", "alert.>", encode_alert_event)
     stream_trail = StreamAccessTrail(max_batch=512)
     return ServiceDefinition(

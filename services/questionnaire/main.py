@@ -56,7 +56,7 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
         extras={
             "writers": writers,
             "catalogue": QuestionnaireCatalogue.from_directory(settings.definitions_dir),
-            "opening_hours": OpeningHours.parse(settings.opening_hours, settings.timezone),
+            "opening_hours": OpeningHours.parse(settings.opening_hours, settings.timezone, settings.closed_days),
         },
         description="Tablet-facing: questionnaires (FHIR R4), submissions and patient messages.",
     )

@@ -49,6 +49,26 @@ def test_orange_is_due_by_the_end_of_the_next_business_day(raised: datetime, due
     assert LEVELS.due_after("orange", raised) == due
 
 
+@pytest.mark.parametrize(
+    ("raised", "due"),
+    [
+        # Tuesday 10 November, 17:30: half an hour that evening, and the clock stops on Wednesday 11 November.
+        (paris(10, 17, 30), paris(12, 8, 30)),
+        (paris(11, 10), paris(12, 9)),  # raised on the holiday itself: Thursday 09:00
+        (paris(13, 17, 30, month=5), paris(15, 8, 30, month=5)),  # the eve of Ascension (Thursday 14 May 2026)
+    ],
+)
+def test_red_waits_for_the_team_over_a_public_holiday(raised: datetime, due: datetime) -> None:
+    assert LEVELS.due_after("red", raised) == due
+
+
+def test_orange_raised_before_a_public_holiday_is_due_the_day_after_it() -> None:
+    # Monday 13 July 2026: the next business day is not Tuesday 14 July but Wednesday 15.
+    assert LEVELS.due_after("orange", paris(13, 10, month=7)) == paris(15, 18, month=7)
+    staffed = ServiceLevels(OpeningHours.parse("08:00-18:00", closed="none"))
+    assert staffed.due_after("orange", paris(13, 10, month=7)) == paris(14, 18, month=7)
+
+
 def test_daylight_saving_change_keeps_local_opening_hours() -> None:
     # 25 October 2026: clocks go back in France (a Sunday); Monday's opening is still 08:00 local.
     assert LEVELS.due_after("red", datetime(2026, 10, 24, 12, tzinfo=PARIS)) == datetime(2026, 10, 26, 9, tzinfo=PARIS)

@@ -8,7 +8,7 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import jwt
 import orjson
@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.auth import DevicePrincipal, InvalidToken, StaffPrincipal, TokenService, verify_hs256
-from shared.opening_hours import IN_HOURS_NOTICE, OUT_OF_HOURS_NOTICE, OpeningHours
+from shared.opening_hours import IN_HOURS_NOTICE, OUT_OF_HOURS_NOTICE, ClosedDays, OpeningHours
 from shared.settings import DEV_AUTH_SECRET, ServiceSettings
 
 
@@ -235,8 +235,73 @@ class TestOpeningHours:
             (datetime(2026, 11, 23, 17, 0, tzinfo=UTC), False),  # Monday 18:00 in Paris: closed
             (datetime(2026, 11, 22, 10, 0, tzinfo=UTC), False),  # Sunday
             (datetime(2026, 7, 6, 15, 30, tzinfo=UTC), True),  # Monday 17:30 in summer (UTC+2)
+            # French public holidays on weekdays: the team is away, and the patient is told so.
+            (datetime(2026, 7, 14, 8, 0, tzinfo=UTC), False),  # Tuesday 14 July, 10:00 in Paris
+            (datetime(2026, 5, 14, 8, 0, tzinfo=UTC), False),  # Ascension Thursday (Easter + 39 days)
+            (datetime(2027, 5, 6, 8, 0, tzinfo=UTC), False),  # Ascension the next year: 6 May 2027
+            (datetime(2026, 5, 25, 8, 0, tzinfo=UTC), False),  # Whit Monday
+            (datetime(2026, 11, 11, 9, 0, tzinfo=UTC), False),  # Wednesday 11 November
+            (datetime(2026, 12, 24, 9, 0, tzinfo=UTC), True),  # Christmas Eve is worked unless the ward closes it
         ],
     )
     def test_open_in_the_clinic_timezone(self, at: datetime, is_open: bool) -> None:
         assert self.hours.is_open(at) is is_open
         assert self.hours.patient_notice(at) == (IN_HOURS_NOTICE if is_open else OUT_OF_HOURS_NOTICE)
+
+    def test_a_ward_s_own_closures_and_a_region_s_holidays(self) -> None:
+        good_friday, st_stephen = datetime(2026, 4, 3, 9, tzinfo=UTC), datetime(2026, 12, 26, 9, tzinfo=UTC)
+        christmas_eve = datetime(2026, 12, 24, 9, tzinfo=UTC)
+        moselle = OpeningHours.parse("08:00-18:00", closed="FR-57,2026-12-24")
+        assert not moselle.is_open(good_friday) and not moselle.is_open(christmas_eve)
+        assert moselle.is_open(st_stephen) is False  # a Saturday anyway; the 26th is a holiday there too
+        assert datetime(2026, 12, 26).date() in moselle.closed
+        assert self.hours.is_open(good_friday)  # not a holiday in the rest of France
+        staffed = OpeningHours.parse("08:00-18:00", closed="none")
+        assert staffed.is_open(datetime(2026, 7, 14, 8, 0, tzinfo=UTC))
+
+    @pytest.mark.parametrize(
+        ("spec", "calendar", "dates"),
+        [
+            ("FR", "FR", set()),
+            ("", "FR", set()),
+            (" fr-57 ", "FR-57", set()),
+            ("none", None, set()),
+            ("FR,2026-12-24, 2026-12-31", "FR", {date(2026, 12, 24), date(2026, 12, 31)}),
+            ("none,2026-08-14", None, {date(2026, 8, 14)}),
+            ("2026-08-14", "FR", {date(2026, 8, 14)}),
+        ],
+    )
+    def test_closed_days_are_written_as_a_calendar_and_dates(
+        self, spec: str, calendar: str | None, dates: set[date]
+    ) -> None:
+        closed = ClosedDays.parse(spec)
+        assert (closed.calendar, set(closed.dates)) == (calendar, dates)
+
+    @pytest.mark.parametrize(
+        ("spec", "says"),
+        [
+            ("FR,BE", "one calendar"),
+            ("none,FR", "one calendar"),
+            ("XX", "no public holidays known for 'XX'"),
+            ("FR-99", "no public holidays known for 'FR-99'"),
+            ("FR,2026-02-30", "'2026-02-30' is not a day written YYYY-MM-DD"),
+        ],
+    )
+    def test_a_closed_days_setting_that_cannot_be_read_stops_the_start(self, spec: str, says: str) -> None:
+        with pytest.raises(ValueError, match=says):
+            ClosedDays.parse(spec)
+        with pytest.raises(ValidationError, match=says):
+            ServiceSettings(CLINIC_CLOSED_DAYS=spec)
+
+
+def test_both_services_count_the_closed_days_their_settings_name() -> None:
+    from services.alerting.main import AlertingSettings
+    from services.alerting.main import build_service as alerting_service
+    from services.questionnaire.main import QuestionnaireSettings
+    from services.questionnaire.main import build_service as questionnaire_service
+
+    # The tablet's notice (questionnaire) and the service levels (alerting) must agree on when the team is away.
+    questionnaire = questionnaire_service(QuestionnaireSettings(CLINIC_CLOSED_DAYS="FR-57,2026-12-24"))
+    alerting = alerting_service(AlertingSettings(CLINIC_CLOSED_DAYS="FR-57,2026-12-24"))
+    for hours in (questionnaire.extras["opening_hours"], alerting.extras["service_levels"].hours):
+        assert hours.closed == ClosedDays("FR-57", frozenset({date(2026, 12, 24)}))
