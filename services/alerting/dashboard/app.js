@@ -948,14 +948,27 @@ async function loadPatient(patientId, alertId, { keepFocus = false } = {}) {
     ]);
     if (request !== patientRequest || state.view !== "patient") return;
     state.patient = { patientId, alertId, timeline: timeline || {}, alertDetail };
+    // The control focused now (a dialog just closed may have given it the focus while this view was loading) is
+    // replaced by the render: the focus goes to the same control of the new view.
+    const focused = keepFocus && container.contains(document.activeElement) ? document.activeElement : null;
     renderPatient(container, state.patient);
-    if (keepFocus) window.scrollTo(0, scrollY);
-    else $("patient-title")?.focus();
+    if (keepFocus) {
+      window.scrollTo(0, scrollY);
+      if (focused && !focused.isConnected) refocusPatientControl(focused);
+    } else $("patient-title")?.focus();
   } catch (error) {
     if (request !== patientRequest || endedWithSession(error)) return;
     renderPatientError(container, patientId, error.detail || "Dossier indisponible.");
     toastError(error);
   }
+}
+
+/** The focus back on what a re-rendered patient view offers in place of ``control``, else on its title. */
+function refocusPatientControl(control) {
+  const alertId = control.dataset.alertId || control.dataset.priorAlertId;
+  if (alertId) returnFocus({ alertId, trigger: null, from: "patient" }, control.dataset.action);
+  else $("patient-title")?.focus();
+  if (!$("patient-view").contains(document.activeElement)) $("patient-title")?.focus();
 }
 
 /** The open patient view as it is now, the focus and the scroll left where they are. */
