@@ -72,9 +72,16 @@ class AlertView(BaseModel):
         default=None, description="When a new finding last sent it back to open after a nurse had taken it"
     )
     previously_acknowledged_by: str | None = Field(default=None, description="Who had it then")
+    answered_at: datetime | None = Field(
+        default=None,
+        description="When the latest answers or message it holds were given (a questionnaire's `authored`): a tablet "
+        "that was offline sends them when it is back, hours or days later",
+    )
 
 
-_COMPUTED = frozenset({"id", "waiting_since", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at"})
+_COMPUTED = frozenset(
+    {"id", "waiting_since", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at", "answered_at"}
+)
 
 
 def alert_view(row: Any, now: datetime, levels: ServiceLevels) -> AlertView:
@@ -90,6 +97,7 @@ def alert_view(row: Any, now: datetime, levels: ServiceLevels) -> AlertView:
         due_at=due_at,
         overdue=row["status"] == "open" and now >= due_at,
         next_session_at=row.get("next_session_at"),
+        answered_at=row.get("answered_at"),
     )
 
 

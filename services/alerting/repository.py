@@ -29,6 +29,14 @@ ALERT_COLUMNS = (
 )
 
 
+# When the patient (or a relative, or a nurse by phone) gave the latest answers or message the alert holds. A tablet
+# that was offline sends its answers when it is back: days later, the nurse must see they are not today's.
+ANSWERED_AT = (
+    "greatest((SELECT max(sc.authored) FROM scores sc WHERE sc.submission_id = ANY(alerts.submission_ids)), "
+    "(SELECT max(m.sent_at) FROM messages m WHERE m.id = ANY(alerts.message_ids))) AS answered_at"
+)
+
+
 @dataclass
 class AlertRecord:
     """An active alert as the scoring handlers hold it between reading and writing it back."""
@@ -440,7 +448,8 @@ async def insert_messages(conn: asyncpg.Connection, rows: Sequence[MessageRow]) 
 
 async def get_alert(conn: asyncpg.Connection, alert_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"SELECT {ALERT_COLUMNS}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} WHERE id = $1", alert_id
+        f"SELECT {ALERT_COLUMNS}, {ANSWERED_AT}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} WHERE id = $1",
+        alert_id,
     )
 
 
@@ -455,7 +464,7 @@ async def list_alerts(
     conn: asyncpg.Connection, *, statuses: Sequence[str], levels: Sequence[str], limit: int, offset: int
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {ALERT_COLUMNS}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} "
+        f"SELECT {ALERT_COLUMNS}, {ANSWERED_AT}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} "
         "WHERE status = ANY($1::text[]) AND level = ANY($2::text[]) "
         # CLINICAL.md §4: level, then time waiting (until a nurse took it: an alert in hand has stopped waiting;
         # one that a new finding sent back to open waits again from then), then the next chemotherapy session.
@@ -501,7 +510,7 @@ async def acknowledge(conn: asyncpg.Connection, alert_id: UUID, staff_id: str, a
     """The conditional update is the race's referee: of two nurses, exactly one gets the row back."""
     return await conn.fetchrow(
         f"UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = $3, updated_at = $3 "
-        f"WHERE id = $1 AND status = 'open' RETURNING {ALERT_COLUMNS}",
+        f"WHERE id = $1 AND status = 'open' RETURNING {ALERT_COLUMNS}, {ANSWERED_AT}",
         alert_id,
         staff_id,
         at,
@@ -525,7 +534,7 @@ async def resolve(
         f"resolution_note = $4, updated_at = $5, acknowledged_by = COALESCE(acknowledged_by, $2), "
         f"acknowledged_at = COALESCE(acknowledged_at, $5) "
         f"WHERE id = $1 AND status <> 'resolved' AND ($6::timestamptz[] IS NULL OR updated_at = ANY($6)) "
-        f"RETURNING {ALERT_COLUMNS}",
+        f"RETURNING {ALERT_COLUMNS}, {ANSWERED_AT}",
         alert_id,
         staff_id,
         outcome,
@@ -575,7 +584,7 @@ async def reopen(conn: asyncpg.Connection, alert_id: UUID, staff_id: str, at: da
         "acknowledged_at = COALESCE(alerts.acknowledged_at, $3), reopened_by = $2, "
         "reopened_at = $3, outcome = NULL, resolution_note = NULL, resolved_by = NULL, resolved_at = NULL, "
         f"updated_at = $3 FROM before WHERE alerts.id = before.id RETURNING {_qualified('alerts', ALERT_COLUMNS)}, "
-        "before.outcome AS previous_outcome",
+        f"{ANSWERED_AT}, before.outcome AS previous_outcome",
         alert_id,
         staff_id,
         at,
@@ -663,8 +672,8 @@ async def patient_scores(conn: asyncpg.Connection, patient_id: UUID, limit: int)
 
 async def patient_alerts(conn: asyncpg.Connection, patient_id: UUID, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {ALERT_COLUMNS}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} WHERE patient_id = $1 "
-        "ORDER BY raised_at DESC LIMIT $2",
+        f"SELECT {ALERT_COLUMNS}, {ANSWERED_AT}, ns.next_session_at FROM alerts {_WITH_NEXT_SESSION} "
+        "WHERE patient_id = $1 ORDER BY raised_at DESC LIMIT $2",
         patient_id,
         limit,
     )

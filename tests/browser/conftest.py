@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -78,13 +79,16 @@ class Ward:
         await tab.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})")
         return await self.open_dashboard(tab)
 
-    async def submit(self, answers: dict[str, Any] = RED_NAUSEA, patient: uuid.UUID | None = None) -> uuid.UUID:
-        """A questionnaire from a patient's tablet: a new patient's unless ``patient`` is given."""
+    async def submit(
+        self, answers: dict[str, Any] = RED_NAUSEA, patient: uuid.UUID | None = None, authored: datetime | None = None
+    ) -> uuid.UUID:
+        """A questionnaire from a patient's tablet: a new patient's unless ``patient`` is given, answered now unless
+        ``authored`` says when (a tablet that was offline sends its answers late)."""
         patient = patient or uuid.uuid4()
         token = self.tokens.issue_device_token(patient, "tablet-browser")
         response = await self.tablet.post(
             "/v1/submissions",
-            content=orjson.dumps(questionnaire_response(answers)),
+            content=orjson.dumps(questionnaire_response(answers, authored=authored)),
             headers={
                 "Authorization": f"Bearer {token}",
                 "Idempotency-Key": str(uuid.uuid4()),

@@ -131,6 +131,21 @@ async def test_an_alert_in_hand_shows_how_long_it_waited_and_does_not_tick(ward:
     assert await waited.inner_text() == before
 
 
+# --- answers that arrived late say when they were given ----------------------------------------------
+
+
+async def test_answers_sent_days_late_say_when_they_were_given(ward: Ward) -> None:
+    # A tablet offline over the weekend sends Saturday's answers now: the row says they are not today's.
+    late = await ward.submit(RED_NAUSEA, authored=datetime.now(UTC) - timedelta(days=2, hours=1))
+    fresh = await ward.submit(RED_NAUSEA)
+    page = await ward.dashboard()
+    await expect(rows(page)).to_have_count(2, timeout=5_000)
+    late_row = page.locator(f"#alert-rows tr[data-patient-id='{late}']")
+    note = late_row.locator(".col-source .late-answers")
+    await expect(note).to_have_text(re.compile(r"Réponses du \d\d/\d\d à \d\d:\d\d · arrivées 2 j 1 h plus tard"))
+    await expect(page.locator(f"#alert-rows tr[data-patient-id='{fresh}'] .late-answers")).to_have_count(0)
+
+
 # --- every active alert, true counts ----------------------------------------------------------------
 
 

@@ -182,3 +182,50 @@ async def test_bad_paging_is_refused_and_audits_nothing(platform: Any, query: st
     assert names in response.json()["detail"]
     async with platform.alerting_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'alerts.list'") == 0
+
+
+async def test_each_alert_says_when_its_latest_answers_were_given_even_days_before_they_arrived(platform: Any) -> None:
+    # A tablet offline since Sunday sends its answers on Tuesday: the alert is raised now, on answers two days old.
+    patient = uuid.uuid4()
+    authored = (datetime.now(UTC) - timedelta(days=2, hours=3)).replace(microsecond=0)
+    await submit(platform, patient, RED_NAUSEA, authored=authored)
+
+    async def raised() -> Any:
+        items = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
+        return next((a for a in items if a["patient_id"] == str(patient)), None)
+
+    listed = await eventually(raised)
+    assert datetime.fromisoformat(listed["answered_at"]) == authored
+    assert datetime.fromisoformat(listed["raised_at"]) - authored > timedelta(days=2)
+    one = (await platform.alerting.get(f"/v1/alerts/{listed['id']}", headers=platform.staff())).json()
+    taken = (await platform.alerting.post(f"/v1/alerts/{listed['id']}/ack", headers=platform.staff())).json()
+    assert one["answered_at"] == taken["answered_at"] == listed["answered_at"]
+
+    # Newer answers merged into it move it forward: the alert holds answers of today too.
+    await submit(platform, patient, RED_NAUSEA)
+
+    async def merged() -> Any:
+        alert = (await platform.alerting.get(f"/v1/alerts/{listed['id']}", headers=platform.staff())).json()
+        return alert if len(alert["submission_ids"]) == 2 else None
+
+    latest = await eventually(merged)
+    assert datetime.now(UTC) - datetime.fromisoformat(latest["answered_at"]) < timedelta(minutes=5)
+
+
+async def test_a_message_s_alert_was_answered_when_the_message_was_sent(platform: Any) -> None:
+    patient = uuid.uuid4()
+    sent = await platform.questionnaire.post(
+        "/v1/messages",
+        json={"text": "Pouvez-vous me rappeler ?"},
+        headers={**platform.device(patient), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert sent.status_code == 202, sent.text
+
+    async def raised() -> Any:
+        items = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
+        return next((a for a in items if a["patient_id"] == str(patient)), None)
+
+    alert = await eventually(raised)
+    async with platform.alerting_platform.pool.acquire() as conn:
+        sent_at = await conn.fetchval("SELECT sent_at FROM messages WHERE patient_id = $1", patient)
+    assert datetime.fromisoformat(alert["answered_at"]) == sent_at

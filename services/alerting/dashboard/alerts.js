@@ -121,6 +121,31 @@ function reopenedNote(alert, now) {
   return h("span", { class: "reopened-note" }, `Rouverte ${at}${who}`);
 }
 
+// Answers given this long before they reached the team (a tablet offline, then back) are flagged on their row.
+export const LATE_ANSWERS_S = 6 * 3600;
+
+/**
+ * Answers that arrived late: "Réponses du 20/11 à 14:02 · arrivées 2 j 3 h plus tard". The symptoms may have changed
+ * since: the nurse checks with the patient how she is now.
+ */
+function lateAnswersNote(alert, now) {
+  const answered = parseDate(alert.answered_at);
+  const arrived = parseDate(alert.waiting_since ?? alert.raised_at);
+  if (!answered || !arrived) return null;
+  const late = (arrived.getTime() - answered.getTime()) / 1000;
+  if (late < LATE_ANSWERS_S) return null;
+  return h(
+    "div",
+    { class: "late-answers", title: "Réponses envoyées en retard : vérifiez avec le patient comment il va maintenant." },
+    `Réponses ${answeredOn(answered, now)} · arrivées ${formatDuration(late)} plus tard`,
+  );
+}
+
+/** "de 08:10" today, "du 20/11 à 14:02" otherwise. */
+function answeredOn(date, now) {
+  return parisDay(date) === parisDay(now) ? `de ${formatTime(date)}` : `du ${formatDay(date)} à ${formatTime(date)}`;
+}
+
 function cell(label, className, ...children) {
   return h("td", { class: className, "data-label": label }, ...children);
 }
@@ -199,7 +224,7 @@ function alertRow(alert, me, now) {
       ),
     ),
     cell("Motifs", "col-reasons", reasonsList(alert.reasons)),
-    cell("Répondu par", "col-source", sourceBadge(alert.answered_by)),
+    cell("Répondu par", "col-source", sourceBadge(alert.answered_by), lateAnswersNote(alert, now)),
     cell("Attente", "col-waiting", waiting),
     cell(
       "Prochaine chimio",
