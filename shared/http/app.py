@@ -27,6 +27,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from starlette.types import Receive, Scope, Send
 
 from shared.auth import TokenService
 from shared.db.housekeeping import run_housekeeping
@@ -210,6 +211,19 @@ def on_stop_signal(callback: Callable[[], object]) -> Iterator[None]:
             signal.signal(sig, previous)
 
 
+class WholeFiles(StaticFiles):
+    """Static pages served whole, whatever ``Range`` a request names (RFC 9110 lets a server ignore it).
+
+    They are a few kilobytes, which no client asks for in parts; and Starlette answered a range it could not
+    serve (malformed, beyond the end, or in a unit it does not know, which RFC 9110 says to ignore) with a
+    text/plain 400 or 416 rather than a problem."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k not in (b"range", b"if-range")]}
+        await super().__call__(scope, receive, send)
+
+
 def _tune_garbage_collector() -> None:
     """Measured on the heartbeat path (bench/heartbeats.py): with CPython's defaults the cyclic collector
     took 16% of the CPU, and its full collections (~80 ms each) made the p99. Everything loaded at start-up
@@ -292,7 +306,7 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     # uvicorn and the endpoint), six fewer path matches.
     app.router.routes[:] = [r for r in app.router.routes if r not in framework_routes] + framework_routes
     for prefix, directory in service.static.items():
-        app.mount(prefix, StaticFiles(directory=directory, html=True), name=f"static:{prefix}")
+        app.mount(prefix, WholeFiles(directory=directory, html=True), name=f"static:{prefix}")
     if service.home is not None:
         home = service.home
 

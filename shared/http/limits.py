@@ -1,7 +1,7 @@
-"""Limits on what a request may hold, enforced before the app sees it (pure ASGI middleware): a body is JSON;
-the body's size, before it is read into memory; and no NUL character anywhere, which PostgreSQL refuses in
-text and jsonb. Refused there, such a request is a clear 4xx; stored, it failed at the database, and with it
-every other tablet's request committed in the same statement."""
+"""Limits on what a request may hold, enforced before the app sees it (pure ASGI middleware): a body is JSON,
+not compressed (nothing here decodes it); the body's size, before it is read into memory; and no NUL character
+anywhere, which PostgreSQL refuses in text and jsonb. Refused there, such a request is a clear 4xx; stored, it
+failed at the database, and with it every other tablet's request committed in the same statement."""
 
 from __future__ import annotations
 
@@ -32,6 +32,19 @@ def is_json_media_type(content_type: bytes) -> bool:
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in _UTF8:
             return False
     return True
+
+
+def unsupported_codings(raw_headers: list[tuple[bytes, bytes]]) -> list[str]:
+    """The content codings a request's Content-Encoding headers name, every one of them, other than identity:
+    nothing here decodes a body (gzip read as JSON is no JSON; JSON labelled gzip is not what it says)."""
+    codings = []
+    for name, value in raw_headers:
+        if name == b"content-encoding":
+            for coding in value.decode("latin-1").split(","):
+                coding = coding.strip()
+                if coding and coding.lower() != "identity":
+                    codings.append(coding)
+    return codings
 
 
 def _has_body(headers: dict[bytes, bytes]) -> bool:
@@ -86,6 +99,11 @@ class BodySizeLimit:
                 if name == b"content-type" and not is_json_media_type(content_type):
                     await self._refuse_media_type(scope, receive, send, content_type)
                     return
+        if _has_body(headers):
+            codings = unsupported_codings(raw_headers)
+            if codings:
+                await self._refuse_coding(scope, receive, send, ", ".join(codings))
+                return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send)
@@ -148,6 +166,17 @@ class BodySizeLimit:
             instance=scope.get("path"),
             headers={"Accept-Post": accepted} if scope["method"] == "POST" else None,
             accepted=list(JSON_MEDIA_TYPES),
+        )
+        await response(scope, receive, send)
+
+    async def _refuse_coding(self, scope: Scope, receive: Receive, send: Send, codings: str) -> None:
+        response = problem_response(
+            415,
+            f"The request body is sent with Content-Encoding {codings[:100]!r}, which this service does not decode: "
+            "send it uncompressed, without a Content-Encoding (or with identity).",
+            kind="unsupported-content-encoding",
+            instance=scope.get("path"),
+            headers={"Accept-Encoding": "identity"},  # RFC 9110, 12.5.3
         )
         await response(scope, receive, send)
 
