@@ -47,6 +47,22 @@ def unsupported_codings(raw_headers: list[tuple[bytes, bytes]]) -> list[str]:
     return codings
 
 
+# Headers a write is read by, one value each: the app reads the first, so a second one would be silently ignored (a
+# retry's key, or whose token it is, would depend on the order a proxy kept them in).
+SINGLE_HEADERS = {b"authorization": "Authorization", b"idempotency-key": "Idempotency-Key"}
+
+
+def repeated_single_headers(raw_headers: list[tuple[bytes, bytes]]) -> list[str]:
+    seen: set[bytes] = set()
+    repeated: list[str] = []
+    for name, _ in raw_headers:
+        if name in SINGLE_HEADERS:
+            if name in seen and SINGLE_HEADERS[name] not in repeated:
+                repeated.append(SINGLE_HEADERS[name])
+            seen.add(name)
+    return repeated
+
+
 def _has_body(headers: dict[bytes, bytes]) -> bool:
     length = headers.get(b"content-length")
     return b"transfer-encoding" in headers or (length is not None and length.strip() not in (b"", b"0"))
@@ -93,6 +109,9 @@ class BodySizeLimit:
             return
         raw_headers = scope.get("headers") or []
         headers = dict(raw_headers)
+        if len(headers) < len(raw_headers) and (repeated := repeated_single_headers(raw_headers)):
+            await self._refuse_repeated(scope, receive, send, repeated)
+            return
         if b"content-type" in headers and _has_body(headers):
             # Every one of them: the app reads the first, a dict keeps the last.
             for name, content_type in raw_headers:
@@ -166,6 +185,16 @@ class BodySizeLimit:
             instance=scope.get("path"),
             headers={"Accept-Post": accepted} if scope["method"] == "POST" else None,
             accepted=list(JSON_MEDIA_TYPES),
+        )
+        await response(scope, receive, send)
+
+    async def _refuse_repeated(self, scope: Scope, receive: Receive, send: Send, names: list[str]) -> None:
+        response = problem_response(
+            400,
+            f"Send the {' and '.join(names)} header once: this request has it more than once, and which one counts "
+            "would be a guess.",
+            kind="repeated-header",
+            instance=scope.get("path"),
         )
         await response(scope, receive, send)
 

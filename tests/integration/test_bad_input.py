@@ -481,3 +481,33 @@ async def test_a_body_sent_with_the_identity_coding_is_read(platform: Any) -> No
     headers = {**_headers(platform, uuid.uuid4()), "Content-Encoding": "identity"}
     sent = await platform.questionnaire.post("/v1/messages", content=b'{"text": "bonjour"}', headers=headers)
     assert sent.status_code == 202, sent.text
+
+
+async def test_a_write_with_two_keys_or_two_tokens_is_refused_not_guessed(platform: Any) -> None:
+    # The first of two headers used to count, silently: a retry's key, or whose tablet it is, would then depend on the
+    # order some proxy kept them in.
+    patient, other = uuid.uuid4(), uuid.uuid4()
+    body = orjson.dumps(questionnaire_response(RED_NAUSEA))
+    fhir = ("Content-Type", "application/fhir+json")
+    token, other_token = platform.device(patient)["Authorization"], platform.device(other)["Authorization"]
+    two_keys = [
+        ("Authorization", token),
+        ("Idempotency-Key", str(uuid.uuid4())),
+        ("Idempotency-Key", str(uuid.uuid4())),
+    ]
+    two_tokens = [("Authorization", token), ("Authorization", other_token), ("Idempotency-Key", str(uuid.uuid4()))]
+    for headers, named in ((two_keys, "Idempotency-Key"), (two_tokens, "Authorization")):
+        response = await platform.questionnaire.post("/v1/submissions", content=body, headers=[*headers, fhir])
+        problem = await _assert_problem(response, 400, f"Send the {named} header once")
+        assert problem["type"].endswith("/repeated-header")
+    alert_id = await _red_alert(platform)
+    staff = platform.staff()["Authorization"]
+    resolve = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve",
+        json={"outcome": "phone_call"},
+        headers=[("Authorization", staff), ("Authorization", staff)],
+    )
+    await _assert_problem(resolve, 400, "Send the Authorization header once")
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = ANY($1)", [patient, other]) == 0
+    assert (await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())).json()["status"] == "open"
