@@ -52,6 +52,33 @@ async def _nothing_stored_or_published(platform: Any) -> None:
     assert info.state.messages == 0
 
 
+async def _three_writes(
+    platform: Any,
+    alert_id: str,
+    tablet: dict[str, str],
+    staff: dict[str, str],
+    message: bytes = b'{"text": "bonjour"}',
+) -> tuple[Any, Any, Any]:
+    """A submission and a message with the tablet's headers, and a close of the alert with a nurse's token plus
+    ``staff``: the answers to each."""
+    submission = await _post(platform, orjson.dumps(questionnaire_response(RED_NAUSEA)), tablet)
+    sent = await platform.questionnaire.post("/v1/messages", content=message, headers=tablet)
+    resolve = await platform.alerting.post(
+        f"/v1/alerts/{alert_id}/resolve", content=b'{"outcome": "phone_call"}', headers={**platform.staff(), **staff}
+    )
+    return submission, sent, resolve
+
+
+async def _refused_writes_left_nothing(platform: Any, outbox_before: int, patient: uuid.UUID, alert_id: str) -> None:
+    """A refused submission, message and close: no row, no event, and the alert still open."""
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == outbox_before
+        assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 0
+        assert await conn.fetchval("SELECT count(*) FROM messages") == 0
+    alert = await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())
+    assert alert.json()["status"] == "open"
+
+
 def _with(answers: dict[str, Any], **changes: Any) -> bytes:
     response = questionnaire_response(answers)
     response.update(changes)
@@ -308,25 +335,13 @@ async def test_a_body_declared_as_anything_but_json_is_415(platform: Any, conten
     alert_id = await _red_alert(platform)
     async with platform.questionnaire_platform.pool.acquire() as conn:
         before = await conn.fetchval("SELECT count(*) FROM outbox")
-    headers = {**_headers(platform, patient), "Content-Type": content_type}
-    submission = await _post(platform, orjson.dumps(questionnaire_response(RED_NAUSEA)), headers)
-    message = await platform.questionnaire.post("/v1/messages", content=b'{"text": "bonjour"}', headers=headers)
-    resolve = await platform.alerting.post(
-        f"/v1/alerts/{alert_id}/resolve",
-        content=b'{"outcome": "phone_call"}',
-        headers={**platform.staff(), "Content-Type": content_type},
-    )
-    for response in (submission, message, resolve):
+    tablet = {**_headers(platform, patient), "Content-Type": content_type}
+    for response in await _three_writes(platform, alert_id, tablet, {"Content-Type": content_type}):
         problem = await _assert_problem(response, 415, "application/json", "application/fhir+json")
         assert problem["type"].endswith("/unsupported-media-type")
         assert problem["accepted"] == ["application/json", "application/fhir+json"]
         assert response.headers["accept-post"] == "application/json, application/fhir+json"
-    async with platform.questionnaire_platform.pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM outbox") == before
-        assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 0
-        assert await conn.fetchval("SELECT count(*) FROM messages") == 0
-    alert = await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())
-    assert alert.json()["status"] == "open"
+    await _refused_writes_left_nothing(platform, before, patient, alert_id)
 
 
 async def test_a_body_with_two_content_types_one_not_json_is_415(platform: Any) -> None:
@@ -456,25 +471,13 @@ async def test_a_compressed_body_is_415_with_what_to_send_instead(platform: Any,
     async with platform.questionnaire_platform.pool.acquire() as conn:
         before = await conn.fetchval("SELECT count(*) FROM outbox")
     message = b'{"text": "bonjour"}'
-    body = gzip.compress(message) if coding == "gzip" else message
-    headers = {**_headers(platform, patient), "Content-Type": "application/json", "Content-Encoding": coding}
-    submitted = await _post(platform, orjson.dumps(questionnaire_response(RED_NAUSEA)), headers)
-    sent = await platform.questionnaire.post("/v1/messages", content=body, headers=headers)
-    resolve = await platform.alerting.post(
-        f"/v1/alerts/{alert_id}/resolve",
-        content=b'{"outcome": "phone_call"}',
-        headers={**platform.staff(), "Content-Encoding": coding},
-    )
-    for response in (submitted, sent, resolve):
+    tablet = {**_headers(platform, patient), "Content-Type": "application/json", "Content-Encoding": coding}
+    compressed = gzip.compress(message) if coding == "gzip" else message
+    for response in await _three_writes(platform, alert_id, tablet, {"Content-Encoding": coding}, compressed):
         problem = await _assert_problem(response, 415, "Content-Encoding", "uncompressed")
         assert problem["type"].endswith("/unsupported-content-encoding")
         assert response.headers["accept-encoding"] == "identity"
-    async with platform.questionnaire_platform.pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM outbox") == before
-        assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 0
-        assert await conn.fetchval("SELECT count(*) FROM messages") == 0
-    alert = await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())
-    assert alert.json()["status"] == "open"
+    await _refused_writes_left_nothing(platform, before, patient, alert_id)
 
 
 async def test_a_body_sent_with_the_identity_coding_is_read(platform: Any) -> None:
