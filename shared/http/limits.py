@@ -118,7 +118,7 @@ class BodySizeLimit:
                 if name == b"content-type" and not is_json_media_type(content_type):
                     await self._refuse_media_type(scope, receive, send, content_type)
                     return
-        if _has_body(headers):
+        if b"content-encoding" in headers and _has_body(headers):
             codings = unsupported_codings(raw_headers)
             if codings:
                 await self._refuse_coding(scope, receive, send, ", ".join(codings))

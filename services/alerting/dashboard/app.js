@@ -967,7 +967,6 @@ async function loadPatient(patientId, alertId, { keepFocus = false } = {}) {
 function refocusPatientControl(control) {
   const alertId = control.dataset.alertId || control.dataset.priorAlertId;
   if (alertId) returnFocus({ alertId, trigger: null, from: "patient" }, control.dataset.action);
-  else $("patient-title")?.focus();
   if (!$("patient-view").contains(document.activeElement)) $("patient-title")?.focus();
 }
 
