@@ -56,6 +56,16 @@ class Problem(Exception):
         self.extensions = extensions
 
 
+def problem_document(status: int, detail: str, *, kind: str | None = None) -> dict[str, Any]:
+    """The members every problem has: its ``type`` URI (by kind, or by status), title, status and detail."""
+    return {
+        "type": PROBLEM_TYPE_BASE + (kind or _TITLES.get(status, "error").lower().replace(" ", "-")),
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -65,12 +75,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + (kind or _TITLES.get(status, "error").lower().replace(" ", "-")),
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-    }
+    body = problem_document(status, detail, kind=kind)
     if instance:
         body["instance"] = instance
     body.update(extensions)
