@@ -14,6 +14,7 @@ import time
 import httpx
 
 from shared.devservers import ROOT, EmbeddedNats, EmbeddedPostgres
+from shared.http.protocol import uvicorn_command
 
 DATA = ROOT / ".data"
 SERVICES = {"questionnaire": 8001, "alerting": 8002, "devices": 8004}
@@ -47,16 +48,7 @@ def main() -> int:
                 [
                     sys.executable,
                     "-m",
-                    "uvicorn",
-                    f"services.{name}.main:app",
-                    "--host",
-                    env.get("BIND_HOST", "127.0.0.1"),
-                    "--port",
-                    str(port),
-                    "--no-access-log",
-                    # Live streams never end by themselves: past this, uvicorn closes them and stops.
-                    "--timeout-graceful-shutdown",
-                    "5",
+                    *uvicorn_command(name, env.get("BIND_HOST", "127.0.0.1"), port),
                     "--workers",
                     env.get(f"{name.upper()}_PROCESSES", str(DEFAULT_PROCESSES[name])),
                 ],

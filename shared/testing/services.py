@@ -16,6 +16,7 @@ import httpx
 
 from shared.devservers import ROOT, free_port
 from shared.http.app import ServiceDefinition, create_service_app
+from shared.http.protocol import ProblemHttpToolsProtocol, uvicorn_command
 
 
 @contextlib.asynccontextmanager
@@ -40,7 +41,10 @@ def _with_state(app: Any, state: dict[str, Any]) -> Any:
 
 
 class ServiceProcess:
-    """``uvicorn services.<name>.main:app`` in its own process, on a free loopback port (tests, benchmark)."""
+    """``uvicorn services.<name>.main:app`` in its own process, on a free loopback port (tests, benchmark).
+
+    The command line is ``make run``'s and the deployments' (``uvicorn_command``), ``extra_args`` added to it.
+    """
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path, *, extra_args: tuple[str, ...] = ()) -> None:
         self.name = name
@@ -63,20 +67,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    f"services.{self.name}.main:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--no-access-log",
-                    "--timeout-graceful-shutdown",
-                    "5",
-                    *self.extra_args,
-                ],
+                [sys.executable, "-m", *uvicorn_command(self.name, "127.0.0.1", self.port), *self.extra_args],
                 env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)},
                 cwd=ROOT,
                 stdout=log,
@@ -129,6 +120,7 @@ async def served(service: ServiceDefinition) -> AsyncIterator[tuple[str, Any]]:
             app,
             host="127.0.0.1",
             port=port,
+            http=ProblemHttpToolsProtocol,
             log_level="warning",
             access_log=False,
             lifespan="on",
