@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
 import orjson  # noqa: E402
 
 from shared.devservers import EmbeddedNats, EmbeddedPostgres  # noqa: E402
+from shared.http.protocol import UVICORN_OPTIONS  # noqa: E402
 from shared.settings import DEV_AUTH_SECRET  # noqa: E402
 from shared.testing.services import ServiceProcess  # noqa: E402
 
@@ -41,7 +42,10 @@ STATUS_CONN_ERROR = 0  # connection refused / reset, or a response we could not 
 DISPATCH_TICK_S = 0.002
 MAX_REQUESTS_PER_PHASE = 500_000
 MAX_RATE = 50_000.0
-UVICORN_ARGS = ("--loop", "uvloop", "--http", "httptools")
+# Added to the services' own command line (uvicorn_command: the problem-answering httptools protocol, no access
+# log), which ServiceProcess runs; UVICORN_FLAGS is how the reports describe both.
+UVICORN_ARGS = ("--loop", "uvloop")
+UVICORN_FLAGS = " ".join((*UVICORN_ARGS, *UVICORN_OPTIONS[:3]))
 EMBEDDED_SERVERS = (
     "embedded: nats-server (sync_interval: always) + PostgreSQL 16 (pgserver, synchronous_commit on, "
     "commit_delay 200 µs) "

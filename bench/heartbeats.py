@@ -142,7 +142,7 @@ def start_embedded(
         database_url=servers.database_url,
         description=(
             common.EMBEDDED_SERVERS
-            + f"+ devices service, {processes} uvicorn process(es) (--loop uvloop --http httptools --no-access-log)"
+            + f"+ devices service, {processes} uvicorn process(es) ({common.UVICORN_FLAGS})"
             + (f", env {extra_env}" if extra_env else "")
         ),
         cpu=servers.cpu,

@@ -541,7 +541,7 @@ def open_target(stack: contextlib.ExitStack, args: argparse.Namespace, processes
         nats_url=servers.nats_url,
         description=(
             common.EMBEDDED_SERVERS
-            + "+ 2 uvicorn processes (--loop uvloop --http httptools --no-access-log)"
+            + f"+ 2 uvicorn processes ({common.UVICORN_FLAGS})"
             + (f", env {extra_env}" if extra_env else "")
         ),
         cpu=servers.cpu,
