@@ -2,11 +2,13 @@
 
 There is no Docker engine or Kubernetes cluster on the build machines, so these files are checked by
 reading them: YAML that parses, references that exist, and the durability settings that matter
-(``sync_interval: always`` on every NATS server, ``REQUIRE_NATS_SYNC_ALWAYS`` on every service).
+(``sync_interval: always`` on every NATS server, ``REQUIRE_NATS_SYNC_ALWAYS`` on every service), and the
+uvicorn command line of ``make run`` and the tests (``uvicorn_command``) in every service's command.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,8 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
+from uvicorn.importer import import_from_string
 
 from shared.devservers import nats_server_binary
+from shared.http.protocol import HTTP_PROTOCOL, ProblemHttpToolsProtocol, uvicorn_command
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -131,8 +135,7 @@ def test_compose_service_environment(compose: dict[str, Any], name: str, port: i
     assert env["DATABASE_URL"].startswith("postgresql://")
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
     assert env["OTEL_SERVICE_NAME"] == name
-    assert f"services.{name}.main:app" in service["command"]
-    assert str(port) in service["command"]
+    assert service["command"] == uvicorn_command(name, "0.0.0.0", port)
     assert any(p.endswith(f":{port}:{port}") for p in service["ports"])
 
 
@@ -141,6 +144,35 @@ def test_dockerfile_runs_as_non_root() -> None:
     assert re.search(r"^FROM python:3\.11-slim", text, re.MULTILINE)
     users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     assert users and not users[-1].startswith(("root", "0")), "the image must end on a non-root USER"
+
+
+def test_dockerfile_command_is_the_questionnaire_service() -> None:
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    (command,) = re.findall(r"^CMD\s+(\[.*\])\s*$", text, re.MULTILINE)
+    assert json.loads(command) == uvicorn_command("questionnaire", "0.0.0.0", APP_SERVICES["questionnaire"])
+
+
+# --- uvicorn -----------------------------------------------------------------------------------------
+
+
+def test_http_protocol_is_the_problem_answering_class() -> None:
+    assert import_from_string(HTTP_PROTOCOL) is ProblemHttpToolsProtocol
+    assert ["--http", HTTP_PROTOCOL] == [arg for arg in uvicorn_command("devices", "::", 1) if "http" in arg]
+
+
+@pytest.mark.parametrize("path", ["scripts/run.py", "shared/testing/services.py"])
+def test_services_are_started_with_the_shared_command_line(path: str) -> None:
+    assert "uvicorn_command(" in (ROOT / path).read_text(encoding="utf-8")
+
+
+def test_no_start_names_another_http_protocol() -> None:
+    """Without --http, uvicorn answers unreadable HTTP in text/plain; httptools or h11 would too."""
+    paths = [ROOT / "README.md", *(p for d in ("bench", "deploy", "scripts", "shared") for p in (ROOT / d).rglob("*"))]
+    for path in paths:
+        if path.is_file() and path.suffix in (".py", ".md", ".yaml", "") and path.name != "protocol.py":
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for other in re.findall(r"--http[\"',]*\s+[\"']?(\w[\w.:]*)", text):
+                assert other == HTTP_PROTOCOL, f"{path.relative_to(ROOT)} names --http {other}"
 
 
 # --- OpenTelemetry Collector -------------------------------------------------------------------------
@@ -199,7 +231,7 @@ def test_kubernetes_deployment(name: str, port: int) -> None:
     assert spec["replicas"] == 2
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
     (container,) = spec["template"]["spec"]["containers"]
-    assert f"services.{name}.main:app" in container["command"]
+    assert container["command"] == uvicorn_command(name, "0.0.0.0", port)
     assert container["ports"][0]["containerPort"] == port
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
