@@ -679,3 +679,70 @@ async def test_fleet_dates_given_as_unix_times_are_refused(fleet: Fleet, when: A
     assert await fleet.state(tablet) == "returned"
     async with fleet.devices_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM wipes") == 0
+
+
+# --- Serial numbers are not case-significant ---------------------------------------------------------------
+
+
+async def _register_serial(fleet: Fleet, serial: str, charger_serial: str | None = None) -> httpx.Response:
+    body = {
+        "serial_number": serial,
+        "model": "Galaxy Tab A9",
+        "accessories": [{"kind": "charger", "serial_number": charger_serial}, {"kind": "cable"}],
+    }
+    return await fleet.devices.post("/v1/tablets", json=body, headers=fleet.staff())
+
+
+async def _stored_rows(fleet: Fleet) -> tuple[int, ...]:
+    async with fleet.devices_platform.pool.acquire() as conn:
+        return tuple(
+            [
+                await conn.fetchval(f"SELECT count(*) FROM {table}")
+                for table in ("tablets", "accessories", "transitions", "audit_log", "idempotency_keys", "outbox")
+            ]
+        )
+
+
+async def test_a_serial_number_typed_in_another_case_is_the_tablet_already_registered(fleet: Fleet) -> None:
+    serial = f"R52W-{uuid.uuid4().hex[:8]}AB".upper()
+    assert (await _register_serial(fleet, serial)).status_code == 201
+    before = await _stored_rows(fleet)
+    for typed in (serial.lower(), f"r52w{serial[4:]}", serial.lower().capitalize()):
+        refused = await fleet.devices.post(
+            "/v1/tablets",
+            json={"serial_number": typed, "model": "Galaxy Tab A9", "accessories": [{"kind": "charger"}]},
+            headers={**fleet.staff(), "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["type"].endswith("/duplicate-serial")
+        # The serial number already registered, as it is kept: the caller sees which tablet it is.
+        assert problem["serial_number"] == serial
+        assert f"serial number {serial} is already registered" in problem["detail"]
+        # Nothing stored (no second tablet, no accessories, no audit entry, no kept response), nothing published.
+        assert await _stored_rows(fleet) == before
+    listing = await fleet.devices.get("/v1/tablets", headers=fleet.staff())
+    assert [t["serial_number"] for t in listing.json()["items"]].count(serial) == 1
+
+
+async def test_a_serial_number_typed_in_lower_case_is_kept_and_shown_in_upper_case(fleet: Fleet) -> None:
+    typed, charger = f"r52w-{uuid.uuid4().hex[:8]}.ab/c_d", f"chg-{uuid.uuid4().hex[:6]}x"
+    registered = await _register_serial(fleet, typed, charger)
+    assert registered.status_code == 201, registered.text
+    tablet = registered.json()["id"]
+    assert registered.json()["serial_number"] == typed.upper()
+    detail = (await fleet.devices.get(f"/v1/tablets/{tablet}", headers=fleet.staff())).json()
+    assert detail["serial_number"] == typed.upper()
+    assert detail["accessories"] == [
+        {"kind": "cable", "serial_number": None},
+        {"kind": "charger", "serial_number": charger.upper()},
+    ]
+    listing = (await fleet.devices.get("/v1/tablets", headers=fleet.staff())).json()["items"]
+    assert [t["serial_number"] for t in listing if t["id"] == tablet] == [typed.upper()]
+    async with fleet.devices_platform.pool.acquire() as conn:
+        stored = await conn.fetchval("SELECT serial_number FROM tablets WHERE id = $1", uuid.UUID(tablet))
+        accessory = await conn.fetchval(
+            "SELECT serial_number FROM accessories WHERE tablet_id = $1 AND kind = 'charger'", uuid.UUID(tablet)
+        )
+    assert (stored, accessory) == (typed.upper(), charger.upper())
