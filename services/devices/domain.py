@@ -291,7 +291,7 @@ def _join_steps(steps: tuple[Action, ...]) -> str:
 #
 # A manufacturer's serial number is not case-significant: ``r52w70abcde`` typed at the desk is the tablet
 # registered as ``R52W70ABCDE``. It is kept, compared and shown in one form, upper case, so that a second
-# registration in another case is the duplicate it is.
+# registration in another case is the duplicate it is (the database refuses any other form: migration 003).
 
 SERIAL_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 """ASCII letters (either case), digits and ``. _ / -``, 64 at most, starting with a letter or a digit; no
