@@ -385,7 +385,7 @@ async def run_phase(
 
 async def run_all(target: Target, args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     tokens = TokenService(args.auth_secret, args.auth_issuer, args.auth_audience)
-    serial_prefix = f"HBB-{uuid.uuid4().hex[:8]}-"
+    serial_prefix = f"HBB-{uuid.uuid4().hex[:8].upper()}-"  # serial numbers are kept in upper case
     print(f"creating {args.tablets} tablets on open loans ({serial_prefix}*) …", file=sys.stderr, flush=True)
     started = time.monotonic()
     tablets, issued = await create_fleet(target.database_url, args.tablets, tokens, serial_prefix)

@@ -21,6 +21,7 @@ from services.devices.domain import (
     HeartbeatReading,
     IllegalTransition,
     ReturnChannel,
+    SerialNumber,
     TabletState,
     WipeMethod,
     accessories_outside,
@@ -55,7 +56,6 @@ FleetManager = Annotated[StaffPrincipal, Depends(require_staff("fleet"))]
 FleetReader = Annotated[StaffPrincipal, Depends(require_staff("fleet", "arc", "nurse"))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
-SERIAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 STAFF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,79}$"
 Reason = Annotated[str | None, Field(default=None, max_length=500, description="Why (kept in the history).")]
 
@@ -250,13 +250,15 @@ class AccessoryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Accessory
-    serial_number: str | None = Field(default=None, pattern=SERIAL_PATTERN)
+    serial_number: SerialNumber | None = None
 
 
 class TabletRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    serial_number: str = Field(pattern=SERIAL_PATTERN, description="The manufacturer's serial number.")
+    serial_number: SerialNumber = Field(
+        description="The manufacturer's serial number; not case-significant, kept and shown in upper case."
+    )
     model: str = Field(min_length=1, max_length=80)
     accessories: list[AccessoryIn] = Field(default_factory=list, max_length=5)
 
@@ -280,8 +282,13 @@ async def register_tablet(
                 at=now,
             )
         except repository.DuplicateSerial:
+            # In its canonical form (upper case): the serial number as kept, whatever case it was typed in.
             raise Problem(
-                409, f"A tablet with serial number {body.serial_number} is already registered.", kind="duplicate-serial"
+                409,
+                f"A tablet with serial number {body.serial_number} is already registered "
+                "(serial numbers are not case-significant).",
+                kind="duplicate-serial",
+                serial_number=body.serial_number,
             ) from None
         await audit_staff(conn, staff, "tablet.register", f"tablet/{tablet_id}")
         return 201, await _tablet_body(conn, tablet_id)

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.datetimes import OffsetDatetime
 
@@ -25,12 +25,14 @@ __all__ = [
     "HEARTBEAT_CLOCK_TOLERANCE",
     "LOAN_LENGTH_DEFAULT",
     "RELEASING_ACTIONS",
+    "SERIAL_PATTERN",
     "TRANSITIONS",
     "Accessory",
     "Action",
     "HeartbeatReading",
     "IllegalTransition",
     "ReturnChannel",
+    "SerialNumber",
     "Silence",
     "SilencePolicy",
     "SilenceReason",
@@ -38,6 +40,7 @@ __all__ = [
     "WipeMethod",
     "accessories_outside",
     "allowed_actions",
+    "canonical_serial",
     "clock_skew_ok",
     "default_expected_return",
     "detect_silence",
@@ -282,6 +285,32 @@ def _join_steps(steps: tuple[Action, ...]) -> str:
     if len(words) == 1:
         return words[0]
     return f"{', '.join(words[:-1])}, then {words[-1]}"
+
+
+# --- Serial numbers ----------------------------------------------------------------------------------------
+#
+# A manufacturer's serial number is not case-significant: ``r52w70abcde`` typed at the desk is the tablet
+# registered as ``R52W70ABCDE``. It is kept, compared and shown in one form, upper case, so that a second
+# registration in another case is the duplicate it is (the database refuses any other form: migration 003).
+
+SERIAL_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
+"""ASCII letters (either case), digits and ``. _ / -``, 64 at most, starting with a letter or a digit; no
+whitespace (refused, not trimmed)."""
+
+
+def canonical_serial(serial: str) -> str:
+    """The one form a serial number is kept in: upper case. Only for a value that matched ``SERIAL_PATTERN``
+    (ASCII), where upper-casing changes letters only (``"ß".upper()`` is ``"SS"``: checked first, it is refused)."""
+    return serial.upper()
+
+
+SerialNumber = Annotated[
+    str,
+    Field(pattern=SERIAL_PATTERN, description="Not case-significant: kept, compared and shown in upper case."),
+    AfterValidator(canonical_serial),
+]
+"""A manufacturer's serial number (a tablet's, an accessory's) as typed, checked against ``SERIAL_PATTERN`` then
+put in its canonical form: ``r52w-70ab`` is ``R52W-70AB``."""
 
 
 # --- Kit and return ----------------------------------------------------------------------------------------

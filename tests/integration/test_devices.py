@@ -4,13 +4,16 @@ silences reported once, racing loans, and every refusal a clear 4xx that changes
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import nats.errors
 import orjson
@@ -23,6 +26,7 @@ from services.devices.silence import report_silent_tablets
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
+from shared.db.pool import apply_migrations, init_connection, session_settings
 from shared.events.catalog import make_event
 from shared.events.inclusion import SessionScheduledV1
 from shared.testing.fhir import CALM, questionnaire_response
@@ -32,6 +36,7 @@ from shared.testing.waiting import eventually
 pytestmark = pytest.mark.integration
 
 ALL_ACCESSORIES = ["charger", "cable", "case", "sim", "manual"]
+MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "devices" / "migrations"
 
 
 @dataclass
@@ -679,3 +684,162 @@ async def test_fleet_dates_given_as_unix_times_are_refused(fleet: Fleet, when: A
     assert await fleet.state(tablet) == "returned"
     async with fleet.devices_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM wipes") == 0
+
+
+# --- Serial numbers are not case-significant ---------------------------------------------------------------
+
+
+async def _register_serial(fleet: Fleet, serial: str, charger_serial: str | None = None) -> httpx.Response:
+    body = {
+        "serial_number": serial,
+        "model": "Galaxy Tab A9",
+        "accessories": [{"kind": "charger", "serial_number": charger_serial}, {"kind": "cable"}],
+    }
+    return await fleet.devices.post("/v1/tablets", json=body, headers=fleet.staff())
+
+
+async def _stored_rows(fleet: Fleet) -> tuple[int, ...]:
+    async with fleet.devices_platform.pool.acquire() as conn:
+        return tuple(
+            [
+                await conn.fetchval(f"SELECT count(*) FROM {table}")
+                for table in ("tablets", "accessories", "transitions", "audit_log", "idempotency_keys", "outbox")
+            ]
+        )
+
+
+async def test_a_serial_number_typed_in_another_case_is_the_tablet_already_registered(fleet: Fleet) -> None:
+    serial = f"R52W-{uuid.uuid4().hex[:8]}AB".upper()
+    assert (await _register_serial(fleet, serial)).status_code == 201
+    before = await _stored_rows(fleet)
+    for typed in (serial.lower(), f"r52w{serial[4:]}", serial.lower().capitalize()):
+        refused = await fleet.devices.post(
+            "/v1/tablets",
+            json={"serial_number": typed, "model": "Galaxy Tab A9", "accessories": [{"kind": "charger"}]},
+            headers={**fleet.staff(), "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["type"].endswith("/duplicate-serial")
+        # The serial number already registered, as it is kept: the caller sees which tablet it is.
+        assert problem["serial_number"] == serial
+        assert f"serial number {serial} is already registered" in problem["detail"]
+        # Nothing stored (no second tablet, no accessories, no audit entry, no kept response), nothing published.
+        assert await _stored_rows(fleet) == before
+    listing = await fleet.devices.get("/v1/tablets", headers=fleet.staff())
+    assert [t["serial_number"] for t in listing.json()["items"]].count(serial) == 1
+
+
+async def test_a_serial_number_typed_in_lower_case_is_kept_and_shown_in_upper_case(fleet: Fleet) -> None:
+    typed, charger = f"r52w-{uuid.uuid4().hex[:8]}.ab/c_d", f"chg-{uuid.uuid4().hex[:6]}x"
+    registered = await _register_serial(fleet, typed, charger)
+    assert registered.status_code == 201, registered.text
+    tablet = registered.json()["id"]
+    assert registered.json()["serial_number"] == typed.upper()
+    detail = (await fleet.devices.get(f"/v1/tablets/{tablet}", headers=fleet.staff())).json()
+    assert detail["serial_number"] == typed.upper()
+    assert detail["accessories"] == [
+        {"kind": "cable", "serial_number": None},
+        {"kind": "charger", "serial_number": charger.upper()},
+    ]
+    listing = (await fleet.devices.get("/v1/tablets", headers=fleet.staff())).json()["items"]
+    assert [t["serial_number"] for t in listing if t["id"] == tablet] == [typed.upper()]
+    async with fleet.devices_platform.pool.acquire() as conn:
+        stored = await conn.fetchval("SELECT serial_number FROM tablets WHERE id = $1", uuid.UUID(tablet))
+        accessory = await conn.fetchval(
+            "SELECT serial_number FROM accessories WHERE tablet_id = $1 AND kind = 'charger'", uuid.UUID(tablet)
+        )
+    assert (stored, accessory) == (typed.upper(), charger.upper())
+
+
+INSERT_TABLET = (
+    "INSERT INTO tablets (id, serial_number, model, state, registered_at, registered_by, state_changed_at) "
+    "VALUES ($1, $2, 'Galaxy Tab A9', $3, now(), 'fleet-1', now())"
+)
+
+
+async def _devices_schema_before_003(database_url: str, tmp_path: Path) -> asyncpg.Connection:
+    """A devices schema as it was before serial numbers were kept in upper case."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        if path.name < "003":
+            shutil.copy(path, before / path.name)
+    conn = await asyncpg.connect(database_url, server_settings=session_settings("devices"))
+    await init_connection(conn)
+    await apply_migrations(conn, "devices", before)
+    return conn
+
+
+async def test_the_migration_keeps_existing_serial_numbers_in_upper_case(database_url: str, tmp_path: Path) -> None:
+    conn = await _devices_schema_before_003(database_url, tmp_path)
+    try:
+        tablets = {"r52w-abc1": uuid.uuid4(), "R52W-XYZ9": uuid.uuid4(), "Mixed.Case/7": uuid.uuid4()}
+        for serial, tablet in tablets.items():
+            await conn.execute(INSERT_TABLET, tablet, serial, "ready")
+        await conn.execute(
+            "INSERT INTO accessories (tablet_id, kind, serial_number) VALUES ($1, 'charger', 'chg-01a'), "
+            "($1, 'cable', NULL), ($2, 'sim', '8933150319')",
+            tablets["r52w-abc1"],
+            tablets["R52W-XYZ9"],
+        )
+        await apply_migrations(conn, "devices", MIGRATIONS)
+        stored = {r["id"]: r["serial_number"] for r in await conn.fetch("SELECT id, serial_number FROM tablets")}
+        assert stored == {tablet: serial.upper() for serial, tablet in tablets.items()}
+        accessories = await conn.fetch("SELECT kind, serial_number FROM accessories ORDER BY kind")
+        assert [tuple(r) for r in accessories] == [("cable", None), ("charger", "CHG-01A"), ("sim", "8933150319")]
+        # From now on the database itself refuses a serial number in another case, whoever writes it.
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(INSERT_TABLET, uuid.uuid4(), "r52w-new1", "ready")
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(INSERT_TABLET, uuid.uuid4(), "R52W-ABC1", "ready")
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE tablets SET serial_number = 'r52w-xyz9' WHERE id = $1", tablets["R52W-XYZ9"])
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "INSERT INTO accessories (tablet_id, kind, serial_number) VALUES ($1, 'case', 'case-1')",
+                tablets["R52W-XYZ9"],
+            )
+    finally:
+        await conn.close()
+
+
+async def test_the_migration_refuses_serial_numbers_that_differ_only_by_case_and_names_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    conn = await _devices_schema_before_003(database_url, tmp_path)
+    try:
+        rows = [
+            ("r52w-abc1", uuid.uuid4(), "loaned"),
+            ("R52W-ABC1", uuid.uuid4(), "ready"),
+            ("R52w-Abc1", uuid.uuid4(), "retired"),
+            ("tab-2", uuid.uuid4(), "ready"),
+            ("TAB-2", uuid.uuid4(), "in_repair"),
+            ("solo-3", uuid.uuid4(), "ready"),
+        ]
+        for serial, tablet, state in rows:
+            await conn.execute(INSERT_TABLET, tablet, serial, state)
+        with pytest.raises(asyncpg.RaiseError) as refused:
+            await apply_migrations(conn, "devices", MIGRATIONS)
+        message = str(refused.value)
+        # Each clash by its serial number as it would be kept, and each tablet of it, as stored, with its id and
+        # state, so that an operator can tell which is which; never a tablet that clashes with nothing.
+        for serial, tablet, state in rows[:5]:
+            assert f"{serial} (tablet {tablet}, {state})" in message
+        assert "R52W-ABC1:" in message and "TAB-2:" in message
+        assert "solo-3" not in message.lower() and "SOLO-3" not in message
+        assert refused.value.as_dict().get("hint")
+        # Nothing merged nor changed, and the migration is still to be applied.
+        stored = {r["id"]: r["serial_number"] for r in await conn.fetch("SELECT id, serial_number FROM tablets")}
+        assert stored == {tablet: serial for serial, tablet, _ in rows}
+        applied = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        assert not any(name.startswith("service/003") for name in applied)
+        # Once the operator has given each duplicate a serial number of its own, the migration applies.
+        await conn.execute("UPDATE tablets SET serial_number = 'R52W-ABC1-DUP1' WHERE id = $1", rows[0][1])
+        await conn.execute("UPDATE tablets SET serial_number = 'R52W-ABC1-DUP2' WHERE id = $1", rows[2][1])
+        await conn.execute("UPDATE tablets SET serial_number = 'TAB-2-DUP' WHERE id = $1", rows[3][1])
+        await apply_migrations(conn, "devices", MIGRATIONS)
+        assert await conn.fetchval("SELECT serial_number FROM tablets WHERE id = $1", rows[5][1]) == "SOLO-3"
+    finally:
+        await conn.close()

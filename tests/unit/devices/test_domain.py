@@ -7,7 +7,7 @@ from collections import deque
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from services.devices.domain import (
     LOAN_LENGTH_DEFAULT,
@@ -17,6 +17,7 @@ from services.devices.domain import (
     Action,
     HeartbeatReading,
     IllegalTransition,
+    SerialNumber,
     Silence,
     SilencePolicy,
     SilenceReason,
@@ -616,3 +617,41 @@ def test_utilisation(loaned_days: float, available_days: float, expected: float 
 def test_utilisation_refuses_impossible_figures(loaned_days: float, available_days: float) -> None:
     with pytest.raises(ValueError):
         utilisation(loaned_days, available_days)
+
+
+# --- Serial numbers ----------------------------------------------------------------------------------------
+
+SERIAL = TypeAdapter(SerialNumber)
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("R52W70ABCDE", "R52W70ABCDE"),
+        ("r52w70abcde", "R52W70ABCDE"),
+        ("r52W-70.ab/c_d", "R52W-70.AB/C_D"),
+        ("0123456789", "0123456789"),
+    ],
+)
+def test_a_serial_number_is_kept_in_upper_case_whatever_case_it_is_typed_in(typed: str, kept: str) -> None:
+    assert SERIAL.validate_python(typed) == kept
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "",
+        " R52W70ABCDE",  # whitespace is refused, not trimmed: the pattern has never allowed it
+        "R52W70ABCDE ",
+        "R52W 70",
+        "-R52W",  # starts with a letter or a digit
+        "a" * 65,
+        # Letters outside ASCII are refused before the upper-casing could turn them into ASCII ones ("SS", "FI").
+        "stra\u00dfe",
+        "\ufb01x1",
+        "R52W\u0130",
+    ],
+)
+def test_a_serial_number_outside_the_pattern_is_refused_in_any_case(typed: str) -> None:
+    with pytest.raises(ValidationError):
+        SERIAL.validate_python(typed)
