@@ -324,13 +324,17 @@ async def list_tablets(
     staff: FleetReader,
     platform: PlatformDep,
     state: Annotated[list[TabletState] | None, Query()] = None,
+    serial: Annotated[
+        SerialNumber | None,
+        Query(description="Only the tablet with this serial number (in either case): the one a technician holds."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Any:
     today = datetime.now(UTC).date()
     async with platform.pool.acquire() as conn, conn.transaction():
         rows = await repository.list_tablets(
-            conn, states=[s.value for s in state] if state else None, limit=limit, offset=offset
+            conn, states=[s.value for s in state] if state else None, serial=serial, limit=limit, offset=offset
         )
         await audit_staff_patients(conn, staff, "tablets.list", "tablets", (r["patient_id"] for r in rows))
     items = []

@@ -10,6 +10,7 @@ ready again through a recorded wipe. ``MAKE_READY`` is legal from ``WIPED`` only
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from enum import StrEnum
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from shared.datetimes import OffsetDatetime
 
@@ -298,15 +300,28 @@ SERIAL_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 whitespace (refused, not trimmed)."""
 
 
+_SERIAL = re.compile(SERIAL_PATTERN)
+
+
 def canonical_serial(serial: str) -> str:
-    """The one form a serial number is kept in: upper case. Only for a value that matched ``SERIAL_PATTERN``
-    (ASCII), where upper-casing changes letters only (``"ß".upper()`` is ``"SS"``: checked first, it is refused)."""
+    """The one form a serial number is kept in: upper case. The pattern is checked first, on the value as typed:
+    it is ASCII, where upper-casing changes letters only (``"ß".upper()`` is ``"SS"``, so it is refused)."""
+    if not _SERIAL.match(serial):
+        raise PydanticCustomError(
+            "serial_number",
+            "A serial number is 1 to 64 letters (A-Z, either case), digits and . _ / -, starting with a letter "
+            "or a digit, with no spaces, as printed on the device",
+        )
     return serial.upper()
 
 
 SerialNumber = Annotated[
     str,
-    Field(pattern=SERIAL_PATTERN, description="Not case-significant: kept, compared and shown in upper case."),
+    # The pattern is in the schema for client developers, and checked by canonical_serial with a sentence.
+    Field(
+        json_schema_extra={"pattern": SERIAL_PATTERN},
+        description="Not case-significant: kept, compared and shown in upper case.",
+    ),
     AfterValidator(canonical_serial),
 ]
 """A manufacturer's serial number (a tablet's, an accessory's) as typed, checked against ``SERIAL_PATTERN`` then

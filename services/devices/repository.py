@@ -189,16 +189,18 @@ async def get_tablet(conn: asyncpg.Connection, tablet_id: UUID) -> asyncpg.Recor
 
 
 async def list_tablets(
-    conn: asyncpg.Connection, *, states: Sequence[str] | None, limit: int, offset: int
+    conn: asyncpg.Connection, *, states: Sequence[str] | None, serial: str | None = None, limit: int, offset: int
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"SELECT {TABLET_COLUMNS}, l.id AS loan_id, l.patient_id, l.expected_return_on, l.loaned_at, "
         "l.missing_accessories, l.inactive_reported_since, l.inactive_reason "
         "FROM tablets t LEFT JOIN loans l ON l.tablet_id = t.id AND l.ended_at IS NULL "
-        "WHERE $1::text[] IS NULL OR t.state = ANY($1) ORDER BY t.serial_number LIMIT $2 OFFSET $3",
+        "WHERE ($1::text[] IS NULL OR t.state = ANY($1)) AND ($4::text IS NULL OR t.serial_number = $4) "
+        "ORDER BY t.serial_number LIMIT $2 OFFSET $3",
         list(states) if states else None,
         limit,
         offset,
+        serial,
     )
 
 

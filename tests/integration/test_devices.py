@@ -753,6 +753,32 @@ async def test_a_serial_number_typed_in_lower_case_is_kept_and_shown_in_upper_ca
     assert (stored, accessory) == (typed.upper(), charger.upper())
 
 
+async def test_a_technician_finds_a_tablet_by_its_serial_number_typed_in_any_case(fleet: Fleet) -> None:
+    serial = f"R52W-{uuid.uuid4().hex[:8]}AB".upper()
+    other = f"R52W-{uuid.uuid4().hex[:8]}CD".upper()
+    tablet = (await _register_serial(fleet, serial)).json()["id"]
+    assert (await _register_serial(fleet, other)).status_code == 201
+    for typed in (serial, serial.lower(), serial.lower().capitalize()):
+        found = await fleet.devices.get("/v1/tablets", params={"serial": typed}, headers=fleet.staff())
+        assert found.status_code == 200, found.text
+        assert [(t["id"], t["serial_number"]) for t in found.json()["items"]] == [(tablet, serial)]
+    # With the state filter too: the tablet is still being provisioned, not loaned.
+    stocked = await fleet.devices.get(
+        "/v1/tablets", params={"serial": serial.lower(), "state": "pending_provisioning"}, headers=fleet.staff()
+    )
+    assert [t["id"] for t in stocked.json()["items"]] == [tablet]
+    loaned = await fleet.devices.get("/v1/tablets", params={"serial": serial, "state": "loaned"}, headers=fleet.staff())
+    assert loaned.json()["items"] == []
+    unknown = await fleet.devices.get("/v1/tablets", params={"serial": "NOPE-0000"}, headers=fleet.staff())
+    assert unknown.status_code == 200 and unknown.json() == {"items": [], "count": 0}
+    # A value no serial number can be is a problem that says what a serial number is, not an empty list.
+    for bad in ("R52W 0001", "ß-1", "-R52W", "x" * 65):
+        refused = await fleet.devices.get("/v1/tablets", params={"serial": bad}, headers=fleet.staff())
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["detail"].startswith("A serial number is 1 to 64 letters"), refused.json()
+
+
 INSERT_TABLET = (
     "INSERT INTO tablets (id, serial_number, model, state, registered_at, registered_by, state_changed_at) "
     "VALUES ($1, $2, 'Galaxy Tab A9', $3, now(), 'fleet-1', now())"
