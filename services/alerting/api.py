@@ -24,6 +24,7 @@ from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopened
 from shared.events.catalog import make_event
 from shared.http.app import Platform, PlatformDep
 from shared.http.limits import MAX_OFFSET
+from shared.http.openapi import problem_responses, raises
 from shared.http.problems import Problem
 from shared.http.security import bearer_principal, require_staff
 from shared.http.sse import EventStream, frame
@@ -202,6 +203,7 @@ async def stream_token(nurse: Nurse, platform: PlatformDep) -> Any:
     )
 
 
+@raises(401, 403)
 async def stream_reader(request: Request, platform: PlatformDep, stream_token: str | None = None) -> StaffPrincipal:
     if stream_token is None:
         principal = await bearer_principal(request, platform)
@@ -342,7 +344,10 @@ def _bad_if_match() -> Problem:
 
 
 @router.get(
-    "/{alert_id}", response_model=AlertDetail, summary="One alert: its scored answers, messages and steps (history)"
+    "/{alert_id}",
+    response_model=AlertDetail,
+    summary="One alert: its scored answers, messages and steps (history)",
+    responses=problem_responses(404),
 )
 async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, response: Response) -> Any:
     async with platform.pool.acquire() as conn, conn.transaction():
@@ -401,7 +406,12 @@ async def _record_step(
     )
 
 
-@router.post("/{alert_id}/ack", response_model=AlertView, summary="Acknowledge ('je prends'): assigns it to you")
+@router.post(
+    "/{alert_id}/ack",
+    response_model=AlertView,
+    summary="Acknowledge ('je prends'): assigns it to you",
+    responses=problem_responses(404, 409),
+)
 async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep) -> Any:
     now = datetime.now(UTC)
     async with platform.pool.acquire() as conn, conn.transaction():
@@ -428,7 +438,12 @@ class Resolution(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertView, summary="Close the alert with an outcome code")
+@router.post(
+    "/{alert_id}/resolve",
+    response_model=AlertView,
+    summary="Close the alert with an outcome code",
+    responses=problem_responses(404, 409, 412),
+)
 async def resolve_alert(
     alert_id: UUID,
     resolution: Resolution,
@@ -509,7 +524,12 @@ class Reopening(BaseModel):
         return (reason or "").strip() or None
 
 
-@router.post("/{alert_id}/reopen", response_model=AlertView, summary="Reopen a resolved alert (it becomes yours)")
+@router.post(
+    "/{alert_id}/reopen",
+    response_model=AlertView,
+    summary="Reopen a resolved alert (it becomes yours)",
+    responses=problem_responses(404, 409),
+)
 async def reopen_alert(
     alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, body: Reopening | None = None
 ) -> Any:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.alerting.labels import reference as label_reference
 from shared.auth import StaffPrincipal
 from shared.http.app import PlatformDep
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.http.security import require_staff
 from shared.settings import DEV_AUTH_SECRET
@@ -75,7 +76,12 @@ class DevToken(BaseModel):
     token: str
 
 
-@router.post("/dashboard/dev-token", response_model=DevToken, summary="Development only: sign in as a dev user")
+@router.post(
+    "/dashboard/dev-token",
+    response_model=DevToken,
+    summary="Development only: sign in as a dev user",
+    responses=problem_responses(404, 422),
+)
 async def dev_token(body: DevTokenRequest, platform: PlatformDep) -> Any:
     if not _dev_login(platform):
         raise Problem(404, "Development sign-in is off here: paste a staff token from your identity provider.")

@@ -19,6 +19,7 @@ from services.alerting.service_levels import ServiceLevels
 from shared.audit import audit_staff
 from shared.datetimes import CalendarDate
 from shared.http.app import PlatformDep
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
@@ -129,6 +130,7 @@ def _known_term(term: str) -> str:
     "/{patient_id}/expected-levels/{term}",
     response_model=ExpectedLevelView,
     summary=f"Expect a symptom at a grade for up to {EXPECTED_LEVEL_MAX_DAYS} days (no alert at or below it)",
+    responses=problem_responses(404, 422),
 )
 async def set_expected_level(
     patient_id: UUID, term: str, body: ExpectedLevelRequest, nurse: Nurse, platform: PlatformDep, levels: LevelsDep
@@ -155,7 +157,12 @@ async def set_expected_level(
     return ExpectedLevelView(**dict(row))
 
 
-@router.delete("/{patient_id}/expected-levels/{term}", status_code=204, summary="Stop expecting a symptom")
+@router.delete(
+    "/{patient_id}/expected-levels/{term}",
+    status_code=204,
+    summary="Stop expecting a symptom",
+    responses=problem_responses(404),
+)
 async def clear_expected_level(patient_id: UUID, term: str, nurse: Nurse, platform: PlatformDep) -> Response:
     _known_term(term)
     async with platform.pool.acquire() as conn, conn.transaction():

@@ -15,6 +15,7 @@ from services.alerting.figures import AlertFacts, team_figures
 from shared.audit import record_access
 from shared.datetimes import CalendarDate
 from shared.http.app import PlatformDep
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["team"])
@@ -29,7 +30,9 @@ def _facts(row: Any) -> AlertFacts:
     return AlertFacts(**{k: row[k] for k in AlertFacts.__dataclass_fields__})
 
 
-@router.get("/metrics", summary="The team's figures over a period (default: the last 30 days)")
+@router.get(
+    "/metrics", summary="The team's figures over a period (default: the last 30 days)", responses=problem_responses(422)
+)
 async def metrics(
     nurse: Nurse,
     platform: PlatformDep,

@@ -44,6 +44,7 @@ from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1
 from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
 from shared.http.limits import MAX_OFFSET
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.http.responses import json_response
 from shared.http.routes import RequestOnlyRoute
@@ -130,6 +131,11 @@ def _tablet_view(row: Any) -> TabletView:
     return TabletView(
         **{k: row[k] for k in TabletView.model_fields if k in row}, allowed_actions=allowed_actions(state)
     )
+
+
+# What a step of a tablet or a loan can be refused for besides the malformed or unauthorised: an unknown tablet or
+# loan, a step its state does not allow, a value out of range or an Idempotency-Key used for another request.
+STEP_PROBLEMS = problem_responses(404, 409, 422)
 
 
 # --- Commands: one transaction each, replayed to a retry with the same Idempotency-Key -------------------------
@@ -263,7 +269,13 @@ class TabletRegistration(BaseModel):
     accessories: list[AccessoryIn] = Field(default_factory=list, max_length=5)
 
 
-@router.post("/tablets", status_code=201, response_model=TabletView, summary="Register a tablet and its accessories")
+@router.post(
+    "/tablets",
+    status_code=201,
+    response_model=TabletView,
+    summary="Register a tablet and its accessories",
+    responses=problem_responses(409, 422),
+)
 async def register_tablet(
     body: TabletRegistration, request: Request, staff: FleetManager, platform: PlatformDep, key: IdempotencyKey = None
 ) -> Any:
@@ -381,7 +393,12 @@ class TabletDetail(TabletView):
     wipes: list[WipeView]
 
 
-@router.get("/tablets/{tablet_id}", response_model=TabletDetail, summary="One tablet and its whole history")
+@router.get(
+    "/tablets/{tablet_id}",
+    response_model=TabletDetail,
+    summary="One tablet and its whole history",
+    responses=problem_responses(404),
+)
 async def get_tablet(tablet_id: UUID, staff: FleetReader, platform: PlatformDep) -> Any:
     today = datetime.now(UTC).date()
     async with platform.pool.acquire() as conn, conn.transaction():
@@ -426,7 +443,12 @@ class StepRequest(BaseModel):
     reason: Reason
 
 
-@router.post("/tablets/{tablet_id}/actions/{action}", response_model=TabletView, summary="Move a tablet one step")
+@router.post(
+    "/tablets/{tablet_id}/actions/{action}",
+    response_model=TabletView,
+    summary="Move a tablet one step",
+    responses=STEP_PROBLEMS,
+)
 async def move_tablet(
     tablet_id: UUID,
     action: Action,
@@ -493,7 +515,13 @@ HEARTBEAT_MAX_AGE = timedelta(days=366)
 TOKEN_MARGIN = timedelta(days=60)
 
 
-@router.post("/tablets/{tablet_id}/loan", status_code=201, response_model=LoanGranted, summary="Loan a tablet")
+@router.post(
+    "/tablets/{tablet_id}/loan",
+    status_code=201,
+    response_model=LoanGranted,
+    summary="Loan a tablet",
+    responses=STEP_PROBLEMS,
+)
 async def loan_tablet(
     tablet_id: UUID,
     body: LoanRequest,
@@ -605,7 +633,12 @@ class ReturnRequest(BaseModel):
     returned_at: OffsetDatetime | None = Field(default=None, description="Default: now.")
 
 
-@router.post("/tablets/{tablet_id}/return", response_model=LoanView, summary="Record a return; revokes the token")
+@router.post(
+    "/tablets/{tablet_id}/return",
+    response_model=LoanView,
+    summary="Record a return; revokes the token",
+    responses=STEP_PROBLEMS,
+)
 async def return_tablet(
     tablet_id: UUID,
     body: ReturnRequest,
@@ -659,7 +692,12 @@ class AccessoriesBack(BaseModel):
     )
 
 
-@router.post("/loans/{loan_id}/accessories", response_model=LoanView, summary="Missing accessories came back")
+@router.post(
+    "/loans/{loan_id}/accessories",
+    response_model=LoanView,
+    summary="Missing accessories came back",
+    responses=STEP_PROBLEMS,
+)
 async def accessories_back(
     loan_id: UUID,
     body: AccessoriesBack,
@@ -698,7 +736,12 @@ class WipeRequest(BaseModel):
     wiped_at: OffsetDatetime | None = Field(default=None, description="Default: now.")
 
 
-@router.post("/tablets/{tablet_id}/wipe", response_model=TabletView, summary="Record a wipe with its proof")
+@router.post(
+    "/tablets/{tablet_id}/wipe",
+    response_model=TabletView,
+    summary="Record a wipe with its proof",
+    responses=STEP_PROBLEMS,
+)
 async def wipe_tablet(
     tablet_id: UUID,
     body: WipeRequest,
@@ -739,7 +782,12 @@ class LossReport(BaseModel):
     reason: Reason
 
 
-@router.post("/tablets/{tablet_id}/lost", response_model=TabletView, summary="Report lost or stolen; revokes the token")
+@router.post(
+    "/tablets/{tablet_id}/lost",
+    response_model=TabletView,
+    summary="Report lost or stolen; revokes the token",
+    responses=STEP_PROBLEMS,
+)
 async def report_lost(
     tablet_id: UUID,
     body: LossReport,
@@ -840,6 +888,8 @@ _LOAN_ENDED = "This tablet's loan has ended: its token no longer works. Bring th
     "/heartbeats",
     status_code=204,
     summary="The tablet is on (device token); cheap and idempotent",
+    # It reads its token and body itself: FastAPI sees neither.
+    responses=problem_responses(401, 403, 422),
     openapi_extra={
         "requestBody": {
             "required": True,

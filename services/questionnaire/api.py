@@ -27,6 +27,7 @@ from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
 from shared.http.bodies import parse_json, storable_json
 from shared.http.ingress import IngressRequest, IngressWriter
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.http.responses import json_response
 from shared.http.routes import RequestOnlyRoute
@@ -90,7 +91,11 @@ async def list_questionnaires(_: PrincipalDep, questionnaires: CatalogueDep) -> 
     return _fhir({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
 
 
-@router.get("/questionnaires/{questionnaire_id}", summary="One questionnaire as a FHIR R4 Questionnaire")
+@router.get(
+    "/questionnaires/{questionnaire_id}",
+    summary="One questionnaire as a FHIR R4 Questionnaire",
+    responses=problem_responses(404),
+)
 async def get_questionnaire(questionnaire_id: str, _: PrincipalDep, questionnaires: CatalogueDep) -> Response:
     definition = questionnaires.get(questionnaire_id)
     if definition is None:
@@ -142,6 +147,8 @@ class SubmissionAccepted(BaseModel):
     status_code=202,
     response_model=SubmissionAccepted,
     summary="Post a FHIR R4 QuestionnaireResponse (device token, Idempotency-Key)",
+    # It reads its token, key and body itself: FastAPI sees none of them.
+    responses=problem_responses(401, 403, 422),
     openapi_extra={
         "parameters": [idempotency.IDEMPOTENCY_KEY_PARAMETER],
         "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}},
@@ -228,7 +235,7 @@ class SubmissionStatus(BaseModel):
     notice: str
 
 
-@router.get("/submissions/{submission_id}", response_model=SubmissionStatus)
+@router.get("/submissions/{submission_id}", response_model=SubmissionStatus, responses=problem_responses(403, 404))
 async def submission_status(
     submission_id: UUID, principal: PrincipalDep, platform: PlatformDep, hours: OpeningHoursDep
 ) -> Any:
@@ -288,6 +295,7 @@ class MessageAccepted(BaseModel):
     status_code=202,
     response_model=MessageAccepted,
     summary="Write to the care team",
+    responses=problem_responses(422),
     # The body is read and checked in the route (its errors are the message's own problems): documented here.
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": MessageIn.model_json_schema()}}}

@@ -34,6 +34,7 @@ from shared.db.housekeeping import run_housekeeping
 from shared.db.outbox import OutboxRelay
 from shared.db.pool import apply_migrations, create_pool, pending_migrations
 from shared.http.limits import BodySizeLimit, ConcurrencyLimit
+from shared.http.openapi import document_problems
 from shared.http.problems import install_problem_handlers, problem_response
 from shared.messaging.connection import connect, server_syncs_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
@@ -313,6 +314,8 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
         @app.get("/", include_in_schema=False)
         async def go_home() -> RedirectResponse:
             return RedirectResponse(home)
+
+    document_problems(app)  # every refusal documented as the RFC 9457 problem it is, not FastAPI's 422
 
     if recording:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -12,11 +12,13 @@ from fastapi import Depends, Request
 
 from shared.auth import DevicePrincipal, InvalidToken, Principal, StaffPrincipal
 from shared.http.app import PlatformDep
+from shared.http.openapi import raises
 from shared.http.problems import Problem
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="oncofollow"'}
 
 
+@raises(401)
 async def bearer_principal(request: Request, platform: PlatformDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -50,6 +52,7 @@ def _device_only(principal: Principal) -> DevicePrincipal:
     return principal
 
 
+@raises(403)
 async def require_device(principal: PrincipalDep) -> DevicePrincipal:
     return _device_only(principal)
 
@@ -69,6 +72,7 @@ DeviceDep = Annotated[DevicePrincipal, Depends(require_device)]
 def require_staff(*roles: str) -> Callable[[Principal], Coroutine[Any, Any, StaffPrincipal]]:
     allowed = frozenset(roles)
 
+    @raises(403)
     async def dependency(principal: PrincipalDep) -> StaffPrincipal:
         if not isinstance(principal, StaffPrincipal):
             raise Problem(403, "This endpoint is for staff: use a staff token.", kind="wrong-token")

@@ -1,0 +1,188 @@
+"""The services' OpenAPI documents say how they refuse: every error an RFC 9457 problem (``application/problem+json``,
+the ``Problem`` schema), with the statuses each operation can really answer; never FastAPI's default 422
+``HTTPValidationError``. Client code (the tablet app, the nurse dashboard) is generated from these documents."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated, Any
+
+import orjson
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from starlette.responses import Response
+
+from shared.http.openapi import document_problems, problem_responses, raises
+from shared.http.routes import RequestOnlyRoute
+
+SERVICES = ["questionnaire", "alerting", "devices"]
+PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+WRITES = {"post", "put", "patch", "delete"}
+
+
+def _document(service: str) -> dict[str, Any]:
+    app: FastAPI = importlib.import_module(f"services.{service}.main").app
+    document: dict[str, Any] = app.openapi()
+    return document
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, ops in document["paths"].items() for method, op in ops.items()]
+
+
+def _errors(operation: dict[str, Any]) -> set[int]:
+    return {int(status) for status in operation["responses"] if int(status) >= 400}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_operation_documents_fastapi_s_validation_error(service: str) -> None:
+    document = _document(service)
+    assert b"HTTPValidationError" not in orjson.dumps(document)
+    assert "ValidationError" not in document["components"]["schemas"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_problem_schema_holds_what_the_services_send(service: str) -> None:
+    problem = _document(service)["components"]["schemas"]["Problem"]
+    assert problem["type"] == "object"
+    assert set(problem["required"]) == {"type", "title", "status", "detail"}
+    members = set(problem["properties"])
+    assert {"type", "title", "status", "detail", "instance"} <= members
+    # The extension members refusals put in problems (shared/http/problems.py, limits.py and the routes).
+    assert {"pointer", "errors", "accepted", "alert_status", "alert", "state", "action"} <= members
+    assert set(problem["properties"]["errors"]["items"]["properties"]) == {"pointer", "detail"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_error_response_is_a_problem(service: str) -> None:
+    for method, path, operation in _operations(_document(service)):
+        assert _errors(operation), (method, path)
+        for status in _errors(operation):
+            response = operation["responses"][str(status)]
+            assert response["content"] == PROBLEM, (method, path, status)
+            assert response["description"], (method, path, status)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_what_every_operation_and_every_write_can_answer_is_documented(service: str) -> None:
+    for method, path, operation in _operations(_document(service)):
+        # A NUL in the address (400), an unexpected error (500), load shedding or the database out of reach (503).
+        assert {400, 500, 503} <= _errors(operation), (method, path)
+        retry_after = operation["responses"]["503"]["headers"]["Retry-After"]
+        assert retry_after["required"] and retry_after["schema"]["type"] == "integer"
+        if method in WRITES:  # limits.BodySizeLimit: too large; not JSON, or compressed
+            assert {413, 415} <= _errors(operation), (method, path)
+
+
+# What the routes' own code and their dependencies raise (grep `Problem(`), as the documents must say it.
+EXPECTED = {
+    "questionnaire": {
+        ("post", "/v1/submissions"): {401, 403, 422},  # a RequestOnlyRoute: it reads its token and body itself
+        ("get", "/v1/questionnaires"): {401},
+        ("get", "/v1/questionnaires/{questionnaire_id}"): {401, 404},  # any text is an id: nothing to validate
+        ("get", "/v1/submissions/{submission_id}"): {401, 403, 404, 422},
+        ("post", "/v1/messages"): {401, 403, 422},
+        ("get", "/v1/audit"): {401, 403, 422},
+    },
+    "alerting": {
+        ("get", "/v1/alerts/{alert_id}"): {401, 403, 404, 422},
+        ("post", "/v1/alerts/{alert_id}/ack"): {401, 403, 404, 409, 422},
+        ("post", "/v1/alerts/{alert_id}/resolve"): {401, 403, 404, 409, 412, 422},
+        ("post", "/v1/alerts/{alert_id}/reopen"): {401, 403, 404, 409, 422},
+        ("get", "/v1/alerts/stream"): {401, 403},  # its parameters are free text: none can fail validation
+        ("delete", "/v1/patients/{patient_id}/expected-levels/{term}"): {401, 403, 404, 422},
+        ("get", "/v1/dashboard/config"): set(),  # no token needed
+        ("post", "/v1/dashboard/dev-token"): {404, 422},
+        ("get", "/v1/reference"): set(),
+        ("get", "/v1/me"): {401, 403},
+    },
+    "devices": {
+        ("post", "/v1/heartbeats"): {401, 403, 422},  # a RequestOnlyRoute
+        ("post", "/v1/tablets"): {401, 403, 409, 422},
+        ("get", "/v1/tablets/{tablet_id}"): {401, 403, 404, 422},
+        ("post", "/v1/tablets/{tablet_id}/loan"): {401, 403, 404, 409, 422},
+        ("post", "/v1/loans/{loan_id}/accessories"): {401, 403, 404, 409, 422},
+        ("get", "/v1/fleet"): {401, 403, 422},
+    },
+}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_operation_documents_the_statuses_its_code_raises(service: str) -> None:
+    paths = _document(service)["paths"]
+    for (method, path), statuses in EXPECTED[service].items():
+        assert _errors(paths[path][method]) - {400, 413, 415, 500, 503} == statuses, (method, path)
+
+
+def test_documented_successes_are_kept() -> None:
+    questionnaire, alerting, devices = (_document(s)["paths"] for s in SERVICES)
+    accepted = questionnaire["/v1/submissions"]["post"]["responses"]["202"]["content"]["application/json"]
+    assert accepted["schema"] == {"$ref": "#/components/schemas/SubmissionAccepted"}
+    assert "200" in alerting["/v1/alerts/stream"]["get"]["responses"]
+    assert "204" in alerting["/v1/patients/{patient_id}/expected-levels/{term}"]["delete"]["responses"]
+    granted = devices["/v1/tablets/{tablet_id}/loan"]["post"]["responses"]["201"]["content"]["application/json"]
+    assert granted["schema"] == {"$ref": "#/components/schemas/LoanGranted"}
+
+
+# --- The mechanism, on an app of its own --------------------------------------------------------------------------
+
+
+# Module-level: the routes' annotations name them (postponed annotations are resolved in the module's namespace).
+@raises(401)
+async def _caller(request: Request) -> str:
+    return "someone"
+
+
+@raises(403)
+async def _admin(who: Annotated[str, Depends(_caller)]) -> str:
+    return who
+
+
+def _app() -> FastAPI:
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/things/{thing_id}", responses=problem_responses(404))
+    async def thing(thing_id: int, _: Annotated[str, Depends(_admin)]) -> dict[str, int]:
+        return {"id": thing_id}
+
+    @router.get("/search")
+    async def search(q: str | None = None, page: Annotated[int, Query(ge=1)] = 1) -> list[str]:
+        return []
+
+    @router.get("/echo/{text}")
+    async def echo(text: str, note: str | None = None) -> str:
+        return text
+
+    raw = APIRouter(prefix="/v1", route_class=RequestOnlyRoute)
+
+    @raw.post("/raw", status_code=202, responses=problem_responses(401, 422))
+    async def take(request: Request) -> Response:
+        return Response(status_code=202)
+
+    app = FastAPI()
+    app.include_router(router)
+    app.include_router(raw)
+    document_problems(app)
+    return app
+
+
+def test_a_dependency_s_problems_are_documented_on_every_route_depending_on_it() -> None:
+    paths = _app().openapi()["paths"]
+    assert _errors(paths["/v1/things/{thing_id}"]["get"]) == {400, 401, 403, 404, 422, 500, 503}
+
+
+def test_fastapi_s_422_is_a_problem_where_a_parameter_can_fail_validation_and_gone_where_none_can() -> None:
+    paths = _app().openapi()["paths"]
+    assert paths["/v1/search"]["get"]["responses"]["422"]["content"] == PROBLEM  # page >= 1
+    assert _errors(paths["/v1/echo/{text}"]["get"]) == {400, 500, 503}  # any text will do
+
+
+def test_a_request_only_route_documents_what_it_declares_and_what_every_write_can_answer() -> None:
+    responses = _app().openapi()["paths"]["/v1/raw"]["post"]["responses"]
+    assert set(responses) == {"202", "400", "401", "413", "415", "422", "500", "503"}
+
+
+def test_the_document_is_made_once_and_served_as_made() -> None:
+    app = _app()
+    assert app.openapi() is app.openapi()
+    assert "Problem" in app.openapi()["components"]["schemas"]
