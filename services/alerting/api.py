@@ -230,7 +230,23 @@ def encode_alert_event(msg: Msg) -> tuple[bytes, str | None]:
     return encoded, envelope["data"].get("patient_id")
 
 
-@router.get("/stream", summary="Live alert events (Server-Sent Events; ids are JetStream stream sequences)")
+STREAM_DESCRIPTION = (
+    "Server-Sent Events: each event's `event:` is its type (`alert.raised`, `alert.updated`, …), its `id:` the "
+    "JetStream stream sequence, its `data:` a JSON object with the event's `type`, `id`, `time` and `data`. An "
+    "`event: reset` means the gap since Last-Event-ID is older than the stream keeps: reload the list, then "
+    "follow. Comment lines are keep-alives."
+)
+
+
+@router.get(
+    "/stream",
+    summary="Live alert events (Server-Sent Events; ids are JetStream stream sequences)",
+    status_code=200,
+    response_class=EventStream,
+    responses={
+        200: {"description": STREAM_DESCRIPTION, "content": {EventStream.media_type: {"schema": {"type": "string"}}}}
+    },
+)
 async def alert_stream(
     request: Request,
     platform: PlatformDep,

@@ -83,6 +83,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         },
         "state": {"type": "string", "description": "409 `illegal-transition` (devices): the tablet's state."},
         "action": {"type": "string", "description": "409 `illegal-transition` (devices): the step refused."},
+        "serial_number": {
+            "type": "string",
+            "description": "409 `duplicate-serial` (devices): the serial number already registered, in upper case.",
+        },
         "max_days": {"type": "integer", "description": "422 (metrics): the longest period that may be asked for."},
         "not_before": {
             "type": "string",
@@ -207,15 +211,30 @@ def operation_problems(route: Any) -> set[int]:
     return statuses
 
 
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "A device token (one per tablet loan, given by the devices service when the tablet is loaned) "
+    "or a staff token (from the hospital's sign-in, with its roles). In development, `make token PATIENT=<uuid>` "
+    "and `make token ROLE=nurse` print one.",
+}
+
+
 def _problems_documented(app: FastAPI, document: dict[str, Any]) -> None:
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     schemas["Problem"] = copy.deepcopy(PROBLEM_SCHEMA)
     for context in iter_route_contexts(app.routes):
         if not isinstance(context.original_route, APIRoute) or not context.include_in_schema:
             continue
         statuses = operation_problems(context)
         for method in context.methods or ():
-            responses = document["paths"][context.path_format][method.lower()]["responses"]
+            operation = document["paths"][context.path_format][method.lower()]
+            if 401 in statuses:  # what answers 401 reads a bearer token
+                components.setdefault("securitySchemes", {})["bearerToken"] = copy.deepcopy(BEARER_SCHEME)
+                operation["security"] = [{"bearerToken": []}]
+            responses = operation["responses"]
             for key in [k for k in responses if k.isdigit() and int(k) >= 400]:
                 if int(key) not in statuses or _VALIDATION_ERROR in repr(responses[key]):
                     del responses[key]  # FastAPI's own 422 (where nothing can even fail validation, too)

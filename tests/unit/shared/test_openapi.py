@@ -74,6 +74,24 @@ def test_what_every_operation_and_every_write_can_answer_is_documented(service: 
             assert {413, 415} <= _errors(operation), (method, path)
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_operation_that_reads_a_bearer_token_says_so(service: str) -> None:
+    document = _document(service)
+    scheme = document["components"]["securitySchemes"]["bearerToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "make token" in scheme["description"]
+    for method, path, operation in _operations(document):
+        # What can answer 401 reads a token; what cannot (the dashboard's configuration) needs none.
+        expected = [{"bearerToken": []}] if 401 in _errors(operation) else None
+        assert operation.get("security") == expected, (method, path)
+
+
+def test_the_live_stream_is_documented_as_server_sent_events() -> None:
+    ok = _document("alerting")["paths"]["/v1/alerts/stream"]["get"]["responses"]["200"]
+    assert list(ok["content"]) == ["text/event-stream"]
+    assert "Last-Event-ID" in ok["description"]
+
+
 # What the routes' own code and their dependencies raise (grep `Problem(`), as the documents must say it.
 EXPECTED = {
     "questionnaire": {
