@@ -4,18 +4,17 @@ stays in the database."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.db.pool import apply_migrations, init_connection, session_settings
+from shared.db.pool import apply_migrations
 from shared.testing.fhir import RED_NAUSEA
+from shared.testing.migrations import schema_before
 from shared.testing.waiting import eventually
 from tests.integration.test_nurse_workflow import NAUSEA_GRADE_2, open_alert, submit
 
@@ -202,15 +201,8 @@ async def test_a_new_message_on_a_taken_message_alert_is_a_step_of_its_history(p
 async def test_the_migration_gives_existing_alerts_the_steps_their_columns_tell(
     database_url: str, tmp_path: Path
 ) -> None:
-    before_steps = tmp_path / "migrations"
-    before_steps.mkdir()
-    for path in sorted(MIGRATIONS.glob("*.sql")):
-        if path.name < "005":
-            shutil.copy(path, before_steps / path.name)
-    conn = await asyncpg.connect(database_url, server_settings=session_settings("alerting"))
+    conn = await schema_before(database_url, "alerting", MIGRATIONS, "005", tmp_path)
     try:
-        await init_connection(conn)
-        await apply_migrations(conn, "alerting", before_steps)
         t = datetime(2026, 11, 23, 9, tzinfo=UTC)
         minutes = [t + timedelta(minutes=m) for m in range(6)]
         alerts = {name: uuid.uuid4() for name in ("open", "taken", "closed", "closed_untaken", "reopened")}

@@ -4,7 +4,6 @@ silences reported once, racing loans, and every refusal a clear 4xx that changes
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,10 +25,11 @@ from services.devices.silence import report_silent_tablets
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
-from shared.db.pool import apply_migrations, init_connection, session_settings
+from shared.db.pool import apply_migrations
 from shared.events.catalog import make_event
 from shared.events.inclusion import SessionScheduledV1
 from shared.testing.fhir import CALM, questionnaire_response
+from shared.testing.migrations import schema_before
 from shared.testing.services import in_process
 from shared.testing.waiting import eventually
 
@@ -787,15 +787,7 @@ INSERT_TABLET = (
 
 async def _devices_schema_before_003(database_url: str, tmp_path: Path) -> asyncpg.Connection:
     """A devices schema as it was before serial numbers were kept in upper case."""
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for path in sorted(MIGRATIONS.glob("*.sql")):
-        if path.name < "003":
-            shutil.copy(path, before / path.name)
-    conn = await asyncpg.connect(database_url, server_settings=session_settings("devices"))
-    await init_connection(conn)
-    await apply_migrations(conn, "devices", before)
-    return conn
+    return await schema_before(database_url, "devices", MIGRATIONS, "003", tmp_path)
 
 
 async def test_the_migration_keeps_existing_serial_numbers_in_upper_case(database_url: str, tmp_path: Path) -> None:
