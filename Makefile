@@ -46,6 +46,11 @@ typecheck: install
 token: install
 	@$(PY) scripts/dev_token.py $(if $(PATIENT),--patient $(PATIENT)) $(if $(ROLE),--role $(ROLE)) $(if $(STAFF),--staff $(STAFF))
 
+## Dead letters (ops): make dead-letters  |  make dead-letters DLQ="replay 12 13"  |  DLQ="discard 14"  (NATS_URL)
+.PHONY: dead-letters
+dead-letters: install
+	@$(PY) scripts/dead_letters.py $(if $(DLQ),$(DLQ),list)
+
 ## Open-loop load (bench/README.md): the submission path, the heartbeat path, then 200 live dashboards; each starts its own NATS,
 ## PostgreSQL and services unless told the addresses of running ones (BENCH_ARGS, HEARTBEAT_BENCH_ARGS, DASHBOARD_BENCH_ARGS).
 bench: install

@@ -15,6 +15,7 @@
   the server neither redelivers it nor counts it, and applied when the database answers again. Otherwise an
   outage longer than the redelivery delays would dead-letter every message that came during it.
 - ``ack`` only after the commit: a crash in between means redelivery, and the inbox makes that harmless.
+- A dead letter replayed for another consumer of the subject (``deadletter.replay``) is acked unread.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from shared.db.inbox import claim_new
 from shared.events.catalog import NewerEventVersion, decode_event
 from shared.events.envelope import CloudEvent, raw_envelope
 from shared.faults import fault_point
-from shared.messaging.deadletter import dead_letter
+from shared.messaging.deadletter import addressed_elsewhere, dead_letter
 from shared.messaging.pull import PullStream
 from shared.messaging.topology import ConsumerSpec
 from shared.telemetry import context_from_headers, get_tracer, start_process_span
@@ -138,6 +139,9 @@ class ConsumerRunner:
     async def process(self, msgs: list[Msg]) -> None:
         deliveries: list[_Delivery] = []
         for msg in msgs:
+            if addressed_elsewhere(msg, self._spec.durable):
+                await msg.ack()  # a dead letter replayed for another consumer of the subject: not ours to apply
+                continue
             try:
                 deliveries.append(_Delivery(msg, decode_event(raw_envelope(msg.data))))
             except NewerEventVersion as exc:

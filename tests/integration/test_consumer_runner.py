@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -21,10 +23,13 @@ from shared.db.pool import apply_migrations, create_pool
 from shared.events.catalog import make_event
 from shared.events.questionnaire import MessageSentV1
 from shared.messaging.consumer import Consumed, ConsumerRunner, PoisonMessage, Subscription
+from shared.messaging.deadletter import DeadLetter, dead_letter, dead_letters
 from shared.messaging.topology import UNLIMITED, ConsumerSpec, ensure_topology
 from shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
+
+DEAD_LETTERS_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "dead_letters.py"
 
 
 class Flaky:
@@ -257,3 +262,121 @@ async def test_an_unlimited_consumer_retries_past_the_usual_limit_and_dead_lette
         assert (await js.stream_info("DEAD_LETTERS")).state.messages == 0
     finally:
         await running.finish()
+
+
+def _dead_letters_script(nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(DEAD_LETTERS_SCRIPT), "--nats-url", nats_url, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+async def test_a_replayed_dead_letter_is_applied_once_by_the_consumer_that_gave_up_only(
+    runtime: Any, nats_url: str
+) -> None:
+    nc, js, pool = runtime
+    gave_up, other = Flaky(failures=99), Flaky(failures=0)  # a bug in one consumer; the other is fine
+    specs = (
+        ConsumerSpec("replay_a", "QUESTIONNAIRES", "message.sent", backoff_s=(1.0,), max_deliver=2),
+        ConsumerSpec("replay_b", "QUESTIONNAIRES", "message.sent", backoff_s=(1.0,), max_deliver=2),
+    )
+    await ensure_topology(js, specs)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(ConsumerRunner(nc, js, pool, Subscription(spec, handler, batch=True)).run(stop))
+        for spec, handler in zip(specs, (gave_up, other), strict=True)
+    ]
+    text = f"patient text {uuid.uuid4()}"
+    event = make_event(
+        "message.sent",
+        MessageSentV1(
+            message_id=uuid.uuid4(),
+            patient_id=uuid.uuid4(),
+            sent_at=datetime.now(UTC),
+            answered_by="patient",
+            text=text,
+        ),
+        source="/services/questionnaire",
+    )
+    try:
+        await js.publish("message.sent", event.to_json(), headers={Header.MSG_ID: event.id})
+
+        async def dead_lettered() -> list[DeadLetter]:
+            return await dead_letters(js)
+
+        [letter] = await eventually(dead_lettered, within=20)
+        assert (letter.consumer, letter.reason, letter.subject) == (
+            "replay_a-message-sent",
+            "retries_exhausted",
+            "message.sent",
+        )
+        assert (letter.event_type, letter.event_id) == ("message.sent", event.id)
+        await eventually(lambda: _done(other, [event.id]))
+
+        # The operator sees it by codes and ids, never its text.
+        listed = _dead_letters_script(nats_url, "list").stdout
+        assert f"{letter.seq}" in listed and event.id in listed and "replay_a-message-sent" in listed
+        assert text not in listed
+
+        gave_up.failures = 0  # the bug is fixed
+        async with pool.acquire() as conn:  # long ago: the other consumer's inbox row is purged (after 35 days)
+            await conn.execute("DELETE FROM inbox WHERE consumer = 'replay_b-message-sent'")
+        replayed = _dead_letters_script(nats_url, "replay", str(letter.seq))
+        assert replayed.returncode == 0 and "1 dead letter(s) replayed." in replayed.stdout, replayed.stderr
+        await eventually(lambda: _done(gave_up, [event.id]))
+
+        async def both_acked() -> bool:
+            infos = [await js.consumer_info("QUESTIONNAIRES", spec.durable) for spec in specs]
+            return all(i.num_ack_pending == 0 and i.num_pending == 0 for i in infos)
+
+        await eventually(both_acked)
+        # Applied once by each consumer: the other one acked the replay unread, with no inbox row to go by.
+        assert (gave_up.applied, other.applied) == ([event.id], [event.id])
+        async with pool.acquire() as conn:
+            inbox = await conn.fetch("SELECT consumer FROM inbox WHERE event_id = $1", event.id)
+        assert [r["consumer"] for r in inbox] == ["replay_a-message-sent"]
+        assert await dead_letters(js) == []
+
+        # A second replay of the same dead letter finds nothing, and says so.
+        again = _dead_letters_script(nats_url, "replay", str(letter.seq))
+        assert again.returncode == 1 and f"There is no dead letter {letter.seq}" in again.stderr
+        assert (await js.stream_info("QUESTIONNAIRES")).state.messages == 2  # the event and its one replay
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def test_dead_letters_are_discarded_by_sequence_or_by_filter_and_the_list_says_what_is_left(
+    runtime: Any, nats_url: str
+) -> None:
+    js = runtime[1]
+    await ensure_topology(js, ())
+    for seq, (consumer, reason) in enumerate(
+        [("alerting-message-sent", "poison"), ("alerting-message-sent", "retries_exhausted"), ("other", "poison")], 1
+    ):
+        await dead_letter(
+            js,
+            subject="message.sent",
+            data=b"{not json",
+            headers=None,
+            stream="QUESTIONNAIRES",
+            stream_seq=seq,
+            consumer=consumer,
+            deliveries=1,
+            reason=reason,
+        )
+    assert _dead_letters_script(nats_url, "discard").returncode == 2  # neither sequences nor --all
+    both = _dead_letters_script(nats_url, "discard", "1", "--all")
+    assert both.returncode == 2 and "not both" in both.stderr
+
+    discarded = _dead_letters_script(
+        nats_url, "discard", "--all", "--consumer", "alerting-message-sent", "--reason", "poison"
+    )
+    assert discarded.returncode == 0 and "1 dead letter(s) discarded." in discarded.stdout
+    assert [(d.seq, d.consumer, d.reason) for d in await dead_letters(js)] == [
+        (2, "alerting-message-sent", "retries_exhausted"),
+        (3, "other", "poison"),
+    ]
+    listed = _dead_letters_script(nats_url, "list").stdout
+    assert "2 dead letter(s):" in listed and "(not a CloudEvent)" in listed and "QUESTIONNAIRES:3" in listed
+
+    assert _dead_letters_script(nats_url, "discard", "2", "3").returncode == 0
+    assert "No dead letters" in _dead_letters_script(nats_url, "list").stdout
