@@ -80,7 +80,19 @@ async def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "list" and bool(args.seq) == args.all:
         parser.error(f"{args.command}: name dead letters by their sequence, or give --all (not both)")
 
-    nc = await nats.connect(args.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+    async def quiet(exc: Exception) -> None:
+        pass  # the connection's failure is said once, below
+
+    try:
+        nc = await asyncio.wait_for(
+            nats.connect(args.nats_url, connect_timeout=3, max_reconnect_attempts=0, error_cb=quiet), timeout=5
+        )
+    except Exception as exc:
+        print(
+            f"Cannot reach NATS at {args.nats_url} ({type(exc).__name__}): is `make run` going, or NATS_URL set?",
+            file=sys.stderr,
+        )
+        return 2
     try:
         js = nc.jetstream()
         if args.command == "list":

@@ -363,6 +363,8 @@ async def test_dead_letters_are_discarded_by_sequence_or_by_filter_and_the_list_
             deliveries=1,
             reason=reason,
         )
+    unreachable = _dead_letters_script("nats://127.0.0.1:9", "list")
+    assert unreachable.returncode == 2 and "Cannot reach NATS at nats://127.0.0.1:9" in unreachable.stderr
     assert _dead_letters_script(nats_url, "discard").returncode == 2  # neither sequences nor --all
     both = _dead_letters_script(nats_url, "discard", "1", "--all")
     assert both.returncode == 2 and "not both" in both.stderr
