@@ -8,6 +8,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem, install_problem_handlers
 from shared.http.routes import RequestOnlyRoute
 
@@ -15,7 +16,7 @@ from shared.http.routes import RequestOnlyRoute
 def _app() -> FastAPI:
     router = APIRouter(prefix="/v1", route_class=RequestOnlyRoute)
 
-    @router.post("/echo", status_code=202, summary="Echo the body")
+    @router.post("/echo", status_code=202, summary="Echo the body", responses=problem_responses(401, 422))
     async def echo(request: Request) -> Response:
         body = await request.body()
         if not body:
@@ -58,7 +59,19 @@ def test_a_parameter_fastapi_would_resolve_is_refused_at_start_up() -> None:
         return Response()
 
     with pytest.raises(TypeError, match="query_params"):
-        router.add_api_route("/x", with_query, methods=["GET"])
+        router.add_api_route("/x", with_query, methods=["GET"], responses=problem_responses(401))
+
+
+def test_a_route_that_does_not_declare_its_token_s_problems_is_refused_at_start_up() -> None:
+    # FastAPI cannot see the token check inside the endpoint: the OpenAPI document would not say 401.
+    router = APIRouter(route_class=RequestOnlyRoute)
+
+    async def endpoint(request: Request) -> Response:
+        return Response()
+
+    with pytest.raises(TypeError, match="at least 401"):
+        router.add_api_route("/x", endpoint, methods=["POST"], responses=problem_responses(422))
+    router.add_api_route("/x", endpoint, methods=["POST"], responses=problem_responses(401, 422))
 
 
 def test_an_endpoint_without_the_request_is_refused_at_start_up() -> None:
@@ -68,7 +81,7 @@ def test_an_endpoint_without_the_request_is_refused_at_start_up() -> None:
         return Response()
 
     with pytest.raises(TypeError, match="no request parameter"):
-        router.add_api_route("/x", without_request, methods=["GET"])
+        router.add_api_route("/x", without_request, methods=["GET"], responses=problem_responses(401))
 
 
 @pytest.mark.parametrize("service", ["questionnaire", "alerting", "devices"])
