@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     timezone: str = Field(default="Europe/Paris", alias="CLINIC_TIMEZONE")
     # Weekdays the team is away: a country's public holidays, "none", and closure dates (opening_hours.ClosedDays).
     closed_days: str = Field(default="FR", alias="CLINIC_CLOSED_DAYS")
+    # How often the event pipeline (outbox, consumers, dead letters) is sampled for its metrics; only with a
+    # metrics exporter (shared.pipeline_metrics). Each round is one SQL statement and a few JetStream requests.
+    pipeline_metrics_interval_s: float = Field(default=15.0, ge=0.1, le=3600.0, alias="PIPELINE_METRICS_INTERVAL_S")
 
     @field_validator("closed_days")
     @classmethod

@@ -12,9 +12,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import metrics, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -48,6 +49,28 @@ def setup_tracing(service_name: str) -> bool:
         _recording = False
     trace.set_tracer_provider(provider)
     return _recording
+
+
+def setup_metrics(service_name: str) -> bool:
+    """Install the process's meter provider once; True when metrics are exported (and worth sampling).
+
+    Export is configured by the standard ``OTEL_*`` variables (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+    ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``, ``OTEL_METRIC_EXPORT_INTERVAL``…). With no exporter no provider is
+    installed, and the caller samples nothing: the pipeline metrics cost no CPU where nobody reads them. Tests
+    install their own provider first.
+    """
+    if isinstance(metrics.get_meter_provider(), MeterProvider):
+        return True
+    if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")):
+        return False
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter())  # interval from OTEL_METRIC_EXPORT_INTERVAL
+    metrics.set_meter_provider(
+        MeterProvider(resource=Resource.create({"service.name": service_name}), metric_readers=[reader])
+    )
+    return True
 
 
 def instrument_asyncpg() -> None:
