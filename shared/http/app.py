@@ -41,9 +41,10 @@ from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
 from shared.messaging.topology import UNLIMITED, ensure_topology
 from shared.periodic import every
+from shared.pipeline_metrics import run_sampler
 from shared.revocation import RevocationList
 from shared.settings import ServiceSettings
-from shared.telemetry import instrument_asyncpg, scrub_server_span, setup_tracing
+from shared.telemetry import instrument_asyncpg, scrub_server_span, setup_metrics, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,11 @@ PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 @contextlib.asynccontextmanager
-async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
-    """Open the resources, start the background work, and stop it all cleanly on exit."""
+async def run_platform(service: ServiceDefinition, *, pipeline_metrics: bool = False) -> AsyncIterator[Platform]:
+    """Open the resources, start the background work, and stop it all cleanly on exit.
+
+    ``pipeline_metrics``: sample the outbox, the consumers and the dead letters for the metrics (only when
+    something exports them: ``setup_metrics``)."""
     settings = service.settings
     pool = await create_pool(
         settings.database_url, service.name, min_size=settings.db_pool_min, max_size=settings.db_pool_max
@@ -151,6 +155,10 @@ async def run_platform(service: ServiceDefinition) -> AsyncIterator[Platform]:
             runner = ConsumerRunner(nc, js, pool, subscription)
             await forward_exhausted(nc, js, subscription.spec)
             tasks.append(asyncio.create_task(runner.run(stop), name=subscription.spec.durable))
+        if pipeline_metrics:
+            specs = tuple(s.spec for s in subscriptions)
+            sampler = run_sampler(service.name, pool, js, specs, settings.pipeline_metrics_interval_s, stop)
+            tasks.append(asyncio.create_task(sampler, name=f"{service.name}-pipeline-metrics"))
         for job in service.background:
             tasks.append(asyncio.create_task(job(platform, stop), name=getattr(job, "__name__", "job")))
         yield platform
@@ -250,10 +258,11 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     recording = setup_tracing(service.name)
     if recording:
         instrument_asyncpg()
+    exporting_metrics = setup_metrics(service.name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with run_platform(service) as platform:
+        async with run_platform(service, pipeline_metrics=exporting_metrics) as platform:
             app.state.platform = platform
             _tune_garbage_collector()
             loop = asyncio.get_running_loop()

@@ -1,7 +1,8 @@
-"""pytest plugin (loaded by pyproject's addopts): real servers, span capture, tokens.
+"""pytest plugin (loaded by pyproject's addopts): real servers, span and metric capture, tokens.
 
-The span exporter is installed before any service module is imported, because only the first
-``set_tracer_provider`` of a process counts.
+The span exporter and the metric reader are installed before any service module is imported, because only
+the first ``set_tracer_provider`` and ``set_meter_provider`` of a process count. With a meter provider in
+place, every service started in-process samples its pipeline metrics (``PIPELINE_METRICS_INTERVAL_S``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -31,6 +34,9 @@ SPANS = InMemorySpanExporter()
 _provider = TracerProvider(resource=Resource.create({"service.name": "tests"}))
 _provider.add_span_processor(SimpleSpanProcessor(SPANS))
 trace.set_tracer_provider(_provider)
+
+METRICS = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(resource=Resource.create({"service.name": "tests"}), metric_readers=[METRICS]))
 
 os.environ.setdefault("ENVIRONMENT", "test")
 # Tests read logs through pytest's capture; the services must not install their own stderr handler.
@@ -81,6 +87,12 @@ def nats_url(nats: tuple[str, EmbeddedNats | None]) -> str:
 def spans() -> Iterator[InMemorySpanExporter]:
     SPANS.clear()
     yield SPANS
+
+
+@pytest.fixture
+def metric_reader() -> InMemoryMetricReader:
+    """The process's metric reader: ``get_metrics_data()`` calls the observable gauges' callbacks now."""
+    return METRICS
 
 
 @pytest.fixture(scope="session")
