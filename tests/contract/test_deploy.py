@@ -197,6 +197,18 @@ def test_otel_collector_config() -> None:
     assert any(re.fullmatch(p, "http.request.header.authorization") for p in deleted_patterns)
 
 
+def test_otel_collector_takes_the_pipeline_metrics() -> None:
+    config = load(DEPLOY / "otel-collector.yaml")
+    pipeline = config["service"]["pipelines"]["metrics"]
+    for kind in ("receivers", "processors", "exporters"):
+        for component in pipeline[kind]:
+            assert component in config[kind], f"the metrics pipeline uses {kind[:-1]} {component}, not defined"
+    assert pipeline["receivers"] == ["otlp"]
+    assert pipeline["processors"][0] == "memory_limiter"  # first, as in the traces pipeline
+    assert "batch" in pipeline["processors"]
+    assert "debug" in pipeline["exporters"]
+
+
 # --- Kubernetes --------------------------------------------------------------------------------------
 
 
