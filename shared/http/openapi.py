@@ -147,7 +147,7 @@ EVERY_WRITE = (413, 415)
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def problem_response(status: int) -> dict[str, Any]:
+def documented_problem(status: int) -> dict[str, Any]:
     """The OpenAPI response object of a problem with this status."""
     response: dict[str, Any] = {
         "description": _DESCRIPTIONS[status],
@@ -160,7 +160,7 @@ def problem_response(status: int) -> dict[str, Any]:
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """For a route's ``responses=``: the problems its own code answers."""
-    return {status: problem_response(status) for status in statuses}
+    return {status: documented_problem(status) for status in statuses}
 
 
 _MARK = "__problem_statuses__"
@@ -239,7 +239,7 @@ def _problems_documented(app: FastAPI, document: dict[str, Any]) -> None:
                 if int(key) not in statuses or _VALIDATION_ERROR in repr(responses[key]):
                     del responses[key]  # FastAPI's own 422 (where nothing can even fail validation, too)
             for status in statuses:
-                responses.setdefault(str(status), copy.deepcopy(problem_response(status)))
+                responses.setdefault(str(status), copy.deepcopy(documented_problem(status)))
             in_order = sorted(responses.items())
             responses.clear()
             responses.update(in_order)
