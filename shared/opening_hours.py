@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
@@ -71,16 +71,33 @@ class OpeningHours:
     zone: str = "Europe/Paris"
     closed: ClosedDays = field(default_factory=ClosedDays)
 
+    def __post_init__(self) -> None:
+        # Checked when the hours are made (at start-up), not when a tablet submits: a time zone nobody can load would
+        # otherwise fail every submission, and hours that close before they open would leave no opening time at all
+        # (no service level could be computed and no notice would ever say the team is there).
+        try:
+            ZoneInfo(self.zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{self.zone!r} is not a time zone name such as 'Europe/Paris'") from None
+        if self.opens >= self.closes:
+            raise ValueError(
+                "the team's hours must open before they close on the same day, "
+                f"not {self.opens:%H:%M}-{self.closes:%H:%M}"
+            )
+        if not self.weekdays or not self.weekdays <= set(range(7)):
+            raise ValueError("the team must be there on at least one weekday (0 = Monday to 6 = Sunday)")
+
     @classmethod
     def parse(cls, spec: str, zone: str = "Europe/Paris", closed: str = "FR") -> OpeningHours:
         """``"08:00-18:00"`` (Monday to Friday), except on the ``closed`` days (``ClosedDays.parse``)."""
-        start, _, end = spec.partition("-")
-        return cls(
-            time.fromisoformat(start.strip()),
-            time.fromisoformat(end.strip()),
-            zone=zone,
-            closed=ClosedDays.parse(closed),
-        )
+        start, sep, end = spec.partition("-")
+        try:
+            opens, closes = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+        except ValueError:
+            opens = closes = None
+        if not sep or opens is None or closes is None:
+            raise ValueError(f"{spec!r} is not opening hours written HH:MM-HH:MM, such as '08:00-18:00'") from None
+        return cls(opens, closes, zone=zone, closed=ClosedDays.parse(closed))
 
     def is_open(self, at: datetime) -> bool:
         local = at.astimezone(ZoneInfo(self.zone))

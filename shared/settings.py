@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.opening_hours import ClosedDays
+from shared.opening_hours import ClosedDays, OpeningHours
 
 DEV_AUTH_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 Environment = Literal["development", "test", "production"]
@@ -53,6 +53,24 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _known_closed_days(cls, value: str) -> str:
         ClosedDays.parse(value)  # at start-up, not at the first submission: its ValueError says what is wrong
+        return value
+
+    @model_validator(mode="after")
+    def _readable_opening_hours(self) -> ServiceSettings:
+        # Its ValueError says what is wrong with OPENING_HOURS or CLINIC_TIMEZONE.
+        OpeningHours.parse(self.opening_hours, self.timezone, self.closed_days)
+        return self
+
+    @field_validator("consumer_backoff_s")
+    @classmethod
+    def _readable_backoff(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                delays = [float(v) for v in value.split(",")]
+            except ValueError:
+                delays = []
+            if not delays or any(not d > 0 for d in delays):
+                raise ValueError(f"{value!r} is not a list of delays in seconds, such as '30,60,300,900'")
         return value
 
     @property

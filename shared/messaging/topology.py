@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -116,15 +116,21 @@ class ConsumerSpec:
         )
 
 
-async def ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int = 1) -> None:
-    wanted = spec.config(replicas)
-    try:
-        info = await js.stream_info(spec.name)
-    except NotFoundError:
-        await js.add_stream(wanted)
-        log.info("created stream %s", spec.name)
-        return
-    current = info.config
+def stream_update(current: StreamConfig, wanted: StreamConfig) -> StreamConfig | None:
+    """The configuration to update an existing stream to, or None when it already is what the code wants.
+
+    Replicas are only ever added here, never taken away: every process of every service ensures every stream, so one
+    process started without ``NATS_STREAM_REPLICAS`` would otherwise shrink the production cluster's R3 streams to a
+    single copy. Lowering them is an operator's deliberate act (``nats stream edit``)."""
+    replicas = max(current.num_replicas or 1, wanted.num_replicas or 1)
+    if (wanted.num_replicas or 1) < replicas:
+        log.warning(
+            "stream %s keeps its %s replicas: this process asks for %s (NATS_STREAM_REPLICAS), which would lower them",
+            wanted.name,
+            replicas,
+            wanted.num_replicas,
+        )
+        wanted = replace(wanted, num_replicas=replicas)
     if (
         sorted(current.subjects or []) != sorted(wanted.subjects or [])
         or current.max_age != wanted.max_age
@@ -133,7 +139,21 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int = 
         or current.num_replicas != wanted.num_replicas
         or bool(current.allow_atomic) != bool(wanted.allow_atomic)
     ):
-        await js.update_stream(wanted)
+        return wanted
+    return None
+
+
+async def ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int = 1) -> None:
+    wanted = spec.config(replicas)
+    try:
+        info = await js.stream_info(spec.name)
+    except NotFoundError:
+        await js.add_stream(wanted)
+        log.info("created stream %s", spec.name)
+        return
+    update = stream_update(info.config, wanted)
+    if update is not None:
+        await js.update_stream(update)
         log.info("updated stream %s", spec.name)
 
 

@@ -293,6 +293,29 @@ class TestOpeningHours:
         with pytest.raises(ValidationError, match=says):
             ServiceSettings(CLINIC_CLOSED_DAYS=spec)
 
+    @pytest.mark.parametrize(
+        ("env", "says"),
+        [
+            # Each of these used to start, then fail every submission (500) or every service-level computation.
+            ({"CLINIC_TIMEZONE": "Europe/Pari"}, "'Europe/Pari' is not a time zone name"),
+            ({"CLINIC_TIMEZONE": "../etc/passwd"}, "is not a time zone name"),
+            ({"OPENING_HOURS": "18:00-08:00"}, "open before they close on the same day, not 18:00-08:00"),
+            ({"OPENING_HOURS": "09:00-09:00"}, "open before they close"),
+            ({"OPENING_HOURS": "8h-18h"}, "'8h-18h' is not opening hours written HH:MM-HH:MM"),
+            ({"OPENING_HOURS": "08:00"}, "is not opening hours written HH:MM-HH:MM"),
+            ({"CONSUMER_BACKOFF_S": "30,1m"}, "'30,1m' is not a list of delays in seconds"),
+            ({"CONSUMER_BACKOFF_S": "30,0"}, "is not a list of delays in seconds"),
+        ],
+    )
+    def test_hours_a_zone_or_delays_that_cannot_be_used_stop_the_start(self, env: dict[str, str], says: str) -> None:
+        with pytest.raises(ValidationError, match=says):
+            ServiceSettings(**env)
+
+    def test_hours_must_leave_the_team_a_weekday(self) -> None:
+        with pytest.raises(ValueError, match="at least one weekday"):
+            OpeningHours(weekdays=frozenset())
+        assert ServiceSettings(OPENING_HOURS="07:30-19:00", CLINIC_TIMEZONE="America/Cayenne").opening_hours
+
 
 def test_both_services_count_the_closed_days_their_settings_name() -> None:
     from services.alerting.main import AlertingSettings

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+from nats.js.api import StreamConfig
 
 from shared.events.catalog import CATALOG
-from shared.messaging.topology import STREAMS, stream_for, subject_matches
+from shared.messaging.topology import STREAMS, StreamSpec, stream_for, stream_update, subject_matches
 
 
 @pytest.mark.parametrize(
@@ -37,3 +40,24 @@ def test_each_catalogued_event_type_is_stored_by_exactly_one_stream() -> None:
 def test_a_subject_no_stream_takes_has_no_stream() -> None:
     assert stream_for("nothing.here") is None
     assert stream_for("dlq.questionnaire.submitted") == "DEAD_LETTERS"
+
+
+def _config(stream: StreamSpec, replicas: int) -> StreamConfig:
+    return stream.config(replicas)
+
+
+def test_a_stream_as_the_code_wants_it_is_left_alone() -> None:
+    stream = STREAMS[0]
+    assert stream_update(_config(stream, 3), _config(stream, 3)) is None
+
+
+def test_replicas_are_added_but_never_taken_away() -> None:
+    stream = STREAMS[0]
+    grown = stream_update(_config(stream, 1), _config(stream, 3))
+    assert grown is not None and grown.num_replicas == 3
+    # A process started without NATS_STREAM_REPLICAS=3 on the production cluster must not shrink its R3 streams.
+    assert stream_update(_config(stream, 3), _config(stream, 1)) is None
+    # Whatever else it changes keeps the replicas the stream has.
+    longer = replace(_config(stream, 1), max_age=(stream.max_age_s + 60) * 1.0)
+    changed = stream_update(_config(stream, 3), longer)
+    assert changed is not None and changed.num_replicas == 3 and changed.max_age == longer.max_age
