@@ -90,12 +90,10 @@ class OpeningHours:
     @classmethod
     def parse(cls, spec: str, zone: str = "Europe/Paris", closed: str = "FR") -> OpeningHours:
         """``"08:00-18:00"`` (Monday to Friday), except on the ``closed`` days (``ClosedDays.parse``)."""
-        start, sep, end = spec.partition("-")
+        start, _, end = spec.partition("-")
         try:
             opens, closes = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
         except ValueError:
-            opens = closes = None
-        if not sep or opens is None or closes is None:
             raise ValueError(f"{spec!r} is not opening hours written HH:MM-HH:MM, such as '08:00-18:00'") from None
         return cls(opens, closes, zone=zone, closed=ClosedDays.parse(closed))
 
