@@ -344,7 +344,9 @@ async def loans_needing_attention(conn: asyncpg.Connection, today: date, soon_da
     return await conn.fetch(
         f"SELECT {LOAN_COLUMNS}, t.serial_number, t.last_seen_at FROM loans l JOIN tablets t ON t.id = l.tablet_id "
         "WHERE (l.ended_at IS NULL "
-        "       AND (l.expected_return_on < $1::date + $2::int OR l.inactive_reported_since IS NOT NULL)) "
+        "       AND (l.expected_return_on < $1::date + $2::int "
+        # Silent now: reported, and not seen since (a heartbeat ends a silence without clearing its report).
+        "            OR l.inactive_reported_since >= coalesce(t.last_seen_at, '-infinity'))) "
         "OR cardinality(l.missing_accessories) > 0 ORDER BY l.expected_return_on",
         today,
         soon_days,

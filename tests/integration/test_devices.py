@@ -481,6 +481,13 @@ async def _loan_at(fleet: Fleet, loaned_at: datetime) -> tuple[str, str, uuid.UU
     return tablet, granted["device_token"], patient
 
 
+async def attention(fleet: Fleet) -> list[dict[str, Any]]:
+    """The fleet page's loans needing attention, leaving out those only due back within a month or so."""
+    response = await fleet.devices.get("/v1/fleet?due_soon_days=1", headers=fleet.staff())
+    assert response.status_code == 200, response.text
+    return list(response.json()["attention"])
+
+
 async def test_a_silent_tablet_is_reported_once_per_silence(fleet: Fleet) -> None:
     pool = fleet.devices_platform.pool
     policy = SilencePolicy()
@@ -498,11 +505,16 @@ async def test_a_silent_tablet_is_reported_once_per_silence(fleet: Fleet) -> Non
     assert both == [[], []]
     listed = (await fleet.devices.get("/v1/tablets?state=loaned", headers=fleet.staff())).json()["items"]
     assert [t["loan"]["silence_reason"] for t in listed if t["id"] == tablet] == ["long_silence"]
+    assert [loan["silence_reason"] for loan in await attention(fleet) if loan["tablet_id"] == tablet] == [
+        "long_silence"
+    ]
 
     # The patient switches it on: a heartbeat ends the silence; a new silence is reported again.
     assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=bearer(token))).status_code == 204
     listed = (await fleet.devices.get("/v1/tablets?state=loaned", headers=fleet.staff())).json()["items"]
     assert [t["loan"]["silent_since"] for t in listed if t["id"] == tablet] == [None]
+    # Nor is it left in the fleet's list of loans needing attention, where the silent ones must stand out.
+    assert [loan for loan in await attention(fleet) if loan["tablet_id"] == tablet] == []
     later = datetime.now(UTC) + timedelta(days=7, hours=1)
     second = await report_silent_tablets(pool, later, policy)
     assert [str(r.tablet_id) for r in second] == [tablet]
