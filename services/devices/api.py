@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -167,11 +168,30 @@ async def _command(
             body_hash = idempotency.request_hash(await request.body())
             stored = await idempotency.claim_key(conn, scope=scope, key=key, body_hash=body_hash)
             if stored is not None:
+                # A replay shows the patient's data again (a loan's replay even signs its device token again):
+                # it is an access of its own in each patient's trail.
+                await audit_staff_patients(
+                    conn, staff, "response.replay", f"{request.method} {request.url.path}", _patients_in(stored.body)
+                )
                 return json_response(to_replay(stored.body), stored.status)
         status, body = await work(conn, now)
         if key is not None:
             await idempotency.remember_response(conn, scope=scope, key=key, status=status, body=to_store(body))
     return json_response(body, status)
+
+
+def _patients_in(body: Any) -> Iterator[UUID]:
+    """Every ``patient_id`` a stored response holds, at any depth."""
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if key == "patient_id" and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    yield UUID(value)
+            else:
+                yield from _patients_in(value)
+    elif isinstance(body, list):
+        for item in body:
+            yield from _patients_in(item)
 
 
 # Clocks of the desk PCs drift a little; beyond this, a date in the future is a typing error.

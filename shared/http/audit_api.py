@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from shared.audit import record_access
+from shared.audit import record_access_to_patients
 from shared.auth import StaffPrincipal
 from shared.datetimes import OffsetDatetime
 from shared.http.app import PlatformDep
@@ -68,8 +68,14 @@ async def read_audit(
             before_id,
             limit,
         )
-        await record_access(
-            conn, actor=admin.staff_id, roles=admin.roles, action="audit.read", resource="audit", patient_id=patient_id
+        # The page names whose data was seen by whom: each patient it shows finds this read in their own trail.
+        await record_access_to_patients(
+            conn,
+            actor=admin.staff_id,
+            roles=admin.roles,
+            action="audit.read",
+            resource="audit",
+            patient_ids=[patient_id, *(r["patient_id"] for r in rows)],
         )
     items = [AuditEntry(**dict(r)) for r in rows]
     return AuditPage(items=items, count=len(items), next_before_id=items[-1].id if len(items) == limit else None)

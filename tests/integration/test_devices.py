@@ -250,6 +250,16 @@ async def test_a_retried_loan_with_the_same_key_returns_the_same_loan(fleet: Fle
             "SELECT response::text FROM idempotency_keys WHERE key = $1", headers["Idempotency-Key"]
         )
     assert one["token_id"] in stored and one["device_token"] not in stored and "device_token" not in stored
+    # The replay showed the patient's loan (and signed its token) again: the patient's trail shows it too.
+    async with fleet.devices_platform.pool.acquire() as conn:
+        trail = await conn.fetch(
+            "SELECT action, resource, actor FROM audit_log WHERE patient_id = $1 ORDER BY id",
+            uuid.UUID(body["patient_id"]),
+        )
+    assert [(r["action"], r["resource"], r["actor"]) for r in trail] == [
+        ("tablet.loan", f"tablet/{tablet}", "fleet-1"),
+        ("response.replay", f"POST /v1/tablets/{tablet}/loan", "fleet-1"),
+    ]
     other = await fleet.devices.post(
         f"/v1/tablets/{tablet}/loan", json={**body, "accessories": ["cable"]}, headers=headers
     )

@@ -243,8 +243,12 @@ async def test_the_audit_is_for_admins_and_reading_it_is_audited(platform: Any) 
     admin = platform.staff("admin", "admin-1")
     page = (await platform.alerting.get("/v1/audit?actor=nurse-1", headers=admin)).json()
     assert {"alert.acknowledge", "alerts.list"} <= {e["action"] for e in page["items"]}
+    shown = {e["patient_id"] for e in page["items"] if e["patient_id"] is not None}
+    assert alert["patient_id"] in shown
     again = (await platform.alerting.get("/v1/audit?actor=admin-1", headers=admin)).json()
-    assert [e["action"] for e in again["items"]] == ["audit.read"]
+    assert {e["action"] for e in again["items"]} == {"audit.read"}
+    # The admin saw whose data the nurse opened: each of those patients' trails shows that read.
+    assert {e["patient_id"] for e in again["items"]} == shown
 
 
 async def test_the_stream_opens_with_a_short_lived_stream_token_only(platform: Any) -> None:
