@@ -146,6 +146,12 @@ def test_dockerfile_runs_as_non_root() -> None:
     assert users and not users[-1].startswith(("root", "0")), "the image must end on a non-root USER"
 
 
+def test_dockerfile_exposes_every_service_port() -> None:
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    exposed = {int(port) for line in re.findall(r"^EXPOSE\s+(.+)$", text, re.MULTILINE) for port in line.split()}
+    assert exposed == set(APP_SERVICES.values())
+
+
 def test_dockerfile_command_is_the_questionnaire_service() -> None:
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
     (command,) = re.findall(r"^CMD\s+(\[.*\])\s*$", text, re.MULTILINE)
