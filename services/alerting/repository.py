@@ -468,7 +468,9 @@ async def list_alerts(
         "WHERE status = ANY($1::text[]) AND level = ANY($2::text[]) "
         # CLINICAL.md §4: level, then time waiting (until a nurse took it: an alert in hand has stopped waiting;
         # one that a new finding sent back to open waits again from then), then the next chemotherapy session.
-        "ORDER BY CASE level WHEN 'red' THEN 0 ELSE 1 END, "
+        # Within a level, the alerts nobody has taken come first: the top of the list is what needs a nurse now, and
+        # an alert taken late (its wait frozen at hours) must not sit above a red one nobody has touched yet.
+        "ORDER BY CASE level WHEN 'red' THEN 0 ELSE 1 END, status <> 'open', "
         "coalesce(acknowledged_at, now()) - coalesce(reopened_by_finding_at, raised_at) DESC, "
         "ns.next_session_at NULLS LAST, id "
         "LIMIT $3 OFFSET $4",

@@ -56,6 +56,18 @@ async def test_an_alert_in_hand_waited_until_it_was_taken(platform: Any) -> None
     assert alert["waiting_since"] == alert["raised_at"]
 
 
+async def test_an_alert_nobody_has_taken_comes_before_one_in_hand_that_waited_longer(platform: Any) -> None:
+    # Karim took a red alert after 3 hours; another red one arrived 20 minutes ago and nobody has it yet.
+    taken = await insert_alert(
+        platform, "red", status="acknowledged", waiting=timedelta(hours=4), taken_after=timedelta(hours=3)
+    )
+    untouched = await insert_alert(platform, "red", waiting=timedelta(minutes=20))
+    listed = (await platform.alerting.get("/v1/alerts?level=red&limit=500", headers=platform.staff())).json()["items"]
+    order = [a["id"] for a in listed if a["id"] in (taken, untouched)]
+    assert order == [untouched, taken]
+    assert [a["waiting_seconds"] for a in listed if a["id"] == taken] == [3 * 3600]
+
+
 async def test_a_nurse_s_reopen_keeps_how_long_the_patient_waited_and_the_team_s_time_to_take(platform: Any) -> None:
     # Karim took it 4 minutes after it was raised, 3 hours ago, and closed it; Claire reopens it now. The patient
     # waited 4 minutes: her reopen is a step of its history, not a second wait from the raise.
@@ -143,8 +155,8 @@ async def test_paging_reads_every_alert_once_in_triage_order_with_the_totals_on_
 
     assert [page["count"] for page in pages] == [4, 4, 1]  # this page's items, as before
     listed = [a["id"] for page in pages for a in page["items"]]
-    # Red first, then the longest waiting: the one taken after 90 s has stopped waiting then.
-    assert listed == [*red[::-1], overdue, *orange[:0:-1], taken, orange[0]]
+    # Red first; within a level, those nobody has taken, the longest waiting first; then those in hand.
+    assert listed == [*red[::-1], overdue, *orange[::-1], taken]
     for page in pages:
         assert page["totals"] == {
             "total": 9,

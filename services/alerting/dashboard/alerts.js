@@ -1,5 +1,5 @@
-// The open-alerts list: one row per alert, in the order the API returns (red first, longest waiting,
-// next chemotherapy). A table on desktop; the same rows become cards on narrow screens (CSS only).
+// The open-alerts list: one row per alert, in the order the API returns (red first; untaken before taken;
+// longest waiting; next chemotherapy). A table on desktop; the same rows become cards on narrow screens (CSS only).
 
 import { h, clear, clockIcon, levelIcon } from "./dom.js";
 import {
