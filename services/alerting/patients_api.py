@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -120,10 +121,15 @@ class ExpectedLevelRequest(BaseModel):
     )
 
 
-def _known_term(term: str) -> str:
-    if term not in TERMS:
-        raise Problem(404, f"There is no symptom {term!r}; use one of: {', '.join(sorted(TERMS))}.")
-    return term
+async def _known_term(conn: asyncpg.Connection, patient_id: UUID, term: str) -> None:
+    # The default questionnaire's symptoms, or any other a hospital's questionnaire asked this patient about:
+    # questionnaires are data, and the symptom a nurse expects is one the patient reports.
+    if term not in TERMS and not await repository.patient_reported_term(conn, patient_id, term):
+        raise Problem(
+            404,
+            f"There is no symptom {term!r} in the default questionnaire nor in this patient's answers; "
+            f"use one of: {', '.join(sorted(TERMS))}, or a symptom the patient has answered about.",
+        )
 
 
 @router.put(
@@ -135,7 +141,6 @@ def _known_term(term: str) -> str:
 async def set_expected_level(
     patient_id: UUID, term: str, body: ExpectedLevelRequest, nurse: Nurse, platform: PlatformDep, levels: LevelsDep
 ) -> Any:
-    _known_term(term)
     now = datetime.now(UTC)
     hours = ZoneInfo(levels.hours.zone)
     today = now.astimezone(hours).date()
@@ -152,6 +157,7 @@ async def set_expected_level(
     # "Until 24 November" means through that whole day, in the hospital's time zone.
     until = datetime.combine(body.until + timedelta(days=1), time(0), hours)
     async with platform.pool.acquire() as conn, conn.transaction():
+        await _known_term(conn, patient_id, term)
         row = await repository.set_expected_level(conn, patient_id, term, body.grade, until, nurse.staff_id, now)
         await audit_staff(conn, nurse, "expected_level.set", f"patient/{patient_id}/expected-levels/{term}", patient_id)
     return ExpectedLevelView(**dict(row))
@@ -164,10 +170,10 @@ async def set_expected_level(
     responses=problem_responses(404),
 )
 async def clear_expected_level(patient_id: UUID, term: str, nurse: Nurse, platform: PlatformDep) -> Response:
-    _known_term(term)
     async with platform.pool.acquire() as conn, conn.transaction():
         removed = await repository.clear_expected_level(conn, patient_id, term)
         if not removed:
+            await _known_term(conn, patient_id, term)
             raise Problem(404, "No expected level is set for this patient and symptom.")
         await audit_staff(
             conn, nurse, "expected_level.clear", f"patient/{patient_id}/expected-levels/{term}", patient_id

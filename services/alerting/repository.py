@@ -723,6 +723,15 @@ async def set_expected_level(
     )
 
 
+async def patient_reported_term(conn: asyncpg.Connection, patient_id: UUID, term: str) -> bool:
+    """Whether any scored answers of this patient graded ``term`` (a symptom of whichever questionnaire they use)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM scores WHERE patient_id = $1 AND grades ? $2)", patient_id, term
+        )
+    )
+
+
 async def clear_expected_level(conn: asyncpg.Connection, patient_id: UUID, term: str) -> bool:
     status = await conn.execute("DELETE FROM expected_levels WHERE patient_id = $1 AND term = $2", patient_id, term)
     return status != "DELETE 0"

@@ -176,6 +176,31 @@ async def test_an_expected_level_stops_a_known_symptom_from_alerting(platform: A
     assert (await platform.alerting.delete(url, headers=platform.staff())).status_code == 404
 
 
+async def test_a_symptom_of_a_hospital_s_own_questionnaire_can_be_expected(platform: Any) -> None:
+    # A hospital's questionnaire (QUESTIONNAIRE_DEFINITIONS_DIR) asks about constipation, which the default one does
+    # not: once the patient has answered about it, a nurse can expect it like any other symptom.
+    patient, other = uuid.uuid4(), uuid.uuid4()
+    async with platform.alerting_platform.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO scores (submission_id, patient_id, questionnaire_id, authored, answered_by, answers, grades, "
+            "level, rule_set) VALUES ($1, $2, 'hospital-digestive', now(), 'patient', '{}', "
+            "'{\"constipation\": 2}', 'none', 'default@1')",
+            uuid.uuid4(),
+            patient,
+        )
+    body = {"grade": 2, "until": (clinic_today() + timedelta(days=10)).isoformat()}
+    url = f"/v1/patients/{patient}/expected-levels/constipation"
+    set_ = await platform.alerting.put(url, json=body, headers=platform.staff())
+    assert set_.status_code == 200, set_.text
+    assert set_.json()["term"] == "constipation"
+    # Another patient never answered about it: most likely a typing error.
+    refused = await platform.alerting.put(
+        f"/v1/patients/{other}/expected-levels/constipation", json=body, headers=platform.staff()
+    )
+    assert refused.status_code == 404 and "this patient's answers" in refused.json()["detail"]
+    assert (await platform.alerting.delete(url, headers=platform.staff())).status_code == 204
+
+
 def clinic_today() -> date:
     """Today where the ward is (the services' default CLINIC_TIMEZONE): from 23:00 or 22:00 UTC, a day after UTC's."""
     return datetime.now(ZoneInfo("Europe/Paris")).date()

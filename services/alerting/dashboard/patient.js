@@ -491,7 +491,19 @@ function lastDayOf(until) {
   return date ? parisDay(new Date(date.getTime() - 1)) : "";
 }
 
-function expectedLevels(levels) {
+/** The symptoms a nurse can expect: the default questionnaire's, then those of a hospital's own questionnaire that
+ * this patient has answered about (the API accepts both). */
+function expectableTerms(submissions) {
+  const known = new Set(Object.keys(getReference().terms));
+  const reported = new Set();
+  for (const submission of submissions) {
+    const grades = submission.grades && typeof submission.grades === "object" ? submission.grades : {};
+    for (const term of Object.keys(grades)) if (!known.has(term)) reported.add(term);
+  }
+  return [...known, ...orderTerms(reported)];
+}
+
+function expectedLevels(levels, submissions) {
   const today = parisDay();
   const rows = levels.length
     ? h(
@@ -542,7 +554,7 @@ function expectedLevels(levels) {
       )
     : h("p", { class: "empty" }, "Aucun niveau attendu.");
 
-  const termOptions = Object.entries(getReference().terms).map(([code, label]) => h("option", { value: code }, label));
+  const termOptions = expectableTerms(submissions).map((code) => h("option", { value: code }, termLabel(code)));
   const form = h(
     "form",
     { id: "expected-form", class: "inline-form", novalidate: true },
@@ -648,7 +660,11 @@ export function renderPatient(container, { patientId, timeline, alertDetail }) {
       section("Évolution des symptômes", "trend-title", trendTable(timeline)),
       section("Alertes précédentes", "history-title", priorAlerts(alerts)),
       section("Messages", "messages-title", messagesList(messages)),
-      section("Niveaux attendus", "expected-title", expectedLevels(levels)),
+      section(
+        "Niveaux attendus",
+        "expected-title",
+        expectedLevels(levels, Array.isArray(timeline.submissions) ? timeline.submissions : []),
+      ),
     ),
   );
   // Show the most recent questionnaires first: the trend scrolls to its right end.
