@@ -14,7 +14,14 @@ from typing import Any
 
 from services.alerting.service_levels import ServiceLevels
 
-MIN_PATIENT_WEEKS = 1.0
+
+@dataclass(frozen=True)
+class PatientWeeks:
+    """The period cut into weeks from its first day; a patient counts for a week when they answered (or wrote) in
+    it: followed, not merely enrolled, so patients whose follow-up ended weigh nothing."""
+
+    followed: int
+    with_alert: int  # of which an alert was raised for the patient that week
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class TeamFigures:
     time_to_close: Durations
     acted_share: float | None
     alert_rate_per_patient_week: float | None
+    # The trials' measure (CLINICAL.md §3: 13–37 % of patient-weeks had an alert).
+    patient_weeks_with_alert_share: float | None
     overdue_now: int
 
     def as_json(self) -> dict[str, Any]:
@@ -77,6 +86,7 @@ class TeamFigures:
             },
             "acted_share": self.acted_share,
             "alert_rate_per_patient_week": self.alert_rate_per_patient_week,
+            "patient_weeks_with_alert_share": self.patient_weeks_with_alert_share,
             "overdue_now": self.overdue_now,
         }
 
@@ -84,7 +94,7 @@ class TeamFigures:
 def team_figures(
     alerts: Iterable[AlertFacts],
     *,
-    patient_weeks: float,
+    patient_weeks: PatientWeeks,
     open_now: Iterable[AlertFacts],
     now: datetime,
     levels: ServiceLevels,
@@ -95,6 +105,7 @@ def team_figures(
     (a new finding that sent it back to open restarts it, as it restarts its deadline); time to close runs from
     the raise: the whole episode."""
     raised = list(alerts)
+    followed = patient_weeks.followed
     by_level = {"red": 0, "orange": 0}
     to_ack: list[float] = []
     to_close: list[float] = []
@@ -122,7 +133,7 @@ def team_figures(
         within_service_level_share=within / judged if judged else None,
         time_to_close=durations(to_close),
         acted_share=acted / resolved if resolved else None,
-        # Under one patient-week of follow-up the rate is noise (a few minutes of data give thousands).
-        alert_rate_per_patient_week=len(raised) / patient_weeks if patient_weeks >= MIN_PATIENT_WEEKS else None,
+        alert_rate_per_patient_week=len(raised) / followed if followed else None,
+        patient_weeks_with_alert_share=patient_weeks.with_alert / followed if followed else None,
         overdue_now=overdue,
     )

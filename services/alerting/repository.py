@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from services.alerting.domain import DEFAULT_RULE_SET, ActiveAlert, ExpectedLevel, PreviousScore
+from services.alerting.figures import PatientWeeks
 from shared.db.outbox import event_columns, insert_events, notify_channel
 from shared.db.sets import columns
 from shared.events.alerts import AlertLevel, AlertReason, AlertStatus
@@ -752,17 +753,21 @@ async def alerts_raised_between(conn: asyncpg.Connection, start: datetime, stop:
     )
 
 
-async def patient_weeks_between(conn: asyncpg.Connection, start: datetime, stop: datetime) -> float:
-    """Patient-weeks followed in the period: each patient counts from the first submission seen (in or before
-    the period) to the end of the period."""
-    value = await conn.fetchval(
-        "SELECT coalesce(sum(extract(epoch FROM $2::timestamptz - GREATEST(first_seen, $1::timestamptz))), 0) "
-        "/ 604800.0 FROM (SELECT patient_id, min(authored) AS first_seen FROM scores GROUP BY patient_id) p "
-        "WHERE first_seen < $2",
+async def patient_weeks_between(conn: asyncpg.Connection, start: datetime, stop: datetime) -> PatientWeeks:
+    """The period cut into weeks from ``start``: each (patient, week) with answers, a message or an alert in it is
+    followed; those with an alert raised are counted apart (``figures.PatientWeeks``)."""
+    row = await conn.fetchrow(
+        "WITH activity AS ("
+        "  SELECT patient_id, authored AS at, false AS alerted FROM scores WHERE authored >= $1 AND authored < $2 "
+        "  UNION ALL SELECT patient_id, sent_at, false FROM messages WHERE sent_at >= $1 AND sent_at < $2 "
+        "  UNION ALL SELECT patient_id, raised_at, true FROM alerts WHERE raised_at >= $1 AND raised_at < $2), "
+        "weeks AS (SELECT patient_id, floor(extract(epoch FROM at - $1::timestamptz) / 604800) AS week, "
+        "          bool_or(alerted) AS alerted FROM activity GROUP BY 1, 2) "
+        "SELECT count(*) AS followed, count(*) FILTER (WHERE alerted) AS with_alert FROM weeks",
         start,
         stop,
     )
-    return float(value)
+    return PatientWeeks(followed=row["followed"], with_alert=row["with_alert"])
 
 
 async def open_alerts_for_overdue(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -283,3 +283,14 @@ async def test_a_period_over_366_days_is_refused_saying_how_long_it_may_be(ward:
         ".then((m) => m.api.metrics('2024-01-01', '2025-06-30')).then(() => 'accepted', (e) => e.detail)"
     )
     assert detail == "Choisissez une période de 366 jours au plus."
+
+
+async def test_the_figures_give_the_share_of_patient_weeks_with_an_alert_beside_the_trials_range(ward: Ward) -> None:
+    await ward.submit()  # a patient answering this week, with a red alert
+    page = await dashboard(ward)
+    await expect(rows(page)).not_to_have_count(0, timeout=5_000)
+    await page.locator(".tabs a[data-view=metrics]").click()
+    share = page.locator("#metrics-content .tile", has_text="Semaines-patients avec une alerte")
+    await expect(share.locator(".tile-value")).to_have_text(re.compile(r"^\d{1,3}\s%$"), timeout=5_000)
+    await expect(share.locator(".tile-hint")).to_contain_text("Repère : 13 à 37 % dans les essais publiés.")
+    await expect(share.locator("dt")).to_have_text(["Alertes par semaine-patient"])

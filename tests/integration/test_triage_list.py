@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from services.alerting import repository
+from services.alerting.figures import PatientWeeks
 from shared.testing.fhir import RED_NAUSEA
 from shared.testing.waiting import eventually
 from tests.integration.test_nurse_workflow import open_alert, submit
@@ -241,3 +243,44 @@ async def test_a_message_s_alert_was_answered_when_the_message_was_sent(platform
     async with platform.alerting_platform.pool.acquire() as conn:
         sent_at = await conn.fetchval("SELECT sent_at FROM messages WHERE patient_id = $1", patient)
     assert datetime.fromisoformat(alert["answered_at"]) == sent_at
+
+
+async def test_patient_weeks_count_the_weeks_each_patient_was_followed_and_those_with_an_alert(platform: Any) -> None:
+    # Four weeks of 2001 (no other test writes there): the team's figures compare with the trials' 13–37 % of
+    # patient-weeks with an alert, so a patient counts for the weeks they answered or wrote in, not for ever after.
+    start = datetime(2001, 3, 5, tzinfo=UTC)
+    stop = start + timedelta(weeks=4)
+    steady, alerted, former = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with platform.alerting_platform.pool.acquire() as conn:
+
+        async def answered(patient: uuid.UUID, at: datetime) -> None:
+            await conn.execute(
+                "INSERT INTO scores (submission_id, patient_id, questionnaire_id, authored, answered_by, answers, "
+                "grades, level, rule_set) VALUES ($1, $2, 'reconnect-symptoms', $3, 'patient', '{}', '{}', 'none', "
+                "'test')",
+                uuid.uuid4(),
+                patient,
+                at,
+            )
+
+        for week in range(4):  # twice a week, every week: four weeks, no alert
+            await answered(steady, start + timedelta(weeks=week, days=1))
+            await answered(steady, start + timedelta(weeks=week, days=4))
+        await answered(alerted, start + timedelta(days=2))  # week 1 answered; week 2 a message and an alert
+        await conn.execute(
+            "INSERT INTO messages (id, patient_id, answered_by, body, sent_at) VALUES ($1, $2, 'patient', 'x', $3)",
+            uuid.uuid4(),
+            alerted,
+            start + timedelta(weeks=1, days=3),
+        )
+        await conn.execute(
+            "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, rule_set, raised_at, updated_at, "
+            "level_since) VALUES ($1, $2, 'orange', 'open', $3, 'patient', 'test', $4, $4, $4)",
+            uuid.uuid4(),
+            alerted,
+            ORANGE_NAUSEA,
+            start + timedelta(weeks=1, days=3),
+        )
+        await answered(former, start - timedelta(days=60))  # followed before the period only: weighs nothing
+        weeks = await repository.patient_weeks_between(conn, start, stop)
+    assert weeks == PatientWeeks(followed=6, with_alert=1)

@@ -96,12 +96,12 @@ export function renderMetrics(container, metrics) {
           : "Alertes clôturées avec une issue autre que « aucune action nécessaire ».",
       ),
       tile(
-        "Taux d'alertes par patient-semaine",
-        formatDecimal(metrics.alert_rate_per_patient_week),
-        [],
-        metrics.alert_rate_per_patient_week === null || metrics.alert_rate_per_patient_week === undefined
+        "Semaines-patients avec une alerte",
+        formatPercent(metrics.patient_weeks_with_alert_share),
+        [["Alertes par semaine-patient", formatDecimal(metrics.alert_rate_per_patient_week)]],
+        metrics.patient_weeks_with_alert_share === null || metrics.patient_weeks_with_alert_share === undefined
           ? noData
-          : "Repère : 0,13 à 0,37 dans les essais publiés.",
+          : "Semaines où le patient a répondu ou écrit. Repère : 13 à 37 % dans les essais publiés.",
       ),
       tile(
         "Alertes en retard maintenant",

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.alerting.figures import AlertFacts, percentile, team_figures
+from services.alerting.figures import AlertFacts, PatientWeeks, percentile, team_figures
 from services.alerting.service_levels import ServiceLevels
 from shared.events.alerts import AlertLevel
 from shared.opening_hours import OpeningHours
@@ -151,7 +151,11 @@ def test_team_figures() -> None:
         facts("orange", paris(23, 9), None, None, None),  # never taken, past due: missed
     ]
     figures = team_figures(
-        alerts, patient_weeks=10.0, open_now=[a for a in alerts if a.status == "open"], now=now, levels=LEVELS
+        alerts,
+        patient_weeks=PatientWeeks(followed=10, with_alert=3),
+        open_now=[a for a in alerts if a.status == "open"],
+        now=now,
+        levels=LEVELS,
     )
     assert figures.alerts_by_level == {"red": 3, "orange": 2}
     assert figures.time_to_acknowledge.count == 3
@@ -161,6 +165,7 @@ def test_team_figures() -> None:
     assert figures.time_to_close.count == 2 and figures.time_to_close.median_s == 60 * 60
     assert figures.acted_share == pytest.approx(1 / 2)
     assert figures.alert_rate_per_patient_week == pytest.approx(0.5)
+    assert figures.patient_weeks_with_alert_share == pytest.approx(0.3)
     assert figures.overdue_now == 1
 
 
@@ -171,17 +176,24 @@ def test_time_to_acknowledge_a_reopened_alert_runs_from_the_finding_that_reopene
     raised, reopened = paris(23, 10), paris(23, 14)
     taken_again = reopened + timedelta(minutes=30)
     reopened_alert = AlertFacts("red", "acknowledged", raised, reopened, taken_again, None, None, reopened)
-    figures = team_figures([reopened_alert], patient_weeks=10.0, open_now=[], now=paris(23, 16), levels=LEVELS)
+    figures = team_figures(
+        [reopened_alert],
+        patient_weeks=PatientWeeks(followed=10, with_alert=3),
+        open_now=[],
+        now=paris(23, 16),
+        levels=LEVELS,
+    )
     assert figures.time_to_acknowledge.median_s == 30 * 60
     assert figures.within_service_level_share == 1.0
 
 
 def test_team_figures_without_data_are_empty_not_zero() -> None:
-    figures = team_figures([], patient_weeks=0.5, open_now=[], now=datetime.now(UTC), levels=LEVELS)
+    figures = team_figures([], patient_weeks=PatientWeeks(0, 0), open_now=[], now=datetime.now(UTC), levels=LEVELS)
     assert figures.time_to_acknowledge.median_s is None
     assert figures.within_service_level_share is None
     assert figures.acted_share is None
     assert figures.alert_rate_per_patient_week is None
+    assert figures.patient_weeks_with_alert_share is None
 
 
 @pytest.mark.parametrize("level", ["red", "orange"])
