@@ -24,7 +24,7 @@ from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopened
 from shared.events.catalog import make_event
 from shared.http.app import Platform, PlatformDep
 from shared.http.limits import MAX_OFFSET
-from shared.http.openapi import problem_responses, raises
+from shared.http.openapi import ProblemMember, problem_responses, raises
 from shared.http.problems import Problem
 from shared.http.security import bearer_principal, require_staff
 from shared.http.sse import EventStream, frame
@@ -454,11 +454,19 @@ class Resolution(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+# What the 412 of a close holds (``_changed_since_seen``), as the operations answering an alert give it.
+ALERT_NOW = ProblemMember(
+    AlertView,
+    "412 `alert-changed`: the alert as it is now (its `updated_at` is the new ETag), to show before the nurse "
+    "confirms the close again.",
+)
+
+
 @router.post(
     "/{alert_id}/resolve",
     response_model=AlertView,
     summary="Close the alert with an outcome code",
-    responses=problem_responses(404, 409, 412),
+    responses=problem_responses(404, 409, 412, members={412: {"alert": ALERT_NOW}}),
 )
 async def resolve_alert(
     alert_id: UUID,

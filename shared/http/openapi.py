@@ -4,7 +4,8 @@
 What an operation can answer is declared where it is decided:
 
 - a route declares the problems its own code raises: ``responses=problem_responses(404, 409)`` on its decorator
-  (a ``RequestOnlyRoute`` also declares those of the token, key and body it reads itself);
+  (a ``RequestOnlyRoute`` also declares those of the token, key and body it reads itself), and with ``members=``
+  what one of them holds beyond the Problem schema, documented as a model's schema (a close's 412: its alert);
 - a dependency declares the problems it raises with ``@raises(401)``, and every route depending on it, directly or
   through another dependency, documents them (``shared.http.security``);
 - ``document_problems`` (called by the app factory) adds what holds for every operation of a service: 400 (a NUL
@@ -17,16 +18,19 @@ What an operation can answer is declared where it is decided:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 
 from shared.http.problems import MEDIA_TYPE, PROBLEM_TYPE_BASE, RETRY_AFTER_S
 
-PROBLEM_REF = "#/components/schemas/Problem"
+SCHEMAS = "#/components/schemas/"
+PROBLEM_REF = f"{SCHEMAS}Problem"
 _VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -76,10 +80,6 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "type": "string",
             "enum": ["open", "acknowledged", "resolved"],
             "description": "409 `alert-conflict` (alerting): the alert's status now.",
-        },
-        "alert": {
-            "type": "object",
-            "description": "412 `alert-changed` (alerting): the alert as it is now, as in the list of alerts.",
         },
         "state": {"type": "string", "description": "409 `illegal-transition` (devices): the tablet's state."},
         "action": {"type": "string", "description": "409 `illegal-transition` (devices): the step refused."},
@@ -147,20 +147,46 @@ EVERY_WRITE = (413, 415)
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def documented_problem(status: int) -> dict[str, Any]:
-    """The OpenAPI response object of a problem with this status."""
-    response: dict[str, Any] = {
-        "description": _DESCRIPTIONS[status],
-        "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
-    }
+@dataclass(frozen=True)
+class ProblemMember:
+    """A member one of a route's problems always holds, beyond the Problem schema's: a resource, as ``model``.
+
+    Documented as a reference to the model's schema, the one the operations answering that model use: the
+    model must be the response model of some operation of the service (the document is refused otherwise)."""
+
+    model: type[BaseModel]
+    description: str
+
+
+def documented_problem(status: int, members: Mapping[str, ProblemMember] | None = None) -> dict[str, Any]:
+    """The OpenAPI response object of a problem with this status (and these members, for the one route that
+    answers them: the Problem schema, and the members it adds)."""
+    schema: dict[str, Any] = {"$ref": PROBLEM_REF}
+    if members:
+        holding = {
+            "type": "object",
+            "required": sorted(members),
+            "properties": {
+                name: {"$ref": f"{SCHEMAS}{member.model.__name__}", "description": member.description}
+                for name, member in sorted(members.items())
+            },
+        }
+        schema = {"allOf": [schema, holding]}
+    response: dict[str, Any] = {"description": _DESCRIPTIONS[status], "content": {MEDIA_TYPE: {"schema": schema}}}
     if status in _HEADERS:
         response["headers"] = _HEADERS[status]
     return response
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """For a route's ``responses=``: the problems its own code answers."""
-    return {status: documented_problem(status) for status in statuses}
+def problem_responses(
+    *statuses: int, members: Mapping[int, Mapping[str, ProblemMember]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """For a route's ``responses=``: the problems its own code answers; ``members``, by status, what one of
+    them holds beyond the Problem schema (``alert`` in a close's 412: the alert as it is now)."""
+    members = members or {}
+    if unknown := set(members) - set(statuses):
+        raise ValueError(f"members of problems the route does not answer: {sorted(unknown)}")
+    return {status: documented_problem(status, members.get(status)) for status in statuses}
 
 
 _MARK = "__problem_statuses__"
@@ -221,6 +247,17 @@ BEARER_SCHEME: dict[str, Any] = {
 }
 
 
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(ref := node.get("$ref"), str):
+            yield ref
+        for value in node.values():
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
 def _problems_documented(app: FastAPI, document: dict[str, Any]) -> None:
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
@@ -240,6 +277,12 @@ def _problems_documented(app: FastAPI, document: dict[str, Any]) -> None:
                     del responses[key]  # FastAPI's own 422 (where nothing can even fail validation, too)
             for status in statuses:
                 responses.setdefault(str(status), copy.deepcopy(documented_problem(status)))
+                for ref in _references(responses[str(status)]):
+                    if ref.startswith(SCHEMAS) and ref.removeprefix(SCHEMAS) not in schemas:
+                        raise RuntimeError(
+                            f"{method} {context.path_format}: its {status} problem holds a "
+                            f"{ref.removeprefix(SCHEMAS)}, a schema no operation's response defines"
+                        )
             in_order = sorted(responses.items())
             responses.clear()
             responses.update(in_order)

@@ -10,13 +10,15 @@ from typing import Annotated, Any
 import orjson
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
-from shared.http.openapi import document_problems, problem_responses, raises
+from shared.http.openapi import ProblemMember, document_problems, problem_responses, raises
 from shared.http.routes import RequestOnlyRoute
 
 SERVICES = ["questionnaire", "alerting", "devices"]
-PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+PROBLEM_REF = "#/components/schemas/Problem"
+PROBLEM = {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}}
 WRITES = {"post", "put", "patch", "delete"}
 
 
@@ -49,7 +51,8 @@ def test_the_problem_schema_holds_what_the_services_send(service: str) -> None:
     members = set(problem["properties"])
     assert {"type", "title", "status", "detail", "instance"} <= members
     # The extension members refusals put in problems (shared/http/problems.py, limits.py and the routes).
-    assert {"pointer", "errors", "accepted", "alert_status", "alert", "state", "action"} <= members
+    assert {"pointer", "errors", "accepted", "alert_status", "state", "action"} <= members
+    assert "alert" not in members  # only a close's 412 holds one, and says what it is (below)
     assert set(problem["properties"]["errors"]["items"]["properties"]) == {"pointer", "detail"}
 
 
@@ -59,7 +62,10 @@ def test_every_error_response_is_a_problem(service: str) -> None:
         assert _errors(operation), (method, path)
         for status in _errors(operation):
             response = operation["responses"][str(status)]
-            assert response["content"] == PROBLEM, (method, path, status)
+            assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+            schema = response["content"]["application/problem+json"]["schema"]
+            # The Problem schema, or (a problem holding more) the Problem schema and the members it adds.
+            assert schema == {"$ref": PROBLEM_REF} or schema["allOf"][0] == {"$ref": PROBLEM_REF}, (method, path)
             assert response["description"], (method, path, status)
 
 
@@ -132,6 +138,35 @@ def test_each_operation_documents_the_statuses_its_code_raises(service: str) -> 
         assert _errors(paths[path][method]) - {400, 413, 415, 500, 503} == statuses, (method, path)
 
 
+# The one problem that holds the alert: a close naming a version the alert has left (412 alert-changed).
+ALERT_CHANGED = ("alerting", "post", "/v1/alerts/{alert_id}/resolve", 412)
+
+
+def test_the_412_of_a_close_holds_the_alert_as_its_200_answers_it() -> None:
+    document = _document("alerting")
+    _, method, path, status = ALERT_CHANGED
+    responses = document["paths"][path][method]["responses"]
+    closed = responses["200"]["content"]["application/json"]["schema"]
+    changed = responses[str(status)]["content"]["application/problem+json"]["schema"]
+    problem, holding = changed["allOf"]
+    assert problem == {"$ref": PROBLEM_REF}
+    assert holding["required"] == ["alert"]
+    alert = holding["properties"]["alert"]
+    assert alert["$ref"] == closed["$ref"] == "#/components/schemas/AlertView"
+    assert "as it is now" in alert["description"]
+    assert "updated_at" in document["components"]["schemas"]["AlertView"]["properties"]
+    assert "ETag" in responses[str(status)]["headers"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_other_problem_is_documented_as_holding_more_than_the_problem_schema(service: str) -> None:
+    for method, path, operation in _operations(_document(service)):
+        for status in _errors(operation):
+            if (service, method, path, status) == ALERT_CHANGED:
+                continue
+            assert operation["responses"][str(status)]["content"] == PROBLEM, (method, path, status)
+
+
 def test_documented_successes_are_kept() -> None:
     questionnaire, alerting, devices = (_document(s)["paths"] for s in SERVICES)
     accepted = questionnaire["/v1/submissions"]["post"]["responses"]["202"]["content"]["application/json"]
@@ -156,8 +191,24 @@ async def _admin(who: Annotated[str, Depends(_caller)]) -> str:
     return who
 
 
+class Thing(BaseModel):
+    id: int
+
+
+class Unlisted(BaseModel):
+    id: int
+
+
 def _app() -> FastAPI:
     router = APIRouter(prefix="/v1")
+
+    taken = {"thing": ProblemMember(Thing, "The thing as it is now.")}
+
+    @router.post(
+        "/things/{thing_id}/take", response_model=Thing, responses=problem_responses(409, members={409: taken})
+    )
+    async def take_thing(thing_id: int) -> Thing:
+        return Thing(id=thing_id)
 
     @router.get("/things/{thing_id}", responses=problem_responses(404))
     async def thing(thing_id: int, _: Annotated[str, Depends(_admin)]) -> dict[str, int]:
@@ -198,6 +249,38 @@ def test_fastapi_s_422_is_a_problem_where_a_parameter_can_fail_validation_and_go
 def test_a_request_only_route_documents_what_it_declares_and_what_every_write_can_answer() -> None:
     responses = _app().openapi()["paths"]["/v1/raw"]["post"]["responses"]
     assert set(responses) == {"202", "400", "401", "413", "415", "422", "500", "503"}
+
+
+def test_a_problem_holding_a_model_documents_it_as_the_model_s_schema() -> None:
+    document = _app().openapi()
+    responses = document["paths"]["/v1/things/{thing_id}/take"]["post"]["responses"]
+    assert responses["409"]["content"]["application/problem+json"]["schema"] == {
+        "allOf": [
+            {"$ref": "#/components/schemas/Problem"},
+            {
+                "type": "object",
+                "required": ["thing"],
+                "properties": {
+                    "thing": {"$ref": "#/components/schemas/Thing", "description": "The thing as it is now."}
+                },
+            },
+        ]
+    }
+    assert responses["400"]["content"] == PROBLEM  # the operation's other problems are plain ones
+    assert "Thing" in document["components"]["schemas"]
+
+
+def test_a_problem_member_whose_model_the_document_lacks_is_refused() -> None:
+    app = FastAPI()
+    members = {409: {"thing": ProblemMember(Unlisted, "The thing.")}}
+
+    @app.post("/things", status_code=204, responses=problem_responses(409, members=members))
+    async def take() -> None:
+        return None
+
+    document_problems(app)
+    with pytest.raises(RuntimeError, match="Unlisted"):
+        app.openapi()
 
 
 def test_the_document_is_made_once_and_served_as_made() -> None:
