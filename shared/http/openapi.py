@@ -7,7 +7,9 @@ What an operation can answer is declared where it is decided:
   (a ``RequestOnlyRoute`` also declares those of the token, key and body it reads itself), and with ``members=``
   what one of them holds beyond the Problem schema, documented as a model's schema (a close's 412: its alert);
 - a dependency declares the problems it raises with ``@raises(401)``, and every route depending on it, directly or
-  through another dependency, documents them (``shared.http.security``);
+  through another dependency, documents them (``shared.http.security``); what answers 401 reads a bearer token
+  (``bearerToken``), or, where a dependency is marked ``@authenticates(name, scheme)``, that scheme's credential
+  instead (the live alert stream's ``stream_token``);
 - ``document_problems`` (called by the app factory) adds what holds for every operation of a service: 400 (a NUL
   character in the address, ``limits.BodySizeLimit``), 500 (the catch-all handler of ``problems``), 503 with
   Retry-After (load shedding, ``limits.ConcurrencyLimit``, or the database out of reach); for every write (any
@@ -203,6 +205,21 @@ def raises(*statuses: int) -> Callable[[Call], Call]:
     return mark
 
 
+_ALTERNATIVES = "__security_alternatives__"
+
+
+def authenticates(name: str, scheme: Mapping[str, Any]) -> Callable[[Call], Call]:
+    """Marks a dependency that takes, instead of the bearer token, the credential of another security scheme
+    (``scheme``, an OpenAPI security scheme object, under ``name``): the routes depending on it offer both,
+    either one being enough."""
+
+    def mark(call: Call) -> Call:
+        setattr(call, _ALTERNATIVES, {**getattr(call, _ALTERNATIVES, {}), name: dict(scheme)})
+        return call
+
+    return mark
+
+
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
     yield dependant
     for sub in dependant.dependencies:
@@ -268,9 +285,14 @@ def _problems_documented(app: FastAPI, document: dict[str, Any]) -> None:
         statuses = operation_problems(context)
         for method in context.methods or ():
             operation = document["paths"][context.path_format][method.lower()]
-            if 401 in statuses:  # what answers 401 reads a bearer token
-                components.setdefault("securitySchemes", {})["bearerToken"] = copy.deepcopy(BEARER_SCHEME)
+            if 401 in statuses:  # what answers 401 reads a bearer token, or another credential instead
+                security_schemes = components.setdefault("securitySchemes", {})
+                security_schemes["bearerToken"] = copy.deepcopy(BEARER_SCHEME)
                 operation["security"] = [{"bearerToken": []}]
+                for dependant in _dependants(context.dependant):
+                    for name, scheme in getattr(dependant.call, _ALTERNATIVES, {}).items():
+                        security_schemes[name] = copy.deepcopy(scheme)
+                        operation["security"].append({name: []})
             responses = operation["responses"]
             for key in [k for k in responses if k.isdigit() and int(k) >= 400]:
                 if int(key) not in statuses or _VALIDATION_ERROR in repr(responses[key]):

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from shared.http.openapi import ProblemMember, document_problems, problem_responses, raises
+from shared.http.openapi import ProblemMember, authenticates, document_problems, problem_responses, raises
 from shared.http.routes import RequestOnlyRoute
 
 SERVICES = ["questionnaire", "alerting", "devices"]
@@ -89,7 +89,34 @@ def test_every_operation_that_reads_a_bearer_token_says_so(service: str) -> None
     for method, path, operation in _operations(document):
         # What can answer 401 reads a token; what cannot (the dashboard's configuration) needs none.
         expected = [{"bearerToken": []}] if 401 in _errors(operation) else None
+        if (service, method, path) == LIVE_STREAM:
+            continue  # a stream token will do instead (below)
         assert operation.get("security") == expected, (method, path)
+
+
+LIVE_STREAM = ("alerting", "get", "/v1/alerts/stream")
+
+
+def test_the_live_stream_takes_a_bearer_token_or_a_stream_token_in_its_address() -> None:
+    document = _document("alerting")
+    stream = document["paths"][LIVE_STREAM[2]][LIVE_STREAM[1]]
+    assert stream["security"] == [{"bearerToken": []}, {"streamToken": []}]  # either one
+    scheme = document["components"]["securitySchemes"]["streamToken"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "query", "stream_token")
+    assert "POST /v1/alerts/stream-token" in scheme["description"] and "EventSource" in scheme["description"]
+    # The scheme is how it is sent: not a parameter besides.
+    assert "stream_token" not in {p["name"] for p in stream["parameters"]}
+    assert {p["name"] for p in stream["parameters"]} == {"since", "Last-Event-ID"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_other_operation_takes_a_stream_token(service: str) -> None:
+    document = _document(service)
+    for method, path, operation in _operations(document):
+        if (service, method, path) != LIVE_STREAM:
+            assert {"streamToken": []} not in operation.get("security", []), (method, path)
+    if service != "alerting":
+        assert "streamToken" not in document["components"]["securitySchemes"]
 
 
 def test_the_live_stream_is_documented_as_server_sent_events() -> None:
@@ -191,6 +218,15 @@ async def _admin(who: Annotated[str, Depends(_caller)]) -> str:
     return who
 
 
+KEY_SCHEME = {"type": "apiKey", "in": "query", "name": "key", "description": "A key."}
+
+
+@authenticates("queryKey", KEY_SCHEME)
+@raises(401)
+async def _caller_or_key(request: Request, key: Annotated[str | None, Query(include_in_schema=False)] = None) -> str:
+    return key or "someone"
+
+
 class Thing(BaseModel):
     id: int
 
@@ -213,6 +249,10 @@ def _app() -> FastAPI:
     @router.get("/things/{thing_id}", responses=problem_responses(404))
     async def thing(thing_id: int, _: Annotated[str, Depends(_admin)]) -> dict[str, int]:
         return {"id": thing_id}
+
+    @router.get("/keyed")
+    async def keyed(_: Annotated[str, Depends(_caller_or_key)]) -> list[str]:
+        return []
 
     @router.get("/search")
     async def search(q: str | None = None, page: Annotated[int, Query(ge=1)] = 1) -> list[str]:
@@ -238,6 +278,14 @@ def _app() -> FastAPI:
 def test_a_dependency_s_problems_are_documented_on_every_route_depending_on_it() -> None:
     paths = _app().openapi()["paths"]
     assert _errors(paths["/v1/things/{thing_id}"]["get"]) == {400, 401, 403, 404, 422, 500, 503}
+
+
+def test_a_dependency_taking_another_credential_offers_it_beside_the_bearer_token_on_its_routes_only() -> None:
+    document = _app().openapi()
+    assert document["paths"]["/v1/keyed"]["get"]["security"] == [{"bearerToken": []}, {"queryKey": []}]
+    assert document["paths"]["/v1/things/{thing_id}"]["get"]["security"] == [{"bearerToken": []}]
+    assert document["components"]["securitySchemes"]["queryKey"] == KEY_SCHEME
+    assert "parameters" not in document["paths"]["/v1/keyed"]["get"]
 
 
 def test_fastapi_s_422_is_a_problem_where_a_parameter_can_fail_validation_and_gone_where_none_can() -> None:
