@@ -26,6 +26,21 @@ from opentelemetry.trace import Link, Span, SpanKind, Tracer
 _recording = True
 
 
+def process_resource(service_name: str) -> Resource:
+    """What this process's spans and metrics are about: the service, and which of its processes this one is.
+
+    ``service.instance.id`` tells apart the replicas of a service (uvicorn workers, containers, pods), whose
+    pipeline gauges would otherwise be series with the same attributes, as they sample the same outbox and
+    consumers. It is a random UUID v4 made once per process, by the SDK's ``ServiceInstanceIdResourceDetector``
+    (always on in the pinned opentelemetry-sdk 1.45.1, and made again in a forked child), as the semantic
+    conventions recommend. Not hostname+pid: in containers a service's process is often pid 1 in every replica,
+    and pods or containers of a deployment can share a hostname (host networking, a reused StatefulSet name), so
+    two live processes could report one id. An operator's ``service.instance.id`` in ``OTEL_RESOURCE_ATTRIBUTES``
+    is the one reported (the SDK merges that variable last); the unit tests hold both.
+    """
+    return Resource.create({"service.name": service_name})
+
+
 def setup_tracing(service_name: str) -> bool:
     """Install the process's tracer provider once; True when spans are recorded (and worth instrumenting).
 
@@ -37,7 +52,7 @@ def setup_tracing(service_name: str) -> bool:
     global _recording
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return _recording
-    resource = Resource.create({"service.name": service_name})
+    resource = process_resource(service_name)
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -67,9 +82,7 @@ def setup_metrics(service_name: str) -> bool:
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
     reader = PeriodicExportingMetricReader(OTLPMetricExporter())  # interval from OTEL_METRIC_EXPORT_INTERVAL
-    metrics.set_meter_provider(
-        MeterProvider(resource=Resource.create({"service.name": service_name}), metric_readers=[reader])
-    )
+    metrics.set_meter_provider(MeterProvider(resource=process_resource(service_name), metric_readers=[reader]))
     return True
 
 

@@ -24,7 +24,7 @@ from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopened
 from shared.events.catalog import make_event
 from shared.http.app import Platform, PlatformDep
 from shared.http.limits import MAX_OFFSET
-from shared.http.openapi import problem_responses, raises
+from shared.http.openapi import ProblemMember, authenticates, problem_responses, raises
 from shared.http.problems import Problem
 from shared.http.security import bearer_principal, require_staff
 from shared.http.sse import EventStream, frame
@@ -203,8 +203,26 @@ async def stream_token(nurse: Nurse, platform: PlatformDep) -> Any:
     )
 
 
+STREAM_TOKEN_SCHEME = {
+    "type": "apiKey",
+    "in": "query",
+    "name": "stream_token",
+    "description": f"For browsers, whose EventSource cannot send an Authorization header (and a staff token must "
+    f"not travel in a URL): a nurse's token that opens this stream only, valid {STREAM_TOKEN_TTL_S} seconds. "
+    "`POST /v1/alerts/stream-token` with the nurse's bearer token answers it (`token`, `expires_in`); open the "
+    "stream with `?stream_token=<token>` within that time. The stream it opens ends when the staff token that "
+    "asked for it expires, as one opened with that bearer token would. Sent, it is the credential read, and the "
+    "Authorization header is not.",
+}
+
+
+@authenticates("streamToken", STREAM_TOKEN_SCHEME)
 @raises(401, 403)
-async def stream_reader(request: Request, platform: PlatformDep, stream_token: str | None = None) -> StaffPrincipal:
+async def stream_reader(
+    request: Request,
+    platform: PlatformDep,
+    stream_token: Annotated[str | None, Query(include_in_schema=False)] = None,  # documented as streamToken
+) -> StaffPrincipal:
     if stream_token is None:
         principal = await bearer_principal(request, platform)
         return await require_staff("nurse")(principal)
@@ -454,11 +472,19 @@ class Resolution(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+# What the 412 of a close holds (``_changed_since_seen``), as the operations answering an alert give it.
+ALERT_NOW = ProblemMember(
+    AlertView,
+    "412 `alert-changed`: the alert as it is now (its `updated_at` is the new ETag), to show before the nurse "
+    "confirms the close again.",
+)
+
+
 @router.post(
     "/{alert_id}/resolve",
     response_model=AlertView,
     summary="Close the alert with an outcome code",
-    responses=problem_responses(404, 409, 412),
+    responses=problem_responses(404, 409, 412, members={412: {"alert": ALERT_NOW}}),
 )
 async def resolve_alert(
     alert_id: UUID,

@@ -4,9 +4,12 @@
 What an operation can answer is declared where it is decided:
 
 - a route declares the problems its own code raises: ``responses=problem_responses(404, 409)`` on its decorator
-  (a ``RequestOnlyRoute`` also declares those of the token, key and body it reads itself);
+  (a ``RequestOnlyRoute`` also declares those of the token, key and body it reads itself), and with ``members=``
+  what one of them holds beyond the Problem schema, documented as a model's schema (a close's 412: its alert);
 - a dependency declares the problems it raises with ``@raises(401)``, and every route depending on it, directly or
-  through another dependency, documents them (``shared.http.security``);
+  through another dependency, documents them (``shared.http.security``); what answers 401 reads a bearer token
+  (``bearerToken``), or, where a dependency is marked ``@authenticates(name, scheme)``, that scheme's credential
+  instead (the live alert stream's ``stream_token``);
 - ``document_problems`` (called by the app factory) adds what holds for every operation of a service: 400 (a NUL
   character in the address, ``limits.BodySizeLimit``), 500 (the catch-all handler of ``problems``), 503 with
   Retry-After (load shedding, ``limits.ConcurrencyLimit``, or the database out of reach); for every write (any
@@ -17,16 +20,19 @@ What an operation can answer is declared where it is decided:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 
 from shared.http.problems import MEDIA_TYPE, PROBLEM_TYPE_BASE, RETRY_AFTER_S
 
-PROBLEM_REF = "#/components/schemas/Problem"
+SCHEMAS = "#/components/schemas/"
+PROBLEM_REF = f"{SCHEMAS}Problem"
 _VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -76,10 +82,6 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "type": "string",
             "enum": ["open", "acknowledged", "resolved"],
             "description": "409 `alert-conflict` (alerting): the alert's status now.",
-        },
-        "alert": {
-            "type": "object",
-            "description": "412 `alert-changed` (alerting): the alert as it is now, as in the list of alerts.",
         },
         "state": {"type": "string", "description": "409 `illegal-transition` (devices): the tablet's state."},
         "action": {"type": "string", "description": "409 `illegal-transition` (devices): the step refused."},
@@ -147,20 +149,46 @@ EVERY_WRITE = (413, 415)
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def documented_problem(status: int) -> dict[str, Any]:
-    """The OpenAPI response object of a problem with this status."""
-    response: dict[str, Any] = {
-        "description": _DESCRIPTIONS[status],
-        "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
-    }
+@dataclass(frozen=True)
+class ProblemMember:
+    """A member one of a route's problems always holds, beyond the Problem schema's: a resource, as ``model``.
+
+    Documented as a reference to the model's schema, the one the operations answering that model use: the
+    model must be the response model of some operation of the service (the document is refused otherwise)."""
+
+    model: type[BaseModel]
+    description: str
+
+
+def documented_problem(status: int, members: Mapping[str, ProblemMember] | None = None) -> dict[str, Any]:
+    """The OpenAPI response object of a problem with this status (and these members, for the one route that
+    answers them: the Problem schema, and the members it adds)."""
+    schema: dict[str, Any] = {"$ref": PROBLEM_REF}
+    if members:
+        holding = {
+            "type": "object",
+            "required": sorted(members),
+            "properties": {
+                name: {"$ref": f"{SCHEMAS}{member.model.__name__}", "description": member.description}
+                for name, member in sorted(members.items())
+            },
+        }
+        schema = {"allOf": [schema, holding]}
+    response: dict[str, Any] = {"description": _DESCRIPTIONS[status], "content": {MEDIA_TYPE: {"schema": schema}}}
     if status in _HEADERS:
         response["headers"] = _HEADERS[status]
     return response
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """For a route's ``responses=``: the problems its own code answers."""
-    return {status: documented_problem(status) for status in statuses}
+def problem_responses(
+    *statuses: int, members: Mapping[int, Mapping[str, ProblemMember]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """For a route's ``responses=``: the problems its own code answers; ``members``, by status, what one of
+    them holds beyond the Problem schema (``alert`` in a close's 412: the alert as it is now)."""
+    members = members or {}
+    if unknown := set(members) - set(statuses):
+        raise ValueError(f"members of problems the route does not answer: {sorted(unknown)}")
+    return {status: documented_problem(status, members.get(status)) for status in statuses}
 
 
 _MARK = "__problem_statuses__"
@@ -172,6 +200,21 @@ def raises(*statuses: int) -> Callable[[Call], Call]:
 
     def mark(call: Call) -> Call:
         setattr(call, _MARK, frozenset(statuses))
+        return call
+
+    return mark
+
+
+_ALTERNATIVES = "__security_alternatives__"
+
+
+def authenticates(name: str, scheme: Mapping[str, Any]) -> Callable[[Call], Call]:
+    """Marks a dependency that takes, instead of the bearer token, the credential of another security scheme
+    (``scheme``, an OpenAPI security scheme object, under ``name``): the routes depending on it offer both,
+    either one being enough."""
+
+    def mark(call: Call) -> Call:
+        setattr(call, _ALTERNATIVES, {**getattr(call, _ALTERNATIVES, {}), name: dict(scheme)})
         return call
 
     return mark
@@ -221,6 +264,17 @@ BEARER_SCHEME: dict[str, Any] = {
 }
 
 
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(ref := node.get("$ref"), str):
+            yield ref
+        for value in node.values():
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
 def _problems_documented(app: FastAPI, document: dict[str, Any]) -> None:
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
@@ -231,15 +285,26 @@ def _problems_documented(app: FastAPI, document: dict[str, Any]) -> None:
         statuses = operation_problems(context)
         for method in context.methods or ():
             operation = document["paths"][context.path_format][method.lower()]
-            if 401 in statuses:  # what answers 401 reads a bearer token
-                components.setdefault("securitySchemes", {})["bearerToken"] = copy.deepcopy(BEARER_SCHEME)
+            if 401 in statuses:  # what answers 401 reads a bearer token, or another credential instead
+                security_schemes = components.setdefault("securitySchemes", {})
+                security_schemes["bearerToken"] = copy.deepcopy(BEARER_SCHEME)
                 operation["security"] = [{"bearerToken": []}]
+                for dependant in _dependants(context.dependant):
+                    for name, scheme in getattr(dependant.call, _ALTERNATIVES, {}).items():
+                        security_schemes[name] = copy.deepcopy(scheme)
+                        operation["security"].append({name: []})
             responses = operation["responses"]
             for key in [k for k in responses if k.isdigit() and int(k) >= 400]:
                 if int(key) not in statuses or _VALIDATION_ERROR in repr(responses[key]):
                     del responses[key]  # FastAPI's own 422 (where nothing can even fail validation, too)
             for status in statuses:
                 responses.setdefault(str(status), copy.deepcopy(documented_problem(status)))
+                for ref in _references(responses[str(status)]):
+                    if ref.startswith(SCHEMAS) and ref.removeprefix(SCHEMAS) not in schemas:
+                        raise RuntimeError(
+                            f"{method} {context.path_format}: its {status} problem holds a "
+                            f"{ref.removeprefix(SCHEMAS)}, a schema no operation's response defines"
+                        )
             in_order = sorted(responses.items())
             responses.clear()
             responses.update(in_order)

@@ -8,21 +8,24 @@ Once the cause is fixed, an operator replays a dead letter (``scripts/dead_lette
 back to its original subject addressed to the consumer that gave up on it (``Dlq-Replay-For``), which applies
 it once (its inbox); every other consumer of the subject acks it unread, since it applied the event already or
 never had to. The dead letter is then deleted, so what is left in DEAD_LETTERS is what still needs a person.
+Listing them (``dead_letters``) reads the stream in batches, through a consumer that acknowledges nothing and
+is deleted afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import Header
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
 from nats.js.errors import NotFoundError
 
 from shared.messaging.topology import ConsumerSpec
@@ -145,18 +148,103 @@ def _described(seq: int, subject: str, data: bytes, headers: Mapping[str, str], 
     )
 
 
-async def dead_letters(js: JetStreamContext, *, limit: int = 10_000) -> list[DeadLetter]:
-    """The dead letters still stored, oldest first (at most ``limit``)."""
+# The listing reads DEAD_LETTERS through a consumer of its own (``dead_letters``): this many messages a pull.
+LIST_BATCH = 500
+LIST_FETCH_S = 5.0  # one pull waits this long at most for its first message
+# Should the listing's process die before deleting its consumer, the server deletes it after this long unused.
+LIST_INACTIVE_S = 60.0
+_LIST_RETRIES = 3  # readings started again without reading anything new before the listing gives up
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def dead_letters(js: JetStreamContext, *, limit: int = 10_000, batch: int = LIST_BATCH) -> list[DeadLetter]:
+    """The dead letters still stored, oldest first (at most ``limit``), read ``batch`` a request.
+
+    A consumer of the listing's own reads DEAD_LETTERS from its first message: ephemeral, in memory, and
+    acknowledging nothing (ack policy none: a dead letter stays until replayed or discarded, and nothing is
+    redelivered, so none is read twice); it is deleted when the listing ends. Each message says how many
+    follow it, so the listing ends at the last one without waiting. A delivery lost on the way (a gap in the
+    consumer's sequence, a pull answered by nothing) starts a new consumer after the last dead letter read: each
+    is listed once, in sequence order."""
     found: list[DeadLetter] = []
-    seq = 1
+    start, retries = 1, 0
     while len(found) < limit:
-        try:
-            raw = await js.get_msg(DLQ_STREAM, seq=seq, subject=f"{DLQ_PREFIX}>", next=True)
-        except NotFoundError:
-            break  # nothing at or after seq
-        found.append(_described(raw.seq or seq, raw.subject or "", raw.data or b"", raw.headers or {}, raw.time))
-        seq = (raw.seq or seq) + 1
+        read, complete = await _read_from(js, start, limit - len(found), batch)
+        found.extend(read)
+        if complete:
+            break
+        if read:
+            start, retries = read[-1].seq + 1, 0
+        else:
+            retries += 1
+            if retries >= _LIST_RETRIES:
+                raise TimeoutError(f"{DLQ_STREAM}: no dead letter after {start - 1} reached this listing")
     return found
+
+
+async def _read_from(js: JetStreamContext, start: int, wanted: int, batch: int) -> tuple[list[DeadLetter], bool]:
+    """Up to ``wanted`` dead letters from sequence ``start`` on, and whether they are all there is (or wanted):
+    False when a delivery went missing, and the reading must start again after the last one returned."""
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start,
+        ack_policy=AckPolicy.NONE,
+        filter_subject=f"{DLQ_PREFIX}>",
+        mem_storage=True,
+        num_replicas=1,
+        inactive_threshold=LIST_INACTIVE_S,
+    )
+    try:
+        info = await js.add_consumer(DLQ_STREAM, config)
+    except NotFoundError:
+        return [], True  # no DEAD_LETTERS stream (yet): nothing was ever dead-lettered here
+    read: list[DeadLetter] = []
+    try:
+        if not info.num_pending:
+            return read, True
+        sub = await js.pull_subscribe_bind(consumer=info.name, stream=DLQ_STREAM)
+        try:
+            while len(read) < wanted:
+                try:
+                    msgs = await sub.fetch(min(batch, wanted - len(read)), timeout=LIST_FETCH_S)
+                except TimeoutError:  # nats-py's, and asyncio's
+                    now = await js.consumer_info(DLQ_STREAM, info.name)
+                    # Nothing left (deleted meanwhile), or something sent that never arrived.
+                    return read, not now.num_pending and now.delivered.consumer_seq == len(read)
+                for msg in msgs:
+                    metadata = msg.metadata
+                    if metadata.sequence.consumer != len(read) + 1:
+                        return read, False  # one went missing before this one
+                    read.append(
+                        _described(metadata.sequence.stream, msg.subject, msg.data, msg.headers or {}, _stored_at(msg))
+                    )
+                    if metadata.num_pending == 0:
+                        return read, True
+            return read, True
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+    finally:
+        try:
+            await js.delete_consumer(DLQ_STREAM, info.name)
+        except NotFoundError:
+            pass
+        except Exception as exc:
+            log.warning(
+                "dead-letter listing's consumer %s not deleted (%s): the server deletes it within %.0f s",
+                info.name,
+                type(exc).__name__,
+                LIST_INACTIVE_S,
+            )
+
+
+def _stored_at(msg: Msg) -> datetime:
+    """When a delivered message was stored, to the microsecond as ``get_msg`` gives it (``metadata.timestamp``
+    goes through a float): the nanoseconds of its reply subject, ``$JS.ACK.<stream>.<consumer>.<delivered>.
+    <stream seq>.<consumer seq>.<ns>.<pending>``, or the longer form with a domain and an account."""
+    tokens = (msg.reply or "").split(".")
+    nanos = int(tokens[7] if len(tokens) == 9 else tokens[Msg.Ack.Timestamp])
+    return _EPOCH + timedelta(microseconds=nanos // 1000)
 
 
 async def dead_letter_at(js: JetStreamContext, seq: int) -> DeadLetter | None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+import nats
 import orjson
 import pytest
 from nats.js.api import Header
 
 from shared.events.questionnaire import TermAnswer
+from shared.messaging.deadletter import DLQ_STREAM, dead_letter, dead_letter_at, dead_letters
+from shared.messaging.topology import ensure_topology
 from shared.testing.events import questionnaire_submitted
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
@@ -59,3 +63,53 @@ async def test_poison_message_is_dead_lettered_and_consumer_continues(platform: 
     info = await js.consumer_info("QUESTIONNAIRES", "alerting-questionnaire-submitted")
     assert info.num_ack_pending == 0
     assert (await js.stream_info("DEAD_LETTERS")).state.messages == 1
+
+
+async def test_hundreds_of_dead_letters_are_listed_each_once_in_order_in_a_few_requests(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        assert await dead_letters(js) == []  # no DEAD_LETTERS stream yet: nothing to list
+        await ensure_topology(js, ())
+        count = 300
+
+        async def one(i: int) -> None:
+            await dead_letter(
+                js,
+                subject="message.sent" if i % 3 else "questionnaire.submitted",
+                data=b"{not json" if i % 50 == 0 else orjson.dumps({"type": "message.sent", "id": f"event-{i}"}),
+                headers={"traceparent": f"00-{i:032x}-{i:016x}-01"},
+                stream="QUESTIONNAIRES",
+                stream_seq=i,
+                consumer="alerting-message-sent",
+                deliveries=5,
+                reason="retries_exhausted",
+            )
+
+        for first in range(1, count + 1, 50):
+            await asyncio.gather(*(one(i) for i in range(first, first + 50)))
+        gone = {1, 7, 150, count}  # replayed or discarded already, the first and the last among them
+        for seq in gone:
+            await js.delete_msg(DLQ_STREAM, seq)
+
+        sent_before = nc.stats["out_msgs"]
+        listed = await dead_letters(js)
+        requests = nc.stats["out_msgs"] - sent_before
+
+        assert [letter.seq for letter in listed] == [seq for seq in range(1, count + 1) if seq not in gone]
+        assert len({letter.origin for letter in listed}) == count - len(gone)  # each dead letter once
+        assert requests <= 10, f"{requests} requests to list {len(listed)} dead letters"
+        for letter in (listed[0], listed[48], listed[-1]):  # each as a read of it alone gives it, payload included
+            assert letter == await dead_letter_at(js, letter.seq)
+        assert len({letter.at for letter in listed}) > 1 and all(letter.at for letter in listed)
+        # Nothing acknowledged, deleted, or left behind.
+        assert (await js.stream_info(DLQ_STREAM)).state.messages == count - len(gone)
+        assert await js.consumers_info(DLQ_STREAM) == []
+
+        sent_before = nc.stats["out_msgs"]
+        assert await dead_letters(js, batch=64) == listed  # several pulls, one after the other
+        assert nc.stats["out_msgs"] - sent_before <= 10
+        assert [letter.seq for letter in await dead_letters(js, limit=5)] == [2, 3, 4, 5, 6]
+        assert await js.consumers_info(DLQ_STREAM) == []
+    finally:
+        await nc.close()

@@ -21,6 +21,7 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.services import in_process
+from tests.integration.test_nurse_workflow import open_alert
 
 pytestmark = pytest.mark.integration
 
@@ -154,3 +155,37 @@ async def _devices(s: Service) -> None:
 
 
 REFUSALS = {"questionnaire": _questionnaire, "alerting": _alerting, "devices": _devices}
+
+
+def _members(schema: dict[str, Any], document: dict[str, Any]) -> tuple[set[str], dict[str, Any]]:
+    """What an object schema requires and the members it names, through its ``$ref`` and ``allOf``."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        return _members(document["components"]["schemas"][name], document)
+    required, properties = set(schema.get("required", ())), dict(schema.get("properties", {}))
+    for part in schema.get("allOf", ()):
+        more, named = _members(part, document)
+        required |= more
+        properties.update(named)
+    return required, properties
+
+
+async def test_a_close_s_412_holds_the_alert_as_the_document_says(platform: Any) -> None:
+    """The one problem with a member the Problem schema lacks: the alert as it is now, as an AlertView."""
+    document = (await platform.alerting.get("/openapi.json")).json()
+    alert = await open_alert(platform, uuid.uuid4())
+    changed = await platform.alerting.post(
+        f"/v1/alerts/{alert['id']}/resolve",
+        json={"outcome": "phone_call"},
+        headers={**platform.staff(), "If-Match": '"2000-01-01T00:00:00Z"'},  # a version it has left
+    )
+    assert changed.status_code == 412, changed.text
+    documented = document["paths"]["/v1/alerts/{alert_id}/resolve"]["post"]["responses"]["412"]
+    required, members = _members(documented["content"][PROBLEM]["schema"], document)
+    problem = changed.json()
+    assert required <= set(problem) <= set(members), problem
+    assert "alert" in required
+    alert_required, alert_members = _members(members["alert"], document)
+    assert alert_required <= set(problem["alert"]) <= set(alert_members)
+    assert set(problem["alert"]) == set(alert_members)  # every member of an AlertView, as a 200 holds it
+    assert problem["alert"]["id"] == alert["id"]

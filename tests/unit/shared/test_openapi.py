@@ -10,13 +10,15 @@ from typing import Annotated, Any
 import orjson
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
-from shared.http.openapi import document_problems, problem_responses, raises
+from shared.http.openapi import ProblemMember, authenticates, document_problems, problem_responses, raises
 from shared.http.routes import RequestOnlyRoute
 
 SERVICES = ["questionnaire", "alerting", "devices"]
-PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+PROBLEM_REF = "#/components/schemas/Problem"
+PROBLEM = {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}}
 WRITES = {"post", "put", "patch", "delete"}
 
 
@@ -49,7 +51,8 @@ def test_the_problem_schema_holds_what_the_services_send(service: str) -> None:
     members = set(problem["properties"])
     assert {"type", "title", "status", "detail", "instance"} <= members
     # The extension members refusals put in problems (shared/http/problems.py, limits.py and the routes).
-    assert {"pointer", "errors", "accepted", "alert_status", "alert", "state", "action"} <= members
+    assert {"pointer", "errors", "accepted", "alert_status", "state", "action"} <= members
+    assert "alert" not in members  # only a close's 412 holds one, and says what it is (below)
     assert set(problem["properties"]["errors"]["items"]["properties"]) == {"pointer", "detail"}
 
 
@@ -59,7 +62,10 @@ def test_every_error_response_is_a_problem(service: str) -> None:
         assert _errors(operation), (method, path)
         for status in _errors(operation):
             response = operation["responses"][str(status)]
-            assert response["content"] == PROBLEM, (method, path, status)
+            assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+            schema = response["content"]["application/problem+json"]["schema"]
+            # The Problem schema, or (a problem holding more) the Problem schema and the members it adds.
+            assert schema == {"$ref": PROBLEM_REF} or schema["allOf"][0] == {"$ref": PROBLEM_REF}, (method, path)
             assert response["description"], (method, path, status)
 
 
@@ -83,7 +89,34 @@ def test_every_operation_that_reads_a_bearer_token_says_so(service: str) -> None
     for method, path, operation in _operations(document):
         # What can answer 401 reads a token; what cannot (the dashboard's configuration) needs none.
         expected = [{"bearerToken": []}] if 401 in _errors(operation) else None
+        if (service, method, path) == LIVE_STREAM:
+            continue  # a stream token will do instead (below)
         assert operation.get("security") == expected, (method, path)
+
+
+LIVE_STREAM = ("alerting", "get", "/v1/alerts/stream")
+
+
+def test_the_live_stream_takes_a_bearer_token_or_a_stream_token_in_its_address() -> None:
+    document = _document("alerting")
+    stream = document["paths"][LIVE_STREAM[2]][LIVE_STREAM[1]]
+    assert stream["security"] == [{"bearerToken": []}, {"streamToken": []}]  # either one
+    scheme = document["components"]["securitySchemes"]["streamToken"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "query", "stream_token")
+    assert "POST /v1/alerts/stream-token" in scheme["description"] and "EventSource" in scheme["description"]
+    # The scheme is how it is sent: not a parameter besides.
+    assert "stream_token" not in {p["name"] for p in stream["parameters"]}
+    assert {p["name"] for p in stream["parameters"]} == {"since", "Last-Event-ID"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_other_operation_takes_a_stream_token(service: str) -> None:
+    document = _document(service)
+    for method, path, operation in _operations(document):
+        if (service, method, path) != LIVE_STREAM:
+            assert {"streamToken": []} not in operation.get("security", []), (method, path)
+    if service != "alerting":
+        assert "streamToken" not in document["components"]["securitySchemes"]
 
 
 def test_the_live_stream_is_documented_as_server_sent_events() -> None:
@@ -132,6 +165,35 @@ def test_each_operation_documents_the_statuses_its_code_raises(service: str) -> 
         assert _errors(paths[path][method]) - {400, 413, 415, 500, 503} == statuses, (method, path)
 
 
+# The one problem that holds the alert: a close naming a version the alert has left (412 alert-changed).
+ALERT_CHANGED = ("alerting", "post", "/v1/alerts/{alert_id}/resolve", 412)
+
+
+def test_the_412_of_a_close_holds_the_alert_as_its_200_answers_it() -> None:
+    document = _document("alerting")
+    _, method, path, status = ALERT_CHANGED
+    responses = document["paths"][path][method]["responses"]
+    closed = responses["200"]["content"]["application/json"]["schema"]
+    changed = responses[str(status)]["content"]["application/problem+json"]["schema"]
+    problem, holding = changed["allOf"]
+    assert problem == {"$ref": PROBLEM_REF}
+    assert holding["required"] == ["alert"]
+    alert = holding["properties"]["alert"]
+    assert alert["$ref"] == closed["$ref"] == "#/components/schemas/AlertView"
+    assert "as it is now" in alert["description"]
+    assert "updated_at" in document["components"]["schemas"]["AlertView"]["properties"]
+    assert "ETag" in responses[str(status)]["headers"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_other_problem_is_documented_as_holding_more_than_the_problem_schema(service: str) -> None:
+    for method, path, operation in _operations(_document(service)):
+        for status in _errors(operation):
+            if (service, method, path, status) == ALERT_CHANGED:
+                continue
+            assert operation["responses"][str(status)]["content"] == PROBLEM, (method, path, status)
+
+
 def test_documented_successes_are_kept() -> None:
     questionnaire, alerting, devices = (_document(s)["paths"] for s in SERVICES)
     accepted = questionnaire["/v1/submissions"]["post"]["responses"]["202"]["content"]["application/json"]
@@ -156,12 +218,41 @@ async def _admin(who: Annotated[str, Depends(_caller)]) -> str:
     return who
 
 
+KEY_SCHEME = {"type": "apiKey", "in": "query", "name": "key", "description": "A key."}
+
+
+@authenticates("queryKey", KEY_SCHEME)
+@raises(401)
+async def _caller_or_key(request: Request, key: Annotated[str | None, Query(include_in_schema=False)] = None) -> str:
+    return key or "someone"
+
+
+class Thing(BaseModel):
+    id: int
+
+
+class Unlisted(BaseModel):
+    id: int
+
+
 def _app() -> FastAPI:
     router = APIRouter(prefix="/v1")
+
+    taken = {"thing": ProblemMember(Thing, "The thing as it is now.")}
+
+    @router.post(
+        "/things/{thing_id}/take", response_model=Thing, responses=problem_responses(409, members={409: taken})
+    )
+    async def take_thing(thing_id: int) -> Thing:
+        return Thing(id=thing_id)
 
     @router.get("/things/{thing_id}", responses=problem_responses(404))
     async def thing(thing_id: int, _: Annotated[str, Depends(_admin)]) -> dict[str, int]:
         return {"id": thing_id}
+
+    @router.get("/keyed")
+    async def keyed(_: Annotated[str, Depends(_caller_or_key)]) -> list[str]:
+        return []
 
     @router.get("/search")
     async def search(q: str | None = None, page: Annotated[int, Query(ge=1)] = 1) -> list[str]:
@@ -189,6 +280,14 @@ def test_a_dependency_s_problems_are_documented_on_every_route_depending_on_it()
     assert _errors(paths["/v1/things/{thing_id}"]["get"]) == {400, 401, 403, 404, 422, 500, 503}
 
 
+def test_a_dependency_taking_another_credential_offers_it_beside_the_bearer_token_on_its_routes_only() -> None:
+    document = _app().openapi()
+    assert document["paths"]["/v1/keyed"]["get"]["security"] == [{"bearerToken": []}, {"queryKey": []}]
+    assert document["paths"]["/v1/things/{thing_id}"]["get"]["security"] == [{"bearerToken": []}]
+    assert document["components"]["securitySchemes"]["queryKey"] == KEY_SCHEME
+    assert "parameters" not in document["paths"]["/v1/keyed"]["get"]
+
+
 def test_fastapi_s_422_is_a_problem_where_a_parameter_can_fail_validation_and_gone_where_none_can() -> None:
     paths = _app().openapi()["paths"]
     assert paths["/v1/search"]["get"]["responses"]["422"]["content"] == PROBLEM  # page >= 1
@@ -198,6 +297,38 @@ def test_fastapi_s_422_is_a_problem_where_a_parameter_can_fail_validation_and_go
 def test_a_request_only_route_documents_what_it_declares_and_what_every_write_can_answer() -> None:
     responses = _app().openapi()["paths"]["/v1/raw"]["post"]["responses"]
     assert set(responses) == {"202", "400", "401", "413", "415", "422", "500", "503"}
+
+
+def test_a_problem_holding_a_model_documents_it_as_the_model_s_schema() -> None:
+    document = _app().openapi()
+    responses = document["paths"]["/v1/things/{thing_id}/take"]["post"]["responses"]
+    assert responses["409"]["content"]["application/problem+json"]["schema"] == {
+        "allOf": [
+            {"$ref": "#/components/schemas/Problem"},
+            {
+                "type": "object",
+                "required": ["thing"],
+                "properties": {
+                    "thing": {"$ref": "#/components/schemas/Thing", "description": "The thing as it is now."}
+                },
+            },
+        ]
+    }
+    assert responses["400"]["content"] == PROBLEM  # the operation's other problems are plain ones
+    assert "Thing" in document["components"]["schemas"]
+
+
+def test_a_problem_member_whose_model_the_document_lacks_is_refused() -> None:
+    app = FastAPI()
+    members = {409: {"thing": ProblemMember(Unlisted, "The thing.")}}
+
+    @app.post("/things", status_code=204, responses=problem_responses(409, members=members))
+    async def take() -> None:
+        return None
+
+    document_problems(app)
+    with pytest.raises(RuntimeError, match="Unlisted"):
+        app.openapi()
 
 
 def test_the_document_is_made_once_and_served_as_made() -> None:
