@@ -457,6 +457,7 @@ async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
             alert_id=alert_id,
             patient_id=row["patient_id"],
             submission_ids=tuple(row["submission_ids"]),
+            message_ids=tuple(row["message_ids"]),
             acknowledged_by=nurse.staff_id,
             acknowledged_at=now,
         )
@@ -526,6 +527,7 @@ async def resolve_alert(
                     alert_id=alert_id,
                     patient_id=row["patient_id"],
                     submission_ids=tuple(row["submission_ids"]),
+                    message_ids=tuple(row["message_ids"]),
                     outcome=resolution.outcome,
                     resolved_by=nurse.staff_id,
                     resolved_at=now,

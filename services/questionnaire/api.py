@@ -277,6 +277,44 @@ async def _audit_staff_read(conn: Any, platform: Platform, staff: StaffPrincipal
     )
 
 
+MESSAGE_STATUS_LABELS = {
+    "sent": "Votre message a bien été envoyé à l'équipe.",
+    "seen": "Votre infirmière a lu votre message.",
+}
+
+
+class MessageStatus(BaseModel):
+    id: UUID
+    sent_at: datetime
+    status: str = Field(description="`sent`, then `seen` once a nurse took or closed the alert the message raised.")
+    status_label: str
+    seen_at: datetime | None
+    notice: str
+
+
+@router.get(
+    "/messages/{message_id}",
+    response_model=MessageStatus,
+    summary="Where the patient's message is: sent, then read by a nurse",
+    responses=problem_responses(404),
+)
+async def message_status(message_id: UUID, device: DeviceDep, platform: PlatformDep, hours: OpeningHoursDep) -> Any:
+    async with platform.pool.acquire() as conn:
+        row = await repository.get_message(conn, message_id)
+    if row is None or row["patient_id"] != device.patient_id:
+        # Same answer for "absent" and "another patient's": a tablet learns nothing about other patients.
+        raise Problem(404, "There is no message with this id for you.")
+    status = "seen" if row["seen_at"] is not None else "sent"
+    return MessageStatus(
+        id=row["id"],
+        sent_at=row["sent_at"],
+        status=status,
+        status_label=MESSAGE_STATUS_LABELS[status],
+        seen_at=row["seen_at"],
+        notice=hours.patient_notice(datetime.now(UTC)),
+    )
+
+
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -48,6 +48,10 @@ async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> async
     )
 
 
+async def get_message(conn: asyncpg.Connection, message_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, patient_id, sent_at, seen_at FROM messages WHERE id = $1", message_id)
+
+
 async def mark_scored(conn: asyncpg.Connection, scored: Sequence[tuple[UUID, datetime]]) -> None:
     # Status only moves forward: "seen" may arrive before "scored" (two consumers, no order between them).
     await plan_for_these_values(conn)
@@ -65,6 +69,19 @@ async def mark_seen(conn: asyncpg.Connection, seen: Sequence[tuple[UUID, datetim
     await conn.execute(
         "UPDATE submissions s SET status = 'seen', seen_at = COALESCE(s.seen_at, u.at) "
         "FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at) WHERE s.id = u.id",
+        [i for i, _ in seen],
+        [at for _, at in seen],
+    )
+
+
+async def mark_messages_seen(conn: asyncpg.Connection, seen: Sequence[tuple[UUID, datetime]]) -> None:
+    """The first time a nurse took or closed an alert holding the message is when it was seen."""
+    if not seen:
+        return  # most alerts hold answers only: no statement for them
+    await plan_for_these_values(conn)
+    await conn.execute(
+        "UPDATE messages m SET seen_at = u.at FROM (SELECT id, min(at) AS at FROM unnest($1::uuid[], "
+        "$2::timestamptz[]) AS x(id, at) GROUP BY id) u WHERE m.id = u.id AND (m.seen_at IS NULL OR m.seen_at > u.at)",
         [i for i, _ in seen],
         [at for _, at in seen],
     )

@@ -75,6 +75,8 @@ class AlertAcknowledgedV1(BaseModel):
     submission_ids: tuple[UUID, ...]
     acknowledged_by: str
     acknowledged_at: datetime
+    # The patient's messages the alert holds: the tablet shows them "seen" too (added within v1; absent means none).
+    message_ids: tuple[UUID, ...] = ()
 
 
 class AlertResolvedV1(BaseModel):
@@ -86,6 +88,7 @@ class AlertResolvedV1(BaseModel):
     outcome: Outcome
     resolved_by: str
     resolved_at: datetime
+    message_ids: tuple[UUID, ...] = ()  # as in AlertAcknowledgedV1
 
 
 class SubmissionScoredV1(BaseModel):

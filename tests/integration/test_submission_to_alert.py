@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -149,6 +150,39 @@ async def test_patient_message_raises_orange_and_merges_into_the_open_alert(plat
     assert [r["rule"] for r in items[0]["reasons"]] == ["orange.message"]
     detail = (await platform.alerting.get(f"/v1/alerts/{items[0]['id']}", headers=platform.staff())).json()
     assert [m["body"] for m in detail["messages"]] == ["J'ai mal depuis hier soir.", "Toujours mal ce matin."]
+
+
+async def test_the_tablet_shows_a_message_read_once_a_nurse_takes_its_alert(platform: Any) -> None:
+    patient = uuid.uuid4()
+    sent = await platform.questionnaire.post(
+        "/v1/messages",
+        json={"text": "Je n'arrive plus à manger."},
+        headers={**platform.device(patient), "Idempotency-Key": f"message-{uuid.uuid4()}"},
+    )
+    assert sent.status_code == 202, sent.text
+    url = f"/v1/messages/{sent.json()['id']}"
+    status = await platform.questionnaire.get(url, headers=platform.device(patient))
+    assert status.status_code == 200, status.text
+    assert (status.json()["status"], status.json()["seen_at"]) == ("sent", None)
+    assert status.json()["status_label"] == "Votre message a bien été envoyé à l'équipe."
+    # Another patient's tablet learns nothing of it.
+    assert (await platform.questionnaire.get(url, headers=platform.device(uuid.uuid4()))).status_code == 404
+
+    async def raised() -> Any:
+        items = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
+        return next((a for a in items if a["patient_id"] == str(patient)), None)
+
+    alert = await eventually(raised)
+    taken = await platform.alerting.post(f"/v1/alerts/{alert['id']}/ack", headers=platform.staff())
+    assert taken.status_code == 200
+
+    async def read() -> Any:
+        body = (await platform.questionnaire.get(url, headers=platform.device(patient))).json()
+        return body if body["status"] == "seen" else None
+
+    seen = await eventually(read)
+    assert seen["status_label"] == "Votre infirmière a lu votre message."
+    assert datetime.fromisoformat(seen["seen_at"]) == datetime.fromisoformat(taken.json()["acknowledged_at"])
 
 
 async def test_findings_merge_into_the_open_alert_by_term_and_a_rise_reopens_it(platform: Any) -> None:
