@@ -25,7 +25,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from shared.telemetry import get_tracer, start_process_span
+
 log = logging.getLogger(__name__)
+tracer = get_tracer(__name__)
 
 
 class Frame(NamedTuple):
@@ -158,19 +161,30 @@ class StreamFanout:
 
     def _publish(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
+        # The last hop of a submission's trace: the event handed to the screens connected to this process (a span
+        # only where spans are recorded; one per event, however many screens).
+        headers = msg.headers or {}
+        span, _ = start_process_span(
+            tracer, msg.subject, headers.get("Nats-Msg-Id", ""), headers, f"live-{self.stream.lower()}"
+        )
         try:
-            frame = Frame(seq, *self._encode(msg))
-        except Exception:
-            log.exception("event at stream sequence %s cannot be encoded for live clients; skipped", seq)
-            return
-        self._buffer.append(frame)
-        self.head = seq
-        for client in list(self._clients):
             try:
-                client.queue.put_nowait(frame)
-            except asyncio.QueueFull:
-                client.overflowed = True
-                self._close(client)
+                frame = Frame(seq, *self._encode(msg))
+            except Exception:
+                log.exception("event at stream sequence %s cannot be encoded for live clients; skipped", seq)
+                return
+            self._buffer.append(frame)
+            self.head = seq
+            for client in list(self._clients):
+                try:
+                    client.queue.put_nowait(frame)
+                except asyncio.QueueFull:
+                    client.overflowed = True
+                    self._close(client)
+            if span.is_recording():
+                span.set_attribute("oncofollow.live_clients", len(self._clients))
+        finally:
+            span.end()
 
     def _close(self, client: LiveClient) -> None:
         self._clients.discard(client)

@@ -1,4 +1,5 @@
-"""One submission is one trace: the POST, the outbox publish, the alerting consumer, the alert's publish."""
+"""One submission is one trace: the POST, the outbox publish, the alerting consumer, the alert's publish, and its
+hand-over to the dashboards."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ async def test_one_submission_is_one_trace_across_both_services(platform: Any, s
         return [s for s in spans.get_finished_spans() if s.name == name]
 
     async def alert_sent() -> bool:
-        return bool(named("send alert.raised"))
+        return bool(named("send alert.raised")) and bool(named("process alert.raised"))
 
     await eventually(alert_sent)
     post = next(s for s in named("POST /v1/submissions") if s.kind == SpanKind.SERVER)
@@ -46,6 +47,11 @@ async def test_one_submission_is_one_trace_across_both_services(platform: Any, s
     assert process_submitted.attributes["messaging.system"] == "nats"
     assert process_submitted.attributes["messaging.consumer.group.name"] == "alerting-questionnaire-submitted"
     assert send_raised.parent.span_id == process_submitted.context.span_id
+    # The last hop: the alert handed to the dashboards this alerting process serves.
+    (to_screens,) = [s for s in named("process alert.raised") if s.context.trace_id == trace_id]
+    assert to_screens.kind == SpanKind.CONSUMER and to_screens.parent.span_id == send_raised.context.span_id
+    assert to_screens.attributes["messaging.consumer.group.name"] == "live-alerts"
+    assert to_screens.attributes["oncofollow.live_clients"] >= 0
 
     # No patient data in any span of the trace: no patient id, no answer, no free text.
     forbidden = {str(patient), "nausea"}
