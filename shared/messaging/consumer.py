@@ -6,8 +6,12 @@
 
 - Undecodable or poison messages (``PoisonMessage``, payload validation errors) are dead-lettered, then
   ``term``-ed: never retried.
-- Any other failure is transient: the message is ``nak``-ed with a growing delay, and dead-lettered when
-  its last delivery fails.
+- Any other failure is transient: the message is retried on the consumer's backoff schedule
+  (``ConsumerSpec.backoff_s``, ``CONSUMER_BACKOFF_S``), as after a crash, and dead-lettered when its last
+  delivery fails. It is not nak-ed with a delay: on a consumer with a backoff, JetStream stretches a nak's
+  delay by the schedule (nats-server 2.15: ``delay + backoff[n-1] - backoff[0]``), so naks of 2, 4, 8… s
+  gave waits of 2, 34, 278… s. Instead its ack timer is restarted (``in_progress``) and no longer kept
+  alive: JetStream redelivers it after the schedule's entry for that delivery, exactly.
 - A batch whose handling fails is rolled back and retried message by message, so one bad message never
   holds back the others.
 - Unless the database cannot be reached at all (a restart, a failover): then the failure says nothing about
@@ -109,6 +113,9 @@ class ConsumerRunner:
         self._tracer = get_tracer("shared.consumer")
         self._stop = asyncio.Event()
         self._pull: PullStream | None = None
+        # Messages left to JetStream's backoff after a failure (by reply subject, one per delivery): the
+        # batch's keep-alive must leave their ack timer alone.
+        self._released: set[str] = set()
 
     @property
     def spec(self) -> ConsumerSpec:
@@ -137,6 +144,7 @@ class ConsumerRunner:
             await pull.close()
 
     async def process(self, msgs: list[Msg]) -> None:
+        self._released.clear()
         deliveries: list[_Delivery] = []
         for msg in msgs:
             if addressed_elsewhere(msg, self._spec.durable):
@@ -239,11 +247,15 @@ class ConsumerRunner:
         if 0 < self._spec.max_deliver <= deliveries:
             await self._give_up(msg, "retries_exhausted")
             return
-        delay = min(2.0**deliveries, 300.0)
+        delay = self._spec.redelivery_delay(deliveries)
         log.warning(
             "%s: transient failure (%s), retry %s in %.0fs", self._spec.durable, type(exc).__name__, deliveries, delay
         )
-        await msg.nak(delay=delay)
+        # Its ack timer starts again now, and is no longer kept alive: JetStream redelivers it after ``delay``,
+        # the consumer's backoff entry for this delivery (a nak with a delay would be stretched: module docstring).
+        self._released.add(msg.reply)
+        with contextlib.suppress(Exception):
+            await msg.in_progress()  # if it is lost, the timer runs from the last keep-alive: a little sooner
 
     async def _give_up(self, msg: Msg, reason: str) -> None:
         meta = msg.metadata
@@ -284,7 +296,7 @@ class ConsumerRunner:
             await asyncio.sleep(interval)
             waiting = self._pull.buffered() if self._pull is not None else []
             for msg in [*msgs, *waiting]:
-                if msg.is_acked:  # acked, nak-ed or terminated already: "in progress" would delay its retry
+                if msg.is_acked or msg.reply in self._released:  # "in progress" would delay its retry
                     continue
                 with contextlib.suppress(Exception):
                     await msg.in_progress()

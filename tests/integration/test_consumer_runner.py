@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -137,6 +139,47 @@ async def test_transient_failure_is_retried_and_applied_once(runtime: Any) -> No
 
 async def _done(handler: Flaky, ids: list[str]) -> bool:
     return sorted(handler.applied) == sorted(ids)
+
+
+class Timed(Flaky):
+    """A ``Flaky`` handler that also notes when it is called."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(failures)
+        self.calls: list[float] = []
+
+    async def __call__(self, batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+        self.calls.append(time.monotonic())
+        await super().__call__(batch, conn)
+
+    def deliveries(self) -> list[float]:
+        """When each delivery was first tried (a delivery is tried as a batch, then alone, within milliseconds)."""
+        return [t for i, t in enumerate(self.calls) if i == 0 or t - self.calls[i - 1] > 0.5]
+
+
+async def test_a_handler_s_failure_is_retried_on_the_consumer_s_backoff_schedule_and_applied_once(
+    runtime: Any,
+) -> None:
+    # Three failed deliveries (each tried as a batch, then alone), then one that succeeds: the waits are the
+    # schedule's entries for deliveries 1, 2 and 3, the last one repeated past its end, never a delay of its own.
+    handler = Timed(failures=6)
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(1.0, 2.5), max_deliver=5)
+    running = await _run(runtime, handler, spec, events=1)
+    try:
+        await eventually(lambda: _done(handler, running.ids), within=20, interval=0.1)
+        started = handler.deliveries()
+        gaps = [later - earlier for earlier, later in itertools.pairwise(started)]
+        assert len(gaps) == 3 and handler.seen[running.ids[0]] == 7, handler.calls
+        for gap, expected in zip(gaps, (1.0, 2.5, 2.5), strict=True):
+            assert abs(gap - expected) < 0.4, gaps
+        assert handler.applied == running.ids
+        async with runtime[2].acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.durable) == 1
+        info = await runtime[1].consumer_info("QUESTIONNAIRES", spec.durable)
+        assert info.num_ack_pending == 0 and info.num_pending == 0
+        assert (await runtime[1].stream_info("DEAD_LETTERS")).state.messages == 0
+    finally:
+        await running.finish()
 
 
 async def test_exhausted_retries_and_poison_go_to_the_dead_letter_stream(runtime: Any) -> None:

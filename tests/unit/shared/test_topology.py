@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.events.catalog import CATALOG
-from shared.messaging.topology import STREAMS, stream_for, subject_matches
+from shared.messaging.topology import STREAMS, ConsumerSpec, stream_for, subject_matches
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,16 @@ def test_each_catalogued_event_type_is_stored_by_exactly_one_stream() -> None:
 def test_a_subject_no_stream_takes_has_no_stream() -> None:
     assert stream_for("nothing.here") is None
     assert stream_for("dlq.questionnaire.submitted") == "DEAD_LETTERS"
+
+
+def test_a_failed_delivery_is_retried_after_the_consumer_s_backoff_entry_for_it_then_its_last() -> None:
+    spec = ConsumerSpec("alerting", "QUESTIONNAIRES", "questionnaire.submitted")
+    assert spec.backoff_s == (30.0, 60.0, 300.0, 900.0)
+    delays = [spec.redelivery_delay(delivered) for delivered in (1, 2, 3, 4, 5, 40)]
+    assert delays == [30.0, 60.0, 300.0, 900.0, 900.0, 900.0]
+    # A transient failure is retried over as long as a crash would be: about 36 minutes before the last delivery.
+    waits = [spec.redelivery_delay(delivered) for delivered in range(1, spec.max_deliver)]
+    assert sum(waits) == 30 + 60 + 300 + 900 + 900
+    # A schedule set by CONSUMER_BACKOFF_S is the one followed.
+    short = ConsumerSpec("alerting", "QUESTIONNAIRES", "questionnaire.submitted", backoff_s=(1.0, 2.5))
+    assert [short.redelivery_delay(delivered) for delivered in (1, 2, 3)] == [1.0, 2.5, 2.5]
