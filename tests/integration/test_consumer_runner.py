@@ -456,7 +456,7 @@ async def test_a_replayed_dead_letter_is_applied_once_by_the_consumer_that_gave_
         assert text not in listed
 
         gave_up.failures = 0  # the bug is fixed
-        async with pool.acquire() as conn:  # long ago: the other consumer's inbox row is purged (after 35 days)
+        async with pool.acquire() as conn:  # long ago: the other consumer's inbox row is purged (after 38 days)
             await conn.execute("DELETE FROM inbox WHERE consumer = 'replay_b-message-sent'")
         replayed = _dead_letters_script(nats_url, "replay", str(letter.seq))
         assert replayed.returncode == 0 and "1 dead letter(s) replayed." in replayed.stdout, replayed.stderr
