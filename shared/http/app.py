@@ -147,7 +147,9 @@ async def run_platform(service: ServiceDefinition, *, pipeline_metrics: bool = F
             extras=service.extras,
         )
         tasks.append(asyncio.create_task(relay.run(stop), name=f"{service.name}-outbox"))
-        tasks.append(asyncio.create_task(run_housekeeping(pool, stop), name=f"{service.name}-housekeeping"))
+        specs = tuple(s.spec for s in subscriptions)
+        housekeeping = run_housekeeping(pool, stop, specs)
+        tasks.append(asyncio.create_task(housekeeping, name=f"{service.name}-housekeeping"))
         async with pool.acquire() as conn:
             await platform.revoked.refresh(conn)  # no revoked token is accepted, even in the first second
         tasks.append(asyncio.create_task(platform.revoked.run(pool, stop), name=f"{service.name}-revocations"))
@@ -156,7 +158,6 @@ async def run_platform(service: ServiceDefinition, *, pipeline_metrics: bool = F
             await forward_exhausted(nc, js, subscription.spec)
             tasks.append(asyncio.create_task(runner.run(stop), name=subscription.spec.durable))
         if pipeline_metrics:
-            specs = tuple(s.spec for s in subscriptions)
             sampler = run_sampler(service.name, pool, js, specs, settings.pipeline_metrics_interval_s, stop)
             tasks.append(asyncio.create_task(sampler, name=f"{service.name}-pipeline-metrics"))
         for job in service.background:

@@ -6,14 +6,21 @@
 
 - Undecodable or poison messages (``PoisonMessage``, payload validation errors) are dead-lettered, then
   ``term``-ed: never retried.
-- Any other failure is transient: the message is ``nak``-ed with a growing delay, and dead-lettered when
-  its last delivery fails.
+- Any other failure is transient: the message is retried on the consumer's backoff schedule
+  (``ConsumerSpec.backoff_s``, ``CONSUMER_BACKOFF_S``), as after a crash, and dead-lettered when its last
+  delivery fails. It is not nak-ed with a delay: on a consumer with a backoff, JetStream stretches a nak's
+  delay by the schedule (nats-server 2.15: ``delay + backoff[n-1] - backoff[0]``), so naks of 2, 4, 8… s
+  gave waits of 2, 34, 278… s. Instead its ack timer is restarted (``in_progress``) and no longer kept
+  alive: JetStream redelivers it after the schedule's entry for that delivery, exactly.
 - A batch whose handling fails is rolled back and retried message by message, so one bad message never
   holds back the others.
-- Unless the database cannot be reached at all (a restart, a failover): then the failure says nothing about
+- Unless the database cannot be used (it cannot be reached, it is read-only as a standby is, or it cut or
+  refused the connection: a restart, a failover; ``DATABASE_UNUSABLE``): then the failure says nothing about
   the messages, so none of them is counted as a failed delivery. The batch is held, kept in progress so that
-  the server neither redelivers it nor counts it, and applied when the database answers again. Otherwise an
-  outage longer than the redelivery delays would dead-letter every message that came during it.
+  the server neither redelivers it nor counts it, and applied when the database takes writes again. Otherwise
+  an outage longer than the redelivery delays would dead-letter every message that came during it. Such an
+  error seen again and again while the database takes writes (``UNUSABLE_TRIES``) is the messages' failure
+  after all: a statement that brings its connection down every time must not hold the consumer for ever.
 - ``ack`` only after the commit: a crash in between means redelivery, and the inbox makes that harmless.
 - A dead letter replayed for another consumer of the subject (``deadletter.replay``) is acked unread.
 """
@@ -45,6 +52,41 @@ from shared.messaging.topology import ConsumerSpec
 from shared.telemetry import context_from_headers, get_tracer, start_process_span
 
 log = logging.getLogger(__name__)
+
+# Errors that say the database cannot be used just now, whatever the statement: it cut or refused the
+# connection (class 08, 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now: a restart, a
+# failover), it has no connection left (53300), it is read-only (25006: a standby, as after a failover). As
+# shared.db.pool.DATABASE_UNAVAILABLE, but for OSError: a handler's own (a call to anything else) is its
+# failure, and one from connecting to the database is judged by trying the database (``_database_usable``).
+DATABASE_UNUSABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InternalClientError,  # a connection just cut, before the driver saw it closed
+)
+
+# How many times in a row such an error is believed while the database takes writes (each try may meet a
+# pooled connection that a restart ended); after that, it is the messages' failure.
+UNUSABLE_TRIES = 3
+
+
+def database_unusable(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from or while handling (a rollback on a connection the server
+    ended fails in turn), says that the database cannot be used just now."""
+    seen: set[int] = set()
+    errors: list[BaseException] = [exc]
+    while errors:
+        error = errors.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, DATABASE_UNUSABLE):
+            return True
+        errors.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+    return False
 
 
 @dataclass(frozen=True)
@@ -109,6 +151,9 @@ class ConsumerRunner:
         self._tracer = get_tracer("shared.consumer")
         self._stop = asyncio.Event()
         self._pull: PullStream | None = None
+        # Messages left to JetStream's backoff after a failure (by reply subject, one per delivery): the
+        # batch's keep-alive must leave their ack timer alone.
+        self._released: set[str] = set()
 
     @property
     def spec(self) -> ConsumerSpec:
@@ -137,6 +182,7 @@ class ConsumerRunner:
             await pull.close()
 
     async def process(self, msgs: list[Msg]) -> None:
+        self._released.clear()
         deliveries: list[_Delivery] = []
         for msg in msgs:
             if addressed_elsewhere(msg, self._spec.durable):
@@ -154,43 +200,56 @@ class ConsumerRunner:
             return
         heartbeat = asyncio.create_task(self._keep_alive([d.msg for d in deliveries]))
         try:
+            tries = 0
             while True:
                 try:
                     await self._apply(deliveries)
                     break
-                except Exception:
-                    if await self._database_answers():
-                        # Isolate the failing message: each one in its own transaction.
-                        for delivery in deliveries:
-                            await self._apply_one(delivery)
-                        return
-                if not await self._until_database_answers(len(deliveries)):
+                except Exception as exc:
+                    failure = exc
+                if await self._messages_failed(failure, tries):
+                    # Isolate the failing message: each one in its own transaction.
+                    for delivery in deliveries:
+                        await self._apply_one(delivery)
+                    return
+                tries += 1
+                if not await self._until_database_usable(len(deliveries), failure):
                     return  # stopping: not acked, so redelivered later, to this process or another replica
             fault_point("consumer.after_commit")
             await self._ack([d.msg for d in deliveries])
         finally:
             heartbeat.cancel()
 
-    async def _database_answers(self) -> bool:
+    async def _messages_failed(self, exc: Exception, tries: int) -> bool:
+        """Whether a failure is the messages' (isolated, retried, given up), not the database's: the database
+        takes writes, and the error does not say otherwise, or has said so ``UNUSABLE_TRIES`` times in a row."""
+        if tries < UNUSABLE_TRIES and database_unusable(exc):
+            return False
+        return await self._database_usable()
+
+    async def _database_usable(self) -> bool:
+        """Whether the database answers and takes writes (a standby answers, read-only)."""
         try:
             async with self._pool.acquire(timeout=2.0) as conn:
-                await conn.fetchval("SELECT 1")
-            return True
+                return bool(await conn.fetchval("SELECT current_setting('transaction_read_only') = 'off'"))
         except Exception:
             return False
 
-    async def _until_database_answers(self, held: int) -> bool:
+    async def _until_database_usable(self, held: int, exc: Exception) -> bool:
         """Wait for the database, holding the batch (``_keep_alive`` keeps it in progress); False when the
         service stops first."""
         log.warning(
-            "%s: the database cannot be reached; holding %s messages until it answers", self._spec.durable, held
+            "%s: the database cannot be used (%s); holding %s messages until it can",
+            self._spec.durable,
+            type(exc).__name__,
+            held,
         )
         delay = 0.25
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
-            if await self._database_answers():
-                log.info("%s: the database answers again", self._spec.durable)
+            if await self._database_usable():
+                log.info("%s: the database can be used again", self._spec.durable)
                 return True
             delay = min(2 * delay, 5.0)
         return False
@@ -218,19 +277,23 @@ class ConsumerRunner:
 
     async def _apply_one(self, delivery: _Delivery) -> None:
         msg = delivery.msg
-        try:
-            await self._apply([delivery])
-        except (PoisonMessage, ValidationError) as exc:
-            log.error("%s: poison message (%s)", self._spec.durable, type(exc).__name__)
-            await self._give_up(msg, "poison")
-            return
-        except Exception as exc:
-            if not await self._database_answers():
-                if await self._until_database_answers(1):
-                    await self._apply_one(delivery)
+        tries = 0
+        while True:
+            try:
+                await self._apply([delivery])
+                break
+            except (PoisonMessage, ValidationError) as exc:
+                log.error("%s: poison message (%s)", self._spec.durable, type(exc).__name__)
+                await self._give_up(msg, "poison")
                 return
-            await self._retry_later(msg, exc)
-            return
+            except Exception as exc:
+                failure = exc
+            if await self._messages_failed(failure, tries):
+                await self._retry_later(msg, failure)
+                return
+            tries += 1
+            if not await self._until_database_usable(1, failure):
+                return
         fault_point("consumer.after_commit")
         await self._ack([msg])
 
@@ -239,11 +302,15 @@ class ConsumerRunner:
         if 0 < self._spec.max_deliver <= deliveries:
             await self._give_up(msg, "retries_exhausted")
             return
-        delay = min(2.0**deliveries, 300.0)
+        delay = self._spec.redelivery_delay(deliveries)
         log.warning(
             "%s: transient failure (%s), retry %s in %.0fs", self._spec.durable, type(exc).__name__, deliveries, delay
         )
-        await msg.nak(delay=delay)
+        # Its ack timer starts again now, and is no longer kept alive: JetStream redelivers it after ``delay``,
+        # the consumer's backoff entry for this delivery (a nak with a delay would be stretched: module docstring).
+        self._released.add(msg.reply)
+        with contextlib.suppress(Exception):
+            await msg.in_progress()  # if it is lost, the timer runs from the last keep-alive: a little sooner
 
     async def _give_up(self, msg: Msg, reason: str) -> None:
         meta = msg.metadata
@@ -284,7 +351,7 @@ class ConsumerRunner:
             await asyncio.sleep(interval)
             waiting = self._pull.buffered() if self._pull is not None else []
             for msg in [*msgs, *waiting]:
-                if msg.is_acked:  # acked, nak-ed or terminated already: "in progress" would delay its retry
+                if msg.is_acked or msg.reply in self._released:  # "in progress" would delay its retry
                     continue
                 with contextlib.suppress(Exception):
                     await msg.in_progress()

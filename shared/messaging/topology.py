@@ -103,6 +103,11 @@ class ConsumerSpec:
     def durable(self) -> str:
         return f"{self.service}-{self.subject.replace('.', '-')}"
 
+    def redelivery_delay(self, delivered: int) -> float:
+        """How long JetStream waits before delivering again a message delivered ``delivered`` times and not
+        acknowledged: the backoff entry for that delivery, the last one past the end."""
+        return self.backoff_s[min(max(delivered, 1), len(self.backoff_s)) - 1]
+
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.durable,

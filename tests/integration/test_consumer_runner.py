@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -139,6 +141,47 @@ async def _done(handler: Flaky, ids: list[str]) -> bool:
     return sorted(handler.applied) == sorted(ids)
 
 
+class Timed(Flaky):
+    """A ``Flaky`` handler that also notes when it is called."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(failures)
+        self.calls: list[float] = []
+
+    async def __call__(self, batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+        self.calls.append(time.monotonic())
+        await super().__call__(batch, conn)
+
+    def deliveries(self) -> list[float]:
+        """When each delivery was first tried (a delivery is tried as a batch, then alone, within milliseconds)."""
+        return [t for i, t in enumerate(self.calls) if i == 0 or t - self.calls[i - 1] > 0.5]
+
+
+async def test_a_handler_s_failure_is_retried_on_the_consumer_s_backoff_schedule_and_applied_once(
+    runtime: Any,
+) -> None:
+    # Three failed deliveries (each tried as a batch, then alone), then one that succeeds: the waits are the
+    # schedule's entries for deliveries 1, 2 and 3, the last one repeated past its end, never a delay of its own.
+    handler = Timed(failures=6)
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(1.0, 2.5), max_deliver=5)
+    running = await _run(runtime, handler, spec, events=1)
+    try:
+        await eventually(lambda: _done(handler, running.ids), within=20, interval=0.1)
+        started = handler.deliveries()
+        gaps = [later - earlier for earlier, later in itertools.pairwise(started)]
+        assert len(gaps) == 3 and handler.seen[running.ids[0]] == 7, handler.calls
+        for gap, expected in zip(gaps, (1.0, 2.5, 2.5), strict=True):
+            assert abs(gap - expected) < 0.4, gaps
+        assert handler.applied == running.ids
+        async with runtime[2].acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.durable) == 1
+        info = await runtime[1].consumer_info("QUESTIONNAIRES", spec.durable)
+        assert info.num_ack_pending == 0 and info.num_pending == 0
+        assert (await runtime[1].stream_info("DEAD_LETTERS")).state.messages == 0
+    finally:
+        await running.finish()
+
+
 async def test_exhausted_retries_and_poison_go_to_the_dead_letter_stream(runtime: Any) -> None:
     spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(5.0,), max_deliver=2)
     failing = Flaky(failures=99)
@@ -250,6 +293,102 @@ def _message() -> MessageSentV1:
     )
 
 
+async def _cut_connections(admin: asyncpg.Connection) -> None:
+    """End every other session of this database, as a restart or a failover does: the pool connects again."""
+    await admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+
+async def test_a_read_only_database_holds_the_batch_without_counting_a_delivery(
+    runtime: Any, database_url: str
+) -> None:
+    # After a failover the pool may reach a standby, which answers SELECT 1 but refuses every write: that says
+    # nothing about the messages, so none may be counted as a failed delivery (here: dead-lettered at the 2nd).
+    js = runtime[1]
+    handler = Flaky(failures=0)
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(1.0,), max_deliver=2)
+    admin = await asyncpg.connect(database_url)  # opened first, so its own session stays read-write
+    database = await admin.fetchval("SELECT current_database()")
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        await _cut_connections(admin)
+        running = await _run(runtime, handler, spec, events=1)
+        try:
+            await asyncio.sleep(4.0)  # four deliveries' worth of backoff
+            assert (await js.stream_info("DEAD_LETTERS")).state.messages == 0
+            info = await js.consumer_info("QUESTIONNAIRES", spec.durable)
+            assert (info.delivered.consumer_seq, info.num_ack_pending) == (1, 1)  # delivered once, held in progress
+            assert handler.seen == {}
+
+            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+            await _cut_connections(admin)  # the pool now reaches a primary
+            await eventually(lambda: _done(handler, running.ids), within=15, interval=0.1)
+            assert handler.seen == {running.ids[0]: 1}
+            async with runtime[2].acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.durable) == 1
+            info = await js.consumer_info("QUESTIONNAIRES", spec.durable)
+            assert (info.delivered.consumer_seq, info.num_ack_pending) == (1, 0)
+            assert (await js.stream_info("DEAD_LETTERS")).state.messages == 0
+        finally:
+            await running.finish()
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+        await admin.close()
+
+
+class CutsItsConnection(Flaky):
+    """A handler whose first ``cuts`` calls find their connection ended by the server (as a restart or an
+    administrator's ``pg_terminate_backend`` does) while the database answers on new connections."""
+
+    def __init__(self, cuts: int) -> None:
+        super().__init__(failures=0)
+        self.cuts = cuts
+        self.calls = 0
+
+    async def __call__(self, batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+        self.calls += 1
+        if self.calls <= self.cuts:
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        await super().__call__(batch, conn)
+
+
+async def test_a_connection_the_server_cut_is_tried_again_without_counting_a_delivery(runtime: Any) -> None:
+    js = runtime[1]
+    handler = CutsItsConnection(cuts=2)  # the batch, then what would have been the message alone
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(5.0,), max_deliver=2)
+    running = await _run(runtime, handler, spec, events=1)
+    try:
+        await eventually(lambda: _done(handler, running.ids), within=4, interval=0.1)  # not after 5 s of backoff
+        assert handler.calls == 3 and handler.applied == running.ids
+        info = await js.consumer_info("QUESTIONNAIRES", spec.durable)
+        assert (info.delivered.consumer_seq, info.num_ack_pending) == (1, 0)  # one delivery, acked
+    finally:
+        await running.finish()
+
+
+async def test_a_connection_cut_again_and_again_while_the_database_answers_is_the_message_s_failure(
+    runtime: Any,
+) -> None:
+    # A statement that brings its connection down each time (or an error taken for an outage by mistake) must
+    # not hold the consumer for ever: after a few tries it is a failure like any other, retried, then given up.
+    js = runtime[1]
+    handler = CutsItsConnection(cuts=1_000)
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(1.0,), max_deliver=2)
+    running = await _run(runtime, handler, spec, events=1)
+    try:
+
+        async def dead_lettered() -> list[DeadLetter]:
+            return await dead_letters(js)
+
+        [letter] = await eventually(dead_lettered, within=20, interval=0.2)
+        assert (letter.reason, letter.deliveries) == ("retries_exhausted", 2)
+        assert handler.applied == []
+    finally:
+        await running.finish()
+
+
 async def test_an_unlimited_consumer_retries_past_the_usual_limit_and_dead_letters_nothing(runtime: Any) -> None:
     # As the token revocations are consumed: a run of failures must not end in the dead-letter stream.
     js = runtime[1]
@@ -317,7 +456,7 @@ async def test_a_replayed_dead_letter_is_applied_once_by_the_consumer_that_gave_
         assert text not in listed
 
         gave_up.failures = 0  # the bug is fixed
-        async with pool.acquire() as conn:  # long ago: the other consumer's inbox row is purged (after 35 days)
+        async with pool.acquire() as conn:  # long ago: the other consumer's inbox row is purged (after 38 days)
             await conn.execute("DELETE FROM inbox WHERE consumer = 'replay_b-message-sent'")
         replayed = _dead_letters_script(nats_url, "replay", str(letter.seq))
         assert replayed.returncode == 0 and "1 dead letter(s) replayed." in replayed.stdout, replayed.stderr

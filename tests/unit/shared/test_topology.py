@@ -8,7 +8,7 @@ import pytest
 from nats.js.api import StreamConfig
 
 from shared.events.catalog import CATALOG
-from shared.messaging.topology import STREAMS, StreamSpec, stream_for, stream_update, subject_matches
+from shared.messaging.topology import STREAMS, ConsumerSpec, StreamSpec, stream_for, stream_update, subject_matches
 
 
 @pytest.mark.parametrize(
@@ -61,3 +61,16 @@ def test_replicas_are_added_but_never_taken_away() -> None:
     longer = replace(_config(stream, 1), max_age=(stream.max_age_s + 60) * 1.0)
     changed = stream_update(_config(stream, 3), longer)
     assert changed is not None and changed.num_replicas == 3 and changed.max_age == longer.max_age
+
+
+def test_a_failed_delivery_is_retried_after_the_consumer_s_backoff_entry_for_it_then_its_last() -> None:
+    spec = ConsumerSpec("alerting", "QUESTIONNAIRES", "questionnaire.submitted")
+    assert spec.backoff_s == (30.0, 60.0, 300.0, 900.0)
+    delays = [spec.redelivery_delay(delivered) for delivered in (1, 2, 3, 4, 5, 40)]
+    assert delays == [30.0, 60.0, 300.0, 900.0, 900.0, 900.0]
+    # A transient failure is retried over as long as a crash would be: about 36 minutes before the last delivery.
+    waits = [spec.redelivery_delay(delivered) for delivered in range(1, spec.max_deliver)]
+    assert sum(waits) == 30 + 60 + 300 + 900 + 900
+    # A schedule set by CONSUMER_BACKOFF_S is the one followed.
+    short = ConsumerSpec("alerting", "QUESTIONNAIRES", "questionnaire.submitted", backoff_s=(1.0, 2.5))
+    assert [short.redelivery_delay(delivered) for delivered in (1, 2, 3)] == [1.0, 2.5, 2.5]
