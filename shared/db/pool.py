@@ -13,18 +13,22 @@ log = logging.getLogger(__name__)
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
-# The database cannot be reached or is not taking work just now (a restart, a failover, a full connection
-# table): the same request will do its work later, unchanged. A connection PostgreSQL has just cut can also
-# raise asyncpg's InternalClientError ("another operation is in progress") before the driver sees it closed.
-DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,
+# The database cannot be used just now, whatever the statement: it cut or refused the connection (class 08,
+# 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now: a restart, a failover), it has no
+# connection left (53300), or it is read-only (25006: a standby, as after a failover). The same request will do
+# its work later, unchanged. A connection PostgreSQL has just cut can also raise asyncpg's InternalClientError
+# ("another operation is in progress") before the driver sees it closed.
+DATABASE_UNUSABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.ReadOnlySQLTransactionError,
     asyncpg.InternalClientError,
 )
+# For a request: also any OSError (connecting to the database is the only I/O a request does besides it).
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OSError, *DATABASE_UNUSABLE)
 
 # A value PostgreSQL refuses, or that cannot even be encoded for it (text with a NUL or a lone surrogate, a date
 # or a number out of range): in a request it came from the caller, and the same request would always fail.

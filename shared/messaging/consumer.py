@@ -43,6 +43,7 @@ from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from shared.db.inbox import claim_new
+from shared.db.pool import DATABASE_UNUSABLE
 from shared.events.catalog import NewerEventVersion, decode_event
 from shared.events.envelope import CloudEvent, raw_envelope
 from shared.faults import fault_point
@@ -53,20 +54,9 @@ from shared.telemetry import context_from_headers, get_tracer, start_process_spa
 
 log = logging.getLogger(__name__)
 
-# Errors that say the database cannot be used just now, whatever the statement: it cut or refused the
-# connection (class 08, 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now: a restart, a
-# failover), it has no connection left (53300), it is read-only (25006: a standby, as after a failover). As
-# shared.db.pool.DATABASE_UNAVAILABLE, but for OSError: a handler's own (a call to anything else) is its
-# failure, and one from connecting to the database is judged by trying the database (``_database_usable``).
-DATABASE_UNUSABLE: tuple[type[Exception], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.ReadOnlySQLTransactionError,
-    asyncpg.InternalClientError,  # a connection just cut, before the driver saw it closed
-)
+# shared.db.pool.DATABASE_UNUSABLE is what says the database cannot be used just now. Unlike a request, a
+# handler's own OSError (a call to anything else) is its failure; one from connecting to the database is judged
+# by trying the database (``_database_usable``).
 
 # How many times in a row such an error is believed while the database takes writes (each try may meet a
 # pooled connection that a restart ended); after that, it is the messages' failure.

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -128,3 +129,38 @@ async def test_a_postgresql_restart_loses_nothing_and_duplicates_nothing(
 
 async def _has(services: Services, patients: list[uuid.UUID]) -> bool:
     return await services.alerted_patients() == sorted(map(str, patients))
+
+
+async def test_a_failover_to_a_read_only_standby_is_a_503_to_retry_not_a_500(
+    services: Services, own_postgres: EmbeddedPostgres
+) -> None:
+    # After a failover the pool may reach a standby: it answers, but refuses every write. The tablet is told to
+    # retry later, as during a restart; nothing is stored; the same request goes through once writes are back.
+    admin = await asyncpg.connect(own_postgres.url)  # opened first, so its own session stays read-write
+    database = await admin.fetchval("SELECT current_database()")
+    patient = uuid.uuid4()
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+        response = await services.submit(patient, "key-read-only")
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.headers["retry-after"].isdigit()
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        await admin.close()
+    stored = await eventually(lambda: _accepted(services, patient), within=15, interval=0.2)
+    assert stored.status_code == 202, stored.text
+
+
+async def _accepted(services: Services, patient: uuid.UUID) -> httpx.Response | None:
+    response = await services.submit(patient, "key-read-only")
+    return response if response.status_code == 202 else None
