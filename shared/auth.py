@@ -1,7 +1,9 @@
 """Bearer tokens: device tokens for loaned tablets, staff tokens with roles.
 
-Tokens are JWTs with OIDC-compatible claims (``iss``, ``aud``, ``sub``, ``exp``, ``iat``, ``jti``), signed
-locally (HS256) in development; a hospital identity provider can issue the staff tokens in production.
+Tokens are JWTs with OIDC-compatible claims (``iss``, ``aud``, ``sub``, ``exp``, ``iat``, ``jti``). The platform
+signs its own with ``AUTH_SECRET`` (HS256): device tokens, stream tokens, and the development staff tokens. In
+production staff tokens come from the hospital's identity provider, signed with its private key (RS256, ES256…)
+and checked against the keys it publishes (``shared.oidc``); the provider never holds ``AUTH_SECRET``.
 A device token names one patient (pseudonymous id) and stops working when the tablet is returned.
 """
 
@@ -15,11 +17,14 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import jwt
 import orjson
+
+if TYPE_CHECKING:
+    from shared.oidc import IdentityProvider
 
 Role = Literal["nurse", "arc", "partner_patient", "social_worker", "fleet", "admin"]
 ROLES: frozenset[str] = frozenset({"nurse", "arc", "partner_patient", "social_worker", "fleet", "admin"})
@@ -27,6 +32,11 @@ ROLES: frozenset[str] = frozenset({"nurse", "arc", "partner_patient", "social_wo
 
 class InvalidToken(Exception):
     """The token is missing, malformed, expired, revoked or signed by someone else."""
+
+
+class ProviderToken(InvalidToken):
+    """Not signed by the platform (its header names another algorithm than HS256): only the identity provider's
+    keys can tell whether it is valid (``TokenService.authenticate``). Invalid to whoever cannot wait for them."""
 
 
 # A token issued a moment ago on a host whose clock runs a little ahead is still valid here.
@@ -39,14 +49,14 @@ MAX_ID_CHARS = 255
 MAX_TIMESTAMP = 253_402_300_799
 
 
-def _segment_json(segment: str) -> Any:
+def segment_json(segment: str) -> Any:
     try:
         return orjson.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (binascii.Error, ValueError):
         raise InvalidToken("a token segment is not base64url JSON") from None
 
 
-def _number(claims: dict[str, Any], name: str) -> float:
+def time_claim(claims: dict[str, Any], name: str) -> float:
     """A time claim (seconds since the epoch), within what a datetime holds: /v1/me shows when the session
     ends, and a live stream waits until then."""
     value = claims[name]
@@ -78,10 +88,10 @@ def verify_hs256(token: str, key: bytes, *, issuer: str, audience: str, now: flo
     expected = base64.urlsafe_b64encode(hmac.new(key, signed, hashlib.sha256).digest()).rstrip(b"=")
     if not hmac.compare_digest(expected, sent):
         raise InvalidToken("signature verification failed")
-    header = _segment_json(header_segment)
+    header = segment_json(header_segment)
     if not isinstance(header, dict) or header.get("alg") != "HS256" or "crit" in header:
         raise InvalidToken("the header must name HS256 and no critical extension")
-    claims = _segment_json(payload_segment)
+    claims = segment_json(payload_segment)
     if not isinstance(claims, dict):
         raise InvalidToken("the payload is not a JSON object")
     missing = [name for name in REQUIRED_CLAIMS if name not in claims]
@@ -91,9 +101,11 @@ def verify_hs256(token: str, key: bytes, *, issuer: str, audience: str, now: flo
         value = claims[name]
         if not isinstance(value, str) or len(value) > MAX_ID_CHARS or "\x00" in value:
             raise InvalidToken(f"{name} must be a string of at most {MAX_ID_CHARS} characters, without NUL")
-    if _number(claims, "exp") <= now:
+    if time_claim(claims, "exp") <= now:
         raise InvalidToken("expired")
-    if _number(claims, "iat") > now + CLOCK_SKEW_S or ("nbf" in claims and _number(claims, "nbf") > now + CLOCK_SKEW_S):
+    if time_claim(claims, "iat") > now + CLOCK_SKEW_S or (
+        "nbf" in claims and time_claim(claims, "nbf") > now + CLOCK_SKEW_S
+    ):
         raise InvalidToken("not yet valid")
     if claims.get("iss") != issuer:
         raise InvalidToken("issued by someone else")
@@ -126,12 +138,40 @@ class StaffPrincipal:
 Principal = DevicePrincipal | StaffPrincipal
 
 
+# The header PyJWT writes for the platform's own tokens: a token that starts with it is routed to the HS256 verifier
+# without decoding its header.
+_OWN_HEADER = base64.urlsafe_b64encode(orjson.dumps({"alg": "HS256", "typ": "JWT"})).rstrip(b"=").decode() + "."
+
+
+def _algorithm(token: str) -> object:
+    header = segment_json(token.partition(".")[0])
+    return header.get("alg") if isinstance(header, dict) else None
+
+
 class TokenService:
-    def __init__(self, secret: str, issuer: str, audience: str, *, cache_size: int = 20_000) -> None:
+    """Issues the platform's tokens and verifies every token presented.
+
+    ``provider``: the hospital's identity provider, whose tokens (any algorithm but HS256) are staff tokens.
+    ``dev_staff_tokens``: whether staff tokens signed with the platform's secret are accepted (never in
+    production: ``ServiceSettings.dev_staff_tokens``).
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        issuer: str,
+        audience: str,
+        *,
+        cache_size: int = 20_000,
+        provider: IdentityProvider | None = None,
+        dev_staff_tokens: bool = True,
+    ) -> None:
         self._secret = secret
         self._key = secret.encode()
         self._issuer = issuer
         self._audience = audience
+        self._provider = provider
+        self._dev_staff_tokens = dev_staff_tokens
         # A tablet sends the same token with every request: its signature is checked once, its expiry
         # every time. (Revocation is checked by the caller, never cached here.) The cache must hold more
         # tokens than the fleet has tablets, or tablets in turn evict each other (~0.7 KB a token).
@@ -196,6 +236,10 @@ class TokenService:
         return StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]), ends)
 
     def verify(self, token: str) -> Principal:
+        """The caller of a token the platform signed, or of a provider's token verified before (and not expired).
+
+        Synchronous and without any lookup: the tablets' path. Raises ``ProviderToken`` for a token of the
+        identity provider not seen yet: ``authenticate`` checks it."""
         cached = self._verified.get(token)
         if cached is not None:
             principal, expires = cached
@@ -204,15 +248,32 @@ class TokenService:
                 return principal
             del self._verified[token]
         principal, expires = self._decode(token)
+        self._remember(token, principal, expires)
+        return principal
+
+    async def authenticate(self, token: str) -> Principal:
+        """``verify``, and a token of the identity provider checked against its keys (fetched when unknown).
+
+        Raises ``InvalidToken``, or ``shared.oidc.ProviderUnavailable`` when the provider's keys cannot be had."""
+        try:
+            return self.verify(token)
+        except ProviderToken:
+            assert self._provider is not None
+            staff, expires = await self._provider.verify(token)
+            self._remember(token, staff, expires)
+            return staff
+
+    def _remember(self, token: str, principal: Principal, expires: int) -> None:
         self._verified[token] = (principal, expires)
         if len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
-        return principal
 
     def _claims(self, token: str) -> dict[str, Any]:
         return verify_hs256(token, self._key, issuer=self._issuer, audience=self._audience, now=time.time())
 
     def _decode(self, token: str) -> tuple[Principal, int]:
+        if self._provider is not None and not token.startswith(_OWN_HEADER) and _algorithm(token) != "HS256":
+            raise ProviderToken("not signed by the platform: the identity provider's keys are needed")
         claims = self._claims(token)
         kind = claims.get("typ")
         if kind == "device":
@@ -223,6 +284,8 @@ class TokenService:
             device = DevicePrincipal(patient, str(claims["sub"]).removeprefix("device:"), str(claims["jti"]))
             return device, int(claims["exp"])
         if kind == "staff":
+            if not self._dev_staff_tokens:
+                raise InvalidToken("staff tokens come from the hospital's identity provider here")
             roles = claims.get("roles")
             if not isinstance(roles, list):
                 raise InvalidToken("staff token without roles")

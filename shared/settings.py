@@ -7,6 +7,7 @@ outside development, so a production process never starts with the development s
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,22 @@ from shared.opening_hours import ClosedDays, OpeningHours
 
 DEV_AUTH_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 Environment = Literal["development", "test", "production"]
+# What a hospital identity provider may sign staff tokens with: public-key signatures only. Never "none", and never
+# HS*: a shared secret would let whoever holds it (the provider) mint any token the secret checks.
+STAFF_TOKEN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+def _url(value: str | None, name: str, *, issuer: bool = False) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+    if issuer and (parts.query or parts.fragment):
+        raise ValueError(f"{name} is an issuer identifier: a URL without query or fragment (OpenID Connect)")
+    return value
 
 
 class ServiceSettings(BaseSettings):
@@ -29,6 +46,16 @@ class ServiceSettings(BaseSettings):
     auth_secret: str = Field(default=DEV_AUTH_SECRET, alias="AUTH_SECRET")
     auth_issuer: str = Field(default="oncofollow-dev", alias="AUTH_ISSUER")
     auth_audience: str = Field(default="oncofollow", alias="AUTH_AUDIENCE")
+    # The hospital's identity provider (OpenID Connect), which issues the staff tokens in production: its issuer
+    # (the tokens' iss), the audience its tokens for this platform name, where it publishes its keys (found from
+    # the issuer's /.well-known/openid-configuration when unset), where a token holds its roles (a dotted path),
+    # the algorithms accepted, and how long a fetch of its keys may take.
+    staff_token_issuer: str | None = Field(default=None, alias="STAFF_TOKEN_ISSUER")
+    staff_token_audience: str | None = Field(default=None, alias="STAFF_TOKEN_AUDIENCE")
+    staff_token_jwks_url: str | None = Field(default=None, alias="STAFF_TOKEN_JWKS_URL")
+    staff_token_roles_claim: str = Field(default="roles", alias="STAFF_TOKEN_ROLES_CLAIM")
+    staff_token_algorithms: str = Field(default="RS256,ES256", alias="STAFF_TOKEN_ALGORITHMS")
+    staff_token_fetch_timeout_s: float = Field(default=3.0, gt=0, le=30, alias="STAFF_TOKEN_FETCH_TIMEOUT_S")
 
     max_body_bytes: int = Field(default=64 * 1024, alias="MAX_BODY_BYTES")
     # Requests in flight per process beyond which the service answers 503 + Retry-After.
@@ -73,6 +100,54 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"{value!r} is not a list of delays in seconds, such as '30,60,300,900'")
         return value
 
+    @field_validator("staff_token_issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        return _url(value, "STAFF_TOKEN_ISSUER", issuer=True)
+
+    @field_validator("staff_token_jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str | None) -> str | None:
+        return _url(value, "STAFF_TOKEN_JWKS_URL")
+
+    @field_validator("staff_token_algorithms")
+    @classmethod
+    def _public_key_algorithms(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names:
+            raise ValueError("STAFF_TOKEN_ALGORITHMS must name at least one algorithm, such as RS256")
+        for name in names:
+            if name.lower() == "none" or name.upper().startswith("HS"):
+                shown = "none" if name.lower() == "none" else name.upper()
+                raise ValueError(
+                    f"STAFF_TOKEN_ALGORITHMS: {shown} is refused: staff tokens of an identity provider are signed "
+                    "with its private key (RS256, ES256…)"
+                )
+            if name not in STAFF_TOKEN_ALGORITHMS:
+                known = ", ".join(sorted(STAFF_TOKEN_ALGORITHMS))
+                raise ValueError(f"STAFF_TOKEN_ALGORITHMS: unknown algorithm {name!r}; use {known}")
+        return ",".join(names)
+
+    @field_validator("staff_token_roles_claim")
+    @classmethod
+    def _roles_claim(cls, value: str) -> str:
+        if not value.strip() or any(not part for part in value.split(".")):
+            raise ValueError(
+                f"STAFF_TOKEN_ROLES_CLAIM must be a claim name or a dotted path (realm_access.roles), got {value!r}"
+            )
+        return value
+
+    @property
+    def staff_token_algorithm_list(self) -> tuple[str, ...]:
+        return tuple(self.staff_token_algorithms.split(","))
+
+    @property
+    def dev_staff_tokens(self) -> bool:
+        """Staff tokens signed with AUTH_SECRET (make token, the dashboard's development sign-in): never in
+        production, where staff tokens come from the identity provider and AUTH_SECRET signs only what the
+        platform mints itself (device and stream tokens)."""
+        return self.environment != "production"
+
     @property
     def consumer_backoff(self) -> tuple[float, ...] | None:
         if not self.consumer_backoff_s:
@@ -90,4 +165,30 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("AUTH_SECRET must be set to a random value of 32+ characters in production")
             if not self.require_nats_sync_always:
                 raise ValueError("REQUIRE_NATS_SYNC_ALWAYS must be true in production")
+            if not self.staff_token_issuer or not self.staff_token_audience:
+                raise ValueError(
+                    "STAFF_TOKEN_ISSUER and STAFF_TOKEN_AUDIENCE must name the hospital's identity provider in "
+                    "production: staff tokens come from it"
+                )
+            for name, url in (
+                ("STAFF_TOKEN_ISSUER", self.staff_token_issuer),
+                ("STAFF_TOKEN_JWKS_URL", self.staff_token_jwks_url),
+            ):
+                if url is not None and urlsplit(url).scheme != "https":
+                    raise ValueError(
+                        f"{name} must be an https URL in production: the provider's keys are fetched from it"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _identity_provider_whole(self) -> ServiceSettings:
+        if (self.staff_token_issuer is None) != (self.staff_token_audience is None):
+            raise ValueError("STAFF_TOKEN_ISSUER and STAFF_TOKEN_AUDIENCE go together: set both, or neither")
+        if self.staff_token_issuer is None and self.staff_token_jwks_url is not None:
+            raise ValueError("STAFF_TOKEN_JWKS_URL needs STAFF_TOKEN_ISSUER and STAFF_TOKEN_AUDIENCE")
+        if self.staff_token_issuer is not None and self.staff_token_issuer == self.auth_issuer:
+            raise ValueError(
+                "STAFF_TOKEN_ISSUER must differ from AUTH_ISSUER: a token the platform signs must never read as "
+                "one of the identity provider's"
+            )
         return self

@@ -40,6 +40,7 @@ from shared.messaging.connection import connect, server_syncs_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
 from shared.messaging.topology import UNLIMITED, ensure_topology
+from shared.oidc import token_service
 from shared.periodic import every
 from shared.pipeline_metrics import run_sampler
 from shared.revocation import RevocationList
@@ -141,7 +142,7 @@ async def run_platform(service: ServiceDefinition, *, pipeline_metrics: bool = F
             pool=pool,
             nc=nc,
             js=js,
-            tokens=TokenService(settings.auth_secret, settings.auth_issuer, settings.auth_audience),
+            tokens=token_service(settings),
             relay=relay,
             migrations=service.migrations,
             extras=service.extras,

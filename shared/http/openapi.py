@@ -12,7 +12,8 @@ What an operation can answer is declared where it is decided:
   instead (the live alert stream's ``stream_token``);
 - ``document_problems`` (called by the app factory) adds what holds for every operation of a service: 400 (a NUL
   character in the address, ``limits.BodySizeLimit``), 500 (the catch-all handler of ``problems``), 503 with
-  Retry-After (load shedding, ``limits.ConcurrencyLimit``, or the database out of reach); for every write (any
+  Retry-After (load shedding, ``limits.ConcurrencyLimit``, the database out of reach, or the identity provider out
+  of reach for a staff token it issued, ``shared.http.security``); for every write (any
   method but GET, HEAD and OPTIONS), 413 and 415 (``limits.BodySizeLimit``: too large, not JSON, compressed); and
   422 where FastAPI validates a parameter that can fail validation, or a body is read (it can hold a NUL character).
 """
@@ -112,8 +113,9 @@ _DESCRIPTIONS = {
     422: "The request cannot be applied as it is (`pointer` or `errors` say where): for example a value invalid or "
     "out of range, or an Idempotency-Key used before for another request.",
     500: "Something went wrong on the service's side.",
-    503: "The service is busy or cannot reach its database: send the request again after Retry-After seconds (a "
-    "write sent again with the same Idempotency-Key is never applied twice).",
+    503: "The service is busy, cannot reach its database, or cannot reach the hospital's identity provider to check "
+    "a staff token: send the request again after Retry-After seconds (a write sent again with the same "
+    "Idempotency-Key is never applied twice).",
 }
 
 _HEADERS: dict[int, dict[str, Any]] = {
@@ -259,8 +261,10 @@ BEARER_SCHEME: dict[str, Any] = {
     "scheme": "bearer",
     "bearerFormat": "JWT",
     "description": "A device token (one per tablet loan, given by the devices service when the tablet is loaned) "
-    "or a staff token (from the hospital's sign-in, with its roles). In development, `make token PATIENT=<uuid>` "
-    "and `make token ROLE=nurse` print one.",
+    "or a staff token: one the hospital's identity provider issues (OpenID Connect: signed with its key, RS256 or "
+    "ES256 by default, with `iss`, `aud`, `sub`, `exp` and the platform roles at the configured claim), or, outside "
+    "production only, one signed with the development secret. In development, `make token PATIENT=<uuid>` and "
+    "`make token ROLE=nurse` print one.",
 }
 
 

@@ -10,15 +10,16 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from shared.auth import DevicePrincipal, InvalidToken, Principal, StaffPrincipal
+from shared.auth import DevicePrincipal, InvalidToken, Principal, ProviderToken, StaffPrincipal
 from shared.http.app import PlatformDep
 from shared.http.openapi import raises
 from shared.http.problems import Problem
+from shared.oidc import ProviderUnavailable
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="oncofollow"'}
 
 
-@raises(401)
+@raises(401, 503)
 async def bearer_principal(request: Request, platform: PlatformDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -29,8 +30,12 @@ async def bearer_principal(request: Request, platform: PlatformDep) -> Principal
             kind="missing-token",
             headers=_CHALLENGE,
         )
+    token = token.strip()
     try:
-        principal = platform.tokens.verify(token.strip())
+        try:
+            principal = platform.tokens.verify(token)  # the platform's own tokens (the tablets'): no lookup, no wait
+        except ProviderToken:
+            principal = await platform.tokens.authenticate(token)  # the identity provider's: checked with its keys
         if isinstance(principal, DevicePrincipal) and platform.revoked.is_revoked(principal.token_id):
             raise InvalidToken("revoked")
         return principal
@@ -40,6 +45,14 @@ async def bearer_principal(request: Request, platform: PlatformDep) -> Principal
             "The bearer token is invalid, expired or revoked; ask for a new one.",
             kind="invalid-token",
             headers=_CHALLENGE,
+        ) from None
+    except ProviderUnavailable as exc:
+        raise Problem(
+            503,
+            "The hospital's identity provider cannot be reached to check this staff token; send the request again "
+            "in a few seconds (the token may well be valid).",
+            kind="identity-provider-unavailable",
+            headers={"Retry-After": str(exc.retry_after_s)},
         ) from None
 
 

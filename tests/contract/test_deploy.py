@@ -132,6 +132,8 @@ def test_compose_service_environment(compose: dict[str, Any], name: str, port: i
     assert env["NATS_URL"] == ",".join(f"nats://{node}:4222" for node in CLUSTER_NODES)
     assert env["NATS_MONITOR_URL"] == "http://nats-1:8222"
     assert env["AUTH_SECRET"].startswith("${AUTH_SECRET:?"), "AUTH_SECRET must be required, never defaulted"
+    for variable in ("STAFF_TOKEN_ISSUER", "STAFF_TOKEN_AUDIENCE"):  # production takes staff tokens from it only
+        assert env[variable].startswith(f"${{{variable}:?"), f"{variable} must be required, never defaulted"
     assert env["DATABASE_URL"].startswith("postgresql://")
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
     assert env["OTEL_SERVICE_NAME"] == name
@@ -265,6 +267,8 @@ def test_kubernetes_config_requires_sync_always() -> None:
     assert config["data"]["REQUIRE_NATS_SYNC_ALWAYS"] == "true"
     assert config["data"]["ENVIRONMENT"] == "production"
     assert "AUTH_SECRET" not in config["data"] and "DATABASE_URL" not in config["data"], "secrets go in the Secret"
+    # The hospital's identity provider, to be filled in: left empty, the services refuse to start in production.
+    assert config["data"]["STAFF_TOKEN_ISSUER"] == config["data"]["STAFF_TOKEN_AUDIENCE"] == ""
     values = load(KUBERNETES / "nats-values.yaml")
     assert values["config"]["jetstream"]["merge"]["sync_interval"] == "always"
     assert values["config"]["cluster"]["replicas"] == 3

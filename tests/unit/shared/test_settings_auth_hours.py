@@ -19,21 +19,77 @@ from shared.auth import DevicePrincipal, InvalidToken, StaffPrincipal, TokenServ
 from shared.opening_hours import IN_HOURS_NOTICE, OUT_OF_HOURS_NOTICE, ClosedDays, OpeningHours
 from shared.settings import DEV_AUTH_SECRET, ServiceSettings
 
+IDP = {
+    "STAFF_TOKEN_ISSUER": "https://sso.hospital.example/realms/oncology",
+    "STAFF_TOKEN_AUDIENCE": "oncofollow-api",
+}
+PRODUCTION = {"ENVIRONMENT": "production", "AUTH_SECRET": "s" * 40, "REQUIRE_NATS_SYNC_ALWAYS": True, **IDP}
+
+
+def _settings(**values: object) -> ServiceSettings:
+    return ServiceSettings(**values)  # type: ignore[arg-type]
+
 
 class TestSettings:
     def test_production_refuses_the_development_secret(self) -> None:
         with pytest.raises(ValidationError, match="AUTH_SECRET"):
-            ServiceSettings(ENVIRONMENT="production", REQUIRE_NATS_SYNC_ALWAYS=True)  # type: ignore[call-arg]
+            _settings(**{**PRODUCTION, "AUTH_SECRET": DEV_AUTH_SECRET})
 
     def test_production_requires_the_nats_durability_check(self) -> None:
         with pytest.raises(ValidationError, match="REQUIRE_NATS_SYNC_ALWAYS"):
-            ServiceSettings(ENVIRONMENT="production", AUTH_SECRET="s" * 40)  # type: ignore[call-arg]
+            _settings(**{**PRODUCTION, "REQUIRE_NATS_SYNC_ALWAYS": False})
 
-    def test_production_with_both(self) -> None:
-        settings = ServiceSettings(  # type: ignore[call-arg]
-            ENVIRONMENT="production", AUTH_SECRET="s" * 40, REQUIRE_NATS_SYNC_ALWAYS=True
-        )
+    def test_production_with_all(self) -> None:
+        settings = _settings(**PRODUCTION)
         assert settings.environment == "production"
+        assert not settings.dev_staff_tokens  # staff tokens come from the identity provider only
+
+    @pytest.mark.parametrize("missing", ["STAFF_TOKEN_ISSUER", "STAFF_TOKEN_AUDIENCE"])
+    def test_production_requires_the_identity_provider(self, missing: str) -> None:
+        with pytest.raises(ValidationError, match="STAFF_TOKEN_ISSUER"):
+            _settings(**{k: v for k, v in PRODUCTION.items() if k != missing})
+
+    @pytest.mark.parametrize(
+        "values",
+        [
+            {"STAFF_TOKEN_ISSUER": "http://sso.hospital.example/realms/oncology"},
+            {"STAFF_TOKEN_JWKS_URL": "http://sso.hospital.example/certs"},
+        ],
+        ids=["issuer", "jwks"],
+    )
+    def test_production_fetches_keys_over_https_only(self, values: dict[str, str]) -> None:
+        with pytest.raises(ValidationError, match="https"):
+            _settings(**{**PRODUCTION, **values})
+
+    def test_development_keeps_its_staff_tokens_beside_the_provider(self) -> None:
+        settings = _settings(**{**IDP, "STAFF_TOKEN_ISSUER": "http://127.0.0.1:8080/realms/dev"})
+        assert settings.dev_staff_tokens and settings.staff_token_algorithm_list == ("RS256", "ES256")
+        assert settings.staff_token_roles_claim == "roles" and settings.staff_token_jwks_url is None
+
+    @pytest.mark.parametrize(
+        ("values", "says"),
+        [
+            ({"STAFF_TOKEN_ALGORITHMS": "RS256,none"}, "none"),
+            ({"STAFF_TOKEN_ALGORITHMS": "HS256"}, "HS256"),
+            ({"STAFF_TOKEN_ALGORITHMS": "hs512"}, "HS512"),
+            ({"STAFF_TOKEN_ALGORITHMS": "RS257"}, "RS257"),
+            ({"STAFF_TOKEN_ALGORITHMS": " , "}, "STAFF_TOKEN_ALGORITHMS"),
+            ({"STAFF_TOKEN_ROLES_CLAIM": "realm_access..roles"}, "STAFF_TOKEN_ROLES_CLAIM"),
+            ({"STAFF_TOKEN_ISSUER": "sso.hospital.example"}, "STAFF_TOKEN_ISSUER"),
+            ({"STAFF_TOKEN_ISSUER": "https://sso.hospital.example/realms/x#frag"}, "STAFF_TOKEN_ISSUER"),
+            ({"STAFF_TOKEN_JWKS_URL": "ftp://sso.hospital.example/certs"}, "STAFF_TOKEN_JWKS_URL"),
+            ({"STAFF_TOKEN_FETCH_TIMEOUT_S": "0"}, "STAFF_TOKEN_FETCH_TIMEOUT_S"),
+            ({"STAFF_TOKEN_FETCH_TIMEOUT_S": "120"}, "STAFF_TOKEN_FETCH_TIMEOUT_S"),
+            ({"STAFF_TOKEN_AUDIENCE": None}, "STAFF_TOKEN_AUDIENCE"),
+            ({"STAFF_TOKEN_ISSUER": None, "STAFF_TOKEN_JWKS_URL": "https://x.example/certs"}, "STAFF_TOKEN_ISSUER"),
+            ({"AUTH_ISSUER": "https://sso.hospital.example/realms/oncology"}, "AUTH_ISSUER"),
+        ],
+        ids=repr,
+    )
+    def test_identity_provider_settings_that_stop_the_start(self, values: dict[str, object], says: str) -> None:
+        merged = {**IDP, "AUTH_ISSUER": "oncofollow-dev", **values}
+        with pytest.raises(ValidationError, match=says):
+            _settings(**{k: v for k, v in merged.items() if v is not None})
 
     def test_development_defaults_and_lists(self) -> None:
         settings = ServiceSettings(NATS_URL="nats://a:4222, nats://b:4222", CONSUMER_BACKOFF_S="1,2.5")  # type: ignore[call-arg]
