@@ -63,6 +63,23 @@ class ClosedDays:
         return day in self.dates or (self._public is not None and day in self._public)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_weekdays(spec: str) -> frozenset[int]:
+    """``"mon-fri"``, ``"mon-sat"``, ``"mon,tue,thu"``, ``"mon-fri,sun"`` (Monday = 0)."""
+    days: set[int] = set()
+    for item in (part.strip().lower() for part in spec.split(",")):
+        first, _, last = item.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ValueError(f"{spec!r} is not weekdays written like 'mon-fri' or 'mon,wed,fri' (mon … sun)")
+        start, stop = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        if stop < start:
+            raise ValueError(f"{item!r}: a range of days runs from Monday towards Sunday, such as 'mon-fri'")
+        days.update(range(start, stop + 1))
+    return frozenset(days)
+
+
 @dataclass(frozen=True)
 class OpeningHours:
     opens: time = time(8, 0)
@@ -88,14 +105,15 @@ class OpeningHours:
             raise ValueError("the team must be there on at least one weekday (0 = Monday to 6 = Sunday)")
 
     @classmethod
-    def parse(cls, spec: str, zone: str = "Europe/Paris", closed: str = "FR") -> OpeningHours:
-        """``"08:00-18:00"`` (Monday to Friday), except on the ``closed`` days (``ClosedDays.parse``)."""
+    def parse(cls, spec: str, zone: str = "Europe/Paris", closed: str = "FR", days: str = "mon-fri") -> OpeningHours:
+        """``"08:00-18:00"`` on the weekdays ``days`` names (``parse_weekdays``), except on the ``closed`` days
+        (``ClosedDays.parse``)."""
         start, _, end = spec.partition("-")
         try:
             opens, closes = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
         except ValueError:
             raise ValueError(f"{spec!r} is not opening hours written HH:MM-HH:MM, such as '08:00-18:00'") from None
-        return cls(opens, closes, zone=zone, closed=ClosedDays.parse(closed))
+        return cls(opens, closes, parse_weekdays(days), zone=zone, closed=ClosedDays.parse(closed))
 
     def is_open(self, at: datetime) -> bool:
         local = at.astimezone(ZoneInfo(self.zone))

@@ -70,6 +70,8 @@ class ServiceSettings(BaseSettings):
     # When the coordinating nurses watch the alerts (Monday to Friday), for service levels and patient notices.
     opening_hours: str = Field(default="08:00-18:00", alias="OPENING_HOURS")
     timezone: str = Field(default="Europe/Paris", alias="CLINIC_TIMEZONE")
+    # The weekdays those hours apply to (opening_hours.parse_weekdays).
+    opening_days: str = Field(default="mon-fri", alias="OPENING_DAYS")
     # Weekdays the team is away: a country's public holidays, "none", and closure dates (opening_hours.ClosedDays).
     closed_days: str = Field(default="FR", alias="CLINIC_CLOSED_DAYS")
     # How often the event pipeline (outbox, consumers, dead letters) is sampled for its metrics; only with a
@@ -84,9 +86,12 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _readable_opening_hours(self) -> ServiceSettings:
-        # Its ValueError says what is wrong with OPENING_HOURS or CLINIC_TIMEZONE.
-        OpeningHours.parse(self.opening_hours, self.timezone, self.closed_days)
+        self.clinic_hours()  # its ValueError says what is wrong with OPENING_HOURS, OPENING_DAYS or CLINIC_TIMEZONE
         return self
+
+    def clinic_hours(self) -> OpeningHours:
+        """When the nurses watch the alerts: the same for the tablet's notice and for the service levels."""
+        return OpeningHours.parse(self.opening_hours, self.timezone, self.closed_days, self.opening_days)
 
     @field_validator("consumer_backoff_s")
     @classmethod

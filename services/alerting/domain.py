@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Final, Literal
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from shared.events.alerts import AlertLevel, AlertReason, AlertStatus, ScoreLevel
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1, TermAnswer
 
@@ -295,6 +297,36 @@ class RuleSet:
 
 
 DEFAULT_RULE_SET: Final = RuleSet()
+
+
+class RuleSetDefinition(BaseModel):
+    """A hospital's own rule set (``ALERT_RULES_FILE``), checked before the service starts. Omitted thresholds keep
+    the default's; the id and version are the hospital's, so every score says which rules produced it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$")
+    fever_threshold_c: float = Field(default=DEFAULT_RULE_SET.fever_threshold_c, ge=37.5, le=39.5)
+    worsening_grades: int = Field(default=DEFAULT_RULE_SET.worsening_grades, ge=1, le=3)
+    ecog_orange_at: int = Field(default=DEFAULT_RULE_SET.ecog_orange_at, ge=1, le=4)
+    ecog_worsening: int = Field(default=DEFAULT_RULE_SET.ecog_worsening, ge=1, le=4)
+    psychological_terms: frozenset[str] = DEFAULT_RULE_SET.psychological_terms
+    silent_terms: frozenset[str] = DEFAULT_RULE_SET.silent_terms
+
+    @field_validator("id")
+    @classmethod
+    def _not_the_default(cls, value: str) -> str:
+        # Scores already labelled default@1 were produced by the platform's defaults: another rule set under that
+        # name would make them impossible to explain.
+        if value == DEFAULT_RULE_SET.id:
+            raise ValueError(
+                "'default' names the platform's own rule set: give yours an id of its own, such as 'chu-lyon'"
+            )
+        return value
+
+    def rule_set(self) -> RuleSet:
+        return RuleSet(**self.model_dump())
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from services.alerting.domain import (
     Finding,
     InvalidCombination,
     PreviousScore,
+    RuleSet,
     assess_message,
     assess_submission,
     plan_alerts,
@@ -47,12 +48,13 @@ class AlertBook:
     """The active alerts of the batch's patients, as the merge rule changes them; written once at the end."""
 
     records: dict[UUID, AlertRecord]
+    rules: RuleSet = DEFAULT_RULE_SET  # whose label each alert event carries
     events: list[Outgoing] = field(default_factory=list)
     by_patient: dict[UUID, list[AlertRecord]] = field(default_factory=dict)  # in the order they were raised
 
     @classmethod
-    def of(cls, records: Sequence[AlertRecord]) -> AlertBook:
-        book = cls({})
+    def of(cls, records: Sequence[AlertRecord], rules: RuleSet = DEFAULT_RULE_SET) -> AlertBook:
+        book = cls({}, rules)
         for record in records:
             book._add(record)
         return book
@@ -97,7 +99,7 @@ class AlertBook:
                 answered_by=by,
                 submission_id=submission_id,
                 message_id=message_id,
-                rule_set=DEFAULT_RULE_SET.label,
+                rule_set=self.rules.label,
                 updated_at=now,
             )
             self._publish("alert.updated", updated, record.alert_id, cause)
@@ -115,7 +117,7 @@ class AlertBook:
                 answered_by=answered_by,
                 submission_id=submission_id,
                 message_id=message_id,
-                rule_set=DEFAULT_RULE_SET.label,
+                rule_set=self.rules.label,
                 raised_at=now,
             )
             self._publish("alert.raised", raised, record.alert_id, cause)
@@ -137,9 +139,9 @@ def _event(event_type: str, data: Any, subject: str, cause: Consumed) -> CloudEv
     )
 
 
-async def _open_book(conn: asyncpg.Connection, patients: Sequence[UUID]) -> AlertBook:
+async def _open_book(conn: asyncpg.Connection, patients: Sequence[UUID], rules: RuleSet) -> AlertBook:
     await repository.lock_patients(conn, patients)
-    return AlertBook.of(await repository.active_alerts(conn, patients))
+    return AlertBook.of(await repository.active_alerts(conn, patients), rules)
 
 
 def _baseline(
@@ -166,14 +168,16 @@ def _baseline(
     return PreviousScore(grades=grades or {}, ecog=ecog)
 
 
-async def on_questionnaire_submitted(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+async def on_questionnaire_submitted(
+    batch: Sequence[Consumed], conn: asyncpg.Connection, rules: RuleSet = DEFAULT_RULE_SET
+) -> None:
     now = datetime.now(UTC)
     items = sorted(batch, key=lambda c: c.event.data.authored)
     submissions: list[QuestionnaireSubmittedV1] = [c.event.data for c in items]
     patients = sorted({s.patient_id for s in submissions}, key=str)
     await repository.lock_patients(conn, patients)
     context = await repository.scoring_context(conn, patients, [(s.patient_id, s.authored) for s in submissions], now)
-    book, stored_previous, expected = AlertBook.of(context.active), context.previous, context.expected
+    book, stored_previous, expected = AlertBook.of(context.active, rules), context.previous, context.expected
     latest: dict[UUID, tuple[datetime, Mapping[str, int]]] = {}
     latest_ecog: dict[UUID, tuple[datetime, int]] = {}
     scores: list[ScoreRow] = []
@@ -181,7 +185,7 @@ async def on_questionnaire_submitted(batch: Sequence[Consumed], conn: asyncpg.Co
         patient = submission.patient_id
         previous = _baseline(submission.authored, stored, latest.get(patient), latest_ecog.get(patient))
         try:
-            assessment = assess_submission(submission, previous, expected[submission.patient_id], now, DEFAULT_RULE_SET)
+            assessment = assess_submission(submission, previous, expected[submission.patient_id], now, rules)
         except InvalidCombination as exc:
             raise PoisonMessage(str(exc)) from exc
         alert_id = book.apply(
@@ -196,31 +200,33 @@ async def on_questionnaire_submitted(batch: Sequence[Consumed], conn: asyncpg.Co
         latest[patient] = (submission.authored, assessment.grades)
         if submission.ecog is not None:
             latest_ecog[patient] = (submission.authored, submission.ecog)
-        scores.append(ScoreRow.of(submission, assessment.grades, assessment.level, alert_id, DEFAULT_RULE_SET.label))
+        scores.append(ScoreRow.of(submission, assessment.grades, assessment.level, alert_id, rules.label))
         scored = SubmissionScoredV1(
             submission_id=submission.submission_id,
             patient_id=submission.patient_id,
             level=assessment.level,
             grades=assessment.grades,
             alert_id=alert_id,
-            rule_set=DEFAULT_RULE_SET.label,
+            rule_set=rules.label,
             scored_at=now,
         )
         book.events.append(
             (_event("submission.scored", scored, str(submission.submission_id), consumed), consumed.trace_headers)
         )
-    await repository.save_scoring(conn, book.records.values(), scores, book.events, schema=SCHEMA)
+    await repository.save_scoring(conn, book.records.values(), scores, book.events, schema=SCHEMA, rule_set=rules.label)
 
 
-async def on_message_sent(batch: Sequence[Consumed], conn: asyncpg.Connection) -> None:
+async def on_message_sent(
+    batch: Sequence[Consumed], conn: asyncpg.Connection, rules: RuleSet = DEFAULT_RULE_SET
+) -> None:
     now = datetime.now(UTC)
     items = sorted(batch, key=lambda c: c.event.data.sent_at)
     messages: list[MessageSentV1] = [c.event.data for c in items]
-    book = await _open_book(conn, sorted({m.patient_id for m in messages}, key=str))
+    book = await _open_book(conn, sorted({m.patient_id for m in messages}, key=str), rules)
     rows = []
     for consumed, message in zip(items, messages, strict=True):
         alert_id = book.apply(
-            assess_message(message, DEFAULT_RULE_SET).findings,
+            assess_message(message, rules).findings,
             patient_id=message.patient_id,
             answered_by=message.answered_by,
             submission_id=None,
@@ -229,7 +235,7 @@ async def on_message_sent(batch: Sequence[Consumed], conn: asyncpg.Connection) -
             cause=consumed,
         )
         rows.append(repository.MessageRow.of(message, alert_id))
-    await repository.save_alerts(conn, book.records.values())
+    await repository.save_alerts(conn, book.records.values(), rules.label)
     await repository.insert_messages(conn, rows)
     if book.events:
         await add_events(conn, book.events, schema=SCHEMA)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 
 from services.alerting import handlers
 from services.alerting.api import encode_alert_event, router
 from services.alerting.dashboard import PAGES
 from services.alerting.dashboard import router as dashboard_router
+from services.alerting.domain import DEFAULT_RULE_SET, RuleSet, RuleSetDefinition
 from services.alerting.escalation import escalation_watch
 from services.alerting.patients_api import router as patients_router
 from services.alerting.service_levels import ServiceLevels
@@ -20,30 +24,66 @@ from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ConsumerSpec
-from shared.opening_hours import OpeningHours
 from shared.periodic import Clock, system_clock
 from shared.settings import ServiceSettings
 
 NAME = "alerting"
 
-SUBSCRIPTIONS = (
-    Subscription(
-        ConsumerSpec(NAME, "QUESTIONNAIRES", "questionnaire.submitted"), handlers.on_questionnaire_submitted, batch=True
-    ),
-    Subscription(ConsumerSpec(NAME, "QUESTIONNAIRES", "message.sent"), handlers.on_message_sent, batch=True),
-    Subscription(ConsumerSpec(NAME, "INCLUSION", "session.scheduled"), handlers.on_session_scheduled, batch=True),
-)
+
+def subscriptions(rules: RuleSet = DEFAULT_RULE_SET) -> tuple[Subscription, ...]:
+    return (
+        Subscription(
+            ConsumerSpec(NAME, "QUESTIONNAIRES", "questionnaire.submitted"),
+            functools.partial(handlers.on_questionnaire_submitted, rules=rules),
+            batch=True,
+        ),
+        Subscription(
+            ConsumerSpec(NAME, "QUESTIONNAIRES", "message.sent"),
+            functools.partial(handlers.on_message_sent, rules=rules),
+            batch=True,
+        ),
+        Subscription(ConsumerSpec(NAME, "INCLUSION", "session.scheduled"), handlers.on_session_scheduled, batch=True),
+    )
+
+
+def load_rule_set(path: Path) -> RuleSet:
+    """A hospital's rule set from its JSON file (``RuleSetDefinition``); a ValueError says what is wrong."""
+    try:
+        definition = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"ALERT_RULES_FILE {path}: cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ValueError(f"ALERT_RULES_FILE {path}: not valid JSON ({exc})") from None
+    try:
+        return RuleSetDefinition.model_validate(definition).rule_set()
+    except ValidationError as exc:
+        faults = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '/'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"ALERT_RULES_FILE {path}: {faults}") from None
 
 
 class AlertingSettings(ServiceSettings):
     escalation_check_s: float = Field(default=30.0, gt=0, alias="ESCALATION_CHECK_S")
     # Development sign-in on the dashboard (pick a user): never in production, whatever this says.
     dashboard_dev_login: bool = Field(default=True, alias="DASHBOARD_DEV_LOGIN")
+    # CLINICAL.md §4: a RED alert is to be taken within this much opening time (ORANGE: by the next business day's end).
+    red_acknowledge_within_min: int = Field(default=60, ge=5, le=24 * 60, alias="RED_ACKNOWLEDGE_WITHIN_MIN")
+    # A hospital's own thresholds (CLINICAL.md §3 "default rule set"), as JSON; without it, the defaults.
+    alert_rules_file: Path | None = Field(default=None, alias="ALERT_RULES_FILE")
+
+    @field_validator("alert_rules_file")
+    @classmethod
+    def _readable_rules(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_rule_set(value)  # at start-up, not at the first submission
+        return value
+
+    def rule_set(self) -> RuleSet:
+        return DEFAULT_RULE_SET if self.alert_rules_file is None else load_rule_set(self.alert_rules_file)
 
 
 def build_service(settings: AlertingSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:
     settings = settings or AlertingSettings()
-    levels = ServiceLevels(OpeningHours.parse(settings.opening_hours, settings.timezone, settings.closed_days))
+    levels = ServiceLevels(settings.clinic_hours(), red_within=timedelta(minutes=settings.red_acknowledge_within_min))
     feed = StreamFanout("ALERTS", "alert.>", encode_alert_event)
     stream_trail = StreamAccessTrail(max_batch=512)
     return ServiceDefinition(
@@ -51,7 +91,7 @@ def build_service(settings: AlertingSettings | None = None, *, clock: Clock = sy
         settings=settings,
         routers=(router, patients_router, team_router, dashboard_router),
         migrations=Path(__file__).parent / "migrations",
-        subscriptions=SUBSCRIPTIONS,
+        subscriptions=subscriptions(settings.rule_set()),
         background=(feed.run, stream_trail.run, escalation_watch(levels, settings.escalation_check_s, clock)),
         extras={"service_levels": levels, "alert_feed": feed, "stream_trail": stream_trail, "clock": clock},
         description="Scoring, alerts, the nurse's triage workflow, the live alert stream and the nurse dashboard.",

@@ -241,7 +241,7 @@ def _insert_alerts(first: int) -> str:
     )
 
 
-def _alert_columns(new: Sequence[AlertRecord]) -> list[Any]:
+def _alert_columns(new: Sequence[AlertRecord], rule_set: str = DEFAULT_RULE_SET.label) -> list[Any]:
     return [
         *columns(new, "alert_id", "patient_id", "level", "status"),
         [orjson.dumps(_reasons_json(r.reasons)).decode() for r in new],
@@ -250,7 +250,7 @@ def _alert_columns(new: Sequence[AlertRecord]) -> list[Any]:
         [orjson.dumps(r.message_ids).decode() for r in new],
         [r.raised_at for r in new],
         [r.updated_at for r in new],
-        DEFAULT_RULE_SET.label,
+        rule_set,
     ]
 
 
@@ -259,11 +259,13 @@ def _new_and_merged(records: Iterable[AlertRecord]) -> tuple[list[AlertRecord], 
     return [r for r in every if r.is_new], [r for r in every if r.changed and not r.is_new]
 
 
-async def save_alerts(conn: asyncpg.Connection, records: Iterable[AlertRecord]) -> None:
-    """Insert the new alerts and write back the merged ones, in their final state."""
+async def save_alerts(
+    conn: asyncpg.Connection, records: Iterable[AlertRecord], rule_set: str = DEFAULT_RULE_SET.label
+) -> None:
+    """Insert the new alerts (raised under ``rule_set``) and write back the merged ones, in their final state."""
     new, merged = _new_and_merged(records)
     if new:
-        await conn.execute(_insert_alerts(1), *_alert_columns(new))
+        await conn.execute(_insert_alerts(1), *_alert_columns(new, rule_set))
     reopened = _reopened_by_finding(merged)
     if reopened:
         await conn.execute(_insert_reopened_by_finding(1), *_reopened_by_finding_columns(reopened))
@@ -409,13 +411,14 @@ async def save_scoring(
     events: Sequence[tuple[CloudEvent[Any], dict[str, str]]],
     *,
     schema: str,
+    rule_set: str = DEFAULT_RULE_SET.label,
 ) -> None:
     """A scoring batch's alerts (new, and merged ones written back, with a step for each that a finding
     reopened), scores and outbox events."""
     new, merged = _new_and_merged(records)
     await conn.execute(
         _SCORING_WRITES,
-        *_alert_columns(new),
+        *_alert_columns(new, rule_set),
         *_score_columns(scores),
         *event_columns(events),
         notify_channel(schema),

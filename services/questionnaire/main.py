@@ -13,7 +13,6 @@ from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, Questionnaire
 from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import UNLIMITED, ConsumerSpec
-from shared.opening_hours import OpeningHours
 from shared.settings import ServiceSettings
 
 NAME = "questionnaire"
@@ -56,7 +55,7 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
         extras={
             "writers": writers,
             "catalogue": QuestionnaireCatalogue.from_directory(settings.definitions_dir),
-            "opening_hours": OpeningHours.parse(settings.opening_hours, settings.timezone, settings.closed_days),
+            "opening_hours": settings.clinic_hours(),
         },
         description="Tablet-facing: questionnaires (FHIR R4), submissions and patient messages.",
     )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.alerting import handlers
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
 from shared.events.catalog import make_event
 from shared.events.questionnaire import QuestionnaireSubmittedV1, TermAnswer
 from shared.messaging.consumer import Consumed
@@ -75,3 +79,31 @@ async def test_an_ecog_decline_counts_from_the_last_submission_that_answered_it(
         alerts = await conn.fetch("SELECT level, reasons, submission_ids FROM alerts WHERE patient_id = $1", patient)
     assert [(a["level"], [r["rule"] for r in a["reasons"]]) for a in alerts] == [("orange", ["orange.ecog"])]
     assert alerts[0]["submission_ids"] == [submissions[2].event.data.submission_id]
+
+
+async def test_a_hospital_s_rule_set_scores_and_labels_what_it_decides(platform: Any, tmp_path: Path) -> None:
+    # The ward raises ORANGE for a self-rated ECOG of 4 only; the platform's defaults raise it from 3.
+    rules_file = tmp_path / "rules.json"
+    rules_file.write_text(json.dumps({"id": "chu-lyon", "version": "2", "ecog_orange_at": 4}), encoding="utf-8")
+    settings = AlertingSettings(ALERT_RULES_FILE=str(rules_file))  # type: ignore[arg-type]
+    scoring = next(
+        s.handler for s in build_alerting(settings).subscriptions if s.spec.subject == "questionnaire.submitted"
+    )
+    ward, defaults = uuid.uuid4(), uuid.uuid4()
+    t0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    pool = platform.alerting_platform.pool
+    async with pool.acquire() as conn, conn.transaction():
+        await scoring([_consumed(ward, t0, ecog=3)], conn)
+        await handlers.on_questionnaire_submitted([_consumed(defaults, t0, ecog=3)], conn)
+    async with pool.acquire() as conn:
+        scored = {
+            r["patient_id"]: (r["rule_set"], r["level"])
+            for r in await conn.fetch(
+                "SELECT patient_id, rule_set, level FROM scores WHERE patient_id = ANY($1)", [ward, defaults]
+            )
+        }
+        alerted = await conn.fetch(
+            "SELECT patient_id, rule_set FROM alerts WHERE patient_id = ANY($1)", [ward, defaults]
+        )
+    assert scored == {ward: ("chu-lyon@2", "none"), defaults: ("default@1", "orange")}
+    assert [(a["patient_id"], a["rule_set"]) for a in alerted] == [(defaults, "default@1")]
