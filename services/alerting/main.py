@@ -46,6 +46,11 @@ def subscriptions(rules: RuleSet = DEFAULT_RULE_SET) -> tuple[Subscription, ...]
     )
 
 
+# What this service consumes (the AsyncAPI document is generated from it); the running service's handlers score with
+# the rule set its settings name.
+SUBSCRIPTIONS = subscriptions()
+
+
 def load_rule_set(path: Path) -> RuleSet:
     """A hospital's rule set from its JSON file (``RuleSetDefinition``); a ValueError says what is wrong."""
     try:
