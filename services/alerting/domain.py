@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.events.alerts import AlertLevel, AlertReason, AlertStatus, ScoreLevel
-from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1, TermAnswer
+from shared.events.questionnaire import AnsweredBy, MessageSentV1, QuestionnaireSubmittedV1, TermAnswer
 
 __all__ = [
     "DEFAULT_RULE_SET",
@@ -355,8 +355,8 @@ class Finding:
     level: AlertLevel
     grade: int | None = None
 
-    def as_reason(self) -> AlertReason:
-        return AlertReason(code=self.code, rule=self.rule, level=self.level, grade=self.grade)
+    def as_reason(self, answered_by: AnsweredBy | None = None) -> AlertReason:
+        return AlertReason(code=self.code, rule=self.rule, level=self.level, grade=self.grade, answered_by=answered_by)
 
 
 @dataclass(frozen=True)
@@ -550,7 +550,17 @@ def _highest(reasons: Iterable[AlertReason]) -> AlertLevel | None:
     return "red" if "red" in levels else "orange"
 
 
-def plan_alerts(findings: Iterable[Finding], active: Iterable[ActiveAlert]) -> AlertPlan:
+def alert_source(reasons: Iterable[AlertReason], fallback: str) -> str:
+    """Who answered, for the alert as a whole: the source of its most severe reason (the latest of equals), so
+    that a relative's later orange report does not relabel the patient's own red one; ``fallback`` when no reason
+    says (reasons recorded before they named their source)."""
+    named = [(_severity(r), index, r.answered_by) for index, r in enumerate(reasons) if r.answered_by is not None]
+    return max(named)[2] if named else fallback
+
+
+def plan_alerts(
+    findings: Iterable[Finding], active: Iterable[ActiveAlert], answered_by: AnsweredBy | None = None
+) -> AlertPlan:
     """Merge findings into the patient's active alerts by term, and gather the rest into one new alert.
 
     A finding on a term (or red-flag code) that an active alert already carries updates that reason and may
@@ -566,7 +576,7 @@ def plan_alerts(findings: Iterable[Finding], active: Iterable[ActiveAlert]) -> A
     merged: dict[UUID, list[AlertReason]] = {}
     fresh: list[AlertReason] = []
     for finding in findings:
-        reason = finding.as_reason()
+        reason = finding.as_reason(answered_by)
         target = owner.get(reason.code)
         if target is None:
             fresh.append(reason)

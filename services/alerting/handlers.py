@@ -24,6 +24,7 @@ from services.alerting.domain import (
     InvalidCombination,
     PreviousScore,
     RuleSet,
+    alert_source,
     assess_message,
     assess_submission,
     plan_alerts,
@@ -84,11 +85,11 @@ class AlertBook:
         went to (the new one first), if any."""
         if not findings:
             return None
-        plan = plan_alerts(findings, self.active(patient_id))
+        plan = plan_alerts(findings, self.active(patient_id), answered_by)
         attached: UUID | None = None
         for update in plan.updates:
             record = self.records[update.alert.alert_id]
-            by = answered_by if update.took_reasons else record.answered_by
+            by = alert_source(update.reasons, answered_by if update.took_reasons else record.answered_by)
             record.merge(update.level, update.status, update.reasons, by, submission_id, message_id, now)
             updated = AlertUpdatedV1(
                 alert_id=record.alert_id,

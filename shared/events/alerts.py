@@ -34,6 +34,9 @@ class AlertReason(BaseModel):
     rule: str
     level: AlertLevel
     grade: int | None = None
+    # Who gave the answer behind this reason: an alert can hold a patient's own red fever and a relative's later
+    # report of nausea (added within v1: absent on reasons recorded before).
+    answered_by: AnsweredBy | None = None
 
 
 class AlertRaisedV1(BaseModel):

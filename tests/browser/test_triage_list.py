@@ -19,7 +19,7 @@ import orjson
 import pytest
 from playwright.async_api import Page, expect
 
-from shared.testing.fhir import RED_NAUSEA
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 from tests.browser.conftest import Ward, rows
 
@@ -294,3 +294,32 @@ async def test_the_figures_give_the_share_of_patient_weeks_with_an_alert_beside_
     await expect(share.locator(".tile-value")).to_have_text(re.compile(r"^\d{1,3}\s%$"), timeout=5_000)
     await expect(share.locator(".tile-hint")).to_contain_text("Repère : 13 à 37 % dans les essais publiés.")
     await expect(share.locator("dt")).to_have_text(["Alertes par semaine-patient"])
+
+
+async def test_a_relative_s_later_report_is_shown_as_theirs_without_relabelling_the_patient_s_red_one(
+    ward: Ward,
+) -> None:
+    patient = await ward.submit({**RED_NAUSEA, "fatigue.severity": "2", "fatigue.interference": "2"})
+    first = await active_alert_of(ward, patient)
+    # Her daughter answers the next day: fatigue at the same grade, which merges into the open alert.
+    token = ward.tokens.issue_device_token(patient, "tablet-browser")
+    relative = questionnaire_response(
+        {"fatigue.severity": "2", "fatigue.interference": "2"}, source="RelatedPerson/daughter"
+    )
+    response = await ward.tablet.post(
+        "/v1/submissions",
+        content=orjson.dumps(relative),
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+
+    async def merged() -> Any:
+        alert = await active_alert_of(ward, patient)
+        return alert if len(alert["submission_ids"]) == 2 else None
+
+    alert = await eventually(merged)
+    assert alert["id"] == first["id"] and alert["answered_by"] == "patient"  # the red nausea is the patient's
+    page = await dashboard(ward)
+    row = page.locator(f"#alert-rows [data-alert-id='{alert['id']}']")
+    await expect(row.locator(".reason-source")).to_have_text([" · Un proche"], timeout=5_000)
+    await expect(row.locator(".reason", has=page.locator(".reason-source"))).to_contain_text("Fatigue")

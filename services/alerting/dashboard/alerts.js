@@ -43,7 +43,8 @@ export function overdueBadge(escalationLevel) {
   );
 }
 
-export function reasonsList(reasons) {
+/** The alert's reasons; a reason someone else answered than the alert's source says who ("· Un proche"). */
+export function reasonsList(reasons, alertSource = null) {
   const list = Array.isArray(reasons) ? reasons : [];
   if (list.length === 0) return h("span", { class: "muted" }, "—");
   return h(
@@ -51,11 +52,14 @@ export function reasonsList(reasons) {
     { class: "reasons" },
     list.map((reason) => {
       const note = reasonNote(reason);
+      const source = reason && reason.answered_by;
+      const otherSource = alertSource && source && source !== alertSource;
       return h(
         "li",
         { class: `reason reason-${reason && reason.level === "red" ? "red" : "orange"}` },
         h("span", { class: "reason-text" }, reasonText(reason)),
         note ? h("span", { class: "reason-note" }, note) : null,
+        otherSource ? h("span", { class: "reason-source", dataset: { source } }, ` · ${sourceLabel(source)}`) : null,
       );
     }),
   );
@@ -223,7 +227,7 @@ function alertRow(alert, me, now) {
         patientShortId(alert.patient_id),
       ),
     ),
-    cell("Motifs", "col-reasons", reasonsList(alert.reasons)),
+    cell("Motifs", "col-reasons", reasonsList(alert.reasons, alert.answered_by)),
     cell("Répondu par", "col-source", sourceBadge(alert.answered_by), lateAnswersNote(alert, now)),
     cell("Attente", "col-waiting", waiting),
     cell(

@@ -365,7 +365,7 @@ function currentAlertSection(alert) {
       h("span", null, "Répondu par : ", sourceBadge(alert.answered_by)),
     ),
     currentAlertActions(alert),
-    reasonsList(alert.reasons),
+    reasonsList(alert.reasons, alert.answered_by),
     submissions.map((submission) =>
       h(
         "div",
@@ -456,7 +456,7 @@ function priorAlerts(alerts) {
               )
             : null,
         ),
-        reasonsList(alert.reasons),
+        reasonsList(alert.reasons, alert.answered_by),
         h("p", { class: "history-source" }, "Répondu par : ", sourceLabel(alert.answered_by)),
         lines.length ? h("ul", { class: "history-steps" }, lines) : null,
       );

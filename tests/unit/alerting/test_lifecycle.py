@@ -13,6 +13,7 @@ from services.alerting.domain import (
     ActiveAlert,
     Finding,
     TransitionRefused,
+    alert_source,
     check_acknowledge,
     check_resolve,
     plan_alerts,
@@ -115,3 +116,23 @@ def test_a_later_milder_report_never_takes_away_the_reason_an_alert_is_red() -> 
     (update,) = plan_alerts([Finding("pain", RULE_GRADE_2, "orange", 2)], [red]).updates
     assert update.level == "red"
     assert [(r.code, r.level, r.grade) for r in update.reasons] == [("pain", "red", 3)]
+
+
+def test_each_reason_says_who_answered_and_the_alert_keeps_the_source_of_its_most_severe_one() -> None:
+    # The patient reported a fever (red) and nausea (orange); then a relative reports nausea at the same grade.
+    red = AlertReason(code="fever", rule="red.fever", level="red", answered_by="patient")
+    nausea = AlertReason(code="nausea", rule=RULE_GRADE_2, level="orange", grade=2, answered_by="patient")
+    active = ActiveAlert(uuid.uuid4(), "red", "open", (red, nausea))
+    (update,) = plan_alerts([Finding("nausea", RULE_GRADE_2, "orange", 2)], [active], "relative").updates
+    by_code = {r.code: r.answered_by for r in update.reasons}
+    assert by_code == {"fever": "patient", "nausea": "relative"}
+    # The triage row must not show the patient's own red fever as a relative's report.
+    assert alert_source(update.reasons, "relative") == "patient"
+    # Among equals, the latest report's source; reasons recorded before they named one fall back.
+    later = AlertReason(code="pain", rule=RULE_GRADE_2, level="orange", grade=2, answered_by="nurse_phone")
+    assert alert_source((nausea, later), "patient") == "nurse_phone"
+    unnamed = AlertReason(code="pain", rule=RULE_GRADE_2, level="orange", grade=2)
+    assert alert_source((unnamed,), "relative") == "relative"
+    assert {
+        r.answered_by for r in plan_alerts([Finding("pain", RULE_GRADE_2, "orange", 2)], [], "relative").new_reasons
+    } == {"relative"}
