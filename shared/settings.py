@@ -160,6 +160,11 @@ class ServiceSettings(BaseSettings):
         return tuple(float(v) for v in self.consumer_backoff_s.split(","))
 
     @property
+    def nats_monitor_urls(self) -> list[str]:
+        """Every NATS server's monitoring address (comma-separated): each one of a cluster is checked."""
+        return [u.strip() for u in (self.nats_monitor_url or "").split(",") if u.strip()]
+
+    @property
     def nats_servers(self) -> list[str]:
         return [s.strip() for s in self.nats_url.split(",") if s.strip()]
 

@@ -36,7 +36,7 @@ from shared.db.pool import apply_migrations, create_pool, pending_migrations
 from shared.http.limits import BodySizeLimit, ConcurrencyLimit
 from shared.http.openapi import document_problems
 from shared.http.problems import install_problem_handlers, problem_response
-from shared.messaging.connection import connect, server_syncs_always
+from shared.messaging.connection import connect, servers_not_syncing_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
 from shared.messaging.topology import UNLIMITED, ensure_topology
@@ -189,9 +189,15 @@ def _tuned(subscription: Subscription, settings: ServiceSettings) -> Subscriptio
 
 
 async def _require_sync_always(settings: ServiceSettings) -> None:
-    monitor = settings.nats_monitor_url
-    if not monitor or not await server_syncs_always(monitor):
-        raise RuntimeError("the NATS server does not fsync before acknowledging (jetstream sync_interval: always)")
+    monitors = settings.nats_monitor_urls
+    if not monitors:
+        raise RuntimeError("REQUIRE_NATS_SYNC_ALWAYS needs NATS_MONITOR_URL: every NATS server's monitoring address")
+    failing = await servers_not_syncing_always(monitors)
+    if failing:
+        raise RuntimeError(
+            "these NATS servers do not fsync before acknowledging (jetstream sync_interval: always): "
+            + ", ".join(failing)
+        )
 
 
 @contextlib.contextmanager

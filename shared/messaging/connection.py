@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import httpx
 import nats
@@ -39,3 +40,16 @@ async def server_syncs_always(monitor_url: str) -> bool:
     async with httpx.AsyncClient(timeout=2.0) as client:
         varz = (await client.get(f"{monitor_url.rstrip('/')}/varz")).json()
     return bool(varz.get("jetstream", {}).get("config", {}).get("sync_always", False))
+
+
+async def servers_not_syncing_always(monitor_urls: Sequence[str]) -> list[str]:
+    """Each server of a cluster that does not say it fsyncs before acking, or cannot be asked, with why: a stream
+    replicated on three nodes is only as durable as the ones that acknowledge a write."""
+    failing = []
+    for url in monitor_urls:
+        try:
+            if not await server_syncs_always(url):
+                failing.append(f"{url} (sync_always is off)")
+        except (httpx.HTTPError, ValueError) as exc:
+            failing.append(f"{url} (cannot be asked: {type(exc).__name__})")
+    return failing

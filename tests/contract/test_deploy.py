@@ -130,7 +130,8 @@ def test_compose_service_environment(compose: dict[str, Any], name: str, port: i
     assert env["REQUIRE_NATS_SYNC_ALWAYS"] == "true"
     assert env["ENVIRONMENT"] == "production"
     assert env["NATS_URL"] == ",".join(f"nats://{node}:4222" for node in CLUSTER_NODES)
-    assert env["NATS_MONITOR_URL"] == "http://nats-1:8222"
+    # Every node is asked whether it fsyncs before acknowledging, not only the first.
+    assert env["NATS_MONITOR_URL"] == ",".join(f"http://{node}:8222" for node in CLUSTER_NODES)
     assert env["AUTH_SECRET"].startswith("${AUTH_SECRET:?"), "AUTH_SECRET must be required, never defaulted"
     for variable in ("STAFF_TOKEN_ISSUER", "STAFF_TOKEN_AUDIENCE"):  # production takes staff tokens from it only
         assert env[variable].startswith(f"${{{variable}:?"), f"{variable} must be required, never defaulted"
