@@ -15,13 +15,16 @@ from starlette.responses import Response
 from services.questionnaire import repository
 from services.questionnaire.domain import (
     InvalidSubmission,
+    NormalisedSubmission,
     QuestionnaireCatalogue,
     UnknownQuestionnaire,
     normalise_response,
 )
-from shared.audit import record_access
+from shared.audit import audit_staff, record_access
 from shared.auth import DevicePrincipal, StaffPrincipal
+from shared.db.outbox import add_event
 from shared.events.catalog import make_event
+from shared.events.envelope import CloudEvent
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
@@ -31,7 +34,7 @@ from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.http.responses import json_response
 from shared.http.routes import RequestOnlyRoute
-from shared.http.security import DeviceDep, PrincipalDep, device_principal
+from shared.http.security import DeviceDep, PrincipalDep, device_principal, require_staff
 from shared.opening_hours import OpeningHours
 
 router = APIRouter(prefix="/v1", tags=["questionnaire"])
@@ -79,6 +82,7 @@ CatalogueDep = Annotated[QuestionnaireCatalogue, Depends(catalogue)]
 OpeningHoursDep = Annotated[OpeningHours, Depends(opening_hours)]
 WritersDep = Annotated[Writers, Depends(writers_of)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+NurseDep = Annotated[StaffPrincipal, Depends(require_staff("nurse"))]
 
 
 def _fhir(body: Any, status: int = 200) -> Response:
@@ -166,15 +170,48 @@ async def submit(request: Request) -> Any:
     body = await request.body()
     response = parse_json(body)
     stored = storable_json(response)  # before any walk of it: at most 254 levels deep
+    answers = _normalised(questionnaires, response)
+    if answers.answered_by == "nurse_phone":
+        raise Problem(
+            422,
+            "A tablet answers for its patient (source Patient/<uuid>, or no source) or for a relative "
+            "(RelatedPerson/<id>), not as a practitioner: a nurse who takes the answers by phone posts them to "
+            "POST /v1/patients/{patient_id}/submissions with her staff token.",
+            kind="practitioner-source-on-tablet",
+            pointer="/source/reference",
+        )
+    if answers.subject_patient_id is not None and answers.subject_patient_id != device.patient_id:
+        raise Problem(403, "A tablet can only submit answers for its own patient.", kind="wrong-patient")
+    accepted, event, row = _submission(platform, hours, answers, device.patient_id, stored)
+    replay = await writers.submissions.write(
+        IngressRequest(
+            f"submissions:{device.patient_id}", key, idempotency.request_hash(body), 202, accepted, row, event
+        )
+    )
+    if replay is not None:
+        return json_response(replay.body, replay.status, headers=_location(replay.body))
+    return json_response(accepted, 202, headers=_location(accepted))
+
+
+def _normalised(questionnaires: QuestionnaireCatalogue, response: Any) -> NormalisedSubmission:
     try:
-        answers = normalise_response(questionnaires, response)
+        return normalise_response(questionnaires, response)
     except InvalidSubmission as exc:
         raise Problem(422, exc.detail, kind="invalid-questionnaire-response", pointer=exc.pointer) from None
     except UnknownQuestionnaire as exc:
         raise Problem(422, str(exc), kind="unknown-questionnaire", pointer="/questionnaire") from None
-    if answers.subject_patient_id is not None and answers.subject_patient_id != device.patient_id:
-        raise Problem(403, "A tablet can only submit answers for its own patient.", kind="wrong-patient")
 
+
+def _submission(
+    platform: Platform,
+    hours: OpeningHours,
+    answers: NormalisedSubmission,
+    patient_id: UUID,
+    stored: Any,
+    recorded_by: str | None = None,
+) -> tuple[dict[str, Any], CloudEvent[Any], repository.SubmissionRow]:
+    """What a submission accepted is answered, announces and stores, whoever posted it (a tablet, or a nurse by
+    phone: ``recorded_by``)."""
     submission_id = uuid.uuid4()
     # SubmissionAccepted's shape, built as the dict it is stored and sent as (a model costs more here).
     accepted = {
@@ -187,7 +224,7 @@ async def submit(request: Request) -> Any:
         "questionnaire.submitted",
         QuestionnaireSubmittedV1(
             submission_id=submission_id,
-            patient_id=device.patient_id,
+            patient_id=patient_id,
             questionnaire_id=answers.questionnaire_id,
             questionnaire_version=answers.questionnaire_version,
             authored=answers.authored,
@@ -195,27 +232,91 @@ async def submit(request: Request) -> Any:
             terms=answers.terms,
             red_flags=answers.red_flags,
             ecog=answers.ecog,
+            recorded_by=recorded_by,
         ),
         source=platform.source,
         subject=str(submission_id),
     )
     row = repository.SubmissionRow(
         id=submission_id,
-        patient_id=device.patient_id,
+        patient_id=patient_id,
         questionnaire_id=answers.questionnaire_id,
         questionnaire_version=answers.questionnaire_version,
         answered_by=answers.answered_by,
         authored=answers.authored,
         response=stored,
+        recorded_by=recorded_by,
     )
-    replay = await writers.submissions.write(
-        IngressRequest(
-            f"submissions:{device.patient_id}", key, idempotency.request_hash(body), 202, accepted, row, event
+    return accepted, event, row
+
+
+@router.post(
+    "/patients/{patient_id}/submissions",
+    status_code=202,
+    response_model=SubmissionAccepted,
+    summary="A nurse enters a patient's answers taken by phone (staff token: nurse; Idempotency-Key)",
+    description="The same FHIR R4 QuestionnaireResponse as a tablet posts, for a patient who cannot use the "
+    "tablet (COPACOM): the submission is recorded as answered by `nurse_phone`, with the nurse's staff id "
+    "(`recorded_by`). `source` may be left out (the server sets `Practitioner/<your staff id>`); if sent, it "
+    "must be that reference. `subject`, if sent, must be the patient of the path. Audited.",
+    responses=problem_responses(400, 422),
+    openapi_extra={"requestBody": {"required": True, "content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}}},
+)
+async def submit_by_phone(
+    patient_id: UUID,
+    request: Request,
+    nurse: NurseDep,
+    platform: PlatformDep,
+    hours: OpeningHoursDep,
+    questionnaires: CatalogueDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    key = idempotency.check_key(idempotency_key)
+    body = await request.body()
+    response = parse_json(body)
+    if isinstance(response, dict):
+        response["source"] = _phone_source(response.get("source"), nurse)
+    stored = storable_json(response)
+    answers = _normalised(questionnaires, response)
+    if answers.subject_patient_id is not None and answers.subject_patient_id != patient_id:
+        raise Problem(
+            422,
+            f"subject names another patient than the one in the address ({patient_id}); leave subject out or "
+            "send the same patient.",
+            kind="wrong-patient",
+            pointer="/subject/reference",
         )
-    )
-    if replay is not None:
-        return json_response(replay.body, replay.status, headers=_location(replay.body))
+    accepted, event, row = _submission(platform, hours, answers, patient_id, stored, recorded_by=nurse.staff_id)
+    # A nurse enters a handful of these a day: one transaction of its own, which also holds its audit row, rather
+    # than the tablets' group commit (whose one statement writes no audit row).
+    scope = f"phone-submissions:{patient_id}:{nurse.staff_id}"
+    async with platform.pool.acquire() as conn, conn.transaction():
+        replay = await idempotency.claim_key(conn, scope=scope, key=key, body_hash=idempotency.request_hash(body))
+        if replay is not None:
+            await audit_staff(conn, nurse, "response.replay", f"POST {request.url.path}", patient_id)
+            return json_response(replay.body, replay.status, headers=_location(replay.body))
+        await repository.insert_submission(conn, row)
+        await add_event(conn, event, schema=platform.schema)
+        await audit_staff(conn, nurse, "submission.create", f"submission/{row.id}", patient_id)
+        await idempotency.remember_response(conn, scope=scope, key=key, status=202, body=accepted)
     return json_response(accepted, 202, headers=_location(accepted))
+
+
+def _phone_source(source: Any, nurse: StaffPrincipal) -> dict[str, str]:
+    """The nurse on the phone is who answered: a ``source`` sent must name her; one left out is set to her."""
+    yours = f"Practitioner/{nurse.staff_id}"
+    if source is None:
+        return {"reference": yours}
+    reference = source.get("reference") if isinstance(source, dict) else None
+    if reference != yours:
+        raise Problem(
+            422,
+            f"On this route the nurse taking the answers by phone is who answered: leave source out (it is set to "
+            f'{yours}) or send {{"reference": "{yours}"}}. A patient or a relative answers on the tablet.',
+            kind="invalid-source",
+            pointer="/source",
+        )
+    return {"reference": yours}
 
 
 def _location(body: dict[str, Any]) -> dict[str, str]:

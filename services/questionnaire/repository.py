@@ -23,9 +23,10 @@ class SubmissionRow:
     answered_by: str
     authored: datetime
     response: orjson.Fragment  # the QuestionnaireResponse as received, encoded (shared.http.bodies)
+    recorded_by: str | None = None  # the nurse who entered it by phone; not a column of SUBMISSIONS (tablets')
 
 
-# Where POST /v1/submissions stores its rows (``shared.http.ingress``).
+# Where POST /v1/submissions stores its rows (``shared.http.ingress``); ``recorded_by`` stays NULL there.
 SUBMISSIONS = RowTable(
     "submissions",
     (
@@ -38,6 +39,22 @@ SUBMISSIONS = RowTable(
         ("response", "jsonb"),
     ),
 )
+
+
+async def insert_submission(conn: asyncpg.Connection, row: SubmissionRow) -> None:
+    """One submission a nurse entered (POST /v1/patients/{id}/submissions), in the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO submissions (id, patient_id, questionnaire_id, questionnaire_version, answered_by, authored, "
+        "response, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        row.id,
+        row.patient_id,
+        row.questionnaire_id,
+        row.questionnaire_version,
+        row.answered_by,
+        row.authored,
+        row.response,
+        row.recorded_by,
+    )
 
 
 async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> asyncpg.Record | None:
