@@ -21,7 +21,7 @@ from services.questionnaire.domain import (
     normalise_response,
 )
 from shared.audit import audit_staff, record_access
-from shared.auth import DevicePrincipal, StaffPrincipal
+from shared.auth import DevicePrincipal, Principal, StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.catalog import make_event
 from shared.events.envelope import CloudEvent
@@ -336,10 +336,28 @@ class SubmissionStatus(BaseModel):
     notice: str
 
 
-@router.get("/submissions/{submission_id}", response_model=SubmissionStatus, responses=problem_responses(403, 404))
+_EXPORT_ROLES = frozenset({"nurse", "admin"})
+
+
+@router.get(
+    "/submissions/{submission_id}",
+    response_model=SubmissionStatus,
+    summary="Where a submission is (status view), or, to staff asking for application/fhir+json, the stored FHIR "
+    "R4 QuestionnaireResponse",
+    description="With `Accept: application/fhir+json` (nurse, admin; audited per patient): the QuestionnaireResponse "
+    "as stored, with `id` the submission's id, `subject` its patient and `source` who answered (`Patient/<uuid>`, "
+    "the relative's `RelatedPerson/<id>`, or `Practitioner/<staff id>` of the nurse who took it by phone). "
+    "Otherwise the status view (the patient's tablet, or a nurse).",
+    responses={
+        200: {"content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}},
+        **problem_responses(403, 404),
+    },
+)
 async def submission_status(
-    submission_id: UUID, principal: PrincipalDep, platform: PlatformDep, hours: OpeningHoursDep
+    submission_id: UUID, request: Request, principal: PrincipalDep, platform: PlatformDep, hours: OpeningHoursDep
 ) -> Any:
+    if _wants_fhir(request.headers.get("accept")):
+        return await _export(submission_id, principal, platform)
     if isinstance(principal, StaffPrincipal) and not principal.has_any(frozenset({"nurse"})):
         raise Problem(403, "Your role does not allow this; it needs one of: nurse.", kind="missing-role")
     async with platform.pool.acquire() as conn:
@@ -353,7 +371,7 @@ async def submission_status(
     if not visible or row is None:
         # Same answer for "absent" and "another patient's": a tablet learns nothing about other patients.
         raise Problem(404, "There is no submission with this id for you.")
-    return SubmissionStatus(
+    status = SubmissionStatus(
         id=row["id"],
         questionnaire_id=row["questionnaire_id"],
         answered_by=row["answered_by"],
@@ -365,6 +383,79 @@ async def submission_status(
         seen_at=row["seen_at"],
         notice=hours.patient_notice(datetime.now(UTC)),
     )
+    return json_response(status.model_dump(mode="json"), 200, headers=_VARY)
+
+
+_VARY = {"Vary": "Accept"}
+
+
+def _wants_fhir(accept: str | None) -> bool:
+    """Whether the client prefers application/fhir+json to every other type it names (RFC 9110 quality values)."""
+    if not accept or FHIR_JSON not in accept.lower():
+        return False
+    best_other, fhir = 0.0, 0.0
+    for media_range in accept.lower().split(","):
+        media_type, *params = (part.strip() for part in media_range.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media_type == FHIR_JSON:
+            fhir = max(fhir, quality)
+        elif media_type in ("application/json", "application/*", "*/*"):
+            best_other = max(best_other, quality if media_type == "application/json" else quality - 0.001)
+    return fhir > 0 and fhir >= best_other
+
+
+async def _export(submission_id: UUID, principal: Principal, platform: Platform) -> Response:
+    if not isinstance(principal, StaffPrincipal):
+        raise Problem(
+            403,
+            "The FHIR export is for staff (nurse, admin) with a staff token; a tablet reads the status view "
+            "(Accept: application/json).",
+            kind="wrong-token",
+        )
+    if not principal.has_any(_EXPORT_ROLES):
+        raise Problem(403, "Your role does not allow this; it needs one of: admin, nurse.", kind="missing-role")
+    async with platform.pool.acquire() as conn:
+        row = await repository.get_stored_response(conn, submission_id)
+        await record_access(
+            conn,
+            actor=principal.staff_id,
+            roles=principal.roles,
+            action="submission.export",
+            resource=f"submission/{submission_id}" if row else "submission/unknown",
+            patient_id=row["patient_id"] if row else None,
+        )
+    if row is None:
+        raise Problem(404, "There is no submission with this id.")
+    return json_response(exported_response(row), 200, media_type=FHIR_JSON, headers=_VARY)
+
+
+def exported_response(row: Any) -> dict[str, Any]:
+    """The stored QuestionnaireResponse with its ``id`` (the submission's), ``subject`` (its patient) and ``source``
+    normalised to who answered."""
+    resource = dict(row["response"])
+    patient = f"Patient/{row['patient_id']}"
+    stored_source = resource.get("source")
+    stored_reference = stored_source.get("reference") if isinstance(stored_source, dict) else None
+    source: str | None
+    if row["answered_by"] == "patient":
+        source = patient  # a tablet's answers with no source, or the patient's own reference
+    elif row["answered_by"] == "nurse_phone" and row["recorded_by"] is not None:
+        source = f"Practitioner/{row['recorded_by']}"
+    else:  # a relative, or a practitioner a tablet named before nurses had their own route: as it was sent
+        source = stored_reference
+    exported: dict[str, Any] = {"resourceType": "QuestionnaireResponse", "id": str(row["id"])}
+    exported.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "subject", "source"))
+    exported["subject"] = {"reference": patient}
+    if source is not None:
+        exported["source"] = {"reference": source}
+    return exported
 
 
 async def _audit_staff_read(conn: Any, platform: Platform, staff: StaffPrincipal, row: Any) -> None:

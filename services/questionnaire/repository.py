@@ -65,6 +65,13 @@ async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> async
     )
 
 
+async def get_stored_response(conn: asyncpg.Connection, submission_id: UUID) -> asyncpg.Record | None:
+    """A submission's QuestionnaireResponse as stored, and who answered it, for the FHIR export."""
+    return await conn.fetchrow(
+        "SELECT id, patient_id, answered_by, recorded_by, response FROM submissions WHERE id = $1", submission_id
+    )
+
+
 async def mark_scored(conn: asyncpg.Connection, scored: Sequence[tuple[UUID, datetime]]) -> None:
     # Status only moves forward: "seen" may arrive before "scored" (two consumers, no order between them).
     await plan_for_these_values(conn)

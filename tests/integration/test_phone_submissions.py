@@ -177,3 +177,80 @@ async def test_a_tablet_may_no_longer_answer_as_a_practitioner(platform: Any) ->
         problem = _problem(response, 422, "tablet", "relative", "/v1/patients/{patient_id}/submissions")
         assert problem["pointer"] == "/source/reference"
     await _nothing_stored_or_published(platform)
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+FHIR = "application/fhir+json"
+
+
+async def _tablet_submission(platform: Any, patient: uuid.UUID, **kw: Any) -> str:
+    response = await platform.questionnaire.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(RED_NAUSEA, **kw)),
+        headers={**platform.device(patient), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+async def _export(platform: Any, submission_id: str, auth: dict[str, str], accept: str = FHIR) -> Any:
+    return await platform.questionnaire.get(f"/v1/submissions/{submission_id}", headers={**auth, "Accept": accept})
+
+
+async def test_staff_export_a_submission_as_the_fhir_questionnaire_response_with_who_answered(platform: Any) -> None:
+    patient = uuid.uuid4()
+    by_patient = await _tablet_submission(platform, patient)
+    by_relative = await _tablet_submission(platform, patient, source="RelatedPerson/daughter")
+    phoned = await _phone(platform, patient, orjson.dumps(questionnaire_response(RED_NAUSEA)))
+    by_phone = phoned.json()["id"]
+
+    sources = {}
+    for submission_id in (by_patient, by_relative, by_phone):
+        response = await _export(platform, submission_id, platform.staff("nurse", "ide-karim"))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith(FHIR)
+        assert "accept" in response.headers["vary"].lower()
+        resource = response.json()
+        assert resource["resourceType"] == "QuestionnaireResponse"
+        assert resource["id"] == submission_id
+        assert resource["subject"] == {"reference": f"Patient/{patient}"}
+        assert resource["questionnaire"].endswith("reconnect-symptoms|1.0.0")
+        assert resource["status"] == "completed"
+        assert [i["linkId"] for i in resource["item"]] == ["nausea.frequency", "nausea.severity"]
+        sources[submission_id] = resource["source"]
+    assert sources == {
+        by_patient: {"reference": f"Patient/{patient}"},
+        by_relative: {"reference": "RelatedPerson/daughter"},
+        by_phone: {"reference": "Practitioner/ide-claire"},
+    }
+    admin = await _export(platform, by_patient, platform.staff("admin", "admin-1"))
+    assert admin.status_code == 200, admin.text
+
+    # Each export is in the patient's trail.
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        exports = await conn.fetch(
+            "SELECT actor, resource, patient_id FROM audit_log WHERE action = 'submission.export' ORDER BY id"
+        )
+    assert [tuple(e) for e in exports] == [
+        ("ide-karim", f"submission/{s}", patient) for s in (by_patient, by_relative, by_phone)
+    ] + [("admin-1", f"submission/{by_patient}", patient)]
+
+
+async def test_the_status_view_is_unchanged_and_the_export_is_for_staff_only(platform: Any) -> None:
+    patient = uuid.uuid4()
+    submission_id = await _tablet_submission(platform, patient)
+    # The tablet's status view, whatever it accepts but the FHIR type.
+    for accept in ("application/json", "*/*", ""):
+        view = await _export(platform, submission_id, platform.device(patient), accept=accept)
+        assert view.status_code == 200, view.text
+        assert view.json()["status_label"]
+        assert view.headers["content-type"].startswith("application/json")
+    nurse_view = await _export(platform, submission_id, platform.staff("nurse"), accept="application/json")
+    assert nurse_view.json()["answered_by"] == "patient"
+    # The patient's tablet does not export (a hospital system does, with a staff token).
+    _problem(await _export(platform, submission_id, platform.device(patient)), 403, "staff")
+    _problem(await _export(platform, submission_id, platform.staff("fleet")), 403, "nurse", "admin")
+    _problem(await _export(platform, str(uuid.uuid4()), platform.staff("nurse")), 404)
+    # The admin still does not read the status view (unchanged: nurses only).
+    _problem(await _export(platform, submission_id, platform.staff("admin"), accept="application/json"), 403, "nurse")
