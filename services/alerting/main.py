@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.alerting import handlers
 from services.alerting.api import encode_alert_event, router
@@ -22,7 +22,7 @@ from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ConsumerSpec
 from shared.opening_hours import OpeningHours
 from shared.periodic import Clock, system_clock
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, web_address
 
 NAME = "alerting"
 
@@ -39,6 +39,14 @@ class AlertingSettings(ServiceSettings):
     escalation_check_s: float = Field(default=30.0, gt=0, alias="ESCALATION_CHECK_S")
     # Development sign-in on the dashboard (pick a user): never in production, whatever this says.
     dashboard_dev_login: bool = Field(default=True, alias="DASHBOARD_DEV_LOGIN")
+    # Where browsers reach the questionnaire service: the dashboard posts the answers a nurse takes by phone there
+    # (that service's DASHBOARD_ORIGINS must name this one's origin).
+    questionnaire_public_url: str = Field(default="http://127.0.0.1:8001", alias="QUESTIONNAIRE_PUBLIC_URL")
+
+    @field_validator("questionnaire_public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return web_address(value, "QUESTIONNAIRE_PUBLIC_URL")
 
 
 def build_service(settings: AlertingSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:

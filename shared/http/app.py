@@ -27,6 +27,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from shared.auth import TokenService
@@ -92,6 +93,8 @@ class ServiceDefinition:
     # Static pages served as they are (no build step): URL prefix -> directory; "/" redirects to ``home``.
     static: Mapping[str, Path] = field(default_factory=dict)
     home: str | None = None
+    # Web origins whose pages may call this service (CORS, bearer tokens only: no credentials); none by default.
+    cors_origins: Sequence[str] = ()
 
 
 def scheduled_job(name: str, every_s: float, work: Callable[[Platform], Awaitable[object]]) -> BackgroundTask:
@@ -286,6 +289,18 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimit, max_in_flight=service.settings.max_in_flight)
+    if service.cors_origins:
+        # Outermost: a preflight is answered before any limit, and every answer (a refusal too) carries the headers
+        # the page needs to read it. A request without an Origin (a tablet's) passes through untouched.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(service.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Accept"],
+            expose_headers=["Location", "Retry-After"],
+            allow_credentials=False,
+            max_age=600,
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
