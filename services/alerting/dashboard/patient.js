@@ -639,8 +639,17 @@ export function renderPatient(container, { patientId, timeline, alertDetail }) {
   const messages = Array.isArray(timeline.messages) ? timeline.messages : [];
   const levels = Array.isArray(timeline.expected_levels) ? timeline.expected_levels : [];
 
+  const head = patientHeader(patientId, timeline);
+  // COPACOM: for a patient who cannot use the tablet, the nurse asks the questions by phone and enters the answers.
+  head.append(
+    h(
+      "button",
+      { type: "button", class: "btn btn-secondary phone-entry", dataset: { action: "phone-entry" } },
+      "Saisir le questionnaire (appel téléphonique)",
+    ),
+  );
   container.append(
-    patientHeader(patientId, timeline),
+    head,
     h(
       "div",
       { class: "patient-grid" },
