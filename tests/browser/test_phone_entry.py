@@ -119,3 +119,7 @@ async def test_a_nurse_enters_the_answers_she_takes_by_phone_and_their_alert_say
     row = rows(page).first
     await expect(row).to_have_attribute("data-level", "red")
     await expect(row.locator(".col-source")).to_contain_text("téléphone")
+    # The patient view names the nurse who took the answers.
+    await row.locator("[data-action=open-patient]").click()
+    detail = page.locator("#patient-view .submission-detail h3").first
+    await expect(detail).to_contain_text("Infirmière (par téléphone) · ide-claire", timeout=5_000)

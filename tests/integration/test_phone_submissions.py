@@ -72,6 +72,14 @@ async def test_a_nurse_s_phone_answers_raise_an_alert_answered_by_nurse_phone_an
     assert alert["submission_id"] == submission_id
     detail = await platform.alerting.get(f"/v1/alerts/{alert['alert_id']}", headers=platform.staff())
     assert detail.json()["answered_by"] == "nurse_phone"
+    # Which nurse took the answers, for her colleagues: on the alert's submission and in the patient's timeline.
+    assert [(s["answered_by"], s["recorded_by"]) for s in detail.json()["submissions"]] == [
+        ("nurse_phone", "ide-claire")
+    ]
+    timeline = await platform.alerting.get(f"/v1/patients/{patient}/timeline", headers=platform.staff())
+    assert [(s["answered_by"], s["recorded_by"]) for s in timeline.json()["submissions"]] == [
+        ("nurse_phone", "ide-claire")
+    ]
 
     async with platform.questionnaire_platform.pool.acquire() as conn:
         row = await conn.fetchrow(
