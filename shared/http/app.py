@@ -27,13 +27,13 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from shared.auth import TokenService
 from shared.db.housekeeping import run_housekeeping
 from shared.db.outbox import OutboxRelay
 from shared.db.pool import apply_migrations, create_pool, pending_migrations
+from shared.http.cors import OriginCors
 from shared.http.limits import BodySizeLimit, ConcurrencyLimit
 from shared.http.openapi import document_problems
 from shared.http.problems import install_problem_handlers, problem_response
@@ -292,15 +292,7 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     if service.cors_origins:
         # Outermost: a preflight is answered before any limit, and every answer (a refusal too) carries the headers
         # the page needs to read it. A request without an Origin (a tablet's) passes through untouched.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(service.cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Accept"],
-            expose_headers=["Location", "Retry-After"],
-            allow_credentials=False,
-            max_age=600,
-        )
+        app.add_middleware(OriginCors, origins=service.cors_origins)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
