@@ -27,6 +27,10 @@ DEFAULT_PROCESSES = {"questionnaire": 1, "alerting": 1, "devices": 1}
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("ENVIRONMENT", "development")
+    # The dashboard (alerting, 8002) posts a nurse's phone answers to the questionnaire service (8001), another origin.
+    origins = f"http://127.0.0.1:{SERVICES['alerting']},http://localhost:{SERVICES['alerting']}"
+    env.setdefault("DASHBOARD_ORIGINS", origins)
+    env.setdefault("QUESTIONNAIRE_PUBLIC_URL", f"http://127.0.0.1:{SERVICES['questionnaire']}")
     nats = pg = None
     if "NATS_URL" not in env:
         nats = EmbeddedNats(DATA / "nats", port=4222, monitor_port=8222).start()

@@ -6,6 +6,7 @@ outside development, so a production process never starts with the development s
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -202,3 +203,48 @@ class ServiceSettings(BaseSettings):
                 "one of the identity provider's"
             )
         return self
+
+
+_HOST = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)$")
+
+
+def _web_address(value: str, what: str, *, path_allowed: bool) -> str:
+    """``scheme://host[:port]`` (and a path, where allowed), lower-cased host, no trailing slash; a ValueError that
+    names the variable and the value otherwise."""
+    wrong = ValueError(
+        f"{what}: {value!r} is not an http(s) address such as https://soins.example.org"
+        + (" (a path may follow)" if path_allowed else ":8443 (scheme, host and port only)")
+    )
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise wrong from None
+    host = (parts.hostname or "").lower()
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not _HOST.match(host)
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+        or value.strip().endswith("?")
+        or (parts.path not in ("", "/") and not path_allowed)
+    ):
+        raise wrong
+    netloc = f"[{host.strip('[]')}]" if ":" in host else host
+    address = f"{parts.scheme.lower()}://{netloc}" + (f":{port}" if port is not None else "")
+    return address + (parts.path.rstrip("/") if path_allowed else "")
+
+
+def web_origins(value: str | tuple[str, ...] | None, what: str) -> tuple[str, ...]:
+    """A comma-separated list of web origins (``scheme://host[:port]``), each as a browser sends it in ``Origin``."""
+    if value is None or isinstance(value, tuple):
+        return tuple(_web_address(v, what, path_allowed=False) for v in value or ())
+    if not value.strip():
+        return ()
+    return tuple(_web_address(v, what, path_allowed=False) for v in value.split(","))
+
+
+def web_address(value: str, what: str) -> str:
+    """An http(s) address a browser reaches a service at (a path allowed, for a reverse proxy)."""
+    return _web_address(value, what, path_allowed=True)

@@ -294,6 +294,9 @@ class SubmissionView(BaseModel):
     questionnaire_id: str
     authored: datetime
     answered_by: str
+    recorded_by: str | None = Field(
+        default=None, description="answered_by nurse_phone: the staff id of the nurse who took the answers by phone"
+    )
     answers: dict[str, Any]
     grades: dict[str, int]
     ecog: int | None

@@ -56,13 +56,20 @@ class DashboardConfig(BaseModel):
     environment: str
     dev_login: bool
     dev_users: list[DevUser]
+    questionnaire_url: str = Field(
+        description="Where the page reaches the questionnaire service (QUESTIONNAIRE_PUBLIC_URL): the questionnaire "
+        "it shows and the answers a nurse takes by phone"
+    )
 
 
 @router.get("/dashboard/config", response_model=DashboardConfig, summary="How to sign in here (no token needed)")
 async def dashboard_config(platform: PlatformDep) -> Any:
     dev = _dev_login(platform)
     return DashboardConfig(
-        environment=platform.settings.environment, dev_login=dev, dev_users=list(DEV_USERS) if dev else []
+        environment=platform.settings.environment,
+        dev_login=dev,
+        dev_users=list(DEV_USERS) if dev else [],
+        questionnaire_url=str(getattr(platform.settings, "questionnaire_public_url", "")),
     )
 
 

@@ -25,7 +25,7 @@ from shared.messaging.consumer import Subscription
 from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ConsumerSpec
 from shared.periodic import Clock, system_clock
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, web_address
 
 NAME = "alerting"
 
@@ -84,6 +84,15 @@ class AlertingSettings(ServiceSettings):
 
     def rule_set(self) -> RuleSet:
         return DEFAULT_RULE_SET if self.alert_rules_file is None else load_rule_set(self.alert_rules_file)
+
+    # Where browsers reach the questionnaire service: the dashboard posts the answers a nurse takes by phone there
+    # (that service's DASHBOARD_ORIGINS must name this one's origin).
+    questionnaire_public_url: str = Field(default="http://127.0.0.1:8001", alias="QUESTIONNAIRE_PUBLIC_URL")
+
+    @field_validator("questionnaire_public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return web_address(value, "QUESTIONNAIRE_PUBLIC_URL")
 
 
 def build_service(settings: AlertingSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:

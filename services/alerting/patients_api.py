@@ -32,6 +32,9 @@ class ScorePoint(BaseModel):
     submission_id: UUID
     authored: datetime
     answered_by: str
+    recorded_by: str | None = Field(
+        default=None, description="answered_by nurse_phone: the staff id of the nurse who took the answers by phone"
+    )
     grades: dict[str, int]
     level: str
     ecog: int | None

@@ -335,6 +335,7 @@ class ScoreRow:
     level: str
     alert_id: UUID | None
     rule_set: str
+    recorded_by: str | None = None  # the nurse who took the answers by phone
 
     @classmethod
     def of(
@@ -357,17 +358,18 @@ class ScoreRow:
             level,
             alert_id,
             rule_set,
+            submission.recorded_by,
         )
 
 
 def _insert_scores(first: int) -> str:
-    """The INSERT of scores from the eleven arrays ``$first``… of ``_score_columns``."""
+    """The INSERT of scores from the twelve arrays ``$first``… of ``_score_columns``."""
     p = [f"${first + k}" for k in range(len(_score_columns([])))]
     return (
         "INSERT INTO scores (submission_id, patient_id, questionnaire_id, authored, answered_by, answers, grades, "
-        f"ecog, level, alert_id, rule_set) SELECT * FROM unnest({p[0]}::uuid[], {p[1]}::uuid[], {p[2]}::text[], "
-        f"{p[3]}::timestamptz[], {p[4]}::text[], {p[5]}::jsonb[], {p[6]}::jsonb[], {p[7]}::int[], {p[8]}::text[], "
-        f"{p[9]}::uuid[], {p[10]}::text[]) ON CONFLICT (submission_id) DO NOTHING"
+        f"ecog, level, alert_id, rule_set, recorded_by) SELECT * FROM unnest({p[0]}::uuid[], {p[1]}::uuid[], "
+        f"{p[2]}::text[], {p[3]}::timestamptz[], {p[4]}::text[], {p[5]}::jsonb[], {p[6]}::jsonb[], {p[7]}::int[], "
+        f"{p[8]}::text[], {p[9]}::uuid[], {p[10]}::text[], {p[11]}::text[]) ON CONFLICT (submission_id) DO NOTHING"
     )
 
 
@@ -385,6 +387,7 @@ def _score_columns(rows: Sequence[ScoreRow]) -> list[list[Any]]:
         "level",
         "alert_id",
         "rule_set",
+        "recorded_by",
     )
 
 
@@ -552,8 +555,8 @@ async def resolve(
 
 async def scores_for(conn: asyncpg.Connection, submission_ids: Sequence[UUID]) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT submission_id, questionnaire_id, authored, answered_by, answers, grades, ecog, level, rule_set "
-        "FROM scores WHERE submission_id = ANY($1::uuid[]) ORDER BY authored",
+        "SELECT submission_id, questionnaire_id, authored, answered_by, recorded_by, answers, grades, ecog, level, "
+        "rule_set FROM scores WHERE submission_id = ANY($1::uuid[]) ORDER BY authored",
         list(submission_ids),
     )
 
@@ -669,8 +672,8 @@ async def escalate(
 
 async def patient_scores(conn: asyncpg.Connection, patient_id: UUID, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT * FROM (SELECT submission_id, authored, answered_by, grades, level, ecog, alert_id FROM scores "
-        "WHERE patient_id = $1 ORDER BY authored DESC LIMIT $2) recent ORDER BY authored",
+        "SELECT * FROM (SELECT submission_id, authored, answered_by, recorded_by, grades, level, ecog, alert_id "
+        "FROM scores WHERE patient_id = $1 ORDER BY authored DESC LIMIT $2) recent ORDER BY authored",
         patient_id,
         limit,
     )

@@ -15,13 +15,16 @@ from starlette.responses import Response
 from services.questionnaire import repository
 from services.questionnaire.domain import (
     InvalidSubmission,
+    NormalisedSubmission,
     QuestionnaireCatalogue,
     UnknownQuestionnaire,
     normalise_response,
 )
-from shared.audit import record_access
-from shared.auth import DevicePrincipal, StaffPrincipal
+from shared.audit import audit_staff, record_access
+from shared.auth import DevicePrincipal, Principal, StaffPrincipal
+from shared.db.outbox import add_event
 from shared.events.catalog import make_event
+from shared.events.envelope import CloudEvent
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 from shared.http import idempotency
 from shared.http.app import Platform, PlatformDep
@@ -31,7 +34,7 @@ from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.http.responses import json_response
 from shared.http.routes import RequestOnlyRoute
-from shared.http.security import DeviceDep, PrincipalDep, device_principal
+from shared.http.security import DeviceDep, PrincipalDep, device_principal, require_staff
 from shared.opening_hours import OpeningHours
 
 router = APIRouter(prefix="/v1", tags=["questionnaire"])
@@ -79,6 +82,7 @@ CatalogueDep = Annotated[QuestionnaireCatalogue, Depends(catalogue)]
 OpeningHoursDep = Annotated[OpeningHours, Depends(opening_hours)]
 WritersDep = Annotated[Writers, Depends(writers_of)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+NurseDep = Annotated[StaffPrincipal, Depends(require_staff("nurse"))]
 
 
 def _fhir(body: Any, status: int = 200) -> Response:
@@ -166,15 +170,48 @@ async def submit(request: Request) -> Any:
     body = await request.body()
     response = parse_json(body)
     stored = storable_json(response)  # before any walk of it: at most 254 levels deep
+    answers = _normalised(questionnaires, response)
+    if answers.answered_by == "nurse_phone":
+        raise Problem(
+            422,
+            "A tablet answers for its patient (source Patient/<uuid>, or no source) or for a relative "
+            "(RelatedPerson/<id>), not as a practitioner: a nurse who takes the answers by phone posts them to "
+            "POST /v1/patients/{patient_id}/submissions with her staff token.",
+            kind="practitioner-source-on-tablet",
+            pointer="/source/reference",
+        )
+    if answers.subject_patient_id is not None and answers.subject_patient_id != device.patient_id:
+        raise Problem(403, "A tablet can only submit answers for its own patient.", kind="wrong-patient")
+    accepted, event, row = _submission(platform, hours, answers, device.patient_id, stored)
+    replay = await writers.submissions.write(
+        IngressRequest(
+            f"submissions:{device.patient_id}", key, idempotency.request_hash(body), 202, accepted, row, event
+        )
+    )
+    if replay is not None:
+        return json_response(replay.body, replay.status, headers=_location(replay.body))
+    return json_response(accepted, 202, headers=_location(accepted))
+
+
+def _normalised(questionnaires: QuestionnaireCatalogue, response: Any) -> NormalisedSubmission:
     try:
-        answers = normalise_response(questionnaires, response)
+        return normalise_response(questionnaires, response)
     except InvalidSubmission as exc:
         raise Problem(422, exc.detail, kind="invalid-questionnaire-response", pointer=exc.pointer) from None
     except UnknownQuestionnaire as exc:
         raise Problem(422, str(exc), kind="unknown-questionnaire", pointer="/questionnaire") from None
-    if answers.subject_patient_id is not None and answers.subject_patient_id != device.patient_id:
-        raise Problem(403, "A tablet can only submit answers for its own patient.", kind="wrong-patient")
 
+
+def _submission(
+    platform: Platform,
+    hours: OpeningHours,
+    answers: NormalisedSubmission,
+    patient_id: UUID,
+    stored: Any,
+    recorded_by: str | None = None,
+) -> tuple[dict[str, Any], CloudEvent[Any], repository.SubmissionRow]:
+    """What a submission accepted is answered, announces and stores, whoever posted it (a tablet, or a nurse by
+    phone: ``recorded_by``)."""
     submission_id = uuid.uuid4()
     # SubmissionAccepted's shape, built as the dict it is stored and sent as (a model costs more here).
     accepted = {
@@ -187,7 +224,7 @@ async def submit(request: Request) -> Any:
         "questionnaire.submitted",
         QuestionnaireSubmittedV1(
             submission_id=submission_id,
-            patient_id=device.patient_id,
+            patient_id=patient_id,
             questionnaire_id=answers.questionnaire_id,
             questionnaire_version=answers.questionnaire_version,
             authored=answers.authored,
@@ -195,27 +232,91 @@ async def submit(request: Request) -> Any:
             terms=answers.terms,
             red_flags=answers.red_flags,
             ecog=answers.ecog,
+            recorded_by=recorded_by,
         ),
         source=platform.source,
         subject=str(submission_id),
     )
     row = repository.SubmissionRow(
         id=submission_id,
-        patient_id=device.patient_id,
+        patient_id=patient_id,
         questionnaire_id=answers.questionnaire_id,
         questionnaire_version=answers.questionnaire_version,
         answered_by=answers.answered_by,
         authored=answers.authored,
         response=stored,
+        recorded_by=recorded_by,
     )
-    replay = await writers.submissions.write(
-        IngressRequest(
-            f"submissions:{device.patient_id}", key, idempotency.request_hash(body), 202, accepted, row, event
+    return accepted, event, row
+
+
+@router.post(
+    "/patients/{patient_id}/submissions",
+    status_code=202,
+    response_model=SubmissionAccepted,
+    summary="A nurse enters a patient's answers taken by phone (staff token: nurse; Idempotency-Key)",
+    description="The same FHIR R4 QuestionnaireResponse as a tablet posts, for a patient who cannot use the "
+    "tablet (COPACOM): the submission is recorded as answered by `nurse_phone`, with the nurse's staff id "
+    "(`recorded_by`). `source` may be left out (the server sets `Practitioner/<your staff id>`); if sent, it "
+    "must be that reference. `subject`, if sent, must be the patient of the path. Audited.",
+    responses=problem_responses(400, 422),
+    openapi_extra={"requestBody": {"required": True, "content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}}},
+)
+async def submit_by_phone(
+    patient_id: UUID,
+    request: Request,
+    nurse: NurseDep,
+    platform: PlatformDep,
+    hours: OpeningHoursDep,
+    questionnaires: CatalogueDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    key = idempotency.check_key(idempotency_key)
+    body = await request.body()
+    response = parse_json(body)
+    if isinstance(response, dict):
+        response["source"] = _phone_source(response.get("source"), nurse)
+    stored = storable_json(response)
+    answers = _normalised(questionnaires, response)
+    if answers.subject_patient_id is not None and answers.subject_patient_id != patient_id:
+        raise Problem(
+            422,
+            f"subject names another patient than the one in the address ({patient_id}); leave subject out or "
+            "send the same patient.",
+            kind="wrong-patient",
+            pointer="/subject/reference",
         )
-    )
-    if replay is not None:
-        return json_response(replay.body, replay.status, headers=_location(replay.body))
+    accepted, event, row = _submission(platform, hours, answers, patient_id, stored, recorded_by=nurse.staff_id)
+    # A nurse enters a handful of these a day: one transaction of its own, which also holds its audit row, rather
+    # than the tablets' group commit (whose one statement writes no audit row).
+    scope = f"phone-submissions:{patient_id}:{nurse.staff_id}"
+    async with platform.pool.acquire() as conn, conn.transaction():
+        replay = await idempotency.claim_key(conn, scope=scope, key=key, body_hash=idempotency.request_hash(body))
+        if replay is not None:
+            await audit_staff(conn, nurse, "response.replay", f"POST {request.url.path}", patient_id)
+            return json_response(replay.body, replay.status, headers=_location(replay.body))
+        await repository.insert_submission(conn, row)
+        await add_event(conn, event, schema=platform.schema)
+        await audit_staff(conn, nurse, "submission.create", f"submission/{row.id}", patient_id)
+        await idempotency.remember_response(conn, scope=scope, key=key, status=202, body=accepted)
     return json_response(accepted, 202, headers=_location(accepted))
+
+
+def _phone_source(source: Any, nurse: StaffPrincipal) -> dict[str, str]:
+    """The nurse on the phone is who answered: a ``source`` sent must name her; one left out is set to her."""
+    yours = f"Practitioner/{nurse.staff_id}"
+    if source is None:
+        return {"reference": yours}
+    reference = source.get("reference") if isinstance(source, dict) else None
+    if reference != yours:
+        raise Problem(
+            422,
+            f"On this route the nurse taking the answers by phone is who answered: leave source out (it is set to "
+            f'{yours}) or send {{"reference": "{yours}"}}. A patient or a relative answers on the tablet.',
+            kind="invalid-source",
+            pointer="/source",
+        )
+    return {"reference": yours}
 
 
 def _location(body: dict[str, Any]) -> dict[str, str]:
@@ -235,10 +336,28 @@ class SubmissionStatus(BaseModel):
     notice: str
 
 
-@router.get("/submissions/{submission_id}", response_model=SubmissionStatus, responses=problem_responses(403, 404))
+_EXPORT_ROLES = frozenset({"nurse", "admin"})
+
+
+@router.get(
+    "/submissions/{submission_id}",
+    response_model=SubmissionStatus,
+    summary="Where a submission is (status view), or, to staff asking for application/fhir+json, the stored FHIR "
+    "R4 QuestionnaireResponse",
+    description="With `Accept: application/fhir+json` (nurse, admin; audited per patient): the QuestionnaireResponse "
+    "as stored, with `id` the submission's id, `subject` its patient and `source` who answered (`Patient/<uuid>`, "
+    "the relative's `RelatedPerson/<id>`, or `Practitioner/<staff id>` of the nurse who took it by phone). "
+    "Otherwise the status view (the patient's tablet, or a nurse).",
+    responses={
+        200: {"content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}},
+        **problem_responses(403, 404),
+    },
+)
 async def submission_status(
-    submission_id: UUID, principal: PrincipalDep, platform: PlatformDep, hours: OpeningHoursDep
+    submission_id: UUID, request: Request, principal: PrincipalDep, platform: PlatformDep, hours: OpeningHoursDep
 ) -> Any:
+    if _wants_fhir(request.headers.get("accept")):
+        return await _export(submission_id, principal, platform)
     if isinstance(principal, StaffPrincipal) and not principal.has_any(frozenset({"nurse"})):
         raise Problem(403, "Your role does not allow this; it needs one of: nurse.", kind="missing-role")
     async with platform.pool.acquire() as conn:
@@ -252,7 +371,7 @@ async def submission_status(
     if not visible or row is None:
         # Same answer for "absent" and "another patient's": a tablet learns nothing about other patients.
         raise Problem(404, "There is no submission with this id for you.")
-    return SubmissionStatus(
+    status = SubmissionStatus(
         id=row["id"],
         questionnaire_id=row["questionnaire_id"],
         answered_by=row["answered_by"],
@@ -264,6 +383,79 @@ async def submission_status(
         seen_at=row["seen_at"],
         notice=hours.patient_notice(datetime.now(UTC)),
     )
+    return json_response(status.model_dump(mode="json"), 200, headers=_VARY)
+
+
+_VARY = {"Vary": "Accept"}
+
+
+def _wants_fhir(accept: str | None) -> bool:
+    """Whether the client prefers application/fhir+json to every other type it names (RFC 9110 quality values)."""
+    if not accept or FHIR_JSON not in accept.lower():
+        return False
+    best_other, fhir = 0.0, 0.0
+    for media_range in accept.lower().split(","):
+        media_type, *params = (part.strip() for part in media_range.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media_type == FHIR_JSON:
+            fhir = max(fhir, quality)
+        elif media_type in ("application/json", "application/*", "*/*"):
+            best_other = max(best_other, quality if media_type == "application/json" else quality - 0.001)
+    return fhir > 0 and fhir >= best_other
+
+
+async def _export(submission_id: UUID, principal: Principal, platform: Platform) -> Response:
+    if not isinstance(principal, StaffPrincipal):
+        raise Problem(
+            403,
+            "The FHIR export is for staff (nurse, admin) with a staff token; a tablet reads the status view "
+            "(Accept: application/json).",
+            kind="wrong-token",
+        )
+    if not principal.has_any(_EXPORT_ROLES):
+        raise Problem(403, "Your role does not allow this; it needs one of: admin, nurse.", kind="missing-role")
+    async with platform.pool.acquire() as conn:
+        row = await repository.get_stored_response(conn, submission_id)
+        await record_access(
+            conn,
+            actor=principal.staff_id,
+            roles=principal.roles,
+            action="submission.export",
+            resource=f"submission/{submission_id}" if row else "submission/unknown",
+            patient_id=row["patient_id"] if row else None,
+        )
+    if row is None:
+        raise Problem(404, "There is no submission with this id.")
+    return json_response(exported_response(row), 200, media_type=FHIR_JSON, headers=_VARY)
+
+
+def exported_response(row: Any) -> dict[str, Any]:
+    """The stored QuestionnaireResponse with its ``id`` (the submission's), ``subject`` (its patient) and ``source``
+    normalised to who answered."""
+    resource = dict(row["response"])
+    patient = f"Patient/{row['patient_id']}"
+    stored_source = resource.get("source")
+    stored_reference = stored_source.get("reference") if isinstance(stored_source, dict) else None
+    source: str | None
+    if row["answered_by"] == "patient":
+        source = patient  # a tablet's answers with no source, or the patient's own reference
+    elif row["answered_by"] == "nurse_phone" and row["recorded_by"] is not None:
+        source = f"Practitioner/{row['recorded_by']}"
+    else:  # a relative, or a practitioner a tablet named before nurses had their own route: as it was sent
+        source = stored_reference
+    exported: dict[str, Any] = {"resourceType": "QuestionnaireResponse", "id": str(row["id"])}
+    exported.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "subject", "source"))
+    exported["subject"] = {"reference": patient}
+    if source is not None:
+        exported["source"] = {"reference": source}
+    return exported
 
 
 async def _audit_staff_read(conn: Any, platform: Platform, staff: StaffPrincipal, row: Any) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from services.questionnaire import handlers
 from services.questionnaire.api import ingress_writers, router, submission_router
@@ -13,7 +15,7 @@ from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, Questionnaire
 from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import UNLIMITED, ConsumerSpec
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, web_origins
 
 NAME = "questionnaire"
 
@@ -40,6 +42,14 @@ SUBSCRIPTIONS = (
 
 class QuestionnaireSettings(ServiceSettings):
     definitions_dir: Path = Field(default=DEFAULT_DEFINITIONS_DIR, alias="QUESTIONNAIRE_DEFINITIONS_DIR")
+    # The web origins of the nurse dashboard (the alerting service as browsers reach it), allowed to call this
+    # service from their pages (CORS: bearer tokens, never cookies). None by default: no page of another origin may.
+    dashboard_origins: Annotated[tuple[str, ...], NoDecode] = Field(default=(), alias="DASHBOARD_ORIGINS")
+
+    @field_validator("dashboard_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> tuple[str, ...]:
+        return web_origins(value, "DASHBOARD_ORIGINS")
 
 
 def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefinition:
@@ -58,6 +68,7 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
             "opening_hours": settings.clinic_hours(),
         },
         description="Tablet-facing: questionnaires (FHIR R4), submissions and patient messages.",
+        cors_origins=settings.dashboard_origins,
     )
 
 

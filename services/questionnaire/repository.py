@@ -23,9 +23,10 @@ class SubmissionRow:
     answered_by: str
     authored: datetime
     response: orjson.Fragment  # the QuestionnaireResponse as received, encoded (shared.http.bodies)
+    recorded_by: str | None = None  # the nurse who entered it by phone; not a column of SUBMISSIONS (tablets')
 
 
-# Where POST /v1/submissions stores its rows (``shared.http.ingress``).
+# Where POST /v1/submissions stores its rows (``shared.http.ingress``); ``recorded_by`` stays NULL there.
 SUBMISSIONS = RowTable(
     "submissions",
     (
@@ -40,6 +41,22 @@ SUBMISSIONS = RowTable(
 )
 
 
+async def insert_submission(conn: asyncpg.Connection, row: SubmissionRow) -> None:
+    """One submission a nurse entered (POST /v1/patients/{id}/submissions), in the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO submissions (id, patient_id, questionnaire_id, questionnaire_version, answered_by, authored, "
+        "response, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        row.id,
+        row.patient_id,
+        row.questionnaire_id,
+        row.questionnaire_version,
+        row.answered_by,
+        row.authored,
+        row.response,
+        row.recorded_by,
+    )
+
+
 async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT id, patient_id, questionnaire_id, questionnaire_version, answered_by, authored, received_at, "
@@ -50,6 +67,13 @@ async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> async
 
 async def get_message(conn: asyncpg.Connection, message_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT id, patient_id, sent_at, seen_at FROM messages WHERE id = $1", message_id)
+
+
+async def get_stored_response(conn: asyncpg.Connection, submission_id: UUID) -> asyncpg.Record | None:
+    """A submission's QuestionnaireResponse as stored, and who answered it, for the FHIR export."""
+    return await conn.fetchrow(
+        "SELECT id, patient_id, answered_by, recorded_by, response FROM submissions WHERE id = $1", submission_id
+    )
 
 
 async def mark_scored(conn: asyncpg.Connection, scored: Sequence[tuple[UUID, datetime]]) -> None:

@@ -42,7 +42,8 @@ class RedFlags(BaseModel):
 
 
 class QuestionnaireSubmittedV1(BaseModel):
-    """A patient's answers, normalised from the FHIR QuestionnaireResponse the tablet posted."""
+    """A patient's answers, normalised from the FHIR QuestionnaireResponse the tablet posted (or a nurse entered
+    during a phone call)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -55,6 +56,10 @@ class QuestionnaireSubmittedV1(BaseModel):
     terms: tuple[TermAnswer, ...]
     red_flags: RedFlags = RedFlags()
     ecog: int | None = Field(default=None, ge=0, le=4)
+    # The staff id (token subject) of the nurse who entered the answers during a phone call
+    # (``answered_by`` "nurse_phone", POST /v1/patients/{id}/submissions); None when a tablet sent them.
+    # A pseudonymous id, never a name.
+    recorded_by: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class MessageSentV1(BaseModel):

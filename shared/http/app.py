@@ -33,6 +33,7 @@ from shared.auth import TokenService
 from shared.db.housekeeping import run_housekeeping
 from shared.db.outbox import OutboxRelay
 from shared.db.pool import apply_migrations, create_pool, pending_migrations
+from shared.http.cors import OriginCors
 from shared.http.limits import BodySizeLimit, ConcurrencyLimit
 from shared.http.openapi import document_problems
 from shared.http.problems import install_problem_handlers, problem_response
@@ -93,6 +94,8 @@ class ServiceDefinition:
     # Static pages served as they are (no build step): URL prefix -> directory; "/" redirects to ``home``.
     static: Mapping[str, Path] = field(default_factory=dict)
     home: str | None = None
+    # Web origins whose pages may call this service (CORS, bearer tokens only: no credentials); none by default.
+    cors_origins: Sequence[str] = ()
 
 
 def scheduled_job(name: str, every_s: float, work: Callable[[Platform], Awaitable[object]]) -> BackgroundTask:
@@ -294,6 +297,10 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimit, max_in_flight=service.settings.max_in_flight)
+    if service.cors_origins:
+        # Outermost: a preflight is answered before any limit, and every answer (a refusal too) carries the headers
+        # the page needs to read it. A request without an Origin (a tablet's) passes through untouched.
+        app.add_middleware(OriginCors, origins=service.cors_origins)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

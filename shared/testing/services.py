@@ -107,14 +107,15 @@ class ServiceProcess:
 
 
 @contextlib.asynccontextmanager
-async def served(service: ServiceDefinition) -> AsyncIterator[tuple[str, Any]]:
-    """The service behind a real uvicorn server in this process (streaming responses, spans in memory)."""
+async def served(service: ServiceDefinition, port: int | None = None) -> AsyncIterator[tuple[str, Any]]:
+    """The service behind a real uvicorn server in this process (streaming responses, spans in memory), on a free
+    port, or on ``port`` (one taken from ``free_port`` beforehand, for two services that must know each other's)."""
     import asyncio
 
     import uvicorn
 
     app = create_service_app(service)
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -30,6 +30,7 @@ import {
 } from "./format.js";
 import { filterAlerts, flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
 import { MAX_EXPECTED_DAYS, renderPatient, renderPatientError, renderPatientLoading } from "./patient.js";
+import { openPhoneQuestionnaire } from "./phone.js";
 import {
   defaultPeriod,
   lastDays,
@@ -983,6 +984,21 @@ function openPatientResolveDialog(alertId, trigger) {
   openResolveDialog(alertId, trigger, { shown, from: "patient" });
 }
 
+/** The questionnaire a nurse fills in for the open patient during a phone call (phone.js). */
+function openPhoneEntry(trigger) {
+  if (!state.patient) return;
+  const { patientId } = state.patient;
+  openPhoneQuestionnaire({
+    baseUrl: state.config && state.config.questionnaire_url,
+    patientId,
+    patientLabel: patientShortId(patientId),
+    trigger,
+    onSaved: () => {
+      if (state.patient && state.patient.patientId === patientId) markPatientStale();
+    },
+  });
+}
+
 /** New data for the open patient: offer a refresh rather than re-render under the nurse's hands. */
 function markPatientStale() {
   if (state.view !== "patient" || !state.patient) return;
@@ -1226,6 +1242,9 @@ function wire() {
         break;
       case "remove-expected":
         removeExpected(button.dataset.term, button);
+        break;
+      case "phone-entry":
+        openPhoneEntry(button);
         break;
       default:
         break;

@@ -37,6 +37,12 @@ const ATTRIBUTE_LABELS = [
 
 const SOURCE_SHORT = { patient: "Patient·e", relative: "Proche", nurse_phone: "IDE tél." };
 
+/** Who answered, and for answers a nurse took by phone, which nurse ("Infirmière (par téléphone) · ide-claire"). */
+function answeredBy(submission) {
+  const label = sourceLabel(submission.answered_by);
+  return submission.recorded_by ? `${label} · ${submission.recorded_by}` : label;
+}
+
 function section(title, id, ...content) {
   return h(
     "section",
@@ -145,7 +151,7 @@ function trendTable(timeline) {
               "td",
               {
                 class: `source-cell${column.byRelative ? " by-relative" : ""}`,
-                title: sourceLabel(column.submission.answered_by),
+                title: answeredBy(column.submission),
               },
               SOURCE_SHORT[column.submission.answered_by] ?? sourceLabel(column.submission.answered_by),
             ),
@@ -374,7 +380,7 @@ function currentAlertSection(alert) {
           "h3",
           null,
           `Questionnaire du ${formatDateTime(submission.authored)} — `,
-          sourceLabel(submission.answered_by),
+          answeredBy(submission),
         ),
         answersTable(submission),
       ),
@@ -651,8 +657,17 @@ export function renderPatient(container, { patientId, timeline, alertDetail }) {
   const messages = Array.isArray(timeline.messages) ? timeline.messages : [];
   const levels = Array.isArray(timeline.expected_levels) ? timeline.expected_levels : [];
 
+  const head = patientHeader(patientId, timeline);
+  // COPACOM: for a patient who cannot use the tablet, the nurse asks the questions by phone and enters the answers.
+  head.append(
+    h(
+      "button",
+      { type: "button", class: "btn btn-secondary phone-entry", dataset: { action: "phone-entry" } },
+      "Saisir le questionnaire (appel téléphonique)",
+    ),
+  );
   container.append(
-    patientHeader(patientId, timeline),
+    head,
     h(
       "div",
       { class: "patient-grid" },

@@ -1,0 +1,125 @@
+"""A nurse fills in a patient's questionnaire during a phone call, in a real headless Chromium: the form is drawn
+from the questionnaire service's FHIR Questionnaire (its branching too), posted there from the dashboard's origin
+(CORS), and the answers raise their alert like a tablet's, shown as given by the nurse by phone."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from playwright.async_api import Browser, expect
+
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.devservers import free_port
+from shared.testing.services import served
+from tests.browser.conftest import ARTIFACTS, rows
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def phone_ward(
+    service_env: dict[str, str], tokens: TokenService, browser: Browser
+) -> AsyncIterator[tuple[str, Any, Any]]:
+    """Both services over HTTP, each on the port the other is told: the dashboard on one origin, the questionnaire
+    service on another, allowing it."""
+    q_port, a_port = free_port(), free_port()
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env, DASHBOARD_ORIGINS=f"http://127.0.0.1:{a_port}")  # type: ignore[arg-type]
+    a_settings = AlertingSettings(  # type: ignore[call-arg]
+        **env, ESCALATION_CHECK_S="3600", QUESTIONNAIRE_PUBLIC_URL=f"http://127.0.0.1:{q_port}"
+    )
+    async with (
+        served(build_questionnaire(q_settings), port=q_port) as (_, questionnaire),
+        served(build_alerting(a_settings), port=a_port) as (url, _),
+    ):
+        context = await browser.new_context(
+            viewport={"width": 1366, "height": 900}, locale="fr-FR", timezone_id="Europe/Paris"
+        )
+        token = tokens.issue_staff_token("ide-claire", {"nurse"})
+        await context.add_init_script(
+            f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})"
+        )
+        try:
+            yield url, questionnaire, context
+        finally:
+            await context.close()
+
+
+async def test_a_nurse_enters_the_answers_she_takes_by_phone_and_their_alert_says_so(
+    phone_ward: tuple[str, Any, Any],
+) -> None:
+    url, questionnaire, context = phone_ward
+    patient = uuid.uuid4()
+    page = await context.new_page()
+    await page.goto(f"{url}/dashboard/")
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+    await page.goto(f"{url}/dashboard/#patient/{patient}")
+
+    await page.get_by_role("button", name="Saisir le questionnaire (appel téléphonique)").click()
+    dialog = page.locator("#phone-dialog")
+    await expect(dialog).to_be_visible()
+    nausea_frequency = dialog.locator("[data-link-id='nausea.frequency']")
+    nausea_severity = dialog.locator("[data-link-id='nausea.severity']")
+    temperature = dialog.locator("[data-link-id='temperature']")
+    await expect(nausea_frequency).to_be_visible(timeout=5_000)
+    # Branching as the questionnaire says: severity once the frequency is not "Jamais"; the temperature after a fever.
+    await expect(nausea_severity).to_be_hidden()
+    await expect(temperature).to_be_hidden()
+    await nausea_frequency.get_by_label("Jamais").check()
+    await expect(nausea_severity).to_be_hidden()
+    await nausea_frequency.get_by_label("Souvent").check()
+    await expect(nausea_severity).to_be_visible()
+    await dialog.locator("[data-link-id='fever']").get_by_label("Oui").check()
+    await expect(temperature).to_be_visible()
+    await temperature.locator("input").fill("38.6")
+
+    # Severity left unanswered: the server refuses (PRO-CTCAE asks it after that frequency), and the form says where.
+    await dialog.get_by_role("button", name="Enregistrer les réponses").click()
+    error = dialog.locator(".error-text")
+    await expect(error).to_be_visible(timeout=5_000)
+    await expect(error).to_contain_text("Vérifiez la réponse")
+    await expect(error).to_contain_text("quel était le niveau de votre envie de vomir")
+    await expect(nausea_severity).to_have_attribute("aria-invalid", "true")
+    async with questionnaire.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM submissions") == 0
+
+    await nausea_severity.get_by_label("Fort", exact=True).check()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "phone-entry.png"), full_page=True)
+    await dialog.get_by_role("button", name="Enregistrer les réponses").click()
+    await expect(dialog).to_have_count(0, timeout=5_000)
+    await expect(page.locator(".toast-success")).to_contain_text("Réponses enregistrées")
+
+    async with questionnaire.pool.acquire() as conn:
+        stored = await conn.fetchrow("SELECT patient_id, answered_by, recorded_by, response FROM submissions")
+    assert (stored["patient_id"], stored["answered_by"], stored["recorded_by"]) == (
+        patient,
+        "nurse_phone",
+        "ide-claire",
+    )
+    sent = {i["linkId"]: i["answer"][0] for i in stored["response"]["item"]}
+    assert sent == {
+        "nausea.frequency": {"valueCoding": {"system": sent["nausea.frequency"]["valueCoding"]["system"], "code": "3"}},
+        "nausea.severity": {"valueCoding": {"system": sent["nausea.severity"]["valueCoding"]["system"], "code": "3"}},
+        "fever": {"valueBoolean": True},
+        "temperature": {"valueDecimal": 38.6},
+    }
+
+    # Back to the list: the red alert, given by the nurse on the phone.
+    await page.get_by_role("button", name="Retour").click()
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    row = rows(page).first
+    await expect(row).to_have_attribute("data-level", "red")
+    await expect(row.locator(".col-source")).to_contain_text("téléphone")
+    # The patient view names the nurse who took the answers.
+    await row.locator("[data-action=open-patient]").click()
+    detail = page.locator("#patient-view .submission-detail h3").first
+    await expect(detail).to_contain_text("Infirmière (par téléphone) · ide-claire", timeout=5_000)

@@ -1,0 +1,43 @@
+"""Where the dashboard runs and where it finds the questionnaire service: settings checked at start-up."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.alerting.main import AlertingSettings
+from services.questionnaire.main import QuestionnaireSettings
+
+
+def test_no_dashboard_origin_by_default_and_a_list_is_read_normalised() -> None:
+    assert QuestionnaireSettings().dashboard_origins == ()
+    settings = QuestionnaireSettings(DASHBOARD_ORIGINS=" http://127.0.0.1:8002, HTTPS://Soins.Example.org ")  # type: ignore[call-arg]
+    assert settings.dashboard_origins == ("http://127.0.0.1:8002", "https://soins.example.org")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "*",
+        "127.0.0.1:8002",
+        "ftp://soins.example.org",
+        "https://soins.example.org/dashboard/",
+        "https://soins.example.org?x=1",
+        "https://user@soins.example.org",
+        "https://soins.example.org:99999",
+        "http://127.0.0.1:8002,,",
+        "null",
+    ],
+)
+def test_a_dashboard_origin_that_is_not_one_stops_the_service(value: str) -> None:
+    with pytest.raises(ValidationError, match="DASHBOARD_ORIGINS"):
+        QuestionnaireSettings(DASHBOARD_ORIGINS=value)  # type: ignore[call-arg]
+
+
+def test_the_questionnaire_service_s_public_url() -> None:
+    assert AlertingSettings().questionnaire_public_url == "http://127.0.0.1:8001"
+    given = AlertingSettings(QUESTIONNAIRE_PUBLIC_URL="https://soins.example.org/questionnaire/")  # type: ignore[call-arg]
+    assert given.questionnaire_public_url == "https://soins.example.org/questionnaire"
+    for wrong in ("soins.example.org", "javascript:alert(1)", "https://soins.example.org/?a=1", "https://u@x.org"):
+        with pytest.raises(ValidationError, match="QUESTIONNAIRE_PUBLIC_URL"):
+            AlertingSettings(QUESTIONNAIRE_PUBLIC_URL=wrong)  # type: ignore[call-arg]
