@@ -514,3 +514,19 @@ async def test_a_write_with_two_keys_or_two_tokens_is_refused_not_guessed(platfo
     async with platform.questionnaire_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = ANY($1)", [patient, other]) == 0
     assert (await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())).json()["status"] == "open"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/questionnaires/%C3%A9t%C3%A9", "/v1/questionnaires/a%20b%1B%7F%25", "/v1/questionnaires/%F0%9F%8F%86%5B%5D"],
+    ids=["accented", "space-control-percent", "emoji-brackets"],
+)
+async def test_a_problems_instance_is_the_path_as_a_uri_reference(platform: Any, path: str) -> None:
+    # Found by the API fuzz: the instance was the decoded path ("/v1/questionnaires/été", with its spaces and control
+    # characters as they are), which is no URI reference, as the Problem schema says it is.
+    tablet = platform.device(uuid.uuid4())
+    problem = await _assert_problem(await platform.questionnaire.get(path, headers=tablet), 404)
+    assert problem["instance"] == path
+    text = {**tablet, "Content-Type": "text/plain"}  # refused by the request guard, before the app
+    refused = await platform.questionnaire.post(path.replace("questionnaires", "messages"), content=b"x", headers=text)
+    assert (await _assert_problem(refused, 415))["instance"] == path.replace("questionnaires", "messages")
