@@ -243,7 +243,8 @@ async def submission_status(
         raise Problem(403, "Your role does not allow this; it needs one of: nurse.", kind="missing-role")
     async with platform.pool.acquire() as conn:
         row = await repository.get_submission(conn, submission_id)
-        if isinstance(principal, StaffPrincipal):
+        if row is not None and isinstance(principal, StaffPrincipal):
+            # A 404 shows no patient's data: nothing to audit (a refused request stores nothing).
             await _audit_staff_read(conn, platform, principal, row)
     visible = row is not None and (
         isinstance(principal, StaffPrincipal)
@@ -272,8 +273,8 @@ async def _audit_staff_read(conn: Any, platform: Platform, staff: StaffPrincipal
         actor=staff.staff_id,
         roles=staff.roles,
         action="submission.read",
-        resource=f"submission/{row['id']}" if row else "submission/unknown",
-        patient_id=row["patient_id"] if row else None,
+        resource=f"submission/{row['id']}",
+        patient_id=row["patient_id"],
     )
 
 

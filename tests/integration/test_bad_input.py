@@ -179,6 +179,15 @@ async def test_a_tablet_cannot_read_another_patients_submission(platform: Any) -
     assert [tuple(r) for r in audit] == [("nurse-1", "submission.read", f"submission/{sid}")]
 
 
+async def test_a_nurse_asking_for_an_unknown_submission_gets_a_404_that_stores_nothing(platform: Any) -> None:
+    # Found by the API fuzz: the 404 left an audit row ("submission/unknown", no patient), the one refusal of the
+    # services that stored something; a read that shows no patient's data is no access to audit.
+    unknown = await platform.questionnaire.get(f"/v1/submissions/{uuid.uuid4()}", headers=platform.staff("nurse"))
+    await _assert_problem(unknown, 404)
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+
+
 async def test_idempotency_key_reused_for_other_content_is_422(platform: Any) -> None:
     patient = uuid.uuid4()
     headers = _headers(platform, patient)
