@@ -85,7 +85,29 @@ def _fhir(body: Any, status: int = 200) -> Response:
     return json_response(body, status, media_type=FHIR_JSON)
 
 
-@router.get("/questionnaires", summary="All questionnaires, as a FHIR searchset Bundle")
+class FhirJson(Response):
+    """What the FHIR reads answer, for their documentation: FHIR R4 resources as application/fhir+json."""
+
+    media_type = FHIR_JSON
+
+
+def _fhir_resource(resource_type: str, description: str, required: list[str]) -> dict[int | str, Any]:
+    """The documented 200 of a FHIR read: the resource, as application/fhir+json."""
+    schema = {
+        "type": "object",
+        "description": f"A FHIR R4 {resource_type}.",
+        "required": ["resourceType", *required],
+        "properties": {"resourceType": {"const": resource_type}},
+    }
+    return {200: {"description": description, "content": {FHIR_JSON: {"schema": schema}}}}
+
+
+@router.get(
+    "/questionnaires",
+    summary="All questionnaires, as a FHIR searchset Bundle",
+    response_class=FhirJson,
+    responses=_fhir_resource("Bundle", "A searchset Bundle, one entry per questionnaire.", ["type", "entry"]),
+)
 async def list_questionnaires(_: PrincipalDep, questionnaires: CatalogueDep) -> Response:
     entries = [{"resource": d.resource} for d in questionnaires.all()]
     return _fhir({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
@@ -94,7 +116,11 @@ async def list_questionnaires(_: PrincipalDep, questionnaires: CatalogueDep) -> 
 @router.get(
     "/questionnaires/{questionnaire_id}",
     summary="One questionnaire as a FHIR R4 Questionnaire",
-    responses=problem_responses(404),
+    response_class=FhirJson,
+    responses={
+        **_fhir_resource("Questionnaire", "The questionnaire, its items in French.", ["id", "url", "version", "item"]),
+        **problem_responses(404),
+    },
 )
 async def get_questionnaire(questionnaire_id: str, _: PrincipalDep, questionnaires: CatalogueDep) -> Response:
     definition = questionnaires.get(questionnaire_id)

@@ -154,3 +154,22 @@ async def _devices(s: Service) -> None:
 
 
 REFUSALS = {"questionnaire": _questionnaire, "alerting": _alerting, "devices": _devices}
+
+
+@pytest.mark.parametrize("service", ["questionnaire"], indirect=True)
+async def test_the_fhir_reads_are_documented_as_the_fhir_json_they_answer(service: Service) -> None:
+    # Found by the API fuzz: the document said application/json, with no schema, for what is sent as
+    # application/fhir+json (a Bundle, a Questionnaire); a client generated from it would refuse the answer.
+    tablet = service.device()
+    for template, url, resource_type in (
+        ("/v1/questionnaires", "/v1/questionnaires", "Bundle"),
+        ("/v1/questionnaires/{questionnaire_id}", "/v1/questionnaires/reconnect-symptoms", "Questionnaire"),
+    ):
+        response = await service.client.get(url, headers=tablet)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/fhir+json"
+        documented = service.document["paths"][template]["get"]["responses"]["200"]["content"]
+        assert list(documented) == ["application/fhir+json"], documented
+        schema = documented["application/fhir+json"]["schema"]
+        assert schema["properties"]["resourceType"] == {"const": resource_type}
+        assert set(schema["required"]) <= set(response.json())
