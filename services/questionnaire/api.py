@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
@@ -78,7 +78,6 @@ async def opening_hours(platform: PlatformDep) -> OpeningHours:
 CatalogueDep = Annotated[QuestionnaireCatalogue, Depends(catalogue)]
 OpeningHoursDep = Annotated[OpeningHours, Depends(opening_hours)]
 WritersDep = Annotated[Writers, Depends(writers_of)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 def _fhir(body: Any, status: int = 200) -> Response:
@@ -325,7 +324,8 @@ class MessageAccepted(BaseModel):
     responses=problem_responses(422),
     # The body is read and checked in the route (its errors are the message's own problems): documented here.
     openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": MessageIn.model_json_schema()}}}
+        "parameters": [idempotency.IDEMPOTENCY_KEY_PARAMETER],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": MessageIn.model_json_schema()}}},
     },
 )
 async def send_message(
@@ -334,9 +334,8 @@ async def send_message(
     platform: PlatformDep,
     hours: OpeningHoursDep,
     writers: WritersDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    key = idempotency.check_key(idempotency_key)
+    key = idempotency.check_key(request.headers.get("idempotency-key"))
     body = await request.body()
     try:
         message = MessageIn.model_validate(parse_json(body))
