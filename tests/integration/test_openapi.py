@@ -20,7 +20,7 @@ from services.devices.main import build_service as build_devices
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
-from shared.testing.services import in_process
+from shared.testing.services import in_process, served
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +173,29 @@ async def test_the_fhir_reads_are_documented_as_the_fhir_json_they_answer(servic
         schema = documented["application/fhir+json"]["schema"]
         assert schema["properties"]["resourceType"] == {"const": resource_type}
         assert set(schema["required"]) <= set(response.json())
+
+
+async def test_the_live_stream_sends_the_events_its_document_describes(
+    service_env: dict[str, str], tokens: TokenService
+) -> None:
+    # Found by the API fuzz: the frames the stream sends (here the reset of an id it never sent) are what the
+    # document's itemSchema says an event is.
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-1', {'nurse'})}", "Last-Event-ID": "408"}
+    async with (
+        served(build_alerting(AlertingSettings(**env))) as (url, _),  # type: ignore[arg-type]
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        schema = (await client.get("/openapi.json")).json()["paths"]["/v1/alerts/stream"]["get"]
+        event_schema = schema["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]
+        async with client.stream("GET", "/v1/alerts/stream", headers=nurse) as response:
+            assert response.status_code == 200
+            lines = []
+            async for line in response.aiter_lines():
+                if not line:
+                    break
+                lines.append(line)
+    event = dict(line.split(": ", 1) for line in lines if not line.startswith(":"))
+    assert event == {"event": "reset", "data": "{}"}
+    assert set(event_schema["required"]) <= set(event) <= set(event_schema["properties"])
+    assert event["event"] in event_schema["properties"]["event"]["enum"]

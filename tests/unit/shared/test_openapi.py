@@ -94,6 +94,16 @@ def test_the_live_stream_is_documented_as_server_sent_events() -> None:
     ok = _document("alerting")["paths"]["/v1/alerts/stream"]["get"]["responses"]["200"]
     assert list(ok["content"]) == ["text/event-stream"]
     assert "Last-Event-ID" in ok["description"]
+    # Found by the API fuzz: only the stream as a whole was documented (a string), which tools reading an event
+    # stream's schema as one event's (schemathesis, OpenAPI before 3.2) took to say each event is a string. Each
+    # event is documented as OpenAPI 3.2 does (itemSchema): the fields of the frames encode_alert_event writes.
+    stream = ok["content"]["text/event-stream"]
+    assert stream["schema"] == {"type": "string"}
+    event = stream["itemSchema"]
+    assert event["type"] == "object" and event["required"] == ["data"]
+    assert set(event["properties"]) == {"event", "data", "id"}
+    assert {"reset", "alert.raised", "alert.updated", "alert.reopened"} <= set(event["properties"]["event"]["enum"])
+    assert event["properties"]["id"]["pattern"] == "^[0-9]{1,20}$"
 
 
 # What the routes' own code and their dependencies raise (grep `Problem(`), as the documents must say it.
