@@ -539,3 +539,21 @@ async def test_a_problems_instance_is_the_path_as_a_uri_reference(platform: Any,
     text = {**tablet, "Content-Type": "text/plain"}  # refused by the request guard, before the app
     refused = await platform.questionnaire.post(path.replace("questionnaires", "messages"), content=b"x", headers=text)
     assert (await _assert_problem(refused, 415))["instance"] == path.replace("questionnaires", "messages")
+
+
+async def test_a_query_parameter_that_takes_one_value_sent_twice_is_refused_not_guessed(platform: Any) -> None:
+    # Found by the API fuzz: the last of the values counted, silently (?limit=5&limit=500 was a page of 500), as the
+    # first of two Idempotency-Keys once did; which one the caller meant would be a guess.
+    nurse, admin = platform.staff("nurse"), platform.staff("admin")
+    for client, url, headers, name in (
+        (platform.alerting, "/v1/alerts?limit=5&limit=500", nurse, "limit"),
+        (platform.alerting, "/v1/metrics?from=2026-01-01&to=2026-01-31&from=2026-01-02", nurse, "from"),
+        (platform.questionnaire, "/v1/audit?actor=ide-1&action=x&actor=ide-2", admin, "actor"),
+    ):
+        problem = await _assert_problem(await client.get(url, headers=headers), 400, f"Send the {name} query")
+        assert problem["type"].endswith("/repeated-parameter") and problem["pointer"] == f"/{name}"
+    # A parameter that takes a list takes it as repeated values.
+    listed = await platform.alerting.get("/v1/alerts?status=open&status=acknowledged&limit=5", headers=nurse)
+    assert listed.status_code == 200, listed.text
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
