@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install browser run test test-unit lint format typecheck token bench asyncapi clean
+.PHONY: install browser run test test-unit fuzz lint format typecheck token bench asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,12 @@ test: install browser
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit tests/contract
+
+## The API fuzz alone, randomised, with many examples per operation: make fuzz [FUZZ_EXAMPLES=1000]
+## (make test runs it deterministic and small).
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/integration/test_api_fuzz.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -21,7 +21,7 @@ from shared.audit import StreamAccessTrail, StreamedAccess, audit_staff, audit_s
 from shared.auth import InvalidToken, StaffPrincipal
 from shared.db.outbox import add_event
 from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopenedV1, AlertResolvedV1, Outcome
-from shared.events.catalog import make_event
+from shared.events.catalog import CATALOG, make_event
 from shared.http.app import Platform, PlatformDep
 from shared.http.limits import MAX_OFFSET
 from shared.http.openapi import ProblemMember, authenticates, problem_responses, raises
@@ -256,13 +256,41 @@ STREAM_DESCRIPTION = (
 )
 
 
+STREAM_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One event of the stream, as its lines give it.",
+    "required": ["data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": ["reset", *sorted(t for t in CATALOG if t.startswith("alert."))],
+            "description": "The event's type, or `reset`.",
+        },
+        "data": {
+            "type": "string",
+            "description": "A JSON object: the event's `type`, `id`, `time` and `data` (`{}` for a reset).",
+        },
+        "id": {
+            "type": "string",
+            "pattern": "^[0-9]{1,20}$",
+            "description": "The JetStream stream sequence, for Last-Event-ID (none on a reset).",
+        },
+    },
+}
+
+
 @router.get(
     "/stream",
     summary="Live alert events (Server-Sent Events; ids are JetStream stream sequences)",
     status_code=200,
     response_class=EventStream,
     responses={
-        200: {"description": STREAM_DESCRIPTION, "content": {EventStream.media_type: {"schema": {"type": "string"}}}}
+        200: {
+            "description": STREAM_DESCRIPTION,
+            # The stream as a whole is text; each event (OpenAPI 3.2's itemSchema, which tools reading an event
+            # stream's schema as one event's find beside it) is a frame of encode_alert_event, or the reset.
+            "content": {EventStream.media_type: {"schema": {"type": "string"}, "itemSchema": STREAM_EVENT_SCHEMA}},
+        }
     },
 )
 async def alert_stream(

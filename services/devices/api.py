@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
@@ -56,7 +56,7 @@ router = APIRouter(prefix="/v1", tags=["fleet"])
 
 FleetManager = Annotated[StaffPrincipal, Depends(require_staff("fleet"))]
 FleetReader = Annotated[StaffPrincipal, Depends(require_staff("fleet", "arc", "nurse"))]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdempotencyKey = idempotency.OptionalKey
 
 STAFF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,79}$"
 Reason = Annotated[str | None, Field(default=None, max_length=500, description="Why (kept in the history).")]
@@ -295,6 +295,7 @@ class TabletRegistration(BaseModel):
     response_model=TabletView,
     summary="Register a tablet and its accessories",
     responses=problem_responses(409, 422),
+    openapi_extra=idempotency.OPTIONAL_KEY,
 )
 async def register_tablet(
     body: TabletRegistration, request: Request, staff: FleetManager, platform: PlatformDep, key: IdempotencyKey = None
@@ -468,6 +469,7 @@ class StepRequest(BaseModel):
     response_model=TabletView,
     summary="Move a tablet one step",
     responses=STEP_PROBLEMS,
+    openapi_extra=idempotency.OPTIONAL_KEY,
 )
 async def move_tablet(
     tablet_id: UUID,
@@ -541,6 +543,7 @@ TOKEN_MARGIN = timedelta(days=60)
     response_model=LoanGranted,
     summary="Loan a tablet",
     responses=STEP_PROBLEMS,
+    openapi_extra=idempotency.OPTIONAL_KEY,
 )
 async def loan_tablet(
     tablet_id: UUID,
@@ -658,6 +661,7 @@ class ReturnRequest(BaseModel):
     response_model=LoanView,
     summary="Record a return; revokes the token",
     responses=STEP_PROBLEMS,
+    openapi_extra=idempotency.OPTIONAL_KEY,
 )
 async def return_tablet(
     tablet_id: UUID,
@@ -717,6 +721,7 @@ class AccessoriesBack(BaseModel):
     response_model=LoanView,
     summary="Missing accessories came back",
     responses=STEP_PROBLEMS,
+    openapi_extra=idempotency.OPTIONAL_KEY,
 )
 async def accessories_back(
     loan_id: UUID,
@@ -761,6 +766,7 @@ class WipeRequest(BaseModel):
     response_model=TabletView,
     summary="Record a wipe with its proof",
     responses=STEP_PROBLEMS,
+    openapi_extra=idempotency.OPTIONAL_KEY,
 )
 async def wipe_tablet(
     tablet_id: UUID,
@@ -807,6 +813,7 @@ class LossReport(BaseModel):
     response_model=TabletView,
     summary="Report lost or stolen; revokes the token",
     responses=STEP_PROBLEMS,
+    openapi_extra=idempotency.OPTIONAL_KEY,
 )
 async def report_lost(
     tablet_id: UUID,

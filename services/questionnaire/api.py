@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
@@ -81,7 +81,6 @@ async def opening_hours(platform: PlatformDep) -> OpeningHours:
 CatalogueDep = Annotated[QuestionnaireCatalogue, Depends(catalogue)]
 OpeningHoursDep = Annotated[OpeningHours, Depends(opening_hours)]
 WritersDep = Annotated[Writers, Depends(writers_of)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 NurseDep = Annotated[StaffPrincipal, Depends(require_staff("nurse"))]
 
 
@@ -89,7 +88,29 @@ def _fhir(body: Any, status: int = 200) -> Response:
     return json_response(body, status, media_type=FHIR_JSON)
 
 
-@router.get("/questionnaires", summary="All questionnaires, as a FHIR searchset Bundle")
+class FhirJson(Response):
+    """What the FHIR reads answer, for their documentation: FHIR R4 resources as application/fhir+json."""
+
+    media_type = FHIR_JSON
+
+
+def _fhir_resource(resource_type: str, description: str, required: list[str]) -> dict[int | str, Any]:
+    """The documented 200 of a FHIR read: the resource, as application/fhir+json."""
+    schema = {
+        "type": "object",
+        "description": f"A FHIR R4 {resource_type}.",
+        "required": ["resourceType", *required],
+        "properties": {"resourceType": {"const": resource_type}},
+    }
+    return {200: {"description": description, "content": {FHIR_JSON: {"schema": schema}}}}
+
+
+@router.get(
+    "/questionnaires",
+    summary="All questionnaires, as a FHIR searchset Bundle",
+    response_class=FhirJson,
+    responses=_fhir_resource("Bundle", "A searchset Bundle, one entry per questionnaire.", ["type", "entry"]),
+)
 async def list_questionnaires(_: PrincipalDep, questionnaires: CatalogueDep) -> Response:
     entries = [{"resource": d.resource} for d in questionnaires.all()]
     return _fhir({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
@@ -98,7 +119,11 @@ async def list_questionnaires(_: PrincipalDep, questionnaires: CatalogueDep) -> 
 @router.get(
     "/questionnaires/{questionnaire_id}",
     summary="One questionnaire as a FHIR R4 Questionnaire",
-    responses=problem_responses(404),
+    response_class=FhirJson,
+    responses={
+        **_fhir_resource("Questionnaire", "The questionnaire, its items in French.", ["id", "url", "version", "item"]),
+        **problem_responses(404),
+    },
 )
 async def get_questionnaire(questionnaire_id: str, _: PrincipalDep, questionnaires: CatalogueDep) -> Response:
     definition = questionnaires.get(questionnaire_id)
@@ -260,7 +285,10 @@ def _submission(
     "(`recorded_by`). `source` may be left out (the server sets `Practitioner/<your staff id>`); if sent, it "
     "must be that reference. `subject`, if sent, must be the patient of the path. Audited.",
     responses=problem_responses(400, 422),
-    openapi_extra={"requestBody": {"required": True, "content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}}},
+    openapi_extra={
+        "parameters": [idempotency.IDEMPOTENCY_KEY_PARAMETER],
+        "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": _RESPONSE_SCHEMA}}},
+    },
 )
 async def submit_by_phone(
     patient_id: UUID,
@@ -269,9 +297,8 @@ async def submit_by_phone(
     platform: PlatformDep,
     hours: OpeningHoursDep,
     questionnaires: CatalogueDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    key = idempotency.check_key(idempotency_key)
+    key = idempotency.check_key(request.headers.get("idempotency-key"))
     body = await request.body()
     response = parse_json(body)
     if isinstance(response, dict):
@@ -362,7 +389,8 @@ async def submission_status(
         raise Problem(403, "Your role does not allow this; it needs one of: nurse.", kind="missing-role")
     async with platform.pool.acquire() as conn:
         row = await repository.get_submission(conn, submission_id)
-        if isinstance(principal, StaffPrincipal):
+        if row is not None and isinstance(principal, StaffPrincipal):
+            # A 404 shows no patient's data: nothing to audit (a refused request stores nothing).
             await _audit_staff_read(conn, platform, principal, row)
     visible = row is not None and (
         isinstance(principal, StaffPrincipal)
@@ -464,8 +492,8 @@ async def _audit_staff_read(conn: Any, platform: Platform, staff: StaffPrincipal
         actor=staff.staff_id,
         roles=staff.roles,
         action="submission.read",
-        resource=f"submission/{row['id']}" if row else "submission/unknown",
-        patient_id=row["patient_id"] if row else None,
+        resource=f"submission/{row['id']}",
+        patient_id=row["patient_id"],
     )
 
 
@@ -528,7 +556,8 @@ class MessageAccepted(BaseModel):
     responses=problem_responses(422),
     # The body is read and checked in the route (its errors are the message's own problems): documented here.
     openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": MessageIn.model_json_schema()}}}
+        "parameters": [idempotency.IDEMPOTENCY_KEY_PARAMETER],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": MessageIn.model_json_schema()}}},
     },
 )
 async def send_message(
@@ -537,9 +566,8 @@ async def send_message(
     platform: PlatformDep,
     hours: OpeningHoursDep,
     writers: WritersDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    key = idempotency.check_key(idempotency_key)
+    key = idempotency.check_key(request.headers.get("idempotency-key"))
     body = await request.body()
     try:
         message = MessageIn.model_validate(parse_json(body))

@@ -37,6 +37,8 @@ from shared.http.cors import OriginCors
 from shared.http.limits import BodySizeLimit, ConcurrencyLimit
 from shared.http.openapi import document_problems
 from shared.http.problems import install_problem_handlers, problem_response
+from shared.http.queries import single_valued_query
+from shared.http.routes import RequestOnlyRoute
 from shared.messaging.connection import connect, servers_not_syncing_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
@@ -325,7 +327,10 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
 
     framework_routes = list(app.router.routes)  # the docs, /healthz and /readyz
     for router in (*service.routers, audit_router):
-        app.include_router(router)
+        # A request-only route resolves nothing (and takes no query parameter); every other one refuses a query
+        # parameter that takes one value sent twice.
+        request_only = issubclass(router.route_class, RequestOnlyRoute)
+        app.include_router(router, dependencies=None if request_only else [Depends(single_valued_query)])
     # Routing tries each route in turn: the service's own (its hottest first) go before the docs and probes,
     # none of whose paths they share. Measured: 10 µs less per tablet submission (of about 100 µs between
     # uvicorn and the endpoint), six fewer path matches.

@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Header
 
 from shared.http.problems import Problem
 
-_KEY = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
+# What a key may be: what check_key takes, and what the documents say.
+KEY_PATTERN = r"^[A-Za-z0-9._:\-]{8,128}$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -23,13 +27,30 @@ class StoredResponse:
     body: dict[str, Any]
 
 
-# For routes that read the header themselves (no FastAPI ``Header`` parameter): documents it in OpenAPI.
+# The header as the documents give it: its form is what check_key takes (a FastAPI ``Header`` parameter would be
+# documented as any text or null).
+KEY_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 8, "maxLength": 128, "pattern": KEY_PATTERN}
+
+# For routes that read the header themselves (no FastAPI ``Header`` parameter), where a missing key is refused.
 IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": True,
     "description": "8 to 128 characters among letters, digits and . _ : -; a retry sends the same key.",
-    "schema": {"type": "string", "minLength": 8, "maxLength": 128},
+    "schema": KEY_SCHEMA,
+}
+
+# A key a command takes if one is sent: the route reads it as ``OptionalKey`` and passes ``openapi_extra=OPTIONAL_KEY``.
+OptionalKey = Annotated[str | None, Header(alias="Idempotency-Key", include_in_schema=False)]
+OPTIONAL_KEY: dict[str, Any] = {
+    "parameters": [
+        {
+            **IDEMPOTENCY_KEY_PARAMETER,
+            "required": False,
+            "description": "Optional: 8 to 128 characters among letters, digits and . _ : -; a retry with the same "
+            "key gets the first answer, and the command is done once.",
+        }
+    ]
 }
 
 
@@ -40,7 +61,7 @@ def check_key(key: str | None) -> str:
             "Send an Idempotency-Key header (for example a UUID) so that a retry cannot submit twice.",
             kind="missing-idempotency-key",
         )
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise Problem(
             400,
             "The Idempotency-Key header must be 8 to 128 characters among letters, digits and . _ : -",

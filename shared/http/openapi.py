@@ -101,7 +101,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 _DESCRIPTIONS = {
     400: "The request cannot be read (`detail` says why): for example malformed JSON, a missing or invalid header "
-    "this operation reads, a header sent twice, or a NUL character in the address.",
+    "this operation reads, a header or a query parameter sent twice, or a NUL character in the address.",
     401: "No bearer token, or one that is invalid, expired or revoked.",
     403: "The token is of the wrong kind, lacks the role, or is for another patient.",
     404: "There is no such resource, or none this caller may see.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
@@ -66,6 +67,10 @@ def problem_document(status: int, detail: str, *, kind: str | None = None) -> di
     }
 
 
+# What RFC 3986 lets a path hold as it is (besides letters, digits and - . _ ~): everything else is percent-encoded.
+_PATH_CHARACTERS = "/!$&'()*+,;=:@"
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -75,9 +80,10 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> Response:
+    """``instance``: the request's path as the ASGI scope has it (decoded), sent as the URI reference it stands for."""
     body = problem_document(status, detail, kind=kind)
     if instance:
-        body["instance"] = instance
+        body["instance"] = quote(instance, safe=_PATH_CHARACTERS, errors="replace")
     body.update(extensions)
     return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 

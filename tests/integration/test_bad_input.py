@@ -179,6 +179,15 @@ async def test_a_tablet_cannot_read_another_patients_submission(platform: Any) -
     assert [tuple(r) for r in audit] == [("nurse-1", "submission.read", f"submission/{sid}")]
 
 
+async def test_a_nurse_asking_for_an_unknown_submission_gets_a_404_that_stores_nothing(platform: Any) -> None:
+    # Found by the API fuzz: the 404 left an audit row ("submission/unknown", no patient), the one refusal of the
+    # services that stored something; a read that shows no patient's data is no access to audit.
+    unknown = await platform.questionnaire.get(f"/v1/submissions/{uuid.uuid4()}", headers=platform.staff("nurse"))
+    await _assert_problem(unknown, 404)
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+
+
 async def test_idempotency_key_reused_for_other_content_is_422(platform: Any) -> None:
     patient = uuid.uuid4()
     headers = _headers(platform, patient)
@@ -514,3 +523,37 @@ async def test_a_write_with_two_keys_or_two_tokens_is_refused_not_guessed(platfo
     async with platform.questionnaire_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = ANY($1)", [patient, other]) == 0
     assert (await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())).json()["status"] == "open"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/questionnaires/%C3%A9t%C3%A9", "/v1/questionnaires/a%20b%1B%7F%25", "/v1/questionnaires/%F0%9F%8F%86%5B%5D"],
+    ids=["accented", "space-control-percent", "emoji-brackets"],
+)
+async def test_a_problems_instance_is_the_path_as_a_uri_reference(platform: Any, path: str) -> None:
+    # Found by the API fuzz: the instance was the decoded path ("/v1/questionnaires/été", with its spaces and control
+    # characters as they are), which is no URI reference, as the Problem schema says it is.
+    tablet = platform.device(uuid.uuid4())
+    problem = await _assert_problem(await platform.questionnaire.get(path, headers=tablet), 404)
+    assert problem["instance"] == path
+    text = {**tablet, "Content-Type": "text/plain"}  # refused by the request guard, before the app
+    refused = await platform.questionnaire.post(path.replace("questionnaires", "messages"), content=b"x", headers=text)
+    assert (await _assert_problem(refused, 415))["instance"] == path.replace("questionnaires", "messages")
+
+
+async def test_a_query_parameter_that_takes_one_value_sent_twice_is_refused_not_guessed(platform: Any) -> None:
+    # Found by the API fuzz: the last of the values counted, silently (?limit=5&limit=500 was a page of 500), as the
+    # first of two Idempotency-Keys once did; which one the caller meant would be a guess.
+    nurse, admin = platform.staff("nurse"), platform.staff("admin")
+    for client, url, headers, name in (
+        (platform.alerting, "/v1/alerts?limit=5&limit=500", nurse, "limit"),
+        (platform.alerting, "/v1/metrics?from=2026-01-01&to=2026-01-31&from=2026-01-02", nurse, "from"),
+        (platform.questionnaire, "/v1/audit?actor=ide-1&action=x&actor=ide-2", admin, "actor"),
+    ):
+        problem = await _assert_problem(await client.get(url, headers=headers), 400, f"Send the {name} query")
+        assert problem["type"].endswith("/repeated-parameter") and problem["pointer"] == f"/{name}"
+    # A parameter that takes a list takes it as repeated values.
+    listed = await platform.alerting.get("/v1/alerts?status=open&status=acknowledged&limit=5", headers=nurse)
+    assert listed.status_code == 200, listed.text
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0

@@ -20,7 +20,7 @@ from services.devices.main import build_service as build_devices
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
-from shared.testing.services import in_process
+from shared.testing.services import in_process, served
 from tests.integration.test_nurse_workflow import open_alert
 
 pytestmark = pytest.mark.integration
@@ -189,3 +189,48 @@ async def test_a_close_s_412_holds_the_alert_as_the_document_says(platform: Any)
     assert alert_required <= set(problem["alert"]) <= set(alert_members)
     assert set(problem["alert"]) == set(alert_members)  # every member of an AlertView, as a 200 holds it
     assert problem["alert"]["id"] == alert["id"]
+
+
+@pytest.mark.parametrize("service", ["questionnaire"], indirect=True)
+async def test_the_fhir_reads_are_documented_as_the_fhir_json_they_answer(service: Service) -> None:
+    # Found by the API fuzz: the document said application/json, with no schema, for what is sent as
+    # application/fhir+json (a Bundle, a Questionnaire); a client generated from it would refuse the answer.
+    tablet = service.device()
+    for template, url, resource_type in (
+        ("/v1/questionnaires", "/v1/questionnaires", "Bundle"),
+        ("/v1/questionnaires/{questionnaire_id}", "/v1/questionnaires/reconnect-symptoms", "Questionnaire"),
+    ):
+        response = await service.client.get(url, headers=tablet)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/fhir+json"
+        documented = service.document["paths"][template]["get"]["responses"]["200"]["content"]
+        assert list(documented) == ["application/fhir+json"], documented
+        schema = documented["application/fhir+json"]["schema"]
+        assert schema["properties"]["resourceType"] == {"const": resource_type}
+        assert set(schema["required"]) <= set(response.json())
+
+
+async def test_the_live_stream_sends_the_events_its_document_describes(
+    service_env: dict[str, str], tokens: TokenService
+) -> None:
+    # Found by the API fuzz: the frames the stream sends (here the reset of an id it never sent) are what the
+    # document's itemSchema says an event is.
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-1', {'nurse'})}", "Last-Event-ID": "408"}
+    async with (
+        served(build_alerting(AlertingSettings(**env))) as (url, _),  # type: ignore[arg-type]
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        schema = (await client.get("/openapi.json")).json()["paths"]["/v1/alerts/stream"]["get"]
+        event_schema = schema["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]
+        async with client.stream("GET", "/v1/alerts/stream", headers=nurse) as response:
+            assert response.status_code == 200
+            lines = []
+            async for line in response.aiter_lines():
+                if not line:
+                    break
+                lines.append(line)
+    event = dict(line.split(": ", 1) for line in lines if not line.startswith(":"))
+    assert event == {"event": "reset", "data": "{}"}
+    assert set(event_schema["required"]) <= set(event) <= set(event_schema["properties"])
+    assert event["event"] in event_schema["properties"]["event"]["enum"]

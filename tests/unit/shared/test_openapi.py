@@ -5,6 +5,8 @@ the ``Problem`` schema), with the statuses each operation can really answer; nev
 from __future__ import annotations
 
 import importlib
+import re
+import uuid
 from typing import Annotated, Any
 
 import orjson
@@ -13,7 +15,9 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from shared.http.idempotency import KEY_PATTERN, check_key
 from shared.http.openapi import ProblemMember, authenticates, document_problems, problem_responses, raises
+from shared.http.problems import Problem
 from shared.http.routes import RequestOnlyRoute
 
 SERVICES = ["questionnaire", "alerting", "devices"]
@@ -123,6 +127,16 @@ def test_the_live_stream_is_documented_as_server_sent_events() -> None:
     ok = _document("alerting")["paths"]["/v1/alerts/stream"]["get"]["responses"]["200"]
     assert list(ok["content"]) == ["text/event-stream"]
     assert "Last-Event-ID" in ok["description"]
+    # Found by the API fuzz: only the stream as a whole was documented (a string), which tools reading an event
+    # stream's schema as one event's (schemathesis, OpenAPI before 3.2) took to say each event is a string. Each
+    # event is documented as OpenAPI 3.2 does (itemSchema): the fields of the frames encode_alert_event writes.
+    stream = ok["content"]["text/event-stream"]
+    assert stream["schema"] == {"type": "string"}
+    event = stream["itemSchema"]
+    assert event["type"] == "object" and event["required"] == ["data"]
+    assert set(event["properties"]) == {"event", "data", "id"}
+    assert {"reset", "alert.raised", "alert.updated", "alert.reopened"} <= set(event["properties"]["event"]["enum"])
+    assert event["properties"]["id"]["pattern"] == "^[0-9]{1,20}$"
 
 
 # What the routes' own code and their dependencies raise (grep `Problem(`), as the documents must say it.
@@ -202,6 +216,33 @@ def test_documented_successes_are_kept() -> None:
     assert "204" in alerting["/v1/patients/{patient_id}/expected-levels/{term}"]["delete"]["responses"]
     granted = devices["/v1/tablets/{tablet_id}/loan"]["post"]["responses"]["201"]["content"]["application/json"]
     assert granted["schema"] == {"$ref": "#/components/schemas/LoanGranted"}
+
+
+# Where a missing Idempotency-Key is refused (400): the tablet's writes. The fleet's commands take one if sent.
+KEY_REQUIRED = {("questionnaire", "post", "/v1/submissions"): True, ("questionnaire", "post", "/v1/messages"): True}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_idempotency_key_is_documented_as_the_service_reads_it(service: str) -> None:
+    # Found by the API fuzz: /v1/messages refused a message without a key (400) that its document said was
+    # optional, and no document said which keys are refused (400): keys the documents allowed were not taken.
+    documented = 0
+    for method, path, operation in _operations(_document(service)):
+        for parameter in operation.get("parameters", []):
+            if parameter["name"].lower() != "idempotency-key":
+                continue
+            documented += 1
+            assert parameter["in"] == "header"
+            assert parameter["required"] is KEY_REQUIRED.get((service, method, path), False), (method, path)
+            schema = parameter["schema"]
+            assert schema["type"] == "string" and schema["pattern"] == KEY_PATTERN, (method, path, schema)
+            for key in ("12345678", "a.b_c:d-e", "k" * 128, str(uuid.uuid4())):
+                assert re.fullmatch(schema["pattern"], key) and check_key(key) == key
+            for key in ("1234567", "k" * 129, "with space", "clé-00001", "key/0001"):
+                assert not re.fullmatch(schema["pattern"], key), key
+                with pytest.raises(Problem):
+                    check_key(key)
+    assert documented == {"questionnaire": 2, "alerting": 0, "devices": 7}[service]
 
 
 # --- The mechanism, on an app of its own --------------------------------------------------------------------------
