@@ -395,15 +395,14 @@ async def _admin(postgres_url: str, statement: str) -> None:
         await conn.close()
 
 
-def _negates_authorization(case: Any) -> bool:
-    """Whether schemathesis made this case invalid through its Authorization header (left out, or not a token)."""
+def _negated(case: Any) -> set[str]:
+    """The parameters (header, query, path names in lower case) schemathesis made invalid in this case."""
     meta = case.meta
     if meta is None or not meta.generation.mode.is_negative:
-        return False
+        return set()
     data = meta.phase.data
     named = [getattr(data, "parameter", None), *(m.parameter for m in getattr(data, "mutations", ()))]
-    names = {name.lower() for name in named if isinstance(name, str)}
-    return names == {"authorization"}  # that alone: a case invalid in other ways too is left as it is
+    return {name.lower() for name in named if isinstance(name, str)}
 
 
 def _closer_to_a_client(case: Any, target: Target, chance: random.Random) -> None:
@@ -484,12 +483,16 @@ def test_every_answer_is_documented_and_every_refusal_a_problem_that_changes_not
         identity = RIGHT
     checks = CHECKS
     valid = case.meta is not None and case.meta.generation.mode.is_positive
-    if _negates_authorization(case) and chance.random() < 0.4:
-        identity = GENERATED  # an invalid case about the token itself: sent as schemathesis made it
+    negated = _negated(case)
+    if "authorization" in negated and (negated != {"authorization"} or chance.random() < 0.4):
+        # An invalid case about the token (left out, or not a token), perhaps among other things: sent as
+        # schemathesis made it (a value invalid only before it is sent, such as [false] for ?actor=false, is then
+        # not the only thing wrong with it).
+        identity = GENERATED
     else:
-        if _negates_authorization(case):
-            # Schemathesis makes many of its invalid cases with a token left out or malformed; with the token put
-            # back, the case is a valid one, so that most of them reach past the token.
+        if negated == {"authorization"}:
+            # Schemathesis makes many of its invalid cases with a token left out or malformed and nothing else wrong:
+            # with the token put back, most of them are valid cases that reach past the token.
             checks = [check for check in CHECKS if check is not negative_data_rejection]
             valid = True
         authorization = target.bearer(caller, identity, chance)
