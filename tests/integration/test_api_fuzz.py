@@ -264,7 +264,7 @@ def _seed_alerting(url: str, tokens: TokenService, nats_url: str, loop: Backgrou
 def _seed_devices(url: str, tokens: TokenService) -> tuple[str, dict[str, list[str]]]:
     fleet = tokens.issue_staff_token("fleet-1", {"fleet"})
     tablets = []
-    for n in range(4):
+    for n in range(6):
         body = {
             "serial_number": f"FUZZ{n}{uuid.uuid4().hex[:8]}",
             "model": "Galaxy Tab A9",
@@ -272,7 +272,9 @@ def _seed_devices(url: str, tokens: TokenService) -> tuple[str, dict[str, list[s
         }
         tablets.append(_tablet_json(url, "/v1/tablets", fleet, body)["id"])
     loans, device_token = [], ""
-    for n, tablet in enumerate(tablets[1:]):
+    for tablet in tablets[4:]:  # ready to lend
+        _tablet_json(url, f"/v1/tablets/{tablet}/actions/provision", fleet)
+    for n, tablet in enumerate(tablets[1:4]):
         _tablet_json(url, f"/v1/tablets/{tablet}/actions/provision", fleet)
         loan = {
             "patient_id": str(uuid.uuid4()),
@@ -284,8 +286,9 @@ def _seed_devices(url: str, tokens: TokenService) -> tuple[str, dict[str, list[s
         if n == 0:
             # The tablet whose token sends the fuzz's heartbeats: not offered to the fuzz's returns and losses.
             device_token = granted["device_token"]
-    returned = tablets[-1]
+    returned = tablets[3]
     _tablet_json(url, f"/v1/tablets/{returned}/return", fleet, {"channel": "day_hospital", "accessories_returned": []})
+    # Registered, lent, returned and ready ones; the tablet of the heartbeats' token (tablets[1]) is not offered.
     return device_token, {"tablet_id": [tablets[0], *tablets[2:]], "loan_id": loans[1:]}
 
 
