@@ -23,9 +23,11 @@ browser:
 run: install
 	$(PY) scripts/run.py
 
-## The whole test suite against real NATS and PostgreSQL started for the session.
+## The whole test suite against real NATS and PostgreSQL started for the session. Two pytest workers (the suite
+## mostly waits on servers and timers), each with its own servers; one when TEST_NATS_URL names a shared NATS.
+TEST_WORKERS ?= $(if $(TEST_NATS_URL),0,2)
 test: install browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit tests/contract
