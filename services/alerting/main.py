@@ -26,6 +26,7 @@ from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ConsumerSpec
 from shared.periodic import Clock, system_clock
 from shared.settings import ServiceSettings, web_address
+from shared.web import WEB_MODULES
 
 NAME = "alerting"
 
@@ -109,7 +110,7 @@ def build_service(settings: AlertingSettings | None = None, *, clock: Clock = sy
         background=(feed.run, stream_trail.run, escalation_watch(levels, settings.escalation_check_s, clock)),
         extras={"service_levels": levels, "alert_feed": feed, "stream_trail": stream_trail, "clock": clock},
         description="Scoring, alerts, the nurse's triage workflow, the live alert stream and the nurse dashboard.",
-        static={"/dashboard": PAGES},
+        static={"/dashboard": PAGES, "/web": WEB_MODULES},
         home="/dashboard/",
     )
 
