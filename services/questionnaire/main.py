@@ -12,12 +12,30 @@ from pydantic_settings import NoDecode
 from services.questionnaire import handlers
 from services.questionnaire.api import ingress_writers, router, submission_router
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
-from shared.http.app import ServiceDefinition, create_service_app
+from shared.http.app import WEB_MODULES, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import UNLIMITED, ConsumerSpec
 from shared.settings import ServiceSettings, web_origins
 
 NAME = "questionnaire"
+
+TABLET_PAGES = Path(__file__).parent / "tablet"
+
+# The tablet's pages run nothing but their own files and talk to nothing but this service: a script injected
+# somehow could neither load code from elsewhere nor send the patient's answers (or the device token) away. The
+# microphone is for the message's dictation, on this origin only.
+TABLET_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
+    # A page updated on the server is the one the tablet runs next (revalidated, still cached when unchanged).
+    "Cache-Control": "no-cache",
+}
 
 SUBSCRIPTIONS = (
     # Off the alert path: the tablet's "scored" may show a fifth of a second later, in fewer transactions
@@ -69,6 +87,8 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
         },
         description="Tablet-facing: questionnaires (FHIR R4), submissions and patient messages.",
         cors_origins=settings.dashboard_origins,
+        static={"/tablet": TABLET_PAGES, "/web": WEB_MODULES},
+        static_headers=TABLET_HEADERS,
     )
 
 

@@ -52,6 +52,9 @@ from shared.telemetry import instrument_asyncpg, scrub_server_span, setup_metric
 
 log = logging.getLogger(__name__)
 
+# ES modules shared by more than one service's pages (served at /web/ by each): one copy of the logic they share.
+WEB_MODULES = Path(__file__).resolve().parent.parent / "web"
+
 BackgroundTask = Callable[["Platform", asyncio.Event], Coroutine[Any, Any, None]]
 
 
