@@ -20,13 +20,12 @@ from services.alerting.patients_api import router as patients_router
 from services.alerting.service_levels import ServiceLevels
 from services.alerting.team_api import router as team_router
 from shared.audit import StreamAccessTrail
-from shared.http.app import ServiceDefinition, create_service_app
+from shared.http.app import WEB_MODULES, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ConsumerSpec
 from shared.periodic import Clock, system_clock
 from shared.settings import ServiceSettings, web_address
-from shared.web import WEB_MODULES
 
 NAME = "alerting"
 
