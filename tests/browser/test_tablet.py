@@ -285,3 +285,51 @@ async def test_a_draft_survives_a_reload_and_answers_queued_on_a_failed_send_are
         assert [(a["level"], a["answered_by"]) for a in alerts] == [("red", "patient")]
     finally:
         await context.close()
+
+
+async def test_answers_to_a_questionnaire_version_the_service_no_longer_takes_come_back_to_check_not_in_a_loop(
+    home: Home,
+) -> None:
+    patient = uuid.uuid4()
+    context = await home.tablet()
+    try:
+        page = await context.new_page()
+        await page.clock.install()
+
+        # The tablet read the questionnaire when it was at a version the service no longer offers.
+        async def older_version(route: Route) -> None:
+            served = await route.fetch()
+            definition = await served.json()
+            await route.fulfill(response=served, json={**definition, "version": "0.9.0"})
+
+        await page.route("**/v1/questionnaires/reconnect-symptoms", older_version)
+        token = home.tokens.issue_device_token(patient, "tablet-old")
+        await page.goto(f"{home.url}/tablet/#device_token={token}")
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+        await answer_until_review(page, RED_ANSWERS)
+        await page.unroute("**/v1/questionnaires/reconnect-symptoms")
+        posts: list[int] = []
+        page.on("response", lambda r: posts.append(r.status) if r.url.endswith("/v1/submissions") else None)
+
+        # The service refuses it (422): not sent again and again, but given back, the questionnaire read again.
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_contain_text("Le questionnaire a été mis à jour", timeout=5_000)
+        await page.clock.fast_forward(60_000)
+        assert posts == [422]
+        assert await page.evaluate("JSON.parse(localStorage.getItem('oncofollow.tablet.outbox') || '[]')") == []
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#refused-banner")).to_contain_text("Reprendre le questionnaire")
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        # The answers are kept: straight to the review, then sent against the current version.
+        await expect(page.locator("#review-list [data-link-id='nausea.severity']")).to_contain_text("Fort")
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)
+        assert posts == [422, 202]
+        async with home.questionnaire.pool.acquire() as conn:
+            stored = await conn.fetchrow(
+                "SELECT questionnaire_version, count(*) OVER () AS n FROM submissions WHERE patient_id = $1", patient
+            )
+        assert (stored["questionnaire_version"], stored["n"]) == ("1.0.0", 1)
+    finally:
+        await context.close()

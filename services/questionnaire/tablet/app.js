@@ -142,10 +142,25 @@ function showSetup(reason) {
   show("screen-setup");
 }
 
-function refusedBanner(text) {
+/**
+ * What the patient must do about something given back (answers or a message the service refused, a questionnaire
+ * that could not be loaded): kept, even across a reload, until the patient goes back to it.
+ */
+function setNotice(kind, text) {
+  save("notice", text ? { kind, text } : null);
+  renderNotice();
+}
+
+function clearNotice(...kinds) {
+  const notice = load("notice");
+  if (notice && kinds.includes(notice.kind)) setNotice(null, null);
+}
+
+function renderNotice() {
+  const notice = load("notice");
   const banner = $("#refused-banner");
-  banner.textContent = text || "";
-  banner.hidden = !text;
+  banner.textContent = notice ? notice.text : "";
+  banner.hidden = !notice;
 }
 
 function renderQueueBanner() {
@@ -240,7 +255,7 @@ async function startQuestionnaire() {
   let draft = load("draft");
   const fetched = await questionnaireDefinition({ fresh: !draft });
   if (!fetched) {
-    refusedBanner("Le questionnaire n'a pas pu être chargé : vérifiez que la tablette est connectée, puis réessayez.");
+    setNotice("load", "Le questionnaire n'a pas pu être chargé : vérifiez que la tablette est connectée, puis réessayez.");
     return;
   }
   definition = fetched;
@@ -257,7 +272,7 @@ async function startQuestionnaire() {
     };
     save("draft", draft);
   }
-  refusedBanner(null);
+  clearNotice("load", "submission");
   goTo(draft.at);
 }
 
@@ -482,6 +497,7 @@ function showMessage() {
   const text = $("#message-text");
   text.value = load("messageDraft", "");
   $("#message-error").hidden = true;
+  clearNotice("message");
   countCharacters();
   show("screen-message");
 }
@@ -667,7 +683,7 @@ async function refused(entry, result) {
     const text =
       "Votre message n'a pas pu être envoyé. Il est de nouveau dans « Écrire à l'équipe soignante » : relisez-le et envoyez-le à nouveau.";
     sentScreenSays(entry, text);
-    refusedBanner(text);
+    setNotice("message", text);
     return;
   }
   let fresh = null;
@@ -691,11 +707,17 @@ async function refused(entry, result) {
   };
   if (!load("draft")) save("draft", draft);
   const changed = canonical !== entry.draft.canonical;
-  const text = changed
-    ? "Le questionnaire a été mis à jour depuis que vous avez répondu. Vos réponses sont gardées : touchez « Reprendre le questionnaire », vérifiez-les et envoyez-les à nouveau."
-    : "Vos réponses n'ont pas pu être envoyées : une réponse est à vérifier. Touchez « Reprendre le questionnaire », vérifiez-la et envoyez à nouveau.";
+  let text =
+    "Vos réponses n'ont pas pu être envoyées : une réponse est à vérifier. Touchez « Reprendre le questionnaire », vérifiez-la et envoyez à nouveau.";
+  if (changed)
+    text =
+      "Le questionnaire a été mis à jour depuis que vous avez répondu. Vos réponses sont gardées : touchez « Reprendre le questionnaire », vérifiez-les et envoyez-les à nouveau.";
+  else if (problem.pointer === "/authored")
+    // Sending again would be refused again: only a person can set the tablet's clock right.
+    text =
+      "Vos réponses n'ont pas pu être envoyées : la date ou l'heure de la tablette semble fausse. Elles sont gardées. Appelez l'infirmière coordinatrice de votre service.";
   sentScreenSays(entry, text);
-  refusedBanner(text);
+  setNotice("submission", text);
 }
 
 // --- polling -------------------------------------------------------------------------------------
@@ -723,10 +745,7 @@ function wire() {
     const target = event.target.closest("button");
     if (!target) return;
     const action = target.dataset.action;
-    if (action === "home") {
-      refusedBanner(null);
-      showHome();
-    } else if (action === "previous" && target.closest("#screen-question")) questionPrevious();
+    if (action === "home") showHome(); else if (action === "previous" && target.closest("#screen-question")) questionPrevious();
     else if (action === "previous" && target.closest("#screen-review")) {
       const previous = nextQuestion(load("draft"), null, true);
       goTo(previous ? previous.linkId : "who");
@@ -760,6 +779,7 @@ async function begin() {
   }
   showHome();
   renderQueueBanner();
+  renderNotice();
   try {
     // Also checks the token at once: a tablet handed back shows the setup page, not a questionnaire.
     definition = await questionnaireDefinition({ fresh: true });
