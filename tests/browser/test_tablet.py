@@ -22,6 +22,7 @@ from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.services import in_process, served
 from shared.testing.waiting import eventually
+from tests.browser.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
@@ -166,6 +167,9 @@ async def test_a_relative_answers_through_the_branching_the_alert_says_so_and_th
         page = await home.enrolled(context, patient)
         await page.get_by_role("button", name="Répondre au questionnaire").click()
         await page.get_by_role("button", name="Un proche m'aide à répondre").click()
+        await page.locator("#question-answers [role=radio]").first.click()
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "tablet-question.png"))
         asked = await answer_until_review(page, RED_ANSWERS)
         # One question per screen, only those the answers enable: the severity after "Souvent", none after
         # "Jamais"; the temperature after a fever.
