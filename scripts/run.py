@@ -31,6 +31,10 @@ def main() -> int:
     origins = f"http://127.0.0.1:{SERVICES['alerting']},http://localhost:{SERVICES['alerting']}"
     env.setdefault("DASHBOARD_ORIGINS", origins)
     env.setdefault("QUESTIONNAIRE_PUBLIC_URL", f"http://127.0.0.1:{SERVICES['questionnaire']}")
+    # The tablet's page (questionnaire, 8001) sends its heartbeats to the devices service (8004), another origin.
+    env.setdefault("DEVICES_PUBLIC_URL", f"http://127.0.0.1:{SERVICES['devices']}")
+    tablet_origins = f"http://127.0.0.1:{SERVICES['questionnaire']},http://localhost:{SERVICES['questionnaire']}"
+    env.setdefault("TABLET_ORIGINS", tablet_origins)
     nats = pg = None
     if "NATS_URL" not in env:
         nats = EmbeddedNats(DATA / "nats", port=4222, monitor_port=8222).start()

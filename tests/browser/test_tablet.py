@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,9 +18,12 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from services.alerting.main import AlertingSettings
 from services.alerting.main import build_service as build_alerting
+from services.devices.main import DevicesSettings
+from services.devices.main import build_service as build_devices
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
+from shared.devservers import free_port
 from shared.testing.services import in_process, served
 from shared.testing.waiting import eventually
 from tests.browser.conftest import ARTIFACTS
@@ -337,3 +341,50 @@ async def test_answers_to_a_questionnaire_version_the_service_no_longer_takes_co
         assert (stored["questionnaire_version"], stored["n"]) == ("1.0.0", 1)
     finally:
         await context.close()
+
+
+async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
+    service_env: dict[str, str], tokens: TokenService, browser: Browser
+) -> None:
+    """The loan's own token, the page on the questionnaire service's origin, its heartbeats to the devices service
+    on another (CORS, which the devices service allows for the tablet's origin only)."""
+    q_port, d_port = free_port(), free_port()
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env, DEVICES_PUBLIC_URL=f"http://127.0.0.1:{d_port}")  # type: ignore[arg-type]
+    d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600", TABLET_ORIGINS=f"http://127.0.0.1:{q_port}")  # type: ignore[arg-type]
+    fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-1', {'fleet'})}"}
+    async with (
+        served(build_questionnaire(q_settings), port=q_port) as (url, _),
+        served(build_devices(d_settings), port=d_port) as (devices_url, devices),
+        httpx.AsyncClient(base_url=devices_url, headers=fleet) as staff,
+    ):
+        registered = await staff.post(
+            "/v1/tablets", json={"serial_number": f"R52-{uuid.uuid4().hex[:10]}", "model": "Galaxy Tab A9"}
+        )
+        tablet = registered.json()["id"]
+        assert (await staff.post(f"/v1/tablets/{tablet}/actions/provision", json={})).status_code == 200
+        loan = await staff.post(
+            f"/v1/tablets/{tablet}/loan",
+            json={
+                "patient_id": str(uuid.uuid4()),
+                "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+                "accessories": [],
+            },
+        )
+        assert loan.status_code == 201, loan.text
+        context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+        try:
+            page = await context.new_page()
+            answer = await page.goto(f"{url}/tablet/#device_token={loan.json()['device_token']}")
+            assert answer is not None
+            assert f"connect-src 'self' http://127.0.0.1:{d_port};" in answer.headers["content-security-policy"]
+            await expect(page.locator("#screen-home")).to_be_visible()
+
+            async def beats() -> list[Any]:
+                async with devices.pool.acquire() as conn:
+                    return list(await conn.fetch("SELECT battery_percent, app_version FROM heartbeats"))
+
+            (beat,) = await eventually(beats, within=10)
+            assert (0 <= beat["battery_percent"] <= 100, beat["app_version"]) == (True, "1.0.0")
+        finally:
+            await context.close()

@@ -738,6 +738,59 @@ function startPolling() {
   }, POLL_MS);
 }
 
+// --- heartbeats ----------------------------------------------------------------------------------
+
+const APP_VERSION = "1.0.0"; // this page's version, in the fleet's heartbeats
+const HEARTBEAT_MS = 5 * 60_000;
+let heartbeatTimer = null;
+let lastUsedAt = null;
+
+/**
+ * Tells the devices service the tablet is alive (battery, last use), when the deployment names it
+ * (DEVICES_PUBLIC_URL): a loaned tablet silent before a chemotherapy session is what the fleet manager looks for.
+ */
+async function startHeartbeats() {
+  if (heartbeatTimer) return;
+  let devicesUrl = null;
+  try {
+    const config = await (await fetch("config.json", { cache: "no-store" })).json();
+    devicesUrl = typeof config.devices_url === "string" ? config.devices_url.replace(/\/+$/, "") : null;
+  } catch {
+    return;
+  }
+  if (!devicesUrl) return;
+  const beat = () => heartbeat(devicesUrl);
+  heartbeatTimer = setInterval(beat, HEARTBEAT_MS);
+  beat();
+}
+
+async function heartbeat(devicesUrl) {
+  const token = load("token");
+  if (!token) return;
+  let battery = null;
+  try {
+    if (navigator.getBattery) battery = Math.round((await navigator.getBattery()).level * 100);
+  } catch {
+    battery = null;
+  }
+  if (battery === null) return; // the service needs the charge: a browser that hides it sends no heartbeat
+  const body = { battery_percent: battery, app_version: APP_VERSION, sent_at: new Date().toISOString() };
+  if (lastUsedAt) body.last_used_at = lastUsedAt;
+  try {
+    // Another origin (CORS): the bearer token only, never cookies. A refusal here forgets nothing: the
+    // questionnaire service, which the page depends on, refuses an ended loan's token within a second too.
+    await fetch(`${devicesUrl}/v1/heartbeats`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    // a heartbeat missed is the next one's job
+  }
+}
+
 // --- start ---------------------------------------------------------------------------------------
 
 function wire() {
@@ -769,6 +822,9 @@ function wire() {
     if (document.visibilityState === "visible") refreshStatus();
   });
   setUpDictation();
+  document.addEventListener("pointerdown", () => {
+    lastUsedAt = new Date().toISOString();
+  });
 }
 
 /** The page as the stored token allows: the setup page without one, else home (the token checked at once). */
@@ -788,6 +844,7 @@ async function begin() {
   }
   flush();
   startPolling();
+  startHeartbeats();
 }
 
 function start() {
