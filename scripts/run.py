@@ -31,6 +31,10 @@ def main() -> int:
     origins = f"http://127.0.0.1:{SERVICES['alerting']},http://localhost:{SERVICES['alerting']}"
     env.setdefault("DASHBOARD_ORIGINS", origins)
     env.setdefault("QUESTIONNAIRE_PUBLIC_URL", f"http://127.0.0.1:{SERVICES['questionnaire']}")
+    # The tablet's page (questionnaire, 8001) sends its heartbeats to the devices service (8004), another origin.
+    env.setdefault("DEVICES_PUBLIC_URL", f"http://127.0.0.1:{SERVICES['devices']}")
+    tablet_origins = f"http://127.0.0.1:{SERVICES['questionnaire']},http://localhost:{SERVICES['questionnaire']}"
+    env.setdefault("TABLET_ORIGINS", tablet_origins)
     nats = pg = None
     if "NATS_URL" not in env:
         nats = EmbeddedNats(DATA / "nats", port=4222, monitor_port=8222).start()
@@ -66,6 +70,8 @@ def main() -> int:
             print(f"{name:<16} http://127.0.0.1:{port}  (API docs: http://127.0.0.1:{port}/docs)")
         dashboard = f"http://127.0.0.1:{SERVICES['alerting']}/dashboard/"
         print(f"{'nurse dashboard':<16} {dashboard}  (development sign-in: pick a user)")
+        tablet = f"http://127.0.0.1:{SERVICES['questionnaire']}/tablet/"
+        print(f"{'patient tablet':<16} {tablet}#device_token=<token>  (a loan's device_token, or make token PATIENT=…)")
         print("Ready. Tokens: make token PATIENT=<uuid> | make token ROLE=nurse. Ctrl-C stops everything.")
         # Set explicitly: started in the background by a script, a process inherits SIGINT ignored.
         signal.signal(signal.SIGINT, _interrupt)

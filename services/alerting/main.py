@@ -20,7 +20,7 @@ from services.alerting.patients_api import router as patients_router
 from services.alerting.service_levels import ServiceLevels
 from services.alerting.team_api import router as team_router
 from shared.audit import StreamAccessTrail
-from shared.http.app import ServiceDefinition, create_service_app
+from shared.http.app import WEB_MODULES, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ConsumerSpec
@@ -109,7 +109,7 @@ def build_service(settings: AlertingSettings | None = None, *, clock: Clock = sy
         background=(feed.run, stream_trail.run, escalation_watch(levels, settings.escalation_check_s, clock)),
         extras={"service_levels": levels, "alert_feed": feed, "stream_trail": stream_trail, "clock": clock},
         description="Scoring, alerts, the nurse's triage workflow, the live alert stream and the nurse dashboard.",
-        static={"/dashboard": PAGES},
+        static={"/dashboard": PAGES, "/web": WEB_MODULES},
         home="/dashboard/",
     )
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from services.devices import handlers
 from services.devices.api import heartbeat_router, router
@@ -17,7 +19,7 @@ from shared.http.app import ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import ConsumerSpec
 from shared.periodic import Clock, system_clock
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, web_origins
 
 NAME = "devices"
 
@@ -31,6 +33,14 @@ class DevicesSettings(ServiceSettings):
     silence_before_due_days: float = Field(default=2.0, gt=0, alias="SILENCE_BEFORE_DUE_DAYS")
     silence_check_s: float = Field(default=60.0, gt=0, alias="SILENCE_CHECK_S")
     heartbeat_retention_days: int = Field(default=7, ge=1, alias="HEARTBEAT_RETENTION_DAYS")
+    # The web origins of the tablet's page (the questionnaire service as the tablets reach it), whose heartbeats
+    # come from another origin (CORS: bearer tokens, never cookies). None by default: no page of another origin may.
+    tablet_origins: Annotated[tuple[str, ...], NoDecode] = Field(default=(), alias="TABLET_ORIGINS")
+
+    @field_validator("tablet_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> tuple[str, ...]:
+        return web_origins(value, "TABLET_ORIGINS")
 
     @property
     def silence_policy(self) -> SilencePolicy:
@@ -56,6 +66,7 @@ def build_service(settings: DevicesSettings | None = None, *, clock: Clock = sys
         ),
         extras={"heartbeats": heartbeats},
         description="The tablet fleet: inventory, loans and device tokens, returns, wipes, heartbeats, silences.",
+        cors_origins=settings.tablet_origins,
     )
 
 

@@ -4,20 +4,56 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from services.questionnaire import handlers
 from services.questionnaire.api import ingress_writers, router, submission_router
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
-from shared.http.app import ServiceDefinition, create_service_app
+from shared.http.app import WEB_MODULES, PlatformDep, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import UNLIMITED, ConsumerSpec
-from shared.settings import ServiceSettings, web_origins
+from shared.settings import ServiceSettings, web_address, web_origins
 
 NAME = "questionnaire"
+
+TABLET_PAGES = Path(__file__).parent / "tablet"
+
+
+def tablet_headers(devices_url: str | None) -> dict[str, str]:
+    """The tablet's pages run nothing but their own files and talk to nothing but this service (and the devices
+    service, for heartbeats, when it is set): a script injected somehow could neither load code from elsewhere nor
+    send the patient's answers (or the device token) away. The microphone is for the message's dictation, on this
+    origin only."""
+    connect = "'self'"
+    if devices_url:
+        parts = urlsplit(devices_url)
+        connect += f" {parts.scheme}://{parts.netloc}"
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect}; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
+        # A page updated on the server is the one the tablet runs next (revalidated, still cached when unchanged).
+        "Cache-Control": "no-cache",
+    }
+
+
+tablet_router = APIRouter()
+
+
+@tablet_router.get("/tablet/config.json", include_in_schema=False)
+async def tablet_config(platform: PlatformDep) -> dict[str, Any]:
+    """What the tablet's page needs to know of the deployment: where it sends its heartbeats (none: it sends none)."""
+    return {"devices_url": getattr(platform.settings, "devices_public_url", None)}
+
 
 SUBSCRIPTIONS = (
     # Off the alert path: the tablet's "scored" may show a fifth of a second later, in fewer transactions
@@ -46,10 +82,21 @@ class QuestionnaireSettings(ServiceSettings):
     # service from their pages (CORS: bearer tokens, never cookies). None by default: no page of another origin may.
     dashboard_origins: Annotated[tuple[str, ...], NoDecode] = Field(default=(), alias="DASHBOARD_ORIGINS")
 
+    # Where the tablets reach the devices service, for the page's heartbeats (its TABLET_ORIGINS must name this
+    # service's origin); none by default: the page sends no heartbeat.
+    devices_public_url: str | None = Field(default=None, alias="DEVICES_PUBLIC_URL")
+
     @field_validator("dashboard_origins", mode="before")
     @classmethod
     def _origins(cls, value: Any) -> tuple[str, ...]:
         return web_origins(value, "DASHBOARD_ORIGINS")
+
+    @field_validator("devices_public_url", mode="before")
+    @classmethod
+    def _devices_url(cls, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return web_address(value, "DEVICES_PUBLIC_URL")
 
 
 def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefinition:
@@ -58,7 +105,7 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
     return ServiceDefinition(
         name=NAME,
         settings=settings,
-        routers=(submission_router, router),
+        routers=(submission_router, router, tablet_router),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=SUBSCRIPTIONS,
         background=(writers.submissions.run, writers.messages.run),
@@ -69,6 +116,8 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
         },
         description="Tablet-facing: questionnaires (FHIR R4), submissions and patient messages.",
         cors_origins=settings.dashboard_origins,
+        static={"/tablet": TABLET_PAGES, "/web": WEB_MODULES},
+        static_headers=tablet_headers(settings.devices_public_url),
     )
 
 

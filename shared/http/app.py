@@ -27,7 +27,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from shared.auth import TokenService
 from shared.db.housekeeping import run_housekeeping
@@ -51,6 +51,9 @@ from shared.settings import ServiceSettings
 from shared.telemetry import instrument_asyncpg, scrub_server_span, setup_metrics, setup_tracing
 
 log = logging.getLogger(__name__)
+
+# ES modules shared by more than one service's pages (served at /web/ by each): one copy of the logic they share.
+WEB_MODULES = Path(__file__).resolve().parent.parent / "web"
 
 BackgroundTask = Callable[["Platform", asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -95,6 +98,8 @@ class ServiceDefinition:
     version: str = "0.1.0"
     # Static pages served as they are (no build step): URL prefix -> directory; "/" redirects to ``home``.
     static: Mapping[str, Path] = field(default_factory=dict)
+    # Headers added to every static answer of this service (a page's Content-Security-Policy, say).
+    static_headers: Mapping[str, str] = field(default_factory=dict)
     home: str | None = None
     # Web origins whose pages may call this service (CORS, bearer tokens only: no credentials); none by default.
     cors_origins: Sequence[str] = ()
@@ -238,12 +243,30 @@ class WholeFiles(StaticFiles):
 
     They are a few kilobytes, which no client asks for in parts; and Starlette answered a range it could not
     serve (malformed, beyond the end, or in a unit it does not know, which RFC 9110 says to ignore) with a
-    text/plain 400 or 416 rather than a problem."""
+    text/plain 400 or 416 rather than a problem.
+
+    ``headers`` are added to every answer, a refusal too (the policies a page's service sets for it)."""
+
+    def __init__(self, *, headers: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k not in (b"range", b"if-range")]}
-        await super().__call__(scope, receive, send)
+        if not self._headers:
+            await super().__call__(scope, receive, send)
+            return
+        added = self._headers
+        names = {name for name, _ in added}
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": kept + added}
+            await send(message)
+
+        await super().__call__(scope, receive, with_headers)
 
 
 def _tune_garbage_collector() -> None:
@@ -336,7 +359,8 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     # uvicorn and the endpoint), six fewer path matches.
     app.router.routes[:] = [r for r in app.router.routes if r not in framework_routes] + framework_routes
     for prefix, directory in service.static.items():
-        app.mount(prefix, WholeFiles(directory=directory, html=True), name=f"static:{prefix}")
+        pages = WholeFiles(directory=directory, html=True, headers=service.static_headers)
+        app.mount(prefix, pages, name=f"static:{prefix}")
     if service.home is not None:
         home = service.home
 

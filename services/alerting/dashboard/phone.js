@@ -8,76 +8,19 @@
 
 import { request } from "./api.js";
 import { h, toast } from "./dom.js";
+// The enableWhen branching and the response's items are the tablet's too: one module, served to both pages.
+import {
+  DEFAULT_QUESTIONNAIRE,
+  evaluate as evaluateAnswers,
+  flatten,
+  newKey,
+  numberBounds,
+  questionnaireResponse,
+  refusedLinkId,
+  responseItems,
+} from "../web/questionnaire_form.js";
 
 const enc = encodeURIComponent;
-const DEFAULT_QUESTIONNAIRE = "reconnect-symptoms";
-
-/** A fresh Idempotency-Key (crypto.randomUUID exists only in secure contexts; getRandomValues everywhere). */
-function newKey() {
-  if (globalThis.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return `phone-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-}
-
-function extension(item, name) {
-  const found = (item.extension || []).find((e) => typeof e.url === "string" && e.url.endsWith(`/${name}`));
-  return found || null;
-}
-
-/** Every item of the definition, depth first, with its parent's linkId. */
-function flatten(items, parent = null, out = []) {
-  for (const item of items || []) {
-    out.push({ item, parent });
-    flatten(item.item, item.linkId, out);
-  }
-  return out;
-}
-
-// --- enableWhen ------------------------------------------------------------------------------------
-
-function conditionValue(condition) {
-  for (const [key, value] of Object.entries(condition)) {
-    if (key.startsWith("answer")) return { kind: key.slice("answer".length), value };
-  }
-  return null;
-}
-
-function same(answer, expected) {
-  if (expected.kind === "Coding") {
-    if (!answer || typeof answer !== "object") return false;
-    const systems = !expected.value.system || !answer.system || answer.system === expected.value.system;
-    return answer.code === expected.value.code && systems;
-  }
-  return answer === expected.value;
-}
-
-/**
- * Whether a condition holds for these answers. FHIR's "!=" holds while the question is unanswered; on the phone
- * a question follows the one it depends on, so here every condition but "exists" waits for that answer: an item
- * shown here is always one the server considers enabled.
- */
-function holds(condition, answers) {
-  const expected = conditionValue(condition);
-  if (!expected) return false;
-  if (condition.operator === "exists") return (answers.length > 0) === expected.value;
-  if (answers.length === 0) return false;
-  switch (condition.operator) {
-    case "=":
-      return answers.some((a) => same(a, expected));
-    case "!=":
-      return !answers.some((a) => same(a, expected));
-    case ">":
-      return answers.some((a) => typeof a === "number" && a > expected.value);
-    case "<":
-      return answers.some((a) => typeof a === "number" && a < expected.value);
-    case ">=":
-      return answers.some((a) => typeof a === "number" && a >= expected.value);
-    case "<=":
-      return answers.some((a) => typeof a === "number" && a <= expected.value);
-    default:
-      return false;
-  }
-}
 
 // --- drawing the form ------------------------------------------------------------------------------
 
@@ -143,10 +86,7 @@ function booleanQuestion(item, id) {
 }
 
 function numberQuestion(item, id) {
-  const unit = extension(item, "questionnaire-unit");
-  const min = extension(item, "minValue");
-  const max = extension(item, "maxValue");
-  const bound = (e) => (e ? (e.valueDecimal ?? e.valueInteger ?? null) : null);
+  const { min, max, unit } = numberBounds(item);
   const inputId = `${id}-input`;
   return h(
     "div",
@@ -161,10 +101,10 @@ function numberQuestion(item, id) {
         type: "number",
         inputmode: "decimal",
         step: item.type === "integer" ? "1" : "0.1",
-        min: bound(min),
-        max: bound(max),
+        min,
+        max,
       }),
-      unit && unit.valueCoding ? ` ${unit.valueCoding.display || unit.valueCoding.code}` : null,
+      unit ? ` ${unit}` : null,
     ),
   );
 }
@@ -238,35 +178,13 @@ function readQuestion(form, item) {
 
 /** Which items are shown now, and the answers of those shown (a hidden question counts as unanswered). */
 function evaluate(form, flat) {
-  const shown = new Map();
-  const answers = new Map();
-  for (const { item, parent } of flat) {
-    let on = parent === null || shown.get(parent) === true;
-    if (on && Array.isArray(item.enableWhen) && item.enableWhen.length) {
-      const results = item.enableWhen.map((c) => holds(c, answers.get(c.question) || []));
-      on = item.enableBehavior === "any" ? results.some(Boolean) : results.every(Boolean);
-    }
-    shown.set(item.linkId, on);
-    if (on && !["group", "display"].includes(item.type)) {
-      const read = readQuestion(form, item);
-      answers.set(item.linkId, Array.isArray(read) ? read : []);
-    }
-  }
-  return { shown, answers };
+  return evaluateAnswers(flat, (item) => readQuestion(form, item));
 }
 
 function applyVisibility(form, shown) {
   for (const element of form.querySelectorAll("[data-link-id]")) {
     element.hidden = shown.get(element.dataset.linkId) === false;
   }
-}
-
-function answerOf(item, value) {
-  if (item.type === "choice") return { valueCoding: value.system ? value : { code: value.code } };
-  if (item.type === "boolean") return { valueBoolean: value };
-  if (item.type === "integer") return { valueInteger: value };
-  if (item.type === "decimal") return { valueDecimal: value };
-  return { valueString: value };
 }
 
 // --- the dialog ------------------------------------------------------------------------------------
@@ -277,9 +195,7 @@ function frenchProblem(error, itemsSent, flat) {
   if (error.status === 422 && body && typeof body.pointer === "string") {
     // The answer refused is at the pointer (this form sends its items flat, in order); a missing one is named in
     // the detail ("Item 'nausea.severity' is missing: …"), its pointer being the list it belongs in.
-    const match = /^\/item\/(\d+)/.exec(body.pointer);
-    const named = typeof body.detail === "string" ? /^Item '([^']+)'/.exec(body.detail) : null;
-    const linkId = match && itemsSent[Number(match[1])] ? itemsSent[Number(match[1])].linkId : named && named[1];
+    const linkId = refusedLinkId(body, itemsSent);
     const entry = linkId ? flat.find((f) => f.item.linkId === linkId) : null;
     if (entry) return { text: `Vérifiez la réponse à : « ${questionText(entry.item)} ».`, linkId: entry.item.linkId };
     if (body.pointer === "/item") return { text: "Répondez au moins à une question." };
@@ -384,28 +300,16 @@ export async function openPhoneQuestionnaire({ baseUrl, patientId, patientLabel,
       showError(`Saisissez un nombre pour : « ${questionText(invalid.item)} ».`, invalid.item.linkId);
       return;
     }
-    const items = [];
-    for (const { item } of flat) {
-      const values = answers.get(item.linkId);
-      if (shown.get(item.linkId) && values && values.length)
-        items.push({ linkId: item.linkId, answer: values.map((value) => answerOf(item, value)) });
-    }
+    const items = responseItems(flat, shown, answers);
     if (!items.length) {
       showError("Répondez au moins à une question.");
       return;
     }
-    const response = {
-      resourceType: "QuestionnaireResponse",
-      questionnaire: `${definition.url}|${definition.version}`,
-      status: "completed",
-      subject: { reference: `Patient/${patientId}` },
-      authored: new Date().toISOString(),
-      item: items,
-    };
+    const response = questionnaireResponse(definition, items, { subject: `Patient/${patientId}` });
     const content = JSON.stringify({ ...response, authored: "" });
     if (content !== sentBody) {
       sentBody = content;
-      key = newKey();
+      key = newKey("phone");
     }
     const submit = form.querySelector('[data-action="send-phone"]');
     submit.disabled = true;

@@ -1,0 +1,862 @@
+// The patient's tablet (RE'CONNECT): answer the symptom questionnaire, write to the team, see that they were read.
+//
+// Same origin as the questionnaire service's API, so no CORS and no address to configure. The device token comes
+// once in the address's fragment (/tablet/#device_token=…, which no server or log ever sees) and is kept in
+// localStorage: nothing for the patient to remember. Everything the patient gives is kept in localStorage until
+// the service has it (a draft, then a queue), and each send keeps its Idempotency-Key for every retry, so a
+// reload, a closed tab or a dropped connection loses nothing and sends nothing twice.
+
+import {
+  DEFAULT_QUESTIONNAIRE,
+  evaluate,
+  flatten,
+  isQuestion,
+  mustAnswer,
+  newKey,
+  numberBounds,
+  questionnaireResponse,
+  refusedLinkId,
+  responseItems,
+} from "../web/questionnaire_form.js";
+
+const STORE = "oncofollow.tablet.";
+const POLL_MS = 20_000; // a tablet follows its last two sends: two small reads every 20 s while they are pending
+const RETRY_FIRST_MS = 2_000;
+const RETRY_MAX_MS = 5 * 60_000;
+const MESSAGE_MAX = 2000; // the service's limit (POST /v1/messages)
+const EMERGENCY = "En cas d'urgence, appelez le 15.";
+const RELATIVE_SOURCE = "RelatedPerson/relative";
+
+// --- storage -------------------------------------------------------------------------------------
+
+function load(name, fallback = null) {
+  try {
+    const raw = localStorage.getItem(STORE + name);
+    return raw === null ? fallback : JSON.parse(raw);
+  } catch {
+    return fallback;
+  }
+}
+
+function save(name, value) {
+  if (value === null || value === undefined) localStorage.removeItem(STORE + name);
+  else localStorage.setItem(STORE + name, JSON.stringify(value));
+}
+
+/** A refused token means the loan ended: what this tablet kept of the patient goes with it. */
+function forgetEverything() {
+  for (const key of Object.keys(localStorage)) if (key.startsWith(STORE)) localStorage.removeItem(key);
+}
+
+/** The token the fleet manager opened the page with (#device_token=…), kept, and taken out of the address. */
+function takeTokenFromAddress() {
+  const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const token = fragment.get("device_token");
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  if (token) {
+    forgetEverything(); // a new loan starts clean, whatever the last one left
+    save("token", token.trim());
+  }
+}
+
+// --- the API -------------------------------------------------------------------------------------
+
+class TokenRefused extends Error {}
+
+/** One request to the service: {status, body}, or a thrown TypeError when the network failed. */
+async function call(method, path, { body, key, fhir = false } = {}) {
+  const token = load("token");
+  if (!token) throw new TokenRefused();
+  const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = fhir ? "application/fhir+json" : "application/json";
+  if (key) headers["Idempotency-Key"] = key;
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: "no-store",
+  });
+  let parsed = null;
+  try {
+    parsed = await response.json();
+  } catch {
+    parsed = null;
+  }
+  if (response.status === 401) {
+    tokenRefused();
+    throw new TokenRefused();
+  }
+  return { status: response.status, body: parsed };
+}
+
+function tokenRefused() {
+  forgetEverything();
+  showSetup("Elle n'est plus reliée à votre suivi (elle a peut-être été rendue ou remplacée).");
+}
+
+async function questionnaireDefinition({ fresh = false } = {}) {
+  const cached = load("definition");
+  if (cached && !fresh) return cached;
+  try {
+    const { status, body } = await call("GET", `/v1/questionnaires/${encodeURIComponent(DEFAULT_QUESTIONNAIRE)}`);
+    if (status === 200 && body) {
+      save("definition", body);
+      return body;
+    }
+  } catch (error) {
+    if (error instanceof TokenRefused) throw error;
+  }
+  return cached; // offline: the copy kept from the last time
+}
+
+// --- screens -------------------------------------------------------------------------------------
+
+const $ = (selector) => document.querySelector(selector);
+
+function h(tag, attributes, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "dataset") Object.assign(element.dataset, value);
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined) element.append(child);
+  return element;
+}
+
+function show(id) {
+  for (const screen of document.querySelectorAll(".screen")) screen.hidden = screen.id !== id;
+  document.body.dataset.screen = id;
+  window.scrollTo(0, 0);
+  const heading = document.getElementById(id).querySelector("h1, legend");
+  if (heading) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({ preventScroll: true });
+  }
+}
+
+function showSetup(reason) {
+  if (reason) $("#setup-reason").textContent = reason;
+  $("#queue-banner").hidden = true;
+  $("#refused-banner").hidden = true;
+  show("screen-setup");
+}
+
+/**
+ * What the patient must do about something given back (answers or a message the service refused, a questionnaire
+ * that could not be loaded): kept, even across a reload, until the patient goes back to it.
+ */
+function setNotice(kind, text) {
+  save("notice", text ? { kind, text } : null);
+  renderNotice();
+}
+
+function clearNotice(...kinds) {
+  const notice = load("notice");
+  if (notice && kinds.includes(notice.kind)) setNotice(null, null);
+}
+
+function renderNotice() {
+  const notice = load("notice");
+  const banner = $("#refused-banner");
+  banner.textContent = notice ? notice.text : "";
+  banner.hidden = !notice;
+}
+
+function renderQueueBanner() {
+  const queue = load("outbox", []);
+  const banner = $("#queue-banner");
+  if (!queue.length || !load("token")) {
+    banner.hidden = true;
+    return;
+  }
+  const answers = queue.some((entry) => entry.kind === "submission");
+  const messages = queue.some((entry) => entry.kind === "message");
+  banner.textContent =
+    answers && messages
+      ? "Vos réponses et votre message seront envoyés dès que la connexion reviendra."
+      : answers
+        ? "Vos réponses seront envoyées dès que la connexion reviendra."
+        : "Votre message sera envoyé dès que la connexion reviendra.";
+  banner.hidden = false;
+}
+
+// --- home ----------------------------------------------------------------------------------------
+
+function showHome() {
+  $("#start-questionnaire").textContent = load("draft") ? "Reprendre le questionnaire" : "Répondre au questionnaire";
+  renderStatus();
+  show("screen-home");
+  refreshStatus();
+}
+
+function renderStatus() {
+  const list = $("#status-list");
+  list.replaceChildren();
+  const last = load("last", {});
+  const queue = load("outbox", []);
+  if (load("draft")) list.append(h("li", { dataset: { status: "draft" } }, "Vous avez un questionnaire commencé."));
+  if (queue.some((e) => e.kind === "submission"))
+    list.append(h("li", { dataset: { status: "queued" } }, "Vos réponses seront envoyées dès que la connexion reviendra."));
+  else if (last.submission)
+    list.append(h("li", { dataset: { status: `submission-${last.submission.status}` } }, last.submission.label));
+  if (queue.some((e) => e.kind === "message"))
+    list.append(h("li", { dataset: { status: "message-queued" } }, "Votre message sera envoyé dès que la connexion reviendra."));
+  else if (last.message)
+    list.append(h("li", { dataset: { status: `message-${last.message.status}` } }, last.message.label));
+  if (!list.children.length) list.append(h("li", null, "Vous n'avez encore rien envoyé avec cette tablette."));
+}
+
+let refreshing = false;
+
+/** Where the last answers and the last message are; final once a nurse has seen them. */
+async function refreshStatus() {
+  if (refreshing || !load("token")) return;
+  refreshing = true;
+  try {
+    const last = load("last", {});
+    for (const [kind, path] of [
+      ["submission", "/v1/submissions/"],
+      ["message", "/v1/messages/"],
+    ]) {
+      const entry = last[kind];
+      if (!entry || entry.status === "seen") continue;
+      const { status, body } = await call("GET", path + encodeURIComponent(entry.id));
+      if (status === 200 && body) {
+        const now = load("last", {});
+        if (now[kind] && now[kind].id === entry.id) {
+          now[kind] = { ...now[kind], status: body.status, label: body.status_label };
+          save("last", now);
+        }
+      }
+    }
+  } catch {
+    // offline or refused: the next round, or tokenRefused, says so
+  } finally {
+    refreshing = false;
+  }
+  if (document.body.dataset.screen === "screen-home") renderStatus();
+}
+
+// --- the questionnaire ---------------------------------------------------------------------------
+
+let definition = null;
+let flat = [];
+
+function draftState(draft) {
+  return evaluate(flat, (item) => draft.answers[item.linkId] || []);
+}
+
+function questions() {
+  return flat.filter(({ item }) => isQuestion(item)).map(({ item }) => item);
+}
+
+async function startQuestionnaire() {
+  let draft = load("draft");
+  const fetched = await questionnaireDefinition({ fresh: !draft });
+  if (!fetched) {
+    setNotice("load", "Le questionnaire n'a pas pu être chargé : vérifiez que la tablette est connectée, puis réessayez.");
+    return;
+  }
+  definition = fetched;
+  flat = flatten(definition.item);
+  if (!draft || draft.canonical !== `${definition.url}|${definition.version}`) {
+    // One key for the whole draft, made now: every retry of its send carries it, so the service stores it once.
+    draft = {
+      key: newKey("tablet"),
+      canonical: `${definition.url}|${definition.version}`,
+      source: null,
+      answers: draft ? keptAnswers(draft.answers) : {},
+      at: "who",
+      startedAt: new Date().toISOString(),
+    };
+    save("draft", draft);
+  }
+  clearNotice("load", "submission");
+  goTo(draft.at);
+}
+
+/** The answers of an earlier draft that the questionnaire (perhaps a new version) still asks. */
+function keptAnswers(answers) {
+  const asked = new Set(questions().map((item) => item.linkId));
+  return Object.fromEntries(Object.entries(answers || {}).filter(([linkId]) => asked.has(linkId)));
+}
+
+function goTo(at) {
+  const draft = load("draft");
+  draft.at = at;
+  save("draft", draft);
+  if (at === "who") show("screen-who");
+  else if (at === "review") renderReview(draft);
+  else {
+    const item = questions().find((q) => q.linkId === at);
+    if (!item) return goTo("review");
+    renderQuestion(draft, item);
+  }
+}
+
+function choose(source) {
+  const draft = load("draft");
+  draft.source = source;
+  save("draft", draft);
+  const first = nextQuestion(draft, null);
+  goTo(first ? first.linkId : "review");
+}
+
+/** The enabled question after (or, backwards, before) `linkId`, given the answers so far. */
+function nextQuestion(draft, linkId, backwards = false) {
+  const { shown } = draftState(draft);
+  const list = questions().filter((item) => shown.get(item.linkId));
+  const all = questions();
+  const position = linkId === null ? (backwards ? all.length : -1) : all.findIndex((q) => q.linkId === linkId);
+  const ordered = backwards ? [...list].reverse() : list;
+  return (
+    ordered.find((item) => {
+      const index = all.indexOf(item);
+      return backwards ? index < position : index > position;
+    }) || null
+  );
+}
+
+function answerLabel(item, values) {
+  if (!values || !values.length) return "Pas de réponse";
+  const value = values[0];
+  if (item.type === "choice") {
+    const option = (item.answerOption || []).find((o) => o.valueCoding && o.valueCoding.code === value.code);
+    return option ? option.valueCoding.display || value.code : value.code;
+  }
+  if (item.type === "boolean") return value ? "Oui" : "Non";
+  if (typeof value === "number") {
+    const { unit } = numberBounds(item);
+    return `${String(value).replace(".", ",")}${unit ? ` ${unit}` : ""}`;
+  }
+  return String(value);
+}
+
+function renderQuestion(draft, item) {
+  const parent = flat.find((f) => f.item.linkId === item.linkId).parent;
+  const group = parent ? flat.find((f) => f.item.linkId === parent).item : null;
+  $("#question-group").textContent = group ? group.text || "" : "";
+  $("#question-text").textContent = item.text || item.linkId;
+  $("#question-error").hidden = true;
+  const form = $("#question-form");
+  form.dataset.linkId = item.linkId;
+  form.dataset.type = item.type;
+  const answers = $("#question-answers");
+  answers.replaceChildren();
+  const current = draft.answers[item.linkId] || [];
+  if (item.type === "choice" || item.type === "boolean") {
+    const options =
+      item.type === "boolean"
+        ? [
+            { label: "Oui", value: true },
+            { label: "Non", value: false },
+          ]
+        : (item.answerOption || [])
+            .filter((o) => o.valueCoding)
+            .map((o) => ({
+              label: o.valueCoding.display || o.valueCoding.code,
+              value: { system: o.valueCoding.system, code: o.valueCoding.code },
+            }));
+    answers.setAttribute("role", "radiogroup");
+    answers.setAttribute("aria-labelledby", "question-text");
+    for (const option of options) {
+      const checked = current.length > 0 && JSON.stringify(current[0]) === JSON.stringify(option.value);
+      const button = h("button", { type: "button", class: "option", role: "radio", "aria-checked": String(checked) }, option.label);
+      button.addEventListener("click", () => {
+        const now = load("draft");
+        now.answers[item.linkId] = [option.value];
+        save("draft", now);
+        for (const other of answers.querySelectorAll(".option")) other.setAttribute("aria-checked", String(other === button));
+        $("#question-error").hidden = true;
+      });
+      answers.append(button);
+    }
+  } else {
+    answers.removeAttribute("role");
+    const { min, max, unit } = numberBounds(item);
+    const numeric = item.type === "decimal" || item.type === "integer";
+    const input = h("input", {
+      type: "text",
+      id: "question-input",
+      inputmode: numeric ? "decimal" : "text",
+      autocomplete: "off",
+      "aria-labelledby": "question-text",
+      dataset: numeric ? { min: min ?? "", max: max ?? "" } : {},
+    });
+    input.value = current.length ? String(current[0]).replace(".", numeric ? "," : ".") : "";
+    answers.append(numeric ? h("span", { class: "number-answer" }, input, unit ? ` ${unit}` : null) : input);
+  }
+  const next = form.querySelector('[data-action="next"]');
+  next.textContent = mustAnswer(item) ? "Suivant" : "Suivant (ou passer)";
+  show("screen-question");
+}
+
+/** Reads a typed answer into the draft; a sentence for the patient when it cannot be one. */
+function readTyped(item) {
+  const input = $("#question-input");
+  if (!input) return null;
+  const draft = load("draft");
+  const text = input.value.trim();
+  if (!text) {
+    delete draft.answers[item.linkId];
+    save("draft", draft);
+    return null;
+  }
+  if (item.type === "decimal" || item.type === "integer") {
+    const value = Number(text.replace(",", "."));
+    const { min, max, unit } = numberBounds(item);
+    const u = unit ? ` ${unit}` : "";
+    if (!Number.isFinite(value) || (item.type === "integer" && !Number.isInteger(value)))
+      return item.type === "integer" ? "Écrivez un nombre entier." : "Écrivez un nombre, par exemple 38,5.";
+    if ((min !== null && value < min) || (max !== null && value > max)) {
+      const fmt = (n) => String(n).replace(".", ",");
+      if (min !== null && max !== null) return `Écrivez un nombre entre ${fmt(min)} et ${fmt(max)}${u}.`;
+      return min !== null ? `Écrivez un nombre d'au moins ${fmt(min)}${u}.` : `Écrivez un nombre d'au plus ${fmt(max)}${u}.`;
+    }
+    draft.answers[item.linkId] = [value];
+  } else draft.answers[item.linkId] = [text];
+  save("draft", draft);
+  return null;
+}
+
+function questionNext(event) {
+  event.preventDefault();
+  const item = questions().find((q) => q.linkId === $("#question-form").dataset.linkId);
+  if (!item) return;
+  const problem = readTyped(item);
+  const error = $("#question-error");
+  if (problem) {
+    error.textContent = problem;
+    error.hidden = false;
+    return;
+  }
+  const draft = load("draft");
+  if (mustAnswer(item) && !(draft.answers[item.linkId] || []).length) {
+    error.textContent = "Choisissez une réponse pour continuer.";
+    error.hidden = false;
+    return;
+  }
+  const next = nextQuestion(draft, item.linkId);
+  goTo(next ? next.linkId : "review");
+}
+
+function questionPrevious() {
+  const linkId = $("#question-form").dataset.linkId;
+  const item = questions().find((q) => q.linkId === linkId);
+  if (item && (item.type === "decimal" || item.type === "integer" || item.type === "string" || item.type === "text"))
+    readTyped(item); // what was typed is kept, even going back
+  const previous = nextQuestion(load("draft"), linkId, true);
+  goTo(previous ? previous.linkId : "who");
+}
+
+function renderReview(draft) {
+  const { shown } = draftState(draft);
+  const list = $("#review-list");
+  list.replaceChildren();
+  for (const item of questions()) {
+    if (!shown.get(item.linkId)) continue;
+    const edit = h("button", { type: "button", class: "nav-button", dataset: { edit: item.linkId } }, "Modifier");
+    edit.addEventListener("click", () => goTo(item.linkId));
+    list.append(
+      h(
+        "li",
+        { dataset: { linkId: item.linkId } },
+        h("div", null, item.text || item.linkId),
+        h("div", { class: "review-answer" }, answerLabel(item, draft.answers[item.linkId])),
+        edit,
+      ),
+    );
+  }
+  $("#review-error").hidden = true;
+  show("screen-review");
+}
+
+function sendAnswers() {
+  const draft = load("draft");
+  const { shown, answers } = draftState(draft);
+  const items = responseItems(flat, shown, answers);
+  if (!items.length) {
+    $("#review-error").textContent = "Répondez au moins à une question avant d'envoyer.";
+    $("#review-error").hidden = false;
+    return;
+  }
+  const body = questionnaireResponse(definition, items, {
+    source: draft.source === "relative" ? RELATIVE_SOURCE : null,
+  });
+  // The draft goes into the queue whole, with its key: a refusal can give it back to the patient to check.
+  enqueue({ kind: "submission", key: draft.key, body, draft });
+  save("draft", null);
+  showSent("submission");
+  flush();
+}
+
+// --- the message ---------------------------------------------------------------------------------
+
+function showMessage() {
+  const text = $("#message-text");
+  text.value = load("messageDraft", "");
+  $("#message-error").hidden = true;
+  clearNotice("message");
+  countCharacters();
+  show("screen-message");
+}
+
+function countCharacters() {
+  const length = [...$("#message-text").value].length;
+  $("#message-count").textContent = `${length} / ${MESSAGE_MAX} caractères`;
+}
+
+function sendMessage(event) {
+  event.preventDefault();
+  const text = $("#message-text").value.trim();
+  const error = $("#message-error");
+  if (!text) {
+    error.textContent = "Écrivez votre message avant de l'envoyer.";
+    error.hidden = false;
+    return;
+  }
+  if ([...text].length > MESSAGE_MAX) {
+    error.textContent = `Votre message est trop long : ${MESSAGE_MAX} caractères au plus.`;
+    error.hidden = false;
+    return;
+  }
+  const body = { text, answered_by: $("#message-relative").checked ? "relative" : "patient" };
+  enqueue({ kind: "message", key: newKey("message"), body });
+  save("messageDraft", null);
+  $("#message-text").value = "";
+  $("#message-relative").checked = false;
+  showSent("message");
+  flush();
+}
+
+/** Voice input where the browser has it (Chrome on Android does): what is said is added to the message. */
+function setUpDictation() {
+  const Recognition = window.SpeechRecognition || window.webkitSpeechRecognition;
+  const button = $("#dictate");
+  if (!Recognition) return;
+  button.hidden = false;
+  let recognition = null;
+  const status = $("#dictate-status");
+  button.addEventListener("click", () => {
+    if (recognition) {
+      recognition.stop();
+      return;
+    }
+    recognition = new Recognition();
+    recognition.lang = "fr-FR";
+    recognition.interimResults = false;
+    recognition.continuous = true;
+    recognition.onresult = (event) => {
+      const said = Array.from(event.results)
+        .slice(event.resultIndex)
+        .filter((r) => r.isFinal)
+        .map((r) => r[0].transcript.trim())
+        .join(" ");
+      if (!said) return;
+      const text = $("#message-text");
+      text.value = `${text.value}${text.value && !/\s$/.test(text.value) ? " " : ""}${said}`.slice(0, MESSAGE_MAX);
+      save("messageDraft", text.value);
+      countCharacters();
+    };
+    recognition.onerror = () => {
+      status.textContent = "La dictée n'a pas marché. Vous pouvez écrire votre message.";
+      status.hidden = false;
+    };
+    recognition.onend = () => {
+      recognition = null;
+      button.textContent = "Dicter mon message";
+      if (status.textContent === "Je vous écoute… touchez « Arrêter » quand vous avez fini.") status.hidden = true;
+    };
+    status.textContent = "Je vous écoute… touchez « Arrêter » quand vous avez fini.";
+    status.hidden = false;
+    button.textContent = "Arrêter la dictée";
+    recognition.start();
+  });
+}
+
+// --- sending: the queue --------------------------------------------------------------------------
+
+function enqueue(entry) {
+  save("outbox", [...load("outbox", []), { ...entry, queuedAt: new Date().toISOString() }]);
+  renderQueueBanner();
+}
+
+let sentKey = null; // the send the "sent" screen is about
+
+function showSent(kind) {
+  const entry = load("outbox", []).at(-1);
+  sentKey = entry ? entry.key : null;
+  $("#sent-title").textContent = kind === "submission" ? "Merci pour vos réponses" : "Merci pour votre message";
+  $("#sent-status").textContent = "Envoi en cours…";
+  $("#sent-notice").textContent = EMERGENCY;
+  show("screen-sent");
+}
+
+function sentScreenSays(entry, text, notice) {
+  if (document.body.dataset.screen !== "screen-sent" || entry.key !== sentKey) return;
+  $("#sent-status").textContent = text;
+  if (notice) $("#sent-notice").textContent = notice;
+}
+
+let flushing = false;
+let retryTimer = null;
+let failures = 0;
+
+/** Sends what is queued, oldest first, each with its own key; stops at the first that must wait. */
+async function flush() {
+  if (flushing) return;
+  flushing = true;
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  try {
+    for (;;) {
+      const entry = load("outbox", [])[0];
+      if (!entry) break;
+      let result;
+      try {
+        const path = entry.kind === "submission" ? "/v1/submissions" : "/v1/messages";
+        result = await call("POST", path, { body: entry.body, key: entry.key, fhir: entry.kind === "submission" });
+      } catch (error) {
+        if (error instanceof TokenRefused) return;
+        result = null; // the network failed: offline, or the connection dropped
+      }
+      if (result === null || result.status >= 500 || result.status === 408 || result.status === 429) {
+        waitAndRetry(entry);
+        return;
+      }
+      failures = 0;
+      dequeue(entry);
+      if (result.status >= 200 && result.status < 300) delivered(entry, result.body || {});
+      else await refused(entry, result);
+    }
+  } finally {
+    flushing = false;
+    renderQueueBanner();
+    if (document.body.dataset.screen === "screen-home") renderStatus();
+  }
+}
+
+function dequeue(entry) {
+  save(
+    "outbox",
+    load("outbox", []).filter((e) => e.key !== entry.key),
+  );
+}
+
+function waitAndRetry(entry) {
+  failures += 1;
+  const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4);
+  retryTimer = setTimeout(flush, delay);
+  sentScreenSays(
+    entry,
+    entry.kind === "submission"
+      ? "Vos réponses seront envoyées dès que la connexion reviendra. Vous pouvez éteindre la tablette : elles sont gardées."
+      : "Votre message sera envoyé dès que la connexion reviendra. Vous pouvez éteindre la tablette : il est gardé.",
+  );
+}
+
+function delivered(entry, body) {
+  const last = load("last", {});
+  if (entry.kind === "submission") {
+    const label = body.status_label || "Vos réponses ont bien été reçues.";
+    last.submission = { id: body.id, status: body.status || "received", label };
+    sentScreenSays(entry, label, body.notice);
+  } else {
+    const label = "Votre message a bien été envoyé à l'équipe.";
+    last.message = { id: body.id, status: body.status || "sent", label };
+    sentScreenSays(entry, label, body.notice);
+  }
+  save("last", last);
+  startPolling();
+}
+
+/**
+ * A refusal other than 401 will not change by sending again. Answers go back to the patient as a draft (the
+ * questionnaire read again: a new version keeps the answers it still asks), at the question the service pointed
+ * at, or at the review; a message goes back into the message box. Either way, in plain French.
+ */
+async function refused(entry, result) {
+  const problem = result.body || {};
+  if (entry.kind === "message") {
+    if (!load("messageDraft")) save("messageDraft", entry.body.text);
+    const text =
+      "Votre message n'a pas pu être envoyé. Il est de nouveau dans « Écrire à l'équipe soignante » : relisez-le et envoyez-le à nouveau.";
+    sentScreenSays(entry, text);
+    setNotice("message", text);
+    return;
+  }
+  let fresh = null;
+  try {
+    fresh = await questionnaireDefinition({ fresh: true });
+  } catch {
+    return; // the token was refused meanwhile: nothing is kept
+  }
+  if (fresh) {
+    definition = fresh;
+    flat = flatten(definition.item);
+  }
+  const pointedAt = refusedLinkId(problem, entry.body.item || []);
+  const canonical = fresh ? `${fresh.url}|${fresh.version}` : entry.draft.canonical;
+  const draft = {
+    ...entry.draft,
+    key: newKey("tablet"), // what is sent next differs from what was refused: a new request
+    canonical,
+    answers: fresh ? keptAnswers(entry.draft.answers) : entry.draft.answers,
+    at: pointedAt && questions().some((q) => q.linkId === pointedAt) ? pointedAt : "review",
+  };
+  if (!load("draft")) save("draft", draft);
+  const changed = canonical !== entry.draft.canonical;
+  let text =
+    "Vos réponses n'ont pas pu être envoyées : une réponse est à vérifier. Touchez « Reprendre le questionnaire », vérifiez-la et envoyez à nouveau.";
+  if (changed)
+    text =
+      "Le questionnaire a été mis à jour depuis que vous avez répondu. Vos réponses sont gardées : touchez « Reprendre le questionnaire », vérifiez-les et envoyez-les à nouveau.";
+  else if (problem.pointer === "/authored")
+    // Sending again would be refused again: only a person can set the tablet's clock right.
+    text =
+      "Vos réponses n'ont pas pu être envoyées : la date ou l'heure de la tablette semble fausse. Elles sont gardées. Appelez l'infirmière coordinatrice de votre service.";
+  sentScreenSays(entry, text);
+  setNotice("submission", text);
+}
+
+// --- polling -------------------------------------------------------------------------------------
+
+let pollTimer = null;
+
+function startPolling() {
+  if (pollTimer) return;
+  pollTimer = setInterval(() => {
+    const last = load("last", {});
+    const pending = Object.values(last).some((entry) => entry && entry.status !== "seen");
+    if (!load("token") || !pending) {
+      clearInterval(pollTimer);
+      pollTimer = null;
+      return;
+    }
+    if (document.visibilityState === "visible") refreshStatus();
+  }, POLL_MS);
+}
+
+// --- heartbeats ----------------------------------------------------------------------------------
+
+const APP_VERSION = "1.0.0"; // this page's version, in the fleet's heartbeats
+const HEARTBEAT_MS = 5 * 60_000;
+let heartbeatTimer = null;
+let lastUsedAt = null;
+
+/**
+ * Tells the devices service the tablet is alive (battery, last use), when the deployment names it
+ * (DEVICES_PUBLIC_URL): a loaned tablet silent before a chemotherapy session is what the fleet manager looks for.
+ */
+async function startHeartbeats() {
+  if (heartbeatTimer) return;
+  let devicesUrl = null;
+  try {
+    const config = await (await fetch("config.json", { cache: "no-store" })).json();
+    devicesUrl = typeof config.devices_url === "string" ? config.devices_url.replace(/\/+$/, "") : null;
+  } catch {
+    return;
+  }
+  if (!devicesUrl) return;
+  const beat = () => heartbeat(devicesUrl);
+  heartbeatTimer = setInterval(beat, HEARTBEAT_MS);
+  beat();
+}
+
+async function heartbeat(devicesUrl) {
+  const token = load("token");
+  if (!token) return;
+  let battery = null;
+  try {
+    if (navigator.getBattery) battery = Math.round((await navigator.getBattery()).level * 100);
+  } catch {
+    battery = null;
+  }
+  if (battery === null) return; // the service needs the charge: a browser that hides it sends no heartbeat
+  const body = { battery_percent: battery, app_version: APP_VERSION, sent_at: new Date().toISOString() };
+  if (lastUsedAt) body.last_used_at = lastUsedAt;
+  try {
+    // Another origin (CORS): the bearer token only, never cookies. A refusal here forgets nothing: the
+    // questionnaire service, which the page depends on, refuses an ended loan's token within a second too.
+    await fetch(`${devicesUrl}/v1/heartbeats`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    // a heartbeat missed is the next one's job
+  }
+}
+
+// --- start ---------------------------------------------------------------------------------------
+
+function wire() {
+  document.addEventListener("click", (event) => {
+    const target = event.target.closest("button");
+    if (!target) return;
+    const action = target.dataset.action;
+    if (action === "home") showHome(); else if (action === "previous" && target.closest("#screen-question")) questionPrevious();
+    else if (action === "previous" && target.closest("#screen-review")) {
+      const previous = nextQuestion(load("draft"), null, true);
+      goTo(previous ? previous.linkId : "who");
+    } else if (target.dataset.source) choose(target.dataset.source);
+  });
+  $("#start-questionnaire").addEventListener("click", () => startQuestionnaire().catch(() => {}));
+  $("#start-message").addEventListener("click", showMessage);
+  $("#question-form").addEventListener("submit", questionNext);
+  $("#send-answers").addEventListener("click", sendAnswers);
+  $("#message-form").addEventListener("submit", sendMessage);
+  $("#message-text").addEventListener("input", () => {
+    save("messageDraft", $("#message-text").value);
+    countCharacters();
+  });
+  window.addEventListener("online", () => {
+    failures = 0;
+    flush();
+    refreshStatus();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") refreshStatus();
+  });
+  setUpDictation();
+  document.addEventListener("pointerdown", () => {
+    lastUsedAt = new Date().toISOString();
+  });
+}
+
+/** The page as the stored token allows: the setup page without one, else home (the token checked at once). */
+async function begin() {
+  if (!load("token")) {
+    showSetup(null);
+    return;
+  }
+  showHome();
+  renderQueueBanner();
+  renderNotice();
+  try {
+    // Also checks the token at once: a tablet handed back shows the setup page, not a questionnaire.
+    definition = await questionnaireDefinition({ fresh: true });
+  } catch {
+    return;
+  }
+  flush();
+  startPolling();
+  startHeartbeats();
+}
+
+function start() {
+  takeTokenFromAddress();
+  wire();
+  // The address typed again with a token while the page is open changes only its fragment: no new page load.
+  window.addEventListener("hashchange", () => {
+    if (!location.hash.includes("device_token=")) return;
+    takeTokenFromAddress();
+    begin();
+  });
+  begin();
+}
+
+start();

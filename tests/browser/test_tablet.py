@@ -1,0 +1,390 @@
+"""The patient's tablet (``/tablet/`` on the questionnaire service) in a real headless Chromium, against the real
+questionnaire and alerting services: enrolment through the address's fragment, the questionnaire one question per
+screen with its branching, a draft that survives a reload, answers queued while the network fails and sent once,
+and a message whose read status follows the nurse."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
+
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
+from services.devices.main import DevicesSettings
+from services.devices.main import build_service as build_devices
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.devservers import free_port
+from shared.testing.services import in_process, served
+from shared.testing.waiting import eventually
+from tests.browser.conftest import ARTIFACTS
+
+pytestmark = pytest.mark.browser
+
+TOKEN_KEY = "oncofollow.tablet.token"
+DRAFT_KEY = "oncofollow.tablet.draft"
+
+
+@dataclass
+class Home:
+    url: str  # the questionnaire service, as the tablet reaches it
+    questionnaire: Any  # its platform (the database)
+    alerting: httpx.AsyncClient
+    tokens: TokenService
+    browser: Browser
+
+    async def tablet(self) -> BrowserContext:
+        """A tablet as lent: portrait, French, Paris (the caller closes it)."""
+        return await self.browser.new_context(
+            viewport={"width": 800, "height": 1280}, locale="fr-FR", timezone_id="Europe/Paris"
+        )
+
+    async def enrolled(self, context: BrowserContext, patient: uuid.UUID) -> Page:
+        """The page as the fleet manager leaves it: opened once with the loan's device token in the fragment."""
+        page = await context.new_page()
+        # A fake clock, flowing as the real one, that the test can move on: the status polls without waiting for it.
+        await page.clock.install()
+        token = self.tokens.issue_device_token(patient, f"tablet-{patient.hex[:8]}")
+        await page.goto(f"{self.url}/tablet/#device_token={token}")
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+        return page
+
+    async def alerts_of(self, patient: uuid.UUID) -> list[dict[str, Any]]:
+        nurse = self.tokens.issue_staff_token("ide-claire", {"nurse"})
+        response = await self.alerting.get("/v1/alerts", headers={"Authorization": f"Bearer {nurse}"})
+        assert response.status_code == 200, response.text
+        return [a for a in response.json()["items"] if a["patient_id"] == str(patient)]
+
+    async def nurse(self, method: str, path: str) -> dict[str, Any]:
+        nurse = self.tokens.issue_staff_token("ide-claire", {"nurse"})
+        response = await self.alerting.request(method, path, headers={"Authorization": f"Bearer {nurse}"})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+async def home(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Home]:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with (
+        served(build_questionnaire(QuestionnaireSettings(**env))) as (url, questionnaire),  # type: ignore[arg-type]
+        in_process(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"))) as (alerting, _),  # type: ignore[arg-type]
+    ):
+        yield Home(url, questionnaire, alerting, tokens, browser)
+
+
+# What the patient answers in these tests: nausea often and strong, a fever at 38.6 °C (RED), nothing else.
+RED_ANSWERS = {
+    "nausea.frequency": "Souvent",
+    "nausea.severity": "Fort",
+    "fever": "Oui",
+    "temperature": "38,6",
+}
+
+
+async def answer_until_review(page: Page, answers: dict[str, str], asked: list[str] | None = None) -> list[str]:
+    """Answers each screen until the review: as ``answers`` says, else the calmest answer ("Jamais", "Pas du tout",
+    "Non"); the optional questions left unanswered. Returns the linkIds asked, in order."""
+    asked = asked if asked is not None else []
+    form = page.locator("#question-form")
+    for _ in range(60):
+        if await page.locator("#screen-review").is_visible():
+            return asked
+        await expect(page.locator("#screen-question")).to_be_visible()
+        link_id = await form.get_attribute("data-link-id")
+        assert link_id is not None
+        asked.append(link_id)
+        kind = await form.get_attribute("data-type")
+        wanted = answers.get(link_id)
+        if kind in ("choice", "boolean"):
+            options = page.locator("#question-answers [role=radio]")
+            if wanted is not None:
+                await options.filter(has_text=wanted).first.click()
+            elif link_id != "ecog":
+                await options.first.click() if kind == "choice" else await options.filter(has_text="Non").click()
+        elif wanted is not None:
+            await page.locator("#question-input").fill(wanted)
+        await form.locator("[data-action=next]").click()
+        await page.wait_for_function(
+            "(id) => document.body.dataset.screen === 'screen-review' "
+            "|| document.querySelector('#question-form').dataset.linkId !== id",
+            arg=link_id,
+        )
+    raise AssertionError(f"no review screen after {asked}")
+
+
+async def test_a_tablet_is_enrolled_through_the_fragment_and_a_refused_token_says_whom_to_call(home: Home) -> None:
+    context = await home.tablet()
+    try:
+        page = await context.new_page()
+        # Never set up: a calm page, whom to call, nothing to fill in.
+        answer = await page.goto(f"{home.url}/tablet/")
+        assert answer is not None
+        # As strict as a page can be: its own files only, and nothing sent anywhere but this service.
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "connect-src 'self'" in policy and "default-src 'none'" in policy
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        setup = page.locator("#screen-setup")
+        await expect(setup).to_be_visible()
+        await expect(setup).to_contain_text("pas encore prête")
+        await expect(setup).to_contain_text("Appelez l'infirmière coordinatrice")
+        await expect(page.locator("#screen-home")).to_be_hidden()
+
+        # The fleet manager opens the address with the loan's token once: kept, and gone from the address.
+        patient = uuid.uuid4()
+        token = home.tokens.issue_device_token(patient, "tablet-enrol")
+        await page.goto(f"{home.url}/tablet/#device_token={token}")
+        await expect(page.locator("#screen-home")).to_be_visible()
+        assert await page.evaluate("location.hash") == ""
+        assert page.url == f"{home.url}/tablet/"
+        assert await page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')") == orjson.dumps(token).decode()
+        await expect(page.get_by_role("button", name="Répondre au questionnaire")).to_be_visible()
+        await expect(page.get_by_role("button", name="Écrire à l'équipe soignante")).to_be_visible()
+        # The page reads the questionnaire with it at once (and keeps it for offline starts).
+        await page.wait_for_function("localStorage.getItem('oncofollow.tablet.definition') !== null")
+
+        # A token the service refuses (another platform's signature, as a returned tablet's is refused): forgotten,
+        # with everything of the patient's, and the same calm page.
+        refused = TokenService("not-this-platform-secret-0123456789", "oncofollow-dev", "oncofollow")
+        await page.goto(f"{home.url}/tablet/#device_token={refused.issue_device_token(patient, 'tablet-enrol')}")
+        await expect(setup).to_be_visible()
+        await expect(setup).to_contain_text("n'est plus reliée à votre suivi")
+        await expect(setup).to_contain_text("Appelez l'infirmière coordinatrice")
+        assert await page.evaluate("Object.keys(localStorage).filter((k) => k.startsWith('oncofollow.'))") == []
+    finally:
+        await context.close()
+
+
+async def test_a_relative_answers_through_the_branching_the_alert_says_so_and_the_message_is_read(home: Home) -> None:
+    patient = uuid.uuid4()
+    context = await home.tablet()
+    try:
+        page = await home.enrolled(context, patient)
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("button", name="Un proche m'aide à répondre").click()
+        await page.locator("#question-answers [role=radio]").first.click()
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "tablet-question.png"))
+        asked = await answer_until_review(page, RED_ANSWERS)
+        # One question per screen, only those the answers enable: the severity after "Souvent", none after
+        # "Jamais"; the temperature after a fever.
+        assert asked[:3] == ["diarrhoea.frequency", "nausea.frequency", "nausea.severity"]
+        assert "temperature" in asked and asked.index("temperature") == asked.index("fever") + 1
+        assert not {"vomiting.severity", "pain.severity", "pain.interference", "anxiety.severity"} & set(asked)
+        assert "decreased_appetite.interference" not in asked  # severity "Pas du tout"
+
+        review = page.locator("#review-list")
+        await expect(review.locator("[data-link-id='temperature']")).to_contain_text("38,6 °C")
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)
+        await expect(page.locator("#sent-notice")).to_contain_text("appelez le 15")
+
+        async def red_alert() -> dict[str, Any] | None:
+            alerts = await home.alerts_of(patient)
+            return alerts[0] if alerts else None
+
+        alert = await eventually(red_alert, within=10)
+        assert (alert["level"], alert["answered_by"]) == ("red", "relative")
+        async with home.questionnaire.pool.acquire() as conn:
+            stored = await conn.fetchrow("SELECT answered_by, response FROM submissions WHERE patient_id = $1", patient)
+        assert stored["answered_by"] == "relative"
+        assert [i["linkId"] for i in stored["response"]["item"]] == [a for a in asked if a != "ecog"]
+
+        # A message, counted as typed, joins the open alert.
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+        await page.locator("#message-text").fill("J'ai encore de la fièvre ce soir.")
+        await expect(page.locator("#message-count")).to_have_text("33 / 2000 caractères")
+        await page.get_by_role("button", name="Envoyer", exact=True).click()
+        await expect(page.locator("#sent-status")).to_have_text(
+            "Votre message a bien été envoyé à l'équipe.", timeout=5_000
+        )
+
+        async def message_alert() -> list[dict[str, Any]]:
+            return [a for a in await home.alerts_of(patient) if a["message_ids"]]
+
+        await eventually(message_alert, within=10)
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        status = page.locator("#status-list")
+        await expect(status).to_contain_text("Votre message a bien été envoyé à l'équipe.")
+
+        # The nurse takes the alerts: the page, left open, says so at its next look.
+        for taken in await home.alerts_of(patient):
+            await home.nurse("POST", f"/v1/alerts/{taken['id']}/ack")
+
+        async def seen() -> bool:
+            async with home.questionnaire.pool.acquire() as conn:
+                return bool(
+                    await conn.fetchval("SELECT seen_at IS NOT NULL FROM messages WHERE patient_id = $1", patient)
+                )
+
+        await eventually(seen, within=10)
+        await page.clock.fast_forward(25_000)
+        await expect(status).to_contain_text("Votre infirmière a lu votre message.", timeout=5_000)
+        await expect(status).to_contain_text("Votre infirmière a vu vos réponses.")
+    finally:
+        await context.close()
+
+
+async def test_a_draft_survives_a_reload_and_answers_queued_on_a_failed_send_are_stored_once(home: Home) -> None:
+    patient = uuid.uuid4()
+    context = await home.tablet()
+    try:
+        page = await home.enrolled(context, patient)
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+        options = page.locator("#question-answers [role=radio]")
+        await options.filter(has_text="Jamais").click()  # diarrhoea
+        await page.locator("#question-form [data-action=next]").click()
+        await options.filter(has_text="Souvent").click()  # nausea
+        await page.locator("#question-form [data-action=next]").click()
+        await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "nausea.severity")
+        key = await page.evaluate(f"JSON.parse(localStorage.getItem('{DRAFT_KEY}')).key")
+
+        # A reload (or a closed tab): the draft is there, where the patient left it, answers and key unchanged.
+        await page.reload()
+        await expect(page.get_by_role("button", name="Reprendre le questionnaire")).to_be_visible()
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "nausea.severity")
+        await page.get_by_role("button", name="Précédent").click()
+        await expect(options.filter(has_text="Souvent")).to_have_attribute("aria-checked", "true")
+        await page.locator("#question-form [data-action=next]").click()
+        await answer_until_review(page, RED_ANSWERS)
+
+        # The first POST reaches the service, but its answer is lost on the way back (the connection drops).
+        keys: list[str | None] = []
+
+        async def drop_first_answer(route: Route) -> None:
+            keys.append(route.request.headers.get("idempotency-key"))
+            if len(keys) == 1:
+                await route.fetch()
+                await route.abort("connectionreset")
+            else:
+                await route.continue_()
+
+        await page.route("**/v1/submissions", drop_first_answer)
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_contain_text(
+            "Vos réponses seront envoyées dès que la connexion reviendra", timeout=5_000
+        )
+        await expect(page.locator("#queue-banner")).to_be_visible()
+        # Sent again on its own (the backoff), with the same key: the service answers what it stored the first time.
+        await page.clock.fast_forward(5_000)
+        await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)
+        await expect(page.locator("#queue-banner")).to_be_hidden()
+        assert keys == [key, key]
+        async with home.questionnaire.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 1
+        assert await page.evaluate(f"localStorage.getItem('{DRAFT_KEY}')") is None
+
+        async def alert() -> list[dict[str, Any]]:
+            return await home.alerts_of(patient)
+
+        alerts = await eventually(alert, within=10)
+        assert [(a["level"], a["answered_by"]) for a in alerts] == [("red", "patient")]
+    finally:
+        await context.close()
+
+
+async def test_answers_to_a_questionnaire_version_the_service_no_longer_takes_come_back_to_check_not_in_a_loop(
+    home: Home,
+) -> None:
+    patient = uuid.uuid4()
+    context = await home.tablet()
+    try:
+        page = await context.new_page()
+        await page.clock.install()
+
+        # The tablet read the questionnaire when it was at a version the service no longer offers.
+        async def older_version(route: Route) -> None:
+            served = await route.fetch()
+            definition = await served.json()
+            await route.fulfill(response=served, json={**definition, "version": "0.9.0"})
+
+        await page.route("**/v1/questionnaires/reconnect-symptoms", older_version)
+        token = home.tokens.issue_device_token(patient, "tablet-old")
+        await page.goto(f"{home.url}/tablet/#device_token={token}")
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+        await answer_until_review(page, RED_ANSWERS)
+        await page.unroute("**/v1/questionnaires/reconnect-symptoms")
+        posts: list[int] = []
+        page.on("response", lambda r: posts.append(r.status) if r.url.endswith("/v1/submissions") else None)
+
+        # The service refuses it (422): not sent again and again, but given back, the questionnaire read again.
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_contain_text("Le questionnaire a été mis à jour", timeout=5_000)
+        await page.clock.fast_forward(60_000)
+        assert posts == [422]
+        assert await page.evaluate("JSON.parse(localStorage.getItem('oncofollow.tablet.outbox') || '[]')") == []
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#refused-banner")).to_contain_text("Reprendre le questionnaire")
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        # The answers are kept: straight to the review, then sent against the current version.
+        await expect(page.locator("#review-list [data-link-id='nausea.severity']")).to_contain_text("Fort")
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)
+        assert posts == [422, 202]
+        async with home.questionnaire.pool.acquire() as conn:
+            stored = await conn.fetchrow(
+                "SELECT questionnaire_version, count(*) OVER () AS n FROM submissions WHERE patient_id = $1", patient
+            )
+        assert (stored["questionnaire_version"], stored["n"]) == ("1.0.0", 1)
+    finally:
+        await context.close()
+
+
+async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
+    service_env: dict[str, str], tokens: TokenService, browser: Browser
+) -> None:
+    """The loan's own token, the page on the questionnaire service's origin, its heartbeats to the devices service
+    on another (CORS, which the devices service allows for the tablet's origin only)."""
+    q_port, d_port = free_port(), free_port()
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env, DEVICES_PUBLIC_URL=f"http://127.0.0.1:{d_port}")  # type: ignore[arg-type]
+    d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600", TABLET_ORIGINS=f"http://127.0.0.1:{q_port}")  # type: ignore[arg-type]
+    fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-1', {'fleet'})}"}
+    async with (
+        served(build_questionnaire(q_settings), port=q_port) as (url, _),
+        served(build_devices(d_settings), port=d_port) as (devices_url, devices),
+        httpx.AsyncClient(base_url=devices_url, headers=fleet) as staff,
+    ):
+        registered = await staff.post(
+            "/v1/tablets", json={"serial_number": f"R52-{uuid.uuid4().hex[:10]}", "model": "Galaxy Tab A9"}
+        )
+        tablet = registered.json()["id"]
+        assert (await staff.post(f"/v1/tablets/{tablet}/actions/provision", json={})).status_code == 200
+        loan = await staff.post(
+            f"/v1/tablets/{tablet}/loan",
+            json={
+                "patient_id": str(uuid.uuid4()),
+                "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+                "accessories": [],
+            },
+        )
+        assert loan.status_code == 201, loan.text
+        context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+        try:
+            page = await context.new_page()
+            answer = await page.goto(f"{url}/tablet/#device_token={loan.json()['device_token']}")
+            assert answer is not None
+            assert f"connect-src 'self' http://127.0.0.1:{d_port};" in answer.headers["content-security-policy"]
+            await expect(page.locator("#screen-home")).to_be_visible()
+
+            async def beats() -> list[Any]:
+                async with devices.pool.acquire() as conn:
+                    return list(await conn.fetch("SELECT battery_percent, app_version FROM heartbeats"))
+
+            (beat,) = await eventually(beats, within=10)
+            assert (0 <= beat["battery_percent"] <= 100, beat["app_version"]) == (True, "1.0.0")
+        finally:
+            await context.close()
