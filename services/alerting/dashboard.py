@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -122,6 +123,34 @@ async def dashboard_config(platform: PlatformDep) -> Any:
         provider_unavailable=unavailable,
         questionnaire_url=str(getattr(platform.settings, "questionnaire_public_url", "")),
     )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def page_headers(platform: Any) -> dict[str, str]:
+    """The dashboard's Content-Security-Policy: its own scripts and styles only, nothing inline, no frames; it
+    calls this service, the questionnaire service (answers taken by phone) and, when it signs in with the
+    hospital's identity provider, that provider's token endpoint (the code exchange and the silent refresh). The
+    authorization and end-session endpoints are top-level navigations, which no directive restricts here."""
+    connect = ["'self'", _origin(str(getattr(platform.settings, "questionnaire_public_url", "")))]
+    sign_in, _ = await provider_sign_in(platform)
+    if sign_in is not None:
+        connect.append(_origin(sign_in.token_endpoint))
+    policy = {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": "'self' data:",
+        "connect-src": " ".join(dict.fromkeys(c for c in connect if c != "://")),
+        "object-src": "'none'",
+        "base-uri": "'none'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+    return {"Content-Security-Policy": "; ".join(f"{k} {v}" for k, v in policy.items())}
 
 
 class DevTokenRequest(BaseModel):

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from services.alerting import handlers
 from services.alerting.api import encode_alert_event, router
-from services.alerting.dashboard import PAGES
+from services.alerting.dashboard import PAGES, page_headers
 from services.alerting.dashboard import router as dashboard_router
 from services.alerting.domain import DEFAULT_RULE_SET, RuleSet, RuleSetDefinition
 from services.alerting.escalation import escalation_watch
@@ -150,6 +150,7 @@ def build_service(settings: AlertingSettings | None = None, *, clock: Clock = sy
         extras={"service_levels": levels, "alert_feed": feed, "stream_trail": stream_trail, "clock": clock},
         description="Scoring, alerts, the nurse's triage workflow, the live alert stream and the nurse dashboard.",
         static={"/dashboard": PAGES},
+        static_headers=page_headers,
         home="/dashboard/",
     )
 

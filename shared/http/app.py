@@ -27,7 +27,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from shared.auth import TokenService
 from shared.db.housekeeping import run_housekeeping
@@ -95,6 +95,9 @@ class ServiceDefinition:
     version: str = "0.1.0"
     # Static pages served as they are (no build step): URL prefix -> directory; "/" redirects to ``home``.
     static: Mapping[str, Path] = field(default_factory=dict)
+    # Headers the static pages are served with, from the running platform (a Content-Security-Policy naming the
+    # origins the pages may reach, say).
+    static_headers: Callable[[Platform], Awaitable[Mapping[str, str]]] | None = None
     home: str | None = None
     # Web origins whose pages may call this service (CORS, bearer tokens only: no credentials); none by default.
     cors_origins: Sequence[str] = ()
@@ -240,10 +243,31 @@ class WholeFiles(StaticFiles):
     serve (malformed, beyond the end, or in a unit it does not know, which RFC 9110 says to ignore) with a
     text/plain 400 or 416 rather than a problem."""
 
+    def __init__(
+        self, *, extra_headers: Callable[[Platform], Awaitable[Mapping[str, str]]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._extra_headers = extra_headers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k not in (b"range", b"if-range")]}
+            if self._extra_headers is not None:
+                extra = [
+                    (k.lower().encode(), v.encode())
+                    for k, v in (await self._extra_headers(scope["state"]["platform"])).items()
+                ]
+                send = _with_headers(send, extra)
         await super().__call__(scope, receive, send)
+
+
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
 
 
 def _tune_garbage_collector() -> None:
@@ -336,7 +360,8 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     # uvicorn and the endpoint), six fewer path matches.
     app.router.routes[:] = [r for r in app.router.routes if r not in framework_routes] + framework_routes
     for prefix, directory in service.static.items():
-        app.mount(prefix, WholeFiles(directory=directory, html=True), name=f"static:{prefix}")
+        pages = WholeFiles(directory=directory, html=True, extra_headers=service.static_headers)
+        app.mount(prefix, pages, name=f"static:{prefix}")
     if service.home is not None:
         home = service.home
 
