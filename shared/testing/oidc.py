@@ -55,6 +55,9 @@ class SignIn:
     user: dict[str, Any]
     ttl_s: int = 600
     refuse: str | None = None
+    # Whether it gives refresh tokens (each good once: a refresh answers a new one, as Keycloak's rotation does).
+    refresh_tokens: bool = False
+    refreshable: set[str] = field(default_factory=set)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     exchanges: list[dict[str, str]] = field(default_factory=list)
 
@@ -177,6 +180,12 @@ class FakeIdentityProvider:
         if sign_in is None:
             return 404, {"error": "not found"}
         sign_in.exchanges.append({k: v for k, v in form.items() if k in ("grant_type", "client_id", "redirect_uri")})
+        if form.get("grant_type") == "refresh_token":
+            token = form.get("refresh_token", "")
+            if token not in sign_in.refreshable or form.get("client_id") != sign_in.client_id:
+                return 400, {"error": "invalid_grant"}
+            sign_in.refreshable.discard(token)
+            return 200, self._tokens(sign_in)
         pending = sign_in.codes.pop(form.get("code", ""), None)  # a code is good once
         if form.get("grant_type") != "authorization_code" or pending is None:
             return 400, {"error": "invalid_grant"}
@@ -197,13 +206,18 @@ class FakeIdentityProvider:
                 "nonce": pending["nonce"],
             }
         )
-        return 200, {
+        return 200, {**self._tokens(sign_in), "id_token": id_token, "scope": pending["scope"]}
+
+    def _tokens(self, sign_in: SignIn) -> dict[str, Any]:
+        answer: dict[str, Any] = {
             "access_token": self.access_token(),
             "token_type": "Bearer",
             "expires_in": sign_in.ttl_s,
-            "id_token": id_token,
-            "scope": pending["scope"],
         }
+        if sign_in.refresh_tokens:
+            answer["refresh_token"] = secrets.token_urlsafe(32)
+            sign_in.refreshable.add(answer["refresh_token"])
+        return answer
 
     def __enter__(self) -> FakeIdentityProvider:
         state = self

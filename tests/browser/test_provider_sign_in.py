@@ -130,3 +130,29 @@ async def test_a_forged_answer_a_refusal_or_an_account_without_the_role_signs_no
     assert await stored_token(page) is None
     await expect(page.locator("#app")).to_be_hidden()
     assert idp.sign_in.exchanges[-1]["grant_type"] == "authorization_code"
+
+
+async def test_a_refresh_token_renews_the_session_silently_and_a_refused_refresh_brings_the_banner(
+    hospital: tuple[Ward, Any],
+) -> None:
+    ward, idp = hospital
+    idp.sign_in.refresh_tokens = True
+    idp.sign_in.ttl_s = 6  # renewed half-way, 3 s after each sign-in or refresh
+    tab = await ward.tab()
+    page = await tab.new_page()
+    await page.goto(f"{ward.url}/dashboard/")
+    await page.get_by_role("button", name=BUTTON).click()
+    await expect(page.locator("#staff-id")).to_have_text("Claire Martin")
+    first = await stored_token(page)
+
+    await page.wait_for_function(
+        "first => sessionStorage.getItem('oncofollow.staffToken') !== first", arg=first, timeout=8_000
+    )
+    assert idp.sign_in.exchanges[-1]["grant_type"] == "refresh_token"
+    await expect(page.locator("#session-banner")).to_be_hidden()
+    await expect(page.locator("#app")).to_be_visible()
+    assert "refresh" not in page.url
+
+    idp.sign_in.refreshable.clear()  # her session at the provider ended: the next refresh is refused
+    await expect(page.locator("#session-banner")).to_be_visible(timeout=8_000)
+    await expect(page.locator("#session-banner-text")).to_contain_text("Votre session se termine à")
