@@ -361,6 +361,7 @@ class AlertStepView(BaseModel):
     )
     at: datetime
     staff_id: str | None = Field(description="Who took the step (none when a new finding reopened the alert)")
+    staff_name: str | None = Field(default=None, description="staff_id's display name (null: none known)")
     outcome: str | None = Field(description="resolved: the outcome code")
     note: str | None = Field(description="resolved: the nurse's note")
     reason: str | None = Field(description="reopened: why, as the nurse gave it")

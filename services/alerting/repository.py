@@ -632,9 +632,10 @@ async def alert_steps(conn: asyncpg.Connection, alert_ids: Sequence[UUID]) -> li
     """The steps of these alerts, each alert's oldest first: an index lookup per alert, whatever plan the table's
     statistics made when it was small (as ``_ACTIVE_ALERTS``)."""
     return await conn.fetch(
-        "SELECT s.alert_id, s.action, s.at, s.staff_id, s.outcome, s.note, s.reason "
+        "SELECT s.alert_id, s.action, s.at, s.staff_id, staff.display_name AS staff_name, s.outcome, s.note, s.reason "
         "FROM unnest($1::uuid[]) AS a(alert_id) CROSS JOIN LATERAL "
         "(SELECT * FROM alert_steps WHERE alert_steps.alert_id = a.alert_id OFFSET 0) AS s "
+        "LEFT JOIN staff ON staff.id = s.staff_id "
         "ORDER BY s.alert_id, s.at, s.id",
         list(alert_ids),
     )

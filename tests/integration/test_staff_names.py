@@ -53,6 +53,12 @@ async def test_an_alert_taken_by_a_named_nurse_shows_her_name_and_an_unnamed_one
     assert reopened["reopened_by_name"] == "Claire Martin"
     timeline = (await platform.alerting.get(f"/v1/patients/{first['patient_id']}/timeline", headers=anonymous)).json()
     assert timeline["alerts"][0]["reopened_by_name"] == "Claire Martin"
+    steps = [(step["action"], step["staff_id"], step["staff_name"]) for step in timeline["alerts"][0]["steps"]]
+    assert steps == [
+        ("acknowledged", "f3c1-opaque", "Claire Martin"),
+        ("resolved", "7a2b-opaque", None),
+        ("reopened", "f3c1-opaque", "Claire Martin"),
+    ]
 
     me = (await platform.alerting.get("/v1/me", headers=claire)).json()
     assert (me["staff_id"], me["name"]) == ("f3c1-opaque", "Claire Martin")

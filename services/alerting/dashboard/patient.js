@@ -402,7 +402,7 @@ function currentAlertSection(alert) {
 /** One step of an alert's history as the lines a nurse reads (free text stays text: h() makes text nodes). */
 function stepLines(step) {
   const when = formatDateTime(step.at);
-  const who = step.staff_id ?? "—";
+  const who = step.staff_name || step.staff_id || "—";
   switch (step.action) {
     case "acknowledged":
       return [h("li", null, `Prise par ${who} le ${when}`)];
