@@ -38,7 +38,8 @@ async function challengeOf(verifier) {
 
 /** The page's own address, as the provider must know it (its registered redirect URI). */
 export function redirectUri() {
-  return `${location.origin}${location.pathname}`;
+  // The dashboard is registered at its directory (…/dashboard/), however the page was opened.
+  return `${location.origin}${location.pathname.replace(/index\.html$/, "")}`;
 }
 
 function storage() {
