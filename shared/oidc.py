@@ -112,6 +112,7 @@ class IdentityProvider:
         self._endpoints: SignInEndpoints | None = None
         self._endpoints_at = -math.inf
         self._endpoints_tried_at = -math.inf
+        self._endpoints_lock = asyncio.Lock()
 
     async def verify(self, token: str) -> tuple[StaffPrincipal, int]:
         """The staff member a token of the provider names, and when the token expires."""
@@ -275,29 +276,37 @@ class IdentityProvider:
         """The provider's sign-in endpoints from its discovery document, fetched when first asked for and again
         once older than ``max_age_s`` (at most once every ``refresh_interval_s`` after a failure); None while
         they cannot be had (the provider is out of reach, or its document names no usable endpoints)."""
-        now = time.monotonic()
-        fresh = now - self._endpoints_at <= self._max_age_s
-        if (self._endpoints is None or not fresh) and now - self._endpoints_tried_at >= self._refresh_interval_s:
-            self._endpoints_tried_at = now
-            try:
-                async with (
-                    asyncio.timeout(self._timeout_s),
-                    httpx.AsyncClient(timeout=self._timeout_s, headers={"Accept": "application/json"}) as client,
-                ):
-                    document = await self._discovery(client)
-                authorize, token, end_session = (
-                    document.get(name) for name in ("authorization_endpoint", "token_endpoint", "end_session_endpoint")
-                )
-                if not (isinstance(authorize, str) and isinstance(token, str)) or not (
-                    self._usable(authorize) and self._usable(token)
-                ):
-                    raise ValueError("the discovery document names no usable authorization or token endpoint")
-                usable_end = isinstance(end_session, str) and self._usable(end_session)
-                self._endpoints = SignInEndpoints(authorize, token, end_session if usable_end else None)
-                self._endpoints_at = time.monotonic()
-            except (httpx.HTTPError, ValueError, TimeoutError) as exc:
-                log.warning("identity provider: its sign-in endpoints could not be fetched (%s)", type(exc).__name__)
+        if self._endpoints is not None and time.monotonic() - self._endpoints_at <= self._max_age_s:
+            return self._endpoints
+        # One fetch at a time: the requests that come meanwhile (the page, its config) wait for its outcome rather
+        # than answer "unavailable" while it is under way.
+        async with self._endpoints_lock:
+            now = time.monotonic()
+            stale = self._endpoints is None or now - self._endpoints_at > self._max_age_s
+            if stale and now - self._endpoints_tried_at >= self._refresh_interval_s:
+                self._endpoints_tried_at = now
+                await self._fetch_endpoints()
         return self._endpoints
+
+    async def _fetch_endpoints(self) -> None:
+        try:
+            async with (
+                asyncio.timeout(self._timeout_s),
+                httpx.AsyncClient(timeout=self._timeout_s, headers={"Accept": "application/json"}) as client,
+            ):
+                document = await self._discovery(client)
+            authorize, token, end_session = (
+                document.get(name) for name in ("authorization_endpoint", "token_endpoint", "end_session_endpoint")
+            )
+            if not (isinstance(authorize, str) and isinstance(token, str)) or not (
+                self._usable(authorize) and self._usable(token)
+            ):
+                raise ValueError("the discovery document names no usable authorization or token endpoint")
+            usable_end = isinstance(end_session, str) and self._usable(end_session)
+            self._endpoints = SignInEndpoints(authorize, token, end_session if usable_end else None)
+            self._endpoints_at = time.monotonic()
+        except (httpx.HTTPError, ValueError, TimeoutError) as exc:  # the endpoints there were, if any, are kept
+            log.warning("identity provider: its sign-in endpoints could not be fetched (%s)", type(exc).__name__)
 
     @staticmethod
     async def _document(client: httpx.AsyncClient, url: str) -> Any:

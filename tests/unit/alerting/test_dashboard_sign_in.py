@@ -3,6 +3,7 @@ provider's own endpoints reach the page from the server's discovery; staff names
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -90,3 +91,19 @@ async def test_a_provider_out_of_reach_or_without_endpoints_gives_none() -> None
     with FakeIdentityProvider() as served:
         served.publish(SigningKey.rsa("k1").jwk)  # keys only: no authorization or token endpoint
         assert await IdentityProvider(issuer=served.issuer, audience="api").sign_in_endpoints() is None
+
+
+async def test_requests_that_come_while_the_endpoints_are_fetched_wait_for_them() -> None:
+    with FakeIdentityProvider() as idp:
+        idp.enable_sign_in(
+            SigningKey.rsa("k1"),
+            client_id="dash",
+            redirect_uri="http://127.0.0.1:9/dashboard/",
+            audience="api",
+            user={},
+        )
+        idp.delay_s = 0.2  # the page and its config ask at once, while the provider is slow to answer
+        provider = IdentityProvider(issuer=idp.issuer, audience="api")
+        answers = await asyncio.gather(*(provider.sign_in_endpoints() for _ in range(3)))
+        assert all(answer is not None and answer.token_endpoint == idp.base + TOKEN_PATH for answer in answers)
+        assert idp.requests.count("/realms/ward/.well-known/openid-configuration") == 1
