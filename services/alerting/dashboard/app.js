@@ -160,6 +160,8 @@ function renderDevUsers() {
 
 async function signInWithToken(token, { fromProvider = false } = {}) {
   setToken(token);
+  // A reload keeps the provider's token in this tab: its expiry then says to sign in with the hospital's account.
+  const providerToken = fromProvider || signedInWithProvider();
   try {
     const me = await api.me();
     if (!me || typeof me.staff_id !== "string") throw new ApiError(500, "", "Réponse inattendue du serveur (/v1/me).");
@@ -181,6 +183,8 @@ async function signInWithToken(token, { fromProvider = false } = {}) {
       showSignIn(
         error.status === 401 && fromProvider
           ? "Le tableau de bord n'a pas reconnu la connexion de l'hôpital. Réessayez, ou prévenez le support informatique."
+          : error.status === 401 && providerToken
+          ? "Votre session a expiré. Reconnectez-vous avec le compte de l'hôpital."
           : error.status === 401
           ? "Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton."
           : `Accès refusé : ${error.detail}`,
