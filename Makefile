@@ -50,9 +50,9 @@ format: install
 typecheck: install
 	$(VENV)/bin/mypy shared services
 
-## Development tokens: make token PATIENT=<uuid>  |  make token ROLE=nurse [STAFF=id]
+## Development tokens: make token PATIENT=<uuid>  |  make token ROLE=nurse [STAFF=id] [NAME="Claire Martin"]
 token: install
-	@$(PY) scripts/dev_token.py $(if $(PATIENT),--patient $(PATIENT)) $(if $(ROLE),--role $(ROLE)) $(if $(STAFF),--staff $(STAFF))
+	@$(PY) scripts/dev_token.py $(if $(PATIENT),--patient $(PATIENT)) $(if $(ROLE),--role $(ROLE)) $(if $(STAFF),--staff $(STAFF)) $(if $(NAME),--name "$(NAME)")
 
 ## Dead letters (ops): make dead-letters  |  make dead-letters DLQ="replay 12 13"  |  DLQ="discard 14"  (NATS_URL)
 .PHONY: dead-letters

@@ -15,6 +15,7 @@ def main() -> int:
     parser.add_argument("--patient", help="pseudonymous patient UUID: prints a device token")
     parser.add_argument("--role", choices=sorted(ROLES), help="prints a staff token with this role")
     parser.add_argument("--staff", default=None, help="staff id (default: dev-<role>)")
+    parser.add_argument("--name", default=None, help="the staff member's display name (default: the staff id)")
     parser.add_argument("--device", default=None, help="device id for a device token (default: dev-tablet)")
     args = parser.parse_args()
     settings = ServiceSettings()
@@ -31,7 +32,8 @@ def main() -> int:
         print(tokens.issue_device_token(patient, args.device or "dev-tablet"))
         return 0
     if args.role:
-        print(tokens.issue_staff_token(args.staff or f"dev-{args.role}", {args.role}))
+        staff_id = args.staff or f"dev-{args.role}"
+        print(tokens.issue_staff_token(staff_id, {args.role}, name=args.name or staff_id))
         return 0
     parser.print_help(sys.stderr)
     return 2

@@ -56,6 +56,22 @@ def segment_json(segment: str) -> Any:
         raise InvalidToken("a token segment is not base64url JSON") from None
 
 
+# A display name longer than this is cut: it is shown on a line of the dashboard, and stored.
+MAX_NAME_CHARS = 120
+
+
+def display_name(claims: dict[str, Any], claim: str = "name") -> str | None:
+    """The person's display name at ``claim``, else at ``preferred_username`` (what Keycloak always sends);
+    control characters are dropped and blanks collapsed, so that a name shows on one line."""
+    for key in (claim, "preferred_username"):
+        value = claims.get(key)
+        if isinstance(value, str):
+            cleaned = " ".join("".join(c for c in value if c.isprintable() or c.isspace()).split())
+            if cleaned:
+                return cleaned[:MAX_NAME_CHARS]
+    return None
+
+
 def time_claim(claims: dict[str, Any], name: str) -> float:
     """A time claim (seconds since the epoch), within what a datetime holds: /v1/me shows when the session
     ends, and a live stream waits until then."""
@@ -130,6 +146,9 @@ class StaffPrincipal:
     # When the staff member's sign-in ends (the staff token's expiry): what a live stream opened with it, or
     # with a stream token it obtained, may last.
     session_ends_at: int | None = None
+    # How colleagues see this person ("Claire Martin"): from the token (STAFF_TOKEN_NAME_CLAIM). Staff names are
+    # not patient data, but they stay out of events and logs all the same (events carry ids).
+    name: str | None = None
 
     def has_any(self, roles: frozenset[str]) -> bool:
         return bool(self.roles & roles)
@@ -178,6 +197,11 @@ class TokenService:
         self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
         self._cache_size = cache_size
 
+    @property
+    def provider(self) -> IdentityProvider | None:
+        """The hospital's identity provider, when one is configured."""
+        return self._provider
+
     def _sign(self, claims: dict[str, Any], ttl_s: int) -> str:
         now = int(time.time())
         claims = {
@@ -208,11 +232,16 @@ class TokenService:
             claims["exp"] = expires_at
         return self._sign(claims, ttl_s)
 
-    def issue_staff_token(self, staff_id: str, roles: set[str], ttl_s: int = 12 * 3600) -> str:
+    def issue_staff_token(
+        self, staff_id: str, roles: set[str], ttl_s: int = 12 * 3600, *, name: str | None = None
+    ) -> str:
         unknown = set(roles) - ROLES
         if unknown:
             raise ValueError(f"unknown roles: {sorted(unknown)}")
-        return self._sign({"sub": staff_id, "typ": "staff", "roles": sorted(roles)}, ttl_s)
+        claims: dict[str, Any] = {"sub": staff_id, "typ": "staff", "roles": sorted(roles)}
+        if name:
+            claims["name"] = name
+        return self._sign(claims, ttl_s)
 
     def issue_stream_token(self, staff: StaffPrincipal, ttl_s: int = 60) -> str:
         """A short-lived token good only to open a live stream: a browser's EventSource cannot send an
@@ -290,6 +319,12 @@ class TokenService:
             if not isinstance(roles, list):
                 raise InvalidToken("staff token without roles")
             expires = int(claims["exp"])
-            staff = StaffPrincipal(str(claims["sub"]), frozenset(map(str, roles)) & ROLES, str(claims["jti"]), expires)
+            staff = StaffPrincipal(
+                str(claims["sub"]),
+                frozenset(map(str, roles)) & ROLES,
+                str(claims["jti"]),
+                expires,
+                name=display_name(claims),
+            )
             return staff, expires
         raise InvalidToken("unknown token type")

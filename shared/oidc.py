@@ -22,6 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ from shared.auth import (
     InvalidToken,
     StaffPrincipal,
     TokenService,
+    display_name,
     segment_json,
     time_claim,
 )
@@ -62,6 +64,16 @@ class ProviderUnavailable(Exception):
         self.retry_after_s = retry_after_s
 
 
+@dataclass(frozen=True)
+class SignInEndpoints:
+    """Where a browser signs a staff member in (the provider's discovery document): it asks for a code at the
+    authorization endpoint, exchanges it at the token endpoint, and signs out at the end-session one, if any."""
+
+    authorization_endpoint: str
+    token_endpoint: str
+    end_session_endpoint: str | None
+
+
 class IdentityProvider:
     def __init__(
         self,
@@ -70,6 +82,7 @@ class IdentityProvider:
         audience: str,
         jwks_url: str | None = None,
         roles_claim: str = "roles",
+        name_claim: str = "name",
         algorithms: Sequence[str] = ("RS256", "ES256"),
         timeout_s: float = 3.0,
         refresh_interval_s: float = REFRESH_INTERVAL_S,
@@ -83,6 +96,7 @@ class IdentityProvider:
         self.audience = audience
         self._jwks_url = jwks_url
         self._roles_claim = roles_claim
+        self._name_claim = name_claim
         self._algorithms = frozenset(algorithms)
         self._timeout_s = timeout_s
         self._refresh_interval_s = refresh_interval_s
@@ -95,6 +109,10 @@ class IdentityProvider:
         self._failed = False
         self._lock = asyncio.Lock()
         self._jws = jwt.PyJWS(algorithms=sorted(self._algorithms))
+        self._endpoints: SignInEndpoints | None = None
+        self._endpoints_at = -math.inf
+        self._endpoints_tried_at = -math.inf
+        self._endpoints_lock = asyncio.Lock()
 
     async def verify(self, token: str) -> tuple[StaffPrincipal, int]:
         """The staff member a token of the provider names, and when the token expires."""
@@ -141,7 +159,9 @@ class IdentityProvider:
             token_id = jti
         else:  # jti is optional in OpenID Connect
             token_id = hashlib.sha256(token.encode()).hexdigest()[:32]
-        staff = StaffPrincipal(sub, self.roles(claims), token_id, int(expires))
+        staff = StaffPrincipal(
+            sub, self.roles(claims), token_id, int(expires), name=display_name(claims, self._name_claim)
+        )
         return staff, int(expires)
 
     def roles(self, claims: dict[str, Any]) -> frozenset[str]:
@@ -231,16 +251,62 @@ class IdentityProvider:
         return [key for key in keys if isinstance(key, dict)]
 
     async def _discover(self, client: httpx.AsyncClient) -> str:
+        document = await self._discovery(client)
+        url = document.get("jwks_uri")
+        if not self._usable(url):
+            raise ValueError("the discovery document names no usable jwks_uri")
+        assert isinstance(url, str)
+        self._jwks_url = url
+        return url
+
+    async def _discovery(self, client: httpx.AsyncClient) -> dict[str, Any]:
         document = await self._document(client, self.issuer.rstrip("/") + "/.well-known/openid-configuration")
         if not isinstance(document, dict) or document.get("issuer") != self.issuer:
             raise ValueError("the discovery document is not this issuer's")
-        url = document.get("jwks_uri")
-        if not isinstance(url, str) or urlsplit(url).scheme not in (
-            ("https",) if self._https_only else ("http", "https")
-        ):
-            raise ValueError("the discovery document names no usable jwks_uri")
-        self._jwks_url = url
-        return url
+        return document
+
+    def _usable(self, url: object) -> bool:
+        schemes = ("https",) if self._https_only else ("http", "https")
+        if not isinstance(url, str):
+            return False
+        parts = urlsplit(url)
+        return parts.scheme in schemes and bool(parts.hostname) and not parts.fragment
+
+    async def sign_in_endpoints(self) -> SignInEndpoints | None:
+        """The provider's sign-in endpoints from its discovery document, fetched when first asked for and again
+        once older than ``max_age_s`` (at most once every ``refresh_interval_s`` after a failure); None while
+        they cannot be had (the provider is out of reach, or its document names no usable endpoints)."""
+        if self._endpoints is not None and time.monotonic() - self._endpoints_at <= self._max_age_s:
+            return self._endpoints
+        # One fetch at a time: the requests that come meanwhile (the page, its config) wait for its outcome rather
+        # than answer "unavailable" while it is under way.
+        async with self._endpoints_lock:
+            now = time.monotonic()
+            stale = self._endpoints is None or now - self._endpoints_at > self._max_age_s
+            if stale and now - self._endpoints_tried_at >= self._refresh_interval_s:
+                self._endpoints_tried_at = now
+                await self._fetch_endpoints()
+        return self._endpoints
+
+    async def _fetch_endpoints(self) -> None:
+        try:
+            async with (
+                asyncio.timeout(self._timeout_s),
+                httpx.AsyncClient(timeout=self._timeout_s, headers={"Accept": "application/json"}) as client,
+            ):
+                document = await self._discovery(client)
+            authorize, token, end_session = (
+                document.get(name) for name in ("authorization_endpoint", "token_endpoint", "end_session_endpoint")
+            )
+            if not (isinstance(authorize, str) and isinstance(token, str)) or not (
+                self._usable(authorize) and self._usable(token)
+            ):
+                raise ValueError("the discovery document names no usable authorization or token endpoint")
+            usable_end = isinstance(end_session, str) and self._usable(end_session)
+            self._endpoints = SignInEndpoints(authorize, token, end_session if usable_end else None)
+            self._endpoints_at = time.monotonic()
+        except (httpx.HTTPError, ValueError, TimeoutError) as exc:  # the endpoints there were, if any, are kept
+            log.warning("identity provider: its sign-in endpoints could not be fetched (%s)", type(exc).__name__)
 
     @staticmethod
     async def _document(client: httpx.AsyncClient, url: str) -> Any:
@@ -261,6 +327,7 @@ def token_service(settings: ServiceSettings) -> TokenService:
             audience=settings.staff_token_audience,
             jwks_url=settings.staff_token_jwks_url,
             roles_claim=settings.staff_token_roles_claim,
+            name_claim=settings.staff_token_name_claim,
             algorithms=settings.staff_token_algorithm_list,
             timeout_s=settings.staff_token_fetch_timeout_s,
             https_only=settings.environment == "production",

@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     staff_token_jwks_url: str | None = Field(default=None, alias="STAFF_TOKEN_JWKS_URL")
     staff_token_roles_claim: str = Field(default="roles", alias="STAFF_TOKEN_ROLES_CLAIM")
     staff_token_algorithms: str = Field(default="RS256,ES256", alias="STAFF_TOKEN_ALGORITHMS")
+    # The claim holding a staff member's display name (shown to colleagues: "prise par Claire Martin"); a token
+    # without it falls back to preferred_username, then to the bare id.
+    staff_token_name_claim: str = Field(default="name", alias="STAFF_TOKEN_NAME_CLAIM")
     staff_token_fetch_timeout_s: float = Field(default=3.0, gt=0, le=30, alias="STAFF_TOKEN_FETCH_TIMEOUT_S")
 
     max_body_bytes: int = Field(default=64 * 1024, alias="MAX_BODY_BYTES")
@@ -133,6 +136,13 @@ class ServiceSettings(BaseSettings):
                 known = ", ".join(sorted(STAFF_TOKEN_ALGORITHMS))
                 raise ValueError(f"STAFF_TOKEN_ALGORITHMS: unknown algorithm {name!r}; use {known}")
         return ",".join(names)
+
+    @field_validator("staff_token_name_claim")
+    @classmethod
+    def _name_claim(cls, value: str) -> str:
+        if not value.strip() or value != value.strip():
+            raise ValueError(f"STAFF_TOKEN_NAME_CLAIM must be a claim name, such as name, got {value!r}")
+        return value
 
     @field_validator("staff_token_roles_claim")
     @classmethod

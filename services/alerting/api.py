@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -73,6 +73,14 @@ class AlertView(BaseModel):
         default=None, description="When a new finding last sent it back to open after a nurse had taken it"
     )
     previously_acknowledged_by: str | None = Field(default=None, description="Who had it then")
+    acknowledged_by_name: str | None = Field(
+        default=None, description="acknowledged_by's display name, as her latest token gave it (null: none known)"
+    )
+    resolved_by_name: str | None = Field(default=None, description="resolved_by's display name (null: none known)")
+    reopened_by_name: str | None = Field(default=None, description="reopened_by's display name (null: none known)")
+    previously_acknowledged_by_name: str | None = Field(
+        default=None, description="previously_acknowledged_by's display name (null: none known)"
+    )
     answered_at: datetime | None = Field(
         default=None,
         description="When the latest answers or message it holds were given (a questionnaire's `authored`): a tablet "
@@ -80,12 +88,17 @@ class AlertView(BaseModel):
     )
 
 
-_COMPUTED = frozenset(
-    {"id", "waiting_since", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at", "answered_at"}
+_NAMES = frozenset(f"{column}_name" for column in repository.STAFF_COLUMNS)
+_COMPUTED = (
+    frozenset(
+        {"id", "waiting_since", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at", "answered_at"}
+    )
+    | _NAMES
 )
 
 
-def alert_view(row: Any, now: datetime, levels: ServiceLevels) -> AlertView:
+def alert_view(row: Any, now: datetime, levels: ServiceLevels, names: Mapping[str, str] | None = None) -> AlertView:
+    """The alert as the API shows it; ``names``: staff display names by id (``repository.staff_names``)."""
     waiting_since = row["reopened_by_finding_at"] or row["raised_at"]
     end = row["acknowledged_at"] or now
     due_at = levels.due_after(row["level"], row["level_since"])
@@ -99,6 +112,7 @@ def alert_view(row: Any, now: datetime, levels: ServiceLevels) -> AlertView:
         overdue=row["status"] == "open" and now >= due_at,
         next_session_at=row.get("next_session_at"),
         answered_at=row.get("answered_at"),
+        **{f"{column}_name": (names or {}).get(row.get(column) or "") for column in repository.STAFF_COLUMNS},
     )
 
 
@@ -160,7 +174,8 @@ async def list_alerts(
             orange_overdue_if_since=levels_.overdue_if_since("orange", now),
         )
         await audit_staff_patients(conn, nurse, "alerts.list", "alerts", (r["patient_id"] for r in rows))
-    items = [alert_view(r, now, levels_) for r in rows]
+        names = await repository.staff_names(conn, rows)
+    items = [alert_view(r, now, levels_, names) for r in rows]
     return AlertList(items=items, count=len(items), totals=_totals(totals))
 
 
@@ -346,6 +361,7 @@ class AlertStepView(BaseModel):
     )
     at: datetime
     staff_id: str | None = Field(description="Who took the step (none when a new finding reopened the alert)")
+    staff_name: str | None = Field(default=None, description="staff_id's display name (null: none known)")
     outcome: str | None = Field(description="resolved: the outcome code")
     note: str | None = Field(description="resolved: the nurse's note")
     reason: str | None = Field(description="reopened: why, as the nurse gave it")
@@ -423,9 +439,10 @@ async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
         messages = await repository.messages_for(conn, row["message_ids"])
         steps = await repository.alert_steps(conn, [alert_id])
         await audit_staff(conn, nurse, "alert.read", f"alert/{alert_id}", row["patient_id"])
+        names = await repository.staff_names(conn, [row])
     response.headers["ETag"] = alert_etag(row["updated_at"])
     return AlertDetail(
-        **alert_view(row, datetime.now(UTC), levels).model_dump(),
+        **alert_view(row, datetime.now(UTC), levels, names).model_dump(),
         submissions=[SubmissionView(**dict(s)) for s in scores],
         messages=[MessageView(**dict(m)) for m in messages],
         steps=steps_by_alert(steps).get(alert_id, []),
@@ -458,6 +475,7 @@ async def _record_step(
     """A lifecycle step is kept in the alert's history, published (through the outbox) and audited in the
     transaction that made it."""
     alert_id = row["id"]
+    await repository.remember_staff(conn, nurse.staff_id, nurse.name, step.at)
     await repository.add_nurse_step(conn, alert_id, nurse.staff_id, step)
     event = make_event(event_type, payload, source=platform.source, subject=str(alert_id))
     await add_event(conn, event, schema=platform.schema)
@@ -494,7 +512,8 @@ async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
         )
         step = repository.NurseStep("acknowledged", now)
         await _record_step(conn, platform, nurse, row, "alert.acknowledged", acknowledged, "alert.acknowledge", step)
-    return alert_view(row, now, levels)
+        names = await repository.staff_names(conn, [row])
+    return alert_view(row, now, levels, names)
 
 
 class Resolution(BaseModel):
@@ -565,9 +584,10 @@ async def resolve_alert(
                 )
                 step = repository.NurseStep("resolved", now, outcome=resolution.outcome, note=resolution.note)
                 await _record_step(conn, platform, nurse, row, "alert.resolved", resolved, "alert.resolve", step)
+                names = await repository.staff_names(conn, [row])
     if row is None:
         raise changed
-    return alert_view(row, now, levels)
+    return alert_view(row, now, levels, names)
 
 
 async def _changed_since_seen(
@@ -582,7 +602,7 @@ async def _changed_since_seen(
         "now and confirm the close again, with its new ETag in If-Match.",
         kind="alert-changed",
         headers={"ETag": alert_etag(current["updated_at"])},
-        alert=alert_view(current, now, levels).model_dump(mode="json"),
+        alert=alert_view(current, now, levels, await repository.staff_names(conn, [current])).model_dump(mode="json"),
     )
 
 
@@ -624,4 +644,5 @@ async def reopen_alert(
         )
         step = repository.NurseStep("reopened", now, reason=body.reason if body else None)
         await _record_step(conn, platform, nurse, row, "alert.reopened", reopened, "alert.reopen", step)
-    return alert_view(row, now, levels)
+        names = await repository.staff_names(conn, [row])
+    return alert_view(row, now, levels, names)

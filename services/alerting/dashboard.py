@@ -7,11 +7,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.alerting.labels import reference as label_reference
+from services.alerting.repository import remember_staff
 from shared.auth import StaffPrincipal
 from shared.http.app import PlatformDep
 from shared.http.openapi import problem_responses
@@ -35,10 +37,12 @@ class DevUser(BaseModel):
 
 
 DEV_USERS = (
-    DevUser(staff_id="ide-claire", display_name="Claire (IDE coordinatrice)", roles=["nurse"]),
-    DevUser(staff_id="ide-karim", display_name="Karim (IDE coordinateur)", roles=["nurse"]),
-    DevUser(staff_id="cadre-sophie", display_name="Sophie (cadre de santé, admin)", roles=["nurse", "admin"]),
+    DevUser(staff_id="ide-claire", display_name="Claire Martin (IDE coordinatrice)", roles=["nurse"]),
+    DevUser(staff_id="ide-karim", display_name="Karim Benali (IDE coordinateur)", roles=["nurse"]),
+    DevUser(staff_id="cadre-sophie", display_name="Sophie Leroy (cadre de santé, admin)", roles=["nurse", "admin"]),
 )
+# The name their tokens carry: the display name without the job title in brackets.
+DEV_NAMES = {user.staff_id: user.display_name.partition(" (")[0] for user in DEV_USERS}
 
 
 def _dev_login(platform: Any) -> bool:
@@ -52,25 +56,106 @@ def _dev_login(platform: Any) -> bool:
     )
 
 
+class ProviderSignIn(BaseModel):
+    """What the page needs to sign a staff member in at the hospital's identity provider (authorization code with
+    PKCE, as a public client), read from the provider's discovery document by this server: the page does not
+    depend on the provider allowing it to read that document."""
+
+    issuer: str
+    client_id: str
+    scopes: str = Field(description="Space-separated, openid among them")
+    authorization_endpoint: str
+    token_endpoint: str = Field(description="The page exchanges its code there: the provider must allow its origin")
+    end_session_endpoint: str | None = Field(description="Where signing out ends the provider's session too")
+
+
 class DashboardConfig(BaseModel):
     environment: str
     dev_login: bool
     dev_users: list[DevUser]
+    provider_sign_in: ProviderSignIn | None = Field(
+        default=None,
+        description="Sign-in with the hospital's identity provider (DASHBOARD_OIDC_CLIENT_ID), when configured and "
+        "its endpoints are known",
+    )
+    provider_unavailable: bool = Field(
+        default=False,
+        description="That sign-in is configured but the provider's discovery document cannot be had just now",
+    )
     questionnaire_url: str = Field(
         description="Where the page reaches the questionnaire service (QUESTIONNAIRE_PUBLIC_URL): the questionnaire "
         "it shows and the answers a nurse takes by phone"
     )
 
 
+async def provider_sign_in(platform: Any) -> tuple[ProviderSignIn | None, bool]:
+    """The identity provider's sign-in for the page, and whether it is configured but out of reach just now."""
+    settings = platform.settings
+    client_id = getattr(settings, "dashboard_oidc_client_id", None)
+    provider = platform.tokens.provider
+    if client_id is None or provider is None:
+        return None, False
+    endpoints = await provider.sign_in_endpoints()
+    if endpoints is None:
+        return None, True
+    return (
+        ProviderSignIn(
+            issuer=provider.issuer,
+            client_id=client_id,
+            scopes=settings.dashboard_oidc_scopes,
+            authorization_endpoint=endpoints.authorization_endpoint,
+            token_endpoint=endpoints.token_endpoint,
+            end_session_endpoint=endpoints.end_session_endpoint,
+        ),
+        False,
+    )
+
+
 @router.get("/dashboard/config", response_model=DashboardConfig, summary="How to sign in here (no token needed)")
 async def dashboard_config(platform: PlatformDep) -> Any:
     dev = _dev_login(platform)
+    sign_in, unavailable = await provider_sign_in(platform)
     return DashboardConfig(
         environment=platform.settings.environment,
         dev_login=dev,
         dev_users=list(DEV_USERS) if dev else [],
+        provider_sign_in=sign_in,
+        provider_unavailable=unavailable,
         questionnaire_url=str(getattr(platform.settings, "questionnaire_public_url", "")),
     )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def page_headers(platform: Any) -> dict[str, str]:
+    """The dashboard's Content-Security-Policy: its own scripts and styles only, nothing inline, no frames; it
+    calls this service, the questionnaire service (answers taken by phone) and, when it signs in with the
+    hospital's identity provider, that provider's token endpoint (the code exchange and the silent refresh). The
+    authorization and end-session endpoints are top-level navigations, which no directive restricts here."""
+    connect = ["'self'", _origin(str(getattr(platform.settings, "questionnaire_public_url", "")))]
+    sign_in, _ = await provider_sign_in(platform)
+    if sign_in is not None:
+        connect.append(_origin(sign_in.token_endpoint))
+    policy = {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": "'self' data:",
+        "connect-src": " ".join(dict.fromkeys(c for c in connect if c != "://")),
+        "object-src": "'none'",
+        "base-uri": "'none'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+    return {
+        "Content-Security-Policy": "; ".join(f"{k} {v}" for k, v in policy.items()),
+        "X-Content-Type-Options": "nosniff",
+        # The provider's pages and any link followed learn nothing of where the nurse was.
+        "Referrer-Policy": "same-origin",
+    }
 
 
 class DevTokenRequest(BaseModel):
@@ -95,11 +180,15 @@ async def dev_token(body: DevTokenRequest, platform: PlatformDep) -> Any:
     user = next((u for u in DEV_USERS if u.staff_id == body.staff_id), None)
     if user is None:
         raise Problem(422, f"There is no development user {body.staff_id!r}.", pointer="/staff_id")
-    return DevToken(token=platform.tokens.issue_staff_token(user.staff_id, set(user.roles), ttl_s=12 * 3600))
+    token = platform.tokens.issue_staff_token(
+        user.staff_id, set(user.roles), ttl_s=12 * 3600, name=DEV_NAMES[user.staff_id]
+    )
+    return DevToken(token=token)
 
 
 class Me(BaseModel):
     staff_id: str
+    name: str | None = Field(default=None, description="The display name the token carries (STAFF_TOKEN_NAME_CLAIM)")
     roles: list[str]
     session_ends_at: datetime | None = Field(default=None, description="When this staff token expires")
     session_expires_in: int | None = Field(
@@ -108,10 +197,14 @@ class Me(BaseModel):
 
 
 @router.get("/me", response_model=Me, summary="Who this staff token is, and until when")
-async def me(staff: Staff) -> Any:
+async def me(staff: Staff, platform: PlatformDep) -> Any:
+    # Signing in is being seen: her colleagues see her name beside what she does from now on.
+    async with platform.pool.acquire() as conn:
+        await remember_staff(conn, staff.staff_id, staff.name, datetime.now(UTC))
     ends = staff.session_ends_at
     return Me(
         staff_id=staff.staff_id,
+        name=staff.name,
         roles=sorted(staff.roles),
         session_ends_at=None if ends is None else datetime.fromtimestamp(ends, UTC),
         session_expires_in=None if ends is None else max(0, ends - int(time.time())),

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from services.alerting import handlers
 from services.alerting.api import encode_alert_event, router
-from services.alerting.dashboard import PAGES
+from services.alerting.dashboard import PAGES, page_headers
 from services.alerting.dashboard import router as dashboard_router
 from services.alerting.domain import DEFAULT_RULE_SET, RuleSet, RuleSetDefinition
 from services.alerting.escalation import escalation_watch
@@ -66,10 +67,49 @@ def load_rule_set(path: Path) -> RuleSet:
         raise ValueError(f"ALERT_RULES_FILE {path}: {faults}") from None
 
 
+# A client id or a scope (RFC 6749 appendix A): printable ASCII, no space, quote or backslash.
+_OAUTH_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,255}")
+
+
 class AlertingSettings(ServiceSettings):
     escalation_check_s: float = Field(default=30.0, gt=0, alias="ESCALATION_CHECK_S")
     # Development sign-in on the dashboard (pick a user): never in production, whatever this says.
     dashboard_dev_login: bool = Field(default=True, alias="DASHBOARD_DEV_LOGIN")
+    # Sign-in with the hospital's identity provider (OpenID Connect, authorization code + PKCE): the dashboard's
+    # client id there (a public client: no secret), and the scopes it asks for. Unset, no such button.
+    dashboard_oidc_client_id: str | None = Field(default=None, alias="DASHBOARD_OIDC_CLIENT_ID")
+    dashboard_oidc_scopes: str = Field(default="openid profile", alias="DASHBOARD_OIDC_SCOPES")
+
+    @field_validator("dashboard_oidc_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        if value is not None and not _OAUTH_TOKEN.fullmatch(value):
+            raise ValueError(
+                f"DASHBOARD_OIDC_CLIENT_ID must be the dashboard's client id at the identity provider (printable "
+                f"characters, no spaces, at most 255), got {value!r}"
+            )
+        return value
+
+    @field_validator("dashboard_oidc_scopes")
+    @classmethod
+    def _scopes(cls, value: str) -> str:
+        scopes = value.split()
+        if "openid" not in scopes or not all(_OAUTH_TOKEN.fullmatch(scope) for scope in scopes):
+            raise ValueError(
+                f"DASHBOARD_OIDC_SCOPES must be space-separated scopes including openid (such as 'openid profile'), "
+                f"got {value!r}"
+            )
+        return " ".join(scopes)
+
+    @model_validator(mode="after")
+    def _client_needs_provider(self) -> AlertingSettings:
+        if self.dashboard_oidc_client_id is not None and self.staff_token_issuer is None:
+            raise ValueError(
+                "DASHBOARD_OIDC_CLIENT_ID needs STAFF_TOKEN_ISSUER and STAFF_TOKEN_AUDIENCE: the dashboard signs in "
+                "with that identity provider"
+            )
+        return self
+
     # CLINICAL.md §4: a RED alert is to be taken within this much opening time (ORANGE: by the next business day's end).
     red_acknowledge_within_min: int = Field(default=60, ge=5, le=24 * 60, alias="RED_ACKNOWLEDGE_WITHIN_MIN")
     # A hospital's own thresholds (CLINICAL.md §3 "default rule set"), as JSON; without it, the defaults.
@@ -110,6 +150,7 @@ def build_service(settings: AlertingSettings | None = None, *, clock: Clock = sy
         extras={"service_levels": levels, "alert_feed": feed, "stream_trail": stream_trail, "clock": clock},
         description="Scoring, alerts, the nurse's triage workflow, the live alert stream and the nurse dashboard.",
         static={"/dashboard": PAGES, "/web": WEB_MODULES},
+        static_headers=page_headers,
         home="/dashboard/",
     )
 

@@ -93,19 +93,22 @@ async def timeline(
         sessions = await repository.patient_sessions(conn, patient_id)
         expected = await repository.patient_expected_levels(conn, patient_id, now)
         await audit_staff(conn, nurse, "patient.timeline", f"patient/{patient_id}", patient_id)
+        names = await repository.staff_names(conn, alerts)
     steps_of = steps_by_alert(steps)
     return Timeline(
         patient_id=patient_id,
         submissions=[ScorePoint(**dict(s)) for s in scores],
-        alerts=[_patient_alert(a, steps_of.get(a["id"], []), now, levels) for a in alerts],
+        alerts=[_patient_alert(a, steps_of.get(a["id"], []), now, levels, names) for a in alerts],
         messages=[PatientMessage(**dict(m)) for m in messages],
         sessions=[Session(**dict(s)) for s in sessions],
         expected_levels=[ExpectedLevelView(**dict(e)) for e in expected],
     )
 
 
-def _patient_alert(row: Any, steps: list[AlertStepView], now: datetime, levels: ServiceLevels) -> PatientAlert:
-    return PatientAlert(**alert_view(row, now, levels).model_dump(), steps=steps)
+def _patient_alert(
+    row: Any, steps: list[AlertStepView], now: datetime, levels: ServiceLevels, names: dict[str, str]
+) -> PatientAlert:
+    return PatientAlert(**alert_view(row, now, levels, names).model_dump(), steps=steps)
 
 
 class ExpectedLevelRequest(BaseModel):

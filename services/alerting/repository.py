@@ -632,9 +632,10 @@ async def alert_steps(conn: asyncpg.Connection, alert_ids: Sequence[UUID]) -> li
     """The steps of these alerts, each alert's oldest first: an index lookup per alert, whatever plan the table's
     statistics made when it was small (as ``_ACTIVE_ALERTS``)."""
     return await conn.fetch(
-        "SELECT s.alert_id, s.action, s.at, s.staff_id, s.outcome, s.note, s.reason "
+        "SELECT s.alert_id, s.action, s.at, s.staff_id, staff.display_name AS staff_name, s.outcome, s.note, s.reason "
         "FROM unnest($1::uuid[]) AS a(alert_id) CROSS JOIN LATERAL "
         "(SELECT * FROM alert_steps WHERE alert_steps.alert_id = a.alert_id OFFSET 0) AS s "
+        "LEFT JOIN staff ON staff.id = s.staff_id "
         "ORDER BY s.alert_id, s.at, s.id",
         list(alert_ids),
     )
@@ -778,3 +779,30 @@ async def patient_weeks_between(conn: asyncpg.Connection, start: datetime, stop:
 
 async def open_alerts_for_overdue(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(f"SELECT {_FACT_COLUMNS} FROM alerts WHERE status = 'open'")
+
+
+# The columns of an alert that name a staff member, each shown with that person's name beside it (``<column>_name``).
+STAFF_COLUMNS = ("acknowledged_by", "resolved_by", "reopened_by", "previously_acknowledged_by")
+
+
+async def remember_staff(conn: asyncpg.Connection, staff_id: str, name: str | None, now: datetime) -> None:
+    """A staff member acted or signed in: her name as her token gives it (a token without one keeps the last
+    known), and when she was last seen."""
+    await conn.execute(
+        "INSERT INTO staff (id, display_name, last_seen_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET "
+        "display_name = COALESCE(EXCLUDED.display_name, staff.display_name), last_seen_at = EXCLUDED.last_seen_at",
+        staff_id,
+        name,
+        now,
+    )
+
+
+async def staff_names(conn: asyncpg.Connection, alerts: Iterable[Any]) -> dict[str, str]:
+    """The known names of the staff members these alerts name."""
+    ids = {row.get(column) for row in alerts for column in STAFF_COLUMNS} - {None}
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT id, display_name FROM staff WHERE id = ANY($1::text[]) AND display_name IS NOT NULL", sorted(ids)
+    )
+    return {row["id"]: row["display_name"] for row in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -117,8 +118,15 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
         description="Tablet-facing: questionnaires (FHIR R4), submissions and patient messages.",
         cors_origins=settings.dashboard_origins,
         static={"/tablet": TABLET_PAGES, "/web": WEB_MODULES},
-        static_headers=tablet_headers(settings.devices_public_url),
+        static_headers=_fixed(tablet_headers(settings.devices_public_url)),
     )
+
+
+def _fixed(headers: dict[str, str]) -> Callable[[Any], Awaitable[dict[str, str]]]:
+    async def headers_of(platform: Any) -> dict[str, str]:
+        return headers
+
+    return headers_of
 
 
 def create_app(settings: QuestionnaireSettings | None = None) -> FastAPI:

@@ -98,8 +98,9 @@ class ServiceDefinition:
     version: str = "0.1.0"
     # Static pages served as they are (no build step): URL prefix -> directory; "/" redirects to ``home``.
     static: Mapping[str, Path] = field(default_factory=dict)
-    # Headers added to every static answer of this service (a page's Content-Security-Policy, say).
-    static_headers: Mapping[str, str] = field(default_factory=dict)
+    # Headers the static pages are served with, from the running platform (a Content-Security-Policy naming the
+    # origins the pages may reach, say); they replace any of the same name, on every answer, a refusal too.
+    static_headers: Callable[[Platform], Awaitable[Mapping[str, str]]] | None = None
     home: str | None = None
     # Web origins whose pages may call this service (CORS, bearer tokens only: no credentials); none by default.
     cors_origins: Sequence[str] = ()
@@ -245,28 +246,36 @@ class WholeFiles(StaticFiles):
     serve (malformed, beyond the end, or in a unit it does not know, which RFC 9110 says to ignore) with a
     text/plain 400 or 416 rather than a problem.
 
-    ``headers`` are added to every answer, a refusal too (the policies a page's service sets for it)."""
+    ``extra_headers`` are set on every answer, a refusal too (the policies a page's service sets for it)."""
 
-    def __init__(self, *, headers: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, extra_headers: Callable[[Platform], Awaitable[Mapping[str, str]]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self._headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        self._extra_headers = extra_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k not in (b"range", b"if-range")]}
-        if not self._headers:
-            await super().__call__(scope, receive, send)
-            return
-        added = self._headers
-        names = {name for name, _ in added}
+            if self._extra_headers is not None:
+                extra = [
+                    (k.lower().encode("latin-1"), v.encode("latin-1"))
+                    for k, v in (await self._extra_headers(scope["state"]["platform"])).items()
+                ]
+                send = _with_headers(send, extra)
+        await super().__call__(scope, receive, send)
 
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                message = {**message, "headers": kept + added}
-            await send(message)
 
-        await super().__call__(scope, receive, with_headers)
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    names = {name for name, _ in extra}
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+            message = {**message, "headers": [*kept, *extra]}
+        await send(message)
+
+    return sending
 
 
 def _tune_garbage_collector() -> None:
@@ -359,7 +368,7 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     # uvicorn and the endpoint), six fewer path matches.
     app.router.routes[:] = [r for r in app.router.routes if r not in framework_routes] + framework_routes
     for prefix, directory in service.static.items():
-        pages = WholeFiles(directory=directory, html=True, headers=service.static_headers)
+        pages = WholeFiles(directory=directory, html=True, extra_headers=service.static_headers)
         app.mount(prefix, pages, name=f"static:{prefix}")
     if service.home is not None:
         home = service.home

@@ -2,20 +2,28 @@
 
 ``FakeIdentityProvider`` answers what an OpenID Connect provider publishes (its discovery document and its JWK
 set, at Keycloak's paths); ``SigningKey`` signs the tokens it would issue. Nothing of the verification is mocked.
+With ``sign_in``, it also signs a browser in as a public client would be (authorization code with PKCE S256):
+``/auth`` redirects back with a code bound to the ``code_challenge``, ``/token`` checks the ``code_verifier``,
+``redirect_uri`` and ``client_id`` (with CORS for the page's origin) and answers an access token for ``user``.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import json
+import secrets
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography import x509
@@ -29,6 +37,29 @@ from shared.devservers import free_port
 REALM_PATH = "/realms/ward"
 DISCOVERY_PATH = f"{REALM_PATH}/.well-known/openid-configuration"
 JWKS_PATH = f"{REALM_PATH}/protocol/openid-connect/certs"
+AUTH_PATH = f"{REALM_PATH}/protocol/openid-connect/auth"
+TOKEN_PATH = f"{REALM_PATH}/protocol/openid-connect/token"
+LOGOUT_PATH = f"{REALM_PATH}/protocol/openid-connect/logout"
+
+
+@dataclass
+class SignIn:
+    """What the provider knows of the page it signs people in to, and who signs in (``user``: the claims of the
+    access token besides iss, aud, exp, iat, jti; ``refuse``: the error the next sign-in is answered with)."""
+
+    key: SigningKey
+    client_id: str
+    redirect_uri: str
+    origin: str
+    audience: str
+    user: dict[str, Any]
+    ttl_s: int = 600
+    refuse: str | None = None
+    # Whether it gives refresh tokens (each good once: a refresh answers a new one, as Keycloak's rotation does).
+    refresh_tokens: bool = False
+    refreshable: set[str] = field(default_factory=set)
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    exchanges: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +95,7 @@ class FakeIdentityProvider:
         self.documents: dict[str, tuple[int, Any]] = {}
         self.requests: list[str] = []
         self.delay_s = 0.0
+        self.sign_in: SignIn | None = None
         self.ca_file = self_signed_certificate(tls_dir) if tls_dir is not None else None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -77,22 +109,164 @@ class FakeIdentityProvider:
     def jwks_url(self) -> str:
         return f"{self.issuer.removesuffix(REALM_PATH)}{JWKS_PATH}"
 
+    @property
+    def base(self) -> str:
+        return self.issuer.removesuffix(REALM_PATH)
+
     def publish(self, *keys: dict[str, Any]) -> None:
         """The key set, and the discovery document that names it."""
         self.documents[JWKS_PATH] = (200, {"keys": list(keys)})
         self.documents[DISCOVERY_PATH] = (200, {"issuer": self.issuer, "jwks_uri": self.jwks_url})
+
+    def enable_sign_in(
+        self, key: SigningKey, *, client_id: str, redirect_uri: str, audience: str, user: dict[str, Any]
+    ) -> SignIn:
+        """Publish ``key`` and sign people in to the page at ``redirect_uri`` (a public client, PKCE S256)."""
+        parts = urlsplit(redirect_uri)
+        self.sign_in = SignIn(key, client_id, redirect_uri, f"{parts.scheme}://{parts.netloc}", audience, user)
+        self.publish(key.jwk)
+        self.documents[DISCOVERY_PATH][1].update(
+            authorization_endpoint=self.base + AUTH_PATH,
+            token_endpoint=self.base + TOKEN_PATH,
+            end_session_endpoint=self.base + LOGOUT_PATH,
+            code_challenge_methods_supported=["S256"],
+        )
+        return self.sign_in
+
+    def access_token(self, **overrides: Any) -> str:
+        assert self.sign_in is not None
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.sign_in.audience,
+            "iat": now,
+            "exp": now + self.sign_in.ttl_s,
+            "jti": str(uuid.uuid4()),
+            **self.sign_in.user,
+            **overrides,
+        }
+        return self.sign_in.key.sign(claims)
+
+    def _authorize(self, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """The browser comes to sign in: back to the page with a code, or with the error the test set."""
+        sign_in = self.sign_in
+        if sign_in is None or query.get("client_id") != sign_in.client_id:
+            return 400, {}, b"unknown client"
+        if query.get("redirect_uri") != sign_in.redirect_uri:
+            return 400, {}, b"redirect_uri not registered"
+        back: dict[str, str] = {}
+        if sign_in.refuse is not None:
+            back["error"] = sign_in.refuse
+        elif (
+            query.get("response_type") != "code"
+            or query.get("code_challenge_method") != "S256"
+            or not query.get("code_challenge")
+        ):
+            back["error"] = "invalid_request"
+        else:
+            code = secrets.token_urlsafe(24)
+            sign_in.codes[code] = {
+                "challenge": query["code_challenge"],
+                "nonce": query.get("nonce", ""),
+                "scope": query.get("scope", ""),
+            }
+            back["code"] = code
+        if "state" in query:
+            back["state"] = query["state"]
+        return 302, {"Location": f"{sign_in.redirect_uri}?{urlencode(back)}"}, b""
+
+    def _token(self, form: dict[str, str]) -> tuple[int, Any]:
+        sign_in = self.sign_in
+        if sign_in is None:
+            return 404, {"error": "not found"}
+        sign_in.exchanges.append({k: v for k, v in form.items() if k in ("grant_type", "client_id", "redirect_uri")})
+        if form.get("grant_type") == "refresh_token":
+            token = form.get("refresh_token", "")
+            if token not in sign_in.refreshable or form.get("client_id") != sign_in.client_id:
+                return 400, {"error": "invalid_grant"}
+            sign_in.refreshable.discard(token)
+            return 200, self._tokens(sign_in)
+        pending = sign_in.codes.pop(form.get("code", ""), None)  # a code is good once
+        if form.get("grant_type") != "authorization_code" or pending is None:
+            return 400, {"error": "invalid_grant"}
+        if form.get("client_id") != sign_in.client_id or form.get("redirect_uri") != sign_in.redirect_uri:
+            return 400, {"error": "invalid_grant", "error_description": "client_id or redirect_uri differ"}
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if not verifier or challenge != pending["challenge"]:
+            return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
+        now = int(time.time())
+        id_token = sign_in.key.sign(
+            {
+                "iss": self.issuer,
+                "aud": sign_in.client_id,
+                "sub": sign_in.user["sub"],
+                "iat": now,
+                "exp": now + sign_in.ttl_s,
+                "nonce": pending["nonce"],
+            }
+        )
+        return 200, {**self._tokens(sign_in), "id_token": id_token, "scope": pending["scope"]}
+
+    def _tokens(self, sign_in: SignIn) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "access_token": self.access_token(),
+            "token_type": "Bearer",
+            "expires_in": sign_in.ttl_s,
+        }
+        if sign_in.refresh_tokens:
+            answer["refresh_token"] = secrets.token_urlsafe(32)
+            sign_in.refreshable.add(answer["refresh_token"])
+        return answer
 
     def __enter__(self) -> FakeIdentityProvider:
         state = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                state.requests.append(self.path)
+                path, _, query = self.path.partition("?")
+                state.requests.append(path)
                 time.sleep(state.delay_s)
-                status, body = state.documents.get(self.path, (404, {"error": "not found"}))
-                raw = json.dumps(body).encode()
+                if path == AUTH_PATH:
+                    self._answer(*state._authorize({k: v[0] for k, v in parse_qs(query).items()}))
+                    return
+                if path == LOGOUT_PATH and state.sign_in is not None:
+                    back = parse_qs(query).get("post_logout_redirect_uri", [""])[0]
+                    if back == state.sign_in.redirect_uri:
+                        self._answer(302, {"Location": back}, b"")
+                    else:
+                        self._answer(400, {}, b"post_logout_redirect_uri not registered")
+                    return
+                status, body = state.documents.get(path, (404, {"error": "not found"}))
+                self._answer(status, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+            def do_OPTIONS(self) -> None:  # the page's preflight, before its POST to the token endpoint
+                self._answer(204, self._cors(), b"")
+
+            def do_POST(self) -> None:
+                path = self.path.partition("?")[0]
+                state.requests.append(path)
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                status, body = state._token(form) if path == TOKEN_PATH else (404, {"error": "not found"})
+                headers = {"Content-Type": "application/json", "Cache-Control": "no-store", **self._cors()}
+                self._answer(status, headers, json.dumps(body).encode())
+
+            def _cors(self) -> dict[str, str]:
+                origin = self.headers.get("Origin")
+                if state.sign_in is None or origin != state.sign_in.origin:
+                    return {}
+                return {
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Methods": "POST",
+                    "Access-Control-Allow-Headers": "Content-Type",
+                    "Vary": "Origin",
+                }
+
+            def _answer(self, status: int, headers: dict[str, str], raw: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)

@@ -17,6 +17,7 @@ import {
   reasonNote,
   reasonText,
   sourceLabel,
+  staffName,
 } from "./format.js";
 
 export const STATUS_LABELS = Object.freeze({ open: "Ouverte", acknowledged: "Prise", resolved: "Clôturée" });
@@ -120,7 +121,7 @@ export function reopenedByNurseSinceTaken(alert) {
 /** An alert a new finding sent back to open after a nurse had taken it: "Rouverte à 16:52 · était prise par …". */
 function reopenedNote(alert, now) {
   if (alert.status !== "open" || !alert.reopened_by_finding_at) return null;
-  const who = alert.previously_acknowledged_by ? ` · était prise par ${alert.previously_acknowledged_by}` : "";
+  const who = alert.previously_acknowledged_by ? ` · était prise par ${staffName(alert, "previously_acknowledged_by")}` : "";
   const at = formatAt(alert.reopened_by_finding_at, now);
   return h("span", { class: "reopened-note" }, `Rouverte ${at}${who}`);
 }
@@ -186,7 +187,7 @@ function alertRow(alert, me, now) {
   } else if (status === "acknowledged") {
     const mine = me && alert.acknowledged_by === me;
     owner.push(
-      h("span", { class: `taken-by${mine ? " taken-by-me" : ""}` }, `Prise par ${alert.acknowledged_by ?? "—"}`),
+      h("span", { class: `taken-by${mine ? " taken-by-me" : ""}` }, `Prise par ${staffName(alert, "acknowledged_by") ?? "—"}`),
     );
     // A colleague's alert too: she may be off shift; the dialog names her, so closing in her place is deliberate.
     owner.push(

@@ -12,6 +12,16 @@ import {
   setToken,
 } from "./api.js";
 import { AlertStream } from "./stream.js";
+import {
+  beginSignIn,
+  completeSignIn,
+  forgetProviderSession,
+  hasRefreshToken,
+  refresh as refreshProviderToken,
+  SignInError,
+  signedInWithProvider,
+  takeCallback,
+} from "./oidc.js";
 import { announce, clear, clearAnnouncements, h, toast, toastError } from "./dom.js";
 import {
   addDays,
@@ -26,6 +36,7 @@ import {
   patientShortId,
   reasonText,
   setReference,
+  staffName,
   termLabel,
 } from "./format.js";
 import { filterAlerts, flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
@@ -46,6 +57,9 @@ const BANNER_MS = 8000;
 const SEEN_EVENTS_MAX = 2000;
 const UUIDISH = /^[0-9a-fA-F-]{8,64}$/;
 const SESSION_WARNING_MS = 5 * 60 * 1000; // how long before the staff token expires the nurse is warned
+const REFRESH_BEFORE_MS = 60 * 1000; // how long before it expires a token from the provider is renewed silently
+// The roles without which the dashboard shows nothing (its alert list is the nurses').
+const DASHBOARD_ROLE = "nurse";
 const CLOSING_DRAFT_MS = 15 * 60 * 1000; // how long a closing cut short by an expired session is kept
 
 const $ = (id) => document.getElementById(id);
@@ -97,7 +111,20 @@ function showSignIn(message = "") {
   box.textContent = message;
   box.hidden = !message;
   renderDevUsers();
-  $("token-input").focus();
+  renderProviderSignIn();
+  if ($("provider-login").hidden) $("token-input").focus();
+  else $("provider-sign-in").focus();
+}
+
+function providerConfig() {
+  return state.config && state.config.provider_sign_in ? state.config.provider_sign_in : null;
+}
+
+function renderProviderSignIn() {
+  const configured = Boolean(providerConfig() || (state.config && state.config.provider_unavailable));
+  $("provider-login").hidden = !configured;
+  $("provider-sign-in").disabled = !providerConfig();
+  $("provider-unavailable").hidden = Boolean(providerConfig());
 }
 
 function renderDevUsers() {
@@ -131,17 +158,34 @@ function renderDevUsers() {
   $("signin-env").hidden = env !== "development";
 }
 
-async function signInWithToken(token) {
+async function signInWithToken(token, { fromProvider = false } = {}) {
   setToken(token);
+  // A reload keeps the provider's token in this tab: its expiry then says to sign in with the hospital's account.
+  const providerToken = fromProvider || signedInWithProvider();
   try {
     const me = await api.me();
     if (!me || typeof me.staff_id !== "string") throw new ApiError(500, "", "Réponse inattendue du serveur (/v1/me).");
+    if (fromProvider && !(Array.isArray(me.roles) && me.roles.includes(DASHBOARD_ROLE))) {
+      clearToken();
+      forgetProviderSession(null);
+      showSignIn(NO_ROLE);
+      return;
+    }
     await startApp(me);
   } catch (error) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+    if (fromProvider && error instanceof ApiError && error.status === 403) {
       clearToken();
+      forgetProviderSession(null);
+      showSignIn(NO_ROLE);
+    } else if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+      clearToken();
+      forgetProviderSession(null);
       showSignIn(
-        error.status === 401
+        error.status === 401 && fromProvider
+          ? "Le tableau de bord n'a pas reconnu la connexion de l'hôpital. Réessayez, ou prévenez le support informatique."
+          : error.status === 401 && providerToken
+          ? "Votre session a expiré. Reconnectez-vous avec le compte de l'hôpital."
+          : error.status === 401
           ? "Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton."
           : `Accès refusé : ${error.detail}`,
       );
@@ -150,6 +194,28 @@ async function signInWithToken(token) {
       showSignIn(error && error.detail ? error.detail : "Connexion impossible.");
     }
   }
+}
+
+const NO_ROLE =
+  "Votre compte de l'hôpital n'a pas le rôle infirmier·ère coordinateur·rice nécessaire à ce tableau de bord. " +
+  "Demandez-le à l'administrateur des comptes de l'hôpital.";
+
+/** The code the provider sent back to this page: exchanged for a token, then signed in with it (or a message). */
+async function signInFromProvider(callback) {
+  try {
+    const body = await completeSignIn(providerConfig(), callback);
+    await signInWithToken(body.access_token, { fromProvider: true });
+  } catch (error) {
+    clearToken();
+    showSignIn(error instanceof SignInError ? error.message : "La connexion avec le compte de l'hôpital a échoué.");
+  }
+}
+
+/** The nurse chose to leave: her session here ends, and the provider's too when it has an end-session endpoint. */
+function signOutByChoice() {
+  const endSession = forgetProviderSession(providerConfig());
+  signOut("Vous êtes déconnecté·e.");
+  if (endSession) location.assign(endSession);
 }
 
 function signOut(message = "", { keepDraft = false } = {}) {
@@ -168,6 +234,7 @@ function signOut(message = "", { keepDraft = false } = {}) {
   hideBanner();
   forgetActivity();
   clearToken();
+  forgetProviderSession(null);
   state.me = null;
   state.alerts = [];
   ownSteps.clear();
@@ -230,6 +297,38 @@ function watchSession(me) {
   // Counted from the seconds left, not from the end time: this computer's clock may be wrong.
   if (typeof me.session_expires_in !== "number") return;
   const endsAt = Date.now() + me.session_expires_in * 1000;
+  if (signedInWithProvider() && hasRefreshToken()) {
+    // The provider gave a refresh token: a new access token shortly before this one expires, without a word; the
+    // banner below comes only if the provider refuses (her session there ended, or was revoked).
+    const generation = sessionGeneration;
+    const lead = Math.min(REFRESH_BEFORE_MS, (me.session_expires_in * 1000) / 2);
+    sessionTimer = setTimeout(() => renewSession(generation, endsAt), Math.max(0, endsAt - lead - Date.now()));
+    return;
+  }
+  warnBeforeEnd(endsAt);
+}
+
+async function renewSession(generation, endsAt) {
+  if (!isCurrentSession(generation)) return;
+  const body = await refreshProviderToken(providerConfig());
+  if (!isCurrentSession(generation)) return;
+  if (body) {
+    setToken(body.access_token);
+    try {
+      const me = await api.me();
+      if (isCurrentSession(generation) && me) {
+        watchSession(me);
+        return;
+      }
+    } catch (error) {
+      if (endedWithSession(error)) return;
+    }
+  }
+  warnBeforeEnd(endsAt);
+}
+
+function warnBeforeEnd(endsAt) {
+  clearTimeout(sessionTimer);
   sessionTimer = setTimeout(
     () => {
       if (!state.me) return;
@@ -271,7 +370,9 @@ async function startApp(me) {
   const generation = sessionGeneration;
   $("signin-screen").hidden = true;
   $("app").hidden = false;
-  $("staff-id").textContent = state.me.staff_id;
+  // Who is signed in, as colleagues know her; the id (what the audit trail records) on hover.
+  $("staff-id").textContent = typeof me.name === "string" && me.name ? me.name : state.me.staff_id;
+  $("staff-id").title = state.me.staff_id;
   const env = state.config && state.config.environment;
   $("env-badge").hidden = env !== "development";
   watchSession(me);
@@ -530,7 +631,7 @@ function reopenedSince(alert, previous) {
  */
 function cueText(cause, alert, previous, reasonsShown) {
   const level = levelLabel(alert.level);
-  const owner = alert.previously_acknowledged_by || (previous && previous.acknowledged_by);
+  const owner = staffName(alert, "previously_acknowledged_by") || staffName(previous, "acknowledged_by");
   const taken = previous && previous.status !== "open" && owner ? ` (était prise par ${owner})` : "";
   const head =
     cause === "raised"
@@ -650,7 +751,7 @@ function renderResolveContext(alert) {
   const me = state.me && state.me.staff_id;
   let owner = "";
   if (alert && alert.status === "acknowledged" && alert.acknowledged_by && alert.acknowledged_by !== me)
-    owner = `Prise par ${alert.acknowledged_by} : vous clôturez à sa place.`;
+    owner = `Prise par ${staffName(alert, "acknowledged_by")} : vous clôturez à sa place.`;
   else if (alert && alert.status === "open")
     owner = "Alerte rouverte par une nouvelle réponse : personne ne l'a en charge.";
   $("resolve-owner").textContent = owner;
@@ -689,7 +790,7 @@ function whatChanged(before, now) {
     return "Nouvelle réponse : l'alerte a été rouverte.";
   const ownerBefore = before ? before.acknowledged_by : null;
   if (now.status === "acknowledged" && now.acknowledged_by && now.acknowledged_by !== ownerBefore)
-    return `L'alerte a été prise entre-temps par ${now.acknowledged_by}.`;
+    return `L'alerte a été prise entre-temps par ${staffName(now, "acknowledged_by")}.`;
   return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
 }
 
@@ -1164,7 +1265,18 @@ function wire() {
     }
   });
 
-  $("sign-out").addEventListener("click", () => signOut("Vous êtes déconnecté·e."));
+  $("sign-out").addEventListener("click", signOutByChoice);
+  $("provider-sign-in").addEventListener("click", async () => {
+    const provider = providerConfig();
+    if (!provider) return;
+    $("provider-sign-in").disabled = true;
+    try {
+      await beginSignIn(provider);
+    } catch {
+      $("provider-sign-in").disabled = false;
+      showSignIn("La connexion avec le compte de l'hôpital n'a pas pu démarrer dans ce navigateur.");
+    }
+  });
   $("session-renew").addEventListener("click", () => signOut("Reconnectez-vous pour continuer."));
 
   $("sound-toggle").addEventListener("click", () => {
@@ -1285,12 +1397,17 @@ function wire() {
 
 async function boot() {
   wire();
+  // Before anything else: the provider's answer leaves the address bar (a code is good once, and never belongs in
+  // the history), then the config names the endpoint to exchange it at.
+  const callback = takeCallback();
   try {
     state.config = await api.config();
   } catch (error) {
     state.config = null;
   }
-  if (getToken()) {
+  if (callback) {
+    await signInFromProvider(callback);
+  } else if (getToken()) {
     await signInWithToken(getToken());
   } else {
     showSignIn();

@@ -192,3 +192,9 @@ export const formatPercent = (value) => (value === null || value === undefined ?
 export function plural(count, singular, pluralForm) {
   return `${integerFmt.format(count)} ${count > 1 ? pluralForm : singular}`;
 }
+
+/** Who an alert names at `field` (acknowledged_by…), as colleagues know her: her name when known, else her id. */
+export function staffName(alert, field) {
+  if (!alert) return null;
+  return alert[`${field}_name`] || alert[field] || null;
+}

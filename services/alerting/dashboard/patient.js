@@ -23,6 +23,7 @@ import {
   parisDay,
   patientShortId,
   sourceLabel,
+  staffName,
   termLabel,
 } from "./format.js";
 
@@ -321,10 +322,10 @@ function answersTable(submission) {
 /** Who has the alert since when: the nurse who reopened it, when one did after it was taken. */
 function inHandText(alert) {
   if (reopenedByNurseSinceTaken(alert)) {
-    const who = alert.reopened_by ?? alert.acknowledged_by ?? "—";
+    const who = staffName(alert, "reopened_by") ?? staffName(alert, "acknowledged_by") ?? "—";
     return `Rouverte par ${who} le ${formatDateTime(alert.reopened_at)}`;
   }
-  return `Prise par ${alert.acknowledged_by ?? "—"} le ${formatDateTime(alert.acknowledged_at)}`;
+  return `Prise par ${staffName(alert, "acknowledged_by") ?? "—"} le ${formatDateTime(alert.acknowledged_at)}`;
 }
 
 /**
@@ -401,7 +402,7 @@ function currentAlertSection(alert) {
 /** One step of an alert's history as the lines a nurse reads (free text stays text: h() makes text nodes). */
 function stepLines(step) {
   const when = formatDateTime(step.at);
-  const who = step.staff_id ?? "—";
+  const who = step.staff_name || step.staff_id || "—";
   switch (step.action) {
     case "acknowledged":
       return [h("li", null, `Prise par ${who} le ${when}`)];

@@ -1,0 +1,158 @@
+"""A nurse signs in to the dashboard with the hospital's account: Chromium goes to the test's identity provider
+(authorization code with PKCE), comes back signed in under her name, and her colleagues see that name beside what
+she does. A forged answer, a refusal and an account without the nurse's role sign nobody in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.devservers import free_port
+from shared.testing.oidc import LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
+from shared.testing.services import in_process, served
+from tests.browser.conftest import Ward, rows
+
+pytestmark = pytest.mark.browser
+
+CLIENT_ID = "oncofollow-dashboard"
+AUDIENCE = "oncofollow-api"
+CLAIRE = {"sub": "f3c1e9a2-opaque-keycloak-id", "name": "Claire Martin", "roles": ["nurse"]}
+BUTTON = "Se connecter avec le compte de l'hôpital"
+
+
+@pytest.fixture
+async def hospital(service_env: dict[str, str], tokens: Any, browser: Any) -> AsyncIterator[tuple[Ward, Any]]:
+    """The ward, its alerting service taking the provider's tokens and signing the dashboard in there."""
+    port = free_port()
+    with FakeIdentityProvider() as idp:
+        url = f"http://127.0.0.1:{port}"
+        sign_in = idp.enable_sign_in(
+            SigningKey.rsa("ward-key"),
+            client_id=CLIENT_ID,
+            redirect_uri=f"{url}/dashboard/",
+            audience=AUDIENCE,
+            user=dict(CLAIRE),
+        )
+        env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+        settings = AlertingSettings(
+            **env,  # type: ignore[arg-type]
+            ESCALATION_CHECK_S="3600",
+            STAFF_TOKEN_ISSUER=idp.issuer,
+            STAFF_TOKEN_AUDIENCE=AUDIENCE,
+            DASHBOARD_OIDC_CLIENT_ID=CLIENT_ID,
+        )
+        async with (
+            in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
+            served(build_alerting(settings), port=port) as (served_url, alerting),
+        ):
+            assert served_url == url
+            ward = Ward(url, tablet, alerting, tokens, browser)
+            try:
+                yield ward, idp
+            finally:
+                for tab in ward.tabs:
+                    await tab.close()
+        assert sign_in.exchanges  # the code was exchanged by the page itself
+
+
+async def stored_token(page: Page) -> Any:
+    return await page.evaluate("sessionStorage.getItem('oncofollow.staffToken')")
+
+
+async def test_a_nurse_signs_in_with_the_hospital_account_and_colleagues_see_her_name(
+    hospital: tuple[Ward, Any],
+) -> None:
+    ward, idp = hospital
+    await ward.submit()
+    tab = await ward.tab()
+    page = await tab.new_page()
+    response = await page.goto(f"{ward.url}/dashboard/")
+    assert response is not None
+    policy = response.headers["content-security-policy"]
+    assert f"connect-src 'self' http://127.0.0.1:8001 {idp.base}" in policy, policy
+
+    await page.get_by_role("button", name=BUTTON).click()
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+    await expect(page.locator("#staff-id")).to_have_text("Claire Martin")
+    assert "code=" not in page.url and "state=" not in page.url, page.url
+    assert page.url == f"{ward.url}/dashboard/" or page.url.startswith(f"{ward.url}/dashboard/#")
+    assert await stored_token(page)
+
+    await expect(rows(page)).to_have_count(1, timeout=10_000)
+    await rows(page).first.locator("[data-action=ack]").click()
+    await expect(rows(page).first).to_contain_text("Prise par Claire Martin")
+
+    # A colleague signed in with a development token sees the name, not the provider's opaque id.
+    colleague = await ward.dashboard("ide-karim")
+    await expect(rows(colleague).first).to_contain_text("Prise par Claire Martin")
+    await expect(rows(colleague).first).not_to_contain_text(CLAIRE["sub"])
+
+    await page.get_by_role("button", name="Se déconnecter").click()
+    await expect(page.get_by_role("button", name=BUTTON)).to_be_visible()
+    assert LOGOUT_PATH in idp.requests
+    assert await stored_token(page) is None
+
+
+async def test_a_forged_answer_a_refusal_or_an_account_without_the_role_signs_nobody_in(
+    hospital: tuple[Ward, Any],
+) -> None:
+    ward, idp = hospital
+    tab = await ward.tab()
+    page = await tab.new_page()
+    message = page.locator("#signin-message")
+
+    # An answer this tab never asked for (a code and a state from elsewhere).
+    await page.goto(f"{ward.url}/dashboard/?code=stolen-code&state=forged")
+    await expect(message).to_contain_text("Cette connexion n'a pas été demandée depuis cet onglet")
+    assert "code=" not in page.url
+    assert await stored_token(page) is None
+    assert TOKEN_PATH not in idp.requests  # nothing was exchanged
+
+    # The provider refuses (the nurse cancelled, or her account is locked).
+    idp.sign_in.refuse = "access_denied"
+    await page.get_by_role("button", name=BUTTON).click()
+    await expect(message).to_contain_text("Le service d'identité de l'hôpital a refusé la connexion")
+    assert "error=" not in page.url
+    assert await stored_token(page) is None
+
+    # An account the provider signs in, but without the nurse's role.
+    idp.sign_in.refuse = None
+    idp.sign_in.user = {"sub": "a-pharmacist", "name": "Paul Durand", "roles": ["fleet"]}
+    await page.get_by_role("button", name=BUTTON).click()
+    await expect(message).to_contain_text("n'a pas le rôle infirmier·ère")
+    assert await stored_token(page) is None
+    await expect(page.locator("#app")).to_be_hidden()
+    assert idp.sign_in.exchanges[-1]["grant_type"] == "authorization_code"
+
+
+async def test_a_refresh_token_renews_the_session_silently_and_a_refused_refresh_brings_the_banner(
+    hospital: tuple[Ward, Any],
+) -> None:
+    ward, idp = hospital
+    idp.sign_in.refresh_tokens = True
+    idp.sign_in.ttl_s = 6  # renewed half-way, 3 s after each sign-in or refresh
+    tab = await ward.tab()
+    page = await tab.new_page()
+    await page.goto(f"{ward.url}/dashboard/")
+    await page.get_by_role("button", name=BUTTON).click()
+    await expect(page.locator("#staff-id")).to_have_text("Claire Martin")
+    first = await stored_token(page)
+
+    await page.wait_for_function(
+        "first => sessionStorage.getItem('oncofollow.staffToken') !== first", arg=first, timeout=8_000
+    )
+    assert idp.sign_in.exchanges[-1]["grant_type"] == "refresh_token"
+    await expect(page.locator("#session-banner")).to_be_hidden()
+    await expect(page.locator("#app")).to_be_visible()
+    assert "refresh" not in page.url
+
+    idp.sign_in.refreshable.clear()  # her session at the provider ended: the next refresh is refused
+    await expect(page.locator("#session-banner")).to_be_visible(timeout=8_000)
+    await expect(page.locator("#session-banner-text")).to_contain_text("Votre session se termine à")
