@@ -95,6 +95,7 @@ async def answer_until_review(page: Page, answers: dict[str, str], asked: list[s
     """Answers each screen until the review: as ``answers`` says, else the calmest answer ("Jamais", "Pas du tout",
     "Non"); the optional questions left unanswered. Returns the linkIds asked, in order."""
     asked = asked if asked is not None else []
+    progress: list[float] = []
     form = page.locator("#question-form")
     for _ in range(60):
         if await page.locator("#screen-review").is_visible():
@@ -102,6 +103,11 @@ async def answer_until_review(page: Page, answers: dict[str, str], asked: list[s
         await expect(page.locator("#screen-question")).to_be_visible()
         link_id = await form.get_attribute("data-link-id")
         assert link_id is not None
+        # The progress bar moves forward with each question, and never reaches the end before the last one.
+        done, total = await page.locator("#question-progress").evaluate("(bar) => [bar.value, bar.max]")
+        assert 0 <= done < total, (done, total)
+        progress.append(done)
+        assert progress == sorted(set(progress)), f"the progress bar did not move forward: {progress}"
         asked.append(link_id)
         kind = await form.get_attribute("data-type")
         wanted = answers.get(link_id)

@@ -339,6 +339,13 @@ function renderQuestion(draft, item) {
   $("#question-group").textContent = group ? group.text || "" : "";
   $("#question-text").textContent = item.text || item.linkId;
   $("#question-error").hidden = true;
+  // How far along, among the questions the answers so far open: the patient sees the end coming (questionnaire
+  // fatigue is why patients stop answering). A bar, not "3 sur 11", since an answer can open more questions.
+  const { shown } = draftState(draft);
+  const asked = questions().filter((q) => shown.get(q.linkId));
+  const progress = $("#question-progress");
+  progress.max = Math.max(asked.length, 1);
+  progress.value = Math.max(asked.findIndex((q) => q.linkId === item.linkId), 0);
   const form = $("#question-form");
   form.dataset.linkId = item.linkId;
   form.dataset.type = item.type;
