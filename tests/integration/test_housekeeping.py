@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from services.alerting.main import AlertingSettings
 from services.alerting.main import build_service as build_alerting
-from shared.db.housekeeping import purge
+from shared.db.housekeeping import inbox_days, purge
 from shared.testing.services import in_process
 from shared.testing.waiting import eventually
 
@@ -81,3 +84,56 @@ async def test_inbox_rows_are_kept_while_the_stream_their_consumer_reads_could_d
             return sorted(r["event_id"] for r in rows) == expected
 
         await eventually(purged, within=10, interval=0.1)
+
+
+CHUNK = 100
+OLD = (
+    "INSERT INTO outbox (id, subject, body, created_at, published_at) SELECT gen_random_uuid(), 'alert.raised', "
+    "'{}', now() - make_interval(days => $1), now() - make_interval(days => $1) FROM generate_series(1, $2);"
+    "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) SELECT 's', "
+    "gen_random_uuid()::text, 'h', 202, '{}', now() - make_interval(days => $1) FROM generate_series(1, $2);"
+    "INSERT INTO inbox (consumer, event_id, processed_at) SELECT 'retired', gen_random_uuid()::text, "
+    "now() - make_interval(days => $1 * 50) FROM generate_series(1, $2)"
+)
+
+
+async def _fill(conn: asyncpg.Connection, days: int, rows: int) -> None:
+    # One statement per table (a multi-statement string takes no parameters).
+    for statement in OLD.split(";"):
+        await conn.execute(statement, days, rows)
+
+
+def _deletes(conn: asyncpg.Connection) -> list[str]:
+    """The DELETE statements ``conn`` runs from now on, each its own transaction (``conn`` is in none)."""
+    seen: list[str] = []
+    conn.add_query_logger(lambda record: seen.append(record.query) if record.query.startswith("DELETE") else None)
+    return seen
+
+
+async def test_purge_deletes_in_chunks_each_its_own_transaction_until_done(platform: Any) -> None:
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        await _fill(conn, 40, 2 * CHUNK + 50)  # past every retention (the inbox rows: 2,000 days)
+        await _fill(conn, 1, 20)  # recent: kept
+        await conn.execute(
+            "INSERT INTO outbox (id, subject, body, created_at) VALUES (gen_random_uuid(), 'alert.raised', '{}', "
+            "now() - make_interval(days => 10))"  # old and never published: kept
+        )
+        assert inbox_days(None) < 2000
+        deletes = _deletes(conn)
+        removed = await purge(conn, chunk_rows=CHUNK)
+        await asyncio.sleep(0)  # asyncpg calls its query loggers at the next turn of the loop
+        assert removed == {"outbox": 250, "idempotency_keys": 250, "inbox": 250}
+        # Three chunks per table (100, 100, 50), none holding a table's whole purge in one long transaction.
+        assert len(deletes) == 9, deletes
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 21
+        assert await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE scope = 's'") == 20
+        assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'retired'") == 20
+
+
+async def test_a_purge_past_its_time_budget_stops_between_chunks_and_the_next_goes_on(platform: Any) -> None:
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        await _fill(conn, 40, 2 * CHUNK + 50)
+        started = time.monotonic()
+        assert await purge(conn, chunk_rows=CHUNK, budget_s=0) == {"outbox": CHUNK, "idempotency_keys": 0, "inbox": 0}
+        assert time.monotonic() - started < 2
+        assert await purge(conn, chunk_rows=CHUNK) == {"outbox": 150, "idempotency_keys": 250, "inbox": 250}
