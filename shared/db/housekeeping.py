@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from shared.db.pool import plan_for_these_values
 from shared.messaging.topology import DAY, STREAMS, ConsumerSpec
 from shared.periodic import every
 
@@ -48,19 +49,22 @@ PURGE_CHUNK_ROWS = 5000
 # How long a round may go on deleting; what is left goes at the next round (an hour later).
 PURGE_BUDGET_S = 300.0
 
-# The DELETEs of one chunk, each run until it removes fewer rows than a chunk. Parameters: the age in days, then
-# the chunk's size (and for the inbox, first, the consumer).
+# The DELETE of one chunk, run until it removes fewer rows than a chunk. Parameters: the age in days, then the
+# chunk's size (and for the inbox, first, the consumer). The rows are named by their physical address (ctid): the
+# outer DELETE is then a TID scan, whatever it estimates the subquery returns (joined on the key, it read the
+# whole table whenever the estimate was large). No one updates a row this old; if someone did, the row would
+# have left that address and be kept until the next round, not deleted.
 PURGE_OUTBOX = (
-    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE published_at < now() - make_interval(days => $1) "
-    "ORDER BY published_at LIMIT $2)"
+    "DELETE FROM outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM outbox "
+    "WHERE published_at < now() - make_interval(days => $1) ORDER BY published_at LIMIT $2))"
 )
 PURGE_IDEMPOTENCY_KEYS = (
-    "DELETE FROM idempotency_keys WHERE (scope, key) IN (SELECT scope, key FROM idempotency_keys "
-    "WHERE created_at < now() - make_interval(days => $1) ORDER BY created_at LIMIT $2)"
+    "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys "
+    "WHERE created_at < now() - make_interval(days => $1) ORDER BY created_at LIMIT $2))"
 )
 PURGE_INBOX = (
-    "DELETE FROM inbox WHERE consumer = $1 AND event_id IN (SELECT event_id FROM inbox WHERE consumer = $1 "
-    "AND processed_at < now() - make_interval(days => $2) ORDER BY processed_at LIMIT $3)"
+    "DELETE FROM inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM inbox WHERE consumer = $1 "
+    "AND processed_at < now() - make_interval(days => $2) ORDER BY processed_at LIMIT $3))"
 )
 # The consumers that have inbox rows, one index probe each (a loose index scan): a service has a handful, and a
 # DISTINCT would read every row.
@@ -69,6 +73,17 @@ INBOX_CONSUMERS = (
     "SELECT (SELECT consumer FROM inbox WHERE consumer > c.consumer ORDER BY consumer LIMIT 1) FROM c "
     "WHERE c.consumer IS NOT NULL) SELECT consumer FROM c WHERE consumer IS NOT NULL"
 )
+
+
+async def purge_chunk(conn: asyncpg.Connection, statement: str, *args: object) -> int:
+    """One chunk of the purge, in its own transaction; how many rows it deleted.
+
+    Planned for its values: a plan cached while the table was small (the service's first hours) would be a
+    sequential scan for ever after, and a chunk runs a few times an hour, so planning it costs nothing."""
+    async with conn.transaction():
+        await plan_for_these_values(conn)
+        status = await conn.execute(statement, *args)
+    return int(status.split()[-1])
 
 
 async def purge(
@@ -82,7 +97,7 @@ async def purge(
     """Delete what is no longer needed; ``consumers`` are the service's (each keeps its inbox rows as long as
     its stream requires, any other consumer's are kept as long as the longest stream's would be).
 
-    ``conn`` must not be in a transaction: each chunk of ``chunk_rows`` is its own. Past ``budget_s`` the round
+    Each chunk of ``chunk_rows`` is its own transaction (``conn`` must not be in one). Past ``budget_s`` the round
     stops between chunks, and the next one goes on."""
     deadline = time.monotonic() + budget_s
     removed = {"outbox": 0, "idempotency_keys": 0, "inbox": 0}
@@ -90,8 +105,7 @@ async def purge(
     async def in_chunks(table: str, statement: str, *args: object) -> bool:
         """Whether ``table`` is done (False: the budget was spent first)."""
         while True:
-            status = await conn.execute(statement, *args, chunk_rows)
-            count = int(status.split()[-1])
+            count = await purge_chunk(conn, statement, *args, chunk_rows)
             removed[table] += count
             if count < chunk_rows:
                 return True
