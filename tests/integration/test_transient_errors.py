@@ -225,8 +225,9 @@ async def test_a_lock_held_past_every_try_ends_in_the_dead_letter_path_not_a_loo
                 return len(await dead_letters(runtime[1])) == 1
 
             await eventually(dead_lettered, within=8, interval=0.1)
-        # Four tries as a batch, four as the message alone: then its one delivery failed, and it was given up.
-        assert len(handler.calls) == 8, handler.calls
+        # Four tries as a batch, then one as the message alone (a lock held this long is no race a second run of each
+        # message would win): its one delivery failed, and it was given up.
+        assert len(handler.calls) == 5, handler.calls
         [letter] = await dead_letters(runtime[1])
         assert letter.reason == "retries_exhausted"
         assert await _effects(runtime[2]) == []
