@@ -35,7 +35,7 @@ class TransientRetry:
             return
         received: list[Message] = []  # what the caller sent, for the next try
         started = False
-        waits = retry_delays()
+        waits: list[float] | None = None  # drawn at the first failure: most requests never need them
         tries = 0
         while True:
             tries += 1
@@ -61,6 +61,8 @@ class TransientRetry:
                 if started or not is_transient(exc):
                     raise
                 where = f"{scope.get('method', 'HTTP')} request"
+                if waits is None:
+                    waits = retry_delays()
                 if not waits:
                     note_exhausted(where, exc, tries)
                     response = problem_response(
