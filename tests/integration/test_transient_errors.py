@@ -258,18 +258,28 @@ async def _open_alert(conn: asyncpg.Connection) -> uuid.UUID:
     return alert_id
 
 
-async def _hold_row(database_url: str, sql: str, *args: Any, until: asyncio.Event, at_most_s: float) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        async with conn.transaction():
-            await conn.execute(sql, *args)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(until.wait(), timeout=at_most_s)
-            raise _RollBack  # what the test held it with is never kept
-    except _RollBack:
-        pass
-    finally:
-        await conn.close()
+async def _hold(database_url: str, sql: str, *args: Any, at_most_s: float) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """Run ``sql`` in a transaction of the test's own, and hold what it locks until the event returned is set or
+    ``at_most_s`` have passed (then roll it back); returns once the lock is held."""
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            async with conn.transaction():
+                await conn.execute(sql, *args)
+                held.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(release.wait(), timeout=at_most_s)
+                raise _RollBack  # what the test held it with is never kept
+        except _RollBack:
+            pass
+        finally:
+            await conn.close()
+
+    task = asyncio.create_task(hold())
+    await asyncio.wait_for(held.wait(), timeout=5)
+    return release, task
 
 
 class _RollBack(Exception):
@@ -291,9 +301,7 @@ async def test_a_nurse_s_ack_waiting_on_a_lock_is_run_again_then_answered_or_ref
         lock = "SELECT 1 FROM alerting.alerts WHERE id = $1 FOR UPDATE"
 
         # Held a little longer than the first tries: the ack is run again, and answered once the lock is released.
-        release = asyncio.Event()
-        holder = asyncio.create_task(_hold_row(database_url, lock, briefly, until=release, at_most_s=0.3))
-        await asyncio.sleep(0.1)
+        _, holder = await _hold(database_url, lock, briefly, at_most_s=0.2)
         taken = await client.post(f"/v1/alerts/{briefly}/ack", headers=_staff(tokens))
         await holder
         assert taken.status_code == 200, taken.text
@@ -301,9 +309,7 @@ async def test_a_nurse_s_ack_waiting_on_a_lock_is_run_again_then_answered_or_ref
         assert any("transient database error (55P03)" in r.getMessage() for r in caplog.records)
 
         # Held past every try: a 503 the nurse's screen can act on, and nothing of the ack stored.
-        release = asyncio.Event()
-        holder = asyncio.create_task(_hold_row(database_url, lock, long, until=release, at_most_s=6))
-        await asyncio.sleep(0.1)
+        release, holder = await _hold(database_url, lock, long, at_most_s=6)
         started = time.monotonic()
         refused = await client.post(f"/v1/alerts/{long}/ack", headers=_staff(tokens))
         release.set()
@@ -338,12 +344,8 @@ async def test_a_tablet_s_submission_waiting_on_a_lock_is_written_once_after_the
         "VALUES ($1, $2, 'another', 0, '{}')"
     )
     async with in_process(build_questionnaire(settings)) as (client, platform):
-        for key, held_s, expected in (("brief-key", 0.3, 202), ("long-key", 6.0, 503)):
-            release = asyncio.Event()
-            holder = asyncio.create_task(
-                _hold_row(database_url, claim, f"submissions:{patient}", key, until=release, at_most_s=held_s)
-            )
-            await asyncio.sleep(0.1)
+        for key, held_s, expected in (("brief-key", 0.2, 202), ("long-key", 6.0, 503)):
+            release, holder = await _hold(database_url, claim, f"submissions:{patient}", key, at_most_s=held_s)
             answer = await client.post("/v1/submissions", content=body, headers={**device, "Idempotency-Key": key})
             release.set()
             await holder  # rolled back: the key was never the other transaction's
