@@ -10,11 +10,13 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.opening_hours import ClosedDays, OpeningHours
 
+# The database timeouts' ceiling: beyond an hour, a limit limits nothing a request or a batch would do.
+MAX_DB_TIMEOUT_MS = 3_600_000
 DEV_AUTH_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 Environment = Literal["development", "test", "production"]
 # What a hospital identity provider may sign staff tokens with: public-key signatures only. Never "none", and never
@@ -43,6 +45,12 @@ class ServiceSettings(BaseSettings):
     database_url: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgres", alias="DATABASE_URL")
     db_pool_min: int = Field(default=2, alias="DB_POOL_MIN")
     db_pool_max: int = Field(default=10, alias="DB_POOL_MAX")
+    # How long a statement of the pool's may wait for a lock, and run, in milliseconds (0: no limit). Past it, the
+    # transaction is run again a few times (shared.db.transient), then refused with a 503 or left to the consumer's
+    # backoff. A lock held long (a manual transaction, a migration) then costs a few requests a 503 each instead of
+    # holding every pooled connection until the requests pile up behind it.
+    db_lock_timeout_ms: int = Field(default=2000, alias="DB_LOCK_TIMEOUT_MS")
+    db_statement_timeout_ms: int = Field(default=0, alias="DB_STATEMENT_TIMEOUT_MS")
 
     auth_secret: str = Field(default=DEV_AUTH_SECRET, alias="AUTH_SECRET")
     auth_issuer: str = Field(default="oncofollow-dev", alias="AUTH_ISSUER")
@@ -81,6 +89,17 @@ class ServiceSettings(BaseSettings):
     # How often the event pipeline (outbox, consumers, dead letters) is sampled for its metrics; only with a
     # metrics exporter (shared.pipeline_metrics). Each round is one SQL statement and a few JetStream requests.
     pipeline_metrics_interval_s: float = Field(default=15.0, ge=0.1, le=3600.0, alias="PIPELINE_METRICS_INTERVAL_S")
+
+    @field_validator("db_lock_timeout_ms", "db_statement_timeout_ms")
+    @classmethod
+    def _readable_timeout(cls, value: int, info: ValidationInfo) -> int:
+        name = {"db_lock_timeout_ms": "DB_LOCK_TIMEOUT_MS", "db_statement_timeout_ms": "DB_STATEMENT_TIMEOUT_MS"}
+        if not 0 <= value <= MAX_DB_TIMEOUT_MS:
+            raise ValueError(
+                f"{name[info.field_name or '']} is in milliseconds, from 0 (no limit) to {MAX_DB_TIMEOUT_MS} "
+                f"(an hour); got {value}"
+            )
+        return value
 
     @field_validator("closed_days")
     @classmethod

@@ -15,7 +15,9 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from shared.db.pool import DATABASE_UNAVAILABLE, UNSTORABLE_VALUE
+from shared.db.pool import DATABASE_UNAVAILABLE, UNSTORABLE_VALUE, is_transient
+from shared.db.transient import retrying
+from shared.http.problems import database_busy
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,25 @@ class GroupCommit(abc.ABC, Generic[Item, Result]):
             await self._commit(pool, batch)
 
     async def _commit(self, pool: asyncpg.Pool, batch: list[Pending[Item, Result]]) -> None:
+        name = type(self).__name__
+
+        async def unsettled() -> None:
+            # A try that failed after settling some items (committed, then a later read failed) must not write
+            # them again.
+            waiting = [p for p in batch if not p.outcome.done()]
+            if waiting:
+                await self.commit(pool, waiting)
+
         try:
-            await self.commit(pool, batch)
+            await retrying(unsettled, where=name)
         except Exception as exc:
-            name = type(self).__name__
+            if is_transient(exc):
+                # Still losing the race after every try (a lock held long, a statement timing out): nothing of it
+                # was written, and the callers are told to come back, not that their requests failed.
+                for pending in batch:
+                    if not pending.outcome.done():
+                        pending.outcome.set_exception(database_busy())
+                return
             if isinstance(exc, DATABASE_UNAVAILABLE):  # each caller is answered 503, to retry
                 log.warning(
                     "%s: a batch of %s failed: the database is unavailable (%s)", name, len(batch), type(exc).__name__

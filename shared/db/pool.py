@@ -34,15 +34,50 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OSError, *DATABASE_UNUSABLE
 # or a number out of range): in a request it came from the caller, and the same request would always fail.
 UNSTORABLE_VALUE: tuple[type[Exception], ...] = (UnicodeEncodeError, OverflowError, asyncpg.DataError)
 
+# A transaction that lost a race, not a fault of its own nor of the database: PostgreSQL chose it as a deadlock's
+# victim (40P01), could not serialize it (40001), or it waited for a lock longer than ``lock_timeout`` (55P03) or
+# ran longer than ``statement_timeout`` (57014). Run again a moment later, it almost always succeeds; still failing
+# after a few tries (``shared.db.transient``), it is handled as any other failure.
+TRANSIENT: tuple[type[Exception], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from or while handling (a handler may wrap the database's),
+    is ``TRANSIENT``."""
+    seen: set[int] = set()
+    errors: list[BaseException] = [exc]
+    while errors:
+        error = errors.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, TRANSIENT):
+            return True
+        errors.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+    return False
+
 
 def advisory_key(name: str) -> int:
     """A stable 64-bit key for pg_advisory_lock, from a name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def session_settings(schema: str, role: str | None = None) -> dict[str, str]:
-    """Server settings of a service's connections: its schema first on the search path."""
-    return {"search_path": schema, "application_name": schema if role is None else f"{schema}-{role}"}
+def session_settings(
+    schema: str, role: str | None = None, *, lock_timeout_ms: int | None = None, statement_timeout_ms: int | None = None
+) -> dict[str, str]:
+    """Server settings of a service's connections: its schema first on the search path; the timeouts when given
+    (0: none; None: PostgreSQL's, or what the DSN or the role sets)."""
+    settings = {"search_path": schema, "application_name": schema if role is None else f"{schema}-{role}"}
+    if lock_timeout_ms is not None:
+        settings["lock_timeout"] = str(lock_timeout_ms)
+    if statement_timeout_ms is not None:
+        settings["statement_timeout"] = str(statement_timeout_ms)
+    return settings
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -74,14 +109,23 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     so the reset query asyncpg runs on every release is a wasted round trip."""
 
 
-async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str,
+    schema: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    lock_timeout_ms: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> asyncpg.Pool:
+    settings = session_settings(schema, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms)
     pool = await asyncpg.create_pool(
         dsn,
         reset=_no_reset,
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
-        server_settings=session_settings(schema),
+        server_settings=settings,
     )
     assert pool is not None
     return pool
@@ -99,6 +143,19 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, service_dir: P
     """Apply the shared then the service's migrations, in order, once each; safe with N replicas starting."""
     lock_key = advisory_key(f"migrations:{schema}")
     applied_now: list[str] = []
+    # A replica waits for another's migrations, and a migration may build an index on a large table: neither may
+    # be cut short by the pool's timeouts, meant for the hot path (RESET returns to them, the connection's own).
+    await conn.execute("SET lock_timeout = 0; SET statement_timeout = 0")
+    try:
+        await _migrate_locked(conn, schema, service_dir, lock_key, applied_now)
+    finally:
+        await conn.execute("RESET lock_timeout; RESET statement_timeout")
+    return applied_now
+
+
+async def _migrate_locked(
+    conn: asyncpg.Connection, schema: str, service_dir: Path, lock_key: int, applied_now: list[str]
+) -> None:
     await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
     try:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -118,7 +175,6 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, service_dir: P
             log.info("applied migration %s to schema %s", name, schema)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
-    return applied_now
 
 
 async def pending_migrations(conn: asyncpg.Connection, schema: str, service_dir: Path) -> list[str]:

@@ -39,6 +39,7 @@ from shared.http.openapi import document_problems
 from shared.http.problems import install_problem_handlers, problem_response
 from shared.http.queries import single_valued_query
 from shared.http.routes import RequestOnlyRoute
+from shared.http.transient import TransientRetry
 from shared.messaging.connection import connect, servers_not_syncing_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
@@ -132,7 +133,12 @@ async def run_platform(service: ServiceDefinition, *, pipeline_metrics: bool = F
     something exports them: ``setup_metrics``)."""
     settings = service.settings
     pool = await create_pool(
-        settings.database_url, service.name, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.database_url,
+        service.name,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        lock_timeout_ms=settings.db_lock_timeout_ms,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
     )
     subscriptions = [_tuned(s, settings) for s in service.subscriptions]
     stop = asyncio.Event()
@@ -329,6 +335,8 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
         strict_content_type=False,
     )
     install_problem_handlers(app)
+    # Innermost: a request run again after a transient database error is not counted or size-checked twice.
+    app.add_middleware(TransientRetry)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimit, max_in_flight=service.settings.max_in_flight)
     if service.cors_origins:

@@ -12,7 +12,8 @@ What an operation can answer is declared where it is decided:
   instead (the live alert stream's ``stream_token``);
 - ``document_problems`` (called by the app factory) adds what holds for every operation of a service: 400 (a NUL
   character in the address, ``limits.BodySizeLimit``), 500 (the catch-all handler of ``problems``), 503 with
-  Retry-After (load shedding, ``limits.ConcurrencyLimit``, the database out of reach, or the identity provider out
+  Retry-After (load shedding, ``limits.ConcurrencyLimit``, the database out of reach or too busy,
+  ``shared.http.transient``, or the identity provider out
   of reach for a staff token it issued, ``shared.http.security``); for every write (any
   method but GET, HEAD and OPTIONS), 413 and 415 (``limits.BodySizeLimit``: too large, not JSON, compressed); and
   422 where FastAPI validates a parameter that can fail validation, or a body is read (it can hold a NUL character).
@@ -113,7 +114,8 @@ _DESCRIPTIONS = {
     422: "The request cannot be applied as it is (`pointer` or `errors` say where): for example a value invalid or "
     "out of range, or an Idempotency-Key used before for another request.",
     500: "Something went wrong on the service's side.",
-    503: "The service is busy, cannot reach its database, or cannot reach the hospital's identity provider to check "
+    503: "The service or its database is busy, the service cannot reach its database, or it cannot reach the "
+    "hospital's identity provider to check "
     "a staff token: send the request again after Retry-After seconds (a write sent again with the same "
     "Idempotency-Key is never applied twice).",
 }

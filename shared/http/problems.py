@@ -57,6 +57,17 @@ class Problem(Exception):
         self.extensions = extensions
 
 
+DATABASE_BUSY = (
+    "The service's database was too busy to complete this request just now, and nothing of it was stored. Send it "
+    "again in a few seconds: a request sent again with the same Idempotency-Key is never applied twice."
+)
+
+
+def database_busy() -> Problem:
+    """The 503 of a request whose transaction kept losing a race (``shared.db.transient``): nothing was stored."""
+    return Problem(503, DATABASE_BUSY, kind="database-busy", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 def problem_document(status: int, detail: str, *, kind: str | None = None) -> dict[str, Any]:
     """The members every problem has: its ``type`` URI (by kind, or by status), title, status and detail."""
     return {

@@ -6,7 +6,11 @@
 
 - Undecodable or poison messages (``PoisonMessage``, payload validation errors) are dead-lettered, then
   ``term``-ed: never retried.
-- Any other failure is transient: the message is retried on the consumer's backoff schedule
+- A transaction that lost a race (a deadlock, a serialization failure, a lock or statement timeout:
+  ``shared.db.transient``) is run again at once, a few times, with short jittered waits, before it counts as a
+  failure: no delivery is used up and no backoff waited out for what a second run resolves. Still failing, the
+  batch is isolated as after any failure, each message tried once on its own, then left to the backoff schedule.
+- Any other failure is retried on the consumer's backoff schedule
   (``ConsumerSpec.backoff_s``, ``CONSUMER_BACKOFF_S``), as after a crash, and dead-lettered when its last
   delivery fails. It is not nak-ed with a delay: on a consumer with a backoff, JetStream stretches a nak's
   delay by the schedule (nats-server 2.15: ``delay + backoff[n-1] - backoff[0]``), so naks of 2, 4, 8… s
@@ -43,7 +47,8 @@ from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from shared.db.inbox import claim_new
-from shared.db.pool import DATABASE_UNUSABLE
+from shared.db.pool import DATABASE_UNUSABLE, is_transient
+from shared.db.transient import retrying
 from shared.events.catalog import NewerEventVersion, decode_event
 from shared.events.envelope import CloudEvent, raw_envelope
 from shared.faults import fault_point
@@ -193,14 +198,17 @@ class ConsumerRunner:
             tries = 0
             while True:
                 try:
-                    await self._apply(deliveries)
+                    await self._apply_retrying(deliveries)
                     break
                 except Exception as exc:
                     failure = exc
                 if await self._messages_failed(failure, tries):
-                    # Isolate the failing message: each one in its own transaction.
+                    # Isolate the failing message: each one in its own transaction. After a race the batch lost
+                    # on every try (a lock held long), once each: four tries a message would hold the consumer
+                    # four times as long behind that lock, for the messages that do not need it.
+                    retry_races = not is_transient(failure)
                     for delivery in deliveries:
-                        await self._apply_one(delivery)
+                        await self._apply_one(delivery, retry_races=retry_races)
                     return
                 tries += 1
                 if not await self._until_database_usable(len(deliveries), failure):
@@ -244,6 +252,12 @@ class ConsumerRunner:
             delay = min(2 * delay, 5.0)
         return False
 
+    async def _apply_retrying(self, deliveries: list[_Delivery]) -> None:
+        """The batch's transaction, run again at once after a transient error (a deadlock, a lock timeout…):
+        neither a delivery counted nor the backoff schedule waited out. The batch is kept in progress meanwhile
+        (``_keep_alive``), and the inbox claims roll back with each failed try."""
+        await retrying(lambda: self._apply(deliveries), where=self._spec.durable)
+
     async def _apply(self, deliveries: list[_Delivery]) -> None:
         spans: list[Span] = []
         try:
@@ -265,12 +279,15 @@ class ConsumerRunner:
             for span in spans:
                 span.end()
 
-    async def _apply_one(self, delivery: _Delivery) -> None:
+    async def _apply_one(self, delivery: _Delivery, *, retry_races: bool = True) -> None:
         msg = delivery.msg
         tries = 0
         while True:
             try:
-                await self._apply([delivery])
+                if retry_races:
+                    await self._apply_retrying([delivery])
+                else:
+                    await self._apply([delivery])
                 break
             except (PoisonMessage, ValidationError) as exc:
                 log.error("%s: poison message (%s)", self._spec.durable, type(exc).__name__)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from services.alerting.main import AlertingSettings
 from services.alerting.main import build_service as build_alerting
-from shared.db.housekeeping import purge
+from shared.db.housekeeping import inbox_days, purge
+from shared.db.pool import apply_migrations, init_connection, session_settings
 from shared.testing.services import in_process
 from shared.testing.waiting import eventually
 
@@ -81,3 +87,69 @@ async def test_inbox_rows_are_kept_while_the_stream_their_consumer_reads_could_d
             return sorted(r["event_id"] for r in rows) == expected
 
         await eventually(purged, within=10, interval=0.1)
+
+
+CHUNK = 100
+OLD = (
+    "INSERT INTO outbox (id, subject, body, created_at, published_at) SELECT gen_random_uuid(), 'alert.raised', "
+    "'{}', now() - make_interval(days => $1), now() - make_interval(days => $1) FROM generate_series(1, $2);"
+    "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) SELECT 's', "
+    "gen_random_uuid()::text, 'h', 202, '{}', now() - make_interval(days => $1) FROM generate_series(1, $2);"
+    "INSERT INTO inbox (consumer, event_id, processed_at) SELECT 'retired', gen_random_uuid()::text, "
+    "now() - make_interval(days => $1 * 50) FROM generate_series(1, $2)"
+)
+
+
+async def _fill(conn: asyncpg.Connection, days: int, rows: int) -> None:
+    # One statement per table (a multi-statement string takes no parameters).
+    for statement in OLD.split(";"):
+        await conn.execute(statement, days, rows)
+
+
+def _statements(conn: asyncpg.Connection) -> list[str]:
+    """The first word of every statement ``conn`` runs from now on."""
+    seen: list[str] = []
+    conn.add_query_logger(lambda record: seen.append(record.query.split()[0].rstrip(";").upper()))
+    return seen
+
+
+@pytest.fixture
+async def shared_tables(database_url: str, tmp_path: Path) -> AsyncIterator[asyncpg.Connection]:
+    """A schema with only the shared tables (outbox, inbox, Idempotency-Keys): no service to start."""
+    conn = await asyncpg.connect(database_url, server_settings=session_settings("purge_test"))
+    await init_connection(conn)
+    await apply_migrations(conn, "purge_test", tmp_path)
+    yield conn
+    await conn.close()
+
+
+async def test_purge_deletes_in_chunks_each_its_own_transaction_until_done(shared_tables: asyncpg.Connection) -> None:
+    conn = shared_tables
+    await _fill(conn, 40, 2 * CHUNK + 50)  # past every retention (the inbox rows: 2,000 days)
+    await _fill(conn, 1, 20)  # recent: kept
+    await conn.execute(
+        "INSERT INTO outbox (id, subject, body, created_at) VALUES (gen_random_uuid(), 'alert.raised', '{}', "
+        "now() - make_interval(days => 10))"  # old and never published: kept
+    )
+    assert inbox_days(None) < 2000
+    statements = _statements(conn)
+    removed = await purge(conn, chunk_rows=CHUNK)
+    await asyncio.sleep(0)  # asyncpg calls its query loggers at the next turn of the loop
+    assert removed == {"outbox": 250, "idempotency_keys": 250, "inbox": 250}
+    # Three chunks per table (100, 100, 50), each its own transaction: none holds a table's whole purge.
+    chunks = [s for s in statements if s in ("BEGIN", "DELETE", "COMMIT")]
+    assert chunks == ["BEGIN", "DELETE", "COMMIT"] * 9, statements
+    assert await conn.fetchval("SELECT count(*) FROM outbox") == 21
+    assert await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE scope = 's'") == 20
+    assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'retired'") == 20
+
+
+async def test_a_purge_past_its_time_budget_stops_between_chunks_and_the_next_goes_on(
+    shared_tables: asyncpg.Connection,
+) -> None:
+    conn = shared_tables
+    await _fill(conn, 40, 2 * CHUNK + 50)
+    started = time.monotonic()
+    assert await purge(conn, chunk_rows=CHUNK, budget_s=0) == {"outbox": CHUNK, "idempotency_keys": 0, "inbox": 0}
+    assert time.monotonic() - started < 2
+    assert await purge(conn, chunk_rows=CHUNK) == {"outbox": 150, "idempotency_keys": 250, "inbox": 250}

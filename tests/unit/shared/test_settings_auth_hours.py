@@ -31,6 +31,20 @@ def _settings(**values: object) -> ServiceSettings:
 
 
 class TestSettings:
+    def test_the_database_timeouts_default_to_a_lock_timeout_and_no_statement_timeout(self) -> None:
+        settings = _settings()
+        assert (settings.db_lock_timeout_ms, settings.db_statement_timeout_ms) == (2000, 0)
+        settings = _settings(DB_LOCK_TIMEOUT_MS="0", DB_STATEMENT_TIMEOUT_MS="30000")
+        assert (settings.db_lock_timeout_ms, settings.db_statement_timeout_ms) == (0, 30000)
+
+    @pytest.mark.parametrize("name", ["DB_LOCK_TIMEOUT_MS", "DB_STATEMENT_TIMEOUT_MS"])
+    @pytest.mark.parametrize("value", ["-1", "3600001"])
+    def test_a_database_timeout_out_of_range_stops_the_service_saying_what_it_takes(
+        self, name: str, value: str
+    ) -> None:
+        with pytest.raises(ValidationError, match=f"{name} is in milliseconds, from 0 \\(no limit\\) to 3600000"):
+            _settings(**{name: value})
+
     def test_production_refuses_the_development_secret(self) -> None:
         with pytest.raises(ValidationError, match="AUTH_SECRET"):
             _settings(**{**PRODUCTION, "AUTH_SECRET": DEV_AUTH_SECRET})
