@@ -340,6 +340,7 @@ class SubmissionView(BaseModel):
     recorded_by: str | None = Field(
         default=None, description="answered_by nurse_phone: the staff id of the nurse who took the answers by phone"
     )
+    recorded_by_name: str | None = Field(default=None, description="recorded_by's display name (null: none known)")
     answers: dict[str, Any]
     grades: dict[str, int]
     ecog: int | None

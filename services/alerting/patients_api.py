@@ -35,6 +35,7 @@ class ScorePoint(BaseModel):
     recorded_by: str | None = Field(
         default=None, description="answered_by nurse_phone: the staff id of the nurse who took the answers by phone"
     )
+    recorded_by_name: str | None = Field(default=None, description="recorded_by's display name (null: none known)")
     grades: dict[str, int]
     level: str
     ecog: int | None
@@ -60,6 +61,7 @@ class ExpectedLevelView(BaseModel):
     grade: int
     until: datetime
     set_by: str
+    set_by_name: str | None = Field(default=None, description="set_by's display name (null: none known)")
     set_at: datetime
 
 
@@ -164,6 +166,7 @@ async def set_expected_level(
     until = datetime.combine(body.until + timedelta(days=1), time(0), hours)
     async with platform.pool.acquire() as conn, conn.transaction():
         await _known_term(conn, patient_id, term)
+        await repository.remember_staff(conn, nurse.staff_id, nurse.name, now)
         row = await repository.set_expected_level(conn, patient_id, term, body.grade, until, nurse.staff_id, now)
         await audit_staff(conn, nurse, "expected_level.set", f"patient/{patient_id}/expected-levels/{term}", patient_id)
     return ExpectedLevelView(**dict(row))

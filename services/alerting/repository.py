@@ -556,7 +556,7 @@ async def resolve(
 async def scores_for(conn: asyncpg.Connection, submission_ids: Sequence[UUID]) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT submission_id, questionnaire_id, authored, answered_by, recorded_by, answers, grades, ecog, level, "
-        "rule_set FROM scores WHERE submission_id = ANY($1::uuid[]) ORDER BY authored",
+        f"rule_set, {_name_of('recorded_by')} FROM scores WHERE submission_id = ANY($1::uuid[]) ORDER BY authored",
         list(submission_ids),
     )
 
@@ -673,8 +673,9 @@ async def escalate(
 
 async def patient_scores(conn: asyncpg.Connection, patient_id: UUID, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT * FROM (SELECT submission_id, authored, answered_by, recorded_by, grades, level, ecog, alert_id "
-        "FROM scores WHERE patient_id = $1 ORDER BY authored DESC LIMIT $2) recent ORDER BY authored",
+        "SELECT * FROM (SELECT submission_id, authored, answered_by, recorded_by, grades, level, ecog, alert_id, "
+        f"{_name_of('recorded_by')} FROM scores WHERE patient_id = $1 ORDER BY authored DESC LIMIT $2) recent "
+        "ORDER BY authored",
         patient_id,
         limit,
     )
@@ -708,8 +709,8 @@ async def patient_sessions(conn: asyncpg.Connection, patient_id: UUID) -> list[a
 
 async def patient_expected_levels(conn: asyncpg.Connection, patient_id: UUID, now: datetime) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT term, grade, until, set_by, set_at FROM expected_levels WHERE patient_id = $1 AND until > $2 "
-        "ORDER BY term",
+        f"SELECT term, grade, until, set_by, set_at, {_name_of('set_by')} FROM expected_levels "
+        "WHERE patient_id = $1 AND until > $2 ORDER BY term",
         patient_id,
         now,
     )
@@ -721,7 +722,8 @@ async def set_expected_level(
     return await conn.fetchrow(
         "INSERT INTO expected_levels (patient_id, term, grade, until, set_by, set_at) VALUES ($1, $2, $3, $4, $5, $6) "
         "ON CONFLICT (patient_id, term) DO UPDATE SET grade = EXCLUDED.grade, until = EXCLUDED.until, "
-        "set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at RETURNING term, grade, until, set_by, set_at",
+        "set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at "
+        f"RETURNING term, grade, until, set_by, set_at, {_name_of('set_by')}",
         patient_id,
         term,
         grade,
@@ -779,6 +781,11 @@ async def patient_weeks_between(conn: asyncpg.Connection, start: datetime, stop:
 
 async def open_alerts_for_overdue(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(f"SELECT {_FACT_COLUMNS} FROM alerts WHERE status = 'open'")
+
+
+def _name_of(column: str) -> str:
+    """``<column>_name``: the known display name of the staff member a column names (null: none known)."""
+    return f"(SELECT display_name FROM staff WHERE staff.id = {column}) AS {column}_name"
 
 
 # The columns of an alert that name a staff member, each shown with that person's name beside it (``<column>_name``).

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from services.alerting.main import AlertingSettings
 from services.alerting.main import build_service as build_alerting
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.oidc import AUTH_PATH, LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
 from shared.testing.services import in_process
+from shared.testing.waiting import eventually
 from tests.integration.test_nurse_workflow import open_alert
 
 pytestmark = pytest.mark.integration
@@ -130,3 +134,46 @@ async def test_a_provider_out_of_reach_leaves_the_button_unavailable_and_the_pol
         assert (config["provider_sign_in"], config["provider_unavailable"]) == (None, True)
         policy = (await client.get("/dashboard/")).headers["content-security-policy"]
         assert "connect-src 'self' http://127.0.0.1:8001;" in policy
+
+
+async def test_the_nurse_who_took_answers_by_phone_and_who_expects_a_symptom_are_shown_by_name(platform: Any) -> None:
+    claire, anonymous = bearer(platform, "f3c1-opaque", "Claire Martin"), bearer(platform, "7a2b-opaque")
+    assert (await platform.alerting.get("/v1/me", headers=claire)).status_code == 200  # her sign-in: her name known
+    patient = uuid.uuid4()
+    phoned = await platform.questionnaire.post(
+        f"/v1/patients/{patient}/submissions",
+        content=orjson.dumps(questionnaire_response(RED_NAUSEA)),
+        headers={**claire, "Content-Type": "application/fhir+json", "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert phoned.status_code == 202, phoned.text
+
+    async def raised() -> Any:
+        items = (await platform.alerting.get("/v1/alerts", headers=anonymous)).json()["items"]
+        return next((a for a in items if a["patient_id"] == str(patient)), None)
+
+    alert = await eventually(raised)
+    detail = (await platform.alerting.get(f"/v1/alerts/{alert['id']}", headers=anonymous)).json()
+    assert [(s["recorded_by"], s["recorded_by_name"]) for s in detail["submissions"]] == [
+        ("f3c1-opaque", "Claire Martin")
+    ]
+
+    expected = await platform.alerting.put(
+        f"/v1/patients/{patient}/expected-levels/nausea", headers=claire, json={"grade": 2, "until": _in_days(3)}
+    )
+    assert expected.status_code == 200, expected.text
+    assert (expected.json()["set_by"], expected.json()["set_by_name"]) == ("f3c1-opaque", "Claire Martin")
+    timeline = (await platform.alerting.get(f"/v1/patients/{patient}/timeline", headers=anonymous)).json()
+    assert [(s["recorded_by"], s["recorded_by_name"]) for s in timeline["submissions"]] == [
+        ("f3c1-opaque", "Claire Martin")
+    ]
+    assert [(e["set_by"], e["set_by_name"]) for e in timeline["expected_levels"]] == [("f3c1-opaque", "Claire Martin")]
+
+    # A colleague whose token names nobody: her id, no name.
+    again = await platform.alerting.put(
+        f"/v1/patients/{patient}/expected-levels/nausea", headers=anonymous, json={"grade": 1, "until": _in_days(2)}
+    )
+    assert (again.json()["set_by"], again.json()["set_by_name"]) == ("7a2b-opaque", None)
+
+
+def _in_days(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()

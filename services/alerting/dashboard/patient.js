@@ -38,10 +38,12 @@ const ATTRIBUTE_LABELS = [
 
 const SOURCE_SHORT = { patient: "Patient·e", relative: "Proche", nurse_phone: "IDE tél." };
 
-/** Who answered, and for answers a nurse took by phone, which nurse ("Infirmière (par téléphone) · ide-claire"). */
+/** Who answered, and for answers a nurse took by phone, which nurse ("Infirmière (par téléphone) · Claire Martin"),
+ * by her id when her name is not known. */
 function answeredBy(submission) {
   const label = sourceLabel(submission.answered_by);
-  return submission.recorded_by ? `${label} · ${submission.recorded_by}` : label;
+  const nurse = submission.recorded_by_name || submission.recorded_by;
+  return nurse ? `${label} · ${nurse}` : label;
 }
 
 function section(title, id, ...content) {
@@ -540,7 +542,11 @@ function expectedLevels(levels, submissions) {
               h("th", { scope: "row" }, termLabel(level.term)),
               h("td", null, String(level.grade)),
               h("td", null, formatIsoDay(lastDayOf(level.until))),
-              h("td", null, `${level.set_by ?? "—"}${level.set_at ? `, ${formatDateTime(level.set_at)}` : ""}`),
+              h(
+                "td",
+                { title: level.set_by_name ? level.set_by : null },
+                `${level.set_by_name || level.set_by || "—"}${level.set_at ? `, ${formatDateTime(level.set_at)}` : ""}`,
+              ),
               h(
                 "td",
                 null,
