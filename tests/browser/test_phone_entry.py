@@ -123,3 +123,76 @@ async def test_a_nurse_enters_the_answers_she_takes_by_phone_and_their_alert_say
     await row.locator("[data-action=open-patient]").click()
     detail = page.locator("#patient-view .submission-detail h3").first
     await expect(detail).to_contain_text("Infirmière (par téléphone) · ide-claire", timeout=5_000)
+
+
+async def test_answers_a_session_cut_short_are_kept_for_the_same_nurse_only_and_never_in_storage(
+    phone_ward: tuple[str, Any, Any], tokens: TokenService, browser: Browser
+) -> None:
+    url, questionnaire, _ = phone_ward
+    patient = uuid.uuid4()
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="fr-FR")
+    short = tokens.issue_staff_token("ide-claire", {"nurse"}, ttl_s=10)
+    await context.add_init_script(  # the first page only: a later sign-in goes through the form, as a nurse's does
+        "if (!sessionStorage.getItem('test.signed-in')) { sessionStorage.setItem('test.signed-in', '1'); "
+        f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(short).decode()}); }}"
+    )
+    page = await context.new_page()
+
+    async def sign_in_as(staff_id: str, ttl_s: int = 3600) -> None:
+        await expect(page.locator("#signin-screen")).to_be_visible(timeout=30_000)
+        await page.locator("#token-input").fill(tokens.issue_staff_token(staff_id, {"nurse"}, ttl_s=ttl_s))
+        await page.locator("#token-form [type=submit]").click()
+        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+
+    async def phone_form() -> Any:
+        await page.goto(f"{url}/dashboard/#patient/{patient}")
+        await page.get_by_role("button", name="Saisir le questionnaire (appel téléphonique)").click()
+        dialog = page.locator("#phone-dialog")
+        await expect(dialog.locator("[data-link-id='nausea.frequency']")).to_be_visible(timeout=5_000)
+        return dialog
+
+    async def noted_then_cut_short() -> None:
+        dialog = await phone_form()
+        await dialog.locator("[data-link-id='nausea.frequency']").get_by_label("Souvent").check()
+        await dialog.locator("[data-link-id='nausea.severity']").get_by_label("Fort", exact=True).check()
+        await dialog.locator("[data-link-id='fever']").get_by_label("Oui").check()
+        await dialog.locator("[data-link-id='temperature'] input").fill("38.6")
+        # Her token runs out during the call.
+        await expect(page.locator("#signin-message")).to_contain_text("saisie téléphonique", timeout=30_000)
+        storage = await page.evaluate("JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage)])")
+        assert "38.6" not in storage and "nausea" not in storage  # health data: in memory only
+
+    try:
+        await page.goto(f"{url}/dashboard/")
+        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+        await noted_then_cut_short()
+
+        # Another nurse signs in at that screen: she finds an empty form, and Claire's answers are gone for good.
+        await sign_in_as("ide-karim")
+        dialog = await phone_form()
+        await expect(dialog.locator("[data-link-id='temperature']")).to_be_hidden()
+        assert await dialog.locator("input[type=radio]:checked").count() == 0
+        await dialog.get_by_role("button", name="Annuler").click()
+
+        # Claire again, her session cut short again: this time she signs back in herself and takes up her answers.
+        await page.locator("#sign-out").click()
+        await sign_in_as("ide-claire", ttl_s=10)
+        await noted_then_cut_short()
+        await sign_in_as("ide-claire")
+        await expect(page.locator(".toast").filter(has_text="conservée")).to_be_visible(timeout=5_000)
+        dialog = await phone_form()
+        await expect(dialog.locator(".error-text")).to_contain_text("conservées")
+        await expect(dialog.locator("[data-link-id='temperature'] input")).to_have_value("38.6")
+        await dialog.get_by_role("button", name="Enregistrer les réponses").click()
+        await expect(dialog).to_have_count(0, timeout=5_000)
+    finally:
+        await context.close()
+    async with questionnaire.pool.acquire() as conn:
+        rows_ = await conn.fetch("SELECT recorded_by, response FROM submissions")
+    assert [r["recorded_by"] for r in rows_] == ["ide-claire"]
+    assert {i["linkId"] for i in rows_[0]["response"]["item"]} == {
+        "nausea.frequency",
+        "nausea.severity",
+        "fever",
+        "temperature",
+    }

@@ -41,7 +41,7 @@ import {
 } from "./format.js";
 import { filterAlerts, flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
 import { MAX_EXPECTED_DAYS, renderPatient, renderPatientError, renderPatientLoading } from "./patient.js";
-import { openPhoneQuestionnaire } from "./phone.js";
+import { forgetPhoneEntry, keepPhoneEntry, openPhoneQuestionnaire, phoneEntryKeptFor } from "./phone.js";
 import {
   defaultPeriod,
   lastDays,
@@ -220,6 +220,8 @@ function signOutByChoice() {
 
 function signOut(message = "", { keepDraft = false } = {}) {
   closingDraft = keepDraft ? draftOfClosing() : null;
+  if (!keepDraft) forgetPhoneEntry();
+  const phoneKept = keepDraft && keepPhoneEntry(state.me && state.me.staff_id);
   endSession();
   if (stream) {
     stream.stop();
@@ -248,7 +250,9 @@ function signOut(message = "", { keepDraft = false } = {}) {
   clear($("metrics-content"));
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-  const kept = closingDraft ? " Votre clôture en cours sera rétablie quand vous vous reconnecterez." : "";
+  const kept =
+    (closingDraft ? " Votre clôture en cours sera rétablie quand vous vous reconnecterez." : "") +
+    (phoneKept ? " Votre saisie téléphonique en cours sera conservée si vous vous reconnectez dans les 15 minutes." : "");
   showSignIn(`${message}${kept}`);
 }
 
@@ -387,6 +391,7 @@ async function startApp(me) {
 
   renderAlerts();
   refreshAlerts().then(restoreClosing);
+  remindPhoneEntry();
   startStream();
   clearInterval(tickTimer);
   tickTimer = setInterval(tickWaitingTimes, TICK_MS);
@@ -805,6 +810,17 @@ function draftOfClosing() {
     note: form.elements.note.value,
     keptAt: Date.now(),
   };
+}
+
+/** After signing in again as the same nurse, where to take up the phone entry her expired session cut short (the
+ * form gives the answers back when she opens it for that patient). */
+function remindPhoneEntry() {
+  const patientId = state.me ? phoneEntryKeptFor(state.me.staff_id) : null;
+  if (!patientId) return;
+  toast(
+    `Votre saisie téléphonique pour le patient ${patientShortId(patientId)} a été conservée : ouvrez sa fiche puis ` +
+      "« Saisir le questionnaire » pour la reprendre.",
+  );
 }
 
 /** After signing in again as the same nurse, the closing her expired session cut short, as she left it. */

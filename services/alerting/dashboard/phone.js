@@ -22,6 +22,74 @@ import {
 
 const enc = encodeURIComponent;
 
+// --- answers kept across an expired session ----------------------------------------------------------
+//
+// A session that ends in the middle of a phone call (its token expired) must not lose what the nurse has noted: the
+// form's state is kept in memory only (never in sessionStorage or localStorage: these are health data), given back
+// to the same nurse when she opens the form again for the same patient, within PHONE_DRAFT_MS, with the same
+// Idempotency-Key (answers the service did record before the session ended are not recorded twice).
+
+const PHONE_DRAFT_MS = 15 * 60 * 1000;
+let openEntry = null; // {patientId, form, keyState}: the phone form on screen, if any
+let keptEntry = null; // {staffId, patientId, fields, key, sentBody, keptAt, signedInAgain}
+
+function fieldsOf(form) {
+  return [...form.querySelectorAll("input, textarea")].map((field) => ({
+    name: field.name,
+    value: field.value,
+    checked: field.checked,
+    choice: field.type === "radio",
+  }));
+}
+
+function restoreFields(form, fields) {
+  for (const field of form.querySelectorAll("input, textarea")) {
+    const saved = fields.find((f) => f.name === field.name && (!f.choice || f.value === field.value));
+    if (!saved) continue;
+    if (saved.choice) field.checked = saved.checked;
+    else field.value = saved.value;
+  }
+}
+
+/** The session is ending without the nurse choosing it: keep the phone form on screen, if any, for her. */
+export function keepPhoneEntry(staffId) {
+  keptEntry = null;
+  if (!openEntry || !openEntry.form.isConnected || !staffId) return false;
+  const { key, sentBody } = openEntry.keyState();
+  keptEntry = {
+    staffId,
+    patientId: openEntry.patientId,
+    fields: fieldsOf(openEntry.form),
+    key,
+    sentBody,
+    keptAt: Date.now(),
+    signedInAgain: false,
+  };
+  return true;
+}
+
+/** Someone signed in: the kept entry is hers to take up (the patient it is for), or is dropped. */
+export function phoneEntryKeptFor(staffId) {
+  if (!keptEntry || keptEntry.staffId !== staffId || Date.now() - keptEntry.keptAt > PHONE_DRAFT_MS) {
+    keptEntry = null;
+    return null;
+  }
+  keptEntry.signedInAgain = true;
+  return keptEntry.patientId;
+}
+
+export function forgetPhoneEntry() {
+  keptEntry = null;
+}
+
+function takeKeptEntry(patientId) {
+  const entry = keptEntry;
+  if (!entry || !entry.signedInAgain || entry.patientId !== patientId || Date.now() - entry.keptAt > PHONE_DRAFT_MS)
+    return null;
+  keptEntry = null;
+  return entry;
+}
+
 // --- drawing the form ------------------------------------------------------------------------------
 
 function questionText(item) {
@@ -288,6 +356,17 @@ export async function openPhoneQuestionnaire({ baseUrl, patientId, patientLabel,
   // answers after a refusal are a new request.
   let sentBody = null;
   let key = null;
+  const resumed = takeKeptEntry(patientId);
+  if (resumed) {
+    restoreFields(form, resumed.fields);
+    ({ key, sentBody } = resumed);
+    refresh();
+    showError("Vos réponses ont été conservées pendant la reconnexion : vérifiez-les puis enregistrez-les.");
+  }
+  openEntry = { patientId, form, keyState: () => ({ key, sentBody }) };
+  dialog.addEventListener("close", () => {
+    if (openEntry && openEntry.form === form) openEntry = null;
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const { shown, answers } = evaluate(form, flat);
