@@ -46,9 +46,9 @@ TRANSIENT: tuple[type[Exception], ...] = (
 )
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc``, or an error it was raised from or while handling (a handler may wrap the database's),
-    is ``TRANSIENT``."""
+def caused_by(exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc``, or an error it was raised from or while handling (a handler may wrap the database's; a
+    rollback on a connection the server ended fails in turn), is one of ``kinds``."""
     seen: set[int] = set()
     errors: list[BaseException] = [exc]
     while errors:
@@ -56,10 +56,15 @@ def is_transient(exc: BaseException) -> bool:
         if id(error) in seen:
             continue
         seen.add(id(error))
-        if isinstance(error, TRANSIENT):
+        if isinstance(error, kinds):
             return True
         errors.extend(e for e in (error.__cause__, error.__context__) if e is not None)
     return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of a race a new try of its transaction may win (``TRANSIENT``)."""
+    return caused_by(exc, TRANSIENT)
 
 
 def advisory_key(name: str) -> int:

@@ -47,7 +47,7 @@ from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from shared.db.inbox import claim_new
-from shared.db.pool import DATABASE_UNUSABLE, is_transient
+from shared.db.pool import DATABASE_UNUSABLE, caused_by, is_transient
 from shared.db.transient import retrying
 from shared.events.catalog import NewerEventVersion, decode_event
 from shared.events.envelope import CloudEvent, raw_envelope
@@ -69,19 +69,8 @@ UNUSABLE_TRIES = 3
 
 
 def database_unusable(exc: BaseException) -> bool:
-    """Whether ``exc``, or an error it was raised from or while handling (a rollback on a connection the server
-    ended fails in turn), says that the database cannot be used just now."""
-    seen: set[int] = set()
-    errors: list[BaseException] = [exc]
-    while errors:
-        error = errors.pop()
-        if id(error) in seen:
-            continue
-        seen.add(id(error))
-        if isinstance(error, DATABASE_UNUSABLE):
-            return True
-        errors.extend(e for e in (error.__cause__, error.__context__) if e is not None)
-    return False
+    """Whether ``exc`` says that the database cannot be used just now (``DATABASE_UNUSABLE``, perhaps beneath)."""
+    return caused_by(exc, DATABASE_UNUSABLE)
 
 
 @dataclass(frozen=True)
