@@ -663,7 +663,13 @@ class PhotoAccepted(BaseModel):
 
 # Pillow decodes in C, releasing the GIL, in a worker thread: the event loop keeps answering meanwhile. Two at a time
 # per process (a 13 Mpx photo takes a few hundred ms and about 100 MB): more would only queue for the same cores.
-_DECODING = asyncio.Semaphore(2)
+PHOTO_DECODERS = 2
+
+
+def photo_decoding() -> asyncio.Semaphore:
+    """The process's photo decoders (one per app: a semaphore belongs to the event loop that first waits on it)."""
+    return asyncio.Semaphore(PHOTO_DECODERS)
+
 
 _PHOTO_BODY = {
     "required": True,
@@ -693,7 +699,7 @@ async def upload_photo(request: Request, device: DeviceDep, platform: PlatformDe
     if not body:
         raise Problem(422, "The request holds no photo: send the image file as the body.", kind="not-a-photo")
     try:
-        async with _DECODING:
+        async with platform.extras["photo_decoding"]:
             photo = await asyncio.to_thread(photos.reencode, body, media_type)
     except photos.PhotoRefused as exc:
         headers = {"Accept-Post": ", ".join(photos.ACCEPTED_MEDIA_TYPES)} if exc.status == 415 else None

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from services.questionnaire import handlers
-from services.questionnaire.api import ingress_writers, router, submission_router
+from services.questionnaire.api import ingress_writers, photo_decoding, router, submission_router
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
 from shared.http.app import WEB_MODULES, PlatformDep, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
@@ -115,6 +115,7 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
         background=(writers.submissions.run, writers.messages.run),
         extras={
             "writers": writers,
+            "photo_decoding": photo_decoding(),
             "catalogue": QuestionnaireCatalogue.from_directory(settings.definitions_dir),
             "opening_hours": settings.clinic_hours(),
         },
