@@ -48,6 +48,12 @@ def test_a_large_photo_is_scaled_to_the_bound_on_its_long_side() -> None:
     assert (photo.width, photo.height) == (MAX_SIDE, 500)
 
 
+def test_a_large_jpeg_is_decoded_at_a_smaller_scale_and_still_comes_out_at_the_bound() -> None:
+    photo = reencode(photo_bytes(MAX_SIDE * 3, MAX_SIDE * 2, gps=True, orientation=6), "image/jpeg")
+    assert (photo.width, photo.height) == (MAX_SIDE * 2 // 3, MAX_SIDE)  # turned upright, then bounded
+    assert b"Exif" not in photo.jpeg
+
+
 @pytest.mark.parametrize(("fmt", "media_type"), [("PNG", "image/png"), ("WEBP", "image/webp")])
 def test_png_and_webp_are_taken_and_come_out_as_jpeg(fmt: str, media_type: str) -> None:
     photo = reencode(photo_bytes(30, 20, fmt), media_type)
