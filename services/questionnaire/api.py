@@ -646,7 +646,7 @@ async def _check_photos(platform: Platform, patient_id: UUID, photo_ids: list[UU
             # Same answer for "absent" and "another patient's": a tablet learns nothing about other patients.
             raise Problem(
                 422,
-                f"There is no photo {photo_id} sent from this tablet; upload the photo first (POST /v1/photos) and "
+                f"There is no photo {photo_id} uploaded for this patient; upload the photo first (POST /v1/photos) and "
                 "name the id it answered.",
                 kind="unknown-photo",
                 pointer=f"/photo_ids/{i}",
