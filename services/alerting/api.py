@@ -351,8 +351,12 @@ class SubmissionView(BaseModel):
 class MessageView(BaseModel):
     id: UUID
     answered_by: str
-    body: str
+    body: str = Field(description="Empty when the message is photos only")
     sent_at: datetime
+    photo_ids: list[UUID] = Field(
+        description="The photos the message shows, oldest first: GET /v1/photos/{id} on the questionnaire service "
+        "(a nurse's token; audited there)"
+    )
 
 
 class AlertStepView(BaseModel):
@@ -379,6 +383,8 @@ def steps_by_alert(rows: Iterable[Any]) -> dict[UUID, list[AlertStepView]]:
 class AlertDetail(AlertView):
     submissions: list[SubmissionView]
     messages: list[MessageView]
+    photo_count: int = Field(description="How many photos the alert's messages show")
+    photo_ids: list[UUID] = Field(description="Those photos' ids, in the order of their messages")
     steps: list[AlertStepView] = Field(
         description="What was done, oldest first (as in the patient's timeline); kept when the alert is reopened"
     )
@@ -442,10 +448,13 @@ async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
         await audit_staff(conn, nurse, "alert.read", f"alert/{alert_id}", row["patient_id"])
         names = await repository.staff_names(conn, [row])
     response.headers["ETag"] = alert_etag(row["updated_at"])
+    photo_ids = [p for m in messages for p in m["photo_ids"]]
     return AlertDetail(
         **alert_view(row, datetime.now(UTC), levels, names).model_dump(),
         submissions=[SubmissionView(**dict(s)) for s in scores],
         messages=[MessageView(**dict(m)) for m in messages],
+        photo_count=len(photo_ids),
+        photo_ids=photo_ids,
         steps=steps_by_alert(steps).get(alert_id, []),
     )
 

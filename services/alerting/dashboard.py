@@ -143,7 +143,8 @@ async def page_headers(platform: Any) -> dict[str, str]:
         "default-src": "'self'",
         "script-src": "'self'",
         "style-src": "'self'",
-        "img-src": "'self' data:",
+        # blob: the patient's photos, fetched with the nurse's token and shown through object URLs (photos.js).
+        "img-src": "'self' data: blob:",
         "connect-src": " ".join(dict.fromkeys(c for c in connect if c != "://")),
         "object-src": "'none'",
         "base-uri": "'none'",

@@ -45,9 +45,10 @@ class ScorePoint(BaseModel):
 class PatientMessage(BaseModel):
     id: UUID
     answered_by: str
-    body: str
+    body: str = Field(description="Empty when the message is photos only")
     sent_at: datetime
     alert_id: UUID | None
+    photo_ids: list[UUID] = Field(description="Its photos: GET /v1/photos/{id} on the questionnaire service")
 
 
 class Session(BaseModel):

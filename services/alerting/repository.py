@@ -438,18 +438,32 @@ class MessageRow:
     body: str
     sent_at: datetime
     alert_id: UUID | None
+    photo_ids: tuple[UUID, ...] = ()
 
     @classmethod
     def of(cls, message: MessageSentV1, alert_id: UUID | None) -> MessageRow:
-        return cls(message.message_id, message.patient_id, message.answered_by, message.text, message.sent_at, alert_id)
+        return cls(
+            message.message_id,
+            message.patient_id,
+            message.answered_by,
+            message.text,
+            message.sent_at,
+            alert_id,
+            message.photo_ids,
+        )
 
 
 async def insert_messages(conn: asyncpg.Connection, rows: Sequence[MessageRow]) -> None:
     await conn.execute(
-        "INSERT INTO messages (id, patient_id, answered_by, body, sent_at, alert_id) "
-        "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[]) "
+        "INSERT INTO messages (id, patient_id, answered_by, body, sent_at, alert_id, photo_ids) "
+        # JSON lists travel as text: asyncpg would read a list of lists as a two-dimensional array.
+        "SELECT u.id, u.patient_id, u.answered_by, u.body, u.sent_at, u.alert_id, "
+        "ARRAY(SELECT jsonb_array_elements_text(u.photo_ids::jsonb)::uuid) "
+        "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[], $7::text[]) "
+        "AS u(id, patient_id, answered_by, body, sent_at, alert_id, photo_ids) "
         "ON CONFLICT (id) DO NOTHING",
         *columns(rows, "id", "patient_id", "answered_by", "body", "sent_at", "alert_id"),
+        [orjson.dumps([str(p) for p in r.photo_ids]).decode() for r in rows],
     )
 
 
@@ -563,7 +577,7 @@ async def scores_for(conn: asyncpg.Connection, submission_ids: Sequence[UUID]) -
 
 async def messages_for(conn: asyncpg.Connection, message_ids: Sequence[UUID]) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT id, answered_by, body, sent_at FROM messages WHERE id = ANY($1::uuid[]) ORDER BY sent_at",
+        "SELECT id, answered_by, body, sent_at, photo_ids FROM messages WHERE id = ANY($1::uuid[]) ORDER BY sent_at",
         list(message_ids),
     )
 
@@ -692,7 +706,7 @@ async def patient_alerts(conn: asyncpg.Connection, patient_id: UUID, limit: int)
 
 async def patient_messages(conn: asyncpg.Connection, patient_id: UUID, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT id, answered_by, body, sent_at, alert_id FROM messages WHERE patient_id = $1 "
+        "SELECT id, answered_by, body, sent_at, alert_id, photo_ids FROM messages WHERE patient_id = $1 "
         "ORDER BY sent_at DESC LIMIT $2",
         patient_id,
         limit,

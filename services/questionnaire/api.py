@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
-from services.questionnaire import repository
+from services.questionnaire import photos, repository
 from services.questionnaire.domain import (
     InvalidSubmission,
     NormalisedSubmission,
@@ -43,6 +45,7 @@ submission_router = APIRouter(prefix="/v1", tags=["questionnaire"], route_class=
 
 FHIR_JSON = "application/fhir+json"
 MAX_MESSAGE_CHARS = 2000
+MAX_PHOTOS_PER_MESSAGE = 4
 
 STATUS_LABELS = {
     "received": "Vos réponses ont bien été reçues.",
@@ -510,6 +513,7 @@ class MessageStatus(BaseModel):
     status_label: str
     seen_at: datetime | None
     notice: str
+    photo_ids: list[UUID] = Field(description="The photos the message shows (GET /v1/photos/{id})")
 
 
 @router.get(
@@ -532,14 +536,22 @@ async def message_status(message_id: UUID, device: DeviceDep, platform: Platform
         status_label=MESSAGE_STATUS_LABELS[status],
         seen_at=row["seen_at"],
         notice=hours.patient_notice(datetime.now(UTC)),
+        photo_ids=row["photo_ids"],
     )
 
 
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    text: str = Field(
+        default="", max_length=MAX_MESSAGE_CHARS, description="May be left out or empty when a photo is sent."
+    )
     answered_by: str = Field(default="patient", pattern="^(patient|relative)$")
+    photo_ids: list[UUID] = Field(
+        default_factory=list,
+        max_length=MAX_PHOTOS_PER_MESSAGE,
+        description="Photos this tablet uploaded (POST /v1/photos), each once.",
+    )
 
 
 class MessageAccepted(BaseModel):
@@ -552,7 +564,7 @@ class MessageAccepted(BaseModel):
     "/messages",
     status_code=202,
     response_model=MessageAccepted,
-    summary="Write to the care team",
+    summary="Write to the care team: text, photos (uploaded first with POST /v1/photos), or both",
     responses=problem_responses(422),
     # The body is read and checked in the route (its errors are the message's own problems): documented here.
     openapi_extra={
@@ -576,13 +588,17 @@ async def send_message(
         where = "/" + "/".join(str(p) for p in first["loc"])
         raise Problem(
             422,
-            f"{first['msg']} (at {where}); a message is 1 to {MAX_MESSAGE_CHARS} characters of text.",
+            f"{first['msg']} (at {where}); a message is up to {MAX_MESSAGE_CHARS} characters of text and up to "
+            f"{MAX_PHOTOS_PER_MESSAGE} photo ids.",
             kind="invalid-message",
             pointer=where,
         ) from None
     text = message.text.strip()
-    if not text:
-        raise Problem(422, "The message is empty.", kind="invalid-message", pointer="/text")
+    if not text and not message.photo_ids:
+        raise Problem(
+            422, "The message is empty: write a few words or add a photo.", kind="invalid-message", pointer="/text"
+        )
+    await _check_photos(platform, device.patient_id, message.photo_ids)
     message_id = uuid.uuid4()
     accepted = MessageAccepted(id=message_id, status="sent", notice=hours.patient_notice(datetime.now(UTC))).model_dump(
         mode="json"
@@ -596,14 +612,147 @@ async def send_message(
             sent_at=sent_at,
             answered_by=message.answered_by,
             text=text,
+            photo_ids=tuple(message.photo_ids),
         ),
         source=platform.source,
         subject=str(message_id),
     )
-    row = repository.MessageRow(message_id, device.patient_id, message.answered_by, text, sent_at)
+    photos = orjson.Fragment(orjson.dumps([str(p) for p in message.photo_ids]))
+    row = repository.MessageRow(message_id, device.patient_id, message.answered_by, text, sent_at, photos)
     replay = await writers.messages.write(
         IngressRequest(f"messages:{device.patient_id}", key, idempotency.request_hash(body), 202, accepted, row, event)
     )
     if replay is not None:
         return json_response(replay.body, replay.status)
     return json_response(accepted, 202)
+
+
+async def _check_photos(platform: Platform, patient_id: UUID, photo_ids: list[UUID]) -> None:
+    """A message shows photos its own tablet uploaded, each once: anything else is refused before it is stored."""
+    for i, photo_id in enumerate(photo_ids):
+        if photo_id in photo_ids[:i]:
+            raise Problem(
+                422,
+                f"The photo {photo_id} is named twice in this message; name each photo once.",
+                kind="invalid-message",
+                pointer=f"/photo_ids/{i}",
+            )
+    if not photo_ids:
+        return
+    async with platform.pool.acquire() as conn:
+        own = await repository.own_photos(conn, patient_id, photo_ids)
+    for i, photo_id in enumerate(photo_ids):
+        if photo_id not in own:
+            # Same answer for "absent" and "another patient's": a tablet learns nothing about other patients.
+            raise Problem(
+                422,
+                f"There is no photo {photo_id} uploaded for this patient; upload the photo first (POST /v1/photos) and "
+                "name the id it answered.",
+                kind="unknown-photo",
+                pointer=f"/photo_ids/{i}",
+            )
+
+
+class PhotoAccepted(BaseModel):
+    id: UUID
+    width: int = Field(description="In pixels, as stored (upright, at most 2048 on the long side)")
+    height: int
+    bytes: int = Field(description="The size of the re-encoded JPEG")
+    received_at: datetime
+
+
+# Pillow decodes in C, releasing the GIL, in a worker thread: the event loop keeps answering meanwhile. Two at a time
+# per process (a 13 Mpx photo takes a few hundred ms and about 100 MB): more would only queue for the same cores.
+PHOTO_DECODERS = 2
+
+
+def photo_decoding() -> asyncio.Semaphore:
+    """The process's photo decoders (one per app: a semaphore belongs to the event loop that first waits on it)."""
+    return asyncio.Semaphore(PHOTO_DECODERS)
+
+
+_PHOTO_BODY = {
+    "required": True,
+    "description": f"The photo file itself, as the raw body (not a form), up to MAX_PHOTO_BYTES (10 MB by default) "
+    f"and {photos.MAX_PIXELS} pixels. It is decoded, turned upright and re-encoded as a JPEG without any metadata "
+    "(no position, device or date).",
+    "content": {
+        media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in photos.ACCEPTED_MEDIA_TYPES
+    },
+}
+
+
+@router.post(
+    "/photos",
+    status_code=201,
+    response_model=PhotoAccepted,
+    summary="Upload a photo for a message to the team (device token, Idempotency-Key)",
+    description="Answers the photo's id, which `POST /v1/messages` then names in `photo_ids`. A photo no message "
+    "names is never shown to the team.",
+    responses=problem_responses(413, 415, 422),
+    openapi_extra={"parameters": [idempotency.IDEMPOTENCY_KEY_PARAMETER], "requestBody": _PHOTO_BODY},
+)
+async def upload_photo(request: Request, device: DeviceDep, platform: PlatformDep) -> Any:
+    key = idempotency.check_key(request.headers.get("idempotency-key"))
+    media_type = photos.media_type_of(request.headers.get("content-type"))
+    body = await request.body()
+    if not body:
+        raise Problem(422, "The request holds no photo: send the image file as the body.", kind="not-a-photo")
+    try:
+        async with platform.extras["photo_decoding"]:
+            photo = await asyncio.to_thread(photos.reencode, body, media_type)
+    except photos.PhotoRefused as exc:
+        headers = {"Accept-Post": ", ".join(photos.ACCEPTED_MEDIA_TYPES)} if exc.status == 415 else None
+        raise Problem(exc.status, exc.detail, kind=exc.kind, headers=headers) from None
+    row = repository.PhotoRow(uuid.uuid4(), device.patient_id, photo.width, photo.height, photo.jpeg)
+    scope = f"photos:{device.patient_id}"
+    body_hash = idempotency.request_hash((media_type or "").encode() + b"\n" + body)
+    async with platform.pool.acquire() as conn, conn.transaction():
+        replay = await idempotency.claim_key(conn, scope=scope, key=key, body_hash=body_hash)
+        if replay is not None:
+            return json_response(replay.body, replay.status, headers=_photo_location(replay.body))
+        received_at = await repository.insert_photo(conn, row)
+        accepted = PhotoAccepted(
+            id=row.id, width=row.width, height=row.height, bytes=len(row.jpeg), received_at=received_at
+        ).model_dump(mode="json")
+        await idempotency.remember_response(conn, scope=scope, key=key, status=201, body=accepted)
+    return json_response(accepted, 201, headers=_photo_location(accepted))
+
+
+def _photo_location(body: dict[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/photos/{body['id']}"} if "id" in body else {}
+
+
+class Jpeg(Response):
+    media_type = "image/jpeg"
+
+
+_PHOTO_READERS = frozenset({"nurse", "admin"})
+# Health data: kept by no cache (a shared workstation's browser, a proxy), and never run as anything but an image.
+_PHOTO_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+
+
+@router.get(
+    "/photos/{photo_id}",
+    response_class=Jpeg,
+    summary="A photo a patient sent, as the re-encoded JPEG (staff: nurse, admin, audited; or the patient's tablet)",
+    responses={
+        200: {
+            "description": "The photo",
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problem_responses(403, 404),
+    },
+)
+async def get_photo(photo_id: UUID, principal: PrincipalDep, platform: PlatformDep) -> Response:
+    if isinstance(principal, StaffPrincipal) and not principal.has_any(_PHOTO_READERS):
+        raise Problem(403, "Your role does not allow this; it needs one of: admin, nurse.", kind="missing-role")
+    async with platform.pool.acquire() as conn, conn.transaction():
+        row = await repository.get_photo(conn, photo_id)
+        if row is not None and isinstance(principal, StaffPrincipal):
+            # In the transaction that reads it: no photo is shown without its row. A 404 shows nothing: no row.
+            await audit_staff(conn, principal, "photo.read", f"photo/{photo_id}", row["patient_id"])
+    if row is None or (isinstance(principal, DevicePrincipal) and row["patient_id"] != principal.patient_id):
+        # Same answer for "absent" and "another patient's": a tablet learns nothing about other patients.
+        raise Problem(404, "There is no photo with this id for you.")
+    return Response(bytes(row["jpeg"]), 200, media_type="image/jpeg", headers=_PHOTO_HEADERS)

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from services.questionnaire import handlers
-from services.questionnaire.api import ingress_writers, router, submission_router
+from services.questionnaire.api import ingress_writers, photo_decoding, router, submission_router
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
 from shared.http.app import WEB_MODULES, PlatformDep, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
@@ -86,6 +86,9 @@ class QuestionnaireSettings(ServiceSettings):
     # Where the tablets reach the devices service, for the page's heartbeats (its TABLET_ORIGINS must name this
     # service's origin); none by default: the page sends no heartbeat.
     devices_public_url: str | None = Field(default=None, alias="DEVICES_PUBLIC_URL")
+    # The largest photo a tablet may upload (POST /v1/photos), before it is re-encoded; every other request keeps
+    # MAX_BODY_BYTES. The page downscales a photo to about 1 MB before sending it.
+    max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, alias="MAX_PHOTO_BYTES")
 
     @field_validator("dashboard_origins", mode="before")
     @classmethod
@@ -112,11 +115,13 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
         background=(writers.submissions.run, writers.messages.run),
         extras={
             "writers": writers,
+            "photo_decoding": photo_decoding(),
             "catalogue": QuestionnaireCatalogue.from_directory(settings.definitions_dir),
             "opening_hours": settings.clinic_hours(),
         },
-        description="Tablet-facing: questionnaires (FHIR R4), submissions and patient messages.",
+        description="Tablet-facing: questionnaires (FHIR R4), submissions, and patient messages and photos.",
         cors_origins=settings.dashboard_origins,
+        raw_bodies={"/v1/photos": settings.max_photo_bytes},
         static={"/tablet": TABLET_PAGES, "/web": WEB_MODULES},
         static_headers=_fixed(tablet_headers(settings.devices_public_url)),
     )

@@ -66,7 +66,42 @@ async def get_submission(conn: asyncpg.Connection, submission_id: UUID) -> async
 
 
 async def get_message(conn: asyncpg.Connection, message_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT id, patient_id, sent_at, seen_at FROM messages WHERE id = $1", message_id)
+    return await conn.fetchrow(
+        "SELECT id, patient_id, sent_at, seen_at, photo_ids FROM messages WHERE id = $1", message_id
+    )
+
+
+@dataclass(frozen=True)
+class PhotoRow:
+    id: UUID
+    patient_id: UUID
+    width: int
+    height: int
+    jpeg: bytes
+
+
+async def insert_photo(conn: asyncpg.Connection, row: PhotoRow) -> datetime:
+    received_at: datetime = await conn.fetchval(
+        "INSERT INTO photos (id, patient_id, width, height, jpeg) VALUES ($1, $2, $3, $4, $5) RETURNING received_at",
+        row.id,
+        row.patient_id,
+        row.width,
+        row.height,
+        row.jpeg,
+    )
+    return received_at
+
+
+async def get_photo(conn: asyncpg.Connection, photo_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, patient_id, received_at, jpeg FROM photos WHERE id = $1", photo_id)
+
+
+async def own_photos(conn: asyncpg.Connection, patient_id: UUID, photo_ids: Sequence[UUID]) -> set[UUID]:
+    """Which of ``photo_ids`` are photos of this patient."""
+    rows = await conn.fetch(
+        "SELECT id FROM photos WHERE id = ANY($1::uuid[]) AND patient_id = $2", list(photo_ids), patient_id
+    )
+    return {r["id"] for r in rows}
 
 
 async def get_stored_response(conn: asyncpg.Connection, submission_id: UUID) -> asyncpg.Record | None:
@@ -118,10 +153,18 @@ class MessageRow:
     answered_by: str
     body: str
     sent_at: datetime
+    photo_ids: orjson.Fragment  # a JSON array of the photos' ids
 
 
 # Where POST /v1/messages stores its rows.
 MESSAGES = RowTable(
     "messages",
-    (("id", "uuid"), ("patient_id", "uuid"), ("answered_by", "text"), ("body", "text"), ("sent_at", "timestamptz")),
+    (
+        ("id", "uuid"),
+        ("patient_id", "uuid"),
+        ("answered_by", "text"),
+        ("body", "text"),
+        ("sent_at", "timestamptz"),
+        ("photo_ids", "jsonb"),
+    ),
 )

@@ -63,10 +63,11 @@ class QuestionnaireSubmittedV1(BaseModel):
 
 
 class MessageSentV1(BaseModel):
-    """A free-text message from the patient to the team.
+    """A message from the patient to the team: free text, photos, or both.
 
     The text travels in the payload (the alerting service shows it to the nurse) but never in the
-    subject, headers, span attributes or logs.
+    subject, headers, span attributes or logs. A photo travels as its id only: its bytes stay in the
+    questionnaire service (GET /v1/photos/{id}, audited).
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -75,4 +76,5 @@ class MessageSentV1(BaseModel):
     patient_id: UUID
     sent_at: datetime
     answered_by: AnsweredBy
-    text: str
+    text: str  # empty when the message is photos only
+    photo_ids: tuple[UUID, ...] = ()

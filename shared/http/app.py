@@ -105,6 +105,8 @@ class ServiceDefinition:
     home: str | None = None
     # Web origins whose pages may call this service (CORS, bearer tokens only: no credentials); none by default.
     cors_origins: Sequence[str] = ()
+    # POST paths whose body is a file (a photo), not JSON, with their own size limit (limits.BodySizeLimit).
+    raw_bodies: Mapping[str, int] = field(default_factory=dict)
 
 
 def scheduled_job(name: str, every_s: float, work: Callable[[Platform], Awaitable[object]]) -> BackgroundTask:
@@ -337,7 +339,7 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     install_problem_handlers(app)
     # Innermost: a request run again after a transient database error is not counted or size-checked twice.
     app.add_middleware(TransientRetry)
-    app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes, raw_bodies=service.raw_bodies)
     app.add_middleware(ConcurrencyLimit, max_in_flight=service.settings.max_in_flight)
     if service.cors_origins:
         # Outermost: a preflight is answered before any limit, and every answer (a refusal too) carries the headers

@@ -5,6 +5,8 @@ failed at the database, and with it every other tablet's request committed in th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http.problems import RETRY_AFTER_S, problem_response
@@ -92,9 +94,14 @@ def holds_nul(body: bytes) -> bool:
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``raw_bodies``: the paths (of a POST) whose body is not JSON but a file (a photo), each with its own size
+    limit. Their route checks the Content-Type itself (it knows which files it takes) and the NUL check, which is
+    about JSON text, does not apply; every other request keeps the JSON rules and ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, raw_bodies: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.raw_bodies = dict(raw_bodies or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,7 +119,9 @@ class BodySizeLimit:
         if len(headers) < len(raw_headers) and (repeated := repeated_single_headers(raw_headers)):
             await self._refuse_repeated(scope, receive, send, repeated)
             return
-        if b"content-type" in headers and _has_body(headers):
+        raw_limit = self.raw_bodies.get(scope.get("path", "")) if scope["method"] == "POST" else None
+        max_bytes = self.max_bytes if raw_limit is None else raw_limit
+        if raw_limit is None and b"content-type" in headers and _has_body(headers):
             # Every one of them: the app reads the first, a dict keeps the last.
             for name, content_type in raw_headers:
                 if name == b"content-type" and not is_json_media_type(content_type):
@@ -124,8 +133,8 @@ class BodySizeLimit:
                 await self._refuse_coding(scope, receive, send, ", ".join(codings))
                 return
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._reject(scope, receive, send, max_bytes)
             return
         received = 0
         chunks: list[bytes] = []
@@ -138,9 +147,11 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
                 received += len(chunk)
-                if received > self.max_bytes:
+                if received > max_bytes:
                     refused = BodyTooLarge
                     raise BodyTooLarge
+                if raw_limit is not None:
+                    return message  # a file, not JSON text: no NUL to look for
                 if chunks or message.get("more_body", False):
                     chunks.append(chunk)  # an escape can straddle two chunks: the whole body is looked at
                     chunk = b"".join(chunks) if not message.get("more_body", False) else b""
@@ -162,14 +173,19 @@ class BodySizeLimit:
         except (BodyTooLarge, BodyHoldsNul):
             pass
         if refused is BodyTooLarge and not started:
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, max_bytes)
         elif refused is BodyHoldsNul and not started:
             await self._refuse_nul(scope, receive, send, 422, "in its body")
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = problem_response(
             413,
-            f"The request body is larger than the {self.max_bytes} bytes this endpoint accepts.",
+            f"The request body is larger than the {max_bytes} bytes this endpoint accepts"
+            + (
+                "; send a smaller photo (a tablet's camera photo, downscaled by the page, is well within)."
+                if scope.get("path", "") in self.raw_bodies
+                else "."
+            ),
             instance=scope.get("path"),
         )
         await response(scope, receive, send)

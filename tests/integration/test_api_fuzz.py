@@ -120,6 +120,8 @@ CALLERS: dict[str, dict[str, Caller]] = {
         "GET /v1/submissions/{submission_id}": Caller(device=True, roles=frozenset({"nurse"})),
         "POST /v1/messages": TABLET,
         "GET /v1/messages/{message_id}": TABLET,
+        "POST /v1/photos": TABLET,
+        "GET /v1/photos/{photo_id}": Caller(device=True, roles=frozenset({"nurse", "admin"})),
         "POST /v1/patients/{patient_id}/submissions": staff("nurse"),
         "GET /v1/audit": staff("admin"),
     },

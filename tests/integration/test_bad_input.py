@@ -199,7 +199,7 @@ async def test_idempotency_key_reused_for_other_content_is_422(platform: Any) ->
 
 @pytest.mark.parametrize(
     ("payload", "words"),
-    [({"text": ""}, ["at least 1"]), ({"text": "x" * 2001}, ["2000"]), ({"texte": "bonjour"}, ["text"])],
+    [({"text": ""}, ["add a photo"]), ({"text": "x" * 2001}, ["2000"]), ({"texte": "bonjour"}, ["text"])],
 )
 async def test_invalid_message_is_refused(platform: Any, payload: dict[str, Any], words: list[str]) -> None:
     response = await platform.questionnaire.post("/v1/messages", json=payload, headers=_headers(platform, uuid.uuid4()))

@@ -42,6 +42,7 @@ import {
 import { filterAlerts, flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
 import { MAX_EXPECTED_DAYS, renderPatient, renderPatientError, renderPatientLoading } from "./patient.js";
 import { forgetPhoneEntry, keepPhoneEntry, openPhoneQuestionnaire, phoneEntryKeptFor } from "./phone.js";
+import { loadPhotos, openPhoto, releasePhotos } from "./photos.js";
 import {
   defaultPeriod,
   lastDays,
@@ -247,6 +248,7 @@ function signOut(message = "", { keepDraft = false } = {}) {
   state.streamFailed = false;
   clear($("alert-rows"));
   clear($("patient-view"));
+  releasePhotos();
   clear($("metrics-content"));
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
@@ -1013,6 +1015,7 @@ function showView(view) {
   }
   if (view === "alerts" && previous !== "alerts") {
     state.patient = null;
+    releasePhotos(); // the photos seen are let go of with the view
     const row =
       returnToAlertId && document.querySelector(`#alert-rows tr[data-alert-id="${CSS.escape(returnToAlertId)}"]`);
     if (row) row.querySelector('[data-action="open-patient"]')?.focus();
@@ -1065,11 +1068,13 @@ async function loadPatient(patientId, alertId, { keepFocus = false } = {}) {
       alertId ? api.alert(alertId).catch(() => null) : Promise.resolve(null),
     ]);
     if (request !== patientRequest || state.view !== "patient") return;
+    if (state.patient && state.patient.patientId !== patientId) releasePhotos();
     state.patient = { patientId, alertId, timeline: timeline || {}, alertDetail };
     // The control focused now (a dialog just closed may have given it the focus while this view was loading) is
     // replaced by the render: the focus goes to the same control of the new view.
     const focused = keepFocus && container.contains(document.activeElement) ? document.activeElement : null;
     renderPatient(container, state.patient);
+    loadPhotos(container, state.config && state.config.questionnaire_url);
     if (keepFocus) {
       window.scrollTo(0, scrollY);
       if (focused && !focused.isConnected) refocusPatientControl(focused);
@@ -1373,6 +1378,9 @@ function wire() {
         break;
       case "phone-entry":
         openPhoneEntry(button);
+        break;
+      case "open-photo":
+        openPhoto(button);
         break;
       default:
         break;

@@ -2,6 +2,7 @@
 // and their outcomes, messages, expected levels. Opened from a row of the alert list.
 
 import { h, clear, levelIcon } from "./dom.js";
+import { photoThumbnails } from "./photos.js";
 import {
   levelBadge,
   overdueBadge,
@@ -484,7 +485,8 @@ function messagesList(messages) {
         "li",
         { class: "message" },
         h("p", { class: "message-meta" }, `${formatDateTime(message.sent_at)} — ${sourceLabel(message.answered_by)}`),
-        h("blockquote", { class: "message-body" }, String(message.body ?? "")),
+        message.body ? h("blockquote", { class: "message-body" }, String(message.body)) : null,
+        photoThumbnails(message),
       ),
     ),
   );

@@ -24,6 +24,12 @@ const POLL_MS = 20_000; // a tablet follows its last two sends: two small reads 
 const RETRY_FIRST_MS = 2_000;
 const RETRY_MAX_MS = 5 * 60_000;
 const MESSAGE_MAX = 2000; // the service's limit (POST /v1/messages)
+// A photo is scaled down here before it is kept and sent: a camera's 12 Mpx JPEG of several MB becomes about 300 kB,
+// which the queue in localStorage (5 MB) can hold while the network is away. The server re-encodes it anyway: that,
+// not this, is what strips the photo's metadata.
+const PHOTO_SIDE = 2048;
+const PHOTO_QUALITY = 0.85;
+const THUMB_SIDE = 240;
 const EMERGENCY = "En cas d'urgence, appelez le 15.";
 const RELATIVE_SOURCE = "RelatedPerson/relative";
 
@@ -64,16 +70,17 @@ function takeTokenFromAddress() {
 class TokenRefused extends Error {}
 
 /** One request to the service: {status, body}, or a thrown TypeError when the network failed. */
-async function call(method, path, { body, key, fhir = false } = {}) {
+async function call(method, path, { body, key, fhir = false, file = null } = {}) {
   const token = load("token");
   if (!token) throw new TokenRefused();
   const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = fhir ? "application/fhir+json" : "application/json";
+  if (file) headers["Content-Type"] = file.type;
+  else if (body !== undefined) headers["Content-Type"] = fhir ? "application/fhir+json" : "application/json";
   if (key) headers["Idempotency-Key"] = key;
   const response = await fetch(path, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: file || (body === undefined ? undefined : JSON.stringify(body)),
     cache: "no-store",
   });
   let parsed = null;
@@ -202,8 +209,12 @@ function renderStatus() {
     list.append(h("li", { dataset: { status: `submission-${last.submission.status}` } }, last.submission.label));
   if (queue.some((e) => e.kind === "message"))
     list.append(h("li", { dataset: { status: "message-queued" } }, "Votre message sera envoyé dès que la connexion reviendra."));
-  else if (last.message)
-    list.append(h("li", { dataset: { status: `message-${last.message.status}` } }, last.message.label));
+  else if (last.message) {
+    const item = h("li", { dataset: { status: `message-${last.message.status}` } }, last.message.label);
+    if (last.message.thumb)
+      item.append(h("img", { class: "status-photo", src: last.message.thumb, alt: "La photo envoyée avec votre message" }));
+    list.append(item);
+  }
   if (!list.children.length) list.append(h("li", null, "Vous n'avez encore rien envoyé avec cette tablette."));
 }
 
@@ -504,9 +515,75 @@ function showMessage() {
   const text = $("#message-text");
   text.value = load("messageDraft", "");
   $("#message-error").hidden = true;
+  $("#photo-status").hidden = true;
   clearNotice("message");
   countCharacters();
+  renderPhotoPreview();
   show("screen-message");
+}
+
+// --- the message's photo -------------------------------------------------------------------------
+
+/** What will be sent: the photo chosen, kept in localStorage with the message being written until it is sent. */
+function renderPhotoPreview() {
+  const photo = load("messagePhoto");
+  $("#photo-preview").hidden = !photo;
+  if (photo) $("#photo-preview-img").src = photo.data;
+  else $("#photo-preview-img").removeAttribute("src");
+  $("label[for='message-photo']").textContent = photo ? "Changer de photo" : "Ajouter une photo";
+}
+
+async function choosePhoto(event) {
+  const input = event.target;
+  const file = input.files && input.files[0];
+  input.value = ""; // the same photo chosen again is a new choice
+  if (!file) return;
+  const status = $("#photo-status");
+  status.textContent = "Préparation de la photo…";
+  status.hidden = false;
+  try {
+    const data = await scaled(file, PHOTO_SIDE, PHOTO_QUALITY);
+    const thumb = await scaled(file, THUMB_SIDE, 0.7);
+    save("messagePhoto", { data, thumb });
+    status.hidden = true;
+  } catch (error) {
+    status.textContent =
+      error && error.name === "QuotaExceededError"
+        ? "La tablette n'a plus de place pour garder cette photo. Envoyez d'abord ce qui attend, puis réessayez."
+        : "Cette photo ne peut pas être lue par la tablette. Prenez une nouvelle photo.";
+  }
+  renderPhotoPreview();
+}
+
+/** The image ``file`` upright, at most ``side`` pixels on its long side, as a JPEG data: URL. */
+async function scaled(file, side, quality) {
+  const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  const ratio = Math.min(1, side / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(bitmap.width * ratio));
+  canvas.height = Math.max(1, Math.round(bitmap.height * ratio));
+  const context = canvas.getContext("2d");
+  context.fillStyle = "#fff"; // a transparent PNG on white, as the server lays it
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  return canvas.toDataURL("image/jpeg", quality);
+}
+
+function removePhoto() {
+  save("messagePhoto", null);
+  renderPhotoPreview();
+}
+
+/** The photo of a queued message (a data: URL), as the file its upload sends. Decoded here: a fetch of the data:
+ * URL would be refused by the page's Content-Security-Policy (connect-src names this service only). */
+function photoFile(data) {
+  const [head, base64] = data.split(",", 2);
+  const type = (/^data:([^;,]+)/.exec(head) || [])[1] || "image/jpeg";
+  const binary = atob(base64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+  return new Blob([bytes], { type });
 }
 
 function countCharacters() {
@@ -518,8 +595,9 @@ function sendMessage(event) {
   event.preventDefault();
   const text = $("#message-text").value.trim();
   const error = $("#message-error");
-  if (!text) {
-    error.textContent = "Écrivez votre message avant de l'envoyer.";
+  const photo = load("messagePhoto");
+  if (!text && !photo) {
+    error.textContent = "Écrivez votre message ou ajoutez une photo avant de l'envoyer.";
     error.hidden = false;
     return;
   }
@@ -529,8 +607,19 @@ function sendMessage(event) {
     return;
   }
   const body = { text, answered_by: $("#message-relative").checked ? "relative" : "patient" };
-  enqueue({ kind: "message", key: newKey("message"), body });
+  // The photo is uploaded first, with a key of its own, then the message naming it, with its own: each kept with
+  // the queue, so a connection lost between the two sends neither twice.
+  const entry = { kind: "message", key: newKey("message"), body };
+  if (photo) entry.photo = { key: newKey("photo"), data: photo.data, thumb: photo.thumb, id: null };
+  try {
+    enqueue(entry);
+  } catch {
+    error.textContent = "La tablette n'a plus de place pour garder ce message. Retirez la photo ou réessayez plus tard.";
+    error.hidden = false;
+    return;
+  }
   save("messageDraft", null);
+  save("messagePhoto", null);
   $("#message-text").value = "";
   $("#message-relative").checked = false;
   showSent("message");
@@ -595,6 +684,10 @@ function showSent(kind) {
   const entry = load("outbox", []).at(-1);
   sentKey = entry ? entry.key : null;
   $("#sent-title").textContent = kind === "submission" ? "Merci pour vos réponses" : "Merci pour votre message";
+  const sentPhoto = $("#sent-photo");
+  sentPhoto.hidden = !(entry && entry.photo);
+  if (entry && entry.photo) sentPhoto.src = entry.photo.data;
+  else sentPhoto.removeAttribute("src");
   $("#sent-status").textContent = "Envoi en cours…";
   $("#sent-notice").textContent = EMERGENCY;
   show("screen-sent");
@@ -622,8 +715,17 @@ async function flush() {
       if (!entry) break;
       let result;
       try {
-        const path = entry.kind === "submission" ? "/v1/submissions" : "/v1/messages";
-        result = await call("POST", path, { body: entry.body, key: entry.key, fhir: entry.kind === "submission" });
+        if (entry.photo && !entry.photo.id) {
+          result = await call("POST", "/v1/photos", { file: photoFile(entry.photo.data), key: entry.photo.key });
+          if (result.status === 201 && result.body && result.body.id) {
+            photoUploaded(entry, result.body.id);
+            continue; // the message next, naming it
+          }
+        } else {
+          const path = entry.kind === "submission" ? "/v1/submissions" : "/v1/messages";
+          const body = entry.photo ? { ...entry.body, photo_ids: [entry.photo.id] } : entry.body;
+          result = await call("POST", path, { body, key: entry.key, fhir: entry.kind === "submission" });
+        }
       } catch (error) {
         if (error instanceof TokenRefused) return;
         result = null; // the network failed: offline, or the connection dropped
@@ -642,6 +744,14 @@ async function flush() {
     renderQueueBanner();
     if (document.body.dataset.screen === "screen-home") renderStatus();
   }
+}
+
+/** The photo's id, kept in the queued message: a retry sends the message, not the photo again. */
+function photoUploaded(entry, id) {
+  save(
+    "outbox",
+    load("outbox", []).map((e) => (e.key === entry.key ? { ...e, photo: { ...e.photo, id } } : e)),
+  );
 }
 
 function dequeue(entry) {
@@ -671,7 +781,7 @@ function delivered(entry, body) {
     sentScreenSays(entry, label, body.notice);
   } else {
     const label = "Votre message a bien été envoyé à l'équipe.";
-    last.message = { id: body.id, status: body.status || "sent", label };
+    last.message = { id: body.id, status: body.status || "sent", label, thumb: entry.photo ? entry.photo.thumb : null };
     sentScreenSays(entry, label, body.notice);
   }
   save("last", last);
@@ -687,8 +797,12 @@ async function refused(entry, result) {
   const problem = result.body || {};
   if (entry.kind === "message") {
     if (!load("messageDraft")) save("messageDraft", entry.body.text);
-    const text =
-      "Votre message n'a pas pu être envoyé. Il est de nouveau dans « Écrire à l'équipe soignante » : relisez-le et envoyez-le à nouveau.";
+    const photoRefused = entry.photo && !entry.photo.id;
+    if (entry.photo && !photoRefused && !load("messagePhoto"))
+      save("messagePhoto", { data: entry.photo.data, thumb: entry.photo.thumb });
+    const text = photoRefused
+      ? "Votre photo n'a pas pu être envoyée : elle n'a pas pu être lue. Votre message est de nouveau dans « Écrire à l'équipe soignante » : ajoutez une autre photo et envoyez-le à nouveau."
+      : "Votre message n'a pas pu être envoyé. Il est de nouveau dans « Écrire à l'équipe soignante » : relisez-le et envoyez-le à nouveau.";
     sentScreenSays(entry, text);
     setNotice("message", text);
     return;
@@ -816,6 +930,8 @@ function wire() {
   $("#question-form").addEventListener("submit", questionNext);
   $("#send-answers").addEventListener("click", sendAnswers);
   $("#message-form").addEventListener("submit", sendMessage);
+  $("#message-photo").addEventListener("change", (event) => choosePhoto(event).catch(() => {}));
+  $("#photo-remove").addEventListener("click", removePhoto);
   $("#message-text").addEventListener("input", () => {
     save("messageDraft", $("#message-text").value);
     countCharacters();

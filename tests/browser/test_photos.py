@@ -1,0 +1,167 @@
+"""A patient's photo in a real headless Chromium: the tablet attaches one to a message and sends both (the server
+holds one photo and one message), and the nurse's dashboard shows it as a thumbnail in the alert's view, fetched from
+the questionnaire service (another origin, CORS) with her bearer token, opening larger on a click."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from playwright.async_api import Browser, BrowserContext, Route, expect
+
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.devservers import free_port
+from shared.testing.photos import photo_bytes
+from shared.testing.services import served
+from shared.testing.waiting import eventually
+from tests.browser.conftest import ARTIFACTS, rows
+
+pytestmark = pytest.mark.browser
+
+BLOB_URL = re.compile(r"^blob:http://127\.0\.0\.1:\d+/")  # an object URL: the token went in a header, not a URL
+FRENCH_ALT = re.compile(r"^Photo envoyée par le patient le \d")
+
+
+@pytest.fixture
+async def clinic(
+    service_env: dict[str, str], tokens: TokenService, browser: Browser
+) -> AsyncIterator[tuple[str, str, Any, BrowserContext]]:
+    """Both services over HTTP, each on the port the other is told (the dashboard's origin allowed by the
+    questionnaire service); a browser context for the test."""
+    q_port, a_port = free_port(), free_port()
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env, DASHBOARD_ORIGINS=f"http://127.0.0.1:{a_port}")  # type: ignore[arg-type]
+    a_settings = AlertingSettings(  # type: ignore[call-arg]
+        **env, ESCALATION_CHECK_S="3600", QUESTIONNAIRE_PUBLIC_URL=f"http://127.0.0.1:{q_port}"
+    )
+    async with (
+        served(build_questionnaire(q_settings), port=q_port) as (q_url, questionnaire),
+        served(build_alerting(a_settings), port=a_port) as (a_url, _),
+    ):
+        context = await browser.new_context(
+            viewport={"width": 1000, "height": 1280}, locale="fr-FR", timezone_id="Europe/Paris"
+        )
+        try:
+            yield q_url, a_url, questionnaire, context
+        finally:
+            await context.close()
+
+
+async def test_a_tablet_sends_a_photo_with_its_message(
+    clinic: tuple[str, str, Any, BrowserContext], tokens: TokenService, tmp_path: Path
+) -> None:
+    q_url, _, questionnaire, context = clinic
+    patient = uuid.uuid4()
+    page = await context.new_page()
+    token = tokens.issue_device_token(patient, "tablet-photo")
+    await page.goto(f"{q_url}/tablet/#device_token={token}")
+    await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+    await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+
+    file = tmp_path / "bras.jpg"
+    file.write_bytes(photo_bytes(3000, 2000, gps=True))
+    await expect(page.get_by_text("Ajouter une photo")).to_be_visible()
+    await page.locator("#message-photo").set_input_files(str(file))
+    await expect(page.locator("#photo-preview-img")).to_be_visible(timeout=5_000)
+    await page.locator("#message-text").fill("Mon bras est gonflé autour du boîtier.")
+
+    # The connection drops as the server answers the upload: the photo is stored, the page does not know it. The
+    # page sends it again with the same key (one photo), then the message naming it.
+    lost: list[int] = []
+
+    async def lose_the_answer(route: Route) -> None:
+        if lost:
+            await route.continue_()
+            return
+        answer = await route.fetch()
+        lost.append(answer.status)
+        await route.abort("connectionreset")
+
+    await page.route("**/v1/photos", lose_the_answer)
+    await page.get_by_role("button", name="Envoyer", exact=True).click()
+    await expect(page.locator("#sent-status")).to_contain_text("dès que la connexion reviendra", timeout=5_000)
+    assert lost == [201]
+    queued = orjson.loads(await page.evaluate("localStorage.getItem('oncofollow.tablet.outbox')"))
+    assert [(e["kind"], e["photo"]["id"]) for e in queued] == [("message", None)]
+    await page.evaluate("window.dispatchEvent(new Event('online'))")
+    await expect(page.locator("#sent-status")).to_have_text(
+        "Votre message a bien été envoyé à l'équipe.", timeout=5_000
+    )
+    await expect(page.locator("#sent-photo")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "tablet-photo-sent.png"))
+
+    async with questionnaire.pool.acquire() as conn:
+        photos = await conn.fetch("SELECT id, patient_id, width, height FROM photos")
+        messages = await conn.fetch("SELECT body, photo_ids FROM messages")
+    assert len(photos) == 1 and photos[0]["patient_id"] == patient
+    # Downscaled by the page to 2048 px on the long side before it was sent.
+    assert (photos[0]["width"], photos[0]["height"]) == (2048, 1365)
+    assert [(m["body"], m["photo_ids"]) for m in messages] == [
+        ("Mon bras est gonflé autour du boîtier.", [str(photos[0]["id"])])
+    ]
+    assert await page.evaluate("localStorage.getItem('oncofollow.tablet.outbox')") == "[]"
+    await page.get_by_role("button", name="Retour à l'accueil").click()
+    await expect(page.locator("#status-list .status-photo")).to_be_visible()
+
+
+async def test_the_dashboard_shows_the_photo_of_the_alerts_message(
+    clinic: tuple[str, str, Any, BrowserContext], tokens: TokenService
+) -> None:
+    q_url, a_url, questionnaire, context = clinic
+    patient = uuid.uuid4()
+    device = {"Authorization": f"Bearer {tokens.issue_device_token(patient, 'tablet-photo')}"}
+    async with httpx.AsyncClient(base_url=q_url) as tablet:
+        uploaded = await tablet.post(
+            "/v1/photos",
+            content=photo_bytes(640, 480),
+            headers={**device, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "image/jpeg"},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        photo_id = uploaded.json()["id"]
+        sent = await tablet.post(
+            "/v1/messages",
+            content=orjson.dumps({"photo_ids": [photo_id]}),
+            headers={**device, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert sent.status_code == 202, sent.text
+
+    nurse = tokens.issue_staff_token("ide-claire", {"nurse"})
+    await context.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(nurse).decode()})")
+    page = await context.new_page()
+    await page.goto(f"{a_url}/dashboard/")
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+    await expect(rows(page)).to_have_count(1, timeout=10_000)
+    await rows(page).first.locator('[data-action="open-patient"]').click()
+
+    current = page.locator(".current-alert-actions").locator("xpath=..")
+    thumb = current.locator(f'.photo-thumb[data-photo-id="{photo_id}"]')
+    image = thumb.locator("img")
+    await expect(image).to_have_attribute("src", BLOB_URL, timeout=10_000)
+    await expect(image).to_have_attribute("alt", FRENCH_ALT)
+    assert await image.evaluate("(img) => img.complete && img.naturalWidth") == 640
+    await thumb.click()
+    await expect(page.locator("#photo-dialog")).to_be_visible()
+    await expect(page.locator("#photo-large")).to_have_attribute("src", BLOB_URL)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-photo.png"))
+
+    async def audited() -> Any:
+        async with questionnaire.pool.acquire() as conn:
+            return await conn.fetchval(
+                "SELECT count(*) FROM audit_log WHERE action = 'photo.read' AND actor = $1 AND patient_id = $2",
+                "ide-claire",
+                patient,
+            )
+
+    assert await eventually(audited) >= 1
