@@ -175,3 +175,55 @@ async def test_a_nurse_token_is_turned_away_in_french(office: Office, context: B
     await expect(page.locator("#sign-in-message")).to_contain_text("n'a pas le rôle « fleet »")
     await expect(page.locator("#app")).to_be_hidden()
     assert await page.evaluate("sessionStorage.length") == 0
+
+
+async def test_the_page_runs_its_own_files_only_and_shows_the_qr_code_as_an_image(office: Office) -> None:
+    async with httpx.AsyncClient(base_url=office.url) as client:
+        page = await client.get("/fleet/")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self';" in policy and "img-src 'self' data:" in policy
+    assert "unsafe-inline" not in policy
+
+
+async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_tablet(
+    office: Office, context: BrowserContext
+) -> None:
+    serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
+    async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
+        registered = await client.post(
+            "/v1/tablets",
+            json={"serial_number": serial, "model": "Galaxy Tab A9", "accessories": [{"kind": "charger"}]},
+        )
+        tablet = registered.json()["id"]
+        assert (await client.post(f"/v1/tablets/{tablet}/actions/provision", json={})).status_code == 200
+        loan = {
+            "patient_id": str(uuid.uuid4()),
+            "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+            "accessories": ["charger"],
+        }
+        assert (await client.post(f"/v1/tablets/{tablet}/loan", json=loan)).status_code == 201
+        back = {"channel": "day_hospital", "accessories_returned": []}
+        assert (await client.post(f"/v1/tablets/{tablet}/return", json=back)).status_code == 200
+
+    page = await office.page(context)
+    missing = page.locator(f"#attention li[data-tablet='{tablet}']")
+    await expect(missing).to_contain_text("Manquant : Chargeur.")
+    await missing.get_by_role("button", name="Accessoires rapportés").click()
+    await page.locator("#panel").get_by_label("Chargeur").check()
+    await page.locator("#panel").get_by_role("button", name="Enregistrer les accessoires rapportés").click()
+    await expect(page.locator("#status")).to_have_text("Tous les accessoires sont revenus.")
+    await expect(missing).to_have_count(0)
+
+    # A wipe without its proof is refused, the API's reason shown; the corrected form is a new command.
+    await row(page, serial).get_by_role("button", name="Enregistrer l'effacement").click()
+    await page.locator("#panel").get_by_role("button", name="Enregistrer l'effacement").click()
+    await expect(page.locator("#panel .message")).to_contain_text("Ce n'est pas enregistré :")
+    await page.get_by_label("Preuve").fill("MDM-4521")
+    await page.locator("#panel").get_by_role("button", name="Enregistrer l'effacement").click()
+    await expect(page.locator("#status")).to_have_text(f"Tablette {serial} effacée.")
+    await expect(row(page, serial).locator(".state")).to_have_text("Effacée")
+
+    await row(page, serial).get_by_role("button", name="Déclarer perdue ou volée").click()
+    await page.get_by_label("Volée (sinon : perdue)").check()
+    await page.locator("#panel").get_by_role("button", name="Déclarer").click()
+    await expect(row(page, serial).locator(".state")).to_have_text("Volée")
