@@ -169,6 +169,14 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     order = await items.evaluate_all("(lis) => lis.map((li) => li.dataset.tablet)")
     assert order.index(silent) < order.index(overdue)
 
+    # With the keyboard only: a form opens with the focus in it, Escape closes it and gives the focus back.
+    await page.locator("#register-open").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#panel").get_by_label("Numéro de série")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#panel")).to_be_hidden()
+    await expect(page.locator("#register-open")).to_be_focused()
+
 
 async def test_a_nurse_token_is_turned_away_in_french(office: Office, context: BrowserContext) -> None:
     page = await office.page(context, role="nurse")

@@ -262,6 +262,7 @@ $("register-open").addEventListener("click", openRegister);
 // --- Panels: one form at a time, each with its own Idempotency-Key -------------------------------------------------
 
 function openPanel(title, ...content) {
+  if ($("panel").hidden) opener = document.activeElement;
   $("panel-title").textContent = title;
   $("panel-body").replaceChildren(...content);
   $("panel").hidden = false;
@@ -269,10 +270,24 @@ function openPanel(title, ...content) {
   (first || $("panel")).focus();
 }
 
+let opener = null;
+
 function closePanel() {
   $("panel").hidden = true;
+  // The QR code (the tablet's key) leaves the page with its panel.
   $("panel-body").replaceChildren();
+  // The tablets' rows are drawn again after each command: the same tablet's first step then, or the toolbar.
+  const tablet = opener && opener.dataset ? opener.dataset.tablet : null;
+  const again = tablet ? $("tablets").querySelector(`tr[data-tablet="${CSS.escape(tablet)}"] button`) : null;
+  const target = opener && opener.isConnected ? opener : again || $("refresh");
+  if (!$("app").hidden) target.focus();
+  opener = null;
 }
+
+// Escape closes the open form, as a dialog would, and gives the focus back to what opened it.
+$("panel").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") closePanel();
+});
 
 function field(label, input) {
   const id = input.id || `f-${Math.random().toString(36).slice(2)}`;
