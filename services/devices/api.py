@@ -608,7 +608,10 @@ async def loan_tablet(
         await _move(conn, tablet, Action.LOAN, staff, now, None)
         loan_id = uuid.uuid4()
         expires = int((datetime.combine(expected, datetime.min.time(), UTC) + TOKEN_MARGIN).timestamp())
-        token = platform.tokens.issue_device_token(body.patient_id, str(tablet_id), expires_at=expires)
+        # Issued at the loan's second: a retry signs the very same token again from the stored loan.
+        token = platform.tokens.issue_device_token(
+            body.patient_id, str(tablet_id), expires_at=expires, issued_at=int(now.timestamp())
+        )
         principal = platform.tokens.verify(token)
         accessories = sorted(a.value for a in body.accessories)
         await repository.insert_loan(
@@ -648,8 +651,8 @@ async def loan_tablet(
         return 201, granted.model_dump(mode="json")
 
     # The device token is a credential: the response kept for a retry holds its id, never the token (nor the
-    # enrolment link and QR code that carry it), and a retry gets the same token (same id, same expiry) signed
-    # again, and so the same enrolment.
+    # enrolment link and QR code that carry it), and a retry gets the same token (same id, expiry and issue time)
+    # signed again: the very same token, and so the same enrolment.
     def without_token(granted: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in granted.items() if k not in _TOKEN_FIELDS}
 
@@ -657,7 +660,11 @@ async def loan_tablet(
         loan = stored["loan"]
         expires = int(datetime.fromisoformat(stored["token_expires_at"]).timestamp())
         token = platform.tokens.issue_device_token(
-            UUID(loan["patient_id"]), loan["tablet_id"], token_id=stored["token_id"], expires_at=expires
+            UUID(loan["patient_id"]),
+            loan["tablet_id"],
+            token_id=stored["token_id"],
+            expires_at=expires,
+            issued_at=int(datetime.fromisoformat(loan["loaned_at"]).timestamp()),
         )
         return {**stored, "device_token": token, **_enrolment(platform, token)}
 

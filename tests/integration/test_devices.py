@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -887,7 +888,9 @@ async def test_the_migration_refuses_serial_numbers_that_differ_only_by_case_and
         await conn.close()
 
 
-async def test_a_loan_gives_its_enrolment_link_and_qr_code_and_a_replay_gives_the_same(fleet: Fleet) -> None:
+async def test_a_loan_gives_its_enrolment_link_and_qr_code_and_a_replay_gives_the_same(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tablet = await fleet.ready_tablet()
     body = {
         "patient_id": str(uuid.uuid4()),
@@ -895,8 +898,16 @@ async def test_a_loan_gives_its_enrolment_link_and_qr_code_and_a_replay_gives_th
         "accessories": ["charger"],
     }
     headers = {**fleet.staff(), "Idempotency-Key": f"loan-{uuid.uuid4()}"}
-    first, again = [await fleet.devices.post(f"/v1/tablets/{tablet}/loan", json=body, headers=headers) for _ in "12"]
+    first = await fleet.devices.post(f"/v1/tablets/{tablet}/loan", json=body, headers=headers)
+    # The retry comes seconds later (as the token issuer's clock sees it).
+    later = time.time() + 5
+    monkeypatch.setattr("shared.auth.time", SimpleNamespace(time=lambda: later))
+    again = await fleet.devices.post(f"/v1/tablets/{tablet}/loan", json=body, headers=headers)
+    monkeypatch.undo()
     assert first.status_code == again.status_code == 201
+    # The very same token, link and QR code: what the fleet manager showed the tablet is what a retry shows.
+    assert again.json()["device_token"] == first.json()["device_token"]
+    assert again.json()["enrolment_qr_svg"] == first.json()["enrolment_qr_svg"]
     for granted in (first.json(), again.json()):
         # The tablet's page at the questionnaire service (its default address here), the token in the fragment.
         assert granted["enrolment_url"] == f"http://127.0.0.1:8001/tablet/#device_token={granted['device_token']}"
