@@ -222,14 +222,18 @@ class TokenService:
         *,
         token_id: str | None = None,
         expires_at: int | None = None,
+        issued_at: int | None = None,
     ) -> str:
-        """A tablet's token. ``token_id`` and ``expires_at`` re-issue the token of an existing loan (same
-        identity, same revocation), so that a stored response never needs to hold the token itself."""
+        """A tablet's token. ``token_id``, ``expires_at`` and ``issued_at`` re-issue the token of an existing loan
+        (same identity, same revocation; with all three, the very same token, so the same enrolment link and QR
+        code), so that a stored response never needs to hold the token itself."""
         claims: dict[str, Any] = {"sub": f"device:{device_id}", "typ": "device", "patient_id": str(patient_id)}
         if token_id is not None:
             claims["jti"] = token_id
         if expires_at is not None:
             claims["exp"] = expires_at
+        if issued_at is not None:
+            claims["iat"] = issued_at
         return self._sign(claims, ttl_s)
 
     def issue_staff_token(

@@ -35,6 +35,7 @@ from services.devices.domain import (
     repeated_accessories,
     utilisation,
 )
+from services.devices.enrolment import enrolment_url, qr_svg
 from services.devices.heartbeats import HeartbeatWriter
 from shared.audit import audit_staff, audit_staff_patients
 from shared.auth import StaffPrincipal
@@ -525,6 +526,22 @@ class LoanGranted(BaseModel):
     device_token: str = Field(description="The tablet's bearer token for the questionnaire service (no password).")
     token_id: str = Field(description="The token's id: what revocation and the tablet.* events refer to.")
     token_expires_at: datetime
+    enrolment_url: str = Field(
+        description="The tablet's page on the questionnaire service (QUESTIONNAIRE_PUBLIC_URL) with the device token "
+        "in its fragment: opened once on the tablet, it enrols it. A credential, like the token."
+    )
+    enrolment_qr_svg: str = Field(
+        description="That link as a QR code (an SVG document) for the tablet's camera: show it as an image."
+    )
+
+
+def _enrolment(platform: Platform, token: str) -> dict[str, str]:
+    url = enrolment_url(str(getattr(platform.settings, "questionnaire_public_url", "")), token)
+    return {"enrolment_url": url, "enrolment_qr_svg": qr_svg(url)}
+
+
+# What holds the device token in a loan's answer: never kept for a retry, made again for it.
+_TOKEN_FIELDS = frozenset({"device_token", "enrolment_url", "enrolment_qr_svg"})
 
 
 # The loan agreement is signed at the day hospital and entered soon after; older is a wrong date.
@@ -591,7 +608,10 @@ async def loan_tablet(
         await _move(conn, tablet, Action.LOAN, staff, now, None)
         loan_id = uuid.uuid4()
         expires = int((datetime.combine(expected, datetime.min.time(), UTC) + TOKEN_MARGIN).timestamp())
-        token = platform.tokens.issue_device_token(body.patient_id, str(tablet_id), expires_at=expires)
+        # Issued at the loan's second: a retry signs the very same token again from the stored loan.
+        token = platform.tokens.issue_device_token(
+            body.patient_id, str(tablet_id), expires_at=expires, issued_at=int(now.timestamp())
+        )
         principal = platform.tokens.verify(token)
         accessories = sorted(a.value for a in body.accessories)
         await repository.insert_loan(
@@ -626,21 +646,27 @@ async def loan_tablet(
             device_token=token,
             token_id=principal.token_id,
             token_expires_at=datetime.fromtimestamp(expires, UTC),
+            **_enrolment(platform, token),
         )
         return 201, granted.model_dump(mode="json")
 
-    # The device token is a credential: the response kept for a retry holds its id, never the token, and a
-    # retry gets the same token (same id, same expiry) signed again.
+    # The device token is a credential: the response kept for a retry holds its id, never the token (nor the
+    # enrolment link and QR code that carry it), and a retry gets the same token (same id, expiry and issue time)
+    # signed again: the very same token, and so the same enrolment.
     def without_token(granted: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in granted.items() if k != "device_token"}
+        return {k: v for k, v in granted.items() if k not in _TOKEN_FIELDS}
 
     def with_token(stored: dict[str, Any]) -> dict[str, Any]:
         loan = stored["loan"]
         expires = int(datetime.fromisoformat(stored["token_expires_at"]).timestamp())
         token = platform.tokens.issue_device_token(
-            UUID(loan["patient_id"]), loan["tablet_id"], token_id=stored["token_id"], expires_at=expires
+            UUID(loan["patient_id"]),
+            loan["tablet_id"],
+            token_id=stored["token_id"],
+            expires_at=expires,
+            issued_at=int(datetime.fromisoformat(loan["loaned_at"]).timestamp()),
         )
-        return {**stored, "device_token": token}
+        return {**stored, "device_token": token, **_enrolment(platform, token)}
 
     return await _command(request, platform, staff, key, work, to_store=without_token, to_replay=with_token)
 
@@ -898,6 +924,20 @@ async def fleet(
         period_days=period_days,
         attention=[_loan_view(row, row["last_seen_at"], today) for row in attention],
     )
+
+
+class Me(BaseModel):
+    staff_id: str
+    roles: list[str]
+
+
+@router.get(
+    "/me",
+    response_model=Me,
+    summary="Who this fleet manager is: the fleet page's sign-in (403 for staff without the fleet role)",
+)
+async def me(staff: FleetManager) -> Any:
+    return Me(staff_id=staff.staff_id, roles=sorted(staff.roles))
 
 
 # --- The tablet's heartbeat --------------------------------------------------------------------------------------

@@ -13,13 +13,14 @@ from pydantic_settings import NoDecode
 from services.devices import handlers
 from services.devices.api import heartbeat_router, router
 from services.devices.domain import SilencePolicy
+from services.devices.fleet_page import PAGES, page_headers, page_router
 from services.devices.heartbeats import HeartbeatWriter
 from services.devices.silence import heartbeat_retention, silence_watch
-from shared.http.app import ServiceDefinition, create_service_app
+from shared.http.app import WEB_MODULES, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import ConsumerSpec
 from shared.periodic import Clock, system_clock
-from shared.settings import ServiceSettings, web_origins
+from shared.settings import ServiceSettings, web_address, web_origins
 
 NAME = "devices"
 
@@ -36,6 +37,15 @@ class DevicesSettings(ServiceSettings):
     # The web origins of the tablet's page (the questionnaire service as the tablets reach it), whose heartbeats
     # come from another origin (CORS: bearer tokens, never cookies). None by default: no page of another origin may.
     tablet_origins: Annotated[tuple[str, ...], NoDecode] = Field(default=(), alias="TABLET_ORIGINS")
+
+    # Where the tablets reach the questionnaire service: a loan's enrolment link (and its QR code) opens its
+    # /tablet/ page there, so a wrong address here is a QR code that leads nowhere; refused at start-up.
+    questionnaire_public_url: str = Field(default="http://127.0.0.1:8001", alias="QUESTIONNAIRE_PUBLIC_URL")
+
+    @field_validator("questionnaire_public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return web_address(value, "QUESTIONNAIRE_PUBLIC_URL")
 
     @field_validator("tablet_origins", mode="before")
     @classmethod
@@ -56,7 +66,7 @@ def build_service(settings: DevicesSettings | None = None, *, clock: Clock = sys
     return ServiceDefinition(
         name=NAME,
         settings=settings,
-        routers=(heartbeat_router, router),
+        routers=(heartbeat_router, router, page_router),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=SUBSCRIPTIONS,
         background=(
@@ -67,6 +77,8 @@ def build_service(settings: DevicesSettings | None = None, *, clock: Clock = sys
         extras={"heartbeats": heartbeats},
         description="The tablet fleet: inventory, loans and device tokens, returns, wipes, heartbeats, silences.",
         cors_origins=settings.tablet_origins,
+        static={"/fleet": PAGES, "/web": WEB_MODULES},
+        static_headers=page_headers,
     )
 
 

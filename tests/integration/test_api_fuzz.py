@@ -155,6 +155,7 @@ CALLERS: dict[str, dict[str, Caller]] = {
         "POST /v1/tablets/{tablet_id}/wipe": staff("fleet"),
         "POST /v1/tablets/{tablet_id}/lost": staff("fleet"),
         "GET /v1/fleet": staff("fleet", "arc", "nurse"),
+        "GET /v1/me": staff("fleet"),
         "GET /v1/audit": staff("admin"),
     },
 }

@@ -4,12 +4,14 @@ silences reported once, racing loans, and every refusal a clear 4xx that changes
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -17,6 +19,7 @@ import httpx
 import nats.errors
 import orjson
 import pytest
+import segno
 
 from services.devices.domain import SilencePolicy
 from services.devices.main import DevicesSettings
@@ -883,3 +886,56 @@ async def test_the_migration_refuses_serial_numbers_that_differ_only_by_case_and
         assert await conn.fetchval("SELECT serial_number FROM tablets WHERE id = $1", rows[5][1]) == "SOLO-3"
     finally:
         await conn.close()
+
+
+async def test_a_loan_gives_its_enrolment_link_and_qr_code_and_a_replay_gives_the_same(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tablet = await fleet.ready_tablet()
+    body = {
+        "patient_id": str(uuid.uuid4()),
+        "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+        "accessories": ["charger"],
+    }
+    headers = {**fleet.staff(), "Idempotency-Key": f"loan-{uuid.uuid4()}"}
+    first = await fleet.devices.post(f"/v1/tablets/{tablet}/loan", json=body, headers=headers)
+    # The retry comes seconds later (as the token issuer's clock sees it).
+    later = time.time() + 5
+    monkeypatch.setattr("shared.auth.time", SimpleNamespace(time=lambda: later))
+    again = await fleet.devices.post(f"/v1/tablets/{tablet}/loan", json=body, headers=headers)
+    monkeypatch.undo()
+    assert first.status_code == again.status_code == 201
+    # The very same token, link and QR code: what the fleet manager showed the tablet is what a retry shows.
+    assert again.json()["device_token"] == first.json()["device_token"]
+    assert again.json()["enrolment_qr_svg"] == first.json()["enrolment_qr_svg"]
+    for granted in (first.json(), again.json()):
+        # The tablet's page at the questionnaire service (its default address here), the token in the fragment.
+        assert granted["enrolment_url"] == f"http://127.0.0.1:8001/tablet/#device_token={granted['device_token']}"
+        # The QR code is that link: the same code built with segno, as the tablet's camera reads it.
+        assert granted["enrolment_qr_svg"] == segno_svg(granted["enrolment_url"])
+        token = granted["enrolment_url"].partition("#device_token=")[2]
+        assert fleet.tokens.verify(token).token_id == first.json()["token_id"]  # type: ignore[union-attr]
+        listed = await fleet.questionnaire.get("/v1/questionnaires", headers=bearer(token))
+        assert listed.status_code == 200, listed.text
+    async with fleet.devices_platform.pool.acquire() as conn:
+        stored = await conn.fetchval(
+            "SELECT response::text FROM idempotency_keys WHERE key = $1", headers["Idempotency-Key"]
+        )
+    assert "enrolment" not in stored and "device_token" not in stored
+
+
+def segno_svg(url: str) -> str:
+    out = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(
+        out, kind="svg", scale=4, border=4, dark="#000", light="#fff", xmldecl=False, title="QR code"
+    )
+    return out.getvalue().decode()
+
+
+def test_the_questionnaire_address_of_the_enrolment_link_is_checked_at_start_up() -> None:
+    env = {"NATS_URL": "nats://127.0.0.1:4222", "DATABASE_URL": "postgresql://x@127.0.0.1/x"}
+    settings = DevicesSettings(**env, QUESTIONNAIRE_PUBLIC_URL="https://Soins.example.org/q/")  # type: ignore[arg-type]
+    assert settings.questionnaire_public_url == "https://soins.example.org/q"
+    for wrong in ("soins.example.org", "ftp://soins.example.org", "https://soins.example.org/?x=1"):
+        with pytest.raises(ValueError, match="QUESTIONNAIRE_PUBLIC_URL"):
+            DevicesSettings(**env, QUESTIONNAIRE_PUBLIC_URL=wrong)  # type: ignore[arg-type]

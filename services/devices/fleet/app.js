@@ -1,0 +1,564 @@
+// The fleet manager's page: sign in with a pasted staff token (role "fleet"), the fleet at a glance, the tablets,
+// and each step of a tablet's life through the fleet API. Every command carries an Idempotency-Key made when its
+// form is opened: a double click, or a retry after the network failed, records it once.
+
+import {
+  ApiError,
+  client,
+  formatDateTime,
+  formatDay,
+  formatNumber,
+  h,
+  newKey,
+  parisDay,
+  shortId,
+  tokenStore,
+} from "/web/staff.js";
+
+const STATES = {
+  pending_provisioning: "À préparer",
+  ready: "Prête",
+  loaned: "Prêtée",
+  returned: "Rendue",
+  wipe_pending: "À effacer",
+  wiped: "Effacée",
+  lost: "Perdue",
+  stolen: "Volée",
+  in_repair: "En réparation",
+  retired: "Réformée",
+};
+const ACTIONS = {
+  provision: "Marquer préparée",
+  loan: "Prêter",
+  return: "Enregistrer le retour",
+  request_wipe: "Demander l'effacement",
+  record_wipe: "Enregistrer l'effacement",
+  make_ready: "Remettre en service",
+  report_lost: "Déclarer perdue ou volée",
+  recover: "Retrouvée",
+  send_to_repair: "Envoyer en réparation",
+  back_from_repair: "Revenue de réparation",
+  retire: "Réformer",
+};
+const ACCESSORIES = { charger: "Chargeur", cable: "Câble", case: "Housse", sim: "Carte SIM", manual: "Notice" };
+const CHANNELS = { day_hospital: "À l'hôpital de jour", post: "Par la poste", collected: "Récupérée chez le patient" };
+const WIPES = {
+  factory_reset: "Réinitialisation d'usine",
+  mdm_remote_wipe: "Effacement à distance (MDM)",
+  reimaged: "Réinstallation complète",
+};
+const SILENCES = {
+  long_silence: "silencieuse depuis longtemps",
+  questionnaire_due: "silencieuse avant la prochaine cure",
+};
+
+const $ = (id) => document.getElementById(id);
+const store = tokenStore("oncofollow.fleet.staffToken");
+const request = client(store, { onUnauthorized: (error) => signOut(refusal(error)) });
+
+function refusal(error) {
+  if (error.status === 403) {
+    return "Ce jeton n'a pas le rôle « fleet » : cette page est réservée aux gestionnaires du parc de tablettes.";
+  }
+  return "Votre session n'est plus valide (jeton expiré ou erroné) : collez un nouveau jeton.";
+}
+
+// --- Sign-in ---------------------------------------------------------------------------------------------------------
+
+function signOut(message = "") {
+  store.clear();
+  $("app").hidden = true;
+  $("who").hidden = true;
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = false;
+  $("sign-in-message").textContent = message;
+  $("token").value = "";
+  $("token").focus();
+}
+
+async function signIn() {
+  try {
+    const me = await request("GET", "/v1/me");
+    $("sign-in").hidden = true;
+    $("app").hidden = false;
+    $("who").hidden = false;
+    $("who").textContent = `Connecté : ${me.staff_id}`;
+    $("sign-out").hidden = false;
+    await refresh();
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return; // signOut has run
+    signOut(error.detail || String(error));
+  }
+}
+
+$("sign-in-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = $("token").value.trim().replace(/^Bearer\s+/i, "");
+  if (!token) return;
+  store.set(token);
+  signIn();
+});
+$("sign-out").addEventListener("click", () => signOut("Vous êtes déconnecté."));
+
+// --- At a glance -----------------------------------------------------------------------------------------------------
+
+function attentionRank(loan) {
+  if (loan.silent_since) return 0;
+  if (loan.return_status === "overdue") return 1;
+  if (loan.return_status === "due_soon") return 2;
+  return 3;
+}
+
+function attentionItem(loan) {
+  const reasons = [];
+  let kind = "";
+  if (loan.silent_since) {
+    kind = "silent";
+    reasons.push(
+      h("span", { class: "tag" }, "Silencieuse"),
+      `${SILENCES[loan.silence_reason] || "sans signe de vie"}, depuis le ${formatDateTime(loan.silent_since)}. `,
+    );
+  }
+  if (loan.return_status === "overdue") {
+    kind ||= "overdue";
+    reasons.push(h("span", { class: "tag" }, "Retour en retard"), `prévu le ${formatDay(loan.expected_return_on)}. `);
+  } else if (loan.return_status === "due_soon") {
+    reasons.push(h("span", { class: "tag" }, "Retour bientôt"), `prévu le ${formatDay(loan.expected_return_on)}. `);
+  }
+  const back = loan.ended_at && loan.missing_accessories.length > 0;
+  if (loan.missing_accessories.length > 0) {
+    reasons.push(h("span", { class: "missing" }, `Manquant : ${names(loan.missing_accessories)}. `));
+  }
+  return h(
+    "li",
+    { class: kind, dataset: { loan: loan.id, tablet: loan.tablet_id } },
+    reasons,
+    "Patient ",
+    patientId(loan.patient_id),
+    back
+      ? [" ", h("button", { type: "button", class: "secondary", "data-back": loan.id }, "Accessoires rapportés")]
+      : null,
+  );
+}
+
+async function loadGlance() {
+  const fleet = await request("GET", "/v1/fleet");
+  const counts = [
+    ["Prêts en cours", fleet.open_loans],
+    ["Retours en retard", fleet.loans_overdue],
+    ["Retours à venir", fleet.loans_due_soon],
+    ["Silencieuses", fleet.silent_tablets],
+    ["Accessoires manquants", fleet.missing_accessories],
+    ...Object.entries(fleet.by_state).map(([state, count]) => [STATES[state] || state, count]),
+  ];
+  $("counts").replaceChildren(...counts.map(([label, count]) => h("li", null, h("strong", null, formatNumber(count)), label)));
+  const loans = [...fleet.attention].sort((a, b) => attentionRank(a) - attentionRank(b));
+  $("attention").replaceChildren(
+    ...(loans.length ? loans.map(attentionItem) : [h("li", null, "Rien à signaler.")]),
+  );
+  for (const button of $("attention").querySelectorAll("[data-back]")) {
+    const loan = fleet.attention.find((l) => l.id === button.dataset.back);
+    button.addEventListener("click", () => openAccessoriesBack(loan));
+  }
+}
+
+// --- The tablets ---------------------------------------------------------------------------------------------------
+
+function names(accessories) {
+  return accessories.map((a) => ACCESSORIES[a] || a).join(", ");
+}
+
+/** A pseudonymous id, shortened; the whole id on hover and copied with a click or Enter. */
+function patientId(id) {
+  const code = h("code", { class: "id", title: id, tabindex: "0", role: "button", "aria-label": `Copier l'identifiant ${id}` }, shortId(id));
+  const copy = () => copyText(id, "Identifiant du patient copié.");
+  code.addEventListener("click", copy);
+  code.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      copy();
+    }
+  });
+  return code;
+}
+
+async function copyText(text, done) {
+  try {
+    await navigator.clipboard.writeText(text);
+    say(done);
+  } catch {
+    say("La copie n'est pas permise ici : sélectionnez le texte et copiez-le.");
+  }
+}
+
+function say(message, ok = true) {
+  $("status").textContent = message;
+  $("status").classList.toggle("ok", ok);
+}
+
+function tabletRow(tablet) {
+  const loan = tablet.loan;
+  const actions = tablet.allowed_actions
+    .filter((action) => action !== "report_stolen")
+    .map((action) =>
+      h("button", { type: "button", class: "secondary", dataset: { action, tablet: tablet.id } }, ACTIONS[action] || action),
+    );
+  return h(
+    "tr",
+    { dataset: { tablet: tablet.id, serial: tablet.serial_number } },
+    h("td", null, tablet.serial_number, h("br"), h("small", null, tablet.model)),
+    h("td", { class: "state" }, STATES[tablet.state] || tablet.state, loan && loan.silent_since ? [h("br"), h("span", { class: "missing" }, "Silencieuse")] : null),
+    h("td", null, formatDateTime(tablet.last_seen_at)),
+    h("td", null, tablet.battery_percent === null ? "—" : `${formatNumber(tablet.battery_percent)} %`),
+    h("td", null, loan ? patientId(loan.patient_id) : "—"),
+    h("td", null, loan ? formatDay(loan.expected_return_on) : "—", loan && loan.return_status === "overdue" ? [h("br"), h("span", { class: "missing" }, "En retard")] : null),
+    h("td", null, h("div", { class: "actions" }, actions)),
+  );
+}
+
+let tablets = [];
+
+async function loadTablets() {
+  const params = new URLSearchParams();
+  const state = $("state-filter").value;
+  if (state) params.append("state", state);
+  const serial = $("serial-filter").value.trim();
+  if (serial) params.append("serial", serial);
+  const query = params.toString();
+  try {
+    tablets = (await request("GET", `/v1/tablets${query ? `?${query}` : ""}`)).items;
+  } catch (error) {
+    if (error.status === 422) return say(`Filtre refusé : ${error.detail}`, false);
+    throw error;
+  }
+  const body = $("tablets").tBodies[0];
+  body.replaceChildren(...(tablets.length ? tablets.map(tabletRow) : [h("tr", null, h("td", { colspan: "7" }, "Aucune tablette."))]));
+}
+
+async function refresh() {
+  try {
+    await Promise.all([loadGlance(), loadTablets()]);
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) return;
+    say(error.detail, false);
+  }
+}
+
+$("state-filter").append(
+  h("option", { value: "" }, "Tous"),
+  ...Object.entries(STATES).map(([value, label]) => h("option", { value }, label)),
+);
+$("state-filter").addEventListener("change", loadTablets);
+$("serial-filter").addEventListener("change", loadTablets);
+$("refresh").addEventListener("click", refresh);
+$("tablets").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const tablet = tablets.find((t) => t.id === button.dataset.tablet);
+  if (tablet) openAction(tablet, button.dataset.action);
+});
+$("register-open").addEventListener("click", openRegister);
+
+// --- Panels: one form at a time, each with its own Idempotency-Key -------------------------------------------------
+
+function openPanel(title, ...content) {
+  if ($("panel").hidden) opener = document.activeElement;
+  $("panel-title").textContent = title;
+  $("panel-body").replaceChildren(...content);
+  $("panel").hidden = false;
+  const first = $("panel-body").querySelector("input, select, textarea, button");
+  (first || $("panel")).focus();
+}
+
+let opener = null;
+
+function closePanel() {
+  $("panel").hidden = true;
+  // The QR code (the tablet's key) leaves the page with its panel.
+  $("panel-body").replaceChildren();
+  // The tablets' rows are drawn again after each command: the same tablet's first step then, or the toolbar.
+  const tablet = opener && opener.dataset ? opener.dataset.tablet : null;
+  const again = tablet ? $("tablets").querySelector(`tr[data-tablet="${CSS.escape(tablet)}"] button`) : null;
+  const target = opener && opener.isConnected ? opener : again || $("refresh");
+  if (!$("app").hidden) target.focus();
+  opener = null;
+}
+
+// Escape closes the open form, as a dialog would, and gives the focus back to what opened it.
+$("panel").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") closePanel();
+});
+
+function field(label, input) {
+  const id = input.id || `f-${Math.random().toString(36).slice(2)}`;
+  input.id = id;
+  return h("div", null, h("label", { for: id }, label), h("br"), input);
+}
+
+function checklist(legend, name, kinds, checked = true) {
+  return h(
+    "fieldset",
+    null,
+    h("legend", null, legend),
+    kinds.map((kind) =>
+      h("label", null, h("input", { type: "checkbox", name, value: kind, checked }), " ", ACCESSORIES[kind] || kind),
+    ),
+  );
+}
+
+const checkedIn = (form, name) => [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((i) => i.value);
+
+/**
+ * A form whose submission sends one command: the key is made when the form opens and kept while the command may have
+ * been recorded (network failure, server error), so a retry is the same command; a refusal (4xx) is shown as the
+ * API's own detail and the next submission, corrected, is a new command.
+ */
+function commandForm(submitLabel, build, done) {
+  const message = h("p", { class: "message", role: "alert" });
+  const submit = h("button", { type: "submit" }, submitLabel);
+  const cancel = h("button", { type: "button", class: "secondary" }, "Annuler");
+  cancel.addEventListener("click", closePanel);
+  const form = h("form", { class: "step", novalidate: true }, message, h("div", { class: "actions" }, submit, " ", cancel));
+  let key = newKey();
+  let busy = false;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    const command = build(form);
+    if (!command) return;
+    busy = true;
+    submit.disabled = true;
+    message.textContent = "";
+    try {
+      const answer = await request("POST", command.path, { body: command.body, headers: { "Idempotency-Key": key } });
+      await done(answer);
+      refresh();
+    } catch (error) {
+      if (error.status === 401 || error.status === 403) return;
+      if (error.status >= 400 && error.status < 500) key = newKey();
+      message.textContent = `Ce n'est pas enregistré : ${error.detail}`;
+      message.focus();
+    } finally {
+      busy = false;
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
+function withFields(form, ...fields) {
+  form.prepend(...fields);
+  return form;
+}
+
+function openRegister() {
+  const serial = h("input", { name: "serial", required: true, autocomplete: "off" });
+  const model = h("input", { name: "model", required: true, value: "Galaxy Tab A9" });
+  const form = commandForm(
+    "Enregistrer",
+    () => ({
+      path: "/v1/tablets",
+      body: {
+        serial_number: serial.value.trim(),
+        model: model.value.trim(),
+        accessories: checkedIn(form, "accessory").map((kind) => ({ kind })),
+      },
+    }),
+    (tablet) => {
+      closePanel();
+      say(`Tablette ${tablet.serial_number} enregistrée (${STATES[tablet.state] || tablet.state}).`);
+    },
+  );
+  openPanel(
+    "Enregistrer une tablette",
+    withFields(form, field("Numéro de série", serial), field("Modèle", model), checklist("Accessoires fournis", "accessory", Object.keys(ACCESSORIES))),
+  );
+}
+
+async function detail(tablet) {
+  return request("GET", `/v1/tablets/${encodeURIComponent(tablet.id)}`);
+}
+
+function localNow() {
+  const now = new Date();
+  now.setSeconds(0, 0);
+  return new Date(now.getTime() - now.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+async function openLoan(tablet) {
+  const full = await detail(tablet);
+  const patient = h("input", { name: "patient", autocomplete: "off", size: "40", placeholder: "identifiant pseudonyme (UUID)" });
+  const signed = h("input", { type: "datetime-local", name: "signed_at", value: localNow() });
+  const witness = h("input", { name: "witnessed_by", autocomplete: "off" });
+  const due = h("input", { type: "date", name: "expected_return_on", min: parisDay() });
+  const form = commandForm(
+    "Prêter",
+    () => {
+      const body = {
+        patient_id: patient.value.trim(),
+        agreement: { signed_at: signed.value ? new Date(signed.value).toISOString() : "", witnessed_by: witness.value.trim() },
+        accessories: checkedIn(form, "accessory"),
+      };
+      if (due.value) body.expected_return_on = due.value;
+      return { path: `/v1/tablets/${encodeURIComponent(tablet.id)}/loan`, body };
+    },
+    (granted) => showEnrolment(tablet, granted),
+  );
+  openPanel(
+    `Prêter la tablette ${tablet.serial_number}`,
+    withFields(
+      form,
+      field("Patient (identifiant pseudonyme)", patient),
+      field("Convention signée le", signed),
+      field("Signature recueillie par (identifiant du soignant)", witness),
+      checklist("Remis avec la tablette", "accessory", full.accessories.map((a) => a.kind)),
+      field("Retour prévu le (par défaut : dans un an ou à la fin du traitement)", due),
+    ),
+  );
+}
+
+/** The enrolment QR code: an SVG document drawn by the server, shown as an image (its markup never joins the page). */
+function showEnrolment(tablet, granted) {
+  const image = h("img", {
+    id: "enrolment-qr",
+    alt: "QR code d'enrôlement de la tablette",
+    src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(granted.enrolment_qr_svg)}`,
+  });
+  const copy = h("button", { type: "button", id: "copy-link" }, "Copier le lien");
+  copy.addEventListener("click", () => copyText(granted.enrolment_url, "Lien d'enrôlement copié : collez-le dans le navigateur de la tablette."));
+  const close = h("button", { type: "button", class: "secondary" }, "Terminé");
+  close.addEventListener("click", closePanel);
+  openPanel(
+    `Tablette ${tablet.serial_number} prêtée`,
+    h(
+      "div",
+      { class: "enrolment" },
+      h("p", null, `Retour prévu le ${formatDay(granted.loan.expected_return_on)}. `,
+        "Ouvrez l'appareil photo de la tablette et visez ce QR code : la tablette ouvre le questionnaire du patient et s'en souvient."),
+      image,
+      h("p", { class: "hint" }, "Ce code vaut la clé de la tablette : ne le photographiez pas, ne l'envoyez pas. Il n'est plus affiché une fois ce panneau fermé."),
+      h("div", { class: "actions" }, copy, " ", close),
+    ),
+  );
+  copy.focus();
+}
+
+async function openReturn(tablet) {
+  const full = await detail(tablet);
+  const lent = full.loan ? full.loan.accessories : [];
+  const channel = h("select", { name: "channel" }, Object.entries(CHANNELS).map(([value, label]) => h("option", { value }, label)));
+  const form = commandForm(
+    "Enregistrer le retour",
+    () => ({
+      path: `/v1/tablets/${encodeURIComponent(tablet.id)}/return`,
+      body: { channel: channel.value, accessories_returned: checkedIn(form, "returned") },
+    }),
+    (loan) => {
+      const missing = loan.missing_accessories;
+      openPanel(
+        `Tablette ${tablet.serial_number} rendue`,
+        h("p", { id: "return-result" }, missing.length
+          ? h("span", { class: "missing" }, `Manquant : ${names(missing)}.`)
+          : "Tout ce qui avait été remis est revenu."),
+        h("p", null, "Le jeton de la tablette est révoqué : elle doit maintenant être effacée."),
+        missing.length ? accessoriesBackForm(loan) : null,
+      );
+    },
+  );
+  openPanel(
+    `Retour de la tablette ${tablet.serial_number}`,
+    withFields(form, field("Rendue", channel), checklist("Revenu avec la tablette (décochez ce qui manque)", "returned", lent)),
+  );
+}
+
+function accessoriesBackForm(loan) {
+  const form = commandForm(
+    "Enregistrer les accessoires rapportés",
+    () => {
+      const back = checkedIn(form, "back");
+      return back.length ? { path: `/v1/loans/${encodeURIComponent(loan.id)}/accessories`, body: { accessories: back } } : null;
+    },
+    (after) => {
+      closePanel();
+      say(after.missing_accessories.length ? `Toujours manquant : ${names(after.missing_accessories)}.` : "Tous les accessoires sont revenus.");
+    },
+  );
+  return withFields(form, checklist("Rapportés depuis le retour", "back", loan.missing_accessories, false));
+}
+
+function openAccessoriesBack(loan) {
+  openPanel("Accessoires rapportés", accessoriesBackForm(loan));
+}
+
+function openLost(tablet) {
+  const stolen = h("input", { type: "checkbox", name: "stolen" });
+  const reason = h("input", { name: "reason", maxlength: "500", size: "50" });
+  const form = commandForm(
+    "Déclarer",
+    () => ({
+      path: `/v1/tablets/${encodeURIComponent(tablet.id)}/lost`,
+      body: reason.value.trim() ? { stolen: stolen.checked, reason: reason.value.trim() } : { stolen: stolen.checked },
+    }),
+    (after) => {
+      closePanel();
+      say(`Tablette ${after.serial_number} : ${STATES[after.state] || after.state}. Son jeton est révoqué.`);
+    },
+  );
+  openPanel(
+    `Tablette ${tablet.serial_number} perdue ou volée`,
+    withFields(form, h("label", null, stolen, " Volée (sinon : perdue)"), field("Circonstances (sans nom ni détail sur le patient)", reason)),
+  );
+}
+
+function openWipe(tablet) {
+  const method = h("select", { name: "method" }, Object.entries(WIPES).map(([value, label]) => h("option", { value }, label)));
+  const proof = h("input", { name: "proof", maxlength: "200", autocomplete: "off" });
+  const form = commandForm(
+    "Enregistrer l'effacement",
+    () => ({ path: `/v1/tablets/${encodeURIComponent(tablet.id)}/wipe`, body: { method: method.value, proof: proof.value.trim() } }),
+    (after) => {
+      closePanel();
+      say(`Tablette ${after.serial_number} effacée.`);
+    },
+  );
+  openPanel(`Effacement de la tablette ${tablet.serial_number}`, withFields(form, field("Méthode", method), field("Preuve (n° de tâche MDM ou de fiche signée)", proof)));
+}
+
+function openStep(tablet, action) {
+  const form = commandForm(
+    ACTIONS[action],
+    () => ({ path: `/v1/tablets/${encodeURIComponent(tablet.id)}/actions/${encodeURIComponent(action)}`, body: {} }),
+    (after) => {
+      closePanel();
+      say(`Tablette ${after.serial_number} : ${STATES[after.state] || after.state}.`);
+    },
+  );
+  openPanel(`${ACTIONS[action]} : tablette ${tablet.serial_number}`, form);
+}
+
+async function openAction(tablet, action) {
+  try {
+    if (action === "loan") return await openLoan(tablet);
+    if (action === "return") return await openReturn(tablet);
+    if (action === "report_lost") return openLost(tablet);
+    if (action === "record_wipe") return openWipe(tablet);
+    return openStep(tablet, action);
+  } catch (error) {
+    if (error.status !== 401 && error.status !== 403) say(error.detail, false);
+  }
+}
+
+// --- Start ---------------------------------------------------------------------------------------------------------
+
+async function start() {
+  try {
+    const config = await (await fetch("/fleet/config.json", { cache: "no-store" })).json();
+    $("dev-hint").hidden = !config.development;
+  } catch {
+    // without it, no development hint
+  }
+  if (store.get()) await signIn();
+  else signOut();
+}
+
+start();

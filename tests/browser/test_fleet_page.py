@@ -1,0 +1,237 @@
+"""The fleet manager's page (``/fleet/`` on the devices service) in a real headless Chromium, against the real
+devices and questionnaire services: sign-in with a pasted token, a tablet registered, loaned with its enrolment QR
+code (whose link enrols the tablet at the questionnaire service) and returned without its charger, the loans that
+need attention with the silent tablets first, and a nurse's token turned away."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from services.devices.domain import SilencePolicy
+from services.devices.main import DevicesSettings
+from services.devices.main import build_service as build_devices
+from services.devices.silence import report_silent_tablets
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.testing.services import in_process, served
+
+pytestmark = pytest.mark.browser
+
+QUESTIONNAIRE_URL = "https://soins.example.org/questionnaire"
+
+
+@dataclass
+class Office:
+    url: str  # the devices service, as the fleet manager's computer reaches it
+    devices: Any  # its platform (the database)
+    questionnaire: httpx.AsyncClient
+    tokens: TokenService
+    browser: Browser
+
+    def staff(self, role: str = "fleet") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.issue_staff_token('parc-julie', {role})}"}
+
+    async def page(self, context: BrowserContext, role: str = "fleet") -> Page:
+        """The page, signed in as the fleet manager does it: a token pasted into the sign-in form."""
+        page = await context.new_page()
+        await page.goto(f"{self.url}/fleet/")
+        await expect(page.locator("#sign-in")).to_be_visible()
+        await page.locator("#token").fill(self.tokens.issue_staff_token("parc-julie", {role}))
+        await page.locator("#token").press("Tab")
+        await page.keyboard.press("Enter")  # the sign-in button, reached with the keyboard
+        return page
+
+
+@pytest.fixture
+async def office(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Office]:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    devices = DevicesSettings(**env, SILENCE_CHECK_S="3600", QUESTIONNAIRE_PUBLIC_URL=QUESTIONNAIRE_URL)  # type: ignore[arg-type]
+    async with (
+        served(build_devices(devices)) as (url, platform),
+        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (questionnaire, _),  # type: ignore[arg-type]
+    ):
+        yield Office(url, platform, questionnaire, tokens, browser)
+
+
+@pytest.fixture
+async def context(office: Office) -> AsyncIterator[BrowserContext]:
+    context = await office.browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=office.url)
+    yield context
+    await context.close()
+
+
+def row(page: Page, serial: str) -> Any:
+    return page.locator(f"#tablets tr[data-serial='{serial}']")
+
+
+async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returned_without_its_charger(
+    office: Office, context: BrowserContext
+) -> None:
+    page = await office.page(context)
+    await expect(page.locator("#app")).to_be_visible()
+    await expect(page.locator("#who")).to_have_text("Connecté : parc-julie")
+    serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
+
+    await page.locator("#register-open").click()
+    await page.locator("#panel").get_by_label("Numéro de série").fill(serial)
+    await page.get_by_role("button", name="Enregistrer", exact=True).click()
+    await expect(page.locator("#status")).to_contain_text(f"Tablette {serial} enregistrée")
+    await row(page, serial).get_by_role("button", name="Marquer préparée").click()
+    await page.locator("#panel").get_by_role("button", name="Marquer préparée").click()
+    await expect(row(page, serial).locator(".state")).to_have_text("Prête")
+
+    patient = uuid.uuid4()
+    await row(page, serial).get_by_role("button", name="Prêter").click()
+    await page.get_by_label("Patient (identifiant pseudonyme)").fill(str(patient))
+    await page.get_by_label("Signature recueillie par").fill("ide-martin")
+    # A double click sends one command: one loan, one token.
+    await page.locator("#panel").get_by_role("button", name="Prêter").dblclick()
+    qr = page.locator("#enrolment-qr")
+    await expect(qr).to_be_visible()
+    assert await qr.evaluate("(img) => img.complete && img.naturalWidth > 0")
+    assert (await qr.get_attribute("src") or "").startswith("data:image/svg+xml")
+
+    await page.locator("#copy-link").click()
+    link = await page.evaluate("navigator.clipboard.readText()")
+    assert link.startswith(f"{QUESTIONNAIRE_URL}/tablet/#device_token=")
+    token = link.partition("#device_token=")[2]
+    enrolled = await office.questionnaire.get("/v1/questionnaires", headers={"Authorization": f"Bearer {token}"})
+    assert enrolled.status_code == 200, enrolled.text
+    async with office.devices.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM loans WHERE patient_id = $1", patient) == 1
+    await page.get_by_role("button", name="Terminé").click()
+
+    # The tablet shows its borrower shortened, the whole pseudonymous id on hover.
+    loaned = row(page, serial)
+    await expect(loaned.locator(".state")).to_have_text("Prêtée")
+    await expect(loaned.locator("code.id")).to_have_attribute("title", str(patient))
+    await expect(loaned.locator("code.id")).to_have_text(f"{str(patient)[:8]}…")
+
+    await loaned.get_by_role("button", name="Enregistrer le retour").click()
+    await page.get_by_label("Chargeur").uncheck()
+    await page.locator("#panel").get_by_role("button", name="Enregistrer le retour").click()
+    await expect(page.locator("#return-result")).to_have_text("Manquant : Chargeur.")
+
+
+async def _loan(office: Office, at: datetime) -> tuple[str, uuid.UUID]:
+    """A tablet loaned (through the API) at ``at``."""
+    client = httpx.AsyncClient(base_url=office.url, headers=office.staff())
+    async with client:
+        registered = await client.post(
+            "/v1/tablets",
+            json={"serial_number": f"R52-{uuid.uuid4().hex[:10]}", "model": "Galaxy Tab A9", "accessories": []},
+        )
+        tablet = registered.json()["id"]
+        assert (await client.post(f"/v1/tablets/{tablet}/actions/provision", json={})).status_code == 200
+        patient = uuid.uuid4()
+        loan = {
+            "patient_id": str(patient),
+            "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+            "accessories": [],
+        }
+        assert (await client.post(f"/v1/tablets/{tablet}/loan", json=loan)).status_code == 201
+    async with office.devices.pool.acquire() as conn:
+        await conn.execute("UPDATE loans SET loaned_at = $2 WHERE tablet_id = $1", uuid.UUID(tablet), at)
+    return tablet, patient
+
+
+async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
+    office: Office, context: BrowserContext
+) -> None:
+    now = datetime.now(UTC)
+    # Overdue, but heard of lately (loaned two days ago): not silent.
+    overdue, _ = await _loan(office, now - timedelta(days=2))
+    async with office.devices.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE loans SET expected_return_on = $2 WHERE tablet_id = $1",
+            uuid.UUID(overdue),
+            (now - timedelta(days=1)).date(),
+        )
+    silent, _ = await _loan(office, now - timedelta(days=8))
+    reported = await report_silent_tablets(office.devices.pool, now, SilencePolicy())
+    assert str(silent) in [str(r.tablet_id) for r in reported]
+    assert str(overdue) not in [str(r.tablet_id) for r in reported]
+
+    page = await office.page(context)
+    items = page.locator("#attention li")
+    await expect(items.locator(f"xpath=self::*[@data-tablet='{silent}']")).to_contain_text("Silencieuse")
+    await expect(items.locator(f"xpath=self::*[@data-tablet='{overdue}']")).to_contain_text("Retour en retard")
+    order = await items.evaluate_all("(lis) => lis.map((li) => li.dataset.tablet)")
+    assert order.index(silent) < order.index(overdue)
+
+    # With the keyboard only: a form opens with the focus in it, Escape closes it and gives the focus back.
+    await page.locator("#register-open").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#panel").get_by_label("Numéro de série")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#panel")).to_be_hidden()
+    await expect(page.locator("#register-open")).to_be_focused()
+
+
+async def test_a_nurse_token_is_turned_away_in_french(office: Office, context: BrowserContext) -> None:
+    page = await office.page(context, role="nurse")
+    await expect(page.locator("#sign-in-message")).to_contain_text("n'a pas le rôle « fleet »")
+    await expect(page.locator("#app")).to_be_hidden()
+    assert await page.evaluate("sessionStorage.length") == 0
+
+
+async def test_the_page_runs_its_own_files_only_and_shows_the_qr_code_as_an_image(office: Office) -> None:
+    async with httpx.AsyncClient(base_url=office.url) as client:
+        page = await client.get("/fleet/")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self';" in policy and "img-src 'self' data:" in policy
+    assert "unsafe-inline" not in policy
+
+
+async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_tablet(
+    office: Office, context: BrowserContext
+) -> None:
+    serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
+    async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
+        registered = await client.post(
+            "/v1/tablets",
+            json={"serial_number": serial, "model": "Galaxy Tab A9", "accessories": [{"kind": "charger"}]},
+        )
+        tablet = registered.json()["id"]
+        assert (await client.post(f"/v1/tablets/{tablet}/actions/provision", json={})).status_code == 200
+        loan = {
+            "patient_id": str(uuid.uuid4()),
+            "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+            "accessories": ["charger"],
+        }
+        assert (await client.post(f"/v1/tablets/{tablet}/loan", json=loan)).status_code == 201
+        back = {"channel": "day_hospital", "accessories_returned": []}
+        assert (await client.post(f"/v1/tablets/{tablet}/return", json=back)).status_code == 200
+
+    page = await office.page(context)
+    missing = page.locator(f"#attention li[data-tablet='{tablet}']")
+    await expect(missing).to_contain_text("Manquant : Chargeur.")
+    await missing.get_by_role("button", name="Accessoires rapportés").click()
+    await page.locator("#panel").get_by_label("Chargeur").check()
+    await page.locator("#panel").get_by_role("button", name="Enregistrer les accessoires rapportés").click()
+    await expect(page.locator("#status")).to_have_text("Tous les accessoires sont revenus.")
+    await expect(missing).to_have_count(0)
+
+    # A wipe without its proof is refused, the API's reason shown; the corrected form is a new command.
+    await row(page, serial).get_by_role("button", name="Enregistrer l'effacement").click()
+    await page.locator("#panel").get_by_role("button", name="Enregistrer l'effacement").click()
+    await expect(page.locator("#panel .message")).to_contain_text("Ce n'est pas enregistré :")
+    await page.get_by_label("Preuve").fill("MDM-4521")
+    await page.locator("#panel").get_by_role("button", name="Enregistrer l'effacement").click()
+    await expect(page.locator("#status")).to_have_text(f"Tablette {serial} effacée.")
+    await expect(row(page, serial).locator(".state")).to_have_text("Effacée")
+
+    await row(page, serial).get_by_role("button", name="Déclarer perdue ou volée").click()
+    await page.get_by_label("Volée (sinon : perdue)").check()
+    await page.locator("#panel").get_by_role("button", name="Déclarer").click()
+    await expect(row(page, serial).locator(".state")).to_have_text("Volée")
