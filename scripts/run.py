@@ -72,6 +72,8 @@ def main() -> int:
         print(f"{'nurse dashboard':<16} {dashboard}  (development sign-in: pick a user)")
         tablet = f"http://127.0.0.1:{SERVICES['questionnaire']}/tablet/"
         print(f"{'patient tablet':<16} {tablet}#device_token=<token>  (a loan's device_token, or make token PATIENT=…)")
+        fleet = f"http://127.0.0.1:{SERVICES['devices']}/fleet/"
+        print(f"{'fleet page':<16} {fleet}  (a fleet token: make -s token ROLE=fleet; a loan shows its QR code)")
         print("Ready. Tokens: make token PATIENT=<uuid> | make token ROLE=nurse. Ctrl-C stops everything.")
         # Set explicitly: started in the background by a script, a process inherits SIGINT ignored.
         signal.signal(signal.SIGINT, _interrupt)
