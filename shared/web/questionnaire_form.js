@@ -163,9 +163,4 @@ export function refusedLinkId(problem, itemsSent) {
   return named ? named[1] : null;
 }
 
-/** A fresh Idempotency-Key (crypto.randomUUID exists only in secure contexts; getRandomValues everywhere). */
-export function newKey(prefix = "key") {
-  if (globalThis.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return `${prefix}-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-}
+export { newKey } from "./page.js";

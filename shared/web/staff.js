@@ -2,27 +2,10 @@
 // never innerHTML), French dates and numbers, and the authenticated request with RFC 9457 problems.
 //
 // The staff token is pasted by the person, kept in sessionStorage only (gone with the tab, never in a URL, never in
-// localStorage) and sent as a bearer token. The nurse dashboard has its own copies of these today (dashboard/dom.js,
-// format.js, api.js): they are the ones to replace by an import of this module.
+// localStorage) and sent as a bearer token. `h` and the Idempotency-Key are every page's (page.js); the nurse
+// dashboard still has its own French formats and requests (dashboard/format.js, api.js), richer than these.
 
-export function h(tag, attrs = null, ...children) {
-  const element = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "dataset") {
-      for (const [name, data] of Object.entries(value)) if (data != null) element.dataset[name] = String(data);
-    } else element.setAttribute(key, value === true ? "" : String(value));
-  }
-  return append(element, children);
-}
-
-export function append(parent, children) {
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    parent.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return parent;
-}
+export { append, h, newKey } from "./page.js";
 
 // --- French formats (Europe/Paris: the day hospital's clock, whatever the computer's) -----------------------------
 
@@ -144,9 +127,4 @@ export function client(store, { onUnauthorized } = {}) {
     }
     return parsed;
   };
-}
-
-/** A fresh Idempotency-Key: made once per command the person starts, so a double click sends it once. */
-export function newKey() {
-  return crypto.randomUUID();
 }

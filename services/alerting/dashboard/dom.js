@@ -1,42 +1,11 @@
 // Small DOM helpers. Every piece of data goes in through text nodes or attributes, never innerHTML.
 
+// `h` and `append` are every page's (the tablet's and the fleet page's too).
+import { append, h } from "../web/page.js";
+
+export { append, h };
+
 const SVG_NS = "http://www.w3.org/2000/svg";
-
-/**
- * h("button", {class: "btn", type: "button", dataset: {action: "ack"}}, "Je prends")
- * Attribute values are set with setAttribute (strings), `dataset` and `hidden`/`disabled` are handled,
- * children may be strings, numbers, nodes, arrays, null/undefined/false (skipped).
- */
-export function h(tag, attrs = null, ...children) {
-  const element = document.createElement(tag);
-  setAttributes(element, attrs);
-  append(element, children);
-  return element;
-}
-
-function setAttributes(element, attrs) {
-  if (!attrs) return;
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "dataset") {
-      for (const [name, data] of Object.entries(value)) {
-        if (data !== null && data !== undefined) element.dataset[name] = String(data);
-      }
-    } else if (value === true) {
-      element.setAttribute(key, "");
-    } else {
-      element.setAttribute(key, String(value));
-    }
-  }
-}
-
-export function append(parent, children) {
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    parent.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return parent;
-}
 
 export function clear(element) {
   element.replaceChildren();

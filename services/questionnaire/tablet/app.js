@@ -18,6 +18,7 @@ import {
   refusedLinkId,
   responseItems,
 } from "../web/questionnaire_form.js";
+import { h } from "../web/page.js";
 
 const STORE = "oncofollow.tablet.";
 const POLL_MS = 20_000; // a tablet follows its last two sends: two small reads every 20 s while they are pending
@@ -119,17 +120,6 @@ async function questionnaireDefinition({ fresh = false } = {}) {
 // --- screens -------------------------------------------------------------------------------------
 
 const $ = (selector) => document.querySelector(selector);
-
-function h(tag, attributes, ...children) {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name === "dataset") Object.assign(element.dataset, value);
-    else element.setAttribute(name, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined) element.append(child);
-  return element;
-}
 
 function show(id) {
   for (const screen of document.querySelectorAll(".screen")) screen.hidden = screen.id !== id;
