@@ -10,14 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
 from shared.devservers import ROOT, EmbeddedNats, EmbeddedPostgres
 from shared.http.protocol import uvicorn_command
 
-DATA = ROOT / ".data"
-SERVICES = {"questionnaire": 8001, "alerting": 8002, "devices": 8004}
+DEFAULT_PORTS = {"questionnaire": 8001, "alerting": 8002, "devices": 8004}
 # Processes per service (uvicorn workers sharing the port, the durable consumers and the outbox), e.g.
 # QUESTIONNAIRE_PROCESSES=2. One each by default: on two cores a second questionnaire process takes more
 # submissions in but leaves less CPU to scoring, and alerts come later (see README, Benchmark).
@@ -27,31 +27,41 @@ DEFAULT_PROCESSES = {"questionnaire": 1, "alerting": 1, "devices": 1}
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("ENVIRONMENT", "development")
+    # Another copy of the platform on this machine (a second checkout, the test of this script) takes other ports
+    # and another data folder.
+    data = Path(env.get("DATA_DIR") or ROOT / ".data").resolve()
+    try:
+        ports = {name: int(env.get(f"{name.upper()}_PORT") or port) for name, port in DEFAULT_PORTS.items()}
+        nats_port = int(env.get("NATS_PORT") or 4222)
+        nats_monitor_port = int(env.get("NATS_MONITOR_PORT") or 8222)
+    except ValueError as exc:
+        print(f"a *_PORT variable is not a port number: {exc}", file=sys.stderr)
+        return 2
     # The dashboard (alerting, 8002) posts a nurse's phone answers to the questionnaire service (8001), another origin.
-    origins = f"http://127.0.0.1:{SERVICES['alerting']},http://localhost:{SERVICES['alerting']}"
+    origins = f"http://127.0.0.1:{ports['alerting']},http://localhost:{ports['alerting']}"
     env.setdefault("DASHBOARD_ORIGINS", origins)
-    env.setdefault("QUESTIONNAIRE_PUBLIC_URL", f"http://127.0.0.1:{SERVICES['questionnaire']}")
+    env.setdefault("QUESTIONNAIRE_PUBLIC_URL", f"http://127.0.0.1:{ports['questionnaire']}")
     # The tablet's page (questionnaire, 8001) sends its heartbeats to the devices service (8004), another origin.
-    env.setdefault("DEVICES_PUBLIC_URL", f"http://127.0.0.1:{SERVICES['devices']}")
-    tablet_origins = f"http://127.0.0.1:{SERVICES['questionnaire']},http://localhost:{SERVICES['questionnaire']}"
+    env.setdefault("DEVICES_PUBLIC_URL", f"http://127.0.0.1:{ports['devices']}")
+    tablet_origins = f"http://127.0.0.1:{ports['questionnaire']},http://localhost:{ports['questionnaire']}"
     env.setdefault("TABLET_ORIGINS", tablet_origins)
     nats = pg = None
     if "NATS_URL" not in env:
-        nats = EmbeddedNats(DATA / "nats", port=4222, monitor_port=8222).start()
+        nats = EmbeddedNats(data / "nats", port=nats_port, monitor_port=nats_monitor_port).start()
         env["NATS_URL"] = nats.url
         env.setdefault("NATS_MONITOR_URL", nats.monitor_url)
-        print(f"NATS JetStream   {nats.url} (monitoring {nats.monitor_url}, data {DATA / 'nats'})")
+        print(f"NATS JetStream   {nats.url} (monitoring {nats.monitor_url}, data {data / 'nats'})")
     else:
         print(f"NATS JetStream   {env['NATS_URL']} (given)")
     if "DATABASE_URL" not in env:
-        pg = EmbeddedPostgres(DATA / "postgres").start()
+        pg = EmbeddedPostgres(data / "postgres").start()
         env["DATABASE_URL"] = pg.url
         print(f"PostgreSQL 16    {pg.url}")
     else:
         print("PostgreSQL       DATABASE_URL (given)")
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for name, port in SERVICES.items():
+        for name, port in ports.items():
             processes[name] = subprocess.Popen(
                 [
                     sys.executable,
@@ -65,14 +75,14 @@ def main() -> int:
                 # Their own process group: Ctrl-C reaches this script, which stops them in order.
                 start_new_session=True,
             )
-        for name, port in SERVICES.items():
+        for name, port in ports.items():
             _wait_ready(name, port, processes[name])
             print(f"{name:<16} http://127.0.0.1:{port}  (API docs: http://127.0.0.1:{port}/docs)")
-        dashboard = f"http://127.0.0.1:{SERVICES['alerting']}/dashboard/"
+        dashboard = f"http://127.0.0.1:{ports['alerting']}/dashboard/"
         print(f"{'nurse dashboard':<16} {dashboard}  (development sign-in: pick a user)")
-        tablet = f"http://127.0.0.1:{SERVICES['questionnaire']}/tablet/"
+        tablet = f"http://127.0.0.1:{ports['questionnaire']}/tablet/"
         print(f"{'patient tablet':<16} {tablet}#device_token=<token>  (a loan's device_token, or make token PATIENT=…)")
-        fleet = f"http://127.0.0.1:{SERVICES['devices']}/fleet/"
+        fleet = f"http://127.0.0.1:{ports['devices']}/fleet/"
         print(f"{'fleet page':<16} {fleet}  (a fleet token: make -s token ROLE=fleet; a loan shows its QR code)")
         print("Ready. Tokens: make token PATIENT=<uuid> | make token ROLE=nurse. Ctrl-C stops everything.")
         # Set explicitly: started in the background by a script, a process inherits SIGINT ignored.
