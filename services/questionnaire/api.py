@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -662,13 +664,43 @@ class PhotoAccepted(BaseModel):
 
 
 # Pillow decodes in C, releasing the GIL, in a worker thread: the event loop keeps answering meanwhile. Two at a time
-# per process (a 13 Mpx photo takes a few hundred ms and about 100 MB): more would only queue for the same cores.
+# per process (a 13 Mpx photo takes a few hundred ms): more would only queue for the same cores.
 PHOTO_DECODERS = 2
+# And no more at once than this much memory (photos.Opened.peak_bytes): a process runs in 512 MiB (deploy/), about
+# 100 MB of it its own, and one 40 Mpx PNG with transparency takes about 350 MB to decode where a tablet's 13 Mpx
+# JPEG takes 20. Two such PNGs at once would have the process killed, every request in it lost.
+PHOTO_MEMORY_BYTES = 300 * 2**20
 
 
-def photo_decoding() -> asyncio.Semaphore:
-    """The process's photo decoders (one per app: a semaphore belongs to the event loop that first waits on it)."""
-    return asyncio.Semaphore(PHOTO_DECODERS)
+class PhotoDecoding:
+    """The process's photo decoders: at most ``decoders`` at once, holding at most ``memory_bytes`` between them. A
+    photo that alone needs more than the whole budget waits until it has the budget to itself. One per app: the
+    condition belongs to the event loop that first waits on it."""
+
+    def __init__(self, decoders: int = PHOTO_DECODERS, memory_bytes: int = PHOTO_MEMORY_BYTES) -> None:
+        self._decoders = decoders
+        self._memory = memory_bytes
+        self._budget = memory_bytes
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, peak_bytes: int) -> AsyncIterator[None]:
+        need = min(peak_bytes, self._budget)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._decoders > 0 and self._memory >= need)
+            self._decoders -= 1
+            self._memory -= need
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._decoders += 1
+                self._memory += need
+                self._changed.notify_all()
+
+
+def photo_decoding() -> PhotoDecoding:
+    return PhotoDecoding()
 
 
 _PHOTO_BODY = {
@@ -699,8 +731,9 @@ async def upload_photo(request: Request, device: DeviceDep, platform: PlatformDe
     if not body:
         raise Problem(422, "The request holds no photo: send the image file as the body.", kind="not-a-photo")
     try:
-        async with platform.extras["photo_decoding"]:
-            photo = await asyncio.to_thread(photos.reencode, body, media_type)
+        opened = photos.opened(body, media_type)  # the header alone: what it is, and what decoding it will take
+        async with platform.extras["photo_decoding"].slot(opened.peak_bytes):
+            photo = await asyncio.to_thread(photos.finish, opened)
     except photos.PhotoRefused as exc:
         headers = {"Accept-Post": ", ".join(photos.ACCEPTED_MEDIA_TYPES)} if exc.status == 415 else None
         raise Problem(exc.status, exc.detail, kind=exc.kind, headers=headers) from None

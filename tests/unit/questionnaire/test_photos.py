@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from services.questionnaire.photos import MAX_SIDE, PhotoRefused, media_type_of, reencode
+from services.questionnaire.api import PhotoDecoding
+from services.questionnaire.photos import MAX_PIXELS, MAX_SIDE, PhotoRefused, media_type_of, opened, reencode
+from shared.devservers import ROOT
 from shared.testing.photos import GPS_IFD, photo_bytes, png_header_only
 
 
@@ -114,3 +121,77 @@ def test_too_many_pixels_is_refused_before_decoding() -> None:
 def test_the_media_type_is_read_without_its_parameters() -> None:
     assert media_type_of("Image/JPEG; q=1") == "image/jpeg"
     assert media_type_of(None) is None
+
+
+# What decoding a photo holds in memory at its peak, measured in a process of its own (a 40 Mpx image with
+# transparency: the worst a tablet may send within MAX_PIXELS and MAX_PHOTO_BYTES, a PNG of under 1 MB).
+_MEASURE = """
+import resource, sys
+from services.questionnaire import photos
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+opened = photos.opened(data, "image/png")
+photos.finish(opened)
+print(opened.peak_bytes, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_a_40_mpx_transparent_png_is_decoded_within_its_declared_peak_and_well_within_the_process_memory(
+    tmp_path: Path,
+) -> None:
+    width, height = 7700, 5190
+    assert width * height <= MAX_PIXELS
+    path = tmp_path / "large.png"
+    Image.new("RGBA", (width, height), (200, 100, 50, 128)).save(path, "PNG", compress_level=1)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    declared, used = (int(n) for n in done.stdout.split())
+    # The service runs in 512 MiB, about 100 MB of it its own: one such photo must leave room (it took 650 MB,
+    # three full-size copies of the pixels, before they were avoided).
+    assert used < 400 * 2**20, f"{used / 2**20:.0f} MB"
+    # What the budget counts is not less than what it takes.
+    assert declared >= used, (declared, used)
+
+
+def test_a_tablets_jpeg_declares_far_less_than_a_large_png() -> None:
+    camera = opened(photo_bytes(4160, 3120), "image/jpeg")  # 13 Mpx, decoded at a quarter of its size
+    screenshot = opened(_png((2000, 1200), "RGBA"), "image/png")
+    assert camera.peak_bytes < 40 * 2**20
+    assert screenshot.peak_bytes == 2000 * 1200 * 9
+
+
+def _png(size: tuple[int, int], mode: str) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size).save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_decodes_hold_no_more_memory_at_once_than_the_budget() -> None:
+    decoding = PhotoDecoding(decoders=2, memory_bytes=100)
+    running: list[str] = []
+    most = 0
+
+    async def decode(name: str, peak: int) -> None:
+        nonlocal most
+        async with decoding.slot(peak):
+            running.append(name)
+            most = max(most, len(running))
+            await asyncio.sleep(0.01)
+            running.remove(name)
+
+    # Two of 60 cannot share 100: one after the other. Over the whole budget: alone, but not refused.
+    await asyncio.gather(decode("a", 60), decode("b", 60))
+    assert most == 1
+    most = 0
+    await asyncio.gather(decode("huge", 500), decode("small", 1))
+    assert most == 1
+    most = 0
+    # Small ones: as many at once as there are decoders.
+    await asyncio.gather(*(decode(str(i), 10) for i in range(5)))
+    assert most == 2
