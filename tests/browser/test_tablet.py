@@ -467,6 +467,23 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await expect(review.locator("[data-link-id='fever']")).to_contain_text("Non")
         await expect(review.locator("[data-link-id='temperature']")).to_have_count(0)
 
+        # A refusal pointing at an answer (here a made-up one, at the second item sent): that question is checked
+        # as a change from the review, then the review, not every question after it.
+        async def refuse(route: Route) -> None:
+            problem = {"status": 422, "title": "Invalid response", "detail": "…", "pointer": "/item/1"}
+            await route.fulfill(status=422, json=problem, headers={"Content-Type": "application/problem+json"})
+
+        await page.route("**/v1/submissions", refuse)
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_contain_text("une réponse est à vérifier", timeout=5_000)
+        await page.unroute("**/v1/submissions")
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        await expect(form).to_have_attribute("data-link-id", "nausea.frequency")
+        await expect(back).to_be_visible()
+        await form.locator("[data-action=next]").click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+
         shown = await review.locator("li").evaluate_all(
             "(rows) => rows.map((r) => [r.dataset.linkId, r.querySelector('.review-answer').textContent])"
         )
