@@ -408,6 +408,7 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await page.get_by_role("button", name="Répondre au questionnaire").click()
         await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
         await answer_until_review(page, {"fever": "Oui", "temperature": "38,6"})
+        ARTIFACTS.mkdir(exist_ok=True)
         review = page.locator("#review-list")
         form = page.locator("#question-form")
         back = page.get_by_role("button", name="Retour au récapitulatif")
@@ -444,6 +445,7 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await form.locator("[data-action=next]").click()
         await expect(form).to_have_attribute("data-link-id", "nausea.severity")
         await expect(back).to_be_visible()
+        await page.screenshot(path=str(ARTIFACTS / "tablet-change-from-review.png"))
         # The bar says what is true: all but this question is answered.
         done, total = await page.locator("#question-progress").evaluate("(bar) => [bar.value, bar.max]")
         assert done == total - 1, (done, total)

@@ -39,7 +39,7 @@ export function startEdit(flat, answers, linkId) {
   return {
     linkId,
     asked: askedQuestions(flat, answers).map((item) => item.linkId),
-    before: structuredClone(answers),
+    before: JSON.parse(JSON.stringify(answers)), // a copy: what is stored is JSON anyway
   };
 }
 
