@@ -5,6 +5,7 @@ and a message whose read status follows the nurse."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -394,3 +395,110 @@ async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
             assert (0 <= beat["battery_percent"] <= 100, beat["app_version"]) == (True, "1.0.0")
         finally:
             await context.close()
+
+
+async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_to_the_review(home: Home) -> None:
+    """An elderly, tired patient changes one answer on the review: the questions the change opens, then the review
+    again (not every question after it); "Retour au récapitulatif" for a question opened by mistake; a reload in the
+    middle of a change; and what is sent is what the review showed."""
+    patient = uuid.uuid4()
+    context = await home.tablet()
+    try:
+        page = await home.enrolled(context, patient)
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+        await answer_until_review(page, {"fever": "Oui", "temperature": "38,6"})
+        ARTIFACTS.mkdir(exist_ok=True)
+        review = page.locator("#review-list")
+        form = page.locator("#question-form")
+        back = page.get_by_role("button", name="Retour au récapitulatif")
+
+        def option(label: str) -> Any:
+            # "Fort", not "Très fort"; a chosen answer's name starts with the ✓ drawn before it.
+            return page.locator("#question-answers").get_by_role("radio", name=re.compile(f"^(✓ )?{label}$"))
+
+        # Each "Modifier" is named after its question: a screen reader does not read a list of identical buttons.
+        labels = await review.locator("[data-edit]").evaluate_all(
+            "(buttons) => buttons.map((b) => [b.dataset.edit, b.getAttribute('aria-label'), b.textContent])"
+        )
+        assert len(labels) > 10 and len({label for _, label, _ in labels}) == len(labels)
+        assert all(text == "Modifier" and label.startswith("Modifier : Au cours") for _, label, text in labels[:3])
+        nausea = "Modifier : Au cours des 7 derniers jours, combien de fois avez-vous eu envie de vomir ?"
+        await expect(page.get_by_role("button", name=nausea, exact=True)).to_have_attribute(
+            "data-edit", "nausea.frequency"
+        )
+        # The way back is only for a change from the review, not on the first walk through the questions.
+        await expect(back).to_be_hidden()
+
+        # A question opened by mistake, even touched: "Retour au récapitulatif" leaves the answer as it was.
+        await review.locator("[data-edit='diarrhoea.frequency']").click()
+        await expect(form).to_have_attribute("data-link-id", "diarrhoea.frequency")
+        await expect(back).to_be_visible()
+        await option("Souvent").click()
+        await back.click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+        await expect(review.locator("[data-link-id='diarrhoea.frequency']")).to_contain_text("Jamais")
+
+        # "Jamais" becomes "Souvent": the severity it opens is asked, then the review; not the twenty questions after.
+        await page.get_by_role("button", name=nausea, exact=True).click()
+        await option("Souvent").click()
+        await form.locator("[data-action=next]").click()
+        await expect(form).to_have_attribute("data-link-id", "nausea.severity")
+        await expect(back).to_be_visible()
+        await page.screenshot(path=str(ARTIFACTS / "tablet-change-from-review.png"))
+        # The bar says what is true: all but this question is answered.
+        done, total = await page.locator("#question-progress").evaluate("(bar) => [bar.value, bar.max]")
+        assert done == total - 1, (done, total)
+        await option("Fort").click()
+        await form.locator("[data-action=next]").click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+        await expect(review.locator("[data-link-id='nausea.severity']")).to_contain_text("Fort")
+        await expect(review.locator("[data-link-id='nausea.frequency']")).to_contain_text("Souvent")
+
+        # A reload in the middle of a change: back at the question being changed, the change and the way back kept.
+        await review.locator("[data-edit='fever']").click()
+        await option("Non").click()
+        await page.reload()
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        await expect(form).to_have_attribute("data-link-id", "fever")
+        await expect(option("Non")).to_have_attribute("aria-checked", "true")
+        await expect(back).to_be_visible()
+        await form.locator("[data-action=next]").click()
+        # No fever: the temperature it asked is gone from the review, and from what is sent.
+        await expect(page.locator("#screen-review")).to_be_visible()
+        await expect(review.locator("[data-link-id='fever']")).to_contain_text("Non")
+        await expect(review.locator("[data-link-id='temperature']")).to_have_count(0)
+
+        # A refusal pointing at an answer (here a made-up one, at the second item sent): that question is checked
+        # as a change from the review, then the review, not every question after it.
+        async def refuse(route: Route) -> None:
+            problem = {"status": 422, "title": "Invalid response", "detail": "…", "pointer": "/item/1"}
+            await route.fulfill(status=422, json=problem, headers={"Content-Type": "application/problem+json"})
+
+        await page.route("**/v1/submissions", refuse)
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_contain_text("une réponse est à vérifier", timeout=5_000)
+        await page.unroute("**/v1/submissions")
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        await expect(form).to_have_attribute("data-link-id", "nausea.frequency")
+        await expect(back).to_be_visible()
+        await form.locator("[data-action=next]").click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+
+        shown = await review.locator("li").evaluate_all(
+            "(rows) => rows.map((r) => [r.dataset.linkId, r.querySelector('.review-answer').textContent])"
+        )
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)
+        async with home.questionnaire.pool.acquire() as conn:
+            stored = await conn.fetchval("SELECT response FROM submissions WHERE patient_id = $1", patient)
+        sent = {i["linkId"]: i["answer"][0] for i in stored["item"]}
+        assert list(sent) == [link_id for link_id, answer in shown if answer != "Pas de réponse"]
+        assert sent["diarrhoea.frequency"]["valueCoding"]["code"] == "0"  # Jamais, as the review showed
+        assert sent["nausea.frequency"]["valueCoding"]["code"] == "3"  # Souvent
+        assert sent["nausea.severity"]["valueCoding"]["code"] == "3"  # Fort
+        assert sent["fever"] == {"valueBoolean": False}
+        assert "temperature" not in sent
+    finally:
+        await context.close()

@@ -19,11 +19,11 @@ import {
   responseItems,
 } from "../web/questionnaire_form.js";
 import { h } from "../web/page.js";
+import { keptForAsked, nextScreen, previousScreen, progress, startEdit } from "./flow.js";
+import { retryDelay, sendAgain } from "./sending.js";
 
 const STORE = "oncofollow.tablet.";
 const POLL_MS = 20_000; // a tablet follows its last two sends: two small reads every 20 s while they are pending
-const RETRY_FIRST_MS = 2_000;
-const RETRY_MAX_MS = 5 * 60_000;
 const MESSAGE_MAX = 2000; // the service's limit (POST /v1/messages)
 // A photo is scaled down here before it is kept and sent: a camera's 12 Mpx JPEG of several MB becomes about 300 kB,
 // which the queue in localStorage (5 MB) can hold while the network is away. The server re-encodes it anyway: that,
@@ -269,6 +269,7 @@ async function startQuestionnaire() {
       source: null,
       answers: draft ? keptAnswers(draft.answers) : {},
       at: "who",
+      editing: null,
       startedAt: new Date().toISOString(),
     };
     save("draft", draft);
@@ -286,6 +287,7 @@ function keptAnswers(answers) {
 function goTo(at) {
   const draft = load("draft");
   draft.at = at;
+  if (at === "review") draft.editing = null; // an edit from the review ends there
   save("draft", draft);
   if (at === "who") show("screen-who");
   else if (at === "review") renderReview(draft);
@@ -300,23 +302,23 @@ function choose(source) {
   const draft = load("draft");
   draft.source = source;
   save("draft", draft);
-  const first = nextQuestion(draft, null);
-  goTo(first ? first.linkId : "review");
+  goTo(nextScreen(flat, draft.answers, null, draft.editing));
 }
 
-/** The enabled question after (or, backwards, before) `linkId`, given the answers so far. */
-function nextQuestion(draft, linkId, backwards = false) {
-  const { shown } = draftState(draft);
-  const list = questions().filter((item) => shown.get(item.linkId));
-  const all = questions();
-  const position = linkId === null ? (backwards ? all.length : -1) : all.findIndex((q) => q.linkId === linkId);
-  const ordered = backwards ? [...list].reverse() : list;
-  return (
-    ordered.find((item) => {
-      const index = all.indexOf(item);
-      return backwards ? index < position : index > position;
-    }) || null
-  );
+/** "Modifier" on the review: that question, then back to the review (flow.js says what is asked in between). */
+function edit(linkId) {
+  const draft = load("draft");
+  draft.editing = startEdit(flat, draft.answers, linkId);
+  save("draft", draft);
+  goTo(linkId);
+}
+
+/** "Retour au récapitulatif": the answers as they were when "Modifier" was touched, and the review. */
+function backToReview() {
+  const draft = load("draft");
+  if (draft.editing) draft.answers = draft.editing.before;
+  save("draft", draft);
+  goTo("review");
 }
 
 function answerLabel(item, values) {
@@ -342,11 +344,13 @@ function renderQuestion(draft, item) {
   $("#question-error").hidden = true;
   // How far along, among the questions the answers so far open: the patient sees the end coming (questionnaire
   // fatigue is why patients stop answering). A bar, not "3 sur 11", since an answer can open more questions.
-  const { shown } = draftState(draft);
-  const asked = questions().filter((q) => shown.get(q.linkId));
-  const progress = $("#question-progress");
-  progress.max = Math.max(asked.length, 1);
-  progress.value = Math.max(asked.findIndex((q) => q.linkId === item.linkId), 0);
+  const bar = $("#question-progress");
+  const { value, max } = progress(flat, draft.answers, item.linkId, draft.editing);
+  bar.max = max;
+  bar.value = value;
+  // While editing from the review, a way back to it without walking forward (for a question opened by mistake).
+  $("#back-to-review").hidden = !draft.editing;
+  $("#edit-hint").hidden = !draft.editing;
   const form = $("#question-form");
   form.dataset.linkId = item.linkId;
   form.dataset.type = item.type;
@@ -445,8 +449,9 @@ function questionNext(event) {
     error.hidden = false;
     return;
   }
-  const next = nextQuestion(draft, item.linkId);
-  goTo(next ? next.linkId : "review");
+  draft.answers = keptForAsked(flat, draft.answers);
+  save("draft", draft);
+  goTo(nextScreen(flat, draft.answers, item.linkId, draft.editing));
 }
 
 function questionPrevious() {
@@ -454,8 +459,7 @@ function questionPrevious() {
   const item = questions().find((q) => q.linkId === linkId);
   if (item && (item.type === "decimal" || item.type === "integer" || item.type === "string" || item.type === "text"))
     readTyped(item); // what was typed is kept, even going back
-  const previous = nextQuestion(load("draft"), linkId, true);
-  goTo(previous ? previous.linkId : "who");
+  goTo(previousScreen(flat, load("draft").answers, linkId));
 }
 
 function renderReview(draft) {
@@ -464,15 +468,25 @@ function renderReview(draft) {
   list.replaceChildren();
   for (const item of questions()) {
     if (!shown.get(item.linkId)) continue;
-    const edit = h("button", { type: "button", class: "nav-button", dataset: { edit: item.linkId } }, "Modifier");
-    edit.addEventListener("click", () => goTo(item.linkId));
+    // Named after its question: a screen reader does not read a list of identical "Modifier".
+    const change = h(
+      "button",
+      {
+        type: "button",
+        class: "nav-button",
+        dataset: { edit: item.linkId },
+        "aria-label": `Modifier : ${item.text || item.linkId}`,
+      },
+      "Modifier",
+    );
+    change.addEventListener("click", () => edit(item.linkId));
     list.append(
       h(
         "li",
         { dataset: { linkId: item.linkId } },
         h("div", null, item.text || item.linkId),
         h("div", { class: "review-answer" }, answerLabel(item, draft.answers[item.linkId])),
-        edit,
+        change,
       ),
     );
   }
@@ -720,7 +734,7 @@ async function flush() {
         if (error instanceof TokenRefused) return;
         result = null; // the network failed: offline, or the connection dropped
       }
-      if (result === null || result.status >= 500 || result.status === 408 || result.status === 429) {
+      if (sendAgain(result === null ? null : result.status)) {
         waitAndRetry(entry);
         return;
       }
@@ -753,8 +767,7 @@ function dequeue(entry) {
 
 function waitAndRetry(entry) {
   failures += 1;
-  const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4);
-  retryTimer = setTimeout(flush, delay);
+  retryTimer = setTimeout(flush, retryDelay(failures));
   sentScreenSays(
     entry,
     entry.kind === "submission"
@@ -809,12 +822,16 @@ async function refused(entry, result) {
   }
   const pointedAt = refusedLinkId(problem, entry.body.item || []);
   const canonical = fresh ? `${fresh.url}|${fresh.version}` : entry.draft.canonical;
+  const answers = fresh ? keptAnswers(entry.draft.answers) : entry.draft.answers;
+  const at = pointedAt && questions().some((q) => q.linkId === pointedAt) ? pointedAt : "review";
   const draft = {
     ...entry.draft,
     key: newKey("tablet"), // what is sent next differs from what was refused: a new request
     canonical,
-    answers: fresh ? keptAnswers(entry.draft.answers) : entry.draft.answers,
-    at: pointedAt && questions().some((q) => q.linkId === pointedAt) ? pointedAt : "review",
+    answers,
+    at,
+    // The question pointed at is checked as an edit from the review: then back to the review, not every question.
+    editing: at === "review" ? null : startEdit(flat, answers, at),
   };
   if (!load("draft")) save("draft", draft);
   const changed = canonical !== entry.draft.canonical;
@@ -910,10 +927,10 @@ function wire() {
     if (!target) return;
     const action = target.dataset.action;
     if (action === "home") showHome(); else if (action === "previous" && target.closest("#screen-question")) questionPrevious();
-    else if (action === "previous" && target.closest("#screen-review")) {
-      const previous = nextQuestion(load("draft"), null, true);
-      goTo(previous ? previous.linkId : "who");
-    } else if (target.dataset.source) choose(target.dataset.source);
+    else if (action === "previous" && target.closest("#screen-review"))
+      goTo(previousScreen(flat, load("draft").answers, null));
+    else if (action === "review") backToReview();
+    else if (target.dataset.source) choose(target.dataset.source);
   });
   $("#start-questionnaire").addEventListener("click", () => startQuestionnaire().catch(() => {}));
   $("#start-message").addEventListener("click", showMessage);

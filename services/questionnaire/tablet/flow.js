@@ -1,0 +1,89 @@
+// Which screen of the tablet's questionnaire comes next, and how far along the patient is: pure (no DOM, no
+// storage), so it is unit-tested on its own (tests/browser/test_web_modules.py) and app.js only draws.
+//
+// `flat` is flatten(definition.item); `answers` is the draft's {linkId: [values]}; a screen is a question's linkId,
+// "who" (before the first question) or "review". `editing` is null on the first walk through the questionnaire,
+// or what startEdit kept when the patient touched "Modifier" on the review.
+
+import { evaluate, isQuestion } from "../web/questionnaire_form.js";
+
+function questionsOf(flat) {
+  return flat.filter(({ item }) => isQuestion(item)).map(({ item }) => item);
+}
+
+function answered(answers, linkId) {
+  return Array.isArray(answers[linkId]) && answers[linkId].length > 0;
+}
+
+/** The questions the answers enable, in the definition's order. */
+export function askedQuestions(flat, answers) {
+  const { shown } = evaluate(flat, (item) => answers[item.linkId] || []);
+  return questionsOf(flat).filter((item) => shown.get(item.linkId));
+}
+
+/**
+ * The answers without those of questions the answers no longer enable: turned on again later, such a question is
+ * asked again rather than coming back with an answer the patient took back (and was never sent).
+ */
+export function keptForAsked(flat, answers) {
+  const asked = new Set(askedQuestions(flat, answers).map((item) => item.linkId));
+  return Object.fromEntries(Object.entries(answers).filter(([linkId]) => asked.has(linkId)));
+}
+
+/**
+ * What an edit from the review remembers: the questions asked when it started (any other one the change turns on
+ * and that has no answer yet is asked before going back to the review) and the answers as they were, which
+ * "Retour au récapitulatif" puts back.
+ */
+export function startEdit(flat, answers, linkId) {
+  return {
+    linkId,
+    asked: askedQuestions(flat, answers).map((item) => item.linkId),
+    before: JSON.parse(JSON.stringify(answers)), // a copy: what is stored is JSON anyway
+  };
+}
+
+/** Whether an edit still has to ask this question: the change turned it on and it has no answer yet. */
+function opened(editing, answers, linkId) {
+  return !editing.asked.includes(linkId) && !answered(answers, linkId);
+}
+
+/**
+ * The screen after `at` (a linkId, or null for the start): the next question the answers enable; during an edit,
+ * only those the change turned on and that have no answer yet, and the review once none is left.
+ */
+export function nextScreen(flat, answers, at, editing = null) {
+  const all = questionsOf(flat);
+  const position = at === null ? -1 : all.findIndex((item) => item.linkId === at);
+  const asked = new Set(askedQuestions(flat, answers).map((item) => item.linkId));
+  const next = all
+    .slice(position + 1)
+    .find((item) => asked.has(item.linkId) && (!editing || opened(editing, answers, item.linkId)));
+  return next ? next.linkId : "review";
+}
+
+/** The screen before `at` (a linkId, or null for the review): the enabled question before it, or "who". */
+export function previousScreen(flat, answers, at) {
+  const all = questionsOf(flat);
+  const position = at === null ? all.length : all.findIndex((item) => item.linkId === at);
+  const asked = new Set(askedQuestions(flat, answers).map((item) => item.linkId));
+  const previous = all
+    .slice(0, Math.max(position, 0))
+    .reverse()
+    .find((item) => asked.has(item.linkId));
+  return previous ? previous.linkId : "who";
+}
+
+/**
+ * The progress bar on question `at` ({value, max}), among the questions the answers so far enable: the questions
+ * before it are done. During an edit, what is left is this screen and the questions after it that the change
+ * turned on and are not answered yet; everything else is already answered, and the bar says so.
+ */
+export function progress(flat, answers, at, editing = null) {
+  const asked = askedQuestions(flat, answers);
+  const max = Math.max(asked.length, 1);
+  const index = asked.findIndex((item) => item.linkId === at);
+  if (!editing) return { value: Math.max(index, 0), max };
+  const left = 1 + asked.slice(index + 1).filter((item) => opened(editing, answers, item.linkId)).length;
+  return { value: Math.max(asked.length - left, 0), max };
+}
