@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from services.questionnaire import handlers
+from services.questionnaire import handlers, repository
 from services.questionnaire.api import ingress_writers, photo_decoding, router, submission_router
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
 from shared.http.app import WEB_MODULES, PlatformDep, ServiceDefinition, create_service_app
@@ -89,6 +89,10 @@ class QuestionnaireSettings(ServiceSettings):
     # The largest photo a tablet may upload (POST /v1/photos), before it is re-encoded; every other request keeps
     # MAX_BODY_BYTES. The page downscales a photo to about 1 MB before sending it.
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, alias="MAX_PHOTO_BYTES")
+    # Days after its upload when a photo no message names is deleted (health data no one will see): a tablet
+    # offline for a few days still sends the message naming its photo, hence at least a day. A photo a message
+    # names is kept with the patient's record.
+    orphan_photo_days: int = Field(default=7, ge=1, le=3650, alias="ORPHAN_PHOTO_DAYS")
 
     @field_validator("dashboard_origins", mode="before")
     @classmethod
@@ -118,12 +122,14 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
             "photo_decoding": photo_decoding(),
             "catalogue": QuestionnaireCatalogue.from_directory(settings.definitions_dir),
             "opening_hours": settings.clinic_hours(),
+            "orphan_photo_days": settings.orphan_photo_days,
         },
         description="Tablet-facing: questionnaires (FHIR R4), submissions, and patient messages and photos.",
         cors_origins=settings.dashboard_origins,
         raw_bodies={"/v1/photos": settings.max_photo_bytes},
         static={"/tablet": TABLET_PAGES, "/web": WEB_MODULES},
         static_headers=_fixed(tablet_headers(settings.devices_public_url)),
+        purges=(repository.orphan_photos_purge(settings.orphan_photo_days),),
     )
 
 
