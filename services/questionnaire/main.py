@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI
 from pydantic import Field, field_validator
@@ -15,6 +14,7 @@ from services.questionnaire import handlers, repository
 from services.questionnaire.api import ingress_writers, photo_decoding, router, submission_router
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
 from shared.http.app import WEB_MODULES, PlatformDep, ServiceDefinition, create_service_app
+from shared.http.page_security import SELF, PageSecurity
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import UNLIMITED, ConsumerSpec
 from shared.settings import ServiceSettings, web_address, web_origins
@@ -24,27 +24,18 @@ NAME = "questionnaire"
 TABLET_PAGES = Path(__file__).parent / "tablet"
 
 
+# The tablet's pages run nothing but their own files and talk to nothing but this service (and the devices service,
+# for heartbeats, when it is set): a script injected somehow could neither load code from elsewhere nor send the
+# patient's answers (or the device token) away. Images from data: are the photo's preview and thumbnail; the
+# microphone is for the message's dictation, on this origin only.
+TABLET_PAGE = PageSecurity(
+    img_src=(SELF, "data:"), features_allowed=("microphone",), features_denied=("camera", "geolocation")
+)
+
+
 def tablet_headers(devices_url: str | None) -> dict[str, str]:
-    """The tablet's pages run nothing but their own files and talk to nothing but this service (and the devices
-    service, for heartbeats, when it is set): a script injected somehow could neither load code from elsewhere nor
-    send the patient's answers (or the device token) away. The microphone is for the message's dictation, on this
-    origin only."""
-    connect = "'self'"
-    if devices_url:
-        parts = urlsplit(devices_url)
-        connect += f" {parts.scheme}://{parts.netloc}"
-    return {
-        "Content-Security-Policy": (
-            f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect}; "
-            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-        ),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
-        "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
-        # A page updated on the server is the one the tablet runs next (revalidated, still cached when unchanged).
-        "Cache-Control": "no-cache",
-    }
+    # A page updated on the server is the one the tablet runs next (revalidated, still cached when unchanged).
+    return {**TABLET_PAGE.connecting_to(devices_url).headers(), "Cache-Control": "no-cache"}
 
 
 tablet_router = APIRouter()
