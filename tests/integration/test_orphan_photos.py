@@ -4,6 +4,7 @@ message names is kept with the patient's record; a message naming a photo gone s
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,8 +14,8 @@ import asyncpg
 import pytest
 
 from services.questionnaire.repository import orphan_photos_purge
-from shared.db.housekeeping import purge
-from shared.db.pool import apply_migrations, init_connection, session_settings
+from shared.db.housekeeping import purge, run_housekeeping
+from shared.db.pool import apply_migrations, create_pool, init_connection, session_settings
 from shared.testing.migrations import schema_before
 from shared.testing.photos import photo_bytes
 
@@ -80,6 +81,30 @@ async def test_an_old_orphan_goes_a_young_one_and_any_a_message_names_stay(photo
         "orphan_photos": 2,
     }
     assert await _left(conn) == {old_named, old_named_too, young_named}
+
+
+async def test_the_service_s_housekeeping_purges_them_and_logs_the_count_only(
+    photos_schema: asyncpg.Connection, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    patient = uuid.uuid4()
+    orphan = await _photo(photos_schema, patient, DAYS + 1)
+    pool = await create_pool(database_url, "questionnaire", min_size=1, max_size=1)
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO, logger="shared.db.housekeeping")
+    try:
+        round_ = asyncio.create_task(run_housekeeping(pool, stop, purges=[orphan_photos_purge(DAYS)]))
+        for _ in range(100):
+            if not await _left(photos_schema):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await round_
+    finally:
+        await pool.close()
+    assert await _left(photos_schema) == set()
+    logged = [r.getMessage() for r in caplog.records if r.name == "shared.db.housekeeping"]
+    assert any("'orphan_photos': 1" in line for line in logged), logged
+    assert not any(str(orphan) in line or str(patient) in line for line in logged)
 
 
 CHUNK = 20
