@@ -3,11 +3,11 @@ besides the alert API: sign-in help, who am I, and the French labels of the code
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,9 +17,12 @@ from services.alerting.repository import remember_staff
 from shared.auth import StaffPrincipal
 from shared.http.app import PlatformDep
 from shared.http.openapi import problem_responses
+from shared.http.page_security import SELF, PageSecurity
 from shared.http.problems import Problem
 from shared.http.security import require_staff
 from shared.settings import DEV_AUTH_SECRET
+
+log = logging.getLogger(__name__)
 
 PAGES = Path(__file__).parent / "dashboard"
 
@@ -125,38 +128,29 @@ async def dashboard_config(platform: PlatformDep) -> Any:
     )
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+# The dashboard runs its own scripts and styles only, nothing inline, in no frame. blob: images are the patients'
+# photos, fetched with the nurse's token and shown through object URLs (photos.js). The provider's pages and any link
+# followed learn nothing of where the nurse was.
+DASHBOARD_PAGE = PageSecurity(
+    default_src=SELF, img_src=(SELF, "data:", "blob:"), form_action=SELF, referrer_policy="same-origin"
+)
 
 
 async def page_headers(platform: Any) -> dict[str, str]:
-    """The dashboard's Content-Security-Policy: its own scripts and styles only, nothing inline, no frames; it
-    calls this service, the questionnaire service (answers taken by phone) and, when it signs in with the
-    hospital's identity provider, that provider's token endpoint (the code exchange and the silent refresh). The
-    authorization and end-session endpoints are top-level navigations, which no directive restricts here."""
-    connect = ["'self'", _origin(str(getattr(platform.settings, "questionnaire_public_url", "")))]
+    """The dashboard calls this service, the questionnaire service (answers taken by phone) and, when it signs in
+    with the hospital's identity provider, that provider's token endpoint (the code exchange and the silent
+    refresh). The authorization and end-session endpoints are top-level navigations, which no directive restricts
+    here."""
+    page = DASHBOARD_PAGE.connecting_to(getattr(platform.settings, "questionnaire_public_url", None))
     sign_in, _ = await provider_sign_in(platform)
     if sign_in is not None:
-        connect.append(_origin(sign_in.token_endpoint))
-    policy = {
-        "default-src": "'self'",
-        "script-src": "'self'",
-        "style-src": "'self'",
-        # blob: the patient's photos, fetched with the nurse's token and shown through object URLs (photos.js).
-        "img-src": "'self' data: blob:",
-        "connect-src": " ".join(dict.fromkeys(c for c in connect if c != "://")),
-        "object-src": "'none'",
-        "base-uri": "'none'",
-        "form-action": "'self'",
-        "frame-ancestors": "'none'",
-    }
-    return {
-        "Content-Security-Policy": "; ".join(f"{k} {v}" for k, v in policy.items()),
-        "X-Content-Type-Options": "nosniff",
-        # The provider's pages and any link followed learn nothing of where the nurse was.
-        "Referrer-Policy": "same-origin",
-    }
+        try:
+            page = page.connecting_to(sign_in.token_endpoint)
+        except ValueError:
+            # The provider's discovery document, not this deployment's settings, named it: the page is still served
+            # (a pasted token still signs in), its policy as strict as without the provider.
+            log.warning("identity provider: its token endpoint has no origin a page may reach; left out of the policy")
+    return page.headers()
 
 
 class DevTokenRequest(BaseModel):

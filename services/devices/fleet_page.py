@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from shared.http.app import PlatformDep
+from shared.http.page_security import SELF, PageSecurity
 
 PAGES = Path(__file__).parent / "fleet"
 
@@ -20,25 +21,11 @@ async def fleet_config(platform: PlatformDep) -> dict[str, Any]:
     return {"development": platform.settings.environment != "production"}
 
 
+# The page runs its own files only and calls this service only: a script injected somehow could neither load code
+# from elsewhere nor send a device token away. Images from data: are the enrolment QR codes, which this service draws
+# as SVG documents: an <img> renders them without their markup ever joining the page.
+FLEET_PAGE = PageSecurity(img_src=(SELF, "data:"))
+
+
 async def page_headers(platform: Any) -> dict[str, str]:
-    """The page runs its own files only and calls this service only: a script injected somehow could neither load
-    code from elsewhere nor send a device token away. Images from data: are the enrolment QR codes, which this
-    service draws as SVG documents: an <img> renders them without their markup ever joining the page."""
-    policy = {
-        "default-src": "'none'",
-        "script-src": "'self'",
-        "style-src": "'self'",
-        "img-src": "'self' data:",
-        "connect-src": "'self'",
-        "object-src": "'none'",
-        "base-uri": "'none'",
-        "form-action": "'none'",
-        "frame-ancestors": "'none'",
-    }
-    return {
-        "Content-Security-Policy": "; ".join(f"{k} {v}" for k, v in policy.items()),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
-        "Cache-Control": "no-cache",
-    }
+    return {**FLEET_PAGE.headers(), "Cache-Control": "no-cache"}

@@ -641,15 +641,17 @@ async def _check_photos(platform: Platform, patient_id: UUID, photo_ids: list[UU
             )
     if not photo_ids:
         return
+    days: int = platform.extras["orphan_photo_days"]
     async with platform.pool.acquire() as conn:
-        own = await repository.own_photos(conn, patient_id, photo_ids)
+        own = await repository.own_photos(conn, patient_id, photo_ids, days)
     for i, photo_id in enumerate(photo_ids):
         if photo_id not in own:
-            # Same answer for "absent" and "another patient's": a tablet learns nothing about other patients.
+            # Same answer for "absent", "another patient's" and "deleted, no message having named it in time": a
+            # tablet learns nothing about other patients, and its queue gives the message back instead of looping.
             raise Problem(
                 422,
                 f"There is no photo {photo_id} uploaded for this patient; upload the photo first (POST /v1/photos) and "
-                "name the id it answered.",
+                f"name the id it answered within {days} days: a photo no message names by then is deleted.",
                 kind="unknown-photo",
                 pointer=f"/photo_ids/{i}",
             )
@@ -720,7 +722,7 @@ _PHOTO_BODY = {
     response_model=PhotoAccepted,
     summary="Upload a photo for a message to the team (device token, Idempotency-Key)",
     description="Answers the photo's id, which `POST /v1/messages` then names in `photo_ids`. A photo no message "
-    "names is never shown to the team.",
+    "names is never shown to the team, and is deleted ORPHAN_PHOTO_DAYS (7 by default) after its upload.",
     responses=problem_responses(413, 415, 422),
     openapi_extra={"parameters": [idempotency.IDEMPOTENCY_KEY_PARAMETER], "requestBody": _PHOTO_BODY},
 )

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from services.questionnaire import handlers
+from services.questionnaire import handlers, repository
 from services.questionnaire.api import ingress_writers, photo_decoding, router, submission_router
 from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
 from shared.http.app import WEB_MODULES, PlatformDep, ServiceDefinition, create_service_app
+from shared.http.page_security import SELF, PageSecurity
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import UNLIMITED, ConsumerSpec
 from shared.settings import ServiceSettings, web_address, web_origins
@@ -24,27 +24,18 @@ NAME = "questionnaire"
 TABLET_PAGES = Path(__file__).parent / "tablet"
 
 
+# The tablet's pages run nothing but their own files and talk to nothing but this service (and the devices service,
+# for heartbeats, when it is set): a script injected somehow could neither load code from elsewhere nor send the
+# patient's answers (or the device token) away. Images from data: are the photo's preview and thumbnail; the
+# microphone is for the message's dictation, on this origin only.
+TABLET_PAGE = PageSecurity(
+    img_src=(SELF, "data:"), features_allowed=("microphone",), features_denied=("camera", "geolocation")
+)
+
+
 def tablet_headers(devices_url: str | None) -> dict[str, str]:
-    """The tablet's pages run nothing but their own files and talk to nothing but this service (and the devices
-    service, for heartbeats, when it is set): a script injected somehow could neither load code from elsewhere nor
-    send the patient's answers (or the device token) away. The microphone is for the message's dictation, on this
-    origin only."""
-    connect = "'self'"
-    if devices_url:
-        parts = urlsplit(devices_url)
-        connect += f" {parts.scheme}://{parts.netloc}"
-    return {
-        "Content-Security-Policy": (
-            f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect}; "
-            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-        ),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
-        "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
-        # A page updated on the server is the one the tablet runs next (revalidated, still cached when unchanged).
-        "Cache-Control": "no-cache",
-    }
+    # A page updated on the server is the one the tablet runs next (revalidated, still cached when unchanged).
+    return {**TABLET_PAGE.connecting_to(devices_url).headers(), "Cache-Control": "no-cache"}
 
 
 tablet_router = APIRouter()
@@ -89,6 +80,10 @@ class QuestionnaireSettings(ServiceSettings):
     # The largest photo a tablet may upload (POST /v1/photos), before it is re-encoded; every other request keeps
     # MAX_BODY_BYTES. The page downscales a photo to about 1 MB before sending it.
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, alias="MAX_PHOTO_BYTES")
+    # Days after its upload when a photo no message names is deleted (health data no one will see): a tablet
+    # offline for a few days still sends the message naming its photo, hence at least a day. A photo a message
+    # names is kept with the patient's record.
+    orphan_photo_days: int = Field(default=7, ge=1, le=3650, alias="ORPHAN_PHOTO_DAYS")
 
     @field_validator("dashboard_origins", mode="before")
     @classmethod
@@ -118,12 +113,14 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
             "photo_decoding": photo_decoding(),
             "catalogue": QuestionnaireCatalogue.from_directory(settings.definitions_dir),
             "opening_hours": settings.clinic_hours(),
+            "orphan_photo_days": settings.orphan_photo_days,
         },
         description="Tablet-facing: questionnaires (FHIR R4), submissions, and patient messages and photos.",
         cors_origins=settings.dashboard_origins,
         raw_bodies={"/v1/photos": settings.max_photo_bytes},
         static={"/tablet": TABLET_PAGES, "/web": WEB_MODULES},
         static_headers=_fixed(tablet_headers(settings.devices_public_url)),
+        purges=(repository.orphan_photos_purge(settings.orphan_photo_days),),
     )
 
 

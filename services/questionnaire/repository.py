@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from shared.db.housekeeping import Purge
 from shared.db.pool import plan_for_these_values
 from shared.db.sets import RowTable
 
@@ -96,12 +97,36 @@ async def get_photo(conn: asyncpg.Connection, photo_id: UUID) -> asyncpg.Record 
     return await conn.fetchrow("SELECT id, patient_id, received_at, jpeg FROM photos WHERE id = $1", photo_id)
 
 
-async def own_photos(conn: asyncpg.Connection, patient_id: UUID, photo_ids: Sequence[UUID]) -> set[UUID]:
-    """Which of ``photo_ids`` are photos of this patient."""
+async def own_photos(
+    conn: asyncpg.Connection, patient_id: UUID, photo_ids: Sequence[UUID], orphan_days: int
+) -> set[UUID]:
+    """Which of ``photo_ids`` are photos of this patient a message may name: one a message names already, or one
+    uploaded less than ``orphan_days`` ago. An older one no message names is purged, or about to be: refused
+    whether or not the purge has run, so that a message accepted here is never stored naming a photo the purge
+    deletes meanwhile (``PURGE_ORPHAN_PHOTOS`` waits an hour more)."""
     rows = await conn.fetch(
-        "SELECT id FROM photos WHERE id = ANY($1::uuid[]) AND patient_id = $2", list(photo_ids), patient_id
+        "SELECT id FROM photos WHERE id = ANY($1::uuid[]) AND patient_id = $2 "
+        "AND (named OR received_at >= now() - make_interval(days => $3))",
+        list(photo_ids),
+        patient_id,
+        orphan_days,
     )
     return {r["id"] for r in rows}
+
+
+# One chunk of the housekeeping's purge of the photos no message names (``shared.db.housekeeping.Purge``; the
+# ``named`` flag and its index: migration 005). Parameters: ORPHAN_PHOTO_DAYS, then the chunk's size. An hour past
+# the days after which ``own_photos`` refuses them: a message accepted just before is committed long before, and
+# its trigger has marked the photo named. ``AND NOT named`` again outside: a photo named while this chunk waited
+# for its row is kept.
+PURGE_ORPHAN_PHOTOS = (
+    "DELETE FROM photos WHERE ctid = ANY(ARRAY(SELECT ctid FROM photos WHERE NOT named "
+    "AND received_at < now() - make_interval(days => $1, hours => 1) ORDER BY received_at LIMIT $2)) AND NOT named"
+)
+
+
+def orphan_photos_purge(orphan_days: int) -> Purge:
+    return Purge("orphan_photos", PURGE_ORPHAN_PHOTOS, (orphan_days,))
 
 
 async def get_stored_response(conn: asyncpg.Connection, submission_id: UUID) -> asyncpg.Record | None:

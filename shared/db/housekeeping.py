@@ -6,7 +6,9 @@
   (``topology.STREAMS``: 30 days, ALERTS a week, INCLUSION a year), plus the outbox's 7 days (an event
   re-published from an outbox is stored again, its age starting over) and a day. Rows of a consumer the
   service no longer has are kept as long as the longest stream's would be;
-- Idempotency-Keys for 30 days: a tablet retries within hours, not months.
+- Idempotency-Keys for 30 days: a tablet retries within hours, not months;
+- what a service keeps of its own for a set time (the questionnaire's photos no message names), each a ``Purge``
+  it hands over, deleted the same way.
 """
 
 from __future__ import annotations
@@ -75,6 +77,16 @@ INBOX_CONSUMERS = (
 )
 
 
+@dataclass(frozen=True)
+class Purge:
+    """A table of a service's own, purged with the shared ones: ``statement`` deletes one chunk, oldest first,
+    through an index, and its parameters are ``args`` then the chunk's size, as ``PURGE_OUTBOX``'s are."""
+
+    table: str  # the key of its count in what ``purge`` answers (and logs)
+    statement: str
+    args: tuple[object, ...] = ()
+
+
 async def purge_chunk(conn: asyncpg.Connection, statement: str, *args: object) -> int:
     """One chunk of the purge, in its own transaction; how many rows it deleted.
 
@@ -91,16 +103,18 @@ async def purge(
     retention: Retention = Retention(),
     consumers: Sequence[ConsumerSpec] = (),
     *,
+    purges: Sequence[Purge] = (),
     chunk_rows: int = PURGE_CHUNK_ROWS,
     budget_s: float = PURGE_BUDGET_S,
 ) -> dict[str, int]:
     """Delete what is no longer needed; ``consumers`` are the service's (each keeps its inbox rows as long as
-    its stream requires, any other consumer's are kept as long as the longest stream's would be).
+    its stream requires, any other consumer's are kept as long as the longest stream's would be); ``purges``,
+    the service's own tables, after the shared ones.
 
     Each chunk of ``chunk_rows`` is its own transaction (``conn`` must not be in one). Past ``budget_s`` the round
     stops between chunks, and the next one goes on."""
     deadline = time.monotonic() + budget_s
-    removed = {"outbox": 0, "idempotency_keys": 0, "inbox": 0}
+    removed = {"outbox": 0, "idempotency_keys": 0, "inbox": 0} | {p.table: 0 for p in purges}
 
     async def in_chunks(table: str, statement: str, *args: object) -> bool:
         """Whether ``table`` is done (False: the budget was spent first)."""
@@ -123,16 +137,24 @@ async def purge(
         kept = days.get(consumer, inbox_days(None, retention))
         if not await in_chunks("inbox", PURGE_INBOX, consumer, kept):
             return removed
+    for own in purges:
+        if not await in_chunks(own.table, own.statement, *own.args):
+            return removed
     return removed
 
 
 async def run_housekeeping(
-    pool: asyncpg.Pool, stop: asyncio.Event, consumers: Sequence[ConsumerSpec] = (), every_s: float = 3600.0
+    pool: asyncpg.Pool,
+    stop: asyncio.Event,
+    consumers: Sequence[ConsumerSpec] = (),
+    every_s: float = 3600.0,
+    purges: Sequence[Purge] = (),
 ) -> None:
     async def housekeeping() -> None:
         async with pool.acquire() as conn:
-            removed = await purge(conn, consumers=consumers)
+            removed = await purge(conn, consumers=consumers, purges=purges)
         if any(removed.values()):
+            # Counts only: which rows went (a patient's photo, say) is no one's business in a log.
             log.info("housekeeping removed %s", removed)
 
     await every(every_s, stop, housekeeping, name="housekeeping")

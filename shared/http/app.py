@@ -30,7 +30,7 @@ from nats.js import JetStreamContext
 from starlette.types import Message, Receive, Scope, Send
 
 from shared.auth import TokenService
-from shared.db.housekeeping import run_housekeeping
+from shared.db.housekeeping import Purge, run_housekeeping
 from shared.db.outbox import OutboxRelay
 from shared.db.pool import apply_migrations, create_pool, pending_migrations
 from shared.http.cors import OriginCors
@@ -107,6 +107,8 @@ class ServiceDefinition:
     cors_origins: Sequence[str] = ()
     # POST paths whose body is a file (a photo), not JSON, with their own size limit (limits.BodySizeLimit).
     raw_bodies: Mapping[str, int] = field(default_factory=dict)
+    # Tables of the service's own that its hourly housekeeping purges, with the shared ones (outbox, inbox, keys).
+    purges: Sequence[Purge] = ()
 
 
 def scheduled_job(name: str, every_s: float, work: Callable[[Platform], Awaitable[object]]) -> BackgroundTask:
@@ -168,7 +170,7 @@ async def run_platform(service: ServiceDefinition, *, pipeline_metrics: bool = F
         )
         tasks.append(asyncio.create_task(relay.run(stop), name=f"{service.name}-outbox"))
         specs = tuple(s.spec for s in subscriptions)
-        housekeeping = run_housekeeping(pool, stop, specs)
+        housekeeping = run_housekeeping(pool, stop, specs, purges=service.purges)
         tasks.append(asyncio.create_task(housekeeping, name=f"{service.name}-housekeeping"))
         async with pool.acquire() as conn:
             await platform.revoked.refresh(conn)  # no revoked token is accepted, even in the first second

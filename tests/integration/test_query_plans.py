@@ -72,6 +72,10 @@ FILL_INBOX = (
     "INSERT INTO inbox (consumer, event_id, processed_at) "
     "SELECT 'alerting-c', gen_random_uuid()::text, $1 FROM generate_series(1, $2)"
 )
+FILL_PHOTOS = (
+    "INSERT INTO photos (id, patient_id, received_at, width, height, jpeg) "
+    "SELECT gen_random_uuid(), gen_random_uuid(), $1, 1, 1, '\\xffd8' FROM generate_series(1, $2)"
+)
 
 Query = Callable[[asyncpg.Connection], Awaitable[object]]
 PATIENTS = [uuid.uuid4() for _ in range(5)]
@@ -138,12 +142,18 @@ CASES: dict[str, tuple[str, str, str, Query]] = {
         FILL_INBOX,
         lambda c: purge_chunk(c, PURGE_INBOX, "alerting-c", 38, 5000),
     ),
+    "purge_orphan_photos": (
+        "questionnaire",
+        "photos",
+        FILL_PHOTOS,
+        lambda c: purge_chunk(c, questionnaire.PURGE_ORPHAN_PHOTOS, 7, 5000),
+    ),
 }
 
 # Planned for their values each time (``housekeeping.purge_chunk``), the purge's chunks are as good as the table's
 # statistics, which autovacuum keeps; without any (a table never analyzed), a third of it is taken to be old, and
 # reading it all is the cheaper guess.
-ANALYZED = {"purge_outbox", "purge_idempotency_keys", "purge_inbox"}
+ANALYZED = {"purge_outbox", "purge_idempotency_keys", "purge_inbox", "purge_orphan_photos"}
 
 
 @pytest.mark.parametrize("rows_at_first", [0, 50])
