@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from shared.settings import ServiceSettings, web_address, web_origins
 NAME = "questionnaire"
 
 TABLET_PAGES = Path(__file__).parent / "tablet"
+TEAM_PHONE_PATTERN = re.compile(r"\+?[0-9]+(?:[ .\-]+[0-9]+)*")
 
 
 def tablet_headers(devices_url: str | None) -> dict[str, str]:
@@ -52,8 +54,12 @@ tablet_router = APIRouter()
 
 @tablet_router.get("/tablet/config.json", include_in_schema=False)
 async def tablet_config(platform: PlatformDep) -> dict[str, Any]:
-    """What the tablet's page needs to know of the deployment: where it sends its heartbeats (none: it sends none)."""
-    return {"devices_url": getattr(platform.settings, "devices_public_url", None)}
+    """What the tablet's page needs to know of the deployment: where it sends its heartbeats (none: it sends none),
+    and the team's number the patient may call (none: the page shows no number)."""
+    return {
+        "devices_url": getattr(platform.settings, "devices_public_url", None),
+        "team_phone": getattr(platform.settings, "team_phone", None),
+    }
 
 
 SUBSCRIPTIONS = (
@@ -89,6 +95,9 @@ class QuestionnaireSettings(ServiceSettings):
     # The largest photo a tablet may upload (POST /v1/photos), before it is re-encoded; every other request keeps
     # MAX_BODY_BYTES. The page downscales a photo to about 1 MB before sending it.
     max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, alias="MAX_PHOTO_BYTES")
+    # The coordinating nurses' number as patients dial it ("01 49 81 21 11"): the tablet shows it as a link to call
+    # on its home, after a send, and when it is not ready. None by default: the page shows no number.
+    team_phone: str | None = Field(default=None, alias="TEAM_PHONE")
 
     @field_validator("dashboard_origins", mode="before")
     @classmethod
@@ -101,6 +110,26 @@ class QuestionnaireSettings(ServiceSettings):
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         return web_address(value, "DEVICES_PUBLIC_URL")
+
+    @field_validator("team_phone", mode="before")
+    @classmethod
+    def _team_phone(cls, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return team_phone(value)
+
+
+def team_phone(value: Any) -> str:
+    """A number a patient can dial as written: digits grouped by spaces, dots or dashes, a leading + for an
+    international one. Checked at start-up: a typo would otherwise reach every tablet as a link that calls no one."""
+    text = " ".join(str(value).split())
+    digits = sum(c.isdigit() for c in text)
+    if not TEAM_PHONE_PATTERN.fullmatch(text) or not 4 <= digits <= 20:
+        raise ValueError(
+            f"TEAM_PHONE must be a phone number as patients dial it, such as '01 49 81 21 11' or '+33 1 49 81 21 11' "
+            f"(4 to 20 digits; spaces, dots and dashes between them; + only first); got {value!r}"
+        )
+    return text
 
 
 def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefinition:
