@@ -95,6 +95,7 @@ async def test_listen_reads_the_question_and_its_answers_in_french_and_stops_whe
 ) -> None:
     page = await enrolled(tablet_url, context, tokens, RECORD_SPEECH)
     # No TEAM_PHONE: no number anywhere, rather than a link that calls no one.
+    assert (await (await page.request.get(f"{tablet_url}/tablet/config.json")).json())["team_phone"] is None
     await expect(page.locator(".team-phone:visible")).to_have_count(0)
     await first_question(page)
     listen = page.locator("#screen-question [data-listen]")
@@ -108,7 +109,7 @@ async def test_listen_reads_the_question_and_its_answers_in_french_and_stops_whe
     assert texts[-len(options) - 2 :] == [question, "Les réponses possibles :", *options], texts
     assert {s["lang"] for s in said} == {"fr-FR"} and all(s["rate"] < 1 for s in said), said
     await expect(listen).to_have_text("Arrêter la lecture")
-    await expect(listen).to_have_attribute("aria-pressed", "true")
+    await expect(listen).to_have_attribute("data-reading", "true")
 
     # Pressed again: silence.
     cancels = await page.evaluate("window.__cancels")
@@ -191,18 +192,35 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
         await page.set_viewport_size(viewport)  # type: ignore[arg-type]
         await no_overflow(page, "screen-question")
         await page.screenshot(path=str(ARTIFACTS / f"tablet-question-200-{viewport['width']}.png"), full_page=True)
-    await page.locator("#question-answers .option").first.click()
-    await page.locator("#question-form [data-action=next]").click()
-    await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "nausea.frequency")
-    await no_overflow(page, "screen-question")
-    await page.get_by_role("button", name="Pas maintenant").click()
-    await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
-    await page.set_viewport_size({"width": 800, "height": 1280})
-    await no_overflow(page, "screen-message")
-    await page.locator("#message-text").fill("J'ai mal à la bouche depuis hier.")
-    await page.get_by_role("button", name="Envoyer", exact=True).click()
-    await expect(page.locator("#sent-status")).to_have_text("Votre message a bien été envoyé à l'équipe.")
+    # Through to the review, the typed temperature's screen checked on the way (an input and its unit).
+    form = page.locator("#question-form")
+    asked: list[str | None] = []
+    while not await page.locator("#screen-review").is_visible():
+        link_id = await form.get_attribute("data-link-id")
+        asked.append(link_id)
+        if link_id == "temperature":
+            await no_overflow(page, "screen-question")
+            await page.locator("#question-input").fill("38,6")
+        else:
+            options = page.locator("#question-answers .option")
+            await (options.filter(has_text="Oui") if link_id == "fever" else options.first).click()
+        await form.locator("[data-action=next]").click()
+        await page.wait_for_function(
+            "(id) => document.body.dataset.screen === 'screen-review' || document.querySelector('#question-form')"
+            ".dataset.linkId !== id",
+            arg=link_id,
+        )
+    assert "temperature" in asked, asked
+    for viewport in ({"width": 800, "height": 1280}, {"width": 1280, "height": 800}):
+        await page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        await no_overflow(page, "screen-review")
+    await page.get_by_role("button", name="Envoyer mes réponses").click()
+    await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)
     await no_overflow(page, "screen-sent")
+    await page.get_by_role("button", name="Retour à l'accueil").click()
+    await page.set_viewport_size({"width": 800, "height": 1280})
+    await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+    await no_overflow(page, "screen-message")
 
 
 async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_tablet_not_ready(
@@ -212,6 +230,8 @@ async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_t
         page = await context.new_page()
         await page.add_init_script(RECORD_SPEECH)
         await page.goto(f"{url}/tablet/")
+        config = await page.request.get(f"{url}/tablet/config.json")
+        assert (await config.json())["team_phone"] == TEAM_PHONE
         call = f"Appeler l'équipe soignante : {TEAM_PHONE}"
         setup = page.locator("#screen-setup .team-phone")
         await expect(setup).to_have_text(call)

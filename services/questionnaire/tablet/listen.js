@@ -44,7 +44,7 @@ function stop() {
   const button = reading;
   reading = null;
   button.textContent = LISTEN;
-  button.setAttribute("aria-pressed", "false");
+  delete button.dataset.reading;
   speechSynthesis.cancel();
 }
 
@@ -55,8 +55,9 @@ function read(button) {
   const said = sentences(button.dataset.listen);
   if (!said.length) return;
   reading = button;
+  // The label says what a press does next (not aria-pressed, whose label must not change).
   button.textContent = STOP;
-  button.setAttribute("aria-pressed", "true");
+  button.dataset.reading = "true";
   // One utterance a sentence: a pause between the answers, and no long utterance for Chrome to cut short.
   said.forEach((sentence, index) => {
     const utterance = new SpeechSynthesisUtterance(sentence);
@@ -80,7 +81,6 @@ function setUpListening() {
   const buttons = document.querySelectorAll("[data-listen]");
   for (const button of buttons) {
     button.hidden = false;
-    button.setAttribute("aria-pressed", "false");
     button.addEventListener("click", () => (reading === button ? stop() : read(button)));
   }
   // Any other button (an answer, "Suivant", "Accueil"…) and any typing stop the reading.
