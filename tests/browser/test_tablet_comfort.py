@@ -296,3 +296,24 @@ async def test_not_now_keeps_the_draft_and_home_resumes_at_the_same_question(
     await expect(options.filter(has_text="Souvent")).to_have_attribute("aria-checked", "true")
     await page.get_by_role("button", name="Précédent").click()
     await expect(options.filter(has_text="Jamais")).to_have_attribute("aria-checked", "true")
+
+    # A temperature typed but not yet confirmed: kept too, through a reload, and checked when confirmed.
+    form = page.locator("#question-form")
+    while await form.get_attribute("data-link-id") != "temperature":
+        link_id = await form.get_attribute("data-link-id")
+        await (options.filter(has_text="Oui") if link_id == "fever" else options.first).click()
+        await form.locator("[data-action=next]").click()
+        await page.wait_for_function(
+            "(id) => document.querySelector('#question-form').dataset.linkId !== id", arg=link_id
+        )
+    await page.locator("#question-input").fill("38,6")
+    await page.get_by_role("button", name="Pas maintenant").click()
+    await expect(note).to_be_visible()
+    await page.reload()
+    await page.get_by_role("button", name="Reprendre le questionnaire").click()
+    await expect(form).to_have_attribute("data-link-id", "temperature")
+    await expect(page.locator("#question-input")).to_have_value("38,6")
+    await form.locator("[data-action=next]").click()
+    await expect(form).not_to_have_attribute("data-link-id", "temperature")
+    draft = await page.evaluate(f"JSON.parse(localStorage.getItem('{DRAFT_KEY}'))")
+    assert draft["answers"]["temperature"] == [38.6], draft

@@ -88,17 +88,37 @@ async function setUpTeamPhone() {
 
 // --- "Pas maintenant" ----------------------------------------------------------------------------
 
-/** Leaving a questionnaire for later (app.js keeps the draft and goes home): home says it is kept. */
+/**
+ * Leaving a questionnaire for later (app.js keeps the draft and goes home): home says it is kept. A number typed
+ * but not yet confirmed with "Suivant" is kept too, as typed, and put back when that question shows again (app.js
+ * checks it then, as always): "Vos réponses sont gardées" holds for it as well.
+ */
 function setUpNotNow() {
   const note = $("#paused-note");
-  document.addEventListener("click", (event) => {
-    const button = event.target.closest("button[data-action='home']");
-    const screen = button && button.closest(".screen");
-    if (screen && QUESTIONNAIRE_SCREENS.includes(screen.id)) note.hidden = false;
+  const form = $("#question-form");
+  document.addEventListener(
+    "click",
+    (event) => {
+      const button = event.target.closest("button[data-action='home']");
+      const screen = button && button.closest(".screen");
+      if (!screen || !QUESTIONNAIRE_SCREENS.includes(screen.id)) return;
+      note.hidden = false;
+      const input = $("#question-input");
+      if (screen.id === "screen-question" && input)
+        save("typed", { linkId: form.dataset.linkId, text: input.value });
+    },
+    true, // before app.js's handler takes the page home
+  );
+  const observer = new MutationObserver(() => {
+    const screen = document.body.dataset.screen;
+    if (screen !== "screen-home") note.hidden = true;
+    const typed = load("typed");
+    if (!typed || !QUESTIONNAIRE_SCREENS.includes(screen)) return; // kept through home, a message, a reload
+    if (screen === "screen-question" && form.dataset.linkId === typed.linkId && $("#question-input"))
+      $("#question-input").value = typed.text;
+    save("typed", null);
   });
-  new MutationObserver(() => {
-    if (document.body.dataset.screen !== "screen-home") note.hidden = true;
-  }).observe(document.body, { attributes: true, attributeFilter: ["data-screen"] });
+  observer.observe(document.body, { attributes: true, attributeFilter: ["data-screen"] });
 }
 
 // --- battery -------------------------------------------------------------------------------------
