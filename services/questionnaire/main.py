@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from shared.settings import ServiceSettings, web_address, web_origins
 NAME = "questionnaire"
 
 TABLET_PAGES = Path(__file__).parent / "tablet"
+TEAM_PHONE_PATTERN = re.compile(r"\+?[0-9]+(?:[ .\-]+[0-9]+)*")
 
 
 # The tablet's pages run nothing but their own files and talk to nothing but this service (and the devices service,
@@ -43,8 +45,12 @@ tablet_router = APIRouter()
 
 @tablet_router.get("/tablet/config.json", include_in_schema=False)
 async def tablet_config(platform: PlatformDep) -> dict[str, Any]:
-    """What the tablet's page needs to know of the deployment: where it sends its heartbeats (none: it sends none)."""
-    return {"devices_url": getattr(platform.settings, "devices_public_url", None)}
+    """What the tablet's page needs to know of the deployment: where it sends its heartbeats (none: it sends none),
+    and the team's number the patient may call (none: the page shows no number)."""
+    return {
+        "devices_url": getattr(platform.settings, "devices_public_url", None),
+        "team_phone": getattr(platform.settings, "team_phone", None),
+    }
 
 
 SUBSCRIPTIONS = (
@@ -84,6 +90,9 @@ class QuestionnaireSettings(ServiceSettings):
     # offline for a few days still sends the message naming its photo, hence at least a day. A photo a message
     # names is kept with the patient's record.
     orphan_photo_days: int = Field(default=7, ge=1, le=3650, alias="ORPHAN_PHOTO_DAYS")
+    # The coordinating nurses' number as patients dial it ("01 49 81 21 11"): the tablet shows it as a link to call
+    # on its home, after a send, and when it is not ready. None by default: the page shows no number.
+    team_phone: str | None = Field(default=None, alias="TEAM_PHONE")
 
     @field_validator("dashboard_origins", mode="before")
     @classmethod
@@ -96,6 +105,26 @@ class QuestionnaireSettings(ServiceSettings):
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         return web_address(value, "DEVICES_PUBLIC_URL")
+
+    @field_validator("team_phone", mode="before")
+    @classmethod
+    def _team_phone(cls, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return team_phone(value)
+
+
+def team_phone(value: Any) -> str:
+    """A number a patient can dial as written: digits grouped by spaces, dots or dashes, a leading + for an
+    international one. Checked at start-up: a typo would otherwise reach every tablet as a link that calls no one."""
+    text = " ".join(str(value).split())
+    digits = sum(c.isdigit() for c in text)
+    if not TEAM_PHONE_PATTERN.fullmatch(text) or not 4 <= digits <= 20:
+        raise ValueError(
+            f"TEAM_PHONE must be a phone number as patients dial it, such as '01 49 81 21 11' or '+33 1 49 81 21 11' "
+            f"(4 to 20 digits; spaces, dots and dashes between them; + only first); got {value!r}"
+        )
+    return text
 
 
 def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefinition:

@@ -1,0 +1,319 @@
+"""The tablet's page for patients who read with difficulty or seldom use a tablet, in a real headless Chromium
+against the real questionnaire service: "Écouter", the text size, the team's number one tap away, "Pas maintenant",
+and the reminder to charge the tablet.
+
+"Écouter" is checked through what the page asks the browser to say (``speechSynthesis.speak`` recorded by an init
+script: headless Chromium may have no voice), not through the audio."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.testing.services import served
+from tests.browser.conftest import ARTIFACTS
+
+pytestmark = pytest.mark.browser
+
+DRAFT_KEY = "oncofollow.tablet.draft"
+TEAM_PHONE = "01 49 81 21 11"
+
+# Every utterance the page asks for, and every cancel, instead of the browser's (voiceless, headless) synthesis.
+RECORD_SPEECH = """
+window.__spoken = [];
+window.__cancels = 0;
+if (window.speechSynthesis) {
+  speechSynthesis.speak = (u) => window.__spoken.push({ text: u.text, lang: u.lang, rate: u.rate });
+  speechSynthesis.cancel = () => { window.__cancels += 1; };
+}
+"""
+
+# A tablet at 15%, unplugged, whose charger the test plugs in.
+LOW_BATTERY = """
+window.__battery = Object.assign(new EventTarget(), { level: 0.15, charging: false });
+navigator.getBattery = () => Promise.resolve(window.__battery);
+"""
+
+
+@asynccontextmanager
+async def tablet_service(service_env: dict[str, str], **settings: str) -> AsyncIterator[str]:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"], **settings}
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):  # type: ignore[arg-type]
+        yield url
+
+
+@pytest.fixture
+async def tablet_url(service_env: dict[str, str]) -> AsyncIterator[str]:
+    """The questionnaire service as deployed without TEAM_PHONE."""
+    async with tablet_service(service_env) as url:
+        yield url
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A tablet as lent: portrait, French, Paris."""
+    context = await browser.new_context(
+        viewport={"width": 800, "height": 1280}, locale="fr-FR", timezone_id="Europe/Paris"
+    )
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+async def enrolled(url: str, context: BrowserContext, tokens: TokenService, *init_scripts: str) -> Page:
+    page = await context.new_page()
+    for script in init_scripts:
+        await page.add_init_script(script)
+    token = tokens.issue_device_token(uuid.uuid4(), "tablet-comfort")
+    await page.goto(f"{url}/tablet/#device_token={token}")
+    await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+    return page
+
+
+async def first_question(page: Page) -> None:
+    await page.get_by_role("button", name="Répondre au questionnaire").click()
+    await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+    await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "diarrhoea.frequency")
+
+
+async def spoken(page: Page) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = await page.evaluate("window.__spoken")
+    return result
+
+
+async def test_listen_reads_the_question_and_its_answers_in_french_and_stops_when_the_patient_moves_on(
+    tablet_url: str, context: BrowserContext, tokens: TokenService
+) -> None:
+    page = await enrolled(tablet_url, context, tokens, RECORD_SPEECH)
+    # No TEAM_PHONE: no number anywhere, rather than a link that calls no one.
+    assert (await (await page.request.get(f"{tablet_url}/tablet/config.json")).json())["team_phone"] is None
+    await expect(page.locator(".team-phone:visible")).to_have_count(0)
+    await first_question(page)
+    listen = page.locator("#screen-question [data-listen]")
+    await expect(listen).to_have_text("Écouter")
+
+    await listen.click()
+    options = await page.locator("#question-answers .option").all_text_contents()
+    question = await page.locator("#question-text").text_content()
+    said = await spoken(page)
+    texts = [s["text"] for s in said]
+    assert texts[-len(options) - 2 :] == [question, "Les réponses possibles :", *options], texts
+    assert {s["lang"] for s in said} == {"fr-FR"} and all(s["rate"] < 1 for s in said), said
+    await expect(listen).to_have_text("Arrêter la lecture")
+    await expect(listen).to_have_attribute("data-reading", "true")
+
+    # Pressed again: silence.
+    cancels = await page.evaluate("window.__cancels")
+    await listen.click()
+    await expect(listen).to_have_text("Écouter")
+    assert await page.evaluate("window.__cancels") > cancels
+
+    # The patient answers while it reads: silence.
+    await listen.click()
+    cancels = await page.evaluate("window.__cancels")
+    await page.locator("#question-answers .option").filter(has_text="Jamais").click()
+    await expect(listen).to_have_text("Écouter")
+    assert await page.evaluate("window.__cancels") > cancels
+
+    # The next screen: silence, and the button reads the new question.
+    await listen.click()
+    cancels = await page.evaluate("window.__cancels")
+    await page.locator("#question-form [data-action=next]").click()
+    await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "nausea.frequency")
+    await expect(listen).to_have_text("Écouter")
+    assert await page.evaluate("window.__cancels") > cancels
+    await listen.click()
+    assert (await spoken(page))[-1]["text"] == (await page.locator("#question-answers .option").last.text_content())
+
+    # A browser without speech synthesis shows no button that does nothing.
+    bare = await context.new_page()
+    await bare.add_init_script("delete window.SpeechSynthesisUtterance")
+    await bare.goto(f"{tablet_url}/tablet/")
+    await bare.get_by_role("button", name="Reprendre le questionnaire").click()
+    await expect(bare.locator("#question-form")).to_have_attribute("data-link-id", "nausea.frequency")
+    await expect(bare.locator("[data-listen]")).to_have_count(2)
+    await expect(bare.locator("[data-listen]:visible")).to_have_count(0)
+
+
+async def no_overflow(page: Page, screen: str) -> None:
+    """Nothing wider than the tablet: no sideways scrolling, every button whole and within the width, and each can
+    be scrolled into view."""
+    await expect(page.locator(f"#{screen}")).to_be_visible()
+    width = await page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert width[0] <= width[1], (screen, width)
+    buttons = page.locator(f"#{screen} button:visible, #{screen} a:visible, .text-size button")
+    for index in range(await buttons.count()):
+        button = buttons.nth(index)
+        await button.scroll_into_view_if_needed()
+        await expect(button).to_be_in_viewport()
+        box = await button.evaluate(
+            "(b) => { const r = b.getBoundingClientRect(); "
+            "return [r.left, r.right, innerWidth, b.scrollWidth - b.clientWidth, b.textContent.trim()]; }"
+        )
+        assert box[0] >= 0 and box[1] <= box[2] and box[3] <= 1, (screen, box)
+
+
+async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_the_size(
+    tablet_url: str, context: BrowserContext, tokens: TokenService
+) -> None:
+    page = await enrolled(tablet_url, context, tokens)
+    root_size = "getComputedStyle(document.documentElement).fontSize"
+    assert await page.evaluate(root_size) == "22px"
+    await expect(page.get_by_role("button", name="A−, texte plus petit")).to_be_disabled()
+    larger = page.get_by_role("button", name="A+, texte plus grand")
+    for _ in range(3):
+        await larger.click()
+    await expect(larger).to_be_disabled()
+    assert await page.evaluate(root_size) == "44px"
+
+    await page.reload()
+    await expect(page.locator("#screen-home")).to_be_visible()
+    assert await page.evaluate(root_size) == "44px"
+    await page.get_by_role("button", name="A−, texte plus petit").click()
+    assert await page.evaluate(root_size) == "35px"
+    await larger.click()
+
+    await no_overflow(page, "screen-home")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "tablet-home-200.png"), full_page=True)
+    await page.get_by_role("button", name="Répondre au questionnaire").click()
+    await no_overflow(page, "screen-who")
+    await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+    for viewport in ({"width": 800, "height": 1280}, {"width": 1280, "height": 800}):
+        await page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        await no_overflow(page, "screen-question")
+        await page.screenshot(path=str(ARTIFACTS / f"tablet-question-200-{viewport['width']}.png"), full_page=True)
+    # Through to the review, the typed temperature's screen checked on the way (an input and its unit).
+    form = page.locator("#question-form")
+    asked: list[str | None] = []
+    while not await page.locator("#screen-review").is_visible():
+        link_id = await form.get_attribute("data-link-id")
+        asked.append(link_id)
+        if link_id == "temperature":
+            await no_overflow(page, "screen-question")
+            await page.locator("#question-input").fill("38,6")
+        else:
+            options = page.locator("#question-answers .option")
+            await (options.filter(has_text="Oui") if link_id == "fever" else options.first).click()
+        await form.locator("[data-action=next]").click()
+        await page.wait_for_function(
+            "(id) => document.body.dataset.screen === 'screen-review' || document.querySelector('#question-form')"
+            ".dataset.linkId !== id",
+            arg=link_id,
+        )
+    assert "temperature" in asked, asked
+    for viewport in ({"width": 800, "height": 1280}, {"width": 1280, "height": 800}):
+        await page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        await no_overflow(page, "screen-review")
+    await page.get_by_role("button", name="Envoyer mes réponses").click()
+    await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)
+    await no_overflow(page, "screen-sent")
+    await page.get_by_role("button", name="Retour à l'accueil").click()
+    await page.set_viewport_size({"width": 800, "height": 1280})
+    await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+    await no_overflow(page, "screen-message")
+
+
+async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_tablet_not_ready(
+    service_env: dict[str, str], context: BrowserContext, tokens: TokenService
+) -> None:
+    async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
+        page = await context.new_page()
+        await page.add_init_script(RECORD_SPEECH)
+        await page.goto(f"{url}/tablet/")
+        config = await page.request.get(f"{url}/tablet/config.json")
+        assert (await config.json())["team_phone"] == TEAM_PHONE
+        call = f"Appeler l'équipe soignante : {TEAM_PHONE}"
+        setup = page.locator("#screen-setup .team-phone")
+        await expect(setup).to_have_text(call)
+        await expect(setup).to_have_attribute("href", "tel:0149812111")
+
+        page = await enrolled(url, context, tokens, RECORD_SPEECH)
+        link = page.locator("#screen-home .team-phone")
+        await expect(link).to_have_text(call)
+        await expect(link).to_have_attribute("href", "tel:0149812111")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "tablet-home-team-phone.png"), full_page=True)
+
+        await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+        await page.locator("#message-text").fill("J'ai de la fièvre.")
+        await page.get_by_role("button", name="Envoyer", exact=True).click()
+        await expect(page.locator("#sent-status")).to_have_text("Votre message a bien été envoyé à l'équipe.")
+        sent = page.locator("#screen-sent .team-phone")
+        await expect(sent).to_have_text(call)
+        await expect(sent).to_have_attribute("href", "tel:0149812111")
+        # The notice after sending, read aloud: what was done, the emergency number, the team's.
+        await page.locator("#screen-sent [data-listen]").click()
+        texts = [s["text"] for s in await spoken(page)]
+        assert texts[-3:] == [
+            "Votre message a bien été envoyé à l'équipe.",
+            await page.locator("#sent-notice").text_content(),
+            call,
+        ], texts
+        assert "appelez le 15" in texts[-2]
+
+
+async def test_not_now_keeps_the_draft_and_home_resumes_at_the_same_question(
+    tablet_url: str, context: BrowserContext, tokens: TokenService
+) -> None:
+    page = await enrolled(tablet_url, context, tokens, LOW_BATTERY)
+    # A tablet low and unplugged: a calm reminder on home, gone once the charger is in.
+    battery = page.locator("#battery-banner")
+    await expect(battery).to_have_text("Pensez à brancher la tablette.")
+    await page.evaluate("__battery.charging = true; __battery.dispatchEvent(new Event('chargingchange'))")
+    await expect(battery).to_be_hidden()
+    await page.evaluate("__battery.charging = false; __battery.dispatchEvent(new Event('chargingchange'))")
+    await expect(battery).to_be_visible()
+    await page.evaluate("__battery.level = 0.6; __battery.dispatchEvent(new Event('levelchange'))")
+    await expect(battery).to_be_hidden()
+
+    await first_question(page)
+    options = page.locator("#question-answers .option")
+    await options.filter(has_text="Jamais").click()
+    await page.locator("#question-form [data-action=next]").click()
+    await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "nausea.frequency")
+    await options.filter(has_text="Souvent").click()
+
+    await page.get_by_role("button", name="Pas maintenant").click()
+    note = page.locator("#paused-note")
+    await expect(note).to_have_text("Vos réponses sont gardées. Vous pourrez reprendre quand vous voudrez.")
+    draft = await page.evaluate(f"JSON.parse(localStorage.getItem('{DRAFT_KEY}'))")
+    assert draft["at"] == "nausea.frequency", draft
+    assert sorted(draft["answers"]) == ["diarrhoea.frequency", "nausea.frequency"], draft
+
+    await page.get_by_role("button", name="Reprendre le questionnaire").click()
+    await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "nausea.frequency")
+    await expect(note).to_be_hidden()
+    await expect(options.filter(has_text="Souvent")).to_have_attribute("aria-checked", "true")
+    await page.get_by_role("button", name="Précédent").click()
+    await expect(options.filter(has_text="Jamais")).to_have_attribute("aria-checked", "true")
+
+    # A temperature typed but not yet confirmed: kept too, through a reload, and checked when confirmed.
+    form = page.locator("#question-form")
+    while await form.get_attribute("data-link-id") != "temperature":
+        link_id = await form.get_attribute("data-link-id")
+        await (options.filter(has_text="Oui") if link_id == "fever" else options.first).click()
+        await form.locator("[data-action=next]").click()
+        await page.wait_for_function(
+            "(id) => document.querySelector('#question-form').dataset.linkId !== id", arg=link_id
+        )
+    await page.locator("#question-input").fill("38,6")
+    await page.get_by_role("button", name="Pas maintenant").click()
+    await expect(note).to_be_visible()
+    await page.reload()
+    await page.get_by_role("button", name="Reprendre le questionnaire").click()
+    await expect(form).to_have_attribute("data-link-id", "temperature")
+    await expect(page.locator("#question-input")).to_have_value("38,6")
+    await form.locator("[data-action=next]").click()
+    await expect(form).not_to_have_attribute("data-link-id", "temperature")
+    draft = await page.evaluate(f"JSON.parse(localStorage.getItem('{DRAFT_KEY}'))")
+    assert draft["answers"]["temperature"] == [38.6], draft
