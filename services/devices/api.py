@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -928,7 +929,13 @@ async def fleet(
 
 class Me(BaseModel):
     staff_id: str
+    name: str | None = Field(default=None, description="The display name the token carries (STAFF_TOKEN_NAME_CLAIM)")
     roles: list[str]
+    session_expires_in: int | None = Field(
+        default=None,
+        description="Seconds until this staff token expires: when the page renews it or warns (counted from now, "
+        "not from an end time a computer with a wrong clock would misread)",
+    )
 
 
 @router.get(
@@ -937,7 +944,13 @@ class Me(BaseModel):
     summary="Who this fleet manager is: the fleet page's sign-in (403 for staff without the fleet role)",
 )
 async def me(staff: FleetManager) -> Any:
-    return Me(staff_id=staff.staff_id, roles=sorted(staff.roles))
+    ends = staff.session_ends_at
+    return Me(
+        staff_id=staff.staff_id,
+        name=staff.name,
+        roles=sorted(staff.roles),
+        session_expires_in=None if ends is None else max(0, ends - int(time.time())),
+    )
 
 
 # --- The tablet's heartbeat --------------------------------------------------------------------------------------
