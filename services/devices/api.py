@@ -204,7 +204,7 @@ def _not_in_future(moment: datetime | None, now: datetime, what: str, pointer: s
     if moment is None:
         return now
     if moment > now + CLOCK_SLACK:
-        raise Problem(422, f"{what} cannot be recorded in the future.", pointer=pointer)
+        raise Problem(422, f"{what} cannot be recorded in the future.", kind="in-the-future", pointer=pointer)
     return moment
 
 
@@ -580,20 +580,27 @@ async def loan_tablet(
             raise Problem(
                 422,
                 "The agreement was signed more than 30 days ago: check the date, or have a new one signed.",
+                kind="agreement-too-old",
                 pointer="/agreement/signed_at",
             )
         try:
             expected = body.expected_return_on or default_expected_return(today, body.treatment_ends_on)
         except ValueError as exc:
-            raise Problem(422, str(exc), pointer="/treatment_ends_on") from None
+            raise Problem(422, str(exc), kind="treatment-ends-before-loan", pointer="/treatment_ends_on") from None
         if expected <= today:
-            raise Problem(422, "The expected return date must be after today.", pointer="/expected_return_on")
+            raise Problem(
+                422,
+                "The expected return date must be after today.",
+                kind="expected-return-out-of-range",
+                pointer="/expected_return_on",
+            )
         if expected > default_expected_return(today):
             # The device token lives until then (and a margin): a typing error must not make it live for ages.
             raise Problem(
                 422,
                 "The expected return date can be at most a year ahead, the loan's longest; lend the tablet again "
                 "when it is over.",
+                kind="expected-return-out-of-range",
                 pointer="/expected_return_on",
             )
         tablet = await _locked_tablet(conn, tablet_id)
@@ -707,7 +714,12 @@ async def return_tablet(
         loan = await repository.open_loan(conn, tablet_id)
         assert loan is not None  # a loaned tablet has its open loan (same transaction that moved it)
         if returned_at < loan["loaned_at"]:
-            raise Problem(422, "A tablet cannot come back before it was loaned.", pointer="/returned_at")
+            raise Problem(
+                422,
+                "A tablet cannot come back before it was loaned.",
+                kind="return-before-loan",
+                pointer="/returned_at",
+            )
         _only_lent(body.accessories_returned, loan, "/accessories_returned")
         missing = sorted(missing_accessories(loan["accessories"], body.accessories_returned))
         await repository.end_loan(
@@ -814,6 +826,7 @@ async def wipe_tablet(
                 422,
                 f"A wipe cannot be dated before the tablet came back ({since.isoformat(timespec='seconds')}): one "
                 "done earlier does not clear what was on it since. Check the date, or wipe it again.",
+                kind="wipe-before-return",
                 pointer="/wiped_at",
                 not_before=since.isoformat(),
             )
