@@ -262,10 +262,13 @@ async def test_refusals_are_told_in_french_the_english_detail_only_on_hover(
         "numéro, ou retrouvez-la avec le filtre « Numéro de série »."
     )
     await expect(message).to_have_attribute("title", re.compile("already registered"))
+    await expect(message).to_be_focused()
     await page.keyboard.press("Escape")
+    await expect(page.locator("#panel")).to_be_hidden()
 
     # A tablet lent by a colleague while her form was open: a second loan.
     await row(page, serial).get_by_role("button", name="Prêter").click()
+    await expect(page.locator("#panel-title")).to_have_text(f"Prêter la tablette {serial}")
     await page.get_by_label("Patient (identifiant pseudonyme)").fill(str(uuid.uuid4()))
     await page.get_by_label("Signature recueillie par").fill("ide-martin")
     async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
@@ -287,8 +290,10 @@ async def test_refusals_are_told_in_french_the_english_detail_only_on_hover(
         created = await client.post("/v1/tablets", json={"serial_number": other, "model": "Tab", "accessories": []})
         assert (await client.post(f"/v1/tablets/{created.json()['id']}/actions/provision", json={})).status_code == 200
     await page.keyboard.press("Escape")
+    await expect(page.locator("#panel")).to_be_hidden()
     await page.locator("#refresh").click()
     await row(page, other).get_by_role("button", name="Prêter").click()
+    await expect(page.locator("#panel-title")).to_have_text(f"Prêter la tablette {other}")
     await page.get_by_label("Patient (identifiant pseudonyme)").fill(str(uuid.uuid4()))
     await page.get_by_label("Convention signée le").fill("2020-01-06T10:00")
     await page.get_by_label("Signature recueillie par").fill("ide-martin")

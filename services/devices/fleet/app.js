@@ -411,7 +411,8 @@ const checkedIn = (form, name) => [...form.querySelectorAll(`input[name="${name}
  * API's own detail and the next submission, corrected, is a new command.
  */
 function commandForm(submitLabel, build, done) {
-  const message = h("p", { class: "message", role: "alert" });
+  // Focusable, so that the refusal takes the focus (and Escape still closes the form) once it is said.
+  const message = h("p", { class: "message", role: "alert", tabindex: "-1" });
   const submit = h("button", { type: "submit" }, submitLabel);
   const cancel = h("button", { type: "button", class: "secondary" }, "Annuler");
   cancel.addEventListener("click", closePanel);
