@@ -3,7 +3,6 @@ besides the alert API: sign-in help, who am I, and the French labels of the code
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,14 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.alerting.labels import reference as label_reference
 from services.alerting.repository import remember_staff
 from shared.auth import StaffPrincipal
+from shared.http import sign_in
 from shared.http.app import PlatformDep
 from shared.http.openapi import problem_responses
 from shared.http.page_security import SELF, PageSecurity
 from shared.http.problems import Problem
 from shared.http.security import require_staff
+from shared.http.sign_in import ProviderSignIn
 from shared.settings import DEV_AUTH_SECRET
-
-log = logging.getLogger(__name__)
 
 PAGES = Path(__file__).parent / "dashboard"
 
@@ -59,19 +58,6 @@ def _dev_login(platform: Any) -> bool:
     )
 
 
-class ProviderSignIn(BaseModel):
-    """What the page needs to sign a staff member in at the hospital's identity provider (authorization code with
-    PKCE, as a public client), read from the provider's discovery document by this server: the page does not
-    depend on the provider allowing it to read that document."""
-
-    issuer: str
-    client_id: str
-    scopes: str = Field(description="Space-separated, openid among them")
-    authorization_endpoint: str
-    token_endpoint: str = Field(description="The page exchanges its code there: the provider must allow its origin")
-    end_session_endpoint: str | None = Field(description="Where signing out ends the provider's session too")
-
-
 class DashboardConfig(BaseModel):
     environment: str
     dev_login: bool
@@ -92,37 +78,27 @@ class DashboardConfig(BaseModel):
 
 
 async def provider_sign_in(platform: Any) -> tuple[ProviderSignIn | None, bool]:
-    """The identity provider's sign-in for the page, and whether it is configured but out of reach just now."""
-    settings = platform.settings
-    client_id = getattr(settings, "dashboard_oidc_client_id", None)
-    provider = platform.tokens.provider
-    if client_id is None or provider is None:
-        return None, False
-    endpoints = await provider.sign_in_endpoints()
-    if endpoints is None:
-        return None, True
+    """The dashboard's sign-in with the identity provider, and whether it is configured but out of reach."""
+    return await sign_in.provider_sign_in(platform, *_client(platform.settings))
+
+
+def _client(settings: Any) -> tuple[str | None, str]:
+    """The dashboard's client id at the provider (DASHBOARD_OIDC_CLIENT_ID) and the scopes it asks for."""
     return (
-        ProviderSignIn(
-            issuer=provider.issuer,
-            client_id=client_id,
-            scopes=settings.dashboard_oidc_scopes,
-            authorization_endpoint=endpoints.authorization_endpoint,
-            token_endpoint=endpoints.token_endpoint,
-            end_session_endpoint=endpoints.end_session_endpoint,
-        ),
-        False,
+        getattr(settings, "dashboard_oidc_client_id", None),
+        getattr(settings, "dashboard_oidc_scopes", sign_in.DEFAULT_SCOPES),
     )
 
 
 @router.get("/dashboard/config", response_model=DashboardConfig, summary="How to sign in here (no token needed)")
 async def dashboard_config(platform: PlatformDep) -> Any:
     dev = _dev_login(platform)
-    sign_in, unavailable = await provider_sign_in(platform)
+    provider, unavailable = await provider_sign_in(platform)
     return DashboardConfig(
         environment=platform.settings.environment,
         dev_login=dev,
         dev_users=list(DEV_USERS) if dev else [],
-        provider_sign_in=sign_in,
+        provider_sign_in=provider,
         provider_unavailable=unavailable,
         questionnaire_url=str(getattr(platform.settings, "questionnaire_public_url", "")),
     )
@@ -142,14 +118,7 @@ async def page_headers(platform: Any) -> dict[str, str]:
     refresh). The authorization and end-session endpoints are top-level navigations, which no directive restricts
     here."""
     page = DASHBOARD_PAGE.connecting_to(getattr(platform.settings, "questionnaire_public_url", None))
-    sign_in, _ = await provider_sign_in(platform)
-    if sign_in is not None:
-        try:
-            page = page.connecting_to(sign_in.token_endpoint)
-        except ValueError:
-            # The provider's discovery document, not this deployment's settings, named it: the page is still served
-            # (a pasted token still signs in), its policy as strict as without the provider.
-            log.warning("identity provider: its token endpoint has no origin a page may reach; left out of the policy")
+    page = await sign_in.allowing_sign_in(page, platform, *_client(platform.settings))
     return page.headers()
 
 

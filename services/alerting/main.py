@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from services.alerting.patients_api import router as patients_router
 from services.alerting.service_levels import ServiceLevels
 from services.alerting.team_api import router as team_router
 from shared.audit import StreamAccessTrail
+from shared.http import sign_in
 from shared.http.app import WEB_MODULES, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.fanout import StreamFanout
@@ -67,10 +67,6 @@ def load_rule_set(path: Path) -> RuleSet:
         raise ValueError(f"ALERT_RULES_FILE {path}: {faults}") from None
 
 
-# A client id or a scope (RFC 6749 appendix A): printable ASCII, no space, quote or backslash.
-_OAUTH_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,255}")
-
-
 class AlertingSettings(ServiceSettings):
     escalation_check_s: float = Field(default=30.0, gt=0, alias="ESCALATION_CHECK_S")
     # Development sign-in on the dashboard (pick a user): never in production, whatever this says.
@@ -78,36 +74,23 @@ class AlertingSettings(ServiceSettings):
     # Sign-in with the hospital's identity provider (OpenID Connect, authorization code + PKCE): the dashboard's
     # client id there (a public client: no secret), and the scopes it asks for. Unset, no such button.
     dashboard_oidc_client_id: str | None = Field(default=None, alias="DASHBOARD_OIDC_CLIENT_ID")
-    dashboard_oidc_scopes: str = Field(default="openid profile", alias="DASHBOARD_OIDC_SCOPES")
+    dashboard_oidc_scopes: str = Field(default=sign_in.DEFAULT_SCOPES, alias="DASHBOARD_OIDC_SCOPES")
 
     @field_validator("dashboard_oidc_client_id")
     @classmethod
     def _client_id(cls, value: str | None) -> str | None:
-        if value is not None and not _OAUTH_TOKEN.fullmatch(value):
-            raise ValueError(
-                f"DASHBOARD_OIDC_CLIENT_ID must be the dashboard's client id at the identity provider (printable "
-                f"characters, no spaces, at most 255), got {value!r}"
-            )
-        return value
+        return sign_in.client_id(value, "DASHBOARD_OIDC_CLIENT_ID", "the dashboard's")
 
     @field_validator("dashboard_oidc_scopes")
     @classmethod
     def _scopes(cls, value: str) -> str:
-        scopes = value.split()
-        if "openid" not in scopes or not all(_OAUTH_TOKEN.fullmatch(scope) for scope in scopes):
-            raise ValueError(
-                f"DASHBOARD_OIDC_SCOPES must be space-separated scopes including openid (such as 'openid profile'), "
-                f"got {value!r}"
-            )
-        return " ".join(scopes)
+        return sign_in.scopes(value, "DASHBOARD_OIDC_SCOPES")
 
     @model_validator(mode="after")
     def _client_needs_provider(self) -> AlertingSettings:
-        if self.dashboard_oidc_client_id is not None and self.staff_token_issuer is None:
-            raise ValueError(
-                "DASHBOARD_OIDC_CLIENT_ID needs STAFF_TOKEN_ISSUER and STAFF_TOKEN_AUDIENCE: the dashboard signs in "
-                "with that identity provider"
-            )
+        sign_in.needs_provider(
+            self.dashboard_oidc_client_id, self.staff_token_issuer, "DASHBOARD_OIDC_CLIENT_ID", "the dashboard"
+        )
         return self
 
     # CLINICAL.md §4: a RED alert is to be taken within this much opening time (ORANGE: by the next business day's end).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -203,7 +204,7 @@ def _not_in_future(moment: datetime | None, now: datetime, what: str, pointer: s
     if moment is None:
         return now
     if moment > now + CLOCK_SLACK:
-        raise Problem(422, f"{what} cannot be recorded in the future.", pointer=pointer)
+        raise Problem(422, f"{what} cannot be recorded in the future.", kind="in-the-future", pointer=pointer)
     return moment
 
 
@@ -579,20 +580,27 @@ async def loan_tablet(
             raise Problem(
                 422,
                 "The agreement was signed more than 30 days ago: check the date, or have a new one signed.",
+                kind="agreement-too-old",
                 pointer="/agreement/signed_at",
             )
         try:
             expected = body.expected_return_on or default_expected_return(today, body.treatment_ends_on)
         except ValueError as exc:
-            raise Problem(422, str(exc), pointer="/treatment_ends_on") from None
+            raise Problem(422, str(exc), kind="treatment-ends-before-loan", pointer="/treatment_ends_on") from None
         if expected <= today:
-            raise Problem(422, "The expected return date must be after today.", pointer="/expected_return_on")
+            raise Problem(
+                422,
+                "The expected return date must be after today.",
+                kind="expected-return-out-of-range",
+                pointer="/expected_return_on",
+            )
         if expected > default_expected_return(today):
             # The device token lives until then (and a margin): a typing error must not make it live for ages.
             raise Problem(
                 422,
                 "The expected return date can be at most a year ahead, the loan's longest; lend the tablet again "
                 "when it is over.",
+                kind="expected-return-out-of-range",
                 pointer="/expected_return_on",
             )
         tablet = await _locked_tablet(conn, tablet_id)
@@ -706,7 +714,12 @@ async def return_tablet(
         loan = await repository.open_loan(conn, tablet_id)
         assert loan is not None  # a loaned tablet has its open loan (same transaction that moved it)
         if returned_at < loan["loaned_at"]:
-            raise Problem(422, "A tablet cannot come back before it was loaned.", pointer="/returned_at")
+            raise Problem(
+                422,
+                "A tablet cannot come back before it was loaned.",
+                kind="return-before-loan",
+                pointer="/returned_at",
+            )
         _only_lent(body.accessories_returned, loan, "/accessories_returned")
         missing = sorted(missing_accessories(loan["accessories"], body.accessories_returned))
         await repository.end_loan(
@@ -813,6 +826,7 @@ async def wipe_tablet(
                 422,
                 f"A wipe cannot be dated before the tablet came back ({since.isoformat(timespec='seconds')}): one "
                 "done earlier does not clear what was on it since. Check the date, or wipe it again.",
+                kind="wipe-before-return",
                 pointer="/wiped_at",
                 not_before=since.isoformat(),
             )
@@ -928,7 +942,13 @@ async def fleet(
 
 class Me(BaseModel):
     staff_id: str
+    name: str | None = Field(default=None, description="The display name the token carries (STAFF_TOKEN_NAME_CLAIM)")
     roles: list[str]
+    session_expires_in: int | None = Field(
+        default=None,
+        description="Seconds until this staff token expires: when the page renews it or warns (counted from now, "
+        "not from an end time a computer with a wrong clock would misread)",
+    )
 
 
 @router.get(
@@ -937,7 +957,13 @@ class Me(BaseModel):
     summary="Who this fleet manager is: the fleet page's sign-in (403 for staff without the fleet role)",
 )
 async def me(staff: FleetManager) -> Any:
-    return Me(staff_id=staff.staff_id, roles=sorted(staff.roles))
+    ends = staff.session_ends_at
+    return Me(
+        staff_id=staff.staff_id,
+        name=staff.name,
+        roles=sorted(staff.roles),
+        session_expires_in=None if ends is None else max(0, ends - int(time.time())),
+    )
 
 
 # --- The tablet's heartbeat --------------------------------------------------------------------------------------

@@ -6,19 +6,47 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
+from shared.http import sign_in
 from shared.http.app import PlatformDep
 from shared.http.page_security import SELF, PageSecurity
+from shared.http.sign_in import ProviderSignIn
 
 PAGES = Path(__file__).parent / "fleet"
 
 page_router = APIRouter()
 
 
+class FleetConfig(BaseModel):
+    development: bool = Field(description="Whether the page may say how to get a development token")
+    provider_sign_in: ProviderSignIn | None = Field(
+        default=None,
+        description="Sign-in with the hospital's identity provider (FLEET_OIDC_CLIENT_ID), when configured and its "
+        "endpoints are known",
+    )
+    provider_unavailable: bool = Field(
+        default=False, description="That sign-in is configured but the provider's discovery document cannot be had"
+    )
+
+
+def _client(settings: Any) -> tuple[str | None, str]:
+    """The fleet page's client id at the provider (FLEET_OIDC_CLIENT_ID) and the scopes it asks for."""
+    return getattr(settings, "fleet_oidc_client_id", None), getattr(
+        settings, "fleet_oidc_scopes", sign_in.DEFAULT_SCOPES
+    )
+
+
 @page_router.get("/fleet/config.json", include_in_schema=False)
-async def fleet_config(platform: PlatformDep) -> dict[str, Any]:
-    """Whether the page may say how to get a development token (never where it would be worth something)."""
-    return {"development": platform.settings.environment != "production"}
+async def fleet_config(platform: PlatformDep) -> FleetConfig:
+    """How the page signs people in: the development hint (never where a token from it would be worth something)
+    and the hospital's identity provider, as the dashboard's config says it (shared.http.sign_in)."""
+    provider, unavailable = await sign_in.provider_sign_in(platform, *_client(platform.settings))
+    return FleetConfig(
+        development=platform.settings.environment != "production",
+        provider_sign_in=provider,
+        provider_unavailable=unavailable,
+    )
 
 
 # The page runs its own files only and calls this service only: a script injected somehow could neither load code
@@ -28,4 +56,8 @@ FLEET_PAGE = PageSecurity(img_src=(SELF, "data:"))
 
 
 async def page_headers(platform: Any) -> dict[str, str]:
-    return {**FLEET_PAGE.headers(), "Cache-Control": "no-cache"}
+    """The fleet page also calls the identity provider's token endpoint when it signs in there (the code exchange
+    and the silent refresh); going to the provider's sign-in and end-session pages are top-level navigations, which
+    no directive here restricts."""
+    page = await sign_in.allowing_sign_in(FLEET_PAGE, platform, *_client(platform.settings))
+    return {**page.headers(), "Cache-Control": "no-cache"}

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.devices import handlers
@@ -16,6 +16,7 @@ from services.devices.domain import SilencePolicy
 from services.devices.fleet_page import PAGES, page_headers, page_router
 from services.devices.heartbeats import HeartbeatWriter
 from services.devices.silence import heartbeat_retention, silence_watch
+from shared.http import sign_in
 from shared.http.app import WEB_MODULES, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import ConsumerSpec
@@ -46,6 +47,29 @@ class DevicesSettings(ServiceSettings):
     @classmethod
     def _public_url(cls, value: str) -> str:
         return web_address(value, "QUESTIONNAIRE_PUBLIC_URL")
+
+    # Sign-in on the fleet page with the hospital's identity provider (OpenID Connect, authorization code + PKCE):
+    # the page's own client id there (a public client: no secret), and the scopes it asks for; checked as the
+    # dashboard's are (shared.http.sign_in). Unset, no such button: the fleet manager pastes a token.
+    fleet_oidc_client_id: str | None = Field(default=None, alias="FLEET_OIDC_CLIENT_ID")
+    fleet_oidc_scopes: str = Field(default=sign_in.DEFAULT_SCOPES, alias="FLEET_OIDC_SCOPES")
+
+    @field_validator("fleet_oidc_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        return sign_in.client_id(value, "FLEET_OIDC_CLIENT_ID", "the fleet page's")
+
+    @field_validator("fleet_oidc_scopes")
+    @classmethod
+    def _scopes(cls, value: str) -> str:
+        return sign_in.scopes(value, "FLEET_OIDC_SCOPES")
+
+    @model_validator(mode="after")
+    def _client_needs_provider(self) -> DevicesSettings:
+        sign_in.needs_provider(
+            self.fleet_oidc_client_id, self.staff_token_issuer, "FLEET_OIDC_CLIENT_ID", "the fleet page"
+        )
+        return self
 
     @field_validator("tablet_origins", mode="before")
     @classmethod

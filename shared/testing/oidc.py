@@ -5,6 +5,8 @@ set, at Keycloak's paths); ``SigningKey`` signs the tokens it would issue. Nothi
 With ``sign_in``, it also signs a browser in as a public client would be (authorization code with PKCE S256):
 ``/auth`` redirects back with a code bound to the ``code_challenge``, ``/token`` checks the ``code_verifier``,
 ``redirect_uri`` and ``client_id`` (with CORS for the page's origin) and answers an access token for ``user``.
+Its end-session endpoint sends the browser back to the page only with a valid ``id_token_hint`` (an ID token it
+issued for that client), as Keycloak does without asking; without one it shows Keycloak's "Do you want to log out?".
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class SignIn:
     refreshable: set[str] = field(default_factory=set)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     exchanges: list[dict[str, str]] = field(default_factory=list)
+    # Each sign-out: the hint's subject (None: no hint, hence the confirmation page) and where it went back to.
+    sign_outs: list[dict[str, str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -208,6 +212,34 @@ class FakeIdentityProvider:
         )
         return 200, {**self._tokens(sign_in), "id_token": id_token, "scope": pending["scope"]}
 
+    def _end_session(self, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """RP-initiated logout: back to the page at once with a hint this provider issued for that client; without
+        a hint, the confirmation page (the browser stays there); with a hint that is not one, or another client's
+        address, an error page."""
+        sign_in = self.sign_in
+        assert sign_in is not None
+        back = query.get("post_logout_redirect_uri", "")
+        if back != sign_in.redirect_uri or query.get("client_id", sign_in.client_id) != sign_in.client_id:
+            return 400, {}, b"post_logout_redirect_uri or client_id not registered"
+        hint = query.get("id_token_hint")
+        if hint is None:
+            sign_in.sign_outs.append({"sub": None, "back": None})
+            page = b"<!doctype html><title>Logging out</title><p>Do you want to log out?</p><button>Logout</button>"
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, page
+        try:
+            claims = jwt.decode(
+                hint,
+                sign_in.key.private.public_key(),
+                algorithms=[sign_in.key.alg],
+                audience=sign_in.client_id,
+                issuer=self.issuer,
+                options={"verify_exp": False, "require": ["sub"]},  # an expired ID token still names the session
+            )
+        except jwt.PyJWTError:
+            return 400, {}, b"invalid id_token_hint"
+        sign_in.sign_outs.append({"sub": claims["sub"], "back": back})
+        return 302, {"Location": back}, b""
+
     def _tokens(self, sign_in: SignIn) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "access_token": self.access_token(),
@@ -231,11 +263,7 @@ class FakeIdentityProvider:
                     self._answer(*state._authorize({k: v[0] for k, v in parse_qs(query).items()}))
                     return
                 if path == LOGOUT_PATH and state.sign_in is not None:
-                    back = parse_qs(query).get("post_logout_redirect_uri", [""])[0]
-                    if back == state.sign_in.redirect_uri:
-                        self._answer(302, {"Location": back}, b"")
-                    else:
-                        self._answer(400, {}, b"post_logout_redirect_uri not registered")
+                    self._answer(*state._end_session({k: v[0] for k, v in parse_qs(query).items()}))
                     return
                 status, body = state.documents.get(path, (404, {"error": "not found"}))
                 self._answer(status, {"Content-Type": "application/json"}, json.dumps(body).encode())

@@ -12,6 +12,7 @@ export { append, h, newKey } from "./page.js";
 const ZONE = "Europe/Paris";
 const DAY = new Intl.DateTimeFormat("fr-FR", { timeZone: ZONE, day: "numeric", month: "long", year: "numeric" });
 const DAY_TIME = new Intl.DateTimeFormat("fr-FR", { timeZone: ZONE, dateStyle: "short", timeStyle: "short" });
+const TIME = new Intl.DateTimeFormat("fr-FR", { timeZone: ZONE, hour: "2-digit", minute: "2-digit" });
 const NUMBER = new Intl.NumberFormat("fr-FR");
 
 /** "12 mars 2026" for a calendar date (YYYY-MM-DD, no zone: the day as written) or an instant. */
@@ -25,6 +26,12 @@ export function formatDateTime(value) {
   if (!value) return "—";
   const moment = new Date(value);
   return Number.isNaN(moment.getTime()) ? "—" : DAY_TIME.format(moment);
+}
+
+/** "14:05" (Paris time) for an instant. */
+export function formatTime(value) {
+  const moment = new Date(value);
+  return Number.isNaN(moment.getTime()) ? "—" : TIME.format(moment);
 }
 
 export function formatNumber(value) {

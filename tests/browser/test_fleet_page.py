@@ -5,6 +5,7 @@ need attention with the silent tablets first, and a nurse's token turned away.""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -222,10 +223,12 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
     await expect(page.locator("#status")).to_have_text("Tous les accessoires sont revenus.")
     await expect(missing).to_have_count(0)
 
-    # A wipe without its proof is refused, the API's reason shown; the corrected form is a new command.
+    # A wipe without its proof is refused, said in French; the corrected form is a new command.
     await row(page, serial).get_by_role("button", name="Enregistrer l'effacement").click()
     await page.locator("#panel").get_by_role("button", name="Enregistrer l'effacement").click()
-    await expect(page.locator("#panel .message")).to_contain_text("Ce n'est pas enregistré :")
+    await expect(page.locator("#panel .message")).to_have_text(
+        "Ce n'est pas enregistré. Indiquez la preuve de l'effacement (n° de tâche MDM ou de fiche signée)."
+    )
     await page.get_by_label("Preuve").fill("MDM-4521")
     await page.locator("#panel").get_by_role("button", name="Enregistrer l'effacement").click()
     await expect(page.locator("#status")).to_have_text(f"Tablette {serial} effacée.")
@@ -235,3 +238,66 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
     await page.get_by_label("Volée (sinon : perdue)").check()
     await page.locator("#panel").get_by_role("button", name="Déclarer").click()
     await expect(row(page, serial).locator(".state")).to_have_text("Volée")
+
+
+async def test_refusals_are_told_in_french_the_english_detail_only_on_hover(
+    office: Office, context: BrowserContext
+) -> None:
+    serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
+    async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
+        registered = await client.post(
+            "/v1/tablets", json={"serial_number": serial, "model": "Galaxy Tab A9", "accessories": []}
+        )
+        tablet = registered.json()["id"]
+        assert (await client.post(f"/v1/tablets/{tablet}/actions/provision", json={})).status_code == 200
+    page = await office.page(context)
+    message = page.locator("#panel .message")
+
+    # A serial number already registered.
+    await page.locator("#register-open").click()
+    await page.locator("#panel").get_by_label("Numéro de série").fill(serial.lower())
+    await page.get_by_role("button", name="Enregistrer", exact=True).click()
+    await expect(message).to_have_text(
+        "Ce n'est pas enregistré. Une tablette portant ce numéro de série est déjà enregistrée : vérifiez le "
+        "numéro, ou retrouvez-la avec le filtre « Numéro de série »."
+    )
+    await expect(message).to_have_attribute("title", re.compile("already registered"))
+    await expect(message).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#panel")).to_be_hidden()
+
+    # A tablet lent by a colleague while her form was open: a second loan.
+    await row(page, serial).get_by_role("button", name="Prêter").click()
+    await expect(page.locator("#panel-title")).to_have_text(f"Prêter la tablette {serial}")
+    await page.get_by_label("Patient (identifiant pseudonyme)").fill(str(uuid.uuid4()))
+    await page.get_by_label("Signature recueillie par").fill("ide-martin")
+    async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
+        loan = {
+            "patient_id": str(uuid.uuid4()),
+            "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-karim"},
+            "accessories": [],
+        }
+        assert (await client.post(f"/v1/tablets/{tablet}/loan", json=loan)).status_code == 201
+    await page.locator("#panel").get_by_role("button", name="Prêter").click()
+    await expect(message).to_have_text(
+        "Ce n'est pas enregistré. Cette tablette est déjà prêtée : enregistrez d'abord son retour, ou choisissez "
+        "une autre tablette."
+    )
+
+    # An agreement signed more than 30 days ago (on another tablet, ready to lend).
+    async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
+        other = f"R52-{uuid.uuid4().hex[:8]}".upper()
+        created = await client.post("/v1/tablets", json={"serial_number": other, "model": "Tab", "accessories": []})
+        assert (await client.post(f"/v1/tablets/{created.json()['id']}/actions/provision", json={})).status_code == 200
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#panel")).to_be_hidden()
+    await page.locator("#refresh").click()
+    await row(page, other).get_by_role("button", name="Prêter").click()
+    await expect(page.locator("#panel-title")).to_have_text(f"Prêter la tablette {other}")
+    await page.get_by_label("Patient (identifiant pseudonyme)").fill(str(uuid.uuid4()))
+    await page.get_by_label("Convention signée le").fill("2020-01-06T10:00")
+    await page.get_by_label("Signature recueillie par").fill("ide-martin")
+    await page.locator("#panel").get_by_role("button", name="Prêter").click()
+    await expect(message).to_contain_text("La convention a été signée il y a plus de 30 jours")
+    for text in await page.locator("#panel, #status").all_inner_texts():
+        assert "agreement" not in text and "already" not in text, text

@@ -1,6 +1,7 @@
 """A nurse signs in to the dashboard with the hospital's account: Chromium goes to the test's identity provider
 (authorization code with PKCE), comes back signed in under her name, and her colleagues see that name beside what
-she does. A forged answer, a refusal and an account without the nurse's role sign nobody in."""
+she does; she signs out through the provider, with her ID token as the hint. A forged answer, a refusal and an
+account without the nurse's role sign nobody in."""
 
 from __future__ import annotations
 
@@ -94,10 +95,15 @@ async def test_a_nurse_signs_in_with_the_hospital_account_and_colleagues_see_her
     await expect(rows(colleague).first).to_contain_text("Prise par Claire Martin")
     await expect(rows(colleague).first).not_to_contain_text(CLAIRE["sub"])
 
+    # Signing out goes through the provider with the ID token of this sign-in as its hint (no "Do you want to log
+    # out?" there), and comes back to the dashboard signed out.
     await page.get_by_role("button", name="Se déconnecter").click()
     await expect(page.get_by_role("button", name=BUTTON)).to_be_visible()
     assert LOGOUT_PATH in idp.requests
+    assert idp.sign_in.sign_outs == [{"sub": CLAIRE["sub"], "back": f"{ward.url}/dashboard/"}]
+    assert page.url == f"{ward.url}/dashboard/"
     assert await stored_token(page) is None
+    assert await page.evaluate("sessionStorage.getItem('oncofollow.idToken')") is None
 
 
 async def test_a_forged_answer_a_refusal_or_an_account_without_the_role_signs_nobody_in(

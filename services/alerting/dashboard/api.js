@@ -180,7 +180,6 @@ async function exchange(method, path, { body, auth = true, signal, headers: extr
 const enc = encodeURIComponent;
 
 export const api = {
-  config: () => request("GET", "/v1/dashboard/config", { auth: false }),
   devToken: (staffId) => request("POST", "/v1/dashboard/dev-token", { auth: false, body: { staff_id: staffId } }),
   me: () => request("GET", "/v1/me"),
   reference: () => request("GET", "/v1/reference"),

@@ -12,16 +12,7 @@ import {
   setToken,
 } from "./api.js";
 import { AlertStream } from "./stream.js";
-import {
-  beginSignIn,
-  completeSignIn,
-  forgetProviderSession,
-  hasRefreshToken,
-  refresh as refreshProviderToken,
-  SignInError,
-  signedInWithProvider,
-  takeCallback,
-} from "./oidc.js";
+import { pageSignIn, SignInError } from "/web/oidc.js";
 import { announce, clear, clearAnnouncements, h, toast, toastError } from "./dom.js";
 import {
   addDays,
@@ -57,13 +48,20 @@ const TICK_MS = 30000;
 const BANNER_MS = 8000;
 const SEEN_EVENTS_MAX = 2000;
 const UUIDISH = /^[0-9a-fA-F-]{8,64}$/;
-const SESSION_WARNING_MS = 5 * 60 * 1000; // how long before the staff token expires the nurse is warned
-const REFRESH_BEFORE_MS = 60 * 1000; // how long before it expires a token from the provider is renewed silently
 // The roles without which the dashboard shows nothing (its alert list is the nurses').
 const DASHBOARD_ROLE = "nurse";
 const CLOSING_DRAFT_MS = 15 * 60 * 1000; // how long a closing cut short by an expired session is kept
 
 const $ = (id) => document.getElementById(id);
+
+// The sign-in with the hospital's identity provider, as every staff page does it (shared/web/oidc.js); its keys are
+// the dashboard's, as they were before the module was shared.
+const signIn = pageSignIn({
+  configUrl: "/v1/dashboard/config",
+  storagePrefix: "oncofollow",
+  role: DASHBOARD_ROLE,
+  report: (message) => showSignIn(message),
+});
 
 const state = {
   config: null,
@@ -84,7 +82,6 @@ const state = {
 const sound = new Sound();
 let stream = null;
 let tickTimer = null;
-let sessionTimer = null;
 // Which nurse's session a request belongs to: each sign-out starts a new one, and an answer that comes back for an
 // earlier one is not shown (she may be gone, and the next nurse signed in meanwhile).
 let sessionGeneration = 0;
@@ -117,15 +114,12 @@ function showSignIn(message = "") {
   else $("provider-sign-in").focus();
 }
 
-function providerConfig() {
-  return state.config && state.config.provider_sign_in ? state.config.provider_sign_in : null;
-}
-
 function renderProviderSignIn() {
-  const configured = Boolean(providerConfig() || (state.config && state.config.provider_unavailable));
-  $("provider-login").hidden = !configured;
-  $("provider-sign-in").disabled = !providerConfig();
-  $("provider-unavailable").hidden = Boolean(providerConfig());
+  signIn.showButton({
+    section: $("provider-login"),
+    button: $("provider-sign-in"),
+    unavailable: $("provider-unavailable"),
+  });
 }
 
 function renderDevUsers() {
@@ -162,13 +156,13 @@ function renderDevUsers() {
 async function signInWithToken(token, { fromProvider = false } = {}) {
   setToken(token);
   // A reload keeps the provider's token in this tab: its expiry then says to sign in with the hospital's account.
-  const providerToken = fromProvider || signedInWithProvider();
+  const providerToken = fromProvider || signIn.signedInWithProvider();
   try {
     const me = await api.me();
     if (!me || typeof me.staff_id !== "string") throw new ApiError(500, "", "Réponse inattendue du serveur (/v1/me).");
-    if (fromProvider && !(Array.isArray(me.roles) && me.roles.includes(DASHBOARD_ROLE))) {
+    if (fromProvider && !signIn.hasRole(me)) {
       clearToken();
-      forgetProviderSession(null);
+      signIn.forget();
       showSignIn(NO_ROLE);
       return;
     }
@@ -176,11 +170,11 @@ async function signInWithToken(token, { fromProvider = false } = {}) {
   } catch (error) {
     if (fromProvider && error instanceof ApiError && error.status === 403) {
       clearToken();
-      forgetProviderSession(null);
+      signIn.forget();
       showSignIn(NO_ROLE);
     } else if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
       clearToken();
-      forgetProviderSession(null);
+      signIn.forget();
       showSignIn(
         error.status === 401 && fromProvider
           ? "Le tableau de bord n'a pas reconnu la connexion de l'hôpital. Réessayez, ou prévenez le support informatique."
@@ -204,7 +198,7 @@ const NO_ROLE =
 /** The code the provider sent back to this page: exchanged for a token, then signed in with it (or a message). */
 async function signInFromProvider(callback) {
   try {
-    const body = await completeSignIn(providerConfig(), callback);
+    const body = await signIn.complete(callback);
     await signInWithToken(body.access_token, { fromProvider: true });
   } catch (error) {
     clearToken();
@@ -214,7 +208,7 @@ async function signInFromProvider(callback) {
 
 /** The nurse chose to leave: her session here ends, and the provider's too when it has an end-session endpoint. */
 function signOutByChoice() {
-  const endSession = forgetProviderSession(providerConfig());
+  const endSession = signIn.endSession();
   signOut("Vous êtes déconnecté·e.");
   if (endSession) location.assign(endSession);
 }
@@ -231,13 +225,11 @@ function signOut(message = "", { keepDraft = false } = {}) {
   }
   clearInterval(tickTimer);
   tickTimer = null;
-  clearTimeout(sessionTimer);
-  sessionTimer = null;
   hideSessionWarning();
   hideBanner();
   forgetActivity();
   clearToken();
-  forgetProviderSession(null);
+  signIn.forget();
   state.me = null;
   state.alerts = [];
   ownSteps.clear();
@@ -296,53 +288,30 @@ onUnauthorized(() => {
   if (state.me) signOut("Votre session a expiré ou a été révoquée. Reconnectez-vous.", { keepDraft: true });
 });
 
-/** A banner a few minutes before the staff token expires, so that nothing is cut short unannounced. */
+/**
+ * A token from the provider is renewed shortly before it expires, without a word; the banner comes a few minutes
+ * before the end otherwise (a pasted token, no refresh token, or the provider refused: her session there ended).
+ */
 function watchSession(me) {
-  clearTimeout(sessionTimer);
   hideSessionWarning();
-  // Counted from the seconds left, not from the end time: this computer's clock may be wrong.
-  if (typeof me.session_expires_in !== "number") return;
-  const endsAt = Date.now() + me.session_expires_in * 1000;
-  if (signedInWithProvider() && hasRefreshToken()) {
-    // The provider gave a refresh token: a new access token shortly before this one expires, without a word; the
-    // banner below comes only if the provider refuses (her session there ended, or was revoked).
-    const generation = sessionGeneration;
-    const lead = Math.min(REFRESH_BEFORE_MS, (me.session_expires_in * 1000) / 2);
-    sessionTimer = setTimeout(() => renewSession(generation, endsAt), Math.max(0, endsAt - lead - Date.now()));
-    return;
-  }
-  warnBeforeEnd(endsAt);
-}
-
-async function renewSession(generation, endsAt) {
-  if (!isCurrentSession(generation)) return;
-  const body = await refreshProviderToken(providerConfig());
-  if (!isCurrentSession(generation)) return;
-  if (body) {
-    setToken(body.access_token);
-    try {
-      const me = await api.me();
-      if (isCurrentSession(generation) && me) {
-        watchSession(me);
-        return;
+  const generation = sessionGeneration;
+  signIn.watch(me.session_expires_in, {
+    renewed: async (body) => {
+      if (!isCurrentSession(generation)) return undefined;
+      setToken(body.access_token);
+      try {
+        const renewed = await api.me();
+        if (!isCurrentSession(generation)) return undefined;
+        return renewed && typeof renewed.session_expires_in === "number" ? renewed.session_expires_in : null;
+      } catch (error) {
+        return endedWithSession(error) ? undefined : null;
       }
-    } catch (error) {
-      if (endedWithSession(error)) return;
-    }
-  }
-  warnBeforeEnd(endsAt);
-}
-
-function warnBeforeEnd(endsAt) {
-  clearTimeout(sessionTimer);
-  sessionTimer = setTimeout(
-    () => {
-      if (!state.me) return;
-      const at = formatTime(new Date(endsAt));
-      showSessionWarning(`Votre session se termine à ${at} — reconnectez-vous pour continuer.`);
     },
-    Math.max(0, endsAt - SESSION_WARNING_MS - Date.now()),
-  );
+    warn: (endsAt) => {
+      if (!state.me) return;
+      showSessionWarning(`Votre session se termine à ${formatTime(endsAt)} — reconnectez-vous pour continuer.`);
+    },
+  });
 }
 
 /**
@@ -1288,15 +1257,9 @@ function wire() {
 
   $("sign-out").addEventListener("click", signOutByChoice);
   $("provider-sign-in").addEventListener("click", async () => {
-    const provider = providerConfig();
-    if (!provider) return;
     $("provider-sign-in").disabled = true;
-    try {
-      await beginSignIn(provider);
-    } catch {
-      $("provider-sign-in").disabled = false;
-      showSignIn("La connexion avec le compte de l'hôpital n'a pas pu démarrer dans ce navigateur.");
-    }
+    await signIn.begin(); // the page is left, or the sign-in screen says why not
+    renderProviderSignIn();
   });
   $("session-renew").addEventListener("click", () => signOut("Reconnectez-vous pour continuer."));
 
@@ -1423,12 +1386,8 @@ async function boot() {
   wire();
   // Before anything else: the provider's answer leaves the address bar (a code is good once, and never belongs in
   // the history), then the config names the endpoint to exchange it at.
-  const callback = takeCallback();
-  try {
-    state.config = await api.config();
-  } catch (error) {
-    state.config = null;
-  }
+  const callback = signIn.takeCallback();
+  state.config = await signIn.loadConfig();
   if (callback) {
     await signInFromProvider(callback);
   } else if (getToken()) {

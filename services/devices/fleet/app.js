@@ -1,5 +1,6 @@
-// The fleet manager's page: sign in with a pasted staff token (role "fleet"), the fleet at a glance, the tablets,
-// and each step of a tablet's life through the fleet API. Every command carries an Idempotency-Key made when its
+// The fleet manager's page: sign in with the hospital's account (shared/web/oidc.js, as the nurse dashboard does) or
+// a pasted staff token (role "fleet"), the fleet at a glance, the tablets, and each step of a tablet's life through
+// the fleet API. Every command carries an Idempotency-Key made when its
 // form is opened: a double click, or a retry after the network failed, records it once.
 
 import {
@@ -8,12 +9,15 @@ import {
   formatDateTime,
   formatDay,
   formatNumber,
+  formatTime,
   h,
   newKey,
   parisDay,
   shortId,
   tokenStore,
 } from "/web/staff.js";
+import { pageSignIn, SignInError } from "/web/oidc.js";
+import { frenchProblem } from "./problems.js";
 
 const STATES = {
   pending_provisioning: "À préparer",
@@ -47,58 +51,151 @@ const WIPES = {
   mdm_remote_wipe: "Effacement à distance (MDM)",
   reimaged: "Réinstallation complète",
 };
+/** The French sentence for a refusal; the API's own (English) detail only for whoever supports the fleet manager. */
+function explain(error) {
+  if (error && error.status) console.info("devices service:", error.status, error.detail);
+  return frenchProblem(error, (state) => STATES[state] || state);
+}
+
+/** The sentence in `element`, the API's detail as its title (on hover, for the support desk). */
+function tell(element, text, error) {
+  element.textContent = text;
+  if (error && error.status && typeof error.detail === "string") element.title = error.detail;
+  else element.removeAttribute("title");
+}
+
 const SILENCES = {
   long_silence: "silencieuse depuis longtemps",
   questionnaire_due: "silencieuse avant la prochaine cure",
 };
 
 const $ = (id) => document.getElementById(id);
+const ROLE = "fleet";
 const store = tokenStore("oncofollow.fleet.staffToken");
 const request = client(store, { onUnauthorized: (error) => signOut(refusal(error)) });
+// Its own keys: the dashboard, served from another service, may share this page's origin behind a proxy.
+const signIn = pageSignIn({
+  configUrl: "/fleet/config.json",
+  storagePrefix: "oncofollow.fleet",
+  role: ROLE,
+  report: (message) => showSignIn(message),
+});
+
+const NO_ROLE =
+  "Votre compte de l'hôpital n'a pas le rôle « fleet » : cette page est réservée aux gestionnaires du parc de " +
+  "tablettes. Demandez-le à l'administrateur des comptes de l'hôpital.";
 
 function refusal(error) {
+  const provider = signIn.signedInWithProvider();
   if (error.status === 403) {
-    return "Ce jeton n'a pas le rôle « fleet » : cette page est réservée aux gestionnaires du parc de tablettes.";
+    return provider
+      ? NO_ROLE
+      : "Ce jeton n'a pas le rôle « fleet » : cette page est réservée aux gestionnaires du parc de tablettes.";
   }
-  return "Votre session n'est plus valide (jeton expiré ou erroné) : collez un nouveau jeton.";
+  return provider
+    ? "Votre session a expiré : reconnectez-vous avec le compte de l'hôpital."
+    : "Votre session n'est plus valide (jeton expiré ou erroné) : collez un nouveau jeton.";
 }
 
 // --- Sign-in ---------------------------------------------------------------------------------------------------------
 
-function signOut(message = "") {
-  store.clear();
+function showSignIn(message = "") {
   $("app").hidden = true;
   $("who").hidden = true;
   $("sign-out").hidden = true;
   $("sign-in").hidden = false;
   $("sign-in-message").textContent = message;
   $("token").value = "";
-  $("token").focus();
+  signIn.showButton({ section: $("provider-login"), button: $("provider-sign-in"), unavailable: $("provider-unavailable") });
+  ($("provider-sign-in").disabled || $("provider-login").hidden ? $("token") : $("provider-sign-in")).focus();
 }
 
-async function signIn() {
+/** The session ends here (refused, expired, or left): nothing of it stays in the tab. */
+function signOut(message = "") {
+  store.clear();
+  signIn.forget();
+  hideSessionWarning();
+  showSignIn(message);
+}
+
+/** The fleet manager chose to leave: her session at the provider ends too, when it has an end-session endpoint. */
+function signOutByChoice() {
+  const endSession = signIn.endSession();
+  signOut("Vous êtes déconnecté.");
+  if (endSession) location.assign(endSession);
+}
+
+async function enter() {
   try {
     const me = await request("GET", "/v1/me");
+    if (!signIn.hasRole(me)) return signOut(refusal({ status: 403 }));
     $("sign-in").hidden = true;
     $("app").hidden = false;
     $("who").hidden = false;
-    $("who").textContent = `Connecté : ${me.staff_id}`;
+    // As her colleagues know her; the id (what the audit trail records) on hover.
+    $("who").textContent = `Connecté : ${me.name || me.staff_id}`;
+    $("who").title = me.staff_id;
     $("sign-out").hidden = false;
+    watchSession(me);
     await refresh();
   } catch (error) {
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return; // signOut has run
-    signOut(error.detail || String(error));
+    showSignIn(explain(error));
   }
+}
+
+/** The code the provider sent back to this page: exchanged for a token, then signed in with it (or a message). */
+async function enterFromProvider(callback) {
+  try {
+    const body = await signIn.complete(callback);
+    store.set(body.access_token);
+  } catch (error) {
+    signOut(error instanceof SignInError ? error.message : "La connexion avec le compte de l'hôpital a échoué.");
+    return;
+  }
+  await enter();
+}
+
+/** Renewed silently before it expires when the provider gave a refresh token; a banner a few minutes before otherwise. */
+function watchSession(me) {
+  hideSessionWarning();
+  signIn.watch(me.session_expires_in, {
+    renewed: async (body) => {
+      store.set(body.access_token);
+      try {
+        const renewed = await request("GET", "/v1/me");
+        return typeof renewed.session_expires_in === "number" ? renewed.session_expires_in : null;
+      } catch (error) {
+        return error.status === 401 || error.status === 403 ? undefined : null;
+      }
+    },
+    warn: (endsAt) => {
+      if ($("app").hidden) return;
+      $("session-banner-text").textContent = `Votre session se termine à ${formatTime(endsAt)} — reconnectez-vous pour continuer.`;
+      $("session-banner").hidden = false;
+    },
+  });
+}
+
+function hideSessionWarning() {
+  $("session-banner").hidden = true;
+  $("session-banner-text").textContent = "";
 }
 
 $("sign-in-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const token = $("token").value.trim().replace(/^Bearer\s+/i, "");
   if (!token) return;
+  signIn.forget(); // a pasted token is not the provider's: its expiry says to paste another
   store.set(token);
-  signIn();
+  enter();
 });
-$("sign-out").addEventListener("click", () => signOut("Vous êtes déconnecté."));
+$("provider-sign-in").addEventListener("click", async () => {
+  $("provider-sign-in").disabled = true;
+  await signIn.begin(); // the page is left, or the sign-in screen says why not
+});
+$("sign-out").addEventListener("click", signOutByChoice);
+$("session-renew").addEventListener("click", () => signOut("Reconnectez-vous pour continuer."));
 
 // --- At a glance -----------------------------------------------------------------------------------------------------
 
@@ -191,8 +288,8 @@ async function copyText(text, done) {
   }
 }
 
-function say(message, ok = true) {
-  $("status").textContent = message;
+function say(message, ok = true, error = null) {
+  tell($("status"), message, error);
   $("status").classList.toggle("ok", ok);
 }
 
@@ -228,7 +325,7 @@ async function loadTablets() {
   try {
     tablets = (await request("GET", `/v1/tablets${query ? `?${query}` : ""}`)).items;
   } catch (error) {
-    if (error.status === 422) return say(`Filtre refusé : ${error.detail}`, false);
+    if (error.status === 422) return say(`Filtre refusé : ${explain(error)}`, false, error);
     throw error;
   }
   const body = $("tablets").tBodies[0];
@@ -240,7 +337,7 @@ async function refresh() {
     await Promise.all([loadGlance(), loadTablets()]);
   } catch (error) {
     if (error.status === 401 || error.status === 403) return;
-    say(error.detail, false);
+    say(explain(error), false, error);
   }
 }
 
@@ -314,7 +411,8 @@ const checkedIn = (form, name) => [...form.querySelectorAll(`input[name="${name}
  * API's own detail and the next submission, corrected, is a new command.
  */
 function commandForm(submitLabel, build, done) {
-  const message = h("p", { class: "message", role: "alert" });
+  // Focusable, so that the refusal takes the focus (and Escape still closes the form) once it is said.
+  const message = h("p", { class: "message", role: "alert", tabindex: "-1" });
   const submit = h("button", { type: "submit" }, submitLabel);
   const cancel = h("button", { type: "button", class: "secondary" }, "Annuler");
   cancel.addEventListener("click", closePanel);
@@ -336,7 +434,7 @@ function commandForm(submitLabel, build, done) {
     } catch (error) {
       if (error.status === 401 || error.status === 403) return;
       if (error.status >= 400 && error.status < 500) key = newKey();
-      message.textContent = `Ce n'est pas enregistré : ${error.detail}`;
+      tell(message, `Ce n'est pas enregistré. ${explain(error)}`, error);
       message.focus();
     } finally {
       busy = false;
@@ -544,21 +642,21 @@ async function openAction(tablet, action) {
     if (action === "record_wipe") return openWipe(tablet);
     return openStep(tablet, action);
   } catch (error) {
-    if (error.status !== 401 && error.status !== 403) say(error.detail, false);
+    if (error.status !== 401 && error.status !== 403) say(explain(error), false, error);
   }
 }
 
 // --- Start ---------------------------------------------------------------------------------------------------------
 
 async function start() {
-  try {
-    const config = await (await fetch("/fleet/config.json", { cache: "no-store" })).json();
-    $("dev-hint").hidden = !config.development;
-  } catch {
-    // without it, no development hint
-  }
-  if (store.get()) await signIn();
-  else signOut();
+  // Before anything else: the provider's answer leaves the address bar (a code is good once, and never belongs in
+  // the history), then the config names the endpoint to exchange it at.
+  const callback = signIn.takeCallback();
+  const config = await signIn.loadConfig();
+  $("dev-hint").hidden = !(config && config.development);
+  if (callback) await enterFromProvider(callback);
+  else if (store.get()) await enter();
+  else showSignIn();
 }
 
 start();

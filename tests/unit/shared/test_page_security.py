@@ -75,14 +75,26 @@ async def test_the_dashboard_s_headers_with_and_without_the_identity_provider() 
     assert await dashboard_headers(odd) == policy(alone)
 
 
-async def test_the_fleet_page_s_headers() -> None:
-    assert await fleet_headers(SimpleNamespace()) == {
-        "Content-Security-Policy": f"default-src 'none'; {FIXED}; img-src 'self' data:; connect-src 'self'; "
-        f"{CLOSED}; form-action 'none'; frame-ancestors 'none'",
-        **NEVER_FRAMED,
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-cache",
-    }
+def _fleet(provider: _Provider | None) -> Any:
+    settings = SimpleNamespace(fleet_oidc_client_id="fleet" if provider else None, fleet_oidc_scopes="openid")
+    return SimpleNamespace(settings=settings, tokens=SimpleNamespace(provider=provider))
+
+
+async def test_the_fleet_page_s_headers_with_and_without_the_identity_provider() -> None:
+    def policy(connect: str) -> dict[str, str]:
+        return {
+            "Content-Security-Policy": f"default-src 'none'; {FIXED}; img-src 'self' data:; connect-src {connect}; "
+            f"{CLOSED}; form-action 'none'; frame-ancestors 'none'",
+            **NEVER_FRAMED,
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-cache",
+        }
+
+    assert await fleet_headers(_fleet(None)) == policy("'self'")
+    assert await fleet_headers(_fleet(_Provider(None))) == policy("'self'")
+    signing_in = _fleet(_Provider("https://idp.example.org/realms/chu/protocol/openid-connect/token"))
+    assert await fleet_headers(signing_in) == policy("'self' https://idp.example.org")
+    assert await fleet_headers(_fleet(_Provider("https://user@idp.example.org/token"))) == policy("'self'")
 
 
 def test_one_more_origin_is_one_call_and_an_origin_already_there_is_not_repeated() -> None:

@@ -1,0 +1,141 @@
+// What the fleet manager reads when the devices service refuses something: a French sentence she can act on, chosen
+// by the problem's `type` (RFC 9457), never the API's English `detail` (which goes to the message's title and the
+// console, for whoever supports her). Every type the devices service can answer has its sentence here: a unit test
+// (tests/unit/devices/test_fleet_page_french.py) collects them from the code and fails on one without.
+
+const PAGE_FAULT =
+  "La page a envoyé une demande que le serveur ne sait pas lire : rechargez-la et recommencez. Si cela continue, " +
+  "prévenez le support informatique.";
+const SIGNED_OUT = "Votre session n'est plus valide : reconnectez-vous.";
+const NOT_ALLOWED = "Votre compte n'a pas le rôle nécessaire à cette action (gestionnaire du parc de tablettes).";
+const GONE_TABLET = "Cette tablette n'existe pas (ou plus) : actualisez la liste.";
+
+/** Sentences for a form's field, when the service refuses a value it checks by its shape (422, with a pointer). */
+const FIELDS = {
+  "/proof": "Indiquez la preuve de l'effacement (n° de tâche MDM ou de fiche signée).",
+  "/patient_id":
+    "L'identifiant du patient doit être son identifiant pseudonyme complet (un UUID, tel qu'il figure au dossier).",
+  "/agreement/witnessed_by": "Indiquez l'identifiant du soignant qui a recueilli la signature.",
+  "/agreement/signed_at": "Indiquez la date et l'heure de signature de la convention.",
+  "/serial_number": "Indiquez le numéro de série de la tablette, tel qu'il est inscrit au dos (lettres et chiffres).",
+  "/model": "Indiquez le modèle de la tablette (80 caractères au plus).",
+  "/expected_return_on": "La date de retour prévue n'est pas une date valide : choisissez-la dans le calendrier.",
+  "/reason": "Les circonstances tiennent en 500 caractères au plus : raccourcissez-les.",
+};
+
+function pointerOf(problem) {
+  if (typeof problem.pointer === "string") return problem.pointer;
+  const first = Array.isArray(problem.errors) ? problem.errors[0] : null;
+  return first && typeof first.pointer === "string" ? first.pointer : "";
+}
+
+/** By type (the last segment of the problem's `type` URI): a sentence, or a function of the problem. */
+export const PROBLEMS = {
+  // The fleet's own refusals.
+  "accessory-not-lent": "Un accessoire coché n'avait pas été remis avec ce prêt : ne cochez que ce qui a été prêté.",
+  "agreement-too-old":
+    "La convention a été signée il y a plus de 30 jours : vérifiez la date, ou faites signer une nouvelle convention.",
+  "duplicate-accessory": "Un accessoire figure deux fois : cochez chacun une seule fois.",
+  "duplicate-serial":
+    "Une tablette portant ce numéro de série est déjà enregistrée : vérifiez le numéro, ou retrouvez-la avec le " +
+    "filtre « Numéro de série ».",
+  "expected-return-out-of-range":
+    "La date de retour prévue doit être après aujourd'hui et au plus dans un an (la durée la plus longue d'un " +
+    "prêt) : corrigez-la.",
+  "illegal-transition": (problem, stateLabel) =>
+    problem.action === "loan" && problem.state === "loaned"
+      ? "Cette tablette est déjà prêtée : enregistrez d'abord son retour, ou choisissez une autre tablette."
+      : `Cette étape n'est pas possible pour une tablette ${
+          problem.state ? `« ${stateLabel(problem.state)} »` : "dans cet état"
+        } : actualisez la liste, elle a peut-être changé entre-temps.`,
+  "in-the-future": "Une date saisie est dans le futur : vérifiez-la (et l'heure de cet ordinateur).",
+  "loan-still-open":
+    "Ce prêt est encore en cours : cochez les accessoires rapportés dans le formulaire de retour de la tablette.",
+  "not-a-fleet-tablet": "Ce jeton de tablette ne correspond à aucune tablette du parc.",
+  "return-before-loan": "La date de retour est antérieure au prêt : vérifiez-la.",
+  "treatment-ends-before-loan": "La fin de traitement indiquée est antérieure au prêt : vérifiez les deux dates.",
+  "unknown-accessory":
+    "Un accessoire coché n'a pas été enregistré avec cette tablette : ne cochez que ceux qui lui sont fournis.",
+  "unknown-loan": "Ce prêt n'existe pas (ou plus) : actualisez la liste.",
+  "unknown-tablet": GONE_TABLET,
+  "use-dedicated-endpoint": "Cette étape a son propre formulaire : fermez celui-ci et utilisez le bouton de la tablette.",
+  "wipe-before-return":
+    "L'effacement ne peut pas être daté d'avant le retour de la tablette : un effacement plus ancien n'efface pas ce " +
+    "qu'elle a reçu depuis. Vérifiez la date, ou effacez-la de nouveau.",
+
+  // Every service's: the database, the identity provider, the request itself.
+  "database-busy":
+    "Le service était trop occupé pour enregistrer cette demande, et rien n'a été enregistré. Renvoyez-la dans " +
+    "quelques secondes.",
+  "database-unavailable":
+    "Le service ne joint pas sa base de données pour le moment, et rien n'a été enregistré. Réessayez dans quelques " +
+    "secondes.",
+  retry: "Une demande identique n'a pas abouti : renvoyez ce formulaire, il ne sera enregistré qu'une fois.",
+  "service-unavailable":
+    "Le service est momentanément surchargé, et rien n'a été enregistré. Réessayez dans quelques secondes.",
+  "identity-provider-unavailable":
+    "Le service d'identité de l'hôpital ne répond pas : votre connexion n'a pas pu être vérifiée. Réessayez dans " +
+    "quelques secondes.",
+  "idempotency-key-reused": "Ce formulaire a déjà servi à une autre demande : fermez-le et rouvrez-le pour recommencer.",
+  "invalid-idempotency-key": PAGE_FAULT,
+  "missing-idempotency-key": PAGE_FAULT,
+  "malformed-http": PAGE_FAULT,
+  "malformed-json": PAGE_FAULT,
+  "repeated-header": PAGE_FAULT,
+  "repeated-parameter": PAGE_FAULT,
+  "too-deeply-nested": PAGE_FAULT,
+  "unsupported-content-encoding": PAGE_FAULT,
+  "unsupported-media-type": PAGE_FAULT,
+  "method-not-allowed": PAGE_FAULT,
+  "bad-request": PAGE_FAULT,
+  "precondition-failed": "Cet élément a changé entre-temps : actualisez la liste et recommencez.",
+  "request-body-too-large": "Le formulaire envoyé est trop long : raccourcissez le texte saisi.",
+  "nul-character": "Un champ contient un caractère invisible non accepté : retapez-le plutôt que de le coller.",
+  "unstorable-value":
+    "Une valeur saisie ne peut pas être enregistrée (date ou nombre hors limites, caractère non reconnu) : " +
+    "corrigez-la.",
+  "unprocessable-content": (problem) =>
+    FIELDS[pointerOf(problem)] || "Une valeur du formulaire n'est pas acceptée : vérifiez les champs et réessayez.",
+  "authentication-required": SIGNED_OUT,
+  "missing-token": SIGNED_OUT,
+  "invalid-token": SIGNED_OUT,
+  "wrong-token": "Ce jeton n'est pas celui d'un membre du personnel : collez le jeton de votre compte.",
+  forbidden: NOT_ALLOWED,
+  "missing-role": NOT_ALLOWED,
+  "not-found": "Cet élément n'existe pas (ou plus) : actualisez la liste.",
+  conflict: "Cette action entre en conflit avec l'état actuel : actualisez la liste et réessayez.",
+  "internal-error":
+    "Le serveur a rencontré une erreur (500), et rien n'a été enregistré. Réessayez, ou prévenez le support " +
+    "informatique si cela continue.",
+};
+
+/** When the answer names no type this page knows (a proxy's page, a newer service): still French, with the status. */
+function byStatus(status) {
+  if (status === 401) return SIGNED_OUT;
+  if (status === 403) return NOT_ALLOWED;
+  if (status === 404) return `Cet élément n'existe pas (ou plus) (erreur 404) : actualisez la liste.`;
+  if (status === 429) return "Trop de demandes en peu de temps (erreur 429) : patientez un instant, puis réessayez.";
+  if (status === 503 || status === 502 || status === 504) {
+    return `Le service est momentanément indisponible (erreur ${status}) : réessayez dans quelques secondes.`;
+  }
+  if (status >= 500) {
+    return `Le serveur a rencontré une erreur (${status}) : réessayez, ou prévenez le support informatique si cela continue.`;
+  }
+  return `La demande a été refusée (erreur ${status}) : vérifiez le formulaire, ou prévenez le support informatique si cela continue.`;
+}
+
+/**
+ * The French sentence for a failed request (an ApiError of /web/staff.js: `status`, the problem as `body`; status 0
+ * is the network, whose sentence is already French). `stateLabel` names a tablet's state in French.
+ */
+export function frenchProblem(error, stateLabel = (state) => state) {
+  if (!error || typeof error.status !== "number") {
+    return "Une erreur inattendue est survenue dans la page : rechargez-la et recommencez.";
+  }
+  if (error.status === 0) return error.detail;
+  const problem = error.body && typeof error.body === "object" ? error.body : {};
+  const type = typeof problem.type === "string" ? problem.type.slice(problem.type.lastIndexOf("/") + 1) : "";
+  const sentence = Object.hasOwn(PROBLEMS, type) ? PROBLEMS[type] : null;
+  if (typeof sentence === "function") return sentence(problem, stateLabel);
+  return sentence || byStatus(error.status);
+}
