@@ -297,7 +297,10 @@ class FakeIdentityProvider:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client left first (a service that timed out, a page navigated away): nothing to answer
 
             def log_message(self, *args: Any) -> None:
                 pass
