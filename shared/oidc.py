@@ -270,7 +270,9 @@ class IdentityProvider:
         if not isinstance(url, str):
             return False
         parts = urlsplit(url)
-        return parts.scheme in schemes and bool(parts.hostname) and not parts.fragment
+        # No user name or password in it: a browser refuses to fetch such an address, and a page's policy cannot
+        # name it.
+        return parts.scheme in schemes and bool(parts.hostname) and not parts.fragment and "@" not in parts.netloc
 
     async def sign_in_endpoints(self) -> SignInEndpoints | None:
         """The provider's sign-in endpoints from its discovery document, fetched when first asked for and again

@@ -108,7 +108,12 @@ async def dashboard_config(platform: PlatformDep) -> Any:
 # photos, fetched with the nurse's token and shown through object URLs (photos.js). The provider's pages and any link
 # followed learn nothing of where the nurse was.
 DASHBOARD_PAGE = PageSecurity(
-    default_src=SELF, img_src=(SELF, "data:", "blob:"), form_action=SELF, referrer_policy="same-origin"
+    default_src=SELF,
+    img_src=(SELF, "data:", "blob:"),
+    form_action=SELF,
+    referrer_policy="same-origin",
+    # A nurse's screen asks for none of these: a script injected somehow could not either.
+    features_denied=("camera", "microphone", "geolocation"),
 )
 
 

@@ -52,7 +52,7 @@ async def fleet_config(platform: PlatformDep) -> FleetConfig:
 # The page runs its own files only and calls this service only: a script injected somehow could neither load code
 # from elsewhere nor send a device token away. Images from data: are the enrolment QR codes, which this service draws
 # as SVG documents: an <img> renders them without their markup ever joining the page.
-FLEET_PAGE = PageSecurity(img_src=(SELF, "data:"))
+FLEET_PAGE = PageSecurity(img_src=(SELF, "data:"), features_denied=("camera", "microphone", "geolocation"))
 
 
 async def page_headers(platform: Any) -> dict[str, str]:

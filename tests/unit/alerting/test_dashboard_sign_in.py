@@ -13,7 +13,7 @@ from services.alerting.main import AlertingSettings
 from shared.auth import TokenService, display_name
 from shared.oidc import IdentityProvider, SignInEndpoints
 from shared.settings import ServiceSettings
-from shared.testing.oidc import AUTH_PATH, LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
+from shared.testing.oidc import AUTH_PATH, DISCOVERY_PATH, LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
 
 PROVIDER = {"STAFF_TOKEN_ISSUER": "https://sso.chu.example/realms/ward", "STAFF_TOKEN_AUDIENCE": "oncofollow-api"}
 
@@ -91,6 +91,20 @@ async def test_a_provider_out_of_reach_or_without_endpoints_gives_none() -> None
     with FakeIdentityProvider() as served:
         served.publish(SigningKey.rsa("k1").jwk)  # keys only: no authorization or token endpoint
         assert await IdentityProvider(issuer=served.issuer, audience="api").sign_in_endpoints() is None
+
+
+async def test_a_token_endpoint_with_a_user_name_in_it_is_no_sign_in() -> None:
+    """A browser refuses to fetch such an address and no page policy can name it: no button rather than a broken one."""
+    with FakeIdentityProvider() as idp:
+        idp.enable_sign_in(
+            SigningKey.rsa("k1"),
+            client_id="dash",
+            redirect_uri="http://127.0.0.1:9/dashboard/",
+            audience="api",
+            user={"sub": "s"},
+        )
+        idp.documents[DISCOVERY_PATH][1]["token_endpoint"] = idp.base.replace("://", "://someone@") + TOKEN_PATH
+        assert await IdentityProvider(issuer=idp.issuer, audience="api").sign_in_endpoints() is None
 
 
 async def test_requests_that_come_while_the_endpoints_are_fetched_wait_for_them() -> None:

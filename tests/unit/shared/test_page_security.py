@@ -63,6 +63,7 @@ async def test_the_dashboard_s_headers_with_and_without_the_identity_provider() 
             f"connect-src {connect}; {CLOSED}; form-action 'self'; frame-ancestors 'none'",
             **NEVER_FRAMED,
             "Referrer-Policy": "same-origin",
+            "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
         }
 
     alone = "'self' https://soins.example.org"
@@ -87,6 +88,7 @@ async def test_the_fleet_page_s_headers_with_and_without_the_identity_provider()
             f"{CLOSED}; form-action 'none'; frame-ancestors 'none'",
             **NEVER_FRAMED,
             "Referrer-Policy": "no-referrer",
+            "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
             "Cache-Control": "no-cache",
         }
 
