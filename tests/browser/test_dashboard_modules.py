@@ -484,6 +484,13 @@ def alert(
         ),
         ([alert("a", "red")], None, 0, "1 rouge · 0 orange · 0 en retard"),
         ([], None, 0, "0 rouge · 0 orange · 0 en retard"),
+        # The list stops at its cap: the server's totals, grouped as French numbers are.
+        (
+            [alert("a", "red")],
+            {"by_level": {"red": 3, "orange": 2100}, "overdue": 1500},
+            2102,
+            f"3 rouges · 2{NNBSP}100 oranges · 1{NNBSP}500 en retard",
+        ),
         ([alert("a", "red", overdue=True)], None, 5, "1 rouge · 0 orange · 1 en retard"),  # no totals: the rows
     ],
 )

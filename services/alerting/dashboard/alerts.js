@@ -276,7 +276,7 @@ export function summaryText(alerts, totals, notShown) {
   const red = counted ? totals.by_level.red : alerts.filter((alert) => alert.level === "red").length;
   const orange = counted ? totals.by_level.orange : alerts.filter((alert) => alert.level === "orange").length;
   const overdue = counted ? totals.overdue : alerts.filter((alert) => alert.overdue).length;
-  return `${plural(red, "rouge", "rouges")} · ${plural(orange, "orange", "oranges")} · ${overdue} en retard`;
+  return `${plural(red, "rouge", "rouges")} · ${plural(orange, "orange", "oranges")} · ${formatInteger(overdue)} en retard`;
 }
 
 export function cutText(shown, notShown) {
