@@ -1212,3 +1212,76 @@ async def test_metrics_tiles_of_an_empty_period(dashboard: Page) -> None:
         ["—", ["—"], none, False],
         ["0", [], "Non prises dans le délai prévu.", False],
     ]
+
+
+# --- patient.js: the texts of the patient view ------------------------------------------------------------------
+
+PATIENT = "/dashboard/patient.js"
+
+
+@pytest.mark.parametrize(
+    ("until", "day"),
+    [
+        # The API gives the instant it stops: midnight in Paris after the last day.
+        ("2026-11-25T00:00:00+01:00", "2026-11-24"),
+        ("2026-11-24T23:00:00Z", "2026-11-24"),
+        ("2026-03-30T00:00:00+02:00", "2026-03-29"),  # after the clocks went forward
+        ("2026-10-26T00:00:00+01:00", "2026-10-25"),  # after they went back
+        ("2026-11-24", "2026-11-24"),  # a bare date is the last day itself
+        (None, ""),
+    ],
+)
+async def test_last_day_of_an_expected_level(dashboard: Page, until: str | None, day: str) -> None:
+    assert await run(dashboard, PATIENT, "m.lastDayOf(arg)", until) == day
+
+
+async def test_terms_in_the_questionnaires_order_then_unknown_ones_alphabetically(dashboard: Page) -> None:
+    terms = ["zz_new", "diarrhea", "aa_new", "nausea", "ecog"]
+    assert await run(dashboard, PATIENT, "m.orderTerms(arg)", terms) == [
+        "nausea",
+        "ecog",
+        "diarrhea",
+        "aa_new",
+        "zz_new",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("alert", "text"),
+    [
+        ({**CLAIRE, "acknowledged_at": "2026-11-24T15:50:00Z"}, "Prise par Claire Martin le 24/11/2026 à 16:50"),
+        ({"acknowledged_at": "2026-11-24T15:50:00Z"}, "Prise par — le 24/11/2026 à 16:50"),
+        # A nurse reopened it after it was taken: hers since then.
+        (
+            {
+                **CLAIRE,
+                "acknowledged_at": "2026-11-24T15:50:00Z",
+                "reopened_by": "ide-karim",
+                "reopened_by_name": "Karim Benali",
+                "reopened_at": "2026-11-25T08:00:00Z",
+            },
+            "Rouverte par Karim Benali le 25/11/2026 à 09:00",
+        ),
+        (
+            {**CLAIRE, "acknowledged_at": "2026-11-24T15:50:00Z", "reopened_at": "2026-11-25T08:00:00Z"},
+            "Rouverte par Claire Martin le 25/11/2026 à 09:00",
+        ),
+    ],
+)
+async def test_in_hand_text(dashboard: Page, alert: dict[str, Any], text: str) -> None:
+    assert await run(dashboard, PATIENT, "m.inHandText(arg)", alert) == text
+
+
+@pytest.mark.parametrize(
+    ("submission", "text"),
+    [
+        ({"answered_by": "relative"}, "Un proche"),
+        ({"answered_by": "nurse_phone", "recorded_by": "ide-claire"}, "nurse_phone · ide-claire"),
+        (
+            {"answered_by": "patient", "recorded_by": "ide-claire", "recorded_by_name": "Claire Martin"},
+            "Patient·e · Claire Martin",
+        ),
+    ],
+)
+async def test_answered_by(dashboard: Page, submission: dict[str, Any], text: str) -> None:
+    assert await run(dashboard, PATIENT, "m.answeredBy(arg)", submission) == text
