@@ -1,7 +1,6 @@
-"""Unit tests of the pages' pure ES modules, run in the real headless Chromium (Node is not on the CI machine):
-one page of a made-up origin whose requests Playwright answers from the repository's files, so a module is
-``import()``ed exactly as the pages import it (relative imports included), with no server and no port; each case is
-one ``page.evaluate`` of a JavaScript expression, with the module as ``m`` and the case's data as ``arg``.
+"""Unit tests of the pages' pure ES modules, run in the real headless Chromium (Node is not on the CI machine), with
+the runner of es_modules.py: each case is one ``page.evaluate`` of a JavaScript expression, with the module as ``m``
+and the case's data as ``arg``.
 
 Covered: shared/web/questionnaire_form.js (enableWhen, the response items, the 422 pointer), shared/web/page.js,
 and the tablet's services/questionnaire/tablet/flow.js (which screen comes next, the progress bar, the edit from
@@ -11,69 +10,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, Route
+from playwright.async_api import Browser, Page
 
-from shared.devservers import ROOT
+from tests.browser.es_modules import modules_page, run
 
 pytestmark = pytest.mark.browser
 
-ORIGIN = "https://modules.test"
-# The same paths as the services serve them (/web/ on each service), so relative imports resolve as in the pages.
-SERVED = {
-    "/web/": ROOT / "shared" / "web",
-    "/tablet/": ROOT / "services" / "questionnaire" / "tablet",
-    "/dashboard/": ROOT / "services" / "alerting" / "dashboard",
-}
 FORM = "/web/questionnaire_form.js"
 PAGE = "/web/page.js"
 FLOW = "/tablet/flow.js"
 SENDING = "/tablet/sending.js"
 
-RUN = """async ({ module, expression, arg }) => {
-  const m = await import(module);
-  return await new Function("m", "arg", `return (${expression});`)(m, arg);
-}"""
-
-
-def _file(path: str) -> Path | None:
-    for prefix, folder in SERVED.items():
-        if path.startswith(prefix):
-            file = (folder / path[len(prefix) :]).resolve()
-            if file.is_relative_to(folder) and file.is_file():
-                return file
-    return None
-
 
 @pytest.fixture(scope="module")
 async def modules(browser: Browser) -> AsyncIterator[Page]:
-    """One page for the whole file: a module is fetched once, then every case reuses it."""
-    context = await browser.new_context()
-
-    async def serve(route: Route) -> None:
-        path = urlsplit(route.request.url).path
-        if path == "/":
-            await route.fulfill(content_type="text/html", body="<!doctype html><meta charset='utf-8'><title>m</title>")
-            return
-        file = _file(path)
-        if file is None:
-            await route.fulfill(status=404, body="")
-        else:
-            await route.fulfill(content_type="text/javascript; charset=utf-8", body=file.read_bytes())
-
-    await context.route(f"{ORIGIN}/**", serve)
-    page = await context.new_page()
-    await page.goto(f"{ORIGIN}/")
-    yield page
-    await context.close()
-
-
-async def run(page: Page, module: str, expression: str, arg: Any = None) -> Any:
-    return await page.evaluate(RUN, {"module": module, "expression": expression, "arg": arg})
+    async with modules_page(browser) as page:
+        yield page
 
 
 # --- definitions the cases use ---------------------------------------------------------------------

@@ -74,7 +74,7 @@ export function sourceBadge(source) {
   );
 }
 
-function nextSessionText(nextSessionAt, now) {
+export function nextSessionText(nextSessionAt, now) {
   const date = parseDate(nextSessionAt);
   if (!date) return null;
   const days = daysFromToday(date, now);
@@ -85,7 +85,7 @@ function nextSessionText(nextSessionAt, now) {
   return { text: `Chimio le ${formatDay(date)}`, when, soon: when !== null };
 }
 
-function dueText(dueAt, now) {
+export function dueText(dueAt, now) {
   const due = parseDate(dueAt);
   if (!due) return null;
   const sameDay = parisDay(due) === parisDay(now);
@@ -104,7 +104,7 @@ function formatAt(value, now) {
  * An alert in hand: how long the patient waited before someone took it ("a attendu 4 min · prise à 16:50"), and
  * when a nurse reopened it since ("· rouverte à 17:30"): a reopen keeps the first take's time, and the wait.
  */
-function waitedText(alert, now) {
+export function waitedText(alert, now) {
   const taken = alert.acknowledged_at ? `prise ${formatAt(alert.acknowledged_at, now)}` : "";
   const waited = Number.isFinite(alert.waiting_seconds) ? `a attendu ${formatDuration(alert.waiting_seconds)}` : "";
   const reopened = reopenedByNurseSinceTaken(alert) ? `rouverte ${formatAt(alert.reopened_at, now)}` : "";
@@ -119,11 +119,16 @@ export function reopenedByNurseSinceTaken(alert) {
 }
 
 /** An alert a new finding sent back to open after a nurse had taken it: "Rouverte à 16:52 · était prise par …". */
-function reopenedNote(alert, now) {
+export function reopenedText(alert, now) {
   if (alert.status !== "open" || !alert.reopened_by_finding_at) return null;
   const who = alert.previously_acknowledged_by ? ` · était prise par ${staffName(alert, "previously_acknowledged_by")}` : "";
   const at = formatAt(alert.reopened_by_finding_at, now);
-  return h("span", { class: "reopened-note" }, `Rouverte ${at}${who}`);
+  return `Rouverte ${at}${who}`;
+}
+
+function reopenedNote(alert, now) {
+  const text = reopenedText(alert, now);
+  return text ? h("span", { class: "reopened-note" }, text) : null;
 }
 
 // Answers given this long before they reached the team (a tablet offline, then back) are flagged on their row.
@@ -133,16 +138,22 @@ export const LATE_ANSWERS_S = 6 * 3600;
  * Answers that arrived late: "Réponses du 20/11 à 14:02 · arrivées 2 j 3 h plus tard". The symptoms may have changed
  * since: the nurse checks with the patient how she is now.
  */
-function lateAnswersNote(alert, now) {
+export function lateAnswersText(alert, now) {
   const answered = parseDate(alert.answered_at);
   const arrived = parseDate(alert.waiting_since ?? alert.raised_at);
   if (!answered || !arrived) return null;
   const late = (arrived.getTime() - answered.getTime()) / 1000;
   if (late < LATE_ANSWERS_S) return null;
+  return `Réponses ${answeredOn(answered, now)} · arrivées ${formatDuration(late)} plus tard`;
+}
+
+function lateAnswersNote(alert, now) {
+  const text = lateAnswersText(alert, now);
+  if (!text) return null;
   return h(
     "div",
     { class: "late-answers", title: "Réponses envoyées en retard : vérifiez avec le patient comment il va maintenant." },
-    `Réponses ${answeredOn(answered, now)} · arrivées ${formatDuration(late)} plus tard`,
+    text,
   );
 }
 
@@ -155,7 +166,7 @@ function cell(label, className, ...children) {
   return h("td", { class: className, "data-label": label }, ...children);
 }
 
-function alertRow(alert, me, now) {
+export function alertRow(alert, me, now) {
   const level = alert.level === "red" ? "red" : alert.level === "orange" ? "orange" : String(alert.level ?? "");
   const status = String(alert.status ?? "");
   const overdue = Boolean(alert.overdue);
@@ -265,10 +276,10 @@ export function summaryText(alerts, totals, notShown) {
   const red = counted ? totals.by_level.red : alerts.filter((alert) => alert.level === "red").length;
   const orange = counted ? totals.by_level.orange : alerts.filter((alert) => alert.level === "orange").length;
   const overdue = counted ? totals.overdue : alerts.filter((alert) => alert.overdue).length;
-  return `${plural(red, "rouge", "rouges")} · ${plural(orange, "orange", "oranges")} · ${overdue} en retard`;
+  return `${plural(red, "rouge", "rouges")} · ${plural(orange, "orange", "oranges")} · ${formatInteger(overdue)} en retard`;
 }
 
-function cutText(shown, notShown) {
+export function cutText(shown, notShown) {
   if (!(notShown > 0)) return "";
   const missing = plural(notShown, "alerte active n'est pas affichée", "alertes actives ne sont pas affichées");
   return `${missing} : la liste montre les ${plural(shown, "plus urgente", "plus urgentes")} (rouges d'abord).`;

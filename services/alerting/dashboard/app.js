@@ -22,7 +22,6 @@ import {
   getReference,
   levelLabel,
   outcomeLabel,
-  parseDate,
   parisDay,
   patientShortId,
   reasonText,
@@ -31,14 +30,15 @@ import {
   termLabel,
 } from "./format.js";
 import { filterAlerts, flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
+import { announcementText, bannerStillDue, cues, mergeAlert, whatChanged } from "./cues.js";
 import { MAX_EXPECTED_DAYS, renderPatient, renderPatientError, renderPatientLoading } from "./patient.js";
 import { forgetPhoneEntry, keepPhoneEntry, openPhoneQuestionnaire, phoneEntryKeptFor } from "./phone.js";
 import { loadPhotos, openPhoto, releasePhotos } from "./photos.js";
 import {
   defaultPeriod,
   lastDays,
-  MAX_PERIOD_DAYS,
   PERIOD_TOO_LONG,
+  periodProblem,
   renderMetrics,
   renderMetricsMessage,
 } from "./metrics.js";
@@ -482,8 +482,7 @@ async function loadAlerts(generation) {
   state.loaded = true;
   if (wasLoaded) for (const alert of items) if (!before.has(alert.id)) pendingFlash.add(alert.id);
   if (wasLoaded) cueChanges(before, items);
-  const bannerAlert = $("red-banner").dataset.alertId;
-  if (bannerAlert && !items.some((alert) => alert.id === bannerAlert && alert.status === "open")) hideBanner();
+  if (!bannerStillDue($("red-banner").dataset.alertId, items)) hideBanner();
   renderAlerts();
   followResolveTarget();
   flashRows(pendingFlash);
@@ -498,19 +497,6 @@ function toastOnce(error) {
   if (text === lastErrorToast.text && now - lastErrorToast.at < 15000) return;
   lastErrorToast = { text, at: now };
   toastError(error);
-}
-
-function replaceAlert(updated) {
-  if (!updated || !updated.id) return;
-  const index = state.alerts.findIndex((alert) => alert.id === updated.id);
-  const active = updated.status === "open" || updated.status === "acknowledged";
-  if (index === -1) {
-    if (active) state.alerts.push(updated);
-  } else if (active) {
-    state.alerts[index] = { ...state.alerts[index], ...updated };
-  } else {
-    state.alerts.splice(index, 1);
-  }
 }
 
 // --- Live events ----------------------------------------------------------------------------------
@@ -568,74 +554,17 @@ function concernsPatient(payload) {
   return Boolean(payload.alert_id && alerts.some((alert) => alert.id === payload.alert_id));
 }
 
-/**
- * What the refreshed list brings that needs a nurse, compared with the list before: a new open alert, one whose
- * level rose to red, one a new finding sent back to open after a nurse had taken it. Red ones get the banner and
- * the beep (the most urgent one's text); all are announced. An alert no longer active is never cued, even if its
- * events were replayed after a reconnection; one raised while the page was cut off always is.
- */
+/** The refreshed list's cues (cues.js): all announced, the most urgent red one on the banner with the beep. */
 function cueChanges(before, items) {
-  let red = null;
-  for (const alert of items) {
-    const previous = before.get(alert.id) || null;
-    const cause = changeCause(previous, alert);
-    if (!cause) continue;
-    pendingAnnouncements.push({ cause, alertId: alert.id, previous });
-    if (alert.level === "red" && !red) red = { alert, cause, previous };
-  }
-  if (red) redCue(red.alert.id, cueText(red.cause, red.alert, red.previous, 3));
-}
-
-function changeCause(previous, alert) {
-  if (alert.status !== "open") return null;
-  if (!previous) return "raised";
-  if (alert.level === "red" && previous.level !== "red") return "level-rose";
-  if (previous.status !== "open" && reopenedSince(alert, previous)) return "reopened";
-  return null;
-}
-
-/** Sent back to open after the taking we knew of: not a list read just before our own "Je prends" came back. */
-function reopenedSince(alert, previous) {
-  const reopened = parseDate(alert.reopened_by_finding_at);
-  const taken = parseDate(previous.acknowledged_at);
-  return Boolean(reopened && (!taken || reopened > taken));
-}
-
-/**
- * The words follow the cause: "Nouvelle alerte ROUGE", "Alerte passée en ROUGE" (its level rose), "Alerte ROUGE
- * rouverte : nouvelle réponse (était prise par ide-claire)" (red all along, back to open), then the patient.
- */
-function cueText(cause, alert, previous, reasonsShown) {
-  const level = levelLabel(alert.level);
-  const owner = staffName(alert, "previously_acknowledged_by") || staffName(previous, "acknowledged_by");
-  const taken = previous && previous.status !== "open" && owner ? ` (était prise par ${owner})` : "";
-  const head =
-    cause === "raised"
-      ? `Nouvelle alerte ${level}`
-      : cause === "level-rose"
-        ? `Alerte passée en ${level}${taken}`
-        : `Alerte ${level} rouverte : nouvelle réponse${taken}`;
-  const reasons = (alert.reasons || []).slice(0, reasonsShown).map(reasonText).join(", ");
-  return `${head} — ${patientShortId(alert.patient_id)}${reasons ? ` : ${reasons}` : ""}`;
+  const { announcements, red } = cues(before, items);
+  pendingAnnouncements.push(...announcements);
+  if (red) redCue(red.alertId, red.text);
 }
 
 function flushAnnouncements() {
   if (!pendingAnnouncements.length) return;
-  const parts = [];
-  for (const { cause, alertId, payload, previous } of pendingAnnouncements.splice(0)) {
-    const alert = state.alerts.find((item) => item.id === alertId);
-    if (!alert || alert.status !== "open") continue; // handled meanwhile (or a replayed event of the past)
-    if (cause === "escalated") {
-      const level = alert.escalation_level || payload.escalation_level;
-      parts.push(`Alerte en retard${level ? ` (niveau ${level})` : ""} : ${patientShortId(alert.patient_id)}`);
-    } else {
-      parts.push(cueText(cause, alert, previous, 2));
-    }
-  }
-  if (!parts.length) return;
-  const text =
-    parts.length > 3 ? `${parts.length} changements : ${parts.slice(0, 3).join(" ; ")} ; …` : parts.join(" ; ");
-  announce(`${formatClock(new Date()).slice(0, 5)} — ${text}`);
+  const text = announcementText(pendingAnnouncements.splice(0), state.alerts);
+  if (text) announce(`${formatClock(new Date()).slice(0, 5)} — ${text}`);
 }
 
 let bannerTimer = null;
@@ -670,7 +599,7 @@ async function acknowledge(alertId, button, { from = "list" } = {}) {
   try {
     const updated = await api.ack(alertId);
     rememberOwnStep("alert.acknowledged", alertId);
-    replaceAlert(updated);
+    mergeAlert(state.alerts, updated);
     if (from === "list") focusHint = { alertId, action: "resolve" };
     renderAlerts();
     flashRows([alertId]);
@@ -759,17 +688,6 @@ function showChangedAlert(current) {
   $("resolve-error").hidden = false;
 }
 
-function whatChanged(before, now) {
-  if (now.level === "red" && (!before || before.level !== "red"))
-    return `Nouvelle réponse : l'alerte est passée en ${levelLabel("red")}.`;
-  if (now.status === "open" && (!before || before.status !== "open"))
-    return "Nouvelle réponse : l'alerte a été rouverte.";
-  const ownerBefore = before ? before.acknowledged_by : null;
-  if (now.status === "acknowledged" && now.acknowledged_by && now.acknowledged_by !== ownerBefore)
-    return `L'alerte a été prise entre-temps par ${staffName(now, "acknowledged_by")}.`;
-  return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
-}
-
 function draftOfClosing() {
   if (!resolveTarget || !state.me || !$("resolve-dialog").open) return null;
   const form = $("resolve-form");
@@ -844,7 +762,7 @@ async function submitResolve(event) {
     rememberOwnStep("alert.resolved", alertId);
     resolveTarget = null;
     $("resolve-dialog").close();
-    replaceAlert(updated);
+    mergeAlert(state.alerts, updated);
     if (from === "patient") {
       renderAlerts();
     } else {
@@ -861,7 +779,7 @@ async function submitResolve(event) {
   } catch (error) {
     if (endedWithSession(error)) return;
     if (error.status === 412 && error.body && error.body.alert && resolveTarget) {
-      replaceAlert(error.body.alert);
+      mergeAlert(state.alerts, error.body.alert);
       renderAlerts();
       showChangedAlert(error.body.alert);
       form.elements.outcome.focus(); // the button she pressed waits for the outcome she must choose again
@@ -932,7 +850,7 @@ async function submitReopen(event) {
     rememberOwnStep("alert.reopened", alertId);
     reopenTarget = null;
     $("reopen-dialog").close();
-    replaceAlert(updated);
+    mergeAlert(state.alerts, updated);
     renderAlerts();
     toast("Alerte rouverte : elle revient dans la liste des alertes actives.", "success");
     refreshAlerts();
@@ -1188,26 +1106,14 @@ function submitPeriod(event) {
   const form = $("period-form");
   const from = form.elements.from.value;
   const to = form.elements.to.value;
-  if (!from || !to) {
-    toast("Choisissez les deux dates de la période.", "error");
-    return;
-  }
-  if (from > to) {
-    toast("La date de début doit précéder la date de fin.", "error");
-    return;
-  }
-  if (periodDays(from, to) > MAX_PERIOD_DAYS) {
-    toast(PERIOD_TOO_LONG, "error");
-    form.elements.from.focus();
+  const problem = periodProblem(from, to);
+  if (problem) {
+    toast(problem, "error");
+    if (problem === PERIOD_TOO_LONG) form.elements.from.focus();
     return;
   }
   state.period = { from, to };
   loadMetrics();
-}
-
-/** Days in the period, both ends included (as the API counts). */
-function periodDays(from, to) {
-  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86400000) + 1;
 }
 
 function quickPeriod(days) {

@@ -17,9 +17,22 @@ export const MAX_PERIOD_DAYS = 366; // the API's limit (GET /v1/metrics)
 export const PERIOD_TOO_LONG = `Choisissez une période de ${MAX_PERIOD_DAYS} jours au plus.`;
 
 /** The last `days` days, today included, in Paris (the API counts both ends). */
-export function lastDays(days) {
-  const to = parisDay();
+export function lastDays(days, now = new Date()) {
+  const to = parisDay(now);
   return { from: addDays(to, -(days - 1)), to };
+}
+
+/** Days in the period, both ends included (as the API counts). */
+export function periodDays(from, to) {
+  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86400000) + 1;
+}
+
+/** What is wrong with the period the nurse chose ("YYYY-MM-DD" dates from the form), in French; null: nothing. */
+export function periodProblem(from, to) {
+  if (!from || !to) return "Choisissez les deux dates de la période.";
+  if (from > to) return "La date de début doit précéder la date de fin.";
+  if (periodDays(from, to) > MAX_PERIOD_DAYS) return PERIOD_TOO_LONG;
+  return null;
 }
 
 export function defaultPeriod() {

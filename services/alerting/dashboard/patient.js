@@ -41,7 +41,7 @@ const SOURCE_SHORT = { patient: "Patient·e", relative: "Proche", nurse_phone: "
 
 /** Who answered, and for answers a nurse took by phone, which nurse ("Infirmière (par téléphone) · Claire Martin"),
  * by her id when her name is not known. */
-function answeredBy(submission) {
+export function answeredBy(submission) {
   const label = sourceLabel(submission.answered_by);
   const nurse = submission.recorded_by_name || submission.recorded_by;
   return nurse ? `${label} · ${nurse}` : label;
@@ -57,7 +57,7 @@ function section(title, id, ...content) {
 }
 
 /** Terms in the reference order (the questionnaire's), unknown codes after, alphabetically. */
-function orderTerms(terms) {
+export function orderTerms(terms) {
   const order = Object.keys(getReference().terms);
   const rank = (term) => {
     const index = order.indexOf(term);
@@ -323,7 +323,7 @@ function answersTable(submission) {
 }
 
 /** Who has the alert since when: the nurse who reopened it, when one did after it was taken. */
-function inHandText(alert) {
+export function inHandText(alert) {
   if (reopenedByNurseSinceTaken(alert)) {
     const who = staffName(alert, "reopened_by") ?? staffName(alert, "acknowledged_by") ?? "—";
     return `Rouverte par ${who} le ${formatDateTime(alert.reopened_at)}`;
@@ -496,7 +496,7 @@ function messagesList(messages) {
  * The last day an expected level applies, as "YYYY-MM-DD". The API gives the instant it stops: midnight
  * (Paris) after the last day; a bare date is taken as the last day itself.
  */
-function lastDayOf(until) {
+export function lastDayOf(until) {
   if (typeof until === "string" && /^\d{4}-\d{2}-\d{2}$/.test(until)) return until;
   const date = parseDate(until);
   return date ? parisDay(new Date(date.getTime() - 1)) : "";

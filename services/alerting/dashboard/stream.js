@@ -21,6 +21,11 @@ export const ALERT_EVENT_TYPES = Object.freeze([
 
 const VALID_ID = /^\d{1,20}$/;
 
+/** How long to wait before the reconnection after `attempt` failed ones in a row: 0.5 s, 1 s, 2 s … at most 10 s. */
+export function reconnectDelay(attempt) {
+  return Math.min(BASE_DELAY_MS * 2 ** attempt, MAX_DELAY_MS);
+}
+
 function readStoredId() {
   try {
     const value = sessionStorage.getItem(LAST_EVENT_KEY);
@@ -113,7 +118,7 @@ export class AlertStream {
 
   scheduleRetry() {
     if (!this.running) return;
-    const delay = Math.min(BASE_DELAY_MS * 2 ** this.attempt, MAX_DELAY_MS);
+    const delay = reconnectDelay(this.attempt);
     this.attempt += 1;
     // Always told, even when already "reconnecting": a first connection that fails is a lost connection.
     this.state = "reconnecting";

@@ -1,0 +1,114 @@
+// What a refreshed list tells the nurse, decided from the lists alone (no DOM, no clock): which alerts need her
+// (announced; a red one also rings the banner and the beep), the words for them, and how her own step's answer
+// joins the list until the next load.
+
+import { levelLabel, parseDate, patientShortId, reasonText, staffName } from "./format.js";
+
+const isActive = (alert) => alert.status === "open" || alert.status === "acknowledged";
+
+/**
+ * The alert a step of hers answered with, in the list in place (merged into the row it had), added at the end when
+ * it has just become active, dropped once no longer active. The next load puts it in triage order.
+ */
+export function mergeAlert(alerts, updated) {
+  if (!updated || !updated.id) return;
+  const index = alerts.findIndex((alert) => alert.id === updated.id);
+  const active = isActive(updated);
+  if (index === -1) {
+    if (active) alerts.push(updated);
+  } else if (active) {
+    alerts[index] = { ...alerts[index], ...updated };
+  } else {
+    alerts.splice(index, 1);
+  }
+}
+
+/**
+ * What the refreshed list brings that needs a nurse, compared with the list before (`before`: id → alert): a new
+ * open alert, one whose level rose to red, one a new finding sent back to open after a nurse had taken it. All are
+ * announced (`announcements`); the first red one, the most urgent in triage order, gets the banner and the beep
+ * (`red`). An alert no longer active is never cued, even if its events were replayed after a reconnection; one
+ * raised while the page was cut off always is.
+ */
+export function cues(before, items) {
+  const announcements = [];
+  let red = null;
+  for (const alert of items) {
+    const previous = before.get(alert.id) || null;
+    const cause = changeCause(previous, alert);
+    if (!cause) continue;
+    announcements.push({ cause, alertId: alert.id, previous });
+    if (alert.level === "red" && !red) red = { alertId: alert.id, text: cueText(cause, alert, previous, 3) };
+  }
+  return { announcements, red };
+}
+
+export function changeCause(previous, alert) {
+  if (alert.status !== "open") return null;
+  if (!previous) return "raised";
+  if (alert.level === "red" && previous.level !== "red") return "level-rose";
+  if (previous.status !== "open" && reopenedSince(alert, previous)) return "reopened";
+  return null;
+}
+
+/** Sent back to open after the taking we knew of: not a list read just before our own "Je prends" came back. */
+function reopenedSince(alert, previous) {
+  const reopened = parseDate(alert.reopened_by_finding_at);
+  const taken = parseDate(previous.acknowledged_at);
+  return Boolean(reopened && (!taken || reopened > taken));
+}
+
+/**
+ * The words follow the cause: "Nouvelle alerte ROUGE", "Alerte passée en ROUGE" (its level rose), "Alerte ROUGE
+ * rouverte : nouvelle réponse (était prise par ide-claire)" (red all along, back to open), then the patient.
+ */
+export function cueText(cause, alert, previous, reasonsShown) {
+  const level = levelLabel(alert.level);
+  const owner = staffName(alert, "previously_acknowledged_by") || staffName(previous, "acknowledged_by");
+  const taken = previous && previous.status !== "open" && owner ? ` (était prise par ${owner})` : "";
+  const head =
+    cause === "raised"
+      ? `Nouvelle alerte ${level}`
+      : cause === "level-rose"
+        ? `Alerte passée en ${level}${taken}`
+        : `Alerte ${level} rouverte : nouvelle réponse${taken}`;
+  const reasons = (alert.reasons || []).slice(0, reasonsShown).map(reasonText).join(", ");
+  return `${head} — ${patientShortId(alert.patient_id)}${reasons ? ` : ${reasons}` : ""}`;
+}
+
+/**
+ * The live region's words for what is pending (the cues, and "escalated" events with their payload), against the
+ * list as it is now: an alert handled meanwhile (or a replayed event of the past) says nothing. Null: nothing to say.
+ */
+export function announcementText(pending, alerts) {
+  const parts = [];
+  for (const { cause, alertId, payload, previous } of pending) {
+    const alert = alerts.find((item) => item.id === alertId);
+    if (!alert || alert.status !== "open") continue;
+    if (cause === "escalated") {
+      const level = alert.escalation_level || (payload && payload.escalation_level);
+      parts.push(`Alerte en retard${level ? ` (niveau ${level})` : ""} : ${patientShortId(alert.patient_id)}`);
+    } else {
+      parts.push(cueText(cause, alert, previous, 2));
+    }
+  }
+  if (!parts.length) return null;
+  return parts.length > 3 ? `${parts.length} changements : ${parts.slice(0, 3).join(" ; ")} ; …` : parts.join(" ; ");
+}
+
+/** The red banner stays while the alert it names is still open in the list. */
+export function bannerStillDue(alertId, items) {
+  return !alertId || items.some((alert) => alert.id === alertId && alert.status === "open");
+}
+
+/** The closing dialog's sentence when the alert changed under it, from the version shown to the current one. */
+export function whatChanged(before, now) {
+  if (now.level === "red" && (!before || before.level !== "red"))
+    return `Nouvelle réponse : l'alerte est passée en ${levelLabel("red")}.`;
+  if (now.status === "open" && (!before || before.status !== "open"))
+    return "Nouvelle réponse : l'alerte a été rouverte.";
+  const ownerBefore = before ? before.acknowledged_by : null;
+  if (now.status === "acknowledged" && now.acknowledged_by && now.acknowledged_by !== ownerBefore)
+    return `L'alerte a été prise entre-temps par ${staffName(now, "acknowledged_by")}.`;
+  return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
+}
