@@ -1,6 +1,6 @@
 """The tablet's page for patients who read with difficulty or seldom use a tablet, in a real headless Chromium
 against the real questionnaire service: "Écouter", the text size, the team's number one tap away, "Pas maintenant",
-and the reminder to charge the tablet.
+the reminder to charge the tablet, and the focus at each screen change (no frame around a heading).
 
 "Écouter" is checked through what the page asks the browser to say (``speechSynthesis.speak`` recorded by an init
 script: headless Chromium may have no voice), not through the audio."""
@@ -317,3 +317,41 @@ async def test_not_now_keeps_the_draft_and_home_resumes_at_the_same_question(
     await expect(form).not_to_have_attribute("data-link-id", "temperature")
     draft = await page.evaluate(f"JSON.parse(localStorage.getItem('{DRAFT_KEY}'))")
     assert draft["answers"]["temperature"] == [38.6], draft
+
+
+# The focused element and how its outline is drawn (Chromium's computed style).
+FOCUSED_OUTLINE = """() => {
+  const e = document.activeElement;
+  const s = getComputedStyle(e);
+  return { tag: e.tagName, text: e.textContent.trim(), style: s.outlineStyle, width: s.outlineWidth };
+}"""
+
+
+async def test_a_heading_the_page_focuses_shows_no_outline_and_keyboard_focus_keeps_its_own(
+    tablet_url: str, context: BrowserContext, tokens: TokenService
+) -> None:
+    """Each screen change moves the focus to its heading (a screen reader reads where the patient is): no orange
+    frame around "Mon suivi" for the patient who sees it, by touch or by keyboard; a button reached with the keyboard
+    keeps its frame."""
+    page = await enrolled(tablet_url, context, tokens)
+    focused = await page.evaluate(FOCUSED_OUTLINE)
+    assert (focused["tag"], focused["text"], focused["style"]) == ("H1", "Mon suivi", "none"), focused
+
+    # The keyboard: the button reached has its frame; the heading of the screen it opens has none.
+    await page.keyboard.press("Tab")
+    focused = await page.evaluate(FOCUSED_OUTLINE)
+    assert (focused["tag"], focused["style"], focused["width"]) == ("BUTTON", "solid", "4px"), focused
+    await page.get_by_role("button", name="Répondre au questionnaire").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#screen-who")).to_be_visible()
+    focused = await page.evaluate(FOCUSED_OUTLINE)
+    assert (focused["tag"], focused["text"], focused["style"]) == ("H1", "Qui répond aux questions ?", "none")
+    await page.keyboard.press("Tab")
+    focused = await page.evaluate(FOCUSED_OUTLINE)
+    assert (focused["text"], focused["style"]) == ("C'est moi, le patient ou la patiente", "solid"), focused
+
+    # A touch (here a click): the question's legend takes the focus, without a frame either.
+    await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+    await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "diarrhoea.frequency")
+    focused = await page.evaluate(FOCUSED_OUTLINE)
+    assert (focused["tag"], focused["style"]) == ("LEGEND", "none"), focused
