@@ -406,12 +406,15 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
     try:
         page = await home.enrolled(context, patient)
         await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await expect(page.locator("#screen-who")).to_be_visible()
+        await expect(page.locator("#who-back-to-review")).to_be_hidden()  # the first walk: no review to go back to
         await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
         await answer_until_review(page, {"fever": "Oui", "temperature": "38,6"})
         ARTIFACTS.mkdir(exist_ok=True)
         review = page.locator("#review-list")
         form = page.locator("#question-form")
         back = page.get_by_role("button", name="Retour au récapitulatif")
+        previous = form.locator("[data-action=previous]")
 
         def option(label: str) -> Any:
             # "Fort", not "Très fort"; a chosen answer's name starts with the ✓ drawn before it.
@@ -434,6 +437,8 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await review.locator("[data-edit='diarrhoea.frequency']").click()
         await expect(form).to_have_attribute("data-link-id", "diarrhoea.frequency")
         await expect(back).to_be_visible()
+        # The question changed has no "Précédent" (it led to "who", the first walk again): the way back is "Retour".
+        await expect(previous).to_be_hidden()
         await option("Souvent").click()
         await back.click()
         await expect(page.locator("#screen-review")).to_be_visible()
@@ -445,6 +450,14 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await form.locator("[data-action=next]").click()
         await expect(form).to_have_attribute("data-link-id", "nausea.severity")
         await expect(back).to_be_visible()
+        # "Précédent" on a question the change opened: the question changed, still within the change.
+        await previous.click()
+        await expect(form).to_have_attribute("data-link-id", "nausea.frequency")
+        await expect(option("Souvent")).to_have_attribute("aria-checked", "true")
+        await expect(previous).to_be_hidden()
+        await form.locator("[data-action=next]").click()
+        await expect(form).to_have_attribute("data-link-id", "nausea.severity")
+        await expect(previous).to_be_visible()
         await page.screenshot(path=str(ARTIFACTS / "tablet-change-from-review.png"))
         # The bar says what is true: all but this question is answered.
         done, total = await page.locator("#question-progress").evaluate("(bar) => [bar.value, bar.max]")
@@ -454,6 +467,21 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await expect(page.locator("#screen-review")).to_be_visible()
         await expect(review.locator("[data-link-id='nausea.severity']")).to_contain_text("Fort")
         await expect(review.locator("[data-link-id='nausea.frequency']")).to_contain_text("Souvent")
+
+        # A change that an earlier page of the tablet left on "who" (its "Précédent" walked back there): the way
+        # back to the review is offered there too, the answers as they were.
+        await review.locator("[data-edit='diarrhoea.frequency']").click()
+        await option("Souvent").click()
+        await page.evaluate(
+            f"(() => {{ const d = JSON.parse(localStorage.getItem('{DRAFT_KEY}')); d.at = 'who'; "
+            f"localStorage.setItem('{DRAFT_KEY}', JSON.stringify(d)); }})()"
+        )
+        await page.reload()
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        await expect(page.locator("#screen-who")).to_be_visible()
+        await back.click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+        await expect(review.locator("[data-link-id='diarrhoea.frequency']")).to_contain_text("Jamais")
 
         # A reload in the middle of a change: back at the question being changed, the change and the way back kept.
         await review.locator("[data-edit='fever']").click()

@@ -524,6 +524,39 @@ async def test_previous_screen(modules: Page, answers: dict[str, Any], at: str |
     assert await flow(modules, "m.previousScreen(flat, arg.answers, arg.at)", answers, at=at) == expected
 
 
+# "Précédent" during an edit from the review: (answers before, answers now, question edited, at, screen before).
+PREVIOUS_IN_EDIT_CASES = [
+    # The question changed: back to the review, not the questions before it (nor, from the first, "who").
+    (NEVER, NEVER, "fever", "fever", "review"),
+    (NEVER, NEVER, "pain.frequency", "pain.frequency", "review"),
+    (NEVER, NEVER, "ecog", "ecog", "review"),
+    (OFTEN, OFTEN, "pain.severity", "pain.severity", "review"),  # pain.frequency was answered before the change
+    # A question the change opened: back to the one before it within the change.
+    (NEVER, {**NEVER, "fever": [True]}, "fever", "temperature", "fever"),
+    (NEVER, {**NEVER, "pain.frequency": [coding("3")]}, "pain.frequency", "pain.severity", "pain.frequency"),
+    (NEVER, {**NEVER, **OFTEN}, "pain.frequency", "pain.interference", "pain.severity"),
+    (NEVER, {**NEVER, "more": [True]}, "more", "details.count", "details.what"),
+    (NEVER, {**NEVER, "more": [True]}, "more", "details.what", "more"),
+]
+
+
+@pytest.mark.parametrize(("before", "now", "edited", "at", "expected"), PREVIOUS_IN_EDIT_CASES)
+async def test_previous_screen_during_an_edit_stays_within_the_change(
+    modules: Page, before: dict[str, Any], now: dict[str, Any], edited: str, at: str, expected: str
+) -> None:
+    assert (
+        await flow(
+            modules,
+            "m.previousScreen(flat, arg.answers, arg.at, m.startEdit(flat, arg.before, arg.edited))",
+            now,
+            at=at,
+            before=before,
+            edited=edited,
+        )
+        == expected
+    )
+
+
 # Edits from the review: the answers when "Modifier" was touched (before), the answers now, the question edited.
 EDIT_CASES = [
     # Nothing the change turns on: straight back to the review.

@@ -289,8 +289,11 @@ function goTo(at) {
   draft.at = at;
   if (at === "review") draft.editing = null; // an edit from the review ends there
   save("draft", draft);
-  if (at === "who") show("screen-who");
-  else if (at === "review") renderReview(draft);
+  if (at === "who") {
+    // Only a change from the review left by an earlier page of the tablet stands here: its way back, as elsewhere.
+    $("#who-back-to-review").hidden = !draft.editing;
+    show("screen-who");
+  } else if (at === "review") renderReview(draft);
   else {
     const item = questions().find((q) => q.linkId === at);
     if (!item) return goTo("review");
@@ -351,6 +354,9 @@ function renderQuestion(draft, item) {
   // While editing from the review, a way back to it without walking forward (for a question opened by mistake).
   $("#back-to-review").hidden = !draft.editing;
   $("#edit-hint").hidden = !draft.editing;
+  // On the question changed, "Précédent" would lead where "Retour au récapitulatif" does: one button, not two.
+  $('#question-form [data-action="previous"]').hidden =
+    previousScreen(flat, draft.answers, item.linkId, draft.editing) === "review";
   const form = $("#question-form");
   form.dataset.linkId = item.linkId;
   form.dataset.type = item.type;
@@ -459,7 +465,10 @@ function questionPrevious() {
   const item = questions().find((q) => q.linkId === linkId);
   if (item && (item.type === "decimal" || item.type === "integer" || item.type === "string" || item.type === "text"))
     readTyped(item); // what was typed is kept, even going back
-  goTo(previousScreen(flat, load("draft").answers, linkId));
+  const draft = load("draft");
+  const previous = previousScreen(flat, draft.answers, linkId, draft.editing);
+  if (previous === "review") backToReview();
+  else goTo(previous);
 }
 
 function renderReview(draft) {

@@ -62,16 +62,22 @@ export function nextScreen(flat, answers, at, editing = null) {
   return next ? next.linkId : "review";
 }
 
-/** The screen before `at` (a linkId, or null for the review): the enabled question before it, or "who". */
-export function previousScreen(flat, answers, at) {
+/**
+ * The screen before `at` (a linkId, or null for the review): the enabled question before it, or "who". During an
+ * edit, "Précédent" stays within the change: back through the questions it opened to the question changed, and from
+ * that one, "review" (where the patient came from), never the questions before it nor "who".
+ */
+export function previousScreen(flat, answers, at, editing = null) {
   const all = questionsOf(flat);
   const position = at === null ? all.length : all.findIndex((item) => item.linkId === at);
   const asked = new Set(askedQuestions(flat, answers).map((item) => item.linkId));
+  const inEdit = (linkId) => !editing || linkId === editing.linkId || !editing.asked.includes(linkId);
   const previous = all
     .slice(0, Math.max(position, 0))
     .reverse()
-    .find((item) => asked.has(item.linkId));
-  return previous ? previous.linkId : "who";
+    .find((item) => asked.has(item.linkId) && inEdit(item.linkId));
+  if (previous) return previous.linkId;
+  return editing ? "review" : "who";
 }
 
 /**
