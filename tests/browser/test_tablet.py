@@ -467,6 +467,17 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await expect(page.locator("#screen-review")).to_be_visible()
         await expect(review.locator("[data-link-id='nausea.severity']")).to_contain_text("Fort")
         await expect(review.locator("[data-link-id='nausea.frequency']")).to_contain_text("Souvent")
+        # Each group's title above its answers, as on the question screens: both nausea answers under "Nausées".
+        nausea_group = review.locator("section").filter(has=page.locator("[data-link-id='nausea.severity']"))
+        await expect(nausea_group.get_by_role("heading", level=2)).to_have_text("Nausées (envie de vomir)")
+        await expect(nausea_group.locator("li")).to_have_count(2)
+        titles = await review.get_by_role("heading", level=2).all_text_contents()
+        assert titles[:3] == ["Diarrhée", "Nausées (envie de vomir)", "Vomissements"], titles
+        assert titles[-1] == "Signes qui doivent être vus vite par l'équipe", titles  # the optional question: none
+        await page.screenshot(path=str(ARTIFACTS / "tablet-review.png"), full_page=True)
+        # One numbering through the review, not 1 again under each title.
+        starts = await review.locator("ol").evaluate_all("(lists) => lists.map((l) => [l.start, l.children.length])")
+        assert [start for start, _ in starts] == [1 + sum(n for _, n in starts[:i]) for i in range(len(starts))]
 
         # A change that an earlier page of the tablet left on "who" (its "Précédent" walked back there): the way
         # back to the review is offered there too, the answers as they were.

@@ -4,7 +4,7 @@ and the case's data as ``arg``.
 
 Covered: shared/web/questionnaire_form.js (enableWhen, the response items, the 422 pointer), shared/web/page.js,
 and the tablet's services/questionnaire/tablet/flow.js (which screen comes next, the progress bar, the edit from
-the review) and sending.js (when and how late a send is tried again)."""
+the review, the review's groups) and sending.js (when and how late a send is tried again)."""
 
 from __future__ import annotations
 
@@ -522,6 +522,50 @@ async def test_next_screen_on_the_first_walk(
 )
 async def test_previous_screen(modules: Page, answers: dict[str, Any], at: str | None, expected: str) -> None:
     assert await flow(modules, "m.previousScreen(flat, arg.answers, arg.at)", answers, at=at) == expected
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        (
+            NEVER,
+            [
+                {"group": "pain", "title": "Douleur", "questions": ["pain.frequency"]},
+                {"group": "red_flags", "title": "Signes", "questions": ["fever"]},
+                {"group": None, "title": None, "questions": ["more", "ecog"]},
+            ],
+        ),
+        (
+            {**OFTEN, "fever": [True], "more": [True]},
+            [
+                {
+                    "group": "pain",
+                    "title": "Douleur",
+                    "questions": ["pain.frequency", "pain.severity", "pain.interference"],
+                },
+                {"group": "red_flags", "title": "Signes", "questions": ["fever", "temperature"]},
+                {"group": None, "title": None, "questions": ["more"]},
+                {"group": "details", "title": "Détails", "questions": ["details.what"]},  # not its display text
+                {"group": "details.inner", "title": "Combien", "questions": ["details.count"]},  # as its screen shows
+                {"group": None, "title": None, "questions": ["ecog"]},
+            ],
+        ),
+    ],
+)
+async def test_review_sections_put_each_group_s_title_above_its_questions(
+    modules: Page, answers: dict[str, Any], expected: list[dict[str, Any]]
+) -> None:
+    assert await flow(modules, "m.reviewSections(flat, arg.answers)", answers) == expected
+
+
+async def test_group_of_a_question_is_the_group_its_screen_shows(modules: Page) -> None:
+    groups = await flow(
+        modules,
+        "arg.ids.map((id) => (m.groupOf(flat, id) || {}).linkId || null)",
+        {},
+        ids=["pain.severity", "details.count", "ecog", "nope"],
+    )
+    assert groups == ["pain", "details.inner", None, None]
 
 
 # "Précédent" during an edit from the review: (answers before, answers now, question edited, at, screen before).

@@ -19,7 +19,7 @@ import {
   responseItems,
 } from "../web/questionnaire_form.js";
 import { h } from "../web/page.js";
-import { keptForAsked, nextScreen, previousScreen, progress, startEdit } from "./flow.js";
+import { groupOf, keptForAsked, nextScreen, previousScreen, progress, reviewSections, startEdit } from "./flow.js";
 import { retryDelay, sendAgain } from "./sending.js";
 
 const STORE = "oncofollow.tablet.";
@@ -340,8 +340,7 @@ function answerLabel(item, values) {
 }
 
 function renderQuestion(draft, item) {
-  const parent = flat.find((f) => f.item.linkId === item.linkId).parent;
-  const group = parent ? flat.find((f) => f.item.linkId === parent).item : null;
+  const group = groupOf(flat, item.linkId);
   $("#question-group").textContent = group ? group.text || "" : "";
   $("#question-text").textContent = item.text || item.linkId;
   $("#question-error").hidden = true;
@@ -472,35 +471,43 @@ function questionPrevious() {
 }
 
 function renderReview(draft) {
-  const { shown } = draftState(draft);
-  const list = $("#review-list");
-  list.replaceChildren();
-  for (const item of questions()) {
-    if (!shown.get(item.linkId)) continue;
-    // Named after its question: a screen reader does not read a list of identical "Modifier".
-    const change = h(
-      "button",
-      {
-        type: "button",
-        class: "nav-button",
-        dataset: { edit: item.linkId },
-        "aria-label": `Modifier : ${item.text || item.linkId}`,
-      },
-      "Modifier",
-    );
-    change.addEventListener("click", () => edit(item.linkId));
-    list.append(
-      h(
-        "li",
-        { dataset: { linkId: item.linkId } },
-        h("div", null, item.text || item.linkId),
-        h("div", { class: "review-answer" }, answerLabel(item, draft.answers[item.linkId])),
-        change,
-      ),
-    );
+  const review = $("#review-list");
+  review.replaceChildren();
+  const byId = new Map(questions().map((item) => [item.linkId, item]));
+  let number = 1; // numbers starting again at 1 under each title would look like answers gone missing
+  for (const section of reviewSections(flat, draft.answers)) {
+    // Each group's title above its answers, as on its question screens: "Souvent" alone does not say for what.
+    const title = section.title ? h("h2", { class: "group-title" }, section.title) : null;
+    const list = h("ol", { class: "review-list", start: number });
+    review.append(h("section", { class: "review-group" }, title, list));
+    number += section.questions.length;
+    for (const linkId of section.questions) list.append(reviewRow(draft, byId.get(linkId)));
   }
   $("#review-error").hidden = true;
   show("screen-review");
+}
+
+/** One answer on the review, with its "Modifier". */
+function reviewRow(draft, item) {
+  // Named after its question: a screen reader does not read a list of identical "Modifier".
+  const change = h(
+    "button",
+    {
+      type: "button",
+      class: "nav-button",
+      dataset: { edit: item.linkId },
+      "aria-label": `Modifier : ${item.text || item.linkId}`,
+    },
+    "Modifier",
+  );
+  change.addEventListener("click", () => edit(item.linkId));
+  return h(
+    "li",
+    { dataset: { linkId: item.linkId } },
+    h("div", null, item.text || item.linkId),
+    h("div", { class: "review-answer" }, answerLabel(item, draft.answers[item.linkId])),
+    change,
+  );
 }
 
 function sendAnswers() {

@@ -30,6 +30,31 @@ export function keptForAsked(flat, answers) {
   return Object.fromEntries(Object.entries(answers).filter(([linkId]) => asked.has(linkId)));
 }
 
+/** The group a question is asked in (its parent in the definition), or null for a question outside any group. */
+export function groupOf(flat, linkId) {
+  const entry = flat.find(({ item }) => item.linkId === linkId);
+  const parent = entry ? entry.parent : null;
+  const group = parent ? flat.find(({ item }) => item.linkId === parent) : null;
+  return group ? group.item : null;
+}
+
+/**
+ * The review's sections: the questions the answers enable, in order, each run of questions of one group under that
+ * group's title, as their question screens show it ("Nausées" above both nausea questions); a run of questions
+ * outside any group has a section with no title. [{group: linkId or null, title: text or null, questions: linkIds}]
+ */
+export function reviewSections(flat, answers) {
+  const sections = [];
+  for (const item of askedQuestions(flat, answers)) {
+    const group = groupOf(flat, item.linkId);
+    const id = group ? group.linkId : null;
+    const last = sections.at(-1);
+    if (last && last.group === id) last.questions.push(item.linkId);
+    else sections.push({ group: id, title: group ? group.text || "" : null, questions: [item.linkId] });
+  }
+  return sections;
+}
+
 /**
  * What an edit from the review remembers: the questions asked when it started (any other one the change turns on
  * and that has no answer yet is asked before going back to the review) and the answers as they were, which
