@@ -1,46 +1,56 @@
-"""The fleet manager's API (role ``fleet``; ``arc`` and ``nurse`` may read) and the tablet's heartbeat."""
+"""The fleet manager's API for the tablets and their loans (role ``fleet``; ``arc`` and ``nurse`` may read): the
+inventory, the lifecycle steps, loans, returns, wipes and losses. Their models are in schemas.py."""
 
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.responses import Response
 
 from services.devices import repository
 from services.devices.domain import (
     Accessory,
     Action,
-    HeartbeatReading,
     IllegalTransition,
-    ReturnChannel,
     SerialNumber,
     TabletState,
-    WipeMethod,
     accessories_outside,
-    allowed_actions,
-    clock_skew_ok,
     default_expected_return,
     loan_status,
     missing_accessories,
     next_state,
     repeated_accessories,
-    utilisation,
 )
 from services.devices.enrolment import enrolment_url, qr_svg
-from services.devices.heartbeats import HeartbeatWriter
+from services.devices.schemas import (
+    AccessoriesBack,
+    AccessoryView,
+    LoanGranted,
+    LoanRequest,
+    LoanSummary,
+    LoanView,
+    LossReport,
+    ReturnRequest,
+    StepRequest,
+    TabletDetail,
+    TabletList,
+    TabletRegistration,
+    TabletSummary,
+    TabletView,
+    Transition,
+    WipeRequest,
+    WipeView,
+    loan_view,
+    tablet_view,
+)
 from shared.audit import audit_staff, audit_staff_patients
 from shared.auth import StaffPrincipal
-from shared.datetimes import CalendarDate, OffsetDatetime
 from shared.db.outbox import add_event
 from shared.events.catalog import make_event
 from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1, TabletWipedV1
@@ -50,8 +60,7 @@ from shared.http.limits import MAX_OFFSET
 from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.http.responses import json_response
-from shared.http.routes import RequestOnlyRoute
-from shared.http.security import device_principal, require_staff
+from shared.http.security import require_staff
 from shared.revocation import revoke
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
@@ -59,81 +68,6 @@ router = APIRouter(prefix="/v1", tags=["fleet"])
 FleetManager = Annotated[StaffPrincipal, Depends(require_staff("fleet"))]
 FleetReader = Annotated[StaffPrincipal, Depends(require_staff("fleet", "arc", "nurse"))]
 IdempotencyKey = idempotency.OptionalKey
-
-STAFF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,79}$"
-Reason = Annotated[str | None, Field(default=None, max_length=500, description="Why (kept in the history).")]
-
-
-# --- Views ---------------------------------------------------------------------------------------------------
-
-
-class AccessoryView(BaseModel):
-    kind: Accessory
-    serial_number: str | None = None
-
-
-class LoanView(BaseModel):
-    id: UUID
-    tablet_id: UUID
-    patient_id: UUID
-    agreement_signed_at: datetime
-    agreement_witnessed_by: str
-    accessories: list[Accessory]
-    expected_return_on: date
-    loaned_at: datetime
-    loaned_by: str
-    ended_at: datetime | None
-    end_kind: str | None
-    return_channel: ReturnChannel | None
-    missing_accessories: list[Accessory]
-    return_status: str | None = Field(description="overdue, due_soon or on_time while the loan is open")
-    silent_since: datetime | None = Field(description="Set while a reported silence lasts (tablet.inactive)")
-    silence_reason: str | None
-
-
-class TabletView(BaseModel):
-    id: UUID
-    serial_number: str
-    model: str
-    state: TabletState
-    registered_at: datetime
-    state_changed_at: datetime
-    last_seen_at: datetime | None
-    last_used_at: datetime | None
-    battery_percent: int | None
-    app_version: str | None
-    allowed_actions: list[Action]
-
-
-def _loan_view(row: Any, last_seen_at: datetime | None, today: date) -> LoanView:
-    open_ = row["ended_at"] is None
-    reported = row["inactive_reported_since"]
-    silent = open_ and reported is not None and (last_seen_at is None or last_seen_at <= reported)
-    return LoanView(
-        id=row["id"],
-        tablet_id=row["tablet_id"],
-        patient_id=row["patient_id"],
-        agreement_signed_at=row["agreement_signed_at"],
-        agreement_witnessed_by=row["agreement_witnessed_by"],
-        accessories=row["accessories"],
-        expected_return_on=row["expected_return_on"],
-        loaned_at=row["loaned_at"],
-        loaned_by=row["loaned_by"],
-        ended_at=row["ended_at"],
-        end_kind=row["end_kind"],
-        return_channel=row["return_channel"],
-        missing_accessories=row["missing_accessories"],
-        return_status=loan_status(row["expected_return_on"], today) if open_ else None,
-        silent_since=reported if silent else None,
-        silence_reason=row["inactive_reason"] if silent else None,
-    )
-
-
-def _tablet_view(row: Any) -> TabletView:
-    state = TabletState(row["state"])
-    return TabletView(
-        **{k: row[k] for k in TabletView.model_fields if k in row}, allowed_actions=allowed_actions(state)
-    )
 
 
 # What a step of a tablet or a loan can be refused for besides the malformed or unauthorised: an unknown tablet or
@@ -244,7 +178,7 @@ async def _publish(conn: asyncpg.Connection, platform: Platform, event_type: str
 
 async def _tablet_body(conn: asyncpg.Connection, tablet_id: UUID) -> dict[str, Any]:
     row = await repository.get_tablet(conn, tablet_id)
-    return _tablet_view(row).model_dump(mode="json")
+    return tablet_view(row).model_dump(mode="json")
 
 
 def _each_once(listed: Sequence[Accessory], pointer: str) -> None:
@@ -272,23 +206,6 @@ def _only_lent(listed: Sequence[Accessory], loan: Any, pointer: str) -> None:
 
 
 # --- Inventory -----------------------------------------------------------------------------------------------
-
-
-class AccessoryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Accessory
-    serial_number: SerialNumber | None = None
-
-
-class TabletRegistration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    serial_number: SerialNumber = Field(
-        description="The manufacturer's serial number; not case-significant, kept and shown in upper case."
-    )
-    model: str = Field(min_length=1, max_length=80)
-    accessories: list[AccessoryIn] = Field(default_factory=list, max_length=5)
 
 
 @router.post(
@@ -331,29 +248,6 @@ async def register_tablet(
     return await _command(request, platform, staff, key, work)
 
 
-class TabletSummary(TabletView):
-    loan: LoanSummary | None
-
-
-class LoanSummary(BaseModel):
-    id: UUID
-    patient_id: UUID
-    loaned_at: datetime
-    expected_return_on: date
-    return_status: str
-    missing_accessories: list[Accessory]
-    silent_since: datetime | None
-    silence_reason: str | None
-
-
-TabletSummary.model_rebuild()
-
-
-class TabletList(BaseModel):
-    items: list[TabletSummary]
-    count: int
-
-
 @router.get("/tablets", response_model=TabletList, summary="The fleet, tablet by tablet, with the open loan")
 async def list_tablets(
     staff: FleetReader,
@@ -388,32 +282,8 @@ async def list_tablets(
                 silent_since=reported if silent else None,
                 silence_reason=row["inactive_reason"] if silent else None,
             )
-        items.append(TabletSummary(**_tablet_view(row).model_dump(), loan=loan))
+        items.append(TabletSummary(**tablet_view(row).model_dump(), loan=loan))
     return TabletList(items=items, count=len(items))
-
-
-class Transition(BaseModel):
-    action: str
-    from_state: str
-    to_state: str
-    at: datetime
-    by_staff: str
-    reason: str | None
-
-
-class WipeView(BaseModel):
-    method: WipeMethod
-    proof: str
-    wiped_at: datetime
-    wiped_by: str
-
-
-class TabletDetail(TabletView):
-    accessories: list[AccessoryView]
-    loan: LoanView | None
-    loans: list[LoanView]
-    transitions: list[Transition]
-    wipes: list[WipeView]
 
 
 @router.get(
@@ -429,14 +299,14 @@ async def get_tablet(tablet_id: UUID, staff: FleetReader, platform: PlatformDep)
         if row is None:
             raise Problem(404, "There is no tablet with this id.", kind="unknown-tablet")
         found = await repository.history(conn, tablet_id)
-        loans = [_loan_view(loan, row["last_seen_at"], today) for loan in found["loans"]]
+        loans = [loan_view(loan, row["last_seen_at"], today) for loan in found["loans"]]
         current = next((loan for loan in loans if loan.ended_at is None), None)
         # Every borrower shown, the earlier ones too: each patient's trail must show who saw their loan.
         await audit_staff_patients(
             conn, staff, "tablet.read", f"tablet/{tablet_id}", (loan.patient_id for loan in loans)
         )
     return TabletDetail(
-        **_tablet_view(row).model_dump(),
+        **tablet_view(row).model_dump(),
         accessories=[AccessoryView(**dict(a)) for a in found["accessories"]],
         loan=current,
         loans=loans,
@@ -458,12 +328,6 @@ SIMPLE_ACTIONS = frozenset(
         Action.RETIRE,
     }
 )
-
-
-class StepRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Reason
 
 
 @router.post(
@@ -502,40 +366,6 @@ async def move_tablet(
 # --- Loan, return, wipe, loss ----------------------------------------------------------------------------------
 
 
-class Agreement(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    signed_at: OffsetDatetime = Field(description="When the patient signed the loan agreement at the day hospital.")
-    witnessed_by: str = Field(pattern=STAFF_PATTERN, description="The staff member who witnessed the signature.")
-
-
-class LoanRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    patient_id: UUID = Field(description="The patient's pseudonymous id.")
-    agreement: Agreement
-    accessories: list[Accessory] = Field(description="What was handed over with the tablet.", max_length=5)
-    expected_return_on: CalendarDate | None = Field(
-        default=None, description="Default: one year, or the treatment's end."
-    )
-    treatment_ends_on: CalendarDate | None = None
-
-
-class LoanGranted(BaseModel):
-    loan: LoanView
-    tablet: TabletView
-    device_token: str = Field(description="The tablet's bearer token for the questionnaire service (no password).")
-    token_id: str = Field(description="The token's id: what revocation and the tablet.* events refer to.")
-    token_expires_at: datetime
-    enrolment_url: str = Field(
-        description="The tablet's page on the questionnaire service (QUESTIONNAIRE_PUBLIC_URL) with the device token "
-        "in its fragment: opened once on the tablet, it enrols it. A credential, like the token."
-    )
-    enrolment_qr_svg: str = Field(
-        description="That link as a QR code (an SVG document) for the tablet's camera: show it as an image."
-    )
-
-
 def _enrolment(platform: Platform, token: str) -> dict[str, str]:
     url = enrolment_url(str(getattr(platform.settings, "questionnaire_public_url", "")), token)
     return {"enrolment_url": url, "enrolment_qr_svg": qr_svg(url)}
@@ -547,8 +377,6 @@ _TOKEN_FIELDS = frozenset({"device_token", "enrolment_url", "enrolment_qr_svg"})
 
 # The loan agreement is signed at the day hospital and entered soon after; older is a wrong date.
 AGREEMENT_MAX_AGE = timedelta(days=30)
-# Readings queued while a tablet was offline arrive late, but not a year late.
-HEARTBEAT_MAX_AGE = timedelta(days=366)
 
 # A device token outlives its loan's expected end by a margin: a late return must not lock a patient out;
 # returning the tablet revokes it at once.
@@ -649,8 +477,8 @@ async def loan_tablet(
         await audit_staff(conn, staff, "tablet.loan", f"tablet/{tablet_id}", body.patient_id)
         loan = await repository.open_loan(conn, tablet_id)
         granted = LoanGranted(
-            loan=_loan_view(loan, tablet["last_seen_at"], today),
-            tablet=_tablet_view(await repository.get_tablet(conn, tablet_id)),
+            loan=loan_view(loan, tablet["last_seen_at"], today),
+            tablet=tablet_view(await repository.get_tablet(conn, tablet_id)),
             device_token=token,
             token_id=principal.token_id,
             token_expires_at=datetime.fromtimestamp(expires, UTC),
@@ -677,17 +505,6 @@ async def loan_tablet(
         return {**stored, "device_token": token, **_enrolment(platform, token)}
 
     return await _command(request, platform, staff, key, work, to_store=without_token, to_replay=with_token)
-
-
-class ReturnRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    channel: ReturnChannel
-    accessories_returned: list[Accessory] = Field(
-        description="The checklist: what came back with the tablet, each once, among what the loan handed over.",
-        max_length=5,
-    )
-    returned_at: OffsetDatetime | None = Field(default=None, description="Default: now.")
 
 
 @router.post(
@@ -739,20 +556,9 @@ async def return_tablet(
         await _publish(conn, platform, "tablet.returned", event, tablet_id)
         await audit_staff(conn, staff, "tablet.return", f"tablet/{tablet_id}", loan["patient_id"])
         ended = await repository.get_loan(conn, loan["id"])
-        return 200, _loan_view(ended, tablet["last_seen_at"], now.date()).model_dump(mode="json")
+        return 200, loan_view(ended, tablet["last_seen_at"], now.date()).model_dump(mode="json")
 
     return await _command(request, platform, staff, key, work)
-
-
-class AccessoriesBack(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    accessories: list[Accessory] = Field(
-        min_length=1,
-        max_length=5,
-        description="What came back after the return, each once, among what the loan handed over; one already "
-        "back is a retry and changes nothing.",
-    )
 
 
 @router.post(
@@ -787,17 +593,9 @@ async def accessories_back(
         loan = await repository.accessories_came_back(conn, loan_id, [a.value for a in body.accessories])
         assert loan is not None  # read above, in this transaction; loans are never deleted
         await audit_staff(conn, staff, "loan.accessories", f"loan/{loan_id}", loan["patient_id"])
-        return 200, _loan_view(loan, None, now.date()).model_dump(mode="json")
+        return 200, loan_view(loan, None, now.date()).model_dump(mode="json")
 
     return await _command(request, platform, staff, key, work)
-
-
-class WipeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    method: WipeMethod
-    proof: str = Field(min_length=1, max_length=200, description="The MDM job id or the signed wipe sheet number.")
-    wiped_at: OffsetDatetime | None = Field(default=None, description="Default: now.")
 
 
 @router.post(
@@ -839,13 +637,6 @@ async def wipe_tablet(
         return 200, await _tablet_body(conn, tablet_id)
 
     return await _command(request, platform, staff, key, work)
-
-
-class LossReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    stolen: bool = Field(default=False, strict=True)  # "yes" is not an answer here: true or false
-    reason: Reason
 
 
 @router.post(
@@ -890,141 +681,3 @@ async def report_lost(
         return 200, await _tablet_body(conn, tablet_id)
 
     return await _command(request, platform, staff, key, work)
-
-
-# --- The fleet at a glance -------------------------------------------------------------------------------------
-
-
-class FleetView(BaseModel):
-    by_state: dict[str, int]
-    open_loans: int
-    loans_overdue: int
-    loans_due_soon: int
-    loans_with_missing_accessories: int
-    missing_accessories: int
-    silent_tablets: int
-    mean_loan_days: float | None = Field(description="Mean length of the loans that ended.")
-    utilisation: float | None = Field(description="Share of the available tablet-days on loan over the period.")
-    period_days: int
-    attention: list[LoanView] = Field(description="Loans overdue or due soon, silent, or with accessories missing.")
-
-
-@router.get("/fleet", response_model=FleetView, summary="The fleet at a glance: states, due loans, silent tablets")
-async def fleet(
-    staff: FleetReader,
-    platform: PlatformDep,
-    period_days: Annotated[int, Query(ge=1, le=730)] = 90,
-    due_soon_days: Annotated[int, Query(ge=1, le=365)] = 30,
-) -> Any:
-    today = datetime.now(UTC).date()
-    async with platform.pool.acquire() as conn, conn.transaction():
-        figures = await repository.fleet_figures(conn, today, due_soon_days, period_days)
-        attention = await repository.loans_needing_attention(conn, today, due_soon_days)
-        await audit_staff_patients(conn, staff, "fleet.read", "fleet", (row["patient_id"] for row in attention))
-    loans, usage = figures["loans"], figures["usage"]
-    # A tablet retired during the period still counts its loaned days: cap at the fleet's capacity.
-    loaned_days, available_days = float(usage["loaned_days"]), float(usage["available_days"])
-    mean = loans["mean_ended_loan_days"]
-    return FleetView(
-        by_state={state.value: figures["states"].get(state.value, 0) for state in TabletState},
-        open_loans=loans["open"],
-        loans_overdue=loans["overdue"],
-        loans_due_soon=loans["due_soon"],
-        loans_with_missing_accessories=loans["with_missing_accessories"],
-        missing_accessories=loans["missing_accessories"],
-        silent_tablets=loans["silent"],
-        mean_loan_days=round(float(mean), 1) if mean is not None else None,
-        utilisation=utilisation(min(loaned_days, available_days), available_days),
-        period_days=period_days,
-        attention=[_loan_view(row, row["last_seen_at"], today) for row in attention],
-    )
-
-
-class Me(BaseModel):
-    staff_id: str
-    name: str | None = Field(default=None, description="The display name the token carries (STAFF_TOKEN_NAME_CLAIM)")
-    roles: list[str]
-    session_expires_in: int | None = Field(
-        default=None,
-        description="Seconds until this staff token expires: when the page renews it or warns (counted from now, "
-        "not from an end time a computer with a wrong clock would misread)",
-    )
-
-
-@router.get(
-    "/me",
-    response_model=Me,
-    summary="Who this fleet manager is: the fleet page's sign-in (403 for staff without the fleet role)",
-)
-async def me(staff: FleetManager) -> Any:
-    ends = staff.session_ends_at
-    return Me(
-        staff_id=staff.staff_id,
-        name=staff.name,
-        roles=sorted(staff.roles),
-        session_expires_in=None if ends is None else max(0, ends - int(time.time())),
-    )
-
-
-# --- The tablet's heartbeat --------------------------------------------------------------------------------------
-
-
-# The highest-volume endpoint: it reads its own body and token instead of going through FastAPI's
-# dependency and body machinery (half of its CPU when measured), and it is matched before the fleet routes.
-heartbeat_router = APIRouter(prefix="/v1", tags=["tablet"], route_class=RequestOnlyRoute)
-
-_NOT_A_FLEET_TABLET = "This device token does not name a tablet of the fleet."
-_LOAN_ENDED = "This tablet's loan has ended: its token no longer works. Bring the tablet back to the day hospital."
-
-
-@heartbeat_router.post(
-    "/heartbeats",
-    status_code=204,
-    summary="The tablet is on (device token); cheap and idempotent",
-    # It reads its token and body itself: FastAPI sees neither.
-    responses=problem_responses(401, 403, 422),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": HeartbeatReading.model_json_schema()}},
-        }
-    },
-)
-async def heartbeat(request: Request) -> Response:
-    platform: Platform = request.state.platform
-    device = await device_principal(request)
-    try:
-        reading = HeartbeatReading.model_validate_json(await request.body())
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
-    now = datetime.now(UTC)
-    for name, moment in (("sent_at", reading.sent_at), ("last_used_at", reading.last_used_at)):
-        # A wrong clock's future would make the tablet look alive (and used) for days, or for ever.
-        if moment is not None and not clock_skew_ok(moment, now):
-            raise Problem(
-                422,
-                f"{name} is more than a day ahead of the server's clock: check the tablet's clock.",
-                pointer=f"/{name}",
-            )
-        if moment is not None and moment < now - HEARTBEAT_MAX_AGE:
-            raise Problem(422, f"{name} is more than a year ago: check the tablet's clock.", pointer=f"/{name}")
-    try:
-        tablet_id = UUID(device.device_id)
-    except ValueError:
-        raise Problem(403, _NOT_A_FLEET_TABLET, kind="not-a-fleet-tablet") from None
-    writer: HeartbeatWriter = platform.extras["heartbeats"]
-    recorded = await writer.submit(
-        repository.HeartbeatRow(
-            tablet_id=tablet_id,
-            token_id=device.token_id,
-            sent_at=reading.sent_at,
-            received_at=now,
-            battery_percent=reading.battery_percent,
-            app_version=reading.app_version,
-            last_used_at=reading.last_used_at,
-        )
-    )
-    if not recorded:
-        raise Problem(401, _LOAN_ENDED, kind="invalid-token", headers={"WWW-Authenticate": 'Bearer realm="oncofollow"'})
-    return Response(status_code=204)

@@ -17,13 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from services.questionnaire import photos, repository
-from services.questionnaire.domain import (
-    InvalidSubmission,
-    NormalisedSubmission,
-    QuestionnaireCatalogue,
-    UnknownQuestionnaire,
-    normalise_response,
-)
+from services.questionnaire.answers import InvalidSubmission
+from services.questionnaire.catalogue import QuestionnaireCatalogue, UnknownQuestionnaire
+from services.questionnaire.domain import NormalisedSubmission, normalise_response
 from shared.audit import audit_staff, record_access
 from shared.auth import DevicePrincipal, Principal, StaffPrincipal
 from shared.db.outbox import add_event

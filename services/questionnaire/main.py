@@ -13,7 +13,7 @@ from pydantic_settings import NoDecode
 
 from services.questionnaire import handlers, repository
 from services.questionnaire.api import ingress_writers, photo_decoding, router, submission_router
-from services.questionnaire.domain import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
+from services.questionnaire.catalogue import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
 from shared.http.app import WEB_MODULES, PlatformDep, ServiceDefinition, create_service_app
 from shared.http.page_security import SELF, PageSecurity
 from shared.messaging.consumer import Subscription

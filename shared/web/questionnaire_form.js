@@ -2,7 +2,7 @@
 // phone entry (services/alerting/dashboard/phone.js) and the patient's tablet (services/questionnaire/tablet/).
 // No DOM here: the pages draw the questions and read the answers their own way, and this module decides which
 // questions are enabled and what the QuestionnaireResponse holds, so both agree with the questionnaire service
-// (services/questionnaire/domain.py).
+// (services/questionnaire/: fhir_questionnaire.py, branching.py, answers.py).
 //
 // An answer value is a Coding ({system, code}) for a choice, a boolean, a number, or a string.
 

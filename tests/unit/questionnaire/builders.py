@@ -11,13 +11,9 @@ from uuid import UUID
 
 import pytest
 
-from services.questionnaire.domain import (
-    DEFAULT_DEFINITIONS_DIR,
-    InvalidSubmission,
-    NormalisedSubmission,
-    QuestionnaireCatalogue,
-    normalise_response,
-)
+from services.questionnaire.answers import InvalidSubmission
+from services.questionnaire.catalogue import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
+from services.questionnaire.domain import NormalisedSubmission, normalise_response
 
 URL = "https://oncofollow.example/fhir/Questionnaire/reconnect-symptoms"
 CANONICAL = f"{URL}|1.0.0"

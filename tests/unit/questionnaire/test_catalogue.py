@@ -8,11 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.questionnaire.domain import (
-    InvalidDefinition,
-    QuestionnaireCatalogue,
-    UnknownQuestionnaire,
-)
+from services.questionnaire.catalogue import QuestionnaireCatalogue, UnknownQuestionnaire
+from services.questionnaire.fhir_questionnaire import InvalidDefinition
 
 from .builders import CATALOGUE, URL, default_definition, find_item, versioned, write_definitions
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from services.questionnaire.catalogue import DEFAULT_DEFINITIONS_DIR
 from services.questionnaire.definitions import build_reconnect_symptoms
-from services.questionnaire.domain import (
+from services.questionnaire.fhir_questionnaire import (
     ATTRIBUTE_SYSTEM,
-    DEFAULT_DEFINITIONS_DIR,
     ECOG_SYSTEM,
     ORDINAL_VALUE_URL,
     RED_FLAG_SYSTEM,

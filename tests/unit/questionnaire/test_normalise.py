@@ -9,12 +9,9 @@ from uuid import uuid4
 
 import pytest
 
-from services.questionnaire.domain import (
-    InvalidSubmission,
-    QuestionnaireCatalogue,
-    UnknownQuestionnaire,
-    normalise_response,
-)
+from services.questionnaire.answers import InvalidSubmission
+from services.questionnaire.catalogue import QuestionnaireCatalogue, UnknownQuestionnaire
+from services.questionnaire.domain import normalise_response
 from shared.events.questionnaire import QuestionnaireSubmittedV1, RedFlags, TermAnswer
 
 from .builders import (

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from services.questionnaire.domain import (
+from services.questionnaire.catalogue import QuestionnaireCatalogue
+from services.questionnaire.fhir_questionnaire import (
     ATTRIBUTE_SYSTEM,
     ORDINAL_VALUE_URL,
     RED_FLAG_SYSTEM,
-    QuestionnaireCatalogue,
     QuestionnaireDefinition,
 )
 from shared.events.questionnaire import RedFlags, TermAnswer
