@@ -337,6 +337,10 @@ ALERT_NOW = "2026-11-24T15:50:00Z"  # 16:50 in Paris
             {"text": "Chimio le 30/03", "when": "après-demain", "soon": True},
         ),
         (None, NOW, None),
+        # A session already begun is not the next one (a list read before it, still on the screen): no text.
+        ("2026-11-24T09:59:59Z", NOW, None),
+        ("2026-11-23T13:00:00Z", NOW, None),
+        ("2026-11-24T10:00:00Z", NOW, {"text": "Chimio le 24/11", "when": "aujourd'hui", "soon": True}),
     ],
 )
 async def test_next_session(dashboard: Page, session: str | None, now: str, expected: dict[str, Any] | None) -> None:
@@ -1217,6 +1221,31 @@ async def test_metrics_tiles_of_an_empty_period(dashboard: Page) -> None:
 # --- patient.js: the texts of the patient view ------------------------------------------------------------------
 
 PATIENT = "/dashboard/patient.js"
+
+
+@pytest.mark.parametrize(
+    ("sessions", "next_session"),
+    [
+        (
+            [
+                {"scheduled_for": "2026-11-24T07:00:00Z"},  # began this morning: past, not the next one
+                {"scheduled_for": "2026-12-08T07:00:00Z"},
+                {"scheduled_for": "2026-12-01T07:00:00Z"},
+            ],
+            "2026-12-01T07:00:00.000Z",
+        ),
+        ([{"scheduled_for": "2026-11-23T21:00:00Z"}], None),  # last night's
+        ([{"scheduled_for": "2026-11-24T13:00:00Z"}], "2026-11-24T13:00:00.000Z"),  # this afternoon's
+        ([{"scheduled_for": NOW}], "2026-11-24T10:00:00.000Z"),
+        ([{"scheduled_for": None}, {}], None),
+        (None, None),
+    ],
+)
+async def test_next_session_of_the_patient_view(
+    dashboard: Page, sessions: list[dict[str, Any]] | None, next_session: str | None
+) -> None:
+    expression = "(d => d && d.toISOString())(m.nextSessionDate(arg.sessions, new Date(arg.now)))"
+    assert await run(dashboard, PATIENT, expression, {"sessions": sessions, "now": NOW}) == next_session
 
 
 @pytest.mark.parametrize(
