@@ -681,6 +681,12 @@ def red(alert_id: str = "r", status: str = "open", **extra: Any) -> dict[str, An
         (red(status="acknowledged", **CLAIRE), red(reopened_by_finding_at=T1), None),
         (red(status="acknowledged", **CLAIRE), red(), None),
         (red(), red(status="resolved"), None),
+        # Open when the page last saw it, taken by a colleague and reopened by a new answer while it was cut off.
+        (red(), red(reopened_by_finding_at=T2), "reopened"),
+        (red(reopened_by_finding_at=T0), red(reopened_by_finding_at=T2), "reopened"),
+        (red(reopened_by_finding_at=T2), red(reopened_by_finding_at=T2), None),  # the reopening it already knew of
+        (red(reopened_by_finding_at=T2), red(reopened_by_finding_at=T0), None),  # an older list answering late
+        (alert("o"), alert("o", reopened_by_finding_at=T2), "reopened"),
     ],
 )
 async def test_change_cause(
@@ -752,6 +758,26 @@ THREE = [
             {
                 "alertId": "a",
                 "text": "Alerte ROUGE rouverte : nouvelle réponse (était prise par Claire Martin) — Patient cccccccc : "
+                "Fièvre ≥ 38 °C",
+            },
+        ),
+        # Open when the page last saw it: Claire took it and a new answer reopened it while the page was cut off.
+        (
+            [red("a", reopened_by_finding_at=None)],
+            [
+                red(
+                    "a",
+                    patient_id="ffffffff-1",
+                    reasons=FEVER,
+                    reopened_by_finding_at=T2,
+                    previously_acknowledged_by="ide-claire",
+                    previously_acknowledged_by_name="Claire Martin",
+                )
+            ],
+            [["reopened", "a"]],
+            {
+                "alertId": "a",
+                "text": "Alerte ROUGE rouverte : nouvelle réponse (était prise par Claire Martin) — Patient ffffffff : "
                 "Fièvre ≥ 38 °C",
             },
         ),
