@@ -1,7 +1,9 @@
 """Unit tests of the nurse dashboard's browser logic (services/alerting/dashboard/*.js), in the real headless Chromium
 with the runner of es_modules.py: French dates, times, durations and waits (format.js), the rows' texts and the list's
 counts (alerts.js), what a refreshed list rings, announces and says (cues.js), the live stream's position and
-reconnection (stream.js), and the team figures' period and tiles (metrics.js).
+reconnection (stream.js), the team figures' period and tiles (metrics.js), the patient view's texts (patient.js),
+and the page's own decisions apart from its DOM (session.js, views.js, live.js: their factories touch nothing until
+app.js calls them, so importing them here is safe).
 
 The page is an English browser on Kiritimati's clock (UTC+14, the day changes there ten to thirteen hours before
 Paris): every text must still be French and on Paris time, whatever the computer is set to."""
@@ -337,6 +339,10 @@ ALERT_NOW = "2026-11-24T15:50:00Z"  # 16:50 in Paris
             {"text": "Chimio le 30/03", "when": "après-demain", "soon": True},
         ),
         (None, NOW, None),
+        # A session already begun is not the next one (a list read before it, still on the screen): no text.
+        ("2026-11-24T09:59:59Z", NOW, None),
+        ("2026-11-23T13:00:00Z", NOW, None),
+        ("2026-11-24T10:00:00Z", NOW, {"text": "Chimio le 24/11", "when": "aujourd'hui", "soon": True}),
     ],
 )
 async def test_next_session(dashboard: Page, session: str | None, now: str, expected: dict[str, Any] | None) -> None:
@@ -677,6 +683,12 @@ def red(alert_id: str = "r", status: str = "open", **extra: Any) -> dict[str, An
         (red(status="acknowledged", **CLAIRE), red(reopened_by_finding_at=T1), None),
         (red(status="acknowledged", **CLAIRE), red(), None),
         (red(), red(status="resolved"), None),
+        # Open when the page last saw it, taken by a colleague and reopened by a new answer while it was cut off.
+        (red(), red(reopened_by_finding_at=T2), "reopened"),
+        (red(reopened_by_finding_at=T0), red(reopened_by_finding_at=T2), "reopened"),
+        (red(reopened_by_finding_at=T2), red(reopened_by_finding_at=T2), None),  # the reopening it already knew of
+        (red(reopened_by_finding_at=T2), red(reopened_by_finding_at=T0), None),  # an older list answering late
+        (alert("o"), alert("o", reopened_by_finding_at=T2), "reopened"),
     ],
 )
 async def test_change_cause(
@@ -748,6 +760,26 @@ THREE = [
             {
                 "alertId": "a",
                 "text": "Alerte ROUGE rouverte : nouvelle réponse (était prise par Claire Martin) — Patient cccccccc : "
+                "Fièvre ≥ 38 °C",
+            },
+        ),
+        # Open when the page last saw it: Claire took it and a new answer reopened it while the page was cut off.
+        (
+            [red("a", reopened_by_finding_at=None)],
+            [
+                red(
+                    "a",
+                    patient_id="ffffffff-1",
+                    reasons=FEVER,
+                    reopened_by_finding_at=T2,
+                    previously_acknowledged_by="ide-claire",
+                    previously_acknowledged_by_name="Claire Martin",
+                )
+            ],
+            [["reopened", "a"]],
+            {
+                "alertId": "a",
+                "text": "Alerte ROUGE rouverte : nouvelle réponse (était prise par Claire Martin) — Patient ffffffff : "
                 "Fièvre ≥ 38 °C",
             },
         ),
@@ -1220,6 +1252,31 @@ PATIENT = "/dashboard/patient.js"
 
 
 @pytest.mark.parametrize(
+    ("sessions", "next_session"),
+    [
+        (
+            [
+                {"scheduled_for": "2026-11-24T07:00:00Z"},  # began this morning: past, not the next one
+                {"scheduled_for": "2026-12-08T07:00:00Z"},
+                {"scheduled_for": "2026-12-01T07:00:00Z"},
+            ],
+            "2026-12-01T07:00:00.000Z",
+        ),
+        ([{"scheduled_for": "2026-11-23T21:00:00Z"}], None),  # last night's
+        ([{"scheduled_for": "2026-11-24T13:00:00Z"}], "2026-11-24T13:00:00.000Z"),  # this afternoon's
+        ([{"scheduled_for": NOW}], "2026-11-24T10:00:00.000Z"),
+        ([{"scheduled_for": None}, {}], None),
+        (None, None),
+    ],
+)
+async def test_next_session_of_the_patient_view(
+    dashboard: Page, sessions: list[dict[str, Any]] | None, next_session: str | None
+) -> None:
+    expression = "(d => d && d.toISOString())(m.nextSessionDate(arg.sessions, new Date(arg.now)))"
+    assert await run(dashboard, PATIENT, expression, {"sessions": sessions, "now": NOW}) == next_session
+
+
+@pytest.mark.parametrize(
     ("until", "day"),
     [
         # The API gives the instant it stops: midnight in Paris after the last day.
@@ -1285,3 +1342,106 @@ async def test_in_hand_text(dashboard: Page, alert: dict[str, Any], text: str) -
 )
 async def test_answered_by(dashboard: Page, submission: dict[str, Any], text: str) -> None:
     assert await run(dashboard, PATIENT, "m.answeredBy(arg)", submission) == text
+
+
+# --- session.js, views.js, live.js: the page's own decisions, apart from its DOM ---------------------------------
+
+SESSION = "/dashboard/session.js"
+VIEWS = "/dashboard/views.js"
+LIVE = "/dashboard/live.js"
+PATIENT_ID = "0b6f3c1e-6a52-4a8e-9d0b-5f3e2c1a7b90"
+ALERT_ID = "5d1f0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+
+
+@pytest.mark.parametrize(
+    ("status", "how", "text"),
+    [
+        (
+            401,
+            {"fromProvider": True, "providerToken": True},
+            "Le tableau de bord n'a pas reconnu la connexion de l'hôpital. Réessayez, ou prévenez le support "
+            "informatique.",
+        ),
+        # A reload with the provider's token, expired since: back to the hospital's account, not to a pasted token.
+        (401, {"providerToken": True}, "Votre session a expiré. Reconnectez-vous avec le compte de l'hôpital."),
+        (401, {}, "Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton."),
+        (403, {}, "Accès refusé : rôle manquant"),
+        (403, {"fromProvider": True}, "Accès refusé : rôle manquant"),
+    ],
+)
+async def test_refusal_text(dashboard: Page, status: int, how: dict[str, bool], text: str) -> None:
+    expression = "m.refusalText(arg.status, 'rôle manquant', arg.how)"
+    assert await run(dashboard, SESSION, expression, {"status": status, "how": how}) == text
+
+
+@pytest.mark.parametrize(
+    ("kept", "text"),
+    [
+        ({"closing": False, "phone": False}, ""),
+        ({"closing": True, "phone": False}, " Votre clôture en cours sera rétablie quand vous vous reconnecterez."),
+        (
+            {"closing": None, "phone": True},
+            " Votre saisie téléphonique en cours sera conservée si vous vous reconnectez dans les 15 minutes.",
+        ),
+        (
+            {"closing": True, "phone": True},
+            " Votre clôture en cours sera rétablie quand vous vous reconnecterez. Votre saisie téléphonique en cours "
+            "sera conservée si vous vous reconnectez dans les 15 minutes.",
+        ),
+    ],
+)
+async def test_kept_text(dashboard: Page, kept: dict[str, bool | None], text: str) -> None:
+    assert await run(dashboard, SESSION, "m.keptText(arg)", kept) == text
+
+
+@pytest.mark.parametrize(
+    ("fragment", "target"),
+    [
+        ("", {"view": "alerts"}),
+        ("#alertes", {"view": "alerts"}),
+        ("#indicateurs", {"view": "metrics"}),
+        (f"#patient/{PATIENT_ID}", {"view": "patient", "patientId": PATIENT_ID, "alertId": None}),
+        (f"#patient/{PATIENT_ID}/{ALERT_ID}", {"view": "patient", "patientId": PATIENT_ID, "alertId": ALERT_ID}),
+        (f"#patient%2F{PATIENT_ID}", {"view": "patient", "patientId": PATIENT_ID, "alertId": None}),
+        # An alert id that is not one: the patient all the same, with no alert in progress.
+        (f"#patient/{PATIENT_ID}/<b>", {"view": "patient", "patientId": PATIENT_ID, "alertId": None}),
+        ("#patient/Jeanne-Dupont", {"view": "alerts"}),  # not a pseudonymous id: the list
+        ("#patient/", {"view": "alerts"}),
+        ("#patient/%E0%A4%A", {"view": "alerts"}),  # a mangled address
+        ("#inconnu", {"view": "alerts"}),
+    ],
+)
+async def test_parse_route(dashboard: Page, fragment: str, target: dict[str, str | None]) -> None:
+    assert await run(dashboard, VIEWS, "m.parseRoute(arg)", fragment) == target
+
+
+@pytest.mark.parametrize(
+    ("connection", "so_far", "text"),
+    [
+        ("reconnecting", {}, "Connexion…"),  # the first connection, not a lost one
+        ("reconnecting", {"everLive": True}, "Connexion perdue — reconnexion…"),
+        ("reconnecting", {"streamFailed": True}, "Connexion perdue — reconnexion…"),
+        ("live", {}, "En direct"),
+        ("offline", {"everLive": True}, "Hors ligne"),
+        ("autre", {}, "autre"),
+    ],
+)
+async def test_connection_text(dashboard: Page, connection: str, so_far: dict[str, bool], text: str) -> None:
+    expression = "m.connectionText(arg.connection, arg.soFar)"
+    assert await run(dashboard, LIVE, expression, {"connection": connection, "soFar": so_far}) == text
+
+
+@pytest.mark.parametrize(
+    ("payload", "concerns"),
+    [
+        ({"patient_id": PATIENT_ID}, True),
+        ({"alert_id": "a-earlier"}, True),  # one of the alerts the view shows, whose event names no patient
+        ({"alert_id": "elsewhere"}, False),
+        ({"patient_id": "someone-else"}, False),
+        ({}, False),
+    ],
+)
+async def test_concerns_patient(dashboard: Page, payload: dict[str, str], concerns: bool) -> None:
+    current = {"patientId": PATIENT_ID, "timeline": {"alerts": [{"id": "a-earlier"}]}}
+    expression = "m.concernsPatient(arg.payload, arg.current)"
+    assert await run(dashboard, LIVE, expression, {"payload": payload, "current": current}) is concerns

@@ -74,9 +74,13 @@ export function sourceBadge(source) {
   );
 }
 
+/**
+ * The row's "Prochaine chimio". Null (the cell shows "—") for a session already begun: the server names the next one
+ * from its own clock when the list is read, and a page left open overnight must not offer yesterday's as the next.
+ */
 export function nextSessionText(nextSessionAt, now) {
   const date = parseDate(nextSessionAt);
-  if (!date) return null;
+  if (!date || date.getTime() < now.getTime()) return null;
   const days = daysFromToday(date, now);
   let when = null;
   if (days === 0) when = "aujourd'hui";

@@ -48,6 +48,7 @@ export function changeCause(previous, alert) {
   if (!previous) return "raised";
   if (alert.level === "red" && previous.level !== "red") return "level-rose";
   if (previous.status !== "open" && reopenedSince(alert, previous)) return "reopened";
+  if (previous.status === "open" && reopenedAgain(alert, previous)) return "reopened";
   return null;
 }
 
@@ -59,13 +60,25 @@ function reopenedSince(alert, previous) {
 }
 
 /**
+ * Open when we last saw it and open now, but sent back to open since: a colleague took it and a new answer reopened
+ * it while the page was cut off. Only a later reopening than the one we knew of tells it; the statuses cannot.
+ */
+function reopenedAgain(alert, previous) {
+  const reopened = parseDate(alert.reopened_by_finding_at);
+  const known = parseDate(previous.reopened_by_finding_at);
+  return Boolean(reopened && (!known || reopened > known));
+}
+
+/**
  * The words follow the cause: "Nouvelle alerte ROUGE", "Alerte passée en ROUGE" (its level rose), "Alerte ROUGE
  * rouverte : nouvelle réponse (était prise par ide-claire)" (red all along, back to open), then the patient.
  */
 export function cueText(cause, alert, previous, reasonsShown) {
   const level = levelLabel(alert.level);
   const owner = staffName(alert, "previously_acknowledged_by") || staffName(previous, "acknowledged_by");
-  const taken = previous && previous.status !== "open" && owner ? ` (était prise par ${owner})` : "";
+  // A reopening always follows a taking, even one this page never saw (previously_acknowledged_by names it).
+  const wasTaken = cause === "reopened" || (previous && previous.status !== "open");
+  const taken = wasTaken && owner ? ` (était prise par ${owner})` : "";
   const head =
     cause === "raised"
       ? `Nouvelle alerte ${level}`

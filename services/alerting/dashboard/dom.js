@@ -5,6 +5,9 @@ import { append, h } from "../web/page.js";
 
 export { append, h };
 
+/** The page's element of that id (the dashboard's modules each look theirs up when they need it). */
+export const $ = (id) => document.getElementById(id);
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 export function clear(element) {

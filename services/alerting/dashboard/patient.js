@@ -637,13 +637,21 @@ export function renderPatientError(container, patientId, message) {
   container.append(patientHeader(patientId, null), h("p", { class: "error-text", role: "alert" }, message));
 }
 
+/**
+ * The header's "Prochaine chimio": the earliest session not yet begun, as the list's column counts it (a session
+ * that began this morning is past, not the next one); none, and the header says nothing of it.
+ */
+export function nextSessionDate(sessions, now) {
+  return (
+    (Array.isArray(sessions) ? sessions : [])
+      .map((session) => parseDate(session && session.scheduled_for))
+      .filter((date) => date && date.getTime() >= now.getTime())
+      .sort((a, b) => a - b)[0] || null
+  );
+}
+
 function patientHeader(patientId, timeline) {
-  const sessions = timeline && Array.isArray(timeline.sessions) ? timeline.sessions : [];
-  const now = Date.now();
-  const next = sessions
-    .map((session) => parseDate(session.scheduled_for))
-    .filter((date) => date && date.getTime() >= now - 12 * 3600 * 1000)
-    .sort((a, b) => a - b)[0];
+  const next = nextSessionDate(timeline && timeline.sessions, new Date());
   return h(
     "div",
     { class: "view-head" },
