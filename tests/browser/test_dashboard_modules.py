@@ -655,6 +655,42 @@ async def test_a_row_a_finding_reopened(dashboard: Page) -> None:
     assert shown["waiting"] == "il y a 5 min"  # its clock restarted at the reopening
 
 
+TICKED = """(() => {
+  const body = document.createElement("tbody");
+  body.id = "alert-rows";
+  document.body.append(body);
+  try {
+    body.append(m.alertRow(arg.alert, null, new Date(arg.drawn)));
+    const session = () => body.querySelector(".col-session").textContent;
+    const drawn = session();
+    m.tickWaitingTimes(new Date(arg.ticked));
+    return [drawn, session(), Boolean(body.querySelector(".col-session .soon"))];
+  } finally {
+    body.remove();
+  }
+})()"""
+
+
+@pytest.mark.parametrize(
+    ("drawn", "ticked", "shown"),
+    [
+        # Drawn at 07:55 on a quiet ward, the 08:00 session begins: the tick stops offering it as the next one.
+        ("2026-11-24T06:55:00Z", "2026-11-24T07:00:30Z", ["Chimio le 24/11 (aujourd'hui)", "—", False]),
+        # Drawn late in the evening, ticked past midnight: tomorrow's session is today's.
+        (
+            "2026-11-23T22:50:00Z",
+            "2026-11-23T23:00:30Z",
+            ["Chimio le 24/11 (demain)", "Chimio le 24/11 (aujourd'hui)", True],
+        ),
+        # Nothing changed: the same words.
+        ("2026-11-24T06:00:00Z", "2026-11-24T06:30:00Z", ["Chimio le 24/11 (aujourd'hui)"] * 2 + [True]),
+    ],
+)
+async def test_the_tick_refreshes_the_next_session(dashboard: Page, drawn: str, ticked: str, shown: list[Any]) -> None:
+    row = alert("a4", next_session_at="2026-11-24T07:00:00Z")
+    assert await run(dashboard, ALERTS, TICKED, {"alert": row, "drawn": drawn, "ticked": ticked}) == shown
+
+
 # --- cues.js: what a refreshed list rings and announces -----------------------------------------------------------
 
 T0, T1, T2 = "2026-11-24T15:00:00Z", "2026-11-24T15:10:00Z", "2026-11-24T15:20:00Z"

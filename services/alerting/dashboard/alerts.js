@@ -166,6 +166,18 @@ function answeredOn(date, now) {
   return parisDay(date) === parisDay(now) ? `de ${formatTime(date)}` : `du ${formatDay(date)} à ${formatTime(date)}`;
 }
 
+/** The "Prochaine chimio" cell's content, drawn with the row and again by the tick (the day's words change). */
+function nextSessionContent(nextSessionAt, now) {
+  const session = nextSessionText(nextSessionAt, now);
+  if (!session) return h("span", { class: "muted" }, "—");
+  return h(
+    "span",
+    { class: `next-session${session.soon ? " soon" : ""}` },
+    session.text,
+    session.when ? h("span", { class: "next-session-when" }, ` (${session.when})`) : null,
+  );
+}
+
 function cell(label, className, ...children) {
   return h("td", { class: className, "data-label": label }, ...children);
 }
@@ -187,8 +199,6 @@ export function alertRow(alert, me, now) {
     waiting.push(h("div", { class: "waited" }, waitedText(alert, now)));
   }
   if (overdue) waiting.push(h("div", null, overdueBadge(alert.escalation_level)));
-
-  const session = nextSessionText(alert.next_session_at, now);
 
   const owner = [reopenedNote(alert, now)];
   if (status === "open") {
@@ -246,17 +256,10 @@ export function alertRow(alert, me, now) {
     cell("Motifs", "col-reasons", reasonsList(alert.reasons, alert.answered_by)),
     cell("Répondu par", "col-source", sourceBadge(alert.answered_by), lateAnswersNote(alert, now)),
     cell("Attente", "col-waiting", waiting),
-    cell(
-      "Prochaine chimio",
-      "col-session",
-      session
-        ? h(
-            "span",
-            { class: `next-session${session.soon ? " soon" : ""}` },
-            session.text,
-            session.when ? h("span", { class: "next-session-when" }, ` (${session.when})`) : null,
-          )
-        : h("span", { class: "muted" }, "—"),
+    h(
+      "td",
+      { class: "col-session", "data-label": "Prochaine chimio", dataset: { nextSession: alert.next_session_at || null } },
+      nextSessionContent(alert.next_session_at, now),
     ),
     cell("Prise en charge", "col-owner", h("div", { class: "owner" }, owner)),
   );
@@ -363,14 +366,22 @@ export function flashRows(alertIds) {
   }
 }
 
-/** Every 30 s: refresh the "il y a …" texts and the due dates without re-rendering the table. */
-export function tickWaitingTimes() {
-  const now = new Date();
+/**
+ * Every 30 s: refresh the "il y a …" texts, the due dates and the next sessions without re-rendering the table. On
+ * a quiet ward the list may not be redrawn for hours: a session begun must stop being offered as the next one.
+ */
+export function tickWaitingTimes(now = new Date()) {
   for (const element of document.querySelectorAll("#alert-rows [data-since]")) {
     element.textContent = formatWaiting(element.dataset.since, now);
   }
   for (const element of document.querySelectorAll("#alert-rows [data-due]")) {
     const text = dueText(element.dataset.due, now);
     if (text) element.textContent = text;
+  }
+  for (const element of document.querySelectorAll("#alert-rows [data-next-session]")) {
+    const content = nextSessionContent(element.dataset.nextSession, now);
+    // Unchanged most of the time: leave the cell alone rather than replace it every 30 s.
+    if (content.textContent !== element.textContent || content.className !== element.firstElementChild?.className)
+      element.replaceChildren(content);
   }
 }

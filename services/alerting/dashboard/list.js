@@ -144,7 +144,7 @@ export function createList({ state, session, sound, onLoaded }) {
   /** The waiting times count on while she is signed in. */
   function start() {
     clearInterval(tickTimer);
-    tickTimer = setInterval(tickWaitingTimes, TICK_MS);
+    tickTimer = setInterval(() => tickWaitingTimes(), TICK_MS); // its own clock, not the timer's argument
   }
 
   /** What the previous nurse saw, was told or was about to be told stays hers: the next one starts clean. */
