@@ -829,6 +829,41 @@ THREE = [
                 "text": "Alerte passée en ROUGE (était prise par Claire Martin) — Patient dddddddd : Fièvre ≥ 38 °C",
             },
         ),
+        # Open and orange when the page last saw it: Claire took it, a red answer reopened it while it was cut off.
+        (
+            [alert("a", reopened_by_finding_at=None)],
+            [
+                red(
+                    "a",
+                    patient_id="dddddddd-2",
+                    reasons=FEVER,
+                    reopened_by_finding_at=T2,
+                    previously_acknowledged_by="ide-claire",
+                    previously_acknowledged_by_name="Claire Martin",
+                )
+            ],
+            [["level-rose", "a"]],
+            {
+                "alertId": "a",
+                "text": "Alerte passée en ROUGE (était prise par Claire Martin) — Patient dddddddd : Fièvre ≥ 38 °C",
+            },
+        ),
+        # Its level rose while open; Claire had it before a reopening the page already knew of: not hers now.
+        (
+            [alert("a", reopened_by_finding_at=T0, previously_acknowledged_by="ide-claire")],
+            [
+                red(
+                    "a",
+                    patient_id="eeeeeeee-2",
+                    reasons=[],
+                    reopened_by_finding_at=T0,
+                    previously_acknowledged_by="ide-claire",
+                    previously_acknowledged_by_name="Claire Martin",
+                )
+            ],
+            [["level-rose", "a"]],
+            {"alertId": "a", "text": "Alerte passée en ROUGE — Patient eeeeeeee"},
+        ),
         # Its level rose while open: nobody had it.
         (
             [alert("a")],

@@ -70,14 +70,25 @@ function reopenedAgain(alert, previous) {
 }
 
 /**
- * The words follow the cause: "Nouvelle alerte ROUGE", "Alerte passée en ROUGE" (its level rose), "Alerte ROUGE
- * rouverte : nouvelle réponse (était prise par ide-claire)" (red all along, back to open), then the patient.
+ * Sent back to open by a new answer since the version `previous` (taken then, or open and reopened again since): the
+ * alert's previously_acknowledged_by is who had it in between, not a taking older than what the page knew.
+ */
+function reopenedBetween(previous, alert) {
+  return Boolean(previous) && reopenedSince(alert, previous) && reopenedAgain(alert, previous);
+}
+
+/**
+ * The words follow the cause: "Nouvelle alerte ROUGE", "Alerte passée en ROUGE (était prise par ide-claire)" (its
+ * level rose; who had it, if someone did), "Alerte ROUGE rouverte : nouvelle réponse (était prise par ide-claire)"
+ * (red all along, back to open), then the patient.
  */
 export function cueText(cause, alert, previous, reasonsShown) {
   const level = levelLabel(alert.level);
   const owner = staffName(alert, "previously_acknowledged_by") || staffName(previous, "acknowledged_by");
-  // A reopening always follows a taking, even one this page never saw (previously_acknowledged_by names it).
-  const wasTaken = cause === "reopened" || (previous && previous.status !== "open");
+  // A reopening always follows a taking, even one this page never saw (previously_acknowledged_by names it): a
+  // level that rose with a reopening the page missed (open when last seen, taken and reopened while cut off) too.
+  const wasTaken =
+    cause === "reopened" || (previous && previous.status !== "open") || reopenedBetween(previous, alert);
   const taken = wasTaken && owner ? ` (était prise par ${owner})` : "";
   const head =
     cause === "raised"
