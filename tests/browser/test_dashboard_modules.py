@@ -695,6 +695,9 @@ async def test_the_tick_refreshes_the_next_session(dashboard: Page, drawn: str, 
 
 T0, T1, T2 = "2026-11-24T15:00:00Z", "2026-11-24T15:10:00Z", "2026-11-24T15:20:00Z"
 CLAIRE = {"acknowledged_by": "ide-claire", "acknowledged_by_name": "Claire Martin", "acknowledged_at": T1}
+# Claire had it when a new answer sent it back to open (the alert view names her).
+CLAIRE_BEFORE = {"previously_acknowledged_by": "ide-claire", "previously_acknowledged_by_name": "Claire Martin"}
+T3 = "2026-11-24T15:30:00Z"
 
 
 def red(alert_id: str = "r", status: str = "open", **extra: Any) -> dict[str, Any]:
@@ -1003,10 +1006,92 @@ async def test_merge_alert(
             red("a", "acknowledged", **CLAIRE),
             "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).",
         ),
+        # Shown taken by Claire, reopened by a new answer: who had it, as the banner says.
+        (
+            red("a", "acknowledged", **CLAIRE),
+            red("a", reopened_by_finding_at=T2, **CLAIRE_BEFORE),
+            "Nouvelle réponse : l'alerte a été rouverte (elle était prise par Claire Martin).",
+        ),
+        # Shown open; while the page was cut off Karim took it and a new answer reopened it: only the time tells.
+        (
+            red("a", reopened_by_finding_at=T0),
+            red(
+                "a",
+                reopened_by_finding_at=T2,
+                previously_acknowledged_by="ide-karim",
+                previously_acknowledged_by_name="Karim Benali",
+            ),
+            "Nouvelle réponse : l'alerte a été rouverte (elle était prise par Karim Benali).",
+        ),
+        # Shown taken by Claire; reopened while the page was cut off, and Claire took it again: the same owner.
+        (
+            red("a", "acknowledged", **CLAIRE),
+            red("a", "acknowledged", **{**CLAIRE, "acknowledged_at": T3}, reopened_by_finding_at=T2, **CLAIRE_BEFORE),
+            "Nouvelle réponse : l'alerte a été rouverte (elle était prise par Claire Martin), puis prise par Claire "
+            "Martin.",
+        ),
+        # A reopening older than the taking shown is not news.
+        (
+            red("a", "acknowledged", **CLAIRE),
+            red("a", "acknowledged", **CLAIRE, reopened_by_finding_at=T0, **CLAIRE_BEFORE),
+            "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).",
+        ),
+        # Orange and taken by Claire, reopened by a red answer.
+        (
+            alert("a", status="acknowledged", **CLAIRE),
+            red("a", reopened_by_finding_at=T2, **CLAIRE_BEFORE),
+            "Nouvelle réponse : l'alerte est passée en ROUGE (elle était prise par Claire Martin).",
+        ),
     ],
 )
 async def test_what_changed(dashboard: Page, before: dict[str, Any], now: dict[str, Any], text: str) -> None:
     assert await run(dashboard, CUES, "m.whatChanged(arg.before, arg.now)", {"before": before, "now": now}) == text
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "text"),
+    [
+        # Her own alert: she knows she had it.
+        (
+            red("a", "acknowledged", **CLAIRE),
+            red("a", reopened_by_finding_at=T2, **CLAIRE_BEFORE),
+            "Nouvelle réponse : l'alerte a été rouverte.",
+        ),
+        (
+            alert("a", status="acknowledged", **CLAIRE),
+            red("a", reopened_by_finding_at=T2, **CLAIRE_BEFORE),
+            "Nouvelle réponse : l'alerte est passée en ROUGE.",
+        ),
+        (
+            red("a", "acknowledged", **CLAIRE),
+            red("a", "acknowledged", **{**CLAIRE, "acknowledged_at": T3}, reopened_by_finding_at=T2, **CLAIRE_BEFORE),
+            "Nouvelle réponse : l'alerte a été rouverte, puis prise par vous.",
+        ),
+        # Karim's, reopened and taken by her from another screen while this one was cut off.
+        (
+            red("a", reopened_by_finding_at=T0),
+            red(
+                "a",
+                "acknowledged",
+                **{**CLAIRE, "acknowledged_at": T3},
+                reopened_by_finding_at=T2,
+                previously_acknowledged_by="ide-karim",
+                previously_acknowledged_by_name="Karim Benali",
+            ),
+            "Nouvelle réponse : l'alerte a été rouverte (elle était prise par Karim Benali), puis prise par vous.",
+        ),
+    ],
+)
+async def test_what_changed_on_her_own_alert(
+    dashboard: Page, before: dict[str, Any], now: dict[str, Any], text: str
+) -> None:
+    got = await run(
+        dashboard,
+        CUES,
+        "m.whatChanged(arg.before, arg.now, arg.me)",
+        {"before": before, "now": now, "me": "ide-claire"},
+    )
+    assert got == text
 
 
 # --- stream.js: the position in the stream, and the reconnection -----------------------------------------------

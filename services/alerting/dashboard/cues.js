@@ -125,14 +125,27 @@ export function bannerStillDue(alertId, items) {
   return !alertId || items.some((alert) => alert.id === alertId && alert.status === "open");
 }
 
-/** The closing dialog's sentence when the alert changed under it, from the version shown to the current one. */
-export function whatChanged(before, now) {
-  if (now.level === "red" && (!before || before.level !== "red"))
-    return `Nouvelle réponse : l'alerte est passée en ${levelLabel("red")}.`;
-  if (now.status === "open" && (!before || before.status !== "open"))
-    return "Nouvelle réponse : l'alerte a été rouverte.";
+/**
+ * The closing dialog's sentence when the alert changed under it, from the version shown to the current one. A new
+ * answer that reopened it (seen from the statuses, or from a later reopening when the page was cut off meanwhile: a
+ * colleague may even have taken it again since) says who had it, as the banner does, unless it was `me` (her staff
+ * id): she knows, and most closings are of an alert she took.
+ */
+export function whatChanged(before, now, me = null) {
+  const reopened = reopenedBetween(before, now) || (now.status === "open" && (!before || before.status !== "open"));
+  // Who had it when it was sent back to open: the alert view names her, else the version shown did.
+  const [holder, field] = now.previously_acknowledged_by
+    ? [now, "previously_acknowledged_by"]
+    : [before, "acknowledged_by"];
+  const hadId = reopened && holder ? holder[field] : null;
+  const was = hadId && hadId !== me ? ` (elle était prise par ${staffName(holder, field)})` : "";
   const ownerBefore = before ? before.acknowledged_by : null;
-  if (now.status === "acknowledged" && now.acknowledged_by && now.acknowledged_by !== ownerBefore)
-    return `L'alerte a été prise entre-temps par ${staffName(now, "acknowledged_by")}.`;
+  const owner = now.status === "acknowledged" ? now.acknowledged_by : null;
+  const takenSince = Boolean(owner) && (reopened || owner !== ownerBefore);
+  const then = takenSince ? `, puis prise par ${owner === me ? "vous" : staffName(now, "acknowledged_by")}` : "";
+  if (now.level === "red" && (!before || before.level !== "red"))
+    return `Nouvelle réponse : l'alerte est passée en ${levelLabel("red")}${was}${then}.`;
+  if (reopened) return `Nouvelle réponse : l'alerte a été rouverte${was}${then}.`;
+  if (takenSince) return `L'alerte a été prise entre-temps par ${staffName(now, "acknowledged_by")}.`;
   return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
 }

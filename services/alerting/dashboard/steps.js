@@ -116,8 +116,8 @@ export function createSteps({ state, list, rememberOwnStep, patientView, returnF
     renderResolveContext(current);
     $("resolve-form").elements.outcome.value = "";
     updateResolveForm();
-    $("resolve-error").textContent =
-      `${whatChanged(before, current)} Vérifiez avant de clôturer, puis choisissez de nouveau l'issue.`;
+    const changed = whatChanged(before, current, state.me && state.me.staff_id);
+    $("resolve-error").textContent = `${changed} Vérifiez avant de clôturer, puis choisissez de nouveau l'issue.`;
     $("resolve-error").hidden = false;
   }
 
