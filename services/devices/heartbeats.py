@@ -74,10 +74,16 @@ async def heartbeat(request: Request) -> Response:
             raise Problem(
                 422,
                 f"{name} is more than a day ahead of the server's clock: check the tablet's clock.",
+                kind="in-the-future",
                 pointer=f"/{name}",
             )
         if moment is not None and moment < now - HEARTBEAT_MAX_AGE:
-            raise Problem(422, f"{name} is more than a year ago: check the tablet's clock.", pointer=f"/{name}")
+            raise Problem(
+                422,
+                f"{name} is more than a year ago: check the tablet's clock.",
+                kind="too-far-in-the-past",
+                pointer=f"/{name}",
+            )
     try:
         tablet_id = UUID(device.device_id)
     except ValueError:

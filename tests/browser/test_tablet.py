@@ -525,15 +525,33 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await form.locator("[data-action=next]").click()
         await expect(page.locator("#screen-review")).to_be_visible()
 
+        # Who answers, changed from the review: the first screen, where "Retour au récapitulatif" leaves it as it
+        # was, and choosing comes straight back to the review, not through every question again.
+        who = page.locator("#review-who")
+        change_who = page.get_by_role("button", name="Modifier : qui répond", exact=True)
+        await expect(who).to_contain_text("Qui répond : Moi-même")
+        await change_who.click()
+        await expect(page.locator("#screen-who")).to_be_visible()
+        await back.click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+        await expect(who).to_contain_text("Qui répond : Moi-même")
+        await change_who.click()
+        await page.get_by_role("button", name="Un proche m'aide à répondre").click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+        await expect(who).to_contain_text("Qui répond : Un proche")
+
         shown = await review.locator("li").evaluate_all(
             "(rows) => rows.map((r) => [r.dataset.linkId, r.querySelector('.review-answer').textContent])"
         )
         await page.get_by_role("button", name="Envoyer mes réponses").click()
         await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)
         async with home.questionnaire.pool.acquire() as conn:
-            stored = await conn.fetchval("SELECT response FROM submissions WHERE patient_id = $1", patient)
+            answered_by, stored = await conn.fetchrow(
+                "SELECT answered_by, response FROM submissions WHERE patient_id = $1", patient
+            )
         sent = {i["linkId"]: i["answer"][0] for i in stored["item"]}
         assert list(sent) == [link_id for link_id, answer in shown if answer != "Pas de réponse"]
+        assert (answered_by, stored["source"]) == ("relative", {"reference": "RelatedPerson/relative"})
         assert sent["diarrhoea.frequency"]["valueCoding"]["code"] == "0"  # Jamais, as the review showed
         assert sent["nausea.frequency"]["valueCoding"]["code"] == "3"  # Souvent
         assert sent["nausea.severity"]["valueCoding"]["code"] == "3"  # Fort

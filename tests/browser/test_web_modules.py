@@ -639,6 +639,9 @@ EDIT_CASES = [
     (NEVER, {**NEVER, "fever": [True]}, "temperature", "review"),
     # A question asked before the edit and left unanswered (the temperature, optional) is not asked again either.
     ({**NEVER, "fever": [True]}, {**NEVER, "fever": [True]}, "pain.frequency", "review"),
+    # Who answers, changed from the review: a choice there opens no question, whatever the answers.
+    (NEVER, NEVER, "who", "review"),
+    ({**OFTEN, "fever": [True], "more": [True]}, {**OFTEN, "fever": [True], "more": [True]}, "who", "review"),
 ]
 
 
@@ -670,6 +673,14 @@ async def test_start_edit_keeps_the_questions_asked_and_a_copy_of_the_answers(mo
         "asked": ["pain.frequency", "fever", "more", "ecog"],
         "before": {**NEVER, "temperature": [38]},  # not the answers changed afterwards
     }
+
+
+@pytest.mark.parametrize(
+    ("source", "label"),
+    [("patient", "Moi-même"), ("relative", "Un proche"), (None, "Moi-même")],  # none chosen: sent as the patient
+)
+async def test_who_answers_on_the_review(modules: Page, source: str | None, label: str) -> None:
+    assert await flow(modules, "m.whoAnswers(arg.source)", {}, source=source) == label
 
 
 @pytest.mark.parametrize(

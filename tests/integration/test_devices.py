@@ -31,6 +31,7 @@ from shared.auth import TokenService
 from shared.db.pool import apply_migrations
 from shared.events.catalog import make_event
 from shared.events.inclusion import SessionScheduledV1
+from shared.http.problems import PROBLEM_TYPE_BASE
 from shared.testing.fhir import CALM, questionnaire_response
 from shared.testing.migrations import schema_before
 from shared.testing.services import in_process
@@ -560,22 +561,36 @@ async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: 
     assert reports[0].next_questionnaire_due == session.scheduled_for
 
 
+UNPROCESSABLE = "unprocessable-content"
+
+
 @pytest.mark.parametrize(
-    ("body", "status", "pointer"),
+    ("body", "status", "pointer", "kind"),
     [
-        (b"{not json", 400, "/"),
-        (orjson.dumps({**heartbeat(), "battery_percent": 101}), 422, "/battery_percent"),
-        (orjson.dumps({**heartbeat(), "battery_percent": True}), 422, "/battery_percent"),  # not taken as 1
-        (orjson.dumps({**heartbeat(), "colour": "blue"}), 422, "/colour"),
-        (orjson.dumps(heartbeat(datetime.now(UTC) + timedelta(days=3))), 422, "/sent_at"),
-        (orjson.dumps({**heartbeat(), "sent_at": "0001-01-01T00:00:00+01:00"}), 422, "/sent_at"),
+        (b"{not json", 400, "/", "malformed-json"),
+        (orjson.dumps({**heartbeat(), "battery_percent": 101}), 422, "/battery_percent", UNPROCESSABLE),
+        (
+            orjson.dumps({**heartbeat(), "battery_percent": True}),
+            422,
+            "/battery_percent",
+            UNPROCESSABLE,
+        ),  # not taken as 1
+        (orjson.dumps({**heartbeat(), "colour": "blue"}), 422, "/colour", UNPROCESSABLE),
+        (orjson.dumps(heartbeat(datetime.now(UTC) + timedelta(days=3))), 422, "/sent_at", "in-the-future"),
+        (orjson.dumps({**heartbeat(), "sent_at": "0001-01-01T00:00:00+01:00"}), 422, "/sent_at", "too-far-in-the-past"),
         # Stored, it would stay on the tablet for good (the latest use is kept), for later loans too.
-        (orjson.dumps({**heartbeat(), "last_used_at": "9999-12-31T23:59:59Z"}), 422, "/last_used_at"),
+        (orjson.dumps({**heartbeat(), "last_used_at": "9999-12-31T23:59:59Z"}), 422, "/last_used_at", "in-the-future"),
+        (
+            orjson.dumps({**heartbeat(), "last_used_at": "2001-01-01T00:00:00Z"}),
+            422,
+            "/last_used_at",
+            "too-far-in-the-past",
+        ),
         # Unix times, even recent ones: the tablet sends an RFC 3339 date-time with its offset.
-        (orjson.dumps({**heartbeat(), "sent_at": int(time.time())}), 422, "/sent_at"),
-        (orjson.dumps({**heartbeat(), "sent_at": time.time()}), 422, "/sent_at"),
-        (orjson.dumps({**heartbeat(), "sent_at": str(int(time.time()))}), 422, "/sent_at"),
-        (orjson.dumps({**heartbeat(), "last_used_at": int(time.time()) - 60}), 422, "/last_used_at"),
+        (orjson.dumps({**heartbeat(), "sent_at": int(time.time())}), 422, "/sent_at", UNPROCESSABLE),
+        (orjson.dumps({**heartbeat(), "sent_at": time.time()}), 422, "/sent_at", UNPROCESSABLE),
+        (orjson.dumps({**heartbeat(), "sent_at": str(int(time.time()))}), 422, "/sent_at", UNPROCESSABLE),
+        (orjson.dumps({**heartbeat(), "last_used_at": int(time.time()) - 60}), 422, "/last_used_at", UNPROCESSABLE),
     ],
     ids=[
         "malformed",
@@ -585,6 +600,7 @@ async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: 
         "sent-ahead",
         "sent-year-1",
         "used-year-9999",
+        "used-year-2001",
         "sent-unix-int",
         "sent-unix-float",
         "sent-unix-string",
@@ -592,7 +608,7 @@ async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: 
     ],
 )
 async def test_bad_heartbeats_are_refused_and_record_nothing(
-    fleet: Fleet, body: bytes, status: int, pointer: str
+    fleet: Fleet, body: bytes, status: int, pointer: str, kind: str
 ) -> None:
     tablet = await fleet.ready_tablet()
     token = (await fleet.loan(tablet, uuid.uuid4())).json()["device_token"]
@@ -603,6 +619,8 @@ async def test_bad_heartbeats_are_refused_and_record_nothing(
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem.get("pointer", problem.get("errors", [{}])[0].get("pointer")) == pointer
+    # The date refusals have types of their own: a client tells a wrong clock from a malformed reading.
+    assert problem["type"] == PROBLEM_TYPE_BASE + kind
     async with fleet.devices_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM heartbeats") == 0
 

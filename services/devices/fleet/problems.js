@@ -53,6 +53,7 @@ export const PROBLEMS = {
     "Ce prêt est encore en cours : cochez les accessoires rapportés dans le formulaire de retour de la tablette.",
   "not-a-fleet-tablet": "Ce jeton de tablette ne correspond à aucune tablette du parc.",
   "return-before-loan": "La date de retour est antérieure au prêt : vérifiez-la.",
+  "too-far-in-the-past": "Une date reçue a plus d'un an : vérifiez-la (et l'heure de l'appareil qui l'a envoyée).",
   "treatment-ends-before-loan": "La fin de traitement indiquée est antérieure au prêt : vérifiez les deux dates.",
   "unknown-accessory":
     "Un accessoire coché n'a pas été enregistré avec cette tablette : ne cochez que ceux qui lui sont fournis.",

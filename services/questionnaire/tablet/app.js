@@ -19,7 +19,16 @@ import {
   responseItems,
 } from "../web/questionnaire_form.js";
 import { h } from "../web/page.js";
-import { groupOf, keptForAsked, nextScreen, previousScreen, progress, reviewSections, startEdit } from "./flow.js";
+import {
+  groupOf,
+  keptForAsked,
+  nextScreen,
+  previousScreen,
+  progress,
+  reviewSections,
+  startEdit,
+  whoAnswers,
+} from "./flow.js";
 import { retryDelay, sendAgain } from "./sending.js";
 
 const STORE = "oncofollow.tablet.";
@@ -290,7 +299,8 @@ function goTo(at) {
   if (at === "review") draft.editing = null; // an edit from the review ends there
   save("draft", draft);
   if (at === "who") {
-    // Only a change from the review left by an earlier page of the tablet stands here: its way back, as elsewhere.
+    // A change from the review (who answers; or a question's, that an earlier page of the tablet left here): its way
+    // back, as elsewhere.
     $("#who-back-to-review").hidden = !draft.editing;
     show("screen-who");
   } else if (at === "review") renderReview(draft);
@@ -314,6 +324,14 @@ function edit(linkId) {
   draft.editing = startEdit(flat, draft.answers, linkId);
   save("draft", draft);
   goTo(linkId);
+}
+
+/** "Modifier : qui répond" on the review: the first screen, then straight back to the review. */
+function editWho() {
+  const draft = load("draft");
+  draft.editing = startEdit(flat, draft.answers, "who");
+  save("draft", draft);
+  goTo("who");
 }
 
 /** "Retour au récapitulatif": the answers as they were when "Modifier" was touched, and the review. */
@@ -471,6 +489,7 @@ function questionPrevious() {
 }
 
 function renderReview(draft) {
+  $("#review-who-answer").textContent = whoAnswers(draft.source);
   const review = $("#review-list");
   review.replaceChildren();
   const byId = new Map(questions().map((item) => [item.linkId, item]));
@@ -952,6 +971,7 @@ function wire() {
   $("#start-message").addEventListener("click", showMessage);
   $("#question-form").addEventListener("submit", questionNext);
   $("#send-answers").addEventListener("click", sendAnswers);
+  $("#edit-who").addEventListener("click", editWho);
   $("#message-form").addEventListener("submit", sendMessage);
   $("#message-photo").addEventListener("change", (event) => choosePhoto(event).catch(() => {}));
   $("#photo-remove").addEventListener("click", removePhoto);

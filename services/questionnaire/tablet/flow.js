@@ -3,7 +3,7 @@
 //
 // `flat` is flatten(definition.item); `answers` is the draft's {linkId: [values]}; a screen is a question's linkId,
 // "who" (before the first question) or "review". `editing` is null on the first walk through the questionnaire,
-// or what startEdit kept when the patient touched "Modifier" on the review.
+// or what startEdit kept when the patient touched "Modifier" on the review (a question's, or who answers: "who").
 
 import { evaluate, isQuestion } from "../web/questionnaire_form.js";
 
@@ -56,9 +56,18 @@ export function reviewSections(flat, answers) {
 }
 
 /**
+ * Who answers, on the review's first row: the choice of the first screen. None chosen reads as the patient, as it
+ * is sent then (a response with no source).
+ */
+export function whoAnswers(source) {
+  return source === "relative" ? "Un proche" : "Moi-même";
+}
+
+/**
  * What an edit from the review remembers: the questions asked when it started (any other one the change turns on
  * and that has no answer yet is asked before going back to the review) and the answers as they were, which
- * "Retour au récapitulatif" puts back.
+ * "Retour au récapitulatif" puts back. `linkId` "who" is a change of who answers: a choice there turns no question
+ * on, so nextScreen from the start goes straight back to the review.
  */
 export function startEdit(flat, answers, linkId) {
   return {
@@ -74,8 +83,8 @@ function opened(editing, answers, linkId) {
 }
 
 /**
- * The screen after `at` (a linkId, or null for the start): the next question the answers enable; during an edit,
- * only those the change turned on and that have no answer yet, and the review once none is left.
+ * The screen after `at` (a linkId, or null or "who" for the start): the next question the answers enable; during an
+ * edit, only those the change turned on and that have no answer yet, and the review once none is left.
  */
 export function nextScreen(flat, answers, at, editing = null) {
   const all = questionsOf(flat);

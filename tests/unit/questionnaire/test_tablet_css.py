@@ -5,6 +5,7 @@ live one. Read from the files themselves, as the browser gets them (services/que
 from __future__ import annotations
 
 import re
+from collections import Counter
 from html.parser import HTMLParser
 
 from shared.devservers import ROOT
@@ -81,3 +82,10 @@ def test_the_reader_sees_the_tablet_s_rules() -> None:
 
 def test_every_rule_of_the_tablet_s_style_sheet_styles_something() -> None:
     assert unused() == []
+
+
+def test_no_selector_is_declared_twice() -> None:
+    # A second rule for the same selector, far down the file, is the one a reader misses: `.nav-button`'s min-width
+    # was set in one and overridden in the other. One rule per selector says everything about it in one place.
+    twice = sorted(selector for selector, count in Counter(selectors()).items() if count > 1)
+    assert twice == [], f"declared more than once in tablet.css (merge each into one rule): {twice}"
