@@ -112,7 +112,8 @@ async def _run(runtime: Any, handler: Any, spec: ConsumerSpec, events: int, *, b
 
 async def test_transient_failure_is_retried_and_applied_once(runtime: Any) -> None:
     handler = Flaky(failures=2)
-    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(5.0, 5.0, 5.0), max_deliver=5)
+    # One backoff is waited out in real time; 2 s (it is also the ack wait) still outlasts a failing batch.
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(2.0, 2.0, 2.0), max_deliver=5)
     running = await _run(runtime, handler, spec, events=3)
     ids = running.ids
     try:
@@ -183,7 +184,8 @@ async def test_a_handler_s_failure_is_retried_on_the_consumer_s_backoff_schedule
 
 
 async def test_exhausted_retries_and_poison_go_to_the_dead_letter_stream(runtime: Any) -> None:
-    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(5.0,), max_deliver=2)
+    # The one backoff is waited out in real time; 2 s (it is also the ack wait) still outlasts a failing batch.
+    spec = ConsumerSpec("runner", "QUESTIONNAIRES", "message.sent", backoff_s=(2.0,), max_deliver=2)
     failing = Flaky(failures=99)
     running = await _run(runtime, failing, spec, events=1)
     js = runtime[1]
