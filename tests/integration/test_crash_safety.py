@@ -16,7 +16,7 @@ import pytest
 
 from shared.auth import TokenService
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
-from shared.testing.services import ServiceProcess
+from shared.testing.services import ServiceProcess, start_together, stop_together
 from shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -62,12 +62,13 @@ async def test_alerting_killed_after_commit_before_ack_still_makes_one_alert(
     service_env: dict[str, str], tokens: TokenService, tmp_path: Path
 ) -> None:
     marker = tmp_path / "alerting.killed"
-    questionnaire = ServiceProcess("questionnaire", service_env, tmp_path).start()
+    questionnaire = ServiceProcess("questionnaire", service_env, tmp_path)
     alerting = ServiceProcess(
         "alerting",
         {**service_env, **FAST_REDELIVERY, "FAULT_POINT": "consumer.after_commit", "FAULT_MARKER": str(marker)},
         tmp_path,
-    ).start()
+    )
+    start_together(questionnaire, alerting)
     try:
         response = await asyncio.to_thread(
             _post_submission, questionnaire.url, tokens, uuid.uuid4(), "crash-after-commit-1"
@@ -100,8 +101,7 @@ async def test_alerting_killed_after_commit_before_ack_still_makes_one_alert(
 
         await eventually(raised_once, within=10)
     finally:
-        alerting.stop()
-        questionnaire.stop()
+        stop_together(alerting, questionnaire)
 
 
 @pytest.mark.parametrize("point", ["outbox.before_publish", "outbox.after_publish"])
@@ -109,10 +109,11 @@ async def test_questionnaire_killed_between_commit_and_publish_delivers_once(
     point: str, service_env: dict[str, str], tokens: TokenService, tmp_path: Path
 ) -> None:
     marker = tmp_path / "questionnaire.killed"
-    alerting = ServiceProcess("alerting", {**service_env, **FAST_REDELIVERY}, tmp_path).start()
+    alerting = ServiceProcess("alerting", {**service_env, **FAST_REDELIVERY}, tmp_path)
     questionnaire = ServiceProcess(
         "questionnaire", {**service_env, "FAULT_POINT": point, "FAULT_MARKER": str(marker)}, tmp_path
-    ).start()
+    )
+    start_together(alerting, questionnaire)
     patient = uuid.uuid4()
     body = orjson.dumps(questionnaire_response(RED_NAUSEA))  # a retry sends the same bytes
     try:
@@ -148,16 +149,16 @@ async def test_questionnaire_killed_between_commit_and_publish_delivers_once(
         assert await _count(db, "questionnaire", "SELECT count(*) FROM submissions") == 1
         assert await _count(db, "alerting", "SELECT count(*) FROM alerts") == 1
     finally:
-        questionnaire.stop()
-        alerting.stop()
+        stop_together(questionnaire, alerting)
 
 
 @pytest.mark.parametrize("point", ["outbox.before_publish", "outbox.after_publish"])
 async def test_devices_killed_around_the_return_s_publish_still_revokes_the_token_once(
     point: str, service_env: dict[str, str], tokens: TokenService, tmp_path: Path
 ) -> None:
-    questionnaire = ServiceProcess("questionnaire", {**service_env, **FAST_REDELIVERY}, tmp_path).start()
-    devices = ServiceProcess("devices", service_env, tmp_path).start()
+    questionnaire = ServiceProcess("questionnaire", {**service_env, **FAST_REDELIVERY}, tmp_path)
+    devices = ServiceProcess("devices", service_env, tmp_path)
+    start_together(questionnaire, devices)
     fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-crash', {'fleet'})}"}
     try:
         async with httpx.AsyncClient(timeout=10, headers=fleet) as client:
@@ -210,8 +211,7 @@ async def test_devices_killed_around_the_return_s_publish_still_revokes_the_toke
         assert subjects == ["tablet.loaned", "tablet.returned"]
         assert await _count(db, "questionnaire", "SELECT count(*) FROM revoked_tokens") == 1
     finally:
-        devices.stop()
-        questionnaire.stop()
+        stop_together(devices, questionnaire)
 
 
 async def _equals(value: Any, expected: Any) -> bool:
