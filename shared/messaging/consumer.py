@@ -147,6 +147,7 @@ class ConsumerRunner:
         self._stop = stop
         pull = self._pull = PullStream(self._nc, self._spec.stream, self._spec.durable, batch=self._spec.fetch_batch)
         await pull.start()
+        interrupting = asyncio.create_task(self._interrupt_on(stop, pull))
         try:
             while not stop.is_set():
                 try:
@@ -163,7 +164,13 @@ class ConsumerRunner:
                 except Exception:
                     log.exception("%s: batch failed; its messages will be redelivered", self._spec.durable)
         finally:
+            interrupting.cancel()
             await pull.close()
+
+    @staticmethod
+    async def _interrupt_on(stop: asyncio.Event, pull: PullStream) -> None:
+        await stop.wait()
+        pull.interrupt()
 
     async def process(self, msgs: list[Msg]) -> None:
         self._released.clear()

@@ -68,6 +68,7 @@ class PullStream:
         self._quiet_until = 0.0  # after a request refused (409…), not another at once
         self._inbox = ""
         self._sub: Subscription | None = None
+        self._interrupted = False
 
     async def start(self) -> None:
         self._inbox = self._nc.new_inbox()
@@ -89,6 +90,12 @@ class PullStream:
             with contextlib.suppress(Exception):
                 await self._buffer.popleft().nak()
 
+    def interrupt(self) -> None:
+        """End the wait of ``next_batch`` now and every later one at once (the service is stopping): a stop
+        need not wait out the pull's wait for messages that may never come."""
+        self._interrupted = True
+        self._arrived.set()
+
     def buffered(self) -> list[Msg]:
         """The messages delivered and not yet taken (their ack_wait runs)."""
         return list(self._buffer)
@@ -103,7 +110,7 @@ class PullStream:
         while True:
             await self._top_up()
             if self._buffer:
-                if linger_s > 0 and len(self._buffer) < self._batch:
+                if linger_s > 0 and len(self._buffer) < self._batch and not self._interrupted:
                     await asyncio.sleep(linger_s)  # the server goes on delivering into the buffer meanwhile
                     linger_s = 0.0
                     continue
@@ -111,13 +118,15 @@ class PullStream:
                 await self._top_up()  # the server goes on delivering while this batch is applied
                 return taken
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or self._interrupted:
                 return []
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), timeout=min(left, self._heartbeat_s))
 
     async def _top_up(self) -> None:
+        if self._interrupted:
+            return  # no new request for a consumer that is stopping: what it would deliver would wait out ack_wait
         now = time.monotonic()
         if self._requested and now - self._heard_at > 2 * self._heartbeat_s:
             log.info("%s: no word from the server for %.0fs, pulling again", self._durable, now - self._heard_at)

@@ -523,3 +523,24 @@ async def test_dead_letters_are_discarded_by_sequence_or_by_filter_and_the_list_
 
     assert _dead_letters_script(nats_url, "discard", "2", "3").returncode == 0
     assert "No dead letters" in _dead_letters_script(nats_url, "list").stdout
+
+
+async def test_a_stop_ends_an_idle_runner_at_once_and_leaves_nothing_taken(runtime: Any) -> None:
+    handler = Flaky(failures=0)
+    spec = ConsumerSpec("stopping", "QUESTIONNAIRES", "message.sent")
+    running = await _run(runtime, handler, spec, events=1)
+    await eventually(lambda: _done(handler, running.ids))
+    await asyncio.sleep(0.3)  # idle: waiting in its pull for messages that do not come
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await running.finish()
+    # The pull's wait (1 s) is not waited out: services stop (and tests tear down) that much sooner.
+    assert loop.time() - started < 0.5
+    later = await _publish(runtime[1], 2)
+    info = await runtime[1].consumer_info("QUESTIONNAIRES", spec.durable)
+    assert info.num_ack_pending == 0 and info.num_pending == 2  # nothing delivered to the runner that stopped
+    again = await _run(runtime, handler, spec, events=0)
+    try:
+        await eventually(lambda: _done(handler, [*running.ids, *later]))
+    finally:
+        await again.finish()
