@@ -24,10 +24,13 @@ MAX_ITEMS = 200  # a full default response has ~50 items; more is a broken or ho
 class InvalidSubmission(ValueError):
     """A QuestionnaireResponse the service refuses (a 4xx: the client must change the request)."""
 
-    def __init__(self, detail: str, pointer: str | None = None) -> None:
+    def __init__(self, detail: str, pointer: str | None = None, *, kind: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.pointer = pointer  # RFC 6901 JSON pointer into the request body; "" is the whole body
+        # The problem type, for a refusal a client must tell apart from a wrong answer (a wrong clock, which the
+        # tablet's owner, not the patient's answers, must put right); None: the response's content is invalid.
+        self.kind = kind
 
 
 @dataclass(frozen=True)

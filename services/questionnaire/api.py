@@ -223,7 +223,8 @@ def _normalised(questionnaires: QuestionnaireCatalogue, response: Any) -> Normal
     try:
         return normalise_response(questionnaires, response)
     except InvalidSubmission as exc:
-        raise Problem(422, exc.detail, kind="invalid-questionnaire-response", pointer=exc.pointer) from None
+        kind = exc.kind or "invalid-questionnaire-response"
+        raise Problem(422, exc.detail, kind=kind, pointer=exc.pointer) from None
     except UnknownQuestionnaire as exc:
         raise Problem(422, str(exc), kind="unknown-questionnaire", pointer="/questionnaire") from None
 

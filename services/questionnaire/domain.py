@@ -142,17 +142,21 @@ def _authored(body: Mapping[str, Any], now: datetime) -> datetime:
         authored = datetime.fromisoformat(raw)  # the regex above made it strict; this checks the calendar
     except ValueError:
         raise InvalidSubmission(f"authored {show(raw)} is not a real date and time.", "/authored") from None
+    # A wrong clock is not a wrong answer: its own problem types (the devices service's, for a heartbeat's dates), so
+    # the tablet can ask for the clock to be set right instead of for an answer to be checked.
     if authored < now - MAX_AUTHORED_AGE:
         raise InvalidSubmission(
             f"authored {show(raw)} is more than a year ago (server time "
             f"{now.astimezone(UTC).isoformat(timespec='seconds')}); check the tablet's clock.",
             "/authored",
+            kind="too-far-in-the-past",
         )
     if authored > now + MAX_CLOCK_SKEW:
         raise InvalidSubmission(
             f"authored {show(raw)} is more than 5 minutes in the future (server time "
             f"{now.astimezone(UTC).isoformat(timespec='seconds')}); check the tablet's clock.",
             "/authored",
+            kind="in-the-future",
         )
     return authored
 

@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -90,6 +90,20 @@ RED_ANSWERS = {
     "fever": "Oui",
     "temperature": "38,6",
 }
+
+
+# How a chosen answer looks (tablet.css): filled in the page's blue, and ticked; and how one not chosen does.
+CHOSEN = ("rgb(11, 61, 145)", '"✓ "')
+NOT_CHOSEN = ("rgb(255, 255, 255)", "none")
+
+
+async def who_looks(page: Page) -> list[tuple[str, tuple[str, str]]]:
+    """Each choice of the "who answers" screen: its source, its background and what is drawn before its text."""
+    looks = await page.locator("#who-choices [data-source]").evaluate_all(
+        "(buttons) => buttons.map((b) => [b.dataset.source, getComputedStyle(b).backgroundColor, "
+        "getComputedStyle(b, '::before').content])"
+    )
+    return [(source, (background, before)) for source, background, before in looks]
 
 
 async def answer_until_review(page: Page, answers: dict[str, str], asked: list[str] | None = None) -> list[str]:
@@ -177,7 +191,7 @@ async def test_a_relative_answers_through_the_branching_the_alert_says_so_and_th
     try:
         page = await home.enrolled(context, patient)
         await page.get_by_role("button", name="Répondre au questionnaire").click()
-        await page.get_by_role("button", name="Un proche m'aide à répondre").click()
+        await page.get_by_role("radio", name="Un proche m'aide à répondre").click()
         await page.locator("#question-answers [role=radio]").first.click()
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "tablet-question.png"))
@@ -248,7 +262,7 @@ async def test_a_draft_survives_a_reload_and_answers_queued_on_a_failed_send_are
     try:
         page = await home.enrolled(context, patient)
         await page.get_by_role("button", name="Répondre au questionnaire").click()
-        await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+        await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
         options = page.locator("#question-answers [role=radio]")
         await options.filter(has_text="Jamais").click()  # diarrhoea
         await page.locator("#question-form [data-action=next]").click()
@@ -321,7 +335,7 @@ async def test_answers_to_a_questionnaire_version_the_service_no_longer_takes_co
         token = home.tokens.issue_device_token(patient, "tablet-old")
         await page.goto(f"{home.url}/tablet/#device_token={token}")
         await page.get_by_role("button", name="Répondre au questionnaire").click()
-        await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+        await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
         await answer_until_review(page, RED_ANSWERS)
         await page.unroute("**/v1/questionnaires/reconnect-symptoms")
         posts: list[int] = []
@@ -408,13 +422,24 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await page.get_by_role("button", name="Répondre au questionnaire").click()
         await expect(page.locator("#screen-who")).to_be_visible()
         await expect(page.locator("#who-back-to-review")).to_be_hidden()  # the first walk: no review to go back to
-        await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
-        await answer_until_review(page, {"fever": "Oui", "temperature": "38,6"})
+        myself = page.get_by_role("radio", name="C'est moi, le patient ou la patiente")
+        relative = page.get_by_role("radio", name="Un proche m'aide à répondre")
+        await expect(page.locator("#who-choices [aria-checked=true]")).to_have_count(0)  # nothing chosen yet
+        await myself.click()
         ARTIFACTS.mkdir(exist_ok=True)
         review = page.locator("#review-list")
         form = page.locator("#question-form")
         back = page.get_by_role("button", name="Retour au récapitulatif")
         previous = form.locator("[data-action=previous]")
+        # "Précédent" from the first question: who answers, the choice made shown as a chosen answer is.
+        await expect(form).to_have_attribute("data-link-id", "diarrhoea.frequency")
+        await previous.click()
+        await expect(page.locator("#screen-who")).to_be_visible()
+        await expect(myself).to_have_attribute("aria-checked", "true")
+        await expect(relative).to_have_attribute("aria-checked", "false")
+        assert await who_looks(page) == [("patient", CHOSEN), ("relative", NOT_CHOSEN)]
+        await myself.click()
+        await answer_until_review(page, {"fever": "Oui", "temperature": "38,6"})
 
         def option(label: str) -> Any:
             # "Fort", not "Très fort"; a chosen answer's name starts with the ✓ drawn before it.
@@ -454,6 +479,9 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await previous.click()
         await expect(form).to_have_attribute("data-link-id", "nausea.frequency")
         await expect(option("Souvent")).to_have_attribute("aria-checked", "true")
+        # The look the "who answers" screen gives its choice made (who_looks) is a chosen answer's.
+        looks = "(b) => [getComputedStyle(b).backgroundColor, getComputedStyle(b, '::before').content]"
+        assert tuple(await option("Souvent").evaluate(looks)) == CHOSEN
         await expect(previous).to_be_hidden()
         await form.locator("[data-action=next]").click()
         await expect(form).to_have_attribute("data-link-id", "nausea.severity")
@@ -532,11 +560,34 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await expect(who).to_contain_text("Qui répond : Moi-même")
         await change_who.click()
         await expect(page.locator("#screen-who")).to_be_visible()
+        # The screen shows the choice the review said, as a question shows its chosen answer.
+        await expect(myself).to_have_attribute("aria-checked", "true")
+        await expect(relative).to_have_attribute("aria-checked", "false")
         await back.click()
         await expect(page.locator("#screen-review")).to_be_visible()
         await expect(who).to_contain_text("Qui répond : Moi-même")
         await change_who.click()
-        await page.get_by_role("button", name="Un proche m'aide à répondre").click()
+        await relative.click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+        await expect(who).to_contain_text("Qui répond : Un proche")
+        await change_who.click()
+        await expect(relative).to_have_attribute("aria-checked", "true")
+        await expect(myself).to_have_attribute("aria-checked", "false")
+        # Only the chosen one filled and ticked: the patient's own, the first, no longer looks chosen.
+        assert await who_looks(page) == [("patient", NOT_CHOSEN), ("relative", CHOSEN)]
+        await page.screenshot(path=str(ARTIFACTS / "tablet-who-answers-changed.png"))
+        await back.click()
+        await expect(who).to_contain_text("Qui répond : Un proche")
+
+        # The tablet's clock an hour ahead: the service refuses the answers' date (in-the-future) and the page asks
+        # for the clock to be set right, not for an answer to be checked; the answers, who answers too, are kept.
+        await page.clock.set_system_time(datetime.now(UTC) + timedelta(hours=1))
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_contain_text("la tablette est en avance", timeout=5_000)
+        await page.clock.set_system_time(datetime.now(UTC))  # set right
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#refused-banner")).to_contain_text("Vérifiez la date et l'heure de la tablette")
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
         await expect(page.locator("#screen-review")).to_be_visible()
         await expect(who).to_contain_text("Qui répond : Un proche")
 

@@ -81,7 +81,7 @@ async def enrolled(url: str, context: BrowserContext, tokens: TokenService, *ini
 
 async def first_question(page: Page) -> None:
     await page.get_by_role("button", name="Répondre au questionnaire").click()
-    await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+    await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
     await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "diarrhoea.frequency")
 
 
@@ -187,7 +187,7 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
     await page.screenshot(path=str(ARTIFACTS / "tablet-home-200.png"), full_page=True)
     await page.get_by_role("button", name="Répondre au questionnaire").click()
     await no_overflow(page, "screen-who")
-    await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+    await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
     for viewport in ({"width": 800, "height": 1280}, {"width": 1280, "height": 800}):
         await page.set_viewport_size(viewport)  # type: ignore[arg-type]
         await no_overflow(page, "screen-question")
@@ -351,7 +351,7 @@ async def test_a_heading_the_page_focuses_shows_no_outline_and_keyboard_focus_ke
     assert (focused["text"], focused["style"]) == ("C'est moi, le patient ou la patiente", "solid"), focused
 
     # A touch (here a click): the question's legend takes the focus, without a frame either.
-    await page.get_by_role("button", name="C'est moi, le patient ou la patiente").click()
+    await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
     await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "diarrhoea.frequency")
     focused = await page.evaluate(FOCUSED_OUTLINE)
     assert (focused["tag"], focused["style"]) == ("LEGEND", "none"), focused

@@ -4,7 +4,8 @@ and the case's data as ``arg``.
 
 Covered: shared/web/questionnaire_form.js (enableWhen, the response items, the 422 pointer), shared/web/page.js,
 and the tablet's services/questionnaire/tablet/flow.js (which screen comes next, the progress bar, the edit from
-the review, the review's groups) and sending.js (when and how late a send is tried again)."""
+the review, the review's groups, the choice the "who answers" screen shows) and sending.js (when and how late a send
+is tried again, and what the patient reads when answers are refused)."""
 
 from __future__ import annotations
 
@@ -684,6 +685,26 @@ async def test_who_answers_on_the_review(modules: Page, source: str | None, labe
 
 
 @pytest.mark.parametrize(
+    ("source", "edited", "chosen"),
+    [
+        (None, None, None),  # the first walk, before a choice: none shown as made
+        ("patient", None, "patient"),  # back with "Précédent" from the first question
+        ("relative", None, "relative"),
+        ("relative", "who", "relative"),  # "Modifier : qui répond" on the review
+        ("patient", "who", "patient"),
+        (None, "who", "patient"),  # none stored: the patient, as the review said ("Moi-même")
+        ("relative", "fever", "relative"),  # a question's change that an earlier page left on "who"
+    ],
+)
+async def test_who_chosen_is_the_choice_the_who_answers_screen_shows(
+    modules: Page, source: str | None, edited: str | None, chosen: str | None
+) -> None:
+    editing = "m.startEdit(flat, arg.answers, arg.edited)" if edited else "null"
+    got = await flow(modules, f"m.whoChosen(arg.source, {editing})", NEVER, source=source, edited=edited)
+    assert got == chosen
+
+
+@pytest.mark.parametrize(
     ("answers", "kept"),
     [
         (NEVER, NEVER),
@@ -768,3 +789,66 @@ async def test_retry_delay(modules: Page, failures: int, random: float, delay: f
         modules, SENDING, "m.retryDelay(arg.failures, () => arg.random)", {"failures": failures, "random": random}
     )
     assert got == pytest.approx(delay)
+
+
+PROBLEMS = "https://oncofollow.example/problems/"
+CLOCK = "Elles sont gardées. Vérifiez la date et l'heure de la tablette"
+CALL = "Si vous ne savez pas le faire, appelez l'infirmière coordinatrice de votre service."
+
+
+@pytest.mark.parametrize(
+    ("problem", "updated", "says", "not_says"),
+    [
+        # A wrong clock: what to set right, the answers kept, whom to call; never "an answer is to be checked".
+        ({"type": f"{PROBLEMS}in-the-future", "pointer": "/authored"}, False, ["en avance", CLOCK, CALL], "à vérifier"),
+        ({"type": f"{PROBLEMS}too-far-in-the-past"}, False, ["plus d'un an de retard", CLOCK, CALL], "à vérifier"),
+        # A service of before the types: the pointer alone says it is the date.
+        (
+            {"type": f"{PROBLEMS}invalid-questionnaire-response", "pointer": "/authored"},
+            False,
+            ["semble fausse", CLOCK, CALL],
+            "à vérifier",
+        ),
+        ({"type": f"{PROBLEMS}invalid-questionnaire-response", "pointer": "/item/1"}, False, ["à vérifier"], CLOCK),
+        ({}, False, ["à vérifier"], CLOCK),  # a body that was no problem (a proxy's page)
+        (None, False, ["à vérifier"], CLOCK),
+        # The questionnaire updated meanwhile: checked again first, whatever else was refused.
+        ({"type": f"{PROBLEMS}in-the-future"}, True, ["mis à jour"], CLOCK),
+    ],
+    ids=[
+        "in-the-future",
+        "too-far-in-the-past",
+        "authored-untyped",
+        "an-answer",
+        "no-type",
+        "no-body",
+        "updated",
+    ],
+)
+async def test_answers_refused_says_what_to_do_in_french(
+    modules: Page, problem: dict[str, Any] | None, updated: bool, says: list[str], not_says: str
+) -> None:
+    text = await run(
+        modules,
+        SENDING,
+        "m.answersRefused(arg.problem, { updated: arg.updated })",
+        {"problem": problem, "updated": updated},
+    )
+    assert text.startswith(("Vos réponses n'ont pas pu être envoyées", "Le questionnaire a été mis à jour")), text
+    for words in [*says, "Reprendre le questionnaire"]:
+        assert words in text, text
+    assert not_says not in text, text
+
+
+@pytest.mark.parametrize(
+    ("problem", "kind"),
+    [
+        ({"type": f"{PROBLEMS}in-the-future"}, "in-the-future"),
+        ({"type": "about:blank"}, "about:blank"),
+        ({"type": 7}, ""),
+        ({}, ""),
+        (None, ""),
+    ],
+)
+async def test_problem_kind(modules: Page, problem: dict[str, Any] | None, kind: str) -> None:
+    assert await run(modules, SENDING, "m.problemKind(arg)", problem) == kind

@@ -85,22 +85,65 @@ def _with(answers: dict[str, Any], **changes: Any) -> bytes:
     return orjson.dumps(response)
 
 
+# A tablet whose clock is wrong: an hour ahead (more than the 5 minutes allowed), or back in a year long gone.
+_AHEAD = datetime.now(UTC) + timedelta(hours=1)
+_LONG_AGO = datetime.now(UTC) - timedelta(days=400)
+
+
 @pytest.mark.parametrize(
-    ("body", "status", "words"),
+    ("body", "status", "words", "kind"),
     [
-        (b'{"resourceType": "QuestionnaireResponse", ', 400, ["not valid JSON"]),
-        (_with(RED_NAUSEA, questionnaire="https://elsewhere.example/Questionnaire/x|1"), 422, ["questionnaire"]),
-        (_with(RED_NAUSEA, questionnaire=QUESTIONNAIRE.replace("1.0.0", "9.9.9")), 422, ["9.9.9"]),
-        (orjson.dumps(questionnaire_response({"nausea.frequency": "3", "headache.severity": "2"})), 422, ["headache"]),
-        (orjson.dumps(questionnaire_response({"nausea.frequency": "7"})), 422, ["nausea.frequency", "7"]),
+        (b'{"resourceType": "QuestionnaireResponse", ', 400, ["not valid JSON"], "malformed-json"),
+        (
+            _with(RED_NAUSEA, questionnaire="https://elsewhere.example/Questionnaire/x|1"),
+            422,
+            ["questionnaire"],
+            "invalid-questionnaire-response",
+        ),
+        (
+            _with(RED_NAUSEA, questionnaire=QUESTIONNAIRE.replace("1.0.0", "9.9.9")),
+            422,
+            ["9.9.9"],
+            "invalid-questionnaire-response",
+        ),
+        (
+            orjson.dumps(questionnaire_response({"nausea.frequency": "3", "headache.severity": "2"})),
+            422,
+            ["headache"],
+            "invalid-questionnaire-response",
+        ),
+        (
+            orjson.dumps(questionnaire_response({"nausea.frequency": "7"})),
+            422,
+            ["nausea.frequency", "7"],
+            "invalid-questionnaire-response",
+        ),
         (
             orjson.dumps(questionnaire_response({"nausea.frequency": "0", "nausea.severity": "3"})),
             422,
             ["nausea.severity"],
+            "invalid-questionnaire-response",
         ),
-        (orjson.dumps(questionnaire_response({"nausea.frequency": "2"})), 422, ["nausea.severity"]),
-        (orjson.dumps({"resourceType": "Patient"}), 422, ["QuestionnaireResponse"]),
-        (b"[1, 2, 3]", 422, []),
+        (
+            orjson.dumps(questionnaire_response({"nausea.frequency": "2"})),
+            422,
+            ["nausea.severity"],
+            "invalid-questionnaire-response",
+        ),
+        (orjson.dumps({"resourceType": "Patient"}), 422, ["QuestionnaireResponse"], "invalid-questionnaire-response"),
+        (b"[1, 2, 3]", 422, [], "invalid-questionnaire-response"),
+        (
+            orjson.dumps(questionnaire_response(RED_NAUSEA, authored=_AHEAD)),
+            422,
+            ["more than 5 minutes in the future", "check the tablet's clock"],
+            "in-the-future",
+        ),
+        (
+            orjson.dumps(questionnaire_response(RED_NAUSEA, authored=_LONG_AGO)),
+            422,
+            ["more than a year ago", "check the tablet's clock"],
+            "too-far-in-the-past",
+        ),
     ],
     ids=[
         "malformed-json",
@@ -112,11 +155,16 @@ def _with(answers: dict[str, Any], **changes: Any) -> bytes:
         "required-attribute-missing",
         "wrong-resource",
         "not-an-object",
+        "authored-in-the-future",
+        "authored-more-than-a-year-ago",
     ],
 )
-async def test_invalid_submission_is_refused(platform: Any, body: bytes, status: int, words: list[str]) -> None:
+async def test_invalid_submission_is_refused(
+    platform: Any, body: bytes, status: int, words: list[str], kind: str
+) -> None:
     response = await _post(platform, body, _headers(platform, uuid.uuid4()))
-    await _assert_problem(response, status, *words)
+    problem = await _assert_problem(response, status, *words)
+    assert problem["type"] == f"https://oncofollow.example/problems/{kind}", problem
     await _nothing_stored_or_published(platform)
 
 

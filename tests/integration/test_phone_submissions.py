@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -124,16 +125,44 @@ async def test_a_retry_with_the_same_key_gets_the_same_answer_and_creates_nothin
 
 
 @pytest.mark.parametrize(
-    ("change", "status", "words"),
+    ("change", "status", "words", "kind"),
     [
-        ({"source": {"reference": "RelatedPerson/daughter"}}, 422, ["source", "tablet"]),
-        ({"source": {"reference": "Patient/" + str(uuid.UUID(int=1))}}, 422, ["source"]),
-        ({"source": {"reference": "Practitioner/someone-else"}}, 422, ["Practitioner/ide-claire"]),
-        ({"source": "Practitioner/ide-claire"}, 422, ["source"]),
-        ({"subject": {"reference": "Patient/" + str(uuid.UUID(int=2))}}, 422, ["subject", "another patient"]),
-        ({"item": [{"linkId": "nausea.frequency", "answer": [{"valueCoding": {"code": "7"}}]}]}, 422, ["7"]),
-        ({"questionnaire": "https://elsewhere.example/Questionnaire/x|1"}, 422, ["questionnaire"]),
-        ({"resourceType": "Patient"}, 422, ["QuestionnaireResponse"]),
+        ({"source": {"reference": "RelatedPerson/daughter"}}, 422, ["source", "tablet"], "invalid-source"),
+        ({"source": {"reference": "Patient/" + str(uuid.UUID(int=1))}}, 422, ["source"], "invalid-source"),
+        ({"source": {"reference": "Practitioner/someone-else"}}, 422, ["Practitioner/ide-claire"], "invalid-source"),
+        ({"source": "Practitioner/ide-claire"}, 422, ["source"], "invalid-source"),
+        (
+            {"subject": {"reference": "Patient/" + str(uuid.UUID(int=2))}},
+            422,
+            ["subject", "another patient"],
+            "wrong-patient",
+        ),
+        (
+            {"item": [{"linkId": "nausea.frequency", "answer": [{"valueCoding": {"code": "7"}}]}]},
+            422,
+            ["7"],
+            "invalid-questionnaire-response",
+        ),
+        (
+            {"questionnaire": "https://elsewhere.example/Questionnaire/x|1"},
+            422,
+            ["questionnaire"],
+            "invalid-questionnaire-response",
+        ),
+        ({"resourceType": "Patient"}, 422, ["QuestionnaireResponse"], "invalid-questionnaire-response"),
+        # The computer's clock wrong: the answers dated an hour ahead, or more than a year back.
+        (
+            {"authored": (datetime.now(UTC) + timedelta(hours=1)).isoformat()},
+            422,
+            ["more than 5 minutes in the future"],
+            "in-the-future",
+        ),
+        (
+            {"authored": (datetime.now(UTC) - timedelta(days=400)).isoformat()},
+            422,
+            ["more than a year ago"],
+            "too-far-in-the-past",
+        ),
     ],
     ids=[
         "relative-source",
@@ -144,14 +173,17 @@ async def test_a_retry_with_the_same_key_gets_the_same_answer_and_creates_nothin
         "answer-outside-options",
         "unknown-questionnaire",
         "wrong-resource",
+        "authored-in-the-future",
+        "authored-more-than-a-year-ago",
     ],
 )
 async def test_bad_input_is_refused_with_nothing_stored(
-    platform: Any, change: dict[str, Any], status: int, words: list[str]
+    platform: Any, change: dict[str, Any], status: int, words: list[str], kind: str
 ) -> None:
     body = {**questionnaire_response(RED_NAUSEA), **change}
     response = await _phone(platform, uuid.uuid4(), orjson.dumps(body))
-    _problem(response, status, *words)
+    problem = _problem(response, status, *words)
+    assert problem["type"] == f"https://oncofollow.example/problems/{kind}", problem
     await _nothing_stored_or_published(platform)
 
 

@@ -28,8 +28,9 @@ import {
   reviewSections,
   startEdit,
   whoAnswers,
+  whoChosen,
 } from "./flow.js";
-import { retryDelay, sendAgain } from "./sending.js";
+import { answersRefused, retryDelay, sendAgain } from "./sending.js";
 
 const STORE = "oncofollow.tablet.";
 const POLL_MS = 20_000; // a tablet follows its last two sends: two small reads every 20 s while they are pending
@@ -302,6 +303,7 @@ function goTo(at) {
     // A change from the review (who answers; or a question's, that an earlier page of the tablet left here): its way
     // back, as elsewhere.
     $("#who-back-to-review").hidden = !draft.editing;
+    renderWho(draft);
     show("screen-who");
   } else if (at === "review") renderReview(draft);
   else {
@@ -309,6 +311,17 @@ function goTo(at) {
     if (!item) return goTo("review");
     renderQuestion(draft, item);
   }
+}
+
+/** The "who answers" screen, the choice made shown as a question's chosen answer is (checked, and ticked). */
+function renderWho(draft) {
+  const chosen = whoChosen(draft.source, draft.editing);
+  const choices = $("#who-choices");
+  // Before any choice, the patient's own stays the first, primary button; after one, only the chosen is filled.
+  if (chosen) choices.dataset.chosen = chosen;
+  else delete choices.dataset.chosen;
+  for (const button of choices.querySelectorAll("[data-source]"))
+    button.setAttribute("aria-checked", String(button.dataset.source === chosen));
 }
 
 function choose(source) {
@@ -869,16 +882,7 @@ async function refused(entry, result) {
     editing: at === "review" ? null : startEdit(flat, answers, at),
   };
   if (!load("draft")) save("draft", draft);
-  const changed = canonical !== entry.draft.canonical;
-  let text =
-    "Vos réponses n'ont pas pu être envoyées : une réponse est à vérifier. Touchez « Reprendre le questionnaire », vérifiez-la et envoyez à nouveau.";
-  if (changed)
-    text =
-      "Le questionnaire a été mis à jour depuis que vous avez répondu. Vos réponses sont gardées : touchez « Reprendre le questionnaire », vérifiez-les et envoyez-les à nouveau.";
-  else if (problem.pointer === "/authored")
-    // Sending again would be refused again: only a person can set the tablet's clock right.
-    text =
-      "Vos réponses n'ont pas pu être envoyées : la date ou l'heure de la tablette semble fausse. Elles sont gardées. Appelez l'infirmière coordinatrice de votre service.";
+  const text = answersRefused(problem, { updated: canonical !== entry.draft.canonical });
   sentScreenSays(entry, text);
   setNotice("submission", text);
 }

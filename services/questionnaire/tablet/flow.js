@@ -64,6 +64,16 @@ export function whoAnswers(source) {
 }
 
 /**
+ * The choice the "who answers" screen shows as made, as a question shows its chosen answer: the draft's, whenever the
+ * patient is back there ("Précédent" from the first question, "Modifier : qui répond"); none on the first walk before
+ * a choice. During a change from the review, none stored shows the patient, as the review read it (whoAnswers).
+ */
+export function whoChosen(source, editing = null) {
+  if (source === "patient" || source === "relative") return source;
+  return editing ? "patient" : null;
+}
+
+/**
  * What an edit from the review remembers: the questions asked when it started (any other one the change turns on
  * and that has no answer yet is asked before going back to the review) and the answers as they were, which
  * "Retour au récapitulatif" puts back. `linkId` "who" is a change of who answers: a choice there turns no question

@@ -1,5 +1,5 @@
-// When the tablet sends a queued thing again: pure, so it is unit-tested on its own
-// (tests/browser/test_web_modules.py).
+// When the tablet sends a queued thing again, and what it tells the patient when answers are refused: pure, so it is
+// unit-tested on its own (tests/browser/test_web_modules.py).
 
 export const RETRY_FIRST_MS = 2_000;
 export const RETRY_MAX_MS = 5 * 60_000;
@@ -20,4 +20,35 @@ export function sendAgain(status) {
 export function retryDelay(failures, random = Math.random) {
   const base = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.max(failures - 1, 0));
   return base * (0.8 + random() * 0.4);
+}
+
+// What a patient can do about a wrong clock: the answers are kept, and "Envoyer" dates them again.
+const SET_THE_CLOCK =
+  "Vérifiez la date et l'heure de la tablette (dans ses réglages), puis touchez « Reprendre le questionnaire » et " +
+  "envoyez-les à nouveau. Si vous ne savez pas le faire, appelez l'infirmière coordinatrice de votre service.";
+
+/** A problem's type (RFC 9457) without its base: "in-the-future"; "" when it has none. */
+export function problemKind(problem) {
+  const type = problem && typeof problem.type === "string" ? problem.type : "";
+  return type.slice(type.lastIndexOf("/") + 1);
+}
+
+/**
+ * What the patient reads when the service refused the answers (a 4xx other than 401: they are kept, as a draft to
+ * go back to), in plain French: the questionnaire was updated (`updated`) meanwhile; the tablet's clock is wrong,
+ * ahead (`in-the-future`) or more than a year behind (`too-far-in-the-past`), which sending again would not mend
+ * and only a person can set right; or, otherwise, an answer is to be checked.
+ */
+export function answersRefused(problem, { updated = false } = {}) {
+  if (updated)
+    return "Le questionnaire a été mis à jour depuis que vous avez répondu. Vos réponses sont gardées : touchez « Reprendre le questionnaire », vérifiez-les et envoyez-les à nouveau.";
+  const kind = problemKind(problem);
+  if (kind === "in-the-future")
+    return `Vos réponses n'ont pas pu être envoyées : la tablette est en avance, sa date ou son heure est fausse. Elles sont gardées. ${SET_THE_CLOCK}`;
+  if (kind === "too-far-in-the-past")
+    return `Vos réponses n'ont pas pu être envoyées : la date de la tablette est fausse, elle a plus d'un an de retard. Elles sont gardées. ${SET_THE_CLOCK}`;
+  // A service of before these types (during an update) says only where: the date of the answers.
+  if (problem && problem.pointer === "/authored")
+    return `Vos réponses n'ont pas pu être envoyées : la date ou l'heure de la tablette semble fausse. Elles sont gardées. ${SET_THE_CLOCK}`;
+  return "Vos réponses n'ont pas pu être envoyées : une réponse est à vérifier. Touchez « Reprendre le questionnaire », vérifiez-la et envoyez à nouveau.";
 }

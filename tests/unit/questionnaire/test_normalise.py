@@ -475,6 +475,21 @@ def test_bad_input_is_rejected_with_a_sentence_and_a_pointer(body: Any, pointer:
     assert str(error) == error.detail
 
 
+@pytest.mark.parametrize(
+    ("authored", "kind"),
+    [
+        ("2026-03-01T08:36:00Z", "in-the-future"),
+        ("9999-12-31T23:59:59Z", "in-the-future"),
+        ("2025-02-27T08:30:00Z", "too-far-in-the-past"),
+        ("0001-01-01T00:30:00+01:00", "too-far-in-the-past"),
+        ("2026-02-30T09:30:00Z", None),  # not a date: the tablet's code, not its clock
+    ],
+)
+def test_a_wrong_clock_has_a_type_of_its_own(authored: str, kind: str | None) -> None:
+    # The tablet asks for its clock to be set right rather than for an answer to be checked.
+    assert rejected(response(authored=authored)).kind == kind
+
+
 def test_an_unknown_questionnaire_is_also_an_unknown_questionnaire_error() -> None:
     with pytest.raises(UnknownQuestionnaire) as info:
         normalise(response(questionnaire=f"{URL}|2.0.0"))
