@@ -103,7 +103,6 @@ function serverDetail(status, body) {
 }
 
 const UNREACHABLE = "Le serveur ne répond pas. Vérifiez la connexion réseau et réessayez.";
-const UNREADABLE = "Le serveur a envoyé une réponse illisible.";
 
 /**
  * The client of a page whose requests carry the token of `store`. `request(method, path, {body, headers, auth,
