@@ -1,9 +1,11 @@
 // What a staff page needs whatever its service: the DOM helper `h` (data only ever as text nodes and attributes,
-// never innerHTML), French dates and numbers, and the authenticated request with RFC 9457 problems.
+// never innerHTML), French dates and numbers, and the one client of every staff page's authenticated requests
+// (the fleet page's and the nurse dashboard's), with RFC 9457 problems.
 //
-// The staff token is pasted by the person, kept in sessionStorage only (gone with the tab, never in a URL, never in
-// localStorage) and sent as a bearer token. `h` and the Idempotency-Key are every page's (page.js); the nurse
-// dashboard still has its own French formats and requests (dashboard/format.js, api.js), richer than these.
+// The staff token is pasted by the person or comes from the hospital's sign-in, kept in sessionStorage only (gone
+// with the tab, never in a URL, never in localStorage) and sent as a bearer token. `h` and the Idempotency-Key are
+// every page's (page.js); the nurse dashboard still has its own French formats (dashboard/format.js), and its own
+// sentences and endpoints for the client (dashboard/api.js).
 
 export { append, h, newKey } from "./page.js";
 
@@ -50,12 +52,14 @@ export function shortId(id) {
 
 // --- Requests ------------------------------------------------------------------------------------------------------
 
+/** An error the person can read: `detail` is shown as is (French, or the server's own when the page says so). */
 export class ApiError extends Error {
-  constructor(status, detail, body = null) {
-    super(detail);
+  constructor(status, title, detail, body = null) {
+    super(detail || title || `HTTP ${status}`);
     this.name = "ApiError";
     this.status = status;
-    this.detail = detail;
+    this.title = title;
+    this.detail = detail || title || `Erreur ${status}`;
     this.body = body;
   }
 }
@@ -84,7 +88,8 @@ export function tokenStore(key) {
 
 const TIMEOUT_MS = 15000;
 
-function fallback(status) {
+/** The French sentence for a refusal known by its status only. */
+export function statusSentence(status) {
   if (status === 401) return "Votre session n'est plus valide : reconnectez-vous.";
   if (status === 403) return "Votre compte n'a pas les droits pour cette action.";
   if (status === 404) return "Cet élément n'existe pas (ou plus).";
@@ -92,18 +97,72 @@ function fallback(status) {
   return `La demande a été refusée (${status}).`;
 }
 
+/** The server's own detail: a page that translates problems by their type (fleet/problems.js) keeps it for support. */
+function serverDetail(status, body) {
+  return body && typeof body.detail === "string" ? body.detail : statusSentence(status);
+}
+
+const UNREACHABLE = "Le serveur ne répond pas. Vérifiez la connexion réseau et réessayez.";
+
 /**
- * A client whose requests carry the stored token. Resolves with the JSON (null for 204); rejects with an ApiError
- * whose `detail` is the server's own (status 0: the network), and calls `onUnauthorized` on a 401 or 403.
+ * The client of a page whose requests carry the token of `store`. `request(method, path, {body, headers, auth,
+ * signal})` resolves with the JSON (null for 204) and rejects with an ApiError: status 0 for the network, a timeout
+ * or `signal`; `cancelled` when the session ended first (`endSession`).
+ *
+ * What the pages differ in is an option, whose default is the fleet page's:
+ * - `signOutOn`: the statuses that end the session: `onUnauthorized(error)` is called (a 403 too by default: every
+ *   endpoint of such a page needs its role, so a token without it will never do);
+ * - `credentials`: fetch's (no cookie is ever needed: the token is the session);
+ * - `describe(status, body, title)`: the ApiError's `detail` for a refusal, from its problem (null if unreadable);
+ * - `unreachable`, `timedOut`: the sentences of a request that got no answer;
+ * - `unreadable`: the sentence of an answer that is not JSON, or null to resolve with null.
  */
-export function client(store, { onUnauthorized } = {}) {
-  return async function request(method, path, { body, headers: extra } = {}) {
+export function client(
+  store,
+  {
+    onUnauthorized = null,
+    signOutOn = [401, 403],
+    credentials = "omit",
+    describe = serverDetail,
+    unreachable = UNREACHABLE,
+    timedOut = unreachable,
+    unreadable = null,
+  } = {},
+) {
+  let unauthorized = onUnauthorized;
+  // Every authenticated request belongs to the session that sent it: `endSession` aborts those still in flight, so
+  // that an answer meant for one person never reaches the next at the same screen.
+  let session = new AbortController();
+
+  /** The error of a request whose session ended first: nobody's news (no message, no retry). */
+  function sessionEnded() {
+    const error = new ApiError(0, "Session terminée", "La session est terminée : la demande a été annulée.");
+    error.cancelled = true;
+    return error;
+  }
+
+  async function request(method, path, options = {}) {
+    const ended = options.auth === false ? null : session.signal;
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    ended?.addEventListener("abort", abort, { once: true });
+    try {
+      return await exchange(method, path, options, controller);
+    } catch (error) {
+      if (ended && ended.aborted) throw sessionEnded();
+      throw error;
+    } finally {
+      ended?.removeEventListener("abort", abort);
+    }
+  }
+
+  async function exchange(method, path, { body, auth = true, signal, headers: extra }, controller) {
     const headers = { Accept: "application/json, application/problem+json", ...extra };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const token = store.get();
+    const token = auth ? store.get() : null;
     if (token) headers.Authorization = `Bearer ${token}`;
-    const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+    if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
     let response;
     try {
       response = await fetch(path, {
@@ -111,27 +170,54 @@ export function client(store, { onUnauthorized } = {}) {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: controller.signal,
-        credentials: "omit",
+        credentials,
         cache: "no-store",
       });
     } catch {
-      throw new ApiError(0, "Le serveur ne répond pas. Vérifiez la connexion réseau et réessayez.");
+      const late = controller.signal.aborted && !(signal && signal.aborted);
+      throw new ApiError(0, "Réseau", late ? timedOut : unreachable);
     } finally {
       clearTimeout(timer);
     }
-    const text = await response.text();
-    let parsed = null;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      parsed = null;
-    }
     if (!response.ok) {
-      const detail = parsed && typeof parsed.detail === "string" ? parsed.detail : fallback(response.status);
-      const error = new ApiError(response.status, detail, parsed);
-      if ((response.status === 401 || response.status === 403) && onUnauthorized) onUnauthorized(error);
-      throw error;
+      const problem = await readProblem(response);
+      // Not for a request whose session has ended meanwhile: the next person's session is not the expired one.
+      const sessionGone = controller.signal.aborted;
+      if (signOutOn.includes(problem.status) && auth && unauthorized && !sessionGone) unauthorized(problem);
+      throw problem;
     }
-    return parsed;
+    if (response.status === 204) return null;
+    const text = await response.text();
+    if (!text) return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      if (unreadable === null) return null;
+      throw new ApiError(response.status, "Réponse illisible", unreadable);
+    }
+  }
+
+  async function readProblem(response) {
+    let body = null;
+    try {
+      const text = await response.text();
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      body = null;
+    }
+    const title = body && typeof body.title === "string" ? body.title : response.statusText;
+    return new ApiError(response.status, title, describe(response.status, body, title), body);
+  }
+
+  return {
+    request,
+    /** Called with the ApiError when an authenticated request answers a status of `signOutOn`. */
+    onUnauthorized(handler) {
+      unauthorized = handler;
+    },
+    endSession() {
+      session.abort();
+      session = new AbortController();
+    },
   };
 }

@@ -1,78 +1,14 @@
-// HTTP access to the alerting service: staff token storage, JSON requests, RFC 9457 problems.
-//
-// The staff token lives in sessionStorage only (never in a URL, never in localStorage), so it is gone
-// when the browser tab is closed.
+// HTTP access to the alerting service: the staff pages' client (/web/staff.js) with the dashboard's token key, its
+// French sentences for the problems a nurse can meet, and the alerting service's endpoints.
 
-const TOKEN_KEY = "oncofollow.staffToken";
-const REQUEST_TIMEOUT_MS = 15000;
+import { ApiError, client, statusSentence, tokenStore } from "../web/staff.js";
 
-/** An error the user can read: `detail` is shown as is (it comes from the server's problem JSON). */
-export class ApiError extends Error {
-  constructor(status, title, detail, body = null) {
-    super(detail || title || `HTTP ${status}`);
-    this.name = "ApiError";
-    this.status = status;
-    this.title = title;
-    this.detail = detail || title || `Erreur ${status}`;
-    this.body = body;
-  }
-}
+export { ApiError };
 
-export function getToken() {
-  try {
-    return sessionStorage.getItem(TOKEN_KEY);
-  } catch {
-    return null;
-  }
-}
-
-export function setToken(token) {
-  sessionStorage.setItem(TOKEN_KEY, token);
-}
-
-export function clearToken() {
-  try {
-    sessionStorage.removeItem(TOKEN_KEY);
-  } catch {
-    // storage disabled: nothing to clear
-  }
-}
-
-// Every authenticated request belongs to the nurse's session that sent it: signing out aborts those still in flight
-// (endSessionRequests), so that an answer meant for one nurse never reaches the next at the same screen.
-let sessionRequests = new AbortController();
-
-export function endSessionRequests() {
-  sessionRequests.abort();
-  sessionRequests = new AbortController();
-}
-
-/** The error of a request whose session ended first: nobody's news (no message, no retry). */
-function sessionEnded() {
-  const error = new ApiError(0, "Session terminée", "La session est terminée : la demande a été annulée.");
-  error.cancelled = true;
-  return error;
-}
-
-let unauthorizedHandler = null;
-
-/** Called once with the ApiError when an authenticated request answers 401 (expired or revoked token). */
-export function onUnauthorized(handler) {
-  unauthorizedHandler = handler;
-}
-
-async function readProblem(response) {
-  let body = null;
-  try {
-    const text = await response.text();
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;
-  }
-  const title = body && typeof body.title === "string" ? body.title : response.statusText;
-  // The API's problem details are in English (it is an API); nurses read French.
-  return new ApiError(response.status, title, frenchDetail(response.status, body) || fallbackDetail(response.status, title), body);
-}
+const store = tokenStore("oncofollow.staffToken");
+export const getToken = store.get;
+export const setToken = store.set;
+export const clearToken = store.clear;
 
 const PROBLEM_BASE = "https://oncofollow.example/problems/";
 
@@ -88,8 +24,8 @@ function frenchDetail(status, body) {
     return "Cette action n'est plus possible : l'alerte a changé entre-temps.";
   }
   if (kind === "missing-token" || kind === "invalid-token") return "Votre session n'est plus valide. Reconnectez-vous.";
-  if (kind === "missing-role" || kind === "wrong-token") return "Votre compte n'a pas les droits pour cette action.";
-  if (status === 404) return "Cet élément n'existe pas (ou plus).";
+  if (kind === "missing-role" || kind === "wrong-token") return statusSentence(403);
+  if (status === 404) return statusSentence(404);
   if (status === 422 && body && body.pointer === "/until")
     return "La date de fin doit être aujourd'hui ou dans les 30 prochains jours.";
   if (status === 422 && body && body.pointer === "/from") {
@@ -104,78 +40,30 @@ function frenchDetail(status, body) {
 
 function fallbackDetail(status, title) {
   if (status === 401) return "Votre session n'est plus valide. Reconnectez-vous.";
-  if (status === 403) return "Votre compte n'a pas les droits pour cette action.";
-  if (status === 404) return "Élément introuvable.";
-  if (status >= 500) return `Le serveur a rencontré une erreur (${status}). Réessayez dans un instant.`;
+  if (status === 403 || status >= 500) return statusSentence(status);
   return title || `Erreur ${status}`;
 }
 
-/**
- * One request. `auth: false` for the public endpoints. Resolves with the parsed JSON (null for 204),
- * rejects with an ApiError (status 0 for network failures and timeouts; `cancelled` when the session ended first).
- */
-export async function request(method, path, options = {}) {
-  const session = options.auth === false ? null : sessionRequests.signal;
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  session?.addEventListener("abort", abort, { once: true });
-  try {
-    return await exchange(method, path, options, controller);
-  } catch (error) {
-    if (session && session.aborted) throw sessionEnded();
-    throw error;
-  } finally {
-    session?.removeEventListener("abort", abort);
-  }
-}
+const staff = client(store, {
+  // A 403 refuses one action (another role's), not the nurse: only an expired or revoked token ends her session.
+  signOutOn: [401],
+  credentials: "same-origin",
+  // The API's problem details are in English (it is an API); nurses read French.
+  describe: (status, body, title) => frenchDetail(status, body) || fallbackDetail(status, title),
+  unreachable: "Le serveur ne répond pas. Vérifiez la connexion réseau.",
+  timedOut: "Le serveur met trop de temps à répondre. Réessayez.",
+  unreadable: "Le serveur a envoyé une réponse illisible.",
+});
 
-async function exchange(method, path, { body, auth = true, signal, headers: extra }, controller) {
-  const headers = { Accept: "application/json, application/problem+json", ...extra };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (auth) {
-    const token = getToken();
-    if (token) headers.Authorization = `Bearer ${token}`;
-  }
-  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-  if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: controller.signal,
-      credentials: "same-origin",
-      cache: "no-store",
-    });
-  } catch (error) {
-    const timedOut = controller.signal.aborted && !(signal && signal.aborted);
-    throw new ApiError(
-      0,
-      "Réseau",
-      timedOut
-        ? "Le serveur met trop de temps à répondre. Réessayez."
-        : "Le serveur ne répond pas. Vérifiez la connexion réseau.",
-    );
-  } finally {
-    clearTimeout(timer);
-  }
-  if (!response.ok) {
-    const problem = await readProblem(response);
-    // Not for a request whose session has ended meanwhile: the next nurse's session is not the expired one.
-    const sessionGone = controller.signal.aborted;
-    if (problem.status === 401 && auth && unauthorizedHandler && !sessionGone) unauthorizedHandler(problem);
-    throw problem;
-  }
-  if (response.status === 204) return null;
-  const text = await response.text();
-  if (!text) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ApiError(response.status, "Réponse illisible", "Le serveur a envoyé une réponse illisible.");
-  }
-}
+/**
+ * One request. `auth: false` for the public endpoints. Resolves with the parsed JSON (null for 204), rejects with an
+ * ApiError (status 0 for network failures and timeouts; `cancelled` when the session ended first).
+ */
+export const request = staff.request;
+/** Called with the ApiError when an authenticated request answers 401 (expired or revoked token). */
+export const onUnauthorized = staff.onUnauthorized;
+/** Signing out aborts the session's requests still in flight: no answer meant for one nurse reaches the next. */
+export const endSessionRequests = staff.endSession;
 
 const enc = encodeURIComponent;
 

@@ -72,7 +72,8 @@ const SILENCES = {
 const $ = (id) => document.getElementById(id);
 const ROLE = "fleet";
 const store = tokenStore("oncofollow.fleet.staffToken");
-const request = client(store, { onUnauthorized: (error) => signOut(refusal(error)) });
+// The client's defaults are this page's: the API's own detail (explain() makes it French), a 403 signs out too.
+const { request } = client(store, { onUnauthorized: (error) => signOut(refusal(error)) });
 // Its own keys: the dashboard, served from another service, may share this page's origin behind a proxy.
 const signIn = pageSignIn({
   configUrl: "/fleet/config.json",

@@ -1,0 +1,407 @@
+"""Unit tests of the staff pages' one request client (shared/web/staff.js ``client``), in the real headless Chromium
+with the runner of es_modules.py, ``fetch`` replaced in the page by a fake that records each request and answers
+what the case scripts (a Response, a network failure, or nothing until aborted).
+
+Two configurations are pinned: the client's defaults, which are the fleet page's (services/devices/fleet/app.js
+passes only its sign-out), and the nurse dashboard's (services/alerting/dashboard/api.js: its token key, its French
+sentences, a 401 alone ending the session). What each page sends and says must not move with the client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from tests.browser.es_modules import modules_page, run
+
+pytestmark = pytest.mark.browser
+
+STAFF = "/web/staff.js"
+DASHBOARD = "/dashboard/api.js"
+
+# `fake.answer(...answers)`: the next requests' answers, in order: {status, body, statusText} (body: a string as
+# is, anything else as JSON), "offline" (fetch rejects) or "hang" (no answer until the request is aborted).
+# `fake.outcome(promise)`: what a request resolved or rejected with, as data. `fake.quickTimers(run)`: the
+# client's 15 s timeout runs out at once.
+FAKE = """() => {
+  const realSetTimeout = globalThis.setTimeout;
+  const fake = {
+    calls: [],
+    answer(...answers) {
+      fake.calls = [];
+      globalThis.fetch = (url, init) => {
+        fake.calls.push({
+          url, method: init.method, headers: init.headers, body: init.body ?? null,
+          credentials: init.credentials, cache: init.cache,
+        });
+        const next = answers.shift();
+        if (next === "offline") return Promise.reject(new TypeError("Failed to fetch"));
+        if (next === "hang") {
+          return new Promise((_, reject) =>
+            init.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))));
+        }
+        const { status = 200, body = null, statusText = "" } = next;
+        const text = body === null ? null : typeof body === "string" ? body : JSON.stringify(body);
+        return Promise.resolve(new Response(text, { status, statusText }));
+      };
+    },
+    async outcome(promise) {
+      try {
+        return { value: await promise };
+      } catch (e) {
+        return { error: { isApiError: e.name === "ApiError", status: e.status, title: e.title ?? null,
+          detail: e.detail, message: e.message, body: e.body ?? null, cancelled: e.cancelled === true } };
+      }
+    },
+    async quickTimers(run) {
+      globalThis.setTimeout = (callback) => realSetTimeout(callback, 0);
+      try {
+        return await run();
+      } finally {
+        globalThis.setTimeout = realSetTimeout;
+      }
+    },
+  };
+  globalThis.fake = fake;
+}"""
+
+PROBLEMS = "https://oncofollow.example/problems/"
+
+
+@pytest.fixture(scope="module")
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    async with modules_page(browser) as page:
+        await page.evaluate(FAKE)
+        yield page
+
+
+@pytest.fixture(autouse=True)
+async def clean_tab(page: Page) -> None:
+    await page.evaluate("sessionStorage.clear()")
+
+
+async def fleet(page: Page, answer: Any, call: str = "request('GET', '/v1/fleet')") -> dict[str, Any]:
+    """One request of a client made as the fleet page makes it (the defaults), with a stored token, and what the
+    sign-out handler was called with."""
+    return await run(
+        page,
+        STAFF,
+        f"""(async () => {{
+          const store = m.tokenStore("oncofollow.fleet.staffToken");
+          store.set("fleet-token");
+          const signedOut = [];
+          const {{ request }} = m.client(store, {{ onUnauthorized: (error) => signedOut.push(error.status) }});
+          fake.answer(...arg);
+          const outcome = await fake.outcome({call});
+          return {{ ...outcome, signedOut, calls: fake.calls }};
+        }})()""",
+        answer if isinstance(answer, list) else [answer],
+    )
+
+
+async def dashboard(page: Page, answer: Any, call: str = "m.request('GET', '/v1/me')") -> dict[str, Any]:
+    """One request of the dashboard's api.js, with a stored token, and what its sign-out handler was called with."""
+    return await run(
+        page,
+        DASHBOARD,
+        f"""(async () => {{
+          m.setToken("nurse-token");
+          const signedOut = [];
+          m.onUnauthorized((error) => signedOut.push(error.status));
+          fake.answer(...arg);
+          const outcome = await fake.outcome({call});
+          m.onUnauthorized(null);
+          return {{ ...outcome, signedOut, calls: fake.calls }};
+        }})()""",
+        answer if isinstance(answer, list) else [answer],
+    )
+
+
+# --- what is sent ------------------------------------------------------------------------------------------------
+
+
+async def test_the_fleet_page_sends_its_token_json_and_headers_without_cookies(page: Page) -> None:
+    sent = await fleet(
+        page,
+        {"status": 201, "body": {"id": "t1"}},
+        "request('POST', '/v1/tablets', { body: { serial_number: 'R9' }, headers: { 'Idempotency-Key': 'k1' } })",
+    )
+    assert sent["value"] == {"id": "t1"}
+    assert sent["calls"] == [
+        {
+            "url": "/v1/tablets",
+            "method": "POST",
+            "headers": {
+                "Accept": "application/json, application/problem+json",
+                "Idempotency-Key": "k1",
+                "Content-Type": "application/json",
+                "Authorization": "Bearer fleet-token",
+            },
+            "body": '{"serial_number":"R9"}',
+            "credentials": "omit",
+            "cache": "no-store",
+        }
+    ]
+
+
+async def test_without_a_token_no_authorization_is_sent_and_a_get_has_no_content_type(page: Page) -> None:
+    headers = await run(
+        page,
+        STAFF,
+        """(async () => {
+          fake.answer({ status: 200, body: {} });
+          await m.client(m.tokenStore("nobody")).request("GET", "/v1/me");
+          return fake.calls[0].headers;
+        })()""",
+    )
+    assert headers == {"Accept": "application/json, application/problem+json"}
+
+
+async def test_the_dashboard_sends_its_token_same_origin_and_none_to_a_public_endpoint(page: Page) -> None:
+    me = await dashboard(page, {"status": 200, "body": {"staff_id": "ide-1"}})
+    assert me["value"] == {"staff_id": "ide-1"}
+    assert me["calls"][0]["headers"]["Authorization"] == "Bearer nurse-token"
+    assert me["calls"][0]["credentials"] == "same-origin"
+    assert await run(page, DASHBOARD, "sessionStorage.getItem('oncofollow.staffToken')") == "nurse-token"
+    public = await dashboard(page, {"status": 200, "body": {"token": "t"}}, "m.api.devToken('ide-1')")
+    assert public["calls"][0]["url"] == "/v1/dashboard/dev-token"
+    assert "Authorization" not in public["calls"][0]["headers"]
+    resolve = await dashboard(page, {"status": 200, "body": {}}, "m.api.resolve('a 1', 'phone_call', '', 'v7')")
+    assert resolve["calls"][0]["url"] == "/v1/alerts/a%201/resolve"
+    assert resolve["calls"][0]["headers"]["If-Match"] == '"v7"'
+    assert resolve["calls"][0]["body"] == '{"outcome":"phone_call"}'
+
+
+# --- what comes back ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "fleet_value", "dashboard_outcome"),
+    [
+        ({"status": 204}, None, {"value": None}),
+        ({"status": 200, "body": ""}, None, {"value": None}),
+        # A proxy's page in place of the JSON: the fleet page has always had null, the dashboard a sentence.
+        (
+            {"status": 200, "body": "<html>portail</html>"},
+            None,
+            {"error": "Le serveur a envoyé une réponse illisible.", "title": "Réponse illisible", "status": 200},
+        ),
+    ],
+)
+async def test_an_empty_or_unreadable_answer(
+    page: Page, answer: dict[str, Any], fleet_value: Any, dashboard_outcome: dict[str, Any]
+) -> None:
+    assert (await fleet(page, answer))["value"] == fleet_value
+    got = await dashboard(page, answer)
+    if "value" in dashboard_outcome:
+        assert got["value"] == dashboard_outcome["value"]
+    else:
+        error = got["error"]
+        assert (error["detail"], error["title"], error["status"]) == (
+            dashboard_outcome["error"],
+            dashboard_outcome["title"],
+            dashboard_outcome["status"],
+        )
+
+
+def problem(kind: str, status: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "status": status,
+        "body": {
+            "type": PROBLEMS + kind,
+            "title": kind.title(),
+            "status": status,
+            "detail": f"English {kind}",
+            **extra,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        # The API's own detail: the page makes it French by the problem's type (fleet/problems.js).
+        (problem("illegal-transition", 409, state="loaned"), "English illegal-transition"),
+        (problem("precondition-failed", 412), "English precondition-failed"),
+        (problem("unprocessable-content", 422, pointer="/patient_id"), "English unprocessable-content"),
+        # No problem to read (a proxy's page): a French sentence by status.
+        (
+            {"status": 502, "body": "<html>Bad Gateway</html>"},
+            "Le serveur a rencontré une erreur (502). Réessayez dans un instant.",
+        ),
+        ({"status": 404}, "Cet élément n'existe pas (ou plus)."),
+        ({"status": 401}, "Votre session n'est plus valide : reconnectez-vous."),
+        ({"status": 403}, "Votre compte n'a pas les droits pour cette action."),
+        ({"status": 422}, "La demande a été refusée (422)."),
+    ],
+)
+async def test_the_fleet_page_s_refusals_carry_the_server_s_detail_and_problem(
+    page: Page, answer: dict[str, Any], detail: str
+) -> None:
+    error = (await fleet(page, answer))["error"]
+    assert error["isApiError"] and error["status"] == answer["status"]
+    assert error["detail"] == detail and error["message"] == detail
+    body = answer.get("body")
+    assert error["body"] == (body if isinstance(body, dict) else None)
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        (
+            problem("alert-changed", 412),
+            "L'alerte a changé depuis que vous l'avez ouverte. Vérifiez avant de clôturer.",
+        ),
+        (problem("alert-conflict", 409, alert_status="acknowledged"), "Une collègue a déjà pris cette alerte."),
+        (problem("alert-conflict", 409, alert_status="resolved"), "Cette alerte est déjà clôturée."),
+        (problem("alert-conflict", 409, alert_status="open"), "Seule une alerte clôturée peut être rouverte."),
+        (problem("alert-conflict", 409), "Cette action n'est plus possible : l'alerte a changé entre-temps."),
+        (problem("invalid-token", 401), "Votre session n'est plus valide. Reconnectez-vous."),
+        (problem("missing-token", 401), "Votre session n'est plus valide. Reconnectez-vous."),
+        ({"status": 401}, "Votre session n'est plus valide. Reconnectez-vous."),
+        (problem("missing-role", 403), "Votre compte n'a pas les droits pour cette action."),
+        (problem("wrong-token", 403), "Votre compte n'a pas les droits pour cette action."),
+        ({"status": 403}, "Votre compte n'a pas les droits pour cette action."),
+        (problem("not-found", 404), "Cet élément n'existe pas (ou plus)."),
+        ({"status": 404}, "Cet élément n'existe pas (ou plus)."),
+        (
+            problem("unprocessable-content", 422, pointer="/until"),
+            "La date de fin doit être aujourd'hui ou dans les 30 prochains jours.",
+        ),
+        (
+            problem("unprocessable-content", 422, pointer="/from", max_days=366),
+            "Choisissez une période de 366 jours au plus.",
+        ),
+        (problem("unprocessable-content", 422, pointer="/from"), "La date de début doit précéder la date de fin."),
+        (problem("unprocessable-content", 422, pointer="/note"), "Vérifiez les valeurs saisies."),
+        (problem("service-unavailable", 503), "Le service est momentanément surchargé. Réessayez dans un instant."),
+        (problem("internal-error", 500), "Le serveur a rencontré une erreur (500). Réessayez dans un instant."),
+        (
+            {"status": 502, "body": "<html>Bad Gateway</html>"},
+            "Le serveur a rencontré une erreur (502). Réessayez dans un instant.",
+        ),
+        # What no sentence covers: the problem's title, else the status line's, else the status.
+        (problem("idempotency-key-reused", 409), "Idempotency-Key-Reused"),
+        ({"status": 429, "statusText": "Too Many Requests"}, "Too Many Requests"),
+        ({"status": 418}, "Erreur 418"),
+    ],
+)
+async def test_the_dashboard_s_refusals_are_in_french(page: Page, answer: dict[str, Any], detail: str) -> None:
+    error = (await dashboard(page, answer))["error"]
+    assert error["isApiError"] and error["status"] == answer["status"]
+    assert error["detail"] == detail
+    body = answer.get("body")
+    assert error["body"] == (body if isinstance(body, dict) else None)
+
+
+async def test_the_dashboard_s_errors_are_the_shared_client_s(page: Page) -> None:
+    # One ApiError for every staff page: `instanceof` holds whichever module a page imported it from.
+    assert await run(
+        page,
+        DASHBOARD,
+        """(async () => {
+          const staff = await import("/web/staff.js");
+          fake.answer({ status: 409 });
+          const error = await m.request("GET", "/v1/me").catch((e) => e);
+          return m.ApiError === staff.ApiError && error instanceof staff.ApiError;
+        })()""",
+    )
+
+
+# --- the end of a session ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "signs_out"), [(401, True), (403, True), (409, False), (412, False), (422, False), (500, False)]
+)
+async def test_the_fleet_page_is_signed_out_on_401_and_403_only(page: Page, status: int, signs_out: bool) -> None:
+    assert (await fleet(page, {"status": status}))["signedOut"] == ([status] if signs_out else [])
+
+
+@pytest.mark.parametrize(
+    ("status", "signs_out"), [(401, True), (403, False), (409, False), (412, False), (422, False), (500, False)]
+)
+async def test_the_dashboard_is_signed_out_on_401_only(page: Page, status: int, signs_out: bool) -> None:
+    assert (await dashboard(page, {"status": status}))["signedOut"] == ([status] if signs_out else [])
+
+
+async def test_a_401_to_a_public_request_signs_nobody_out(page: Page) -> None:
+    assert (await dashboard(page, {"status": 401}, "m.api.devToken('ide-1')"))["signedOut"] == []
+
+
+async def test_a_handler_set_later_replaces_the_first(page: Page) -> None:
+    assert await run(
+        page,
+        STAFF,
+        """(async () => {
+          const heard = [];
+          const staff = m.client(m.tokenStore("k"), { onUnauthorized: () => heard.push("first") });
+          staff.onUnauthorized(() => heard.push("second"));
+          fake.answer({ status: 401 });
+          await staff.request("GET", "/v1/me").catch(() => {});
+          return heard;
+        })()""",
+    ) == ["second"]
+
+
+async def test_ending_the_session_cancels_its_requests_in_flight_and_not_the_next_ones(page: Page) -> None:
+    outcome = await run(
+        page,
+        DASHBOARD,
+        """(async () => {
+          const heard = [];
+          m.onUnauthorized((error) => heard.push(error.status));
+          fake.answer("hang", "hang", { status: 200, body: { staff_id: "ide-2" } });
+          const pending = fake.outcome(m.request("GET", "/v1/alerts/a1"));
+          const publicOne = fake.outcome(m.request("POST", "/v1/dashboard/dev-token", { auth: false }));
+          m.endSessionRequests();
+          const cancelled = await pending;
+          const next = await fake.outcome(m.request("GET", "/v1/me"));
+          // The public request is nobody's session: it is still waiting for its answer.
+          const waited = new Promise((resolve) => setTimeout(resolve, 50, "waiting"));
+          const still = await Promise.race([publicOne.then(() => "answered"), waited]);
+          m.onUnauthorized(null);
+          return { cancelled: cancelled.error, next, still, heard };
+        })()""",
+    )
+    assert outcome["cancelled"]["cancelled"] is True
+    assert outcome["cancelled"]["status"] == 0
+    assert outcome["cancelled"]["detail"] == "La session est terminée : la demande a été annulée."
+    assert outcome["next"] == {"value": {"staff_id": "ide-2"}}
+    assert outcome["still"] == "waiting"
+    assert outcome["heard"] == []
+
+
+# --- no answer ---------------------------------------------------------------------------------------------------
+
+
+async def test_a_network_failure_and_a_timeout_in_each_page_s_words(page: Page) -> None:
+    offline = await fleet(page, "offline")
+    assert offline["error"]["status"] == 0
+    assert offline["error"]["detail"] == "Le serveur ne répond pas. Vérifiez la connexion réseau et réessayez."
+    late = await fleet(page, "hang", "fake.quickTimers(() => request('GET', '/v1/fleet'))")
+    assert late["error"]["detail"] == "Le serveur ne répond pas. Vérifiez la connexion réseau et réessayez."
+    assert not late["error"]["cancelled"]
+
+    offline = await dashboard(page, "offline")
+    assert offline["error"]["status"] == 0
+    assert offline["error"]["detail"] == "Le serveur ne répond pas. Vérifiez la connexion réseau."
+    late = await dashboard(page, "hang", "fake.quickTimers(() => m.request('GET', '/v1/me'))")
+    assert late["error"]["detail"] == "Le serveur met trop de temps à répondre. Réessayez."
+    assert offline["signedOut"] == late["signedOut"] == []
+
+
+async def test_a_request_its_caller_aborts_is_not_said_to_be_late(page: Page) -> None:
+    aborted = await dashboard(
+        page,
+        "hang",
+        """(() => {
+          const caller = new AbortController();
+          const sent = m.request("GET", "/v1/me", { signal: caller.signal });
+          caller.abort();
+          return sent;
+        })()""",
+    )
+    assert aborted["error"]["detail"] == "Le serveur ne répond pas. Vérifiez la connexion réseau."
