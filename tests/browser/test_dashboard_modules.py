@@ -1080,6 +1080,14 @@ async def test_what_changed(dashboard: Page, before: dict[str, Any], now: dict[s
             ),
             "Nouvelle réponse : l'alerte a été rouverte (elle était prise par Karim Benali), puis prise par vous.",
         ),
+        # Shown open; she took it from another screen or tab, then closes it from this one: never her name.
+        (red("a"), red("a", "acknowledged", **CLAIRE), "Vous avez pris cette alerte depuis un autre écran."),
+        # A colleague who took it meanwhile is still named.
+        (
+            red("a"),
+            red("a", "acknowledged", acknowledged_by="ide-karim", acknowledged_by_name="Karim Benali"),
+            "L'alerte a été prise entre-temps par Karim Benali.",
+        ),
     ],
 )
 async def test_what_changed_on_her_own_alert(

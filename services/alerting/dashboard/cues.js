@@ -129,7 +129,8 @@ export function bannerStillDue(alertId, items) {
  * The closing dialog's sentence when the alert changed under it, from the version shown to the current one. A new
  * answer that reopened it (seen from the statuses, or from a later reopening when the page was cut off meanwhile: a
  * colleague may even have taken it again since) says who had it, as the banner does, unless it was `me` (her staff
- * id): she knows, and most closings are of an alert she took.
+ * id): she knows, and most closings are of an alert she took. Taken meanwhile: by whom, or, when by her (from another
+ * screen or tab), that it was she.
  */
 export function whatChanged(before, now, me = null) {
   const reopened = reopenedBetween(before, now) || (now.status === "open" && (!before || before.status !== "open"));
@@ -146,6 +147,8 @@ export function whatChanged(before, now, me = null) {
   if (now.level === "red" && (!before || before.level !== "red"))
     return `Nouvelle réponse : l'alerte est passée en ${levelLabel("red")}${was}${then}.`;
   if (reopened) return `Nouvelle réponse : l'alerte a été rouverte${was}${then}.`;
+  // Taken by her: only from another screen or tab (this one's dialog is modal); her own name would read as a colleague's.
+  if (takenSince && owner === me) return "Vous avez pris cette alerte depuis un autre écran.";
   if (takenSince) return `L'alerte a été prise entre-temps par ${staffName(now, "acknowledged_by")}.`;
   return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
 }
