@@ -434,6 +434,15 @@ async def test_reopened_text(dashboard: Page, alert: dict[str, Any], text: str |
     )
 
 
+# An alert raised at 08:00 this morning on timely answers (Paris 09:00).
+MERGED = {"submission_ids": ["s1", "s2"], "raised_at": "2026-11-24T08:00:00Z", "waiting_since": "2026-11-24T08:00:00Z"}
+LATEST_ANSWERS = {
+    **MERGED,
+    "latest_answers_authored": "2026-11-22T08:40:00Z",
+    "latest_answers_received_at": "2026-11-24T09:40:00Z",
+}
+
+
 @pytest.mark.parametrize(
     ("alert", "text"),
     [
@@ -454,6 +463,35 @@ async def test_reopened_text(dashboard: Page, alert: dict[str, Any], text: str |
         # New answers joined an open alert after it was raised: not late.
         ({"answered_at": "2026-11-24T15:00:00Z", "waiting_since": "2026-11-24T08:00:00Z"}, None),
         ({"answered_at": None, "waiting_since": "2026-11-24T08:00:00Z"}, None),
+        # Judged on the answers received last, when the API gives them: here the only ones, which raised it.
+        (
+            {**LATEST_ANSWERS, "submission_ids": ["s1"], "answered_at": "2026-11-22T08:40:00Z"},
+            "Réponses du 22/11 à 09:40 · arrivées 2 j 1 h plus tard",
+        ),
+        # Sunday's answers joined an alert raised this morning on timely ones: the newest she reads are old.
+        (
+            {**LATEST_ANSWERS, "submission_ids": ["s1", "s2"], "answered_at": "2026-11-24T07:00:00Z"},
+            "Dernières réponses du 22/11 à 09:40 · arrivées 2 j 1 h plus tard",
+        ),
+        (
+            {
+                **MERGED,
+                "latest_answers_authored": "2026-11-24T07:10:00Z",
+                "latest_answers_received_at": "2026-11-24T13:10:00Z",
+            },
+            "Dernières réponses de 08:10 · arrivées 6 h 00 plus tard",
+        ),
+        # Timely answers joined it: nothing to flag, whatever the alert's older fields would say.
+        (
+            {
+                **MERGED,
+                "answered_at": "2026-11-22T08:40:00Z",
+                "waiting_since": "2026-11-24T09:40:00Z",
+                "latest_answers_authored": "2026-11-24T09:39:00Z",
+                "latest_answers_received_at": "2026-11-24T09:40:00Z",
+            },
+            None,
+        ),
     ],
 )
 async def test_late_answers_text(dashboard: Page, alert: dict[str, Any], text: str | None) -> None:
@@ -584,6 +622,13 @@ ROW = """(() => {
 async def row(page: Page, alert: dict[str, Any], me: str | None = "ide-claire") -> dict[str, Any]:
     result: dict[str, Any] = await run(page, ALERTS, ROW, {"alert": alert, "me": me, "now": ALERT_NOW})
     return result
+
+
+async def test_a_row_flags_late_answers_that_joined_it_while_open(dashboard: Page) -> None:
+    shown = await row(dashboard, alert("a1", "red", answered_by="patient", **LATEST_ANSWERS))
+    assert shown["source"] == "Patient·eDernières réponses du 22/11 à 09:40 · arrivées 2 j 1 h plus tard"
+    timely = {**LATEST_ANSWERS, "latest_answers_authored": "2026-11-24T09:39:00Z"}
+    assert (await row(dashboard, alert("a2", "red", answered_by="patient", **timely)))["source"] == "Patient·e"
 
 
 async def test_an_open_overdue_red_row(dashboard: Page) -> None:

@@ -140,18 +140,27 @@ export const LATE_ANSWERS_S = 6 * 3600;
 
 /**
  * Answers that arrived late: "Réponses du 20/11 à 14:02 · arrivées 2 j 3 h plus tard". The symptoms may have changed
- * since: the nurse checks with the patient how she is now.
+ * since: the nurse checks with the patient how she is now. Judged on the answers the alert received last, so that
+ * late answers joining an alert already open say so too ("Dernières réponses du …"), however timely those that raised
+ * it; without them (an alert of messages only), on its newest answers against when it began waiting.
  */
 export function lateAnswersText(alert, now) {
-  const answered = parseDate(alert.answered_at);
-  const arrived = parseDate(alert.waiting_since ?? alert.raised_at);
+  const given = parseDate(alert.latest_answers_authored);
+  const received = parseDate(alert.latest_answers_received_at);
+  const [answered, arrived] =
+    given && received
+      ? [given, received]
+      : [parseDate(alert.answered_at), parseDate(alert.waiting_since ?? alert.raised_at)];
   if (!answered || !arrived) return null;
   const late = (arrived.getTime() - answered.getTime()) / 1000;
   if (late < LATE_ANSWERS_S) return null;
-  return `Réponses ${answeredOn(answered, now)} · arrivées ${formatDuration(late)} plus tard`;
+  const merged = Array.isArray(alert.submission_ids) && alert.submission_ids.length > 1;
+  const which = merged ? "Dernières réponses" : "Réponses";
+  return `${which} ${answeredOn(answered, now)} · arrivées ${formatDuration(late)} plus tard`;
 }
 
-function lateAnswersNote(alert, now) {
+/** The row's and the patient view's flag for answers that arrived late (null: in time). */
+export function lateAnswersNote(alert, now) {
   const text = lateAnswersText(alert, now);
   if (!text) return null;
   return h(
