@@ -434,6 +434,35 @@ async def test_reopened_text(dashboard: Page, alert: dict[str, Any], text: str |
     )
 
 
+@pytest.mark.parametrize(
+    ("alert", "colleagues_see"),
+    [
+        (
+            {
+                **REOPENED,
+                "previously_acknowledged_by": "ide-claire",
+                "previously_acknowledged_by_name": "Claire Martin",
+            },
+            "Rouverte à 16:52 · était prise par Claire Martin",
+        ),
+        ({**REOPENED, "previously_acknowledged_by": "ide-claire"}, "Rouverte à 16:52 · était prise par ide-claire"),
+    ],
+)
+async def test_reopened_text_seen_by_her(dashboard: Page, alert: dict[str, Any], colleagues_see: str) -> None:
+    # She had it herself (taken on this screen or another): she is told so, not shown her own name; a colleague
+    # (Karim) is shown hers.
+    seen = [
+        await run(
+            dashboard,
+            ALERTS,
+            "m.reopenedText(arg.alert, new Date(arg.now), arg.me)",
+            {"alert": alert, "now": ALERT_NOW, "me": me},
+        )
+        for me in ("ide-claire", "ide-karim")
+    ]
+    assert seen == ["Rouverte à 16:52 · vous l'aviez prise", colleagues_see]
+
+
 # An alert raised at 08:00 this morning on timely answers (Paris 09:00).
 MERGED = {"submission_ids": ["s1", "s2"], "raised_at": "2026-11-24T08:00:00Z", "waiting_since": "2026-11-24T08:00:00Z"}
 LATEST_ANSWERS = {
@@ -695,8 +724,22 @@ async def test_a_row_a_finding_reopened(dashboard: Page) -> None:
             previously_acknowledged_by="ide-claire",
             previously_acknowledged_by_name="Claire Martin",
         ),
+        me="ide-karim",
     )
     assert shown["owner"] == "Rouverte à 16:45 · était prise par Claire MartinJe prends"
+
+
+async def test_a_row_a_finding_reopened_after_she_took_it_says_she_had_it(dashboard: Page) -> None:
+    reopened = alert(
+        "a3",
+        "red",
+        waiting_since="2026-11-24T15:45:00Z",
+        reopened_by_finding_at="2026-11-24T15:45:00Z",
+        previously_acknowledged_by="ide-claire",
+        previously_acknowledged_by_name="Claire Martin",
+    )
+    shown = await row(dashboard, reopened, me="ide-claire")
+    assert shown["owner"] == "Rouverte à 16:45 · vous l'aviez priseJe prends"
     assert shown["waiting"] == "il y a 5 min"  # its clock restarted at the reopening
 
 
@@ -937,6 +980,51 @@ async def test_cues(
 
 
 @pytest.mark.parametrize(
+    ("before", "items", "text"),
+    [
+        # Back to open, red all along: she had it (taken on this screen or another).
+        (
+            [red("a", "acknowledged", **CLAIRE)],
+            [red("a", patient_id="cccccccc-1", reasons=FEVER, reopened_by_finding_at=T2, **CLAIRE_BEFORE)],
+            "Alerte ROUGE rouverte : nouvelle réponse (vous l'aviez prise) — Patient cccccccc : Fièvre ≥ 38 °C",
+        ),
+        # Its level rose to red while she had it (her id from the list before, none in the alert).
+        (
+            [alert("a", status="acknowledged", **CLAIRE)],
+            [red("a", patient_id="dddddddd-1", reasons=FEVER, reopened_by_finding_at=T2)],
+            "Alerte passée en ROUGE (vous l'aviez prise) — Patient dddddddd : Fièvre ≥ 38 °C",
+        ),
+        # Open when the page last saw it; she took it on another screen, and a new answer reopened it meanwhile.
+        (
+            [red("a", reopened_by_finding_at=None)],
+            [red("a", patient_id="ffffffff-1", reasons=FEVER, reopened_by_finding_at=T2, **CLAIRE_BEFORE)],
+            "Alerte ROUGE rouverte : nouvelle réponse (vous l'aviez prise) — Patient ffffffff : Fièvre ≥ 38 °C",
+        ),
+    ],
+)
+async def test_cues_seen_by_her(
+    dashboard: Page, before: list[dict[str, Any]], items: list[dict[str, Any]], text: str
+) -> None:
+    """The banner and the live announcement on Claire's dashboard; on Karim's, her name."""
+    seen = [
+        await run(
+            dashboard,
+            CUES,
+            """(() => {
+              const before = new Map(arg.before.map((alert) => [alert.id, alert]));
+              const { announcements, red } = m.cues(before, arg.items, arg.me);
+              return [red && red.text, m.announcementText(announcements, arg.items, arg.me)];
+            })()""",
+            {"before": before, "items": items, "me": me},
+        )
+        for me in ("ide-claire", "ide-karim")
+    ]
+    colleague = text.replace("(vous l'aviez prise)", "(était prise par Claire Martin)")
+    # One reason: the banner's three and the announcement's two are the same.
+    assert seen == [[text, text], [colleague, colleague]]
+
+
+@pytest.mark.parametrize(
     ("pending", "alerts", "text"),
     [
         (
@@ -1127,12 +1215,6 @@ async def test_what_changed(dashboard: Page, before: dict[str, Any], now: dict[s
         ),
         # Shown open; she took it from another screen or tab, then closes it from this one: never her name.
         (red("a"), red("a", "acknowledged", **CLAIRE), "Vous avez pris cette alerte depuis un autre écran."),
-        # A colleague who took it meanwhile is still named.
-        (
-            red("a"),
-            red("a", "acknowledged", acknowledged_by="ide-karim", acknowledged_by_name="Karim Benali"),
-            "L'alerte a été prise entre-temps par Karim Benali.",
-        ),
     ],
 )
 async def test_what_changed_on_her_own_alert(

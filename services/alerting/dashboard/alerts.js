@@ -122,16 +122,24 @@ export function reopenedByNurseSinceTaken(alert) {
   return Boolean(reopened && (!taken || reopened > taken));
 }
 
-/** An alert a new finding sent back to open after a nurse had taken it: "Rouverte à 16:52 · était prise par …". */
-export function reopenedText(alert, now) {
+/**
+ * An alert a new finding sent back to open after a nurse had taken it: "Rouverte à 16:52 · était prise par …", or
+ * "· vous l'aviez prise" when it was she (`me`, her staff id), not her own name as if a colleague's.
+ */
+export function reopenedText(alert, now, me = null) {
   if (alert.status !== "open" || !alert.reopened_by_finding_at) return null;
-  const who = alert.previously_acknowledged_by ? ` · était prise par ${staffName(alert, "previously_acknowledged_by")}` : "";
+  const had = alert.previously_acknowledged_by;
+  const who = !had
+    ? ""
+    : me && had === me
+      ? " · vous l'aviez prise"
+      : ` · était prise par ${staffName(alert, "previously_acknowledged_by")}`;
   const at = formatAt(alert.reopened_by_finding_at, now);
   return `Rouverte ${at}${who}`;
 }
 
-function reopenedNote(alert, now) {
-  const text = reopenedText(alert, now);
+function reopenedNote(alert, now, me) {
+  const text = reopenedText(alert, now, me);
   return text ? h("span", { class: "reopened-note" }, text) : null;
 }
 
@@ -209,7 +217,7 @@ export function alertRow(alert, me, now) {
   }
   if (overdue) waiting.push(h("div", null, overdueBadge(alert.escalation_level)));
 
-  const owner = [reopenedNote(alert, now)];
+  const owner = [reopenedNote(alert, now, me)];
   if (status === "open") {
     owner.push(
       h(
