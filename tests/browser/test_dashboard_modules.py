@@ -1229,6 +1229,31 @@ async def test_what_changed_on_her_own_alert(
     assert got == text
 
 
+@pytest.mark.parametrize(
+    ("alert", "taken"),
+    [
+        # She took it on another screen or tab, then pressed "Je prends" here: not "a colleague".
+        (
+            red("a", "acknowledged", **CLAIRE),
+            {"mine": True, "text": "Vous avez déjà pris cette alerte depuis un autre écran."},
+        ),
+        (
+            red("a", "acknowledged", acknowledged_by="ide-karim", acknowledged_by_name="Karim Benali"),
+            {"mine": False, "text": "Karim Benali a déjà pris cette alerte."},
+        ),
+        (
+            red("a", "acknowledged", acknowledged_by="ide-karim"),
+            {"mine": False, "text": "ide-karim a déjà pris cette alerte."},
+        ),
+        (red("a"), None),  # the reloaded list does not show it taken: the API's own sentence
+        (None, None),  # nor shows it at all
+    ],
+)
+async def test_already_taken(dashboard: Page, alert: dict[str, Any] | None, taken: dict[str, Any] | None) -> None:
+    got = await run(dashboard, CUES, "m.alreadyTaken(arg.alert, arg.me)", {"alert": alert, "me": "ide-claire"})
+    assert got == taken
+
+
 # --- stream.js: the position in the stream, and the reconnection -----------------------------------------------
 
 LAST_EVENT_KEY = "oncofollow.lastEventId"

@@ -129,6 +129,18 @@ export function bannerStillDue(alertId, items) {
 }
 
 /**
+ * The toast for her "Je prends" refused because the alert was taken meanwhile (409), from the alert as the list
+ * reloaded just after gives it: taken by her on another screen or tab ("Une collègue…" would be wrong: `mine`), by a
+ * named colleague, or null when the list does not show it taken (the API's own sentence then).
+ */
+export function alreadyTaken(alert, me = null) {
+  if (!alert || alert.status !== "acknowledged" || !alert.acknowledged_by) return null;
+  if (me && alert.acknowledged_by === me)
+    return { mine: true, text: "Vous avez déjà pris cette alerte depuis un autre écran." };
+  return { mine: false, text: `${staffName(alert, "acknowledged_by")} a déjà pris cette alerte.` };
+}
+
+/**
  * The closing dialog's sentence when the alert changed under it, from the version shown to the current one. A new
  * answer that reopened it (seen from the statuses, or from a later reopening when the page was cut off meanwhile: a
  * colleague may even have taken it again since) says who had it, as the banner does, unless it was `me` (her staff
