@@ -162,7 +162,7 @@ export function whatChanged(before, now, me = null) {
   if (now.level === "red" && (!before || before.level !== "red"))
     return `Nouvelle réponse : l'alerte est passée en ${levelLabel("red")}${was}${then}.`;
   if (reopened) return `Nouvelle réponse : l'alerte a été rouverte${was}${then}.`;
-  // Taken by her: only from another screen or tab (this one's dialog is modal); her own name would read as a colleague's.
+  // Taken by her: from another screen or tab (this dialog is modal); her own name would read as a colleague's.
   if (takenSince && owner === me) return "Vous avez pris cette alerte depuis un autre écran.";
   if (takenSince) return `L'alerte a été prise entre-temps par ${staffName(now, "acknowledged_by")}.`;
   return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
