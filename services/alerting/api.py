@@ -86,12 +86,33 @@ class AlertView(BaseModel):
         description="When the latest answers or message it holds were given (a questionnaire's `authored`): a tablet "
         "that was offline sends them when it is back, hours or days later",
     )
+    latest_answers_authored: datetime | None = Field(
+        default=None,
+        description="The questionnaire answers it received last (those that raised it, or the latest merged into it "
+        "while it was open): when they were given, their `authored` (null: it holds none)",
+    )
+    latest_answers_received_at: datetime | None = Field(
+        default=None,
+        description="When those answers reached this service: long after latest_answers_authored when the tablet was "
+        "offline, even if the answers that raised the alert came in time",
+    )
 
 
 _NAMES = frozenset(f"{column}_name" for column in repository.STAFF_COLUMNS)
 _COMPUTED = (
     frozenset(
-        {"id", "waiting_since", "waiting_seconds", "reasons", "due_at", "overdue", "next_session_at", "answered_at"}
+        {
+            "id",
+            "waiting_since",
+            "waiting_seconds",
+            "reasons",
+            "due_at",
+            "overdue",
+            "next_session_at",
+            "answered_at",
+            "latest_answers_authored",
+            "latest_answers_received_at",
+        }
     )
     | _NAMES
 )
@@ -112,6 +133,8 @@ def alert_view(row: Any, now: datetime, levels: ServiceLevels, names: Mapping[st
         overdue=row["status"] == "open" and now >= due_at,
         next_session_at=row.get("next_session_at"),
         answered_at=row.get("answered_at"),
+        latest_answers_authored=row.get("latest_answers_authored"),
+        latest_answers_received_at=row.get("latest_answers_received_at"),
         **{f"{column}_name": (names or {}).get(row.get(column) or "") for column in repository.STAFF_COLUMNS},
     )
 

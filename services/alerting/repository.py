@@ -32,9 +32,19 @@ ALERT_COLUMNS = (
 
 # When the patient (or a relative, or a nurse by phone) gave the latest answers or message the alert holds. A tablet
 # that was offline sends its answers when it is back: days later, the nurse must see they are not today's.
+# And the questionnaire answers that reached it last (those that raised it, or the latest merged into it while it was
+# open): when they were given and when they arrived (were scored here). Answers given days ago that join an open
+# alert today are late too, however recent those that raised it. Of answers scored together (one batch), the newest.
+# (A message's sent_at is when the questionnaire service received it: never late the way a tablet's answers are.)
+_LATEST_ANSWERS = (
+    "FROM scores sc WHERE sc.submission_id = ANY(alerts.submission_ids) "
+    "ORDER BY sc.scored_at DESC, sc.authored DESC LIMIT 1"
+)
 ANSWERED_AT = (
     "greatest((SELECT max(sc.authored) FROM scores sc WHERE sc.submission_id = ANY(alerts.submission_ids)), "
-    "(SELECT max(m.sent_at) FROM messages m WHERE m.id = ANY(alerts.message_ids))) AS answered_at"
+    "(SELECT max(m.sent_at) FROM messages m WHERE m.id = ANY(alerts.message_ids))) AS answered_at, "
+    f"(SELECT sc.authored {_LATEST_ANSWERS}) AS latest_answers_authored, "
+    f"(SELECT sc.scored_at {_LATEST_ANSWERS}) AS latest_answers_received_at"
 )
 
 

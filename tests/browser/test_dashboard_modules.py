@@ -435,6 +435,44 @@ async def test_reopened_text(dashboard: Page, alert: dict[str, Any], text: str |
 
 
 @pytest.mark.parametrize(
+    ("alert", "colleagues_see"),
+    [
+        (
+            {
+                **REOPENED,
+                "previously_acknowledged_by": "ide-claire",
+                "previously_acknowledged_by_name": "Claire Martin",
+            },
+            "Rouverte à 16:52 · était prise par Claire Martin",
+        ),
+        ({**REOPENED, "previously_acknowledged_by": "ide-claire"}, "Rouverte à 16:52 · était prise par ide-claire"),
+    ],
+)
+async def test_reopened_text_seen_by_her(dashboard: Page, alert: dict[str, Any], colleagues_see: str) -> None:
+    # She had it herself (taken on this screen or another): she is told so, not shown her own name; a colleague
+    # (Karim) is shown hers.
+    seen = [
+        await run(
+            dashboard,
+            ALERTS,
+            "m.reopenedText(arg.alert, new Date(arg.now), arg.me)",
+            {"alert": alert, "now": ALERT_NOW, "me": me},
+        )
+        for me in ("ide-claire", "ide-karim")
+    ]
+    assert seen == ["Rouverte à 16:52 · vous l'aviez prise", colleagues_see]
+
+
+# An alert raised at 08:00 this morning on timely answers (Paris 09:00).
+MERGED = {"submission_ids": ["s1", "s2"], "raised_at": "2026-11-24T08:00:00Z", "waiting_since": "2026-11-24T08:00:00Z"}
+LATEST_ANSWERS = {
+    **MERGED,
+    "latest_answers_authored": "2026-11-22T08:40:00Z",
+    "latest_answers_received_at": "2026-11-24T09:40:00Z",
+}
+
+
+@pytest.mark.parametrize(
     ("alert", "text"),
     [
         # Six hours or more between the answers and their alert.
@@ -454,6 +492,35 @@ async def test_reopened_text(dashboard: Page, alert: dict[str, Any], text: str |
         # New answers joined an open alert after it was raised: not late.
         ({"answered_at": "2026-11-24T15:00:00Z", "waiting_since": "2026-11-24T08:00:00Z"}, None),
         ({"answered_at": None, "waiting_since": "2026-11-24T08:00:00Z"}, None),
+        # Judged on the answers received last, when the API gives them: here the only ones, which raised it.
+        (
+            {**LATEST_ANSWERS, "submission_ids": ["s1"], "answered_at": "2026-11-22T08:40:00Z"},
+            "Réponses du 22/11 à 09:40 · arrivées 2 j 1 h plus tard",
+        ),
+        # Sunday's answers joined an alert raised this morning on timely ones: the newest she reads are old.
+        (
+            {**LATEST_ANSWERS, "submission_ids": ["s1", "s2"], "answered_at": "2026-11-24T07:00:00Z"},
+            "Dernières réponses du 22/11 à 09:40 · arrivées 2 j 1 h plus tard",
+        ),
+        (
+            {
+                **MERGED,
+                "latest_answers_authored": "2026-11-24T07:10:00Z",
+                "latest_answers_received_at": "2026-11-24T13:10:00Z",
+            },
+            "Dernières réponses de 08:10 · arrivées 6 h 00 plus tard",
+        ),
+        # Timely answers joined it: nothing to flag, whatever the alert's older fields would say.
+        (
+            {
+                **MERGED,
+                "answered_at": "2026-11-22T08:40:00Z",
+                "waiting_since": "2026-11-24T09:40:00Z",
+                "latest_answers_authored": "2026-11-24T09:39:00Z",
+                "latest_answers_received_at": "2026-11-24T09:40:00Z",
+            },
+            None,
+        ),
     ],
 )
 async def test_late_answers_text(dashboard: Page, alert: dict[str, Any], text: str | None) -> None:
@@ -586,6 +653,13 @@ async def row(page: Page, alert: dict[str, Any], me: str | None = "ide-claire") 
     return result
 
 
+async def test_a_row_flags_late_answers_that_joined_it_while_open(dashboard: Page) -> None:
+    shown = await row(dashboard, alert("a1", "red", answered_by="patient", **LATEST_ANSWERS))
+    assert shown["source"] == "Patient·eDernières réponses du 22/11 à 09:40 · arrivées 2 j 1 h plus tard"
+    timely = {**LATEST_ANSWERS, "latest_answers_authored": "2026-11-24T09:39:00Z"}
+    assert (await row(dashboard, alert("a2", "red", answered_by="patient", **timely)))["source"] == "Patient·e"
+
+
 async def test_an_open_overdue_red_row(dashboard: Page) -> None:
     shown = await row(
         dashboard,
@@ -650,8 +724,22 @@ async def test_a_row_a_finding_reopened(dashboard: Page) -> None:
             previously_acknowledged_by="ide-claire",
             previously_acknowledged_by_name="Claire Martin",
         ),
+        me="ide-karim",
     )
     assert shown["owner"] == "Rouverte à 16:45 · était prise par Claire MartinJe prends"
+
+
+async def test_a_row_a_finding_reopened_after_she_took_it_says_she_had_it(dashboard: Page) -> None:
+    reopened = alert(
+        "a3",
+        "red",
+        waiting_since="2026-11-24T15:45:00Z",
+        reopened_by_finding_at="2026-11-24T15:45:00Z",
+        previously_acknowledged_by="ide-claire",
+        previously_acknowledged_by_name="Claire Martin",
+    )
+    shown = await row(dashboard, reopened, me="ide-claire")
+    assert shown["owner"] == "Rouverte à 16:45 · vous l'aviez priseJe prends"
     assert shown["waiting"] == "il y a 5 min"  # its clock restarted at the reopening
 
 
@@ -892,6 +980,51 @@ async def test_cues(
 
 
 @pytest.mark.parametrize(
+    ("before", "items", "text"),
+    [
+        # Back to open, red all along: she had it (taken on this screen or another).
+        (
+            [red("a", "acknowledged", **CLAIRE)],
+            [red("a", patient_id="cccccccc-1", reasons=FEVER, reopened_by_finding_at=T2, **CLAIRE_BEFORE)],
+            "Alerte ROUGE rouverte : nouvelle réponse (vous l'aviez prise) — Patient cccccccc : Fièvre ≥ 38 °C",
+        ),
+        # Its level rose to red while she had it (her id from the list before, none in the alert).
+        (
+            [alert("a", status="acknowledged", **CLAIRE)],
+            [red("a", patient_id="dddddddd-1", reasons=FEVER, reopened_by_finding_at=T2)],
+            "Alerte passée en ROUGE (vous l'aviez prise) — Patient dddddddd : Fièvre ≥ 38 °C",
+        ),
+        # Open when the page last saw it; she took it on another screen, and a new answer reopened it meanwhile.
+        (
+            [red("a", reopened_by_finding_at=None)],
+            [red("a", patient_id="ffffffff-1", reasons=FEVER, reopened_by_finding_at=T2, **CLAIRE_BEFORE)],
+            "Alerte ROUGE rouverte : nouvelle réponse (vous l'aviez prise) — Patient ffffffff : Fièvre ≥ 38 °C",
+        ),
+    ],
+)
+async def test_cues_seen_by_her(
+    dashboard: Page, before: list[dict[str, Any]], items: list[dict[str, Any]], text: str
+) -> None:
+    """The banner and the live announcement on Claire's dashboard; on Karim's, her name."""
+    seen = [
+        await run(
+            dashboard,
+            CUES,
+            """(() => {
+              const before = new Map(arg.before.map((alert) => [alert.id, alert]));
+              const { announcements, red } = m.cues(before, arg.items, arg.me);
+              return [red && red.text, m.announcementText(announcements, arg.items, arg.me)];
+            })()""",
+            {"before": before, "items": items, "me": me},
+        )
+        for me in ("ide-claire", "ide-karim")
+    ]
+    colleague = text.replace("(vous l'aviez prise)", "(était prise par Claire Martin)")
+    # One reason: the banner's three and the announcement's two are the same.
+    assert seen == [[text, text], [colleague, colleague]]
+
+
+@pytest.mark.parametrize(
     ("pending", "alerts", "text"),
     [
         (
@@ -1080,6 +1213,8 @@ async def test_what_changed(dashboard: Page, before: dict[str, Any], now: dict[s
             ),
             "Nouvelle réponse : l'alerte a été rouverte (elle était prise par Karim Benali), puis prise par vous.",
         ),
+        # Shown open; she took it from another screen or tab, then closes it from this one: never her name.
+        (red("a"), red("a", "acknowledged", **CLAIRE), "Vous avez pris cette alerte depuis un autre écran."),
     ],
 )
 async def test_what_changed_on_her_own_alert(
@@ -1092,6 +1227,31 @@ async def test_what_changed_on_her_own_alert(
         {"before": before, "now": now, "me": "ide-claire"},
     )
     assert got == text
+
+
+@pytest.mark.parametrize(
+    ("alert", "taken"),
+    [
+        # She took it on another screen or tab, then pressed "Je prends" here: not "a colleague".
+        (
+            red("a", "acknowledged", **CLAIRE),
+            {"mine": True, "text": "Vous avez déjà pris cette alerte depuis un autre écran."},
+        ),
+        (
+            red("a", "acknowledged", acknowledged_by="ide-karim", acknowledged_by_name="Karim Benali"),
+            {"mine": False, "text": "Karim Benali a déjà pris cette alerte."},
+        ),
+        (
+            red("a", "acknowledged", acknowledged_by="ide-karim"),
+            {"mine": False, "text": "ide-karim a déjà pris cette alerte."},
+        ),
+        (red("a"), None),  # the reloaded list does not show it taken: the API's own sentence
+        (None, None),  # nor shows it at all
+    ],
+)
+async def test_already_taken(dashboard: Page, alert: dict[str, Any] | None, taken: dict[str, Any] | None) -> None:
+    got = await run(dashboard, CUES, "m.alreadyTaken(arg.alert, arg.me)", {"alert": alert, "me": "ide-claire"})
+    assert got == taken
 
 
 # --- stream.js: the position in the stream, and the reconnection -----------------------------------------------

@@ -252,8 +252,9 @@ async def test_a_red_alert_taken_then_reopened_by_a_new_report_says_it_came_back
 
     await ward.submit(RED_NAUSEA, patient=patient)
     await expect(rows(page).first).to_have_attribute("data-status", "open", timeout=5_000)
+    # She had it herself: she is told so, not shown her own name as if a colleague's.
     await expect(page.locator("#red-banner-text")).to_have_text(
-        "Alerte ROUGE rouverte : nouvelle réponse (était prise par ide-claire) — "
+        "Alerte ROUGE rouverte : nouvelle réponse (vous l'aviez prise) — "
         f"Patient {str(patient)[:8]} : Nausées (grade 3)"
     )
     await expect(page.locator("#live-announcer")).to_contain_text("Alerte ROUGE rouverte : nouvelle réponse")
@@ -261,9 +262,7 @@ async def test_a_red_alert_taken_then_reopened_by_a_new_report_says_it_came_back
     rows_alert_id = await rows(page).first.get_attribute("data-alert-id")
     reopened = (await active_alert_of(ward, patient))["reopened_by_finding_at"]
     at = datetime.fromisoformat(reopened).astimezone(PARIS).strftime("%H:%M")
-    await expect(rows(page).first.locator(".reopened-note")).to_have_text(
-        f"Rouverte à {at} · était prise par ide-claire"
-    )
+    await expect(rows(page).first.locator(".reopened-note")).to_have_text(f"Rouverte à {at} · vous l'aviez prise")
     assert rows_alert_id == alert["id"]
 
 

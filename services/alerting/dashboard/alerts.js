@@ -122,16 +122,24 @@ export function reopenedByNurseSinceTaken(alert) {
   return Boolean(reopened && (!taken || reopened > taken));
 }
 
-/** An alert a new finding sent back to open after a nurse had taken it: "Rouverte à 16:52 · était prise par …". */
-export function reopenedText(alert, now) {
+/**
+ * An alert a new finding sent back to open after a nurse had taken it: "Rouverte à 16:52 · était prise par …", or
+ * "· vous l'aviez prise" when it was she (`me`, her staff id), not her own name as if a colleague's.
+ */
+export function reopenedText(alert, now, me = null) {
   if (alert.status !== "open" || !alert.reopened_by_finding_at) return null;
-  const who = alert.previously_acknowledged_by ? ` · était prise par ${staffName(alert, "previously_acknowledged_by")}` : "";
+  const had = alert.previously_acknowledged_by;
+  const who = !had
+    ? ""
+    : me && had === me
+      ? " · vous l'aviez prise"
+      : ` · était prise par ${staffName(alert, "previously_acknowledged_by")}`;
   const at = formatAt(alert.reopened_by_finding_at, now);
   return `Rouverte ${at}${who}`;
 }
 
-function reopenedNote(alert, now) {
-  const text = reopenedText(alert, now);
+function reopenedNote(alert, now, me) {
+  const text = reopenedText(alert, now, me);
   return text ? h("span", { class: "reopened-note" }, text) : null;
 }
 
@@ -140,18 +148,27 @@ export const LATE_ANSWERS_S = 6 * 3600;
 
 /**
  * Answers that arrived late: "Réponses du 20/11 à 14:02 · arrivées 2 j 3 h plus tard". The symptoms may have changed
- * since: the nurse checks with the patient how she is now.
+ * since: the nurse checks with the patient how she is now. Judged on the answers the alert received last, so that
+ * late answers joining an alert already open say so too ("Dernières réponses du …"), however timely those that raised
+ * it; without them (an alert of messages only), on its newest answers against when it began waiting.
  */
 export function lateAnswersText(alert, now) {
-  const answered = parseDate(alert.answered_at);
-  const arrived = parseDate(alert.waiting_since ?? alert.raised_at);
+  const given = parseDate(alert.latest_answers_authored);
+  const received = parseDate(alert.latest_answers_received_at);
+  const [answered, arrived] =
+    given && received
+      ? [given, received]
+      : [parseDate(alert.answered_at), parseDate(alert.waiting_since ?? alert.raised_at)];
   if (!answered || !arrived) return null;
   const late = (arrived.getTime() - answered.getTime()) / 1000;
   if (late < LATE_ANSWERS_S) return null;
-  return `Réponses ${answeredOn(answered, now)} · arrivées ${formatDuration(late)} plus tard`;
+  const merged = Array.isArray(alert.submission_ids) && alert.submission_ids.length > 1;
+  const which = merged ? "Dernières réponses" : "Réponses";
+  return `${which} ${answeredOn(answered, now)} · arrivées ${formatDuration(late)} plus tard`;
 }
 
-function lateAnswersNote(alert, now) {
+/** The row's and the patient view's flag for answers that arrived late (null: in time). */
+export function lateAnswersNote(alert, now) {
   const text = lateAnswersText(alert, now);
   if (!text) return null;
   return h(
@@ -200,7 +217,7 @@ export function alertRow(alert, me, now) {
   }
   if (overdue) waiting.push(h("div", null, overdueBadge(alert.escalation_level)));
 
-  const owner = [reopenedNote(alert, now)];
+  const owner = [reopenedNote(alert, now, me)];
   if (status === "open") {
     owner.push(
       h(

@@ -28,9 +28,9 @@ export function mergeAlert(alerts, updated) {
  * open alert, one whose level rose to red, one a new finding sent back to open after a nurse had taken it. All are
  * announced (`announcements`); the first red one, the most urgent in triage order, gets the banner and the beep
  * (`red`). An alert no longer active is never cued, even if its events were replayed after a reconnection; one
- * raised while the page was cut off always is.
+ * raised while the page was cut off always is. `me`: her staff id (the words for an alert she had, cueText).
  */
-export function cues(before, items) {
+export function cues(before, items, me = null) {
   const announcements = [];
   let red = null;
   for (const alert of items) {
@@ -38,7 +38,7 @@ export function cues(before, items) {
     const cause = changeCause(previous, alert);
     if (!cause) continue;
     announcements.push({ cause, alertId: alert.id, previous });
-    if (alert.level === "red" && !red) red = { alertId: alert.id, text: cueText(cause, alert, previous, 3) };
+    if (alert.level === "red" && !red) red = { alertId: alert.id, text: cueText(cause, alert, previous, 3, me) };
   }
   return { announcements, red };
 }
@@ -80,16 +80,19 @@ function reopenedBetween(previous, alert) {
 /**
  * The words follow the cause: "Nouvelle alerte ROUGE", "Alerte passée en ROUGE (était prise par ide-claire)" (its
  * level rose; who had it, if someone did), "Alerte ROUGE rouverte : nouvelle réponse (était prise par ide-claire)"
- * (red all along, back to open), then the patient.
+ * (red all along, back to open), then the patient. When she had it herself (`me`, her staff id), "(vous l'aviez
+ * prise)": her own name would read as a colleague's, and the alert she had is hers to look at again.
  */
-export function cueText(cause, alert, previous, reasonsShown) {
+export function cueText(cause, alert, previous, reasonsShown, me = null) {
   const level = levelLabel(alert.level);
+  const ownerId = alert.previously_acknowledged_by || (previous && previous.acknowledged_by) || null;
   const owner = staffName(alert, "previously_acknowledged_by") || staffName(previous, "acknowledged_by");
   // A reopening always follows a taking, even one this page never saw (previously_acknowledged_by names it): a
   // level that rose with a reopening the page missed (open when last seen, taken and reopened while cut off) too.
   const wasTaken =
     cause === "reopened" || (previous && previous.status !== "open") || reopenedBetween(previous, alert);
-  const taken = wasTaken && owner ? ` (était prise par ${owner})` : "";
+  const mine = Boolean(me) && ownerId === me;
+  const taken = wasTaken && owner ? (mine ? " (vous l'aviez prise)" : ` (était prise par ${owner})`) : "";
   const head =
     cause === "raised"
       ? `Nouvelle alerte ${level}`
@@ -104,7 +107,7 @@ export function cueText(cause, alert, previous, reasonsShown) {
  * The live region's words for what is pending (the cues, and "escalated" events with their payload), against the
  * list as it is now: an alert handled meanwhile (or a replayed event of the past) says nothing. Null: nothing to say.
  */
-export function announcementText(pending, alerts) {
+export function announcementText(pending, alerts, me = null) {
   const parts = [];
   for (const { cause, alertId, payload, previous } of pending) {
     const alert = alerts.find((item) => item.id === alertId);
@@ -113,7 +116,7 @@ export function announcementText(pending, alerts) {
       const level = alert.escalation_level || (payload && payload.escalation_level);
       parts.push(`Alerte en retard${level ? ` (niveau ${level})` : ""} : ${patientShortId(alert.patient_id)}`);
     } else {
-      parts.push(cueText(cause, alert, previous, 2));
+      parts.push(cueText(cause, alert, previous, 2, me));
     }
   }
   if (!parts.length) return null;
@@ -126,10 +129,23 @@ export function bannerStillDue(alertId, items) {
 }
 
 /**
+ * The toast for her "Je prends" refused because the alert was taken meanwhile (409), from the alert as the list
+ * reloaded just after gives it: taken by her on another screen or tab ("Une collègue…" would be wrong: `mine`), by a
+ * named colleague, or null when the list does not show it taken (the API's own sentence then).
+ */
+export function alreadyTaken(alert, me = null) {
+  if (!alert || alert.status !== "acknowledged" || !alert.acknowledged_by) return null;
+  if (me && alert.acknowledged_by === me)
+    return { mine: true, text: "Vous avez déjà pris cette alerte depuis un autre écran." };
+  return { mine: false, text: `${staffName(alert, "acknowledged_by")} a déjà pris cette alerte.` };
+}
+
+/**
  * The closing dialog's sentence when the alert changed under it, from the version shown to the current one. A new
  * answer that reopened it (seen from the statuses, or from a later reopening when the page was cut off meanwhile: a
  * colleague may even have taken it again since) says who had it, as the banner does, unless it was `me` (her staff
- * id): she knows, and most closings are of an alert she took.
+ * id): she knows, and most closings are of an alert she took. Taken meanwhile: by whom, or, when by her (from another
+ * screen or tab), that it was she.
  */
 export function whatChanged(before, now, me = null) {
   const reopened = reopenedBetween(before, now) || (now.status === "open" && (!before || before.status !== "open"));
@@ -146,6 +162,8 @@ export function whatChanged(before, now, me = null) {
   if (now.level === "red" && (!before || before.level !== "red"))
     return `Nouvelle réponse : l'alerte est passée en ${levelLabel("red")}${was}${then}.`;
   if (reopened) return `Nouvelle réponse : l'alerte a été rouverte${was}${then}.`;
+  // Taken by her: from another screen or tab (this dialog is modal); her own name would read as a colleague's.
+  if (takenSince && owner === me) return "Vous avez pris cette alerte depuis un autre écran.";
   if (takenSince) return `L'alerte a été prise entre-temps par ${staffName(now, "acknowledged_by")}.`;
   return "L'alerte a changé depuis que vous l'avez ouverte (nouvelle réponse).";
 }

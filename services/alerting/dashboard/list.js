@@ -111,14 +111,14 @@ export function createList({ state, session, sound, onLoaded }) {
 
   /** The refreshed list's cues (cues.js): all announced, the most urgent red one on the banner with the beep. */
   function cueChanges(before, items) {
-    const { announcements, red } = cues(before, items);
+    const { announcements, red } = cues(before, items, state.me && state.me.staff_id);
     pendingAnnouncements.push(...announcements);
     if (red) redCue(red.alertId, red.text);
   }
 
   function flushAnnouncements() {
     if (!pendingAnnouncements.length) return;
-    const text = announcementText(pendingAnnouncements.splice(0), state.alerts);
+    const text = announcementText(pendingAnnouncements.splice(0), state.alerts, state.me && state.me.staff_id);
     if (text) announce(`${formatClock(new Date()).slice(0, 5)} — ${text}`);
   }
 

@@ -4,6 +4,7 @@
 import { h, clear, levelIcon } from "./dom.js";
 import { photoThumbnails } from "./photos.js";
 import {
+  lateAnswersNote,
   levelBadge,
   overdueBadge,
   reasonsList,
@@ -374,6 +375,7 @@ function currentAlertSection(alert) {
       h("span", null, `Levée le ${formatDateTime(alert.raised_at)} · ${status}`),
       h("span", null, "Répondu par : ", sourceBadge(alert.answered_by)),
     ),
+    lateAnswersNote(alert, new Date()),
     currentAlertActions(alert),
     reasonsList(alert.reasons, alert.answered_by),
     submissions.map((submission) =>

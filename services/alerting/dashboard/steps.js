@@ -7,7 +7,7 @@ import { api } from "./api.js";
 import { $, announce, clear, h, toast, toastError } from "./dom.js";
 import { getReference, levelLabel, outcomeLabel, patientShortId, reasonText, staffName } from "./format.js";
 import { filterAlerts, flashRows } from "./alerts.js";
-import { mergeAlert, whatChanged } from "./cues.js";
+import { alreadyTaken, mergeAlert, whatChanged } from "./cues.js";
 import { endedWithSession } from "./session.js";
 
 const CLOSING_DRAFT_MS = 15 * 60 * 1000; // how long a closing cut short by an expired session is kept
@@ -43,6 +43,18 @@ export function createSteps({ state, list, rememberOwnStep, patientView, returnF
       if (from === "patient") await showPatientAfterStep(alertId, "resolve");
     } catch (error) {
       if (endedWithSession(error)) return;
+      if (error.status === 409 && error.body && error.body.alert_status === "acknowledged") {
+        // Taken meanwhile: by whom the reloaded list says (perhaps she did, on another screen or tab).
+        const me = state.me;
+        list.flashLater(alertId);
+        await refreshAlerts();
+        if (state.me !== me) return; // signed out meanwhile: not the next nurse's news
+        const taken = alreadyTaken(alertById(alertId), me && me.staff_id);
+        if (taken) toast(taken.text, taken.mine ? "info" : "error");
+        else toastError(error);
+        if (from === "patient") await showPatientAfterStep(alertId, "resolve");
+        return;
+      }
       toastError(error);
       if (error.status === 409 || error.status === 404) {
         list.flashLater(alertId);

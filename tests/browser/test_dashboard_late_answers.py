@@ -1,0 +1,58 @@
+"""Late answers that join an alert already open, in a real headless Chromium: the row and the patient view say the
+newest answers arrived late and by how much; timely answers joining an alert say nothing."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import expect
+
+from shared.testing.fhir import RED_NAUSEA
+from shared.testing.waiting import eventually
+from tests.browser.conftest import Ward, rows
+
+pytestmark = pytest.mark.browser
+
+LATE = re.compile(r"^Dernières réponses du \d\d/\d\d à \d\d:\d\d · arrivées 2 j 1 h plus tard$")
+
+
+async def merged_alert(ward: Ward, patient: uuid.UUID) -> dict[str, Any]:
+    """The patient's active alert, once it holds two submissions."""
+    headers = {"Authorization": f"Bearer {ward.tokens.issue_staff_token('ide-karim', {'nurse'})}"}
+    async with httpx.AsyncClient(base_url=ward.url) as client:
+
+        async def merged() -> Any:
+            items = (await client.get("/v1/alerts?limit=500", headers=headers)).json()["items"]
+            found = next((a for a in items if a["patient_id"] == str(patient)), None)
+            return found if found and len(found["submission_ids"]) == 2 else None
+
+        alert: dict[str, Any] = await eventually(merged)
+    return alert
+
+
+async def test_late_answers_merged_into_an_open_alert_are_flagged_on_its_row_and_in_the_patient_view(
+    ward: Ward,
+) -> None:
+    # Both alerts are raised on timely answers; then a tablet offline since Sunday sends Sunday's answers, which
+    # join the first one, and the other patient answers again, in time.
+    late = await ward.submit(RED_NAUSEA)
+    timely = await ward.submit(RED_NAUSEA)
+    await ward.submit(RED_NAUSEA, patient=late, authored=datetime.now(UTC) - timedelta(days=2, hours=1))
+    await ward.submit(RED_NAUSEA, patient=timely)
+    await merged_alert(ward, late)
+    await merged_alert(ward, timely)
+
+    page = await ward.dashboard()
+    await expect(rows(page)).to_have_count(2, timeout=5_000)
+    late_row = page.locator(f"#alert-rows tr[data-patient-id='{late}']")
+    await expect(late_row.locator(".col-source .late-answers")).to_have_text(LATE)
+    await expect(page.locator(f"#alert-rows tr[data-patient-id='{timely}'] .late-answers")).to_have_count(0)
+
+    await late_row.locator("[data-action=open-patient]").click()
+    current = page.locator('#patient-view section[aria-labelledby="current-alert-title"]')
+    await expect(current.locator(".late-answers")).to_have_text(LATE, timeout=5_000)

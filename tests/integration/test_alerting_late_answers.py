@@ -1,0 +1,81 @@
+"""Answers that join an open alert late (the tablet was offline): every alert view says when the answers it received
+last were given and when they arrived, so the dashboard can flag them as it flags late answers that raise an alert."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.testing.fhir import RED_NAUSEA
+from shared.testing.waiting import eventually
+from tests.integration.test_nurse_workflow import open_alert, submit
+
+pytestmark = pytest.mark.integration
+
+
+async def merged_twice(platform: Any, alert_id: str) -> dict[str, Any]:
+    async def merged() -> Any:
+        alert = (await platform.alerting.get(f"/v1/alerts/{alert_id}", headers=platform.staff())).json()
+        return alert if len(alert["submission_ids"]) == 2 else None
+
+    found: dict[str, Any] = await eventually(merged)
+    return found
+
+
+def lag(alert: dict[str, Any]) -> timedelta:
+    received = datetime.fromisoformat(alert["latest_answers_received_at"])
+    return received - datetime.fromisoformat(alert["latest_answers_authored"])
+
+
+async def test_late_answers_merged_into_an_open_alert_say_when_they_were_given_and_when_they_arrived(
+    platform: Any,
+) -> None:
+    late_patient, timely_patient = uuid.uuid4(), uuid.uuid4()
+    late_alert = await open_alert(platform, late_patient)
+    timely_alert = await open_alert(platform, timely_patient)
+    assert lag(late_alert) < timedelta(minutes=1)  # the answers that raised it came in time
+
+    # Saturday's answers, kept by a tablet offline since, reach the team now: they join the open alert.
+    authored = (datetime.now(UTC) - timedelta(days=2, hours=3)).replace(microsecond=0)
+    await submit(platform, late_patient, RED_NAUSEA, authored=authored)
+    await submit(platform, timely_patient, RED_NAUSEA)
+    late = await merged_twice(platform, late_alert["id"])
+    timely = await merged_twice(platform, timely_alert["id"])
+
+    assert datetime.fromisoformat(late["latest_answers_authored"]) == authored
+    assert datetime.fromisoformat(late["latest_answers_received_at"]) >= datetime.fromisoformat(late["raised_at"])
+    assert lag(late) > timedelta(days=2)
+    # What the alert held before cannot tell: its newest answers given are still those that raised it, in time.
+    assert late["answered_at"] == late_alert["answered_at"]
+    assert late["waiting_since"] == late_alert["waiting_since"]
+    assert lag(timely) < timedelta(minutes=1)
+    assert timely["latest_answers_authored"] != timely_alert["latest_answers_authored"]
+
+    # Every view of the alert says the same: the list, a step's answer, the patient's timeline.
+    items = (await platform.alerting.get("/v1/alerts?limit=500", headers=platform.staff())).json()["items"]
+    listed = next(a for a in items if a["id"] == late["id"])
+    taken = (await platform.alerting.post(f"/v1/alerts/{late['id']}/ack", headers=platform.staff())).json()
+    timeline = (await platform.alerting.get(f"/v1/patients/{late_patient}/timeline", headers=platform.staff())).json()
+    in_timeline = next(a for a in timeline["alerts"] if a["id"] == late["id"])
+    for view in (listed, taken, in_timeline):
+        assert view["latest_answers_authored"] == late["latest_answers_authored"]
+        assert view["latest_answers_received_at"] == late["latest_answers_received_at"]
+
+    # An alert raised by a message holds no answers: nothing to say of them.
+    message_patient = uuid.uuid4()
+    sent = await platform.questionnaire.post(
+        "/v1/messages",
+        json={"text": "Pouvez-vous me rappeler ?"},
+        headers={**platform.device(message_patient), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert sent.status_code == 202, sent.text
+
+    async def raised() -> Any:
+        items = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
+        return next((a for a in items if a["patient_id"] == str(message_patient)), None)
+
+    by_message = await eventually(raised)
+    assert by_message["latest_answers_authored"] is None and by_message["latest_answers_received_at"] is None
