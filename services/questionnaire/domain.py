@@ -124,7 +124,7 @@ def _questionnaire(catalogue: QuestionnaireCatalogue, body: Mapping[str, Any]) -
     try:
         return catalogue.resolve(canonical)
     except UnknownQuestionnaire as exc:
-        raise _UnknownQuestionnaireInSubmission(str(exc), "/questionnaire") from exc
+        raise _UnknownQuestionnaireInSubmission(str(exc), "/questionnaire", kind="unknown-questionnaire") from exc
 
 
 def _authored(body: Mapping[str, Any], now: datetime) -> datetime:

@@ -5,16 +5,18 @@ need attention with the silent tablets first, and a nurse's token turned away.""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from services.devices.domain import SilencePolicy
 from services.devices.main import DevicesSettings
@@ -177,6 +179,34 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     await page.keyboard.press("Escape")
     await expect(page.locator("#panel")).to_be_hidden()
     await expect(page.locator("#register-open")).to_be_focused()
+
+    # Signing out with a form open and the list's answer still on its way: nothing of the fleet stays in the tab.
+    held = asyncio.Event()
+    asked: list[str] = []
+
+    async def hold(route: Route) -> None:
+        asked.append(route.request.url)
+        await held.wait()
+        await route.continue_()
+
+    await page.route(lambda url: urlsplit(url).path == "/v1/tablets", hold)
+    await page.locator("#register-open").click()
+    await page.locator("#refresh").click()
+    for _ in range(250):  # the refresh's request has left, and is held
+        if asked:
+            break
+        await asyncio.sleep(0.02)
+    assert asked, "the list was not asked for again"
+    await page.get_by_role("button", name="Se déconnecter").click()
+    held.set()
+    await expect(page.locator("#sign-in-message")).to_have_text("Vous êtes déconnecté.")
+    await page.wait_for_timeout(300)  # time for a late answer to be drawn, were it still taken
+    left = await page.evaluate(
+        "() => ['#tablets tbody tr', '#counts li', '#attention li', '#panel-body *']"
+        ".map((s) => document.querySelectorAll(s).length)"
+    )
+    assert left == [0, 0, 0, 0]
+    await expect(page.locator("#sign-in-message")).to_have_text("Vous êtes déconnecté.")  # no error put in its place
 
 
 async def test_a_nurse_token_is_turned_away_in_french(office: Office, context: BrowserContext) -> None:

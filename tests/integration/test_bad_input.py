@@ -98,13 +98,13 @@ _LONG_AGO = datetime.now(UTC) - timedelta(days=400)
             _with(RED_NAUSEA, questionnaire="https://elsewhere.example/Questionnaire/x|1"),
             422,
             ["questionnaire"],
-            "invalid-questionnaire-response",
+            "unknown-questionnaire",
         ),
         (
             _with(RED_NAUSEA, questionnaire=QUESTIONNAIRE.replace("1.0.0", "9.9.9")),
             422,
             ["9.9.9"],
-            "invalid-questionnaire-response",
+            "unknown-questionnaire",
         ),
         (
             orjson.dumps(questionnaire_response({"nausea.frequency": "3", "headache.severity": "2"})),

@@ -147,7 +147,7 @@ async def test_a_retry_with_the_same_key_gets_the_same_answer_and_creates_nothin
             {"questionnaire": "https://elsewhere.example/Questionnaire/x|1"},
             422,
             ["questionnaire"],
-            "invalid-questionnaire-response",
+            "unknown-questionnaire",
         ),
         ({"resourceType": "Patient"}, 422, ["QuestionnaireResponse"], "invalid-questionnaire-response"),
         # The computer's clock wrong: the answers dated an hour ahead, or more than a year back.

@@ -4,7 +4,6 @@
 // form is opened: a double click, or a retry after the network failed, records it once.
 
 import {
-  ApiError,
   client,
   formatDateTime,
   formatDay,
@@ -73,7 +72,14 @@ const $ = (id) => document.getElementById(id);
 const ROLE = "fleet";
 const store = tokenStore("oncofollow.fleet.staffToken");
 // The client's defaults are this page's: the API's own detail (explain() makes it French), a 403 signs out too.
-const { request } = client(store, { onUnauthorized: (error) => signOut(refusal(error)) });
+const api = client(store, { onUnauthorized: (error) => signOut(refusal(error)) });
+const { request } = api;
+
+/** Whether a request failed because the session is over (refused, so signOut has run; or cut short by it). */
+function sessionOver(error) {
+  return Boolean(error && (error.cancelled || error.status === 401 || error.status === 403));
+}
+
 // Its own keys: the dashboard, served from another service, may share this page's origin behind a proxy.
 const signIn = pageSignIn({
   configUrl: "/fleet/config.json",
@@ -115,8 +121,21 @@ function showSignIn(message = "") {
 function signOut(message = "") {
   store.clear();
   signIn.forget();
+  api.endSession(); // an answer still on its way is nobody's now
   hideSessionWarning();
+  forgetFleet();
   showSignIn(message);
+}
+
+/** What the page showed of the fleet (loans, patients' pseudonyms, an enrolment QR code) leaves it with the session. */
+function forgetFleet() {
+  $("panel").hidden = true;
+  $("panel-body").replaceChildren();
+  $("panel-title").textContent = "";
+  $("counts").replaceChildren();
+  $("attention").replaceChildren();
+  $("tablets").tBodies[0].replaceChildren();
+  say("");
 }
 
 /** The fleet manager chose to leave: her session at the provider ends too, when it has an end-session endpoint. */
@@ -140,7 +159,7 @@ async function enter() {
     watchSession(me);
     await refresh();
   } catch (error) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return; // signOut has run
+    if (sessionOver(error)) return; // signOut has run
     showSignIn(explain(error));
   }
 }
@@ -167,7 +186,7 @@ function watchSession(me) {
         const renewed = await request("GET", "/v1/me");
         return typeof renewed.session_expires_in === "number" ? renewed.session_expires_in : null;
       } catch (error) {
-        return error.status === 401 || error.status === 403 ? undefined : null;
+        return sessionOver(error) ? undefined : null;
       }
     },
     warn: (endsAt) => {
@@ -337,7 +356,7 @@ async function refresh() {
   try {
     await Promise.all([loadGlance(), loadTablets()]);
   } catch (error) {
-    if (error.status === 401 || error.status === 403) return;
+    if (sessionOver(error)) return;
     say(explain(error), false, error);
   }
 }
@@ -433,7 +452,7 @@ function commandForm(submitLabel, build, done) {
       await done(answer);
       refresh();
     } catch (error) {
-      if (error.status === 401 || error.status === 403) return;
+      if (sessionOver(error)) return;
       if (error.status >= 400 && error.status < 500) key = newKey();
       tell(message, `Ce n'est pas enregistré. ${explain(error)}`, error);
       message.focus();
@@ -643,7 +662,7 @@ async function openAction(tablet, action) {
     if (action === "record_wipe") return openWipe(tablet);
     return openStep(tablet, action);
   } catch (error) {
-    if (error.status !== 401 && error.status !== 403) say(explain(error), false, error);
+    if (!sessionOver(error)) say(explain(error), false, error);
   }
 }
 

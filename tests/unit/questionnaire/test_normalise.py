@@ -495,6 +495,7 @@ def test_an_unknown_questionnaire_is_also_an_unknown_questionnaire_error() -> No
         normalise(response(questionnaire=f"{URL}|2.0.0"))
     assert isinstance(info.value, InvalidSubmission)
     assert info.value.pointer == "/questionnaire"
+    assert info.value.kind == "unknown-questionnaire"  # its own problem type, not a wrong answer's
 
 
 def test_the_clock_defaults_to_now() -> None:
