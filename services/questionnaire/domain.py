@@ -147,14 +147,16 @@ def _authored(body: Mapping[str, Any], now: datetime) -> datetime:
     if authored < now - MAX_AUTHORED_AGE:
         raise InvalidSubmission(
             f"authored {show(raw)} is more than a year ago (server time "
-            f"{now.astimezone(UTC).isoformat(timespec='seconds')}); check the tablet's clock.",
+            f"{now.astimezone(UTC).isoformat(timespec='seconds')}); check the clock of the device "
+            "that sent the answers.",
             "/authored",
             kind="too-far-in-the-past",
         )
     if authored > now + MAX_CLOCK_SKEW:
         raise InvalidSubmission(
             f"authored {show(raw)} is more than 5 minutes in the future (server time "
-            f"{now.astimezone(UTC).isoformat(timespec='seconds')}); check the tablet's clock.",
+            f"{now.astimezone(UTC).isoformat(timespec='seconds')}); check the clock of the device "
+            "that sent the answers.",
             "/authored",
             kind="in-the-future",
         )

@@ -135,13 +135,13 @@ _LONG_AGO = datetime.now(UTC) - timedelta(days=400)
         (
             orjson.dumps(questionnaire_response(RED_NAUSEA, authored=_AHEAD)),
             422,
-            ["more than 5 minutes in the future", "check the tablet's clock"],
+            ["more than 5 minutes in the future", "check the clock of the device that sent the answers"],
             "in-the-future",
         ),
         (
             orjson.dumps(questionnaire_response(RED_NAUSEA, authored=_LONG_AGO)),
             422,
-            ["more than a year ago", "check the tablet's clock"],
+            ["more than a year ago", "check the clock of the device that sent the answers"],
             "too-far-in-the-past",
         ),
     ],
