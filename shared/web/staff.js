@@ -103,6 +103,8 @@ function serverDetail(status, body) {
 }
 
 const UNREACHABLE = "Le serveur ne répond pas. Vérifiez la connexion réseau et réessayez.";
+// A proxy's or a portal's HTML page where JSON was expected: saying so beats a blank table.
+const UNREADABLE = "Le serveur a envoyé une réponse illisible.";
 
 /**
  * The client of a page whose requests carry the token of `store`. `request(method, path, {body, headers, auth,
@@ -115,7 +117,7 @@ const UNREACHABLE = "Le serveur ne répond pas. Vérifiez la connexion réseau e
  * - `credentials`: fetch's (no cookie is ever needed: the token is the session);
  * - `describe(status, body, title)`: the ApiError's `detail` for a refusal, from its problem (null if unreadable);
  * - `unreachable`, `timedOut`: the sentences of a request that got no answer;
- * - `unreadable`: the sentence of an answer that is not JSON, or null to resolve with null.
+ * - `unreadable`: the sentence of an answer that is not JSON (an ApiError with the answer's status).
  */
 export function client(
   store,
@@ -126,7 +128,7 @@ export function client(
     describe = serverDetail,
     unreachable = UNREACHABLE,
     timedOut = unreachable,
-    unreadable = null,
+    unreadable = UNREADABLE,
   } = {},
 ) {
   let unauthorized = onUnauthorized;
@@ -192,7 +194,6 @@ export function client(
     try {
       return JSON.parse(text);
     } catch {
-      if (unreadable === null) return null;
       throw new ApiError(response.status, "Réponse illisible", unreadable);
     }
   }

@@ -52,7 +52,6 @@ const staff = client(store, {
   describe: (status, body, title) => frenchDetail(status, body) || fallbackDetail(status, title),
   unreachable: "Le serveur ne répond pas. Vérifiez la connexion réseau.",
   timedOut: "Le serveur met trop de temps à répondre. Réessayez.",
-  unreadable: "Le serveur a envoyé une réponse illisible.",
 });
 
 /**
