@@ -414,12 +414,18 @@ async def test_the_next_nurse_finds_nothing_of_the_previous_one(ward: Ward) -> N
     await rows(page).first.locator("[data-action=ack]").click()
     await expect(page.locator("#live-announcer")).to_contain_text("Alerte prise en charge")
     await expect(page.locator("#toasts .toast")).not_to_have_count(0)
+    # A patient id half pasted into "Dossier d'un patient", refused.
+    await page.locator("#open-patient-id").fill(str(first)[:8])
+    await page.locator("#open-patient-form").get_by_role("button", name="Ouvrir").click()
+    await expect(page.locator("#open-patient-error")).to_be_visible()
 
     await page.locator("#sign-out").click()
     await expect(page.locator("#signin-screen")).to_be_visible()
     for trace in ("#live-announcer", "#last-updated", "#red-banner-text", "#toasts", "#alert-summary"):
         await expect(page.locator(trace)).to_have_text("")
     await expect(page.locator("#resolve-context")).to_have_text("")
+    await expect(page.locator("#open-patient-id")).to_have_value("")
+    await expect(page.locator("#open-patient-error")).to_be_hidden()
 
     await sign_in(ward, page, "ide-karim")
     await expect(rows(page)).to_have_count(1, timeout=5_000)

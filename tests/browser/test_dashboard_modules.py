@@ -1732,6 +1732,22 @@ async def test_parse_route(dashboard: Page, fragment: str, target: dict[str, str
 
 
 @pytest.mark.parametrize(
+    ("typed", "patient_id"),
+    [
+        (PATIENT_ID, PATIENT_ID),
+        (f"  {PATIENT_ID.upper()}\n", PATIENT_ID),  # pasted from another system: case and spaces do not matter
+        (PATIENT_ID[:8], None),  # the short id the list shows names no one for sure
+        (PATIENT_ID.replace("-", ""), None),
+        (f"#patient/{PATIENT_ID}", None),
+        ("Jeanne Dupont", None),  # never a name: the platform knows patients by their pseudonymous id only
+        ("", None),
+    ],
+)
+async def test_patient_id_from_what_the_nurse_typed(dashboard: Page, typed: str, patient_id: str | None) -> None:
+    assert await run(dashboard, VIEWS, "m.patientIdFrom(arg)", typed) == patient_id
+
+
+@pytest.mark.parametrize(
     ("connection", "so_far", "text"),
     [
         ("reconnecting", {}, "Connexion…"),  # the first connection, not a lost one

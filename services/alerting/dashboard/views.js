@@ -6,6 +6,22 @@ import { tickWaitingTimes } from "./alerts.js";
 import { releasePhotos } from "./photos.js";
 
 const UUIDISH = /^[0-9a-fA-F-]{8,64}$/;
+const PATIENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The patient id a nurse typed or pasted to open a patient's view (one with no alert yet, for a first phone entry):
+ * the whole pseudonymous id, in any case, spaces around it ignored; null for anything else (a short id names no one
+ * for sure).
+ */
+export function patientIdFrom(text) {
+  const id = String(text ?? "")
+    .trim()
+    .toLowerCase();
+  return PATIENT_ID.test(id) ? id : null;
+}
+
+const NOT_A_PATIENT_ID =
+  "Collez l'identifiant entier du patient : 36 caractères, par exemple 3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f.";
 
 /** The view an address's fragment (`location.hash`) names: the list for anything it cannot read. */
 export function parseRoute(fragment) {
@@ -103,10 +119,38 @@ export function createViews({ state, showPatient, showMetrics }) {
 
   function forget() {
     returnToAlertId = null;
+    $("open-patient-form").reset();
+    showOpenPatientError("");
+  }
+
+  function showOpenPatientError(text) {
+    const error = $("open-patient-error");
+    error.textContent = text;
+    error.hidden = !text;
+    if (text) $("open-patient-id").setAttribute("aria-invalid", "true");
+    else $("open-patient-id").removeAttribute("aria-invalid");
+  }
+
+  /** The list's "Dossier d'un patient" form: the patient view of the id typed, as its address names it. */
+  function openTypedPatient(event) {
+    event.preventDefault();
+    const input = $("open-patient-id");
+    const patientId = patientIdFrom(input.value);
+    if (!patientId) {
+      showOpenPatientError(NOT_A_PATIENT_ID);
+      input.focus();
+      return;
+    }
+    showOpenPatientError("");
+    input.value = "";
+    returnToAlertId = null;
+    location.hash = `#patient/${patientId}`;
   }
 
   function wire() {
     window.addEventListener("hashchange", route);
+    $("open-patient-form").addEventListener("submit", openTypedPatient);
+    $("open-patient-id").addEventListener("input", () => showOpenPatientError(""));
   }
 
   return { route, openPatient, returnFocus, forget, wire };
