@@ -359,6 +359,10 @@ class SubmissionView(BaseModel):
     submission_id: UUID
     questionnaire_id: str
     authored: datetime
+    received_at: datetime = Field(
+        description="When this service received and scored these answers: long after `authored` when the tablet "
+        "was offline (the symptoms may have changed since)"
+    )
     answered_by: str
     recorded_by: str | None = Field(
         default=None, description="answered_by nurse_phone: the staff id of the nurse who took the answers by phone"

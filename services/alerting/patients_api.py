@@ -31,6 +31,10 @@ EXPECTED_LEVEL_MAX_DAYS = 30
 class ScorePoint(BaseModel):
     submission_id: UUID
     authored: datetime
+    received_at: datetime = Field(
+        description="When this service received and scored these answers (long after `authored` when the tablet was "
+        "offline)"
+    )
     answered_by: str
     recorded_by: str | None = Field(
         default=None, description="answered_by nurse_phone: the staff id of the nurse who took the answers by phone"

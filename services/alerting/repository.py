@@ -577,10 +577,15 @@ async def resolve(
     )
 
 
+# When this service received (and scored) a submission: with its `authored`, how late the answers reached the team.
+RECEIVED_AT = "scored_at AS received_at"
+
+
 async def scores_for(conn: asyncpg.Connection, submission_ids: Sequence[UUID]) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT submission_id, questionnaire_id, authored, answered_by, recorded_by, answers, grades, ecog, level, "
-        f"rule_set, {_name_of('recorded_by')} FROM scores WHERE submission_id = ANY($1::uuid[]) ORDER BY authored",
+        f"rule_set, {RECEIVED_AT}, {_name_of('recorded_by')} FROM scores WHERE submission_id = ANY($1::uuid[]) "
+        "ORDER BY authored",
         list(submission_ids),
     )
 
@@ -698,8 +703,8 @@ async def escalate(
 async def patient_scores(conn: asyncpg.Connection, patient_id: UUID, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM (SELECT submission_id, authored, answered_by, recorded_by, grades, level, ecog, alert_id, "
-        f"{_name_of('recorded_by')} FROM scores WHERE patient_id = $1 ORDER BY authored DESC LIMIT $2) recent "
-        "ORDER BY authored",
+        f"{RECEIVED_AT}, {_name_of('recorded_by')} FROM scores WHERE patient_id = $1 ORDER BY authored DESC "
+        "LIMIT $2) recent ORDER BY authored",
         patient_id,
         limit,
     )

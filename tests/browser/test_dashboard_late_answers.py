@@ -1,5 +1,6 @@
 """Late answers that join an alert already open, in a real headless Chromium: the row and the patient view say the
-newest answers arrived late and by how much; timely answers joining an alert say nothing."""
+newest answers arrived late and by how much, and the patient view says it of each questionnaire that came late;
+timely answers joining an alert say nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.browser.conftest import Ward, rows
 pytestmark = pytest.mark.browser
 
 LATE = re.compile(r"^Dernières réponses du \d\d/\d\d à \d\d:\d\d · arrivées 2 j 1 h plus tard$")
+ON_SUNDAY_LATE = re.compile(r"^Questionnaire du \d\d/\d\d/\d{4} à \d\d:\d\d \(arrivé 2 j 1 h plus tard\) — .+$")
 
 
 async def merged_alert(ward: Ward, patient: uuid.UUID) -> dict[str, Any]:
@@ -56,3 +58,11 @@ async def test_late_answers_merged_into_an_open_alert_are_flagged_on_its_row_and
     await late_row.locator("[data-action=open-patient]").click()
     current = page.locator('#patient-view section[aria-labelledby="current-alert-title"]')
     await expect(current.locator(".late-answers")).to_have_text(LATE, timeout=5_000)
+    # Each of its questionnaires says whether it came late, oldest given first: Sunday's, late, then the timely
+    # one that raised the alert, which says nothing. The trend shows Sunday's at Sunday's date, marked the same.
+    questionnaires = current.locator(".submission-detail h3")
+    await expect(questionnaires).to_have_count(2)
+    await expect(questionnaires.nth(0).locator(".late-submission")).to_have_text(" (arrivé 2 j 1 h plus tard)")
+    await expect(questionnaires.nth(0)).to_have_text(ON_SUNDAY_LATE)
+    await expect(questionnaires.nth(1).locator(".late-submission")).to_have_count(0)
+    await expect(page.locator("#patient-view .trend thead .col-late")).to_have_text(["arrivé 2 j 1 h plus tard"])

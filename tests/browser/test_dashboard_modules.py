@@ -532,6 +532,31 @@ async def test_late_answers_text(dashboard: Page, alert: dict[str, Any], text: s
     )
 
 
+@pytest.mark.parametrize(
+    ("submission", "text"),
+    [
+        # Sunday's answers, scored on Tuesday: the same threshold and words as the alert's flag.
+        (
+            {"answered_by": "patient", "authored": "2026-11-22T08:40:00Z", "received_at": "2026-11-24T09:40:00Z"},
+            "arrivé 2 j 1 h plus tard",
+        ),
+        (
+            {"answered_by": "relative", "authored": "2026-11-24T07:10:00Z", "received_at": "2026-11-24T13:10:00Z"},
+            "arrivé 6 h 00 plus tard",
+        ),
+        ({"answered_by": "patient", "authored": "2026-11-24T07:10:01Z", "received_at": "2026-11-24T13:10:00Z"}, None),
+        # A nurse took them by phone: she heard them as they were given, however long before they were scored.
+        (
+            {"answered_by": "nurse_phone", "authored": "2026-11-22T08:40:00Z", "received_at": "2026-11-24T09:40:00Z"},
+            None,
+        ),
+        ({"answered_by": "patient", "authored": "2026-11-22T08:40:00Z"}, None),  # an API without received_at
+    ],
+)
+async def test_submission_late_text(dashboard: Page, submission: dict[str, Any], text: str | None) -> None:
+    assert await run(dashboard, ALERTS, "m.submissionLateText(arg)", submission) == text
+
+
 def alert(
     alert_id: str, level: str = "orange", status: str = "open", overdue: bool = False, **extra: Any
 ) -> dict[str, Any]:
@@ -1658,6 +1683,24 @@ async def test_in_hand_text(dashboard: Page, alert: dict[str, Any], text: str) -
 )
 async def test_answered_by(dashboard: Page, submission: dict[str, Any], text: str) -> None:
     assert await run(dashboard, PATIENT, "m.answeredBy(arg)", submission) == text
+
+
+@pytest.mark.parametrize(
+    ("submission", "text"),
+    [
+        (
+            {"answered_by": "patient", "authored": "2026-11-22T08:40:00Z", "received_at": "2026-11-24T09:40:00Z"},
+            "Questionnaire du 22/11/2026 à 09:40 (arrivé 2 j 1 h plus tard) — Patient·e",
+        ),
+        (
+            {"answered_by": "patient", "authored": "2026-11-24T09:39:00Z", "received_at": "2026-11-24T09:40:00Z"},
+            "Questionnaire du 24/11/2026 à 10:39 — Patient·e",
+        ),
+    ],
+)
+async def test_questionnaire_title(dashboard: Page, submission: dict[str, Any], text: str) -> None:
+    expression = "m.questionnaireTitle(arg).filter(Boolean).map((part) => part.textContent ?? part).join('')"
+    assert await run(dashboard, PATIENT, expression, submission) == text
 
 
 # --- session.js, views.js, live.js: the page's own decisions, apart from its DOM ---------------------------------

@@ -1,5 +1,6 @@
 """Answers that join an open alert late (the tablet was offline): every alert view says when the answers it received
-last were given and when they arrived, so the dashboard can flag them as it flags late answers that raise an alert."""
+last were given and when they arrived, and so does each of its submissions (and each point of the patient's trend),
+so the dashboard can flag them as it flags late answers that raise an alert."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def lag(alert: dict[str, Any]) -> timedelta:
     return received - datetime.fromisoformat(alert["latest_answers_authored"])
 
 
+def received_lag(submission: dict[str, Any]) -> timedelta:
+    return datetime.fromisoformat(submission["received_at"]) - datetime.fromisoformat(submission["authored"])
+
+
 async def test_late_answers_merged_into_an_open_alert_say_when_they_were_given_and_when_they_arrived(
     platform: Any,
 ) -> None:
@@ -40,10 +45,22 @@ async def test_late_answers_merged_into_an_open_alert_say_when_they_were_given_a
 
     # Saturday's answers, kept by a tablet offline since, reach the team now: they join the open alert.
     authored = (datetime.now(UTC) - timedelta(days=2, hours=3)).replace(microsecond=0)
+    sent = datetime.now(UTC)
     await submit(platform, late_patient, RED_NAUSEA, authored=authored)
     await submit(platform, timely_patient, RED_NAUSEA)
     late = await merged_twice(platform, late_alert["id"])
     timely = await merged_twice(platform, timely_alert["id"])
+    merged_by = datetime.now(UTC)
+
+    # Each of its questionnaires says when it arrived, oldest given first: Saturday's now, days after it was given;
+    # the one that raised the alert as it was given. The earlier one is the stale one.
+    saturday, raising = late["submissions"]
+    assert datetime.fromisoformat(saturday["authored"]) == authored
+    received = datetime.fromisoformat(saturday["received_at"])
+    assert sent - timedelta(seconds=1) <= received <= merged_by
+    assert saturday["received_at"] == late["latest_answers_received_at"]
+    assert received_lag(raising) < timedelta(minutes=1)
+    assert all(received_lag(s) < timedelta(minutes=1) for s in timely["submissions"])
 
     assert datetime.fromisoformat(late["latest_answers_authored"]) == authored
     assert datetime.fromisoformat(late["latest_answers_received_at"]) >= datetime.fromisoformat(late["raised_at"])
@@ -63,6 +80,10 @@ async def test_late_answers_merged_into_an_open_alert_say_when_they_were_given_a
     for view in (listed, taken, in_timeline):
         assert view["latest_answers_authored"] == late["latest_answers_authored"]
         assert view["latest_answers_received_at"] == late["latest_answers_received_at"]
+    # The trend's points say when each arrived too, as the alert does.
+    assert {s["submission_id"]: s["received_at"] for s in timeline["submissions"]} == {
+        s["submission_id"]: s["received_at"] for s in late["submissions"]
+    }
 
     # An alert raised by a message holds no answers: nothing to say of them.
     message_patient = uuid.uuid4()

@@ -146,6 +146,20 @@ function reopenedNote(alert, now, me) {
 // Answers given this long before they reached the team (a tablet offline, then back) are flagged on their row.
 export const LATE_ANSWERS_S = 6 * 3600;
 
+/** How long after they were given answers reached the team, in seconds, when late enough to flag (null: in time). */
+function lateSeconds(given, received) {
+  const answered = parseDate(given);
+  const arrived = parseDate(received);
+  if (!answered || !arrived) return null;
+  const late = (arrived.getTime() - answered.getTime()) / 1000;
+  return late >= LATE_ANSWERS_S ? late : null;
+}
+
+/** The participle agrees with what arrived: "arrivées …" (des réponses), "arrivé …" (un questionnaire). */
+function arrivedLater(late, agreement = "") {
+  return `arrivé${agreement} ${formatDuration(late)} plus tard`;
+}
+
 /**
  * Answers that arrived late: "Réponses du 20/11 à 14:02 · arrivées 2 j 3 h plus tard". The symptoms may have changed
  * since: the nurse checks with the patient how she is now. Judged on the answers the alert received last, so that
@@ -159,23 +173,32 @@ export function lateAnswersText(alert, now) {
     given && received
       ? [given, received]
       : [parseDate(alert.answered_at), parseDate(alert.waiting_since ?? alert.raised_at)];
-  if (!answered || !arrived) return null;
-  const late = (arrived.getTime() - answered.getTime()) / 1000;
-  if (late < LATE_ANSWERS_S) return null;
+  const late = lateSeconds(answered, arrived);
+  if (late === null) return null;
   const merged = Array.isArray(alert.submission_ids) && alert.submission_ids.length > 1;
   const which = merged ? "Dernières réponses" : "Réponses";
-  return `${which} ${answeredOn(answered, now)} · arrivées ${formatDuration(late)} plus tard`;
+  return `${which} ${answeredOn(answered, now)} · ${arrivedLater(late, "es")}`;
 }
+
+/** What hovering any flag of late answers says: what the nurse does about them. */
+export const LATE_ANSWERS_TITLE = "Réponses envoyées en retard : vérifiez avec le patient comment il va maintenant.";
 
 /** The row's and the patient view's flag for answers that arrived late (null: in time). */
 export function lateAnswersNote(alert, now) {
   const text = lateAnswersText(alert, now);
   if (!text) return null;
-  return h(
-    "div",
-    { class: "late-answers", title: "Réponses envoyées en retard : vérifiez avec le patient comment il va maintenant." },
-    text,
-  );
+  return h("div", { class: "late-answers", title: LATE_ANSWERS_TITLE }, text);
+}
+
+/**
+ * One questionnaire that reached the team late (an alert's, or a column of the patient's trend): "arrivé 2 j 3 h plus
+ * tard", on the same threshold as the alert's flag; null when it came in time. Answers a nurse took by phone are
+ * never late: she heard them as the patient gave them, and any wait before they were scored was the platform's.
+ */
+export function submissionLateText(submission) {
+  if (!submission || submission.answered_by === "nurse_phone") return null;
+  const late = lateSeconds(submission.authored, submission.received_at);
+  return late === null ? null : arrivedLater(late);
 }
 
 /** "de 08:10" today, "du 20/11 à 14:02" otherwise. */

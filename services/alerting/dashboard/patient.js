@@ -4,6 +4,7 @@
 import { h, clear, levelIcon } from "./dom.js";
 import { photoThumbnails } from "./photos.js";
 import {
+  LATE_ANSWERS_TITLE,
   lateAnswersNote,
   levelBadge,
   overdueBadge,
@@ -11,6 +12,7 @@ import {
   reopenedByNurseSinceTaken,
   sourceBadge,
   STATUS_LABELS,
+  submissionLateText,
 } from "./alerts.js";
 import {
   addDays,
@@ -135,11 +137,14 @@ function trendTable(timeline) {
         h("span", { class: "col-date" }, formatDay(column.at)),
       );
     }
+    // A late one stays at the time it was given (the trend is the patient's), and says when it came.
+    const late = submissionLateText(column.submission);
     return h(
       "th",
       { scope: "col", class: column.byRelative ? "by-relative" : null },
       h("span", { class: "col-date" }, formatDay(column.at)),
       h("span", { class: "col-time" }, formatTime(column.at)),
+      late ? h("span", { class: "col-late", title: LATE_ANSWERS_TITLE }, late) : null,
     );
   });
 
@@ -323,6 +328,19 @@ function answersTable(submission) {
   return parts;
 }
 
+/**
+ * "Questionnaire du 20/11/2026 à 14:02 (arrivé 2 j 3 h plus tard) — Patient·e": of an alert's several questionnaires,
+ * the earlier may be the stale one, not only the latest that the alert's own flag judges.
+ */
+export function questionnaireTitle(submission) {
+  const late = submissionLateText(submission);
+  return [
+    `Questionnaire du ${formatDateTime(submission.authored)}`,
+    late ? h("span", { class: "late-submission", title: LATE_ANSWERS_TITLE }, ` (${late})`) : null,
+    ` — ${answeredBy(submission)}`,
+  ];
+}
+
 /** Who has the alert since when: the nurse who reopened it, when one did after it was taken. */
 export function inHandText(alert) {
   if (reopenedByNurseSinceTaken(alert)) {
@@ -382,12 +400,7 @@ function currentAlertSection(alert) {
       h(
         "div",
         { class: "submission-detail" },
-        h(
-          "h3",
-          null,
-          `Questionnaire du ${formatDateTime(submission.authored)} — `,
-          answeredBy(submission),
-        ),
+        h("h3", null, questionnaireTitle(submission)),
         answersTable(submission),
       ),
     ),
