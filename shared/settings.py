@@ -68,6 +68,9 @@ class ServiceSettings(BaseSettings):
     # without it falls back to preferred_username, then to the bare id.
     staff_token_name_claim: str = Field(default="name", alias="STAFF_TOKEN_NAME_CLAIM")
     staff_token_fetch_timeout_s: float = Field(default=3.0, gt=0, le=30, alias="STAFF_TOKEN_FETCH_TIMEOUT_S")
+    # While the provider cannot be reached, how often a staff page's sign-in screen asks its service again whether
+    # it is back (the service asks the provider at most once every 5 s, however many screens ask).
+    staff_sign_in_recheck_s: float = Field(default=30.0, ge=0.5, le=3600, alias="STAFF_SIGN_IN_RECHECK_S")
 
     max_body_bytes: int = Field(default=64 * 1024, alias="MAX_BODY_BYTES")
     # Requests in flight per process beyond which the service answers 503 + Retry-After.

@@ -20,7 +20,7 @@ from shared.http.openapi import problem_responses
 from shared.http.page_security import SELF, PageSecurity
 from shared.http.problems import Problem
 from shared.http.security import require_staff
-from shared.http.sign_in import ProviderSignIn
+from shared.http.sign_in import PageSignIn, ProviderSignIn
 from shared.settings import DEV_AUTH_SECRET
 
 PAGES = Path(__file__).parent / "dashboard"
@@ -58,19 +58,13 @@ def _dev_login(platform: Any) -> bool:
     )
 
 
-class DashboardConfig(BaseModel):
+class DashboardConfig(PageSignIn):
+    """How to sign in here (the sign-in with the provider as every staff page's config says it, the client id being
+    DASHBOARD_OIDC_CLIENT_ID) and where the page reaches the questionnaire service."""
+
     environment: str
     dev_login: bool
     dev_users: list[DevUser]
-    provider_sign_in: ProviderSignIn | None = Field(
-        default=None,
-        description="Sign-in with the hospital's identity provider (DASHBOARD_OIDC_CLIENT_ID), when configured and "
-        "its endpoints are known",
-    )
-    provider_unavailable: bool = Field(
-        default=False,
-        description="That sign-in is configured but the provider's discovery document cannot be had just now",
-    )
     questionnaire_url: str = Field(
         description="Where the page reaches the questionnaire service (QUESTIONNAIRE_PUBLIC_URL): the questionnaire "
         "it shows and the answers a nurse takes by phone"
@@ -93,13 +87,11 @@ def _client(settings: Any) -> tuple[str | None, str]:
 @router.get("/dashboard/config", response_model=DashboardConfig, summary="How to sign in here (no token needed)")
 async def dashboard_config(platform: PlatformDep) -> Any:
     dev = _dev_login(platform)
-    provider, unavailable = await provider_sign_in(platform)
     return DashboardConfig(
+        **dict(await sign_in.page_sign_in(platform, *_client(platform.settings))),
         environment=platform.settings.environment,
         dev_login=dev,
         dev_users=list(DEV_USERS) if dev else [],
-        provider_sign_in=provider,
-        provider_unavailable=unavailable,
         questionnaire_url=str(getattr(platform.settings, "questionnaire_public_url", "")),
     )
 

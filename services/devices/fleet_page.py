@@ -6,28 +6,22 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.http import sign_in
 from shared.http.app import PlatformDep
 from shared.http.page_security import SELF, PageSecurity
-from shared.http.sign_in import ProviderSignIn
+from shared.http.sign_in import PageSignIn
 
 PAGES = Path(__file__).parent / "fleet"
 
 page_router = APIRouter()
 
 
-class FleetConfig(BaseModel):
+class FleetConfig(PageSignIn):
+    """How the page signs people in: its sign-in with the provider (FLEET_OIDC_CLIENT_ID), as every staff page's."""
+
     development: bool = Field(description="Whether the page may say how to get a development token")
-    provider_sign_in: ProviderSignIn | None = Field(
-        default=None,
-        description="Sign-in with the hospital's identity provider (FLEET_OIDC_CLIENT_ID), when configured and its "
-        "endpoints are known",
-    )
-    provider_unavailable: bool = Field(
-        default=False, description="That sign-in is configured but the provider's discovery document cannot be had"
-    )
 
 
 def _client(settings: Any) -> tuple[str | None, str]:
@@ -41,11 +35,9 @@ def _client(settings: Any) -> tuple[str | None, str]:
 async def fleet_config(platform: PlatformDep) -> FleetConfig:
     """How the page signs people in: the development hint (never where a token from it would be worth something)
     and the hospital's identity provider, as the dashboard's config says it (shared.http.sign_in)."""
-    provider, unavailable = await sign_in.provider_sign_in(platform, *_client(platform.settings))
     return FleetConfig(
+        **dict(await sign_in.page_sign_in(platform, *_client(platform.settings))),
         development=platform.settings.environment != "production",
-        provider_sign_in=provider,
-        provider_unavailable=unavailable,
     )
 
 

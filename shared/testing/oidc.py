@@ -7,6 +7,7 @@ With ``sign_in``, it also signs a browser in as a public client would be (author
 ``redirect_uri`` and ``client_id`` (with CORS for the page's origin) and answers an access token for ``user``.
 Its end-session endpoint sends the browser back to the page only with a valid ``id_token_hint`` (an ID token it
 issued for that client), as Keycloak does without asking; without one it shows Keycloak's "Do you want to log out?".
+``outage()`` takes it out of reach for a while, then back on the same port as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -321,6 +324,16 @@ class FakeIdentityProvider:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+    @contextmanager
+    def outage(self) -> Iterator[FakeIdentityProvider]:
+        """Out of reach for the block (nothing listens on its port: a connection is refused), then serving again
+        on the same port, with what it knew (its keys, its clients, the sign-ins under way)."""
+        self.__exit__()
+        try:
+            yield self
+        finally:
+            self.__enter__()
 
 
 def self_signed_certificate(directory: Path) -> Path:

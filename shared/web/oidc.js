@@ -8,11 +8,20 @@
 // sign-out's `id_token_hint`). The code comes back in the query, is exchanged at once by a POST, and is removed from
 // the address bar before anything else. What differs between pages is given to `pageSignIn`: where its config is,
 // its storage keys, the role it needs, its own address (its redirect URI) and how it shows a sentence.
+//
+// While the provider cannot be reached, the sign-in screen asks the page's service again (every
+// `provider_recheck_s`, and when the browser is back online or the tab visible again) and turns its button on when
+// the provider is back, in place: signing in leaves the page, and the code comes back to a page loaded anew, whose
+// Content-Security-Policy names the token endpoint the service then knows. A page already signed in keeps the
+// policy it was loaded with: it renews a session silently only at the provider's origin that policy names (the
+// first config's `provider_origin`), and otherwise warns as for a refused renewal, whose button signs in again.
 
 const PENDING_MAX_AGE_MS = 10 * 60 * 1000; // a sign-in left at the provider's page longer than this starts over
 const EXCHANGE_TIMEOUT_MS = 15000;
 const REFRESH_BEFORE_MS = 60 * 1000; // how long before it expires a token from the provider is renewed silently
 const WARN_BEFORE_MS = 5 * 60 * 1000; // how long before a token expires (without renewal) the person is warned
+const RECHECK_MS = 30 * 1000; // while the provider is out of reach, when a config says no other
+const MIN_RECHECK_MS = 500;
 
 /** A sign-in that did not succeed: `message` is the French sentence the sign-in screen shows. */
 export class SignInError extends Error {
@@ -35,6 +44,33 @@ function randomString(bytes = 32) {
 async function challengeOf(verifier) {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
   return base64url(new Uint8Array(digest));
+}
+
+/** The origin (`scheme://host[:port]`, lower case) of an http(s) address, as a policy names it; null otherwise. */
+export function originOf(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.origin : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether a page whose Content-Security-Policy lets it call `allowed` (the provider's origin its first config
+ * named, or null) may fetch the token endpoint of `provider` (a config's `provider_sign_in`). A fetch the policy
+ * refuses fails as the network does, and would cost the refresh token: the page does not try it.
+ */
+export function policyAllows(allowed, provider) {
+  return Boolean(allowed && provider && originOf(provider.token_endpoint) === allowed);
+}
+
+/** How long the sign-in screen waits before asking again whether the provider is back (a config's seconds). */
+export function recheckDelay(config) {
+  const seconds = config && config.provider_recheck_s;
+  return typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0
+    ? Math.max(MIN_RECHECK_MS, seconds * 1000)
+    : RECHECK_MS;
 }
 
 /** The page's directory (…/dashboard/, …/fleet/), however the page was opened: what it is registered as. */
@@ -113,6 +149,10 @@ export function pageSignIn({ configUrl, storagePrefix, role, redirectUri = pageA
   let config = null;
   let timer = null;
   let watching = 0; // each watch (and each stop) is a new one: a renewal that comes back late is dropped
+  // The provider's origin this page's policy names: its service said it in the config read as the page loaded.
+  let allowed = null;
+  let loaded = false;
+  let following = null; // while the sign-in screen waits for the provider: what stops that
 
   function provider() {
     return config && config.provider_sign_in ? config.provider_sign_in : null;
@@ -147,11 +187,34 @@ export function pageSignIn({ configUrl, storagePrefix, role, redirectUri = pageA
     return Boolean(storage()?.getItem(keys.refresh));
   }
 
+  /** The page's config as its service says it now; null when it cannot be read (the previous one then stays). */
+  async function readConfig() {
+    try {
+      const response = await fetch(configUrl, {
+        headers: { Accept: "application/json" },
+        credentials: "omit",
+        cache: "no-store",
+      });
+      return response.ok ? await response.json() : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Whether the provider's token endpoint is one this page may fetch, as it was loaded. */
+  function reachable() {
+    return policyAllows(allowed, provider());
+  }
+
   /** A new access token for the refresh token the provider gave, without the person noticing; null if refused. */
   async function refresh() {
     const token = storage()?.getItem(keys.refresh);
+    if (!token) return null;
+    // Loaded while the provider was out of reach: whether it is back is asked now, when the session needs it.
+    if (!provider()) config = (await readConfig()) ?? config;
     const current = provider();
-    if (!current || !token) return null;
+    // Beyond the page's policy, the fetch would fail: the refresh token is kept for a page loaded anew.
+    if (!current || !reachable()) return null;
     try {
       const body = await tokenRequest(current, {
         grant_type: "refresh_token",
@@ -172,30 +235,84 @@ export function pageSignIn({ configUrl, storagePrefix, role, redirectUri = pageA
     timer = null;
   }
 
-  return {
-    /** The page's config (null when it cannot be read: no sign-in with the provider then). */
-    async loadConfig() {
-      try {
-        const response = await fetch(configUrl, {
-          headers: { Accept: "application/json" },
-          credentials: "omit",
-          cache: "no-store",
-        });
-        config = response.ok ? await response.json() : null;
-      } catch {
-        config = null;
+  /** The button as the config says: shown when the page signs in with the provider, greyed while out of reach. */
+  function render({ section, button, unavailable }) {
+    const current = provider();
+    section.hidden = !(current || (config && config.provider_unavailable));
+    button.disabled = !current;
+    unavailable.hidden = Boolean(current);
+  }
+
+  function stopFollowing() {
+    following?.();
+    following = null;
+  }
+
+  /**
+   * While the provider is out of reach and the sign-in screen is shown: the config read again, quietly (no token,
+   * nothing said when it cannot be read), every `provider_recheck_s`, and at once when the browser comes back
+   * online or the tab is shown again; the button turns on when the provider is back. It stops there, or when the
+   * screen is left (signed in): showing the button again starts it again.
+   */
+  function follow(elements) {
+    stopFollowing();
+    let delay = null;
+    let asking = false;
+    const onScreen = () => elements.section.getClientRects().length > 0;
+    const check = async () => {
+      if (following !== stop) return;
+      if (!onScreen()) return stopFollowing();
+      if (asking || document.visibilityState === "hidden") return; // asked when the tab is shown again
+      asking = true;
+      const fresh = await readConfig();
+      asking = false;
+      if (following !== stop) return;
+      if (fresh) config = fresh;
+      if (!(config && config.provider_unavailable && !provider())) {
+        stopFollowing();
+        if (onScreen()) render(elements);
       }
+    };
+    const tick = async () => {
+      await check();
+      if (following === stop) delay = setTimeout(tick, recheckDelay(config));
+    };
+    const shown = () => {
+      if (document.visibilityState === "visible") check();
+    };
+    function stop() {
+      clearTimeout(delay);
+      removeEventListener("online", check);
+      document.removeEventListener("visibilitychange", shown);
+    }
+    following = stop;
+    addEventListener("online", check);
+    document.addEventListener("visibilitychange", shown);
+    delay = setTimeout(tick, recheckDelay(config));
+  }
+
+  return {
+    /**
+     * The page's config as it loads (null when it cannot be read: no sign-in with the provider then). Read with the
+     * page, it also tells which of the provider's origins the page's policy names (`provider_origin`).
+     */
+    async loadConfig() {
+      config = await readConfig();
+      if (!loaded) allowed = originOf(config && config.provider_origin);
+      loaded = true;
       return config;
     },
 
     provider,
 
-    /** The button: shown when the page signs in with the provider, greyed (with its sentence) while out of reach. */
-    showButton({ section, button, unavailable }) {
-      const current = provider();
-      section.hidden = !(current || (config && config.provider_unavailable));
-      button.disabled = !current;
-      unavailable.hidden = Boolean(current);
+    /**
+     * The button: shown when the page signs in with the provider, greyed (with its sentence) while out of reach,
+     * and turned on without a reload when the provider comes back (see `follow`).
+     */
+    showButton(elements) {
+      render(elements);
+      if (config && config.provider_unavailable && !provider()) follow(elements);
+      else stopFollowing();
     },
 
     /** Off to the provider's sign-in page (the browser leaves the page, and comes back with a code). */
@@ -313,7 +430,9 @@ export function pageSignIn({ configUrl, storagePrefix, role, redirectUri = pageA
           Math.max(0, endsAt - warnBeforeMs - Date.now()),
         );
       };
-      if (!(signedInWithProvider() && hasRefreshToken())) {
+      // Without a refresh token, or one this page cannot use (its policy does not name the provider's token
+      // endpoint), the warning comes as for a pasted token: its button signs in again, into a page loaded anew.
+      if (!(signedInWithProvider() && hasRefreshToken()) || (provider() && !reachable())) {
         warnAt();
         return;
       }

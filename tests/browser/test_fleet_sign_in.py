@@ -2,7 +2,8 @@
 (shared/web/oidc.js): Chromium goes to the test's identity provider (authorization code with PKCE) and comes back
 to the fleet; a nurse's account is refused in French and nobody is signed in; signing out goes through the
 provider with the ID token as its hint, back to the page signed out; a refresh token renews the session silently,
-and a refused refresh brings the banner."""
+and a refused refresh brings the banner. While the provider is out of reach the button is greyed, and it turns on by
+itself when the provider is back (the dashboard's tests go further: the same code)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ async def office(service_env: dict[str, str], browser: Browser) -> AsyncIterator
             STAFF_TOKEN_ISSUER=idp.issuer,
             STAFF_TOKEN_AUDIENCE=AUDIENCE,
             FLEET_OIDC_CLIENT_ID=CLIENT_ID,
+            STAFF_SIGN_IN_RECHECK_S="1",
         )
         async with served(build_devices(settings), port=port) as (served_url, _):
             assert served_url == url
@@ -117,12 +119,23 @@ async def test_a_nurse_account_is_refused_in_french_and_nobody_is_signed_in(offi
     assert await page.evaluate("sessionStorage.length") == 0
 
 
-async def test_with_the_provider_out_of_reach_the_button_is_greyed_and_the_paste_stays(office: Office) -> None:
-    office.idp.documents.clear()  # its discovery document cannot be had (before the service first asked for it)
+async def test_with_the_provider_out_of_reach_the_button_is_greyed_and_the_paste_stays_until_it_is_back(
+    office: Office,
+) -> None:
+    idp = office.idp
+    documents = dict(idp.documents)
+    idp.documents.clear()  # its discovery document cannot be had (before the service first asked for it)
     page = await office.page()
-    await expect(page.get_by_role("button", name=BUTTON)).to_be_disabled()
+    button = page.get_by_role("button", name=BUTTON)
+    await expect(button).to_be_disabled()
     await expect(page.locator("#provider-unavailable")).to_contain_text("ne répond pas pour le moment")
     await expect(page.locator("#token")).to_be_visible()
+    await page.evaluate("window.sameLoad = true")
+
+    idp.documents.update(documents)  # back: the page asks every second, its service the provider every 5 s
+    await expect(button).to_be_enabled(timeout=10_000)
+    await expect(page.locator("#provider-unavailable")).to_be_hidden()
+    assert await page.evaluate("window.sameLoad === true")  # in place, no reload
 
 
 async def test_a_refresh_token_renews_the_session_silently_and_a_refused_refresh_brings_the_banner(

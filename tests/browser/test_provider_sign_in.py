@@ -1,13 +1,18 @@
 """A nurse signs in to the dashboard with the hospital's account: Chromium goes to the test's identity provider
 (authorization code with PKCE), comes back signed in under her name, and her colleagues see that name beside what
 she does; she signs out through the provider, with her ID token as the hint. A forged answer, a refusal and an
-account without the nurse's role sign nobody in."""
+account without the nurse's role sign nobody in. A sign-in screen loaded while the provider was out of reach turns
+its button on by itself when the provider is back; a session whose page's policy does not name the provider's token
+endpoint is not renewed there, and the banner signs her in again."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import pytest
 from playwright.async_api import Page, expect
 
@@ -16,7 +21,7 @@ from services.alerting.main import build_service as build_alerting
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.devservers import free_port
-from shared.testing.oidc import LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
+from shared.testing.oidc import DISCOVERY_PATH, LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
 from shared.testing.services import in_process, served
 from tests.browser.conftest import Ward, rows
 
@@ -31,6 +36,24 @@ BUTTON = "Se connecter avec le compte de l'hôpital"
 @pytest.fixture
 async def hospital(service_env: dict[str, str], tokens: Any, browser: Any) -> AsyncIterator[tuple[Ward, Any]]:
     """The ward, its alerting service taking the provider's tokens and signing the dashboard in there."""
+    async with open_hospital(service_env, tokens, browser) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def rechecking(service_env: dict[str, str], tokens: Any, browser: Any) -> AsyncIterator[tuple[Ward, Any]]:
+    """The same, its sign-in screen asking every second whether the provider is back, and the keys the provider's
+    tokens are checked with fetched from their own address (its discovery document may fail without them)."""
+    async with open_hospital(
+        service_env, tokens, browser, STAFF_SIGN_IN_RECHECK_S="1", STAFF_TOKEN_JWKS_URL="{jwks}"
+    ) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def open_hospital(
+    service_env: dict[str, str], tokens: Any, browser: Any, **more: str
+) -> AsyncIterator[tuple[Ward, Any]]:
     port = free_port()
     with FakeIdentityProvider() as idp:
         url = f"http://127.0.0.1:{port}"
@@ -48,6 +71,7 @@ async def hospital(service_env: dict[str, str], tokens: Any, browser: Any) -> As
             STAFF_TOKEN_ISSUER=idp.issuer,
             STAFF_TOKEN_AUDIENCE=AUDIENCE,
             DASHBOARD_OIDC_CLIENT_ID=CLIENT_ID,
+            **{name: value.format(jwks=idp.jwks_url) for name, value in more.items()},  # type: ignore[arg-type]
         )
         async with (
             in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
@@ -162,3 +186,84 @@ async def test_a_refresh_token_renews_the_session_silently_and_a_refused_refresh
     idp.sign_in.refreshable.clear()  # her session at the provider ended: the next refresh is refused
     await expect(page.locator("#session-banner")).to_be_visible(timeout=8_000)
     await expect(page.locator("#session-banner-text")).to_contain_text("Votre session se termine à")
+
+
+async def test_a_sign_in_screen_loaded_while_the_provider_is_down_turns_its_button_on_when_it_is_back(
+    rechecking: tuple[Ward, Any],
+) -> None:
+    ward, idp = rechecking
+    tab = await ward.tab()
+    page = await tab.new_page()
+    button = page.get_by_role("button", name=BUTTON)
+    with idp.outage():
+        response = await page.goto(f"{ward.url}/dashboard/")
+        assert response is not None
+        # Its discovery failed, but the configured issuer's origin is allowed: a page loaded now may renew there.
+        policy = response.headers["content-security-policy"]
+        assert f"connect-src 'self' http://127.0.0.1:8001 {idp.base};" in policy, policy
+        await expect(button).to_be_disabled()
+        await expect(page.locator("#provider-unavailable")).to_contain_text("ne répond pas pour le moment")
+        await page.evaluate("window.sameLoad = true")
+
+    # The service asks the provider again at most every 5 s; the page asks the service every second.
+    await expect(button).to_be_enabled(timeout=10_000)
+    await expect(page.locator("#provider-unavailable")).to_be_hidden()
+    assert await page.evaluate("window.sameLoad === true")  # turned on in place, no reload
+    await button.click()
+    await expect(page.locator("#staff-id")).to_have_text("Claire Martin", timeout=10_000)
+    assert idp.sign_in.exchanges[-1]["grant_type"] == "authorization_code"
+
+
+VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  const seen = JSON.parse(sessionStorage.getItem("violations") || "[]");
+  sessionStorage.setItem("violations", JSON.stringify([...seen, event.blockedURI]));
+});
+"""
+
+
+async def test_a_session_whose_page_policy_lacks_the_token_endpoint_is_not_renewed_there_and_signs_in_again(
+    rechecking: tuple[Ward, Any],
+) -> None:
+    ward, idp = rechecking
+    # The provider's token endpoint is on another origin than its issuer (a proxy in front of it, say).
+    discovery = idp.documents.pop(DISCOVERY_PATH)  # its discovery fails; its keys are still fetched
+    discovery[1]["token_endpoint"] = f"http://localhost:{idp.port}{TOKEN_PATH}"
+    idp.sign_in.refresh_tokens = True
+    # A tab that signed in with the provider before this service started, and is loaded again now: a token that
+    # ends in 14 s (renewal half-way), the refresh token it came with.
+    refresh_token = "a-refresh-token-of-claire"
+    idp.sign_in.refreshable.add(refresh_token)
+    session = {
+        "oncofollow.staffToken": idp.access_token(exp=int(time.time()) + 14),
+        "oncofollow.refreshToken": refresh_token,
+        "oncofollow.signInMethod": "provider",
+    }
+    tab = await ward.tab()
+    await tab.add_init_script(VIOLATIONS)
+    await tab.add_init_script(
+        f"""if (!sessionStorage.getItem("seeded")) {{
+          const session = {orjson.dumps(session).decode()};
+          for (const [key, value] of Object.entries(session)) sessionStorage.setItem(key, value);
+          sessionStorage.setItem("seeded", "1");
+        }}"""
+    )
+    page = await tab.new_page()
+    response = await page.goto(f"{ward.url}/dashboard/")
+    assert response is not None and "localhost" not in response.headers["content-security-policy"]
+    await expect(page.locator("#staff-id")).to_have_text("Claire Martin", timeout=10_000)
+    idp.documents[DISCOVERY_PATH] = discovery  # the provider is back
+
+    # Come the renewal, the page knows its endpoint, which its policy forbids: no fetch, the banner instead.
+    await expect(page.locator("#session-banner")).to_be_visible(timeout=12_000)
+    await expect(page.locator("#session-banner-text")).to_contain_text("Votre session se termine à")
+    assert TOKEN_PATH not in idp.requests and not idp.sign_in.exchanges
+    assert await page.evaluate("sessionStorage.getItem('violations')") is None
+
+    # Its button brings the sign-in screen, the provider's button on; signing in there loads the page anew, with a
+    # policy naming the token endpoint.
+    await page.get_by_role("button", name="Se reconnecter").click()
+    await page.get_by_role("button", name=BUTTON).click()
+    await expect(page.locator("#staff-id")).to_have_text("Claire Martin", timeout=10_000)
+    assert idp.sign_in.exchanges[-1]["grant_type"] == "authorization_code"
+    assert await page.evaluate("sessionStorage.getItem('violations')") is None

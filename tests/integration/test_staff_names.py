@@ -118,7 +118,7 @@ async def test_the_config_hands_the_page_the_provider_s_endpoints_and_the_policy
     assert policy["form-action"] == "'self'"
 
 
-async def test_a_provider_out_of_reach_leaves_the_button_unavailable_and_the_policy_strict(
+async def test_a_provider_out_of_reach_leaves_the_button_unavailable_and_the_policy_naming_its_issuer_only(
     service_env: dict[str, str],
 ) -> None:
     idp = FakeIdentityProvider()  # not started: nothing listens on its port
@@ -132,8 +132,10 @@ async def test_a_provider_out_of_reach_leaves_the_button_unavailable_and_the_pol
     async with in_process(build_alerting(settings)) as (client, _):
         config = (await client.get("/v1/dashboard/config")).json()
         assert (config["provider_sign_in"], config["provider_unavailable"]) == (None, True)
+        assert (config["provider_origin"], config["provider_recheck_s"]) == (idp.base, 30.0)
+        # The configured issuer's origin, where its token endpoint will almost surely be once it is back.
         policy = (await client.get("/dashboard/")).headers["content-security-policy"]
-        assert "connect-src 'self' http://127.0.0.1:8001;" in policy
+        assert f"connect-src 'self' http://127.0.0.1:8001 {idp.base};" in policy
 
 
 async def test_the_nurse_who_took_answers_by_phone_and_who_expects_a_symptom_are_shown_by_name(platform: Any) -> None:
