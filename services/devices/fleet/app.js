@@ -705,9 +705,12 @@ async function openHistory(tablet) {
         loan.end_kind === "returned" ? receiptButton(loan) : null,
       ),
     );
+    const close = h("button", { type: "button", class: "secondary" }, "Fermer");
+    close.addEventListener("click", closePanel);
     openPanel(
       `Historique des prêts de la tablette ${tablet.serial_number}`,
       items.length ? h("ul", { class: "loans" }, items) : h("p", null, "Cette tablette n'a encore jamais été prêtée."),
+      h("div", { class: "actions" }, close),
     );
   } catch (error) {
     if (!sessionOver(error)) say(explain(error), false, error);
