@@ -26,16 +26,20 @@ from services.devices.domain import (
     missing_accessories,
     next_state,
     repeated_accessories,
+    wipe_after_return,
 )
 from services.devices.enrolment import enrolment_url, qr_svg
 from services.devices.schemas import (
     AccessoriesBack,
     AccessoryView,
     LoanGranted,
+    LoanReceipt,
     LoanRequest,
     LoanSummary,
     LoanView,
     LossReport,
+    ReceiptTablet,
+    ReceiptWipe,
     ReturnRequest,
     StepRequest,
     TabletDetail,
@@ -598,6 +602,52 @@ async def accessories_back(
     return await _command(request, platform, staff, key, work)
 
 
+@router.get(
+    "/loans/{loan_id}/receipt",
+    response_model=LoanReceipt,
+    summary="The return receipt of a loan, for the patient: the tablet came back, and its data was erased",
+    responses=problem_responses(404, 409),
+)
+async def loan_receipt(loan_id: UUID, staff: FleetManager, platform: PlatformDep) -> Any:
+    now = datetime.now(UTC)
+    async with platform.pool.acquire() as conn, conn.transaction():
+        loan = await repository.loan_for_receipt(conn, loan_id)
+        if loan is None:
+            raise Problem(404, "There is no loan with this id.", kind="unknown-loan")
+        if loan["end_kind"] != "returned":
+            ended = loan["end_kind"]  # null while the tablet is still with the patient; or lost, or stolen
+            raise Problem(
+                409,
+                "This tablet was not returned: it is still on loan. A return receipt can be printed once its return "
+                "is recorded."
+                if ended is None
+                else f"This loan ended with the tablet reported {ended}, not returned: there is no return to certify.",
+                kind="loan-not-returned",
+                ended_as=ended,
+            )
+        wipes = [
+            ReceiptWipe(**dict(w)) for w in await repository.wipes_since(conn, loan["tablet_id"], loan["ended_at"])
+        ]
+        wipe = wipe_after_return(loan["ended_at"], loan["next_loaned_at"], wipes)
+        await audit_staff(conn, staff, "loan.receipt", f"loan/{loan_id}", loan["patient_id"])
+    missing = set(loan["missing_accessories"])
+    return LoanReceipt(
+        loan_id=loan["id"],
+        patient_id=loan["patient_id"],
+        tablet=ReceiptTablet(id=loan["tablet_id"], serial_number=loan["serial_number"], model=loan["model"]),
+        loaned_at=loan["loaned_at"],
+        expected_return_on=loan["expected_return_on"],
+        returned_at=loan["ended_at"],
+        return_channel=loan["return_channel"],
+        accessories_handed_over=loan["accessories"],
+        accessories_back=[a for a in loan["accessories"] if a not in missing],
+        accessories_missing=loan["missing_accessories"],
+        wipe_status="pending" if wipe is None else "done",
+        wipe=wipe,
+        issued_at=now,
+    )
+
+
 @router.post(
     "/tablets/{tablet_id}/wipe",
     response_model=TabletView,
@@ -631,6 +681,8 @@ async def wipe_tablet(
         await repository.insert_wipe(
             conn, tablet_id, method=body.method.value, proof=body.proof, at=wiped_at, by=staff.staff_id
         )
+        # The patient's return receipt names who wiped the tablet as colleagues know them.
+        await repository.remember_staff(conn, staff.staff_id, staff.name, now)
         event = TabletWipedV1(tablet_id=tablet_id, method=body.method.value, wiped_at=wiped_at, wiped_by=staff.staff_id)
         await _publish(conn, platform, "tablet.wiped", event, tablet_id)
         await audit_staff(conn, staff, "tablet.wipe", f"tablet/{tablet_id}")

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, Protocol, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -53,6 +53,7 @@ __all__ = [
     "repeated_accessories",
     "silence_since",
     "utilisation",
+    "wipe_after_return",
 ]
 
 
@@ -376,6 +377,36 @@ class WipeMethod(StrEnum):
     FACTORY_RESET = "factory_reset"
     MDM_REMOTE_WIPE = "mdm_remote_wipe"
     REIMAGED = "reimaged"
+
+
+# --- The return receipt ------------------------------------------------------------------------------------
+#
+# The patient who brings a tablet back gets a receipt saying that their data on it was erased: by the first wipe
+# recorded after their return and before the tablet's next loan. A later wipe (after the next patient used it) says
+# nothing about their data; an earlier one (the previous patient's) even less.
+
+
+class Wiped(Protocol):
+    @property
+    def wiped_at(self) -> datetime: ...
+
+
+_Wipe = TypeVar("_Wipe", bound=Wiped)
+
+
+def wipe_after_return(returned_at: datetime, next_loaned_at: datetime | None, wipes: Iterable[_Wipe]) -> _Wipe | None:
+    """The wipe that erased what a loan left on the tablet: the first of ``wipes`` (the tablet's) dated at or after
+    ``returned_at`` and before ``next_loaned_at`` (the tablet's next loan, if any); ``None`` while none is recorded.
+    Of two wipes at the same instant, the first given."""
+    _require_aware(returned_at=returned_at, next_loaned_at=next_loaned_at)
+    chosen: _Wipe | None = None
+    for wipe in wipes:
+        _require_aware(wiped_at=wipe.wiped_at)
+        if wipe.wiped_at < returned_at or (next_loaned_at is not None and wipe.wiped_at >= next_loaned_at):
+            continue
+        if chosen is None or wipe.wiped_at < chosen.wiped_at:
+            chosen = wipe
+    return chosen
 
 
 # --- Loan dates --------------------------------------------------------------------------------------------

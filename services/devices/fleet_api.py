@@ -54,7 +54,10 @@ async def fleet(
     response_model=Me,
     summary="Who this fleet manager is: the fleet page's sign-in (403 for staff without the fleet role)",
 )
-async def me(staff: FleetManager) -> Any:
+async def me(staff: FleetManager, platform: PlatformDep) -> Any:
+    # Signing in is being seen: the return receipts of the wipes she records name her as her token does.
+    async with platform.pool.acquire() as conn:
+        await repository.remember_staff(conn, staff.staff_id, staff.name, datetime.now(UTC))
     ends = staff.session_ends_at
     return Me(
         staff_id=staff.staff_id,

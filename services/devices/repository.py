@@ -184,6 +184,39 @@ async def insert_wipe(
     )
 
 
+async def remember_staff(conn: asyncpg.Connection, staff_id: str, name: str | None, now: datetime) -> None:
+    """A staff member signed in or recorded a wipe: her name as her token gives it (a token without one keeps the
+    last known), and when she was last seen."""
+    await conn.execute(
+        "INSERT INTO staff (id, display_name, last_seen_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET "
+        "display_name = COALESCE(EXCLUDED.display_name, staff.display_name), last_seen_at = EXCLUDED.last_seen_at",
+        staff_id,
+        name,
+        now,
+    )
+
+
+async def loan_for_receipt(conn: asyncpg.Connection, loan_id: UUID) -> asyncpg.Record | None:
+    """A loan with its tablet's serial number and model, and when the tablet was next loaned (null: not since)."""
+    return await conn.fetchrow(
+        f"SELECT {LOAN_COLUMNS}, t.serial_number, t.model, "
+        "(SELECT min(n.loaned_at) FROM loans n WHERE n.tablet_id = l.tablet_id AND n.loaned_at > l.loaned_at) "
+        "AS next_loaned_at FROM loans l JOIN tablets t ON t.id = l.tablet_id WHERE l.id = $1",
+        loan_id,
+    )
+
+
+async def wipes_since(conn: asyncpg.Connection, tablet_id: UUID, since: datetime) -> list[asyncpg.Record]:
+    """The tablet's wipes dated from ``since`` on, oldest first, each with its author's known display name."""
+    return await conn.fetch(
+        "SELECT w.method, w.proof, w.wiped_at, w.wiped_by, s.display_name AS wiped_by_name "
+        "FROM wipes w LEFT JOIN staff s ON s.id = w.wiped_by WHERE w.tablet_id = $1 AND w.wiped_at >= $2 "
+        "ORDER BY w.wiped_at, w.id",
+        tablet_id,
+        since,
+    )
+
+
 async def get_tablet(conn: asyncpg.Connection, tablet_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {TABLET_COLUMNS} FROM tablets t WHERE t.id = $1", tablet_id)
 

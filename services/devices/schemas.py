@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -161,6 +161,50 @@ class TabletDetail(TabletView):
     loans: list[LoanView]
     transitions: list[Transition]
     wipes: list[WipeView]
+
+
+# --- The patient's return receipt ----------------------------------------------------------------------------
+
+
+class ReceiptTablet(BaseModel):
+    id: UUID
+    serial_number: str
+    model: str
+
+
+class ReceiptWipe(BaseModel):
+    method: WipeMethod
+    proof: str = Field(description="The MDM job id or the signed wipe sheet number.")
+    wiped_at: datetime
+    wiped_by: str = Field(description="The staff id of who recorded the wipe.")
+    wiped_by_name: str | None = Field(
+        description="Their display name, when the service knows one (from their token, when they signed in to the "
+        "fleet page or recorded a wipe); null: print the id."
+    )
+
+
+class LoanReceipt(BaseModel):
+    """What the receipt handed to the patient states. The patient is named by the pseudonymous id only: identity
+    lives in the inclusion service, so the printed receipt leaves a line for the name, written by hand."""
+
+    loan_id: UUID
+    patient_id: UUID = Field(description="The patient's pseudonymous id.")
+    tablet: ReceiptTablet
+    loaned_at: datetime
+    expected_return_on: date
+    returned_at: datetime
+    return_channel: ReturnChannel = Field(description="Where or how the tablet came back.")
+    accessories_handed_over: list[Accessory] = Field(description="What the loan handed over with the tablet.")
+    accessories_back: list[Accessory] = Field(description="What of it came back (with the tablet, or since).")
+    accessories_missing: list[Accessory] = Field(description="What of it is still missing.")
+    wipe_status: Literal["done", "pending"] = Field(
+        description="done: the tablet was wiped after this return (``wipe``); pending: no wipe recorded yet."
+    )
+    wipe: ReceiptWipe | None = Field(
+        description="The first wipe recorded after this return and before the tablet's next loan: the one that "
+        "erased this patient's data (a later one came after the next patient)."
+    )
+    issued_at: datetime = Field(description="When this receipt was made: the date printed on it.")
 
 
 # --- Lifecycle steps, loan, return, wipe, loss ---------------------------------------------------------------

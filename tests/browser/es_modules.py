@@ -21,6 +21,7 @@ SERVED = {
     "/web/": ROOT / "shared" / "web",
     "/tablet/": ROOT / "services" / "questionnaire" / "tablet",
     "/dashboard/": ROOT / "services" / "alerting" / "dashboard",
+    "/fleet/": ROOT / "services" / "devices" / "fleet",
 }
 
 RUN = """async ({ module, expression, arg }) => {

@@ -1,7 +1,8 @@
 """The fleet manager's page (``/fleet/`` on the devices service) in a real headless Chromium, against the real
 devices and questionnaire services: sign-in with a pasted token, a tablet registered, loaned with its enrolment QR
 code (whose link enrols the tablet at the questionnaire service) and returned without its charger, the loans that
-need attention with the silent tablets first, and a nurse's token turned away."""
+need attention with the silent tablets first, the patient's return receipt printed from the tablet's loans, and a
+nurse's token turned away."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -26,6 +28,7 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.services import in_process, served
+from tests.browser.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
@@ -43,12 +46,14 @@ class Office:
     def staff(self, role: str = "fleet") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.issue_staff_token('parc-julie', {role})}"}
 
-    async def page(self, context: BrowserContext, role: str = "fleet") -> Page:
-        """The page, signed in as the fleet manager does it: a token pasted into the sign-in form."""
+    async def page(self, context: BrowserContext, role: str = "fleet", name: str | None = None) -> Page:
+        """The page, signed in as the fleet manager does it: a token pasted into the sign-in form; the browser's
+        print dialog counted, not opened (``window.printed``)."""
         page = await context.new_page()
+        await page.add_init_script("window.printed = 0; window.print = () => { window.printed += 1; };")
         await page.goto(f"{self.url}/fleet/")
         await expect(page.locator("#sign-in")).to_be_visible()
-        await page.locator("#token").fill(self.tokens.issue_staff_token("parc-julie", {role}))
+        await page.locator("#token").fill(self.tokens.issue_staff_token("parc-julie", {role}, name=name))
         await page.locator("#token").press("Tab")
         await page.keyboard.press("Enter")  # the sign-in button, reached with the keyboard
         return page
@@ -75,6 +80,10 @@ async def context(office: Office) -> AsyncIterator[BrowserContext]:
 
 def row(page: Page, serial: str) -> Any:
     return page.locator(f"#tablets tr[data-serial='{serial}']")
+
+
+def paris_today() -> str:
+    return datetime.now(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y")
 
 
 async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returned_without_its_charger(
@@ -124,6 +133,15 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
     await page.get_by_label("Chargeur").uncheck()
     await page.locator("#panel").get_by_role("button", name="Enregistrer le retour").click()
     await expect(page.locator("#return-result")).to_have_text("Manquant : Chargeur.")
+
+    # The patient leaves with a receipt of the return; it says the wipe is still to be done.
+    await page.locator("#panel").get_by_role("button", name="Imprimer l'attestation de restitution").click()
+    await expect(page.locator("#receipt-title")).to_have_text("Attestation de restitution de la tablette")
+    await expect(page.locator("#receipt-wipe")).to_have_text(
+        "L'effacement des données est prévu ; une nouvelle attestation peut être imprimée une fois fait."
+    )
+    await expect(page.locator("#receipt-sheet")).to_contain_text("Non rendus à ce jour : Chargeur.")
+    assert await page.evaluate("window.printed") == 1
 
 
 async def _loan(office: Office, at: datetime) -> tuple[str, uuid.UUID]:
@@ -235,8 +253,9 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
         )
         tablet = registered.json()["id"]
         assert (await client.post(f"/v1/tablets/{tablet}/actions/provision", json={})).status_code == 200
+        patient = uuid.uuid4()
         loan = {
-            "patient_id": str(uuid.uuid4()),
+            "patient_id": str(patient),
             "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
             "accessories": ["charger"],
         }
@@ -244,7 +263,7 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
         back = {"channel": "day_hospital", "accessories_returned": []}
         assert (await client.post(f"/v1/tablets/{tablet}/return", json=back)).status_code == 200
 
-    page = await office.page(context)
+    page = await office.page(context, name="Sophie Leroy")
     missing = page.locator(f"#attention li[data-tablet='{tablet}']")
     await expect(missing).to_contain_text("Manquant : Chargeur.")
     await missing.get_by_role("button", name="Accessoires rapportés").click()
@@ -259,10 +278,50 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
     await expect(page.locator("#panel .message")).to_have_text(
         "Ce n'est pas enregistré. Indiquez la preuve de l'effacement (n° de tâche MDM ou de fiche signée)."
     )
-    await page.get_by_label("Preuve").fill("MDM-4521")
+    await page.get_by_label("Preuve").fill("1234")
     await page.locator("#panel").get_by_role("button", name="Enregistrer l'effacement").click()
     await expect(page.locator("#status")).to_have_text(f"Tablette {serial} effacée.")
     await expect(row(page, serial).locator(".state")).to_have_text("Effacée")
+
+    # The patient's receipt, from the tablet's loans: returned, the charger since, and wiped by Sophie Leroy.
+    await row(page, serial).get_by_role("button", name="Historique des prêts").click()
+    await page.locator("#panel").get_by_role("button", name="Imprimer l'attestation de restitution").click()
+    receipt, today = page.locator("#receipt"), paris_today()
+    await expect(page.locator("#receipt-title")).to_have_text("Attestation de restitution et d'effacement des données")
+    await expect(page.locator("#receipt-wipe")).to_have_text(
+        f"Les données de la tablette ont été effacées le {today} par réinitialisation d'usine (preuve : fiche n° "
+        "1234), par Sophie Leroy."
+    )
+    await expect(page.locator("#receipt-returned")).to_have_text(f"Rendue le {today}, à l'hôpital de jour.")
+    for line in (
+        "RE'CONNECT",
+        f"Identifiant dans le programme : {patient}",
+        "Nom et prénom :",
+        f"Numéro de série : {serial}",
+        "Modèle : Galaxy Tab A9",
+        "Remis avec la tablette : Chargeur.",
+        "Tous les accessoires remis ont été rendus.",
+        "Le patient ou son représentant",
+        "Pour l'équipe RE'CONNECT (nom et signature)",
+        f"Attestation établie le {today}.",
+    ):
+        await expect(receipt).to_contain_text(line)
+    assert await page.evaluate("window.printed") == 1
+    # On paper, the receipt alone, black on white; the fleet is back on screen.
+    await page.emulate_media(media="print")
+    await expect(receipt).to_be_visible()
+    for hidden in ("header.top", "#app", "#receipt-print", "#receipt-close"):
+        await expect(page.locator(hidden)).to_be_hidden()
+    colours = await page.locator("#receipt-sheet").evaluate(
+        "(sheet) => [getComputedStyle(sheet).color, getComputedStyle(sheet).backgroundColor]"
+    )
+    assert colours == ["rgb(0, 0, 0)", "rgb(255, 255, 255)"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "fleet-return-receipt.png"), full_page=True)
+    await page.emulate_media(media="screen")
+    await expect(page.locator("#app")).to_be_visible()
+    await page.get_by_role("button", name="Fermer l'attestation").click()
+    await expect(receipt).to_be_hidden()
 
     await row(page, serial).get_by_role("button", name="Déclarer perdue ou volée").click()
     await page.get_by_label("Volée (sinon : perdue)").check()

@@ -957,3 +957,160 @@ def test_the_questionnaire_address_of_the_enrolment_link_is_checked_at_start_up(
     for wrong in ("soins.example.org", "ftp://soins.example.org", "https://soins.example.org/?x=1"):
         with pytest.raises(ValueError, match="QUESTIONNAIRE_PUBLIC_URL"):
             DevicesSettings(**env, QUESTIONNAIRE_PUBLIC_URL=wrong)  # type: ignore[arg-type]
+
+
+# --- The patient's return receipt --------------------------------------------------------------------------------
+
+
+def named(staff_id: str, name: str | None, fleet: Fleet, role: str = "fleet") -> dict[str, str]:
+    return bearer(fleet.tokens.issue_staff_token(staff_id, {role}, name=name))
+
+
+async def _returned_loan(fleet: Fleet, tablet: str, channel: str = "day_hospital", back: Any = None) -> str:
+    """A loan of ``tablet`` (charger, cable, manual) returned with ``back`` (all of it by default); its id."""
+    loan = await fleet.loan(tablet, uuid.uuid4())
+    assert loan.status_code == 201, loan.text
+    body = {"channel": channel, "accessories_returned": back if back is not None else ["charger", "cable", "manual"]}
+    returned = await fleet.devices.post(f"/v1/tablets/{tablet}/return", json=body, headers=fleet.staff())
+    assert returned.status_code == 200, returned.text
+    return str(loan.json()["loan"]["id"])
+
+
+async def _wipe(fleet: Fleet, tablet: str, proof: str, headers: dict[str, str], method: str = "factory_reset") -> None:
+    wiped = await fleet.devices.post(
+        f"/v1/tablets/{tablet}/wipe", json={"method": method, "proof": proof}, headers=headers
+    )
+    assert wiped.status_code == 200, wiped.text
+
+
+async def receipt(fleet: Fleet, loan: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    return await fleet.devices.get(f"/v1/loans/{loan}/receipt", headers=headers or fleet.staff())
+
+
+async def test_the_receipt_of_a_returned_and_wiped_loan_states_every_line_and_is_audited(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    loan = await _returned_loan(fleet, tablet, channel="post", back=["charger", "manual"])
+    # Sophie Leroy's token carries her name: the receipt prints it rather than her id.
+    await _wipe(fleet, tablet, "1234", named("parc-sophie", "Sophie Leroy", fleet))
+
+    answer = await receipt(fleet, loan)
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    async with fleet.devices_platform.pool.acquire() as conn:
+        stored = await conn.fetchrow("SELECT * FROM loans WHERE id = $1", uuid.UUID(loan))
+        tab = await conn.fetchrow("SELECT serial_number, model FROM tablets WHERE id = $1", uuid.UUID(tablet))
+        wiped = await conn.fetchrow("SELECT wiped_at FROM wipes WHERE tablet_id = $1", uuid.UUID(tablet))
+        trail = await conn.fetch(
+            "SELECT action, resource, actor FROM audit_log WHERE patient_id = $1 AND action = 'loan.receipt'",
+            stored["patient_id"],
+        )
+    assert got["loan_id"] == loan and got["patient_id"] == str(stored["patient_id"])
+    assert got["tablet"] == {"id": tablet, "serial_number": tab["serial_number"], "model": "Galaxy Tab A9"}
+    assert datetime.fromisoformat(got["loaned_at"]) == stored["loaned_at"]
+    assert got["expected_return_on"] == stored["expected_return_on"].isoformat()
+    assert datetime.fromisoformat(got["returned_at"]) == stored["ended_at"]
+    assert got["return_channel"] == "post"
+    assert got["accessories_handed_over"] == ["cable", "charger", "manual"]
+    assert got["accessories_back"] == ["charger", "manual"]
+    assert got["accessories_missing"] == ["cable"]
+    assert got["wipe_status"] == "done"
+    assert got["wipe"] == {
+        "method": "factory_reset",
+        "proof": "1234",
+        "wiped_at": got["wipe"]["wiped_at"],
+        "wiped_by": "parc-sophie",
+        "wiped_by_name": "Sophie Leroy",
+    }
+    assert datetime.fromisoformat(got["wipe"]["wiped_at"]) == wiped["wiped_at"]
+    assert abs(datetime.fromisoformat(got["issued_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
+    assert [(r["action"], r["resource"], r["actor"]) for r in trail] == [("loan.receipt", f"loan/{loan}", "fleet-1")]
+
+
+async def test_the_receipt_of_a_loan_returned_but_not_yet_wiped_says_the_wipe_is_pending(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    loan = await _returned_loan(fleet, tablet)
+    got = (await receipt(fleet, loan)).json()
+    assert got["wipe_status"] == "pending" and got["wipe"] is None
+    assert got["accessories_missing"] == [] and got["accessories_back"] == ["cable", "charger", "manual"]
+    assert got["return_channel"] == "day_hospital"
+    # Wiped by someone whose name the service does not know: the receipt gives the id.
+    await _wipe(fleet, tablet, "MDM-77", fleet.staff(staff_id="parc-anonyme"), method="mdm_remote_wipe")
+    wipe = (await receipt(fleet, loan)).json()["wipe"]
+    assert (wipe["method"], wipe["proof"], wipe["wiped_by"], wipe["wiped_by_name"]) == (
+        "mdm_remote_wipe",
+        "MDM-77",
+        "parc-anonyme",
+        None,
+    )
+
+
+async def test_a_name_learnt_at_sign_in_is_the_one_the_receipt_prints(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    loan = await _returned_loan(fleet, tablet)
+    # Her wipe was recorded with a token without her name (a pasted development token, say) …
+    await _wipe(fleet, tablet, "sheet-9", fleet.staff(staff_id="parc-ines"))
+    assert (await receipt(fleet, loan)).json()["wipe"]["wiped_by_name"] is None
+    # … then she signed in to the fleet page through the hospital's provider, whose token names her.
+    assert (await fleet.devices.get("/v1/me", headers=named("parc-ines", "Inès Diallo", fleet))).status_code == 200
+    assert (await receipt(fleet, loan)).json()["wipe"]["wiped_by_name"] == "Inès Diallo"
+
+
+async def _written(fleet: Fleet) -> tuple[int, ...]:
+    async with fleet.devices_platform.pool.acquire() as conn:
+        return tuple(
+            [await conn.fetchval(f"SELECT count(*) FROM {table}") for table in ("audit_log", "outbox", "wipes")]
+        )
+
+
+async def test_no_receipt_for_a_tablet_still_on_loan_lost_or_unknown_nor_for_a_nurse(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    open_loan = (await fleet.loan(tablet, uuid.uuid4())).json()["loan"]["id"]
+    lost_tablet = await fleet.ready_tablet()
+    lost_loan = (await fleet.loan(lost_tablet, uuid.uuid4())).json()["loan"]["id"]
+    assert (await fleet.devices.post(f"/v1/tablets/{lost_tablet}/lost", json={}, headers=fleet.staff())).is_success
+    returned = await _returned_loan(fleet, await fleet.ready_tablet())
+    before = await _written(fleet)
+
+    still_out = await receipt(fleet, open_loan)
+    assert still_out.status_code == 409
+    assert still_out.headers["content-type"] == "application/problem+json"
+    assert still_out.json()["type"] == f"{PROBLEM_TYPE_BASE}loan-not-returned"
+    assert still_out.json()["detail"] == (
+        "This tablet was not returned: it is still on loan. A return receipt can be printed once its return is "
+        "recorded."
+    )
+    lost = await receipt(fleet, lost_loan)
+    assert lost.status_code == 409 and lost.json()["ended_as"] == "lost"
+    assert "reported lost, not returned" in lost.json()["detail"]
+    unknown = await receipt(fleet, str(uuid.uuid4()))
+    assert unknown.status_code == 404 and unknown.json()["type"] == f"{PROBLEM_TYPE_BASE}unknown-loan"
+    # The receipt is the fleet manager's to hand over: a nurse (or an ARC) reads the tablets, not this.
+    for role in ("nurse", "arc"):
+        refused = await receipt(fleet, returned, fleet.staff(role, f"{role}-1"))
+        assert refused.status_code == 403, refused.text
+    assert await _written(fleet) == before
+
+
+async def test_each_loan_of_a_tablet_has_the_wipe_that_followed_its_own_return(fleet: Fleet) -> None:
+    tablet = await fleet.ready_tablet()
+    first = await _returned_loan(fleet, tablet)
+    await _wipe(fleet, tablet, "after-the-first", fleet.staff())
+    assert (await fleet.step(tablet, "make_ready")).status_code == 200
+    second = await _returned_loan(fleet, tablet)
+
+    # Back from the second patient, not wiped yet: the first patient's wipe says nothing of the second's data.
+    pending = (await receipt(fleet, second)).json()
+    assert pending["wipe_status"] == "pending" and pending["wipe"] is None
+    # Wiped later, in repair, then again before the next loan: the first wipe after the return is the one that counts.
+    await _wipe(fleet, tablet, "after-the-second", fleet.staff())
+    assert (await fleet.step(tablet, "send_to_repair")).status_code == 200
+    assert (await fleet.step(tablet, "back_from_repair")).status_code == 200
+    await _wipe(fleet, tablet, "after-the-repair", fleet.staff())
+
+    assert (await receipt(fleet, first)).json()["wipe"]["proof"] == "after-the-first"
+    assert (await receipt(fleet, second)).json()["wipe"]["proof"] == "after-the-second"
+    # Had the first wipe never been recorded (a tablet put back in service before wipes were), the first patient's
+    # receipt still would not borrow the second's: that wipe came after another patient had the tablet.
+    async with fleet.devices_platform.pool.acquire() as conn:
+        await conn.execute("DELETE FROM wipes WHERE proof = 'after-the-first'")
+    assert (await receipt(fleet, first)).json()["wipe_status"] == "pending"

@@ -17,6 +17,7 @@ import {
 } from "/web/staff.js";
 import { pageSignIn, SignInError } from "/web/oidc.js";
 import { frenchProblem } from "./problems.js";
+import { receiptSheet } from "./receipt.js";
 
 const STATES = {
   pending_provisioning: "À préparer",
@@ -129,6 +130,7 @@ function signOut(message = "") {
 
 /** What the page showed of the fleet (loans, patients' pseudonyms, an enrolment QR code) leaves it with the session. */
 function forgetFleet() {
+  closeReceipt();
   $("panel").hidden = true;
   $("panel-body").replaceChildren();
   $("panel-title").textContent = "";
@@ -329,7 +331,16 @@ function tabletRow(tablet) {
     h("td", null, tablet.battery_percent === null ? "—" : `${formatNumber(tablet.battery_percent)} %`),
     h("td", null, loan ? patientId(loan.patient_id) : "—"),
     h("td", null, loan ? formatDay(loan.expected_return_on) : "—", loan && loan.return_status === "overdue" ? [h("br"), h("span", { class: "missing" }, "En retard")] : null),
-    h("td", null, h("div", { class: "actions" }, actions)),
+    h(
+      "td",
+      null,
+      h(
+        "div",
+        { class: "actions" },
+        actions,
+        h("button", { type: "button", class: "secondary", dataset: { history: tablet.id } }, "Historique des prêts"),
+      ),
+    ),
   );
 }
 
@@ -369,6 +380,12 @@ $("state-filter").addEventListener("change", loadTablets);
 $("serial-filter").addEventListener("change", loadTablets);
 $("refresh").addEventListener("click", refresh);
 $("tablets").addEventListener("click", (event) => {
+  const history = event.target.closest("button[data-history]");
+  if (history) {
+    const tablet = tablets.find((t) => t.id === history.dataset.history);
+    if (tablet) openHistory(tablet);
+    return;
+  }
   const button = event.target.closest("button[data-action]");
   if (!button) return;
   const tablet = tablets.find((t) => t.id === button.dataset.tablet);
@@ -579,6 +596,7 @@ async function openReturn(tablet) {
           ? h("span", { class: "missing" }, `Manquant : ${names(missing)}.`)
           : "Tout ce qui avait été remis est revenu."),
         h("p", null, "Le jeton de la tablette est révoqué : elle doit maintenant être effacée."),
+        receiptButton(loan),
         missing.length ? accessoriesBackForm(loan) : null,
       );
     },
@@ -665,6 +683,81 @@ async function openAction(tablet, action) {
     if (!sessionOver(error)) say(explain(error), false, error);
   }
 }
+
+// --- A tablet's loans, and the return receipt handed to the patient ------------------------------------------------
+
+const ENDS = { returned: "rendue", lost: "déclarée perdue", stolen: "déclarée volée" };
+
+async function openHistory(tablet) {
+  try {
+    const full = await detail(tablet);
+    const items = full.loans.map((loan) =>
+      h(
+        "li",
+        { dataset: { loan: loan.id } },
+        `Prêtée le ${formatDay(loan.loaned_at)} au patient `,
+        patientId(loan.patient_id),
+        loan.ended_at
+          ? `, ${ENDS[loan.end_kind] || loan.end_kind} le ${formatDay(loan.ended_at)}${
+              loan.return_channel ? ` (${CHANNELS[loan.return_channel].toLowerCase()})` : ""
+            }. `
+          : `, en cours (retour prévu le ${formatDay(loan.expected_return_on)}). `,
+        loan.end_kind === "returned" ? receiptButton(loan) : null,
+      ),
+    );
+    const close = h("button", { type: "button", class: "secondary" }, "Fermer");
+    close.addEventListener("click", closePanel);
+    openPanel(
+      `Historique des prêts de la tablette ${tablet.serial_number}`,
+      items.length ? h("ul", { class: "loans" }, items) : h("p", null, "Cette tablette n'a encore jamais été prêtée."),
+      h("div", { class: "actions" }, close),
+    );
+  } catch (error) {
+    if (!sessionOver(error)) say(explain(error), false, error);
+  }
+}
+
+function receiptButton(loan) {
+  const button = h("button", { type: "button", class: "secondary", dataset: { receipt: loan.id } }, "Imprimer l'attestation de restitution");
+  button.addEventListener("click", () => openReceipt(loan.id, button));
+  return button;
+}
+
+let receiptOpener = null;
+
+/** The receipt, on screen above the fleet and alone on paper (fleet.css), then the browser's print dialog. */
+async function openReceipt(loanId, opener) {
+  let receipt;
+  try {
+    receipt = await request("GET", `/v1/loans/${encodeURIComponent(loanId)}/receipt`);
+  } catch (error) {
+    if (!sessionOver(error)) say(`L'attestation ne peut pas être imprimée. ${explain(error)}`, false, error);
+    return;
+  }
+  receiptOpener = opener;
+  $("receipt-sheet").replaceChildren(...receiptSheet(receipt));
+  $("receipt").hidden = false;
+  document.body.classList.add("receipt-open");
+  $("receipt").scrollIntoView();
+  $("receipt-print").focus();
+  window.print();
+}
+
+/** The patient's id leaves the page with the receipt (and with the session). */
+function closeReceipt() {
+  const wasOpen = !$("receipt").hidden;
+  $("receipt").hidden = true;
+  document.body.classList.remove("receipt-open");
+  $("receipt-sheet").replaceChildren();
+  if (wasOpen && receiptOpener && receiptOpener.isConnected && !$("app").hidden) receiptOpener.focus();
+  receiptOpener = null;
+}
+
+$("receipt-print").addEventListener("click", () => window.print());
+$("receipt-close").addEventListener("click", closeReceipt);
+$("receipt").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") closeReceipt();
+});
 
 // --- Start ---------------------------------------------------------------------------------------------------------
 

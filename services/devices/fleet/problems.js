@@ -49,6 +49,10 @@ export const PROBLEMS = {
           problem.state ? `« ${stateLabel(problem.state)} »` : "dans cet état"
         } : actualisez la liste, elle a peut-être changé entre-temps.`,
   "in-the-future": "Une date saisie est dans le futur : vérifiez-la (et l'heure de cet ordinateur).",
+  "loan-not-returned": (problem) =>
+    problem.ended_as === "lost" || problem.ended_as === "stolen"
+      ? `Cette tablette a été déclarée ${problem.ended_as === "lost" ? "perdue" : "volée"}, pas rendue : il n'y a pas de restitution à attester.`
+      : "Cette tablette n'a pas été rendue : l'attestation de restitution s'imprime une fois son retour enregistré.",
   "loan-still-open":
     "Ce prêt est encore en cours : cochez les accessoires rapportés dans le formulaire de retour de la tablette.",
   "not-a-fleet-tablet": "Ce jeton de tablette ne correspond à aucune tablette du parc.",

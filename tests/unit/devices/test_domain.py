@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -34,6 +35,7 @@ from services.devices.domain import (
     repeated_accessories,
     silence_since,
     utilisation,
+    wipe_after_return,
 )
 
 S = TabletState
@@ -655,3 +657,42 @@ def test_a_serial_number_is_kept_in_upper_case_whatever_case_it_is_typed_in(type
 def test_a_serial_number_outside_the_pattern_is_refused_in_any_case(typed: str) -> None:
     with pytest.raises(ValidationError):
         SERIAL.validate_python(typed)
+
+
+# --- The wipe a return receipt states ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class W:
+    proof: str
+    wiped_at: datetime
+
+
+RETURNED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+NEXT_LOAN = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def test_the_receipt_states_the_first_wipe_after_the_return_and_before_the_next_loan() -> None:
+    before = W("previous patient", RETURNED - timedelta(days=30))
+    at_return = W("at the desk", RETURNED)
+    later = W("again after repair", RETURNED + timedelta(days=3))
+    after_next = W("next patient", NEXT_LOAN + timedelta(days=40))
+    assert wipe_after_return(RETURNED, NEXT_LOAN, [after_next, later, before, at_return]) is at_return
+    assert wipe_after_return(RETURNED, None, [after_next, later, before]) is later
+    # Only wipes from before this return, or from after the next loan: none erased this patient's data.
+    assert wipe_after_return(RETURNED, NEXT_LOAN, [before, after_next]) is None
+    assert wipe_after_return(RETURNED, NEXT_LOAN, [W("at the next loan", NEXT_LOAN)]) is None
+    assert wipe_after_return(RETURNED, None, []) is None
+    # Two at the same instant: the first given (the repository gives them in the order they were recorded).
+    one, two = W("one", RETURNED + timedelta(hours=1)), W("two", RETURNED + timedelta(hours=1))
+    assert wipe_after_return(RETURNED, None, [one, two]) is one
+
+
+def test_the_wipe_of_a_receipt_is_chosen_on_aware_times_only() -> None:
+    with pytest.raises(ValueError, match="returned_at"):
+        wipe_after_return(datetime(2026, 11, 20, 10, 0), None, [])
+    with pytest.raises(ValueError, match="wiped_at"):
+        wipe_after_return(RETURNED, None, [W("naive", datetime(2026, 11, 21))])
+    # The same instant in another zone is the same instant.
+    paris = timezone(timedelta(hours=1))
+    assert wipe_after_return(RETURNED, None, [W("paris", datetime(2026, 11, 20, 11, 0, tzinfo=paris))]) is not None
