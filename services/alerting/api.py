@@ -20,6 +20,7 @@ from services.alerting.service_levels import ServiceLevels
 from shared.audit import StreamAccessTrail, StreamedAccess, audit_staff, audit_staff_patients, record_access
 from shared.auth import InvalidToken, StaffPrincipal
 from shared.db.outbox import add_event
+from shared.db.staff import remember_staff
 from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopenedV1, AlertResolvedV1, Outcome
 from shared.events.catalog import CATALOG, make_event
 from shared.http.app import Platform, PlatformDep
@@ -512,7 +513,7 @@ async def _record_step(
     """A lifecycle step is kept in the alert's history, published (through the outbox) and audited in the
     transaction that made it."""
     alert_id = row["id"]
-    await repository.remember_staff(conn, nurse.staff_id, nurse.name, step.at)
+    await remember_staff(conn, nurse.staff_id, nurse.name, step.at)
     await repository.add_nurse_step(conn, alert_id, nurse.staff_id, step)
     event = make_event(event_type, payload, source=platform.source, subject=str(alert_id))
     await add_event(conn, event, schema=platform.schema)

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.alerting.labels import reference as label_reference
-from services.alerting.repository import remember_staff
 from shared.auth import StaffPrincipal
+from shared.db.staff import remember_staff
 from shared.http import sign_in
 from shared.http.app import PlatformDep
 from shared.http.openapi import problem_responses

@@ -19,6 +19,7 @@ from services.alerting.labels import TERMS
 from services.alerting.service_levels import ServiceLevels
 from shared.audit import audit_staff
 from shared.datetimes import CalendarDate
+from shared.db.staff import remember_staff
 from shared.http.app import PlatformDep
 from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
@@ -171,7 +172,7 @@ async def set_expected_level(
     until = datetime.combine(body.until + timedelta(days=1), time(0), hours)
     async with platform.pool.acquire() as conn, conn.transaction():
         await _known_term(conn, patient_id, term)
-        await repository.remember_staff(conn, nurse.staff_id, nurse.name, now)
+        await remember_staff(conn, nurse.staff_id, nurse.name, now)
         row = await repository.set_expected_level(conn, patient_id, term, body.grade, until, nurse.staff_id, now)
         await audit_staff(conn, nurse, "expected_level.set", f"patient/{patient_id}/expected-levels/{term}", patient_id)
     return ExpectedLevelView(**dict(row))

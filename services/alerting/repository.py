@@ -821,18 +821,6 @@ def _name_of(column: str) -> str:
 STAFF_COLUMNS = ("acknowledged_by", "resolved_by", "reopened_by", "previously_acknowledged_by")
 
 
-async def remember_staff(conn: asyncpg.Connection, staff_id: str, name: str | None, now: datetime) -> None:
-    """A staff member acted or signed in: her name as her token gives it (a token without one keeps the last
-    known), and when she was last seen."""
-    await conn.execute(
-        "INSERT INTO staff (id, display_name, last_seen_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET "
-        "display_name = COALESCE(EXCLUDED.display_name, staff.display_name), last_seen_at = EXCLUDED.last_seen_at",
-        staff_id,
-        name,
-        now,
-    )
-
-
 async def staff_names(conn: asyncpg.Connection, alerts: Iterable[Any]) -> dict[str, str]:
     """The known names of the staff members these alerts name."""
     ids = {row.get(column) for row in alerts for column in STAFF_COLUMNS} - {None}

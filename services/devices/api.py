@@ -56,6 +56,7 @@ from services.devices.schemas import (
 from shared.audit import audit_staff, audit_staff_patients
 from shared.auth import StaffPrincipal
 from shared.db.outbox import add_event
+from shared.db.staff import remember_staff
 from shared.events.catalog import make_event
 from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1, TabletWipedV1
 from shared.http import idempotency
@@ -682,7 +683,7 @@ async def wipe_tablet(
             conn, tablet_id, method=body.method.value, proof=body.proof, at=wiped_at, by=staff.staff_id
         )
         # The patient's return receipt names who wiped the tablet as colleagues know them.
-        await repository.remember_staff(conn, staff.staff_id, staff.name, now)
+        await remember_staff(conn, staff.staff_id, staff.name, now)
         event = TabletWipedV1(tablet_id=tablet_id, method=body.method.value, wiped_at=wiped_at, wiped_by=staff.staff_id)
         await _publish(conn, platform, "tablet.wiped", event, tablet_id)
         await audit_staff(conn, staff, "tablet.wipe", f"tablet/{tablet_id}")

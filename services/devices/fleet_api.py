@@ -13,6 +13,7 @@ from services.devices.api import FleetManager, FleetReader
 from services.devices.domain import TabletState, utilisation
 from services.devices.schemas import FleetView, Me, loan_view
 from shared.audit import audit_staff_patients
+from shared.db.staff import remember_staff
 from shared.http.app import PlatformDep
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
@@ -57,7 +58,7 @@ async def fleet(
 async def me(staff: FleetManager, platform: PlatformDep) -> Any:
     # Signing in is being seen: the return receipts of the wipes she records name her as her token does.
     async with platform.pool.acquire() as conn:
-        await repository.remember_staff(conn, staff.staff_id, staff.name, datetime.now(UTC))
+        await remember_staff(conn, staff.staff_id, staff.name, datetime.now(UTC))
     ends = staff.session_ends_at
     return Me(
         staff_id=staff.staff_id,

@@ -184,18 +184,6 @@ async def insert_wipe(
     )
 
 
-async def remember_staff(conn: asyncpg.Connection, staff_id: str, name: str | None, now: datetime) -> None:
-    """A staff member signed in or recorded a wipe: her name as her token gives it (a token without one keeps the
-    last known), and when she was last seen."""
-    await conn.execute(
-        "INSERT INTO staff (id, display_name, last_seen_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET "
-        "display_name = COALESCE(EXCLUDED.display_name, staff.display_name), last_seen_at = EXCLUDED.last_seen_at",
-        staff_id,
-        name,
-        now,
-    )
-
-
 async def loan_for_receipt(conn: asyncpg.Connection, loan_id: UUID) -> asyncpg.Record | None:
     """A loan with its tablet's serial number and model, and when the tablet was next loaned (null: not since)."""
     return await conn.fetchrow(
