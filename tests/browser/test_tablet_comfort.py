@@ -221,6 +221,13 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
     await page.set_viewport_size({"width": 800, "height": 1280})
     await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
     await no_overflow(page, "screen-message")
+    # "Ajouter une photo" is a label drawn as a big button: its words centred in it, as a button's are.
+    offset = await page.locator(".photo-button").evaluate(
+        "(label) => { const range = document.createRange(); range.selectNodeContents(label); "
+        "const text = range.getBoundingClientRect(), box = label.getBoundingClientRect(); "
+        "return Math.abs((text.top + text.bottom) / 2 - (box.top + box.bottom) / 2); }"
+    )
+    assert offset <= 2, f"the photo button's words sit {offset}px off its middle"
 
 
 async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_tablet_not_ready(
