@@ -101,6 +101,8 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
     await page.locator("#panel").get_by_role("button", name="Prêter").dblclick()
     qr = page.locator("#enrolment-qr")
     await expect(qr).to_be_visible()
+    # The line above the page says what was just done, not the step before it ("… : Prête.").
+    await expect(page.locator("#status")).to_have_text(f"Tablette {serial} prêtée.")
     assert await qr.evaluate("(img) => img.complete && img.naturalWidth > 0")
     assert (await qr.get_attribute("src") or "").startswith("data:image/svg+xml")
 
@@ -124,6 +126,7 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
     await page.get_by_label("Chargeur").uncheck()
     await page.locator("#panel").get_by_role("button", name="Enregistrer le retour").click()
     await expect(page.locator("#return-result")).to_have_text("Manquant : Chargeur.")
+    await expect(page.locator("#status")).to_have_text(f"Tablette {serial} rendue.")
 
 
 async def _loan(office: Office, at: datetime) -> tuple[str, uuid.UUID]:
@@ -171,6 +174,22 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     await expect(items.locator(f"xpath=self::*[@data-tablet='{overdue}']")).to_contain_text("Retour en retard")
     order = await items.evaluate_all("(lis) => lis.map((li) => li.dataset.tablet)")
     assert order.index(silent) < order.index(overdue)
+    # The counts in French, agreeing in number: "2 Prêtées", "1 Silencieuse", not "2 Prêtée", "1 Silencieuses".
+    counts = await page.locator("#counts li").evaluate_all(
+        "(lis) => lis.map((li) => [li.firstChild.textContent, li.lastChild.textContent])"
+    )
+    assert ["2", "Prêts en cours"] in counts and ["2", "Prêtées"] in counts, counts
+    assert ["1", "Silencieuse"] in counts and ["1", "Retour en retard"] in counts, counts
+    assert ["0", "Retour à venir"] in counts and ["0", "Prête"] in counts, counts
+
+    # At 150 % on a 1366-pixel screen: a serial number stays on one line ("R52-" alone above the rest misleads).
+    await page.set_viewport_size({"width": 911, "height": 512})
+    lines = await page.locator("#tablets .serial").evaluate_all(
+        "(spans) => spans.map((s) => s.getClientRects().length)"
+    )
+    assert lines and set(lines) == {1}, lines
+    assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    await page.set_viewport_size({"width": 1280, "height": 720})
 
     # With the keyboard only: a form opens with the focus in it, Escape closes it and gives the focus back.
     await page.locator("#register-open").focus()
@@ -214,6 +233,10 @@ async def test_a_nurse_token_is_turned_away_in_french(office: Office, context: B
     await expect(page.locator("#sign-in-message")).to_contain_text("n'a pas le rôle « fleet »")
     await expect(page.locator("#app")).to_be_hidden()
     assert await page.evaluate("sessionStorage.length") == 0
+    # The fleet manager's own token, pasted, then Enter, as in any sign-in form: she is in.
+    await page.locator("#token").fill(office.tokens.issue_staff_token("parc-julie", {"fleet"}))
+    await page.locator("#token").press("Enter")
+    await expect(page.locator("#app")).to_be_visible()
 
 
 async def test_the_page_runs_its_own_files_only_and_shows_the_qr_code_as_an_image(office: Office) -> None:
