@@ -26,6 +26,7 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.services import in_process, served
+from tests.browser.conftest import contrast
 
 pytestmark = pytest.mark.browser
 
@@ -82,7 +83,7 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
 ) -> None:
     page = await office.page(context)
     await expect(page.locator("#app")).to_be_visible()
-    await expect(page.locator("#who")).to_have_text("Connecté : parc-julie")
+    await expect(page.locator("#who")).to_have_text("Connecté·e : parc-julie")  # as the dashboard says it
     serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
 
     await page.locator("#register-open").click()
@@ -198,6 +199,9 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     await page.keyboard.press("Escape")
     await expect(page.locator("#panel")).to_be_hidden()
     await expect(page.locator("#register-open")).to_be_focused()
+    # Its frame shows against the card and the page around it (WCAG: 3:1 for a focus indicator).
+    frame = await page.locator("#register-open").evaluate("(b) => getComputedStyle(b).outlineColor")
+    assert min(contrast(frame, "rgb(255, 255, 255)"), contrast(frame, "rgb(244, 246, 248)")) >= 3, frame
 
     # Signing out with a form open and the list's answer still on its way: nothing of the fleet stays in the tab.
     held = asyncio.Event()

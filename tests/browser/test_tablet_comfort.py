@@ -19,7 +19,7 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.services import served
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, contrast
 
 pytestmark = pytest.mark.browser
 
@@ -330,7 +330,9 @@ async def test_not_now_keeps_the_draft_and_home_resumes_at_the_same_question(
 FOCUSED_OUTLINE = """() => {
   const e = document.activeElement;
   const s = getComputedStyle(e);
-  return { tag: e.tagName, text: e.textContent.trim(), style: s.outlineStyle, width: s.outlineWidth };
+  return {
+    tag: e.tagName, text: e.textContent.trim(), style: s.outlineStyle, width: s.outlineWidth, color: s.outlineColor,
+  };
 }"""
 
 
@@ -348,6 +350,8 @@ async def test_a_heading_the_page_focuses_shows_no_outline_and_keyboard_focus_ke
     await page.keyboard.press("Tab")
     focused = await page.evaluate(FOCUSED_OUTLINE)
     assert (focused["tag"], focused["style"], focused["width"]) == ("BUTTON", "solid", "4px"), focused
+    # A frame that shows against the white page (WCAG: 3:1 for a focus indicator), on every page (the fleet's too).
+    assert contrast(focused["color"], "rgb(255, 255, 255)") >= 3, focused
     await page.get_by_role("button", name="Répondre au questionnaire").focus()
     await page.keyboard.press("Enter")
     await expect(page.locator("#screen-who")).to_be_visible()

@@ -167,7 +167,7 @@ async function enter() {
     $("app").hidden = false;
     $("who").hidden = false;
     // As her colleagues know her; the id (what the audit trail records) on hover.
-    $("who").textContent = `Connecté : ${me.name || me.staff_id}`;
+    $("who").textContent = `Connecté·e : ${me.name || me.staff_id}`; // as the dashboard says it
     $("who").title = me.staff_id;
     $("sign-out").hidden = false;
     watchSession(me);
