@@ -98,10 +98,19 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
     await row(page, serial).get_by_role("button", name="Prêter").click()
     await page.get_by_label("Patient (identifiant pseudonyme)").fill(str(patient))
     await page.get_by_label("Signature recueillie par").fill("ide-martin")
-    # A double click sends one command: one loan, one token.
+    # A double click sends one command: one loan, one token. On a 1366×768 screen at 150 % (911×512 CSS px).
+    await page.set_viewport_size({"width": 911, "height": 512})
     await page.locator("#panel").get_by_role("button", name="Prêter").dblclick()
     qr = page.locator("#enrolment-qr")
     await expect(qr).to_be_visible()
+    # The whole code on the screen, for the tablet's camera, with "Copier le lien" (which has the focus) below it.
+    await expect(page.locator("#copy-link")).to_be_focused()
+    seen = await page.evaluate(
+        "['#enrolment-qr', '#copy-link'].map((s) => { const r = document.querySelector(s).getBoundingClientRect(); "
+        "return r.top >= 0 && r.bottom <= innerHeight; })"
+    )
+    assert seen == [True, True], seen
+    await page.set_viewport_size({"width": 1280, "height": 720})
     # The line above the page says what was just done, not the step before it ("… : Prête.").
     await expect(page.locator("#status")).to_have_text(f"Tablette {serial} prêtée.")
     assert await qr.evaluate("(img) => img.complete && img.naturalWidth > 0")
