@@ -31,6 +31,18 @@ export class SignInError extends Error {
   }
 }
 
+/**
+ * The field a staff token is pasted into, when the provider's sign-in is not used: a textarea (a token is long and
+ * wraps), yet one line, so Enter signs in as in any sign-in form rather than adding a line no token has.
+ */
+export function signInOnEnter(textarea) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    textarea.form.requestSubmit();
+  });
+}
+
 function base64url(bytes) {
   let text = "";
   for (const byte of bytes) text += String.fromCharCode(byte);

@@ -115,6 +115,8 @@ async def test_the_history_says_when_a_new_answer_reopened_a_taken_alert(ward: W
     async with httpx.AsyncClient(base_url=ward.url) as api:
         taken, again = await steps_of(api, ward, patient, alert_id)
     item = page.locator(f'#patient-view [data-prior-alert-id="{alert_id}"]')
+    # The alert in progress is in the list too: its title is the history, not "Alertes précédentes".
+    await expect(page.locator("#history-title")).to_have_text("Historique des alertes")
     await expect(item.locator(".history-steps li")).to_have_text(
         [
             f"Prise par ide-claire le {when(taken['at'])}",

@@ -42,6 +42,15 @@ async def test_a_submission_appears_live_and_acknowledging_updates_every_dashboa
     await expect(rows(claire)).to_have_count(2, timeout=5_000)
     ARTIFACTS.mkdir(exist_ok=True)
     await claire.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    # A 1366-pixel screen at 125 % (1093 CSS px): no sideways scrolling, and each reason on one line, not squeezed
+    # word by word by the fixed columns around it.
+    await karim.set_viewport_size({"width": 1093, "height": 614})
+    await expect(rows(karim)).to_have_count(2, timeout=5_000)
+    assert await karim.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    lines = await karim.locator("#alert-rows .reason-text").evaluate_all(
+        "(reasons) => reasons.map((r) => [r.textContent, r.getClientRects().length])"
+    )
+    assert lines and all(count == 1 for _, count in lines), lines
 
     await claire.locator("[data-status=acknowledged] [data-action=resolve]").click()
     dialog = claire.locator("#resolve-dialog")

@@ -28,7 +28,7 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.services import in_process, served
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, contrast
 
 pytestmark = pytest.mark.browser
 
@@ -91,7 +91,7 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
 ) -> None:
     page = await office.page(context)
     await expect(page.locator("#app")).to_be_visible()
-    await expect(page.locator("#who")).to_have_text("Connecté : parc-julie")
+    await expect(page.locator("#who")).to_have_text("Connecté·e : parc-julie")  # as the dashboard says it
     serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
 
     await page.locator("#register-open").click()
@@ -106,10 +106,21 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
     await row(page, serial).get_by_role("button", name="Prêter").click()
     await page.get_by_label("Patient (identifiant pseudonyme)").fill(str(patient))
     await page.get_by_label("Signature recueillie par").fill("ide-martin")
-    # A double click sends one command: one loan, one token.
+    # A double click sends one command: one loan, one token. On a 1366×768 screen at 150 % (911×512 CSS px).
+    await page.set_viewport_size({"width": 911, "height": 512})
     await page.locator("#panel").get_by_role("button", name="Prêter").dblclick()
     qr = page.locator("#enrolment-qr")
     await expect(qr).to_be_visible()
+    # The whole code on the screen, for the tablet's camera, with "Copier le lien" (which has the focus) below it.
+    await expect(page.locator("#copy-link")).to_be_focused()
+    seen = await page.evaluate(
+        "['#enrolment-qr', '#copy-link'].map((s) => { const r = document.querySelector(s).getBoundingClientRect(); "
+        "return r.top >= 0 && r.bottom <= innerHeight; })"
+    )
+    assert seen == [True, True], seen
+    await page.set_viewport_size({"width": 1280, "height": 720})
+    # The line above the page says what was just done, not the step before it ("… : Prête.").
+    await expect(page.locator("#status")).to_have_text(f"Tablette {serial} prêtée.")
     assert await qr.evaluate("(img) => img.complete && img.naturalWidth > 0")
     assert (await qr.get_attribute("src") or "").startswith("data:image/svg+xml")
 
@@ -133,6 +144,7 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
     await page.get_by_label("Chargeur").uncheck()
     await page.locator("#panel").get_by_role("button", name="Enregistrer le retour").click()
     await expect(page.locator("#return-result")).to_have_text("Manquant : Chargeur.")
+    await expect(page.locator("#status")).to_have_text(f"Tablette {serial} rendue.")
 
     # The patient leaves with a receipt of the return; it says the wipe is still to be done.
     await page.locator("#panel").get_by_role("button", name="Imprimer l'attestation de restitution").click()
@@ -189,6 +201,22 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     await expect(items.locator(f"xpath=self::*[@data-tablet='{overdue}']")).to_contain_text("Retour en retard")
     order = await items.evaluate_all("(lis) => lis.map((li) => li.dataset.tablet)")
     assert order.index(silent) < order.index(overdue)
+    # The counts in French, agreeing in number: "2 Prêtées", "1 Silencieuse", not "2 Prêtée", "1 Silencieuses".
+    counts = await page.locator("#counts li").evaluate_all(
+        "(lis) => lis.map((li) => [li.firstChild.textContent, li.lastChild.textContent])"
+    )
+    assert ["2", "Prêts en cours"] in counts and ["2", "Prêtées"] in counts, counts
+    assert ["1", "Silencieuse"] in counts and ["1", "Retour en retard"] in counts, counts
+    assert ["0", "Retour à venir"] in counts and ["0", "Prête"] in counts, counts
+
+    # At 150 % on a 1366-pixel screen: a serial number stays on one line ("R52-" alone above the rest misleads).
+    await page.set_viewport_size({"width": 911, "height": 512})
+    lines = await page.locator("#tablets .serial").evaluate_all(
+        "(spans) => spans.map((s) => s.getClientRects().length)"
+    )
+    assert lines and set(lines) == {1}, lines
+    assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    await page.set_viewport_size({"width": 1280, "height": 720})
 
     # With the keyboard only: a form opens with the focus in it, Escape closes it and gives the focus back.
     await page.locator("#register-open").focus()
@@ -197,6 +225,9 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     await page.keyboard.press("Escape")
     await expect(page.locator("#panel")).to_be_hidden()
     await expect(page.locator("#register-open")).to_be_focused()
+    # Its frame shows against the card and the page around it (WCAG: 3:1 for a focus indicator).
+    frame = await page.locator("#register-open").evaluate("(b) => getComputedStyle(b).outlineColor")
+    assert min(contrast(frame, "rgb(255, 255, 255)"), contrast(frame, "rgb(244, 246, 248)")) >= 3, frame
 
     # Signing out with a form open and the list's answer still on its way: nothing of the fleet stays in the tab.
     held = asyncio.Event()
@@ -232,6 +263,10 @@ async def test_a_nurse_token_is_turned_away_in_french(office: Office, context: B
     await expect(page.locator("#sign-in-message")).to_contain_text("n'a pas le rôle « fleet »")
     await expect(page.locator("#app")).to_be_hidden()
     assert await page.evaluate("sessionStorage.length") == 0
+    # The fleet manager's own token, pasted, then Enter, as in any sign-in form: she is in.
+    await page.locator("#token").fill(office.tokens.issue_staff_token("parc-julie", {"fleet"}))
+    await page.locator("#token").press("Enter")
+    await expect(page.locator("#app")).to_be_visible()
 
 
 async def test_the_page_runs_its_own_files_only_and_shows_the_qr_code_as_an_image(office: Office) -> None:

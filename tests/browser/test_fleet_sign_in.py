@@ -89,7 +89,7 @@ async def test_a_fleet_manager_signs_in_with_the_hospital_account_and_signs_out_
 
     await page.get_by_role("button", name=BUTTON).click()
     await expect(page.locator("#app")).to_be_visible(timeout=10_000)
-    await expect(page.locator("#who")).to_have_text("Connecté : Julie Parc")
+    await expect(page.locator("#who")).to_have_text("Connecté·e : Julie Parc")
     await expect(page.locator("#counts li").first).to_be_visible()  # the fleet at a glance
     assert page.url == f"{office.url}/fleet/", page.url  # the code and state left the address bar
     assert await stored(page)
@@ -147,7 +147,7 @@ async def test_a_refresh_token_renews_the_session_silently_and_a_refused_refresh
     idp.sign_in.ttl_s = 6  # renewed half-way, 3 s after each sign-in or refresh
     page = await office.page()
     await page.get_by_role("button", name=BUTTON).click()
-    await expect(page.locator("#who")).to_have_text("Connecté : Julie Parc", timeout=10_000)
+    await expect(page.locator("#who")).to_have_text("Connecté·e : Julie Parc", timeout=10_000)
     first = await stored(page)
 
     await page.wait_for_function(f"first => sessionStorage.getItem('{TOKEN}') !== first", arg=first, timeout=8_000)

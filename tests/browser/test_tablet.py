@@ -545,8 +545,12 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await page.route("**/v1/submissions", refuse)
         await page.get_by_role("button", name="Envoyer mes réponses").click()
         await expect(page.locator("#sent-status")).to_contain_text("une réponse est à vérifier", timeout=5_000)
+        # Not "Merci pour vos réponses": nothing was sent. The sentence is said once, not again in a banner above.
+        await expect(page.locator("#sent-title")).to_have_text("Vos réponses n'ont pas été envoyées")
+        await expect(page.locator("#refused-banner")).to_be_hidden()
         await page.unroute("**/v1/submissions")
         await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#refused-banner")).to_contain_text("une réponse est à vérifier")
         await page.get_by_role("button", name="Reprendre le questionnaire").click()
         await expect(form).to_have_attribute("data-link-id", "nausea.frequency")
         await expect(back).to_be_visible()

@@ -19,7 +19,7 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.services import served
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, contrast
 
 pytestmark = pytest.mark.browser
 
@@ -221,6 +221,13 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
     await page.set_viewport_size({"width": 800, "height": 1280})
     await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
     await no_overflow(page, "screen-message")
+    # "Ajouter une photo" is a label drawn as a big button: its words centred in it, as a button's are.
+    offset = await page.locator(".photo-button").evaluate(
+        "(label) => { const range = document.createRange(); range.selectNodeContents(label); "
+        "const text = range.getBoundingClientRect(), box = label.getBoundingClientRect(); "
+        "return Math.abs((text.top + text.bottom) / 2 - (box.top + box.bottom) / 2); }"
+    )
+    assert offset <= 2, f"the photo button's words sit {offset}px off its middle"
 
 
 async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_tablet_not_ready(
@@ -323,7 +330,9 @@ async def test_not_now_keeps_the_draft_and_home_resumes_at_the_same_question(
 FOCUSED_OUTLINE = """() => {
   const e = document.activeElement;
   const s = getComputedStyle(e);
-  return { tag: e.tagName, text: e.textContent.trim(), style: s.outlineStyle, width: s.outlineWidth };
+  return {
+    tag: e.tagName, text: e.textContent.trim(), style: s.outlineStyle, width: s.outlineWidth, color: s.outlineColor,
+  };
 }"""
 
 
@@ -341,6 +350,8 @@ async def test_a_heading_the_page_focuses_shows_no_outline_and_keyboard_focus_ke
     await page.keyboard.press("Tab")
     focused = await page.evaluate(FOCUSED_OUTLINE)
     assert (focused["tag"], focused["style"], focused["width"]) == ("BUTTON", "solid", "4px"), focused
+    # A frame that shows against the white page (WCAG: 3:1 for a focus indicator), on every page (the fleet's too).
+    assert contrast(focused["color"], "rgb(255, 255, 255)") >= 3, focused
     await page.get_by_role("button", name="Répondre au questionnaire").focus()
     await page.keyboard.press("Enter")
     await expect(page.locator("#screen-who")).to_be_visible()

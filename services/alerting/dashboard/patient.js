@@ -705,7 +705,8 @@ export function renderPatient(container, { patientId, timeline, alertDetail }) {
       { class: "patient-grid" },
       alertDetail && alertDetail.status !== "resolved" ? currentAlertSection(alertDetail) : null,
       section("Évolution des symptômes", "trend-title", trendTable(timeline)),
-      section("Alertes précédentes", "history-title", priorAlerts(alerts)),
+      // Every alert of the patient, the one in progress too: "précédentes" would misname it.
+      section("Historique des alertes", "history-title", priorAlerts(alerts)),
       section("Messages", "messages-title", messagesList(messages)),
       section(
         "Niveaux attendus",

@@ -4,7 +4,7 @@
 // itself: app.js passes that in (`stop`), with what a session cut short keeps for the same nurse (`keep`).
 
 import { api, ApiError, clearToken, endSessionRequests, onUnauthorized, setToken } from "./api.js";
-import { pageSignIn, SignInError } from "/web/oidc.js";
+import { pageSignIn, signInOnEnter, SignInError } from "/web/oidc.js";
 import { $, clear, clearAnnouncements, h } from "./dom.js";
 import { formatTime } from "./format.js";
 
@@ -236,6 +236,7 @@ export function createSession({ state, start, keep, stop }) {
   }
 
   function wire() {
+    signInOnEnter($("token-input"));
     $("token-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const raw = $("token-input")

@@ -15,7 +15,7 @@ import {
   shortId,
   tokenStore,
 } from "/web/staff.js";
-import { pageSignIn, SignInError } from "/web/oidc.js";
+import { pageSignIn, signInOnEnter, SignInError } from "/web/oidc.js";
 import { frenchProblem } from "./problems.js";
 import { receiptSheet } from "./receipt.js";
 
@@ -31,6 +31,20 @@ const STATES = {
   in_repair: "En réparation",
   retired: "Réformée",
 };
+// The counts "En un coup d'œil" shows: French agrees in number from 2 on ("1 Prête", "3 Prêtes", "0 Prêt en cours").
+const STATE_COUNTS = {
+  pending_provisioning: ["À préparer", "À préparer"],
+  ready: ["Prête", "Prêtes"],
+  loaned: ["Prêtée", "Prêtées"],
+  returned: ["Rendue", "Rendues"],
+  wipe_pending: ["À effacer", "À effacer"],
+  wiped: ["Effacée", "Effacées"],
+  lost: ["Perdue", "Perdues"],
+  stolen: ["Volée", "Volées"],
+  in_repair: ["En réparation", "En réparation"],
+  retired: ["Réformée", "Réformées"],
+};
+const counted = (count, [one, many]) => (count >= 2 ? many : one);
 const ACTIONS = {
   provision: "Marquer préparée",
   loan: "Prêter",
@@ -155,7 +169,7 @@ async function enter() {
     $("app").hidden = false;
     $("who").hidden = false;
     // As her colleagues know her; the id (what the audit trail records) on hover.
-    $("who").textContent = `Connecté : ${me.name || me.staff_id}`;
+    $("who").textContent = `Connecté·e : ${me.name || me.staff_id}`; // as the dashboard says it
     $("who").title = me.staff_id;
     $("sign-out").hidden = false;
     watchSession(me);
@@ -204,6 +218,7 @@ function hideSessionWarning() {
   $("session-banner-text").textContent = "";
 }
 
+signInOnEnter($("token"));
 $("sign-in-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const token = $("token").value.trim().replace(/^Bearer\s+/i, "");
@@ -263,13 +278,13 @@ function attentionItem(loan) {
 async function loadGlance() {
   const fleet = await request("GET", "/v1/fleet");
   const counts = [
-    ["Prêts en cours", fleet.open_loans],
-    ["Retours en retard", fleet.loans_overdue],
-    ["Retours à venir", fleet.loans_due_soon],
-    ["Silencieuses", fleet.silent_tablets],
-    ["Accessoires manquants", fleet.missing_accessories],
-    ...Object.entries(fleet.by_state).map(([state, count]) => [STATES[state] || state, count]),
-  ];
+    [["Prêt en cours", "Prêts en cours"], fleet.open_loans],
+    [["Retour en retard", "Retours en retard"], fleet.loans_overdue],
+    [["Retour à venir", "Retours à venir"], fleet.loans_due_soon],
+    [["Silencieuse", "Silencieuses"], fleet.silent_tablets],
+    [["Accessoire manquant", "Accessoires manquants"], fleet.missing_accessories],
+    ...Object.entries(fleet.by_state).map(([state, count]) => [STATE_COUNTS[state] || [state, state], count]),
+  ].map(([forms, count]) => [counted(count, forms), count]);
   $("counts").replaceChildren(...counts.map(([label, count]) => h("li", null, h("strong", null, formatNumber(count)), label)));
   const loans = [...fleet.attention].sort((a, b) => attentionRank(a) - attentionRank(b));
   $("attention").replaceChildren(
@@ -325,7 +340,7 @@ function tabletRow(tablet) {
   return h(
     "tr",
     { dataset: { tablet: tablet.id, serial: tablet.serial_number } },
-    h("td", null, tablet.serial_number, h("br"), h("small", null, tablet.model)),
+    h("td", null, h("span", { class: "serial" }, tablet.serial_number), h("br"), h("small", null, tablet.model)),
     h("td", { class: "state" }, STATES[tablet.state] || tablet.state, loan && loan.silent_since ? [h("br"), h("span", { class: "missing" }, "Silencieuse")] : null),
     h("td", null, formatDateTime(tablet.last_seen_at)),
     h("td", null, tablet.battery_percent === null ? "—" : `${formatNumber(tablet.battery_percent)} %`),
@@ -554,6 +569,8 @@ async function openLoan(tablet) {
 
 /** The enrolment QR code: an SVG document drawn by the server, shown as an image (its markup never joins the page). */
 function showEnrolment(tablet, granted) {
+  // The line above the page said what the last step did ("… : Prête."): left as it was, it would contradict the list.
+  say(`Tablette ${tablet.serial_number} prêtée.`);
   const image = h("img", {
     id: "enrolment-qr",
     alt: "QR code d'enrôlement de la tablette",
@@ -575,7 +592,10 @@ function showEnrolment(tablet, granted) {
       h("div", { class: "actions" }, copy, " ", close),
     ),
   );
-  copy.focus();
+  // Focus alone scrolls the button to the middle of a short screen (150 % zoom), the code's top cut off: the code is
+  // what must be whole, for the tablet's camera; sized to leave the button in view below it (fleet.css).
+  copy.focus({ preventScroll: true });
+  image.scrollIntoView({ block: "center" });
 }
 
 async function openReturn(tablet) {
@@ -590,6 +610,7 @@ async function openReturn(tablet) {
     }),
     (loan) => {
       const missing = loan.missing_accessories;
+      say(`Tablette ${tablet.serial_number} rendue.`);
       openPanel(
         `Tablette ${tablet.serial_number} rendue`,
         h("p", { id: "return-result" }, missing.length

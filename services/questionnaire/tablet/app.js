@@ -134,6 +134,7 @@ const $ = (selector) => document.querySelector(selector);
 function show(id) {
   for (const screen of document.querySelectorAll(".screen")) screen.hidden = screen.id !== id;
   document.body.dataset.screen = id;
+  if (id !== "screen-setup") renderNotice(); // the notice the sent screen said in its place comes back elsewhere
   window.scrollTo(0, 0);
   const heading = document.getElementById(id).querySelector("h1, legend");
   if (heading) {
@@ -167,7 +168,9 @@ function renderNotice() {
   const notice = load("notice");
   const banner = $("#refused-banner");
   banner.textContent = notice ? notice.text : "";
-  banner.hidden = !notice;
+  // The sent screen already says it: the same sentence twice would read as two problems.
+  const saidBelow = document.body.dataset.screen === "screen-sent" && notice && $("#sent-status").textContent === notice.text;
+  banner.hidden = !notice || saidBelow;
 }
 
 function renderQueueBanner() {
@@ -745,10 +748,11 @@ function showSent(kind) {
   show("screen-sent");
 }
 
-function sentScreenSays(entry, text, notice) {
+function sentScreenSays(entry, text, notice, title = null) {
   if (document.body.dataset.screen !== "screen-sent" || entry.key !== sentKey) return;
   $("#sent-status").textContent = text;
   if (notice) $("#sent-notice").textContent = notice;
+  if (title) $("#sent-title").textContent = title;
 }
 
 let flushing = false;
@@ -854,7 +858,8 @@ async function refused(entry, result) {
     const text = photoRefused
       ? "Votre photo n'a pas pu être envoyée : elle n'a pas pu être lue. Votre message est de nouveau dans « Écrire à l'équipe soignante » : ajoutez une autre photo et envoyez-le à nouveau."
       : "Votre message n'a pas pu être envoyé. Il est de nouveau dans « Écrire à l'équipe soignante » : relisez-le et envoyez-le à nouveau.";
-    sentScreenSays(entry, text);
+    // Not "Merci pour votre message": nothing reached the team.
+    sentScreenSays(entry, text, null, "Votre message n'a pas été envoyé");
     setNotice("message", text);
     return;
   }
@@ -883,7 +888,7 @@ async function refused(entry, result) {
   };
   if (!load("draft")) save("draft", draft);
   const text = answersRefused(problem, { updated: canonical !== entry.draft.canonical });
-  sentScreenSays(entry, text);
+  sentScreenSays(entry, text, null, "Vos réponses n'ont pas été envoyées");
   setNotice("submission", text);
 }
 
