@@ -225,7 +225,22 @@ async def test_a_relative_answers_through_the_branching_the_alert_says_so_and_th
         await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
         await page.locator("#message-text").fill("J'ai encore de la fièvre ce soir.")
         await expect(page.locator("#message-count")).to_have_text("33 / 2000 caractères")
+
+        # Refused once (422): the screen that says so takes her straight back to her message, as its sentence says.
+        async def refuse_message(route: Route) -> None:
+            problem = {"status": 422, "title": "Unprocessable", "detail": "…"}
+            await route.fulfill(status=422, json=problem, headers={"Content-Type": "application/problem+json"})
+
+        await page.route("**/v1/messages", refuse_message)
         await page.get_by_role("button", name="Envoyer", exact=True).click()
+        await expect(page.locator("#sent-title")).to_have_text("Votre message n'a pas été envoyé", timeout=5_000)
+        await expect(page.locator("#sent-status")).to_contain_text("« Écrire à l'équipe soignante »")
+        await page.unroute("**/v1/messages")
+        await page.locator("#screen-sent").get_by_role("button", name="Écrire à l'équipe soignante").click()
+        await expect(page.locator("#message-text")).to_have_value("J'ai encore de la fièvre ce soir.")
+        await page.get_by_role("button", name="Envoyer", exact=True).click()
+        await expect(page.locator("#sent-title")).to_have_text("Merci pour votre message")
+        await expect(page.locator("#sent-again")).to_be_hidden()
         await expect(page.locator("#sent-status")).to_have_text(
             "Votre message a bien été envoyé à l'équipe.", timeout=5_000
         )
@@ -589,9 +604,8 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await page.get_by_role("button", name="Envoyer mes réponses").click()
         await expect(page.locator("#sent-status")).to_contain_text("la tablette est en avance", timeout=5_000)
         await page.clock.set_system_time(datetime.now(UTC))  # set right
-        await page.get_by_role("button", name="Retour à l'accueil").click()
-        await expect(page.locator("#refused-banner")).to_contain_text("Vérifiez la date et l'heure de la tablette")
-        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        # « Reprendre le questionnaire », as the sentence says, is on the screen that says it (and on the home screen).
+        await page.locator("#screen-sent").get_by_role("button", name="Reprendre le questionnaire").click()
         await expect(page.locator("#screen-review")).to_be_visible()
         await expect(who).to_contain_text("Qui répond : Un proche")
 

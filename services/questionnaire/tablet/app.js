@@ -745,6 +745,7 @@ function showSent(kind) {
   else sentPhoto.removeAttribute("src");
   $("#sent-status").textContent = "Envoi en cours…";
   $("#sent-notice").textContent = EMERGENCY;
+  offerAgain(null);
   show("screen-sent");
 }
 
@@ -752,7 +753,27 @@ function sentScreenSays(entry, text, notice, title = null) {
   if (document.body.dataset.screen !== "screen-sent" || entry.key !== sentKey) return;
   $("#sent-status").textContent = text;
   if (notice) $("#sent-notice").textContent = notice;
-  if (title) $("#sent-title").textContent = title;
+  if (title) {
+    $("#sent-title").textContent = title;
+    offerAgain(entry.kind); // a title is given for a refusal only: what was refused is the patient's to send again
+  }
+}
+
+// The button the refusal's sentence names ("touchez « Reprendre le questionnaire »"), on the screen that says it;
+// "Retour à l'accueil" is then the other way out, no longer the one to take.
+const SEND_AGAIN = { submission: "Reprendre le questionnaire", message: "Écrire à l'équipe soignante" };
+
+function offerAgain(kind) {
+  const again = $("#sent-again");
+  again.hidden = !kind;
+  again.textContent = kind ? SEND_AGAIN[kind] : "";
+  again.dataset.kind = kind || "";
+  $("#sent-home").classList.toggle("nav-button-primary", !kind);
+}
+
+function takeBackRefused() {
+  if ($("#sent-again").dataset.kind === "message") showMessage();
+  else startQuestionnaire().catch(() => {});
 }
 
 let flushing = false;
@@ -978,6 +999,7 @@ function wire() {
   });
   $("#start-questionnaire").addEventListener("click", () => startQuestionnaire().catch(() => {}));
   $("#start-message").addEventListener("click", showMessage);
+  $("#sent-again").addEventListener("click", takeBackRefused);
   $("#question-form").addEventListener("submit", questionNext);
   $("#send-answers").addEventListener("click", sendAnswers);
   $("#edit-who").addEventListener("click", editWho);
