@@ -81,6 +81,8 @@ async def test_a_nurse_enters_the_answers_she_takes_by_phone_and_their_alert_say
     nausea_severity = dialog.locator("[data-link-id='nausea.severity']")
     temperature = dialog.locator("[data-link-id='temperature']")
     await expect(nausea_frequency).to_be_visible(timeout=5_000)
+    # A long form: its buttons stay in sight at the dialog's foot, not only after scrolling through every question.
+    await expect(dialog.get_by_role("button", name="Enregistrer les réponses")).to_be_in_viewport(ratio=1)
     # Branching as the questionnaire says: severity once the frequency is not "Jamais"; the temperature after a fever.
     await expect(nausea_severity).to_be_hidden()
     await expect(temperature).to_be_hidden()
