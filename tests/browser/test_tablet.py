@@ -27,7 +27,7 @@ from shared.auth import TokenService
 from shared.devservers import free_port
 from shared.testing.services import in_process, served
 from shared.testing.waiting import eventually
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, send_bar_in_sight
 
 pytestmark = pytest.mark.browser
 
@@ -455,6 +455,8 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         assert await who_looks(page) == [("patient", CHOSEN), ("relative", NOT_CHOSEN)]
         await myself.click()
         await answer_until_review(page, {"fever": "Oui", "temperature": "38,6"})
+        # "Envoyer mes réponses" at the screen's foot, from the top of the review to its end, hiding no answer.
+        await send_bar_in_sight(page, "tablet-review-100.png")
 
         def option(label: str) -> Any:
             # "Fort", not "Très fort"; a chosen answer's name starts with the ✓ drawn before it.
