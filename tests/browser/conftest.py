@@ -147,6 +147,22 @@ async def send_bar_in_sight(page: Page, screenshot: str) -> None:
     assert height <= 0.25, f"the send bar takes {height:.0%} of the screen"
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / screenshot))
+    # The first "Modifier" under the bar, reached with the keyboard, is scrolled above it (focus not obscured).
+    hidden = await bar.evaluate(
+        """(bar) => {
+          const buttons = [...document.querySelectorAll("#edit-who, #review-list [data-edit]")];
+          const index = buttons.findIndex((b) => b.getBoundingClientRect().bottom > bar.getBoundingClientRect().top);
+          buttons[index - 1].focus();
+          return buttons[index].getAttribute("aria-label");
+        }"""
+    )
+    await page.keyboard.press("Tab")
+    focused = page.locator("*:focus")
+    await expect(focused).to_have_attribute("aria-label", hidden)
+    reached, top = await bar.evaluate(
+        "(bar) => [document.activeElement.getBoundingClientRect().bottom, bar.getBoundingClientRect().top]"
+    )
+    assert reached <= top, f"{hidden} reached with the keyboard is under the send bar ({reached} > {top})"
     await page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
     await expect(send).to_be_in_viewport(ratio=1)
     await page.screenshot(path=str(ARTIFACTS / screenshot.replace(".png", "-end.png")))
