@@ -129,3 +129,52 @@ def contrast(first: str, second: str) -> float:
 
 def rows(page: Page) -> Any:
     return page.locator("#alert-rows [data-alert-id]")
+
+
+async def send_bar_in_sight(page: Page, screenshot: str) -> None:
+    """The review's "Envoyer mes réponses" in sight without scrolling through the answers: on arrival (the top of a
+    review several screens long) and scrolled to the end, in a bar no taller than a quarter of the screen, that
+    hides no answer once the patient has scrolled to the end. Screenshots of its top and its end as the patient sees
+    them."""
+    screen = page.locator("#screen-review")
+    send = screen.get_by_role("button", name="Envoyer mes réponses", exact=True)
+    bar = screen.locator(".send-bar")
+    await page.evaluate("window.scrollTo(0, 0)")
+    tall, high = await page.evaluate("[document.documentElement.scrollHeight, innerHeight]")
+    assert tall > 2 * high, f"a review of {tall}px on a {high}px screen tests no scrolling"
+    await expect(send).to_be_in_viewport(ratio=1)
+    height = (await bar.evaluate("(b) => b.getBoundingClientRect().height")) / high
+    assert height <= 0.25, f"the send bar takes {height:.0%} of the screen"
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / screenshot))
+    # The first "Modifier" under the bar, reached with the keyboard, is scrolled above it (focus not obscured).
+    hidden = await bar.evaluate(
+        """(bar) => {
+          const buttons = [...document.querySelectorAll("#edit-who, #review-list [data-edit]")];
+          const index = buttons.findIndex((b) => b.getBoundingClientRect().bottom > bar.getBoundingClientRect().top);
+          buttons[index - 1].focus();
+          return buttons[index].getAttribute("aria-label");
+        }"""
+    )
+    await page.keyboard.press("Tab")
+    focused = page.locator("*:focus")
+    await expect(focused).to_have_attribute("aria-label", hidden)
+    reached, top = await bar.evaluate(
+        "(bar) => [document.activeElement.getBoundingClientRect().bottom, bar.getBoundingClientRect().top]"
+    )
+    assert reached <= top, f"{hidden} reached with the keyboard is under the send bar ({reached} > {top})"
+    await page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    await expect(send).to_be_in_viewport(ratio=1)
+    await page.screenshot(path=str(ARTIFACTS / screenshot.replace(".png", "-end.png")))
+    # Scrolled to the end, nothing of the review is under the bar: its last answer, "Précédent", "Pas maintenant".
+    under = await bar.evaluate(
+        """(bar) => {
+          const top = bar.getBoundingClientRect().top;
+          const above = [document.querySelector("#review-list li:last-child"),
+                         ...document.querySelectorAll("#screen-review button")];
+          return above.filter((e) => e.checkVisibility() && !bar.contains(e))
+            .map((e) => [e.textContent.trim().slice(0, 40), e.getBoundingClientRect().bottom - top])
+            .filter(([, below]) => below > 0);
+        }"""
+    )
+    assert under == [], f"under the send bar once scrolled to the end: {under}"

@@ -27,7 +27,7 @@ from shared.auth import TokenService
 from shared.devservers import free_port
 from shared.testing.services import in_process, served
 from shared.testing.waiting import eventually
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, send_bar_in_sight
 
 pytestmark = pytest.mark.browser
 
@@ -455,6 +455,8 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         assert await who_looks(page) == [("patient", CHOSEN), ("relative", NOT_CHOSEN)]
         await myself.click()
         await answer_until_review(page, {"fever": "Oui", "temperature": "38,6"})
+        # "Envoyer mes réponses" at the screen's foot, from the top of the review to its end, hiding no answer.
+        await send_bar_in_sight(page, "tablet-review-100.png")
 
         def option(label: str) -> Any:
             # "Fort", not "Très fort"; a chosen answer's name starts with the ✓ drawn before it.
@@ -569,7 +571,27 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await page.get_by_role("button", name="Reprendre le questionnaire").click()
         await expect(form).to_have_attribute("data-link-id", "nausea.frequency")
         await expect(back).to_be_visible()
+        # Its screen says why it is asked again, and "Écouter" reads that too, before the question; a reload keeps it.
+        why = page.locator("#question-refused")
+        await expect(why).to_have_text(
+            "Voici la question à vérifier : votre réponse n'a pas pu être envoyée. Répondez à nouveau, puis touchez "
+            "« Suivant »."
+        )
+        await page.screenshot(path=str(ARTIFACTS / "tablet-refused-question.png"))
+        await page.reload()
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        await expect(why).to_be_visible()
+        await page.evaluate("() => { window.__said = []; speechSynthesis.speak = (u) => __said.push(u.text); }")
+        await page.locator("#screen-question [data-listen]").click()
+        said, question = await page.evaluate("__said"), await page.locator("#question-text").text_content()
+        assert said[said.index(question) - 1] == " ".join((await why.text_content() or "").split()), said
         await form.locator("[data-action=next]").click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+        # Answered again: the same question opened from the review no longer says it.
+        await page.get_by_role("button", name=nausea, exact=True).click()
+        await expect(form).to_have_attribute("data-link-id", "nausea.frequency")
+        await expect(why).to_be_hidden()
+        await back.click()
         await expect(page.locator("#screen-review")).to_be_visible()
 
         # Who answers, changed from the review: the first screen, where "Retour au récapitulatif" leaves it as it

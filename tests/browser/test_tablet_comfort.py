@@ -19,7 +19,7 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.testing.services import served
-from tests.browser.conftest import ARTIFACTS, contrast
+from tests.browser.conftest import ARTIFACTS, contrast, send_bar_in_sight
 
 pytestmark = pytest.mark.browser
 
@@ -213,6 +213,8 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
     assert "temperature" in asked, asked
     for viewport in ({"width": 800, "height": 1280}, {"width": 1280, "height": 800}):
         await page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        # Twice as long a review at twice the size: "Envoyer mes réponses" still at the foot, at most a quarter of it.
+        await send_bar_in_sight(page, f"tablet-review-200-{viewport['width']}.png")
         await no_overflow(page, "screen-review")
     await page.get_by_role("button", name="Envoyer mes réponses").click()
     await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)

@@ -387,6 +387,9 @@ function renderQuestion(draft, item) {
   // While editing from the review, a way back to it without walking forward (for a question opened by mistake).
   $("#back-to-review").hidden = !draft.editing;
   $("#edit-hint").hidden = !draft.editing;
+  // The question a refusal pointed at says why it is asked again, until it is answered again ("Suivant").
+  const refusedHere = draft.refused === item.linkId;
+  $("#question-refused").hidden = !refusedHere;
   // On the question changed, "Précédent" would lead where "Retour au récapitulatif" does: one button, not two.
   $('#question-form [data-action="previous"]').hidden =
     previousScreen(flat, draft.answers, item.linkId, draft.editing) === "review";
@@ -411,6 +414,8 @@ function renderQuestion(draft, item) {
             }));
     answers.setAttribute("role", "radiogroup");
     answers.setAttribute("aria-labelledby", "question-text");
+    if (refusedHere) answers.setAttribute("aria-describedby", "question-refused");
+    else answers.removeAttribute("aria-describedby");
     for (const option of options) {
       const checked = current.length > 0 && JSON.stringify(current[0]) === JSON.stringify(option.value);
       const button = h("button", { type: "button", class: "option", role: "radio", "aria-checked": String(checked) }, option.label);
@@ -425,6 +430,7 @@ function renderQuestion(draft, item) {
     }
   } else {
     answers.removeAttribute("role");
+    answers.removeAttribute("aria-describedby");
     const { min, max, unit } = numberBounds(item);
     const numeric = item.type === "decimal" || item.type === "integer";
     const input = h("input", {
@@ -433,6 +439,7 @@ function renderQuestion(draft, item) {
       inputmode: numeric ? "decimal" : "text",
       autocomplete: "off",
       "aria-labelledby": "question-text",
+      "aria-describedby": refusedHere ? "question-refused" : null,
       dataset: numeric ? { min: min ?? "", max: max ?? "" } : {},
     });
     input.value = current.length ? String(current[0]).replace(".", numeric ? "," : ".") : "";
@@ -489,6 +496,7 @@ function questionNext(event) {
     return;
   }
   draft.answers = keptForAsked(flat, draft.answers);
+  if (draft.refused === item.linkId) draft.refused = null; // answered again: no longer the one to check
   save("draft", draft);
   goTo(nextScreen(flat, draft.answers, item.linkId, draft.editing));
 }
@@ -906,6 +914,7 @@ async function refused(entry, result) {
     at,
     // The question pointed at is checked as an edit from the review: then back to the review, not every question.
     editing: at === "review" ? null : startEdit(flat, answers, at),
+    refused: at === "review" ? null : at, // its screen says why it is asked again
   };
   if (!load("draft")) save("draft", draft);
   const text = answersRefused(problem, { updated: canonical !== entry.draft.canonical });

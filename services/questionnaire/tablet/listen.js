@@ -1,10 +1,10 @@
 // "Écouter": the page reads a question and its answers aloud, or the notice after a send, for patients who read with
 // difficulty (RE'CONNECT: voice is what helped those who under-used the app).
 //
-// Each button names what it reads (data-listen): the question screen's question and answers, the sent screen's
-// sentences. Reading stops when the button is pressed again, when the patient answers, and when the screen or the
-// question changes, whoever changes it: this module watches the page rather than being told, so the screens' code
-// does not have to know about it.
+// Each button names what it reads (data-listen): the question screen's question and answers (and, for a question a
+// refusal sent the patient back to, why it is asked again), the sent screen's sentences. Reading stops when the
+// button is pressed again, when the patient answers, and when the screen or the question changes, whoever changes
+// it: this module watches the page rather than being told, so the screens' code does not have to know about it.
 
 const RATE = 0.85; // a little slower than the voice's default: older patients, on chemotherapy, follow it better
 const LISTEN = "Écouter";
@@ -16,12 +16,14 @@ let reading = null; // the button whose text is being read, or null
 function sentences(kind) {
   const text = (selector) => {
     const element = document.querySelector(selector);
-    return element && !element.hidden ? element.textContent.trim() : "";
+    // A sentence of the page's markup runs over several lines: one sentence said, not broken where the file is.
+    return element && !element.hidden ? element.textContent.replace(/\s+/g, " ").trim() : "";
   };
   if (kind === "question") {
     const options = [...document.querySelectorAll("#question-answers .option")].map((o) => o.textContent.trim());
     return [
       text("#question-group"),
+      text("#question-refused"), // why this question is asked again, before it, as the screen shows it
       text("#question-text"),
       options.length ? "Les réponses possibles :" : "",
       ...options,
