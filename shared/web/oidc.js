@@ -170,6 +170,11 @@ export function pageSignIn({ configUrl, storagePrefix, role, redirectUri = pageA
     return config && config.provider_sign_in ? config.provider_sign_in : null;
   }
 
+  /** Sign-in with the provider is configured, but the provider is out of reach just now. */
+  function waitingForProvider() {
+    return Boolean(config && config.provider_unavailable && !provider());
+  }
+
   function remember(body) {
     const store = storage();
     store?.setItem(keys.method, "provider");
@@ -280,7 +285,7 @@ export function pageSignIn({ configUrl, storagePrefix, role, redirectUri = pageA
       asking = false;
       if (following !== stop) return;
       if (fresh) config = fresh;
-      if (!(config && config.provider_unavailable && !provider())) {
+      if (!waitingForProvider()) {
         stopFollowing();
         if (onScreen()) render(elements);
       }
@@ -323,7 +328,7 @@ export function pageSignIn({ configUrl, storagePrefix, role, redirectUri = pageA
      */
     showButton(elements) {
       render(elements);
-      if (config && config.provider_unavailable && !provider()) follow(elements);
+      if (waitingForProvider()) follow(elements);
       else stopFollowing();
     },
 

@@ -757,14 +757,18 @@ function showSent(kind) {
   show("screen-sent");
 }
 
-function sentScreenSays(entry, text, notice, title = null) {
-  if (document.body.dataset.screen !== "screen-sent" || entry.key !== sentKey) return;
+function sentScreenSays(entry, text, notice = null) {
+  if (document.body.dataset.screen !== "screen-sent" || entry.key !== sentKey) return false;
   $("#sent-status").textContent = text;
   if (notice) $("#sent-notice").textContent = notice;
-  if (title) {
-    $("#sent-title").textContent = title;
-    offerAgain(entry.kind); // a title is given for a refusal only: what was refused is the patient's to send again
-  }
+  return true;
+}
+
+/** The sent screen, when what it was about was refused: not thanked, and what was refused is hers to send again. */
+function sentScreenRefused(entry, text, title) {
+  if (!sentScreenSays(entry, text)) return;
+  $("#sent-title").textContent = title;
+  offerAgain(entry.kind);
 }
 
 // The button the refusal's sentence names ("touchez « Reprendre le questionnaire »"), on the screen that says it;
@@ -888,7 +892,7 @@ async function refused(entry, result) {
       ? "Votre photo n'a pas pu être envoyée : elle n'a pas pu être lue. Votre message est de nouveau dans « Écrire à l'équipe soignante » : ajoutez une autre photo et envoyez-le à nouveau."
       : "Votre message n'a pas pu être envoyé. Il est de nouveau dans « Écrire à l'équipe soignante » : relisez-le et envoyez-le à nouveau.";
     // Not "Merci pour votre message": nothing reached the team.
-    sentScreenSays(entry, text, null, "Votre message n'a pas été envoyé");
+    sentScreenRefused(entry, text, "Votre message n'a pas été envoyé");
     setNotice("message", text);
     return;
   }
@@ -918,7 +922,7 @@ async function refused(entry, result) {
   };
   if (!load("draft")) save("draft", draft);
   const text = answersRefused(problem, { updated: canonical !== entry.draft.canonical });
-  sentScreenSays(entry, text, null, "Vos réponses n'ont pas été envoyées");
+  sentScreenRefused(entry, text, "Vos réponses n'ont pas été envoyées");
   setNotice("submission", text);
 }
 
