@@ -97,6 +97,11 @@ class AlertView(BaseModel):
         description="When those answers reached this service: long after latest_answers_authored when the tablet was "
         "offline, even if the answers that raised the alert came in time",
     )
+    latest_answers_by: str | None = Field(
+        default=None,
+        description="Who gave those answers, as `answered_by` (`patient`, `relative`, `nurse_phone`…; null: it holds "
+        "none): answers a nurse took by phone are never late, whatever their `authored`",
+    )
 
 
 _NAMES = frozenset(f"{column}_name" for column in repository.STAFF_COLUMNS)
@@ -113,6 +118,7 @@ _COMPUTED = (
             "answered_at",
             "latest_answers_authored",
             "latest_answers_received_at",
+            "latest_answers_by",
         }
     )
     | _NAMES
@@ -136,6 +142,7 @@ def alert_view(row: Any, now: datetime, levels: ServiceLevels, names: Mapping[st
         answered_at=row.get("answered_at"),
         latest_answers_authored=row.get("latest_answers_authored"),
         latest_answers_received_at=row.get("latest_answers_received_at"),
+        latest_answers_by=row.get("latest_answers_by"),
         **{f"{column}_name": (names or {}).get(row.get(column) or "") for column in repository.STAFF_COLUMNS},
     )
 

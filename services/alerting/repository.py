@@ -36,6 +36,8 @@ ALERT_COLUMNS = (
 # open): when they were given and when they arrived (were scored here). Answers given days ago that join an open
 # alert today are late too, however recent those that raised it. Of answers scored together (one batch), the newest.
 # (A message's sent_at is when the questionnaire service received it: never late the way a tablet's answers are.)
+# Who gave those answers too: a nurse who took them by phone heard them as they were given, so they are never late,
+# even when posted with an earlier `authored` or scored hours later (this service down overnight).
 _LATEST_ANSWERS = (
     "FROM scores sc WHERE sc.submission_id = ANY(alerts.submission_ids) "
     "ORDER BY sc.scored_at DESC, sc.authored DESC LIMIT 1"
@@ -44,7 +46,8 @@ ANSWERED_AT = (
     "greatest((SELECT max(sc.authored) FROM scores sc WHERE sc.submission_id = ANY(alerts.submission_ids)), "
     "(SELECT max(m.sent_at) FROM messages m WHERE m.id = ANY(alerts.message_ids))) AS answered_at, "
     f"(SELECT sc.authored {_LATEST_ANSWERS}) AS latest_answers_authored, "
-    f"(SELECT sc.scored_at {_LATEST_ANSWERS}) AS latest_answers_received_at"
+    f"(SELECT sc.scored_at {_LATEST_ANSWERS}) AS latest_answers_received_at, "
+    f"(SELECT sc.answered_by {_LATEST_ANSWERS}) AS latest_answers_by"
 )
 
 

@@ -108,8 +108,11 @@ const UNREADABLE = "Le serveur a envoyé une réponse illisible.";
 
 /**
  * The client of a page whose requests carry the token of `store`. `request(method, path, {body, headers, auth,
- * signal})` resolves with the JSON (null for 204) and rejects with an ApiError: status 0 for the network, a timeout
- * or `signal`; `cancelled` when the session ended first (`endSession`).
+ * signal, binary, timeout})` resolves with the JSON (null for 204) and rejects with an ApiError: status 0 for the
+ * network, a timeout or `signal`; `cancelled` when the session ended first (`endSession`). With `binary`, the media
+ * types asked for (["image/jpeg"]), it resolves with the answer's Blob instead, and an answer of another type (a
+ * proxy's or a portal's page) is `unreadable`; refusals are read and told as for JSON. `timeout` (ms, 15 s by
+ * default) runs until the whole answer is read: a photo's bytes too.
  *
  * What the pages differ in is an option, whose default is the fleet page's:
  * - `signOutOn`: the statuses that end the session: `onUnauthorized(error)` is called (a 403 too by default: every
@@ -158,43 +161,71 @@ export function client(
     }
   }
 
-  async function exchange(method, path, { body, auth = true, signal, headers: extra }, controller) {
-    const headers = { Accept: "application/json, application/problem+json", ...extra };
+  async function exchange(
+    method,
+    path,
+    { body, auth = true, signal, headers: extra, binary = null, timeout = TIMEOUT_MS },
+    controller,
+  ) {
+    const accept = binary ? [...binary, "application/problem+json"] : ["application/json", "application/problem+json"];
+    const headers = { Accept: accept.join(", "), ...extra };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const token = auth ? store.get() : null;
     if (token) headers.Authorization = `Bearer ${token}`;
-    const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+    const timer = setTimeout(() => controller.abort(), timeout);
     if (signal) signal.addEventListener("abort", () => controller.abort(), { once: true });
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: controller.signal,
-        credentials,
-        cache: "no-store",
-      });
-    } catch {
+    // No answer, or one cut off: the network, the timeout, or the caller's `signal`.
+    const noAnswer = () => {
       const late = controller.signal.aborted && !(signal && signal.aborted);
-      throw new ApiError(0, "Réseau", late ? timedOut : unreachable);
+      return new ApiError(0, "Réseau", late ? timedOut : unreachable);
+    };
+    try {
+      let response;
+      try {
+        response = await fetch(path, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: controller.signal,
+          credentials,
+          cache: "no-store",
+        });
+      } catch {
+        throw noAnswer();
+      }
+      if (!response.ok) {
+        // A problem is a few hundred bytes: its wait must not pass for the session's end below.
+        clearTimeout(timer);
+        const problem = await readProblem(response);
+        // Not for a request whose session has ended meanwhile: the next person's session is not the expired one.
+        const sessionGone = controller.signal.aborted;
+        if (signOutOn.includes(problem.status) && auth && unauthorized && !sessionGone) unauthorized(problem);
+        throw problem;
+      }
+      if (binary) {
+        const type = (response.headers.get("Content-Type") || "").split(";")[0].trim().toLowerCase();
+        if (!binary.includes(type)) throw new ApiError(response.status, "Réponse illisible", unreadable);
+        try {
+          return await response.blob();
+        } catch {
+          throw noAnswer();
+        }
+      }
+      if (response.status === 204) return null;
+      let text;
+      try {
+        text = await response.text();
+      } catch {
+        throw noAnswer();
+      }
+      if (!text) return null;
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new ApiError(response.status, "Réponse illisible", unreadable);
+      }
     } finally {
       clearTimeout(timer);
-    }
-    if (!response.ok) {
-      const problem = await readProblem(response);
-      // Not for a request whose session has ended meanwhile: the next person's session is not the expired one.
-      const sessionGone = controller.signal.aborted;
-      if (signOutOn.includes(problem.status) && auth && unauthorized && !sessionGone) unauthorized(problem);
-      throw problem;
-    }
-    if (response.status === 204) return null;
-    const text = await response.text();
-    if (!text) return null;
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw new ApiError(response.status, "Réponse illisible", unreadable);
     }
   }
 

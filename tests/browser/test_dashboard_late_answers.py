@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from playwright.async_api import expect
 
-from shared.testing.fhir import RED_NAUSEA
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 from tests.browser.conftest import Ward, rows
 
@@ -66,3 +67,28 @@ async def test_late_answers_merged_into_an_open_alert_are_flagged_on_its_row_and
     await expect(questionnaires.nth(0)).to_have_text(ON_SUNDAY_LATE)
     await expect(questionnaires.nth(1).locator(".late-submission")).to_have_count(0)
     await expect(page.locator("#patient-view .trend thead .col-late")).to_have_text(["arrivé 2 j 1 h plus tard"])
+
+
+async def test_answers_a_nurse_took_by_phone_are_not_flagged_late_on_the_row_nor_in_the_patient_view(
+    ward: Ward,
+) -> None:
+    # A tablet raised the alert; then a nurse enters what the patient told her on the phone yesterday evening, dated
+    # when it was said. She heard the answers as they were given: neither the row nor the patient view calls them late.
+    patient = await ward.submit(RED_NAUSEA)
+    nurse = {"Authorization": f"Bearer {ward.tokens.issue_staff_token('ide-karim', {'nurse'})}"}
+    phoned = await ward.tablet.post(
+        f"/v1/patients/{patient}/submissions",
+        content=orjson.dumps(questionnaire_response(RED_NAUSEA, authored=datetime.now(UTC) - timedelta(hours=20))),
+        headers={**nurse, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"},
+    )
+    assert phoned.status_code == 202, phoned.text
+    assert (await merged_alert(ward, patient))["latest_answers_by"] == "nurse_phone"
+
+    page = await ward.dashboard()
+    row = page.locator(f"#alert-rows tr[data-patient-id='{patient}']")
+    await expect(row.locator(".col-source")).to_contain_text("Infirmière (par téléphone)", timeout=5_000)
+    await expect(row.locator(".late-answers")).to_have_count(0)
+    await row.locator("[data-action=open-patient]").click()
+    current = page.locator('#patient-view section[aria-labelledby="current-alert-title"]')
+    await expect(current.locator(".submission-detail h3")).to_have_count(2, timeout=5_000)
+    await expect(current.locator(".late-answers, .late-submission")).to_have_count(0)

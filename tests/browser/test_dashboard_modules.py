@@ -510,6 +510,14 @@ LATEST_ANSWERS = {
             },
             "Dernières réponses de 08:10 · arrivées 6 h 00 plus tard",
         ),
+        # A nurse took the latest answers by phone: she heard them as they were given, never late (as in the patient
+        # view), whether posted with an earlier date or scored hours after (the service was down overnight).
+        ({**LATEST_ANSWERS, "latest_answers_by": "nurse_phone"}, None),
+        ({**LATEST_ANSWERS, "submission_ids": ["s1"], "latest_answers_by": "nurse_phone"}, None),
+        (
+            {**LATEST_ANSWERS, "latest_answers_by": "relative"},
+            "Dernières réponses du 22/11 à 09:40 · arrivées 2 j 1 h plus tard",
+        ),
         # Timely answers joined it: nothing to flag, whatever the alert's older fields would say.
         (
             {

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from playwright.async_api import Browser, BrowserContext, Route, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from services.alerting.main import AlertingSettings
 from services.alerting.main import build_service as build_alerting
@@ -115,11 +115,8 @@ async def test_a_tablet_sends_a_photo_with_its_message(
     await expect(page.locator("#status-list .status-photo")).to_be_visible()
 
 
-async def test_the_dashboard_shows_the_photo_of_the_alerts_message(
-    clinic: tuple[str, str, Any, BrowserContext], tokens: TokenService
-) -> None:
-    q_url, a_url, questionnaire, context = clinic
-    patient = uuid.uuid4()
+async def send_photo(q_url: str, tokens: TokenService, patient: uuid.UUID) -> str:
+    """A patient's tablet sends a photo and a message naming it (which raises an alert); the photo's id."""
     device = {"Authorization": f"Bearer {tokens.issue_device_token(patient, 'tablet-photo')}"}
     async with httpx.AsyncClient(base_url=q_url) as tablet:
         uploaded = await tablet.post(
@@ -135,7 +132,11 @@ async def test_the_dashboard_shows_the_photo_of_the_alerts_message(
             headers={**device, "Idempotency-Key": str(uuid.uuid4())},
         )
         assert sent.status_code == 202, sent.text
+    return str(photo_id)
 
+
+async def patient_view(context: BrowserContext, a_url: str, tokens: TokenService) -> Page:
+    """A nurse's dashboard on the patient view of the one alert on the list."""
     nurse = tokens.issue_staff_token("ide-claire", {"nurse"})
     await context.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(nurse).decode()})")
     page = await context.new_page()
@@ -143,6 +144,16 @@ async def test_the_dashboard_shows_the_photo_of_the_alerts_message(
     await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
     await expect(rows(page)).to_have_count(1, timeout=10_000)
     await rows(page).first.locator('[data-action="open-patient"]').click()
+    return page
+
+
+async def test_the_dashboard_shows_the_photo_of_the_alerts_message(
+    clinic: tuple[str, str, Any, BrowserContext], tokens: TokenService
+) -> None:
+    q_url, a_url, questionnaire, context = clinic
+    patient = uuid.uuid4()
+    photo_id = await send_photo(q_url, tokens, patient)
+    page = await patient_view(context, a_url, tokens)
 
     current = page.locator(".current-alert-actions").locator("xpath=..")
     thumb = current.locator(f'.photo-thumb[data-photo-id="{photo_id}"]')
@@ -165,3 +176,43 @@ async def test_the_dashboard_shows_the_photo_of_the_alerts_message(
             )
 
     assert await eventually(audited) >= 1
+
+
+async def test_a_purged_photo_says_so_and_an_expired_token_on_a_photo_ends_the_session(
+    clinic: tuple[str, str, Any, BrowserContext], tokens: TokenService
+) -> None:
+    q_url, a_url, questionnaire, context = clinic
+    patient = uuid.uuid4()
+    photo_id = await send_photo(q_url, tokens, patient)
+
+    # The token has expired by the time the photo is asked for (the questionnaire service says so): the session
+    # ends as on any other request, and the sign-in screen says why.
+    expired = {"type": "https://oncofollow.example/problems/invalid-token", "title": "Invalid token", "status": 401}
+    await context.route(
+        f"{q_url}/v1/photos/**",
+        lambda route: route.fulfill(
+            status=401,
+            content_type="application/problem+json",
+            headers={"Access-Control-Allow-Origin": a_url},
+            body=orjson.dumps(expired),
+        ),
+    )
+    page = await patient_view(context, a_url, tokens)
+    await expect(page.locator("#signin-screen")).to_be_visible(timeout=10_000)
+    await expect(page.locator("#signin-message")).to_have_text(
+        "Votre session a expiré ou a été révoquée. Reconnectez-vous."
+    )
+    await page.close()
+    await context.unroute(f"{q_url}/v1/photos/**")
+
+    # Purged with the patient's data: the questionnaire service answers 404, and the nurse reads why.
+    async with questionnaire.pool.acquire() as conn:
+        await conn.execute("DELETE FROM photos WHERE id = $1", uuid.UUID(photo_id))
+    page = await patient_view(context, a_url, tokens)
+    thumb = (
+        page.locator(".current-alert-actions").locator("xpath=..").locator(f'.photo-thumb[data-photo-id="{photo_id}"]')
+    )
+    await expect(thumb.locator(".photo-status")).to_have_text(
+        "Photo supprimée : elle n'est plus disponible.", timeout=10_000
+    )
+    await expect(thumb).to_be_disabled()

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.browser
 STAFF = "/web/staff.js"
 DASHBOARD = "/dashboard/api.js"
 
-# `fake.answer(...answers)`: the next requests' answers, in order: {status, body, statusText} (body: a string as
-# is, anything else as JSON), "offline" (fetch rejects) or "hang" (no answer until the request is aborted).
+# `fake.answer(...answers)`: the next requests' answers, in order: {status, body, statusText, headers, delay}
+# (body: a string as is, anything else as JSON; delay: ms before the answer comes, unless the request is aborted
+# first), "offline" (fetch rejects) or "hang" (no answer until the request is aborted).
 # `fake.outcome(promise)`: what a request resolved or rejected with, as data. `fake.quickTimers(run)`: the
 # client's 15 s timeout runs out at once.
 FAKE = """() => {
@@ -42,9 +43,17 @@ FAKE = """() => {
           return new Promise((_, reject) =>
             init.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))));
         }
-        const { status = 200, body = null, statusText = "" } = next;
+        const { status = 200, body = null, statusText = "", headers = {}, delay = 0 } = next;
         const text = body === null ? null : typeof body === "string" ? body : JSON.stringify(body);
-        return Promise.resolve(new Response(text, { status, statusText }));
+        const response = () => new Response(text, { status, statusText, headers });
+        if (!delay) return Promise.resolve(response());
+        return new Promise((resolve, reject) => {
+          const timer = realSetTimeout(() => resolve(response()), delay);
+          init.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            reject(new DOMException("aborted", "AbortError"));
+          });
+        });
       };
     },
     async outcome(promise) {
@@ -401,3 +410,176 @@ async def test_a_request_its_caller_aborts_is_not_said_to_be_late(page: Page) ->
         })()""",
     )
     assert aborted["error"]["detail"] == "Le serveur ne répond pas. Vérifiez la connexion réseau."
+
+
+# --- a binary answer (a photo) -----------------------------------------------------------------------------------
+
+JPEG = {"status": 200, "body": "jpeg-bytes", "headers": {"Content-Type": "image/jpeg"}}
+PHOTO = "m.request('GET', 'https://questionnaire.test/v1/photos/p1', { binary: ['image/jpeg'] }).then(blobInfo)"
+# A Blob is no JSON: what came back, as data.
+BLOB_INFO = """() => {
+  globalThis.blobInfo = async (blob) =>
+    ({ isBlob: blob instanceof Blob, type: blob.type, size: blob.size, text: await blob.text() });
+}"""
+
+
+async def test_a_binary_answer_is_a_blob_asked_with_its_type_and_the_token(page: Page) -> None:
+    await page.evaluate(BLOB_INFO)
+    got = await dashboard(page, JPEG, PHOTO)
+    assert got["value"] == {"isBlob": True, "type": "image/jpeg", "size": 10, "text": "jpeg-bytes"}
+    assert got["calls"][0]["url"] == "https://questionnaire.test/v1/photos/p1"
+    assert got["calls"][0]["headers"] == {
+        "Accept": "image/jpeg, application/problem+json",
+        "Authorization": "Bearer nurse-token",
+    }
+    assert got["calls"][0]["cache"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "detail", "signs_out"),
+    [
+        # A proxy's or a portal's page where the photo was expected: a sentence, not a broken image.
+        (
+            {"status": 200, "body": "<html>portail</html>", "headers": {"Content-Type": "text/html"}},
+            200,
+            "Le serveur a envoyé une réponse illisible.",
+            False,
+        ),
+        ({"status": 200, "body": '{"id": "p1"}', "headers": {"Content-Type": "application/json"}}, 200, None, False),
+        # Refusals as every request's: an expired token ends the session, the rest say why in French.
+        (problem("invalid-token", 401), 401, "Votre session n'est plus valide. Reconnectez-vous.", True),
+        (problem("missing-role", 403), 403, "Votre compte n'a pas les droits pour cette action.", False),
+        ({"status": 404}, 404, "Cet élément n'existe pas (ou plus).", False),
+        (
+            {"status": 502, "body": "<html>Bad Gateway</html>", "headers": {"Content-Type": "text/html"}},
+            502,
+            "Le serveur a rencontré une erreur (502). Réessayez dans un instant.",
+            False,
+        ),
+    ],
+)
+async def test_a_binary_answer_of_another_type_or_a_refusal_is_an_api_error(
+    page: Page, answer: dict[str, Any], status: int, detail: str | None, signs_out: bool
+) -> None:
+    await page.evaluate(BLOB_INFO)
+    got = await dashboard(page, answer, PHOTO)
+    # Asked for the image, answered with a problem (or something else): read as every request's refusals.
+    assert got["calls"][0]["headers"]["Accept"] == "image/jpeg, application/problem+json"
+    assert "value" not in got, got
+    assert got["error"]["isApiError"] and got["error"]["status"] == status
+    assert got["error"]["detail"] == (detail or "Le serveur a envoyé une réponse illisible.")
+    assert got["signedOut"] == ([401] if signs_out else [])
+
+
+async def test_a_request_s_own_timeout_replaces_the_default(page: Page) -> None:
+    slow = {**JPEG, "delay": 300}
+    late = await dashboard(
+        page, slow, "m.request('GET', '/v1/photos/p1', { binary: ['image/jpeg'], timeout: 30 }).then(() => 'shown')"
+    )
+    assert late["error"]["detail"] == "Le serveur met trop de temps à répondre. Réessayez."
+    waited = await dashboard(
+        page, slow, "m.request('GET', '/v1/photos/p1', { binary: ['image/jpeg'], timeout: 5000 }).then(() => 'shown')"
+    )
+    assert waited["value"] == "shown"
+
+
+# --- the dashboard's photos go through it ------------------------------------------------------------------------
+
+# A message's thumbnail as the patient view draws it, its photo fetched (photos.js), and what the nurse then sees:
+# the image's source, the sentence in its place, the button's label, whether the session ended.
+PHOTOS = "/dashboard/photos.js"
+THUMBNAIL = """(async () => {
+  const api = await import("/dashboard/api.js");
+  api.setToken("nurse-token");
+  const signedOut = [];
+  api.onUnauthorized((error) => signedOut.push(error.status));
+  m.releasePhotos();
+  fake.answer(...arg);
+  const view = document.createElement("div");
+  view.append(m.photoThumbnails({ photo_ids: ["p1"], sent_at: "2026-11-24T08:40:00Z", answered_by: "patient" }));
+  await m.loadPhotos(view, "https://questionnaire.test/");
+  api.onUnauthorized(null);
+  const button = view.querySelector("button");
+  const status = button.querySelector(".photo-status");
+  return {
+    src: button.querySelector("img").getAttribute("src"), status: status && status.textContent,
+    label: button.getAttribute("aria-label"), disabled: button.disabled, signedOut, calls: fake.calls,
+  };
+})()"""
+
+
+async def test_a_photo_is_fetched_by_the_shared_client_and_shown_from_a_blob(page: Page) -> None:
+    shown = await run(page, PHOTOS, THUMBNAIL, [JPEG])
+    assert shown["src"].startswith("blob:")
+    assert shown["status"] is None and shown["disabled"] is False
+    assert shown["calls"][0]["url"] == "https://questionnaire.test/v1/photos/p1"
+    assert shown["calls"][0]["headers"] == {
+        "Accept": "image/jpeg, application/problem+json",
+        "Authorization": "Bearer nurse-token",
+    }
+    assert shown["signedOut"] == []
+
+
+async def test_a_photo_still_on_its_way_when_the_session_ends_is_cancelled(page: Page) -> None:
+    # The next nurse at the screen gets nothing of it: the request is aborted at once, nothing is said or shown.
+    shown = await run(
+        page,
+        PHOTOS,
+        """(async () => {
+          const api = await import("/dashboard/api.js");
+          api.setToken("nurse-token");
+          m.releasePhotos();
+          fake.answer("hang");
+          const view = document.createElement("div");
+          view.append(m.photoThumbnails({ photo_ids: ["p1"], sent_at: "2026-11-24T08:40:00Z" }));
+          const loading = m.loadPhotos(view, "https://questionnaire.test");
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          api.endSessionRequests();
+          const hung = new Promise((resolve) => setTimeout(resolve, 500, "hung"));
+          const ended = await Promise.race([loading.then(() => "ended"), hung]);
+          const button = view.querySelector("button");
+          const status = button.querySelector(".photo-status").textContent;
+          return { ended, status, src: button.querySelector("img").src };
+        })()""",
+    )
+    assert shown == {"ended": "ended", "status": "Chargement de la photo…", "src": ""}
+
+
+@pytest.mark.parametrize(
+    ("answer", "sentence", "signs_out"),
+    [
+        # Purged with the patient's data (404), or told apart as gone (410): said so.
+        ({"status": 404}, "Photo supprimée : elle n'est plus disponible.", False),
+        (problem("gone", 410), "Photo supprimée : elle n'est plus disponible.", False),
+        # An expired token: the session ends, as on any request (the sign-in screen says why).
+        (
+            problem("invalid-token", 401),
+            "Photo non affichée. Votre session n'est plus valide. Reconnectez-vous.",
+            True,
+        ),
+        (
+            problem("missing-role", 403),
+            "Photo non affichée. Votre compte n'a pas les droits pour cette action.",
+            False,
+        ),
+        (
+            {"status": 200, "body": "<html>portail</html>", "headers": {"Content-Type": "text/html"}},
+            "Photo non affichée. Le serveur a envoyé une réponse illisible.",
+            False,
+        ),
+        (
+            {"status": 502, "body": "<html>Bad Gateway</html>"},
+            "Photo non affichée. Le serveur a rencontré une erreur (502). Réessayez dans un instant.",
+            False,
+        ),
+        ("offline", "Photo non affichée. Le serveur ne répond pas. Vérifiez la connexion réseau.", False),
+    ],
+)
+async def test_a_photo_that_cannot_be_shown_says_why_in_french(
+    page: Page, answer: Any, sentence: str, signs_out: bool
+) -> None:
+    shown = await run(page, PHOTOS, THUMBNAIL, [answer])
+    assert shown["src"] is None and shown["disabled"] is True
+    assert shown["status"] == sentence
+    assert shown["label"] == f"Photo envoyée par le patient le 24/11/2026 à 09:40 : {sentence}"
+    assert shown["signedOut"] == ([401] if signs_out else [])

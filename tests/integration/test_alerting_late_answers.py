@@ -8,9 +8,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
-from shared.testing.fhir import RED_NAUSEA
+from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 from tests.integration.test_nurse_workflow import open_alert, submit
 
@@ -100,3 +101,30 @@ async def test_late_answers_merged_into_an_open_alert_say_when_they_were_given_a
 
     by_message = await eventually(raised)
     assert by_message["latest_answers_authored"] is None and by_message["latest_answers_received_at"] is None
+    assert by_message["latest_answers_by"] is None
+
+
+async def test_the_alert_says_who_gave_its_latest_answers_so_a_nurse_s_phone_answers_are_never_late(
+    platform: Any,
+) -> None:
+    # A nurse enters yesterday evening's answers, noted during a call, on an alert a tablet raised: the alert's
+    # latest answers are hers, a day "late" by their dates, which the dashboard must not flag.
+    patient = uuid.uuid4()
+    alert = await open_alert(platform, patient)
+    assert alert["latest_answers_by"] == "patient"
+    authored = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+    phoned = await platform.questionnaire.post(
+        f"/v1/patients/{patient}/submissions",
+        content=orjson.dumps(questionnaire_response(RED_NAUSEA, authored=authored)),
+        headers={
+            **platform.staff("nurse", "ide-claire"),
+            "Idempotency-Key": str(uuid.uuid4()),
+            "Content-Type": "application/fhir+json",
+        },
+    )
+    assert phoned.status_code == 202, phoned.text
+    merged = await merged_twice(platform, alert["id"])
+    assert merged["latest_answers_by"] == "nurse_phone"
+    assert lag(merged) > timedelta(hours=23)
+    items = (await platform.alerting.get("/v1/alerts?limit=500", headers=platform.staff())).json()["items"]
+    assert next(a for a in items if a["id"] == alert["id"])["latest_answers_by"] == "nurse_phone"

@@ -164,9 +164,11 @@ function arrivedLater(late, agreement = "") {
  * Answers that arrived late: "Réponses du 20/11 à 14:02 · arrivées 2 j 3 h plus tard". The symptoms may have changed
  * since: the nurse checks with the patient how she is now. Judged on the answers the alert received last, so that
  * late answers joining an alert already open say so too ("Dernières réponses du …"), however timely those that raised
- * it; without them (an alert of messages only), on its newest answers against when it began waiting.
+ * it; without them (an alert of messages only), on its newest answers against when it began waiting. Answers a nurse
+ * took by phone are never late, as in the patient view (`submissionLateText`), whatever their dates say.
  */
 export function lateAnswersText(alert, now) {
+  if (alert.latest_answers_by === "nurse_phone") return null;
   const given = parseDate(alert.latest_answers_authored);
   const received = parseDate(alert.latest_answers_received_at);
   const [answered, arrived] =

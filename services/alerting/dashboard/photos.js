@@ -2,13 +2,18 @@
 //
 // The photo lives in the questionnaire service and is read with the nurse's bearer token (each read audited there).
 // An <img src> cannot send a token, and a token never goes in a URL: each photo is fetched, kept as a blob, and shown
-// through an object URL (the page's Content-Security-Policy allows blob: images), released when the view goes.
+// through an object URL (the page's Content-Security-Policy allows blob: images), released when the view goes. It is
+// fetched by the staff pages' one client (api.js), as every other request: the token as it is now, a 401 ends the
+// session (the sign-in screen says so), and any other failure is a French sentence in place of the photo.
 
-import { getToken } from "./api.js";
+import { request } from "./api.js";
 import { h } from "./dom.js";
 import { formatDateTime } from "./format.js";
 
+// A photo is 300–700 kB: a little longer than a list's 15 s on a slow ward network.
 const PHOTO_TIMEOUT_MS = 20_000;
+// The questionnaire service re-encodes every photo as a JPEG: anything else is not the photo.
+const PHOTO_TYPES = ["image/jpeg"];
 // The photos on the page now, by id: a view drawn again (a live update) shows them again without asking the server
 // (nor writing another audit row) for each one.
 const shown = new Map();
@@ -60,12 +65,15 @@ export async function loadPhotos(container, baseUrl) {
   await Promise.all(
     [...byId].map(async ([id, imgs]) => {
       let url = shown.get(id) || null;
+      let failure = null;
       if (!url) {
         try {
           url = URL.createObjectURL(await fetchPhoto(baseUrl, id));
           shown.set(id, url);
-        } catch {
-          url = null;
+        } catch (error) {
+          // The session ended meanwhile: the view is going with it, nothing to say.
+          if (error && error.cancelled) return;
+          failure = photoFailureText(error);
         }
       }
       for (const img of imgs) {
@@ -75,30 +83,36 @@ export async function loadPhotos(container, baseUrl) {
           img.src = url;
           if (status) status.remove();
           if (button) button.disabled = false;
-        } else if (status) {
-          status.textContent = "Photo indisponible";
+        } else {
+          if (status) {
+            status.textContent = failure;
+            status.classList.add("photo-failed");
+          }
+          // The button's label is what a screen reader says of it: the failure too, not "agrandir".
+          if (button) button.setAttribute("aria-label", `${img.alt} : ${failure}`);
         }
       }
     }),
   );
 }
 
-async function fetchPhoto(baseUrl, id) {
+/**
+ * What shows in place of a photo that could not be fetched: a purged one says so (404, or 410 from a server that
+ * tells it apart); anything else is the client's sentence (the network, a refusal, a proxy's page, a session ended).
+ */
+export function photoFailureText(error) {
+  const status = error && error.status;
+  if (status === 404 || status === 410) return "Photo supprimée : elle n'est plus disponible.";
+  const detail = error && typeof error.detail === "string" && error.detail ? ` ${error.detail}` : "";
+  return `Photo non affichée.${detail}`;
+}
+
+function fetchPhoto(baseUrl, id) {
   const base = String(baseUrl || "").replace(/\/+$/, "");
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), PHOTO_TIMEOUT_MS);
-  try {
-    const response = await fetch(`${base}/v1/photos/${encodeURIComponent(id)}`, {
-      headers: { Authorization: `Bearer ${getToken()}`, Accept: "image/jpeg" },
-      credentials: "omit",
-      cache: "no-store",
-      signal: controller.signal,
-    });
-    if (!response.ok) throw new Error(`photo ${response.status}`);
-    return await response.blob();
-  } finally {
-    clearTimeout(timer);
-  }
+  return request("GET", `${base}/v1/photos/${encodeURIComponent(id)}`, {
+    binary: PHOTO_TYPES,
+    timeout: PHOTO_TIMEOUT_MS,
+  });
 }
 
 /** Opens the photo of a thumbnail larger, in the photo dialog. */

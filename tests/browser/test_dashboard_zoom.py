@@ -1,0 +1,94 @@
+"""The alert list on a ward PC zoomed in, in a real headless Chromium: a 1366×768 screen at 150 % leaves the page
+about 911×430 CSS pixels (the browser's own bars take the rest), where the rows are cards. A nurse triaging must see
+several alerts at once there, not one and a half: ``test-artifacts/dashboard-150.png`` shows what she sees."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import ARTIFACTS, Ward, rows
+from tests.browser.test_triage_list import insert_alerts
+
+pytestmark = pytest.mark.browser
+
+# Each card's box, the action's, and the bottom of whatever stays stuck at the top of the screen as the list
+# scrolls under it (the red banner, a sticky header): a card under it is not seen.
+LAYOUT = """() => {
+  const stuck = [...document.querySelectorAll("body *")]
+    .filter((e) => ["sticky", "fixed"].includes(getComputedStyle(e).position) && e.checkVisibility())
+    .map((e) => e.getBoundingClientRect())
+    .filter((r) => r.height > 0 && r.top <= 1)
+    .reduce((bottom, r) => Math.max(bottom, r.bottom), 0);
+  const cards = [...document.querySelectorAll("#alert-rows [data-alert-id]")].map((card) => {
+    const box = card.getBoundingClientRect();
+    const part = (selector) => {
+      const e = card.querySelector(selector);
+      const r = e && e.getBoundingClientRect();
+      return r && r.width > 0 && r.height > 0 && r.top >= box.top && r.bottom <= box.bottom + 0.5
+        ? { text: e.innerText.trim(), height: r.height } : null;
+    };
+    return {
+      top: box.top, bottom: box.bottom,
+      level: part(".level-badge"), patient: part(".patient-link"), reasons: part(".reason-text"),
+      waiting: part(".waiting-since, .waited"), action: part("[data-action=ack], [data-action=resolve]"),
+    };
+  });
+  return { stuck, height: innerHeight, cards, sideways: document.documentElement.scrollWidth > innerWidth };
+}"""
+
+
+async def layout(page: Page) -> dict[str, Any]:
+    found: dict[str, Any] = await page.evaluate(LAYOUT)
+    return found
+
+
+def in_full_view(shown: dict[str, Any]) -> list[dict[str, Any]]:
+    # Within a CSS pixel: at a scale of 1.5, a scroll lands on a device pixel, two thirds of a CSS one.
+    return [c for c in shown["cards"] if c["top"] >= shown["stuck"] - 1 and c["bottom"] <= shown["height"] + 1]
+
+
+async def test_at_150_percent_three_alerts_are_in_full_view_under_the_red_banner(ward: Ward) -> None:
+    await insert_alerts(ward, 2, "orange", waited=timedelta(minutes=40))
+    await insert_alerts(
+        ward, 2, "orange", status="acknowledged", waited=timedelta(hours=2), taken_after=timedelta(minutes=7)
+    )
+    token = ward.tokens.issue_staff_token("ide-claire", {"nurse"})
+    context = await ward.browser.new_context(
+        viewport={"width": 911, "height": 430}, device_scale_factor=1.5, locale="fr-FR", timezone_id="Europe/Paris"
+    )
+    ward.tabs.append(context)
+    await context.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})")
+    page = await context.new_page()
+    await page.goto(f"{ward.url}/dashboard/")
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+    await expect(rows(page)).to_have_count(4, timeout=5_000)
+
+    # On arrival, the header and the filters leave room for the first two alerts whole.
+    arrival = await layout(page)
+    assert not arrival["sideways"]
+    assert len(in_full_view(arrival)) >= 2, arrival
+
+    # A red alert arrives: its banner stays at the top while the nurse scrolls down the list.
+    await ward.submit()
+    await expect(rows(page)).to_have_count(5, timeout=5_000)
+    await expect(page.locator("#red-banner")).to_be_visible()
+    await page.evaluate("document.querySelector('#alert-rows [data-alert-id]').scrollIntoView()")
+    shown = await layout(page)
+    first = shown["cards"][0]
+    await page.evaluate(f"window.scrollBy(0, {first['top'] - shown['stuck']})")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-150.png"))
+    shown = await layout(page)
+    seen = in_full_view(shown)
+    assert len(seen) >= 3, f"{len(seen)} alerts in full view under {shown['stuck']:.0f} px stuck at the top: {shown}"
+    # What she triages on is there and readable in each: the level, the patient, a reason, the wait, and an
+    # action of at least 44 px.
+    for card in seen[:3]:
+        assert all(card[part] and card[part]["text"] for part in ("level", "patient", "reasons", "waiting")), card
+        assert card["action"] and card["action"]["height"] >= 44, card
+    assert not shown["sideways"]
