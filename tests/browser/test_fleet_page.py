@@ -142,8 +142,13 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
 
     await loaned.get_by_role("button", name="Enregistrer le retour").click()
     await page.get_by_label("Chargeur").uncheck()
+    # Not checked unless said: the condition starts at « Non relevé », never at « Bon état ».
+    await expect(page.get_by_label("État de la tablette")).to_have_value("")
+    await page.get_by_label("État de la tablette").select_option(label="Endommagée")
+    await page.get_by_label("Précisions sur l'état").fill("écran fissuré")
     await page.locator("#panel").get_by_role("button", name="Enregistrer le retour").click()
     await expect(page.locator("#return-result")).to_have_text("Manquant : Chargeur.")
+    await expect(page.locator("#return-condition")).to_have_text("État au retour : endommagée (écran fissuré).")
     await expect(page.locator("#status")).to_have_text(f"Tablette {serial} rendue.")
 
     # The patient leaves with a receipt of the return; it says the wipe is still to be done.
@@ -153,6 +158,7 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
         "L'effacement des données est prévu ; une nouvelle attestation peut être imprimée une fois fait."
     )
     await expect(page.locator("#receipt-sheet")).to_contain_text("Non rendus à ce jour : Chargeur.")
+    await expect(page.locator("#receipt-condition")).to_have_text("État au retour : endommagée (écran fissuré).")
     assert await page.evaluate("window.printed") == 1
 
 
@@ -295,7 +301,12 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
             "accessories": ["charger"],
         }
         assert (await client.post(f"/v1/tablets/{tablet}/loan", json=loan)).status_code == 201
-        back = {"channel": "day_hospital", "accessories_returned": []}
+        back = {
+            "channel": "day_hospital",
+            "accessories_returned": [],
+            "condition": "worn",
+            "condition_note": "coque rayée",
+        }
         assert (await client.post(f"/v1/tablets/{tablet}/return", json=back)).status_code == 200
 
     page = await office.page(context, name="Sophie Leroy")
@@ -328,6 +339,7 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
         "1234), par Sophie Leroy."
     )
     await expect(page.locator("#receipt-returned")).to_have_text(f"Rendue le {today}, à l'hôpital de jour.")
+    await expect(page.locator("#receipt-condition")).to_have_text("État au retour : usée (coque rayée).")
     for line in (
         "RE'CONNECT",
         f"Identifiant dans le programme : {patient}",
@@ -357,6 +369,18 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
     await expect(page.locator("#app")).to_be_visible()
     await page.get_by_role("button", name="Fermer l'attestation").click()
     await expect(receipt).to_be_hidden()
+    await expect(page.locator("#panel .loans .condition")).to_have_text("État au retour : usée (coque rayée).")
+
+    # Its next loan is told how it came back last time, before it is handed over.
+    await page.keyboard.press("Escape")
+    await row(page, serial).get_by_role("button", name="Remettre en service").click()
+    await page.locator("#panel").get_by_role("button", name="Remettre en service").click()
+    await expect(row(page, serial).locator(".state")).to_have_text("Prête")
+    await row(page, serial).get_by_role("button", name="Prêter").click()
+    await expect(page.locator("#last-condition")).to_have_text(
+        "Au dernier retour, cette tablette était usée (coque rayée) : vérifiez-la avant de la remettre au patient."
+    )
+    await page.keyboard.press("Escape")
 
     await row(page, serial).get_by_role("button", name="Déclarer perdue ou volée").click()
     await page.get_by_label("Volée (sinon : perdue)").check()
