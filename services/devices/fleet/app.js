@@ -275,17 +275,71 @@ function attentionItem(loan) {
   );
 }
 
+// The fifteen counts, in rows that never change: a count keeps its place from one day to the next (the fleet manager
+// learns where to look), whatever it reads. What waits for the fleet manager's own step comes first, and stands out
+// when it is not zero; a zero anywhere is drawn quieter. `urgent`: a patient is concerned (silent, or overdue).
+const COUNT_ROWS = [
+  {
+    id: "act",
+    title: "À traiter",
+    counts: [
+      ["silent_tablets", ["Silencieuse", "Silencieuses"], "urgent"],
+      ["loans_overdue", ["Retour en retard", "Retours en retard"], "urgent"],
+      ["missing_accessories", ["Accessoire manquant", "Accessoires manquants"]],
+      ["state:returned", STATE_COUNTS.returned],
+      ["state:wipe_pending", STATE_COUNTS.wipe_pending],
+      ["state:wiped", STATE_COUNTS.wiped],
+      ["state:pending_provisioning", STATE_COUNTS.pending_provisioning],
+    ],
+  },
+  {
+    id: "watch",
+    title: "À suivre",
+    counts: [
+      ["loans_due_soon", ["Retour à venir", "Retours à venir"]],
+      ["state:in_repair", STATE_COUNTS.in_repair],
+      ["state:lost", STATE_COUNTS.lost],
+      ["state:stolen", STATE_COUNTS.stolen],
+    ],
+  },
+  {
+    id: "fleet",
+    title: "Le parc",
+    counts: [
+      ["open_loans", ["Prêt en cours", "Prêts en cours"]],
+      ["state:loaned", STATE_COUNTS.loaned],
+      ["state:ready", STATE_COUNTS.ready],
+      ["state:retired", STATE_COUNTS.retired],
+    ],
+  },
+];
+
+function countOf(fleet, key) {
+  const value = key.startsWith("state:") ? (fleet.by_state || {})[key.slice(6)] : fleet[key];
+  return typeof value === "number" ? value : 0;
+}
+
+function countRow(fleet, row) {
+  const title = `counts-${row.id}-title`;
+  return h(
+    "div",
+    { class: `count-row ${row.id}`, role: "group", "aria-labelledby": title },
+    h("h3", { id: title }, row.title),
+    h(
+      "ul",
+      { class: "counts" },
+      row.counts.map(([key, forms, urgent]) => {
+        const count = countOf(fleet, key);
+        const look = count === 0 ? "zero" : row.id === "act" ? `act${urgent ? " urgent" : ""}` : "";
+        return h("li", { class: `count ${look}`.trim(), dataset: { count: key } }, h("strong", null, formatNumber(count)), counted(count, forms));
+      }),
+    ),
+  );
+}
+
 async function loadGlance() {
   const fleet = await request("GET", "/v1/fleet");
-  const counts = [
-    [["Prêt en cours", "Prêts en cours"], fleet.open_loans],
-    [["Retour en retard", "Retours en retard"], fleet.loans_overdue],
-    [["Retour à venir", "Retours à venir"], fleet.loans_due_soon],
-    [["Silencieuse", "Silencieuses"], fleet.silent_tablets],
-    [["Accessoire manquant", "Accessoires manquants"], fleet.missing_accessories],
-    ...Object.entries(fleet.by_state).map(([state, count]) => [STATE_COUNTS[state] || [state, state], count]),
-  ].map(([forms, count]) => [counted(count, forms), count]);
-  $("counts").replaceChildren(...counts.map(([label, count]) => h("li", null, h("strong", null, formatNumber(count)), label)));
+  $("counts").replaceChildren(...COUNT_ROWS.map((row) => countRow(fleet, row)));
   const loans = [...fleet.attention].sort((a, b) => attentionRank(a) - attentionRank(b));
   $("attention").replaceChildren(
     ...(loans.length ? loans.map(attentionItem) : [h("li", null, "Rien à signaler.")]),
