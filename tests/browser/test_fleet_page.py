@@ -356,6 +356,20 @@ async def test_at_a_glance_what_waits_for_a_step_stands_out_and_every_count_keep
         assert {key: c["place"] for key, c in counts.items()} == places[screen], screen
 
 
+async def test_a_return_with_everything_back_says_so_and_nothing_else(office: Office, context: BrowserContext) -> None:
+    tablet, _ = await _loan(office, datetime.now(UTC))
+    page = await office.page(context)
+    await (
+        page.locator(f"#tablets tr[data-tablet='{tablet}']").get_by_role("button", name="Enregistrer le retour").click()
+    )
+    await page.locator("#panel").get_by_role("button", name="Enregistrer le retour").click()
+    await expect(page.locator("#return-result")).to_have_text("Tout ce qui avait été remis est revenu.")
+    # What the panel leaves out (nothing missing, no condition recorded) is left out, not written as "null".
+    await expect(page.locator("#return-condition")).to_have_count(0)
+    text = await page.locator("#panel-body").evaluate("(body) => body.textContent")
+    assert "null" not in text, text
+
+
 async def test_a_nurse_token_is_turned_away_in_french(office: Office, context: BrowserContext) -> None:
     page = await office.page(context, role="nurse")
     await expect(page.locator("#sign-in-message")).to_contain_text("n'a pas le rôle « fleet »")
