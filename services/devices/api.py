@@ -21,6 +21,7 @@ from services.devices.domain import (
     SerialNumber,
     TabletState,
     accessories_outside,
+    condition_refusal,
     default_expected_return,
     loan_status,
     missing_accessories,
@@ -528,6 +529,9 @@ async def return_tablet(
     key: IdempotencyKey = None,
 ) -> Any:
     _each_once(body.accessories_returned, "/accessories_returned")
+    refused = condition_refusal(body.condition, body.condition_note)
+    if refused is not None:
+        raise Problem(422, refused, kind="condition-note-without-condition", pointer="/condition")
 
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
         returned_at = _not_in_future(body.returned_at, now, "A return", "/returned_at")
@@ -545,7 +549,14 @@ async def return_tablet(
         _only_lent(body.accessories_returned, loan, "/accessories_returned")
         missing = sorted(missing_accessories(loan["accessories"], body.accessories_returned))
         await repository.end_loan(
-            conn, loan["id"], kind="returned", at=returned_at, channel=body.channel, missing=missing
+            conn,
+            loan["id"],
+            kind="returned",
+            at=returned_at,
+            channel=body.channel,
+            missing=missing,
+            condition=body.condition,
+            condition_note=body.condition_note,
         )
         await revoke(conn, [loan["token_id"]], "tablet.returned")
         event = TabletReturnedV1(
@@ -643,6 +654,8 @@ async def loan_receipt(loan_id: UUID, staff: FleetManager, platform: PlatformDep
         accessories_handed_over=loan["accessories"],
         accessories_back=[a for a in loan["accessories"] if a not in missing],
         accessories_missing=loan["missing_accessories"],
+        return_condition=loan["return_condition"],
+        return_condition_note=loan["return_condition_note"],
         wipe_status="pending" if wipe is None else "done",
         wipe=wipe,
         issued_at=now,

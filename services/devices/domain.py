@@ -11,6 +11,7 @@ ready again through a recorded wipe. ``MAKE_READY`` is legal from ``WIPED`` only
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pydantic_core import PydanticCustomError
 from shared.datetimes import OffsetDatetime
 
 __all__ = [
+    "CONDITION_NOTE_MAX",
     "HEARTBEAT_CLOCK_TOLERANCE",
     "LOAN_LENGTH_DEFAULT",
     "RELEASING_ACTIONS",
@@ -31,6 +33,7 @@ __all__ = [
     "TRANSITIONS",
     "Accessory",
     "Action",
+    "ConditionNote",
     "HeartbeatReading",
     "IllegalTransition",
     "ReturnChannel",
@@ -38,12 +41,15 @@ __all__ = [
     "Silence",
     "SilencePolicy",
     "SilenceReason",
+    "TabletCondition",
     "TabletState",
     "WipeMethod",
     "accessories_outside",
     "allowed_actions",
     "canonical_serial",
     "clock_skew_ok",
+    "condition_note",
+    "condition_refusal",
     "default_expected_return",
     "detect_silence",
     "ends_loan",
@@ -371,6 +377,65 @@ class ReturnChannel(StrEnum):
     DAY_HOSPITAL = "day_hospital"  # at a chemotherapy session: the natural point, the patient is there anyway
     POST = "post"
     COLLECTED = "collected"
+
+
+class TabletCondition(StrEnum):
+    """The tablet's condition as it comes back, checked at the desk: the next patient's loan depends on it (a damaged
+    tablet goes to repair, or at least is not handed over as if new). A code from a short list, so that it can be
+    counted and shown in any language; what exactly is damaged goes in ``ConditionNote``."""
+
+    GOOD = "good"
+    WORN = "worn"  # scratches, a tired case: still fine to loan
+    DAMAGED = "damaged"  # cracked screen, bent, liquid: to look at before the next loan
+
+
+CONDITION_NOTE_MAX: Final = 200
+"""A note on the condition says what is damaged ("écran fissuré en bas à droite"), on one line of the receipt."""
+
+
+def condition_note(note: str) -> str:
+    """The note as kept: without the spaces around it; one line of printable characters, ``CONDITION_NOTE_MAX`` at
+    most. Refused (not cut) otherwise: a note cut short could say something else."""
+    kept = note.strip()
+    if not kept:
+        raise PydanticCustomError(
+            "condition_note",
+            "A note on the tablet's condition cannot be blank: say what is worn or damaged, or leave the note out",
+        )
+    if len(kept) > CONDITION_NOTE_MAX:
+        raise PydanticCustomError(
+            "condition_note",
+            "A note on the tablet's condition is {max} characters at most (this one has {length}): shorten it",
+            {"max": CONDITION_NOTE_MAX, "length": len(kept)},
+        )
+    if any(unicodedata.category(c).startswith("C") for c in kept):
+        raise PydanticCustomError(
+            "condition_note",
+            "A note on the tablet's condition is one line of text, without line breaks or control characters",
+        )
+    return kept
+
+
+ConditionNote = Annotated[
+    str,
+    Field(
+        json_schema_extra={"minLength": 1, "maxLength": CONDITION_NOTE_MAX},
+        description="What is worn or damaged, on one line (printed on the patient's receipt): never a name or "
+        "anything about the patient.",
+    ),
+    AfterValidator(condition_note),
+]
+
+
+def condition_refusal(condition: TabletCondition | None, note: str | None) -> str | None:
+    """Why a return's condition cannot be recorded as given, or ``None``: a note says what is worn or damaged, so it
+    comes with the condition it details."""
+    if note is not None and condition is None:
+        return (
+            "A note on the tablet's condition comes with the condition itself: add condition (good, worn or damaged), "
+            "or leave the note out."
+        )
+    return None
 
 
 class WipeMethod(StrEnum):

@@ -20,7 +20,7 @@ TABLET_COLUMNS = (
 LOAN_COLUMNS = (
     "l.id, l.tablet_id, l.patient_id, l.agreement_signed_at, l.agreement_witnessed_by, l.accessories, "
     "l.expected_return_on, l.loaned_at, l.loaned_by, l.ended_at, l.end_kind, l.return_channel, "
-    "l.missing_accessories, l.inactive_reported_since, l.inactive_reason"
+    "l.missing_accessories, l.inactive_reported_since, l.inactive_reason, l.return_condition, l.return_condition_note"
 )
 
 
@@ -137,14 +137,19 @@ async def end_loan(
     at: datetime,
     channel: str | None = None,
     missing: Sequence[str] = (),
+    condition: str | None = None,
+    condition_note: str | None = None,
 ) -> None:
     await conn.execute(
-        "UPDATE loans SET ended_at = $2, end_kind = $3, return_channel = $4, missing_accessories = $5 WHERE id = $1",
+        "UPDATE loans SET ended_at = $2, end_kind = $3, return_channel = $4, missing_accessories = $5, "
+        "return_condition = $6, return_condition_note = $7 WHERE id = $1",
         loan_id,
         at,
         kind,
         channel,
         list(missing),
+        condition,
+        condition_note,
     )
 
 

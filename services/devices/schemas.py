@@ -11,8 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.devices.domain import (
     Accessory,
     Action,
+    ConditionNote,
     ReturnChannel,
     SerialNumber,
+    TabletCondition,
     TabletState,
     WipeMethod,
     allowed_actions,
@@ -46,6 +48,10 @@ class LoanView(BaseModel):
     end_kind: str | None
     return_channel: ReturnChannel | None
     missing_accessories: list[Accessory]
+    return_condition: TabletCondition | None = Field(
+        description="The tablet's condition as it came back; null: not recorded (or not returned yet)."
+    )
+    return_condition_note: str | None = Field(description="What is worn or damaged, when the return said.")
     return_status: str | None = Field(description="overdue, due_soon or on_time while the loan is open")
     silent_since: datetime | None = Field(description="Set while a reported silence lasts (tablet.inactive)")
     silence_reason: str | None
@@ -83,6 +89,8 @@ def loan_view(row: Any, last_seen_at: datetime | None, today: date) -> LoanView:
         end_kind=row["end_kind"],
         return_channel=row["return_channel"],
         missing_accessories=row["missing_accessories"],
+        return_condition=row["return_condition"],
+        return_condition_note=row["return_condition_note"],
         return_status=loan_status(row["expected_return_on"], today) if open_ else None,
         silent_since=reported if silent else None,
         silence_reason=row["inactive_reason"] if silent else None,
@@ -197,6 +205,10 @@ class LoanReceipt(BaseModel):
     accessories_handed_over: list[Accessory] = Field(description="What the loan handed over with the tablet.")
     accessories_back: list[Accessory] = Field(description="What of it came back (with the tablet, or since).")
     accessories_missing: list[Accessory] = Field(description="What of it is still missing.")
+    return_condition: TabletCondition | None = Field(
+        description="The tablet's condition as it came back, as the return recorded it; null: not recorded."
+    )
+    return_condition_note: str | None = Field(description="What is worn or damaged, when the return said.")
     wipe_status: Literal["done", "pending"] = Field(
         description="done: the tablet was wiped after this return (``wipe``); pending: no wipe recorded yet."
     )
@@ -259,6 +271,14 @@ class ReturnRequest(BaseModel):
         max_length=5,
     )
     returned_at: OffsetDatetime | None = Field(default=None, description="Default: now.")
+    condition: TabletCondition | None = Field(
+        default=None,
+        description="The tablet's condition as it comes back (printed on the receipt, shown at its next loan). "
+        "Optional: leave it out when it was not checked.",
+    )
+    condition_note: ConditionNote | None = Field(
+        default=None, description="What is worn or damaged (with condition only)."
+    )
 
 
 class AccessoriesBack(BaseModel):

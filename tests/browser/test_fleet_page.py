@@ -142,8 +142,13 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
 
     await loaned.get_by_role("button", name="Enregistrer le retour").click()
     await page.get_by_label("Chargeur").uncheck()
+    # Not checked unless said: the condition starts at « Non relevé », never at « Bon état ».
+    await expect(page.get_by_label("État de la tablette")).to_have_value("")
+    await page.get_by_label("État de la tablette").select_option(label="Endommagée")
+    await page.get_by_label("Précisions sur l'état").fill("écran fissuré")
     await page.locator("#panel").get_by_role("button", name="Enregistrer le retour").click()
     await expect(page.locator("#return-result")).to_have_text("Manquant : Chargeur.")
+    await expect(page.locator("#return-condition")).to_have_text("État au retour : endommagée (écran fissuré).")
     await expect(page.locator("#status")).to_have_text(f"Tablette {serial} rendue.")
 
     # The patient leaves with a receipt of the return; it says the wipe is still to be done.
@@ -153,6 +158,7 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
         "L'effacement des données est prévu ; une nouvelle attestation peut être imprimée une fois fait."
     )
     await expect(page.locator("#receipt-sheet")).to_contain_text("Non rendus à ce jour : Chargeur.")
+    await expect(page.locator("#receipt-condition")).to_have_text("État au retour : endommagée (écran fissuré).")
     assert await page.evaluate("window.printed") == 1
 
 
@@ -258,6 +264,112 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     await expect(page.locator("#sign-in-message")).to_have_text("Vous êtes déconnecté.")  # no error put in its place
 
 
+# « En un coup d'œil »: every count, always in this order (fleet/app.js COUNT_ROWS), whatever it reads.
+COUNT_ROWS = {
+    "À traiter": [
+        "silent_tablets",
+        "loans_overdue",
+        "missing_accessories",
+        "state:returned",
+        "state:wipe_pending",
+        "state:wiped",
+        "state:pending_provisioning",
+    ],
+    "À suivre": ["loans_due_soon", "state:in_repair", "state:lost", "state:stolen"],
+    "Le parc": ["open_loans", "state:loaned", "state:ready", "state:retired"],
+}
+SCREENS = {"100": (1366, 768), "150": (911, 512)}  # a 1366×768 screen at 100 % and at 150 % (CSS pixels)
+
+
+async def _counts(page: Page) -> dict[str, Any]:
+    """Each count as drawn: its row, its number, its look, and where it is on the page."""
+    return dict(
+        await page.locator("#counts li").evaluate_all(
+            """(lis) => lis.map((li) => {
+                const box = li.getBoundingClientRect(), number = li.querySelector("strong");
+                const style = getComputedStyle(li);
+                return [li.dataset.count, {
+                    row: li.closest(".count-row").querySelector("h3").textContent,
+                    number: number.textContent, classes: li.className, colour: style.color,
+                    background: style.backgroundColor, border: style.borderLeftColor,
+                    weight: Number(getComputedStyle(number).fontWeight),
+                    place: [box.left + scrollX, box.top + scrollY, box.width, box.height],
+                }];
+            })"""
+        )
+    )
+
+
+async def test_at_a_glance_what_waits_for_a_step_stands_out_and_every_count_keeps_its_place(
+    office: Office, context: BrowserContext
+) -> None:
+    now = datetime.now(UTC)
+    late, _ = await _loan(office, now - timedelta(days=30))
+    for _ in range(2):
+        await _loan(office, now - timedelta(days=30))
+    async with office.devices.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE loans SET expected_return_on = $2 WHERE tablet_id = $1",
+            uuid.UUID(late),
+            (now - timedelta(days=3)).date(),
+        )
+    page = await office.page(context)
+    await expect(page.locator("#counts li[data-count='loans_overdue'] strong")).to_have_text("1")
+    ARTIFACTS.mkdir(exist_ok=True)
+    places: dict[str, dict[str, Any]] = {}
+    for screen, (width, height) in SCREENS.items():
+        await page.set_viewport_size({"width": width, "height": height})
+        await page.evaluate("scrollTo(0, 0)")
+        counts = await _counts(page)
+        # Three labelled rows, each count in its place: the fifteen, zeros included, in a fixed order.
+        assert {row: [key for key, c in counts.items() if c["row"] == row] for row in COUNT_ROWS} == COUNT_ROWS
+        assert list(counts) == [key for keys in COUNT_ROWS.values() for key in keys]
+        # An overdue return (a step for the fleet manager) stands out; a zero beside it is quieter, still readable.
+        overdue, silent = counts["loans_overdue"], counts["silent_tablets"]
+        assert (overdue["number"], silent["number"]) == ("1", "0")
+        assert "act" in overdue["classes"].split() and "zero" in silent["classes"].split()
+        assert overdue["background"] != silent["background"] and overdue["border"] != silent["border"]
+        assert overdue["weight"] >= 600 > silent["weight"]
+        assert contrast(overdue["colour"], "rgb(255, 255, 255)") > contrast(silent["colour"], "rgb(255, 255, 255)")
+        assert contrast(silent["colour"], "rgb(255, 255, 255)") >= 4.5
+        # Not zero, but no step of the fleet manager's: drawn as it is, not as an alarm.
+        assert counts["open_loans"]["number"] == "3" and "act" not in counts["open_loans"]["classes"].split()
+        # What waits for a step is on one line, even at 150 %; and the page is never wider than the screen.
+        assert len({counts[key]["place"][1] for key in COUNT_ROWS["À traiter"]}) == 1
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        places[screen] = {key: c["place"] for key, c in counts.items()}
+        await page.screenshot(path=str(ARTIFACTS / f"fleet-counts-{screen}.png"))
+
+    # The next day: the late tablet is back (a wipe to do now), one loan fewer. Numbers, plurals and looks change;
+    # no count moves.
+    async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
+        back = {"channel": "post", "accessories_returned": []}
+        assert (await client.post(f"/v1/tablets/{late}/return", json=back)).status_code == 200
+    await page.locator("#refresh").click()
+    await expect(page.locator("#counts li[data-count='loans_overdue'] strong")).to_have_text("0")
+    for screen, (width, height) in SCREENS.items():
+        await page.set_viewport_size({"width": width, "height": height})
+        await page.evaluate("scrollTo(0, 0)")
+        counts = await _counts(page)
+        assert "zero" in counts["loans_overdue"]["classes"].split()
+        assert counts["state:returned"]["number"] == "1" and "act" in counts["state:returned"]["classes"].split()
+        assert {key: c["place"] for key, c in counts.items()} == places[screen], screen
+
+
+async def test_a_return_with_everything_back_says_so_and_nothing_else(office: Office, context: BrowserContext) -> None:
+    tablet, _ = await _loan(office, datetime.now(UTC))
+    page = await office.page(context)
+    await (
+        page.locator(f"#tablets tr[data-tablet='{tablet}']").get_by_role("button", name="Enregistrer le retour").click()
+    )
+    await page.locator("#panel").get_by_role("button", name="Enregistrer le retour").click()
+    await expect(page.locator("#return-result")).to_have_text("Tout ce qui avait été remis est revenu.")
+    # What the panel leaves out (nothing missing, no condition recorded) is left out, not written as "null".
+    await expect(page.locator("#return-condition")).to_have_count(0)
+    text = await page.locator("#panel-body").evaluate("(body) => body.textContent")
+    assert "null" not in text, text
+
+
 async def test_a_nurse_token_is_turned_away_in_french(office: Office, context: BrowserContext) -> None:
     page = await office.page(context, role="nurse")
     await expect(page.locator("#sign-in-message")).to_contain_text("n'a pas le rôle « fleet »")
@@ -295,7 +407,12 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
             "accessories": ["charger"],
         }
         assert (await client.post(f"/v1/tablets/{tablet}/loan", json=loan)).status_code == 201
-        back = {"channel": "day_hospital", "accessories_returned": []}
+        back = {
+            "channel": "day_hospital",
+            "accessories_returned": [],
+            "condition": "worn",
+            "condition_note": "coque rayée",
+        }
         assert (await client.post(f"/v1/tablets/{tablet}/return", json=back)).status_code == 200
 
     page = await office.page(context, name="Sophie Leroy")
@@ -328,6 +445,7 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
         "1234), par Sophie Leroy."
     )
     await expect(page.locator("#receipt-returned")).to_have_text(f"Rendue le {today}, à l'hôpital de jour.")
+    await expect(page.locator("#receipt-condition")).to_have_text("État au retour : usée (coque rayée).")
     for line in (
         "RE'CONNECT",
         f"Identifiant dans le programme : {patient}",
@@ -357,6 +475,18 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
     await expect(page.locator("#app")).to_be_visible()
     await page.get_by_role("button", name="Fermer l'attestation").click()
     await expect(receipt).to_be_hidden()
+    await expect(page.locator("#panel .loans .condition")).to_have_text("État au retour : usée (coque rayée).")
+
+    # Its next loan is told how it came back last time, before it is handed over.
+    await page.keyboard.press("Escape")
+    await row(page, serial).get_by_role("button", name="Remettre en service").click()
+    await page.locator("#panel").get_by_role("button", name="Remettre en service").click()
+    await expect(row(page, serial).locator(".state")).to_have_text("Prête")
+    await row(page, serial).get_by_role("button", name="Prêter").click()
+    await expect(page.locator("#last-condition")).to_have_text(
+        "Au dernier retour, cette tablette était usée (coque rayée) : vérifiez-la avant de la remettre au patient."
+    )
+    await page.keyboard.press("Escape")
 
     await row(page, serial).get_by_role("button", name="Déclarer perdue ou volée").click()
     await page.get_by_label("Volée (sinon : perdue)").check()

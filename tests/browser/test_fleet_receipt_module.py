@@ -73,3 +73,18 @@ async def test_the_title_promises_an_erasure_only_once_done(modules: Page) -> No
 
 async def test_a_calendar_date_is_printed_as_written(modules: Page) -> None:
     assert await run(modules, RECEIPT, "[m.receiptDay('2027-11-24'), m.receiptDay('nonsense')]") == ["24/11/2027", "—"]
+
+
+@pytest.mark.parametrize(
+    ("condition", "note", "sentence"),
+    [
+        ("damaged", "écran fissuré en bas à droite.", "État au retour : endommagée (écran fissuré en bas à droite)."),
+        ("worn", None, "État au retour : usée."),
+        ("good", None, "État au retour : bon état."),
+        (None, None, None),  # not recorded: the receipt has no such line rather than a guess
+    ],
+    ids=["damaged-with-note", "worn", "good", "not-recorded"],
+)
+async def test_the_condition_at_return(modules: Page, condition: str | None, note: str | None, sentence: Any) -> None:
+    loan = {"return_condition": condition, "return_condition_note": note}
+    assert await run(modules, RECEIPT, "m.conditionSentence(arg)", loan) == sentence

@@ -377,7 +377,8 @@ async def test_a_return_checklist_lists_what_was_lent_each_once(
 
 
 def _assert_refused_list(refused: httpx.Response, pointer: str, kind: str | None, words: list[str]) -> None:
-    """A 422 about a list of accessories: its pointer, its kind when it has its own, the words that explain it."""
+    """A 422 about a field (a list of accessories, a condition): its pointer, its kind when it has its own, the words
+    that explain it."""
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
     problem = refused.json()
@@ -1114,3 +1115,63 @@ async def test_each_loan_of_a_tablet_has_the_wipe_that_followed_its_own_return(f
     async with fleet.devices_platform.pool.acquire() as conn:
         await conn.execute("DELETE FROM wipes WHERE proof = 'after-the-first'")
     assert (await receipt(fleet, first)).json()["wipe_status"] == "pending"
+
+
+# --- The tablet's condition at return ----------------------------------------------------------------------------
+
+
+async def test_the_condition_a_return_records_is_on_the_loan_and_the_receipt_and_never_in_the_event(
+    fleet: Fleet,
+) -> None:
+    tablet = await fleet.ready_tablet()
+    loan = (await fleet.loan(tablet, uuid.uuid4())).json()["loan"]["id"]
+    body = {
+        "channel": "day_hospital",
+        "accessories_returned": ["charger", "cable", "manual"],
+        "condition": "damaged",
+        "condition_note": "  écran fissuré en bas à droite  ",
+    }
+    returned = await fleet.devices.post(f"/v1/tablets/{tablet}/return", json=body, headers=fleet.staff())
+    assert returned.status_code == 200, returned.text
+    said = ("damaged", "écran fissuré en bas à droite")  # kept without the spaces around it
+    assert (returned.json()["return_condition"], returned.json()["return_condition_note"]) == said
+    got = (await receipt(fleet, loan)).json()
+    assert (got["return_condition"], got["return_condition_note"]) == said
+    # The next loan of the tablet sees it in the tablet's loans.
+    detail = (await fleet.devices.get(f"/v1/tablets/{tablet}", headers=fleet.staff())).json()
+    assert [(lo["return_condition"], lo["return_condition_note"]) for lo in detail["loans"]] == [said]
+    # tablet.returned carries ids and codes: the note, typed at the desk, stays in the devices service.
+    async with fleet.devices_platform.pool.acquire() as conn:
+        events = await conn.fetch("SELECT body FROM outbox WHERE subject LIKE 'tablet.returned%'")
+    assert events and all("fissur" not in bytes(e["body"]).decode() for e in events)
+
+    # A return that says nothing of the condition records none, and the receipt says none.
+    other = await fleet.ready_tablet()
+    silent_loan = await _returned_loan(fleet, other)
+    got = (await receipt(fleet, silent_loan)).json()
+    assert (got["return_condition"], got["return_condition_note"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("condition", "pointer", "kind", "words"),
+    [
+        ({"condition": "broken"}, "/condition", None, ["good", "worn", "damaged"]),
+        ({"condition": "worn", "condition_note": "x" * 201}, "/condition_note", None, ["200 characters at most"]),
+        ({"condition": "worn", "condition_note": "rayée\nJeanne D."}, "/condition_note", None, ["one line"]),
+        ({"condition": "worn", "condition_note": "   "}, "/condition_note", None, ["cannot be blank"]),
+        ({"condition_note": "écran fissuré"}, "/condition", "condition-note-without-condition", ["comes with"]),
+    ],
+    ids=["unknown-condition", "note-too-long", "note-on-two-lines", "blank-note", "note-without-condition"],
+)
+async def test_a_bad_condition_at_return_is_refused_and_the_loan_stays_open(
+    fleet: Fleet, condition: dict[str, str], pointer: str, kind: str | None, words: list[str]
+) -> None:
+    tablet = await fleet.ready_tablet()
+    token = (await fleet.loan(tablet, uuid.uuid4())).json()["device_token"]
+    before = await _open_loan_and_counts(fleet, tablet)
+    body = {"channel": "day_hospital", "accessories_returned": ["charger", "cable", "manual"], **condition}
+    refused = await fleet.devices.post(f"/v1/tablets/{tablet}/return", json=body, headers=fleet.staff())
+    _assert_refused_list(refused, pointer, kind, words)
+    assert await fleet.state(tablet) == "loaned"
+    assert await _open_loan_and_counts(fleet, tablet) == before
+    assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=bearer(token))).status_code == 204

@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 
 from services.alerting import repository as alerting
+from services.devices import repository as devices
 from services.questionnaire import repository as questionnaire
 from shared.db.housekeeping import PURGE_IDEMPOTENCY_KEYS, PURGE_INBOX, PURGE_OUTBOX, purge_chunk
 from shared.db.outbox import MARK_AND_FETCH
@@ -76,6 +77,34 @@ FILL_PHOTOS = (
     "INSERT INTO photos (id, patient_id, received_at, width, height, jpeg) "
     "SELECT gen_random_uuid(), gen_random_uuid(), $1, 1, 1, '\\xffd8' FROM generate_series(1, $2)"
 )
+# Loans that ended, each on a tablet of its own (a loan needs its tablet): the history the loans table builds up.
+FILL_LOANS = (
+    "WITH t AS (INSERT INTO tablets (id, serial_number, model, state, registered_at, registered_by, state_changed_at) "
+    "SELECT gen_random_uuid(), upper(gen_random_uuid()::text), 'Galaxy Tab A9', 'returned', $1, 'fleet-1', $1 "
+    "FROM generate_series(1, $2) RETURNING id) "
+    "INSERT INTO loans (id, tablet_id, patient_id, token_id, agreement_signed_at, agreement_witnessed_by, accessories, "
+    "expected_return_on, loaned_at, loaned_by, ended_at, end_kind, return_channel) "
+    "SELECT gen_random_uuid(), id, gen_random_uuid(), gen_random_uuid()::text, $1::timestamptz - interval '1 year', "
+    "'nurse-1', '{charger}', $1::date, $1::timestamptz - interval '1 year', 'fleet-1', $1, 'returned', 'post' FROM t"
+)
+
+
+ONE_RETURNED_LOAN = (
+    "WITH t AS (INSERT INTO tablets (id, serial_number, model, state, registered_at, registered_by, state_changed_at) "
+    "VALUES ($1, upper($1::uuid::text), 'Galaxy Tab A9', 'returned', $3, 'fleet-1', $3) RETURNING id) "
+    "INSERT INTO loans (id, tablet_id, patient_id, token_id, agreement_signed_at, agreement_witnessed_by, accessories, "
+    "expected_return_on, loaned_at, loaned_by, ended_at, end_kind, return_channel) "
+    "SELECT $2, id, gen_random_uuid(), $2::uuid::text, $3, 'nurse-1', '{charger}', $3::date, $3, 'fleet-1', $3, "
+    "'returned', 'post' FROM t"
+)
+
+
+async def _receipt_of_a_returned_loan(conn: asyncpg.Connection) -> object:
+    """The receipt of a loan that is there: its lookup of the tablet's next loan runs for a loan found only."""
+    tablet_id, loan_id = uuid.uuid4(), uuid.uuid4()
+    await conn.execute(ONE_RETURNED_LOAN, tablet_id, loan_id, NOW)
+    return await devices.loan_for_receipt(conn, loan_id)
+
 
 Query = Callable[[asyncpg.Connection], Awaitable[object]]
 PATIENTS = [uuid.uuid4() for _ in range(5)]
@@ -148,12 +177,28 @@ CASES: dict[str, tuple[str, str, str, Query]] = {
         FILL_PHOTOS,
         lambda c: purge_chunk(c, questionnaire.PURGE_ORPHAN_PHOTOS, 7, 5000),
     ),
+    # A tablet's loans: its history on the fleet page, since when it is back (a wipe's earliest date), and the
+    # receipt's "next loan of this tablet" (loans.tablet_id, migration devices 005).
+    "tablet_loan_history": ("devices", "loans", FILL_LOANS, lambda c: devices.history(c, uuid.uuid4())),
+    "back_in_hand_since": ("devices", "loans", FILL_LOANS, lambda c: devices.back_in_hand_since(c, uuid.uuid4())),
+    "loan_receipt": ("devices", "loans", FILL_LOANS, _receipt_of_a_returned_loan),
+    # The fleet page's loans to look at: the open ones through the open-loan index, the ended ones with accessories
+    # still missing through their own (migration devices 006).
+    "loans_needing_attention": (
+        "devices",
+        "loans",
+        FILL_LOANS,
+        lambda c: devices.loans_needing_attention(c, NOW.date(), 30),
+    ),
 }
 
 # Planned for their values each time (``housekeeping.purge_chunk``), the purge's chunks are as good as the table's
 # statistics, which autovacuum keeps; without any (a table never analyzed), a third of it is taken to be old, and
-# reading it all is the cheaper guess.
-ANALYZED = {"purge_outbox", "purge_idempotency_keys", "purge_inbox", "purge_orphan_photos"}
+# reading it all is the cheaper guess. Likewise the fleet page's loans to look at: without statistics, a third of the
+# loans are taken to have accessories missing (in truth a handful), and a read of the whole table to be cheaper than
+# two indexes; the page asks a few times an hour, and the loans table, growing by a few loans a day, is analyzed by
+# autovacuum long before it is large.
+ANALYZED = {"purge_outbox", "purge_idempotency_keys", "purge_inbox", "purge_orphan_photos", "loans_needing_attention"}
 
 
 @pytest.mark.parametrize("rows_at_first", [0, 50])

@@ -17,7 +17,7 @@ import {
 } from "/web/staff.js";
 import { pageSignIn, signInOnEnter, SignInError } from "/web/oidc.js";
 import { frenchProblem } from "./problems.js";
-import { receiptSheet } from "./receipt.js";
+import { CONDITIONS, conditionSentence, receiptSheet } from "./receipt.js";
 
 const STATES = {
   pending_provisioning: "À préparer",
@@ -275,17 +275,71 @@ function attentionItem(loan) {
   );
 }
 
+// The fifteen counts, in rows that never change: a count keeps its place from one day to the next (the fleet manager
+// learns where to look), whatever it reads. What waits for the fleet manager's own step comes first, and stands out
+// when it is not zero; a zero anywhere is drawn quieter. `urgent`: a patient is concerned (silent, or overdue).
+const COUNT_ROWS = [
+  {
+    id: "act",
+    title: "À traiter",
+    counts: [
+      ["silent_tablets", ["Silencieuse", "Silencieuses"], "urgent"],
+      ["loans_overdue", ["Retour en retard", "Retours en retard"], "urgent"],
+      ["missing_accessories", ["Accessoire manquant", "Accessoires manquants"]],
+      ["state:returned", STATE_COUNTS.returned],
+      ["state:wipe_pending", STATE_COUNTS.wipe_pending],
+      ["state:wiped", STATE_COUNTS.wiped],
+      ["state:pending_provisioning", STATE_COUNTS.pending_provisioning],
+    ],
+  },
+  {
+    id: "watch",
+    title: "À suivre",
+    counts: [
+      ["loans_due_soon", ["Retour à venir", "Retours à venir"]],
+      ["state:in_repair", STATE_COUNTS.in_repair],
+      ["state:lost", STATE_COUNTS.lost],
+      ["state:stolen", STATE_COUNTS.stolen],
+    ],
+  },
+  {
+    id: "fleet",
+    title: "Le parc",
+    counts: [
+      ["open_loans", ["Prêt en cours", "Prêts en cours"]],
+      ["state:loaned", STATE_COUNTS.loaned],
+      ["state:ready", STATE_COUNTS.ready],
+      ["state:retired", STATE_COUNTS.retired],
+    ],
+  },
+];
+
+function countOf(fleet, key) {
+  const value = key.startsWith("state:") ? (fleet.by_state || {})[key.slice(6)] : fleet[key];
+  return typeof value === "number" ? value : 0;
+}
+
+function countRow(fleet, row) {
+  const title = `counts-${row.id}-title`;
+  return h(
+    "div",
+    { class: `count-row ${row.id}`, role: "group", "aria-labelledby": title },
+    h("h3", { id: title }, row.title),
+    h(
+      "ul",
+      { class: "counts" },
+      row.counts.map(([key, forms, urgent]) => {
+        const count = countOf(fleet, key);
+        const look = count === 0 ? "zero" : row.id === "act" ? `act${urgent ? " urgent" : ""}` : "";
+        return h("li", { class: `count ${look}`.trim(), dataset: { count: key } }, h("strong", null, formatNumber(count)), counted(count, forms));
+      }),
+    ),
+  );
+}
+
 async function loadGlance() {
   const fleet = await request("GET", "/v1/fleet");
-  const counts = [
-    [["Prêt en cours", "Prêts en cours"], fleet.open_loans],
-    [["Retour en retard", "Retours en retard"], fleet.loans_overdue],
-    [["Retour à venir", "Retours à venir"], fleet.loans_due_soon],
-    [["Silencieuse", "Silencieuses"], fleet.silent_tablets],
-    [["Accessoire manquant", "Accessoires manquants"], fleet.missing_accessories],
-    ...Object.entries(fleet.by_state).map(([state, count]) => [STATE_COUNTS[state] || [state, state], count]),
-  ].map(([forms, count]) => [counted(count, forms), count]);
-  $("counts").replaceChildren(...counts.map(([label, count]) => h("li", null, h("strong", null, formatNumber(count)), label)));
+  $("counts").replaceChildren(...COUNT_ROWS.map((row) => countRow(fleet, row)));
   const loans = [...fleet.attention].sort((a, b) => attentionRank(a) - attentionRank(b));
   $("attention").replaceChildren(
     ...(loans.length ? loans.map(attentionItem) : [h("li", null, "Rien à signaler.")]),
@@ -413,7 +467,8 @@ $("register-open").addEventListener("click", openRegister);
 function openPanel(title, ...content) {
   if ($("panel").hidden) opener = document.activeElement;
   $("panel-title").textContent = title;
-  $("panel-body").replaceChildren(...content);
+  // What a panel leaves out (null) is left out, not written as "null" (replaceChildren would).
+  $("panel-body").replaceChildren(...content.filter((part) => part !== null && part !== undefined));
   $("panel").hidden = false;
   const first = $("panel-body").querySelector("input, select, textarea, button");
   (first || $("panel")).focus();
@@ -497,7 +552,7 @@ function commandForm(submitLabel, build, done) {
 }
 
 function withFields(form, ...fields) {
-  form.prepend(...fields);
+  form.prepend(...fields.filter((part) => part !== null && part !== undefined));
   return form;
 }
 
@@ -554,10 +609,19 @@ async function openLoan(tablet) {
     },
     (granted) => showEnrolment(tablet, granted),
   );
+  // Worn or damaged when its last loan came back (the newest first): said before it is handed over again.
+  const last = full.loans[0];
+  const lastState =
+    last && last.end_kind === "returned" && last.return_condition && last.return_condition !== "good"
+      ? `Au dernier retour, cette tablette était ${CONDITIONS[last.return_condition] || last.return_condition}` +
+        `${last.return_condition_note ? ` (${last.return_condition_note.replace(/[\s.]+$/, "")})` : ""} : ` +
+        "vérifiez-la avant de la remettre au patient."
+      : null;
   openPanel(
     `Prêter la tablette ${tablet.serial_number}`,
     withFields(
       form,
+      lastState ? h("p", { id: "last-condition", class: "message" }, lastState) : null,
       field("Patient (identifiant pseudonyme)", patient),
       field("Convention signée le", signed),
       field("Signature recueillie par (identifiant du soignant)", witness),
@@ -602,20 +666,32 @@ async function openReturn(tablet) {
   const full = await detail(tablet);
   const lent = full.loan ? full.loan.accessories : [];
   const channel = h("select", { name: "channel" }, Object.entries(CHANNELS).map(([value, label]) => h("option", { value }, label)));
+  // Not checked is said as such, never taken for « bon état »: the next loan relies on what is recorded here.
+  const condition = h(
+    "select",
+    { name: "condition" },
+    h("option", { value: "" }, "Non relevé"),
+    Object.entries(CONDITIONS).map(([value, label]) => h("option", { value }, label.charAt(0).toUpperCase() + label.slice(1))),
+  );
+  const note = h("input", { name: "condition_note", maxlength: "200", size: "50", autocomplete: "off" });
   const form = commandForm(
     "Enregistrer le retour",
-    () => ({
-      path: `/v1/tablets/${encodeURIComponent(tablet.id)}/return`,
-      body: { channel: channel.value, accessories_returned: checkedIn(form, "returned") },
-    }),
+    () => {
+      const body = { channel: channel.value, accessories_returned: checkedIn(form, "returned") };
+      if (condition.value) body.condition = condition.value;
+      if (note.value.trim()) body.condition_note = note.value.trim();
+      return { path: `/v1/tablets/${encodeURIComponent(tablet.id)}/return`, body };
+    },
     (loan) => {
       const missing = loan.missing_accessories;
+      const state = conditionSentence(loan);
       say(`Tablette ${tablet.serial_number} rendue.`);
       openPanel(
         `Tablette ${tablet.serial_number} rendue`,
         h("p", { id: "return-result" }, missing.length
           ? h("span", { class: "missing" }, `Manquant : ${names(missing)}.`)
           : "Tout ce qui avait été remis est revenu."),
+        state ? h("p", { id: "return-condition", class: loan.return_condition === "damaged" ? "missing" : null }, state) : null,
         h("p", null, "Le jeton de la tablette est révoqué : elle doit maintenant être effacée."),
         receiptButton(loan),
         missing.length ? accessoriesBackForm(loan) : null,
@@ -624,7 +700,13 @@ async function openReturn(tablet) {
   );
   openPanel(
     `Retour de la tablette ${tablet.serial_number}`,
-    withFields(form, field("Rendue", channel), checklist("Revenu avec la tablette (décochez ce qui manque)", "returned", lent)),
+    withFields(
+      form,
+      field("Rendue", channel),
+      checklist("Revenu avec la tablette (décochez ce qui manque)", "returned", lent),
+      field("État de la tablette", condition),
+      field("Précisions sur l'état (facultatif : écran fissuré, coque abîmée… sans rien sur le patient)", note),
+    ),
   );
 }
 
@@ -723,6 +805,7 @@ async function openHistory(tablet) {
               loan.return_channel ? ` (${CHANNELS[loan.return_channel].toLowerCase()})` : ""
             }. `
           : `, en cours (retour prévu le ${formatDay(loan.expected_return_on)}). `,
+        conditionSentence(loan) ? [h("span", { class: "condition" }, conditionSentence(loan)), " "] : null,
         loan.end_kind === "returned" ? receiptButton(loan) : null,
       ),
     );

@@ -25,6 +25,17 @@ const WIPED_HOW = {
   reimaged: "par réinstallation complète du système",
 };
 
+/** The tablet's condition as it came back, as said on the receipt and on the fleet page. */
+export const CONDITIONS = { good: "bon état", worn: "usée", damaged: "endommagée" };
+
+/** "État au retour : endommagée (écran fissuré)." when the return recorded the condition; null when it did not. */
+export function conditionSentence(loan) {
+  if (!loan.return_condition) return null;
+  const word = CONDITIONS[loan.return_condition] || loan.return_condition;
+  const note = (loan.return_condition_note || "").replace(/[\s.]+$/, "");
+  return `État au retour : ${word}${note ? ` (${note})` : ""}.`;
+}
+
 export const PENDING_WIPE =
   "L'effacement des données est prévu ; une nouvelle attestation peut être imprimée une fois fait.";
 
@@ -96,6 +107,7 @@ export function receiptSheet(receipt) {
         { id: "receipt-returned" },
         `Rendue le ${receiptDay(receipt.returned_at)}, ${RETURNED_HOW[receipt.return_channel] || receipt.return_channel}.`,
       ),
+      conditionSentence(receipt) ? h("p", { id: "receipt-condition" }, conditionSentence(receipt)) : null,
     ),
     section("Les accessoires", accessoryLines(receipt)),
     section("L'effacement des données", h("p", { id: "receipt-wipe" }, wipeSentence(receipt))),

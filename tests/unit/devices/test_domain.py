@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -11,21 +12,25 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from services.devices.domain import (
+    CONDITION_NOTE_MAX,
     LOAN_LENGTH_DEFAULT,
     RELEASING_ACTIONS,
     TRANSITIONS,
     Accessory,
     Action,
+    ConditionNote,
     HeartbeatReading,
     IllegalTransition,
     SerialNumber,
     Silence,
     SilencePolicy,
     SilenceReason,
+    TabletCondition,
     TabletState,
     accessories_outside,
     allowed_actions,
     clock_skew_ok,
+    condition_refusal,
     default_expected_return,
     detect_silence,
     ends_loan,
@@ -696,3 +701,38 @@ def test_the_wipe_of_a_receipt_is_chosen_on_aware_times_only() -> None:
     # The same instant in another zone is the same instant.
     paris = timezone(timedelta(hours=1))
     assert wipe_after_return(RETURNED, None, [W("paris", datetime(2026, 11, 20, 11, 0, tzinfo=paris))]) is not None
+
+
+# --- The tablet's condition at return ----------------------------------------------------------------------------
+
+NOTE = TypeAdapter(ConditionNote)
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [(" écran fissuré ", "écran fissuré"), ("x" * CONDITION_NOTE_MAX, "x" * CONDITION_NOTE_MAX)],
+)
+def test_a_condition_note_is_kept_without_the_spaces_around_it(typed: str, kept: str) -> None:
+    assert NOTE.validate_python(typed) == kept
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ("", "cannot be blank"),
+        (" \t ", "cannot be blank"),
+        ("x" * (CONDITION_NOTE_MAX + 1), "200 characters at most (this one has 201)"),
+        ("coque rayée\nécran fissuré", "one line"),
+        ("coque\u200brayée", "control characters"),  # a zero-width space pasted in: invisible on the receipt
+    ],
+)
+def test_a_condition_note_that_is_blank_too_long_or_not_one_line_is_refused_not_cut(typed: str, words: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(words)):
+        NOTE.validate_python(typed)
+
+
+def test_a_condition_note_comes_with_its_condition() -> None:
+    assert condition_refusal(None, None) is None
+    assert condition_refusal(TabletCondition.DAMAGED, None) is None
+    assert condition_refusal(TabletCondition.WORN, "coque rayée") is None
+    assert "add condition (good, worn or damaged)" in (condition_refusal(None, "coque rayée") or "")
