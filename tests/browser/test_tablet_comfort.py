@@ -232,6 +232,75 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
     assert offset <= 2, f"the photo button's words sit {offset}px off its middle"
 
 
+# Where the question and its answers are on arrival at a question screen (scrolled to the top), in CSS pixels.
+QUESTION_IN_SIGHT = """() => {
+  scrollTo(0, 0);
+  const px = (e) => parseFloat(getComputedStyle(e).fontSize);
+  const box = (e) => e.getBoundingClientRect();
+  const question = document.querySelector("#question-text");
+  const targets = [...document.querySelectorAll(".text-size button, #screen-question button")].filter((b) =>
+    b.checkVisibility()
+  );
+  return {
+    height: innerHeight,
+    wide: document.documentElement.scrollWidth - innerWidth,
+    text: px(document.documentElement),
+    question: [box(question).bottom, px(question)],
+    answers: [...document.querySelectorAll("#question-answers .option")].map((o) => [box(o).top, box(o).bottom, px(o)]),
+    smallest: Math.min(...targets.map((b) => Math.min(box(b).height, box(b).width))),
+  };
+}"""
+
+
+async def test_a_question_and_its_first_answers_are_in_sight_without_scrolling_at_every_text_size(
+    tablet_url: str, context: BrowserContext, tokens: TokenService
+) -> None:
+    """At 200 % on a 1280×800 tablet in landscape, the top bar, the progress, the group's title, "Écouter" and the
+    question took the whole height: no answer showed without scrolling, and a patient who does not think of
+    scrolling saw a question with no way to answer it. At every size, in both orientations: the question and its
+    first answer in sight on arrival; in landscape up to 160 %, all five answers of a frequency question; no touch
+    target under 48 px, no text smaller than the size chosen, nothing wider than the screen."""
+    page = await enrolled(tablet_url, context, tokens)
+    await first_question(page)  # a frequency question: five answers
+    larger = page.get_by_role("button", name="A+, texte plus grand")
+    fit = page.locator("html")
+    for size in range(4):
+        if size:
+            await larger.click()
+        for width, height in ((1280, 800), (800, 1280)):
+            await page.set_viewport_size({"width": width, "height": height})
+            # The compact screen where fewer than 40 times the text's size fit in its height (sizing.js).
+            await expect(fit).to_have_attribute("data-screen-fit", "short" if width > height or size >= 2 else "tall")
+            seen = await page.evaluate(QUESTION_IN_SIGHT)
+            where = f"{(size, width, height)}: {seen}"
+            assert seen["wide"] <= 0, where
+            assert seen["smallest"] >= 48, where
+            (question_bottom, question_px), answers = seen["question"], seen["answers"]
+            assert len(answers) == 5 and question_bottom <= answers[0][0], where
+            assert answers[0][1] <= seen["height"], f"the first answer is not in sight at {where}"
+            if width > height and size <= 2:
+                assert answers[-1][1] <= seen["height"], f"the fifth answer is not in sight at {where}"
+            assert question_px > seen["text"] and min(px for _, _, px in answers) >= seen["text"], where
+            if (size, width) == (3, 1280):
+                ARTIFACTS.mkdir(exist_ok=True)
+                await page.screenshot(path=str(ARTIFACTS / "tablet-200-landscape.png"))
+
+    # The longest question (the hand-foot syndrome's, 173 characters, under a title on two lines): its first answer
+    # in sight at 200 % too, in both orientations.
+    await page.evaluate(
+        f"(() => {{ const d = JSON.parse(localStorage.getItem('{DRAFT_KEY}')); d.at = 'hand_foot_syndrome.severity'; "
+        f"localStorage.setItem('{DRAFT_KEY}', JSON.stringify(d)); }})()"
+    )
+    await page.reload()
+    await page.get_by_role("button", name="Reprendre le questionnaire").click()
+    await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "hand_foot_syndrome.severity")
+    for width, height in ((1280, 800), (800, 1280)):
+        await page.set_viewport_size({"width": width, "height": height})
+        await expect(fit).to_have_attribute("data-screen-fit", "short")
+        seen = await page.evaluate(QUESTION_IN_SIGHT)
+        assert seen["answers"][0][1] <= seen["height"], f"the first answer is not in sight at {(width, height)}: {seen}"
+
+
 async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_tablet_not_ready(
     service_env: dict[str, str], context: BrowserContext, tokens: TokenService
 ) -> None:

@@ -5,6 +5,8 @@
 // Kept apart from the screens' code (app.js): this module reads the page's state from the page itself (which screen
 // shows, body[data-screen]) and the deployment's from /tablet/config.json.
 
+import { screenFit } from "./sizing.js";
+
 const STORE = "oncofollow.tablet."; // app.js's prefix: forgotten with everything else when a loan ends
 // The root font size steps (tablet.css): 100%, then about 130%, 160% and 200%.
 const TEXT_SIZES = 4;
@@ -42,6 +44,13 @@ function applyTextSize(size) {
   document.documentElement.dataset.textSize = String(size);
   $("#text-smaller").disabled = size === 0;
   $("#text-larger").disabled = size === TEXT_SIZES - 1;
+  fitScreen();
+}
+
+/** A screen short for the text chosen gets the compact question screen (tablet.css): its answers in sight. */
+function fitScreen() {
+  const root = document.documentElement;
+  root.dataset.screenFit = screenFit(window.innerHeight, parseFloat(getComputedStyle(root).fontSize));
 }
 
 function setUpTextSize() {
@@ -53,6 +62,7 @@ function setUpTextSize() {
   };
   $("#text-smaller").addEventListener("click", () => change(-1));
   $("#text-larger").addEventListener("click", () => change(+1));
+  window.addEventListener("resize", fitScreen); // turned to landscape, or the browser's bars shown or hidden
 }
 
 // --- the team's number ---------------------------------------------------------------------------
