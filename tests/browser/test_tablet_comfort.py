@@ -340,6 +340,36 @@ async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_t
         assert "appelez le 15" in texts[-2]
 
 
+async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_number_or_without(
+    service_env: dict[str, str], context: BrowserContext
+) -> None:
+    """A tablet not set up yet: nothing to do but call the coordinating nurse. Without TEAM_PHONE, the sentence says
+    whom to call and where her number is; with it, the button under the sentence calls, and the sentence no longer
+    says to call (the same thing twice), only what the button cannot: the number is on the sheet too."""
+    page = await context.new_page()
+    setup = page.locator("#screen-setup")
+    async with tablet_service(service_env) as url:
+        await page.goto(f"{url}/tablet/")
+        await expect(setup).to_be_visible()
+        await expect(setup.locator(".team-phone")).to_be_hidden()
+        said = await setup.inner_text()  # what is shown, hidden sentences left out
+        assert "Appelez l'infirmière coordinatrice de votre service" in said, said
+        assert "fiche remise avec la tablette" in said, said
+
+    async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
+        await page.goto(f"{url}/tablet/")
+        call = setup.get_by_role("link", name=f"Appeler l'équipe soignante : {TEAM_PHONE}")
+        await expect(call).to_be_visible()
+        said = await setup.inner_text()
+        assert said.count("Appel") == 1 and "ppelez l'infirmière" not in said, said  # the button's word, once
+        assert "l'infirmière coordinatrice de votre service la préparera pour vous" in said, said
+        # The sentence just above the button, saying what the button cannot.
+        above = await call.evaluate("(link) => link.parentElement.previousElementSibling.textContent")
+        assert " ".join(above.split()).endswith("Son numéro est aussi sur la fiche remise avec la tablette."), above
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "tablet-not-ready-team-phone.png"))
+
+
 async def test_not_now_keeps_the_draft_and_home_resumes_at_the_same_question(
     tablet_url: str, context: BrowserContext, tokens: TokenService
 ) -> None:

@@ -80,6 +80,9 @@ function showTeamPhone(phone) {
     }
     link.parentElement.hidden = !phone;
   }
+  // The sentence above the button: whom to call where there is no button, not the button's words again where there is.
+  for (const sentence of document.querySelectorAll("[data-team-phone]"))
+    sentence.hidden = (sentence.dataset.teamPhone === "shown") !== Boolean(phone);
 }
 
 /** The number from the deployment (TEAM_PHONE); the last one known while the tablet is offline. */
