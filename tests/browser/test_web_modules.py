@@ -679,6 +679,26 @@ async def test_start_edit_keeps_the_questions_asked_and_a_copy_of_the_answers(mo
 
 
 @pytest.mark.parametrize(
+    ("answers", "refused", "expected"),
+    [
+        (NEVER, None, None),  # nothing refused
+        (NEVER, "pain.frequency", {"linkId": "pain.frequency", "number": 1}),
+        (NEVER, "fever", {"linkId": "fever", "number": 2}),  # numbered as the review numbers it, among those asked
+        ({**OFTEN, "fever": [True]}, "temperature", {"linkId": "temperature", "number": 5}),
+        ({**NEVER, "fever": [True]}, "temperature", {"linkId": "temperature", "number": 3}),  # unanswered: to check too
+        # Turned off by a change (no fever any more): not on the review, nothing of it sent, nothing to check.
+        (NEVER, "temperature", None),
+        (NEVER, "pain.severity", None),
+        (NEVER, "gone-from-a-new-version", None),
+    ],
+)
+async def test_review_to_check_is_the_refused_answer_while_the_answers_ask_it(
+    modules: Page, answers: dict[str, Any], refused: str | None, expected: dict[str, Any] | None
+) -> None:
+    assert await flow(modules, "m.reviewToCheck(flat, arg.answers, arg.refused)", answers, refused=refused) == expected
+
+
+@pytest.mark.parametrize(
     ("source", "label"),
     [("patient", "Moi-même"), ("relative", "Un proche"), (None, "Moi-même")],  # none chosen: sent as the patient
 )
