@@ -285,20 +285,25 @@ async def test_a_question_and_its_first_answers_are_in_sight_without_scrolling_a
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / "tablet-200-landscape.png"))
 
-    # The longest question (the hand-foot syndrome's, 173 characters, under a title on two lines): its first answer
-    # in sight at 200 % too, in both orientations.
-    await page.evaluate(
-        f"(() => {{ const d = JSON.parse(localStorage.getItem('{DRAFT_KEY}')); d.at = 'hand_foot_syndrome.severity'; "
-        f"localStorage.setItem('{DRAFT_KEY}', JSON.stringify(d)); }})()"
-    )
-    await page.reload()
-    await page.get_by_role("button", name="Reprendre le questionnaire").click()
-    await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "hand_foot_syndrome.severity")
-    for width, height in ((1280, 800), (800, 1280)):
-        await page.set_viewport_size({"width": width, "height": height})
-        await expect(fit).to_have_attribute("data-screen-fit", "short")
-        seen = await page.evaluate(QUESTION_IN_SIGHT)
-        assert seen["answers"][0][1] <= seen["height"], f"the first answer is not in sight at {(width, height)}: {seen}"
+    # The longest question (the hand-foot syndrome's, 173 characters, under a title on two lines), and a question a
+    # refusal sent the patient back to, which says why above it: their first answer in sight at 200 % too.
+    for link_id, refused in (("hand_foot_syndrome.severity", None), ("diarrhoea.frequency", "diarrhoea.frequency")):
+        draft = f"JSON.parse(localStorage.getItem('{DRAFT_KEY}'))"
+        await page.evaluate(
+            f"([at, refused]) => localStorage.setItem('{DRAFT_KEY}', JSON.stringify({{ ...{draft}, at, refused }}))",
+            [link_id, refused],
+        )
+        await page.reload()
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        await expect(page.locator("#question-form")).to_have_attribute("data-link-id", link_id)
+        await expect(page.locator("#question-refused")).to_be_visible(visible=refused is not None)
+        for width, height in ((1280, 800), (800, 1280)):
+            await page.set_viewport_size({"width": width, "height": height})
+            await expect(fit).to_have_attribute("data-screen-fit", "short")
+            seen = await page.evaluate(QUESTION_IN_SIGHT)
+            where = f"{(link_id, width, height)}: {seen}"
+            assert seen["answers"][0][1] <= seen["height"], f"the first answer is not in sight at {where}"
+            assert seen["smallest"] >= 48, where
 
 
 async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_tablet_not_ready(
