@@ -1,6 +1,7 @@
 // What makes the tablet usable by patients who read with difficulty or seldom use a tablet (RE'CONNECT: 55% of them
-// under-used the app; large fonts were needed, and a person to call always one tap away): the text size, the team's
-// number, a questionnaire left for later without fear of losing it, and a reminder to charge the tablet.
+// under-used the app; large fonts were needed, and a person to call always one tap away): the text size (and, on a
+// screen short for it, a compact question screen), the team's number, a questionnaire left for later without fear of
+// losing it, and a reminder to charge the tablet.
 //
 // Kept apart from the screens' code (app.js): this module reads the page's state from the page itself (which screen
 // shows, body[data-screen]) and the deployment's from /tablet/config.json.
