@@ -585,8 +585,35 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await page.locator("#screen-question [data-listen]").click()
         said, question = await page.evaluate("__said"), await page.locator("#question-text").text_content()
         assert said[said.index(question) - 1] == " ".join((await why.text_content() or "").split()), said
+        # Back to the review without answering it again: that answer's row says it is to check (seen, and read with
+        # its « Modifier »), and the top of the review where it is, until it is answered again; a reload keeps it.
+        await back.click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+        to_check = "À vérifier : votre réponse n'a pas pu être envoyée."
+        pointer = page.locator("#review-to-check")
+        marked = review.locator(".refused-note")
+        for reload in (False, True):
+            if reload:
+                await page.reload()
+                await page.get_by_role("button", name="Reprendre le questionnaire").click()
+                await expect(page.locator("#screen-review")).to_be_visible()
+            await expect(marked).to_have_count(1)
+            await expect(review.locator("[data-link-id='nausea.frequency'] .refused-note")).to_have_text(to_check)
+            await expect(page.get_by_role("button", name=nausea, exact=True)).to_have_accessible_description(to_check)
+            await expect(pointer).to_have_text(
+                "Une réponse est à vérifier : la réponse n° 2, marquée « À vérifier » plus bas."
+            )
+        await page.screenshot(path=str(ARTIFACTS / "tablet-review-to-check.png"))
+        await page.get_by_role("button", name=nausea, exact=True).click()
+        await expect(why).to_be_visible()
         await form.locator("[data-action=next]").click()
         await expect(page.locator("#screen-review")).to_be_visible()
+        await expect(marked).to_have_count(0)
+        await expect(pointer).to_be_hidden()
+        await page.reload()
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        await expect(page.locator("#screen-review")).to_be_visible()
+        await expect(marked).to_have_count(0)
         # Answered again: the same question opened from the review no longer says it.
         await page.get_by_role("button", name=nausea, exact=True).click()
         await expect(form).to_have_attribute("data-link-id", "nausea.frequency")

@@ -232,6 +232,80 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
     assert offset <= 2, f"the photo button's words sit {offset}px off its middle"
 
 
+# Where the question and its answers are on arrival at a question screen (scrolled to the top), in CSS pixels.
+QUESTION_IN_SIGHT = """() => {
+  scrollTo(0, 0);
+  const px = (e) => parseFloat(getComputedStyle(e).fontSize);
+  const box = (e) => e.getBoundingClientRect();
+  const question = document.querySelector("#question-text");
+  const targets = [...document.querySelectorAll(".text-size button, #screen-question button")].filter((b) =>
+    b.checkVisibility()
+  );
+  return {
+    height: innerHeight,
+    wide: document.documentElement.scrollWidth - innerWidth,
+    text: px(document.documentElement),
+    question: [box(question).bottom, px(question)],
+    answers: [...document.querySelectorAll("#question-answers .option")].map((o) => [box(o).top, box(o).bottom, px(o)]),
+    smallest: Math.min(...targets.map((b) => Math.min(box(b).height, box(b).width))),
+  };
+}"""
+
+
+async def test_a_question_and_its_first_answers_are_in_sight_without_scrolling_at_every_text_size(
+    tablet_url: str, context: BrowserContext, tokens: TokenService
+) -> None:
+    """At 200 % on a 1280×800 tablet in landscape, the top bar, the progress, the group's title, "Écouter" and the
+    question took the whole height: no answer showed without scrolling, and a patient who does not think of
+    scrolling saw a question with no way to answer it. At every size, in both orientations: the question and its
+    first answer in sight on arrival; in landscape up to 160 %, all five answers of a frequency question; no touch
+    target under 48 px, no text smaller than the size chosen, nothing wider than the screen."""
+    page = await enrolled(tablet_url, context, tokens)
+    await first_question(page)  # a frequency question: five answers
+    larger = page.get_by_role("button", name="A+, texte plus grand")
+    fit = page.locator("html")
+    for size in range(4):
+        if size:
+            await larger.click()
+        for width, height in ((1280, 800), (800, 1280)):
+            await page.set_viewport_size({"width": width, "height": height})
+            # The compact screen where fewer than 40 times the text's size fit in its height (sizing.js).
+            await expect(fit).to_have_attribute("data-screen-fit", "short" if width > height or size >= 2 else "tall")
+            seen = await page.evaluate(QUESTION_IN_SIGHT)
+            where = f"{(size, width, height)}: {seen}"
+            assert seen["wide"] <= 0, where
+            assert seen["smallest"] >= 48, where
+            (question_bottom, question_px), answers = seen["question"], seen["answers"]
+            assert len(answers) == 5 and question_bottom <= answers[0][0], where
+            assert answers[0][1] <= seen["height"], f"the first answer is not in sight at {where}"
+            if width > height and size <= 2:
+                assert answers[-1][1] <= seen["height"], f"the fifth answer is not in sight at {where}"
+            assert question_px > seen["text"] and min(px for _, _, px in answers) >= seen["text"], where
+            if (size, width) == (3, 1280):
+                ARTIFACTS.mkdir(exist_ok=True)
+                await page.screenshot(path=str(ARTIFACTS / "tablet-200-landscape.png"))
+
+    # The longest question (the hand-foot syndrome's, 173 characters, under a title on two lines), and a question a
+    # refusal sent the patient back to, which says why above it: their first answer in sight at 200 % too.
+    for link_id, refused in (("hand_foot_syndrome.severity", None), ("diarrhoea.frequency", "diarrhoea.frequency")):
+        draft = f"JSON.parse(localStorage.getItem('{DRAFT_KEY}'))"
+        await page.evaluate(
+            f"([at, refused]) => localStorage.setItem('{DRAFT_KEY}', JSON.stringify({{ ...{draft}, at, refused }}))",
+            [link_id, refused],
+        )
+        await page.reload()
+        await page.get_by_role("button", name="Reprendre le questionnaire").click()
+        await expect(page.locator("#question-form")).to_have_attribute("data-link-id", link_id)
+        await expect(page.locator("#question-refused")).to_be_visible(visible=refused is not None)
+        for width, height in ((1280, 800), (800, 1280)):
+            await page.set_viewport_size({"width": width, "height": height})
+            await expect(fit).to_have_attribute("data-screen-fit", "short")
+            seen = await page.evaluate(QUESTION_IN_SIGHT)
+            where = f"{(link_id, width, height)}: {seen}"
+            assert seen["answers"][0][1] <= seen["height"], f"the first answer is not in sight at {where}"
+            assert seen["smallest"] >= 48, where
+
+
 async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_tablet_not_ready(
     service_env: dict[str, str], context: BrowserContext, tokens: TokenService
 ) -> None:
@@ -269,6 +343,36 @@ async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_t
             call,
         ], texts
         assert "appelez le 15" in texts[-2]
+
+
+async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_number_or_without(
+    service_env: dict[str, str], context: BrowserContext
+) -> None:
+    """A tablet not set up yet: nothing to do but call the coordinating nurse. Without TEAM_PHONE, the sentence says
+    whom to call and where her number is; with it, the button under the sentence calls, and the sentence no longer
+    says to call (the same thing twice), only what the button cannot: the number is on the sheet too."""
+    page = await context.new_page()
+    setup = page.locator("#screen-setup")
+    async with tablet_service(service_env) as url:
+        await page.goto(f"{url}/tablet/")
+        await expect(setup).to_be_visible()
+        await expect(setup.locator(".team-phone")).to_be_hidden()
+        said = await setup.inner_text()  # what is shown, hidden sentences left out
+        assert "Appelez l'infirmière coordinatrice de votre service" in said, said
+        assert "fiche remise avec la tablette" in said, said
+
+    async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
+        await page.goto(f"{url}/tablet/")
+        call = setup.get_by_role("link", name=f"Appeler l'équipe soignante : {TEAM_PHONE}")
+        await expect(call).to_be_visible()
+        said = await setup.inner_text()
+        assert said.count("Appel") == 1 and "ppelez l'infirmière" not in said, said  # the button's word, once
+        assert "l'infirmière coordinatrice de votre service la préparera pour vous" in said, said
+        # The sentence just above the button, saying what the button cannot.
+        above = await call.evaluate("(link) => link.parentElement.previousElementSibling.textContent")
+        assert " ".join(above.split()).endswith("Son numéro est aussi sur la fiche remise avec la tablette."), above
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "tablet-not-ready-team-phone.png"))
 
 
 async def test_not_now_keeps_the_draft_and_home_resumes_at_the_same_question(

@@ -4,8 +4,9 @@ and the case's data as ``arg``.
 
 Covered: shared/web/questionnaire_form.js (enableWhen, the response items, the 422 pointer), shared/web/page.js,
 and the tablet's services/questionnaire/tablet/flow.js (which screen comes next, the progress bar, the edit from
-the review, the review's groups, the choice the "who answers" screen shows) and sending.js (when and how late a send
-is tried again, and what the patient reads when answers are refused)."""
+the review, the review's groups, the choice the "who answers" screen shows), sending.js (when and how late a send
+is tried again, and what the patient reads when answers are refused) and sizing.js (which screens are short for
+the text size chosen)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ FORM = "/web/questionnaire_form.js"
 PAGE = "/web/page.js"
 FLOW = "/tablet/flow.js"
 SENDING = "/tablet/sending.js"
+SIZING = "/tablet/sizing.js"
 
 
 @pytest.fixture(scope="module")
@@ -677,6 +679,26 @@ async def test_start_edit_keeps_the_questions_asked_and_a_copy_of_the_answers(mo
 
 
 @pytest.mark.parametrize(
+    ("answers", "refused", "expected"),
+    [
+        (NEVER, None, None),  # nothing refused
+        (NEVER, "pain.frequency", {"linkId": "pain.frequency", "number": 1}),
+        (NEVER, "fever", {"linkId": "fever", "number": 2}),  # numbered as the review numbers it, among those asked
+        ({**OFTEN, "fever": [True]}, "temperature", {"linkId": "temperature", "number": 5}),
+        ({**NEVER, "fever": [True]}, "temperature", {"linkId": "temperature", "number": 3}),  # unanswered: to check too
+        # Turned off by a change (no fever any more): not on the review, nothing of it sent, nothing to check.
+        (NEVER, "temperature", None),
+        (NEVER, "pain.severity", None),
+        (NEVER, "gone-from-a-new-version", None),
+    ],
+)
+async def test_review_to_check_is_the_refused_answer_while_the_answers_ask_it(
+    modules: Page, answers: dict[str, Any], refused: str | None, expected: dict[str, Any] | None
+) -> None:
+    assert await flow(modules, "m.reviewToCheck(flat, arg.answers, arg.refused)", answers, refused=refused) == expected
+
+
+@pytest.mark.parametrize(
     ("source", "label"),
     [("patient", "Moi-même"), ("relative", "Un proche"), (None, "Moi-même")],  # none chosen: sent as the patient
 )
@@ -852,3 +874,29 @@ async def test_answers_refused_says_what_to_do_in_french(
 )
 async def test_problem_kind(modules: Page, problem: dict[str, Any] | None, kind: str) -> None:
     assert await run(modules, SENDING, "m.problemKind(arg)", problem) == kind
+
+
+# --- the tablet's sizing.js ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("height", "root", "fit"),
+    [
+        # A 1280×800 tablet in landscape: short at every text size (100, 130, 160, 200 %).
+        (800, 22, "short"),
+        (800, 44, "short"),
+        (720, 22, "short"),  # under the browser's bars
+        # In portrait, 1280 px high: tall up to 130 %, short from 160 % (36.6 times 35 px).
+        (1280, 22, "tall"),
+        (1280, 28, "tall"),
+        (1280, 35, "short"),
+        (1280, 44, "short"),
+        (880, 22, "tall"),  # exactly 40 times the text
+        # Nothing known (a page not laid out yet): the page as it always was.
+        (0, 22, "tall"),
+        (800, 0, "tall"),
+        (800, float("nan"), "tall"),
+    ],
+)
+async def test_screen_fit(modules: Page, height: float, root: float, fit: str) -> None:
+    assert await run(modules, SIZING, "m.screenFit(arg.height, arg.root)", {"height": height, "root": root}) == fit

@@ -26,6 +26,7 @@ import {
   previousScreen,
   progress,
   reviewSections,
+  reviewToCheck,
   startEdit,
   whoAnswers,
   whoChosen,
@@ -514,6 +515,13 @@ function questionPrevious() {
 
 function renderReview(draft) {
   $("#review-who-answer").textContent = whoAnswers(draft.source);
+  // The answer a refusal pointed at, not answered again: its row says so, and the top of a long review where it is.
+  const check = reviewToCheck(flat, draft.answers, draft.refused);
+  const pointer = $("#review-to-check");
+  pointer.hidden = !check;
+  pointer.textContent = check
+    ? `Une réponse est à vérifier : la réponse n° ${check.number}, marquée «\u00a0À vérifier\u00a0» plus bas.`
+    : "";
   const review = $("#review-list");
   review.replaceChildren();
   const byId = new Map(questions().map((item) => [item.linkId, item]));
@@ -524,14 +532,15 @@ function renderReview(draft) {
     const list = h("ol", { class: "review-list", start: number });
     review.append(h("section", { class: "review-group" }, title, list));
     number += section.questions.length;
-    for (const linkId of section.questions) list.append(reviewRow(draft, byId.get(linkId)));
+    for (const linkId of section.questions)
+      list.append(reviewRow(draft, byId.get(linkId), check !== null && check.linkId === linkId));
   }
   $("#review-error").hidden = true;
   show("screen-review");
 }
 
-/** One answer on the review, with its "Modifier". */
-function reviewRow(draft, item) {
+/** One answer on the review, with its "Modifier"; `toCheck`: the answer a refusal pointed at, marked so. */
+function reviewRow(draft, item, toCheck) {
   // Named after its question: a screen reader does not read a list of identical "Modifier".
   const change = h(
     "button",
@@ -540,15 +549,20 @@ function reviewRow(draft, item) {
       class: "nav-button",
       dataset: { edit: item.linkId },
       "aria-label": `Modifier : ${item.text || item.linkId}`,
+      "aria-describedby": toCheck ? "review-refused" : null, // what to check, said with the button that does it
     },
     "Modifier",
   );
   change.addEventListener("click", () => edit(item.linkId));
+  const note = toCheck
+    ? h("p", { id: "review-refused", class: "refused-note" }, "À vérifier : votre réponse n'a pas pu être envoyée.")
+    : null;
   return h(
     "li",
     { dataset: { linkId: item.linkId } },
     h("div", null, item.text || item.linkId),
     h("div", { class: "review-answer" }, answerLabel(item, draft.answers[item.linkId])),
+    note,
     change,
   );
 }

@@ -1,9 +1,12 @@
 // What makes the tablet usable by patients who read with difficulty or seldom use a tablet (RE'CONNECT: 55% of them
-// under-used the app; large fonts were needed, and a person to call always one tap away): the text size, the team's
-// number, a questionnaire left for later without fear of losing it, and a reminder to charge the tablet.
+// under-used the app; large fonts were needed, and a person to call always one tap away): the text size (and, on a
+// screen short for it, a compact question screen), the team's number, a questionnaire left for later without fear of
+// losing it, and a reminder to charge the tablet.
 //
 // Kept apart from the screens' code (app.js): this module reads the page's state from the page itself (which screen
 // shows, body[data-screen]) and the deployment's from /tablet/config.json.
+
+import { screenFit } from "./sizing.js";
 
 const STORE = "oncofollow.tablet."; // app.js's prefix: forgotten with everything else when a loan ends
 // The root font size steps (tablet.css): 100%, then about 130%, 160% and 200%.
@@ -42,6 +45,13 @@ function applyTextSize(size) {
   document.documentElement.dataset.textSize = String(size);
   $("#text-smaller").disabled = size === 0;
   $("#text-larger").disabled = size === TEXT_SIZES - 1;
+  fitScreen();
+}
+
+/** A screen short for the text chosen gets the compact question screen (tablet.css): its answers in sight. */
+function fitScreen() {
+  const root = document.documentElement;
+  root.dataset.screenFit = screenFit(window.innerHeight, parseFloat(getComputedStyle(root).fontSize));
 }
 
 function setUpTextSize() {
@@ -53,6 +63,7 @@ function setUpTextSize() {
   };
   $("#text-smaller").addEventListener("click", () => change(-1));
   $("#text-larger").addEventListener("click", () => change(+1));
+  window.addEventListener("resize", fitScreen); // turned to landscape, or the browser's bars shown or hidden
 }
 
 // --- the team's number ---------------------------------------------------------------------------
@@ -70,6 +81,9 @@ function showTeamPhone(phone) {
     }
     link.parentElement.hidden = !phone;
   }
+  // The sentence above the button: whom to call where there is no button, not the button's words again where there is.
+  for (const sentence of document.querySelectorAll("[data-team-phone]"))
+    sentence.hidden = (sentence.dataset.teamPhone === "shown") !== Boolean(phone);
 }
 
 /** The number from the deployment (TEAM_PHONE); the last one known while the tablet is offline. */

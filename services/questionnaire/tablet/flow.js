@@ -56,6 +56,18 @@ export function reviewSections(flat, answers) {
 }
 
 /**
+ * The answer the review marks as to check ({linkId, number}: its row, and its number in the review's one numbering),
+ * or null. `refused` is the question a refusal pointed at (the draft's, until it is answered again with "Suivant"):
+ * a patient back at the review from it ("Retour au récapitulatif") would otherwise send the same refused answer
+ * again. None once the answers no longer ask it (a change turned it off: nothing of it is sent).
+ */
+export function reviewToCheck(flat, answers, refused) {
+  if (!refused) return null;
+  const index = askedQuestions(flat, answers).findIndex((item) => item.linkId === refused);
+  return index < 0 ? null : { linkId: refused, number: index + 1 };
+}
+
+/**
  * Who answers, on the review's first row: the choice of the first screen. None chosen reads as the patient, as it
  * is sent then (a response with no source).
  */
