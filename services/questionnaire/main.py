@@ -29,9 +29,13 @@ TEAM_PHONE_PATTERN = re.compile(r"\+?[0-9]+(?:[ .\-]+[0-9]+)*")
 # The tablet's pages run nothing but their own files and talk to nothing but this service (and the devices service,
 # for heartbeats, when it is set): a script injected somehow could neither load code from elsewhere nor send the
 # patient's answers (or the device token) away. Images from data: are the photo's preview and thumbnail; the
+# manifest (and its icons, images of this origin) make the page a home-screen app without the browser's bars; the
 # microphone is for the message's dictation, on this origin only.
 TABLET_PAGE = PageSecurity(
-    img_src=(SELF, "data:"), features_allowed=("microphone",), features_denied=("camera", "geolocation")
+    img_src=(SELF, "data:"),
+    manifest_src=SELF,
+    features_allowed=("microphone",),
+    features_denied=("camera", "geolocation"),
 )
 
 

@@ -4,9 +4,9 @@ What no page may ever do is written here once, and no page can opt out of it: ru
 one of its own files (nothing inline, nothing from elsewhere: no ``'unsafe-inline'``, no ``*``, which a source
 given here is refused for), load a plugin, point ``<base>`` elsewhere, be framed (``frame-ancestors 'none'``, and
 ``X-Frame-Options: DENY`` for browsers that predate it), or have a file's type sniffed. What differs from page to
-page is data, a ``PageSecurity``: where its default goes, where its images come from, which origins it calls,
-where its forms go, its referrer policy and the browser features it uses. A page that calls one more origin says
-so in one line: ``PAGE.connecting_to(url)``.
+page is data, a ``PageSecurity``: where its default goes, where its images come from, whether it has a web app
+manifest, which origins it calls, where its forms go, its referrer policy and the browser features it uses. A page
+that calls one more origin says so in one line: ``PAGE.connecting_to(url)``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ class PageSecurity:
     # Where whatever no other directive names may come from: nowhere, or this origin (the dashboard's fonts, say).
     default_src: Literal["'none'", "'self'"] = NONE
     img_src: tuple[str, ...] = (SELF,)
+    # Where its web app manifest may come from: this origin (a page added to a home screen), or, None, wherever
+    # default-src says (no manifest-src directive at all: nowhere, for a page whose default is 'none').
+    manifest_src: Literal["'self'"] | None = None
     connect_src: tuple[str, ...] = (SELF,)
     # Where a form may be sent: nowhere (the pages send JSON with fetch), or this origin.
     form_action: Literal["'none'", "'self'"] = NONE
@@ -87,6 +90,7 @@ class PageSecurity:
             "script-src": SELF,
             "style-src": SELF,
             "img-src": " ".join(self.img_src) or NONE,
+            **({"manifest-src": self.manifest_src} if self.manifest_src else {}),
             "connect-src": " ".join(self.connect_src) or NONE,
             "object-src": NONE,
             "base-uri": NONE,

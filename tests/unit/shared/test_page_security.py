@@ -24,8 +24,9 @@ CLOSED = "object-src 'none'; base-uri 'none'"
 
 def test_the_tablet_page_s_headers() -> None:
     assert tablet_headers(None) == {
-        "Content-Security-Policy": f"default-src 'none'; {FIXED}; img-src 'self' data:; connect-src 'self'; "
-        f"{CLOSED}; form-action 'none'; frame-ancestors 'none'",
+        # Its manifest and icons (tablet/manifest.webmanifest) from this origin only: a home-screen app.
+        "Content-Security-Policy": f"default-src 'none'; {FIXED}; img-src 'self' data:; manifest-src 'self'; "
+        f"connect-src 'self'; {CLOSED}; form-action 'none'; frame-ancestors 'none'",
         **NEVER_FRAMED,
         "Referrer-Policy": "no-referrer",
         "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",

@@ -1,0 +1,113 @@
+"""The tablet page's web app manifest (``/tablet/manifest.webmanifest``) and its icons, as the questionnaire service
+serves them: what makes the page, added to the home screen, a full-screen app with its own icon (README, The
+tablet). The browser's side (linked, parsed, installable under the page's policy) is
+tests/browser/test_tablet_app.py."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import AsyncIterator
+from html.parser import HTMLParser
+from typing import cast
+from urllib.parse import urljoin
+
+import httpx
+import orjson
+import pytest
+from PIL import Image, ImageColor
+
+from services.questionnaire.main import QuestionnaireSettings, build_service, tablet_headers
+from shared.devservers import ROOT
+from shared.testing.services import in_process
+
+pytestmark = pytest.mark.integration
+
+MANIFEST = "/tablet/manifest.webmanifest"
+
+
+@pytest.fixture
+async def questionnaire(service_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with in_process(build_service(QuestionnaireSettings(**env))) as (client, _):  # type: ignore[arg-type]
+        yield client
+
+
+def _page_colours() -> dict[str, str]:
+    css = (ROOT / "services/questionnaire/tablet/tablet.css").read_text(encoding="utf-8")
+    return dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-f]+);", css))
+
+
+def _rgba(image: Image.Image, x: int, y: int) -> tuple[int, int, int, int]:
+    return cast(tuple[int, int, int, int], image.getpixel((x, y)))
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "link":
+            self.links.append(dict(attrs))
+
+
+async def test_the_manifest_makes_the_page_a_full_screen_app_in_french_that_opens_on_the_page(
+    questionnaire: httpx.AsyncClient,
+) -> None:
+    page = await questionnaire.get("/tablet/")
+    links = _Links()
+    links.feed(page.text)
+    assert [link["href"] for link in links.links if link.get("rel") == "manifest"] == ["manifest.webmanifest"]
+
+    answer = await questionnaire.get(MANIFEST)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/manifest+json"
+    # The page's own headers: revalidated at each start (a manifest changed on the server is the one installed
+    # next), never sniffed, framed or referred.
+    for name, value in tablet_headers(None).items():
+        assert answer.headers[name.lower()] == value, name
+    assert "etag" in answer.headers  # revalidated, not fetched again, when unchanged
+
+    manifest = orjson.loads(answer.content)
+    url = urljoin(str(answer.url), MANIFEST)
+    assert manifest["name"] == "Mon suivi RE'CONNECT"
+    # Under the icon, whole: a launcher cuts a label beyond about 12 characters.
+    assert manifest["short_name"] == "Mon suivi" and len(manifest["short_name"]) <= 12
+    assert manifest["lang"] == "fr" and manifest["display"] == "standalone"
+    # Relative to the manifest, so that the page behind a proxy's path (QUESTIONNAIRE_PUBLIC_URL) opens there too.
+    assert urljoin(url, manifest["start_url"]) == urljoin(url, manifest["scope"]) == urljoin(url, "/tablet/")
+    colours = _page_colours()
+    # Its splash screen the page's paper, the bar above it the page's blue (tablet.css).
+    assert ImageColor.getrgb(manifest["background_color"]) == ImageColor.getrgb(colours["paper"])
+    assert ImageColor.getrgb(manifest["theme_color"]) == ImageColor.getrgb(colours["blue"])
+    # The device token is the tablet's own (localStorage): the app opens on the bare page, and nothing here names one.
+    assert "#" not in manifest["start_url"] and "?" not in manifest["start_url"]
+    assert "token" not in answer.text.lower()
+
+
+async def test_its_icons_are_pngs_of_their_stated_sizes_one_drawn_for_the_launcher_s_shapes(
+    questionnaire: httpx.AsyncClient,
+) -> None:
+    manifest = orjson.loads((await questionnaire.get(MANIFEST)).content)
+    icons: dict[tuple[str, int], Image.Image] = {}
+    for icon in manifest["icons"]:
+        answer = await questionnaire.get(urljoin(MANIFEST, icon["src"]))
+        assert answer.status_code == 200, icon
+        assert answer.headers["content-type"] == icon["type"] == "image/png"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        image = Image.open(io.BytesIO(answer.content))
+        assert image.format == "PNG"
+        width, height = (int(side) for side in icon["sizes"].split("x"))
+        assert image.size == (width, height), icon
+        icons[(icon["purpose"], width)] = image.convert("RGBA")
+    # What Chromium asks for to offer installation: 192 and 512 px for any use; and one the launcher may crop.
+    assert {("any", 192), ("any", 512), ("maskable", 512)} <= icons.keys()
+
+    # The maskable one: opaque edge to edge (the launcher's shape cuts into it, never into a transparent corner), its
+    # letters (white) all within the central circle every shape keeps (radius: 40 % of the width).
+    maskable = icons[("maskable", 512)]
+    assert all(_rgba(maskable, x, y)[3] == 255 for x, y in ((0, 0), (511, 0), (0, 511), (511, 511)))
+    letters = [(x, y) for x in range(0, 512, 4) for y in range(0, 512, 4) if min(_rgba(maskable, x, y)[:3]) > 200]
+    assert letters, "no letters drawn"
+    assert max(((x - 255.5) ** 2 + (y - 255.5) ** 2) ** 0.5 for x, y in letters) < 0.4 * 512
