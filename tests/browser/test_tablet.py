@@ -157,7 +157,7 @@ async def test_a_tablet_is_enrolled_through_the_fragment_and_a_refused_token_say
         setup = page.locator("#screen-setup")
         await expect(setup).to_be_visible()
         await expect(setup).to_contain_text("pas encore prête")
-        await expect(setup).to_contain_text("Appelez l'infirmière coordinatrice")
+        await expect(setup).to_contain_text("Appelez l'équipe soignante de votre service")
         await expect(page.locator("#screen-home")).to_be_hidden()
 
         # The fleet manager opens the address with the loan's token once: kept, and gone from the address.
@@ -179,7 +179,7 @@ async def test_a_tablet_is_enrolled_through_the_fragment_and_a_refused_token_say
         await page.goto(f"{home.url}/tablet/#device_token={refused.issue_device_token(patient, 'tablet-enrol')}")
         await expect(setup).to_be_visible()
         await expect(setup).to_contain_text("n'est plus reliée à votre suivi")
-        await expect(setup).to_contain_text("Appelez l'infirmière coordinatrice")
+        await expect(setup).to_contain_text("Appelez l'équipe soignante de votre service")
         assert await page.evaluate("Object.keys(localStorage).filter((k) => k.startsWith('oncofollow.'))") == []
     finally:
         await context.close()

@@ -348,9 +348,11 @@ async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_t
 async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_number_or_without(
     service_env: dict[str, str], context: BrowserContext
 ) -> None:
-    """A tablet not set up yet: nothing to do but call the coordinating nurse. Without TEAM_PHONE, the sentence says
-    whom to call and where her number is; with it, the button under the sentence calls, and the sentence no longer
-    says to call (the same thing twice), only what the button cannot: the number is on the sheet too."""
+    """A tablet not set up yet: nothing to do but call the care team (TEAM_PHONE is the coordinating nurses' line).
+    Without TEAM_PHONE, the sentence says whom to call and where its number is; with it, the button under the
+    sentence calls, and the sentence no longer says to call (the same thing twice), only what the button cannot: the
+    number is on the sheet too. Either way the sentence names whom the button names, in its words: "l'équipe
+    soignante", never a nurse the button does not speak of."""
     page = await context.new_page()
     setup = page.locator("#screen-setup")
     async with tablet_service(service_env) as url:
@@ -358,16 +360,18 @@ async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_numbe
         await expect(setup).to_be_visible()
         await expect(setup.locator(".team-phone")).to_be_hidden()
         said = await setup.inner_text()  # what is shown, hidden sentences left out
-        assert "Appelez l'infirmière coordinatrice de votre service" in said, said
-        assert "fiche remise avec la tablette" in said, said
+        assert "Appelez l'équipe soignante de votre service" in said, said
+        assert "fiche remise avec la tablette" in said and "infirmière" not in said, said
 
     async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
         await page.goto(f"{url}/tablet/")
         call = setup.get_by_role("link", name=f"Appeler l'équipe soignante : {TEAM_PHONE}")
         await expect(call).to_be_visible()
         said = await setup.inner_text()
-        assert said.count("Appel") == 1 and "ppelez l'infirmière" not in said, said  # the button's word, once
-        assert "l'infirmière coordinatrice de votre service la préparera pour vous" in said, said
+        assert said.count("Appel") == 1 and "ppelez l'" not in said, said  # the button's word, once
+        # The button's team, the sentence's team: one to call.
+        assert "l'équipe soignante de votre service la préparera pour vous" in said, said
+        assert said.count("l'équipe soignante") == 2 and "infirmière" not in said, said
         # The sentence just above the button, saying what the button cannot.
         above = await call.evaluate("(link) => link.parentElement.previousElementSibling.textContent")
         assert " ".join(above.split()).endswith("Son numéro est aussi sur la fiche remise avec la tablette."), above
