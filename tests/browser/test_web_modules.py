@@ -815,7 +815,8 @@ async def test_retry_delay(modules: Page, failures: int, random: float, delay: f
 
 PROBLEMS = "https://oncofollow.example/problems/"
 CLOCK = "Elles sont gardées. Vérifiez la date et l'heure de la tablette"
-CALL = "Si vous ne savez pas le faire, appelez l'infirmière coordinatrice de votre service."
+# Whom the "Appeler l'équipe soignante" button below it calls, in its words.
+CALL = "Si vous ne savez pas le faire, appelez l'équipe soignante de votre service."
 
 
 @pytest.mark.parametrize(

@@ -22,10 +22,11 @@ export function retryDelay(failures, random = Math.random) {
   return base * (0.8 + random() * 0.4);
 }
 
-// What a patient can do about a wrong clock: the answers are kept, and "Envoyer" dates them again.
+// What a patient can do about a wrong clock: the answers are kept, and "Envoyer" dates them again. Whom to call is
+// named as the "Appeler l'équipe soignante" button on the screens that say it (home, after a send) names it.
 const SET_THE_CLOCK =
   "Vérifiez la date et l'heure de la tablette (dans ses réglages), puis touchez « Reprendre le questionnaire » et " +
-  "envoyez-les à nouveau. Si vous ne savez pas le faire, appelez l'infirmière coordinatrice de votre service.";
+  "envoyez-les à nouveau. Si vous ne savez pas le faire, appelez l'équipe soignante de votre service.";
 
 /** A problem's type (RFC 9457) without its base: "in-the-future"; "" when it has none. */
 export function problemKind(problem) {
