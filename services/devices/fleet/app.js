@@ -275,7 +275,7 @@ function attentionItem(loan) {
   );
 }
 
-// The sixteen counts, in rows that never change: a count keeps its place from one day to the next (the fleet manager
+// The fifteen counts, in rows that never change: a count keeps its place from one day to the next (the fleet manager
 // learns where to look), whatever it reads. What waits for the fleet manager's own step comes first, and stands out
 // when it is not zero; a zero anywhere is drawn quieter. `urgent`: a patient is concerned (silent, or overdue).
 const COUNT_ROWS = [
@@ -307,7 +307,8 @@ const COUNT_ROWS = [
     id: "fleet",
     title: "Le parc",
     counts: [
-      ["open_loans", ["Prêt en cours", "Prêts en cours"]],
+      // « Prêtées » only: an open loan is a tablet in the state « Prêtée », each step that ends one leaving that
+      // state in the same transaction (api.py), so the API's open_loans always reads the same number.
       ["state:loaned", STATE_COUNTS.loaned],
       ["state:ready", STATE_COUNTS.ready],
       ["state:retired", STATE_COUNTS.retired],
