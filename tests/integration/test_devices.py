@@ -1323,3 +1323,18 @@ async def test_a_check_confirmed_out_of_place_is_refused_and_changes_nothing(
     assert await fleet.state(tablet) == "wiped"
     assert (await _tablet(fleet, tablet))["damage_check_due"] is True
     assert await _trail_of(fleet, tablet) == trail
+
+
+async def test_a_tablet_back_damaged_lost_then_found_waits_for_its_check_again(fleet: Fleet) -> None:
+    counted = await _damaged_to_check(fleet)
+    tablet = await fleet.ready_tablet()
+    await _return_as(fleet, tablet, "damaged")
+    lost = await fleet.devices.post(f"/v1/tablets/{tablet}/lost", json={}, headers=fleet.staff())
+    assert lost.status_code == 200, lost.text
+    # Out of reach, it cannot be looked at: not among those waiting for a check, nor marked.
+    assert lost.json()["damage_check_due"] is False
+    assert await _damaged_to_check(fleet) == counted
+    assert (await fleet.step(tablet, "recover")).status_code == 200
+    # Found again, it waits again: nobody has looked at the damage yet.
+    assert (await _tablet(fleet, tablet))["damage_check_due"] is True
+    assert await _damaged_to_check(fleet) == counted + 1
