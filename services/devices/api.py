@@ -17,11 +17,14 @@ from services.devices import repository
 from services.devices.domain import (
     Accessory,
     Action,
+    DamageNotChecked,
     IllegalTransition,
     SerialNumber,
     TabletState,
     accessories_outside,
+    checked_refusal,
     condition_refusal,
+    damage_check,
     default_expected_return,
     loan_status,
     missing_accessories,
@@ -360,9 +363,27 @@ async def move_tablet(
             kind="use-dedicated-endpoint",
         )
 
+    confirmed = body is not None and body.checked
+    refused = checked_refusal(action, confirmed)
+    if refused is not None:
+        raise Problem(422, refused, kind="checked-without-make-ready", pointer="/checked")
+
     async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
         tablet = await _locked_tablet(conn, tablet_id)
         await _move(conn, tablet, action, staff, now, body.reason if body else None)
+        try:
+            check = damage_check(
+                TabletState(tablet["state"]),
+                action,
+                last_return_damaged_unchecked=tablet["last_return_damaged_unchecked"],
+                confirmed=confirmed,
+            )
+        except DamageNotChecked as exc:
+            # Raised inside the transaction: the step recorded above is undone with it.
+            raise Problem(409, str(exc), kind="damage-not-checked", state=tablet["state"]) from None
+        if check is not None:
+            await repository.record_damage_check(conn, tablet_id, how=check.value, by=staff.staff_id, at=now)
+            await audit_staff(conn, staff, f"tablet.damage_{check.value}", f"tablet/{tablet_id}")
         await audit_staff(conn, staff, f"tablet.{action.value}", f"tablet/{tablet_id}")
         return 200, await _tablet_body(conn, tablet_id)
 

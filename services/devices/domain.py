@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 from shared.datetimes import OffsetDatetime
 
 __all__ = [
+    "AWAITING_CHECK",
     "CONDITION_NOTE_MAX",
     "HEARTBEAT_CLOCK_TOLERANCE",
     "LOAN_LENGTH_DEFAULT",
@@ -34,6 +35,8 @@ __all__ = [
     "Accessory",
     "Action",
     "ConditionNote",
+    "DamageCheck",
+    "DamageNotChecked",
     "HeartbeatReading",
     "IllegalTransition",
     "ReturnChannel",
@@ -47,9 +50,12 @@ __all__ = [
     "accessories_outside",
     "allowed_actions",
     "canonical_serial",
+    "checked_refusal",
     "clock_skew_ok",
     "condition_note",
     "condition_refusal",
+    "damage_check",
+    "damage_check_due",
     "default_expected_return",
     "detect_silence",
     "ends_loan",
@@ -434,6 +440,72 @@ def condition_refusal(condition: TabletCondition | None, note: str | None) -> st
         return (
             "A note on the tablet's condition comes with the condition itself: add condition (good, worn or damaged), "
             "or leave the note out."
+        )
+    return None
+
+
+# --- A tablet back damaged ---------------------------------------------------------------------------------
+#
+# A return recorded as damaged is a promise to look at the tablet before the next patient gets it: until someone
+# records that it was looked at, the tablet waits on the fleet manager (its own count, a mark on its row) and cannot
+# be made ready. Looking at it is either confirmed when it is made ready ("checked, and repaired if needed") or is
+# sending it to repair (the repairer looks at it; it comes back through a wipe as any repaired tablet does).
+
+
+class DamageCheck(StrEnum):
+    """How a damaged return was looked at, as recorded on its loan with who and when."""
+
+    CHECKED = "checked"  # confirmed at "make ready": checked, and repaired where needed
+    SENT_TO_REPAIR = "sent_to_repair"
+
+
+AWAITING_CHECK: Final = frozenset({_S.RETURNED, _S.WIPE_PENDING, _S.WIPED})
+"""Where a tablet back damaged and not yet looked at waits: in hand, on its way to "ready" (which it cannot reach
+unchecked). Lost or stolen it is out of reach (found again, it waits here again); in repair it is being looked at;
+retired it will never be loaned."""
+
+
+def damage_check_due(state: TabletState, last_return_damaged_unchecked: bool) -> bool:
+    """Whether the tablet waits for someone to record that it was looked at: its last loan came back damaged, nobody
+    has recorded a check of it, and the tablet is in hand on its way to its next loan (``AWAITING_CHECK``)."""
+    return last_return_damaged_unchecked and state in AWAITING_CHECK
+
+
+class DamageNotChecked(Exception):
+    """ "Make ready" asked of a tablet back damaged that nobody confirmed was checked (HTTP 409)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This tablet came back damaged from its last loan and nobody has recorded that it was checked: confirm "
+            'that it was checked, and repaired if needed, by making it ready with {"checked": true}; or send it to '
+            "repair."
+        )
+
+
+def damage_check(
+    current: TabletState, action: Action, *, last_return_damaged_unchecked: bool, confirmed: bool
+) -> DamageCheck | None:
+    """What ``action`` (legal from ``current``) records about the tablet's damaged return: ``None`` when nothing
+    (no check due, or a step that does not look at the tablet). Raises ``DamageNotChecked`` for a make-ready that
+    does not confirm the check a tablet waits for; a confirmation where none is due records nothing."""
+    if not damage_check_due(current, last_return_damaged_unchecked):
+        return None
+    if action is Action.SEND_TO_REPAIR:
+        return DamageCheck.SENT_TO_REPAIR
+    if action is Action.MAKE_READY:
+        if not confirmed:
+            raise DamageNotChecked()
+        return DamageCheck.CHECKED
+    return None
+
+
+def checked_refusal(action: Action, confirmed: bool) -> str | None:
+    """Why a step's ``checked`` cannot be taken, or ``None``: it confirms a check when the tablet is made ready, and
+    says nothing of any other step (recorded there, it would claim a check nobody was asked for)."""
+    if confirmed and action is not Action.MAKE_READY:
+        return (
+            '"checked" confirms that a tablet back damaged was checked when it is made ready: leave it out of '
+            f"{action.value}."
         )
     return None
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from services.devices import repository
 from services.devices.api import FleetManager, FleetReader
-from services.devices.domain import TabletState, utilisation
+from services.devices.domain import AWAITING_CHECK, TabletState, utilisation
 from services.devices.schemas import FleetView, Me, loan_view
 from shared.audit import audit_staff_patients
 from shared.db.staff import remember_staff
@@ -28,7 +28,9 @@ async def fleet(
 ) -> Any:
     today = datetime.now(UTC).date()
     async with platform.pool.acquire() as conn, conn.transaction():
-        figures = await repository.fleet_figures(conn, today, due_soon_days, period_days)
+        figures = await repository.fleet_figures(
+            conn, today, due_soon_days, period_days, [s.value for s in AWAITING_CHECK]
+        )
         attention = await repository.loans_needing_attention(conn, today, due_soon_days)
         await audit_staff_patients(conn, staff, "fleet.read", "fleet", (row["patient_id"] for row in attention))
     loans, usage = figures["loans"], figures["usage"]
@@ -43,6 +45,7 @@ async def fleet(
         loans_with_missing_accessories=loans["with_missing_accessories"],
         missing_accessories=loans["missing_accessories"],
         silent_tablets=loans["silent"],
+        damaged_to_check=figures["damaged_to_check"],
         mean_loan_days=round(float(mean), 1) if mean is not None else None,
         utilisation=utilisation(min(loaned_days, available_days), available_days),
         period_days=period_days,

@@ -13,14 +13,22 @@ import asyncpg
 from shared.db.sets import columns
 from shared.events.inclusion import SessionPlan
 
+# Whether the tablet's last loan came back damaged and nobody has recorded a check of it since (migration 008):
+# what domain.damage_check_due decides from, with the tablet's state.
+LAST_RETURN_DAMAGED_UNCHECKED = (
+    "coalesce((SELECT d.return_condition = 'damaged' AND d.damage_check IS NULL FROM loans d "
+    "WHERE d.tablet_id = t.id ORDER BY d.loaned_at DESC LIMIT 1), false)"
+)
 TABLET_COLUMNS = (
     "t.id, t.serial_number, t.model, t.state, t.registered_at, t.registered_by, t.state_changed_at, "
-    "t.last_seen_at, t.last_used_at, t.battery_percent, t.app_version"
+    "t.last_seen_at, t.last_used_at, t.battery_percent, t.app_version, "
+    f"{LAST_RETURN_DAMAGED_UNCHECKED} AS last_return_damaged_unchecked"
 )
 LOAN_COLUMNS = (
     "l.id, l.tablet_id, l.patient_id, l.agreement_signed_at, l.agreement_witnessed_by, l.accessories, "
     "l.expected_return_on, l.loaned_at, l.loaned_by, l.ended_at, l.end_kind, l.return_channel, "
-    "l.missing_accessories, l.inactive_reported_since, l.inactive_reason, l.return_condition, l.return_condition_note"
+    "l.missing_accessories, l.inactive_reported_since, l.inactive_reason, l.return_condition, l.return_condition_note, "
+    "l.damage_checked_at, l.damage_checked_by, l.damage_check"
 )
 
 
@@ -86,6 +94,18 @@ async def record_transition(
         by,
         at,
         reason,
+    )
+
+
+async def record_damage_check(conn: asyncpg.Connection, tablet_id: UUID, *, how: str, by: str, at: datetime) -> None:
+    """On the tablet's last loan (the damaged return being looked at): how, by whom, when."""
+    await conn.execute(
+        "UPDATE loans SET damage_check = $2, damage_checked_by = $3, damage_checked_at = $4 WHERE id = "
+        "(SELECT id FROM loans WHERE tablet_id = $1 ORDER BY loaned_at DESC LIMIT 1)",
+        tablet_id,
+        how,
+        by,
+        at,
     )
 
 
@@ -333,8 +353,14 @@ async def mark_reported(conn: asyncpg.Connection, reports: Sequence[tuple[UUID, 
     )
 
 
-async def fleet_figures(conn: asyncpg.Connection, today: date, soon_days: int, period_days: int) -> dict[str, Any]:
+async def fleet_figures(
+    conn: asyncpg.Connection, today: date, soon_days: int, period_days: int, awaiting_check: Sequence[str]
+) -> dict[str, Any]:
     states = await conn.fetch("SELECT state, count(*) AS n FROM tablets GROUP BY state")
+    damaged = await conn.fetchval(
+        f"SELECT count(*) FROM tablets t WHERE t.state = ANY($1::text[]) AND {LAST_RETURN_DAMAGED_UNCHECKED}",
+        list(awaiting_check),
+    )
     loans = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE ended_at IS NULL) AS open, "
         "count(*) FILTER (WHERE ended_at IS NULL AND expected_return_on < $1) AS overdue, "
@@ -363,7 +389,12 @@ async def fleet_figures(conn: asyncpg.Connection, today: date, soon_days: int, p
         today,
         period_days,
     )
-    return {"states": {r["state"]: r["n"] for r in states}, "loans": dict(loans), "usage": dict(usage)}
+    return {
+        "states": {r["state"]: r["n"] for r in states},
+        "loans": dict(loans),
+        "usage": dict(usage),
+        "damaged_to_check": damaged,
+    }
 
 
 async def loans_needing_attention(conn: asyncpg.Connection, today: date, soon_days: int) -> list[asyncpg.Record]:

@@ -12,12 +12,14 @@ from services.devices.domain import (
     Accessory,
     Action,
     ConditionNote,
+    DamageCheck,
     ReturnChannel,
     SerialNumber,
     TabletCondition,
     TabletState,
     WipeMethod,
     allowed_actions,
+    damage_check_due,
     loan_status,
 )
 from shared.datetimes import CalendarDate, OffsetDatetime
@@ -52,6 +54,12 @@ class LoanView(BaseModel):
         description="The tablet's condition as it came back; null: not recorded (or not returned yet)."
     )
     return_condition_note: str | None = Field(description="What is worn or damaged, when the return said.")
+    damage_check: DamageCheck | None = Field(
+        description="How a damaged return was looked at: checked (confirmed when the tablet was made ready) or "
+        "sent_to_repair; null: not yet, or nothing to look at."
+    )
+    damage_checked_at: datetime | None = Field(description="When that was recorded.")
+    damage_checked_by: str | None = Field(description="The staff id of who recorded it.")
     return_status: str | None = Field(description="overdue, due_soon or on_time while the loan is open")
     silent_since: datetime | None = Field(description="Set while a reported silence lasts (tablet.inactive)")
     silence_reason: str | None
@@ -69,6 +77,10 @@ class TabletView(BaseModel):
     battery_percent: int | None
     app_version: str | None
     allowed_actions: list[Action]
+    damage_check_due: bool = Field(
+        description="Its last loan came back damaged and nobody has recorded a check since: make_ready asks for "
+        '{"checked": true} (checked, and repaired if needed), or send it to repair.'
+    )
 
 
 def loan_view(row: Any, last_seen_at: datetime | None, today: date) -> LoanView:
@@ -91,6 +103,9 @@ def loan_view(row: Any, last_seen_at: datetime | None, today: date) -> LoanView:
         missing_accessories=row["missing_accessories"],
         return_condition=row["return_condition"],
         return_condition_note=row["return_condition_note"],
+        damage_check=row["damage_check"],
+        damage_checked_at=row["damage_checked_at"],
+        damage_checked_by=row["damage_checked_by"],
         return_status=loan_status(row["expected_return_on"], today) if open_ else None,
         silent_since=reported if silent else None,
         silence_reason=row["inactive_reason"] if silent else None,
@@ -100,7 +115,9 @@ def loan_view(row: Any, last_seen_at: datetime | None, today: date) -> LoanView:
 def tablet_view(row: Any) -> TabletView:
     state = TabletState(row["state"])
     return TabletView(
-        **{k: row[k] for k in TabletView.model_fields if k in row}, allowed_actions=allowed_actions(state)
+        **{k: row[k] for k in TabletView.model_fields if k in row},
+        allowed_actions=allowed_actions(state),
+        damage_check_due=damage_check_due(state, row["last_return_damaged_unchecked"]),
     )
 
 
@@ -226,6 +243,13 @@ class StepRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason
+    checked: bool = Field(
+        default=False,
+        strict=True,
+        description="make_ready only: the fleet manager confirms that the tablet, back damaged from its last loan, "
+        "was checked and repaired if needed (who and when are recorded on that loan). Required for such a tablet; "
+        "changes nothing for another.",
+    )
 
 
 class Agreement(BaseModel):
@@ -318,6 +342,9 @@ class FleetView(BaseModel):
     loans_with_missing_accessories: int
     missing_accessories: int
     silent_tablets: int
+    damaged_to_check: int = Field(
+        description="Tablets back damaged from their last loan, in hand, that nobody has recorded as checked yet."
+    )
     mean_loan_days: float | None = Field(description="Mean length of the loans that ended.")
     utilisation: float | None = Field(description="Share of the available tablet-days on loan over the period.")
     period_days: int

@@ -211,7 +211,8 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     counts = await page.locator("#counts li").evaluate_all(
         "(lis) => lis.map((li) => [li.firstChild.textContent, li.lastChild.textContent])"
     )
-    assert ["2", "Prêts en cours"] in counts and ["2", "Prêtées"] in counts, counts
+    # The loans on their way are counted once, as tablets « Prêtées » (never also as « Prêts en cours »).
+    assert ["2", "Prêtées"] in counts and all("en cours" not in label for _, label in counts), counts
     assert ["1", "Silencieuse"] in counts and ["1", "Retour en retard"] in counts, counts
     assert ["0", "Retour à venir"] in counts and ["0", "Prête"] in counts, counts
 
@@ -270,13 +271,15 @@ COUNT_ROWS = {
         "silent_tablets",
         "loans_overdue",
         "missing_accessories",
+        "damaged_to_check",
         "state:returned",
         "state:wipe_pending",
         "state:wiped",
         "state:pending_provisioning",
     ],
     "À suivre": ["loans_due_soon", "state:in_repair", "state:lost", "state:stolen"],
-    "Le parc": ["open_loans", "state:loaned", "state:ready", "state:retired"],
+    # One count of the tablets on loan: an open loan is a tablet « Prêtée » (api.py ends one with the other).
+    "Le parc": ["state:loaned", "state:ready", "state:retired"],
 }
 SCREENS = {"100": (1366, 768), "150": (911, 512)}  # a 1366×768 screen at 100 % and at 150 % (CSS pixels)
 
@@ -333,7 +336,7 @@ async def test_at_a_glance_what_waits_for_a_step_stands_out_and_every_count_keep
         assert contrast(overdue["colour"], "rgb(255, 255, 255)") > contrast(silent["colour"], "rgb(255, 255, 255)")
         assert contrast(silent["colour"], "rgb(255, 255, 255)") >= 4.5
         # Not zero, but no step of the fleet manager's: drawn as it is, not as an alarm.
-        assert counts["open_loans"]["number"] == "3" and "act" not in counts["open_loans"]["classes"].split()
+        assert counts["state:loaned"]["number"] == "3" and "act" not in counts["state:loaned"]["classes"].split()
         # What waits for a step is on one line, even at 150 %; and the page is never wider than the screen.
         assert len({counts[key]["place"][1] for key in COUNT_ROWS["À traiter"]}) == 1
         assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
@@ -555,3 +558,72 @@ async def test_refusals_are_told_in_french_the_english_detail_only_on_hover(
     await expect(message).to_contain_text("La convention a été signée il y a plus de 30 jours")
     for text in await page.locator("#panel, #status").all_inner_texts():
         assert "agreement" not in text and "already" not in text, text
+
+
+FRENCH_MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
+
+
+async def _back_damaged_and_wiped(office: Office, note: str | None) -> tuple[str, str]:
+    """A tablet loaned, returned damaged (with ``note``) and wiped, through the API: its id and serial number."""
+    tablet, _ = await _loan(office, datetime.now(UTC))
+    async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
+        back: dict[str, Any] = {"channel": "day_hospital", "accessories_returned": [], "condition": "damaged"}
+        if note:
+            back["condition_note"] = note
+        assert (await client.post(f"/v1/tablets/{tablet}/return", json=back)).status_code == 200
+        wiped = await client.post(f"/v1/tablets/{tablet}/wipe", json={"method": "factory_reset", "proof": "77"})
+        assert wiped.status_code == 200, wiped.text
+        return tablet, str(wiped.json()["serial_number"])
+
+
+async def test_a_tablet_back_damaged_waits_for_its_check_then_is_made_ready_or_sent_to_repair(
+    office: Office, context: BrowserContext
+) -> None:
+    _, serial = await _back_damaged_and_wiped(office, "écran fissuré")
+    _, other = await _back_damaged_and_wiped(office, None)
+    page = await office.page(context)
+    now = datetime.now(ZoneInfo("Europe/Paris"))
+    today = f"{now.day} {FRENCH_MONTHS[now.month - 1]} {now.year}"  # as the page writes a day (formatDay)
+    # Counted where the fleet manager's steps are, and marked on its row.
+    damaged = page.locator("#counts li[data-count='damaged_to_check']")
+    await expect(damaged).to_have_text("2Endommagées à vérifier")
+    classes = (await damaged.get_attribute("class") or "").split()
+    assert "act" in classes and "urgent" not in classes, classes
+    await expect(row(page, serial).locator(".state")).to_have_text("EffacéeEndommagée : à vérifier")
+
+    # « Remettre en service » says why it waits; sent without the confirmation, it is refused in French.
+    await row(page, serial).get_by_role("button", name="Remettre en service").click()
+    await expect(page.locator("#damage-warning")).to_have_text(
+        f"Cette tablette est revenue endommagée de son dernier prêt (écran fissuré), le {today}. Vérifiez-la, et "
+        "faites-la réparer si besoin, avant de la remettre en service ; sinon, envoyez-la en réparation."
+    )
+    await page.locator("#panel").get_by_role("button", name="Remettre en service").click()
+    await expect(page.locator("#panel .message")).to_have_text(
+        "Ce n'est pas enregistré. Cette tablette est revenue endommagée de son dernier prêt et personne n'a encore "
+        "indiqué l'avoir vérifiée : cochez « Je confirme qu'elle a été vérifiée… » après l'avoir vérifiée (et fait "
+        "réparer si besoin), ou envoyez-la en réparation."
+    )
+    await expect(row(page, serial).locator(".state")).to_have_text("EffacéeEndommagée : à vérifier")
+    # Confirmed: ready, unmarked, one fewer to check; its loans say who checked it and when, and so does its next loan.
+    await page.locator("#panel").get_by_label("Je confirme qu'elle a été vérifiée et, si besoin, réparée").check()
+    await page.locator("#panel").get_by_role("button", name="Remettre en service").click()
+    await expect(page.locator("#status")).to_have_text(f"Tablette {serial} vérifiée : Prête.")
+    await expect(row(page, serial).locator(".state")).to_have_text("Prête")
+    await expect(damaged).to_have_text("1Endommagée à vérifier")
+    await row(page, serial).get_by_role("button", name="Historique des prêts").click()
+    await expect(page.locator("#panel .loans .damage-check")).to_have_text(f"Vérifiée le {today} par parc-julie.")
+    await page.keyboard.press("Escape")
+    await row(page, serial).get_by_role("button", name="Prêter").click()
+    await expect(page.locator("#last-condition")).to_have_text(
+        f"Au dernier retour, cette tablette était endommagée (écran fissuré) ; vérifiée le {today} par parc-julie."
+    )
+    await page.keyboard.press("Escape")
+
+    # The other one goes to repair from the same panel: that is its check.
+    await row(page, other).get_by_role("button", name="Remettre en service").click()
+    await expect(page.locator("#damage-warning")).to_contain_text("revenue endommagée de son dernier prêt, le ")
+    await page.locator("#damage-repair").click()
+    await page.locator("#panel").get_by_role("button", name="Envoyer en réparation").click()
+    await expect(row(page, other).locator(".state")).to_have_text("En réparation")
+    await expect(damaged).to_have_text("0Endommagée à vérifier")
+    assert "zero" in (await damaged.get_attribute("class") or "").split()

@@ -1175,3 +1175,166 @@ async def test_a_bad_condition_at_return_is_refused_and_the_loan_stays_open(
     assert await fleet.state(tablet) == "loaned"
     assert await _open_loan_and_counts(fleet, tablet) == before
     assert (await fleet.devices.post("/v1/heartbeats", json=heartbeat(), headers=bearer(token))).status_code == 204
+
+
+# --- A tablet back damaged: looked at before its next loan ---------------------------------------------------------
+
+
+async def _return_as(fleet: Fleet, tablet: str, condition: str, note: str | None = None) -> str:
+    loan = (await fleet.loan(tablet, uuid.uuid4())).json()["loan"]["id"]
+    body: dict[str, Any] = {"channel": "day_hospital", "accessories_returned": ["charger", "cable", "manual"]}
+    body |= {"condition": condition} | ({"condition_note": note} if note else {})
+    returned = await fleet.devices.post(f"/v1/tablets/{tablet}/return", json=body, headers=fleet.staff())
+    assert returned.status_code == 200, returned.text
+    return str(loan)
+
+
+async def _tablet(fleet: Fleet, tablet: str) -> dict[str, Any]:
+    return dict((await fleet.devices.get(f"/v1/tablets/{tablet}", headers=fleet.staff())).json())
+
+
+async def _damaged_to_check(fleet: Fleet) -> int:
+    return int((await fleet.devices.get("/v1/fleet", headers=fleet.staff())).json()["damaged_to_check"])
+
+
+async def _trail_of(fleet: Fleet, tablet: str) -> list[tuple[str, str]]:
+    async with fleet.devices_platform.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT action, actor FROM audit_log WHERE resource = $1 AND action <> 'tablet.read' ORDER BY id",
+            f"tablet/{tablet}",
+        )
+    return [(r["action"], r["actor"]) for r in rows]
+
+
+async def test_a_tablet_back_damaged_is_made_ready_only_once_someone_confirms_it_was_checked(fleet: Fleet) -> None:
+    counted = await _damaged_to_check(fleet)
+    tablet = await fleet.ready_tablet()
+    loan = await _return_as(fleet, tablet, "damaged", "écran fissuré")
+    # Flagged from the return on, in the tablet and in the fleet's counts.
+    assert (await _tablet(fleet, tablet))["damage_check_due"] is True
+    assert await _damaged_to_check(fleet) == counted + 1
+    listed = (
+        await fleet.devices.get(
+            f"/v1/tablets?state=returned&serial={(await _tablet(fleet, tablet))['serial_number']}",
+            headers=fleet.staff(),
+        )
+    ).json()
+    assert [t["damage_check_due"] for t in listed["items"]] == [True]
+    await _wipe(fleet, tablet, "sheet-41", fleet.staff())
+    assert (await _tablet(fleet, tablet))["damage_check_due"] is True
+
+    # Made ready as any other tablet: refused, with what to do, and nothing recorded.
+    async with fleet.devices_platform.pool.acquire() as conn:
+        before = await conn.fetchval("SELECT count(*) FROM transitions WHERE tablet_id = $1", uuid.UUID(tablet))
+    trail = await _trail_of(fleet, tablet)
+    for body in ({}, {"checked": False}, {"reason": "vue à l'accueil"}):
+        refused = await fleet.devices.post(f"/v1/tablets/{tablet}/actions/make_ready", json=body, headers=fleet.staff())
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == f"{PROBLEM_TYPE_BASE}damage-not-checked"
+        assert refused.json()["detail"] == (
+            "This tablet came back damaged from its last loan and nobody has recorded that it was checked: confirm "
+            'that it was checked, and repaired if needed, by making it ready with {"checked": true}; or send it to '
+            "repair."
+        )
+    assert await fleet.state(tablet) == "wiped"
+    assert await _trail_of(fleet, tablet) == trail
+    async with fleet.devices_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM transitions WHERE tablet_id = $1", uuid.UUID(tablet)) == before
+
+    # Confirmed by another fleet manager, sent twice with one key (a double click): recorded once, who and when.
+    confirm = {**fleet.staff(staff_id="parc-sophie"), "Idempotency-Key": str(uuid.uuid4())}
+    path = f"/v1/tablets/{tablet}/actions/make_ready"
+    first = await fleet.devices.post(path, json={"checked": True}, headers=confirm)
+    again = await fleet.devices.post(path, json={"checked": True}, headers=confirm)
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.json() == again.json()
+    assert first.json()["state"] == "ready" and first.json()["damage_check_due"] is False
+    assert await _damaged_to_check(fleet) == counted
+    checked = next(lo for lo in (await _tablet(fleet, tablet))["loans"] if lo["id"] == loan)
+    assert (checked["damage_check"], checked["damage_checked_by"]) == ("checked", "parc-sophie")
+    assert abs(datetime.fromisoformat(checked["damage_checked_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
+    trail = await _trail_of(fleet, tablet)
+    assert trail.count(("tablet.damage_checked", "parc-sophie")) == 1
+    assert trail.count(("tablet.make_ready", "parc-sophie")) == 1
+    # The note typed at the desk stays on the loan: not in the trail, not in an event.
+    async with fleet.devices_platform.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT * FROM audit_log WHERE resource = $1", f"tablet/{tablet}")
+        events = await conn.fetch("SELECT body FROM outbox WHERE subject LIKE $1", f"%{tablet}%")
+    assert all("fissur" not in str(dict(r)) for r in rows)
+    assert all("fissur" not in bytes(e["body"]).decode() for e in events)
+
+    # Checked, it is a tablet like any other: its next loan, and the next return in good condition, ask nothing.
+    await _return_as(fleet, tablet, "good")
+    await _wipe(fleet, tablet, "sheet-42", fleet.staff())
+    assert (await _tablet(fleet, tablet))["damage_check_due"] is False
+    assert (await fleet.step(tablet, "make_ready")).status_code == 200
+
+
+async def test_a_tablet_back_worn_or_unchecked_needs_no_confirmation_and_one_given_records_nothing(
+    fleet: Fleet,
+) -> None:
+    worn = await fleet.ready_tablet()
+    await _return_as(fleet, worn, "worn", "coque rayée")
+    await _wipe(fleet, worn, "sheet-43", fleet.staff())
+    assert (await _tablet(fleet, worn))["damage_check_due"] is False
+    made = await fleet.devices.post(
+        f"/v1/tablets/{worn}/actions/make_ready", json={"checked": True}, headers=fleet.staff()
+    )
+    assert made.status_code == 200, made.text
+    assert [lo["damage_check"] for lo in (await _tablet(fleet, worn))["loans"]] == [None]
+    assert ("tablet.damage_checked", "fleet-1") not in await _trail_of(fleet, worn)
+
+
+async def test_sending_a_tablet_back_damaged_to_repair_is_its_check(fleet: Fleet) -> None:
+    counted = await _damaged_to_check(fleet)
+    tablet = await fleet.ready_tablet()
+    loan = await _return_as(fleet, tablet, "damaged")
+    assert (await fleet.step(tablet, "send_to_repair")).status_code == 200
+    assert await _damaged_to_check(fleet) == counted
+    sent = next(lo for lo in (await _tablet(fleet, tablet))["loans"] if lo["id"] == loan)
+    assert (sent["damage_check"], sent["damage_checked_by"]) == ("sent_to_repair", "fleet-1")
+    assert ("tablet.damage_sent_to_repair", "fleet-1") in await _trail_of(fleet, tablet)
+    # Back from repair, it is wiped as any repaired tablet, and made ready without a second confirmation.
+    assert (await fleet.step(tablet, "back_from_repair")).status_code == 200
+    await _wipe(fleet, tablet, "sheet-44", fleet.staff())
+    assert (await _tablet(fleet, tablet))["damage_check_due"] is False
+    assert (await fleet.step(tablet, "make_ready")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "pointer"),
+    [
+        ("retire", {"checked": True}, "/checked"),  # a check is confirmed when the tablet is made ready only
+        ("make_ready", {"checked": "yes"}, "/checked"),  # true or false
+    ],
+)
+async def test_a_check_confirmed_out_of_place_is_refused_and_changes_nothing(
+    fleet: Fleet, action: str, body: dict[str, Any], pointer: str
+) -> None:
+    tablet = await fleet.ready_tablet()
+    await _return_as(fleet, tablet, "damaged")
+    await _wipe(fleet, tablet, "sheet-45", fleet.staff())
+    trail = await _trail_of(fleet, tablet)
+    refused = await fleet.devices.post(f"/v1/tablets/{tablet}/actions/{action}", json=body, headers=fleet.staff())
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem.get("pointer", (problem.get("errors") or [{}])[0].get("pointer")) == pointer, problem
+    assert await fleet.state(tablet) == "wiped"
+    assert (await _tablet(fleet, tablet))["damage_check_due"] is True
+    assert await _trail_of(fleet, tablet) == trail
+
+
+async def test_a_tablet_back_damaged_lost_then_found_waits_for_its_check_again(fleet: Fleet) -> None:
+    counted = await _damaged_to_check(fleet)
+    tablet = await fleet.ready_tablet()
+    await _return_as(fleet, tablet, "damaged")
+    lost = await fleet.devices.post(f"/v1/tablets/{tablet}/lost", json={}, headers=fleet.staff())
+    assert lost.status_code == 200, lost.text
+    # Out of reach, it cannot be looked at: not among those waiting for a check, nor marked.
+    assert lost.json()["damage_check_due"] is False
+    assert await _damaged_to_check(fleet) == counted
+    assert (await fleet.step(tablet, "recover")).status_code == 200
+    # Found again, it waits again: nobody has looked at the damage yet.
+    assert (await _tablet(fleet, tablet))["damage_check_due"] is True
+    assert await _damaged_to_check(fleet) == counted + 1

@@ -106,6 +106,14 @@ async def _receipt_of_a_returned_loan(conn: asyncpg.Connection) -> object:
     return await devices.loan_for_receipt(conn, loan_id)
 
 
+async def _tablet_back_from_a_loan(conn: asyncpg.Connection) -> object:
+    """A tablet that is there, read with whether its last loan came back damaged and unchecked (a lookup of its loans
+    that runs for a tablet found only)."""
+    tablet_id = uuid.uuid4()
+    await conn.execute(ONE_RETURNED_LOAN, tablet_id, uuid.uuid4(), NOW)
+    return await devices.get_tablet(conn, tablet_id)
+
+
 Query = Callable[[asyncpg.Connection], Awaitable[object]]
 PATIENTS = [uuid.uuid4() for _ in range(5)]
 
@@ -182,6 +190,8 @@ CASES: dict[str, tuple[str, str, str, Query]] = {
     "tablet_loan_history": ("devices", "loans", FILL_LOANS, lambda c: devices.history(c, uuid.uuid4())),
     "back_in_hand_since": ("devices", "loans", FILL_LOANS, lambda c: devices.back_in_hand_since(c, uuid.uuid4())),
     "loan_receipt": ("devices", "loans", FILL_LOANS, _receipt_of_a_returned_loan),
+    # Every read of a tablet says whether its last loan came back damaged and is still to check (migration 008).
+    "tablet_last_loan": ("devices", "loans", FILL_LOANS, _tablet_back_from_a_loan),
     # The fleet page's loans to look at: the open ones through the open-loan index, the ended ones with accessories
     # still missing through their own (migration devices 006).
     "loans_needing_attention": (

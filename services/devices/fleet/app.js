@@ -286,6 +286,7 @@ const COUNT_ROWS = [
       ["silent_tablets", ["Silencieuse", "Silencieuses"], "urgent"],
       ["loans_overdue", ["Retour en retard", "Retours en retard"], "urgent"],
       ["missing_accessories", ["Accessoire manquant", "Accessoires manquants"]],
+      ["damaged_to_check", ["Endommagée à vérifier", "Endommagées à vérifier"]],
       ["state:returned", STATE_COUNTS.returned],
       ["state:wipe_pending", STATE_COUNTS.wipe_pending],
       ["state:wiped", STATE_COUNTS.wiped],
@@ -306,7 +307,8 @@ const COUNT_ROWS = [
     id: "fleet",
     title: "Le parc",
     counts: [
-      ["open_loans", ["Prêt en cours", "Prêts en cours"]],
+      // « Prêtées » only: an open loan is a tablet in the state « Prêtée », each step that ends one leaving that
+      // state in the same transaction (api.py), so the API's open_loans always reads the same number.
       ["state:loaned", STATE_COUNTS.loaned],
       ["state:ready", STATE_COUNTS.ready],
       ["state:retired", STATE_COUNTS.retired],
@@ -395,7 +397,13 @@ function tabletRow(tablet) {
     "tr",
     { dataset: { tablet: tablet.id, serial: tablet.serial_number } },
     h("td", null, h("span", { class: "serial" }, tablet.serial_number), h("br"), h("small", null, tablet.model)),
-    h("td", { class: "state" }, STATES[tablet.state] || tablet.state, loan && loan.silent_since ? [h("br"), h("span", { class: "missing" }, "Silencieuse")] : null),
+    h(
+      "td",
+      { class: "state" },
+      STATES[tablet.state] || tablet.state,
+      loan && loan.silent_since ? [h("br"), h("span", { class: "missing" }, "Silencieuse")] : null,
+      tablet.damage_check_due ? [h("br"), h("span", { class: "missing damage" }, DAMAGE_DUE)] : null,
+    ),
     h("td", null, formatDateTime(tablet.last_seen_at)),
     h("td", null, tablet.battery_percent === null ? "—" : `${formatNumber(tablet.battery_percent)} %`),
     h("td", null, loan ? patientId(loan.patient_id) : "—"),
@@ -611,11 +619,15 @@ async function openLoan(tablet) {
   );
   // Worn or damaged when its last loan came back (the newest first): said before it is handed over again.
   const last = full.loans[0];
+  // Once someone recorded the check of a damaged return, who and when is said instead of asking for it again.
+  const checkedLast = last ? checkSentence(last) : null;
   const lastState =
     last && last.end_kind === "returned" && last.return_condition && last.return_condition !== "good"
       ? `Au dernier retour, cette tablette était ${CONDITIONS[last.return_condition] || last.return_condition}` +
-        `${last.return_condition_note ? ` (${last.return_condition_note.replace(/[\s.]+$/, "")})` : ""} : ` +
-        "vérifiez-la avant de la remettre au patient."
+        `${last.return_condition_note ? ` (${last.return_condition_note.replace(/[\s.]+$/, "")})` : ""}` +
+        (checkedLast
+          ? ` ; ${checkedLast.charAt(0).toLowerCase()}${checkedLast.slice(1)}`
+          : " : vérifiez-la avant de la remettre au patient.")
       : null;
   openPanel(
     `Prêter la tablette ${tablet.serial_number}`,
@@ -763,6 +775,56 @@ function openWipe(tablet) {
   openPanel(`Effacement de la tablette ${tablet.serial_number}`, withFields(form, field("Méthode", method), field("Preuve (n° de tâche MDM ou de fiche signée)", proof)));
 }
 
+const DAMAGE_DUE = "Endommagée : à vérifier";
+const CHECKS = { checked: "vérifiée", sent_to_repair: "envoyée en réparation" };
+
+/** « Vérifiée le 24/11/2026 par parc-sophie. »: how a damaged return was looked at, or null. */
+function checkSentence(loan) {
+  if (!loan.damage_check) return null;
+  const how = CHECKS[loan.damage_check] || loan.damage_check;
+  return `${how.charAt(0).toUpperCase()}${how.slice(1)} le ${formatDay(loan.damage_checked_at)} par ${loan.damage_checked_by}.`;
+}
+
+/**
+ * "Make ready" for a tablet back damaged that nobody has checked: the damage said again, and the fleet manager confirms
+ * she checked it (and had it repaired if needed), or sends it to repair instead. Unticked, the service refuses it
+ * (damage-not-checked) and the form says why in French.
+ */
+async function openMakeReadyDamaged(tablet) {
+  const full = await detail(tablet);
+  const last = full.loans[0];
+  const note = last && last.return_condition_note ? ` (${last.return_condition_note.replace(/[\s.]+$/, "")})` : "";
+  const checked = h("input", { type: "checkbox", name: "checked", id: "damage-checked" });
+  const form = commandForm(
+    ACTIONS.make_ready,
+    () => ({
+      path: `/v1/tablets/${encodeURIComponent(tablet.id)}/actions/make_ready`,
+      body: checked.checked ? { checked: true } : {},
+    }),
+    (after) => {
+      closePanel();
+      say(`Tablette ${after.serial_number} vérifiée : ${STATES[after.state] || after.state}.`);
+    },
+  );
+  const repair = h("button", { type: "button", class: "secondary", id: "damage-repair" }, ACTIONS.send_to_repair);
+  repair.addEventListener("click", () => openStep(tablet, "send_to_repair"));
+  openPanel(
+    `${ACTIONS.make_ready} : tablette ${tablet.serial_number}`,
+    withFields(
+      form,
+      h(
+        "p",
+        { id: "damage-warning", class: "missing" },
+        `Cette tablette est revenue endommagée de son dernier prêt${note}${
+          last && last.ended_at ? `, le ${formatDay(last.ended_at)}` : ""
+        }. Vérifiez-la, et faites-la réparer si besoin, avant de la remettre en service ; sinon, envoyez-la en réparation.`,
+      ),
+      h("label", null, checked, " Je confirme qu'elle a été vérifiée et, si besoin, réparée : elle peut être prêtée."),
+      h("p", null, repair),
+    ),
+  );
+}
+
 function openStep(tablet, action) {
   const form = commandForm(
     ACTIONS[action],
@@ -781,6 +843,7 @@ async function openAction(tablet, action) {
     if (action === "return") return await openReturn(tablet);
     if (action === "report_lost") return openLost(tablet);
     if (action === "record_wipe") return openWipe(tablet);
+    if (action === "make_ready" && tablet.damage_check_due) return await openMakeReadyDamaged(tablet);
     return openStep(tablet, action);
   } catch (error) {
     if (!sessionOver(error)) say(explain(error), false, error);
@@ -806,6 +869,7 @@ async function openHistory(tablet) {
             }. `
           : `, en cours (retour prévu le ${formatDay(loan.expected_return_on)}). `,
         conditionSentence(loan) ? [h("span", { class: "condition" }, conditionSentence(loan)), " "] : null,
+        checkSentence(loan) ? [h("span", { class: "damage-check" }, checkSentence(loan)), " "] : null,
         loan.end_kind === "returned" ? receiptButton(loan) : null,
       ),
     );

@@ -21,6 +21,7 @@ const FIELDS = {
   "/model": "Indiquez le modèle de la tablette (80 caractères au plus).",
   "/expected_return_on": "La date de retour prévue n'est pas une date valide : choisissez-la dans le calendrier.",
   "/reason": "Les circonstances tiennent en 500 caractères au plus : raccourcissez-les.",
+  "/checked": PAGE_FAULT,
   "/condition": "Choisissez l'état de la tablette au retour dans la liste : bon état, usée ou endommagée.",
   "/condition_note":
     "Les précisions sur l'état tiennent sur une ligne de 200 caractères au plus : raccourcissez-les, ou laissez le " +
@@ -39,9 +40,16 @@ export const PROBLEMS = {
   "accessory-not-lent": "Un accessoire coché n'avait pas été remis avec ce prêt : ne cochez que ce qui a été prêté.",
   "agreement-too-old":
     "La convention a été signée il y a plus de 30 jours : vérifiez la date, ou faites signer une nouvelle convention.",
+  "checked-without-make-ready":
+    "La vérification d'une tablette revenue endommagée se confirme en la remettant en service : fermez ce " +
+    "formulaire et utilisez « Remettre en service ».",
   "condition-note-without-condition":
     "Choisissez l'état de la tablette au retour (bon état, usée ou endommagée) pour accompagner les précisions " +
     "saisies.",
+  "damage-not-checked":
+    "Cette tablette est revenue endommagée de son dernier prêt et personne n'a encore indiqué l'avoir vérifiée : " +
+    "cochez « Je confirme qu'elle a été vérifiée… » après l'avoir vérifiée (et fait réparer si besoin), ou " +
+    "envoyez-la en réparation.",
   "duplicate-accessory": "Un accessoire figure deux fois : cochez chacun une seule fois.",
   "duplicate-serial":
     "Une tablette portant ce numéro de série est déjà enregistrée : vérifiez le numéro, ou retrouvez-la avec le " +

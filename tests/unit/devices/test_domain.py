@@ -12,6 +12,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from services.devices.domain import (
+    AWAITING_CHECK,
     CONDITION_NOTE_MAX,
     LOAN_LENGTH_DEFAULT,
     RELEASING_ACTIONS,
@@ -19,6 +20,8 @@ from services.devices.domain import (
     Accessory,
     Action,
     ConditionNote,
+    DamageCheck,
+    DamageNotChecked,
     HeartbeatReading,
     IllegalTransition,
     SerialNumber,
@@ -29,8 +32,11 @@ from services.devices.domain import (
     TabletState,
     accessories_outside,
     allowed_actions,
+    checked_refusal,
     clock_skew_ok,
     condition_refusal,
+    damage_check,
+    damage_check_due,
     default_expected_return,
     detect_silence,
     ends_loan,
@@ -736,3 +742,53 @@ def test_a_condition_note_comes_with_its_condition() -> None:
     assert condition_refusal(TabletCondition.DAMAGED, None) is None
     assert condition_refusal(TabletCondition.WORN, "coque rayée") is None
     assert "add condition (good, worn or damaged)" in (condition_refusal(None, "coque rayée") or "")
+
+
+# --- A tablet back damaged -----------------------------------------------------------------------------------
+
+
+def test_a_damaged_return_waits_for_a_check_while_the_tablet_is_in_hand_on_its_way_to_its_next_loan() -> None:
+    assert AWAITING_CHECK == {S.RETURNED, S.WIPE_PENDING, S.WIPED}
+    assert [s for s in TabletState if damage_check_due(s, True)] == [S.RETURNED, S.WIPE_PENDING, S.WIPED]
+    assert not any(damage_check_due(s, False) for s in TabletState)
+    # Every way out of it towards a loan goes through "make ready", which is where the check is asked for.
+    assert {TRANSITIONS[(s, a)] for s in AWAITING_CHECK for a in allowed_actions(s)} - AWAITING_CHECK == {
+        S.READY,
+        S.LOST,
+        S.STOLEN,
+        S.IN_REPAIR,
+        S.RETIRED,
+    }
+    assert [(s, a) for s in AWAITING_CHECK for a in allowed_actions(s) if TRANSITIONS[(s, a)] is S.READY] == [
+        (S.WIPED, A.MAKE_READY)
+    ]
+
+
+def test_making_a_damaged_tablet_ready_needs_the_check_confirmed_and_records_it() -> None:
+    with pytest.raises(DamageNotChecked, match=r"came back damaged.*\{\"checked\": true\}.*send it to repair"):
+        damage_check(S.WIPED, A.MAKE_READY, last_return_damaged_unchecked=True, confirmed=False)
+    checked = damage_check(S.WIPED, A.MAKE_READY, last_return_damaged_unchecked=True, confirmed=True)
+    assert checked is DamageCheck.CHECKED
+
+
+@pytest.mark.parametrize("state", sorted(AWAITING_CHECK))
+def test_sending_a_damaged_tablet_to_repair_is_its_check(state: TabletState) -> None:
+    for confirmed in (False, True):
+        got = damage_check(state, A.SEND_TO_REPAIR, last_return_damaged_unchecked=True, confirmed=confirmed)
+        assert got is DamageCheck.SENT_TO_REPAIR
+
+
+def test_other_steps_and_tablets_with_nothing_to_check_record_nothing() -> None:
+    for (state, action), _ in TRANSITIONS.items():
+        # Nothing due: a confirmation given anyway records nothing (no check was asked for), nor is anything refused.
+        for confirmed in (False, True):
+            assert damage_check(state, action, last_return_damaged_unchecked=False, confirmed=confirmed) is None
+        if action not in (A.MAKE_READY, A.SEND_TO_REPAIR) or state not in AWAITING_CHECK:
+            assert damage_check(state, action, last_return_damaged_unchecked=True, confirmed=False) is None
+
+
+def test_checked_goes_with_make_ready_only() -> None:
+    assert checked_refusal(A.MAKE_READY, True) is None
+    assert all(checked_refusal(a, False) is None for a in Action)
+    refused = checked_refusal(A.RETIRE, True) or ""
+    assert "when it is made ready" in refused and "leave it out of retire" in refused
