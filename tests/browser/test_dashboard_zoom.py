@@ -1,9 +1,11 @@
 """The alert list on a ward PC zoomed in, in a real headless Chromium: a 1366×768 screen at 150 % leaves the page
 about 911×430 CSS pixels (the browser's own bars take the rest), where the rows are cards. A nurse triaging must see
-several alerts at once there, not one and a half: ``test-artifacts/dashboard-150.png`` shows what she sees."""
+several alerts at once there, not one and a half: ``test-artifacts/dashboard-150.png`` shows what she sees. At 125 %
+(about 1093×520) the rows stay a table, each as tall as its action (``test-artifacts/dashboard-125.png``)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -52,20 +54,31 @@ def in_full_view(shown: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in shown["cards"] if c["top"] >= shown["stuck"] - 1 and c["bottom"] <= shown["height"] + 1]
 
 
+async def zoomed(ward: Ward, width: int, height: int, scale: float, init_script: str = "") -> Page:
+    """A nurse's dashboard on a ward PC's screen at a zoom: ``width``×``height`` CSS pixels at ``scale``."""
+    token = ward.tokens.issue_staff_token("ide-claire", {"nurse"})
+    context = await ward.browser.new_context(
+        viewport={"width": width, "height": height},
+        device_scale_factor=scale,
+        locale="fr-FR",
+        timezone_id="Europe/Paris",
+    )
+    ward.tabs.append(context)
+    if init_script:
+        await context.add_init_script(init_script)
+    await context.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})")
+    page = await context.new_page()
+    await page.goto(f"{ward.url}/dashboard/")
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+    return page
+
+
 async def test_at_150_percent_three_alerts_are_in_full_view_under_the_red_banner(ward: Ward) -> None:
     await insert_alerts(ward, 2, "orange", waited=timedelta(minutes=40))
     await insert_alerts(
         ward, 2, "orange", status="acknowledged", waited=timedelta(hours=2), taken_after=timedelta(minutes=7)
     )
-    token = ward.tokens.issue_staff_token("ide-claire", {"nurse"})
-    context = await ward.browser.new_context(
-        viewport={"width": 911, "height": 430}, device_scale_factor=1.5, locale="fr-FR", timezone_id="Europe/Paris"
-    )
-    ward.tabs.append(context)
-    await context.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})")
-    page = await context.new_page()
-    await page.goto(f"{ward.url}/dashboard/")
-    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+    page = await zoomed(ward, 911, 430, 1.5)
     await expect(rows(page)).to_have_count(4, timeout=5_000)
 
     # On arrival, the header and the filters leave room for the first two alerts whole.
@@ -92,3 +105,32 @@ async def test_at_150_percent_three_alerts_are_in_full_view_under_the_red_banner
         assert all(card[part] and card[part]["text"] for part in ("level", "patient", "reasons", "waiting")), card
         assert card["action"] and card["action"]["height"] >= 44, card
     assert not shown["sideways"]
+
+
+# Per open alert: the deadline's text, how many lines it takes (its text's boxes, one per line), the height of what
+# the wait cell holds, and its action's.
+DEADLINES = """(rows) => rows.map((row) => {
+  const due = row.querySelector(".due");
+  const range = document.createRange();
+  range.selectNodeContents(due);
+  const lines = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+  const held = [...row.querySelector(".col-waiting").children].reduce((sum, e) => sum + e.offsetHeight, 0);
+  const action = row.querySelector("[data-action=ack]").offsetHeight;
+  return { text: due.textContent, lines: lines.size, wait: held, action };
+})"""
+
+
+async def test_at_125_percent_a_deadline_on_another_day_stays_on_one_line(ward: Ward) -> None:
+    # An orange alert is due by the close of the next business day: its deadline names the day.
+    await insert_alerts(ward, 3, "orange", waited=timedelta(minutes=40))
+    page = await zoomed(ward, 1093, 520, 1.25)
+    await expect(rows(page)).to_have_count(3, timeout=5_000)
+    await page.evaluate("document.querySelector('#alert-rows').scrollIntoView()")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-125.png"))
+    for row in await rows(page).evaluate_all(DEADLINES):
+        assert re.fullmatch(r"échéance \d\d/\d\d \d\d:\d\d", row["text"]), row
+        # "échéance 25/11 09:00" on one line: the wait and its deadline are no taller than "Je prends", which sets
+        # the row's height (two lines where the deadline broke into three made the row half as tall again).
+        assert row["lines"] == 1, row
+        assert row["wait"] <= row["action"], row
