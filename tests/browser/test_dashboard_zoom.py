@@ -13,8 +13,9 @@ import orjson
 import pytest
 from playwright.async_api import Page, expect
 
+from shared.testing.waiting import eventually
 from tests.browser.conftest import ARTIFACTS, Ward, rows
-from tests.browser.test_triage_list import insert_alerts
+from tests.browser.test_triage_list import BEEP_COUNTER, insert_alerts
 
 pytestmark = pytest.mark.browser
 
@@ -134,3 +135,45 @@ async def test_at_125_percent_a_deadline_on_another_day_stays_on_one_line(ward: 
         # the row's height (two lines where the deadline broke into three made the row half as tall again).
         assert row["lines"] == 1, row
         assert row["wait"] <= row["action"], row
+
+
+# The rows the red banner's visible parts lie on (their vertical centres), and its height.
+BANNER_LINES = """(banner) => ({
+  lines: new Set([...banner.children].filter((e) => e.checkVisibility())
+    .map((e) => { const r = e.getBoundingClientRect(); return Math.round((r.top + r.bottom) / 2); })).size,
+  height: banner.getBoundingClientRect().height,
+})"""
+
+
+async def test_at_150_and_125_percent_the_red_banner_is_one_line_and_says_the_sound_is_blocked(ward: Ward) -> None:
+    # Nobody has clicked in these pages yet: the browser does not let them play the beep.
+    at_150 = await zoomed(ward, 911, 430, 1.5, BEEP_COUNTER)
+    at_125 = await zoomed(ward, 1093, 520, 1.25, BEEP_COUNTER)
+    await ward.submit()
+    for page in (at_150, at_125):
+        await expect(page.locator("#red-banner")).to_be_visible(timeout=5_000)
+        blocked = page.locator("#sound-blocked")
+        await expect(blocked).to_be_visible()
+        shown = await page.locator("#red-banner").evaluate(BANNER_LINES)
+        # One line: its text, "Son bloqué", "Voir" and "×" side by side, no taller than a 36-pixel button and its
+        # padding (two lines took 72 px, every one of them hiding alerts).
+        assert shown["lines"] == 1 and shown["height"] <= 44, shown
+        # Short on the screen, whole in its name (what a screen reader says, and the tooltip).
+        await expect(blocked).to_have_text("Son bloqué")
+        await expect(blocked).to_have_accessible_name("Son bloqué par le navigateur : cliquez ici pour l'autoriser")
+        await expect(blocked).to_have_attribute("title", "Son bloqué par le navigateur : cliquez ici pour l'autoriser")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await at_150.screenshot(path=str(ARTIFACTS / "dashboard-150-sound-blocked.png"))
+
+    # Her click on it is the one the browser waited for: the sound is allowed, a beep says so, the hint goes.
+    await at_150.locator("#sound-blocked").click()
+    await expect(at_150.locator("#sound-blocked")).to_be_hidden()
+
+    async def beeped() -> bool:
+        return bool(await at_150.evaluate("window.__beeps"))
+
+    await eventually(beeped)
+    await expect(at_150.locator("#red-banner")).to_be_visible()
+    # A click anywhere else in the page allows it as well: the hint does not stay to say otherwise.
+    await at_125.locator("#alerts-heading").click()
+    await expect(at_125.locator("#sound-blocked")).to_be_hidden()
