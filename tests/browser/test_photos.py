@@ -115,24 +115,31 @@ async def test_a_tablet_sends_a_photo_with_its_message(
     await expect(page.locator("#status-list .status-photo")).to_be_visible()
 
 
-async def send_photo(q_url: str, tokens: TokenService, patient: uuid.UUID) -> str:
-    """A patient's tablet sends a photo and a message naming it (which raises an alert); the photo's id."""
+async def send_photos(q_url: str, tokens: TokenService, patient: uuid.UUID, count: int = 1) -> list[str]:
+    """A patient's tablet sends ``count`` photos and a message naming them (which raises an alert, or joins the open
+    one); the photos' ids."""
     device = {"Authorization": f"Bearer {tokens.issue_device_token(patient, 'tablet-photo')}"}
+    photo_ids = []
     async with httpx.AsyncClient(base_url=q_url) as tablet:
-        uploaded = await tablet.post(
-            "/v1/photos",
-            content=photo_bytes(640, 480),
-            headers={**device, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "image/jpeg"},
-        )
-        assert uploaded.status_code == 201, uploaded.text
-        photo_id = uploaded.json()["id"]
+        for _ in range(count):
+            uploaded = await tablet.post(
+                "/v1/photos",
+                content=photo_bytes(640, 480),
+                headers={**device, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "image/jpeg"},
+            )
+            assert uploaded.status_code == 201, uploaded.text
+            photo_ids.append(str(uploaded.json()["id"]))
+        body = {"photo_ids": photo_ids} if photo_ids else {"text": "Toujours pareil ce soir."}
         sent = await tablet.post(
-            "/v1/messages",
-            content=orjson.dumps({"photo_ids": [photo_id]}),
-            headers={**device, "Idempotency-Key": str(uuid.uuid4())},
+            "/v1/messages", content=orjson.dumps(body), headers={**device, "Idempotency-Key": str(uuid.uuid4())}
         )
         assert sent.status_code == 202, sent.text
-    return str(photo_id)
+    return photo_ids
+
+
+async def send_photo(q_url: str, tokens: TokenService, patient: uuid.UUID) -> str:
+    """A patient's tablet sends a photo and a message naming it (which raises an alert); the photo's id."""
+    return (await send_photos(q_url, tokens, patient))[0]
 
 
 async def patient_view(context: BrowserContext, a_url: str, tokens: TokenService) -> Page:
@@ -216,3 +223,77 @@ async def test_a_purged_photo_says_so_and_an_expired_token_on_a_photo_ends_the_s
         "Photo supprimée : elle n'est plus disponible.", timeout=10_000
     )
     await expect(thumb).to_be_disabled()
+
+
+async def test_a_photo_that_failed_is_asked_for_once_across_live_redraws_and_again_on_request(
+    clinic: tuple[str, str, Any, BrowserContext], tokens: TokenService
+) -> None:
+    q_url, a_url, _, context = clinic
+    patient = uuid.uuid4()
+    busy_id, purged_id = await send_photos(q_url, tokens, patient, 2)
+
+    # What the page asks for each photo: one purged (404), one the questionnaire service is too busy to send (503)
+    # until the test says otherwise; the photos' reads the page sends, counted.
+    asked = {busy_id: 0, purged_id: 0}
+    busy = [True]
+
+    async def answer(route: Route) -> None:
+        photo_id = route.request.url.rsplit("/", 1)[-1]
+        if route.request.method != "GET" or photo_id not in asked:
+            await route.continue_()
+            return
+        asked[photo_id] += 1
+        status = 404 if photo_id == purged_id else 503 if busy[0] else 0
+        if not status:
+            await route.continue_()
+            return
+        problem = {"type": "about:blank", "title": "Unavailable", "status": status}
+        await route.fulfill(
+            status=status,
+            content_type="application/problem+json",
+            headers={"Access-Control-Allow-Origin": a_url},
+            body=orjson.dumps(problem),
+        )
+
+    await context.route(f"{q_url}/v1/photos/**", answer)
+    page = await patient_view(context, a_url, tokens)
+    view = page.locator("#patient-view")
+    busy_thumbs = view.locator(f'.photo-thumb[data-photo-id="{busy_id}"]')
+    purged_thumbs = view.locator(f'.photo-thumb[data-photo-id="{purged_id}"]')
+    busy_text = "Photo non affichée. Le service est momentanément surchargé. Réessayez dans un instant."
+    purged_text = "Photo supprimée : elle n'est plus disponible."
+    await expect(busy_thumbs.first.locator(".photo-status")).to_have_text(busy_text, timeout=10_000)
+    await expect(purged_thumbs.first.locator(".photo-status")).to_have_text(purged_text)
+    assert asked == {busy_id: 1, purged_id: 1}
+
+    # The patient writes again, three times: each time the view offers "Actualiser" and is drawn anew, the two photos
+    # in it; neither is asked for again (the purged one will not come back, the other not within 30 s).
+    for redraw in range(3):
+        await send_photos(q_url, tokens, patient, 0)
+        stale = view.locator(".stale-patient")
+        await expect(stale).to_be_visible(timeout=10_000)
+        await stale.get_by_role("button", name="Actualiser").click()
+        await expect(stale).to_be_hidden()
+        for thumb in await busy_thumbs.all():
+            await expect(thumb.locator(".photo-status")).to_have_text(busy_text)
+        for thumb in await purged_thumbs.all():
+            await expect(thumb.locator(".photo-status")).to_have_text(purged_text)
+        assert asked == {busy_id: 1, purged_id: 1}, f"after redraw {redraw + 1}"
+        # The purged one is said so and offers nothing; the other is the nurse's way to try again.
+        for thumb in await busy_thumbs.all():
+            await expect(thumb).to_be_enabled()
+        for thumb in await purged_thumbs.all():
+            await expect(thumb).to_be_disabled()
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await busy_thumbs.first.locator("xpath=..").screenshot(path=str(ARTIFACTS / "dashboard-photo-failed.png"))
+
+    # The service is back: "Réessayer" on the photo asks for it once more, and shows it wherever the view has it.
+    busy[0] = False
+    retry = busy_thumbs.first
+    await expect(retry).to_have_accessible_name(re.compile(f"^Photo envoyée .* : {re.escape(busy_text)} Réessayer$"))
+    await retry.click()
+    for thumb in await busy_thumbs.all():
+        await expect(thumb.locator("img")).to_have_attribute("src", BLOB_URL, timeout=10_000)
+    await expect(retry).to_have_accessible_name(re.compile(r" : agrandir$"))
+    assert asked == {busy_id: 2, purged_id: 1}

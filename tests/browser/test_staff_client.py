@@ -501,9 +501,11 @@ THUMBNAIL = """(async () => {
   api.onUnauthorized(null);
   const button = view.querySelector("button");
   const status = button.querySelector(".photo-status");
+  const retry = button.querySelector(".photo-retry");
   return {
     src: button.querySelector("img").getAttribute("src"), status: status && status.textContent,
-    label: button.getAttribute("aria-label"), disabled: button.disabled, signedOut, calls: fake.calls,
+    label: button.getAttribute("aria-label"), disabled: button.disabled, action: button.dataset.action,
+    retry: retry && retry.textContent, signedOut, calls: fake.calls,
   };
 })()"""
 
@@ -548,7 +550,7 @@ async def test_a_photo_still_on_its_way_when_the_session_ends_is_cancelled(page:
 @pytest.mark.parametrize(
     ("answer", "sentence", "signs_out"),
     [
-        # Purged with the patient's data (404), or told apart as gone (410): said so.
+        # Purged with the patient's data (404), or told apart as gone (410): said so, and nothing to try again.
         ({"status": 404}, "Photo supprimée : elle n'est plus disponible.", False),
         (problem("gone", 410), "Photo supprimée : elle n'est plus disponible.", False),
         # An expired token: the session ends, as on any request (the sign-in screen says why).
@@ -579,7 +581,65 @@ async def test_a_photo_that_cannot_be_shown_says_why_in_french(
     page: Page, answer: Any, sentence: str, signs_out: bool
 ) -> None:
     shown = await run(page, PHOTOS, THUMBNAIL, [answer])
-    assert shown["src"] is None and shown["disabled"] is True
+    assert shown["src"] is None
     assert shown["status"] == sentence
-    assert shown["label"] == f"Photo envoyée par le patient le 24/11/2026 à 09:40 : {sentence}"
     assert shown["signedOut"] == ([401] if signs_out else [])
+    if sentence.startswith("Photo supprimée"):
+        assert (shown["disabled"], shown["retry"]) == (True, None)
+        assert shown["label"] == f"Photo envoyée par le patient le 24/11/2026 à 09:40 : {sentence}"
+    else:
+        # Any other failure may pass: the thumbnail is the nurse's way to try again.
+        assert (shown["disabled"], shown["action"], shown["retry"]) == (False, "retry-photo", "Réessayer")
+        assert shown["label"] == f"Photo envoyée par le patient le 24/11/2026 à 09:40 : {sentence} Réessayer"
+
+
+# The view drawn again and again (live updates, "Actualiser"), the clock moved on by `later` ms between draws, and
+# "Réessayer" (`retry`): how many times the photo was asked for after each step, and how the last draw shows it.
+REDRAWS = """(async () => {
+  const api = await import("/dashboard/api.js");
+  api.setToken("nurse-token");
+  m.releasePhotos();
+  const [answers, steps] = arg;
+  fake.answer(...answers);
+  const realNow = Date.now;
+  let later = 0;
+  Date.now = () => realNow() + later;
+  let view = null;
+  const draw = async () => {
+    view = document.createElement("div");
+    view.append(m.photoThumbnails({ photo_ids: ["p1"], sent_at: "2026-11-24T08:40:00Z", answered_by: "patient" }));
+    await m.loadPhotos(view, "https://questionnaire.test/");
+  };
+  const asked = [];
+  try {
+    for (const step of steps) {
+      if (step === "draw") await draw();
+      else if (step === "two draws at once") await Promise.all([draw(), draw()]);
+      else if (step === "retry") await m.retryPhoto(view, "https://questionnaire.test/", "p1");
+      else later += step;
+      asked.push(fake.calls.length);
+    }
+  } finally {
+    Date.now = realNow;
+  }
+  const button = view.querySelector("button");
+  return { asked, src: button.querySelector("img").getAttribute("src"), action: button.dataset.action };
+})()"""
+
+BUSY = {"status": 503, "delay": 50}
+
+
+async def test_a_photo_that_failed_is_not_asked_for_again_on_each_redraw(page: Page) -> None:
+    steps = ["two draws at once", "draw", "draw", 29_000, "draw", 2_000, "draw", "retry", "draw"]
+    shown = await run(page, PHOTOS, REDRAWS, [[BUSY, BUSY, JPEG], steps])
+    # One request for two draws at once; none on the redraws of the next 30 s; one once they have passed (a passing
+    # fault heals), and one for "Réessayer", which shows the photo; none after it is shown.
+    assert shown["asked"] == [1, 1, 1, 1, 1, 1, 2, 3, 3]
+    assert shown["src"].startswith("blob:") and shown["action"] == "open-photo"
+
+
+async def test_a_purged_photo_is_not_asked_for_again_while_the_view_lasts(page: Page) -> None:
+    steps = ["draw", "draw", 3_600_000, "draw", "retry", "draw"]
+    shown = await run(page, PHOTOS, REDRAWS, [[{"status": 404}, JPEG], steps])
+    assert shown["asked"] == [1, 1, 1, 1, 1, 1]
+    assert shown["src"] is None

@@ -97,6 +97,19 @@ export function dueText(dueAt, now) {
   return due.getTime() <= now.getTime() ? `échéance dépassée (${label})` : `échéance ${label}`;
 }
 
+/**
+ * The deadline of `element` (its `data-due`) as it reads at `now`; false when it has none. One to come is kept on one
+ * line (style.css): at 125 % zoom "échéance 25/11 09:00" broke into three lines and made its row half as tall again.
+ * One past may break after "dépassée", its row flagged EN RETARD anyway.
+ */
+function showDue(element, now) {
+  const text = dueText(element.dataset.due, now);
+  if (!text) return false;
+  element.textContent = text;
+  element.classList.toggle("due-past", parseDate(element.dataset.due).getTime() <= now.getTime());
+  return true;
+}
+
 /** "à 14:32" today, "le 24/11 à 14:32" otherwise. */
 function formatAt(value, now) {
   const date = parseDate(value);
@@ -235,8 +248,8 @@ export function alertRow(alert, me, now) {
     // The live clock runs only while nobody has it, from when it last began waiting (the API's waiting_since).
     const since = alert.waiting_since ?? alert.raised_at ?? "";
     waiting.push(h("div", { class: "waiting-since", "data-since": since }, formatWaiting(since, now)));
-    const due = dueText(alert.due_at, now);
-    if (due) waiting.push(h("div", { class: "due", "data-due": alert.due_at }, due));
+    const due = h("div", { class: "due", "data-due": alert.due_at });
+    if (showDue(due, now)) waiting.push(due);
   } else {
     waiting.push(h("div", { class: "waited" }, waitedText(alert, now)));
   }
@@ -416,10 +429,7 @@ export function tickWaitingTimes(now = new Date()) {
   for (const element of document.querySelectorAll("#alert-rows [data-since]")) {
     element.textContent = formatWaiting(element.dataset.since, now);
   }
-  for (const element of document.querySelectorAll("#alert-rows [data-due]")) {
-    const text = dueText(element.dataset.due, now);
-    if (text) element.textContent = text;
-  }
+  for (const element of document.querySelectorAll("#alert-rows [data-due]")) showDue(element, now);
   for (const element of document.querySelectorAll("#alert-rows [data-next-session]")) {
     const content = nextSessionContent(element.dataset.nextSession, now);
     // Unchanged most of the time: leave the cell alone rather than replace it every 30 s.

@@ -188,6 +188,22 @@ export function createList({ state, session, sound, onLoaded }) {
       $("sound-blocked").hidden = true;
     });
     renderSoundToggle();
+    // Her click on "Son bloqué" is the one the browser waits for: the sound is allowed once it has started, and a
+    // beep then says so. A click anywhere else in the page allows it too: "Son bloqué" would then be untrue.
+    let beepWhenReady = false;
+    $("sound-blocked").addEventListener("click", () => {
+      $("sound-blocked").hidden = true;
+      sound.unlock();
+      if (sound.ready) sound.beep({ force: true });
+      else beepWhenReady = true;
+    });
+    sound.onReady = () => {
+      const hint = $("sound-blocked");
+      if (beepWhenReady) sound.beep({ force: true });
+      beepWhenReady = false;
+      // Pressed (or focused) now, its own click is still to come: hidden before it, it would never receive it.
+      if (!hint.matches(":active") && document.activeElement !== hint) hint.hidden = true;
+    };
 
     $("red-banner-close").addEventListener("click", hideBanner);
     $("red-banner-show").addEventListener("click", () => {

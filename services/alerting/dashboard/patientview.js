@@ -8,7 +8,7 @@ import { $, clear, h, toast, toastError } from "./dom.js";
 import { addDays, formatIsoDay, parisDay, patientShortId, termLabel } from "./format.js";
 import { MAX_EXPECTED_DAYS, renderPatient, renderPatientError, renderPatientLoading } from "./patient.js";
 import { openPhoneQuestionnaire, phoneEntryKeptFor } from "./phone.js";
-import { loadPhotos, openPhoto, releasePhotos } from "./photos.js";
+import { loadPhotos, openPhoto, releasePhotos, retryPhoto } from "./photos.js";
 import { endedWithSession } from "./session.js";
 
 /** `state`: the page's (`config`, `me`, `view`, `patient`); `returnFocus(target, action)`: views.js's. */
@@ -214,6 +214,9 @@ export function createPatientView({ state, returnFocus }) {
           break;
         case "open-photo":
           openPhoto(button);
+          break;
+        case "retry-photo":
+          retryPhoto(patientView, state.config && state.config.questionnaire_url, button.dataset.photoId);
           break;
         default:
           break;

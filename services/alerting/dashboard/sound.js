@@ -16,6 +16,8 @@ export class Sound {
     this.enabled = stored !== "off";
     this.context = null;
     this.lastBeep = 0;
+    // Called once the browser lets the page play (after the first click or key press).
+    this.onReady = null;
     this.unlock = this.unlock.bind(this);
     document.addEventListener("pointerdown", this.unlock, true);
     document.addEventListener("keydown", this.unlock, true);
@@ -31,7 +33,12 @@ export class Sound {
     if (!AudioContextClass) return;
     try {
       if (!this.context) this.context = new AudioContextClass();
-      if (this.context.state === "suspended") this.context.resume().catch(() => {});
+      if (this.context.state === "suspended")
+        this.context
+          .resume()
+          .then(() => this.ready && this.onReady?.())
+          .catch(() => {});
+      else if (this.ready) this.onReady?.();
     } catch {
       this.context = null;
       return;
