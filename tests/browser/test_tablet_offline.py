@@ -146,7 +146,18 @@ async def test_online_a_file_changed_on_the_server_is_what_the_page_gets_and_the
     reloaded = await page.reload()
     assert reloaded is not None and reloaded.from_service_worker
     await expect(page.locator("#screen-home h1")).to_have_text("Mon suivi, v2", timeout=5_000)
-    # And that copy is what the tablet opens offline next.
+
+    # A new worker (a new list of files, a new version) takes over at once, and the old cache goes with the old one.
+    worker = tablet.pages / "sw.js"
+    worker.write_text(worker.read_text(encoding="utf-8").replace('const VERSION = "1";', 'const VERSION = "2";'))
+    await page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).update()")
+
+    async def new_cache_only() -> list[str] | None:
+        names = list(await page.evaluate(CACHED))
+        return names if names == ["oncofollow-tablet-2"] else None
+
+    assert await eventually(new_cache_only, within=10) == ["oncofollow-tablet-2"]
+    # And the copy kept is what the tablet opens offline next.
     await context.set_offline(True)
     await page.reload()
     await expect(page.locator("#screen-home h1")).to_have_text("Mon suivi, v2", timeout=5_000)

@@ -49,7 +49,7 @@ def relative(address: str) -> str:
     return posixpath.relpath(address, "/tablet")
 
 
-def test_the_worker_keeps_every_file_of_the_page_and_the_shared_modules_it_imports() -> None:
+def test_the_worker_keeps_every_file_of_the_page_and_the_shared_modules_it_imports_all_static() -> None:
     page_files = {
         f.relative_to(TABLET_PAGES).as_posix()
         for f in TABLET_PAGES.rglob("*")
@@ -64,8 +64,7 @@ def test_the_worker_keeps_every_file_of_the_page_and_the_shared_modules_it_impor
     assert set(files) == expected
     assert not [f for f in files if PurePosixPath(f).parts[:1] == ("..",) and not f.startswith("../web/")]
 
-
-def test_the_page_imports_its_modules_only_statically() -> None:
+    # The page imports its modules only statically, when it loads: what lets a new worker take over at once.
     for module in modules_loaded():
         text = on_disk(module).read_text(encoding="utf-8")
         assert not re.search(r"\bimport\s*\(", text), f"{module} imports a module dynamically"
