@@ -49,6 +49,14 @@ WORKER_REACHES_NETWORK = """
 """
 
 
+# Every Content-Security-Policy violation the page meets (the worker's registration under worker-src among them).
+RECORD_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__violations.push(`${e.effectiveDirective} ${e.blockedURI}`));
+"""
+
+
 @dataclasses.dataclass
 class Tablet:
     url: str
@@ -86,6 +94,7 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 async def enrolled(tablet: Tablet, context: BrowserContext, tokens: TokenService, patient: uuid.UUID) -> Page:
     """The page as the fleet manager leaves it, once its worker controls it (and so has kept the page's files)."""
     page = await context.new_page()
+    await page.add_init_script(RECORD_VIOLATIONS)
     await page.goto(f"{tablet.url}/tablet/#device_token={tokens.issue_device_token(patient, 'tablet-offline')}")
     await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
     await page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=5_000)
@@ -133,6 +142,7 @@ async def test_opened_offline_the_page_is_there_and_the_answers_go_once_the_conn
     await expect(page.locator("#queue-banner")).to_be_hidden(timeout=5_000)
     assert await page.evaluate(WORKER_REACHES_NETWORK) == 404
     assert await submissions_of(tablet, patient) == 1
+    assert await page.evaluate("window.__violations") == []
 
 
 async def test_online_a_file_changed_on_the_server_is_what_the_page_gets_and_then_keeps(
