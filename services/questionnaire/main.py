@@ -30,10 +30,12 @@ TEAM_PHONE_PATTERN = re.compile(r"\+?[0-9]+(?:[ .\-]+[0-9]+)*")
 # for heartbeats, when it is set): a script injected somehow could neither load code from elsewhere nor send the
 # patient's answers (or the device token) away. Images from data: are the photo's preview and thumbnail; the
 # manifest (and its icons, images of this origin) make the page a home-screen app without the browser's bars; the
-# microphone is for the message's dictation, on this origin only.
+# microphone is for the message's dictation, on this origin only; its service worker (tablet/sw.js, which keeps the
+# page's own files so that it opens offline) is one of its own files too.
 TABLET_PAGE = PageSecurity(
     img_src=(SELF, "data:"),
     manifest_src=SELF,
+    worker_src=SELF,
     features_allowed=("microphone",),
     features_denied=("camera", "geolocation"),
 )

@@ -5,8 +5,8 @@ one of its own files (nothing inline, nothing from elsewhere: no ``'unsafe-inlin
 given here is refused for), load a plugin, point ``<base>`` elsewhere, be framed (``frame-ancestors 'none'``, and
 ``X-Frame-Options: DENY`` for browsers that predate it), or have a file's type sniffed. What differs from page to
 page is data, a ``PageSecurity``: where its default goes, where its images come from, whether it has a web app
-manifest, which origins it calls, where its forms go, its referrer policy and the browser features it uses. A page
-that calls one more origin says so in one line: ``PAGE.connecting_to(url)``.
+manifest or a service worker, which origins it calls, where its forms go, its referrer policy and the browser
+features it uses. A page that calls one more origin says so in one line: ``PAGE.connecting_to(url)``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ class PageSecurity:
     # Where its web app manifest may come from: this origin (a page added to a home screen), or, None, wherever
     # default-src says (no manifest-src directive at all: nowhere, for a page whose default is 'none').
     manifest_src: Literal["'self'"] | None = None
+    # Where its service worker may come from: this origin (a page that opens offline), or, None, no worker-src
+    # directive (CSP3 falls back to script-src, which a page's policy never widens beyond its own files either).
+    worker_src: Literal["'self'"] | None = None
     connect_src: tuple[str, ...] = (SELF,)
     # Where a form may be sent: nowhere (the pages send JSON with fetch), or this origin.
     form_action: Literal["'none'", "'self'"] = NONE
@@ -91,6 +94,7 @@ class PageSecurity:
             "style-src": SELF,
             "img-src": " ".join(self.img_src) or NONE,
             **({"manifest-src": self.manifest_src} if self.manifest_src else {}),
+            **({"worker-src": self.worker_src} if self.worker_src else {}),
             "connect-src": " ".join(self.connect_src) or NONE,
             "object-src": NONE,
             "base-uri": NONE,

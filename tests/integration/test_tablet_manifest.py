@@ -111,3 +111,18 @@ async def test_its_icons_are_pngs_of_their_stated_sizes_one_drawn_for_the_launch
     letters = [(x, y) for x in range(0, 512, 4) for y in range(0, 512, 4) if min(_rgba(maskable, x, y)[:3]) > 200]
     assert letters, "no letters drawn"
     assert max(((x - 255.5) ** 2 + (y - 255.5) ** 2) ** 0.5 for x, y in letters) < 0.4 * 512
+
+
+async def test_the_service_worker_is_served_as_a_script_of_the_page_revalidated_at_each_check(
+    questionnaire: httpx.AsyncClient,
+) -> None:
+    answer = await questionnaire.get("/tablet/sw.js")
+    assert answer.status_code == 200, answer.text
+    # A service worker must be a JavaScript type, or the browser refuses to register it.
+    assert answer.headers["content-type"].split(";")[0] == "text/javascript"
+    # The page's headers, Cache-Control: no-cache among them: a worker changed on the server is the one installed
+    # next. Its scope (/tablet/) is its own folder: no Service-Worker-Allowed to widen it.
+    for name, value in tablet_headers(None).items():
+        assert answer.headers[name.lower()] == value, name
+    assert "worker-src 'self'" in answer.headers["content-security-policy"]
+    assert "service-worker-allowed" not in answer.headers

@@ -89,12 +89,19 @@ async function call(method, path, { body, key, fhir = false, file = null } = {})
   if (file) headers["Content-Type"] = file.type;
   else if (body !== undefined) headers["Content-Type"] = fhir ? "application/fhir+json" : "application/json";
   if (key) headers["Idempotency-Key"] = key;
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: file || (body === undefined ? undefined : JSON.stringify(body)),
-    cache: "no-store",
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: file || (body === undefined ? undefined : JSON.stringify(body)),
+      cache: "no-store",
+    });
+  } catch (error) {
+    reached(false);
+    throw error;
+  }
+  reached(true);
   let parsed = null;
   try {
     parsed = await response.json();
@@ -174,11 +181,28 @@ function renderNotice() {
   banner.hidden = !notice || saidBelow;
 }
 
+// Whether the service answered the last request: a tablet on a Wi-Fi without internet says it is online.
+let serviceReached = true;
+
+function reached(yes) {
+  if (yes === serviceReached) return;
+  serviceReached = yes;
+  renderQueueBanner();
+}
+
+const OFFLINE = "Pas de connexion pour l'instant : vous pouvez répondre, vos réponses partiront dès que la connexion reviendra.";
+
 function renderQueueBanner() {
   const queue = load("outbox", []);
   const banner = $("#queue-banner");
-  if (!queue.length || !load("token")) {
+  if (!load("token")) {
     banner.hidden = true;
+    return;
+  }
+  if (!queue.length) {
+    // Opened offline (the page kept by sw.js) with nothing waiting: a calm sentence, not silence.
+    banner.textContent = OFFLINE;
+    banner.hidden = navigator.onLine && serviceReached;
     return;
   }
   const answers = queue.some((entry) => entry.kind === "submission");
@@ -1037,8 +1061,11 @@ function wire() {
     save("messageDraft", $("#message-text").value);
     countCharacters();
   });
+  window.addEventListener("offline", renderQueueBanner);
   window.addEventListener("online", () => {
     failures = 0;
+    serviceReached = true; // until a request says otherwise
+    renderQueueBanner();
     flush();
     refreshStatus();
   });
@@ -1071,7 +1098,16 @@ async function begin() {
   startHeartbeats();
 }
 
+/** The worker that keeps the page's own files, so that it opens offline (sw.js). */
+function keepPageForOffline() {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register("sw.js", { scope: "./" }).catch(() => {
+    // not kept this time (offline at the first opening): the next opening online tries again
+  });
+}
+
 function start() {
+  keepPageForOffline();
   takeTokenFromAddress();
   wire();
   // The address typed again with a token while the page is open changes only its fragment: no new page load.

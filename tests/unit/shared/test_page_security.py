@@ -24,9 +24,10 @@ CLOSED = "object-src 'none'; base-uri 'none'"
 
 def test_the_tablet_page_s_headers() -> None:
     assert tablet_headers(None) == {
-        # Its manifest and icons (tablet/manifest.webmanifest) from this origin only: a home-screen app.
+        # Its manifest and icons (tablet/manifest.webmanifest) from this origin only: a home-screen app; and its
+        # service worker (tablet/sw.js), which keeps the page's files for when it opens offline.
         "Content-Security-Policy": f"default-src 'none'; {FIXED}; img-src 'self' data:; manifest-src 'self'; "
-        f"connect-src 'self'; {CLOSED}; form-action 'none'; frame-ancestors 'none'",
+        f"worker-src 'self'; connect-src 'self'; {CLOSED}; form-action 'none'; frame-ancestors 'none'",
         **NEVER_FRAMED,
         "Referrer-Policy": "no-referrer",
         "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
