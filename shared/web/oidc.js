@@ -275,16 +275,26 @@ export function pageSignIn({ configUrl, storagePrefix, role, redirectUri = pageA
     stopFollowing();
     let delay = null;
     let asking = false;
+    let askAgain = false;
     const onScreen = () => elements.section.getClientRects().length > 0;
     const check = async () => {
       if (following !== stop) return;
       if (!onScreen()) return stopFollowing();
-      if (asking || document.visibilityState === "hidden") return; // asked when the tab is shown again
+      if (document.visibilityState === "hidden") return; // asked when the tab is shown again
+      // A reason to ask that comes while an answer is awaited (back online while the request sent offline fails) is
+      // kept for when that answer is in, not dropped until the next tick, `provider_recheck_s` later.
+      if (asking) {
+        askAgain = true;
+        return;
+      }
       asking = true;
-      const fresh = await readConfig();
+      do {
+        askAgain = false;
+        const fresh = await readConfig();
+        if (following !== stop) return;
+        if (fresh) config = fresh;
+      } while (askAgain && waitingForProvider());
       asking = false;
-      if (following !== stop) return;
-      if (fresh) config = fresh;
       if (!waitingForProvider()) {
         stopFollowing();
         if (onScreen()) render(elements);
