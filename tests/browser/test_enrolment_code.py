@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from services.devices.main import DevicesSettings
 from services.devices.main import build_service as build_devices
@@ -195,3 +195,36 @@ async def test_the_fleet_page_shows_the_short_code_its_validity_and_makes_a_new_
     finally:
         await tablet.close()
         await fleet.close()
+
+
+async def test_an_exchange_whose_answer_is_lost_is_asked_again_with_the_same_key_and_enrols(
+    deployment: Deployment,
+) -> None:
+    granted = await deployment.loan()
+    context = await deployment.tablet()
+    lost: list[str] = []
+
+    async def lose_the_answer(route: Route) -> None:
+        # The service spends the code and answers; the Wi-Fi drops before the tablet reads the answer.
+        answered = await route.fetch()
+        lost.append(str(answered.status))
+        await route.abort("connectionreset")
+
+    try:
+        page = await context.new_page()
+        await page.route("**/v1/enrolments", lose_the_answer)
+        await page.goto(granted["enrolment_url"])
+        await expect(page.locator("#setup-reason")).to_have_text(
+            "La tablette n'a pas pu joindre le service : vérifiez le Wi-Fi, puis rouvrez cette page."
+        )
+        assert lost == ["200"] and "enrol" not in page.url
+        await page.unroute("**/v1/enrolments")
+        await page.reload()
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=10_000)
+        kept = await page.evaluate("JSON.stringify(Object.entries(localStorage))")
+        assert code_of(granted["enrolment_url"]) not in kept and granted["device_token"] in kept
+        async with deployment.devices.pool.acquire() as conn:
+            actions = await conn.fetch("SELECT action FROM audit_log WHERE action LIKE 'tablet.enrol%' ORDER BY at")
+        assert [r["action"] for r in actions] == ["tablet.enrol", "tablet.enrol_retry"]
+    finally:
+        await context.close()

@@ -94,14 +94,17 @@ const ENROLMENT_REFUSED = {
     "Le prêt pour lequel ce code a été fait est terminé : adressez-vous à la personne qui vous a prêté la tablette.",
 };
 
+/** Where the tablets reach the devices service (DEVICES_PUBLIC_URL): null when none, undefined when unknown (offline). */
 async function devicesAddress() {
   try {
     const config = await (await fetch("config.json", { cache: "no-store" })).json();
     return typeof config.devices_url === "string" ? config.devices_url.replace(/\/+$/, "") : null;
   } catch {
-    return null;
+    return undefined;
   }
 }
+
+const UNREACHED = "La tablette n'a pas pu joindre le service : vérifiez le Wi-Fi, puis rouvrez cette page.";
 
 /**
  * Exchanges the code kept by takeTokenFromAddress for the device token at the devices service (no token: the code
@@ -111,6 +114,10 @@ async function devicesAddress() {
 async function enrolWithCode() {
   const pending = load("enrolment");
   const devicesUrl = await devicesAddress();
+  if (devicesUrl === undefined) {
+    showSetup(UNREACHED);
+    return false;
+  }
   if (!devicesUrl) {
     save("enrolment", null);
     showSetup(
@@ -129,7 +136,7 @@ async function enrolWithCode() {
       credentials: "omit",
     });
   } catch {
-    showSetup("La tablette n'a pas pu joindre le service : vérifiez le Wi-Fi, puis rouvrez cette page.");
+    showSetup(UNREACHED); // the code kept, with its key: the next try may be answered with the token again
     return false;
   }
   let body = null;
@@ -1186,6 +1193,10 @@ function start() {
     if (!location.hash.includes("device_token=") && !location.hash.includes("enrol=")) return;
     takeTokenFromAddress();
     begin();
+  });
+  // An enrolment cut short by the network (its code kept) goes on by itself when the connection is back.
+  window.addEventListener("online", () => {
+    if (load("enrolment")) begin();
   });
   begin();
 }
