@@ -653,7 +653,9 @@ def _refused_exchange(outcome: Exchange) -> Problem | None:
         )
     if outcome is Exchange.EXPIRED:
         return Problem(
-            410, f"This enrolment code has expired (a code is valid for {CODE_VALIDITY.seconds // 60} minutes). {ask}", kind="code-expired"
+            410,
+            f"This enrolment code has expired (a code is valid for {CODE_VALIDITY.seconds // 60} minutes). {ask}",
+            kind="code-expired",
         )
     if outcome is Exchange.LOAN_ENDED:
         return Problem(
