@@ -228,3 +228,22 @@ async def test_an_exchange_whose_answer_is_lost_is_asked_again_with_the_same_key
         assert [r["action"] for r in actions] == ["tablet.enrol", "tablet.enrol_retry"]
     finally:
         await context.close()
+
+
+async def test_a_code_on_a_tablet_page_that_cannot_reach_the_devices_service_says_so(
+    service_env: dict[str, str], browser: Browser
+) -> None:
+    """DEVICES_PUBLIC_URL unset: nowhere to exchange a code (the devices service then gives token links)."""
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):  # type: ignore[arg-type]
+        context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+        try:
+            page = await context.new_page()
+            await page.goto(f"{url}/tablet/#enrol=7K3M9QXW2HDP4TNV8R")
+            await expect(page.locator("#setup-reason")).to_have_text(
+                "Cette page ne peut pas joindre le service des tablettes pour utiliser ce code : demandez le lien "
+                "complet à la personne qui vous a prêté la tablette."
+            )
+            assert "enrol" not in page.url and await page.evaluate("localStorage.length") == 0
+        finally:
+            await context.close()
