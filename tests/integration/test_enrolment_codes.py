@@ -4,6 +4,7 @@ kills the last; only the code's hash is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -211,4 +212,11 @@ async def test_a_retried_loan_gets_the_same_token_and_a_new_code(fleet: Fleet) -
     again = (await fleet.devices.post(f"/v1/tablets/{tablet}/loan", json=body, headers=headers)).json()
     assert again["device_token"] == first["device_token"]
     refused(await exchange(fleet, code_of(first["enrolment_url"])), 404, "unknown-code", "not known")
-    assert (await exchange(fleet, code_of(again["enrolment_url"]))).status_code == 200
+    async with fleet.devices_platform.pool.acquire() as conn:
+        stored = await conn.fetchval(
+            "SELECT response::text FROM idempotency_keys WHERE key = $1", headers["Idempotency-Key"]
+        )
+    assert "enrol" not in stored and "device_token" not in stored
+    # Two tablets racing with one code: one gets the token, the other a spent code.
+    racing = await asyncio.gather(*(exchange(fleet, code_of(again["enrolment_url"])) for _ in range(2)))
+    assert sorted(r.status_code for r in racing) == [200, 410]
