@@ -386,6 +386,9 @@ function say(message, ok = true, error = null) {
   $("status").classList.toggle("ok", ok);
 }
 
+// Whether the service makes one-time enrolment codes (/fleet/config.json): a new code can then be made for a loan.
+let enrolmentCodes = false;
+
 function tabletRow(tablet) {
   const loan = tablet.loan;
   const actions = tablet.allowed_actions
@@ -394,7 +397,7 @@ function tabletRow(tablet) {
       h("button", { type: "button", class: "secondary", dataset: { action, tablet: tablet.id } }, ACTIONS[action] || action),
     );
   // The QR code is shown once: a tablet not enrolled by then (panel closed, code expired) needs a new one.
-  if (loan)
+  if (loan && enrolmentCodes)
     actions.push(
       h("button", { type: "button", class: "secondary", dataset: { action: "enrolment_code", tablet: tablet.id } }, "Nouveau code d'enrôlement"),
     );
@@ -975,6 +978,7 @@ async function start() {
   const callback = signIn.takeCallback();
   const config = await signIn.loadConfig();
   $("dev-hint").hidden = !(config && config.development);
+  enrolmentCodes = Boolean(config && config.enrolment_codes);
   if (callback) await enterFromProvider(callback);
   else if (store.get()) await enter();
   else showSignIn();
