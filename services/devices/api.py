@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -32,10 +32,25 @@ from services.devices.domain import (
     repeated_accessories,
     wipe_after_return,
 )
-from services.devices.enrolment import enrolment_url, qr_svg
+from services.devices.enrolment import (
+    CODE_VALIDITY,
+    Exchange,
+    StoredCode,
+    canonical_code,
+    code_hash,
+    code_url,
+    enrolment_url,
+    exchange,
+    key_hash,
+    new_code,
+    qr_svg,
+)
 from services.devices.schemas import (
     AccessoriesBack,
     AccessoryView,
+    Enrolled,
+    EnrolmentCode,
+    EnrolmentRequest,
     LoanGranted,
     LoanReceipt,
     LoanRequest,
@@ -57,7 +72,7 @@ from services.devices.schemas import (
     loan_view,
     tablet_view,
 )
-from shared.audit import audit_staff, audit_staff_patients
+from shared.audit import audit_staff, audit_staff_patients, record_access
 from shared.auth import StaffPrincipal
 from shared.db.outbox import add_event
 from shared.db.staff import remember_staff
@@ -77,6 +92,8 @@ router = APIRouter(prefix="/v1", tags=["fleet"])
 FleetManager = Annotated[StaffPrincipal, Depends(require_staff("fleet"))]
 FleetReader = Annotated[StaffPrincipal, Depends(require_staff("fleet", "arc", "nurse"))]
 IdempotencyKey = idempotency.OptionalKey
+# The tablet's own route: no token yet (it is what the tablet comes for), so no role.
+enrolment_router = APIRouter(prefix="/v1", tags=["tablet"])
 
 
 # What a step of a tablet or a loan can be refused for besides the malformed or unauthorised: an unknown tablet or
@@ -88,9 +105,14 @@ STEP_PROBLEMS = problem_responses(404, 409, 422)
 
 Work = Callable[[asyncpg.Connection, datetime], Awaitable[tuple[int, dict[str, Any]]]]
 Secrets = Callable[[dict[str, Any]], dict[str, Any]]
+Replay = Callable[[asyncpg.Connection, datetime, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def _as_is(body: dict[str, Any]) -> dict[str, Any]:
+    return body
+
+
+async def _replay_as_is(conn: asyncpg.Connection, now: datetime, body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
@@ -102,9 +124,10 @@ async def _command(
     work: Work,
     *,
     to_store: Secrets = _as_is,
-    to_replay: Secrets = _as_is,
+    to_replay: Replay = _replay_as_is,
 ) -> Any:
-    """``to_store`` takes secrets out of the response kept for retries; ``to_replay`` puts them back."""
+    """``to_store`` takes secrets out of the response kept for retries; ``to_replay`` puts them back (in the
+    transaction of the retry: a one-time enrolment code cannot be shown again, so a retry gets a new one)."""
     now = datetime.now(UTC)
     scope = f"{staff.staff_id}:{request.method}:{request.url.path}"
     async with platform.pool.acquire() as conn, conn.transaction():
@@ -118,7 +141,7 @@ async def _command(
                 await audit_staff_patients(
                     conn, staff, "response.replay", f"{request.method} {request.url.path}", _patients_in(stored.body)
                 )
-                return json_response(to_replay(stored.body), stored.status)
+                return json_response(await to_replay(conn, now, stored.body), stored.status)
         status, body = await work(conn, now)
         if key is not None:
             await idempotency.remember_response(conn, scope=scope, key=key, status=status, body=to_store(body))
@@ -393,13 +416,48 @@ async def move_tablet(
 # --- Loan, return, wipe, loss ----------------------------------------------------------------------------------
 
 
-def _enrolment(platform: Platform, token: str) -> dict[str, str]:
-    url = enrolment_url(str(getattr(platform.settings, "questionnaire_public_url", "")), token)
-    return {"enrolment_url": url, "enrolment_qr_svg": qr_svg(url)}
+def _codes_on(platform: Platform) -> bool:
+    """One-time codes need the tablet's page to call this service from its own origin (CORS, ``TABLET_ORIGINS``),
+    as its heartbeats do; without, the link carries the token itself, as before codes existed."""
+    return bool(getattr(platform.settings, "tablet_origins", ()))
 
 
-# What holds the device token in a loan's answer: never kept for a retry, made again for it.
-_TOKEN_FIELDS = frozenset({"device_token", "enrolment_url", "enrolment_qr_svg"})
+def _questionnaire_url(platform: Platform) -> str:
+    return str(getattr(platform.settings, "questionnaire_public_url", ""))
+
+
+async def _enrolment(
+    conn: asyncpg.Connection, platform: Platform, loan_id: UUID, token: str, now: datetime, by: str
+) -> dict[str, Any]:
+    """The loan's enrolment link and QR code: with a new one-time code (the loan's last one stops working), or with
+    the token where codes are off."""
+    if not _codes_on(platform):
+        url = enrolment_url(_questionnaire_url(platform), token)
+        return {"enrolment_url": url, "enrolment_qr_svg": qr_svg(url), "enrolment_expires_at": None}
+    code = new_code()
+    expires = now + CODE_VALIDITY
+    await repository.put_enrolment_code(conn, loan_id, code_hash=code_hash(code), at=now, by=by, expires_at=expires)
+    url = code_url(_questionnaire_url(platform), code)
+    return {"enrolment_url": url, "enrolment_qr_svg": qr_svg(url), "enrolment_expires_at": expires.isoformat()}
+
+
+# What holds the device token or an enrolment code in a loan's answer: never kept for a retry, made again for it.
+_TOKEN_FIELDS = frozenset({"device_token", "enrolment_url", "enrolment_qr_svg", "enrolment_expires_at"})
+
+
+def _token_expiry(expected_return_on: date) -> int:
+    return int((datetime.combine(expected_return_on, datetime.min.time(), UTC) + TOKEN_MARGIN).timestamp())
+
+
+def _loan_token(platform: Platform, loan: Any) -> str:
+    """The loan's device token signed again: same id, expiry and issue time, so the very same token."""
+    return platform.tokens.issue_device_token(
+        loan["patient_id"],
+        str(loan["tablet_id"]),
+        token_id=loan["token_id"],
+        expires_at=_token_expiry(loan["expected_return_on"]),
+        issued_at=int(loan["loaned_at"].timestamp()),
+    )
 
 
 # The loan agreement is signed at the day hospital and entered soon after; older is a wrong date.
@@ -470,7 +528,7 @@ async def loan_tablet(
             )
         await _move(conn, tablet, Action.LOAN, staff, now, None)
         loan_id = uuid.uuid4()
-        expires = int((datetime.combine(expected, datetime.min.time(), UTC) + TOKEN_MARGIN).timestamp())
+        expires = _token_expiry(expected)
         # Issued at the loan's second: a retry signs the very same token again from the stored loan.
         token = platform.tokens.issue_device_token(
             body.patient_id, str(tablet_id), expires_at=expires, issued_at=int(now.timestamp())
@@ -509,17 +567,17 @@ async def loan_tablet(
             device_token=token,
             token_id=principal.token_id,
             token_expires_at=datetime.fromtimestamp(expires, UTC),
-            **_enrolment(platform, token),
+            **await _enrolment(conn, platform, loan_id, token, now, staff.staff_id),
         )
         return 201, granted.model_dump(mode="json")
 
     # The device token is a credential: the response kept for a retry holds its id, never the token (nor the
-    # enrolment link and QR code that carry it), and a retry gets the same token (same id, expiry and issue time)
-    # signed again: the very same token, and so the same enrolment.
+    # enrolment link and QR code), and a retry gets the same token (same id, expiry and issue time) signed again,
+    # and a new enrolment code (the lost answer's code, which nobody saw, stops working).
     def without_token(granted: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in granted.items() if k not in _TOKEN_FIELDS}
 
-    def with_token(stored: dict[str, Any]) -> dict[str, Any]:
+    async def with_token(conn: asyncpg.Connection, now: datetime, stored: dict[str, Any]) -> dict[str, Any]:
         loan = stored["loan"]
         expires = int(datetime.fromisoformat(stored["token_expires_at"]).timestamp())
         token = platform.tokens.issue_device_token(
@@ -529,9 +587,139 @@ async def loan_tablet(
             expires_at=expires,
             issued_at=int(datetime.fromisoformat(loan["loaned_at"]).timestamp()),
         )
-        return {**stored, "device_token": token, **_enrolment(platform, token)}
+        loan_id = UUID(loan["id"])
+        current = await repository.get_loan(conn, loan_id)
+        if current is not None and current["ended_at"] is None:
+            enrolment = await _enrolment(conn, platform, loan_id, token, now, staff.staff_id)
+        else:
+            # Ended since: no code for it (an exchange would be refused anyway); the token link, as the token
+            # itself, is revoked.
+            url = enrolment_url(_questionnaire_url(platform), token)
+            enrolment = {"enrolment_url": url, "enrolment_qr_svg": qr_svg(url), "enrolment_expires_at": None}
+        return {**stored, "device_token": token, **enrolment}
 
     return await _command(request, platform, staff, key, work, to_store=without_token, to_replay=with_token)
+
+
+@router.post(
+    "/loans/{loan_id}/enrolment-code",
+    status_code=201,
+    response_model=EnrolmentCode,
+    summary="A new one-time enrolment code for an open loan; the loan's last code stops working",
+    responses=STEP_PROBLEMS,
+    openapi_extra=idempotency.OPTIONAL_KEY,
+)
+async def new_enrolment_code(
+    loan_id: UUID, request: Request, staff: FleetManager, platform: PlatformDep, key: IdempotencyKey = None
+) -> Any:
+    if not _codes_on(platform):
+        raise Problem(
+            409,
+            "Enrolment codes are off on this service (TABLET_ORIGINS is not set, so the tablet's page cannot exchange "
+            "one): enrol the tablet with the device token of its loan.",
+            kind="enrolment-codes-off",
+        )
+
+    async def work(conn: asyncpg.Connection, now: datetime) -> tuple[int, dict[str, Any]]:
+        loan = await repository.get_loan(conn, loan_id)
+        if loan is None:
+            raise Problem(404, "There is no loan with this id.", kind="unknown-loan")
+        if loan["ended_at"] is not None:
+            raise Problem(
+                409,
+                "This loan has ended: no tablet can be enrolled into it. Lend the tablet again to enrol it.",
+                kind="loan-ended",
+            )
+        await audit_staff(conn, staff, "loan.enrolment_code", f"loan/{loan_id}", loan["patient_id"])
+        return 201, {"loan_id": str(loan_id), **await _enrolment(conn, platform, loan_id, "", now, staff.staff_id)}
+
+    def without_code(made: dict[str, Any]) -> dict[str, Any]:
+        return {"loan_id": made["loan_id"]}
+
+    # A retry whose answer was lost gets a code again: the lost one, which nobody saw, stops working.
+    async def new_code_again(conn: asyncpg.Connection, now: datetime, stored: dict[str, Any]) -> dict[str, Any]:
+        _, body = await work(conn, now)
+        return body
+
+    return await _command(request, platform, staff, key, work, to_store=without_code, to_replay=new_code_again)
+
+
+def _refused_exchange(outcome: Exchange) -> Problem | None:
+    """Each refusal by its type (a literal each: the fleet page and the tablet tell them apart)."""
+    ask = "Ask the person who lent you the tablet for a new code."
+    if outcome is Exchange.USED:
+        return Problem(
+            410, f"This enrolment code has already been used: a code enrols one tablet, once. {ask}", kind="code-used"
+        )
+    if outcome is Exchange.EXPIRED:
+        return Problem(
+            410,
+            f"This enrolment code has expired (a code is valid for {CODE_VALIDITY.seconds // 60} minutes). {ask}",
+            kind="code-expired",
+        )
+    if outcome is Exchange.LOAN_ENDED:
+        return Problem(
+            410,
+            "The loan this code was made for has ended (the tablet was returned, lost or stolen): it enrols nothing. "
+            "Ask the person who lent you the tablet.",
+            kind="loan-ended",
+        )
+    return None
+
+
+@enrolment_router.post(
+    "/enrolments",
+    response_model=Enrolled,
+    summary="The tablet exchanges its one-time enrolment code for its device token (no token needed); once",
+    responses=problem_responses(404, 410, 422),
+    openapi_extra=idempotency.OPTIONAL_KEY,
+)
+async def enrol(body: EnrolmentRequest, platform: PlatformDep, key: IdempotencyKey = None) -> Any:
+    if key is not None:
+        key = idempotency.check_key(key)
+    code = canonical_code(body.code)
+    unknown = Problem(
+        404,
+        "This enrolment code is not known: check that the whole link was opened, or ask the person who lent you the "
+        "tablet for a new code.",
+        kind="unknown-code",
+    )
+    if code is None:
+        raise unknown
+    now = datetime.now(UTC)
+    async with platform.pool.acquire() as conn, conn.transaction():
+        row = await repository.lock_enrolment_code(conn, code_hash(code))
+        if row is None:
+            raise unknown
+        outcome = exchange(
+            StoredCode(
+                expires_at=row["expires_at"],
+                used_at=row["used_at"],
+                used_key_hash=row["used_key_hash"],
+                loan_open=row["ended_at"] is None,
+            ),
+            now,
+            key,
+        )
+        refusal = _refused_exchange(outcome)
+        if refusal is not None:
+            raise refusal
+        if outcome is Exchange.TOKEN:
+            # Without a key, nothing can match a retry: the code is spent for good.
+            spent_by = key_hash(key if key is not None else uuid.uuid4().hex)
+            await repository.spend_enrolment_code(conn, row["loan_id"], at=now, key_hash=spent_by)
+        await record_access(
+            conn,
+            actor=f"device:{row['tablet_id']}",
+            roles=("device",),
+            action="tablet.enrol" if outcome is Exchange.TOKEN else "tablet.enrol_retry",
+            resource=f"loan/{row['loan_id']}",
+            patient_id=row["patient_id"],
+        )
+    return Enrolled(
+        device_token=_loan_token(platform, row),
+        token_expires_at=datetime.fromtimestamp(_token_expiry(row["expected_return_on"]), UTC),
+    )
 
 
 @router.post(

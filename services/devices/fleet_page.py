@@ -22,6 +22,9 @@ class FleetConfig(PageSignIn):
     """How the page signs people in: its sign-in with the provider (FLEET_OIDC_CLIENT_ID), as every staff page's."""
 
     development: bool = Field(description="Whether the page may say how to get a development token")
+    enrolment_codes: bool = Field(
+        default=False, description="Whether loans' enrolment links carry one-time codes (TABLET_ORIGINS set)"
+    )
 
 
 def _client(settings: Any) -> tuple[str | None, str]:
@@ -38,6 +41,8 @@ async def fleet_config(platform: PlatformDep) -> FleetConfig:
     return FleetConfig(
         **dict(await sign_in.page_sign_in(platform, *_client(platform.settings))),
         development=platform.settings.environment != "production",
+        # Codes need the tablet's page to call this service (CORS): without, no « Nouveau code d'enrôlement ».
+        enrolment_codes=bool(getattr(platform.settings, "tablet_origins", ())),
     )
 
 

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.devices import handlers
-from services.devices.api import router
+from services.devices.api import enrolment_router, router
 from services.devices.domain import SilencePolicy
 from services.devices.fleet_api import router as fleet_router
 from services.devices.fleet_page import PAGES, page_headers, page_router
@@ -91,7 +91,7 @@ def build_service(settings: DevicesSettings | None = None, *, clock: Clock = sys
     return ServiceDefinition(
         name=NAME,
         settings=settings,
-        routers=(heartbeat_router, router, fleet_router, page_router),
+        routers=(heartbeat_router, enrolment_router, router, fleet_router, page_router),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=SUBSCRIPTIONS,
         background=(

@@ -415,3 +415,38 @@ async def purge_heartbeats(conn: asyncpg.Connection, keep_days: int) -> int:
         "DELETE FROM heartbeats WHERE received_at < now() - make_interval(days => $1)", keep_days
     )
     return int(status.split()[-1])
+
+
+# --- Enrolment codes -----------------------------------------------------------------------------------------------
+
+
+async def put_enrolment_code(
+    conn: asyncpg.Connection, loan_id: UUID, *, code_hash: bytes, at: datetime, by: str, expires_at: datetime
+) -> None:
+    """The loan's one live code: a new one replaces the last (which is then unknown), used or not."""
+    await conn.execute(
+        "INSERT INTO enrolment_codes (loan_id, code_hash, made_at, made_by, expires_at) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (loan_id) DO UPDATE SET code_hash = EXCLUDED.code_hash, made_at = EXCLUDED.made_at, "
+        "made_by = EXCLUDED.made_by, expires_at = EXCLUDED.expires_at, used_at = NULL, used_key_hash = NULL",
+        loan_id,
+        code_hash,
+        at,
+        by,
+        expires_at,
+    )
+
+
+async def lock_enrolment_code(conn: asyncpg.Connection, code_hash: bytes) -> asyncpg.Record | None:
+    """The code and its loan, locked: two tablets racing with one code are served one after the other."""
+    return await conn.fetchrow(
+        "SELECT c.loan_id, c.expires_at, c.used_at, c.used_key_hash, l.tablet_id, l.patient_id, l.token_id, "
+        "l.loaned_at, l.expected_return_on, l.ended_at "
+        "FROM enrolment_codes c JOIN loans l ON l.id = c.loan_id WHERE c.code_hash = $1 FOR UPDATE OF c",
+        code_hash,
+    )
+
+
+async def spend_enrolment_code(conn: asyncpg.Connection, loan_id: UUID, *, at: datetime, key_hash: bytes) -> None:
+    await conn.execute(
+        "UPDATE enrolment_codes SET used_at = $2, used_key_hash = $3 WHERE loan_id = $1", loan_id, at, key_hash
+    )

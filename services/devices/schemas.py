@@ -278,12 +278,36 @@ class LoanGranted(BaseModel):
     token_id: str = Field(description="The token's id: what revocation and the tablet.* events refer to.")
     token_expires_at: datetime
     enrolment_url: str = Field(
-        description="The tablet's page on the questionnaire service (QUESTIONNAIRE_PUBLIC_URL) with the device token "
-        "in its fragment: opened once on the tablet, it enrols it. A credential, like the token."
+        description="The tablet's page on the questionnaire service (QUESTIONNAIRE_PUBLIC_URL) with a one-time "
+        "enrolment code in its fragment (#enrol=…; the device token itself, #device_token=…, where TABLET_ORIGINS is "
+        "unset): opened once on the tablet, it enrols it. A credential until it is used or expires."
     )
     enrolment_qr_svg: str = Field(
         description="That link as a QR code (an SVG document) for the tablet's camera: show it as an image."
     )
+    enrolment_expires_at: datetime | None = Field(
+        default=None, description="Until when the code in the link can be used, once; null for a token link."
+    )
+
+
+class EnrolmentCode(BaseModel):
+    loan_id: UUID
+    enrolment_url: str = Field(description="The tablet's page with the new one-time code in its fragment (#enrol=…).")
+    enrolment_qr_svg: str = Field(description="That link as a QR code (an SVG document): show it as an image.")
+    enrolment_expires_at: datetime = Field(description="Until when the code can be used, once.")
+
+
+class EnrolmentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(
+        min_length=1, max_length=64, description="The one-time code from the enrolment link (#enrol=…), as made."
+    )
+
+
+class Enrolled(BaseModel):
+    device_token: str = Field(description="The tablet's bearer token: keep it, the code is now spent.")
+    token_expires_at: datetime
 
 
 class ReturnRequest(BaseModel):

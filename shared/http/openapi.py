@@ -107,6 +107,7 @@ _DESCRIPTIONS = {
     403: "The token is of the wrong kind, lacks the role, or is for another patient.",
     404: "There is no such resource, or none this caller may see.",
     409: "What is asked conflicts with the resource as it is now (its state, or a value already taken).",
+    410: "What was asked for was good once and is no more: for example a one-time code already used or expired.",
     412: "The resource changed since the version named in If-Match.",
     413: "The request body is larger than this service accepts.",
     415: "The body is sent as something other than JSON in UTF-8, or compressed (a Content-Encoding other than "

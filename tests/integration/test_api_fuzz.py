@@ -152,6 +152,8 @@ CALLERS: dict[str, dict[str, Caller]] = {
         "POST /v1/tablets/{tablet_id}/loan": staff("fleet"),
         "POST /v1/tablets/{tablet_id}/return": staff("fleet"),
         "POST /v1/loans/{loan_id}/accessories": staff("fleet"),
+        "POST /v1/loans/{loan_id}/enrolment-code": staff("fleet"),
+        "POST /v1/enrolments": ANYONE,
         "GET /v1/loans/{loan_id}/receipt": staff("fleet"),
         "POST /v1/tablets/{tablet_id}/wipe": staff("fleet"),
         "POST /v1/tablets/{tablet_id}/lost": staff("fleet"),

@@ -386,12 +386,20 @@ function say(message, ok = true, error = null) {
   $("status").classList.toggle("ok", ok);
 }
 
+// Whether the service makes one-time enrolment codes (/fleet/config.json): a new code can then be made for a loan.
+let enrolmentCodes = false;
+
 function tabletRow(tablet) {
   const loan = tablet.loan;
   const actions = tablet.allowed_actions
     .filter((action) => action !== "report_stolen")
     .map((action) =>
       h("button", { type: "button", class: "secondary", dataset: { action, tablet: tablet.id } }, ACTIONS[action] || action),
+    );
+  // The QR code is shown once: a tablet not enrolled by then (panel closed, code expired) needs a new one.
+  if (loan && enrolmentCodes)
+    actions.push(
+      h("button", { type: "button", class: "secondary", dataset: { action: "enrolment_code", tablet: tablet.id } }, "Nouveau code d'enrôlement"),
     );
   return h(
     "tr",
@@ -643,10 +651,25 @@ async function openLoan(tablet) {
   );
 }
 
+/** A new one-time code for the open loan (the last one stops working), shown as after the loan. */
+async function newEnrolmentCode(tablet, loanId) {
+  const made = await request("POST", `/v1/loans/${encodeURIComponent(loanId)}/enrolment-code`, {
+    headers: { "Idempotency-Key": newKey() },
+  });
+  showEnrolment(tablet, { ...made, loan_id: loanId }, false);
+}
+
+function validity(expiresAt) {
+  const minutes = Math.max(1, Math.round((new Date(expiresAt).getTime() - Date.now()) / 60000));
+  const until = new Date(expiresAt).toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit", timeZone: "Europe/Paris" });
+  return `Code valable ${minutes} minutes, une seule fois (jusqu'à ${until}).`;
+}
+
 /** The enrolment QR code: an SVG document drawn by the server, shown as an image (its markup never joins the page). */
-function showEnrolment(tablet, granted) {
+function showEnrolment(tablet, granted, afterLoan = true) {
   // The line above the page said what the last step did ("… : Prête."): left as it was, it would contradict the list.
-  say(`Tablette ${tablet.serial_number} prêtée.`);
+  say(afterLoan ? `Tablette ${tablet.serial_number} prêtée.` : `Nouveau code d'enrôlement pour la tablette ${tablet.serial_number}.`);
+  const loanId = granted.loan ? granted.loan.id : granted.loan_id;
   const image = h("img", {
     id: "enrolment-qr",
     alt: "QR code d'enrôlement de la tablette",
@@ -656,16 +679,35 @@ function showEnrolment(tablet, granted) {
   copy.addEventListener("click", () => copyText(granted.enrolment_url, "Lien d'enrôlement copié : collez-le dans le navigateur de la tablette."));
   const close = h("button", { type: "button", class: "secondary" }, "Terminé");
   close.addEventListener("click", closePanel);
+  // A code (not the token itself, where the service has codes off) lives a short while, once, and can be made again.
+  const coded = Boolean(granted.enrolment_expires_at);
+  const again = coded ? h("button", { type: "button", class: "secondary", id: "new-code" }, "Nouveau code") : null;
+  const message = h("p", { class: "message", role: "alert", tabindex: "-1" });
+  if (again)
+    again.addEventListener("click", async () => {
+      again.disabled = true;
+      try {
+        await newEnrolmentCode(tablet, loanId);
+      } catch (error) {
+        if (sessionOver(error)) return;
+        again.disabled = false;
+        tell(message, `Pas de nouveau code. ${explain(error)}`, error);
+        message.focus();
+      }
+    });
   openPanel(
-    `Tablette ${tablet.serial_number} prêtée`,
+    afterLoan ? `Tablette ${tablet.serial_number} prêtée` : `Enrôler la tablette ${tablet.serial_number}`,
     h(
       "div",
       { class: "enrolment" },
-      h("p", null, `Retour prévu le ${formatDay(granted.loan.expected_return_on)}. `,
+      h("p", null, granted.loan ? `Retour prévu le ${formatDay(granted.loan.expected_return_on)}. ` : "",
         "Ouvrez l'appareil photo de la tablette et visez ce QR code : la tablette ouvre le questionnaire du patient et s'en souvient."),
       image,
-      h("p", { class: "hint" }, "Ce code vaut la clé de la tablette : ne le photographiez pas, ne l'envoyez pas. Il n'est plus affiché une fois ce panneau fermé."),
-      h("div", { class: "actions" }, copy, " ", close),
+      coded
+        ? h("p", { class: "hint", id: "code-validity" }, `${validity(granted.enrolment_expires_at)} Une fois la tablette enrôlée, ce code ne sert plus à rien ; « Nouveau code » en fait un autre et celui-ci ne marche plus.`)
+        : h("p", { class: "hint" }, "Ce code vaut la clé de la tablette : ne le photographiez pas, ne l'envoyez pas. Il n'est plus affiché une fois ce panneau fermé."),
+      message,
+      h("div", { class: "actions" }, copy, " ", again, again ? " " : null, close),
     ),
   );
   // Focus alone scrolls the button to the middle of a short screen (150 % zoom), the code's top cut off: the code is
@@ -840,6 +882,7 @@ function openStep(tablet, action) {
 async function openAction(tablet, action) {
   try {
     if (action === "loan") return await openLoan(tablet);
+    if (action === "enrolment_code") return await newEnrolmentCode(tablet, tablet.loan.id);
     if (action === "return") return await openReturn(tablet);
     if (action === "report_lost") return openLost(tablet);
     if (action === "record_wipe") return openWipe(tablet);
@@ -935,6 +978,7 @@ async function start() {
   const callback = signIn.takeCallback();
   const config = await signIn.loadConfig();
   $("dev-hint").hidden = !(config && config.development);
+  enrolmentCodes = Boolean(config && config.enrolment_codes);
   if (callback) await enterFromProvider(callback);
   else if (store.get()) await enter();
   else showSignIn();

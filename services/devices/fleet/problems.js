@@ -77,6 +77,13 @@ export const PROBLEMS = {
   "unknown-accessory":
     "Un accessoire coché n'a pas été enregistré avec cette tablette : ne cochez que ceux qui lui sont fournis.",
   "unknown-loan": "Ce prêt n'existe pas (ou plus) : actualisez la liste.",
+  // The tablet's exchange of its enrolment code: the fleet page never makes one, but shows the same words.
+  "code-expired": "Ce code a expiré : faites un nouveau code avec « Nouveau code ».",
+  "code-used": "Ce code a déjà servi : faites un nouveau code avec « Nouveau code ».",
+  "enrolment-codes-off":
+    "Les codes d'enrôlement ne sont pas activés sur ce service : enrôlez la tablette avec le lien de son prêt.",
+  "loan-ended": "Ce prêt est terminé (tablette rendue, perdue ou volée) : prêtez de nouveau la tablette pour l'enrôler.",
+  "unknown-code": "Ce code n'est pas reconnu : faites un nouveau code avec « Nouveau code ».",
   "unknown-tablet": GONE_TABLET,
   "use-dedicated-endpoint": "Cette étape a son propre formulaire : fermez celui-ci et utilisez le bouton de la tablette.",
   "wipe-before-return":
@@ -123,6 +130,7 @@ export const PROBLEMS = {
   forbidden: NOT_ALLOWED,
   "missing-role": NOT_ALLOWED,
   "not-found": "Cet élément n'existe pas (ou plus) : actualisez la liste.",
+  gone: "Cet élément n'est plus valable : actualisez la liste et recommencez.",
   conflict: "Cette action entre en conflit avec l'état actuel : actualisez la liste et réessayez.",
   "internal-error":
     "Le serveur a rencontré une erreur (500), et rien n'a été enregistré. Réessayez, ou prévenez le support " +

@@ -1,8 +1,9 @@
 // The patient's tablet (RE'CONNECT): answer the symptom questionnaire, write to the team, see that they were read.
 //
-// Same origin as the questionnaire service's API, so no CORS and no address to configure. The device token comes
-// once in the address's fragment (/tablet/#device_token=…, which no server or log ever sees) and is kept in
-// localStorage: nothing for the patient to remember. Everything the patient gives is kept in localStorage until
+// Same origin as the questionnaire service's API, so no CORS and no address to configure. The fleet page's link
+// carries a one-time code in the address's fragment (/tablet/#enrol=…, which no server or log ever sees), exchanged
+// once at the devices service for the device token (or, from an older link, the token itself, #device_token=…);
+// the token is kept in localStorage: nothing for the patient to remember. Everything the patient gives is kept in localStorage until
 // the service has it (a draft, then a queue), and each send keeps its Idempotency-Key for every retry, so a
 // reload, a closed tab or a dropped connection loses nothing and sends nothing twice.
 
@@ -66,15 +67,97 @@ function forgetEverything() {
   for (const key of Object.keys(localStorage)) if (key.startsWith(STORE)) localStorage.removeItem(key);
 }
 
-/** The token the fleet manager opened the page with (#device_token=…), kept, and taken out of the address. */
+/**
+ * What the fleet manager opened the page with, taken out of the address at once: a one-time code (#enrol=…), kept
+ * with the Idempotency-Key of its exchange until the exchange is answered (a reload mid-exchange asks again with the
+ * same key, which the devices service answers again for 2 minutes); or a token (#device_token=…), kept.
+ */
 function takeTokenFromAddress() {
   const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
   const token = fragment.get("device_token");
+  const code = fragment.get("enrol");
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-  if (token) {
+  if (code && code.trim()) {
+    save("enrolment", { code: code.trim(), key: newKey("enrol") });
+  } else if (token) {
     forgetEverything(); // a new loan starts clean, whatever the last one left
     save("token", token.trim());
   }
+}
+
+const ASK_NEW_CODE = "demandez un nouveau code à la personne qui vous a prêté la tablette.";
+const ENROLMENT_REFUSED = {
+  "code-used": `Ce code a déjà servi ou a expiré : ${ASK_NEW_CODE}`,
+  "code-expired": `Ce code a déjà servi ou a expiré : ${ASK_NEW_CODE}`,
+  "unknown-code": `Ce code n'est pas reconnu (le lien est peut-être incomplet, ou un code plus récent a été fait) : ${ASK_NEW_CODE}`,
+  "loan-ended":
+    "Le prêt pour lequel ce code a été fait est terminé : adressez-vous à la personne qui vous a prêté la tablette.",
+};
+
+/** Where the tablets reach the devices service (DEVICES_PUBLIC_URL): null when none, undefined when unknown (offline). */
+async function devicesAddress() {
+  try {
+    const config = await (await fetch("config.json", { cache: "no-store" })).json();
+    return typeof config.devices_url === "string" ? config.devices_url.replace(/\/+$/, "") : null;
+  } catch {
+    return undefined;
+  }
+}
+
+const UNREACHED = "La tablette n'a pas pu joindre le service : vérifiez le Wi-Fi, puis rouvrez cette page.";
+
+/**
+ * Exchanges the code kept by takeTokenFromAddress for the device token at the devices service (no token: the code
+ * is the credential). True once the token is kept; false with the setup page saying why (kept for another try only
+ * when the network failed).
+ */
+async function enrolWithCode() {
+  const pending = load("enrolment");
+  const devicesUrl = await devicesAddress();
+  if (devicesUrl === undefined) {
+    showSetup(UNREACHED);
+    return false;
+  }
+  if (!devicesUrl) {
+    save("enrolment", null);
+    showSetup(
+      "Cette page ne peut pas joindre le service des tablettes pour utiliser ce code : demandez le lien complet à la " +
+        "personne qui vous a prêté la tablette.",
+    );
+    return false;
+  }
+  let response;
+  try {
+    response = await fetch(`${devicesUrl}/v1/enrolments`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Idempotency-Key": pending.key },
+      body: JSON.stringify({ code: pending.code }),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    showSetup(UNREACHED); // the code kept, with its key: the next try may be answered with the token again
+    return false;
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (response.ok && body && typeof body.device_token === "string") {
+    forgetEverything(); // a new loan starts clean, whatever the last one left (the code goes with it)
+    save("token", body.device_token);
+    return true;
+  }
+  if (response.status >= 500) {
+    showSetup("Le service ne répond pas pour le moment : rouvrez cette page dans quelques minutes.");
+    return false;
+  }
+  save("enrolment", null);
+  const type = body && typeof body.type === "string" ? body.type.split("/").pop() : "";
+  showSetup(ENROLMENT_REFUSED[type] || `La tablette n'a pas pu être préparée avec ce code : ${ASK_NEW_CODE}`);
+  return false;
 }
 
 // --- the API -------------------------------------------------------------------------------------
@@ -995,13 +1078,7 @@ let lastUsedAt = null;
  */
 async function startHeartbeats() {
   if (heartbeatTimer) return;
-  let devicesUrl = null;
-  try {
-    const config = await (await fetch("config.json", { cache: "no-store" })).json();
-    devicesUrl = typeof config.devices_url === "string" ? config.devices_url.replace(/\/+$/, "") : null;
-  } catch {
-    return;
-  }
+  const devicesUrl = await devicesAddress();
   if (!devicesUrl) return;
   const beat = () => heartbeat(devicesUrl);
   heartbeatTimer = setInterval(beat, HEARTBEAT_MS);
@@ -1080,6 +1157,7 @@ function wire() {
 
 /** The page as the stored token allows: the setup page without one, else home (the token checked at once). */
 async function begin() {
+  if (load("enrolment") && !(await enrolWithCode())) return;
   if (!load("token")) {
     showSetup(null);
     return;
@@ -1112,9 +1190,13 @@ function start() {
   wire();
   // The address typed again with a token while the page is open changes only its fragment: no new page load.
   window.addEventListener("hashchange", () => {
-    if (!location.hash.includes("device_token=")) return;
+    if (!location.hash.includes("device_token=") && !location.hash.includes("enrol=")) return;
     takeTokenFromAddress();
     begin();
+  });
+  // An enrolment cut short by the network (its code kept) goes on by itself when the connection is back.
+  window.addEventListener("online", () => {
+    if (load("enrolment")) begin();
   });
   begin();
 }

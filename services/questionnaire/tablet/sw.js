@@ -11,7 +11,7 @@
 // What it keeps is the page's own files, nothing of the patient: no API call (/v1/…) is ever intercepted, nor any
 // request with an Authorization header, a method other than GET, a query string, or another origin; only a 200 of
 // this origin, not redirected, is kept; the key is the file's address without query or fragment, so that the
-// enrolment's #device_token=… can never be part of one. That is why a loan that ends (401: the page forgets
+// enrolment's #enrol=… or #device_token=… can never be part of one. That is why a loan that ends (401: the page forgets
 // everything it kept of the patient) keeps these files: they are the same for every tablet (config.json is the
 // deployment's devices address and the team's number), and a returned tablet still opens offline on « Cette
 // tablette n'est pas encore prête » with the team's number rather than on the browser's error page.

@@ -1,0 +1,249 @@
+"""Enrolling a tablet with a one-time code, in a real headless Chromium against the real devices and questionnaire
+services on two origins (as deployed: TABLET_ORIGINS and DEVICES_PUBLIC_URL set): the fleet page shows the short
+link's QR code and how long it is valid, « Nouveau code » kills the last; the tablet opened with #enrol=<code>
+exchanges it, ends enrolled with no code in its address or storage, and sends answers; a spent code is said in
+French."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
+
+from services.devices.main import DevicesSettings
+from services.devices.main import build_service as build_devices
+from services.questionnaire.main import QuestionnaireSettings
+from services.questionnaire.main import build_service as build_questionnaire
+from shared.auth import TokenService
+from shared.devservers import free_port
+from shared.testing.services import served
+from tests.browser.test_tablet import answer_until_review
+
+pytestmark = pytest.mark.browser
+
+
+@dataclass
+class Deployment:
+    tablet_url: str  # the questionnaire service, as the tablet reaches it
+    devices_url: str
+    devices: Any  # the devices platform (its database)
+    tokens: TokenService
+    browser: Browser
+
+    def staff(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.issue_staff_token('parc-julie', {'fleet'})}"}
+
+    async def loan(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.devices_url, headers=self.staff()) as staff:
+            registered = await staff.post(
+                "/v1/tablets", json={"serial_number": f"R52-{uuid.uuid4().hex[:10]}", "model": "Galaxy Tab A9"}
+            )
+            tablet = registered.json()["id"]
+            assert (await staff.post(f"/v1/tablets/{tablet}/actions/provision", json={})).status_code == 200
+            granted = await staff.post(
+                f"/v1/tablets/{tablet}/loan",
+                json={
+                    "patient_id": str(uuid.uuid4()),
+                    "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+                    "accessories": [],
+                },
+            )
+            assert granted.status_code == 201, granted.text
+            return dict(granted.json())
+
+    async def exchange(self, code: str) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.devices_url) as client:
+            return await client.post("/v1/enrolments", json={"code": code})
+
+    async def tablet(self) -> BrowserContext:
+        return await self.browser.new_context(
+            viewport={"width": 800, "height": 1280}, locale="fr-FR", timezone_id="Europe/Paris"
+        )
+
+
+@pytest.fixture
+async def deployment(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Deployment]:
+    q_port, d_port = free_port(), free_port()
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env, DEVICES_PUBLIC_URL=f"http://127.0.0.1:{d_port}")  # type: ignore[arg-type]
+    d_settings = DevicesSettings(  # type: ignore[arg-type]
+        **env,
+        SILENCE_CHECK_S="3600",
+        TABLET_ORIGINS=f"http://127.0.0.1:{q_port}",
+        QUESTIONNAIRE_PUBLIC_URL=f"http://127.0.0.1:{q_port}",
+    )
+    async with (
+        served(build_questionnaire(q_settings), port=q_port) as (url, _),
+        served(build_devices(d_settings), port=d_port) as (devices_url, devices),
+    ):
+        yield Deployment(url, devices_url, devices, tokens, browser)
+
+
+def code_of(url: str) -> str:
+    assert "#enrol=" in url and "device_token" not in url, url
+    return url.partition("#enrol=")[2]
+
+
+async def enrol(deployment: Deployment, context: BrowserContext, link: str) -> Page:
+    page = await context.new_page()
+    await page.goto(link)
+    return page
+
+
+async def test_a_tablet_opened_with_a_code_ends_enrolled_with_no_code_left_and_sends_answers(
+    deployment: Deployment,
+) -> None:
+    granted = await deployment.loan()
+    code = code_of(granted["enrolment_url"])
+    context = await deployment.tablet()
+    try:
+        page = await enrol(deployment, context, granted["enrolment_url"])
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=10_000)
+        assert "enrol" not in page.url and code not in page.url
+        kept = await page.evaluate("JSON.stringify(Object.entries(localStorage))")
+        assert code not in kept and granted["device_token"] in kept
+        # Spent: the link opened again, or by anyone else, enrols nothing.
+        assert (await deployment.exchange(code)).status_code == 410
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
+        await answer_until_review(page, {})
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await expect(page.locator("#sent-status")).to_have_text("Vos réponses ont bien été reçues.", timeout=5_000)
+        async with deployment.devices.pool.acquire() as conn:
+            trail = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'tablet.enrol'")
+        assert trail == 1
+    finally:
+        await context.close()
+
+
+async def test_a_spent_code_says_in_french_to_ask_for_a_new_one_and_an_unknown_one_too(
+    deployment: Deployment,
+) -> None:
+    granted = await deployment.loan()
+    assert (await deployment.exchange(code_of(granted["enrolment_url"]))).status_code == 200
+    context = await deployment.tablet()
+    try:
+        page = await enrol(deployment, context, granted["enrolment_url"])
+        await expect(page.locator("#screen-setup")).to_be_visible(timeout=10_000)
+        await expect(page.locator("#setup-reason")).to_have_text(
+            "Ce code a déjà servi ou a expiré : demandez un nouveau code à la personne qui vous a prêté la tablette."
+        )
+        assert "enrol" not in page.url
+        assert await page.evaluate("localStorage.length") == 0
+        await page.goto(f"{deployment.tablet_url}/tablet/#enrol=0000000000ZZZZZZZZ")
+        await expect(page.locator("#setup-reason")).to_contain_text("Ce code n'est pas reconnu")
+    finally:
+        await context.close()
+
+
+async def test_the_fleet_page_shows_the_short_code_its_validity_and_makes_a_new_one_that_enrols(
+    deployment: Deployment,
+) -> None:
+    fleet = await deployment.browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    await fleet.grant_permissions(["clipboard-read", "clipboard-write"], origin=deployment.devices_url)
+    tablet = await deployment.tablet()
+    try:
+        page = await fleet.new_page()
+        await page.goto(f"{deployment.devices_url}/fleet/")
+        await page.locator("#token").fill(deployment.tokens.issue_staff_token("parc-julie", {"fleet"}))
+        await page.locator("#token").press("Enter")
+        await expect(page.locator("#app")).to_be_visible()
+        serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
+        await page.locator("#register-open").click()
+        await page.locator("#panel").get_by_label("Numéro de série").fill(serial)
+        await page.get_by_role("button", name="Enregistrer", exact=True).click()
+        line = page.locator(f"#tablets tr[data-serial='{serial}']")
+        await line.get_by_role("button", name="Marquer préparée").click()
+        await page.locator("#panel").get_by_role("button", name="Marquer préparée").click()
+        await line.get_by_role("button", name="Prêter").click()
+        await page.get_by_label("Patient (identifiant pseudonyme)").fill(str(uuid.uuid4()))
+        await page.get_by_label("Signature recueillie par").fill("ide-martin")
+        await page.locator("#panel").get_by_role("button", name="Prêter").click()
+
+        await expect(page.locator("#enrolment-qr")).to_be_visible()
+        await expect(page.locator("#code-validity")).to_contain_text("Code valable 30 minutes, une seule fois")
+        await page.locator("#copy-link").click()
+        first = code_of(await page.evaluate("navigator.clipboard.readText()"))
+        light = await page.locator("#enrolment-qr").get_attribute("src")
+        assert light is not None
+
+        await page.get_by_role("button", name="Nouveau code", exact=True).click()
+        await expect(page.locator("#status")).to_have_text(f"Nouveau code d'enrôlement pour la tablette {serial}.")
+        await expect(page.locator("#code-validity")).to_contain_text("Code valable 30 minutes, une seule fois")
+        await page.locator("#copy-link").click()
+        link = await page.evaluate("navigator.clipboard.readText()")
+        assert code_of(link) != first
+        assert (await deployment.exchange(first)).status_code == 404  # the old code stops working
+        await page.get_by_role("button", name="Terminé").click()
+
+        # The panel closed, a code can still be made from the tablet's line.
+        await line.get_by_role("button", name="Nouveau code d'enrôlement").click()
+        await expect(page.locator("#enrolment-qr")).to_be_visible()
+        await page.locator("#copy-link").click()
+        newest = await page.evaluate("navigator.clipboard.readText()")
+        assert code_of(newest) != code_of(link)
+
+        opened = await tablet.new_page()
+        await opened.goto(newest)
+        await expect(opened.locator("#screen-home")).to_be_visible(timeout=10_000)
+    finally:
+        await tablet.close()
+        await fleet.close()
+
+
+async def test_an_exchange_whose_answer_is_lost_is_asked_again_with_the_same_key_and_enrols(
+    deployment: Deployment,
+) -> None:
+    granted = await deployment.loan()
+    context = await deployment.tablet()
+    lost: list[str] = []
+
+    async def lose_the_answer(route: Route) -> None:
+        # The service spends the code and answers; the Wi-Fi drops before the tablet reads the answer.
+        answered = await route.fetch()
+        lost.append(str(answered.status))
+        await route.abort("connectionreset")
+
+    try:
+        page = await context.new_page()
+        await page.route("**/v1/enrolments", lose_the_answer)
+        await page.goto(granted["enrolment_url"])
+        await expect(page.locator("#setup-reason")).to_have_text(
+            "La tablette n'a pas pu joindre le service : vérifiez le Wi-Fi, puis rouvrez cette page."
+        )
+        assert lost == ["200"] and "enrol" not in page.url
+        await page.unroute("**/v1/enrolments")
+        await page.reload()
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=10_000)
+        kept = await page.evaluate("JSON.stringify(Object.entries(localStorage))")
+        assert code_of(granted["enrolment_url"]) not in kept and granted["device_token"] in kept
+        async with deployment.devices.pool.acquire() as conn:
+            actions = await conn.fetch("SELECT action FROM audit_log WHERE action LIKE 'tablet.enrol%' ORDER BY at")
+        assert [r["action"] for r in actions] == ["tablet.enrol", "tablet.enrol_retry"]
+    finally:
+        await context.close()
+
+
+async def test_a_code_on_a_tablet_page_that_cannot_reach_the_devices_service_says_so(
+    service_env: dict[str, str], browser: Browser
+) -> None:
+    """DEVICES_PUBLIC_URL unset: nowhere to exchange a code (the devices service then gives token links)."""
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):  # type: ignore[arg-type]
+        context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+        try:
+            page = await context.new_page()
+            await page.goto(f"{url}/tablet/#enrol=7K3M9QXW2HDP4TNV8R")
+            await expect(page.locator("#setup-reason")).to_have_text(
+                "Cette page ne peut pas joindre le service des tablettes pour utiliser ce code : demandez le lien "
+                "complet à la personne qui vous a prêté la tablette."
+            )
+            assert "enrol" not in page.url and await page.evaluate("localStorage.length") == 0
+        finally:
+            await context.close()
