@@ -80,6 +80,7 @@ async def test_the_fleet_page_reads_the_provider_endpoints_and_may_post_to_its_t
             "provider_unavailable": False,
             "provider_origin": idp.base,
             "provider_recheck_s": 30.0,
+            "enrolment_codes": False,
         }
         policy = (await fleet_page.page_headers(platform))["Content-Security-Policy"]
         assert f"connect-src 'self' {idp.base};" in policy, policy
@@ -101,6 +102,7 @@ async def test_without_a_client_id_the_fleet_page_calls_itself_only_and_out_of_r
         "provider_unavailable": False,
         "provider_origin": None,
         "provider_recheck_s": 30.0,
+        "enrolment_codes": False,
     }
     assert "connect-src 'self';" in (await fleet_page.page_headers(plain))["Content-Security-Policy"]
 
@@ -120,6 +122,7 @@ async def test_without_a_client_id_the_fleet_page_calls_itself_only_and_out_of_r
         "provider_unavailable": True,
         "provider_origin": idp.base,  # the configured issuer's: the page loaded now may renew there once it is back
         "provider_recheck_s": 2.5,
+        "enrolment_codes": False,
     }
     policy = (await fleet_page.page_headers(out_of_reach))["Content-Security-Policy"]
     assert f"connect-src 'self' {idp.base};" in policy, policy
