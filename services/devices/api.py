@@ -426,14 +426,19 @@ def _questionnaire_url(platform: Platform) -> str:
     return str(getattr(platform.settings, "questionnaire_public_url", ""))
 
 
+def _token_link(platform: Platform, token: str) -> dict[str, Any]:
+    """The enrolment link and QR code that carry the device token itself (``#device_token=``): no code, no expiry."""
+    url = enrolment_url(_questionnaire_url(platform), token)
+    return {"enrolment_url": url, "enrolment_qr_svg": qr_svg(url), "enrolment_expires_at": None}
+
+
 async def _enrolment(
     conn: asyncpg.Connection, platform: Platform, loan_id: UUID, token: str, now: datetime, by: str
 ) -> dict[str, Any]:
     """The loan's enrolment link and QR code: with a new one-time code (the loan's last one stops working), or with
     the token where codes are off."""
     if not _codes_on(platform):
-        url = enrolment_url(_questionnaire_url(platform), token)
-        return {"enrolment_url": url, "enrolment_qr_svg": qr_svg(url), "enrolment_expires_at": None}
+        return _token_link(platform, token)
     code = new_code()
     expires = now + CODE_VALIDITY
     await repository.put_enrolment_code(conn, loan_id, code_hash=code_hash(code), at=now, by=by, expires_at=expires)
@@ -594,8 +599,7 @@ async def loan_tablet(
         else:
             # Ended since: no code for it (an exchange would be refused anyway); the token link, as the token
             # itself, is revoked.
-            url = enrolment_url(_questionnaire_url(platform), token)
-            enrolment = {"enrolment_url": url, "enrolment_qr_svg": qr_svg(url), "enrolment_expires_at": None}
+            enrolment = _token_link(platform, token)
         return {**stored, "device_token": token, **enrolment}
 
     return await _command(request, platform, staff, key, work, to_store=without_token, to_replay=with_token)
