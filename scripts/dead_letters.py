@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import nats
 from nats.js import JetStreamContext
 
+from shared import redaction
 from shared.messaging.deadletter import DeadLetter, dead_letter_at, dead_letters, discard, replay
 
 
@@ -77,6 +78,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--consumer", help="with --all: only this consumer's")
         command.add_argument("--reason", help="with --all: only this reason's (poison, retries_exhausted, …)")
     args = parser.parse_args(argv)
+    redaction.install()  # a dead letter's payload is patient data: no traceback may quote it
     if args.command != "list" and bool(args.seq) == args.all:
         parser.error(f"{args.command}: name dead letters by their sequence, or give --all (not both)")
 

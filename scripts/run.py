@@ -81,7 +81,9 @@ def main() -> int:
         dashboard = f"http://127.0.0.1:{ports['alerting']}/dashboard/"
         print(f"{'nurse dashboard':<16} {dashboard}  (development sign-in: pick a user)")
         tablet = f"http://127.0.0.1:{ports['questionnaire']}/tablet/"
-        print(f"{'patient tablet':<16} {tablet}#device_token=<token>  (a loan's device_token, or make token PATIENT=…)")
+        # A loan's link enrols with a one-time code; the token link is for a patient without a loan (make token).
+        print(f"{'patient tablet':<16} {tablet}  (enrol it with a loan's link from the fleet page, #enrol=<code>,")
+        print(f"{'':<16} or {tablet}#device_token=<make token PATIENT=…>)")
         fleet = f"http://127.0.0.1:{ports['devices']}/fleet/"
         print(f"{'fleet page':<16} {fleet}  (a fleet token: make -s token ROLE=fleet; a loan shows its QR code)")
         print("Ready. Tokens: make token PATIENT=<uuid> | make token ROLE=nurse. Ctrl-C stops everything.")

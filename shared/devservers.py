@@ -34,6 +34,24 @@ def free_ports(count: int) -> list[int]:
         return [int(s.getsockname()[1]) for s in sockets]
 
 
+def listening_sockets(count: int) -> list[socket.socket]:
+    """Sockets bound to free loopback ports and listening, for servers this process runs: the port is held from the
+    moment it is known, so no other process can take it before the server starts (as one could between
+    ``free_port`` and a later bind). For two services that must each be told the other's address."""
+    sockets = []
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        s.listen(128)
+        sockets.append(s)
+    return sockets
+
+
+def port_of(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
+
+
 def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 OUT_OF_HOURS_NOTICE = (
-    "L'équipe ne surveille pas les réponses en ce moment (en dehors des heures d'ouverture). "
+    "L'équipe soignante ne regarde pas les réponses et les messages en ce moment. Le service est fermé. "
     "En cas d'urgence, appelez le 15."
 )
 IN_HOURS_NOTICE = "En cas d'urgence, appelez le 15."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,13 +47,33 @@ class GivenItem:
     answers: tuple[Answer, ...]
 
 
+# What a refusal may repeat of a client's value: a number, a boolean, or a short code (a linkId, an option's code, a
+# status, a date, a unit, a reference such as "Device/tab-1"). Anything else may be what a patient or a relative wrote
+# (a free-text answer sent where a code was expected, a sentence in a reference): a refusal travels through proxies and
+# their logs, and a tablet keeps it with the request it gave back, so it says what kind of value it was, not what it
+# said.
+_CODE_LIKE = re.compile(r"[A-Za-z0-9°._:/|+\-]{0,120}")
+
+
 def show(value: Any) -> str:
-    """A short JSON rendering of a client value for an error sentence (never a whole payload)."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 100 else text[:97] + "..."
+    """A client value for an error sentence: JSON for a number, a boolean, null or a short code; otherwise only what
+    kind of value it is (never free text, never a whole object)."""
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    if isinstance(value, str):
+        if _CODE_LIKE.fullmatch(value):
+            return json.dumps(value, ensure_ascii=False)
+        return f"a text of {len(value)} characters (not repeated here)"
+    if isinstance(value, list):
+        return f"a list of {len(value)} values"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def quoted(text: str) -> str:
+    """``show`` for a string the sentence puts in single quotes (an id, a canonical URL, a version)."""
+    return f"'{text}'" if _CODE_LIKE.fullmatch(text) else show(text)
 
 
 def _check_size(items: Any) -> None:

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from services.questionnaire.answers import quoted
 from services.questionnaire.fhir_questionnaire import InvalidDefinition, QuestionnaireDefinition
 
 DEFAULT_DEFINITIONS_DIR: Path = Path(__file__).resolve().parent / "definitions"
@@ -79,19 +80,21 @@ class QuestionnaireCatalogue:
             definition = self.get(questionnaire_id)
             if definition is None:
                 raise UnknownQuestionnaire(
-                    f"No questionnaire has the id '{questionnaire_id}'; known ids: {self._known_ids()}."
+                    f"No questionnaire has the id {quoted(questionnaire_id)}; known ids: {self._known_ids()}."
                 )
             return definition
         url, has_version, version = canonical.partition("|")
         versions = self._by_url.get(url)
         if versions is None:
             known = ", ".join(sorted(self._by_url))
-            raise UnknownQuestionnaire(f"No questionnaire has the canonical URL '{url}'; known URLs: {known}.")
+            raise UnknownQuestionnaire(f"No questionnaire has the canonical URL {quoted(url)}; known URLs: {known}.")
         if not has_version:
             return self._latest(url)
         if version not in versions:
             known = ", ".join(sorted(versions, key=_version_key))
-            raise UnknownQuestionnaire(f"Questionnaire '{url}' has no version '{version}'; known versions: {known}.")
+            raise UnknownQuestionnaire(
+                f"Questionnaire {quoted(url)} has no version {quoted(version)}; known versions: {known}."
+            )
         return versions[version]
 
     def _latest(self, url: str) -> QuestionnaireDefinition:

@@ -7,14 +7,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Response
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from services.questionnaire import handlers, repository
 from services.questionnaire.api import ingress_writers, photo_decoding, router, submission_router
 from services.questionnaire.catalogue import DEFAULT_DEFINITIONS_DIR, QuestionnaireCatalogue
-from shared.http.app import WEB_MODULES, PlatformDep, ServiceDefinition, create_service_app
+from services.questionnaire.tablet_files import VERSION_HEADER, TabletFiles
+from shared.http.app import WEB_MODULES, Platform, PlatformDep, ServiceDefinition, create_service_app
 from shared.http.page_security import SELF, PageSecurity
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import UNLIMITED, ConsumerSpec
@@ -49,14 +50,36 @@ def tablet_headers(devices_url: str | None) -> dict[str, str]:
 tablet_router = APIRouter()
 
 
-@tablet_router.get("/tablet/config.json", include_in_schema=False)
-async def tablet_config(platform: PlatformDep) -> dict[str, Any]:
-    """What the tablet's page needs to know of the deployment: where it sends its heartbeats (none: it sends none),
-    and the team's number the patient may call (none: the page shows no number)."""
+def _tablet_config(platform: Platform) -> dict[str, Any]:
     return {
         "devices_url": getattr(platform.settings, "devices_public_url", None),
         "team_phone": getattr(platform.settings, "team_phone", None),
     }
+
+
+def tablet_version(platform: Platform) -> str:
+    """The version of the tablet's page this service serves now (tablet_files.py)."""
+    files: TabletFiles = platform.extras["tablet_files"]
+    return files.version(_tablet_config(platform))
+
+
+@tablet_router.get("/tablet/config.json", include_in_schema=False)
+async def tablet_config(platform: PlatformDep, response: Response) -> dict[str, Any]:
+    """What the tablet's page needs to know of the deployment: where it sends its heartbeats (none: it sends none),
+    and the team's number the patient may call (none: the page shows no number)."""
+    # Kept by the worker with the page's files, so it says which version it belongs to as they do.
+    response.headers[VERSION_HEADER] = tablet_version(platform)
+    return _tablet_config(platform)
+
+
+@tablet_router.api_route("/tablet/sw.js", methods=["GET", "HEAD"], include_in_schema=False)
+async def tablet_worker(platform: PlatformDep) -> Response:
+    """The page's service worker with the page's version in its bytes: a page changed on the server is a new worker,
+    which the browser's update check (the worker is never taken from the HTTP cache) installs."""
+    files: TabletFiles = platform.extras["tablet_files"]
+    version = tablet_version(platform)
+    headers = {**tablet_headers(getattr(platform.settings, "devices_public_url", None)), VERSION_HEADER: version}
+    return Response(files.worker(version), media_type="text/javascript", headers=headers)
 
 
 SUBSCRIPTIONS = (
@@ -133,7 +156,10 @@ def team_phone(value: Any) -> str:
     return text
 
 
-def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefinition:
+def build_service(
+    settings: QuestionnaireSettings | None = None, *, tablet_pages: Path = TABLET_PAGES
+) -> ServiceDefinition:
+    """``tablet_pages``: where the tablet's page is served from (a test's copy, which it may change)."""
     settings = settings or QuestionnaireSettings()
     writers = ingress_writers(NAME)
     return ServiceDefinition(
@@ -149,19 +175,22 @@ def build_service(settings: QuestionnaireSettings | None = None) -> ServiceDefin
             "catalogue": QuestionnaireCatalogue.from_directory(settings.definitions_dir),
             "opening_hours": settings.clinic_hours(),
             "orphan_photo_days": settings.orphan_photo_days,
+            "tablet_files": TabletFiles(tablet_pages, WEB_MODULES),
         },
         description="Tablet-facing: questionnaires (FHIR R4), submissions, and patient messages and photos.",
         cors_origins=settings.dashboard_origins,
         raw_bodies={"/v1/photos": settings.max_photo_bytes},
-        static={"/tablet": TABLET_PAGES, "/web": WEB_MODULES},
-        static_headers=_fixed(tablet_headers(settings.devices_public_url)),
+        static={"/tablet": tablet_pages, "/web": WEB_MODULES},
+        static_headers=_versioned(tablet_headers(settings.devices_public_url)),
         purges=(repository.orphan_photos_purge(settings.orphan_photo_days),),
     )
 
 
-def _fixed(headers: dict[str, str]) -> Callable[[Any], Awaitable[dict[str, str]]]:
-    async def headers_of(platform: Any) -> dict[str, str]:
-        return headers
+def _versioned(headers: dict[str, str]) -> Callable[[Platform], Awaitable[dict[str, str]]]:
+    async def headers_of(platform: Platform) -> dict[str, str]:
+        # Which version of the page each file is: the worker keeps a file only of its own version, and opens a file
+        # of the kept copy for a page of the network only when both are the same version (tablet/sw.js).
+        return {**headers, VERSION_HEADER: tablet_version(platform)}
 
     return headers_of
 

@@ -29,10 +29,12 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from starlette.types import Message, Receive, Scope, Send
 
+from shared import redaction
 from shared.auth import TokenService
 from shared.db.housekeeping import Purge, run_housekeeping
 from shared.db.outbox import OutboxRelay
 from shared.db.pool import apply_migrations, create_pool, pending_migrations
+from shared.http.caching import NoStore
 from shared.http.cors import OriginCors
 from shared.http.limits import BodySizeLimit, ConcurrencyLimit
 from shared.http.openapi import document_problems
@@ -299,7 +301,10 @@ def _tune_garbage_collector() -> None:
 
 
 def _configure_logging(service: str) -> None:
-    # Log lines carry ids and codes only (never names, answers or message text).
+    # Log lines carry ids and codes only (never names, answers or message text), and an exception's traceback or
+    # span event never what it quotes (a PostgreSQL error's DETAIL holds a row's values): whatever handlers uvicorn
+    # or the tests installed.
+    redaction.install()
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(
@@ -343,6 +348,8 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
     app.add_middleware(TransientRetry)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes, raw_bodies=service.raw_bodies)
     app.add_middleware(ConcurrencyLimit, max_in_flight=service.settings.max_in_flight)
+    # Every API answer, a refusal of the limits above too: none is kept by a browser's or a proxy's cache.
+    app.add_middleware(NoStore)
     if service.cors_origins:
         # Outermost: a preflight is answered before any limit, and every answer (a refusal too) carries the headers
         # the page needs to read it. A request without an Origin (a tablet's) passes through untouched.

@@ -55,7 +55,11 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec("QUESTIONNAIRES", ("questionnaire.>", "message.>"), max_age_s=30 * DAY),
     # ALERTS keeps a week so that a dashboard reconnecting with Last-Event-ID can replay what it missed.
     StreamSpec("ALERTS", ("alert.>", "submission.>"), max_age_s=7 * DAY),
-    StreamSpec("TABLETS", ("tablet.>",), max_age_s=30 * DAY),
+    # TABLETS outlives every device token: a consumer recreated from the stream's start (the questionnaire's list of
+    # revoked tokens rebuilt after a restore, or in a new schema) must still learn of each loan ended whose token has
+    # not expired. A token lives at most the loan's longest (a year) and its 60-day margin (services/devices/api.py);
+    # fifteen months cover that. A loan makes a handful of events: nothing next to the 2 GiB.
+    StreamSpec("TABLETS", ("tablet.>",), max_age_s=456 * DAY),
     StreamSpec("INCLUSION", ("patient.>", "session.>"), max_age_s=365 * DAY),
     StreamSpec("DEAD_LETTERS", ("dlq.>",), max_age_s=90 * DAY),
 )

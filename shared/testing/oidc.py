@@ -18,6 +18,7 @@ import hashlib
 import ipaddress
 import json
 import secrets
+import socket
 import ssl
 import threading
 import time
@@ -37,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from shared.devservers import free_port
+from shared.devservers import port_of
 
 REALM_PATH = "/realms/ward"
 DISCOVERY_PATH = f"{REALM_PATH}/.well-known/openid-configuration"
@@ -98,7 +99,12 @@ class FakeIdentityProvider:
     Not started, it stands for a provider out of reach (nothing listens on its port)."""
 
     def __init__(self, *, tls_dir: Path | None = None) -> None:
-        self.port = free_port()
+        # Bound from now but not listening (a connection is refused, as by a provider out of reach): no other
+        # process can take the port that the services are told before the provider starts.
+        self._held: socket.socket | None = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._held.bind(("127.0.0.1", 0))
+        self.port = port_of(self._held)
         self.documents: dict[str, tuple[int, Any]] = {}
         self.requests: list[str] = []
         self.delay_s = 0.0
@@ -308,7 +314,13 @@ class FakeIdentityProvider:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler, bind_and_activate=False)
+        if self._held is not None:
+            server.socket.close()
+            server.socket, self._held = self._held, None
+        else:
+            server.server_bind()
+        server.server_activate()
         server.daemon_threads = True
         if self.ca_file is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

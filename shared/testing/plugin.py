@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from shared import redaction
 from shared.auth import TokenService
 from shared.devservers import EmbeddedNats
 from shared.settings import DEV_AUTH_SECRET
@@ -37,6 +38,10 @@ trace.set_tracer_provider(_provider)
 
 METRICS = InMemoryMetricReader()
 metrics.set_meter_provider(MeterProvider(resource=Resource.create({"service.name": "tests"}), metric_readers=[METRICS]))
+
+# As every service process does when it starts (shared.http.app): a test calling a consumer or the outbox relay
+# directly logs and records spans as a service would.
+redaction.install()
 
 os.environ.setdefault("ENVIRONMENT", "test")
 # Tests read logs through pytest's capture; the services must not install their own stderr handler.

@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from shared.devservers import ROOT, free_port
+from shared.devservers import ROOT, free_port, listening_sockets, port_of
 from shared.http.app import ServiceDefinition, create_service_app
 from shared.http.protocol import ProblemHttpToolsProtocol, uvicorn_command
 
@@ -50,9 +51,12 @@ class ServiceProcess:
         self.name = name
         self.env = env
         self.extra_args = extra_args
+        self.log_dir = log_dir
         self.port = free_port()
         self.log_path = log_dir / f"{name}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._ports_tried = 1
+        self._was_ready = False
 
     @property
     def url(self) -> str:
@@ -79,12 +83,24 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if self._port_taken_at_first_start():
+                    # Another process took the port between ``free_port`` and the bind: nobody knows this one's
+                    # address yet (a restart keeps its port: its clients know it), so another will do.
+                    self._ports_tried += 1
+                    self.port = free_port()
+                    self.log_path = self.log_dir / f"{self.name}-{self.port}.log"
+                    self.spawn()
+                    continue
                 raise RuntimeError(f"{self.name} exited at start-up:\n{self.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    self._was_ready = True
                     return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _port_taken_at_first_start(self) -> bool:
+        return not self._was_ready and self._ports_tried < 3 and "address already in use" in self.log_tail()
 
     def log_tail(self, chars: int = 3000) -> str:
         with contextlib.suppress(OSError):
@@ -133,18 +149,23 @@ def stop_together(*processes: ServiceProcess) -> None:
 
 
 @contextlib.asynccontextmanager
-async def served(service: ServiceDefinition, port: int | None = None) -> AsyncIterator[tuple[str, Any]]:
+async def served(
+    service: ServiceDefinition, listening: socket.socket | None = None, *, wrap: Callable[[Any], Any] | None = None
+) -> AsyncIterator[tuple[str, Any]]:
     """The service behind a real uvicorn server in this process (streaming responses, spans in memory), on a free
-    port, or on ``port`` (one taken from ``free_port`` beforehand, for two services that must know each other's)."""
+    port, or on ``listening`` (a socket from ``listening_sockets``, for two services that must know each other's
+    address before either starts: the port is held from then on, never taken by another process meanwhile).
+    ``wrap``: an ASGI middleware the server runs the app in (a test's network faults: a stalled or dropped answer)."""
     import asyncio
 
     import uvicorn
 
     app = create_service_app(service)
-    port = port or free_port()
+    sock = listening if listening is not None else listening_sockets(1)[0]
+    port = port_of(sock)
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            wrap(app) if wrap is not None else app,
             host="127.0.0.1",
             port=port,
             http=ProblemHttpToolsProtocol,
@@ -155,7 +176,7 @@ async def served(service: ServiceDefinition, port: int | None = None) -> AsyncIt
             timeout_graceful_shutdown=1,
         )
     )
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             if task.done():

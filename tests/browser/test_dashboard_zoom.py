@@ -6,8 +6,10 @@ several alerts at once there, not one and a half: ``test-artifacts/dashboard-150
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -15,7 +17,7 @@ from playwright.async_api import Page, expect
 
 from shared.testing.waiting import eventually
 from tests.browser.conftest import ARTIFACTS, Ward, rows
-from tests.browser.test_triage_list import BEEP_COUNTER, insert_alerts
+from tests.browser.test_triage_list import BEEP_COUNTER, REASONS, insert_alerts
 
 pytestmark = pytest.mark.browser
 
@@ -121,9 +123,20 @@ DEADLINES = """(rows) => rows.map((row) => {
 })"""
 
 
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def since_today(at_most: timedelta) -> timedelta:
+    """A wait of ``at_most``, or less so that the alert was raised today in Paris: just after midnight, one raised
+    40 min ago is yesterday's, and its row says so ("hier à …"), or its deadline falls today (a time without a day)."""
+    now = datetime.now(PARIS)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return min(at_most, (now - midnight) / 2)
+
+
 async def test_at_125_percent_a_deadline_on_another_day_stays_on_one_line(ward: Ward) -> None:
-    # An orange alert is due by the close of the next business day: its deadline names the day.
-    await insert_alerts(ward, 3, "orange", waited=timedelta(minutes=40))
+    # An orange alert is due by the close of the next business day: its deadline names the day (raised today).
+    await insert_alerts(ward, 3, "orange", waited=since_today(timedelta(minutes=40)))
     page = await zoomed(ward, 1093, 520, 1.25)
     await expect(rows(page)).to_have_count(3, timeout=5_000)
     await page.evaluate("document.querySelector('#alert-rows').scrollIntoView()")
@@ -177,3 +190,167 @@ async def test_at_150_and_125_percent_the_red_banner_is_one_line_and_says_the_so
     # A click anywhere else in the page allows it as well: the hint does not stay to say otherwise.
     await at_125.locator("#alerts-heading").click()
     await expect(at_125.locator("#sound-blocked")).to_be_hidden()
+
+
+async def insert_alert(
+    ward: Ward,
+    level: str,
+    *,
+    status: str = "open",
+    waited: timedelta,
+    taken_by: str | None = None,
+    escalation: int = 0,
+    answered_by: str = "patient",
+    reopened_from: str | None = None,
+    reasons: list[dict[str, Any]] | None = None,
+) -> uuid.UUID:
+    """One alert straight into the table: open, taken (``taken_by``, 7 min after it was raised), escalated, or sent
+    back to open by a new answer 20 min after it was raised (or halfway through a shorter wait) while
+    ``reopened_from`` had it."""
+    raised = datetime.now(UTC) - waited
+    async with ward.alerting.pool.acquire() as conn:
+        found: uuid.UUID = await conn.fetchval(
+            "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, rule_set, raised_at, updated_at, "
+            "level_since, acknowledged_by, acknowledged_at, escalation_level, previously_acknowledged_by, "
+            "reopened_by_finding_at) VALUES (gen_random_uuid(), gen_random_uuid(), $1, $2, $3, $8, 'test', $4, $4, "
+            "$4, $5, $6, $7, $9, $10) RETURNING id",
+            level,
+            status,
+            reasons or REASONS[level],
+            raised,
+            taken_by,
+            raised + timedelta(minutes=7) if taken_by else None,
+            escalation,
+            answered_by,
+            reopened_from,
+            raised + min(timedelta(minutes=20), waited / 2) if reopened_from else None,
+        )
+    return found
+
+
+TWO_REASONS = [*REASONS["red"], {"code": "nausea", "rule": "red.grade3", "level": "red", "grade": 3}]
+
+# Each row's height, its action's, and what its action's cell adds around it (padding, the row's rule).
+ROW_HEIGHTS = """(rows) => rows.map((row) => {
+  const action = row.querySelector("[data-action=ack], [data-action=resolve]");
+  const cell = getComputedStyle(action.closest("td"));
+  const around = ["paddingTop", "paddingBottom", "borderTopWidth", "borderBottomWidth"]
+    .reduce((sum, side) => sum + parseFloat(cell[side]), 0);
+  return { id: row.dataset.alertId, height: row.getBoundingClientRect().height, action: action.offsetHeight, around,
+           text: row.textContent };
+})"""
+
+
+async def test_at_125_percent_a_row_is_as_tall_as_its_action_taken_overdue_reopened_or_phoned_in(ward: Ward) -> None:
+    async with ward.alerting.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO staff (id, display_name, last_seen_at) VALUES ('ide-karim', 'Karim Benali', now())"
+        )
+    states = {
+        await insert_alert(ward, "orange", waited=timedelta(minutes=40)): "open",
+        await insert_alert(ward, "red", waited=timedelta(minutes=5), reasons=TWO_REASONS): "open with two reasons",
+        await insert_alert(
+            ward, "orange", status="acknowledged", waited=timedelta(hours=1), taken_by="ide-claire"
+        ): "mine",
+        await insert_alert(
+            ward, "orange", status="acknowledged", waited=timedelta(hours=1), taken_by="ide-karim"
+        ): "karim's",
+        await insert_alert(ward, "orange", waited=timedelta(days=3), escalation=1): "overdue",
+        await insert_alert(ward, "orange", waited=timedelta(minutes=30), answered_by="nurse_phone"): "by phone",
+        # Raised and reopened today: "Rouverte à 16:52" ("Rouverte hier à …" takes a third line, its time whole).
+        await insert_alert(
+            ward, "red", waited=since_today(timedelta(minutes=30)), reopened_from="ide-karim"
+        ): "reopened",
+    }
+    # Every patient's next session tomorrow: "Chimio le 25/11 (demain)", the widest the column gets.
+    async with ward.alerting.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO sessions (session_id, patient_id, scheduled_for) "
+            "SELECT gen_random_uuid(), patient_id, now() + interval '1 day' FROM alerts"
+        )
+    page = await zoomed(ward, 1093, 520, 1.25)
+    await expect(rows(page)).to_have_count(len(states), timeout=5_000)
+    await page.evaluate("document.querySelector('#alert-rows').scrollIntoView()")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-125-states.png"))
+    # The seven columns fit the screen: "Prise en charge" was partly off it, 38 px to scroll sideways.
+    assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    for row in await rows(page).evaluate_all(ROW_HEIGHTS):
+        state = states[uuid.UUID(row["id"])]
+        # "Prise par K. Benali" beside "Clôturer", "EN RETARD" in the deadline's line, "Infirmière (par téléphone)"
+        # on two lines, "Rouverte à …" beside "Je prends": no line under the others (a taken row was 85 px, an
+        # overdue one 100, a phoned-in one 77, a reopened one 143, where an open one is 61).
+        assert row["height"] <= row["action"] + row["around"] + 2, (state, row)
+        # Cut on the screen at most: every fact is still in the row's text, what a screen reader reads.
+        if state == "karim's":
+            assert "Prise par Karim Benali" in row["text"], row
+        if state == "reopened":
+            assert re.search(r"Rouverte à \d\d:\d\d · était prise par Karim Benali", row["text"]), row
+            # Its time whole on the screen, never "23:3…".
+            when = page.locator(".reopened-when")
+            assert re.fullmatch(r"Rouverte à \d\d:\d\d", await when.inner_text()), row
+            # Nothing of the note clamped away under the line it shows.
+            assert await page.locator(".reopened-note").evaluate("(e) => e.scrollHeight <= e.clientHeight + 1"), row
+        if state == "overdue":
+            # The service's escalation timer may have raised it a level since (three days overdue): either is right.
+            assert re.search(r"échéance dépassée \(\d\d/\d\d \d\d:\d\d\)", row["text"]), row
+            assert re.search(r"EN RETARD · niveau [12]", row["text"]), row
+    taken = page.locator(".taken-by", has_text="Karim Benali")
+    await expect(taken).to_have_attribute("title", "Prise par Karim Benali")
+    # What she sees beside "Clôturer": the first name an initial.
+    await expect(taken.locator("[aria-hidden=true]")).to_have_text("Prise par K. Benali")
+    await expect(page.locator(".taken-by-me [aria-hidden=true]")).to_have_text("Prise par vous")
+    await expect(page.locator(".overdue-badge")).to_have_attribute("title", re.compile(r"^échéance dépassée \("))
+
+
+# The red banner's every form, in the words the list gives it (cues.js) and drawn as the list draws it (list.js), with
+# three reasons and a colleague's long name: its longest.
+BANNER_FORMS = """async () => {
+  const { cueParts } = await import("./cues.js");
+  const { showBannerText } = await import("./list.js");
+  const reasons = [{ code: "fever", rule: "red.fever", level: "red" },
+                   { code: "nausea", rule: "red.grade3", level: "red", grade: 3 },
+                   { code: "unable_to_eat_or_drink", rule: "red.unable_to_eat_or_drink", level: "red" }];
+  const alert = { level: "red", status: "open", patient_id: "5f4e6a8b-0000-4000-8000-000000000000", reasons,
+                  previously_acknowledged_by: "ide-karim",
+                  previously_acknowledged_by_name: "Marie-Christine Dufresne" };
+  const taken = { level: "orange", status: "acknowledged", acknowledged_by: "ide-karim" };
+  const forms = [["raised", null, "ide-claire"], ["level-rose", taken, "ide-claire"], ["reopened", taken, "ide-claire"],
+                 ["reopened", taken, "ide-karim"]];
+  const banner = document.getElementById("red-banner");
+  const text = document.getElementById("red-banner-text");
+  const lines = (e) => new Set([...e.children].filter((c) => c.checkVisibility())
+    .map((c) => { const r = c.getBoundingClientRect(); return Math.round((r.top + r.bottom) / 2); })).size;
+  return forms.map(([cause, previous, me]) => {
+    showBannerText(text, cueParts(cause, alert, previous, 3, me));
+    const seen = (selector) => { const e = text.querySelector(selector); if (!e) return null;
+      const r = e.getBoundingClientRect(), box = text.getBoundingClientRect();
+      return r.left >= box.left - 0.5 && r.right <= box.right + 0.5 && e.scrollWidth <= e.clientWidth; };
+    return { text: text.textContent, title: text.title, lines: lines(banner),
+             height: banner.getBoundingClientRect().height, head: seen(".cue-head"), patient: seen(".cue-patient"),
+             buttons: ["red-banner-show", "red-banner-close"]
+               .every((id) => document.getElementById(id).getBoundingClientRect().right <= innerWidth) };
+  });
+}"""
+
+
+async def test_at_150_and_125_percent_the_red_banner_is_one_line_in_each_of_its_forms(ward: Ward) -> None:
+    at_150 = await zoomed(ward, 911, 430, 1.5, BEEP_COUNTER)
+    at_125 = await zoomed(ward, 1093, 520, 1.25, BEEP_COUNTER)
+    await ward.submit()
+    for page in (at_150, at_125):
+        await expect(page.locator("#red-banner")).to_be_visible(timeout=5_000)
+        await expect(page.locator("#sound-blocked")).to_be_visible()
+        # The banner as the list leaves it (its title says its text whole), then each longer form in it.
+        text = await page.locator("#red-banner-text").text_content()
+        await expect(page.locator("#red-banner-text")).to_have_attribute("title", text or "")
+        forms = await page.evaluate(BANNER_FORMS)
+        assert any("(vous l'aviez prise)" in form["text"] for form in forms), forms
+        for form in forms:
+            # One line (two took 72 px at 150 %, hiding an alert), "Voir" and "×" on the screen; what happened and
+            # the patient in full sight; the text whole in the page, for a screen reader, and in its title.
+            assert form["lines"] == 1 and form["height"] <= 44 and form["buttons"], form
+            assert form["head"] and form["patient"], form
+            assert form["title"] == form["text"] and "Patient 5f4e6a8b : Fièvre ≥ 38 °C, " in form["text"], form
+    ARTIFACTS.mkdir(exist_ok=True)
+    await at_150.screenshot(path=str(ARTIFACTS / "dashboard-150-banner.png"))

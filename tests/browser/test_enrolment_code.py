@@ -21,7 +21,7 @@ from services.devices.main import build_service as build_devices
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
-from shared.devservers import free_port
+from shared.devservers import listening_sockets, port_of
 from shared.testing.services import served
 from tests.browser.test_tablet import answer_until_review
 
@@ -69,7 +69,8 @@ class Deployment:
 
 @pytest.fixture
 async def deployment(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Deployment]:
-    q_port, d_port = free_port(), free_port()
+    q_sock, d_sock = listening_sockets(2)
+    q_port, d_port = port_of(q_sock), port_of(d_sock)
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     q_settings = QuestionnaireSettings(**env, DEVICES_PUBLIC_URL=f"http://127.0.0.1:{d_port}")  # type: ignore[arg-type]
     d_settings = DevicesSettings(  # type: ignore[arg-type]
@@ -79,8 +80,8 @@ async def deployment(service_env: dict[str, str], tokens: TokenService, browser:
         QUESTIONNAIRE_PUBLIC_URL=f"http://127.0.0.1:{q_port}",
     )
     async with (
-        served(build_questionnaire(q_settings), port=q_port) as (url, _),
-        served(build_devices(d_settings), port=d_port) as (devices_url, devices),
+        served(build_questionnaire(q_settings), q_sock) as (url, _),
+        served(build_devices(d_settings), d_sock) as (devices_url, devices),
     ):
         yield Deployment(url, devices_url, devices, tokens, browser)
 
@@ -132,12 +133,12 @@ async def test_a_spent_code_says_in_french_to_ask_for_a_new_one_and_an_unknown_o
         page = await enrol(deployment, context, granted["enrolment_url"])
         await expect(page.locator("#screen-setup")).to_be_visible(timeout=10_000)
         await expect(page.locator("#setup-reason")).to_have_text(
-            "Ce code a déjà servi ou a expiré : demandez un nouveau code à la personne qui vous a prêté la tablette."
+            "Demandez un nouveau code à la personne qui vous a prêté la tablette. Ce code a déjà servi."
         )
         assert "enrol" not in page.url
         assert await page.evaluate("localStorage.length") == 0
         await page.goto(f"{deployment.tablet_url}/tablet/#enrol=0000000000ZZZZZZZZ")
-        await expect(page.locator("#setup-reason")).to_contain_text("Ce code n'est pas reconnu")
+        await expect(page.locator("#setup-reason")).to_contain_text("Ce code ne marche pas.")
     finally:
         await context.close()
 
@@ -215,7 +216,7 @@ async def test_an_exchange_whose_answer_is_lost_is_asked_again_with_the_same_key
         await page.route("**/v1/enrolments", lose_the_answer)
         await page.goto(granted["enrolment_url"])
         await expect(page.locator("#setup-reason")).to_have_text(
-            "La tablette n'a pas pu joindre le service : vérifiez le Wi-Fi, puis rouvrez cette page."
+            "Vérifiez le Wi-Fi, puis rouvrez cette page. La tablette n'arrive pas à se connecter."
         )
         assert lost == ["200"] and "enrol" not in page.url
         await page.unroute("**/v1/enrolments")
@@ -241,8 +242,8 @@ async def test_a_code_on_a_tablet_page_that_cannot_reach_the_devices_service_say
             page = await context.new_page()
             await page.goto(f"{url}/tablet/#enrol=7K3M9QXW2HDP4TNV8R")
             await expect(page.locator("#setup-reason")).to_have_text(
-                "Cette page ne peut pas joindre le service des tablettes pour utiliser ce code : demandez le lien "
-                "complet à la personne qui vous a prêté la tablette."
+                "Demandez le lien complet à la personne qui vous a prêté la tablette. Cette page ne peut pas utiliser "
+                "ce code."
             )
             assert "enrol" not in page.url and await page.evaluate("localStorage.length") == 0
         finally:

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from services.devices.main import DevicesSettings
 from services.devices.main import build_service as build_devices
-from shared.devservers import free_port
+from shared.devservers import listening_sockets, port_of
 from shared.testing.oidc import LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
 from shared.testing.services import served
 
@@ -45,7 +45,8 @@ class Office:
 @pytest.fixture
 async def office(service_env: dict[str, str], browser: Browser) -> AsyncIterator[Office]:
     """The devices service taking the provider's tokens and signing the fleet page in there."""
-    port = free_port()
+    listening = listening_sockets(1)[0]
+    port = port_of(listening)
     url = f"http://127.0.0.1:{port}"
     with FakeIdentityProvider() as idp:
         idp.enable_sign_in(
@@ -64,7 +65,7 @@ async def office(service_env: dict[str, str], browser: Browser) -> AsyncIterator
             FLEET_OIDC_CLIENT_ID=CLIENT_ID,
             STAFF_SIGN_IN_RECHECK_S="1",
         )
-        async with served(build_devices(settings), port=port) as (served_url, _):
+        async with served(build_devices(settings), listening) as (served_url, _):
             assert served_url == url
             context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
             try:

@@ -17,7 +17,7 @@ from services.alerting.main import build_service as build_alerting
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
-from shared.devservers import free_port
+from shared.devservers import listening_sockets, port_of
 from shared.testing.services import served
 from tests.browser.conftest import ARTIFACTS, rows
 
@@ -30,15 +30,16 @@ async def phone_ward(
 ) -> AsyncIterator[tuple[str, Any, Any]]:
     """Both services over HTTP, each on the port the other is told: the dashboard on one origin, the questionnaire
     service on another, allowing it."""
-    q_port, a_port = free_port(), free_port()
+    q_sock, a_sock = listening_sockets(2)
+    q_port, a_port = port_of(q_sock), port_of(a_sock)
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     q_settings = QuestionnaireSettings(**env, DASHBOARD_ORIGINS=f"http://127.0.0.1:{a_port}")  # type: ignore[arg-type]
     a_settings = AlertingSettings(  # type: ignore[call-arg]
         **env, ESCALATION_CHECK_S="3600", QUESTIONNAIRE_PUBLIC_URL=f"http://127.0.0.1:{q_port}"
     )
     async with (
-        served(build_questionnaire(q_settings), port=q_port) as (_, questionnaire),
-        served(build_alerting(a_settings), port=a_port) as (url, _),
+        served(build_questionnaire(q_settings), q_sock) as (_, questionnaire),
+        served(build_alerting(a_settings), a_sock) as (url, _),
     ):
         context = await browser.new_context(
             viewport={"width": 1366, "height": 900}, locale="fr-FR", timezone_id="Europe/Paris"

@@ -20,7 +20,7 @@ from services.alerting.main import build_service as build_alerting
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
-from shared.devservers import free_port
+from shared.devservers import listening_sockets, port_of
 from shared.testing.photos import photo_bytes
 from shared.testing.services import served
 from shared.testing.waiting import eventually
@@ -38,15 +38,16 @@ async def clinic(
 ) -> AsyncIterator[tuple[str, str, Any, BrowserContext]]:
     """Both services over HTTP, each on the port the other is told (the dashboard's origin allowed by the
     questionnaire service); a browser context for the test."""
-    q_port, a_port = free_port(), free_port()
+    q_sock, a_sock = listening_sockets(2)
+    q_port, a_port = port_of(q_sock), port_of(a_sock)
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     q_settings = QuestionnaireSettings(**env, DASHBOARD_ORIGINS=f"http://127.0.0.1:{a_port}")  # type: ignore[arg-type]
     a_settings = AlertingSettings(  # type: ignore[call-arg]
         **env, ESCALATION_CHECK_S="3600", QUESTIONNAIRE_PUBLIC_URL=f"http://127.0.0.1:{q_port}"
     )
     async with (
-        served(build_questionnaire(q_settings), port=q_port) as (q_url, questionnaire),
-        served(build_alerting(a_settings), port=a_port) as (a_url, _),
+        served(build_questionnaire(q_settings), q_sock) as (q_url, questionnaire),
+        served(build_alerting(a_settings), a_sock) as (a_url, _),
     ):
         context = await browser.new_context(
             viewport={"width": 1000, "height": 1280}, locale="fr-FR", timezone_id="Europe/Paris"
@@ -95,7 +96,7 @@ async def test_a_tablet_sends_a_photo_with_its_message(
     assert [(e["kind"], e["photo"]["id"]) for e in queued] == [("message", None)]
     await page.evaluate("window.dispatchEvent(new Event('online'))")
     await expect(page.locator("#sent-status")).to_have_text(
-        "Votre message a bien été envoyé à l'équipe.", timeout=5_000
+        "Votre message a bien été envoyé à l'équipe soignante.", timeout=5_000
     )
     await expect(page.locator("#sent-photo")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)

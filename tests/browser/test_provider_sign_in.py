@@ -20,7 +20,7 @@ from services.alerting.main import AlertingSettings
 from services.alerting.main import build_service as build_alerting
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
-from shared.devservers import free_port
+from shared.devservers import listening_sockets, port_of
 from shared.testing.oidc import DISCOVERY_PATH, LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
 from shared.testing.services import in_process, served
 from tests.browser.conftest import Ward, rows
@@ -54,7 +54,8 @@ async def rechecking(service_env: dict[str, str], tokens: Any, browser: Any) -> 
 async def open_hospital(
     service_env: dict[str, str], tokens: Any, browser: Any, **more: str
 ) -> AsyncIterator[tuple[Ward, Any]]:
-    port = free_port()
+    listening = listening_sockets(1)[0]
+    port = port_of(listening)
     with FakeIdentityProvider() as idp:
         url = f"http://127.0.0.1:{port}"
         sign_in = idp.enable_sign_in(
@@ -75,7 +76,7 @@ async def open_hospital(
         )
         async with (
             in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
-            served(build_alerting(settings), port=port) as (served_url, alerting),
+            served(build_alerting(settings), listening) as (served_url, alerting),
         ):
             assert served_url == url
             ward = Ward(url, tablet, alerting, tokens, browser)

@@ -24,7 +24,7 @@ from services.devices.main import build_service as build_devices
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
-from shared.devservers import free_port
+from shared.devservers import listening_sockets, port_of
 from shared.testing.services import in_process, served
 from shared.testing.waiting import eventually
 from tests.browser.conftest import ARTIFACTS, send_bar_in_sight
@@ -242,7 +242,7 @@ async def test_a_relative_answers_through_the_branching_the_alert_says_so_and_th
         await expect(page.locator("#sent-title")).to_have_text("Merci pour votre message")
         await expect(page.locator("#sent-again")).to_be_hidden()
         await expect(page.locator("#sent-status")).to_have_text(
-            "Votre message a bien été envoyé à l'équipe.", timeout=5_000
+            "Votre message a bien été envoyé à l'équipe soignante.", timeout=5_000
         )
 
         async def message_alert() -> list[dict[str, Any]]:
@@ -251,7 +251,7 @@ async def test_a_relative_answers_through_the_branching_the_alert_says_so_and_th
         await eventually(message_alert, within=10)
         await page.get_by_role("button", name="Retour à l'accueil").click()
         status = page.locator("#status-list")
-        await expect(status).to_contain_text("Votre message a bien été envoyé à l'équipe.")
+        await expect(status).to_contain_text("Votre message a bien été envoyé à l'équipe soignante.")
 
         # The nurse takes the alerts: the page, left open, says so at its next look.
         for taken in await home.alerts_of(patient):
@@ -358,7 +358,9 @@ async def test_answers_to_a_questionnaire_version_the_service_no_longer_takes_co
 
         # The service refuses it (422): not sent again and again, but given back, the questionnaire read again.
         await page.get_by_role("button", name="Envoyer mes réponses").click()
-        await expect(page.locator("#sent-status")).to_contain_text("Le questionnaire a été mis à jour", timeout=5_000)
+        await expect(page.locator("#sent-status")).to_contain_text(
+            "Le questionnaire a changé depuis que vous avez répondu.", timeout=5_000
+        )
         await page.clock.fast_forward(60_000)
         assert posts == [422]
         assert await page.evaluate("JSON.parse(localStorage.getItem('oncofollow.tablet.outbox') || '[]')") == []
@@ -384,14 +386,15 @@ async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
 ) -> None:
     """The loan's own token, the page on the questionnaire service's origin, its heartbeats to the devices service
     on another (CORS, which the devices service allows for the tablet's origin only)."""
-    q_port, d_port = free_port(), free_port()
+    q_sock, d_sock = listening_sockets(2)
+    q_port, d_port = port_of(q_sock), port_of(d_sock)
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     q_settings = QuestionnaireSettings(**env, DEVICES_PUBLIC_URL=f"http://127.0.0.1:{d_port}")  # type: ignore[arg-type]
     d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600", TABLET_ORIGINS=f"http://127.0.0.1:{q_port}")  # type: ignore[arg-type]
     fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-1', {'fleet'})}"}
     async with (
-        served(build_questionnaire(q_settings), port=q_port) as (url, _),
-        served(build_devices(d_settings), port=d_port) as (devices_url, devices),
+        served(build_questionnaire(q_settings), q_sock) as (url, _),
+        served(build_devices(d_settings), d_sock) as (devices_url, devices),
         httpx.AsyncClient(base_url=devices_url, headers=fleet) as staff,
     ):
         registered = await staff.post(
@@ -428,7 +431,7 @@ async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
 
 async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_to_the_review(home: Home) -> None:
     """An elderly, tired patient changes one answer on the review: the questions the change opens, then the review
-    again (not every question after it); "Retour au récapitulatif" for a question opened by mistake; a reload in the
+    again (not every question after it); "Retour à mes réponses" for a question opened by mistake; a reload in the
     middle of a change; and what is sent is what the review showed."""
     patient = uuid.uuid4()
     context = await home.tablet()
@@ -444,7 +447,7 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         ARTIFACTS.mkdir(exist_ok=True)
         review = page.locator("#review-list")
         form = page.locator("#question-form")
-        back = page.get_by_role("button", name="Retour au récapitulatif")
+        back = page.get_by_role("button", name="Retour à mes réponses")
         previous = form.locator("[data-action=previous]")
         # "Précédent" from the first question: who answers, the choice made shown as a chosen answer is.
         await expect(form).to_have_attribute("data-link-id", "diarrhoea.frequency")
@@ -475,7 +478,7 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         # The way back is only for a change from the review, not on the first walk through the questions.
         await expect(back).to_be_hidden()
 
-        # A question opened by mistake, even touched: "Retour au récapitulatif" leaves the answer as it was.
+        # A question opened by mistake, even touched: "Retour à mes réponses" leaves the answer as it was.
         await review.locator("[data-edit='diarrhoea.frequency']").click()
         await expect(form).to_have_attribute("data-link-id", "diarrhoea.frequency")
         await expect(back).to_be_visible()
@@ -561,20 +564,20 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
 
         await page.route("**/v1/submissions", refuse)
         await page.get_by_role("button", name="Envoyer mes réponses").click()
-        await expect(page.locator("#sent-status")).to_contain_text("une réponse est à vérifier", timeout=5_000)
+        await expect(page.locator("#sent-status")).to_contain_text("Une réponse est à vérifier.", timeout=5_000)
         # Not "Merci pour vos réponses": nothing was sent. The sentence is said once, not again in a banner above.
         await expect(page.locator("#sent-title")).to_have_text("Vos réponses n'ont pas été envoyées")
         await expect(page.locator("#refused-banner")).to_be_hidden()
         await page.unroute("**/v1/submissions")
         await page.get_by_role("button", name="Retour à l'accueil").click()
-        await expect(page.locator("#refused-banner")).to_contain_text("une réponse est à vérifier")
+        await expect(page.locator("#refused-banner")).to_contain_text("Une réponse est à vérifier.")
         await page.get_by_role("button", name="Reprendre le questionnaire").click()
         await expect(form).to_have_attribute("data-link-id", "nausea.frequency")
         await expect(back).to_be_visible()
         # Its screen says why it is asked again, and "Écouter" reads that too, before the question; a reload keeps it.
         why = page.locator("#question-refused")
         await expect(why).to_have_text(
-            "Voici la question à vérifier : votre réponse n'a pas pu être envoyée. Répondez à nouveau, puis touchez "
+            "Vérifiez cette question. Votre réponse n'a pas pu être envoyée. Répondez à nouveau, puis touchez "
             "« Suivant »."
         )
         await page.screenshot(path=str(ARTIFACTS / "tablet-refused-question.png"))
@@ -601,7 +604,7 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
             await expect(review.locator("[data-link-id='nausea.frequency'] .refused-note")).to_have_text(to_check)
             await expect(page.get_by_role("button", name=nausea, exact=True)).to_have_accessible_description(to_check)
             await expect(pointer).to_have_text(
-                "Une réponse est à vérifier : la réponse n° 2, marquée « À vérifier » plus bas."
+                "Vérifiez la réponse numéro 2, plus bas. Elle est marquée « À vérifier »."
             )
         await page.screenshot(path=str(ARTIFACTS / "tablet-review-to-check.png"))
         await page.get_by_role("button", name=nausea, exact=True).click()
@@ -621,7 +624,7 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         await back.click()
         await expect(page.locator("#screen-review")).to_be_visible()
 
-        # Who answers, changed from the review: the first screen, where "Retour au récapitulatif" leaves it as it
+        # Who answers, changed from the review: the first screen, where "Retour à mes réponses" leaves it as it
         # was, and choosing comes straight back to the review, not through every question again.
         who = page.locator("#review-who")
         change_who = page.get_by_role("button", name="Modifier : qui répond", exact=True)
@@ -651,7 +654,7 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         # for the clock to be set right, not for an answer to be checked; the answers, who answers too, are kept.
         await page.clock.set_system_time(datetime.now(UTC) + timedelta(hours=1))
         await page.get_by_role("button", name="Envoyer mes réponses").click()
-        await expect(page.locator("#sent-status")).to_contain_text("la tablette est en avance", timeout=5_000)
+        await expect(page.locator("#sent-status")).to_contain_text("La tablette est en avance", timeout=5_000)
         await page.clock.set_system_time(datetime.now(UTC))  # set right
         # « Reprendre le questionnaire », as the sentence says, is on the screen that says it (and on the home screen).
         await page.locator("#screen-sent").get_by_role("button", name="Reprendre le questionnaire").click()

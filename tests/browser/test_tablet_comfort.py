@@ -162,6 +162,24 @@ async def no_overflow(page: Page, screen: str) -> None:
         assert box[0] >= 0 and box[1] <= box[2] and box[3] <= 1, (screen, box)
 
 
+async def answer_and_go_on(page: Page, link_id: str, *, last: bool) -> None:
+    """Answers the question on screen (a fever of 38,6; "Oui" to fever; else the first or the last answer) and waits
+    for the next question or the review."""
+    if link_id == "temperature":
+        await page.locator("#question-input").fill("38,6")
+    else:
+        options = page.locator("#question-answers .option")
+        if link_id == "fever":
+            options = options.filter(has_text="Oui")
+        await (options.last if last else options.first).click()
+    await page.locator("#question-form [data-action=next]").click()
+    await page.wait_for_function(
+        "(id) => document.body.dataset.screen === 'screen-review' || "
+        "document.querySelector('#question-form').dataset.linkId !== id",
+        arg=link_id,
+    )
+
+
 async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_the_size(
     tablet_url: str, context: BrowserContext, tokens: TokenService
 ) -> None:
@@ -200,16 +218,7 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
         asked.append(link_id)
         if link_id == "temperature":
             await no_overflow(page, "screen-question")
-            await page.locator("#question-input").fill("38,6")
-        else:
-            options = page.locator("#question-answers .option")
-            await (options.filter(has_text="Oui") if link_id == "fever" else options.first).click()
-        await form.locator("[data-action=next]").click()
-        await page.wait_for_function(
-            "(id) => document.body.dataset.screen === 'screen-review' || document.querySelector('#question-form')"
-            ".dataset.linkId !== id",
-            arg=link_id,
-        )
+        await answer_and_go_on(page, link_id, last=False)
     assert "temperature" in asked, asked
     for viewport in ({"width": 800, "height": 1280}, {"width": 1280, "height": 800}):
         await page.set_viewport_size(viewport)  # type: ignore[arg-type]
@@ -330,7 +339,7 @@ async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_t
         await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
         await page.locator("#message-text").fill("J'ai de la fièvre.")
         await page.get_by_role("button", name="Envoyer", exact=True).click()
-        await expect(page.locator("#sent-status")).to_have_text("Votre message a bien été envoyé à l'équipe.")
+        await expect(page.locator("#sent-status")).to_have_text("Votre message a bien été envoyé à l'équipe soignante.")
         sent = page.locator("#screen-sent .team-phone")
         await expect(sent).to_have_text(call)
         await expect(sent).to_have_attribute("href", "tel:0149812111")
@@ -338,7 +347,7 @@ async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_t
         await page.locator("#screen-sent [data-listen]").click()
         texts = [s["text"] for s in await spoken(page)]
         assert texts[-3:] == [
-            "Votre message a bien été envoyé à l'équipe.",
+            "Votre message a bien été envoyé à l'équipe soignante.",
             await page.locator("#sent-notice").text_content(),
             call,
         ], texts
@@ -361,7 +370,7 @@ async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_numbe
         await expect(setup.locator(".team-phone")).to_be_hidden()
         said = await setup.inner_text()  # what is shown, hidden sentences left out
         assert "Appelez l'équipe soignante de votre service" in said, said
-        assert "fiche remise avec la tablette" in said and "infirmière" not in said, said
+        assert "fiche donnée avec la tablette" in said and "infirmière" not in said, said
 
     async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
         await page.goto(f"{url}/tablet/")
@@ -370,11 +379,11 @@ async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_numbe
         said = await setup.inner_text()
         assert said.count("Appel") == 1 and "ppelez l'" not in said, said  # the button's word, once
         # The button's team, the sentence's team: one to call.
-        assert "l'équipe soignante de votre service la préparera pour vous" in said, said
-        assert said.count("l'équipe soignante") == 2 and "infirmière" not in said, said
+        assert "L'équipe soignante de votre service va la préparer pour vous" in said, said
+        assert said.lower().count("l'équipe soignante") == 2 and "infirmière" not in said, said
         # The sentence just above the button, saying what the button cannot.
         above = await call.evaluate("(link) => link.parentElement.previousElementSibling.textContent")
-        assert " ".join(above.split()).endswith("Son numéro est aussi sur la fiche remise avec la tablette."), above
+        assert " ".join(above.split()).endswith("Son numéro est aussi sur la fiche donnée avec la tablette."), above
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "tablet-not-ready-team-phone.png"))
 
@@ -476,3 +485,152 @@ async def test_a_heading_the_page_focuses_shows_no_outline_and_keyboard_focus_ke
     await expect(page.locator("#question-form")).to_have_attribute("data-link-id", "diarrhoea.frequency")
     focused = await page.evaluate(FOCUSED_OUTLINE)
     assert (focused["tag"], focused["style"]) == ("LEGEND", "none"), focused
+
+
+FRAMES = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+# One question screen at one text size, as a patient finds it and then with "Autres réponses plus bas": scrolled to
+# the top, which answers are wholly in sight (above the cue while it shows); then the cue touched until it goes,
+# checked each time where a finger finds it. Frames awaited: the cue follows the scrolling a frame later.
+ANSWERS_REACHED = """async () => {
+  const frames = () => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  scrollTo(0, 0);
+  await frames();
+  const cue = document.querySelector("#more-answers");
+  const shows = () => Boolean(cue && cue.checkVisibility()); // no cue at all on a page without one
+  const options = [...document.querySelectorAll("#question-answers .option")];
+  const text = parseFloat(getComputedStyle(document.documentElement).fontSize);
+  const seen = new Set();
+  const look = () => {
+    const limit = shows() ? cue.getBoundingClientRect().top : innerHeight;
+    options.forEach((option, index) => {
+      const box = option.getBoundingClientRect();
+      if (box.top >= 0 && box.bottom <= limit) seen.add(index);
+    });
+  };
+  const allInSight = () =>
+    options.every((o) => o.getBoundingClientRect().top >= 0 && o.getBoundingClientRect().bottom <= innerHeight);
+  look();
+  const arrival = { all: allInSight(), cue: shows() };
+  const touches = [];
+  while (shows() && touches.length < 12) {
+    const box = cue.getBoundingClientRect();
+    const hit = document.elementFromPoint((box.left + box.right) / 2, (box.top + box.bottom) / 2);
+    touches.push({
+      whole: box.top >= 0 && box.bottom <= innerHeight,
+      height: box.height,
+      onTop: cue.contains(hit),
+      px: parseFloat(getComputedStyle(cue).fontSize),
+    });
+    cue.click();
+    await frames();
+    look();
+  }
+  return {
+    text,
+    count: options.length,
+    smallest: Math.min(...options.map((o) => o.getBoundingClientRect().height)),
+    answerPx: Math.min(...options.map((o) => parseFloat(getComputedStyle(o).fontSize))),
+    arrival,
+    touches,
+    seen: [...seen].sort(),
+    cueLeft: shows(),
+    lastInSight: allInSight() || options.at(-1).getBoundingClientRect().bottom <= innerHeight,
+  };
+}"""
+
+
+async def test_every_answer_of_every_question_is_in_sight_or_reached_with_a_cue_at_every_text_size(
+    tablet_url: str, browser: Browser, tokens: TokenService
+) -> None:
+    """At 160-200 % on a 1280×800 tablet in landscape, the ECOG question's long answers and the numbness questions
+    (whose title is long) showed two or three of their five answers: a patient who does not think of scrolling
+    answered from those. Every question of the questionnaire (all enabled), at each text size, in landscape and in
+    portrait: either every answer is wholly on the screen on arrival (and no cue says otherwise), or "Autres réponses
+    plus bas" is at the screen's foot, a touch target on top of the answers, and touching it brings every answer into
+    sight, then goes. In landscape up to 160 %, short answers are all in sight (two columns where one does not hold
+    them). "Écouter" says the cue where it shows. Reduced motion: the cue scrolls at once, as for a patient who asked
+    the tablet for it."""
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris", reduced_motion="reduce"
+    )
+    try:
+        page = await enrolled(tablet_url, context, tokens, RECORD_SPEECH)
+        await first_question(page)
+        form = page.locator("#question-form")
+        needed_cue: list[tuple[str, int, int]] = []
+        size = 0
+        while not await page.locator("#screen-review").is_visible():
+            link_id = await form.get_attribute("data-link-id")
+            assert link_id is not None
+            # A question outside any titled group (ECOG) has no empty title taking a line, or indenting "Écouter".
+            assert await page.evaluate(
+                "() => { const t = document.querySelector('#question-group');"
+                " return t.textContent.trim() !== '' || t.getClientRects().length === 0; }"
+            ), f"an empty group title takes room: {link_id}"
+            for width, height in ((1280, 800), (800, 1280)):
+                await page.set_viewport_size({"width": width, "height": height})
+                await page.wait_for_function(
+                    "(h) => innerHeight === h && document.documentElement.dataset.screenFit === "
+                    "(h / parseFloat(getComputedStyle(document.documentElement).fontSize) < 40 ? 'short' : 'tall')",
+                    arg=height,
+                )
+                # Up through the sizes in one orientation, down in the other: three presses of A+ or A− each.
+                for step in range(4) if size == 0 else range(3, -1, -1):
+                    if step != size:
+                        await page.evaluate(
+                            "(larger) => document.getElementById(larger ? 'text-larger' : 'text-smaller').click()",
+                            step > size,
+                        )
+                        size = step
+                    seen = await page.evaluate(ANSWERS_REACHED)
+                    where = f"{link_id} at {(100, 130, 160, 200)[size]} % in {width}×{height}: {seen}"
+                    if not seen["count"]:
+                        continue  # the temperature: a box to type in
+                    assert seen["smallest"] >= 48 and seen["answerPx"] >= seen["text"], where
+                    if seen["arrival"]["all"]:
+                        assert not seen["arrival"]["cue"], f"a cue with every answer in sight: {where}"
+                        continue
+                    needed_cue.append((link_id, size, width))
+                    assert seen["arrival"]["cue"], f"answers below the screen and no cue: {where}"
+                    assert all(
+                        t["whole"] and t["onTop"] and t["height"] >= 48 and t["px"] >= seen["text"]
+                        for t in seen["touches"]
+                    ), where
+                    assert seen["seen"] == list(range(seen["count"])), f"an answer never in sight: {where}"
+                    assert not seen["cueLeft"] and seen["lastInSight"], f"the cue stays at the end: {where}"
+                    if width > height and size <= 2:
+                        assert link_id == "ecog", f"short answers not all in sight in landscape: {where}"
+                    if (link_id, size, width) == ("ecog", 3, 1280):
+                        # For the eye only: a screen reader reads the answers without it, and Tab passes it by. An
+                        # answer the keyboard reaches is scrolled above it.
+                        await expect(page.locator("#more-answers")).to_have_attribute("aria-hidden", "true")
+                        await page.locator("#question-answers .option").first.focus()
+                        for _ in range(4):
+                            # A patient's key presses are frames apart: the cue has followed the last scrolling.
+                            await page.evaluate(FRAMES)
+                            await page.keyboard.press("Tab")
+                            under = await page.evaluate(
+                                """() => { const cue = document.querySelector("#more-answers");
+                                  const limit = cue.hidden ? innerHeight : cue.getBoundingClientRect().top;
+                                  const focused = document.activeElement;
+                                  return focused.classList.contains("option") &&
+                                    focused.getBoundingClientRect().bottom > limit; }"""
+                            )
+                            assert not under, "an answer reached with the keyboard is under the cue"
+                        # "Écouter" says where the screen's answers end, before those below it.
+                        await page.evaluate("scrollTo(0, 0)")
+                        await expect(page.locator("#more-answers")).to_be_visible()
+                        await page.locator("#screen-question [data-listen]").click()
+                        said = [s["text"] for s in await spoken(page)]
+                        options = await page.locator("#question-answers .option").all_text_contents()
+                        assert said[-len(options) - 1 :] == [options[0], "Autres réponses plus bas :", *options[1:]], (
+                            said
+                        )
+                        await page.locator("#screen-question [data-listen]").click()
+            # The last answer opens every question that follows on from it.
+            await answer_and_go_on(page, link_id, last=True)
+        # The questionnaire's 31 questions were all seen, and the cue was needed (the test tests something).
+        assert ("ecog", 3, 1280) in needed_cue, needed_cue
+    finally:
+        await context.close()

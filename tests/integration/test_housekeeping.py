@@ -33,7 +33,7 @@ async def test_purge_keeps_what_is_recent_or_unpublished(platform: Any) -> None:
                 age,
                 published,
             )
-        for age in (1, 400):
+        for age in (1, 500):  # a consumer it no longer has: kept as long as the longest stream, TABLETS (464 days)
             await conn.execute(
                 "INSERT INTO inbox (consumer, event_id, processed_at) "
                 "VALUES ('c', $1, now() - make_interval(days => $2))",
@@ -58,14 +58,15 @@ async def test_inbox_rows_are_kept_while_the_stream_their_consumer_reads_could_d
 ) -> None:
     # alerting reads session.scheduled from INCLUSION (kept a year) and questionnaire.submitted from QUESTIONNAIRES
     # (30 days). A row goes once the stream no longer holds the event, nor a copy re-published from an outbox
-    # (kept 7 days), with a day to spare; a consumer the service no longer has keeps its rows as the longest stream.
+    # (kept 7 days), with a day to spare; a consumer the service no longer has keeps its rows as the longest stream
+    # (TABLETS, 456 days: 464).
     kept = {
         ("alerting-session-scheduled", 40): True,  # past the 35 days every inbox row used to be kept
         ("alerting-session-scheduled", 374): False,
         ("alerting-questionnaire-submitted", 37): True,
         ("alerting-questionnaire-submitted", 39): False,
-        ("alerting-retired-consumer", 40): True,
-        ("alerting-retired-consumer", 374): False,
+        ("alerting-retired-consumer", 400): True,
+        ("alerting-retired-consumer", 465): False,
     }
     async with platform.alerting_platform.pool.acquire() as conn:
         for consumer, age in kept:

@@ -181,7 +181,8 @@ def test_make_run_starts_serves_the_main_flow_stops_everything_and_keeps_its_dat
             f"{questionnaire}  (API docs",
             f"{alerting}  (API docs",
             f"http://127.0.0.1:{ports['devices']}  (API docs",
-            f"{questionnaire}/tablet/#device_token=",
+            f"{questionnaire}/tablet/  (enrol it with a loan's link from the fleet page, #enrol=<code>",
+            f"{questionnaire}/tablet/#device_token=<make token",
             f"{alerting}/dashboard/",
             f"http://127.0.0.1:{ports['devices']}/fleet/",
         ):

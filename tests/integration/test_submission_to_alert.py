@@ -164,7 +164,7 @@ async def test_the_tablet_shows_a_message_read_once_a_nurse_takes_its_alert(plat
     status = await platform.questionnaire.get(url, headers=platform.device(patient))
     assert status.status_code == 200, status.text
     assert (status.json()["status"], status.json()["seen_at"]) == ("sent", None)
-    assert status.json()["status_label"] == "Votre message a bien été envoyé à l'équipe."
+    assert status.json()["status_label"] == "Votre message a bien été envoyé à l'équipe soignante."
     # Another patient's tablet learns nothing of it.
     assert (await platform.questionnaire.get(url, headers=platform.device(uuid.uuid4()))).status_code == 404
 

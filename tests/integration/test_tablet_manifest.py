@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import cast
 from urllib.parse import urljoin
 
@@ -17,7 +19,8 @@ import orjson
 import pytest
 from PIL import Image, ImageColor
 
-from services.questionnaire.main import QuestionnaireSettings, build_service, tablet_headers
+from services.questionnaire.main import TABLET_PAGES, QuestionnaireSettings, build_service, tablet_headers
+from services.questionnaire.tablet_files import VERSION_HEADER
 from shared.devservers import ROOT
 from shared.testing.services import in_process
 
@@ -126,3 +129,44 @@ async def test_the_service_worker_is_served_as_a_script_of_the_page_revalidated_
         assert answer.headers[name.lower()] == value, name
     assert "worker-src 'self'" in answer.headers["content-security-policy"]
     assert "service-worker-allowed" not in answer.headers
+    head = await questionnaire.head("/tablet/sw.js")  # as the static files answer it (the worker is a route)
+    assert head.status_code == 200 and head.headers["content-type"] == answer.headers["content-type"]
+
+
+async def test_the_worker_carries_the_page_s_version_which_changes_with_any_of_its_files(
+    service_env: dict[str, str], tmp_path: Path
+) -> None:
+    pages = tmp_path / "tablet"
+    shutil.copytree(TABLET_PAGES, pages)
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    service = build_service(QuestionnaireSettings(**env), tablet_pages=pages)  # type: ignore[arg-type]
+    async with in_process(service) as (client, _):
+
+        async def served() -> tuple[str, dict[str, str]]:
+            worker = await client.get("/tablet/sw.js")
+            version = worker.headers[VERSION_HEADER]
+            assert re.fullmatch(r"[0-9a-f]{16}", version)
+            # In the worker's bytes: a new page is a new worker for the browser's update check.
+            assert f'const VERSION = "{version}";' in worker.text
+            files = {}
+            for file in ("", "app.js", "flow.js", "config.json", "icons/icon-192.png", "../web/page.js"):
+                answer = await client.get(urljoin("/tablet/", file))
+                assert answer.status_code == 200, file
+                files[file] = answer.headers[VERSION_HEADER]
+            return version, files
+
+        before, files = await served()
+        # Every file the worker keeps says it is of that version: the worker keeps none of another.
+        assert set(files.values()) == {before}
+        assert (await served())[0] == before  # the same page, the same worker, byte for byte
+
+        # One module changed on the server, in place: a new version, in the worker and on every file.
+        flow = pages / "flow.js"
+        flow.write_text(flow.read_text(encoding="utf-8") + "\n// changed\n", encoding="utf-8")
+        after, files = await served()
+        assert after != before and set(files.values()) == {after}
+
+    # The team's number changed (config.json, kept with the page): a new version too.
+    phoned = build_service(QuestionnaireSettings(**env, TEAM_PHONE="01 49 81 21 11"), tablet_pages=pages)  # type: ignore[arg-type]
+    async with in_process(phoned) as (client, _):
+        assert (await client.get("/tablet/sw.js")).headers[VERSION_HEADER] not in (before, after)

@@ -140,6 +140,11 @@ export function reopenedByNurseSinceTaken(alert) {
  * "· vous l'aviez prise" when it was she (`me`, her staff id), not her own name as if a colleague's.
  */
 export function reopenedText(alert, now, me = null) {
+  const parts = reopenedParts(alert, now, me);
+  return parts && parts.when + parts.who;
+}
+
+function reopenedParts(alert, now, me) {
   if (alert.status !== "open" || !alert.reopened_by_finding_at) return null;
   const had = alert.previously_acknowledged_by;
   const who = !had
@@ -147,13 +152,20 @@ export function reopenedText(alert, now, me = null) {
     : me && had === me
       ? " · vous l'aviez prise"
       : ` · était prise par ${staffName(alert, "previously_acknowledged_by")}`;
-  const at = formatAt(alert.reopened_by_finding_at, now);
-  return `Rouverte ${at}${who}`;
+  return { when: `Rouverte ${formatAt(alert.reopened_by_finding_at, now)}`, who };
 }
 
 function reopenedNote(alert, now, me) {
-  const text = reopenedText(alert, now, me);
-  return text ? h("span", { class: "reopened-note" }, text) : null;
+  const parts = reopenedParts(alert, now, me);
+  if (!parts) return null;
+  // At 125 % zoom, beside "Je prends", who had it gives way (style.css) and the time stays whole: a time cut short
+  // ("23:3…") reads as another one. Its title and a screen reader say it all.
+  return h(
+    "span",
+    { class: "reopened-note", title: parts.when + parts.who },
+    h("span", { class: "reopened-when" }, parts.when),
+    parts.who ? h("span", { class: "reopened-who" }, parts.who) : null,
+  );
 }
 
 // Answers given this long before they reached the team (a tablet offline, then back) are flagged on their row.
@@ -228,9 +240,24 @@ function nextSessionContent(nextSessionAt, now) {
   return h(
     "span",
     { class: `next-session${session.soon ? " soon" : ""}` },
-    session.text,
+    // Under its column's "Prochaine chimio" the date says it (style.css); on a card, and to a screen reader, not.
+    h("span", { class: "next-session-label" }, session.text.replace(/\S+$/, "")),
+    session.text.match(/\S+$/)[0],
     session.when ? h("span", { class: "next-session-when" }, ` (${session.when})`) : null,
   );
+}
+
+/** "Karim Benali" → "K. Benali", "Marie-Christine Dufresne" → "M.-C. Dufresne"; an id ("ide-karim") as it is. */
+export function initialled(name) {
+  const words = String(name).trim().split(/\s+/);
+  if (words.length < 2) return String(name);
+  const first = words.slice(0, -1).map((word) =>
+    word
+      .split("-")
+      .map((part) => `${part.charAt(0)}.`)
+      .join("-"),
+  );
+  return [...first, words[words.length - 1]].join(" ");
 }
 
 function cell(label, className, ...children) {
@@ -253,7 +280,13 @@ export function alertRow(alert, me, now) {
   } else {
     waiting.push(h("div", { class: "waited" }, waitedText(alert, now)));
   }
-  if (overdue) waiting.push(h("div", null, overdueBadge(alert.escalation_level)));
+  if (overdue) {
+    // At 125 % zoom the badge takes the past deadline's line (style.css): its title says which deadline it was.
+    const badge = overdueBadge(alert.escalation_level);
+    const past = dueText(alert.due_at, now);
+    if (past) badge.title = past;
+    waiting.push(h("div", null, badge));
+  }
 
   const owner = [reopenedNote(alert, now, me)];
   if (status === "open") {
@@ -266,8 +299,17 @@ export function alertRow(alert, me, now) {
     );
   } else if (status === "acknowledged") {
     const mine = me && alert.acknowledged_by === me;
+    const name = staffName(alert, "acknowledged_by") ?? "—";
+    const taken = `Prise par ${name}`;
+    // Beside "Clôturer" at 125 % zoom the first names are initials ("Prise par K. Benali", style.css), hers is
+    // "vous"; a screen reader, and the title, say the whole name.
     owner.push(
-      h("span", { class: `taken-by${mine ? " taken-by-me" : ""}` }, `Prise par ${staffName(alert, "acknowledged_by") ?? "—"}`),
+      h(
+        "span",
+        { class: `taken-by${mine ? " taken-by-me" : ""}`, title: taken },
+        h("span", { class: "visually-hidden" }, taken),
+        h("span", { "aria-hidden": "true" }, `Prise par ${mine ? "vous" : initialled(name)}`),
+      ),
     );
     // A colleague's alert too: she may be off shift; the dialog names her, so closing in her place is deliberate.
     owner.push(
@@ -305,7 +347,9 @@ export function alertRow(alert, me, now) {
           dataset: { action: "open-patient", patientId: alert.patient_id },
           title: "Ouvrir le dossier de suivi",
         },
-        patientShortId(alert.patient_id),
+        // Under its column's "Patient" the id says it (style.css); its name, what a screen reader says, keeps it.
+        h("span", { class: "patient-label" }, patientShortId(alert.patient_id).replace(/\S+$/, "")),
+        patientShortId(alert.patient_id).match(/\S+$/)[0],
       ),
     ),
     cell("Motifs", "col-reasons", reasonsList(alert.reasons, alert.answered_by)),

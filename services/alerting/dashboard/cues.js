@@ -38,7 +38,10 @@ export function cues(before, items, me = null) {
     const cause = changeCause(previous, alert);
     if (!cause) continue;
     announcements.push({ cause, alertId: alert.id, previous });
-    if (alert.level === "red" && !red) red = { alertId: alert.id, text: cueText(cause, alert, previous, 3, me) };
+    if (alert.level === "red" && !red) {
+      const parts = cueParts(cause, alert, previous, 3, me);
+      red = { alertId: alert.id, text: Object.values(parts).join(""), parts };
+    }
   }
   return { announcements, red };
 }
@@ -84,6 +87,14 @@ function reopenedBetween(previous, alert) {
  * prise)": her own name would read as a colleague's, and the alert she had is hers to look at again.
  */
 export function cueText(cause, alert, previous, reasonsShown, me = null) {
+  return Object.values(cueParts(cause, alert, previous, reasonsShown, me)).join("");
+}
+
+/**
+ * cueText in its parts, which joined are its words: what happened, who had it, the patient, the reasons. The red
+ * banner holds them on one line, cutting who had it and then the reasons before the patient (style.css).
+ */
+export function cueParts(cause, alert, previous, reasonsShown, me = null) {
   const level = levelLabel(alert.level);
   const ownerId = alert.previously_acknowledged_by || (previous && previous.acknowledged_by) || null;
   const owner = staffName(alert, "previously_acknowledged_by") || staffName(previous, "acknowledged_by");
@@ -97,10 +108,15 @@ export function cueText(cause, alert, previous, reasonsShown, me = null) {
     cause === "raised"
       ? `Nouvelle alerte ${level}`
       : cause === "level-rose"
-        ? `Alerte passée en ${level}${taken}`
-        : `Alerte ${level} rouverte : nouvelle réponse${taken}`;
+        ? `Alerte passée en ${level}`
+        : `Alerte ${level} rouverte : nouvelle réponse`;
   const reasons = (alert.reasons || []).slice(0, reasonsShown).map(reasonText).join(", ");
-  return `${head} — ${patientShortId(alert.patient_id)}${reasons ? ` : ${reasons}` : ""}`;
+  return {
+    head,
+    taken: cause === "raised" ? "" : taken,
+    patient: ` — ${patientShortId(alert.patient_id)}`,
+    reasons: reasons ? ` : ${reasons}` : "",
+  };
 }
 
 /**

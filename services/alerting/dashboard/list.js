@@ -4,7 +4,7 @@
 // app.js (`wire`).
 
 import { activeAlerts } from "./api.js";
-import { $, announce, clear, toastError } from "./dom.js";
+import { $, announce, clear, h, toastError } from "./dom.js";
 import { formatClock } from "./format.js";
 import { flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
 import { announcementText, bannerStillDue, cues } from "./cues.js";
@@ -12,6 +12,19 @@ import { endedWithSession } from "./session.js";
 
 const TICK_MS = 30000;
 const BANNER_MS = 8000;
+
+/**
+ * The red banner's words, cueParts' (cues.js) each in its span, so that its one line cuts who had the alert, then
+ * the reasons, before the patient (style.css); its title, like its text, says them whole.
+ */
+export function showBannerText(element, parts) {
+  element.replaceChildren(
+    ...Object.entries(parts)
+      .filter(([, words]) => words)
+      .map(([part, words]) => h("span", { class: `cue-${part}` }, words)),
+  );
+  element.title = element.textContent;
+}
 
 /**
  * `state`: the page's (`me`, `alerts`, `totals`, `notShown`, `loaded`, `loadError`, `filters`, `view`); `session`: whose
@@ -113,7 +126,7 @@ export function createList({ state, session, sound, onLoaded }) {
   function cueChanges(before, items) {
     const { announcements, red } = cues(before, items, state.me && state.me.staff_id);
     pendingAnnouncements.push(...announcements);
-    if (red) redCue(red.alertId, red.text);
+    if (red) redCue(red.alertId, red.parts);
   }
 
   function flushAnnouncements() {
@@ -122,9 +135,9 @@ export function createList({ state, session, sound, onLoaded }) {
     if (text) announce(`${formatClock(new Date()).slice(0, 5)} — ${text}`);
   }
 
-  function redCue(alertId, text) {
+  function redCue(alertId, parts) {
     const banner = $("red-banner");
-    $("red-banner-text").textContent = text;
+    showBannerText($("red-banner-text"), parts);
     banner.dataset.alertId = alertId;
     banner.hidden = false;
     banner.classList.remove("flashing");
@@ -158,6 +171,7 @@ export function createList({ state, session, sound, onLoaded }) {
     pendingFlash.clear();
     clearTimeout(bannerTimer);
     $("red-banner-text").textContent = "";
+    $("red-banner-text").title = "";
     $("red-banner").dataset.alertId = "";
     $("sound-blocked").hidden = true;
     $("last-updated").textContent = "";

@@ -85,13 +85,13 @@ function takeTokenFromAddress() {
   }
 }
 
-const ASK_NEW_CODE = "demandez un nouveau code à la personne qui vous a prêté la tablette.";
+// The action first, then why: a patient who reads with difficulty may stop after the first sentence.
+const ASK_NEW_CODE = "Demandez un nouveau code à la personne qui vous a prêté la tablette.";
 const ENROLMENT_REFUSED = {
-  "code-used": `Ce code a déjà servi ou a expiré : ${ASK_NEW_CODE}`,
-  "code-expired": `Ce code a déjà servi ou a expiré : ${ASK_NEW_CODE}`,
-  "unknown-code": `Ce code n'est pas reconnu (le lien est peut-être incomplet, ou un code plus récent a été fait) : ${ASK_NEW_CODE}`,
-  "loan-ended":
-    "Le prêt pour lequel ce code a été fait est terminé : adressez-vous à la personne qui vous a prêté la tablette.",
+  "code-used": `${ASK_NEW_CODE} Ce code a déjà servi.`,
+  "code-expired": `${ASK_NEW_CODE} Ce code n'est plus valable.`,
+  "unknown-code": `${ASK_NEW_CODE} Ce code ne marche pas. Le lien est peut-être incomplet, ou il existe un code plus récent.`,
+  "loan-ended": "Parlez à la personne qui vous a prêté la tablette. Ce code était pour un prêt qui est terminé.",
 };
 
 /** Where the tablets reach the devices service (DEVICES_PUBLIC_URL): null when none, undefined when unknown (offline). */
@@ -104,7 +104,7 @@ async function devicesAddress() {
   }
 }
 
-const UNREACHED = "La tablette n'a pas pu joindre le service : vérifiez le Wi-Fi, puis rouvrez cette page.";
+const UNREACHED = "Vérifiez le Wi-Fi, puis rouvrez cette page. La tablette n'arrive pas à se connecter.";
 
 /**
  * Exchanges the code kept by takeTokenFromAddress for the device token at the devices service (no token: the code
@@ -121,8 +121,7 @@ async function enrolWithCode() {
   if (!devicesUrl) {
     save("enrolment", null);
     showSetup(
-      "Cette page ne peut pas joindre le service des tablettes pour utiliser ce code : demandez le lien complet à la " +
-        "personne qui vous a prêté la tablette.",
+      "Demandez le lien complet à la personne qui vous a prêté la tablette. Cette page ne peut pas utiliser ce code.",
     );
     return false;
   }
@@ -151,12 +150,12 @@ async function enrolWithCode() {
     return true;
   }
   if (response.status >= 500) {
-    showSetup("Le service ne répond pas pour le moment : rouvrez cette page dans quelques minutes.");
+    showSetup("Rouvrez cette page dans quelques minutes. Le suivi ne répond pas pour le moment.");
     return false;
   }
   save("enrolment", null);
   const type = body && typeof body.type === "string" ? body.type.split("/").pop() : "";
-  showSetup(ENROLMENT_REFUSED[type] || `La tablette n'a pas pu être préparée avec ce code : ${ASK_NEW_CODE}`);
+  showSetup(ENROLMENT_REFUSED[type] || `${ASK_NEW_CODE} Ce code n'a pas permis de préparer la tablette.`);
   return false;
 }
 
@@ -200,7 +199,7 @@ async function call(method, path, { body, key, fhir = false, file = null } = {})
 
 function tokenRefused() {
   forgetEverything();
-  showSetup("Elle n'est plus reliée à votre suivi (elle a peut-être été rendue ou remplacée).");
+  showSetup("Elle n'est plus reliée à votre suivi. Elle a peut-être été rendue ou remplacée.");
 }
 
 async function questionnaireDefinition({ fresh = false } = {}) {
@@ -273,7 +272,8 @@ function reached(yes) {
   renderQueueBanner();
 }
 
-const OFFLINE = "Pas de connexion pour l'instant : vous pouvez répondre, vos réponses partiront dès que la connexion reviendra.";
+const OFFLINE =
+  "Pas de connexion pour l'instant. Vous pouvez quand même répondre. Vos réponses seront envoyées dès que la connexion reviendra.";
 
 function renderQueueBanner() {
   const queue = load("outbox", []);
@@ -377,7 +377,7 @@ async function startQuestionnaire() {
   let draft = load("draft");
   const fetched = await questionnaireDefinition({ fresh: !draft });
   if (!fetched) {
-    setNotice("load", "Le questionnaire n'a pas pu être chargé : vérifiez que la tablette est connectée, puis réessayez.");
+    setNotice("load", "Vérifiez que la tablette est connectée à internet, puis réessayez. Le questionnaire n'a pas pu s'ouvrir.");
     return;
   }
   definition = fetched;
@@ -458,7 +458,7 @@ function editWho() {
   goTo("who");
 }
 
-/** "Retour au récapitulatif": the answers as they were when "Modifier" was touched, and the review. */
+/** "Retour à mes réponses": the answers as they were when "Modifier" was touched, and the review. */
 function backToReview() {
   const draft = load("draft");
   if (draft.editing) draft.answers = draft.editing.before;
@@ -498,7 +498,7 @@ function renderQuestion(draft, item) {
   // The question a refusal pointed at says why it is asked again, until it is answered again ("Suivant").
   const refusedHere = draft.refused === item.linkId;
   $("#question-refused").hidden = !refusedHere;
-  // On the question changed, "Précédent" would lead where "Retour au récapitulatif" does: one button, not two.
+  // On the question changed, "Précédent" would lead where "Retour à mes réponses" does: one button, not two.
   $('#question-form [data-action="previous"]').hidden =
     previousScreen(flat, draft.answers, item.linkId, draft.editing) === "review";
   const form = $("#question-form");
@@ -627,7 +627,7 @@ function renderReview(draft) {
   const pointer = $("#review-to-check");
   pointer.hidden = !check;
   pointer.textContent = check
-    ? `Une réponse est à vérifier : la réponse n° ${check.number}, marquée «\u00a0À vérifier\u00a0» plus bas.`
+    ? `Vérifiez la réponse numéro ${check.number}, plus bas. Elle est marquée «\u00a0À vérifier\u00a0».`
     : "";
   const review = $("#review-list");
   review.replaceChildren();
@@ -723,7 +723,7 @@ async function choosePhoto(event) {
   input.value = ""; // the same photo chosen again is a new choice
   if (!file) return;
   const status = $("#photo-status");
-  status.textContent = "Préparation de la photo…";
+  status.textContent = "La tablette prépare la photo…";
   status.hidden = false;
   try {
     const data = await scaled(file, PHOTO_SIDE, PHOTO_QUALITY);
@@ -734,7 +734,7 @@ async function choosePhoto(event) {
     status.textContent =
       error && error.name === "QuotaExceededError"
         ? "La tablette n'a plus de place pour garder cette photo. Envoyez d'abord ce qui attend, puis réessayez."
-        : "Cette photo ne peut pas être lue par la tablette. Prenez une nouvelle photo.";
+        : "Prenez une nouvelle photo. La tablette ne peut pas lire celle-ci.";
   }
   renderPhotoPreview();
 }
@@ -786,7 +786,7 @@ function sendMessage(event) {
     return;
   }
   if ([...text].length > MESSAGE_MAX) {
-    error.textContent = `Votre message est trop long : ${MESSAGE_MAX} caractères au plus.`;
+    error.textContent = `Raccourcissez votre message. Il peut avoir ${MESSAGE_MAX} caractères au plus.`;
     error.hidden = false;
     return;
   }
@@ -809,6 +809,9 @@ function sendMessage(event) {
   showSent("message");
   flush();
 }
+
+// Names the button as it reads while dictating: the patient looks for the words the sentence quotes.
+const LISTENING = "Je vous écoute. Touchez « Arrêter la dictée » quand vous avez fini.";
 
 /** Voice input where the browser has it (Chrome on Android does): what is said is added to the message. */
 function setUpDictation() {
@@ -846,9 +849,9 @@ function setUpDictation() {
     recognition.onend = () => {
       recognition = null;
       button.textContent = "Dicter mon message";
-      if (status.textContent === "Je vous écoute… touchez « Arrêter » quand vous avez fini.") status.hidden = true;
+      if (status.textContent === LISTENING) status.hidden = true;
     };
-    status.textContent = "Je vous écoute… touchez « Arrêter » quand vous avez fini.";
+    status.textContent = LISTENING;
     status.hidden = false;
     button.textContent = "Arrêter la dictée";
     recognition.start();
@@ -872,7 +875,8 @@ function showSent(kind) {
   sentPhoto.hidden = !(entry && entry.photo);
   if (entry && entry.photo) sentPhoto.src = entry.photo.data;
   else sentPhoto.removeAttribute("src");
-  $("#sent-status").textContent = "Envoi en cours…";
+  $("#sent-status").textContent =
+    kind === "submission" ? "La tablette envoie vos réponses…" : "La tablette envoie votre message…";
   $("#sent-notice").textContent = EMERGENCY;
   offerAgain(null);
   show("screen-sent");
@@ -977,8 +981,8 @@ function waitAndRetry(entry) {
   sentScreenSays(
     entry,
     entry.kind === "submission"
-      ? "Vos réponses seront envoyées dès que la connexion reviendra. Vous pouvez éteindre la tablette : elles sont gardées."
-      : "Votre message sera envoyé dès que la connexion reviendra. Vous pouvez éteindre la tablette : il est gardé.",
+      ? "Vos réponses seront envoyées dès que la connexion reviendra. Elles sont gardées. Vous pouvez éteindre la tablette."
+      : "Votre message sera envoyé dès que la connexion reviendra. Il est gardé. Vous pouvez éteindre la tablette.",
   );
 }
 
@@ -989,7 +993,7 @@ function delivered(entry, body) {
     last.submission = { id: body.id, status: body.status || "received", label };
     sentScreenSays(entry, label, body.notice);
   } else {
-    const label = "Votre message a bien été envoyé à l'équipe.";
+    const label = "Votre message a bien été envoyé à l'équipe soignante.";
     last.message = { id: body.id, status: body.status || "sent", label, thumb: entry.photo ? entry.photo.thumb : null };
     sentScreenSays(entry, label, body.notice);
   }
@@ -1010,8 +1014,8 @@ async function refused(entry, result) {
     if (entry.photo && !photoRefused && !load("messagePhoto"))
       save("messagePhoto", { data: entry.photo.data, thumb: entry.photo.thumb });
     const text = photoRefused
-      ? "Votre photo n'a pas pu être envoyée : elle n'a pas pu être lue. Votre message est de nouveau dans « Écrire à l'équipe soignante » : ajoutez une autre photo et envoyez-le à nouveau."
-      : "Votre message n'a pas pu être envoyé. Il est de nouveau dans « Écrire à l'équipe soignante » : relisez-le et envoyez-le à nouveau.";
+      ? "Votre photo n'a pas pu être envoyée. Elle n'a pas pu être lue. Votre message vous attend dans « Écrire à l'équipe soignante ». Ajoutez une autre photo, puis envoyez-le à nouveau."
+      : "Votre message n'a pas pu être envoyé. Il vous attend dans « Écrire à l'équipe soignante ». Relisez-le, puis envoyez-le à nouveau.";
     // Not "Merci pour votre message": nothing reached the team.
     sentScreenRefused(entry, text, "Votre message n'a pas été envoyé");
     setNotice("message", text);

@@ -52,6 +52,7 @@ function applyTextSize(size) {
 function fitScreen() {
   const root = document.documentElement;
   root.dataset.screenFit = screenFit(window.innerHeight, parseFloat(getComputedStyle(root).fontSize));
+  fitAnswers();
 }
 
 function setUpTextSize() {
@@ -64,6 +65,110 @@ function setUpTextSize() {
   $("#text-smaller").addEventListener("click", () => change(-1));
   $("#text-larger").addEventListener("click", () => change(+1));
   window.addEventListener("resize", fitScreen); // turned to landscape, or the browser's bars shown or hidden
+}
+
+// --- every answer in sight, or a cue that more are below -----------------------------------------------------------
+
+// At 200 % on a tablet in landscape, a question's answers ran on below the screen (one or two of the ECOG question's
+// five in sight, three of a frequency question's): a patient who does not think of scrolling answered from those she
+// saw. Such answers get less room around them, and short ones go side by side in landscape (tablet.css), so that all
+// are seen where they can be; where they still cannot, "Autres réponses plus bas" at the screen's foot says so and
+// scrolls to them.
+
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+function answerOptions() {
+  return [...document.querySelectorAll("#question-answers .option")];
+}
+
+/** How many lines an answer's words take (its label only: the tick drawn before a chosen answer is not a line). */
+function lines(option) {
+  const range = document.createRange();
+  range.selectNodeContents(option);
+  return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+}
+
+/** How far down the page the lowest answer ends, in CSS pixels from the page's top (wherever it is scrolled). */
+function answersEnd(options) {
+  return Math.max(...options.map((option) => option.getBoundingClientRect().bottom)) + window.scrollY;
+}
+
+/**
+ * Where the answers as they always were do not all show on arrival (scrolled to the top): first less room inside
+ * and between them (tight); then, on a compact screen in landscape, two columns, kept only if they end higher and no
+ * answer takes more than two lines in half the width (short answers: a long sentence cut into a narrow column is
+ * harder to read, and grows taller by as much as the columns save). Elsewhere nothing changes.
+ */
+function arrangeAnswers() {
+  const answers = $("#question-answers");
+  const options = answerOptions();
+  delete answers.dataset.columns;
+  delete answers.dataset.fit;
+  if (!options.length || answersEnd(options) <= window.innerHeight) return;
+  answers.dataset.fit = "tight";
+  const root = document.documentElement;
+  if (options.length < 3 || root.dataset.screenFit !== "short" || window.innerWidth <= window.innerHeight) return;
+  const oneColumn = answersEnd(options);
+  if (oneColumn <= window.innerHeight) return;
+  answers.style.setProperty("--answer-rows", String(Math.ceil(options.length / 2)));
+  answers.dataset.columns = "2";
+  if (answersEnd(options) >= oneColumn || options.some((option) => lines(option) > 2)) delete answers.dataset.columns;
+}
+
+/** The cue shown while an answer is below the screen (or under the cue itself), gone once the last is in sight. */
+function showCue() {
+  const cue = $("#more-answers");
+  const options = answerOptions();
+  if (document.body.dataset.screen !== "screen-question" || !options.length) {
+    cue.hidden = true;
+    return;
+  }
+  const limit = cue.hidden ? window.innerHeight : cue.getBoundingClientRect().top;
+  cue.hidden = Math.max(...options.map((option) => option.getBoundingClientRect().bottom)) <= limit;
+}
+
+function fitAnswers() {
+  arrangeAnswers();
+  showCue();
+}
+
+/**
+ * The cue touched: the answers left below come into sight, all at once where they fit (the cue then goes), or else
+ * from the first not wholly seen, brought to the top of the screen.
+ */
+function scrollToMoreAnswers() {
+  const cue = $("#more-answers");
+  const limit = cue.getBoundingClientRect().top;
+  const boxes = answerOptions().map((option) => option.getBoundingClientRect());
+  const next = boxes.find((box) => box.bottom > limit);
+  if (!next) return;
+  const margin = parseFloat(getComputedStyle(document.documentElement).fontSize) / 2;
+  const lowest = Math.max(...boxes.map((box) => box.bottom));
+  const by = Math.min(lowest + margin - limit, next.top - margin);
+  window.scrollBy({ top: by, behavior: reducedMotion.matches ? "instant" : "smooth" });
+}
+
+function setUpAnswersInSight() {
+  let pending = false;
+  const later = () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      showCue();
+    });
+  };
+  window.addEventListener("scroll", later, { passive: true });
+  // Before the browser scrolls an answer reached with the keyboard into view: the room the cue takes (tablet.css's
+  // scroll-padding) is then known, even for a key pressed before the last scrolling's frame.
+  $("#question-answers").addEventListener("focusin", showCue);
+  $("#more-answers").addEventListener("click", scrollToMoreAnswers);
+  // A new question, a screen change, the note above a question a refusal sent the patient back to: laid out anew.
+  const changed = new MutationObserver(fitAnswers);
+  changed.observe(document.body, { attributes: true, attributeFilter: ["data-screen"] });
+  changed.observe($("#question-answers"), { childList: true });
+  changed.observe($("#question-refused"), { attributes: true, attributeFilter: ["hidden"] });
+  fitAnswers();
 }
 
 // --- the team's number ---------------------------------------------------------------------------
@@ -156,6 +261,7 @@ async function setUpBattery() {
 }
 
 setUpTextSize();
+setUpAnswersInSight();
 setUpNotNow();
 setUpTeamPhone();
 setUpBattery();

@@ -58,7 +58,7 @@ export function reviewSections(flat, answers) {
 /**
  * The answer the review marks as to check ({linkId, number}: its row, and its number in the review's one numbering),
  * or null. `refused` is the question a refusal pointed at (the draft's, until it is answered again with "Suivant"):
- * a patient back at the review from it ("Retour au récapitulatif") would otherwise send the same refused answer
+ * a patient back at the review from it ("Retour à mes réponses") would otherwise send the same refused answer
  * again. None once the answers no longer ask it (a change turned it off: nothing of it is sent).
  */
 export function reviewToCheck(flat, answers, refused) {
@@ -88,7 +88,7 @@ export function whoChosen(source, editing = null) {
 /**
  * What an edit from the review remembers: the questions asked when it started (any other one the change turns on
  * and that has no answer yet is asked before going back to the review) and the answers as they were, which
- * "Retour au récapitulatif" puts back. `linkId` "who" is a change of who answers: a choice there turns no question
+ * "Retour à mes réponses" puts back. `linkId` "who" is a change of who answers: a choice there turns no question
  * on, so nextScreen from the start goes straight back to the review.
  */
 export function startEdit(flat, answers, linkId) {

@@ -20,13 +20,21 @@ function sentences(kind) {
     return element && !element.hidden ? element.textContent.replace(/\s+/g, " ").trim() : "";
   };
   if (kind === "question") {
-    const options = [...document.querySelectorAll("#question-answers .option")].map((o) => o.textContent.trim());
+    const options = [...document.querySelectorAll("#question-answers .option")];
+    const said = options.map((o) => o.textContent.trim());
+    // Answers below the screen (comfort.js's cue shown): said where the screen says so, before the first of them.
+    const cue = text("#more-answers");
+    if (cue) {
+      const limit = document.getElementById("more-answers").getBoundingClientRect().top;
+      const below = options.findIndex((o) => o.getBoundingClientRect().bottom > limit);
+      if (below >= 0) said.splice(below, 0, `${cue} :`);
+    }
     return [
       text("#question-group"),
       text("#question-refused"), // why this question is asked again, before it, as the screen shows it
       text("#question-text"),
       options.length ? "Les réponses possibles :" : "",
-      ...options,
+      ...said,
     ].filter(Boolean);
   }
   // The sent screen: what happened, then what to do (the emergency number, the team's).
@@ -85,12 +93,13 @@ function setUpListening() {
     button.hidden = false;
     button.addEventListener("click", () => (reading === button ? stop() : read(button)));
   }
-  // Any other button (an answer, "Suivant", "Accueil"…) and any typing stop the reading.
+  // Any other button (an answer, "Suivant", "Accueil"…) and any typing stop the reading; not "Autres réponses plus
+  // bas", which only shows the answers being read.
   document.addEventListener(
     "click",
     (event) => {
       const button = event.target.closest("button, a");
-      if (button && !button.dataset.listen) stop();
+      if (button && !button.dataset.listen && button.id !== "more-answers") stop();
     },
     true,
   );

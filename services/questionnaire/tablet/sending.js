@@ -25,8 +25,8 @@ export function retryDelay(failures, random = Math.random) {
 // What a patient can do about a wrong clock: the answers are kept, and "Envoyer" dates them again. Whom to call is
 // named as the "Appeler l'équipe soignante" button on the screens that say it (home, after a send) names it.
 const SET_THE_CLOCK =
-  "Vérifiez la date et l'heure de la tablette (dans ses réglages), puis touchez « Reprendre le questionnaire » et " +
-  "envoyez-les à nouveau. Si vous ne savez pas le faire, appelez l'équipe soignante de votre service.";
+  "Vérifiez la date et l'heure dans les réglages de la tablette. Ensuite, touchez « Reprendre le questionnaire » " +
+  "et envoyez vos réponses à nouveau. Si vous ne savez pas le faire, appelez l'équipe soignante de votre service.";
 
 /** A problem's type (RFC 9457) without its base: "in-the-future"; "" when it has none. */
 export function problemKind(problem) {
@@ -42,14 +42,14 @@ export function problemKind(problem) {
  */
 export function answersRefused(problem, { updated = false } = {}) {
   if (updated)
-    return "Le questionnaire a été mis à jour depuis que vous avez répondu. Vos réponses sont gardées : touchez « Reprendre le questionnaire », vérifiez-les et envoyez-les à nouveau.";
+    return "Vos réponses n'ont pas pu être envoyées. Le questionnaire a changé depuis que vous avez répondu. Vos réponses sont gardées. Touchez « Reprendre le questionnaire », vérifiez vos réponses, puis envoyez-les à nouveau.";
   const kind = problemKind(problem);
   if (kind === "in-the-future")
-    return `Vos réponses n'ont pas pu être envoyées : la tablette est en avance, sa date ou son heure est fausse. Elles sont gardées. ${SET_THE_CLOCK}`;
+    return `Vos réponses n'ont pas pu être envoyées. La tablette est en avance : sa date ou son heure est fausse. Vos réponses sont gardées. ${SET_THE_CLOCK}`;
   if (kind === "too-far-in-the-past")
-    return `Vos réponses n'ont pas pu être envoyées : la date de la tablette est fausse, elle a plus d'un an de retard. Elles sont gardées. ${SET_THE_CLOCK}`;
+    return `Vos réponses n'ont pas pu être envoyées. La tablette a plus d'un an de retard : sa date est fausse. Vos réponses sont gardées. ${SET_THE_CLOCK}`;
   // A service of before these types (during an update) says only where: the date of the answers.
   if (problem && problem.pointer === "/authored")
-    return `Vos réponses n'ont pas pu être envoyées : la date ou l'heure de la tablette semble fausse. Elles sont gardées. ${SET_THE_CLOCK}`;
-  return "Vos réponses n'ont pas pu être envoyées : une réponse est à vérifier. Touchez « Reprendre le questionnaire », vérifiez-la et envoyez à nouveau.";
+    return `Vos réponses n'ont pas pu être envoyées. La date ou l'heure de la tablette semble fausse. Vos réponses sont gardées. ${SET_THE_CLOCK}`;
+  return "Vos réponses n'ont pas pu être envoyées. Une réponse est à vérifier. Touchez « Reprendre le questionnaire », vérifiez-la, puis envoyez vos réponses à nouveau.";
 }

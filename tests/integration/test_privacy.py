@@ -1,0 +1,134 @@
+"""Privacy properties that hold across the services' APIs, against the real NATS and PostgreSQL: what no cache may
+keep, and what no refusal may repeat."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from services.devices.main import DevicesSettings
+from services.devices.main import build_service as build_devices
+from shared.auth import TokenService
+from shared.testing.fhir import CALM, questionnaire_response
+from shared.testing.services import in_process
+
+pytestmark = pytest.mark.integration
+
+
+def _never_cached(response: httpx.Response) -> None:
+    assert response.headers.get("cache-control") == "no-store", (response.request.url, response.headers)
+
+
+async def test_no_answer_with_patient_data_may_be_kept_by_a_cache(platform: Any) -> None:
+    patient = uuid.uuid4()
+    tablet = platform.device(patient)
+    submitted = await platform.questionnaire.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(CALM)),
+        headers={**tablet, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"},
+    )
+    assert submitted.status_code == 202, submitted.text
+    _never_cached(submitted)
+    submission = submitted.json()["id"]
+    nurse = platform.staff("nurse")
+    for response in (
+        await platform.questionnaire.get(f"/v1/submissions/{submission}", headers=tablet),
+        await platform.questionnaire.get(
+            f"/v1/submissions/{submission}", headers={**nurse, "Accept": "application/fhir+json"}
+        ),
+        await platform.alerting.get("/v1/alerts", headers=nurse),
+        await platform.alerting.get(f"/v1/patients/{patient}/timeline", headers=nurse),
+        await platform.alerting.get(f"/v1/alerts/{uuid.uuid4()}", headers=nurse),  # a refusal too
+        await platform.alerting.get("/v1/audit", headers=platform.staff("admin", "admin-1")),
+    ):
+        assert response.status_code in (200, 404), response.text
+        _never_cached(response)
+
+
+@pytest.fixture
+async def devices(service_env: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with in_process(build_devices(DevicesSettings(**env, SILENCE_CHECK_S="3600"))) as (client, platform):  # type: ignore[arg-type]
+        yield client, platform
+
+
+async def test_a_loan_answer_holding_the_device_token_may_not_be_kept_by_a_cache(
+    devices: tuple[httpx.AsyncClient, Any], tokens: TokenService
+) -> None:
+    client, _ = devices
+    fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-1', {'fleet'})}"}
+    registered = await client.post(
+        "/v1/tablets",
+        json={"serial_number": f"R52-{uuid.uuid4().hex[:10]}", "model": "Galaxy Tab A9", "accessories": []},
+        headers=fleet,
+    )
+    tablet = registered.json()["id"]
+    assert (await client.post(f"/v1/tablets/{tablet}/actions/provision", json={}, headers=fleet)).status_code == 200
+    loaned = await client.post(
+        f"/v1/tablets/{tablet}/loan",
+        json={
+            "patient_id": str(uuid.uuid4()),
+            "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+            "accessories": [],
+        },
+        headers=fleet,
+    )
+    assert loaned.status_code == 201, loaned.text
+    assert loaned.json()["device_token"]
+    _never_cached(loaned)
+    listed = await client.get("/v1/tablets", headers=fleet)
+    assert listed.status_code == 200
+    _never_cached(listed)
+
+
+# What a patient might write where a code was expected: her words, and a relative's name.
+WORDS = "J'ai très mal au ventre depuis hier soir"
+NAME = "Marie Dupont, sa fille"
+
+
+def _free_text_where_codes_go() -> list[tuple[str, dict[str, Any]]]:
+    as_answer = questionnaire_response(CALM)
+    as_answer["item"][0]["answer"] = [{"valueString": WORDS}]
+    as_code = questionnaire_response(CALM)
+    as_code["item"][0]["answer"] = [{"valueCoding": {"code": WORDS}}]
+    as_source = questionnaire_response(CALM, source=f"RelatedPerson/{NAME}")
+    as_source["source"] = {"reference": NAME}
+    as_link = questionnaire_response(CALM)
+    as_link["item"][0]["linkId"] = WORDS
+    as_questionnaire = questionnaire_response(CALM, questionnaire=WORDS)
+    as_authored = questionnaire_response(CALM)
+    as_authored["authored"] = WORDS
+    return [
+        ("answer", as_answer),
+        ("code", as_code),
+        ("source", as_source),
+        ("linkId", as_link),
+        ("questionnaire", as_questionnaire),
+        ("authored", as_authored),
+    ]
+
+
+async def test_a_refused_submission_never_repeats_what_the_patient_wrote(platform: Any) -> None:
+    patient = uuid.uuid4()
+    for where, body in _free_text_where_codes_go():
+        for path, headers in (
+            ("/v1/submissions", platform.device(patient)),
+            (f"/v1/patients/{patient}/submissions", platform.staff("nurse")),
+        ):
+            refused = await platform.questionnaire.post(
+                path,
+                content=orjson.dumps(body),
+                headers={**headers, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"},
+            )
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["pointer"], refused.text  # where to look instead
+            for text in (WORDS, NAME, "très mal", "Dupont"):
+                assert text not in refused.text, (where, path, refused.text)
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 0
