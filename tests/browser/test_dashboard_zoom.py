@@ -1,22 +1,26 @@
 """The alert list on a ward PC zoomed in, in a real headless Chromium: a 1366×768 screen at 150 % leaves the page
 about 911×430 CSS pixels (the browser's own bars take the rest), where the rows are cards. A nurse triaging must see
 several alerts at once there, not one and a half: ``test-artifacts/dashboard-150.png`` shows what she sees. At 125 %
-(about 1093×520) the rows stay a table, each as tall as its action (``test-artifacts/dashboard-125.png``)."""
+(about 1093×520) the rows stay a table, each as tall as its action (``test-artifacts/dashboard-125.png``); a row and a
+card of each state (taken, overdue, reopened, late, phoned in…) are in ``dashboard-125-states.png`` and
+``dashboard-150-states.png``, drawn in a Chromium that shows its scrollbar, as a ward PC's does."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
+from shared.testing.fhir import RED_NAUSEA
 from shared.testing.waiting import eventually
-from tests.browser.conftest import ARTIFACTS, Ward, rows
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Ward, rows
 from tests.browser.test_triage_list import BEEP_COUNTER, REASONS, insert_alerts
 
 pytestmark = pytest.mark.browser
@@ -40,7 +44,8 @@ LAYOUT = """() => {
     return {
       top: box.top, bottom: box.bottom,
       level: part(".level-badge"), patient: part(".patient-link"), reasons: part(".reason-text"),
-      waiting: part(".waiting-since, .waited"), action: part("[data-action=ack], [data-action=resolve]"),
+      waiting: part(".waiting-since, .waited"), due: part(".due"),
+      action: part("[data-action=ack], [data-action=resolve]"),
     };
   });
   return { stuck, height: innerHeight, cards, sideways: document.documentElement.scrollWidth > innerWidth };
@@ -57,10 +62,25 @@ def in_full_view(shown: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in shown["cards"] if c["top"] >= shown["stuck"] - 1 and c["bottom"] <= shown["height"] + 1]
 
 
-async def zoomed(ward: Ward, width: int, height: int, scale: float, init_script: str = "") -> Page:
-    """A nurse's dashboard on a ward PC's screen at a zoom: ``width``×``height`` CSS pixels at ``scale``."""
+@pytest.fixture(scope="module")
+async def ward_pc(browser: Browser) -> AsyncIterator[Browser]:
+    """Chromium showing its scrollbars, as a ward PC's browser does: headless, Playwright hides them
+    (``--hide-scrollbars``), and a page then has the screen's whole width, where a nurse's has 15 px less once the
+    list is longer than the screen."""
+    launched = await browser.browser_type.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, ignore_default_args=["--hide-scrollbars"]
+    )
+    yield launched
+    await launched.close()
+
+
+async def zoomed(
+    ward: Ward, width: int, height: int, scale: float, init_script: str = "", browser: Browser | None = None
+) -> Page:
+    """A nurse's dashboard on a ward PC's screen at a zoom: ``width``×``height`` CSS pixels at ``scale``, in
+    ``browser`` (the ward's, without scrollbars, unless told)."""
     token = ward.tokens.issue_staff_token("ide-claire", {"nurse"})
-    context = await ward.browser.new_context(
+    context = await (browser or ward.browser).new_context(
         viewport={"width": width, "height": height},
         device_scale_factor=scale,
         locale="fr-FR",
@@ -230,18 +250,11 @@ async def insert_alert(
 
 TWO_REASONS = [*REASONS["red"], {"code": "nausea", "rule": "red.grade3", "level": "red", "grade": 3}]
 
-# Each row's height, its action's, and what its action's cell adds around it (padding, the row's rule).
-ROW_HEIGHTS = """(rows) => rows.map((row) => {
-  const action = row.querySelector("[data-action=ack], [data-action=resolve]");
-  const cell = getComputedStyle(action.closest("td"));
-  const around = ["paddingTop", "paddingBottom", "borderTopWidth", "borderBottomWidth"]
-    .reduce((sum, side) => sum + parseFloat(cell[side]), 0);
-  return { id: row.dataset.alertId, height: row.getBoundingClientRect().height, action: action.offsetHeight, around,
-           text: row.textContent };
-})"""
 
-
-async def test_at_125_percent_a_row_is_as_tall_as_its_action_taken_overdue_reopened_or_phoned_in(ward: Ward) -> None:
+async def insert_every_state(ward: Ward) -> dict[str, str]:
+    """An alert in each state a row or a card can be in, by patient id: open (one reason, two), taken by her or by
+    Karim Benali, overdue, phoned in, answered by a relative, reopened today or two days ago (while Karim had it), and
+    raised by answers that arrived two days and an hour late. Each patient's next session is tomorrow."""
     async with ward.alerting.pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO staff (id, display_name, last_seen_at) VALUES ('ide-karim', 'Karim Benali', now())"
@@ -257,50 +270,148 @@ async def test_at_125_percent_a_row_is_as_tall_as_its_action_taken_overdue_reope
         ): "karim's",
         await insert_alert(ward, "orange", waited=timedelta(days=3), escalation=1): "overdue",
         await insert_alert(ward, "orange", waited=timedelta(minutes=30), answered_by="nurse_phone"): "by phone",
-        # Raised and reopened today: "Rouverte à 16:52" ("Rouverte hier à …" takes a third line, its time whole).
+        await insert_alert(ward, "orange", waited=timedelta(minutes=30), answered_by="relative"): "by a relative",
+        # Raised and reopened today: "Rouverte à 16:52".
         await insert_alert(
             ward, "red", waited=since_today(timedelta(minutes=30)), reopened_from="ide-karim"
         ): "reopened",
+        # Reopened 47 h 40 min ago, whatever the hour: "Rouverte le 23/11 à 02:06", another day's.
+        await insert_alert(ward, "red", waited=timedelta(days=2), reopened_from="ide-karim"): "reopened another day",
     }
+    async with ward.alerting.pool.acquire() as conn:
+        by_patient = {
+            str(row["patient_id"]): states[row["id"]]
+            for row in await conn.fetch("SELECT id, patient_id FROM alerts WHERE id = ANY($1)", list(states))
+        }
+    # A tablet offline over the weekend sends its answers now: they say they came late.
+    by_patient[str(await ward.submit(RED_NAUSEA, authored=datetime.now(UTC) - timedelta(days=2, hours=1)))] = "late"
     # Every patient's next session tomorrow: "Chimio le 25/11 (demain)", the widest the column gets.
     async with ward.alerting.pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO sessions (session_id, patient_id, scheduled_for) "
-            "SELECT gen_random_uuid(), patient_id, now() + interval '1 day' FROM alerts"
+            "SELECT gen_random_uuid(), patient, now() + interval '1 day' FROM unnest($1::uuid[]) AS patient",
+            list(by_patient),
         )
-    page = await zoomed(ward, 1093, 520, 1.25)
-    await expect(rows(page)).to_have_count(len(states), timeout=5_000)
-    await page.evaluate("document.querySelector('#alert-rows').scrollIntoView()")
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / "dashboard-125-states.png"))
-    # The seven columns fit the screen: "Prise en charge" was partly off it, 38 px to scroll sideways.
-    assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    return by_patient
+
+
+# Each row's height, its action's, and what its action's cell adds around it (padding, the row's rule).
+ROW_HEIGHTS = """(rows) => rows.map((row) => {
+  const action = row.querySelector("[data-action=ack], [data-action=resolve]");
+  const cell = getComputedStyle(action.closest("td"));
+  const around = ["paddingTop", "paddingBottom", "borderTopWidth", "borderBottomWidth"]
+    .reduce((sum, side) => sum + parseFloat(cell[side]), 0);
+  return { patient: row.dataset.patientId, height: row.getBoundingClientRect().height, action: action.offsetHeight,
+           around, text: row.textContent };
+})"""
+
+# What of `selector` in its row is on the screen: its text's lines (one box per line), whether it lies whole inside
+# its cell, and its title. Its text may be part of a longer one, the rest of it read by a screen reader only.
+SHOWN = """(e) => {
+  const range = document.createRange();
+  range.selectNodeContents(e);
+  const boxes = [...range.getClientRects()].filter((r) => r.width > 1);
+  const cell = e.closest("td").getBoundingClientRect();
+  const inside = boxes.every((r) => r.left >= cell.left - 0.5 && r.right <= cell.right + 0.5);
+  const note = e.closest("[title]");
+  return { lines: new Set(boxes.map((r) => Math.round(r.top))).size, inside, title: note && note.title,
+           uncut: e.scrollWidth <= e.clientWidth + 1 };
+}"""
+
+WARD_PC_SCROLL = """() => ({ bar: innerWidth - document.documentElement.clientWidth,
+  sideways: document.documentElement.scrollWidth - document.documentElement.clientWidth })"""
+
+
+async def test_at_125_percent_a_row_is_as_tall_as_its_action_whatever_its_state(ward: Ward, ward_pc: Browser) -> None:
+    states = await insert_every_state(ward)
+    page = await zoomed(ward, 1093, 520, 1.25, browser=ward_pc)
+    await expect(rows(page)).to_have_count(len(states), timeout=10_000)
+    # The seven columns fit the screen: "Prise en charge" was partly off it, 38 px to scroll sideways. The browser's
+    # scrollbar is there, as on the ward's PC, and takes its 15 px of the width (innerWidth counts them).
+    scroll = await page.evaluate(WARD_PC_SCROLL)
+    assert scroll["bar"] >= 10 and scroll["sideways"] <= 0, scroll
     for row in await rows(page).evaluate_all(ROW_HEIGHTS):
-        state = states[uuid.UUID(row["id"])]
+        state = states[row["patient"]]
         # "Prise par K. Benali" beside "Clôturer", "EN RETARD" in the deadline's line, "Infirmière (par téléphone)"
-        # on two lines, "Rouverte à …" beside "Je prends": no line under the others (a taken row was 85 px, an
-        # overdue one 100, a phoned-in one 77, a reopened one 143, where an open one is 61).
+        # on two lines, "Rouverte à …" beside "Je prends", late answers' "Du 23/11 à 09:40": no line under the others
+        # (a taken row was 85 px, an overdue one 100, a phoned-in one 77, a reopened one 143, one reopened another
+        # day 66, a late one 117, where an open one is 61).
         assert row["height"] <= row["action"] + row["around"] + 2, (state, row)
         # Cut on the screen at most: every fact is still in the row's text, what a screen reader reads.
         if state == "karim's":
             assert "Prise par Karim Benali" in row["text"], row
-        if state == "reopened":
-            assert re.search(r"Rouverte à \d\d:\d\d · était prise par Karim Benali", row["text"]), row
-            # Its time whole on the screen, never "23:3…".
-            when = page.locator(".reopened-when")
-            assert re.fullmatch(r"Rouverte à \d\d:\d\d", await when.inner_text()), row
-            # Nothing of the note clamped away under the line it shows.
-            assert await page.locator(".reopened-note").evaluate("(e) => e.scrollHeight <= e.clientHeight + 1"), row
         if state == "overdue":
             # The service's escalation timer may have raised it a level since (three days overdue): either is right.
             assert re.search(r"échéance dépassée \(\d\d/\d\d \d\d:\d\d\)", row["text"]), row
             assert re.search(r"EN RETARD · niveau [12]", row["text"]), row
+        if state.startswith("reopened"):
+            when = r"à \d\d:\d\d" if state == "reopened" else r"le \d\d/\d\d à \d\d:\d\d"
+            assert re.search(rf"Rouverte {when} · était prise par Karim Benali", row["text"]), row
+            note = page.locator(f"#alert-rows tr[data-patient-id='{row['patient']}'] .reopened-note")
+            # Its time whole on the screen, never "23:3…", and with its day on one line ("23/11 02:06"); its title
+            # says it all.
+            time = await note.locator(".reopened-time").evaluate(SHOWN)
+            assert time["lines"] == 1 and time["inside"], (state, time)
+            assert re.fullmatch(rf"Rouverte {when} · était prise par Karim Benali", time["title"]), (state, time)
+            if state == "reopened":
+                assert re.fullmatch(r"Rouverte à \d\d:\d\d", await note.locator(".reopened-when").inner_text()), row
+            # Nothing of the note clamped away under the lines it shows.
+            assert await note.evaluate("(e) => e.scrollHeight <= e.clientHeight + 1"), (state, row)
+        if state == "late":
+            sentence = r"Réponses du \d\d/\d\d à \d\d:\d\d · arrivées 2 j 1 h plus tard"
+            assert re.search(sentence, row["text"]), row
+            # When they were given, on one line under "Patient·e"; all of it, and what to do, in its title.
+            given = page.locator(f"#alert-rows tr[data-patient-id='{row['patient']}'] .late-given")
+            await expect(given).to_have_text(re.compile(r"^du \d\d/\d\d à \d\d:\d\d$"))
+            shown = await given.evaluate(SHOWN)
+            assert shown["lines"] == 1 and shown["inside"] and shown["uncut"], shown
+            assert re.fullmatch(rf"{sentence}\. Vérifiez avec le patient comment il va maintenant\.", shown["title"]), (
+                shown
+            )
+    # What she sees of the list, its scrollbar at the right (a full-page capture would drop it, and the page's
+    # right edge with it).
+    await page.evaluate("document.querySelector('.alerts-table').scrollIntoView()")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-125-states.png"))
     taken = page.locator(".taken-by", has_text="Karim Benali")
     await expect(taken).to_have_attribute("title", "Prise par Karim Benali")
     # What she sees beside "Clôturer": the first name an initial.
     await expect(taken.locator("[aria-hidden=true]")).to_have_text("Prise par K. Benali")
     await expect(page.locator(".taken-by-me [aria-hidden=true]")).to_have_text("Prise par vous")
-    await expect(page.locator(".overdue-badge")).to_have_attribute("title", re.compile(r"^échéance dépassée \("))
+    # Each badge's title says its past deadline (the one reopened two days ago is overdue too, unless a weekend
+    # stopped its clock).
+    badges = await page.locator(".overdue-badge").all()
+    assert badges
+    for badge in badges:
+        await expect(badge).to_have_attribute("title", re.compile(r"^échéance dépassée \("))
+
+
+async def test_at_150_percent_a_card_is_three_lines_high_whatever_its_state(ward: Ward, ward_pc: Browser) -> None:
+    states = await insert_every_state(ward)
+    page = await zoomed(ward, 911, 430, 1.5, browser=ward_pc)
+    await expect(rows(page)).to_have_count(len(states), timeout=10_000)
+    shown = await layout(page)
+    assert not (await page.evaluate(WARD_PC_SCROLL))["sideways"] > 0
+    patients = await rows(page).evaluate_all("(rows) => rows.map((row) => row.dataset.patientId)")
+    for patient, card in zip(patients, shown["cards"], strict=True):
+        state = states[patient]
+        height = card["bottom"] - card["top"]
+        # Three lines: the level, the patient and the 44-pixel action; the reasons and who answered; the wait, its
+        # deadline and the next session (101 px, 102 with "EN RETARD"). "Rouverte à …" on a line of its own, or a
+        # line of details too long for one ("EN RETARD", "Infirmière (par téléphone)", "Un proche", late answers)
+        # made cards of 122 to 148 px, a whole card fewer on the screen.
+        assert height <= 102, (state, height, card)
+        # Nothing she triages on gives way for it: the level, the patient, the reasons, the wait (and the deadline
+        # of an alert nobody has), the action.
+        assert all(card[part] and card[part]["text"] for part in ("level", "patient", "reasons", "waiting")), card
+        if state not in ("mine", "karim's"):
+            assert card["due"] and card["due"]["text"].startswith("échéance"), (state, card)
+        assert card["action"] and card["action"]["height"] >= 44, (state, card)
+    # What she sees of the list, its scrollbar at the right (a full-page capture would drop it, and the page's
+    # right edge with it).
+    await page.evaluate("document.querySelector('.alerts-table').scrollIntoView()")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-150-states.png"))
 
 
 # The red banner's every form, in the words the list gives it (cues.js) and drawn as the list draws it (list.js), with

@@ -163,9 +163,22 @@ function reopenedNote(alert, now, me) {
   return h(
     "span",
     { class: "reopened-note", title: parts.when + parts.who },
-    h("span", { class: "reopened-when" }, parts.when),
+    h("span", { class: "reopened-when" }, ...reopenedWhen(alert.reopened_by_finding_at, now)),
     parts.who ? h("span", { class: "reopened-who" }, parts.who) : null,
   );
+}
+
+/**
+ * "Rouverte à 16:52", or "Rouverte le 24/11 à 23:30" on another day, whose "le" and "à" the table leaves unsaid at
+ * 125 % zoom (style.css): "Rouverte" over "24/11 23:30" is two lines beside "Je prends", where the whole took three.
+ * The day and the time are never parted. The words are reopenedText's.
+ */
+function reopenedWhen(value, now) {
+  const date = parseDate(value);
+  const time = formatTime(date);
+  if (parisDay(date) === parisDay(now)) return ["Rouverte ", h("span", { class: "reopened-time" }, `à ${time}`)];
+  const word = (text) => h("span", { class: "reopened-word" }, text);
+  return ["Rouverte ", h("span", { class: "reopened-time" }, word("le "), `${formatDay(date)} `, word("à "), time)];
 }
 
 // Answers given this long before they reached the team (a tablet offline, then back) are flagged on their row.
@@ -193,6 +206,12 @@ function arrivedLater(late, agreement = "") {
  * took by phone are never late, as in the patient view (`submissionLateText`), whatever their dates say.
  */
 export function lateAnswersText(alert, now) {
+  const parts = lateAnswersParts(alert, now);
+  return parts && parts.which + parts.given + parts.delay;
+}
+
+/** lateAnswersText in its parts: which answers ("Réponses "), when they were given, how late they arrived. */
+function lateAnswersParts(alert, now) {
   if (alert.latest_answers_by === "nurse_phone") return null;
   const given = parseDate(alert.latest_answers_authored);
   const received = parseDate(alert.latest_answers_received_at);
@@ -204,17 +223,30 @@ export function lateAnswersText(alert, now) {
   if (late === null) return null;
   const merged = Array.isArray(alert.submission_ids) && alert.submission_ids.length > 1;
   const which = merged ? "Dernières réponses" : "Réponses";
-  return `${which} ${answeredOn(answered, now)} · ${arrivedLater(late, "es")}`;
+  return { which: `${which} `, given: answeredOn(answered, now), delay: ` · ${arrivedLater(late, "es")}` };
 }
 
-/** What hovering any flag of late answers says: what the nurse does about them. */
+/** What hovering a late questionnaire's flag says (the patient view, its trend): what the nurse does about it. */
 export const LATE_ANSWERS_TITLE = "Réponses envoyées en retard : vérifiez avec le patient comment il va maintenant.";
+// The alert's flag says when and how late in its title too: at 125 % zoom its row shows when only.
+const LATE_ANSWERS_ADVICE = "Vérifiez avec le patient comment il va maintenant.";
 
-/** The row's and the patient view's flag for answers that arrived late (null: in time). */
+/**
+ * The row's and the patient view's flag for answers that arrived late (null: in time). At 125 % zoom the table shows
+ * when they were given, "Du 20/11 à 14:02", on one line under "Patient·e" (style.css): the whole sentence took four
+ * lines and made its row twice as tall. Its title, and a screen reader, say it all and what to do about it.
+ */
 export function lateAnswersNote(alert, now) {
-  const text = lateAnswersText(alert, now);
-  if (!text) return null;
-  return h("div", { class: "late-answers", title: LATE_ANSWERS_TITLE }, text);
+  const parts = lateAnswersParts(alert, now);
+  if (!parts) return null;
+  const text = parts.which + parts.given + parts.delay;
+  return h(
+    "div",
+    { class: "late-answers", title: `${text}. ${LATE_ANSWERS_ADVICE}` },
+    h("span", { class: "late-which" }, parts.which),
+    h("span", { class: "late-given" }, parts.given),
+    h("span", { class: "late-delay" }, parts.delay),
+  );
 }
 
 /**
@@ -240,7 +272,7 @@ function nextSessionContent(nextSessionAt, now) {
   return h(
     "span",
     { class: `next-session${session.soon ? " soon" : ""}` },
-    // Under its column's "Prochaine chimio" the date says it (style.css); on a card, and to a screen reader, not.
+    // Under its column's "Prochaine chimio", or after a card's, the date says it (style.css); to a screen reader, not.
     h("span", { class: "next-session-label" }, session.text.replace(/\S+$/, "")),
     session.text.match(/\S+$/)[0],
     session.when ? h("span", { class: "next-session-when" }, ` (${session.when})`) : null,
