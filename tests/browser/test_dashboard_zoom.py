@@ -268,7 +268,9 @@ async def insert_every_state(ward: Ward) -> dict[str, str]:
         await insert_alert(
             ward, "orange", status="acknowledged", waited=timedelta(hours=1), taken_by="ide-karim"
         ): "karim's",
-        await insert_alert(ward, "orange", waited=timedelta(days=3), escalation=1): "overdue",
+        # Raised 8 days ago: past the close of its next business day whatever the weekday and the holidays (3 days
+        # ago, a Friday's alert is not overdue on Monday morning).
+        await insert_alert(ward, "orange", waited=timedelta(days=8), escalation=1): "overdue",
         await insert_alert(ward, "orange", waited=timedelta(minutes=30), answered_by="nurse_phone"): "by phone",
         await insert_alert(ward, "orange", waited=timedelta(minutes=30), answered_by="relative"): "by a relative",
         # Raised and reopened today: "Rouverte à 16:52".
@@ -341,7 +343,7 @@ async def test_at_125_percent_a_row_is_as_tall_as_its_action_whatever_its_state(
         if state == "karim's":
             assert "Prise par Karim Benali" in row["text"], row
         if state == "overdue":
-            # The service's escalation timer may have raised it a level since (three days overdue): either is right.
+            # The service's escalation timer may have raised it a level since (a week overdue): either is right.
             assert re.search(r"échéance dépassée \(\d\d/\d\d \d\d:\d\d\)", row["text"]), row
             assert re.search(r"EN RETARD · niveau [12]", row["text"]), row
         if state.startswith("reopened"):
