@@ -248,8 +248,9 @@ class TokenService:
         return self._sign(claims, ttl_s)
 
     def issue_stream_token(self, staff: StaffPrincipal, ttl_s: int = 60) -> str:
-        """A short-lived token good only to open a live stream: a browser's EventSource cannot send an
-        Authorization header, and the long-lived staff token must not travel in a URL (logs, history)."""
+        """A short-lived token good only to open a live stream, once (the alerting service records its use): a
+        browser's EventSource cannot send an Authorization header, and the long-lived staff token must not travel in
+        a URL (logs, history)."""
         claims: dict[str, Any] = {"sub": staff.staff_id, "typ": "stream", "roles": sorted(staff.roles)}
         if staff.session_ends_at is not None:
             claims["session_exp"] = staff.session_ends_at
