@@ -39,6 +39,11 @@ class ProviderToken(InvalidToken):
     keys can tell whether it is valid (``TokenService.authenticate``). Invalid to whoever cannot wait for them."""
 
 
+class IdTokenPresented(InvalidToken):
+    """An OpenID Connect ID token of the identity provider, sent where an access token goes: it says who signed in
+    to a client, and grants nothing (``shared.oidc.is_id_token``)."""
+
+
 # A token issued a moment ago on a host whose clock runs a little ahead is still valid here.
 CLOCK_SKEW_S = 30
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti")
