@@ -167,6 +167,8 @@ def _free_text_where_codes_go() -> list[tuple[str, dict[str, Any]]]:
     as_questionnaire = questionnaire_response(CALM, questionnaire=WORDS)
     as_authored = questionnaire_response(CALM)
     as_authored["authored"] = WORDS
+    as_value_key = questionnaire_response(CALM)
+    as_value_key["item"][0]["answer"] = [{f"value {WORDS}": "oui"}]
     return [
         ("answer", as_answer),
         ("code", as_code),
@@ -174,6 +176,7 @@ def _free_text_where_codes_go() -> list[tuple[str, dict[str, Any]]]:
         ("linkId", as_link),
         ("questionnaire", as_questionnaire),
         ("authored", as_authored),
+        ("value[x] key", as_value_key),
     ]
 
 
@@ -195,3 +198,36 @@ async def test_a_refused_submission_never_repeats_what_the_patient_wrote(platfor
                 assert text not in refused.text, (where, path, refused.text)
     async with platform.questionnaire_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 0
+
+
+async def test_an_unexpected_key_is_named_only_when_it_looks_like_a_field_s_name(
+    platform: Any, devices: tuple[httpx.AsyncClient, Any], tokens: TokenService
+) -> None:
+    # A key is the client's text too: one that holds words was repeated in the refusal's detail and pointer.
+    fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-1', {'fleet'})}"}
+    tablet = {**platform.device(uuid.uuid4()), "Idempotency-Key": str(uuid.uuid4())}
+    tablet_body = {"serial_number": "R52W70ABCDE", "model": "Galaxy Tab A9", "accessories": []}
+    for extra in (WORDS, NAME):
+        for service, path, body, headers in (
+            (platform.alerting, f"/v1/alerts/{uuid.uuid4()}/resolve", {"outcome": "phone_call"}, platform.staff()),
+            (platform.questionnaire, "/v1/messages", {"text": "J'ai de la fièvre"}, tablet),
+            (devices[0], "/v1/tablets", tablet_body, fleet),
+        ):
+            refused = await service.post(path, json={**body, extra: "x"}, headers=headers)
+            assert refused.status_code == 422, refused.text
+            for text in (WORDS, NAME, "très mal", "Dupont"):
+                assert text not in refused.text, (path, refused.text)
+            problem = refused.json()
+            pointers = [problem["pointer"]] if "pointer" in problem else [e["pointer"] for e in problem["errors"]]
+            assert pointers == ["/"], refused.text  # where to look: the body's own keys
+            assert f"a text of {len(extra)} characters (not repeated here)" in refused.json()["detail"]
+    # A misspelt field's name is named: the caller sees what to correct.
+    misspelt = await platform.alerting.post(
+        f"/v1/alerts/{uuid.uuid4()}/resolve",
+        json={"outcome": "phone_call", "outcom_note": "x"},
+        headers=platform.staff(),
+    )
+    assert misspelt.status_code == 422
+    assert misspelt.json()["errors"][0]["pointer"] == "/outcom_note" and "/outcom_note" in misspelt.json()["detail"]
+    async with devices[1].pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM tablets") == 0
