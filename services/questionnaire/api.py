@@ -454,16 +454,18 @@ async def _export(submission_id: UUID, principal: Principal, platform: Platform)
         raise Problem(403, "Your role does not allow this; it needs one of: admin, nurse.", kind="missing-role")
     async with platform.pool.acquire() as conn:
         row = await repository.get_stored_response(conn, submission_id)
+        if row is None:
+            # As every read by a record's id (the status view, an alert, a photo): a 404 shows no patient's data,
+            # and a refused request stores nothing. A read by a patient's id (the timeline) is audited even empty.
+            raise Problem(404, "There is no submission with this id.")
         await record_access(
             conn,
             actor=principal.staff_id,
             roles=principal.roles,
             action="submission.export",
-            resource=f"submission/{submission_id}" if row else "submission/unknown",
-            patient_id=row["patient_id"] if row else None,
+            resource=f"submission/{submission_id}",
+            patient_id=row["patient_id"],
         )
-    if row is None:
-        raise Problem(404, "There is no submission with this id.")
     return json_response(exported_response(row), 200, media_type=FHIR_JSON, headers=_VARY)
 
 
