@@ -39,6 +39,11 @@ class ProviderToken(InvalidToken):
     keys can tell whether it is valid (``TokenService.authenticate``). Invalid to whoever cannot wait for them."""
 
 
+class IdTokenPresented(InvalidToken):
+    """An OpenID Connect ID token of the identity provider, sent where an access token goes: it says who signed in
+    to a client, and grants nothing (``shared.oidc.is_id_token``)."""
+
+
 # A token issued a moment ago on a host whose clock runs a little ahead is still valid here.
 CLOCK_SKEW_S = 30
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti")
@@ -248,8 +253,9 @@ class TokenService:
         return self._sign(claims, ttl_s)
 
     def issue_stream_token(self, staff: StaffPrincipal, ttl_s: int = 60) -> str:
-        """A short-lived token good only to open a live stream: a browser's EventSource cannot send an
-        Authorization header, and the long-lived staff token must not travel in a URL (logs, history)."""
+        """A short-lived token good only to open a live stream, once (the alerting service records its use): a
+        browser's EventSource cannot send an Authorization header, and the long-lived staff token must not travel in
+        a URL (logs, history)."""
         claims: dict[str, Any] = {"sub": staff.staff_id, "typ": "stream", "roles": sorted(staff.roles)}
         if staff.session_ends_at is not None:
             claims["session_exp"] = staff.session_ends_at

@@ -34,6 +34,7 @@ from shared.auth import (
     CLOCK_SKEW_S,
     MAX_ID_CHARS,
     ROLES,
+    IdTokenPresented,
     InvalidToken,
     StaffPrincipal,
     TokenService,
@@ -54,6 +55,30 @@ KEYS_MAX_AGE_S = 900.0
 MAX_DOCUMENT_BYTES = 512 * 1024
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+# The header types of a JWT access token (RFC 9068, section 2.1): a token that says so is one, whatever it carries.
+_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+# Claims only an ID token carries (OpenID Connect Core 1.0, sections 3.1.3.6, 3.3.2.11; FAPI's s_hash): the hashes
+# binding it to the access token, code or state it came with.
+_ID_TOKEN_HASHES = ("at_hash", "c_hash", "s_hash")
+
+
+def is_id_token(header: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """Whether a token of the provider is certainly an ID token, which says who signed in and grants nothing.
+
+    Its audience alone cannot tell: it is the client's id, and where the API's audience is that id too (Entra ID's
+    v2 tokens for an API registered as the same application), an ID token would pass for an access token. Nor can
+    the header's ``typ`` alone: most providers (Keycloak, Entra ID) send ``JWT`` on both. What can: Keycloak's own
+    ``typ`` claim (``ID``; ``Bearer`` on its access tokens), the hashes only ID tokens hold, and a ``nonce`` without
+    any scope (Keycloak before 25 copied the sign-in's nonce into its access tokens, which always carry ``scope``,
+    as Entra ID's carry ``scp``)."""
+    typ = header.get("typ")
+    if isinstance(typ, str) and typ.lower() in _ACCESS_TOKEN_TYPES:
+        return False
+    if claims.get("typ") == "ID" or any(name in claims for name in _ID_TOKEN_HASHES):
+        return True
+    return "nonce" in claims and "scope" not in claims and "scp" not in claims
 
 
 class ProviderUnavailable(Exception):
@@ -134,6 +159,8 @@ class IdentityProvider:
             raise InvalidToken("signature verification failed") from None
         if not isinstance(claims, dict):
             raise InvalidToken("the payload is not a JSON object")
+        if claims.get("iss") == self.issuer and is_id_token(header, claims):
+            raise IdTokenPresented("an ID token, not an access token")
         return self._principal(token, claims, time.time())
 
     def _principal(self, token: str, claims: dict[str, Any], now: float) -> tuple[StaffPrincipal, int]:

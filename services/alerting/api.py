@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -243,7 +244,7 @@ STREAM_TOKEN_TTL_S = 60
 @router.post("/stream-token", response_model=StreamToken, summary="A 60-second token to open the live stream")
 async def stream_token(nurse: Nurse, platform: PlatformDep) -> Any:
     """For browsers: ``new EventSource('/v1/alerts/stream?stream_token=…')`` cannot send an Authorization
-    header, and the staff token must not go in a URL. This one only opens a stream, and only for a minute."""
+    header, and the staff token must not go in a URL. This one only opens a stream, once, within a minute."""
     return StreamToken(
         token=platform.tokens.issue_stream_token(nurse, STREAM_TOKEN_TTL_S), expires_in=STREAM_TOKEN_TTL_S
     )
@@ -254,12 +255,20 @@ STREAM_TOKEN_SCHEME = {
     "in": "query",
     "name": "stream_token",
     "description": f"For browsers, whose EventSource cannot send an Authorization header (and a staff token must "
-    f"not travel in a URL): a nurse's token that opens this stream only, valid {STREAM_TOKEN_TTL_S} seconds. "
+    f"not travel in a URL): a nurse's token that opens this stream only, once, valid {STREAM_TOKEN_TTL_S} seconds. "
     "`POST /v1/alerts/stream-token` with the nurse's bearer token answers it (`token`, `expires_in`); open the "
-    "stream with `?stream_token=<token>` within that time. The stream it opens ends when the staff token that "
+    "stream with `?stream_token=<token>` within that time, and ask for a new one for each reconnection (a token "
+    "used once is a 401 `stream-token-used`). The stream it opens ends when the staff token that "
     "asked for it expires, as one opened with that bearer token would. Sent, it is the credential read, and the "
     "Authorization header is not.",
 }
+
+
+@dataclass(frozen=True)
+class StreamReader:
+    nurse: StaffPrincipal
+    # The id of the stream token that opens the stream (None: a bearer token): it opens one stream, once.
+    stream_token_id: str | None = None
 
 
 @authenticates("streamToken", STREAM_TOKEN_SCHEME)
@@ -268,10 +277,10 @@ async def stream_reader(
     request: Request,
     platform: PlatformDep,
     stream_token: Annotated[str | None, Query(include_in_schema=False)] = None,  # documented as streamToken
-) -> StaffPrincipal:
+) -> StreamReader:
     if stream_token is None:
         principal = await bearer_principal(request, platform)
-        return await require_staff("nurse")(principal)
+        return StreamReader(await require_staff("nurse")(principal))
     try:
         nurse = platform.tokens.verify_stream(stream_token)
     except InvalidToken:
@@ -280,7 +289,13 @@ async def stream_reader(
             "The stream token is invalid or expired; ask for a new one (POST /v1/alerts/stream-token).",
             kind="invalid-token",
         ) from None
-    return await require_staff("nurse")(nurse)
+    return StreamReader(await require_staff("nurse")(nurse), nurse.token_id)
+
+
+STREAM_TOKEN_USED = (
+    "This stream token has opened a stream already: each one opens one stream, once. Ask for a new one "
+    "(POST /v1/alerts/stream-token) for each opening, a reconnection included."
+)
 
 
 RESET_FRAME = frame("{}", event="reset")
@@ -342,14 +357,19 @@ STREAM_EVENT_SCHEMA: dict[str, Any] = {
 async def alert_stream(
     request: Request,
     platform: PlatformDep,
-    nurse: Annotated[StaffPrincipal, Depends(stream_reader)],
+    reader: Annotated[StreamReader, Depends(stream_reader)],
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     since: Annotated[str | None, Query(description="Same as Last-Event-ID, for clients that cannot set it")] = None,
 ) -> EventStream:
     after = _last_event_id(last_event_id, since)
+    nurse = reader.nurse
     feed: StreamFanout = platform.extras["alert_feed"]
     trail: StreamAccessTrail = platform.extras["stream_trail"]
-    async with platform.pool.acquire() as conn:
+    async with platform.pool.acquire() as conn, conn.transaction():
+        # A stream token travels in a URL (proxy logs, the browser's history): once used, it opens nothing more, on
+        # any replica. Marked in the transaction of the opening's audit row: a stream refused uses up no token.
+        if reader.stream_token_id is not None and not await repository.use_stream_token(conn, reader.stream_token_id):
+            raise Problem(401, STREAM_TOKEN_USED, kind="stream-token-used")
         await record_access(conn, actor=nurse.staff_id, roles=nurse.roles, action="alerts.stream", resource="alerts")
 
     async def before_sending(patients: Sequence[str]) -> None:

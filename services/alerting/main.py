@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from services.alerting import handlers
+from services.alerting import handlers, repository
 from services.alerting.api import encode_alert_event, router
 from services.alerting.dashboard import PAGES, page_headers
 from services.alerting.dashboard import router as dashboard_router
@@ -135,6 +135,7 @@ def build_service(settings: AlertingSettings | None = None, *, clock: Clock = sy
         static={"/dashboard": PAGES, "/web": WEB_MODULES},
         static_headers=page_headers,
         home="/dashboard/",
+        purges=(repository.STREAM_TOKEN_USES_PURGE,),
     )
 
 

@@ -15,6 +15,7 @@ import orjson
 
 from services.alerting.domain import DEFAULT_RULE_SET, ActiveAlert, ExpectedLevel, PreviousScore
 from services.alerting.figures import PatientWeeks
+from shared.db.housekeeping import Purge
 from shared.db.outbox import event_columns, insert_events, notify_channel
 from shared.db.sets import columns
 from shared.events.alerts import AlertLevel, AlertReason, AlertStatus
@@ -833,3 +834,21 @@ async def staff_names(conn: asyncpg.Connection, alerts: Iterable[Any]) -> dict[s
         "SELECT id, display_name FROM staff WHERE id = ANY($1::text[]) AND display_name IS NOT NULL", sorted(ids)
     )
     return {row["id"]: row["display_name"] for row in rows}
+
+
+async def use_stream_token(conn: asyncpg.Connection, token_id: str) -> bool:
+    """Records the stream token as used; False when it was already (by this replica or another: the primary key
+    decides between two openings at once)."""
+    first = await conn.fetchval(
+        "INSERT INTO stream_token_uses (token_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", token_id
+    )
+    return first is not None
+
+
+# One chunk of the housekeeping's purge of used stream tokens (``shared.db.housekeeping.Purge``). Parameters: the
+# days kept, then the chunk's size. A day is far past the token's 60 s, whatever the replicas' clocks say.
+PURGE_STREAM_TOKEN_USES = (
+    "DELETE FROM stream_token_uses WHERE ctid = ANY(ARRAY(SELECT ctid FROM stream_token_uses "
+    "WHERE used_at < now() - make_interval(days => $1) ORDER BY used_at LIMIT $2))"
+)
+STREAM_TOKEN_USES_PURGE = Purge("stream_token_uses", PURGE_STREAM_TOKEN_USES, (1,))

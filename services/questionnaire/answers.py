@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from services.questionnaire.fhir_questionnaire import (
     QuestionnaireDefinition,
     is_number,
 )
+from shared.repeating import key_name, show
 
 MAX_ITEMS = 200  # a full default response has ~50 items; more is a broken or hostile client
 
@@ -45,35 +45,6 @@ class Answer:
 class GivenItem:
     pointer: str  # where the item is in the request body
     answers: tuple[Answer, ...]
-
-
-# What a refusal may repeat of a client's value: a number, a boolean, or a short code (a linkId, an option's code, a
-# status, a date, a unit, a reference such as "Device/tab-1"). Anything else may be what a patient or a relative wrote
-# (a free-text answer sent where a code was expected, a sentence in a reference): a refusal travels through proxies and
-# their logs, and a tablet keeps it with the request it gave back, so it says what kind of value it was, not what it
-# said.
-_CODE_LIKE = re.compile(r"[A-Za-z0-9°._:/|+\-]{0,120}")
-
-
-def show(value: Any) -> str:
-    """A client value for an error sentence: JSON for a number, a boolean, null or a short code; otherwise only what
-    kind of value it is (never free text, never a whole object)."""
-    if value is None or isinstance(value, bool | int | float):
-        return json.dumps(value)
-    if isinstance(value, str):
-        if _CODE_LIKE.fullmatch(value):
-            return json.dumps(value, ensure_ascii=False)
-        return f"a text of {len(value)} characters (not repeated here)"
-    if isinstance(value, list):
-        return f"a list of {len(value)} values"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
-def quoted(text: str) -> str:
-    """``show`` for a string the sentence puts in single quotes (an id, a canonical URL, a version)."""
-    return f"'{text}'" if _CODE_LIKE.fullmatch(text) else show(text)
 
 
 def _check_size(items: Any) -> None:
@@ -211,7 +182,7 @@ def _answer(item: ItemDefinition, raw: Any, pointer: str) -> Answer:
         return Answer(value, None, pointer)
     raise InvalidSubmission(
         f"Item '{item.link_id}' is a {item.type} question; answer it with {_expected_value(item)}, "
-        f"not {key} {show(value)}.",
+        f"not {key_name(key)} {show(value)}.",
         pointer,
     )
 

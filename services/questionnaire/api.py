@@ -36,6 +36,7 @@ from shared.http.responses import json_response
 from shared.http.routes import RequestOnlyRoute
 from shared.http.security import DeviceDep, PrincipalDep, device_principal, require_staff
 from shared.opening_hours import OpeningHours
+from shared.repeating import place
 
 router = APIRouter(prefix="/v1", tags=["questionnaire"])
 # The tablets' submissions, the hottest endpoint, on a route FastAPI hands the request to directly.
@@ -453,16 +454,18 @@ async def _export(submission_id: UUID, principal: Principal, platform: Platform)
         raise Problem(403, "Your role does not allow this; it needs one of: admin, nurse.", kind="missing-role")
     async with platform.pool.acquire() as conn:
         row = await repository.get_stored_response(conn, submission_id)
+        if row is None:
+            # As every read by a record's id (the status view, an alert, a photo): a 404 shows no patient's data,
+            # and a refused request stores nothing. A read by a patient's id (the timeline) is audited even empty.
+            raise Problem(404, "There is no submission with this id.")
         await record_access(
             conn,
             actor=principal.staff_id,
             roles=principal.roles,
             action="submission.export",
-            resource=f"submission/{submission_id}" if row else "submission/unknown",
-            patient_id=row["patient_id"] if row else None,
+            resource=f"submission/{submission_id}",
+            patient_id=row["patient_id"],
         )
-    if row is None:
-        raise Problem(404, "There is no submission with this id.")
     return json_response(exported_response(row), 200, media_type=FHIR_JSON, headers=_VARY)
 
 
@@ -584,10 +587,11 @@ async def send_message(
         message = MessageIn.model_validate(parse_json(body))
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = "/" + "/".join(str(p) for p in first["loc"])
+        where, hidden_key = place(first["loc"])
+        at = where if hidden_key is None else f"{where}: {hidden_key}"
         raise Problem(
             422,
-            f"{first['msg']} (at {where}); a message is up to {MAX_MESSAGE_CHARS} characters of text and up to "
+            f"{first['msg']} (at {at}); a message is up to {MAX_MESSAGE_CHARS} characters of text and up to "
             f"{MAX_PHOTOS_PER_MESSAGE} photo ids.",
             kind="invalid-message",
             pointer=where,

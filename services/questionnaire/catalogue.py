@@ -9,8 +9,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from services.questionnaire.answers import quoted
 from services.questionnaire.fhir_questionnaire import InvalidDefinition, QuestionnaireDefinition
+from shared.repeating import quoted
 
 DEFAULT_DEFINITIONS_DIR: Path = Path(__file__).resolve().parent / "definitions"
 

@@ -19,10 +19,11 @@ from typing import Any
 from uuid import UUID
 
 from services.questionnaire import branching
-from services.questionnaire.answers import Answer, GivenItem, InvalidSubmission, ItemCollector, show
+from services.questionnaire.answers import Answer, GivenItem, InvalidSubmission, ItemCollector
 from services.questionnaire.catalogue import QuestionnaireCatalogue, UnknownQuestionnaire
 from services.questionnaire.fhir_questionnaire import QuestionnaireDefinition
 from shared.events.questionnaire import AnsweredBy, RedFlags, TermAnswer
+from shared.repeating import show
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)  # tablets' clocks drift; further ahead is a wrong clock
 # A tablet keeps answers while it is offline, for days; a year back is a wrong clock (and year 1 is no date the

@@ -27,7 +27,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import redaction
 from shared.auth import TokenService
@@ -37,6 +37,7 @@ from shared.db.pool import apply_migrations, create_pool, pending_migrations
 from shared.http.caching import NoStore
 from shared.http.cors import OriginCors
 from shared.http.limits import BodySizeLimit, ConcurrencyLimit
+from shared.http.nosniff import NoSniff
 from shared.http.openapi import document_problems
 from shared.http.problems import install_problem_handlers, problem_response
 from shared.http.queries import single_valued_query
@@ -313,6 +314,14 @@ def _configure_logging(service: str) -> None:
         )
 
 
+class ServiceApp(FastAPI):
+    """A service's app, every answer of which goes through ``NoSniff``: a 500 too, which Starlette's
+    ServerErrorMiddleware sends from outside every middleware ``add_middleware`` installs."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return NoSniff(super().build_middleware_stack())
+
+
 def create_service_app(service: ServiceDefinition) -> FastAPI:
     _configure_logging(service.name)
     recording = setup_tracing(service.name)
@@ -329,7 +338,7 @@ def create_service_app(service: ServiceDefinition) -> FastAPI:
             with on_stop_signal(lambda: loop.call_soon_threadsafe(platform.closing.set)):
                 yield {"platform": platform}
 
-    app = FastAPI(
+    app = ServiceApp(
         title=f"oncofollow {service.name}",
         description=service.description,
         version=service.version,

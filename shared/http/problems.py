@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from shared.db.pool import DATABASE_UNAVAILABLE, UNSTORABLE_VALUE
+from shared.repeating import place
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +102,16 @@ def problem_response(
 
 
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
-    errors = []
+    errors, places = [], []
     for error in exc.errors():
-        loc = [str(p) for p in error.get("loc", ())]
-        errors.append({"pointer": "/" + "/".join(loc[1:]) if len(loc) > 1 else "/", "detail": error.get("msg")})
+        pointer, hidden_key = place(error.get("loc", ())[1:])  # past body, query…
+        errors.append({"pointer": pointer, "detail": error.get("msg")})
+        places.append(pointer if hidden_key is None else f"{pointer}: {hidden_key}")
     if not errors:
         return "The request is not valid.", []
-    first = errors[0]
-    where = first["pointer"]
     if exc.errors()[0].get("type") == "json_invalid":
         return "The request body is not valid JSON.", errors
-    return f"{first['detail']} (at {where}).", errors
+    return f"{errors[0]['detail']} (at {places[0]}).", errors
 
 
 # FastAPI's answer to a body its JSON parser raised on with anything but a syntax error (which it reports as a

@@ -30,6 +30,7 @@ _HEADERS = b"".join(
         b"content-type: " + MEDIA_TYPE.encode("ascii") + b"\r\n",
         b"content-length: " + str(len(_BODY)).encode("ascii") + b"\r\n",
         b"connection: close\r\n",
+        b"x-content-type-options: nosniff\r\n",
         b"\r\n",
     ]
 )

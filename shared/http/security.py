@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from shared.auth import DevicePrincipal, InvalidToken, Principal, ProviderToken, StaffPrincipal
+from shared.auth import DevicePrincipal, IdTokenPresented, InvalidToken, Principal, ProviderToken, StaffPrincipal
 from shared.http.app import PlatformDep
 from shared.http.openapi import raises
 from shared.http.problems import Problem
@@ -39,6 +39,16 @@ async def bearer_principal(request: Request, platform: PlatformDep) -> Principal
         if isinstance(principal, DevicePrincipal) and platform.revoked.is_revoked(principal.token_id):
             raise InvalidToken("revoked")
         return principal
+    except IdTokenPresented:
+        raise Problem(
+            401,
+            "This bearer token is an OpenID Connect ID token of the identity provider: it says who signed in, and "
+            "grants no access. Send the access token the provider issued with it (access_token, not id_token, in "
+            "its token endpoint's answer); if the client gets no access token for this API, have it registered "
+            "for the audience STAFF_TOKEN_AUDIENCE names.",
+            kind="id-token",
+            headers=_CHALLENGE,
+        ) from None
     except InvalidToken:
         raise Problem(
             401,

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -208,3 +209,57 @@ async def test_every_patient_a_live_stream_shows_is_in_the_nurse_s_trail_before_
         (replayed,) = await asyncio.wait_for(_read(stream_url, {**nurse, "Last-Event-ID": before}, 1), 10)
         assert replayed["id"] == shown["id"]
         assert await streamed_accesses() == 2
+
+
+async def _opening(client: httpx.AsyncClient, url: str, token: str, **params: str) -> tuple[int, Any]:
+    """Opens the stream at ``url`` with a stream token and closes it at once: its status, and its problem if any."""
+    async with client.stream("GET", f"{url}/v1/alerts/stream", params={"stream_token": token, **params}) as response:
+        if response.status_code == 200:
+            return 200, None
+        return response.status_code, orjson.loads(await response.aread())
+
+
+async def test_a_stream_token_opens_one_stream_once_whichever_replica_it_reaches(
+    service_env: dict[str, str], tokens: TokenService
+) -> None:
+    # It travels in a URL (proxy logs, the browser's history): within its 60 s it opened a stream as often as
+    # anyone who had read it asked, on any replica.
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-once', {'nurse'})}"}
+    async with (
+        served(build_alerting(AlertingSettings(**env))) as (first, _),  # type: ignore[arg-type]
+        served(build_alerting(AlertingSettings(**env))) as (second, _),  # type: ignore[arg-type]
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+
+        async def new_token() -> str:
+            issued = await client.post(f"{first}/v1/alerts/stream-token", headers=nurse)
+            assert issued.status_code == 200, issued.text
+            return str(issued.json()["token"])
+
+        token = await new_token()
+        # A refused opening (a malformed position) does not use the token up.
+        assert (await _opening(client, first, token, since="yesterday"))[0] == 400
+        assert await _opening(client, first, token) == (200, None)
+        for replica in (first, second):
+            status, problem = await _opening(client, replica, token)
+            assert status == 401, problem
+            assert problem["type"].endswith("/stream-token-used")
+            assert "POST /v1/alerts/stream-token" in problem["detail"]
+
+        # A reconnection asks for a new token, as the dashboard does: it opens, on the other replica too.
+        assert await _opening(client, second, await new_token()) == (200, None)
+
+        # Two openings at once with one token, on two replicas: one stream.
+        racing = await new_token()
+        opened = await asyncio.gather(_opening(client, first, racing), _opening(client, second, racing))
+        assert sorted(status for status, _ in opened) == [200, 401]
+
+    conn = await asyncpg.connect(service_env["DATABASE_URL"], server_settings={"search_path": "alerting"})
+    try:
+        openings = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'alerts.stream' AND actor = 'nurse-once'"
+        )
+    finally:
+        await conn.close()
+    assert openings == 3  # each stream opened, as before; a refused opening leaves no row

@@ -232,6 +232,12 @@ async def test_a_nurse_asking_for_an_unknown_submission_gets_a_404_that_stores_n
     # services that stored something; a read that shows no patient's data is no access to audit.
     unknown = await platform.questionnaire.get(f"/v1/submissions/{uuid.uuid4()}", headers=platform.staff("nurse"))
     await _assert_problem(unknown, 404)
+    # Its FHIR export too (it left that same row, "submission/unknown" with no patient, which no trail shows).
+    for role in ("nurse", "admin"):
+        export = await platform.questionnaire.get(
+            f"/v1/submissions/{uuid.uuid4()}", headers={**platform.staff(role), "Accept": "application/fhir+json"}
+        )
+        await _assert_problem(export, 404)
     async with platform.questionnaire_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
 

@@ -53,6 +53,22 @@ async def test_purge_keeps_what_is_recent_or_unpublished(platform: Any) -> None:
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 2
 
 
+async def test_used_stream_tokens_are_kept_a_day(platform: Any) -> None:
+    # A stream token lives 60 s: a day after its use, its row only grows the table.
+    service = platform.alerting_platform
+    async with service.pool.acquire() as conn:
+        for age in (0, 25):
+            await conn.execute(
+                "INSERT INTO stream_token_uses (token_id, used_at) VALUES ($1, now() - make_interval(hours => $2))",
+                str(uuid.uuid4()),
+                age,
+            )
+        # The service's own round, started with it, may come first: what is left is what counts.
+        await purge(conn, purges=build_alerting(AlertingSettings()).purges)  # type: ignore[call-arg]
+        left = await conn.fetchval("SELECT max(used_at) > now() - interval '1 hour' FROM stream_token_uses")
+        assert (await conn.fetchval("SELECT count(*) FROM stream_token_uses"), left) == (1, True)
+
+
 async def test_inbox_rows_are_kept_while_the_stream_their_consumer_reads_could_deliver_the_event_again(
     platform: Any, service_env: dict[str, str]
 ) -> None:

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
 from shared.auth import TokenService
 from shared.devservers import EmbeddedNats
 from shared.testing.oidc import FakeIdentityProvider, SigningKey
-from shared.testing.services import ServiceProcess
+from shared.testing.services import ServiceProcess, in_process
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +93,94 @@ async def test_production_takes_the_provider_s_staff_tokens_and_refuses_developm
     finally:
         await conn.close()
     assert [(row["actor"], list(row["roles"])) for row in audit] == [("7d1f4c8e-keycloak-user", ["nurse"])]
+
+
+# The dashboard's client id at the provider, and the audience its access tokens are checked for: the same, as where
+# the API is registered as the dashboard's own application (Entra ID), or a Keycloak client mapping its own id.
+CLIENT_ID = "5f0c9d3e-oncofollow-dashboard"
+
+
+def _signed_in(idp: FakeIdentityProvider, **claims: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "iss": idp.issuer,
+        "aud": CLIENT_ID,
+        "sub": "7d1f4c8e-user",
+        "exp": now + 600,
+        "iat": now,
+        "auth_time": now,
+        "roles": ["nurse"],
+        "name": "Claire Martin",
+        **claims,
+    }
+
+
+# What the providers hospitals run send to the dashboard for a sign-in that sent a nonce.
+NONCE = "b1fe5c0a7d"
+ACCESS_TOKENS = {
+    "Keycloak before 25 (the nonce copied in)": {
+        "typ": "Bearer",
+        "azp": CLIENT_ID,
+        "scope": "openid profile",
+        "nonce": NONCE,
+        "sid": "s1",
+    },
+    "Keycloak 25": {"typ": "Bearer", "azp": CLIENT_ID, "scope": "openid profile", "sid": "s1"},
+    "Entra ID v2": {"scp": "access_as_user", "ver": "2.0", "azp": CLIENT_ID, "tid": "t1", "oid": "o1"},
+    "RFC 9068 (at+jwt), a nonce and no scope": {"nonce": NONCE, "client_id": CLIENT_ID},
+}
+ID_TOKENS = {
+    "Keycloak": {"typ": "ID", "azp": CLIENT_ID, "nonce": NONCE, "at_hash": "x4Gz0dE3", "sid": "s1"},
+    "Keycloak, refreshed (no nonce, no hash)": {"typ": "ID", "azp": CLIENT_ID, "sid": "s1"},
+    "Entra ID v2 (code flow: a nonce, no hash)": {"nonce": NONCE, "ver": "2.0", "tid": "t1", "oid": "o1"},
+    "any provider, bound to its access token": {"at_hash": "x4Gz0dE3"},
+    "any provider, bound to its code": {"c_hash": "Lk2Pq9Rw"},
+}
+
+
+@pytest.fixture
+async def provider_alerting(service_env: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Any, SigningKey]]:
+    key = SigningKey.rsa("ward-key-1")
+    with FakeIdentityProvider() as idp:
+        idp.publish(key.jwk)
+        settings = AlertingSettings(
+            NATS_URL=service_env["NATS_URL"],
+            DATABASE_URL=service_env["DATABASE_URL"],
+            STAFF_TOKEN_ISSUER=idp.issuer,
+            STAFF_TOKEN_AUDIENCE=CLIENT_ID,
+            DASHBOARD_OIDC_CLIENT_ID=CLIENT_ID,
+        )  # type: ignore[call-arg]
+        async with in_process(build_alerting(settings)) as (client, _):
+            yield client, idp, key
+
+
+async def test_an_id_token_is_refused_where_an_access_token_goes_and_real_access_tokens_are_not(
+    provider_alerting: tuple[httpx.AsyncClient, Any, SigningKey], service_env: dict[str, str]
+) -> None:
+    # The audience being the client's id, an ID token passed every check an access token does: a page that sent
+    # it (or anyone holding one from a sign-in's logs) read the alerts with it.
+    client, idp, key = provider_alerting
+    for provider, claims in ACCESS_TOKENS.items():
+        header = {"typ": "at+jwt"} if provider.startswith("RFC 9068") else {"typ": "JWT"}
+        token = key.sign(_signed_in(idp, **claims), **header)
+        listed = await client.get("/v1/alerts", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200, (provider, listed.text)
+    for provider, claims in ID_TOKENS.items():
+        token = key.sign(_signed_in(idp, **claims), typ="JWT")
+        refused = await client.get("/v1/alerts", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 401, (provider, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        problem = refused.json()
+        assert problem["type"].endswith("/id-token"), provider
+        assert "ID token" in problem["detail"] and "access_token" in problem["detail"], problem
+        assert "STAFF_TOKEN_AUDIENCE" in problem["detail"], problem
+        # Nor does it get a stream token, nor is it known to the service as anyone.
+        stream = await client.post("/v1/alerts/stream-token", headers={"Authorization": f"Bearer {token}"})
+        assert stream.status_code == 401, provider
+    conn = await asyncpg.connect(service_env["DATABASE_URL"], server_settings={"search_path": "alerting"})
+    try:
+        lists = await conn.fetch("SELECT actor FROM audit_log WHERE action = 'alerts.list'")
+    finally:
+        await conn.close()
+    assert [row["actor"] for row in lists] == ["7d1f4c8e-user"] * len(ACCESS_TOKENS)  # the refusals wrote none

@@ -74,6 +74,7 @@ async def _assert_refusals(port: int) -> None:
         assert status == 400, what
         assert headers["content-type"] == "application/problem+json", (what, headers)
         assert headers["connection"] == "close", what
+        assert headers["x-content-type-options"] == "nosniff", what
         assert closed, f"{what}: the connection must be closed after the 400"
         problem = orjson.loads(body)
         assert problem == {

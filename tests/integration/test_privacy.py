@@ -1,8 +1,9 @@
 """Privacy properties that hold across the services' APIs, against the real NATS and PostgreSQL: what no cache may
-keep, and what no refusal may repeat."""
+keep, what no browser may sniff, and what no refusal may repeat."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,12 +12,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from fastapi import APIRouter
 
+from services.alerting.main import AlertingSettings
+from services.alerting.main import build_service as build_alerting
 from services.devices.main import DevicesSettings
 from services.devices.main import build_service as build_devices
 from shared.auth import TokenService
 from shared.testing.fhir import CALM, questionnaire_response
-from shared.testing.services import in_process
+from shared.testing.services import in_process, served
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +91,65 @@ async def test_a_loan_answer_holding_the_device_token_may_not_be_kept_by_a_cache
     _never_cached(listed)
 
 
+def _never_sniffed(response: httpx.Response) -> None:
+    assert response.headers.get_list("x-content-type-options") == ["nosniff"], (response.request.url, response.headers)
+
+
+async def test_no_answer_of_any_kind_may_have_its_type_sniffed(platform: Any) -> None:
+    # A browser that sniffs may run as a script or show as a page what was sent as JSON: a problem's detail, a
+    # patient's export. The pages and photos had the header; every other answer had none.
+    patient = uuid.uuid4()
+    tablet = platform.device(patient)
+    submitted = await platform.questionnaire.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(CALM)),
+        headers={**tablet, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"},
+    )
+    assert submitted.status_code == 202, submitted.text
+    nurse = platform.staff("nurse")
+    fhir = {**nurse, "Accept": "application/fhir+json"}
+    answers = [
+        submitted,
+        await platform.questionnaire.get(f"/v1/submissions/{submitted.json()['id']}", headers=fhir),  # the export
+        await platform.questionnaire.get("/v1/questionnaires", headers=tablet),
+        await platform.questionnaire.post("/v1/submissions", content=b"{", headers=tablet),  # 400 problem
+        await platform.alerting.get("/v1/alerts", headers=nurse),
+        await platform.alerting.get("/v1/alerts"),  # 401 problem
+        await platform.alerting.get(f"/v1/alerts/{uuid.uuid4()}", headers=nurse),  # 404 problem
+        await platform.alerting.post("/v1/alerts/stream-token", headers=nurse),
+        await platform.alerting.get("/nowhere"),
+        await platform.alerting.get("/healthz"),
+        await platform.alerting.get("/openapi.json"),
+        await platform.alerting.get("/dashboard/"),  # the page's own header, once
+    ]
+    assert [a.status_code for a in answers] == [202, 200, 200, 400, 200, 401, 404, 200, 404, 200, 200, 200]
+    for answer in answers:
+        _never_sniffed(answer)
+
+
+async def test_the_live_stream_and_an_unexpected_failure_are_not_sniffed_either(
+    service_env: dict[str, str], tokens: TokenService
+) -> None:
+    failing = APIRouter()
+
+    @failing.get("/v1/failing")
+    async def fail() -> None:
+        raise RuntimeError("a bug")
+
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    service = build_alerting(AlertingSettings(**env))  # type: ignore[arg-type]
+    service = dataclasses.replace(service, routers=(*service.routers, failing))
+    nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-1', {'nurse'})}"}
+    async with served(service) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with client.stream("GET", "/v1/alerts/stream", headers=nurse) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            _never_sniffed(stream)
+        crashed = await client.get("/v1/failing")  # the 500 of Starlette's outermost middleware
+        assert crashed.status_code == 500
+        _never_sniffed(crashed)
+
+
 # What a patient might write where a code was expected: her words, and a relative's name.
 WORDS = "J'ai très mal au ventre depuis hier soir"
 NAME = "Marie Dupont, sa fille"
@@ -104,6 +167,8 @@ def _free_text_where_codes_go() -> list[tuple[str, dict[str, Any]]]:
     as_questionnaire = questionnaire_response(CALM, questionnaire=WORDS)
     as_authored = questionnaire_response(CALM)
     as_authored["authored"] = WORDS
+    as_value_key = questionnaire_response(CALM)
+    as_value_key["item"][0]["answer"] = [{f"value {WORDS}": "oui"}]
     return [
         ("answer", as_answer),
         ("code", as_code),
@@ -111,6 +176,7 @@ def _free_text_where_codes_go() -> list[tuple[str, dict[str, Any]]]:
         ("linkId", as_link),
         ("questionnaire", as_questionnaire),
         ("authored", as_authored),
+        ("value[x] key", as_value_key),
     ]
 
 
@@ -132,3 +198,36 @@ async def test_a_refused_submission_never_repeats_what_the_patient_wrote(platfor
                 assert text not in refused.text, (where, path, refused.text)
     async with platform.questionnaire_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 0
+
+
+async def test_an_unexpected_key_is_named_only_when_it_looks_like_a_field_s_name(
+    platform: Any, devices: tuple[httpx.AsyncClient, Any], tokens: TokenService
+) -> None:
+    # A key is the client's text too: one that holds words was repeated in the refusal's detail and pointer.
+    fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-1', {'fleet'})}"}
+    tablet = {**platform.device(uuid.uuid4()), "Idempotency-Key": str(uuid.uuid4())}
+    tablet_body = {"serial_number": "R52W70ABCDE", "model": "Galaxy Tab A9", "accessories": []}
+    for extra in (WORDS, NAME):
+        for service, path, body, headers in (
+            (platform.alerting, f"/v1/alerts/{uuid.uuid4()}/resolve", {"outcome": "phone_call"}, platform.staff()),
+            (platform.questionnaire, "/v1/messages", {"text": "J'ai de la fièvre"}, tablet),
+            (devices[0], "/v1/tablets", tablet_body, fleet),
+        ):
+            refused = await service.post(path, json={**body, extra: "x"}, headers=headers)
+            assert refused.status_code == 422, refused.text
+            for text in (WORDS, NAME, "très mal", "Dupont"):
+                assert text not in refused.text, (path, refused.text)
+            problem = refused.json()
+            pointers = [problem["pointer"]] if "pointer" in problem else [e["pointer"] for e in problem["errors"]]
+            assert pointers == ["/"], refused.text  # where to look: the body's own keys
+            assert f"a text of {len(extra)} characters (not repeated here)" in refused.json()["detail"]
+    # A misspelt field's name is named: the caller sees what to correct.
+    misspelt = await platform.alerting.post(
+        f"/v1/alerts/{uuid.uuid4()}/resolve",
+        json={"outcome": "phone_call", "outcom_note": "x"},
+        headers=platform.staff(),
+    )
+    assert misspelt.status_code == 422
+    assert misspelt.json()["errors"][0]["pointer"] == "/outcom_note" and "/outcom_note" in misspelt.json()["detail"]
+    async with devices[1].pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM tablets") == 0

@@ -126,6 +126,9 @@ export const PROBLEMS = {
   "authentication-required": SIGNED_OUT,
   "missing-token": SIGNED_OUT,
   "invalid-token": SIGNED_OUT,
+  "id-token":
+    "La connexion a donné un jeton d'identité au lieu d'un jeton d'accès : reconnectez-vous. Si cela continue, " +
+    "prévenez le support informatique.",
   "wrong-token": "Ce jeton n'est pas celui d'un membre du personnel : collez le jeton de votre compte.",
   forbidden: NOT_ALLOWED,
   "missing-role": NOT_ALLOWED,

@@ -28,8 +28,10 @@ PURE_STDLIB = {
     "typing",
     "uuid",
 }
-# Of the project: the event contract, and the service's own rules (the catalogue is used here, never loaded).
-PURE_PROJECT = {f"services.questionnaire.{m}" for m in (*PURE, "catalogue")}
+# Of the project: the event contract, the service's own rules (the catalogue is used here, never loaded), and what a
+# refusal may repeat of a client's values (shared with the HTTP layer; checked below to compute only).
+SHARED_PURE = ("repeating",)
+PURE_PROJECT = {f"services.questionnaire.{m}" for m in (*PURE, "catalogue")} | {f"shared.{m}" for m in SHARED_PURE}
 FILE_CALLS = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "glob", "iterdir", "is_dir"}
 
 
@@ -52,6 +54,15 @@ def test_the_rules_import_only_what_computes(module: str) -> None:
     for name in imported(tree):
         allowed = name in PURE_STDLIB or name in PURE_PROJECT or name.startswith("shared.events.")
         assert allowed, f"services/questionnaire/{module}.py imports {name}: the rules do no I/O"
+
+
+@pytest.mark.parametrize("module", SHARED_PURE)
+def test_the_shared_modules_the_rules_use_import_only_what_computes(module: str) -> None:
+    tree = ast.parse((ROOT / "shared" / f"{module}.py").read_text(encoding="utf-8"))
+    for name in imported(tree):
+        assert name in PURE_STDLIB, (
+            f"shared/{module}.py imports {name}: the questionnaire's rules use it, and do no I/O"
+        )
 
 
 @pytest.mark.parametrize("module", PURE)
