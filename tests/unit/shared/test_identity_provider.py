@@ -71,7 +71,9 @@ def _provider(idp: FakeIdentityProvider, **options: Any) -> IdentityProvider:
         "jwks_url": idp.jwks_url,
         "roles_claim": "realm_access.roles",
         "algorithms": ("RS256", "ES256"),
-        "timeout_s": 1.0,
+        # Generous: a loaded test machine once took over a second to answer a key set (the time-out's own test sets
+        # a short one); a provider out of reach refuses at once.
+        "timeout_s": 5.0,
         "refresh_interval_s": 0.0,
         **options,
     }
