@@ -59,30 +59,51 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-async def every(interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[object]], *, name: str) -> None:
+async def every(
+    interval_s: float,
+    stop: asyncio.Event,
+    work: Callable[[], Awaitable[object]],
+    *,
+    name: str,
+    first_round: asyncio.Event | None = None,
+) -> None:
     """Run ``work`` now, then every ``interval_s`` seconds, until ``stop`` is set (which ends any wait at once).
 
     A round that failed on a passing fault (``soon_again``) is tried again on the ``backoff`` schedule, with one
-    warning per round, not per try."""
-    while not stop.is_set():
-        waits = backoff(interval_s, FIRST_RETRY_S)
-        tries = 0
+    warning per round, not per try. ``first_round`` is set once the first round is over (done or given up), or the
+    job has ended: what is written after that, no start-up round of the job has seen (tests arrange their rows then,
+    ``Platform.first_rounds_over``)."""
+    try:
         while not stop.is_set():
-            tries += 1
-            try:
-                await work()
-            except PASSING_FAULTS as exc:
-                wait = next(waits) if soon_again(exc) else interval_s
-                if tries == 1:
-                    again = f"tried again in {wait:g} s" if wait < interval_s else "next round"
-                    log.warning("%s failed: %s; %s", name, type(exc).__name__, again)
-                else:
-                    log.debug("%s failed again (try %s): %s", name, tries, type(exc).__name__)
-                if wait >= interval_s:
-                    break  # the round is given up: the next try is on the job's own schedule
-                await _wait(stop, wait)
-                continue
-            if tries > 1:
-                log.info("%s done on try %s", name, tries)
-            break
-        await _wait(stop, interval_s)
+            await _round(interval_s, stop, work, name)
+            if first_round is not None:
+                first_round.set()
+            await _wait(stop, interval_s)
+    finally:
+        if first_round is not None:
+            first_round.set()
+
+
+async def _round(interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[object]], name: str) -> None:
+    """One round of ``work``: tried again on the ``backoff`` schedule while it meets a passing fault, until a wait as
+    long as the interval gives it up."""
+    waits = backoff(interval_s, FIRST_RETRY_S)
+    tries = 0
+    while not stop.is_set():
+        tries += 1
+        try:
+            await work()
+        except PASSING_FAULTS as exc:
+            wait = next(waits) if soon_again(exc) else interval_s
+            if tries == 1:
+                again = f"tried again in {wait:g} s" if wait < interval_s else "next round"
+                log.warning("%s failed: %s; %s", name, type(exc).__name__, again)
+            else:
+                log.debug("%s failed again (try %s): %s", name, tries, type(exc).__name__)
+            if wait >= interval_s:
+                return  # the round is given up: the next try is on the job's own schedule
+            await _wait(stop, wait)
+            continue
+        if tries > 1:
+            log.info("%s done on try %s", name, tries)
+        return

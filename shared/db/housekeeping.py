@@ -149,6 +149,7 @@ async def run_housekeeping(
     consumers: Sequence[ConsumerSpec] = (),
     every_s: float = 3600.0,
     purges: Sequence[Purge] = (),
+    first_round: asyncio.Event | None = None,
 ) -> None:
     async def housekeeping() -> None:
         async with pool.acquire() as conn:
@@ -157,4 +158,4 @@ async def run_housekeeping(
             # Counts only: which rows went (a patient's photo, say) is no one's business in a log.
             log.info("housekeeping removed %s", removed)
 
-    await every(every_s, stop, housekeeping, name="housekeeping")
+    await every(every_s, stop, housekeeping, name="housekeeping", first_round=first_round)

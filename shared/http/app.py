@@ -79,6 +79,20 @@ class Platform:
     # Set when the process is told to stop: live streams end at once (their clients reconnect elsewhere or
     # later with their last event id) instead of holding the server's shutdown up.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    # One per scheduled job (the escalation check, the housekeeping...), set once its first round, run at start-up,
+    # is over: rows a test writes after ``first_rounds_over`` are seen by no round before the job's next interval.
+    first_rounds: list[asyncio.Event] = field(default_factory=list)
+
+    def first_round_of_a_job(self) -> asyncio.Event:
+        """The signal a new scheduled job sets when its first round is over (``periodic.every``'s ``first_round``)."""
+        ran = asyncio.Event()
+        self.first_rounds.append(ran)
+        return ran
+
+    async def first_rounds_over(self) -> None:
+        """Wait until every scheduled job has run its first round: a test arranges its rows after that, not while
+        a start-up check may read them (an alert written three days overdue, escalated under the test's eyes)."""
+        await asyncio.gather(*(ran.wait() for ran in self.first_rounds))
 
     @property
     def source(self) -> str:
@@ -115,10 +129,13 @@ class ServiceDefinition:
 
 
 def scheduled_job(name: str, every_s: float, work: Callable[[Platform], Awaitable[object]]) -> BackgroundTask:
-    """A background job of a service: ``work(platform)`` now, then every ``every_s`` seconds (``periodic.every``)."""
+    """A background job of a service: ``work(platform)`` now, then every ``every_s`` seconds (``periodic.every``).
+    The platform knows when its first round is over (``Platform.first_rounds_over``)."""
 
-    async def job(platform: Platform, stop: asyncio.Event) -> None:
-        await every(every_s, stop, lambda: work(platform), name=name)
+    def job(platform: Platform, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+        # Not a coroutine function: the signal is the platform's as soon as the job is made, before it first runs.
+        first_round = platform.first_round_of_a_job()
+        return every(every_s, stop, lambda: work(platform), name=name, first_round=first_round)
 
     job.__name__ = name.replace(" ", "-")
     return job
@@ -173,7 +190,9 @@ async def run_platform(service: ServiceDefinition, *, pipeline_metrics: bool = F
         )
         tasks.append(asyncio.create_task(relay.run(stop), name=f"{service.name}-outbox"))
         specs = tuple(s.spec for s in subscriptions)
-        housekeeping = run_housekeeping(pool, stop, specs, purges=service.purges)
+        housekeeping = run_housekeeping(
+            pool, stop, specs, purges=service.purges, first_round=platform.first_round_of_a_job()
+        )
         tasks.append(asyncio.create_task(housekeeping, name=f"{service.name}-housekeeping"))
         async with pool.acquire() as conn:
             await platform.revoked.refresh(conn)  # no revoked token is accepted, even in the first second

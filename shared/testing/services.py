@@ -22,11 +22,13 @@ from shared.http.protocol import ProblemHttpToolsProtocol, uvicorn_command
 
 @contextlib.asynccontextmanager
 async def in_process(service: ServiceDefinition) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    """The service's app with its lifespan running, and an HTTP client talking to it over ASGI."""
+    """The service's app with its lifespan running, and an HTTP client talking to it over ASGI; once its scheduled
+    jobs' first rounds are over, so that what the test writes next no start-up check races."""
     app = create_service_app(service)
     async with app.router.lifespan_context(app) as lifespan_state:
         state = dict(lifespan_state or {})
         app.state.platform = state["platform"]
+        await state["platform"].first_rounds_over()
         transport = httpx.ASGITransport(app=_with_state(app, state))
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{service.name}") as client:
             yield client, state["platform"]
@@ -155,7 +157,8 @@ async def served(
     """The service behind a real uvicorn server in this process (streaming responses, spans in memory), on a free
     port, or on ``listening`` (a socket from ``listening_sockets``, for two services that must know each other's
     address before either starts: the port is held from then on, never taken by another process meanwhile).
-    ``wrap``: an ASGI middleware the server runs the app in (a test's network faults: a stalled or dropped answer)."""
+    ``wrap``: an ASGI middleware the server runs the app in (a test's network faults: a stalled or dropped answer).
+    Given once its scheduled jobs' first rounds are over, as ``in_process``."""
     import asyncio
 
     import uvicorn
@@ -183,6 +186,7 @@ async def served(
                 task.result()
                 raise RuntimeError("uvicorn stopped before starting")
             await asyncio.sleep(0.02)
+        await app.state.platform.first_rounds_over()
         yield f"http://127.0.0.1:{port}", app.state.platform
     finally:
         server.should_exit = True

@@ -38,7 +38,10 @@ class Platform:
 async def platform(service_env: dict[str, str], tokens: TokenService) -> AsyncIterator[Platform]:
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     q_settings = QuestionnaireSettings(**env)  # type: ignore[arg-type]
-    a_settings = AlertingSettings(**env)  # type: ignore[arg-type]
+    # The escalation check's start-up round runs before the test (in_process waits for it), its next an hour later:
+    # an alert a test writes overdue keeps the escalation level it was written with (a test that escalates runs
+    # escalate_overdue itself, or replicas of its own).
+    a_settings = AlertingSettings(**env, ESCALATION_CHECK_S="3600")  # type: ignore[arg-type]
     async with (
         in_process(build_questionnaire(q_settings)) as (q_client, q_platform),
         in_process(build_alerting(a_settings)) as (a_client, a_platform),

@@ -1,18 +1,23 @@
 """A scheduled job whose round met a passing fault of the real PostgreSQL (a lock timeout, a connection the server
-ended) runs again within seconds, not at its next interval (an hour for the housekeeping)."""
+ended) runs again within seconds, not at its next interval (an hour for the housekeeping). A service a test starts
+has run its scheduled jobs' first rounds before the test writes anything: no start-up check races its rows."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from shared.db.housekeeping import run_housekeeping
 from shared.db.pool import apply_migrations, create_pool, init_connection, session_settings
+from shared.http.app import BackgroundTask, Platform, ServiceDefinition, scheduled_job
+from shared.settings import ServiceSettings
+from shared.testing.services import in_process, served
 from shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -98,3 +103,34 @@ async def test_an_hourly_purge_whose_connection_the_server_ended_runs_again_a_se
         if job is not None:
             await asyncio.wait_for(job, timeout=1)
         await pool.close()
+
+
+def _slow_check(rounds: list[str]) -> BackgroundTask:
+    """An hourly check whose round takes a while (the escalation check reading many alerts, say)."""
+
+    async def check(platform: Platform) -> None:
+        rounds.append("started")
+        await asyncio.sleep(0.3)
+        rounds.append("over")
+
+    return scheduled_job("slow check", 3600, check)
+
+
+@pytest.mark.parametrize("start", [in_process, served], ids=["in-process", "served"])
+async def test_a_service_started_for_a_test_has_run_its_scheduled_jobs_first_round_already(
+    service_env: dict[str, str], tmp_path: Path, start: Callable[[ServiceDefinition], Any]
+) -> None:
+    # What a test writes next (an alert three days overdue) no start-up round reads: the next one is an hour away.
+    rounds: list[str] = []
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    service = ServiceDefinition(
+        name="jobs_probe",
+        settings=ServiceSettings(**env),  # type: ignore[arg-type]
+        routers=(),
+        migrations=tmp_path,
+        background=(_slow_check(rounds),),
+    )
+    async with start(service) as (_, platform):
+        assert rounds == ["started", "over"]
+        # The check's and the housekeeping's.
+        assert len(platform.first_rounds) == 2 and all(ran.is_set() for ran in platform.first_rounds)

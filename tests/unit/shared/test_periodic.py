@@ -134,3 +134,44 @@ async def test_stopping_ends_the_wait_between_tries_at_once(monkeypatch: pytest.
     stop.set()  # the job waits 0.8 s before its fourth try
     await asyncio.wait_for(task, timeout=0.2)
     assert len(calls) == 3
+
+
+async def test_the_first_round_signal_is_set_once_the_first_round_is_over_not_when_it_starts() -> None:
+    stop, first_round, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+
+    async def work() -> None:
+        calls.append("round")
+        await release.wait()
+
+    task = asyncio.create_task(every(3600, stop, work, name="test job", first_round=first_round))
+    await _until(calls, 1)
+    assert not first_round.is_set()
+    release.set()
+    await asyncio.wait_for(first_round.wait(), timeout=1)
+    stop.set()
+    await asyncio.wait_for(task, timeout=1)
+    assert calls == ["round"]
+
+
+async def test_a_first_round_given_up_or_a_job_that_ended_still_sets_the_signal() -> None:
+    # A database that refuses the statement: the round waits for the next one, an hour later; the first is over.
+    stop, first_round = asyncio.Event(), asyncio.Event()
+
+    async def refused() -> None:
+        raise asyncpg.UndefinedTableError('relation "alerts" does not exist')
+
+    task = asyncio.create_task(every(3600, stop, refused, name="test job", first_round=first_round))
+    await asyncio.wait_for(first_round.wait(), timeout=1)
+    stop.set()
+    await asyncio.wait_for(task, timeout=1)
+
+    # A bug ends the job: whoever waits for its first round is not left waiting for ever.
+    ended = asyncio.Event()
+
+    async def bug() -> None:
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        await asyncio.wait_for(every(3600, asyncio.Event(), bug, name="test job", first_round=ended), timeout=1)
+    assert ended.is_set()
