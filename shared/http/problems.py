@@ -199,6 +199,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Sent by Starlette's ServerErrorMiddleware, outside the middlewares that give every other answer these.
         return problem_response(
-            500, "Something went wrong on our side; the request was not applied.", instance=request.url.path
+            500,
+            "Something went wrong on our side; the request was not applied.",
+            instance=request.url.path,
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
         )
