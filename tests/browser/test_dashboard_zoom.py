@@ -146,8 +146,9 @@ DEADLINES = """(rows) => rows.map((row) => {
 PARIS = ZoneInfo("Europe/Paris")
 # An orange alert is due at the close of the next business day: one raised three days ago, on a Friday, is not due
 # until Monday 18:00 (nor, after a public holiday, until the day after), so "three days" is overdue on no Monday
-# morning. Ten days is past its deadline at any hour of any week.
-OVERDUE_AT_ANY_HOUR = timedelta(days=10)
+# morning. Nine days and 23 hours is past its deadline at any hour of any week, and its wait is the widest the page
+# writes ("depuis 9 j 23 h").
+OVERDUE_AT_ANY_HOUR = timedelta(days=9, hours=23, minutes=30)
 
 
 def since_today(at_most: timedelta) -> timedelta:
