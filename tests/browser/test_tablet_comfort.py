@@ -634,3 +634,51 @@ async def test_every_answer_of_every_question_is_in_sight_or_reached_with_a_cue_
         assert ("ecog", 3, 1280) in needed_cue, needed_cue
     finally:
         await context.close()
+
+
+# How many lines each answer's words take as the page shows them now (comfort.js's count: the label, not the tick).
+ANSWER_LINES = """
+() => [...document.querySelectorAll("#question-answers .option")].map((option) => {
+  const range = document.createRange();
+  range.selectNodeContents(option);
+  return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+})
+"""
+
+
+async def test_a_chosen_answer_never_wraps_onto_a_line_it_did_not_take_before_the_tap(
+    tablet_url: str, browser: Browser, tokens: TokenService
+) -> None:
+    """At 200 % in landscape, the two columns of short answers were worked out with every answer unchosen: a tap on
+    "Presque tout le temps" made it bold and ticked, on two lines in half the width, and pushed the answers below
+    down. Every answer of the questions up to the first whose answers stay in two columns, touched one after the
+    other: each takes as many lines chosen as it did just before."""
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris"
+    )
+    try:
+        page = await enrolled(tablet_url, context, tokens)
+        for _ in range(3):
+            await page.locator("#text-larger").click()
+        await first_question(page)
+        form = page.locator("#question-form")
+        checked: list[tuple[str, str | None]] = []
+        while not checked or checked[-1][1] != "2":
+            link_id = await form.get_attribute("data-link-id")
+            assert link_id is not None and len(checked) < 10, checked
+            options = page.locator("#question-answers .option")
+            for i in range(await options.count()):
+                # In mid-screen, not under the cue "Autres réponses plus bas" that a tap at the foot would touch.
+                await options.nth(i).evaluate("(option) => option.scrollIntoView({ block: 'center' })")
+                before = (await page.evaluate(ANSWER_LINES))[i]
+                await options.nth(i).click()
+                await expect(options.nth(i)).to_have_attribute("aria-checked", "true")
+                after = (await page.evaluate(ANSWER_LINES))[i]
+                label = await options.nth(i).text_content()
+                assert after == before, f"{link_id}: « {label} » on {after} lines chosen, {before} before the tap"
+            checked.append((link_id, await page.locator("#question-answers").get_attribute("data-columns")))
+            await answer_and_go_on(page, link_id, last=True)
+        # The frequency question's answers were touched, and two columns still hold where no tap changes a line.
+        assert checked[0][0] == "diarrhoea.frequency", checked
+    finally:
+        await context.close()

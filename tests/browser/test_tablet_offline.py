@@ -75,6 +75,12 @@ class Connection:
     gateway: int | None = None
     dropping: bool = False
     released: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # These addresses answered with this status ("navigate": every opening of a page, and no other request).
+    refused: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def refusal(self, scope: Any) -> int | None:
+        navigation = (b"sec-fetch-mode", b"navigate") in scope["headers"]
+        return self.refused.get("navigate") if navigation else self.refused.get(scope["path"])
 
     def wrap(self, app: Any) -> Any:
         async def asgi(scope: Any, receive: Any, send: Any) -> None:
@@ -82,6 +88,11 @@ class Connection:
                 return await app(scope, receive, send)
             if self.stalled:
                 await self.released.wait()
+            refused = self.refusal(scope)
+            if refused is not None:
+                await send({"type": "http.response.start", "status": refused, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return None
             if self.dropping and self.gateway is not None:
                 await send({"type": "http.response.start", "status": self.gateway, "headers": []})
                 await send({"type": "http.response.body", "body": b""})
@@ -414,3 +425,82 @@ async def test_online_a_page_updated_on_the_server_never_runs_with_a_module_of_t
     await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
     assert await page.evaluate("document.documentElement.dataset.build") == "v2"
     await expect(page.locator("#opening-notice")).to_be_hidden()
+
+
+# Whether the worker of a version (its cache's name) is this page's, settled (installed, activated, in control), and
+# which caches there are; the update check asked for again until it is (one under way may have read the old script).
+NEW_WORKER_IN_CONTROL = """
+async (cache) => {
+  const registration = await navigator.serviceWorker.getRegistration();
+  const names = await caches.keys();
+  const settled = !registration.installing && !registration.waiting && registration.active?.state === "activated";
+  if (settled && names.includes(cache)) return names;
+  await registration.update().catch(() => null);
+  return null;
+}
+"""
+
+# A module the open page loads now, as the worker sees one it imports while it loads: a GET of flow.js from this
+# page (the fragment makes it a module the page has not loaded yet; the request's address has none). Whether it is of
+# the server's newer page.
+A_MODULE_LOADED_NOW = """
+async () => "BUILD" in (await import("./flow.js#loaded-now"))
+"""
+
+
+@pytest.mark.parametrize("meanwhile", ["a new worker takes over", "the worker is stopped"])
+async def test_a_page_opened_from_the_kept_copy_gets_every_module_of_that_copy_whatever_the_worker_does_meanwhile(
+    tablet: Tablet, context: BrowserContext, tokens: TokenService, meanwhile: str
+) -> None:
+    """A page opened from the kept copy asks for its modules as it loads, and meanwhile the server may have been
+    updated and a new worker take over (which deleted the copy the page was loading from), or the browser stop the
+    idle worker (the only one that knew which version the page runs): its modules are still all of its own version."""
+    page = await enrolled(tablet, context, tokens, uuid.uuid4())
+    old = f"oncofollow-tablet-{await tablet.version()}"
+    update_the_page(tablet.pages)
+    new = f"oncofollow-tablet-{await tablet.version()}"
+    # The service being restarted by the update: the opening gets a 502, and the kept copy opens, whole.
+    tablet.connection.refused["navigate"] = 502
+    if meanwhile == "the worker is stopped":
+        tablet.connection.refused["/tablet/sw.js"] = 502  # no new worker: the same one, stopped and started again
+    opened = await page.reload()
+    assert opened is not None and opened.from_service_worker
+    await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+    assert await page.evaluate("document.documentElement.dataset.build") is None
+
+    if meanwhile == "a new worker takes over":
+
+        async def new_worker() -> list[str] | None:
+            return await page.evaluate(NEW_WORKER_IN_CONTROL, new)
+
+        # The copy the page opened from is kept while the page is open: it may still be loading from it.
+        assert set(await eventually(new_worker, within=15, interval=0.5)) == {old, new}
+    else:
+        cdp = await context.new_cdp_session(page)
+        stopped = asyncio.Event()
+
+        def updated(event: dict[str, Any]) -> None:
+            if any(version["runningStatus"] == "stopped" for version in event["versions"]):
+                stopped.set()
+
+        cdp.on("ServiceWorker.workerVersionUpdated", updated)
+        await cdp.send("ServiceWorker.enable")
+        await cdp.send("ServiceWorker.stopAllWorkers")
+        await asyncio.wait_for(stopped.wait(), timeout=5)
+
+    # The page's next module is of the kept copy it opened from, not the server's newer one.
+    assert await page.evaluate(A_MODULE_LOADED_NOW) is False
+
+    # The service back, the page reopened is the new one; the older copy goes at the next opening after its last page
+    # closed (the first reload's own opening still had it open).
+    tablet.connection.refused.clear()
+    for _ in range(2):
+        await page.reload()
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+    assert await page.evaluate("document.documentElement.dataset.build") == "v2"
+
+    async def old_copy_gone() -> list[str] | None:
+        names = await page.evaluate(NEW_WORKER_IN_CONTROL, new)
+        return names if names == [new] else None
+
+    assert await eventually(old_copy_gone, within=15, interval=0.5) == [new]

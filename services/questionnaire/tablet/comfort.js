@@ -88,6 +88,20 @@ function lines(option) {
   return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
 }
 
+/**
+ * Whether every answer takes as many lines chosen (bold and ticked, tablet.css) as not: measured on all at once in
+ * each style (#question-answers[data-measure], never painted: set and removed before the browser draws), so that a
+ * tap never makes the answer touched wrap onto a line it did not take, and the answers below it move.
+ */
+function sameLinesChosen(answers, options) {
+  answers.dataset.measure = "plain";
+  const plain = options.map(lines);
+  answers.dataset.measure = "chosen";
+  const chosen = options.map(lines);
+  delete answers.dataset.measure;
+  return chosen.every((count, i) => count === plain[i]);
+}
+
 /** How far down the page the lowest answer ends, in CSS pixels from the page's top (wherever it is scrolled). */
 function answersEnd(options) {
   return Math.max(...options.map((option) => option.getBoundingClientRect().bottom)) + window.scrollY;
@@ -95,9 +109,10 @@ function answersEnd(options) {
 
 /**
  * Where the answers as they always were do not all show on arrival (scrolled to the top): first less room inside
- * and between them (tight); then, on a compact screen in landscape, two columns, kept only if they end higher and no
+ * and between them (tight); then, on a compact screen in landscape, two columns, kept only if they end higher, no
  * answer takes more than two lines in half the width (short answers: a long sentence cut into a narrow column is
- * harder to read, and grows taller by as much as the columns save). Elsewhere nothing changes.
+ * harder to read, and grows taller by as much as the columns save), and none takes a line more once chosen (a tap
+ * that pushes the answers below down is one a patient reads as a fault). Elsewhere nothing changes.
  */
 function arrangeAnswers() {
   const answers = $("#question-answers");
@@ -112,7 +127,8 @@ function arrangeAnswers() {
   if (oneColumn <= window.innerHeight) return;
   answers.style.setProperty("--answer-rows", String(Math.ceil(options.length / 2)));
   answers.dataset.columns = "2";
-  if (answersEnd(options) >= oneColumn || options.some((option) => lines(option) > 2)) delete answers.dataset.columns;
+  const narrow = answersEnd(options) >= oneColumn || options.some((option) => lines(option) > 2);
+  if (narrow || !sameLinesChosen(answers, options)) delete answers.dataset.columns;
 }
 
 /** The cue shown while an answer is below the screen (or under the cue itself), gone once the last is in sight. */
@@ -163,10 +179,16 @@ function setUpAnswersInSight() {
   // scroll-padding) is then known, even for a key pressed before the last scrolling's frame.
   $("#question-answers").addEventListener("focusin", showCue);
   $("#more-answers").addEventListener("click", scrollToMoreAnswers);
-  // A new question, a screen change, the note above a question a refusal sent the patient back to: laid out anew.
+  // A new question, a screen change, the note above a question a refusal sent the patient back to, an answer chosen
+  // (bold and ticked, it may take another line: the cue follows): laid out anew.
   const changed = new MutationObserver(fitAnswers);
   changed.observe(document.body, { attributes: true, attributeFilter: ["data-screen"] });
-  changed.observe($("#question-answers"), { childList: true });
+  changed.observe($("#question-answers"), {
+    childList: true,
+    subtree: true,
+    attributes: true,
+    attributeFilter: ["aria-checked"],
+  });
   changed.observe($("#question-refused"), { attributes: true, attributeFilter: ["hidden"] });
   fitAnswers();
 }

@@ -7,14 +7,16 @@
 // What it keeps is one whole version of the page, never a mix: the service puts the page's version (a hash of every
 // file below and of this worker, services/questionnaire/tablet_files.py) in this worker's bytes, so a page changed on
 // the server is a new worker for the browser's update check; the new worker fetches every file into a cache named by
-// that version, all or nothing, each file saying it is of that version (its Tablet-Version header), and deletes the
-// other caches once it takes over. Nothing is written into the kept copy afterwards: a file fetched at an opening
+// that version, all or nothing, each file saying it is of that version (its Tablet-Version header), and once it takes
+// over deletes the other caches, but not one a page still open opened from (tidy): that page may be loading its
+// modules from it at that very moment. Nothing is written into the kept copy afterwards: a file fetched at an opening
 // may be of a newer page than the rest of the copy, and a copy of mixed versions (a new app.js importing a name an
 // old flow.js lacks) is a dead page offline, for a patient who cannot fix it.
 //
-// One opening, one version: an opening whose page comes from the kept copy takes every file it asks for from the
-// kept copy; one whose page comes from the network takes its files from the network, and the kept copy only if the
-// network fails and the kept copy is the page's version (otherwise the network's error: a new page with an old
+// One opening, one version: an opening whose page comes from the kept copy takes every file it asks for from that
+// kept copy, whichever worker answers (a new one that took over, this one stopped and started again: the openings
+// are written down); one whose page comes from the network takes its files from the network, and a kept copy only if
+// the network fails and that copy is the page's version (otherwise the network's error: a new page with an old
 // module is as dead as a missing module; the page says so and offers to reopen it, opening.js, and reopened, the
 // page is whole, the network's or the kept one). Online and quick, the page is the server's (Cache-Control:
 // no-cache); the kept copy opens when the network fails, the server answers 5xx, or the page has not come within
@@ -85,29 +87,114 @@ function keyOf(url) {
   return parsed.origin + parsed.pathname;
 }
 
-// Which version each opening (a page, by its client id) runs: KEPT when its page came from the kept copy, else the
-// version its page from the network said (or null). Only in this worker's memory: the page asks for its modules as
-// it loads (static imports only, tests/unit/questionnaire/test_tablet_worker.py), while the worker is busy answering
-// it and so not stopped; an opening it does not know (answered by a previous worker, or before a stop) asks later
-// only for data (config.json), not code, and gets the network's, or the kept copy's when the network fails.
-const KEPT = "kept";
+// Which version each opening (a page, by its client id) runs: the version of the copy its page came from (kept),
+// or the version its page from the network said (or null). Written down in IndexedDB, not only in this worker's
+// memory: a browser stops an idle worker whenever it likes, and a new worker takes over an open page (skipWaiting),
+// so the worker that answers a page's next module may not be the one that answered the page; without it, a page
+// opened from the kept copy would get that module from the network, perhaps of a newer page (a mixed page). A client
+// id and a version: nothing of the patient. The memory map spares a read for each module of a page this worker
+// answered.
+const OPENINGS_DB = "oncofollow-tablet";
+const OPENINGS = "openings";
 const openings = new Map();
-const REMEMBERED = 32; // openings remembered at most: a tablet has one page, opened now and then
+const REMEMBERED = 32; // openings remembered in memory at most: a tablet has one page, opened now and then
 
-function remember(clientId, version) {
-  if (!clientId) return;
-  openings.set(clientId, version);
+let database = null;
+
+function openingsDatabase() {
+  database ||= new Promise((resolve, reject) => {
+    const request = indexedDB.open(OPENINGS_DB, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(OPENINGS);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  }).catch((error) => {
+    database = null; // asked again next time (a storage briefly unavailable)
+    throw error;
+  });
+  return database;
+}
+
+/** One transaction on the openings: the results of the requests `work` makes of the store, once it is done. */
+async function withOpenings(mode, work) {
+  const db = await openingsDatabase();
+  return new Promise((resolve, reject) => {
+    const transaction = db.transaction(OPENINGS, mode);
+    const requests = [work(transaction.objectStore(OPENINGS))].flat();
+    transaction.oncomplete = () => resolve(requests.map((request) => request && request.result));
+    transaction.onerror = transaction.onabort = () => reject(transaction.error);
+  });
+}
+
+function keepInMemory(clientId, opened) {
+  openings.set(clientId, opened);
   for (const oldest of openings.keys()) {
     if (openings.size <= REMEMBERED) break;
     openings.delete(oldest);
   }
 }
 
-async function keptCopy(request) {
-  const cache = await caches.open(CACHE);
-  const key = keyOf(request.url);
+/** Writes down which version an opening runs (`kept`: from the kept copy of that version). */
+async function remember(clientId, version, kept) {
+  if (!clientId) return;
+  const opened = { version, kept };
+  keepInMemory(clientId, opened);
+  try {
+    await withOpenings("readwrite", (store) => store.put(opened, clientId));
+  } catch {
+    // No storage: this worker still knows it (memory), as it did before the openings were written down.
+  }
+}
+
+/** Which version an opening runs, or undefined for one no worker answered (the enrolment's, before the worker). */
+async function openingOf(clientId) {
+  if (!clientId) return undefined;
+  if (openings.has(clientId)) return openings.get(clientId);
+  try {
+    const [opened] = await withOpenings("readonly", (store) => store.get(clientId));
+    if (opened) keepInMemory(clientId, opened);
+    return opened;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Forgets the openings of pages no longer open, and deletes every kept copy but this worker's and those an open page
+ * runs: a page opened from an older copy may still be loading its modules from it when a new worker takes over, and
+ * is a dead page if that copy goes under it. Done when this worker takes over and at each opening (whose own client,
+ * `opening`, is not yet among the browser's clients), so an older copy goes at the first of them after its last page
+ * closed.
+ */
+async function tidy(opening) {
+  const open = new Set((await self.clients.matchAll({ type: "window", includeUncontrolled: true })).map((c) => c.id));
+  if (opening) open.add(opening);
+  let written = [];
+  try {
+    const [ids, versions] = await withOpenings("readonly", (store) => [store.getAllKeys(), store.getAll()]);
+    written = ids.map((id, i) => [id, versions[i]]);
+  } catch {
+    // No storage: what this worker knows.
+  }
+  const used = new Set([VERSION]);
+  const closed = [];
+  for (const [id, opened] of [...written, ...openings]) {
+    if (open.has(id)) used.add(opened.version);
+    else closed.push(id);
+  }
+  for (const id of closed) openings.delete(id);
+  if (closed.length)
+    await withOpenings("readwrite", (store) => closed.map((id) => store.delete(id))).catch(() => null);
+  for (const name of await caches.keys())
+    if (name.startsWith(PREFIX) && !used.has(name.slice(PREFIX.length))) await caches.delete(name);
+}
+
+/** A file of the copy kept of a version (this worker's by default), or undefined. */
+async function keptCopy(request, version = VERSION) {
+  // caches.match, not caches.open: asking a copy already deleted must not make an empty one of that name.
+  const cacheName = `${PREFIX}${version}`;
+  const kept = await caches.match(keyOf(request.url), { cacheName });
   // A navigation to another address of the page (index.html) opens the page kept at its start address.
-  return (await cache.match(key)) || (request.mode === "navigate" ? await cache.match(keyOf(SCOPE)) : undefined);
+  return kept || (request.mode === "navigate" ? await caches.match(keyOf(SCOPE), { cacheName }) : undefined);
 }
 
 const NULL_BODY = new Set([204, 205, 304]); // statuses a Response cannot be built with a body for
@@ -137,29 +224,30 @@ async function opening(event) {
   const response = kept
     ? await Promise.race([network, new Promise((resolve) => setTimeout(() => resolve(TIMED_OUT), OPENING_TIMEOUT_MS))])
     : await network;
-  if (response !== TIMED_OUT && response && (response.status < 500 || !kept)) {
-    remember(event.resultingClientId, response.headers.get(VERSION_HEADER));
-    return response; // the server's own answer (a 404 stays a 404)
-  }
-  remember(event.resultingClientId, KEPT);
+  const fromKept = !(response !== TIMED_OUT && response && (response.status < 500 || !kept));
+  const id = event.resultingClientId;
+  // Written down before the worker may stop, and the older copies no open page runs deleted, without delaying the page.
+  event.waitUntil(
+    remember(id, fromKept ? VERSION : response.headers.get(VERSION_HEADER), fromKept).then(() => tidy(id)),
+  );
+  if (!fromKept) return response; // the server's own answer (a 404 stays a 404)
   return kept || (response !== TIMED_OUT && response) || Response.error();
 }
 
 /** A file an opening asks for, of the same version as its page. */
 async function fileOf(event) {
   const request = event.request;
-  const version = openings.get(event.clientId);
-  if (version === KEPT) {
+  const opened = await openingOf(event.clientId);
+  if (opened && opened.kept) {
     // Not a file of the kept copy (one the page never loads): the network's answer, as for any other address.
-    return (await keptCopy(request)) || (await fromNetwork(request)) || Response.error();
+    return (await keptCopy(request, opened.version)) || (await fromNetwork(request)) || Response.error();
   }
   const response = await fromNetwork(request);
   if (response && response.status < 500) return response;
-  if (version === VERSION || version === undefined) {
-    const kept = await keptCopy(request);
-    if (kept) return kept;
-  }
-  return response || Response.error();
+  // The network failed: a copy kept of the page's version, if there is one (this worker's, for a page it never saw).
+  const version = opened ? opened.version : VERSION;
+  const kept = version ? await keptCopy(request, version) : undefined;
+  return kept || response || Response.error();
 }
 
 self.addEventListener("install", (event) => {
@@ -195,7 +283,8 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil(
     (async () => {
-      for (const name of await caches.keys()) if (name.startsWith(PREFIX) && name !== CACHE) await caches.delete(name);
+      // The older copies, but not one a page still open runs (it may be loading its modules from it right now).
+      await tidy();
       // The page that registered the worker is controlled from now on, not from its next opening.
       await self.clients.claim();
     })(),
