@@ -309,13 +309,20 @@ async def test_a_nurse_s_ack_waiting_on_a_lock_is_run_again_then_answered_or_ref
             briefly, long = await _open_alert(conn), await _open_alert(conn)
         lock = "SELECT 1 FROM alerting.alerts WHERE id = $1 FOR UPDATE"
 
-        # Held a little longer than the first tries: the ack is run again, and answered once the lock is released.
-        _, holder = await _hold(database_url, lock, briefly, at_most_s=0.2)
-        taken = await client.post(f"/v1/alerts/{briefly}/ack", headers=_staff(tokens))
+        # Held until the ack's first try has met it: the ack is run again, and answered once the lock is released.
+        # (Held for a fixed time instead, a slow machine's ack could reach the row after it was released.)
+        release, holder = await _hold(database_url, lock, briefly, at_most_s=10)
+        ack = asyncio.create_task(client.post(f"/v1/alerts/{briefly}/ack", headers=_staff(tokens)))
+
+        async def met_the_lock() -> bool:
+            return any("transient database error (55P03)" in r.getMessage() for r in caplog.records)
+
+        await eventually(met_the_lock, within=5, interval=0.01)
+        release.set()
+        taken = await ack
         await holder
         assert taken.status_code == 200, taken.text
         assert taken.json()["status"] == "acknowledged"
-        assert any("transient database error (55P03)" in r.getMessage() for r in caplog.records)
 
         # Held past every try: a 503 the nurse's screen can act on, and nothing of the ack stored.
         release, holder = await _hold(database_url, lock, long, at_most_s=6)
