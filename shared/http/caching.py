@@ -10,27 +10,11 @@ concerned: they hold nothing of a patient, and are meant to be cached.
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-NO_STORE = (b"cache-control", b"no-store")
+from shared.http.default_header import DefaultHeader
 
 
-class NoStore:
+class NoStore(DefaultHeader):
     def __init__(self, app: ASGIApp, prefix: str = "/v1/") -> None:
-        self.app = app
-        self.prefix = prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
-            await self.app(scope, receive, send)
-            return
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", ())
-                # Header names come lower-cased from Starlette's responses; a new list, not the response's own.
-                if not any(name == b"cache-control" for name, _ in headers):
-                    message["headers"] = [*headers, NO_STORE]
-            await send(message)
-
-        await self.app(scope, receive, sending)
+        super().__init__(app, "Cache-Control", "no-store", prefix)

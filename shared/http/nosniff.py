@@ -12,26 +12,11 @@ holds the certificate, sets it (deploy/kubernetes/README.md).
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-NOSNIFF = (b"x-content-type-options", b"nosniff")
+from shared.http.default_header import DefaultHeader
 
 
-class NoSniff:
+class NoSniff(DefaultHeader):
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", ())
-                # Header names come lower-cased from Starlette's responses; a new list, not the response's own.
-                if not any(name == NOSNIFF[0] for name, _ in headers):
-                    message["headers"] = [*headers, NOSNIFF]
-            await send(message)
-
-        await self.app(scope, receive, sending)
+        super().__init__(app, "X-Content-Type-Options", "nosniff")

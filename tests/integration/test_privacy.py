@@ -25,6 +25,16 @@ from shared.testing.services import in_process, served
 pytestmark = pytest.mark.integration
 
 
+async def _submit_calm(platform: Any, tablet: dict[str, str]) -> httpx.Response:
+    submitted: httpx.Response = await platform.questionnaire.post(
+        "/v1/submissions",
+        content=orjson.dumps(questionnaire_response(CALM)),
+        headers={**tablet, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"},
+    )
+    assert submitted.status_code == 202, submitted.text
+    return submitted
+
+
 def _never_cached(response: httpx.Response) -> None:
     assert response.headers.get("cache-control") == "no-store", (response.request.url, response.headers)
 
@@ -32,12 +42,7 @@ def _never_cached(response: httpx.Response) -> None:
 async def test_no_answer_with_patient_data_may_be_kept_by_a_cache(platform: Any) -> None:
     patient = uuid.uuid4()
     tablet = platform.device(patient)
-    submitted = await platform.questionnaire.post(
-        "/v1/submissions",
-        content=orjson.dumps(questionnaire_response(CALM)),
-        headers={**tablet, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"},
-    )
-    assert submitted.status_code == 202, submitted.text
+    submitted = await _submit_calm(platform, tablet)
     _never_cached(submitted)
     submission = submitted.json()["id"]
     nurse = platform.staff("nurse")
@@ -100,12 +105,7 @@ async def test_no_answer_of_any_kind_may_have_its_type_sniffed(platform: Any) ->
     # patient's export. The pages and photos had the header; every other answer had none.
     patient = uuid.uuid4()
     tablet = platform.device(patient)
-    submitted = await platform.questionnaire.post(
-        "/v1/submissions",
-        content=orjson.dumps(questionnaire_response(CALM)),
-        headers={**tablet, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"},
-    )
-    assert submitted.status_code == 202, submitted.text
+    submitted = await _submit_calm(platform, tablet)
     nurse = platform.staff("nurse")
     fhir = {**nurse, "Accept": "application/fhir+json"}
     answers = [
