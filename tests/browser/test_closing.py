@@ -413,7 +413,7 @@ async def test_the_next_nurse_finds_nothing_of_the_previous_one(ward: Ward) -> N
     await page.locator("#resolve-dialog [data-action=confirm-resolve]").click()
     await expect(rows(page)).to_have_count(1, timeout=5_000)
     await rows(page).first.locator("[data-action=ack]").click()
-    await expect(page.locator("#live-announcer")).to_contain_text("Alerte prise en charge")
+    await expect(page.locator("#live-announcer")).to_contain_text("Alerte prise : ")
     await expect(page.locator("#toasts .toast")).not_to_have_count(0)
     # A patient id half pasted into "Dossier d'un patient", refused.
     await page.locator("#open-patient-id").fill(str(first)[:8])

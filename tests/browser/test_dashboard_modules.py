@@ -1742,6 +1742,20 @@ async def test_refusal_text(dashboard: Page, status: int, how: dict[str, bool], 
     assert await run(dashboard, SESSION, expression, {"status": status, "how": how}) == text
 
 
+@pytest.mark.parametrize("how", [{}, {"fromProvider": True}, {"providerToken": True}])
+async def test_an_id_token_refused_at_sign_in_sends_the_nurse_to_the_it_support(
+    dashboard: Page, how: dict[str, bool]
+) -> None:
+    # The API client's sentence for an id-token refusal, as the sign-in screen gets it: whichever way she signed in,
+    # signing in again would bring the same token back, so « Reconnectez-vous » would send her round in circles.
+    sentence = (
+        "Contactez le support informatique : la connexion de l'hôpital envoie un jeton d'identité au lieu d'un jeton "
+        "d'accès."
+    )
+    expression = "m.refusalText(401, arg.detail, arg.how)"
+    assert await run(dashboard, SESSION, expression, {"detail": sentence, "how": how}) == sentence
+
+
 @pytest.mark.parametrize(
     ("kept", "text"),
     [

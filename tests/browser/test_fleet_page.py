@@ -258,14 +258,14 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     assert asked, "the list was not asked for again"
     await page.get_by_role("button", name="Se déconnecter").click()
     held.set()
-    await expect(page.locator("#sign-in-message")).to_have_text("Vous êtes déconnecté.")
+    await expect(page.locator("#sign-in-message")).to_have_text("Vous êtes déconnecté·e.")
     await page.wait_for_timeout(300)  # time for a late answer to be drawn, were it still taken
     left = await page.evaluate(
         "() => ['#tablets tbody tr', '#counts li', '#attention li', '#panel-body *']"
         ".map((s) => document.querySelectorAll(s).length)"
     )
     assert left == [0, 0, 0, 0]
-    await expect(page.locator("#sign-in-message")).to_have_text("Vous êtes déconnecté.")  # no error put in its place
+    await expect(page.locator("#sign-in-message")).to_have_text("Vous êtes déconnecté·e.")  # no error put in its place
 
 
 # « En un coup d'œil »: every count, always in this order (fleet/app.js COUNT_ROWS), whatever it reads.

@@ -265,6 +265,12 @@ async def test_the_fleet_page_s_refusals_carry_the_server_s_detail_and_problem(
         (problem("alert-conflict", 409), "Cette action n'est plus possible : l'alerte a changé entre-temps."),
         (problem("invalid-token", 401), "Votre session n'est plus valide. Reconnectez-vous."),
         (problem("missing-token", 401), "Votre session n'est plus valide. Reconnectez-vous."),
+        # The identity provider's ID token instead of its access token: signing in again brings it back.
+        (
+            problem("id-token", 401),
+            "Contactez le support informatique : la connexion de l'hôpital envoie un jeton d'identité au lieu d'un "
+            "jeton d'accès.",
+        ),
         ({"status": 401}, "Votre session n'est plus valide. Reconnectez-vous."),
         (problem("missing-role", 403), "Votre compte n'a pas les droits pour cette action."),
         (problem("wrong-token", 403), "Votre compte n'a pas les droits pour cette action."),

@@ -12,6 +12,11 @@ export const clearToken = store.clear;
 
 const PROBLEM_BASE = "https://oncofollow.example/problems/";
 
+// The identity provider's ID token sent in place of its access token: the hospital's sign-in is misconfigured, and
+// signing in again brings the same token back, so the nurse is sent to the people who can change the setting.
+export const ID_TOKEN_REFUSAL =
+  "Contactez le support informatique : la connexion de l'hôpital envoie un jeton d'identité au lieu d'un jeton d'accès.";
+
 /** The French sentence for the problems a nurse can meet on this page, from the problem's type. */
 function frenchDetail(status, body) {
   const kind = body && typeof body.type === "string" ? body.type.replace(PROBLEM_BASE, "") : "";
@@ -23,6 +28,7 @@ function frenchDetail(status, body) {
     if (body.alert_status === "open") return "Seule une alerte clôturée peut être rouverte.";
     return "Cette action n'est plus possible : l'alerte a changé entre-temps.";
   }
+  if (kind === "id-token") return ID_TOKEN_REFUSAL;
   if (kind === "missing-token" || kind === "invalid-token") return "Votre session n'est plus valide. Reconnectez-vous.";
   if (kind === "missing-role" || kind === "wrong-token") return statusSentence(403);
   if (status === 404) return statusSentence(404);

@@ -72,7 +72,7 @@ async function startApp(me) {
     setReference(await api.reference());
   } catch (error) {
     if (endedWithSession(error) || !session.isCurrentSession(generation)) return;
-    toast(`Libellés indisponibles (${error.detail}) : les codes bruts sont affichés.`, "error");
+    toast(`Les noms des symptômes n'ont pas pu être chargés : leurs codes s'affichent à la place. ${error.detail}`, "error");
   }
   if (!session.isCurrentSession(generation)) return; // signed out meanwhile (and perhaps another nurse in)
 

@@ -3,7 +3,15 @@
 // the provider's silent renewal) and the sign-out. What the running page forgets at sign-out, each module forgets
 // itself: app.js passes that in (`stop`), with what a session cut short keeps for the same nurse (`keep`).
 
-import { api, ApiError, clearToken, endSessionRequests, onUnauthorized, setToken } from "./api.js";
+import {
+  api,
+  ApiError,
+  clearToken,
+  endSessionRequests,
+  ID_TOKEN_REFUSAL,
+  onUnauthorized,
+  setToken,
+} from "./api.js";
 import { pageSignIn, signInOnEnter, SignInError } from "/web/oidc.js";
 import { $, clear, clearAnnouncements, h } from "./dom.js";
 import { formatTime } from "./format.js";
@@ -22,6 +30,8 @@ export function endedWithSession(error) {
 
 /** The sign-in screen's words for a token refused with `status` (401 or 403). */
 export function refusalText(status, detail, { fromProvider = false, providerToken = false } = {}) {
+  // Signing in again would not help: the sentence says whom to call, whatever the sign-in was.
+  if (detail === ID_TOKEN_REFUSAL) return detail;
   return status === 401 && fromProvider
     ? "Le tableau de bord n'a pas reconnu la connexion de l'hôpital. Réessayez, ou prévenez le support informatique."
     : status === 401 && providerToken

@@ -38,7 +38,7 @@ export function createSteps({ state, list, rememberOwnStep, patientView, returnF
       renderAlerts();
       flashRows([alertId]);
       const alert = alertById(alertId) ?? updated;
-      announce(`Alerte prise en charge${alert ? ` : ${patientShortId(alert.patient_id)}` : ""}.`);
+      announce(`Alerte prise${alert ? ` : ${patientShortId(alert.patient_id)}` : ""}.`);
       refreshAlerts(); // a list request already in flight may predate the acknowledgement
       if (from === "patient") await showPatientAfterStep(alertId, "resolve");
     } catch (error) {

@@ -157,7 +157,7 @@ function forgetFleet() {
 /** The fleet manager chose to leave: her session at the provider ends too, when it has an end-session endpoint. */
 function signOutByChoice() {
   const endSession = signIn.endSession();
-  signOut("Vous êtes déconnecté.");
+  signOut("Vous êtes déconnecté·e.");
   if (endSession) location.assign(endSession);
 }
 
@@ -704,7 +704,7 @@ function showEnrolment(tablet, granted, afterLoan = true) {
         "Ouvrez l'appareil photo de la tablette et visez ce QR code : la tablette ouvre le questionnaire du patient et s'en souvient."),
       image,
       coded
-        ? h("p", { class: "hint", id: "code-validity" }, `${validity(granted.enrolment_expires_at)} Une fois la tablette enrôlée, ce code ne sert plus à rien ; « Nouveau code » en fait un autre et celui-ci ne marche plus.`)
+        ? h("p", { class: "hint", id: "code-validity" }, `${validity(granted.enrolment_expires_at)} Une fois la tablette enrôlée, ce code ne sert plus ; « Nouveau code » en crée un autre, et celui-ci n'est alors plus valable.`)
         : h("p", { class: "hint" }, "Ce code vaut la clé de la tablette : ne le photographiez pas, ne l'envoyez pas. Il n'est plus affiché une fois ce panneau fermé."),
       message,
       h("div", { class: "actions" }, copy, " ", again, again ? " " : null, close),

@@ -78,12 +78,12 @@ export const PROBLEMS = {
     "Un accessoire coché n'a pas été enregistré avec cette tablette : ne cochez que ceux qui lui sont fournis.",
   "unknown-loan": "Ce prêt n'existe pas (ou plus) : actualisez la liste.",
   // The tablet's exchange of its enrolment code: the fleet page never makes one, but shows the same words.
-  "code-expired": "Ce code a expiré : faites un nouveau code avec « Nouveau code ».",
-  "code-used": "Ce code a déjà servi : faites un nouveau code avec « Nouveau code ».",
+  "code-expired": "Ce code a expiré : créez-en un autre avec « Nouveau code ».",
+  "code-used": "Ce code a déjà servi : créez-en un autre avec « Nouveau code ».",
   "enrolment-codes-off":
     "Les codes d'enrôlement ne sont pas activés sur ce service : enrôlez la tablette avec le lien de son prêt.",
   "loan-ended": "Ce prêt est terminé (tablette rendue, perdue ou volée) : prêtez de nouveau la tablette pour l'enrôler.",
-  "unknown-code": "Ce code n'est pas reconnu : faites un nouveau code avec « Nouveau code ».",
+  "unknown-code": "Ce code n'est pas reconnu : créez-en un autre avec « Nouveau code ».",
   "unknown-tablet": GONE_TABLET,
   "use-dedicated-endpoint": "Cette étape a son propre formulaire : fermez celui-ci et utilisez le bouton de la tablette.",
   "wipe-before-return":
