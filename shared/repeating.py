@@ -46,6 +46,20 @@ def key_name(key: str) -> str:
     return key if KEY_LIKE.fullmatch(key) else f"a key that is {show(key, KEY_LIKE)}"
 
 
+# pydantic builds its messages from the schema (allowed values, lengths, patterns: ours), except where a parser
+# explains what it read: a UUID's "found `J` at 0" repeats the caller's text. Those say what the value should be.
+_PARSED_FROM_THE_INPUT = {
+    "uuid_parsing": "Input should be a UUID: 32 hexadecimal digits (0-9, a-f) in groups of 8-4-4-4-12, such as "
+    "0f8fad5b-d9cb-469f-a165-70867728950e",
+}
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """The sentence for one of pydantic's validation errors (``type``, ``msg``): pydantic's own, unless it would
+    repeat part of what the client sent."""
+    return _PARSED_FROM_THE_INPUT.get(error.get("type", ""), error.get("msg") or "The value is not valid")
+
+
 def place(loc: Sequence[Any]) -> tuple[str, str | None]:
     """Where a validation error is (pydantic's ``loc``), as a JSON pointer; and, when a key on the way is no
     identifier (an unexpected key holding words, say), the pointer stops above it and the key comes described

@@ -36,7 +36,7 @@ from shared.http.responses import json_response
 from shared.http.routes import RequestOnlyRoute
 from shared.http.security import DeviceDep, PrincipalDep, device_principal, require_staff
 from shared.opening_hours import OpeningHours
-from shared.repeating import place
+from shared.repeating import place, validation_message
 
 router = APIRouter(prefix="/v1", tags=["questionnaire"])
 # The tablets' submissions, the hottest endpoint, on a route FastAPI hands the request to directly.
@@ -591,8 +591,8 @@ async def send_message(
         at = where if hidden_key is None else f"{where}: {hidden_key}"
         raise Problem(
             422,
-            f"{first['msg']} (at {at}); a message is up to {MAX_MESSAGE_CHARS} characters of text and up to "
-            f"{MAX_PHOTOS_PER_MESSAGE} photo ids.",
+            f"{validation_message(first)} (at {at}); a message is up to {MAX_MESSAGE_CHARS} characters of text and "
+            f"up to {MAX_PHOTOS_PER_MESSAGE} photo ids.",
             kind="invalid-message",
             pointer=where,
         ) from None

@@ -58,11 +58,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "pointer": {
             "type": "string",
             "description": "Where the offending value is, as a JSON Pointer (RFC 6901) into the body, or `/` and "
-            "the name of a query parameter.",
+            "the name of a path, query or header parameter; for a request that failed validation, its first error's.",
         },
         "errors": {
             "type": "array",
-            "description": "A request that failed validation: each invalid value (the first one is in `detail`).",
+            "description": "A request that failed validation: each invalid value (the first one is in `detail` "
+            "and `pointer`).",
             "items": {
                 "type": "object",
                 "required": ["pointer", "detail"],
@@ -112,8 +113,9 @@ _DESCRIPTIONS = {
     413: "The request body is larger than this service accepts.",
     415: "The body is sent as something other than JSON in UTF-8, or compressed (a Content-Encoding other than "
     "identity).",
-    422: "The request cannot be applied as it is (`pointer` or `errors` say where): for example a value invalid or "
-    "out of range, or an Idempotency-Key used before for another request.",
+    422: "The request cannot be applied as it is (`pointer` says where; a validation problem's `errors` lists every "
+    "invalid value): for example a value invalid or out of range, or an Idempotency-Key used before for another "
+    "request.",
     500: "Something went wrong on the service's side.",
     503: "The service or its database is busy, the service cannot reach its database, or it cannot reach the "
     "hospital's identity provider to check "

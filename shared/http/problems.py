@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from shared.db.pool import DATABASE_UNAVAILABLE, UNSTORABLE_VALUE
-from shared.repeating import place
+from shared.repeating import place, validation_message
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +101,24 @@ def problem_response(
     return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+def _validation_detail(exc: RequestValidationError) -> tuple[str, str, list[dict[str, Any]]]:
+    """The detail, the first error's pointer (top-level, as the services' own problems have it) and every error."""
+    found = exc.errors()
+    if not found:
+        return "The request is not valid.", "/", []
+    if found[0].get("type") == "json_invalid":
+        # Its loc holds a character offset, which is no JSON pointer: the body as a whole is what cannot be read.
+        return "The request body is not valid JSON.", "/", [{"pointer": "/", "detail": validation_message(found[0])}]
     errors, places = [], []
-    for error in exc.errors():
+    for error in found:
         pointer, hidden_key = place(error.get("loc", ())[1:])  # past body, query…
-        errors.append({"pointer": pointer, "detail": error.get("msg")})
+        errors.append({"pointer": pointer, "detail": validation_message(error)})
         places.append(pointer if hidden_key is None else f"{pointer}: {hidden_key}")
-    if not errors:
-        return "The request is not valid.", []
-    if exc.errors()[0].get("type") == "json_invalid":
-        return "The request body is not valid JSON.", errors
-    return f"{errors[0]['detail']} (at {places[0]}).", errors
+    return f"{errors[0]['detail']} (at {places[0]}).", errors[0]["pointer"], errors
+
+
+def _unreadable(exc: RequestValidationError) -> bool:
+    return bool(exc.errors()) and exc.errors()[0].get("type") == "json_invalid"
 
 
 # FastAPI's answer to a body its JSON parser raised on with anything but a syntax error (which it reports as a
@@ -153,10 +160,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        detail, errors = _validation_detail(exc)
-        if exc.errors() and exc.errors()[0].get("type") == "json_invalid":
-            return problem_response(400, detail, kind="malformed-json", instance=request.url.path, errors=errors)
-        return problem_response(422, detail, instance=request.url.path, errors=errors)
+        detail, pointer, errors = _validation_detail(exc)
+        status, kind = (400, "malformed-json") if _unreadable(exc) else (422, None)
+        return problem_response(status, detail, kind=kind, instance=request.url.path, pointer=pointer, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -287,6 +287,16 @@ async def test_the_fleet_page_s_refusals_carry_the_server_s_detail_and_problem(
         ),
         (problem("unprocessable-content", 422, pointer="/from"), "La date de début doit précéder la date de fin."),
         (problem("unprocessable-content", 422, pointer="/note"), "Vérifiez les valeurs saisies."),
+        # A date the service could not read at all (a validation problem: same pointer, with `errors`) is not one
+        # its own checks refused: no sentence about the range.
+        (
+            problem("unprocessable-content", 422, pointer="/until", errors=[{"pointer": "/until"}]),
+            "Vérifiez les valeurs saisies.",
+        ),
+        (
+            problem("unprocessable-content", 422, pointer="/from", errors=[{"pointer": "/from"}]),
+            "Vérifiez les valeurs saisies.",
+        ),
         (problem("service-unavailable", 503), "Le service est momentanément surchargé. Réessayez dans un instant."),
         (problem("internal-error", 500), "Le serveur a rencontré une erreur (500). Réessayez dans un instant."),
         (

@@ -11,6 +11,8 @@ import pytest
 
 from services.alerting.main import AlertingSettings
 from services.alerting.main import build_service as build_alerting
+from services.devices.main import DevicesSettings
+from services.devices.main import build_service as build_devices
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
@@ -47,3 +49,11 @@ async def platform(service_env: dict[str, str], tokens: TokenService) -> AsyncIt
         in_process(build_alerting(a_settings)) as (a_client, a_platform),
     ):
         yield Platform(q_client, a_client, q_platform, a_platform, tokens)
+
+
+@pytest.fixture
+async def devices(service_env: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """The devices service alone, in-process: its client and its platform."""
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with in_process(build_devices(DevicesSettings(**env, SILENCE_CHECK_S="3600"))) as (client, platform):  # type: ignore[arg-type]
+        yield client, platform

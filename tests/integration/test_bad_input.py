@@ -14,6 +14,7 @@ import jwt
 import orjson
 import pytest
 
+from shared.auth import TokenService
 from shared.settings import DEV_AUTH_SECRET
 from shared.testing.fhir import QUESTIONNAIRE, RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
@@ -611,3 +612,24 @@ async def test_a_query_parameter_that_takes_one_value_sent_twice_is_refused_not_
     assert listed.status_code == 200, listed.text
     async with platform.questionnaire_platform.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+
+
+async def test_a_validation_problem_names_where_at_its_top_as_every_other_refusal_does(
+    platform: Any, devices: tuple[Any, Any], tokens: TokenService
+) -> None:
+    # The tablet and the staff pages read a problem's top-level `pointer` to show what to correct: FastAPI's
+    # validation problems had it only in `errors[]` (a JSON syntax error's a character offset, "/1").
+    fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-1', {'fleet'})}"}
+    tablet = {"serial_number": "R52W70ABCDE", "model": "Galaxy Tab A9", "accessories": ["toaster"]}
+    resolve = f"/v1/alerts/{uuid.uuid4()}/resolve"
+    for refused, status, pointer in (
+        (await platform.alerting.post(resolve, json={"outcome": "a guess"}, headers=platform.staff()), 422, "/outcome"),
+        (await platform.questionnaire.get("/v1/submissions/12", headers=platform.staff()), 422, "/submission_id"),
+        (await devices[0].post("/v1/tablets", json=tablet, headers=fleet), 422, "/accessories/0"),
+        (await platform.alerting.post(resolve, content=b"{not json", headers=platform.staff()), 400, "/"),
+    ):
+        problem = await _assert_problem(refused, status)
+        assert problem["pointer"] == pointer == problem["errors"][0]["pointer"], problem
+    await _nothing_stored_or_published(platform)
+    async with devices[1].pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM tablets") == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +15,9 @@ from fastapi import APIRouter
 
 from services.alerting.main import AlertingSettings
 from services.alerting.main import build_service as build_alerting
-from services.devices.main import DevicesSettings
-from services.devices.main import build_service as build_devices
 from shared.auth import TokenService
 from shared.testing.fhir import CALM, questionnaire_response
-from shared.testing.services import in_process, served
+from shared.testing.services import served
 
 pytestmark = pytest.mark.integration
 
@@ -58,13 +55,6 @@ async def test_no_answer_with_patient_data_may_be_kept_by_a_cache(platform: Any)
     ):
         assert response.status_code in (200, 404), response.text
         _never_cached(response)
-
-
-@pytest.fixture
-async def devices(service_env: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    async with in_process(build_devices(DevicesSettings(**env, SILENCE_CHECK_S="3600"))) as (client, platform):  # type: ignore[arg-type]
-        yield client, platform
 
 
 async def test_a_loan_answer_holding_the_device_token_may_not_be_kept_by_a_cache(
@@ -231,3 +221,35 @@ async def test_an_unexpected_key_is_named_only_when_it_looks_like_a_field_s_name
     assert misspelt.json()["errors"][0]["pointer"] == "/outcom_note" and "/outcom_note" in misspelt.json()["detail"]
     async with devices[1].pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM tablets") == 0
+
+
+async def test_words_sent_where_an_id_goes_are_described_not_one_letter_of_them_quoted(
+    platform: Any, devices: tuple[httpx.AsyncClient, Any], tokens: TokenService
+) -> None:
+    # The UUID parser's message said what it found where it stopped ("found `J` at 0"): a letter of what was
+    # written, a refusal that differed with the words. Whatever was written, the refusal is now the same.
+    admin = platform.staff("admin", "admin-1")
+    tablet = {**platform.device(uuid.uuid4()), "Idempotency-Key": str(uuid.uuid4())}
+    fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-1', {'fleet'})}"}
+    loan_path = f"/v1/tablets/{uuid.uuid4()}/loan"
+    requests = {
+        "audit filter": lambda text: platform.alerting.get("/v1/audit", params={"patient_id": text}, headers=admin),
+        "photo id": lambda text: platform.questionnaire.post(
+            "/v1/messages", json={"text": "bonjour", "photo_ids": [text]}, headers=tablet
+        ),
+        "loan's patient": lambda text: devices[0].post(loan_path, json={"patient_id": text}, headers=fleet),
+    }
+    for where, send in requests.items():
+        problems = []
+        for written in (WORDS, NAME):
+            refused = await send(written)
+            assert refused.status_code == 422, refused.text
+            for text in (WORDS, NAME, "très mal", "Dupont"):
+                assert text not in refused.text, (where, refused.text)
+            assert "UUID" in refused.json()["detail"], refused.text  # what was expected there
+            problems.append(refused.json())
+        assert problems[0] == problems[1], (where, problems)
+    async with platform.questionnaire_platform.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM messages") == 0
+    async with devices[1].pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM loans") == 0

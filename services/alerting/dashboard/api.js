@@ -32,9 +32,12 @@ function frenchDetail(status, body) {
   if (kind === "missing-token" || kind === "invalid-token") return "Votre session n'est plus valide. Reconnectez-vous.";
   if (kind === "missing-role" || kind === "wrong-token") return statusSentence(403);
   if (status === 404) return statusSentence(404);
-  if (status === 422 && body && body.pointer === "/until")
+  // The service's own check of a date the page sent (a validation problem, with `errors`, found it unreadable:
+  // its pointer is the same, its sentence is not).
+  const dateCheck = status === 422 && body && !Array.isArray(body.errors);
+  if (dateCheck && body.pointer === "/until")
     return "La date de fin doit être aujourd'hui ou dans les 30 prochains jours.";
-  if (status === 422 && body && body.pointer === "/from") {
+  if (dateCheck && body.pointer === "/from") {
     return Number.isInteger(body.max_days)
       ? `Choisissez une période de ${body.max_days} jours au plus.`
       : "La date de début doit précéder la date de fin.";

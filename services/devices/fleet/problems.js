@@ -28,10 +28,9 @@ const FIELDS = {
     "champ vide.",
 };
 
+/** Where the service found the value it refused (RFC 9457 extension), validation problems included. */
 function pointerOf(problem) {
-  if (typeof problem.pointer === "string") return problem.pointer;
-  const first = Array.isArray(problem.errors) ? problem.errors[0] : null;
-  return first && typeof first.pointer === "string" ? first.pointer : "";
+  return typeof problem.pointer === "string" ? problem.pointer : "";
 }
 
 /** By type (the last segment of the problem's `type` URI): a sentence, or a function of the problem. */
