@@ -632,6 +632,10 @@ async def test_every_answer_of_every_question_is_in_sight_or_reached_with_a_cue_
             await answer_and_go_on(page, link_id, last=True)
         # The questionnaire's 31 questions were all seen, and the cue was needed (the test tests something).
         assert ("ecog", 3, 1280) in needed_cue, needed_cue
+        # 7 screens of 240 (the README's figures): ECOG at 160-200 %, the hand-foot question at 200 %, the numbness
+        # question's interference at 200 % in portrait. Not the frequency questions at 200 % in landscape: in two
+        # columns since a chosen « Presque tout le temps » keeps its line.
+        assert len(needed_cue) <= 7, needed_cue
     finally:
         await context.close()
 
@@ -680,5 +684,72 @@ async def test_a_chosen_answer_never_wraps_onto_a_line_it_did_not_take_before_th
             await answer_and_go_on(page, link_id, last=True)
         # The frequency question's answers were touched, and two columns still hold where no tap changes a line.
         assert checked[0][0] == "diarrhoea.frequency", checked
+    finally:
+        await context.close()
+
+
+# Each answer of the question on screen touched in turn, from the first: how many lines each takes just before its
+# tap and once chosen (ANSWER_LINES's count), frames awaited after the tap (the layout is worked out again then).
+TAPPED_LINES = """async () => {
+  const frames = () => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  const lines = (option) => {
+    const range = document.createRange();
+    range.selectNodeContents(option);
+    return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+  };
+  const taps = [];
+  for (const option of document.querySelectorAll("#question-answers .option")) {
+    const before = lines(option);
+    option.click();
+    await frames();
+    taps.push({ label: option.textContent.trim(), before, after: lines(option), checked: option.ariaChecked });
+  }
+  return taps;
+}"""
+
+
+async def test_no_answer_takes_a_line_more_once_chosen_at_any_size_in_either_orientation(
+    tablet_url: str, browser: Browser, tokens: TokenService
+) -> None:
+    """In one column, the ECOG question's long answers took two lines and, bold and ticked once chosen, three, at
+    every text size: the answers under the patient's finger moved down at the tap. Every question of the
+    questionnaire (all enabled), at 100/130/160/200 % in landscape and in portrait, each answer touched: it takes as
+    many lines chosen as just before."""
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 800}, locale="fr-FR", timezone_id="Europe/Paris", reduced_motion="reduce"
+    )
+    try:
+        page = await enrolled(tablet_url, context, tokens)
+        await first_question(page)
+        form = page.locator("#question-form")
+        grown: list[str] = []
+        asked: list[str] = []
+        size = 0
+        while not await page.locator("#screen-review").is_visible():
+            link_id = await form.get_attribute("data-link-id")
+            assert link_id is not None
+            asked.append(link_id)
+            for width, height in ((1280, 800), (800, 1280)):
+                await page.set_viewport_size({"width": width, "height": height})
+                await page.wait_for_function("(h) => innerHeight === h", arg=height)
+                # The page's resize handler has laid the answers out for this orientation (it runs before a frame).
+                await page.evaluate(FRAMES)
+                for step in range(4) if size == 0 else range(3, -1, -1):
+                    if step != size:
+                        await page.evaluate(
+                            "(larger) => document.getElementById(larger ? 'text-larger' : 'text-smaller').click()",
+                            step > size,
+                        )
+                        size = step
+                    for tap in await page.evaluate(TAPPED_LINES):
+                        assert tap["checked"] == "true", tap
+                        if tap["after"] != tap["before"]:
+                            grown.append(
+                                f"{link_id} at {(100, 130, 160, 200)[size]} % in {width}×{height}: « {tap['label']} »"
+                                f" on {tap['after']} lines chosen, {tap['before']} before the tap"
+                            )
+            await answer_and_go_on(page, link_id, last=True)
+        assert "ecog" in asked and len(asked) >= 30, asked
+        assert not grown, "\n".join(grown)
     finally:
         await context.close()

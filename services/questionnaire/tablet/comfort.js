@@ -89,9 +89,10 @@ function lines(option) {
 }
 
 /**
- * Whether every answer takes as many lines chosen (bold and ticked, tablet.css) as not: measured on all at once in
+ * Whether every answer takes as many lines chosen (its tick shown, tablet.css) as not: measured on all at once in
  * each style (#question-answers[data-measure], never painted: set and removed before the browser draws), so that a
- * tap never makes the answer touched wrap onto a line it did not take, and the answers below it move.
+ * tap never makes the answer touched wrap onto a line it did not take, and the answers below it move. tablet.css keeps
+ * the tick's room in every answer and draws no bold, so they agree; this keeps two columns honest should that change.
  */
 function sameLinesChosen(answers, options) {
   answers.dataset.measure = "plain";
@@ -179,8 +180,8 @@ function setUpAnswersInSight() {
   // scroll-padding) is then known, even for a key pressed before the last scrolling's frame.
   $("#question-answers").addEventListener("focusin", showCue);
   $("#more-answers").addEventListener("click", scrollToMoreAnswers);
-  // A new question, a screen change, the note above a question a refusal sent the patient back to, an answer chosen
-  // (bold and ticked, it may take another line: the cue follows): laid out anew.
+  // A new question, a screen change, the note above a question a refusal sent the patient back to, an answer chosen:
+  // laid out anew.
   const changed = new MutationObserver(fitAnswers);
   changed.observe(document.body, { attributes: true, attributeFilter: ["data-screen"] });
   changed.observe($("#question-answers"), {
