@@ -540,7 +540,7 @@ async def test_the_session_end_stays_readable_while_the_closing_dialog_is_open(w
     dialog = await take_and_open_closing(page)
     # The warning comes while she is closing the alert: the dialog's backdrop covers the page's banner.
     await expect(page.locator("#session-banner")).to_be_visible(timeout=15_000)  # shown, though maybe covered
-    await page.wait_for_function(f"({UNCOVERED_SESSION_WARNING})() !== null", timeout=15_000)
+    await page.wait_for_function(f"() => ({UNCOVERED_SESSION_WARNING})() !== null", timeout=15_000)
     text = await page.evaluate(UNCOVERED_SESSION_WARNING)
     assert text.removeprefix("Votre session se termine à ")[:5] in _paris_minutes(
         opened + SESSION_WARNING_S + 7, ready + SESSION_WARNING_S + 9

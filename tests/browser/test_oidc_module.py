@@ -140,7 +140,7 @@ async def test_the_sign_in_screen_asks_again_when_online_or_shown_and_turns_the_
         # The tab is shown again, the provider is back: the button turns on, its sentence goes, in place.
         answers[:] = [back]
         await modules.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
-        await modules.wait_for_function("screenButton().enabled")
+        await modules.wait_for_function("() => screenButton().enabled")
         assert await modules.evaluate("screenButton()") == {"section": True, "enabled": True, "unavailable": False}
         # Asked without a token or a cookie, as the page first read it.
         assert all("authorization" not in headers and "cookie" not in headers for headers in asked)

@@ -171,7 +171,7 @@ async def test_a_tablet_is_enrolled_through_the_fragment_and_a_refused_token_say
         await expect(page.get_by_role("button", name="Répondre au questionnaire")).to_be_visible()
         await expect(page.get_by_role("button", name="Écrire à l'équipe soignante")).to_be_visible()
         # The page reads the questionnaire with it at once (and keeps it for offline starts).
-        await page.wait_for_function("localStorage.getItem('oncofollow.tablet.definition') !== null")
+        await page.wait_for_function("() => localStorage.getItem('oncofollow.tablet.definition') !== null")
 
         # A token the service refuses (another platform's signature, as a returned tablet's is refused): forgotten,
         # with everything of the patient's, and the same calm page.

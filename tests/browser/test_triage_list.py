@@ -229,7 +229,7 @@ async def test_a_red_alert_raised_and_closed_while_cut_off_is_no_alarm(ward: War
     await reconnect(page)
     # Raised, acknowledged, resolved: the page has received the three events it missed, and read the list.
     await page.wait_for_function(
-        f"Number(sessionStorage.getItem('oncofollow.lastEventId')) >= {seen + 3}", timeout=5_000
+        "seq => Number(sessionStorage.getItem('oncofollow.lastEventId')) >= seq", arg=seen + 3, timeout=5_000
     )
     await expect(page.locator("#last-updated")).not_to_be_empty()
     await expect(rows(page)).to_have_count(1)
