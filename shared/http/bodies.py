@@ -7,14 +7,22 @@ from typing import Any
 
 import orjson
 
-from shared.http.problems import Problem
+from shared.http.problems import NOT_JSON, NOT_UTF8, Problem, unreadable_body
 
 
 def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise Problem(400, "The request body is not valid JSON.", kind="malformed-json") from None
+        raise unreadable_body(NOT_JSON if _is_utf8(body) else NOT_UTF8) from None
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def storable_json(value: Any) -> orjson.Fragment:

@@ -106,9 +106,6 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, str, list[dict
     found = exc.errors()
     if not found:
         return "The request is not valid.", "/", []
-    if found[0].get("type") == "json_invalid":
-        # Its loc holds a character offset, which is no JSON pointer: the body as a whole is what cannot be read.
-        return "The request body is not valid JSON.", "/", [{"pointer": "/", "detail": validation_message(found[0])}]
     errors, places = [], []
     for error in found:
         pointer, hidden_key = place(error.get("loc", ())[1:])  # past body, query…
@@ -126,12 +123,22 @@ def _unreadable(exc: RequestValidationError) -> bool:
 FASTAPI_UNREADABLE_BODY = "There was an error parsing the body"
 
 
+NOT_JSON = "The request body is not valid JSON."
+NOT_UTF8 = "The request body is not valid JSON: it is not UTF-8 text. Send JSON encoded in UTF-8."
+
+
 def _unreadable_body_detail(cause: BaseException | None) -> str:
     if isinstance(cause, UnicodeDecodeError):
-        return "The request body is not valid JSON: it is not UTF-8 text. Send JSON encoded in UTF-8."
+        return NOT_UTF8
     if isinstance(cause, RecursionError):
         return "The request body is nested too deeply to be read as JSON; send the documented shape."
-    return "The request body is not valid JSON."
+    return NOT_JSON
+
+
+def unreadable_body(detail: str = NOT_JSON) -> Problem:
+    """The 400 of a body that cannot be read as JSON, whoever parsed it (FastAPI or a route reading its own body):
+    one shape, whose pointer is the whole body, as a validation problem's is."""
+    return Problem(400, detail, kind="malformed-json", pointer="/", errors=[{"pointer": "/", "detail": detail}])
 
 
 def _passing_on(
@@ -160,15 +167,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _unreadable(exc):
+            # Its loc holds a character offset, which is no JSON pointer: the body as a whole is what cannot be read.
+            return await _problem(request, unreadable_body())
         detail, pointer, errors = _validation_detail(exc)
-        status, kind = (400, "malformed-json") if _unreadable(exc) else (422, None)
-        return problem_response(status, detail, kind=kind, instance=request.url.path, pointer=pointer, errors=errors)
+        return problem_response(422, detail, instance=request.url.path, pointer=pointer, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400 and exc.detail == FASTAPI_UNREADABLE_BODY:
-            detail = _unreadable_body_detail(exc.__cause__)
-            return problem_response(400, detail, kind="malformed-json", instance=request.url.path)
+            return await _problem(request, unreadable_body(_unreadable_body_detail(exc.__cause__)))
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no resource at {request.url.path}."

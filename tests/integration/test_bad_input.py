@@ -455,6 +455,32 @@ async def test_a_body_that_is_not_utf8_is_a_clear_400_on_every_route(platform: A
     await _nothing_stored_or_published(platform)
 
 
+async def test_an_unreadable_body_has_one_shape_whoever_reads_it(platform: Any) -> None:
+    # The tablets' routes read their own bodies, the staff routes let FastAPI read them: a client handles the 400
+    # of either the same way, its pointer the whole body as a validation problem's pointer is a member.
+    staff = {**platform.staff(), "Content-Type": "application/json"}
+    resolve = f"/v1/alerts/{uuid.uuid4()}/resolve"
+    answers = {
+        "submission, not JSON": await platform.questionnaire.post(
+            "/v1/submissions", content=b'{"resourceType": ', headers=_headers(platform, uuid.uuid4())
+        ),
+        "message, not UTF-8": await platform.questionnaire.post(
+            "/v1/messages", content=b'{"text": "caf\xe9"}', headers=_headers(platform, uuid.uuid4())
+        ),
+        "resolve, not JSON": await platform.alerting.post(resolve, content=b'{"outcome": ', headers=staff),
+        "resolve, not UTF-8": await platform.alerting.post(resolve, content=b'{"note": "caf\xe9"}', headers=staff),
+    }
+    for case, response in answers.items():
+        problem = await _assert_problem(response, 400, "not valid JSON")
+        utf8 = "UTF-8" in case
+        assert ("UTF-8" in problem["detail"]) is utf8, (case, problem)
+        assert problem["type"].endswith("/malformed-json"), (case, problem)
+        assert problem["pointer"] == "/", (case, problem)
+        assert problem["errors"] == [{"pointer": "/", "detail": problem["detail"]}], (case, problem)
+        assert set(problem) == {"type", "title", "status", "detail", "instance", "pointer", "errors"}, (case, problem)
+    await _nothing_stored_or_published(platform)
+
+
 @pytest.mark.parametrize("depth", [300, 1000])
 async def test_a_submission_nested_too_deeply_to_store_is_422(platform: Any, depth: int) -> None:
     # Valid JSON (orjson reads 1,024 levels) that the jsonb codec cannot write (254 at most): it used to fail at
