@@ -49,7 +49,7 @@ MAX_PHOTOS_PER_MESSAGE = 4
 STATUS_LABELS = {
     "received": "Vos réponses ont bien été reçues.",
     "scored": "Vos réponses ont été analysées. L'équipe soignante les a reçues.",
-    "seen": "Votre infirmière a vu vos réponses.",
+    "seen": "L'équipe soignante a vu vos réponses.",
 }
 
 
@@ -504,7 +504,7 @@ async def _audit_staff_read(conn: Any, platform: Platform, staff: StaffPrincipal
 
 MESSAGE_STATUS_LABELS = {
     "sent": "Votre message a bien été envoyé à l'équipe soignante.",
-    "seen": "Votre infirmière a lu votre message.",
+    "seen": "L'équipe soignante a lu votre message.",
 }
 
 

@@ -265,8 +265,8 @@ async def test_a_relative_answers_through_the_branching_the_alert_says_so_and_th
 
         await eventually(seen, within=10)
         await page.clock.fast_forward(25_000)
-        await expect(status).to_contain_text("Votre infirmière a lu votre message.", timeout=5_000)
-        await expect(status).to_contain_text("Votre infirmière a vu vos réponses.")
+        await expect(status).to_contain_text("L'équipe soignante a lu votre message.", timeout=5_000)
+        await expect(status).to_contain_text("L'équipe soignante a vu vos réponses.")
     finally:
         await context.close()
 

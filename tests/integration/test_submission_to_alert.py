@@ -71,7 +71,7 @@ async def test_red_submission_raises_an_alert_that_a_nurse_acknowledges_and_reso
     assert ack.json()["acknowledged_by"] == "nurse-1"
     assert await eventually(lambda: _equals(status, "seen"))
     seen = await platform.questionnaire.get(f"/v1/submissions/{submission_id}", headers=platform.device(patient))
-    assert seen.json()["status_label"] == "Votre infirmière a vu vos réponses."
+    assert seen.json()["status_label"] == "L'équipe soignante a vu vos réponses."
 
     resolved = await platform.alerting.post(
         f"/v1/alerts/{alert_id}/resolve", json={"outcome": "chemo_postponed"}, headers=platform.staff()
@@ -181,7 +181,7 @@ async def test_the_tablet_shows_a_message_read_once_a_nurse_takes_its_alert(plat
         return body if body["status"] == "seen" else None
 
     seen = await eventually(read)
-    assert seen["status_label"] == "Votre infirmière a lu votre message."
+    assert seen["status_label"] == "L'équipe soignante a lu votre message."
     assert datetime.fromisoformat(seen["seen_at"]) == datetime.fromisoformat(taken.json()["acknowledged_at"])
 
 

@@ -249,3 +249,10 @@ def test_a_button_quoted_in_a_sentence_is_named_as_the_button_shows_it() -> None
     quoted = {q.strip() for text in all_texts() for q in re.findall(r"«([^»]*)»", text)}
     assert quoted, "no quoted button found: the check reads nothing"
     assert quoted <= shown, sorted(quoted - shown)
+
+
+def test_the_patient_is_told_of_the_team_never_of_a_nurse_of_one_gender() -> None:
+    """« Votre infirmière a vu vos réponses » guessed who read them, and that she is a woman: the tablet names the
+    team, as it does everywhere else."""
+    found = [t for t in all_texts() if re.search(r"\binfirmi(?:er|ère)s?\b", t, re.IGNORECASE)]
+    assert not found, found
