@@ -337,7 +337,7 @@ async def test_at_125_percent_a_row_is_as_tall_as_its_action_whatever_its_state(
     assert scroll["bar"] >= 10 and scroll["sideways"] <= 0, scroll
     for row in await rows(page).evaluate_all(ROW_HEIGHTS):
         state = states[row["patient"]]
-        # "Prise par K. Benali" beside "Clôturer", "EN RETARD" in the deadline's line, "Infirmière (par téléphone)"
+        # "Prise par K. Benali" beside "Clôturer", "EN RETARD" in the deadline's line, "Infirmier·ère (par téléphone)"
         # on two lines, "Rouverte à …" beside "Je prends", late answers' "Du 23/11 à 09:40": no line under the others
         # (a taken row was 85 px, an overdue one 100, a phoned-in one 77, a reopened one 143, one reopened another
         # day 66, a late one 117, where an open one is 61).
@@ -404,7 +404,7 @@ async def test_at_150_percent_a_card_is_three_lines_high_whatever_its_state(ward
         height = card["bottom"] - card["top"]
         # Three lines: the level, the patient and the 44-pixel action; the reasons and who answered; the wait, its
         # deadline and the next session (101 px, 102 with "EN RETARD"). "Rouverte à …" on a line of its own, or a
-        # line of details too long for one ("EN RETARD", "Infirmière (par téléphone)", "Un proche", late answers)
+        # line of details too long for one ("EN RETARD", "Infirmier·ère (par téléphone)", "Un proche", late answers)
         # made cards of 122 to 148 px, a whole card fewer on the screen.
         assert height <= 102, (state, height, card)
         # Nothing she triages on gives way for it: the level, the patient, the reasons, the wait (and the deadline
