@@ -420,6 +420,103 @@ async def test_at_150_percent_a_card_is_three_lines_high_whatever_its_state(ward
     await page.screenshot(path=str(ARTIFACTS / "dashboard-150-states.png"))
 
 
+# Four findings whose French labels are long, one answered by a relative, two with a note: "Incapable de manger ou de
+# boire (24 h)", "Engourdissements, fourmillements (grade 2) Aggravation depuis le dernier questionnaire"…
+LONG_REASONS = [
+    {"code": "unable_to_eat_or_drink", "rule": "red.unable_to_eat_or_drink", "level": "red"},
+    {"code": "hand_foot_syndrome", "rule": "red.very_severe", "level": "red", "grade": 3},
+    {"code": "numbness_tingling", "rule": "orange.worsened", "level": "orange", "grade": 2},
+    {"code": "mouth_sores", "rule": "red.grade3", "level": "red", "grade": 3, "answered_by": "relative"},
+]
+LONG_REASON_TEXTS = [
+    "Incapable de manger ou de boire (24 h)",
+    "Syndrome main-pied (grade 3)",
+    "Intensité déclarée « très fort » (la plus haute)",
+    "Engourdissements, fourmillements (grade 2)",
+    "Aggravation depuis le dernier questionnaire",
+    "Plaies bouche / gorge (grade 3)",
+]
+
+
+async def insert_long_and_late(ward: Ward) -> str:
+    """A red alert raised by answers that arrived two days and an hour late, its reasons four long findings."""
+    patient = await ward.submit(RED_NAUSEA, authored=datetime.now(UTC) - timedelta(days=2, hours=1))
+
+    async def raised() -> bool:
+        async with ward.alerting.pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT count(*) FROM alerts WHERE patient_id = $1", patient))
+
+    await eventually(raised)
+    async with ward.alerting.pool.acquire() as conn:
+        await conn.execute("UPDATE alerts SET reasons = $1 WHERE patient_id = $2", LONG_REASONS, patient)
+    return str(patient)
+
+
+# The reasons' list in a row or a card: its lines on the screen, whether it is cut, its title; and the late answers'
+# note, whether it is on the screen whole.
+LONG_CARD = """(row) => {
+  // The lines shown: text boxes within the list's box, a box under all those before it starting a line (a note's
+  // smaller text sits lower on the same line).
+  const lines = (e) => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    const bottom = e.getBoundingClientRect().bottom + 0.5;
+    const boxes = [...range.getClientRects()].filter((r) => r.width > 1 && r.height > 1 && r.bottom <= bottom)
+      .sort((a, b) => a.top - b.top);
+    let count = 0, end = -Infinity;
+    for (const r of boxes) {
+      if (r.top >= end - 1) count += 1;
+      end = Math.max(end, r.bottom);
+    }
+    return count;
+  };
+  const reasons = row.querySelector(".reasons");
+  const given = row.querySelector(".late-given");
+  const box = row.getBoundingClientRect(), seen = given.getBoundingClientRect();
+  return { height: box.height, lines: lines(reasons), cut: reasons.scrollWidth > reasons.clientWidth + 1
+             || reasons.scrollHeight > reasons.clientHeight + 1,
+           title: reasons.title, text: row.textContent, given: given.innerText.trim(),
+           givenShown: seen.width > 0 && seen.left >= box.left && seen.right <= box.right + 0.5
+             && given.scrollWidth <= given.clientWidth + 1,
+           late: row.querySelector(".late-answers").title };
+}"""
+
+
+async def test_a_card_of_long_reasons_and_late_answers_keeps_its_height_at_150_and_125_percent(
+    ward: Ward, ward_pc: Browser
+) -> None:
+    patient = await insert_long_and_late(ward)
+    late = (
+        r"Réponses du \d\d/\d\d à \d\d:\d\d · arrivées 2 j 1 h plus tard\. "
+        r"Vérifiez avec le patient comment il va maintenant\."
+    )
+    for width, height, scale, tallest in ((911, 430, 1.5, 102), (1093, 520, 1.25, None)):
+        page = await zoomed(ward, width, height, scale, browser=ward_pc)
+        row = page.locator(f"#alert-rows tr[data-patient-id='{patient}']")
+        await expect(row).to_have_count(1, timeout=10_000)
+        await expect(row.locator(".reasons")).to_contain_text("Plaies bouche / gorge")
+        shown = await row.evaluate(LONG_CARD)
+        if tallest:
+            # Three lines, as every card: the reasons' line cut with "…" (a fourth line took the late answers, or the
+            # reasons' end, a whole card fewer on the screen).
+            assert shown["height"] <= tallest and shown["lines"] == 1, shown
+        else:
+            # As tall as "Je prends", as every row (61 px): the reasons cut after their second line.
+            heights = (await rows(page).evaluate_all(ROW_HEIGHTS))[0]
+            assert heights["height"] <= heights["action"] + heights["around"] + 2, (heights, shown)
+            assert shown["lines"] <= 2, shown
+        assert shown["cut"], shown
+        # What the screen leaves out is whole in the list's title and in what a screen reader reads.
+        for text in LONG_REASON_TEXTS:
+            assert text in shown["title"] and text in shown["text"], (text, shown)
+        assert "Un proche" in shown["title"], shown
+        # The late answers stay in sight in their short form, "Du 23/11 à 09:40", all of it in their title.
+        assert re.fullmatch(r"[Dd]u \d\d/\d\d à \d\d:\d\d", shown["given"]) and shown["givenShown"], shown
+        assert re.fullmatch(late, shown["late"]), shown
+        ARTIFACTS.mkdir(exist_ok=True)
+        await row.screenshot(path=str(ARTIFACTS / f"dashboard-{round(scale * 100)}-long-reasons.png"))
+
+
 # The red banner's every form, in the words the list gives it (cues.js) and drawn as the list draws it (list.js), with
 # three reasons and a colleague's long name: its longest.
 BANNER_FORMS = """async () => {
