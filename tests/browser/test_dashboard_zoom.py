@@ -482,6 +482,13 @@ LONG_CARD = """(row) => {
 }"""
 
 
+async def measured_in_the_list(row: Any) -> dict[str, Any] | None:
+    """LONG_CARD of the row as drawn: a redraw (the live stream's news, the wait's tick) may replace the row between
+    finding it and measuring it, and a row no longer in the page measures 0 px."""
+    shown: dict[str, Any] = await row.evaluate(LONG_CARD)
+    return shown if shown["height"] > 0 else None
+
+
 async def test_a_card_of_long_reasons_and_late_answers_keeps_its_height_at_150_and_125_percent(
     ward: Ward, ward_pc: Browser
 ) -> None:
@@ -495,7 +502,7 @@ async def test_a_card_of_long_reasons_and_late_answers_keeps_its_height_at_150_a
         row = page.locator(f"#alert-rows tr[data-patient-id='{patient}']")
         await expect(row).to_have_count(1, timeout=10_000)
         await expect(row.locator(".reasons")).to_contain_text("Plaies bouche / gorge")
-        shown = await row.evaluate(LONG_CARD)
+        shown = await eventually(lambda row=row: measured_in_the_list(row))
         if tallest:
             # Three lines, as every card: the reasons' line cut with "…" (a fourth line took the late answers, or the
             # reasons' end, a whole card fewer on the screen).
