@@ -3,7 +3,9 @@
 plain-language rules but one typography and one name for one thing. French spacing before « : ; ? ! », « » rather
 than straight quotes, no English word in a sentence, « vous êtes … » agreed for either gender as the pages do
 (« Connecté·e »), no jargon nor spoken French, and the nurse's two steps on an alert said with one verb each (« Je
-prends », « Clôturer »). Read from the files as the browser gets them: the scripts' string literals, the pages' text
+prends », « Clôturer »). No nurse or colleague given a gender (« Une collègue »), no address of the API on screen, and
+the session's words (expired, refused, signed out…) written once, in /web/staff.js, for both pages to say alike.
+Read from the files as the browser gets them: the scripts' string literals, the pages' text
 and the labels the alerting service sends, the validated clinical ones included (they pass; a new one that did not
 would go back to the clinical team, whose words they are)."""
 
