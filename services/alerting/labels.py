@@ -89,7 +89,7 @@ SOURCES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "patient": "Patient·e",
         "relative": "Un proche",
-        "nurse_phone": "Infirmière (par téléphone)",
+        "nurse_phone": "Infirmier·ère (par téléphone)",
     }
 )
 

@@ -50,7 +50,72 @@ export function shortId(id) {
   return typeof id === "string" ? `${id.slice(0, 8)}…` : "—";
 }
 
+// --- The session's words -------------------------------------------------------------------------------------------
+
+/**
+ * One sentence for each way a staff session ends or is refused, the same on every staff page: a nurse who also
+ * lends tablets reads the same words on the dashboard and on the fleet page (tests/unit/shared/
+ * test_staff_pages_french.py fails on a page that writes its own).
+ */
+export const SESSION_WORDS = Object.freeze({
+  // The person chose to leave.
+  signedOut: "Vous êtes déconnecté·e.",
+  // The banner's button, before the session ends.
+  signInAgain: "Reconnectez-vous pour continuer.",
+  // A request refused for its token (401), as a refusal's message.
+  invalid: "Votre session n'est plus valide. Reconnectez-vous.",
+  // The session ended under way (expired, revoked, closed elsewhere), or a token kept in the tab no longer works.
+  endedWithProvider: "Votre session n'est plus valide. Reconnectez-vous avec le compte de l'hôpital.",
+  endedWithToken: "Votre session n'est plus valide. Collez un nouveau jeton.",
+  // A token just pasted, refused.
+  tokenRefused: "Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton.",
+  // A token the provider has just given, refused by the page's service: signing in again would not help.
+  providerTokenRefused:
+    "Cette page n'a pas reconnu la connexion de l'hôpital. Réessayez, ou prévenez le support informatique.",
+  providerFailed: "La connexion avec le compte de l'hôpital a échoué.",
+  // A request the service could not check: the provider's keys out of reach (503 identity-provider-unavailable).
+  providerUnreachable:
+    "Le service d'identité de l'hôpital ne répond pas : votre connexion n'a pas pu être vérifiée. Réessayez dans quelques secondes.",
+  // The provider's ID token sent in place of its access token: the hospital's sign-in is misconfigured, and signing
+  // in again brings the same token back, so the person is sent to those who can change the setting.
+  idToken: "Contactez le support informatique : la connexion de l'hôpital envoie un jeton d'identité au lieu d'un jeton d'accès.",
+});
+
+/** The banner a few minutes before the session ends (`time`: "14:05"). */
+export function sessionEndsAt(time) {
+  return `Votre session se termine à ${time} — reconnectez-vous pour continuer.`;
+}
+
+/** An account or a token without the page's role (`role`: its name as the person's administrator knows it). */
+export function missingRole(role, { provider }) {
+  return provider
+    ? `Votre compte de l'hôpital n'a pas le rôle ${role} nécessaire à cette page. Demandez-le à l'administrateur des comptes de l'hôpital.`
+    : `Ce jeton n'a pas le rôle ${role} nécessaire à cette page. Collez le jeton d'un compte qui l'a.`;
+}
+
+/**
+ * The sign-in screen's sentence when the page's service refuses the token (`status` 401 or 403). `provider`: the
+ * token came from the hospital's sign-in; `fresh`: it has just come (not kept from before); `pasted`: it has just
+ * been pasted; `idToken`: the service said it was an ID token.
+ */
+export function sessionRefusal(status, { role, provider = false, fresh = false, pasted = false, idToken = false }) {
+  if (idToken) return SESSION_WORDS.idToken;
+  if (status === 403) return missingRole(role, { provider });
+  if (provider) return fresh ? SESSION_WORDS.providerTokenRefused : SESSION_WORDS.endedWithProvider;
+  return pasted ? SESSION_WORDS.tokenRefused : SESSION_WORDS.endedWithToken;
+}
+
+/** Whether a refusal is the service's "ID token instead of an access token". */
+export function isIdTokenRefusal(error) {
+  const type = error && error.body && typeof error.body.type === "string" ? error.body.type : "";
+  return type.endsWith("/id-token");
+}
+
 // --- Requests ------------------------------------------------------------------------------------------------------
+
+/** A page's own fault or an answer it cannot use: what the person can do (the details go to the console). */
+export const UNEXPECTED =
+  "La page a rencontré un problème inattendu. Rechargez la page ; si cela continue, prévenez le support informatique.";
 
 /** An error the person can read: `detail` is shown as is (French, or the server's own when the page says so). */
 export class ApiError extends Error {
@@ -90,11 +155,12 @@ const TIMEOUT_MS = 15000;
 
 /** The French sentence for a refusal known by its status only. */
 export function statusSentence(status) {
-  if (status === 401) return "Votre session n'est plus valide : reconnectez-vous.";
+  if (status === 401) return SESSION_WORDS.invalid;
   if (status === 403) return "Votre compte n'a pas les droits pour cette action.";
   if (status === 404) return "Cet élément n'existe pas (ou plus).";
+  if (status === 429) return "Trop de demandes en peu de temps : patientez un instant, puis réessayez.";
   if (status >= 500) return `Le serveur a rencontré une erreur (${status}). Réessayez dans un instant.`;
-  return `La demande a été refusée (${status}).`;
+  return `La demande a été refusée (erreur ${status}) : rechargez la page. Si cela continue, prévenez le support informatique.`;
 }
 
 /** The server's own detail: a page that translates problems by their type (fleet/problems.js) keeps it for support. */

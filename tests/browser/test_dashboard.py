@@ -95,3 +95,25 @@ async def test_an_overdue_alert_is_shown_as_such(ward: Ward) -> None:
     assert [e.escalation_level for e in escalated] == [1, 2]
     await expect(rows(page).first).to_have_attribute("data-overdue", "true", timeout=5_000)
     await expect(rows(page).first).to_contain_text("EN RETARD")
+
+
+async def test_a_refused_token_is_told_in_the_words_of_every_staff_page(ward: Ward) -> None:
+    # The fleet page says the same (test_fleet_page.py): one sentence for each way a session is refused or ends.
+    context = await ward.browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    ward.tabs.append(context)
+    page = await context.new_page()
+    await page.goto(f"{ward.url}/dashboard/")
+    await page.locator("#token-input").fill("pas-un-jeton")
+    await page.locator("#token-form [type=submit]").click()
+    message = page.locator("#signin-message")
+    await expect(message).to_have_text("Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton.")
+    # Signed in, then the token stops working under way (revoked, say): the next request ends the session.
+    await page.locator("#token-input").fill(ward.tokens.issue_staff_token("ide-claire", {"nurse"}))
+    await page.locator("#token-form [type=submit]").click()
+    # Once the page has done its start-up requests (the list, the live stream's token): the next is the nurse's.
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
+    await page.evaluate("sessionStorage.setItem('oncofollow.staffToken', 'pas-un-jeton')")
+    # Clicked in the page: whichever request of hers comes first (this one, or one of the list's) ends the session.
+    await page.evaluate("document.querySelector('[data-view=metrics]').click()")
+    await expect(message).to_have_text("Votre session n'est plus valide. Collez un nouveau jeton.", timeout=5_000)
+    await expect(page.locator("#app")).to_be_hidden()

@@ -86,7 +86,7 @@ async def test_answers_a_nurse_took_by_phone_are_not_flagged_late_on_the_row_nor
 
     page = await ward.dashboard()
     row = page.locator(f"#alert-rows tr[data-patient-id='{patient}']")
-    await expect(row.locator(".col-source")).to_contain_text("Infirmière (par téléphone)", timeout=5_000)
+    await expect(row.locator(".col-source")).to_contain_text("Infirmier·ère (par téléphone)", timeout=5_000)
     await expect(row.locator(".late-answers")).to_have_count(0)
     await row.locator("[data-action=open-patient]").click()
     current = page.locator('#patient-view section[aria-labelledby="current-alert-title"]')

@@ -1727,14 +1727,29 @@ ALERT_ID = "5d1f0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
         (
             401,
             {"fromProvider": True, "providerToken": True},
-            "Le tableau de bord n'a pas reconnu la connexion de l'hôpital. Réessayez, ou prévenez le support "
-            "informatique.",
+            "Cette page n'a pas reconnu la connexion de l'hôpital. Réessayez, ou prévenez le support informatique.",
         ),
         # A reload with the provider's token, expired since: back to the hospital's account, not to a pasted token.
-        (401, {"providerToken": True}, "Votre session a expiré. Reconnectez-vous avec le compte de l'hôpital."),
-        (401, {}, "Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton."),
-        (403, {}, "Accès refusé : rôle manquant"),
-        (403, {"fromProvider": True}, "Accès refusé : rôle manquant"),
+        (
+            401,
+            {"providerToken": True},
+            "Votre session n'est plus valide. Reconnectez-vous avec le compte de l'hôpital.",
+        ),
+        (401, {"pasted": True}, "Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton."),
+        # A token kept in the tab from before (a reload), or the session's under way: it has ended.
+        (401, {}, "Votre session n'est plus valide. Collez un nouveau jeton."),
+        (
+            403,
+            {"pasted": True},
+            "Ce jeton n'a pas le rôle infirmier·ère coordinateur·rice nécessaire à cette page. Collez le jeton d'un "
+            "compte qui l'a.",
+        ),
+        (
+            403,
+            {"fromProvider": True},
+            "Votre compte de l'hôpital n'a pas le rôle infirmier·ère coordinateur·rice nécessaire à cette page. "
+            "Demandez-le à l'administrateur des comptes de l'hôpital.",
+        ),
     ],
 )
 async def test_refusal_text(dashboard: Page, status: int, how: dict[str, bool], text: str) -> None:

@@ -337,7 +337,7 @@ async def test_at_125_percent_a_row_is_as_tall_as_its_action_whatever_its_state(
     assert scroll["bar"] >= 10 and scroll["sideways"] <= 0, scroll
     for row in await rows(page).evaluate_all(ROW_HEIGHTS):
         state = states[row["patient"]]
-        # "Prise par K. Benali" beside "Clôturer", "EN RETARD" in the deadline's line, "Infirmière (par téléphone)"
+        # "Prise par K. Benali" beside "Clôturer", "EN RETARD" in the deadline's line, "Infirmier·ère (par téléphone)"
         # on two lines, "Rouverte à …" beside "Je prends", late answers' "Du 23/11 à 09:40": no line under the others
         # (a taken row was 85 px, an overdue one 100, a phoned-in one 77, a reopened one 143, one reopened another
         # day 66, a late one 117, where an open one is 61).
@@ -404,7 +404,7 @@ async def test_at_150_percent_a_card_is_three_lines_high_whatever_its_state(ward
         height = card["bottom"] - card["top"]
         # Three lines: the level, the patient and the 44-pixel action; the reasons and who answered; the wait, its
         # deadline and the next session (101 px, 102 with "EN RETARD"). "Rouverte à …" on a line of its own, or a
-        # line of details too long for one ("EN RETARD", "Infirmière (par téléphone)", "Un proche", late answers)
+        # line of details too long for one ("EN RETARD", "Infirmier·ère (par téléphone)", "Un proche", late answers)
         # made cards of 122 to 148 px, a whole card fewer on the screen.
         assert height <= 102, (state, height, card)
         # Nothing she triages on gives way for it: the level, the patient, the reasons, the wait (and the deadline
@@ -418,6 +418,110 @@ async def test_at_150_percent_a_card_is_three_lines_high_whatever_its_state(ward
     await page.evaluate("document.querySelector('.alerts-table').scrollIntoView()")
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "dashboard-150-states.png"))
+
+
+# Four findings whose French labels are long, one answered by a relative, two with a note: "Incapable de manger ou de
+# boire (24 h)", "Engourdissements, fourmillements (grade 2) Aggravation depuis le dernier questionnaire"…
+LONG_REASONS = [
+    {"code": "unable_to_eat_or_drink", "rule": "red.unable_to_eat_or_drink", "level": "red"},
+    {"code": "hand_foot_syndrome", "rule": "red.very_severe", "level": "red", "grade": 3},
+    {"code": "numbness_tingling", "rule": "orange.worsened", "level": "orange", "grade": 2},
+    {"code": "mouth_sores", "rule": "red.grade3", "level": "red", "grade": 3, "answered_by": "relative"},
+]
+LONG_REASON_TEXTS = [
+    "Incapable de manger ou de boire (24 h)",
+    "Syndrome main-pied (grade 3)",
+    "Intensité déclarée « très fort » (la plus haute)",
+    "Engourdissements, fourmillements (grade 2)",
+    "Aggravation depuis le dernier questionnaire",
+    "Plaies bouche / gorge (grade 3)",
+]
+
+
+async def insert_long_and_late(ward: Ward) -> str:
+    """A red alert raised by answers that arrived two days and an hour late, its reasons four long findings."""
+    patient = await ward.submit(RED_NAUSEA, authored=datetime.now(UTC) - timedelta(days=2, hours=1))
+
+    async def raised() -> bool:
+        async with ward.alerting.pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT count(*) FROM alerts WHERE patient_id = $1", patient))
+
+    await eventually(raised)
+    async with ward.alerting.pool.acquire() as conn:
+        await conn.execute("UPDATE alerts SET reasons = $1 WHERE patient_id = $2", LONG_REASONS, patient)
+    return str(patient)
+
+
+# The reasons' list in a row or a card: its lines on the screen, whether it is cut, its title; and the late answers'
+# note, whether it is on the screen whole.
+LONG_CARD = """(row) => {
+  // The lines shown: text boxes within the list's box, a box under all those before it starting a line (a note's
+  // smaller text sits lower on the same line).
+  const lines = (e) => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    const bottom = e.getBoundingClientRect().bottom + 0.5;
+    const boxes = [...range.getClientRects()].filter((r) => r.width > 1 && r.height > 1 && r.bottom <= bottom)
+      .sort((a, b) => a.top - b.top);
+    let count = 0, end = -Infinity;
+    for (const r of boxes) {
+      if (r.top >= end - 1) count += 1;
+      end = Math.max(end, r.bottom);
+    }
+    return count;
+  };
+  const reasons = row.querySelector(".reasons");
+  const given = row.querySelector(".late-given");
+  const box = row.getBoundingClientRect(), seen = given.getBoundingClientRect();
+  return { height: box.height, lines: lines(reasons), cut: reasons.scrollWidth > reasons.clientWidth + 1
+             || reasons.scrollHeight > reasons.clientHeight + 1,
+           title: reasons.title, text: row.textContent, given: given.innerText.trim(),
+           givenShown: seen.width > 0 && seen.left >= box.left && seen.right <= box.right + 0.5
+             && given.scrollWidth <= given.clientWidth + 1,
+           late: row.querySelector(".late-answers").title };
+}"""
+
+
+async def measured_in_the_list(row: Any) -> dict[str, Any] | None:
+    """LONG_CARD of the row as drawn: a redraw (the live stream's news, the wait's tick) may replace the row between
+    finding it and measuring it, and a row no longer in the page measures 0 px."""
+    shown: dict[str, Any] = await row.evaluate(LONG_CARD)
+    return shown if shown["height"] > 0 else None
+
+
+async def test_a_card_of_long_reasons_and_late_answers_keeps_its_height_at_150_and_125_percent(
+    ward: Ward, ward_pc: Browser
+) -> None:
+    patient = await insert_long_and_late(ward)
+    late = (
+        r"Réponses du \d\d/\d\d à \d\d:\d\d · arrivées 2 j 1 h plus tard\. "
+        r"Vérifiez avec le patient comment il va maintenant\."
+    )
+    for width, height, scale, tallest in ((911, 430, 1.5, 102), (1093, 520, 1.25, None)):
+        page = await zoomed(ward, width, height, scale, browser=ward_pc)
+        row = page.locator(f"#alert-rows tr[data-patient-id='{patient}']")
+        await expect(row).to_have_count(1, timeout=10_000)
+        await expect(row.locator(".reasons")).to_contain_text("Plaies bouche / gorge")
+        shown = await eventually(lambda row=row: measured_in_the_list(row))
+        if tallest:
+            # Three lines, as every card: the reasons' line cut with "…" (a fourth line took the late answers, or the
+            # reasons' end, a whole card fewer on the screen).
+            assert shown["height"] <= tallest and shown["lines"] == 1, shown
+        else:
+            # As tall as "Je prends", as every row (61 px): the reasons cut after their second line.
+            heights = (await rows(page).evaluate_all(ROW_HEIGHTS))[0]
+            assert heights["height"] <= heights["action"] + heights["around"] + 2, (heights, shown)
+            assert shown["lines"] <= 2, shown
+        assert shown["cut"], shown
+        # What the screen leaves out is whole in the list's title and in what a screen reader reads.
+        for text in LONG_REASON_TEXTS:
+            assert text in shown["title"] and text in shown["text"], (text, shown)
+        assert "Un proche" in shown["title"], shown
+        # The late answers stay in sight in their short form, "Du 23/11 à 09:40", all of it in their title.
+        assert re.fullmatch(r"[Dd]u \d\d/\d\d à \d\d:\d\d", shown["given"]) and shown["givenShown"], shown
+        assert re.fullmatch(late, shown["late"]), shown
+        ARTIFACTS.mkdir(exist_ok=True)
+        await row.screenshot(path=str(ARTIFACTS / f"dashboard-{round(scale * 100)}-long-reasons.png"))
 
 
 # The red banner's every form, in the words the list gives it (cues.js) and drawn as the list draws it (list.js), with

@@ -250,7 +250,7 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
 
     await page.route(lambda url: urlsplit(url).path == "/v1/tablets", hold)
     await page.locator("#register-open").click()
-    await page.locator("#refresh").click()
+    await page.evaluate("document.getElementById('refresh').click()")
     for _ in range(250):  # the refresh's request has left, and is held
         if asked:
             break
@@ -351,7 +351,7 @@ async def test_at_a_glance_what_waits_for_a_step_stands_out_and_every_count_keep
     async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
         back = {"channel": "post", "accessories_returned": []}
         assert (await client.post(f"/v1/tablets/{late}/return", json=back)).status_code == 200
-    await page.locator("#refresh").click()
+    await page.evaluate("document.getElementById('refresh').click()")
     await expect(page.locator("#counts li[data-count='loans_overdue'] strong")).to_have_text("0")
     for screen, (width, height) in SCREENS.items():
         await page.set_viewport_size({"width": width, "height": height})
@@ -385,6 +385,26 @@ async def test_a_nurse_token_is_turned_away_in_french(office: Office, context: B
     await page.locator("#token").fill(office.tokens.issue_staff_token("parc-julie", {"fleet"}))
     await page.locator("#token").press("Enter")
     await expect(page.locator("#app")).to_be_visible()
+
+
+async def test_a_refused_token_is_told_in_the_words_of_every_staff_page(
+    office: Office, context: BrowserContext
+) -> None:
+    # The dashboard says the same (test_dashboard.py): one sentence for each way a session is refused or ends.
+    page = await context.new_page()
+    await page.goto(f"{office.url}/fleet/")
+    await page.locator("#token").fill("pas-un-jeton")
+    await page.locator("#token").press("Enter")
+    message = page.locator("#sign-in-message")
+    await expect(message).to_have_text("Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton.")
+    # Signed in, then the token stops working under way (revoked, say): the next request ends the session.
+    await page.locator("#token").fill(office.tokens.issue_staff_token("parc-julie", {"fleet"}))
+    await page.locator("#token").press("Enter")
+    await expect(page.locator("#app")).to_be_visible()
+    await page.evaluate("sessionStorage.setItem('oncofollow.fleet.staffToken', 'pas-un-jeton')")
+    await page.evaluate("document.getElementById('refresh').click()")
+    await expect(message).to_have_text("Votre session n'est plus valide. Collez un nouveau jeton.")
+    await expect(page.locator("#app")).to_be_hidden()
 
 
 async def test_the_page_runs_its_own_files_only_and_shows_the_qr_code_as_an_image(office: Office) -> None:
@@ -551,7 +571,7 @@ async def test_refusals_are_told_in_french_the_english_detail_only_on_hover(
         assert (await client.post(f"/v1/tablets/{created.json()['id']}/actions/provision", json={})).status_code == 200
     await page.keyboard.press("Escape")
     await expect(page.locator("#panel")).to_be_hidden()
-    await page.locator("#refresh").click()
+    await page.evaluate("document.getElementById('refresh').click()")
     await row(page, other).get_by_role("button", name="Prêter").click()
     await expect(page.locator("#panel-title")).to_have_text(f"Prêter la tablette {other}")
     await page.get_by_label("Patient (identifiant pseudonyme)").fill(str(uuid.uuid4()))

@@ -136,7 +136,7 @@ async def test_a_nurse_enters_the_answers_she_takes_by_phone_and_their_alert_say
     # The patient view names the nurse who took the answers.
     await row.locator("[data-action=open-patient]").click()
     detail = page.locator("#patient-view .submission-detail h3").first
-    await expect(detail).to_contain_text("Infirmière (par téléphone) · ide-claire", timeout=5_000)
+    await expect(detail).to_contain_text("Infirmier·ère (par téléphone) · ide-claire", timeout=5_000)
 
 
 async def test_answers_a_session_cut_short_are_kept_for_the_same_nurse_only_and_never_in_storage(

@@ -208,7 +208,7 @@ async def test_a_purged_photo_says_so_and_an_expired_token_on_a_photo_ends_the_s
     page = await patient_view(context, a_url, tokens)
     await expect(page.locator("#signin-screen")).to_be_visible(timeout=10_000)
     await expect(page.locator("#signin-message")).to_have_text(
-        "Votre session a expiré ou a été révoquée. Reconnectez-vous."
+        "Votre session n'est plus valide. Collez un nouveau jeton."
     )
     await page.close()
     await context.unroute(f"{q_url}/v1/photos/**")

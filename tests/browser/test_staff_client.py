@@ -237,9 +237,13 @@ def problem(kind: str, status: int, **extra: Any) -> dict[str, Any]:
             "Le serveur a rencontré une erreur (502). Réessayez dans un instant.",
         ),
         ({"status": 404}, "Cet élément n'existe pas (ou plus)."),
-        ({"status": 401}, "Votre session n'est plus valide : reconnectez-vous."),
+        ({"status": 401}, "Votre session n'est plus valide. Reconnectez-vous."),
         ({"status": 403}, "Votre compte n'a pas les droits pour cette action."),
-        ({"status": 422}, "La demande a été refusée (422)."),
+        (
+            {"status": 422},
+            "La demande a été refusée (erreur 422) : rechargez la page. Si cela continue, prévenez le support "
+            "informatique.",
+        ),
     ],
 )
 async def test_the_fleet_page_s_refusals_carry_the_server_s_detail_and_problem(
@@ -259,7 +263,10 @@ async def test_the_fleet_page_s_refusals_carry_the_server_s_detail_and_problem(
             problem("alert-changed", 412),
             "L'alerte a changé depuis que vous l'avez ouverte. Vérifiez avant de clôturer.",
         ),
-        (problem("alert-conflict", 409, alert_status="acknowledged"), "Une collègue a déjà pris cette alerte."),
+        (
+            problem("alert-conflict", 409, alert_status="acknowledged"),
+            "Quelqu'un de l'équipe a déjà pris cette alerte.",
+        ),
         (problem("alert-conflict", 409, alert_status="resolved"), "Cette alerte est déjà clôturée."),
         (problem("alert-conflict", 409, alert_status="open"), "Seule une alerte clôturée peut être rouverte."),
         (problem("alert-conflict", 409), "Cette action n'est plus possible : l'alerte a changé entre-temps."),
@@ -303,10 +310,27 @@ async def test_the_fleet_page_s_refusals_carry_the_server_s_detail_and_problem(
             {"status": 502, "body": "<html>Bad Gateway</html>"},
             "Le serveur a rencontré une erreur (502). Réessayez dans un instant.",
         ),
-        # What no sentence covers: the problem's title, else the status line's, else the status.
-        (problem("idempotency-key-reused", 409), "Idempotency-Key-Reused"),
-        ({"status": 429, "statusText": "Too Many Requests"}, "Too Many Requests"),
-        ({"status": 418}, "Erreur 418"),
+        # What no sentence covers: French by its status, never the problem's English title, the status line's, or a
+        # status alone (the console keeps them for the support desk).
+        (
+            problem("idempotency-key-reused", 409),
+            "La demande a été refusée (erreur 409) : rechargez la page. Si cela continue, prévenez le support "
+            "informatique.",
+        ),
+        (
+            {"status": 429, "statusText": "Too Many Requests"},
+            "Trop de demandes en peu de temps : patientez un instant, puis réessayez.",
+        ),
+        (
+            {"status": 418},
+            "La demande a été refusée (erreur 418) : rechargez la page. Si cela continue, prévenez le support "
+            "informatique.",
+        ),
+        (
+            problem("identity-provider-unavailable", 503),
+            "Le service d'identité de l'hôpital ne répond pas : votre connexion n'a pas pu être vérifiée. Réessayez "
+            "dans quelques secondes.",
+        ),
     ],
 )
 async def test_the_dashboard_s_refusals_are_in_french(page: Page, answer: dict[str, Any], detail: str) -> None:

@@ -44,26 +44,42 @@ export function overdueBadge(escalationLevel) {
   );
 }
 
-/** The alert's reasons; a reason someone else answered than the alert's source says who ("· Un proche"). */
-export function reasonsList(reasons, alertSource = null) {
+/** A reason's parts: its text, the rule's note when it says more, and who answered when not the alert's source. */
+function reasonParts(reason, alertSource) {
+  const source = reason && reason.answered_by;
+  const otherSource = alertSource && source && source !== alertSource ? source : null;
+  return { text: reasonText(reason), note: reasonNote(reason), otherSource };
+}
+
+/**
+ * The alert's reasons; a reason someone else answered than the alert's source says who ("· Un proche"). `titled`:
+ * the whole list in the title too, for a row whose reasons a zoomed-in screen cuts short (style.css).
+ */
+export function reasonsList(reasons, alertSource = null, { titled = false } = {}) {
   const list = Array.isArray(reasons) ? reasons : [];
   if (list.length === 0) return h("span", { class: "muted" }, "—");
+  const parts = list.map((reason) => reasonParts(reason, alertSource));
   return h(
     "ul",
-    { class: "reasons" },
-    list.map((reason) => {
-      const note = reasonNote(reason);
-      const source = reason && reason.answered_by;
-      const otherSource = alertSource && source && source !== alertSource;
+    { class: "reasons", title: titled ? parts.map(reasonSentence).join(" ; ") : null },
+    list.map((reason, i) => {
+      const { text, note, otherSource } = parts[i];
       return h(
         "li",
         { class: `reason reason-${reason && reason.level === "red" ? "red" : "orange"}` },
-        h("span", { class: "reason-text" }, reasonText(reason)),
+        h("span", { class: "reason-text" }, text),
         note ? h("span", { class: "reason-note" }, note) : null,
-        otherSource ? h("span", { class: "reason-source", dataset: { source } }, ` · ${sourceLabel(source)}`) : null,
+        otherSource
+          ? h("span", { class: "reason-source", dataset: { source: otherSource } }, ` · ${sourceLabel(otherSource)}`)
+          : null,
       );
     }),
   );
+}
+
+/** One reason as the list's title says it: "Syndrome main-pied (grade 3) — Intensité déclarée … · Un proche". */
+function reasonSentence({ text, note, otherSource }) {
+  return `${text}${note ? ` — ${note}` : ""}${otherSource ? ` · ${sourceLabel(otherSource)}` : ""}`;
 }
 
 export function sourceBadge(source) {
@@ -384,7 +400,7 @@ export function alertRow(alert, me, now) {
         patientShortId(alert.patient_id).match(/\S+$/)[0],
       ),
     ),
-    cell("Motifs", "col-reasons", reasonsList(alert.reasons, alert.answered_by)),
+    cell("Motifs", "col-reasons", reasonsList(alert.reasons, alert.answered_by, { titled: true })),
     cell("Répondu par", "col-source", sourceBadge(alert.answered_by), lateAnswersNote(alert, now)),
     cell("Attente", "col-waiting", waiting),
     h(

@@ -1,7 +1,7 @@
 // HTTP access to the alerting service: the staff pages' client (/web/staff.js) with the dashboard's token key, its
 // French sentences for the problems a nurse can meet, and the alerting service's endpoints.
 
-import { ApiError, client, statusSentence, tokenStore } from "../web/staff.js";
+import { ApiError, client, SESSION_WORDS, statusSentence, tokenStore } from "../web/staff.js";
 
 export { ApiError };
 
@@ -12,10 +12,8 @@ export const clearToken = store.clear;
 
 const PROBLEM_BASE = "https://oncofollow.example/problems/";
 
-// The identity provider's ID token sent in place of its access token: the hospital's sign-in is misconfigured, and
-// signing in again brings the same token back, so the nurse is sent to the people who can change the setting.
-export const ID_TOKEN_REFUSAL =
-  "Contactez le support informatique : la connexion de l'hôpital envoie un jeton d'identité au lieu d'un jeton d'accès.";
+// The identity provider's ID token sent in place of its access token: the same words on every staff page.
+export const ID_TOKEN_REFUSAL = SESSION_WORDS.idToken;
 
 /** The French sentence for the problems a nurse can meet on this page, from the problem's type. */
 function frenchDetail(status, body) {
@@ -23,13 +21,14 @@ function frenchDetail(status, body) {
   if (kind === "alert-changed")
     return "L'alerte a changé depuis que vous l'avez ouverte. Vérifiez avant de clôturer.";
   if (kind === "alert-conflict") {
-    if (body.alert_status === "acknowledged") return "Une collègue a déjà pris cette alerte.";
+    if (body.alert_status === "acknowledged") return "Quelqu'un de l'équipe a déjà pris cette alerte.";
     if (body.alert_status === "resolved") return "Cette alerte est déjà clôturée.";
     if (body.alert_status === "open") return "Seule une alerte clôturée peut être rouverte.";
     return "Cette action n'est plus possible : l'alerte a changé entre-temps.";
   }
   if (kind === "id-token") return ID_TOKEN_REFUSAL;
-  if (kind === "missing-token" || kind === "invalid-token") return "Votre session n'est plus valide. Reconnectez-vous.";
+  if (kind === "identity-provider-unavailable") return SESSION_WORDS.providerUnreachable;
+  if (kind === "missing-token" || kind === "invalid-token") return SESSION_WORDS.invalid;
   if (kind === "missing-role" || kind === "wrong-token") return statusSentence(403);
   if (status === 404) return statusSentence(404);
   // The service's own check of a date the page sent (a validation problem, with `errors`, found it unreadable:
@@ -47,10 +46,11 @@ function frenchDetail(status, body) {
   return "";
 }
 
-function fallbackDetail(status, title) {
-  if (status === 401) return "Votre session n'est plus valide. Reconnectez-vous.";
-  if (status === 403 || status >= 500) return statusSentence(status);
-  return title || `Erreur ${status}`;
+/** What no sentence above covers: by its status, never the problem's English title nor a status alone. */
+function fallbackDetail(status, body, title) {
+  // The technical detail is for the support desk, who will find it in the browser's console.
+  console.info("alerting service:", status, title, body && typeof body.detail === "string" ? body.detail : "");
+  return statusSentence(status);
 }
 
 const staff = client(store, {
@@ -58,7 +58,7 @@ const staff = client(store, {
   signOutOn: [401],
   credentials: "same-origin",
   // The API's problem details are in English (it is an API); nurses read French.
-  describe: (status, body, title) => frenchDetail(status, body) || fallbackDetail(status, title),
+  describe: (status, body, title) => frenchDetail(status, body) || fallbackDetail(status, body, title),
   unreachable: "Le serveur ne répond pas. Vérifiez la connexion réseau.",
   timedOut: "Le serveur met trop de temps à répondre. Réessayez.",
 });

@@ -7,7 +7,7 @@
 // other two views. They call each other only through what is passed to them here.
 
 import { api, getToken } from "./api.js";
-import { $, toast } from "./dom.js";
+import { $, errorText, toast } from "./dom.js";
 import { setReference } from "./format.js";
 import { defaultPeriod } from "./metrics.js";
 import { forgetPhoneEntry, keepPhoneEntry } from "./phone.js";
@@ -72,7 +72,7 @@ async function startApp(me) {
     setReference(await api.reference());
   } catch (error) {
     if (endedWithSession(error) || !session.isCurrentSession(generation)) return;
-    toast(`Les noms des symptômes n'ont pas pu être chargés : leurs codes s'affichent à la place. ${error.detail}`, "error");
+    toast(`Les noms des symptômes n'ont pas pu être chargés : leurs codes s'affichent à la place. ${errorText(error)}`, "error");
   }
   if (!session.isCurrentSession(generation)) return; // signed out meanwhile (and perhaps another nurse in)
 

@@ -146,7 +146,7 @@ export function bannerStillDue(alertId, items) {
 
 /**
  * The toast for her "Je prends" refused because the alert was taken meanwhile (409), from the alert as the list
- * reloaded just after gives it: taken by her on another screen or tab ("Une collègue…" would be wrong: `mine`), by a
+ * reloaded just after gives it: taken by her on another screen or tab ("Quelqu'un de l'équipe…" would be wrong: `mine`), by a
  * named colleague, or null when the list does not show it taken (the API's own sentence then).
  */
 export function alreadyTaken(alert, me = null) {

@@ -2,6 +2,7 @@
 
 // `h` and `append` are every page's (the tablet's and the fleet page's too).
 import { append, h } from "../web/page.js";
+import { UNEXPECTED } from "../web/staff.js";
 
 export { append, h };
 
@@ -89,9 +90,19 @@ export function toast(message, kind = "info") {
   setTimeout(remove, TOAST_MS[kind] ?? TOAST_MS.info);
 }
 
+/**
+ * The sentence for a failure: a request's (ApiError: its French `detail`), or the page's own (an exception, whose
+ * English text is for the support desk: the console has it, the screen says what the nurse can do).
+ */
+export function errorText(error) {
+  if (error && typeof error.status === "number" && typeof error.detail === "string" && error.detail) return error.detail;
+  console.error("dashboard:", error);
+  return UNEXPECTED;
+}
+
 export function toastError(error) {
   if (error && error.cancelled) return; // a request of a session that has ended: not the next nurse's news
-  toast(error && error.detail ? error.detail : String(error && error.message ? error.message : error), "error");
+  toast(errorText(error), "error");
 }
 
 // --- Live region --------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 // app.js (`wire`).
 
 import { activeAlerts } from "./api.js";
-import { $, announce, clear, h, toastError } from "./dom.js";
+import { $, announce, clear, errorText, h, toastError } from "./dom.js";
 import { formatClock } from "./format.js";
 import { flashRows, renderAlertRows, tickWaitingTimes } from "./alerts.js";
 import { announcementText, bannerStillDue, cues } from "./cues.js";
@@ -85,7 +85,7 @@ export function createList({ state, session, sound, onLoaded }) {
       if (endedWithSession(error) || !session.isCurrentSession(generation)) return;
       toastOnce(error);
       if (!state.loaded) {
-        state.loadError = error.detail;
+        state.loadError = errorText(error);
         renderAlerts();
       }
       return;

@@ -42,7 +42,7 @@ const ATTRIBUTE_LABELS = [
 
 const SOURCE_SHORT = { patient: "Patient·e", relative: "Proche", nurse_phone: "IDE tél." };
 
-/** Who answered, and for answers a nurse took by phone, which nurse ("Infirmière (par téléphone) · Claire Martin"),
+/** Who answered, and for answers a nurse took by phone, which nurse ("Infirmier·ère (par téléphone) · Claire Martin"),
  * by her id when her name is not known. */
 export function answeredBy(submission) {
   const label = sourceLabel(submission.answered_by);

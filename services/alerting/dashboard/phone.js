@@ -7,7 +7,7 @@
 // the dashboard's config (`questionnaire_url`).
 
 import { request } from "./api.js";
-import { h, toast } from "./dom.js";
+import { errorText, h, toast } from "./dom.js";
 // The enableWhen branching and the response's items are the tablet's too: one module, served to both pages.
 import {
   DEFAULT_QUESTIONNAIRE,
@@ -270,7 +270,7 @@ function frenchProblem(error, itemsSent, flat) {
     if (body.pointer === "/authored") return { text: "L'horloge de cet ordinateur semble fausse : vérifiez-la." };
   }
   if (kind === "missing-role" || kind === "wrong-token")
-    return { text: "Seule une infirmière peut saisir un questionnaire pour un patient." };
+    return { text: "Seul le personnel infirmier peut saisir un questionnaire pour un patient." };
   return { text: error.detail || "L'enregistrement a échoué. Réessayez." };
 }
 
@@ -305,9 +305,8 @@ export async function openPhoneQuestionnaire({ baseUrl, patientId, patientLabel,
     if (!dialog.isConnected) return;
     status.hidden = true;
     error.hidden = false;
-    error.textContent = failure.cancelled
-      ? "La session est terminée."
-      : `Le questionnaire n'a pas pu être chargé : ${failure.detail || "service injoignable"}.`;
+    // A session ended meanwhile says so in the client's words; any other failure says what to do next.
+    error.textContent = failure.cancelled ? failure.detail : `Le questionnaire n'a pas pu être chargé. ${errorText(failure)}`;
     dialog.append(
       h(
         "div",

@@ -13,32 +13,35 @@ import {
   setToken,
 } from "./api.js";
 import { pageSignIn, signInOnEnter, SignInError } from "/web/oidc.js";
-import { $, clear, clearAnnouncements, h } from "./dom.js";
+import { missingRole, SESSION_WORDS, sessionEndsAt, sessionRefusal, UNEXPECTED } from "../web/staff.js";
+import { $, clear, clearAnnouncements, errorText, h } from "./dom.js";
 import { formatTime } from "./format.js";
 
-// The roles without which the dashboard shows nothing (its alert list is the nurses').
+// The roles without which the dashboard shows nothing (its alert list is the nurses'), and its name in a sentence.
 const DASHBOARD_ROLE = "nurse";
+const ROLE_NAME = "infirmier·ère coordinateur·rice";
 
-export const NO_ROLE =
-  "Votre compte de l'hôpital n'a pas le rôle infirmier·ère coordinateur·rice nécessaire à ce tableau de bord. " +
-  "Demandez-le à l'administrateur des comptes de l'hôpital.";
+export const NO_ROLE = missingRole(ROLE_NAME, { provider: true });
 
 /** A request that failed because the session ended (expired, revoked, or signed out): nothing to show. */
 export function endedWithSession(error) {
   return error.status === 401 || error.cancelled === true;
 }
 
-/** The sign-in screen's words for a token refused with `status` (401 or 403). */
-export function refusalText(status, detail, { fromProvider = false, providerToken = false } = {}) {
-  // Signing in again would not help: the sentence says whom to call, whatever the sign-in was.
-  if (detail === ID_TOKEN_REFUSAL) return detail;
-  return status === 401 && fromProvider
-    ? "Le tableau de bord n'a pas reconnu la connexion de l'hôpital. Réessayez, ou prévenez le support informatique."
-    : status === 401 && providerToken
-      ? "Votre session a expiré. Reconnectez-vous avec le compte de l'hôpital."
-      : status === 401
-        ? "Ce jeton n'est pas valide ou a expiré. Collez un nouveau jeton."
-        : `Accès refusé : ${detail}`;
+/**
+ * The sign-in screen's words for a token refused with `status` (401 or 403), as every staff page says them:
+ * `fromProvider`, just given by the hospital's sign-in; `providerToken`, the provider's (just given or kept in the
+ * tab); `pasted`, just pasted (or a development user's); otherwise a token kept in the tab, from before.
+ */
+export function refusalText(status, detail, { fromProvider = false, providerToken = false, pasted = false } = {}) {
+  return sessionRefusal(status, {
+    role: ROLE_NAME,
+    provider: fromProvider || providerToken,
+    fresh: fromProvider,
+    pasted,
+    // Signing in again would not help: the sentence says whom to call, whatever the sign-in was.
+    idToken: detail === ID_TOKEN_REFUSAL,
+  });
 }
 
 /** What the sign-in screen adds when a session cut short kept the nurse's work for her. */
@@ -122,14 +125,16 @@ export function createSession({ state, start, keep, stop }) {
     $("signin-env").hidden = env !== "development";
   }
 
-  async function signInWithToken(token, { fromProvider = false } = {}) {
+  async function signInWithToken(token, { fromProvider = false, pasted = false } = {}) {
     setToken(token);
     // A reload keeps the provider's token in this tab: its expiry then says to sign in with the hospital's account.
     const providerToken = fromProvider || signIn.signedInWithProvider();
     try {
       const me = await api.me();
-      if (!me || typeof me.staff_id !== "string")
-        throw new ApiError(500, "", "Réponse inattendue du serveur (/v1/me).");
+      if (!me || typeof me.staff_id !== "string") {
+        console.error("GET /v1/me: no staff_id in the answer", me); // for the support desk, never on screen
+        throw new ApiError(500, "", UNEXPECTED);
+      }
       if (fromProvider && !signIn.hasRole(me)) {
         clearToken();
         signIn.forget();
@@ -145,10 +150,10 @@ export function createSession({ state, start, keep, stop }) {
       } else if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
         clearToken();
         signIn.forget();
-        showSignIn(refusalText(error.status, error.detail, { fromProvider, providerToken }));
+        showSignIn(refusalText(error.status, error.detail, { fromProvider, providerToken, pasted }));
       } else {
         // Network trouble: keep the token so that a reload retries.
-        showSignIn(error && error.detail ? error.detail : "Connexion impossible.");
+        showSignIn(errorText(error));
       }
     }
   }
@@ -160,14 +165,15 @@ export function createSession({ state, start, keep, stop }) {
       await signInWithToken(body.access_token, { fromProvider: true });
     } catch (error) {
       clearToken();
-      showSignIn(error instanceof SignInError ? error.message : "La connexion avec le compte de l'hôpital a échoué.");
+      if (!(error instanceof SignInError)) console.error("sign-in with the hospital's account:", error);
+      showSignIn(error instanceof SignInError ? error.message : SESSION_WORDS.providerFailed);
     }
   }
 
   /** The nurse chose to leave: her session here ends, and the provider's too when it has an end-session endpoint. */
   function signOutByChoice() {
     const endSession = signIn.endSession();
-    signOut("Vous êtes déconnecté·e.");
+    signOut(SESSION_WORDS.signedOut);
     if (endSession) location.assign(endSession);
   }
 
@@ -193,8 +199,11 @@ export function createSession({ state, start, keep, stop }) {
     endSessionRequests();
   }
 
-  onUnauthorized(() => {
-    if (state.me) signOut("Votre session a expiré ou a été révoquée. Reconnectez-vous.", { keepDraft: true });
+  // The token stopped working under way (expired, revoked, or the session closed elsewhere).
+  onUnauthorized((error) => {
+    if (!state.me) return;
+    const providerToken = signIn.signedInWithProvider();
+    signOut(refusalText(401, error && error.detail, { providerToken }), { keepDraft: true });
   });
 
   /**
@@ -218,7 +227,7 @@ export function createSession({ state, start, keep, stop }) {
       },
       warn: (endsAt) => {
         if (!state.me) return;
-        showSessionWarning(`Votre session se termine à ${formatTime(endsAt)} — reconnectez-vous pour continuer.`);
+        showSessionWarning(sessionEndsAt(formatTime(endsAt)));
       },
     });
   }
@@ -257,7 +266,7 @@ export function createSession({ state, start, keep, stop }) {
         return;
       }
       $("token-input").value = "";
-      signInWithToken(raw);
+      signInWithToken(raw, { pasted: true });
     });
 
     $("dev-users").addEventListener("click", async (event) => {
@@ -266,10 +275,13 @@ export function createSession({ state, start, keep, stop }) {
       button.disabled = true;
       try {
         const body = await api.devToken(button.dataset.staffId);
-        if (!body || typeof body.token !== "string") throw new ApiError(500, "", "Réponse inattendue du serveur.");
-        await signInWithToken(body.token);
+        if (!body || typeof body.token !== "string") {
+          console.error("POST /v1/dashboard/dev-token: no token in the answer", body);
+          throw new ApiError(500, "", UNEXPECTED);
+        }
+        await signInWithToken(body.token, { pasted: true });
       } catch (error) {
-        showSignIn(error.detail || String(error));
+        showSignIn(errorText(error));
       } finally {
         button.disabled = false;
       }
@@ -281,7 +293,7 @@ export function createSession({ state, start, keep, stop }) {
       await signIn.begin(); // the page is left, or the sign-in screen says why not
       renderProviderSignIn();
     });
-    $("session-renew").addEventListener("click", () => signOut("Reconnectez-vous pour continuer."));
+    $("session-renew").addEventListener("click", () => signOut(SESSION_WORDS.signInAgain));
   }
 
   return {

@@ -4,7 +4,7 @@
 // dialog and the answers are the same; what is shown afterwards and where the focus goes follow the view she is in.
 
 import { api } from "./api.js";
-import { $, announce, clear, h, toast, toastError } from "./dom.js";
+import { $, announce, clear, errorText, h, toast, toastError } from "./dom.js";
 import { getReference, levelLabel, outcomeLabel, patientShortId, reasonText, staffName } from "./format.js";
 import { filterAlerts, flashRows } from "./alerts.js";
 import { alreadyTaken, mergeAlert, whatChanged } from "./cues.js";
@@ -233,7 +233,7 @@ export function createSteps({ state, list, rememberOwnStep, patientView, returnF
         refreshAlerts();
         if (from === "patient") await showPatientAfterStep(alertId, null);
       } else {
-        $("resolve-error").textContent = error.detail || String(error);
+        $("resolve-error").textContent = errorText(error);
         $("resolve-error").hidden = false;
         toastError(error);
       }
@@ -272,7 +272,7 @@ export function createSteps({ state, list, rememberOwnStep, patientView, returnF
       if (state.patient) await showPatientAfterStep(alertId, null);
     } catch (error) {
       if (endedWithSession(error)) return;
-      $("reopen-error").textContent = error.detail || String(error);
+      $("reopen-error").textContent = errorText(error);
       $("reopen-error").hidden = false;
       toastError(error);
     } finally {

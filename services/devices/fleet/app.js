@@ -10,8 +10,12 @@ import {
   formatNumber,
   formatTime,
   h,
+  isIdTokenRefusal,
   newKey,
   parisDay,
+  SESSION_WORDS,
+  sessionEndsAt,
+  sessionRefusal,
   shortId,
   tokenStore,
 } from "/web/staff.js";
@@ -68,6 +72,7 @@ const WIPES = {
 /** The French sentence for a refusal; the API's own (English) detail only for whoever supports the fleet manager. */
 function explain(error) {
   if (error && error.status) console.info("devices service:", error.status, error.detail);
+  else if (!error || typeof error.status !== "number") console.error("fleet page:", error); // the page's own fault
   return frenchProblem(error, (state) => STATES[state] || state);
 }
 
@@ -103,20 +108,19 @@ const signIn = pageSignIn({
   report: (message) => showSignIn(message),
 });
 
-const NO_ROLE =
-  "Votre compte de l'hôpital n'a pas le rôle « fleet » : cette page est réservée aux gestionnaires du parc de " +
-  "tablettes. Demandez-le à l'administrateur des comptes de l'hôpital.";
+// How the token being tried came: "provider" (just given by the hospital's sign-in), "pasted", or null (kept in
+// the tab from before, or the session under way): the sign-in screen's sentence depends on it, as on the dashboard.
+let arrival = null;
 
+/** The sign-in screen's sentence for a token refused (401 or 403), in every staff page's words. */
 function refusal(error) {
-  const provider = signIn.signedInWithProvider();
-  if (error.status === 403) {
-    return provider
-      ? NO_ROLE
-      : "Ce jeton n'a pas le rôle « fleet » : cette page est réservée aux gestionnaires du parc de tablettes.";
-  }
-  return provider
-    ? "Votre session a expiré : reconnectez-vous avec le compte de l'hôpital."
-    : "Votre session n'est plus valide (jeton expiré ou erroné) : collez un nouveau jeton.";
+  return sessionRefusal(error.status, {
+    role: "« fleet »",
+    provider: arrival === "provider" || signIn.signedInWithProvider(),
+    fresh: arrival === "provider",
+    pasted: arrival === "pasted",
+    idToken: isIdTokenRefusal(error),
+  });
 }
 
 // --- Sign-in ---------------------------------------------------------------------------------------------------------
@@ -157,14 +161,16 @@ function forgetFleet() {
 /** The fleet manager chose to leave: her session at the provider ends too, when it has an end-session endpoint. */
 function signOutByChoice() {
   const endSession = signIn.endSession();
-  signOut("Vous êtes déconnecté·e.");
+  signOut(SESSION_WORDS.signedOut);
   if (endSession) location.assign(endSession);
 }
 
-async function enter() {
+async function enter(how = null) {
+  arrival = how;
   try {
     const me = await request("GET", "/v1/me");
     if (!signIn.hasRole(me)) return signOut(refusal({ status: 403 }));
+    arrival = null;
     $("sign-in").hidden = true;
     $("app").hidden = false;
     $("who").hidden = false;
@@ -177,6 +183,8 @@ async function enter() {
   } catch (error) {
     if (sessionOver(error)) return; // signOut has run
     showSignIn(explain(error));
+  } finally {
+    arrival = null;
   }
 }
 
@@ -186,10 +194,11 @@ async function enterFromProvider(callback) {
     const body = await signIn.complete(callback);
     store.set(body.access_token);
   } catch (error) {
-    signOut(error instanceof SignInError ? error.message : "La connexion avec le compte de l'hôpital a échoué.");
+    if (!(error instanceof SignInError)) console.error("sign-in with the hospital's account:", error);
+    signOut(error instanceof SignInError ? error.message : SESSION_WORDS.providerFailed);
     return;
   }
-  await enter();
+  await enter("provider");
 }
 
 /** Renewed silently before it expires when the provider gave a refresh token; a banner a few minutes before otherwise. */
@@ -207,7 +216,7 @@ function watchSession(me) {
     },
     warn: (endsAt) => {
       if ($("app").hidden) return;
-      $("session-banner-text").textContent = `Votre session se termine à ${formatTime(endsAt)} — reconnectez-vous pour continuer.`;
+      $("session-banner-text").textContent = sessionEndsAt(formatTime(endsAt));
       $("session-banner").hidden = false;
     },
   });
@@ -225,14 +234,14 @@ $("sign-in-form").addEventListener("submit", (event) => {
   if (!token) return;
   signIn.forget(); // a pasted token is not the provider's: its expiry says to paste another
   store.set(token);
-  enter();
+  enter("pasted");
 });
 $("provider-sign-in").addEventListener("click", async () => {
   $("provider-sign-in").disabled = true;
   await signIn.begin(); // the page is left, or the sign-in screen says why not
 });
 $("sign-out").addEventListener("click", signOutByChoice);
-$("session-renew").addEventListener("click", () => signOut("Reconnectez-vous pour continuer."));
+$("session-renew").addEventListener("click", () => signOut(SESSION_WORDS.signInAgain));
 
 // --- At a glance -----------------------------------------------------------------------------------------------------
 

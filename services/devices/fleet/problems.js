@@ -3,10 +3,12 @@
 // console, for whoever supports her). Every type the devices service can answer has its sentence here: a unit test
 // (tests/unit/devices/test_fleet_page_french.py) collects them from the code and fails on one without.
 
+import { SESSION_WORDS, UNEXPECTED } from "/web/staff.js";
+
 const PAGE_FAULT =
   "La page a envoyé une demande que le serveur ne sait pas lire : rechargez-la et recommencez. Si cela continue, " +
   "prévenez le support informatique.";
-const SIGNED_OUT = "Votre session n'est plus valide : reconnectez-vous.";
+const SIGNED_OUT = SESSION_WORDS.invalid;
 const NOT_ALLOWED = "Votre compte n'a pas le rôle nécessaire à cette action (gestionnaire du parc de tablettes).";
 const GONE_TABLET = "Cette tablette n'existe pas (ou plus) : actualisez la liste.";
 
@@ -99,9 +101,7 @@ export const PROBLEMS = {
   retry: "Une demande identique n'a pas abouti : renvoyez ce formulaire, il ne sera enregistré qu'une fois.",
   "service-unavailable":
     "Le service est momentanément surchargé, et rien n'a été enregistré. Réessayez dans quelques secondes.",
-  "identity-provider-unavailable":
-    "Le service d'identité de l'hôpital ne répond pas : votre connexion n'a pas pu être vérifiée. Réessayez dans " +
-    "quelques secondes.",
+  "identity-provider-unavailable": SESSION_WORDS.providerUnreachable,
   "idempotency-key-reused": "Ce formulaire a déjà servi à une autre demande : fermez-le et rouvrez-le pour recommencer.",
   "invalid-idempotency-key": PAGE_FAULT,
   "missing-idempotency-key": PAGE_FAULT,
@@ -125,9 +125,7 @@ export const PROBLEMS = {
   "authentication-required": SIGNED_OUT,
   "missing-token": SIGNED_OUT,
   "invalid-token": SIGNED_OUT,
-  "id-token":
-    "La connexion a donné un jeton d'identité au lieu d'un jeton d'accès : reconnectez-vous. Si cela continue, " +
-    "prévenez le support informatique.",
+  "id-token": SESSION_WORDS.idToken,
   "wrong-token": "Ce jeton n'est pas celui d'un membre du personnel : collez le jeton de votre compte.",
   forbidden: NOT_ALLOWED,
   "missing-role": NOT_ALLOWED,
@@ -159,9 +157,7 @@ function byStatus(status) {
  * is the network, whose sentence is already French). `stateLabel` names a tablet's state in French.
  */
 export function frenchProblem(error, stateLabel = (state) => state) {
-  if (!error || typeof error.status !== "number") {
-    return "Une erreur inattendue est survenue dans la page : rechargez-la et recommencez.";
-  }
+  if (!error || typeof error.status !== "number") return UNEXPECTED;
   if (error.status === 0) return error.detail;
   const problem = error.body && typeof error.body === "object" ? error.body : {};
   const type = typeof problem.type === "string" ? problem.type.slice(problem.type.lastIndexOf("/") + 1) : "";

@@ -3,7 +3,9 @@
 plain-language rules but one typography and one name for one thing. French spacing before « : ; ? ! », « » rather
 than straight quotes, no English word in a sentence, « vous êtes … » agreed for either gender as the pages do
 (« Connecté·e »), no jargon nor spoken French, and the nurse's two steps on an alert said with one verb each (« Je
-prends », « Clôturer »). Read from the files as the browser gets them: the scripts' string literals, the pages' text
+prends », « Clôturer »). No nurse or colleague given a gender (« Une collègue »), no address of the API on screen, and
+the session's words (expired, refused, signed out…) written once, in /web/staff.js, for both pages to say alike.
+Read from the files as the browser gets them: the scripts' string literals, the pages' text
 and the labels the alerting service sends, the validated clinical ones included (they pass; a new one that did not
 would go back to the clinical team, whose words they are)."""
 
@@ -21,6 +23,8 @@ from shared.devservers import ROOT
 
 DASHBOARD = ROOT / "services/alerting/dashboard"
 FLEET = ROOT / "services/devices/fleet"
+# The modules both staff pages import (/web/): their sign-in, their request client and its sentences.
+SHARED_WEB = [ROOT / "shared/web/staff.js", ROOT / "shared/web/oidc.js"]
 
 # What marks a literal as a sentence a person reads rather than code (a class, a selector, an id, an event name).
 FRENCH = re.compile(
@@ -37,6 +41,25 @@ ENGLISH = re.compile(
 )
 # « vous êtes déconnecté » to a reader of either gender: the pages write « Connecté·e ».
 UNINCLUSIVE = re.compile(r"\bvous êtes \w+é\b(?!·)", re.IGNORECASE)
+# A nurse, a colleague or the reader given a gender: « Une collègue », « déconnectée », « prise par elle », « une
+# infirmière ». The pages write it neutrally (« Quelqu'un de l'équipe », « le personnel infirmier ») or, where French
+# has no such word, dotted (« Connecté·e », « infirmier·ère »). The alert is feminine: « Alerte prise » is right.
+GENDERED = re.compile(
+    r"\b(?:une?|la|le|cette|ce|votre|autre) collègue\b|\b(?:dé)?connecté(?:e|s|es)?\b(?!·)|\bprise par (?:elle|lui)\b"
+    r"|(?<!personnel )\binfirmi(?:ère|er)s?\b(?!·)|\bcoordinat(?:rice|eur)s?\b(?!·)",
+    re.IGNORECASE,
+)
+# An address of the API on screen (« Réponse inattendue du serveur (/v1/me). »): a nurse can do nothing with it; the
+# console keeps it for the support desk.
+API_PATH = re.compile(r"/v1/")
+# What a staff page says when the session ends or is refused (expired, closed, a token refused, signed out, the
+# banner, the hospital's sign-in failing): the same words on both pages, so written once, in /web/staff.js.
+SESSION_TALK = re.compile(
+    r"\bsession\b|\breconnectez-vous\b|\bdéconnecté|\bse reconnecter\b|\bjeton\b.*\b(?:expiré|valide)\b"
+    r"|\bn'a pas le rôle\b.*\bcette page\b|\bjeton d'identité\b|\bconnexion (?:avec le compte )?de l'hôpital\b"
+    r"|\bservice d'identité de l'hôpital ne répond pas\b",
+    re.IGNORECASE,
+)
 # Words a professional page does not use: machine jargon (« codes bruts ») and spoken French (« ne marche plus »,
 # « faites un nouveau code »).
 LOOSE = re.compile(r"\bbruts?\b|\bne marche\b|\bfaites un\b", re.IGNORECASE)
@@ -87,7 +110,12 @@ def _read_literal(text: str, i: int, out: list[str]) -> int:
 
 def js_literals(path: Path) -> list[str]:
     """Every string literal of a script, comments left out."""
-    text, i = path.read_text(encoding="utf-8"), 0
+    return literals(path.read_text(encoding="utf-8"))
+
+
+def literals(text: str) -> list[str]:
+    """Every string literal of a script's text, comments left out."""
+    i = 0
     out: list[str] = []
     while i < len(text):
         if text.startswith("//", i):
@@ -145,8 +173,13 @@ def labels() -> list[tuple[str, str]]:
     return [(f"labels.py {group}", text) for group, table in reference().items() for text in table.values()]
 
 
+def shared_sentences() -> list[tuple[str, str]]:
+    found = [(path.name, text) for path in SHARED_WEB for text in js_literals(path) if FRENCH.search(text)]
+    return [(where, " ".join(text.split())) for where, text in found]
+
+
 def staff_sentences() -> list[tuple[str, str]]:
-    return sentences(DASHBOARD) + sentences(FLEET)
+    return sentences(DASHBOARD) + sentences(FLEET) + shared_sentences()
 
 
 def offending(pattern: re.Pattern[str], texts: list[tuple[str, str]]) -> list[str]:
@@ -191,3 +224,43 @@ def test_no_jargon_or_spoken_french() -> None:
 
 def test_taking_and_closing_an_alert_each_have_one_name() -> None:
     assert not offending(OTHER_NAMES, sentences(DASHBOARD) + labels())
+
+
+def test_no_sentence_gives_a_nurse_or_a_colleague_a_gender() -> None:
+    assert GENDERED.search("Une collègue a déjà pris cette alerte.")  # what the pattern is for
+    assert not GENDERED.search("Alerte prise par Claire Martin (elle était prise par Karim Benali). Connecté·e :")
+    assert not offending(GENDERED, staff_sentences() + labels())
+
+
+def test_no_address_of_the_api_on_screen() -> None:
+    assert not offending(API_PATH, staff_sentences())
+
+
+def session_words() -> list[str]:
+    """The sentences of /web/staff.js's section on the session, each situation's one sentence."""
+    text = (ROOT / "shared/web/staff.js").read_text(encoding="utf-8")
+    section = text[text.index("// --- The session's words") : text.index("// --- Requests")]
+    return [" ".join(text.split()) for text in literals(section) if FRENCH.search(text)]
+
+
+def test_the_session_s_words_are_written_once_for_both_pages() -> None:
+    # Each situation's sentence is caught by the pattern, so that a page's own copy of one would be too.
+    words = session_words()
+    assert (
+        "Vous êtes déconnecté·e." in words
+        and "Votre session se termine à {} — reconnectez-vous pour continuer." in words
+    )
+    assert len(words) >= 10 and not [text for text in words if not SESSION_TALK.search(text)], words
+    # The pages' scripts write none of their own: they say these, imported.
+    scripts = [
+        (where, text) for folder in (DASHBOARD, FLEET) for where, text in sentences(folder) if where.endswith(".js")
+    ]
+    assert not offending(SESSION_TALK, scripts), "a staff page's session sentence belongs in shared/web/staff.js"
+    # What their HTML says of it, each page says identically (the hospital's sign-in down, the banner's button).
+    said = {
+        folder.name: sorted(
+            text for where, text in sentences(folder) if where.endswith(".html") and SESSION_TALK.search(text)
+        )
+        for folder in (DASHBOARD, FLEET)
+    }
+    assert said["dashboard"] and said["dashboard"] == said["fleet"], said
