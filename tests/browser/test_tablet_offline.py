@@ -9,6 +9,7 @@ so that every request of the browser, the worker's too, meets them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import shutil
 import time
@@ -19,15 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from services.questionnaire.main import TABLET_PAGES, QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
+from shared.revocation import revoke
 from shared.testing.services import served
 from shared.testing.waiting import eventually
 from tests.browser.test_tablet import answer_until_review
+from tests.browser.test_tablet_comfort import TEAM_PHONE
 from tests.browser.test_tablet_opening import faster
 
 pytestmark = pytest.mark.browser
@@ -125,9 +129,9 @@ class Tablet:
 
 
 @asynccontextmanager
-async def tablet_service(service_env: dict[str, str], pages: Path) -> AsyncIterator[Tablet]:
+async def tablet_service(service_env: dict[str, str], pages: Path, **settings: str) -> AsyncIterator[Tablet]:
     shutil.copytree(TABLET_PAGES, pages)
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"], **settings}
     service = build_questionnaire(QuestionnaireSettings(**env), tablet_pages=pages)  # type: ignore[arg-type]
     connection = Connection()
     async with served(service, wrap=connection.wrap) as (url, platform):
@@ -154,11 +158,14 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
         await context.close()
 
 
-async def enrolled(tablet: Tablet, context: BrowserContext, tokens: TokenService, patient: uuid.UUID) -> Page:
+async def enrolled(
+    tablet: Tablet, context: BrowserContext, tokens: TokenService, patient: uuid.UUID, token: str | None = None
+) -> Page:
     """The page as the fleet manager leaves it, once its worker controls it (and so has kept the page's files)."""
     page = await context.new_page()
     await page.add_init_script(RECORD_VIOLATIONS)
-    await page.goto(f"{tablet.url}/tablet/#device_token={tokens.issue_device_token(patient, 'tablet-offline')}")
+    token = token or tokens.issue_device_token(patient, "tablet-offline")
+    await page.goto(f"{tablet.url}/tablet/#device_token={token}")
     await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
     await page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=5_000)
     return page
@@ -504,3 +511,130 @@ async def test_a_page_opened_from_the_kept_copy_gets_every_module_of_that_copy_w
         return names if names == [new] else None
 
     assert await eventually(old_copy_gone, within=15, interval=0.5) == [new]
+
+
+# Everything the tablet's browser keeps for the page's origin, listed whole: localStorage and sessionStorage (every key
+# and value, not only the page's own prefix), each IndexedDB database with every record of its stores, and each cache
+# with the addresses it holds.
+KEPT_ON_THE_TABLET = """
+async () => {
+  const storage = (area) => Object.fromEntries(Object.keys(area).map((key) => [key, area.getItem(key)]));
+  const records = (name) =>
+    new Promise((resolve, reject) => {
+      const request = indexedDB.open(name);
+      request.onerror = () => reject(request.error);
+      request.onsuccess = () => {
+        const db = request.result;
+        const stores = [...db.objectStoreNames];
+        if (!stores.length) {
+          db.close();
+          resolve({});
+          return;
+        }
+        const transaction = db.transaction(stores, "readonly");
+        const held = {};
+        for (const store of stores) {
+          const keys = transaction.objectStore(store).getAllKeys();
+          keys.onsuccess = () => (held[store] = keys.result);
+        }
+        transaction.oncomplete = () => {
+          db.close();
+          resolve(held);
+        };
+      };
+    });
+  // A database whose deletion is held up (a connection that does not let it go) cannot be opened until it is: said so.
+  const held = (name) =>
+    Promise.race([records(name), new Promise((resolve) => setTimeout(() => resolve("deletion held up"), 2000))]);
+  const databases = {};
+  for (const { name } of await indexedDB.databases()) databases[name] = await held(name);
+  const cached = {};
+  for (const name of await caches.keys())
+    cached[name] = (await (await caches.open(name)).keys()).map((request) => request.url);
+  return {
+    localStorage: storage(localStorage),
+    sessionStorage: storage(sessionStorage),
+    indexedDB: databases,
+    caches: cached,
+    cookies: document.cookie,
+  };
+}
+"""
+
+
+async def test_a_loan_that_ends_leaves_nothing_of_the_patient_s_use_only_the_page_s_own_files_and_the_team_s_number(
+    service_env: dict[str, str], tmp_path: Path, context: BrowserContext, tokens: TokenService
+) -> None:
+    """The tablet handed back and lent to the next patient: nothing of the first one's use is left in the browser's
+    storage (answers begun, a message being written, the text size chosen, the questionnaire kept, the worker's record
+    of the openings), only what every tablet holds: the page's own files, which still open it offline, and the
+    team's number."""
+    async with tablet_service(service_env, tmp_path / "tablet", TEAM_PHONE=TEAM_PHONE) as tablet:
+        patient, loan = uuid.uuid4(), f"loan-{uuid.uuid4().hex}"
+        token = tokens.issue_device_token(patient, "tablet-loan", token_id=loan)
+        page = await enrolled(tablet, context, tokens, patient, token)
+        # The patient's use: the app opened again (through the worker, which writes the opening down), the text at
+        # 200 %, the questionnaire begun and left for later, a message begun.
+        await page.reload()
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+        for _ in range(3):
+            await page.get_by_role("button", name="A+, texte plus grand").click()
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
+        await page.locator("#question-answers [role=radio]").first.click()
+        await page.locator("#screen-question").get_by_role("button", name="Pas maintenant").click()
+        await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+        await page.locator("#message-text").fill("J'ai mal aux mains depuis hier.")
+        await page.locator("#screen-message").get_by_role("button", name="Accueil").click()
+        used = await page.evaluate(KEPT_ON_THE_TABLET)
+        # What the test looks for is there while the loan runs: the patient's keys, and the openings written down.
+        assert {"token", "draft", "messageDraft", "textSize", "definition", "teamPhone"} <= {
+            key.removeprefix("oncofollow.tablet.") for key in used["localStorage"]
+        }
+        assert used["indexedDB"]["oncofollow-tablet"]["openings"], used["indexedDB"]
+
+        # The tablet is handed back: its token revoked, as the devices service does when the return is recorded.
+        async with tablet.platform.pool.acquire() as conn:
+            await revoke(conn, [loan], "tablet.returned")
+
+        async def refused() -> bool:
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(
+                    f"{tablet.url}/v1/questionnaires/reconnect-symptoms", headers={"Authorization": f"Bearer {token}"}
+                )
+                return answer.status_code == 401
+
+        await eventually(refused, within=10)
+        # The page opened after it: the token refused, the loan ended.
+        await page.reload()
+        setup = page.locator("#screen-setup")
+        await expect(setup).to_contain_text("n'est plus reliée à votre suivi", timeout=5_000)
+        # At the default text size at once: the size was the patient's.
+        assert await page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
+        await expect(page.get_by_role("button", name="A−, texte plus petit")).to_be_disabled()
+
+        async def forgotten() -> dict[str, Any] | None:
+            kept = await page.evaluate(KEPT_ON_THE_TABLET)
+            return kept if not kept["indexedDB"] else None
+
+        # The database's deletion is asynchronous: waited for, then everything listed (where it never goes, the
+        # listing says what stayed).
+        with contextlib.suppress(AssertionError):
+            await eventually(forgotten, within=5)
+        kept = await page.evaluate(KEPT_ON_THE_TABLET)
+        version = await tablet.version()
+        cache = f"oncofollow-tablet-{version}"
+        assert kept == {
+            "localStorage": {"oncofollow.tablet.teamPhone": orjson.dumps(TEAM_PHONE).decode()},
+            "sessionStorage": {},
+            "indexedDB": {},
+            "caches": {cache: kept["caches"].get(cache)},
+            "cookies": "",
+        }
+        assert f"{tablet.url}/tablet/" in kept["caches"][cache]
+
+        # What stays is what a returned tablet needs: offline, it still opens, not ready, and says whom to call.
+        await context.set_offline(True)
+        await page.reload()
+        await expect(setup).to_contain_text("pas encore prête", timeout=5_000)
+        await expect(setup.get_by_role("link", name=f"Appeler l'équipe soignante : {TEAM_PHONE}")).to_be_visible()

@@ -65,15 +65,14 @@ Tablets = Callable[..., Awaitable[BrowserContext]]
 
 @pytest.fixture
 async def tablets(browser: Browser) -> AsyncIterator[Tablets]:
-    """New tablets as lent (portrait, French, Paris): nothing kept from an earlier opening, no service worker yet,
-    so that Playwright's routes see every request (a worker's own are out of their reach). Closed when the test
-    ends."""
+    """New tablets as lent (portrait unless told, French, Paris): nothing kept from an earlier opening, no service
+    worker yet, so that Playwright's routes see every request (a worker's own are out of their reach). Closed when
+    the test ends."""
     opened: list[BrowserContext] = []
 
     async def tablet(**options: Any) -> BrowserContext:
-        context = await browser.new_context(
-            viewport={"width": 800, "height": 1280}, locale="fr-FR", timezone_id="Europe/Paris", **options
-        )
+        as_lent = {"viewport": {"width": 800, "height": 1280}, "locale": "fr-FR", "timezone_id": "Europe/Paris"}
+        context = await browser.new_context(**(as_lent | options))
         opened.append(context)
         return context
 
@@ -287,3 +286,33 @@ async def test_never_on_a_normal_opening_and_after_10_s_on_one_that_has_not_star
         async with page.expect_navigation():
             await page.get_by_role("link", name="Réessayer").click()
         await expect(page).to_have_url(f"{url}/tablet/")
+
+
+# The notice's heading, first sentence and « Réessayer » as drawn: each one's width and height on the screen.
+NOTICE_BOXES = """
+() => ["h1", "p.lead", "#opening-retry"].map((selector) => {
+  const box = document.querySelector(`#opening-notice ${selector}`).getBoundingClientRect();
+  return [Math.round(box.width), Math.round(box.height)];
+})
+"""
+
+
+@pytest.mark.parametrize("screen", [{"width": 800, "height": 1280}, {"width": 1280, "height": 800}])
+async def test_with_no_script_at_all_the_notice_is_drawn_at_the_largest_text_size_never_below_the_one_chosen(
+    service_env: dict[str, str], tablets: Tablets, screen: dict[str, int]
+) -> None:
+    """No script ran, so nothing could read the size the patient chose (localStorage): the notice is drawn as it is
+    at 200 %, the largest, with « Réessayer » in sight without scrolling, in portrait as in landscape."""
+    async with tablet_service(service_env) as url:
+        page = await (await tablets(java_script_enabled=False, viewport=screen)).new_page()
+        await faster(page)
+        await page.goto(f"{url}/tablet/")
+        await says_it_cannot_open(page, within_s=5)
+        drawn = await page.evaluate(NOTICE_BOXES)
+        # As opening.js draws it for a patient who chose 200 % (the test sets the size as it would; the page's own
+        # scripts still do not run).
+        await page.evaluate("() => document.documentElement.setAttribute('data-text-size', '3')")
+        assert await page.evaluate("getComputedStyle(document.documentElement).fontSize") == "44px"
+        assert drawn == await page.evaluate(NOTICE_BOXES)
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / f"tablet-opening-no-script-{screen['width']}.png"))

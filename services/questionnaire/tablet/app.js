@@ -62,9 +62,40 @@ function save(name, value) {
   else localStorage.setItem(STORE + name, JSON.stringify(value));
 }
 
-/** A refused token means the loan ended: what this tablet kept of the patient goes with it. */
+// What stays on the tablet from one loan to the next: the team's number, the deployment's (config.json's, the same for
+// every tablet and every patient), kept for a tablet that opens offline on « pas encore prête » with whom to call.
+const KEPT_ACROSS_LOANS = new Set([`${STORE}teamPhone`]);
+// The worker's record of which version each opening runs (sw.js's OPENINGS_DB): client ids and versions only, but a
+// trace of this tablet's use by the patient, so it goes with the rest; the worker starts a new one at the next opening.
+const OPENINGS_DB = "oncofollow-tablet";
+
+/**
+ * A refused token means the loan ended (and a new loan starts clean): everything this tablet kept of the patient
+ * goes with it, the text size chosen too (comfort.js shows the default at once). The page's own files stay in the
+ * worker's copy: they are the same for every patient.
+ */
 function forgetEverything() {
-  for (const key of Object.keys(localStorage)) if (key.startsWith(STORE)) localStorage.removeItem(key);
+  for (const key of Object.keys(localStorage))
+    if (key.startsWith(STORE) && !KEPT_ACROSS_LOANS.has(key)) localStorage.removeItem(key);
+  forgetOpenings();
+  document.dispatchEvent(new Event("tablet-forgotten"));
+}
+
+/**
+ * Deletes the worker's record of openings, once every file of this opening has loaded: until then the worker may need
+ * it to answer them with the same version as the page (sw.js, one opening, one version). The worker lets the
+ * deletion through (it closes its connection when asked).
+ */
+function forgetOpenings() {
+  const forget = () => {
+    try {
+      indexedDB.deleteDatabase(OPENINGS_DB);
+    } catch {
+      // no IndexedDB here (a private window's policy): nothing was written in it either
+    }
+  };
+  if (document.readyState === "complete") forget();
+  else window.addEventListener("load", forget, { once: true });
 }
 
 /**

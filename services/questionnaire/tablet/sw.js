@@ -105,7 +105,16 @@ function openingsDatabase() {
   database ||= new Promise((resolve, reject) => {
     const request = indexedDB.open(OPENINGS_DB, 1);
     request.onupgradeneeded = () => request.result.createObjectStore(OPENINGS);
-    request.onsuccess = () => resolve(request.result);
+    request.onsuccess = () => {
+      const db = request.result;
+      // The page deletes the openings when a loan ends (app.js): let it, rather than hold it up until this worker
+      // stops; the next one written opens them anew.
+      db.onversionchange = () => {
+        db.close();
+        database = null;
+      };
+      resolve(db);
+    };
     request.onerror = () => reject(request.error);
   }).catch((error) => {
     database = null; // asked again next time (a storage briefly unavailable)
