@@ -14,13 +14,21 @@ PARIS = ZoneInfo("Europe/Paris")
 
 @dataclass
 class PinnableClock:
-    """The real time until the test pins an instant; then that instant, until the test moves or unpins it. Build the
-    service with it (``build_service(settings, clock=...)``): its routes, consumers and checks all read it."""
+    """The real time until the test pins an instant (``pin``: the time stands still there, until the test moves or
+    unpins it) or sets the clock (``set``: the time flows on from there, as the real time does, for a flow of
+    several steps each with its own instant). Build the service with it (``build_service(settings, clock=...)``):
+    its routes, consumers and checks all read it."""
 
     pinned: datetime | None = None
+    ahead: timedelta = timedelta(0)  # how far ``set`` put the clock from the real time
 
     def __call__(self) -> datetime:
-        return system_clock() if self.pinned is None else self.pinned
+        return system_clock() + self.ahead if self.pinned is None else self.pinned
+
+    def set(self, at: datetime) -> datetime:
+        self.pinned = None
+        self.ahead = at - system_clock()
+        return at
 
     def pin(self, at: datetime) -> datetime:
         if at.tzinfo is None:
@@ -33,6 +41,7 @@ class PinnableClock:
 
     def unpin(self) -> None:
         self.pinned = None
+        self.ahead = timedelta(0)
 
 
 def paris_noon_today() -> datetime:
