@@ -24,7 +24,7 @@ from shared.db.outbox import add_event
 from shared.db.staff import remember_staff
 from shared.events.alerts import AlertAcknowledgedV1, AlertReason, AlertReopenedV1, AlertResolvedV1, Outcome
 from shared.events.catalog import CATALOG, make_event
-from shared.http.app import Platform, PlatformDep
+from shared.http.app import NowDep, Platform, PlatformDep
 from shared.http.limits import MAX_OFFSET
 from shared.http.openapi import ProblemMember, authenticates, problem_responses, raises
 from shared.http.problems import Problem
@@ -187,6 +187,7 @@ async def list_alerts(
     nurse: Nurse,
     platform: PlatformDep,
     levels_: LevelsDep,
+    now: NowDep,
     level: Annotated[list[Level] | None, Query()] = None,
     status: Annotated[list[Status] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -194,7 +195,6 @@ async def list_alerts(
 ) -> Any:
     statuses = status or ["open", "acknowledged"]
     levels = level or ["red", "orange"]
-    now = datetime.now(UTC)
     # One snapshot for the page and the totals, so that they agree.
     async with platform.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         rows = await repository.list_alerts(conn, statuses=statuses, levels=levels, limit=limit, offset=offset)
@@ -492,7 +492,9 @@ def _bad_if_match() -> Problem:
     summary="One alert: its scored answers, messages and steps (history)",
     responses=problem_responses(404),
 )
-async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, response: Response) -> Any:
+async def get_alert(
+    alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, now: NowDep, response: Response
+) -> Any:
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.get_alert(conn, alert_id)
         if row is None:
@@ -505,7 +507,7 @@ async def get_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels:
     response.headers["ETag"] = alert_etag(row["updated_at"])
     photo_ids = [p for m in messages for p in m["photo_ids"]]
     return AlertDetail(
-        **alert_view(row, datetime.now(UTC), levels, names).model_dump(),
+        **alert_view(row, now, levels, names).model_dump(),
         submissions=[SubmissionView(**dict(s)) for s in scores],
         messages=[MessageView(**dict(m)) for m in messages],
         photo_count=len(photo_ids),
@@ -560,8 +562,7 @@ async def _record_step(
     summary="Acknowledge ('je prends'): assigns it to you",
     responses=problem_responses(404, 409),
 )
-async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep) -> Any:
-    now = datetime.now(UTC)
+async def ack_alert(alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, now: NowDep) -> Any:
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.acknowledge(conn, alert_id, nurse.staff_id, now)
         if row is None:
@@ -608,6 +609,7 @@ async def resolve_alert(
     nurse: Nurse,
     platform: PlatformDep,
     levels: LevelsDep,
+    now: NowDep,
     if_match: Annotated[
         str | None,
         Header(
@@ -616,7 +618,6 @@ async def resolve_alert(
         ),
     ] = None,
 ) -> Any:
-    now = datetime.now(UTC)
     seen = seen_versions(if_match)
     async with platform.pool.acquire() as conn:
         async with conn.transaction():
@@ -691,9 +692,8 @@ class Reopening(BaseModel):
     responses=problem_responses(404, 409),
 )
 async def reopen_alert(
-    alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, body: Reopening | None = None
+    alert_id: UUID, nurse: Nurse, platform: PlatformDep, levels: LevelsDep, now: NowDep, body: Reopening | None = None
 ) -> Any:
-    now = datetime.now(UTC)
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.reopen(conn, alert_id, nurse.staff_id, now)
         if row is None:

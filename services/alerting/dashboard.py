@@ -15,7 +15,7 @@ from services.alerting.labels import reference as label_reference
 from shared.auth import StaffPrincipal
 from shared.db.staff import remember_staff
 from shared.http import sign_in
-from shared.http.app import PlatformDep
+from shared.http.app import NowDep, PlatformDep
 from shared.http.openapi import problem_responses
 from shared.http.page_security import SELF, PageSecurity
 from shared.http.problems import Problem
@@ -158,16 +158,18 @@ class Me(BaseModel):
 
 
 @router.get("/me", response_model=Me, summary="Who this staff token is, and until when")
-async def me(staff: Staff, platform: PlatformDep) -> Any:
+async def me(staff: Staff, platform: PlatformDep, now: NowDep) -> Any:
     # Signing in is being seen: her colleagues see her name beside what she does from now on.
     async with platform.pool.acquire() as conn:
-        await remember_staff(conn, staff.staff_id, staff.name, datetime.now(UTC))
+        await remember_staff(conn, staff.staff_id, staff.name, now)
     ends = staff.session_ends_at
     return Me(
         staff_id=staff.staff_id,
         name=staff.name,
         roles=sorted(staff.roles),
         session_ends_at=None if ends is None else datetime.fromtimestamp(ends, UTC),
+        # The real time, not the service's clock: it counts down to the expiry the token checks enforce by the
+        # real time (shared/auth.py), so that the page signs out when its token is refused, neither before nor after.
         session_expires_in=None if ends is None else max(0, ends - int(time.time())),
     )
 

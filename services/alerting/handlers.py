@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +37,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.inclusion import latest_plans
 from shared.events.questionnaire import AnsweredBy, MessageSentV1, QuestionnaireSubmittedV1
 from shared.messaging.consumer import Consumed, PoisonMessage
+from shared.periodic import Clock, system_clock
 
 SOURCE = "/services/alerting"
 SCHEMA = "alerting"
@@ -170,9 +171,9 @@ def _baseline(
 
 
 async def on_questionnaire_submitted(
-    batch: Sequence[Consumed], conn: asyncpg.Connection, rules: RuleSet = DEFAULT_RULE_SET
+    batch: Sequence[Consumed], conn: asyncpg.Connection, rules: RuleSet = DEFAULT_RULE_SET, clock: Clock = system_clock
 ) -> None:
-    now = datetime.now(UTC)
+    now = clock()
     items = sorted(batch, key=lambda c: c.event.data.authored)
     submissions: list[QuestionnaireSubmittedV1] = [c.event.data for c in items]
     patients = sorted({s.patient_id for s in submissions}, key=str)
@@ -218,9 +219,9 @@ async def on_questionnaire_submitted(
 
 
 async def on_message_sent(
-    batch: Sequence[Consumed], conn: asyncpg.Connection, rules: RuleSet = DEFAULT_RULE_SET
+    batch: Sequence[Consumed], conn: asyncpg.Connection, rules: RuleSet = DEFAULT_RULE_SET, clock: Clock = system_clock
 ) -> None:
-    now = datetime.now(UTC)
+    now = clock()
     items = sorted(batch, key=lambda c: c.event.data.sent_at)
     messages: list[MessageSentV1] = [c.event.data for c in items]
     book = await _open_book(conn, sorted({m.patient_id for m in messages}, key=str), rules)

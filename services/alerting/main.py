@@ -31,16 +31,17 @@ from shared.settings import ServiceSettings, web_address
 NAME = "alerting"
 
 
-def subscriptions(rules: RuleSet = DEFAULT_RULE_SET) -> tuple[Subscription, ...]:
+def subscriptions(rules: RuleSet = DEFAULT_RULE_SET, clock: Clock = system_clock) -> tuple[Subscription, ...]:
+    # The clock is bound once here, not looked up per message: the handlers run on the hot path.
     return (
         Subscription(
             ConsumerSpec(NAME, "QUESTIONNAIRES", "questionnaire.submitted"),
-            functools.partial(handlers.on_questionnaire_submitted, rules=rules),
+            functools.partial(handlers.on_questionnaire_submitted, rules=rules, clock=clock),
             batch=True,
         ),
         Subscription(
             ConsumerSpec(NAME, "QUESTIONNAIRES", "message.sent"),
-            functools.partial(handlers.on_message_sent, rules=rules),
+            functools.partial(handlers.on_message_sent, rules=rules, clock=clock),
             batch=True,
         ),
         Subscription(ConsumerSpec(NAME, "INCLUSION", "session.scheduled"), handlers.on_session_scheduled, batch=True),
@@ -48,7 +49,7 @@ def subscriptions(rules: RuleSet = DEFAULT_RULE_SET) -> tuple[Subscription, ...]
 
 
 # What this service consumes (the AsyncAPI document is generated from it); the running service's handlers score with
-# the rule set its settings name.
+# the rule set its settings name and the clock it is built with.
 SUBSCRIPTIONS = subscriptions()
 
 
@@ -128,7 +129,7 @@ def build_service(settings: AlertingSettings | None = None, *, clock: Clock = sy
         settings=settings,
         routers=(router, patients_router, team_router, dashboard_router),
         migrations=Path(__file__).parent / "migrations",
-        subscriptions=subscriptions(settings.rule_set()),
+        subscriptions=subscriptions(settings.rule_set(), clock),
         background=(feed.run, stream_trail.run, escalation_watch(levels, settings.escalation_check_s, clock)),
         extras={"service_levels": levels, "alert_feed": feed, "stream_trail": stream_trail, "clock": clock},
         description="Scoring, alerts, the nurse's triage workflow, the live alert stream and the nurse dashboard.",

@@ -3,7 +3,7 @@ expected levels that stop known, managed symptoms from alerting."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from services.alerting.service_levels import ServiceLevels
 from shared.audit import audit_staff
 from shared.datetimes import CalendarDate
 from shared.db.staff import remember_staff
-from shared.http.app import PlatformDep
+from shared.http.app import NowDep, PlatformDep
 from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 
@@ -90,9 +90,9 @@ async def timeline(
     nurse: Nurse,
     platform: PlatformDep,
     levels: LevelsDep,
+    now: NowDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 60,
 ) -> Any:
-    now = datetime.now(UTC)
     async with platform.pool.acquire() as conn, conn.transaction():
         scores = await repository.patient_scores(conn, patient_id, limit)
         alerts = await repository.patient_alerts(conn, patient_id, limit)
@@ -153,9 +153,14 @@ async def _known_term(conn: asyncpg.Connection, patient_id: UUID, term: str) -> 
     responses=problem_responses(404, 422),
 )
 async def set_expected_level(
-    patient_id: UUID, term: str, body: ExpectedLevelRequest, nurse: Nurse, platform: PlatformDep, levels: LevelsDep
+    patient_id: UUID,
+    term: str,
+    body: ExpectedLevelRequest,
+    nurse: Nurse,
+    platform: PlatformDep,
+    levels: LevelsDep,
+    now: NowDep,
 ) -> Any:
-    now = datetime.now(UTC)
     hours = ZoneInfo(levels.hours.zone)
     today = now.astimezone(hours).date()
     if body.until < today:

@@ -3,7 +3,7 @@ what was done, and the alert rate per patient-week."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +14,7 @@ from services.alerting.api import LevelsDep, Nurse
 from services.alerting.figures import AlertFacts, team_figures
 from shared.audit import record_access
 from shared.datetimes import CalendarDate
-from shared.http.app import PlatformDep
+from shared.http.app import NowDep, PlatformDep
 from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 
@@ -37,6 +37,7 @@ async def metrics(
     nurse: Nurse,
     platform: PlatformDep,
     levels: LevelsDep,
+    now: NowDep,
     from_: Annotated[CalendarDate | None, Query(alias="from", description="First day (included)")] = None,
     to: Annotated[CalendarDate | None, Query(description="Last day (included)")] = None,
 ) -> Any:
@@ -48,7 +49,6 @@ async def metrics(
                 pointer=f"/{name}",
             )
     zone = ZoneInfo(levels.hours.zone)
-    now = datetime.now(UTC)
     last = to or now.astimezone(zone).date()
     first = from_ or last - timedelta(days=29)
     if first > last:

@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -48,7 +49,7 @@ from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
 from shared.messaging.topology import UNLIMITED, ensure_topology
 from shared.oidc import token_service
-from shared.periodic import every
+from shared.periodic import Clock, every, system_clock
 from shared.pipeline_metrics import run_sampler
 from shared.revocation import RevocationList
 from shared.settings import ServiceSettings
@@ -93,6 +94,14 @@ class Platform:
         """Wait until every scheduled job has run its first round: a test arranges its rows after that, not while
         a start-up check may read them (an alert written three days overdue, escalated under the test's eyes)."""
         await asyncio.gather(*(ran.wait() for ran in self.first_rounds))
+
+    @property
+    def clock(self) -> Clock:
+        """What the service calls "now": the clock it was built with (its extras' ``"clock"``), the system's
+        otherwise. Tests pin it, so that a day, an hour or a service level they check does not depend on when
+        they run."""
+        clock: Clock = self.extras.get("clock", system_clock)
+        return clock
 
     @property
     def source(self) -> str:
@@ -147,6 +156,15 @@ async def get_platform(request: Request) -> Platform:
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+async def request_now(platform: PlatformDep) -> datetime:
+    """ "Now" for one request, read once from the service's clock (``Platform.clock``)."""
+    return platform.clock()
+
+
+# A route's "now": every date it computes or writes agrees with the service's other checks (its escalation, say).
+NowDep = Annotated[datetime, Depends(request_now)]
 
 
 @contextlib.asynccontextmanager

@@ -22,6 +22,7 @@ from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
 from shared.devservers import ROOT
+from shared.testing.clock import PinnableClock
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.services import in_process, served
 
@@ -55,6 +56,8 @@ class Ward:
     alerting: Any
     tokens: TokenService
     browser: Browser
+    # The alerting service's clock: the real time unless a test sets it (a day it checks, far from midnight).
+    clock: PinnableClock = field(default_factory=PinnableClock)
     tabs: list[BrowserContext] = field(default_factory=list)
 
     async def tab(self) -> BrowserContext:
@@ -103,11 +106,12 @@ class Ward:
 @pytest.fixture
 async def ward(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Ward]:
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    clock = PinnableClock()
     async with (
         in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
-        served(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"))) as (url, alerting),  # type: ignore[arg-type]
+        served(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"), clock=clock)) as (url, alerting),  # type: ignore[arg-type]
     ):
-        ward = Ward(url, tablet, alerting, tokens, browser)
+        ward = Ward(url, tablet, alerting, tokens, browser, clock)
         try:
             yield ward
         finally:

@@ -29,6 +29,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page, Route, expect
 
 from shared.testing.fhir import RED_NAUSEA
+from shared.testing.waiting import eventually
 from tests.browser.conftest import Ward, rows
 
 pytestmark = pytest.mark.browser
@@ -113,14 +114,46 @@ async def test_the_closing_dialog_shows_the_alert_turning_red_and_asks_again(war
     assert (closed["level"], closed["status"], closed["outcome"]) == ("red", "resolved", "phone_call")
 
 
+class ReplicaBehind:
+    """The list as a replica behind serves it: once ``frozen``, every GET /v1/alerts is answered with the last list
+    served before, whatever the database says since."""
+
+    def __init__(self) -> None:
+        self.frozen = False
+        self.last: dict[str, Any] | None = None  # status, headers and body of the last list served unfrozen
+
+    async def serve(self, route: Route) -> None:
+        with contextlib.suppress(PlaywrightError):  # the tab closed meanwhile: the test is over
+            if route.request.method != "GET":
+                await route.fallback()
+                return
+            fetched = await route.fetch()
+            answer = {"status": fetched.status, "headers": fetched.headers, "body": await fetched.body()}
+            # Asked before the freeze perhaps, but read after it: the database may have changed since.
+            if self.frozen and self.last is not None:
+                answer = self.last
+            elif not self.frozen:
+                self.last = answer
+            await route.fulfill(**answer)
+
+    async def served(self) -> bool:
+        return self.last is not None
+
+
 async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: Ward) -> None:
     patient = uuid.uuid4()
     await ward.submit(NAUSEA_GRADE_2, patient=patient)
     page = await dashboard(ward)
     await expect(rows(page)).to_have_count(1, timeout=5_000)
+    replica = ReplicaBehind()
+    await page.route(lambda url: urlsplit(url).path == "/v1/alerts", replica.serve)
     dialog = await take_and_open_closing(page)
     await dialog.locator("select[name=outcome]").select_option("no_action_needed")
-    # The alert changes and its event has not reached this page yet (a slow network, a replica behind).
+    # The alert changes and this page does not hear of it (a slow network, a replica behind). Without the replica
+    # its own acknowledgement, coming back on the live stream after the change, reloads the list: the dialog then
+    # shows the change itself and asks for the outcome again, and the close below waits on a disabled button.
+    await eventually(replica.served)  # the list the acknowledgement reloads
+    replica.frozen = True
     async with ward.alerting.pool.acquire() as conn:
         await conn.execute("UPDATE alerts SET level = 'red', updated_at = now() WHERE patient_id = $1", patient)
     await expect(page.locator("#resolve-context")).to_contain_text("ORANGE")
@@ -130,6 +163,7 @@ async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: War
     await expect(page.locator("#resolve-context")).to_contain_text("ROUGE")
     await expect(dialog.locator("[data-action=confirm-resolve]")).to_be_disabled()
     assert (await stored(ward, patient))["status"] == "acknowledged"
+    replica.frozen = False  # it catches up
 
     await dialog.locator("select[name=outcome]").select_option("no_action_needed")
     await dialog.locator("[data-action=confirm-resolve]").click()
@@ -141,16 +175,21 @@ async def test_a_change_the_page_has_not_heard_of_is_refused_and_shown(ward: War
 async def test_the_patient_view_takes_and_closes_its_alert_with_the_list_s_dialog_and_shows_it_closed(
     ward: Ward,
 ) -> None:
-    page, patient, alert_id, current, dialog = await _closing_in_the_patient_view(ward)
+    replica = ReplicaBehind()
+    page, patient, alert_id, current, dialog = await _closing_in_the_patient_view(ward, replica)
     assert (await stored(ward, patient))["acknowledged_by"] == "ide-claire"
     await dialog.locator("select[name=outcome]").select_option("no_action_needed")
-    # The alert changes and this page has not heard of it: the close names the version the view showed (412).
+    # The alert changes and this page has not heard of it (a replica behind, as in the list's case above): the close
+    # names the version the view showed (412).
+    await eventually(replica.served)
+    replica.frozen = True
     async with ward.alerting.pool.acquire() as conn:
         await conn.execute("UPDATE alerts SET level = 'red', updated_at = now() WHERE patient_id = $1", patient)
     await dialog.locator("[data-action=confirm-resolve]").click()
     await expect(page.locator("#resolve-error")).to_contain_text("l'alerte est passée en ROUGE", timeout=5_000)
     await expect(dialog.locator("[data-action=confirm-resolve]")).to_be_disabled()
     assert (await stored(ward, patient))["status"] == "acknowledged"
+    replica.frozen = False
 
     # The live stream is cut as she closes, so that her close comes back to the page after the view has reloaded.
     cut = await _cut_live_stream(page, ward)
@@ -307,12 +346,17 @@ async def _closed_through_the_api(ward: Ward, alert_id: str, staff_id: str) -> N
     assert closed.status_code == 200, closed.text
 
 
-async def _closing_in_the_patient_view(ward: Ward) -> tuple[Page, uuid.UUID, str, Locator, Locator]:
-    """A new patient's orange alert, opened in its patient view, taken there, and its closing dialog open."""
+async def _closing_in_the_patient_view(
+    ward: Ward, replica: ReplicaBehind | None = None
+) -> tuple[Page, uuid.UUID, str, Locator, Locator]:
+    """A new patient's orange alert, opened in its patient view, taken there, and its closing dialog open; the page's
+    lists served by ``replica`` from before it is taken."""
     patient = uuid.uuid4()
     await ward.submit(NAUSEA_GRADE_2, patient=patient)
     page = await dashboard(ward)
     await expect(rows(page)).to_have_count(1, timeout=5_000)
+    if replica is not None:
+        await page.route(lambda url: urlsplit(url).path == "/v1/alerts", replica.serve)
     alert_id = await rows(page).first.get_attribute("data-alert-id")
     assert alert_id
     await rows(page).first.locator("[data-action=open-patient]").click()

@@ -12,12 +12,12 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from shared.testing.clock import paris_noon_today
 from shared.testing.fhir import RED_NAUSEA
 from shared.testing.waiting import eventually
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Ward, rows
@@ -75,10 +75,17 @@ async def ward_pc(browser: Browser) -> AsyncIterator[Browser]:
 
 
 async def zoomed(
-    ward: Ward, width: int, height: int, scale: float, init_script: str = "", browser: Browser | None = None
+    ward: Ward,
+    width: int,
+    height: int,
+    scale: float,
+    init_script: str = "",
+    browser: Browser | None = None,
+    at: datetime | None = None,
 ) -> Page:
     """A nurse's dashboard on a ward PC's screen at a zoom: ``width``×``height`` CSS pixels at ``scale``, in
-    ``browser`` (the ward's, without scrollbars, unless told)."""
+    ``browser`` (the ward's, without scrollbars, unless told); its clock flowing from ``at``, as the service's set
+    there, if given."""
     token = ward.tokens.issue_staff_token("ide-claire", {"nurse"})
     context = await (browser or ward.browser).new_context(
         viewport={"width": width, "height": height},
@@ -91,6 +98,9 @@ async def zoomed(
         await context.add_init_script(init_script)
     await context.add_init_script(f"sessionStorage.setItem('oncofollow.staffToken', {orjson.dumps(token).decode()})")
     page = await context.new_page()
+    if at is not None:
+        await page.clock.install(time=at)
+        await page.clock.resume()
     await page.goto(f"{ward.url}/dashboard/")
     await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
     return page
@@ -143,7 +153,6 @@ DEADLINES = """(rows) => rows.map((row) => {
 })"""
 
 
-PARIS = ZoneInfo("Europe/Paris")
 # An orange alert is due at the close of the next business day: one raised three days ago, on a Friday, is not due
 # until Monday 18:00 (nor, after a public holiday, until the day after), so "three days" is overdue on no Monday
 # morning. Nine days and 23 hours is past its deadline at any hour of any week, and its wait is the widest the page
@@ -151,18 +160,18 @@ PARIS = ZoneInfo("Europe/Paris")
 OVERDUE_AT_ANY_HOUR = timedelta(days=9, hours=23, minutes=30)
 
 
-def since_today(at_most: timedelta) -> timedelta:
-    """A wait of ``at_most``, or less so that the alert was raised today in Paris: just after midnight, one raised
-    40 min ago is yesterday's, and its row says so ("hier à …"), or its deadline falls today (a time without a day)."""
-    now = datetime.now(PARIS)
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return min(at_most, (now - midnight) / 2)
+def at_noon(ward: Ward) -> datetime:
+    """The service's clock set to flow from noon today in Paris (the page's is given it too, ``zoomed(at=...)``):
+    just after midnight, an alert raised 40 min ago was yesterday's, and its row said so ("hier à …"), or its deadline
+    fell today (a time without a day); one raised just before midnight and drawn just after, the same."""
+    return ward.clock.set(paris_noon_today())
 
 
 async def test_at_125_percent_a_deadline_on_another_day_stays_on_one_line(ward: Ward) -> None:
     # An orange alert is due by the close of the next business day: its deadline names the day (raised today).
-    await insert_alerts(ward, 3, "orange", waited=since_today(timedelta(minutes=40)))
-    page = await zoomed(ward, 1093, 520, 1.25)
+    noon = at_noon(ward)
+    await insert_alerts(ward, 3, "orange", waited=timedelta(minutes=40))
+    page = await zoomed(ward, 1093, 520, 1.25, at=noon)
     await expect(rows(page)).to_have_count(3, timeout=5_000)
     await page.evaluate("document.querySelector('#alert-rows').scrollIntoView()")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -232,7 +241,7 @@ async def insert_alert(
     """One alert straight into the table: open, taken (``taken_by``, 7 min after it was raised), escalated, or sent
     back to open by a new answer 20 min after it was raised (or halfway through a shorter wait) while
     ``reopened_from`` had it."""
-    raised = datetime.now(UTC) - waited
+    raised = ward.clock() - waited
     async with ward.alerting.pool.acquire() as conn:
         found: uuid.UUID = await conn.fetchval(
             "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, rule_set, raised_at, updated_at, "
@@ -277,9 +286,7 @@ async def insert_every_state(ward: Ward) -> dict[str, str]:
         await insert_alert(ward, "orange", waited=timedelta(minutes=30), answered_by="nurse_phone"): "by phone",
         await insert_alert(ward, "orange", waited=timedelta(minutes=30), answered_by="relative"): "by a relative",
         # Raised and reopened today: "Rouverte à 16:52".
-        await insert_alert(
-            ward, "red", waited=since_today(timedelta(minutes=30)), reopened_from="ide-karim"
-        ): "reopened",
+        await insert_alert(ward, "red", waited=timedelta(minutes=30), reopened_from="ide-karim"): "reopened",
         # Reopened 47 h 40 min ago, whatever the hour: "Rouverte le 23/11 à 02:06", another day's.
         await insert_alert(ward, "red", waited=timedelta(days=2), reopened_from="ide-karim"): "reopened another day",
     }
@@ -328,8 +335,9 @@ WARD_PC_SCROLL = """() => ({ bar: innerWidth - document.documentElement.clientWi
 
 
 async def test_at_125_percent_a_row_is_as_tall_as_its_action_whatever_its_state(ward: Ward, ward_pc: Browser) -> None:
+    noon = at_noon(ward)
     states = await insert_every_state(ward)
-    page = await zoomed(ward, 1093, 520, 1.25, browser=ward_pc)
+    page = await zoomed(ward, 1093, 520, 1.25, browser=ward_pc, at=noon)
     await expect(rows(page)).to_have_count(len(states), timeout=10_000)
     # The seven columns fit the screen: "Prise en charge" was partly off it, 38 px to scroll sideways. The browser's
     # scrollbar is there, as on the ward's PC, and takes its 15 px of the width (innerWidth counts them).
@@ -393,8 +401,9 @@ async def test_at_125_percent_a_row_is_as_tall_as_its_action_whatever_its_state(
 
 
 async def test_at_150_percent_a_card_is_three_lines_high_whatever_its_state(ward: Ward, ward_pc: Browser) -> None:
+    noon = at_noon(ward)
     states = await insert_every_state(ward)
-    page = await zoomed(ward, 911, 430, 1.5, browser=ward_pc)
+    page = await zoomed(ward, 911, 430, 1.5, browser=ward_pc, at=noon)
     await expect(rows(page)).to_have_count(len(states), timeout=10_000)
     shown = await layout(page)
     assert not (await page.evaluate(WARD_PC_SCROLL))["sideways"] > 0

@@ -91,6 +91,17 @@ def code_of(url: str) -> str:
     return url.partition("#enrol=")[2]
 
 
+async def copied_link(page: Page) -> str:
+    """The link « Copier le lien » puts on the clipboard, read once the page says it is there: the copy is
+    asynchronous, and a read before it ends finds the clipboard as it was (empty, or the last code)."""
+    await page.locator("#copy-link").click()
+    await expect(page.locator("#status")).to_have_text(
+        "Lien d'enrôlement copié : collez-le dans le navigateur de la tablette."
+    )
+    link: str = await page.evaluate("() => navigator.clipboard.readText()")
+    return link
+
+
 async def enrol(deployment: Deployment, context: BrowserContext, link: str) -> Page:
     page = await context.new_page()
     await page.goto(link)
@@ -169,16 +180,14 @@ async def test_the_fleet_page_shows_the_short_code_its_validity_and_makes_a_new_
 
         await expect(page.locator("#enrolment-qr")).to_be_visible()
         await expect(page.locator("#code-validity")).to_contain_text("Code valable 30 minutes, une seule fois")
-        await page.locator("#copy-link").click()
-        first = code_of(await page.evaluate("navigator.clipboard.readText()"))
+        first = code_of(await copied_link(page))
         light = await page.locator("#enrolment-qr").get_attribute("src")
         assert light is not None
 
         await page.get_by_role("button", name="Nouveau code", exact=True).click()
         await expect(page.locator("#status")).to_have_text(f"Nouveau code d'enrôlement pour la tablette {serial}.")
         await expect(page.locator("#code-validity")).to_contain_text("Code valable 30 minutes, une seule fois")
-        await page.locator("#copy-link").click()
-        link = await page.evaluate("navigator.clipboard.readText()")
+        link = await copied_link(page)
         assert code_of(link) != first
         assert (await deployment.exchange(first)).status_code == 404  # the old code stops working
         await page.get_by_role("button", name="Terminé").click()
@@ -186,8 +195,7 @@ async def test_the_fleet_page_shows_the_short_code_its_validity_and_makes_a_new_
         # The panel closed, a code can still be made from the tablet's line.
         await line.get_by_role("button", name="Nouveau code d'enrôlement").click()
         await expect(page.locator("#enrolment-qr")).to_be_visible()
-        await page.locator("#copy-link").click()
-        newest = await page.evaluate("navigator.clipboard.readText()")
+        newest = await copied_link(page)
         assert code_of(newest) != code_of(link)
 
         opened = await tablet.new_page()

@@ -268,6 +268,54 @@ async def test_at_a_glance_the_silent_tablets_come_first_then_the_overdue_loans(
     await expect(page.locator("#sign-in-message")).to_have_text("Vous êtes déconnecté·e.")  # no error put in its place
 
 
+# Counts the answers of GET /v1/tablets the page has read: once it has, what it draws from them is drawn (the drawing
+# runs in the same task as the read, before any wait polls again).
+LISTS_READ = """
+window.tabletListsRead = 0;
+const text = Response.prototype.text;
+Response.prototype.text = function () {
+  const listed = new URL(this.url).pathname === "/v1/tablets";
+  return text.call(this).then((body) => { if (listed) window.tabletListsRead += 1; return body; });
+};
+"""
+
+
+async def test_a_list_answered_late_does_not_undo_the_one_asked_after_it(
+    office: Office, context: BrowserContext
+) -> None:
+    # On a loaded network the list asked at sign-in can come back after the one asked once a tablet is registered:
+    # drawn last, it took the new tablet off the page, and the next click on its line waited for ever.
+    late = asyncio.Event()
+    held: list[str] = []
+
+    async def answer_the_first_list_late(route: Route) -> None:
+        if route.request.method != "GET" or held:
+            await route.continue_()
+            return
+        held.append(route.request.url)
+        answer = await route.fetch()  # the fleet as it is at sign-in: no tablet yet
+        await late.wait()
+        await route.fulfill(response=answer)
+
+    await context.add_init_script(LISTS_READ)
+    await context.route(lambda url: urlsplit(url).path == "/v1/tablets", answer_the_first_list_late)
+    page = await office.page(context)
+    await expect(page.locator("#app")).to_be_visible()
+    serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
+    await page.locator("#register-open").click()
+    await page.locator("#panel").get_by_label("Numéro de série").fill(serial)
+    await page.get_by_role("button", name="Enregistrer", exact=True).click()
+    await expect(row(page, serial)).to_be_visible()
+    assert held, "the list asked at sign-in was not held"
+
+    read = await page.evaluate("() => window.tabletListsRead")
+    late.set()
+    await page.wait_for_function("(read) => window.tabletListsRead > read", arg=read)
+    await expect(row(page, serial)).to_be_visible(timeout=1_000)
+    await row(page, serial).get_by_role("button", name="Marquer préparée").click(timeout=5_000)
+    await expect(page.locator("#panel-title")).to_have_text(f"Marquer préparée : tablette {serial}")
+
+
 # « En un coup d'œil »: every count, always in this order (fleet/app.js COUNT_ROWS), whatever it reads.
 COUNT_ROWS = {
     "À traiter": [

@@ -180,6 +180,31 @@ async def answer_and_go_on(page: Page, link_id: str, *, last: bool) -> None:
     )
 
 
+TEXT_SIZES = (100, 130, 160, 200)  # in %, what A− and A+ step through
+
+
+class TextSize:
+    """The tablet's text size (its index in TEXT_SIZES), changed as a patient does: one press of A+ or A− at a time."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.shown = 0
+
+    async def press_until(self, size: int) -> None:
+        while self.shown != size:
+            larger = size > self.shown
+            await self.page.evaluate(
+                "(larger) => document.getElementById(larger ? 'text-larger' : 'text-smaller').click()", larger
+            )
+            self.shown += 1 if larger else -1
+
+    async def each(self) -> AsyncIterator[int]:
+        """Every size in turn, once the page is at it: up from the smallest, or down from the largest."""
+        for size in range(len(TEXT_SIZES)) if self.shown == 0 else range(len(TEXT_SIZES) - 1, -1, -1):
+            await self.press_until(size)
+            yield size
+
+
 async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_the_size(
     tablet_url: str, context: BrowserContext, tokens: TokenService
 ) -> None:
@@ -212,9 +237,10 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
         await page.screenshot(path=str(ARTIFACTS / f"tablet-question-200-{viewport['width']}.png"), full_page=True)
     # Through to the review, the typed temperature's screen checked on the way (an input and its unit).
     form = page.locator("#question-form")
-    asked: list[str | None] = []
+    asked: list[str] = []
     while not await page.locator("#screen-review").is_visible():
         link_id = await form.get_attribute("data-link-id")
+        assert link_id is not None, "a question screen without its question's linkId"
         asked.append(link_id)
         if link_id == "temperature":
             await no_overflow(page, "screen-question")
@@ -559,7 +585,7 @@ async def test_every_answer_of_every_question_is_in_sight_or_reached_with_a_cue_
         await first_question(page)
         form = page.locator("#question-form")
         needed_cue: list[tuple[str, int, int]] = []
-        size = 0
+        text_size = TextSize(page)
         while not await page.locator("#screen-review").is_visible():
             link_id = await form.get_attribute("data-link-id")
             assert link_id is not None
@@ -576,15 +602,9 @@ async def test_every_answer_of_every_question_is_in_sight_or_reached_with_a_cue_
                     arg=height,
                 )
                 # Up through the sizes in one orientation, down in the other: three presses of A+ or A− each.
-                for step in range(4) if size == 0 else range(3, -1, -1):
-                    if step != size:
-                        await page.evaluate(
-                            "(larger) => document.getElementById(larger ? 'text-larger' : 'text-smaller').click()",
-                            step > size,
-                        )
-                        size = step
+                async for size in text_size.each():
                     seen = await page.evaluate(ANSWERS_REACHED)
-                    where = f"{link_id} at {(100, 130, 160, 200)[size]} % in {width}×{height}: {seen}"
+                    where = f"{link_id} at {TEXT_SIZES[size]} % in {width}×{height}: {seen}"
                     if not seen["count"]:
                         continue  # the temperature: a box to type in
                     assert seen["smallest"] >= 48 and seen["answerPx"] >= seen["text"], where
@@ -725,7 +745,7 @@ async def test_no_answer_takes_a_line_more_once_chosen_at_any_size_in_either_ori
         form = page.locator("#question-form")
         grown: list[str] = []
         asked: list[str] = []
-        size = 0
+        text_size = TextSize(page)
         while not await page.locator("#screen-review").is_visible():
             link_id = await form.get_attribute("data-link-id")
             assert link_id is not None
@@ -735,18 +755,12 @@ async def test_no_answer_takes_a_line_more_once_chosen_at_any_size_in_either_ori
                 await page.wait_for_function("(h) => innerHeight === h", arg=height)
                 # The page's resize handler has laid the answers out for this orientation (it runs before a frame).
                 await page.evaluate(FRAMES)
-                for step in range(4) if size == 0 else range(3, -1, -1):
-                    if step != size:
-                        await page.evaluate(
-                            "(larger) => document.getElementById(larger ? 'text-larger' : 'text-smaller').click()",
-                            step > size,
-                        )
-                        size = step
+                async for size in text_size.each():
                     for tap in await page.evaluate(TAPPED_LINES):
                         assert tap["checked"] == "true", tap
                         if tap["after"] != tap["before"]:
                             grown.append(
-                                f"{link_id} at {(100, 130, 160, 200)[size]} % in {width}×{height}: « {tap['label']} »"
+                                f"{link_id} at {TEXT_SIZES[size]} % in {width}×{height}: « {tap['label']} »"
                                 f" on {tap['after']} lines chosen, {tap['before']} before the tap"
                             )
             await answer_and_go_on(page, link_id, last=True)

@@ -19,6 +19,7 @@ import orjson
 import pytest
 from playwright.async_api import Page, expect
 
+from shared.testing.clock import paris_noon_today
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 from tests.browser.conftest import Ward, rows
@@ -42,8 +43,11 @@ PARIS = ZoneInfo("Europe/Paris")
 GROUP = "[\u202f\u00a0 ]"
 
 
-async def dashboard(ward: Ward, staff_id: str = "ide-claire", *, fake_clock: bool = False) -> Page:
-    """A signed-in dashboard that counts its beeps, clicked once (as a nurse does) so that it may play sound."""
+async def dashboard(
+    ward: Ward, staff_id: str = "ide-claire", *, fake_clock: bool = False, at: datetime | None = None
+) -> Page:
+    """A signed-in dashboard that counts its beeps, clicked once (as a nurse does) so that it may play sound. Its
+    clock: a fake one the test moves (``fake_clock``), or one flowing from ``at``, as the service's set there."""
     token = ward.tokens.issue_staff_token(staff_id, {"nurse"})
     context = await ward.tab()
     await context.add_init_script(BEEP_COUNTER)
@@ -51,6 +55,9 @@ async def dashboard(ward: Ward, staff_id: str = "ide-claire", *, fake_clock: boo
     page = await context.new_page()
     if fake_clock:
         await page.clock.install()
+    elif at is not None:
+        await page.clock.install(time=at)
+        await page.clock.resume()
     await page.goto(f"{ward.url}/dashboard/")
     await expect(page.locator("#connection-state")).to_have_attribute("data-state", "live", timeout=10_000)
     await page.mouse.click(5, 790)
@@ -66,7 +73,8 @@ async def insert_alerts(
     waited: timedelta = timedelta(minutes=5),
     taken_after: timedelta | None = None,
 ) -> list[uuid.UUID]:
-    """``count`` alerts of new patients, the first raised ``waited`` ago, each next one a second later."""
+    """``count`` alerts of new patients, the first raised ``waited`` ago (by the service's clock), each next one a
+    second later."""
     async with ward.alerting.pool.acquire() as conn:
         inserted = await conn.fetch(
             "INSERT INTO alerts (id, patient_id, level, status, reasons, answered_by, rule_set, raised_at, "
@@ -80,7 +88,7 @@ async def insert_alerts(
             REASONS[level],
             "ide-karim" if taken_after is not None else None,
             taken_after,
-            datetime.now(UTC) - waited,
+            ward.clock() - waited,
         )
     return [row["id"] for row in inserted]
 
@@ -242,9 +250,12 @@ async def test_a_red_alert_raised_and_closed_while_cut_off_is_no_alarm(ward: War
 
 
 async def test_a_red_alert_taken_then_reopened_by_a_new_report_says_it_came_back(ward: Ward) -> None:
+    # Noon, for the service and the page: reopened just before midnight and drawn just after, the row said another
+    # day's time ("Rouverte le …").
+    noon = ward.clock.set(paris_noon_today())
     patient = await ward.submit(RED_NAUSEA)
     alert = await active_alert_of(ward, patient)
-    page = await dashboard(ward, "ide-claire")
+    page = await dashboard(ward, "ide-claire", at=noon)
     await expect(rows(page)).to_have_count(1, timeout=5_000)
     await rows(page).first.locator("[data-action=ack]").click()
     await expect(rows(page).first).to_have_attribute("data-status", "acknowledged", timeout=5_000)
@@ -262,6 +273,7 @@ async def test_a_red_alert_taken_then_reopened_by_a_new_report_says_it_came_back
     rows_alert_id = await rows(page).first.get_attribute("data-alert-id")
     reopened = (await active_alert_of(ward, patient))["reopened_by_finding_at"]
     at = datetime.fromisoformat(reopened).astimezone(PARIS).strftime("%H:%M")
+    assert at.startswith("12:"), f"reopened at {at}, not by the service's clock"
     await expect(rows(page).first.locator(".reopened-note")).to_have_text(f"Rouverte à {at} · vous l'aviez prise")
     assert rows_alert_id == alert["id"]
 

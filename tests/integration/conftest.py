@@ -16,6 +16,7 @@ from services.devices.main import build_service as build_devices
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
+from shared.testing.clock import PinnableClock
 from shared.testing.services import in_process
 
 pytestmark = pytest.mark.integration
@@ -28,6 +29,8 @@ class Platform:
     questionnaire_platform: Any
     alerting_platform: Any
     tokens: TokenService
+    # The alerting service's clock: the real time unless a test pins it (a day it checks, far from midnight).
+    alerting_clock: PinnableClock
 
     def device(self, patient_id: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.issue_device_token(patient_id, 'tablet-test')}"}
@@ -44,11 +47,12 @@ async def platform(service_env: dict[str, str], tokens: TokenService) -> AsyncIt
     # an alert a test writes overdue keeps the escalation level it was written with (a test that escalates runs
     # escalate_overdue itself, or replicas of its own).
     a_settings = AlertingSettings(**env, ESCALATION_CHECK_S="3600")  # type: ignore[arg-type]
+    a_clock = PinnableClock()
     async with (
         in_process(build_questionnaire(q_settings)) as (q_client, q_platform),
-        in_process(build_alerting(a_settings)) as (a_client, a_platform),
+        in_process(build_alerting(a_settings, clock=a_clock)) as (a_client, a_platform),
     ):
-        yield Platform(q_client, a_client, q_platform, a_platform, tokens)
+        yield Platform(q_client, a_client, q_platform, a_platform, tokens, a_clock)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from services.alerting.main import AlertingSettings
 from services.alerting.main import build_service as build_alerting
 from shared.events.catalog import make_event
 from shared.events.inclusion import SessionScheduledV1
+from shared.testing.clock import paris_noon_today
 from shared.testing.fhir import RED_NAUSEA, questionnaire_response
 from shared.testing.services import in_process
 from shared.testing.waiting import eventually
@@ -206,6 +207,13 @@ def clinic_today() -> date:
     return datetime.now(ZoneInfo("Europe/Paris")).date()
 
 
+def pin_clinic_day(platform: Any) -> date:
+    """The alerting service's clock pinned at noon today in Paris, and that day: a day the test counts from is the
+    service's, even if the test runs across midnight (a last day of 30 computed just before it, checked just after,
+    would be the 29th)."""
+    return platform.alerting_clock.pin(paris_noon_today()).astimezone(ZoneInfo("Europe/Paris")).date()
+
+
 @pytest.mark.parametrize(
     ("term", "grade", "days_after_today", "status"),
     [
@@ -223,7 +231,7 @@ async def test_bad_expected_levels_are_refused(
     patient = uuid.uuid4()
     body: dict[str, Any] = {"grade": grade}
     if days_after_today is not None:
-        body["until"] = (clinic_today() + timedelta(days=days_after_today)).isoformat()
+        body["until"] = (pin_clinic_day(platform) + timedelta(days=days_after_today)).isoformat()
     response = await platform.alerting.put(
         f"/v1/patients/{patient}/expected-levels/{term}", json=body, headers=platform.staff()
     )

@@ -348,8 +348,20 @@ function countRow(fleet, row) {
   );
 }
 
+// Each list is drawn from the answer to its latest request only. Answers can come back out of order (a slow one,
+// asked at sign-in, after the one asked once a tablet was registered): drawn last, the older one took the new tablet
+// and its buttons off the page.
+const asked = { glance: 0, tablets: 0 };
+
+/** Whether the answer to request number `number` of the `list` is still the one to draw. */
+function latest(list, number) {
+  return asked[list] === number;
+}
+
 async function loadGlance() {
+  const number = ++asked.glance;
   const fleet = await request("GET", "/v1/fleet");
+  if (!latest("glance", number)) return;
   $("counts").replaceChildren(...COUNT_ROWS.map((row) => countRow(fleet, row)));
   const loans = [...fleet.attention].sort((a, b) => attentionRank(a) - attentionRank(b));
   $("attention").replaceChildren(
@@ -447,12 +459,17 @@ async function loadTablets() {
   const serial = $("serial-filter").value.trim();
   if (serial) params.append("serial", serial);
   const query = params.toString();
+  const number = ++asked.tablets;
+  let found;
   try {
-    tablets = (await request("GET", `/v1/tablets${query ? `?${query}` : ""}`)).items;
+    found = (await request("GET", `/v1/tablets${query ? `?${query}` : ""}`)).items;
   } catch (error) {
+    if (!latest("tablets", number)) return;
     if (error.status === 422) return say(`Filtre refusé : ${explain(error)}`, false, error);
     throw error;
   }
+  if (!latest("tablets", number)) return;
+  tablets = found;
   const body = $("tablets").tBodies[0];
   body.replaceChildren(...(tablets.length ? tablets.map(tabletRow) : [h("tr", null, h("td", { colspan: "7" }, "Aucune tablette."))]));
 }
