@@ -166,6 +166,9 @@ async def test_the_fleet_page_shows_the_short_code_its_validity_and_makes_a_new_
         await page.locator("#token").fill(deployment.tokens.issue_staff_token("parc-julie", {"fleet"}))
         await page.locator("#token").press("Enter")
         await expect(page.locator("#app")).to_be_visible()
+        # The glance, above the toolbar, is drawn once its list comes: a click before then can land where the button
+        # was, on a loaded machine (the fill below then waited 30 s for a form that never opened).
+        await expect(page.locator("#attention li").first).to_be_visible()
         serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
         await page.locator("#register-open").click()
         await page.locator("#panel").get_by_label("Numéro de série").fill(serial)

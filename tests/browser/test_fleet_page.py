@@ -59,6 +59,12 @@ class Office:
         return page
 
 
+async def glance_drawn(page: Page) -> None:
+    """The glance, above the toolbar, is drawn once its list comes and moves the toolbar down: a click on
+    « Enregistrer une tablette » before then can land where the button was, on a loaded machine."""
+    await expect(page.locator("#attention li").first).to_be_visible()
+
+
 @pytest.fixture
 async def office(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Office]:
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
@@ -92,6 +98,7 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
     page = await office.page(context)
     await expect(page.locator("#app")).to_be_visible()
     await expect(page.locator("#who")).to_have_text("Connecté·e : parc-julie")  # as the dashboard says it
+    await glance_drawn(page)
     serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
 
     await page.locator("#register-open").click()
@@ -301,6 +308,7 @@ async def test_a_list_answered_late_does_not_undo_the_one_asked_after_it(
     await context.route(lambda url: urlsplit(url).path == "/v1/tablets", answer_the_first_list_late)
     page = await office.page(context)
     await expect(page.locator("#app")).to_be_visible()
+    await glance_drawn(page)
     serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
     await page.locator("#register-open").click()
     await page.locator("#panel").get_by_label("Numéro de série").fill(serial)
@@ -580,6 +588,7 @@ async def test_refusals_are_told_in_french_the_english_detail_only_on_hover(
         assert (await client.post(f"/v1/tablets/{tablet}/actions/provision", json={})).status_code == 200
     page = await office.page(context)
     message = page.locator("#panel .message")
+    await glance_drawn(page)
 
     # A serial number already registered.
     await page.locator("#register-open").click()

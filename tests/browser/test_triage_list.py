@@ -334,3 +334,33 @@ async def test_a_relative_s_later_report_is_shown_as_theirs_without_relabelling_
     row = page.locator(f"#alert-rows [data-alert-id='{alert['id']}']")
     await expect(row.locator(".reason-source")).to_have_text([" · Un proche"], timeout=5_000)
     await expect(row.locator(".reason", has=page.locator(".reason-source"))).to_contain_text("Fatigue")
+
+
+async def test_a_click_under_way_while_a_live_event_redraws_the_list_still_takes_the_alert(ward: Ward) -> None:
+    # The list is drawn again at each live event, any nurse's. A row that had not changed was replaced all the same,
+    # and a button replaced between the nurse's press and her release takes no click: « Je prends » did nothing.
+    page = await dashboard(ward)
+    await ward.submit(RED_NAUSEA)
+    await expect(rows(page)).to_have_count(1, timeout=5_000)
+    first = rows(page).first
+    first_id = await first.get_attribute("data-alert-id")
+    button = await first.locator("[data-action=ack]").element_handle()
+    assert button is not None
+    box = await button.bounding_box()
+    assert box is not None
+
+    await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await page.mouse.down()
+    await ward.submit(RED_NAUSEA)  # another patient's alert: the list is drawn again while the button is pressed
+    await expect(rows(page)).to_have_count(2, timeout=5_000)
+    assert await rows(page).first.get_attribute("data-alert-id") == first_id  # the older alert stays first
+    assert await button.evaluate("(b) => b.isConnected"), "the unchanged row's button was replaced"
+    await page.mouse.up()
+
+    await expect(page.locator("#live-announcer")).to_contain_text("Alerte prise : ")
+    async with httpx.AsyncClient(base_url=ward.url) as client:
+        taken = await client.get(f"/v1/alerts/{first_id}", headers=staff(ward))
+    assert taken.json()["status"] == "acknowledged"
+    # A row that changed is drawn anew: the taken one's button is now « Clôturer ».
+    await expect(page.locator(f"#alert-rows [data-alert-id='{first_id}'] [data-action=resolve]")).to_be_visible()
+    assert not await button.evaluate("(b) => b.isConnected")

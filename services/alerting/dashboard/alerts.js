@@ -1,7 +1,7 @@
 // The open-alerts list: one row per alert, in the order the API returns (red first; untaken before taken;
 // longest waiting; next chemotherapy). A table on desktop; the same rows become cards on narrow screens (CSS only).
 
-import { h, clear, clockIcon, levelIcon } from "./dom.js";
+import { h, clockIcon, levelIcon } from "./dom.js";
 import {
   daysFromToday,
   formatDay,
@@ -454,22 +454,26 @@ export function renderAlertRows({ alerts, loaded, loadError, filters, me, focusH
 
   const now = new Date();
   const visible = filterAlerts(alerts, filters);
-  clear(body);
+  // A row drawn the same as before stays the same element: a live event redraws the list while a nurse may be
+  // clicking one of its buttons, and a button replaced between her press and her release takes no click.
+  const drawn = new Map([...body.querySelectorAll("tr[data-alert-id]")].map((row) => [row.dataset.alertId, row]));
+  let rows;
   if (!loaded && loadError) {
-    body.append(
-      h("tr", { class: "empty-row error-row" }, h("td", { colspan: "7" }, `Liste indisponible : ${loadError}`)),
-    );
+    rows = [h("tr", { class: "empty-row error-row" }, h("td", { colspan: "7" }, `Liste indisponible. ${loadError}`))];
   } else if (!loaded) {
-    body.append(h("tr", { class: "empty-row" }, h("td", { colspan: "7" }, "Chargement des alertes…")));
+    rows = [h("tr", { class: "empty-row" }, h("td", { colspan: "7" }, "Chargement des alertes…"))];
   } else if (alerts.length === 0) {
-    body.append(h("tr", { class: "empty-row" }, h("td", { colspan: "7" }, "Aucune alerte en attente.")));
+    rows = [h("tr", { class: "empty-row" }, h("td", { colspan: "7" }, "Aucune alerte en attente."))];
   } else if (visible.length === 0) {
-    body.append(
-      h("tr", { class: "empty-row" }, h("td", { colspan: "7" }, "Aucune alerte ne correspond aux filtres choisis.")),
-    );
+    rows = [h("tr", { class: "empty-row" }, h("td", { colspan: "7" }, "Aucune alerte ne correspond aux filtres choisis."))];
   } else {
-    for (const alert of visible) body.append(alertRow(alert, me, now));
+    rows = visible.map((alert) => {
+      const row = alertRow(alert, me, now);
+      const before = drawn.get(row.dataset.alertId);
+      return before && sameRow(before, row) ? before : row;
+    });
   }
+  placeRows(body, rows);
 
   const summary = document.getElementById("alert-summary");
   summary.textContent = loaded ? summaryText(alerts, totals, notShown) : "";
@@ -484,6 +488,26 @@ export function renderAlertRows({ alerts, loaded, loadError, filters, me, focusH
   cut.hidden = !cut.textContent;
 
   if (focus) restoreFocus(body, focus);
+}
+
+/** The rows in this order, a row already in its place left untouched (never taken out and put back). */
+function placeRows(body, rows) {
+  const kept = new Set(rows);
+  for (const child of [...body.children]) if (!kept.has(child)) child.remove();
+  rows.forEach((row, index) => {
+    const there = body.children[index];
+    if (there !== row) body.insertBefore(row, there || null);
+  });
+  while (body.children.length > rows.length) body.lastElementChild.remove();
+}
+
+/** Whether a row drawn now says exactly what the one on the page says (a flash under way is not a difference). */
+function sameRow(before, row) {
+  const flashing = before.classList.contains("flash");
+  if (flashing) row.classList.add("flash");
+  const same = before.isEqualNode(row);
+  if (flashing) row.classList.remove("flash");
+  return same;
 }
 
 function restoreFocus(body, { alertId, action }) {

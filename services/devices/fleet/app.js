@@ -465,7 +465,7 @@ async function loadTablets() {
     found = (await request("GET", `/v1/tablets${query ? `?${query}` : ""}`)).items;
   } catch (error) {
     if (!latest("tablets", number)) return;
-    if (error.status === 422) return say(`Filtre refusé : ${explain(error)}`, false, error);
+    if (error.status === 422) return say(`Filtre refusé. ${explain(error)}`, false, error);
     throw error;
   }
   if (!latest("tablets", number)) return;
