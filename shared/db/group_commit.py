@@ -35,7 +35,8 @@ class GroupCommit(abc.ABC, Generic[Item, Result]):
     def __init__(self, *, max_batch: int = 256, writers: int = 2) -> None:
         self._max_batch = max_batch
         self._writers = writers
-        self._queue: asyncio.Queue[Pending[Item, Result]] = asyncio.Queue()
+        # None is a writer's signal to stop, queued behind what was submitted before ``stop``.
+        self._queue: asyncio.Queue[Pending[Item, Result] | None] = asyncio.Queue()
         self._running = False
 
     async def submit(self, item: Item) -> Result:
@@ -49,27 +50,39 @@ class GroupCommit(abc.ABC, Generic[Item, Result]):
         """A background job of the service: ``writers`` loops share the queue, so that one batch commits
         while the next one is being written."""
         self._running = True
+        stopping = asyncio.create_task(self._stop_writers_on(stop))
         try:
-            await asyncio.gather(*(self._loop(platform.pool, stop) for _ in range(self._writers)))
+            await asyncio.gather(*(self._loop(platform.pool) for _ in range(self._writers)))
         finally:
+            stopping.cancel()
             self._running = False
             while not self._queue.empty():
-                self._queue.get_nowait().outcome.set_exception(RuntimeError("the service is stopping"))
+                if (pending := self._queue.get_nowait()) is not None:
+                    pending.outcome.set_exception(RuntimeError("the service is stopping"))
+
+    async def _stop_writers_on(self, stop: asyncio.Event) -> None:
+        # A writer waits on the queue alone, woken by an item or by its stop signal: no time-out to poll ``stop``
+        # with, which made every shutdown wait for it (and cost a timer per batch).
+        await stop.wait()
+        for _ in range(self._writers):
+            self._queue.put_nowait(None)
 
     @abc.abstractmethod
     async def commit(self, pool: asyncpg.Pool, batch: list[Pending[Item, Result]]) -> None:
         """Write the batch and settle every item's ``outcome`` (an exception leaves the rest failed)."""
 
-    async def _loop(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                first = await asyncio.wait_for(self._queue.get(), timeout=0.5)
-            except TimeoutError:
-                continue
+    async def _loop(self, pool: asyncpg.Pool) -> None:
+        while (first := await self._queue.get()) is not None:
             batch = [first]
+            stopped = False
             while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                if (pending := self._queue.get_nowait()) is None:
+                    stopped = True  # what came before the signal is written, then this writer stops
+                    break
+                batch.append(pending)
             await self._commit(pool, batch)
+            if stopped:
+                return
 
     async def _commit(self, pool: asyncpg.Pool, batch: list[Pending[Item, Result]]) -> None:
         name = type(self).__name__
