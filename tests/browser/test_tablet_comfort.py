@@ -12,13 +12,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
+from shared.revocation import revoke
 from shared.testing.services import served
+from shared.testing.waiting import eventually
 from tests.browser.conftest import ARTIFACTS, contrast, send_bar_in_sight
 
 pytestmark = pytest.mark.browser
@@ -378,6 +381,61 @@ async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_t
             call,
         ], texts
         assert "appelez le 15" in texts[-2]
+
+
+async def test_a_token_refused_says_so_at_the_text_size_the_patient_chose_and_the_next_loan_starts_at_the_default(
+    service_env: dict[str, str], context: BrowserContext, tokens: TokenService
+) -> None:
+    """The loan ends while the patient uses the tablet (its token revoked: the tablet replaced, or its return
+    recorded by mistake): the next send is refused (401), and « Elle n'est plus reliée à votre suivi » is what she
+    reads, at the size she chose, there and then and at each opening until the tablet is handed back. It showed at the
+    default size: a patient at 200 % could not read why the tablet no longer works, nor « appelez le 15 ». The next
+    patient's loan starts at the default size."""
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, platform):  # type: ignore[arg-type]
+        loan = f"loan-{uuid.uuid4().hex}"
+        token = tokens.issue_device_token(uuid.uuid4(), "tablet-comfort", token_id=loan)
+        page = await context.new_page()
+        await page.goto(f"{url}/tablet/#device_token={token}")
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+        larger = page.get_by_role("button", name="A+, texte plus grand")
+        for _ in range(3):
+            await larger.click()
+        root_size = "() => getComputedStyle(document.documentElement).fontSize"
+        assert await page.evaluate(root_size) == "44px"
+
+        async with platform.pool.acquire() as conn:
+            await revoke(conn, [loan], "tablet.returned")
+
+        async def refused() -> bool:
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(
+                    f"{url}/v1/questionnaires/reconnect-symptoms", headers={"Authorization": f"Bearer {token}"}
+                )
+                return answer.status_code == 401
+
+        await eventually(refused, within=10)
+        # The page still open: the patient writes to the team, and the service refuses the token.
+        await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+        await page.locator("#message-text").fill("J'ai de la fièvre.")
+        await page.get_by_role("button", name="Envoyer", exact=True).click()
+        setup = page.locator("#screen-setup")
+        await expect(setup).to_contain_text("n'est plus reliée à votre suivi", timeout=5_000)
+        assert await page.evaluate(root_size) == "44px"
+        await expect(larger).to_be_disabled()
+        await expect(setup.get_by_text("En cas d'urgence, appelez le 15.", exact=True)).to_be_visible()
+
+        # Opened again before the tablet is handed back: still at her size.
+        await page.reload()
+        await expect(setup).to_be_visible()
+        assert await page.evaluate(root_size) == "44px"
+
+        # The tablet lent to the next patient: the default size.
+        await page.goto(f"{url}/tablet/#device_token={tokens.issue_device_token(uuid.uuid4(), 'tablet-comfort')}")
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+        assert await page.evaluate(root_size) == "22px"
+        await expect(page.get_by_role("button", name="A−, texte plus petit")).to_be_disabled()
+        assert await page.evaluate("() => localStorage.getItem('oncofollow.tablet.textSize')") is None
 
 
 async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_number_or_without(
