@@ -10,15 +10,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
+from shared.revocation import revoke
+from shared.testing.photos import photo_bytes
 from shared.testing.services import served
+from shared.testing.waiting import eventually
 from tests.browser.conftest import ARTIFACTS, contrast, send_bar_in_sight
 
 pytestmark = pytest.mark.browser
@@ -378,6 +383,149 @@ async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_t
             call,
         ], texts
         assert "appelez le 15" in texts[-2]
+
+
+async def test_a_token_refused_says_so_at_the_text_size_the_patient_chose_and_the_next_loan_starts_at_the_default(
+    service_env: dict[str, str], context: BrowserContext, tokens: TokenService
+) -> None:
+    """The loan ends while the patient uses the tablet (its token revoked: the tablet replaced, or its return
+    recorded by mistake): the next send is refused (401), and « Elle n'est plus reliée à votre suivi » is what she
+    reads, at the size she chose, there and then and at each opening until the tablet is handed back. It showed at the
+    default size: a patient at 200 % could not read why the tablet no longer works, nor « appelez le 15 ». The next
+    patient's loan starts at the default size."""
+    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, platform):  # type: ignore[arg-type]
+        loan = f"loan-{uuid.uuid4().hex}"
+        token = tokens.issue_device_token(uuid.uuid4(), "tablet-comfort", token_id=loan)
+        page = await context.new_page()
+        await page.goto(f"{url}/tablet/#device_token={token}")
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+        larger = page.get_by_role("button", name="A+, texte plus grand")
+        for _ in range(3):
+            await larger.click()
+        root_size = "() => getComputedStyle(document.documentElement).fontSize"
+        assert await page.evaluate(root_size) == "44px"
+
+        async with platform.pool.acquire() as conn:
+            await revoke(conn, [loan], "tablet.returned")
+
+        async def refused() -> bool:
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(
+                    f"{url}/v1/questionnaires/reconnect-symptoms", headers={"Authorization": f"Bearer {token}"}
+                )
+                return answer.status_code == 401
+
+        await eventually(refused, within=10)
+        # The page still open: the patient writes to the team, and the service refuses the token.
+        await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+        await page.locator("#message-text").fill("J'ai de la fièvre.")
+        await page.get_by_role("button", name="Envoyer", exact=True).click()
+        setup = page.locator("#screen-setup")
+        await expect(setup).to_contain_text("n'est plus reliée à votre suivi", timeout=5_000)
+        assert await page.evaluate(root_size) == "44px"
+        await expect(larger).to_be_disabled()
+        await expect(setup.get_by_text("En cas d'urgence, appelez le 15.", exact=True)).to_be_visible()
+
+        # Opened again before the tablet is handed back: still at her size.
+        await page.reload()
+        await expect(setup).to_be_visible()
+        assert await page.evaluate(root_size) == "44px"
+
+        # The tablet lent to the next patient: the default size.
+        await page.goto(f"{url}/tablet/#device_token={tokens.issue_device_token(uuid.uuid4(), 'tablet-comfort')}")
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+        assert await page.evaluate(root_size) == "22px"
+        await expect(page.get_by_role("button", name="A−, texte plus petit")).to_be_disabled()
+        assert await page.evaluate("() => localStorage.getItem('oncofollow.tablet.textSize')") is None
+
+
+# Where the emergency sentence of the screen shown is on arrival (scrolled to the top): in CSS pixels, and its text's
+# size and the root's.
+EMERGENCY_IN_SIGHT = """() => {
+  scrollTo(0, 0);
+  const screen = document.body.dataset.screen;
+  const sentence = [...document.querySelectorAll(`#${screen} .emergency`)].find((e) => e.checkVisibility());
+  const box = sentence.getBoundingClientRect();
+  const px = (e) => parseFloat(getComputedStyle(e).fontSize);
+  return {
+    screen,
+    says: sentence.textContent.trim(),
+    top: box.top,
+    bottom: box.bottom,
+    height: innerHeight,
+    text: px(sentence),
+    root: px(document.documentElement),
+  };
+}"""
+
+
+async def emergency_in_sight(page: Page, text_size: TextSize, where: str) -> None:
+    """At every text size, « appelez le 15 » in sight on arrival without scrolling, never under the size chosen."""
+    async for size in text_size.each():
+        seen = await page.evaluate(EMERGENCY_IN_SIGHT)
+        at = f"{where} at {TEXT_SIZES[size]} %"
+        assert seen["says"].endswith("En cas d'urgence, appelez le 15."), (at, seen)
+        assert 0 <= seen["top"] and seen["bottom"] <= seen["height"], (
+            f"the emergency sentence out of sight: {at} {seen}"
+        )
+        assert seen["text"] >= seen["root"], (at, seen)
+
+
+@pytest.mark.parametrize("screen", [{"width": 1280, "height": 800}, {"width": 800, "height": 1280}])
+async def test_the_emergency_sentence_is_in_sight_without_scrolling_on_every_screen_at_every_text_size(
+    service_env: dict[str, str], browser: Browser, tokens: TokenService, tmp_path: Path, screen: dict[str, int]
+) -> None:
+    """« En cas d'urgence, appelez le 15. » after everything else on a screen was below its foot in landscape: on
+    home and the message's screen from 100 %, on « pas encore prête » from 160 %, after a send with a photo from
+    160 %; in portrait at 200 % too. A patient who does not think of scrolling never saw it. On every screen that says
+    it, in its longest state (the team's number and button; on home the notes for a questionnaire left for later and a
+    tablet to charge; after a send, its photo, or the banner of a send waiting for the connection), at every size, in
+    landscape and portrait: in sight on arrival."""
+    photo = tmp_path / "main.jpg"
+    photo.write_bytes(photo_bytes(1200, 900))
+    async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
+        context = await browser.new_context(viewport=screen, locale="fr-FR", timezone_id="Europe/Paris")  # type: ignore[arg-type]
+        try:
+            page = await context.new_page()
+            await page.add_init_script(LOW_BATTERY)
+            text_size = TextSize(page)
+            await page.goto(f"{url}/tablet/")
+            await expect(page.locator("#screen-setup .team-phone")).to_be_visible()
+            await emergency_in_sight(page, text_size, "pas encore prête")
+
+            token = tokens.issue_device_token(uuid.uuid4(), "tablet-comfort")
+            await page.goto(f"{url}/tablet/#device_token={token}")
+            await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+            text_size.shown = await page.evaluate("() => Number(document.documentElement.dataset.textSize)")
+            await first_question(page)
+            await page.locator("#screen-question").get_by_role("button", name="Pas maintenant").click()
+            await expect(page.locator("#paused-note")).to_be_visible()
+            await expect(page.locator("#battery-banner")).to_be_visible()
+            await expect(page.locator("#screen-home .team-phone")).to_be_visible()
+            await emergency_in_sight(page, text_size, "home")
+
+            await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+            await emergency_in_sight(page, text_size, "the message's screen")
+            await page.locator("#message-photo").set_input_files(str(photo))
+            await expect(page.locator("#photo-preview-img")).to_be_visible(timeout=5_000)
+            await page.locator("#message-text").fill("J'ai des cloques sur la main.")
+            await page.get_by_role("button", name="Envoyer", exact=True).click()
+            sent = "Votre message a bien été envoyé à l'équipe soignante."
+            await expect(page.locator("#sent-status")).to_have_text(sent, timeout=5_000)
+            await expect(page.locator("#sent-photo")).to_be_visible()
+            await emergency_in_sight(page, text_size, "sent with a photo")
+
+            await context.set_offline(True)
+            await page.get_by_role("button", name="Retour à l'accueil").click()
+            await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+            await page.locator("#message-text").fill("J'ai de la fièvre.")
+            await page.get_by_role("button", name="Envoyer", exact=True).click()
+            await expect(page.locator("#sent-status")).to_contain_text("dès que la connexion reviendra")
+            await expect(page.locator("#queue-banner")).to_be_visible()
+            await emergency_in_sight(page, text_size, "sent offline")
+        finally:
+            await context.close()
 
 
 async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_number_or_without(

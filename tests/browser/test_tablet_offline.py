@@ -562,13 +562,14 @@ async () => {
 """
 
 
-async def test_a_loan_that_ends_leaves_nothing_of_the_patient_s_use_only_the_page_s_own_files_and_the_team_s_number(
+async def test_a_loan_that_ends_leaves_nothing_of_the_patient_s_use_but_the_text_size_until_the_next_loan(
     service_env: dict[str, str], tmp_path: Path, context: BrowserContext, tokens: TokenService
 ) -> None:
-    """The tablet handed back and lent to the next patient: nothing of the first one's use is left in the browser's
-    storage (answers begun, a message being written, the text size chosen, the questionnaire kept, the worker's record
-    of the openings), only what every tablet holds: the page's own files, which still open it offline, and the
-    team's number."""
+    """The tablet handed back: nothing of the patient's use is left in the browser's storage (answers begun, a
+    message being written, the questionnaire kept, the worker's record of the openings), only what every tablet
+    holds: the page's own files, which still open it offline, and the team's number; and, until the next loan starts
+    (its enrolment forgets it: test_tablet_comfort.py), the text size chosen, for the patient who reads that the loan
+    ended."""
     async with tablet_service(service_env, tmp_path / "tablet", TEAM_PHONE=TEAM_PHONE) as tablet:
         patient, loan = uuid.uuid4(), f"loan-{uuid.uuid4().hex}"
         token = tokens.issue_device_token(patient, "tablet-loan", token_id=loan)
@@ -609,9 +610,9 @@ async def test_a_loan_that_ends_leaves_nothing_of_the_patient_s_use_only_the_pag
         await page.reload()
         setup = page.locator("#screen-setup")
         await expect(setup).to_contain_text("n'est plus reliée à votre suivi", timeout=5_000)
-        # At the default text size at once: the size was the patient's.
-        assert await page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
-        await expect(page.get_by_role("button", name="A−, texte plus petit")).to_be_disabled()
+        # At the size the patient chose: she is the one who reads it.
+        assert await page.evaluate("getComputedStyle(document.documentElement).fontSize") == "44px"
+        await expect(page.get_by_role("button", name="A+, texte plus grand")).to_be_disabled()
 
         async def forgotten() -> dict[str, Any] | None:
             kept = await page.evaluate(KEPT_ON_THE_TABLET)
@@ -625,7 +626,10 @@ async def test_a_loan_that_ends_leaves_nothing_of_the_patient_s_use_only_the_pag
         version = await tablet.version()
         cache = f"oncofollow-tablet-{version}"
         assert kept == {
-            "localStorage": {"oncofollow.tablet.teamPhone": orjson.dumps(TEAM_PHONE).decode()},
+            "localStorage": {
+                "oncofollow.tablet.teamPhone": orjson.dumps(TEAM_PHONE).decode(),
+                "oncofollow.tablet.textSize": "3",
+            },
             "sessionStorage": {},
             "indexedDB": {},
             "caches": {cache: kept["caches"].get(cache)},

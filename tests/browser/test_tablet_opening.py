@@ -38,8 +38,10 @@ NUMBER_SHOWN = (
     "Si la page ne s'ouvre toujours pas, appelez l'équipe soignante de votre service. Son numéro est aussi sur la "
     "fiche donnée avec la tablette."
 )
+EMERGENCY = "En cas d'urgence, appelez le 15."
 MODULES = ("app.js", "comfort.js", "listen.js")  # what index.html loads as modules
 LATE = 10  # seconds tablet.css waits for a page that has not started
+ROOT_PX = (22, 28, 35, 44)  # the root's text size at 100, 130, 160 and 200 % (tablet.css, comfort.js's steps)
 SPEED = 5  # how much faster the page's animations run here: 2 s, still well past a normal opening on a busy machine
 
 
@@ -106,6 +108,8 @@ async def says_it_cannot_open(page: Page, *, within_s: float) -> None:
     box = await retry.bounding_box()
     assert box is not None and box["height"] >= 48
     await expect(retry).to_be_in_viewport(ratio=1)  # in sight without scrolling, at 200% text too
+    # The one sentence a patient must see here: in sight without scrolling as well.
+    await expect(notice(page).get_by_text(EMERGENCY, exact=True)).to_be_in_viewport(ratio=1)
     await expect(page.locator(".screen:visible")).to_have_count(0)
 
 
@@ -316,3 +320,42 @@ async def test_with_no_script_at_all_the_notice_is_drawn_at_the_largest_text_siz
         assert drawn == await page.evaluate(NOTICE_BOXES)
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / f"tablet-opening-no-script-{screen['width']}.png"))
+
+
+# The root's text size and the emergency sentence's, in px.
+EMERGENCY_SIZE = """
+() => [document.documentElement, document.querySelector("#opening-notice .emergency")].map((element) =>
+  parseFloat(getComputedStyle(element).fontSize))
+"""
+
+
+@pytest.mark.parametrize("screen", [{"width": 1280, "height": 800}, {"width": 800, "height": 1280}])
+async def test_the_emergency_sentence_is_in_sight_without_scrolling_at_every_text_size(
+    service_env: dict[str, str], tablets: Tablets, screen: dict[str, int]
+) -> None:
+    """« En cas d'urgence, appelez le 15. » is the one sentence a patient must see on the notice: in sight without
+    scrolling at every size A− and A+ offer, in landscape as in portrait, on the longest notice (the team's number
+    known: its sentence and its button too), and never smaller than the text chosen. At 200 % in landscape it was
+    below the screen's foot, after the team's part; at 160 % too with the team's number, and in portrait."""
+    async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
+        context = await tablets(viewport=screen)
+        for size, root_px in enumerate(ROOT_PX):
+            page = await context.new_page()
+            await page.add_init_script(kept("textSize", size))
+            await page.route(
+                "**/tablet/app.js",
+                lambda route: route.fulfill(status=404, body="Not Found", content_type="text/plain"),
+            )
+            await page.goto(f"{url}/tablet/")
+            await says_it_cannot_open(page, within_s=3)
+            call = notice(page).get_by_role("link", name=f"Appeler l'équipe soignante : {TEAM_PHONE}")
+            await expect(call).to_be_visible()
+            await expect(notice(page).get_by_text(NUMBER_SHOWN)).to_be_visible()
+            root, emergency = await page.evaluate(EMERGENCY_SIZE)
+            assert root == root_px, (size, root)
+            assert emergency >= root, f"the emergency sentence at {emergency}px, under the {root}px chosen"
+            await expect(notice(page).get_by_text(EMERGENCY, exact=True)).to_be_in_viewport(ratio=1)
+            if size == len(ROOT_PX) - 1:
+                ARTIFACTS.mkdir(exist_ok=True)
+                await page.screenshot(path=str(ARTIFACTS / f"tablet-opening-failed-200-{screen['width']}.png"))
+            await page.close()

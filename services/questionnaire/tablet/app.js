@@ -65,18 +65,24 @@ function save(name, value) {
 // What stays on the tablet from one loan to the next: the team's number, the deployment's (config.json's, the same for
 // every tablet and every patient), kept for a tablet that opens offline on « pas encore prête » with whom to call.
 const KEPT_ACROSS_LOANS = new Set([`${STORE}teamPhone`]);
+// What stays once a loan ends, until the next one starts: the text size chosen. The screen that says the loan ended is
+// read by the patient who chose it, there and then and at each opening until she hands the tablet back: at the default
+// size, a patient at 200 % could not read why the tablet no longer works, nor « appelez le 15 ». The next patient's
+// loan starts with an enrolment, which forgets it.
+const KEPT_UNTIL_NEXT_LOAN = new Set([`${STORE}textSize`]);
 // The worker's record of which version each opening runs (sw.js's OPENINGS_DB): client ids and versions only, but a
 // trace of this tablet's use by the patient, so it goes with the rest; the worker starts a new one at the next opening.
 const OPENINGS_DB = "oncofollow-tablet";
 
 /**
- * A refused token means the loan ended (and a new loan starts clean): everything this tablet kept of the patient
- * goes with it, the text size chosen too (comfort.js shows the default at once). The page's own files stay in the
- * worker's copy: they are the same for every patient.
+ * A new loan starts clean, and a refused token means the loan ended: everything this tablet kept of the patient goes
+ * with it, the text size chosen too when a new loan starts (comfort.js then shows the default at once), not when the
+ * loan ended (`loanEnded`: KEPT_UNTIL_NEXT_LOAN). The page's own files stay in the worker's copy: they are the same
+ * for every patient.
  */
-function forgetEverything() {
-  for (const key of Object.keys(localStorage))
-    if (key.startsWith(STORE) && !KEPT_ACROSS_LOANS.has(key)) localStorage.removeItem(key);
+function forgetEverything({ loanEnded = false } = {}) {
+  const kept = (key) => KEPT_ACROSS_LOANS.has(key) || (loanEnded && KEPT_UNTIL_NEXT_LOAN.has(key));
+  for (const key of Object.keys(localStorage)) if (key.startsWith(STORE) && !kept(key)) localStorage.removeItem(key);
   forgetOpenings();
   document.dispatchEvent(new Event("tablet-forgotten"));
 }
@@ -229,7 +235,7 @@ async function call(method, path, { body, key, fhir = false, file = null } = {})
 }
 
 function tokenRefused() {
-  forgetEverything();
+  forgetEverything({ loanEnded: true });
   showSetup("Elle n'est plus reliée à votre suivi. Elle a peut-être été rendue ou remplacée.");
 }
 

@@ -8,7 +8,7 @@
 
 import { screenFit } from "./sizing.js";
 
-const STORE = "oncofollow.tablet."; // app.js's prefix: forgotten with everything else when a loan ends (but the team's number)
+const STORE = "oncofollow.tablet."; // app.js's prefix: forgotten with the loan (app.js's forgetEverything says what stays)
 // The root font size steps (tablet.css): 100%, then about 130%, 160% and 200%.
 const TEXT_SIZES = 4;
 const LOW_BATTERY = 0.2;
@@ -62,7 +62,8 @@ function setUpTextSize() {
     save("textSize", size || null);
     applyTextSize(size);
   };
-  // The loan ended, or a new one starts (app.js forgot everything of the patient's): the default size, for the next.
+  // A new loan starts (app.js forgot everything of the patient's): the default size, for the next patient. The loan
+  // ended: the size kept (app.js), for the patient who reads that it did.
   document.addEventListener("tablet-forgotten", () => applyTextSize(textSize()));
   $("#text-smaller").addEventListener("click", () => change(-1));
   $("#text-larger").addEventListener("click", () => change(+1));
