@@ -180,7 +180,14 @@ async def test_a_tablet_is_enrolled_through_the_fragment_and_a_refused_token_say
         await expect(setup).to_be_visible()
         await expect(setup).to_contain_text("n'est plus reliée à votre suivi")
         await expect(setup).to_contain_text("Appelez l'équipe soignante de votre service")
-        assert await page.evaluate("Object.keys(localStorage).filter((k) => k.startsWith('oncofollow.'))") == []
+        # Only that the loan ended (nothing left unsent), so that the page says why again when opened.
+        assert await page.evaluate("Object.keys(localStorage).filter((k) => k.startsWith('oncofollow.'))") == [
+            "oncofollow.tablet.loanEnd"
+        ]
+        assert await page.evaluate("localStorage.getItem('oncofollow.tablet.loanEnd')") == '{"unsent":[]}'
+        await page.reload()
+        await expect(setup).to_contain_text("n'est plus reliée à votre suivi")
+        await expect(page.locator("#setup-unsent")).to_be_hidden()
     finally:
         await context.close()
 

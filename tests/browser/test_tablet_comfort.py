@@ -385,14 +385,15 @@ async def test_the_team_s_number_is_one_tap_away_on_home_after_a_send_and_on_a_t
         assert "appelez le 15" in texts[-2]
 
 
-async def test_a_token_refused_says_so_at_the_text_size_the_patient_chose_and_the_next_loan_starts_at_the_default(
+async def test_a_token_refused_says_so_at_the_chosen_size_with_what_was_not_sent_and_the_next_loan_starts_clean(
     service_env: dict[str, str], context: BrowserContext, tokens: TokenService
 ) -> None:
     """The loan ends while the patient uses the tablet (its token revoked: the tablet replaced, or its return
     recorded by mistake): the next send is refused (401), and « Elle n'est plus reliée à votre suivi » is what she
     reads, at the size she chose, there and then and at each opening until the tablet is handed back. It showed at the
-    default size: a patient at 200 % could not read why the tablet no longer works, nor « appelez le 15 ». The next
-    patient's loan starts at the default size."""
+    default size: a patient at 200 % could not read why the tablet no longer works, nor « appelez le 15 ». The message
+    she was sending is not sent, and the screen says so (it said nothing: she would wait for the team's answer). The
+    next patient's loan starts at the default size, with nothing of that said."""
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, platform):  # type: ignore[arg-type]
         loan = f"loan-{uuid.uuid4().hex}"
@@ -426,11 +427,18 @@ async def test_a_token_refused_says_so_at_the_text_size_the_patient_chose_and_th
         assert await page.evaluate(root_size) == "44px"
         await expect(larger).to_be_disabled()
         await expect(setup.get_by_text("En cas d'urgence, appelez le 15.", exact=True)).to_be_visible()
+        # The message she was told would be sent was not: she is told so, and whom to tell instead.
+        unsent = "Votre dernier message n'a pas été envoyé. Appelez l'équipe soignante pour lui dire ce que vous"
+        await expect(page.locator("#setup-unsent")).to_be_visible()
+        await expect(page.locator("#setup-unsent")).to_contain_text(unsent)
 
-        # Opened again before the tablet is handed back: still at her size.
+        # Opened again before the tablet is handed back: still at her size, and still saying why and what was not sent.
         await page.reload()
         await expect(setup).to_be_visible()
         assert await page.evaluate(root_size) == "44px"
+        await expect(setup).to_contain_text("n'est plus reliée à votre suivi")
+        await expect(page.locator("#setup-unsent")).to_contain_text(unsent)
+        assert "J'ai de la fièvre" not in await page.evaluate("() => JSON.stringify(localStorage)")
 
         # The tablet lent to the next patient: the default size.
         await page.goto(f"{url}/tablet/#device_token={tokens.issue_device_token(uuid.uuid4(), 'tablet-comfort')}")
@@ -438,6 +446,7 @@ async def test_a_token_refused_says_so_at_the_text_size_the_patient_chose_and_th
         assert await page.evaluate(root_size) == "22px"
         await expect(page.get_by_role("button", name="A−, texte plus petit")).to_be_disabled()
         assert await page.evaluate("() => localStorage.getItem('oncofollow.tablet.textSize')") is None
+        assert await page.evaluate("() => localStorage.getItem('oncofollow.tablet.loanEnd')") is None
 
 
 # Where the emergency sentence of the screen shown is on arrival (scrolled to the top): in CSS pixels, and its text's

@@ -562,14 +562,14 @@ async () => {
 """
 
 
-async def test_a_loan_that_ends_leaves_nothing_of_the_patient_s_use_but_the_text_size_until_the_next_loan(
+async def test_a_loan_that_ends_leaves_nothing_of_the_patient_s_use_but_the_text_size_and_its_end_until_the_next_loan(
     service_env: dict[str, str], tmp_path: Path, context: BrowserContext, tokens: TokenService
 ) -> None:
     """The tablet handed back: nothing of the patient's use is left in the browser's storage (answers begun, a
     message being written, the questionnaire kept, the worker's record of the openings), only what every tablet
     holds: the page's own files, which still open it offline, and the team's number; and, until the next loan starts
-    (its enrolment forgets it: test_tablet_comfort.py), the text size chosen, for the patient who reads that the loan
-    ended."""
+    (its enrolment forgets it: test_tablet_comfort.py), the text size chosen and that the loan ended (which kinds of
+    sends it left unsent, never what they said), for the patient who reads that it did."""
     async with tablet_service(service_env, tmp_path / "tablet", TEAM_PHONE=TEAM_PHONE) as tablet:
         patient, loan = uuid.uuid4(), f"loan-{uuid.uuid4().hex}"
         token = tokens.issue_device_token(patient, "tablet-loan", token_id=loan)
@@ -629,6 +629,9 @@ async def test_a_loan_that_ends_leaves_nothing_of_the_patient_s_use_but_the_text
             "localStorage": {
                 "oncofollow.tablet.teamPhone": orjson.dumps(TEAM_PHONE).decode(),
                 "oncofollow.tablet.textSize": "3",
+                # That the loan ended, and nothing left unsent (the message was being written, never sent): the
+                # screen says why at each opening until the next loan.
+                "oncofollow.tablet.loanEnd": orjson.dumps({"unsent": []}).decode(),
             },
             "sessionStorage": {},
             "indexedDB": {},

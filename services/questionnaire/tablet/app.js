@@ -68,8 +68,9 @@ const KEPT_ACROSS_LOANS = new Set([`${STORE}teamPhone`]);
 // What stays once a loan ends, until the next one starts: the text size chosen. The screen that says the loan ended is
 // read by the patient who chose it, there and then and at each opening until she hands the tablet back: at the default
 // size, a patient at 200 % could not read why the tablet no longer works, nor « appelez le 15 ». The next patient's
-// loan starts with an enrolment, which forgets it.
-const KEPT_UNTIL_NEXT_LOAN = new Set([`${STORE}textSize`]);
+// loan starts with an enrolment, which forgets it. So is what the loan's end left unsent (`loanEnd`: which kinds, never
+// what they said), so that the screen says it again at each opening until then.
+const KEPT_UNTIL_NEXT_LOAN = new Set([`${STORE}textSize`, `${STORE}loanEnd`]);
 // The worker's record of which version each opening runs (sw.js's OPENINGS_DB): client ids and versions only, but a
 // trace of this tablet's use by the patient, so it goes with the rest; the worker starts a new one at the next opening.
 const OPENINGS_DB = "oncofollow-tablet";
@@ -234,10 +235,26 @@ async function call(method, path, { body, key, fhir = false, file = null } = {})
   return { status: response.status, body: parsed };
 }
 
+const LOAN_ENDED = "Elle n'est plus reliée à votre suivi. Elle a peut-être été rendue ou remplacée.";
+
+/**
+ * The loan ended: what the queue still held (answers or a message the patient was told would be sent, the one being
+ * sent among them) goes with everything else, since no token may send it now. The patient is told which, and whom to
+ * call with it: believing the team has her answers, she would wait for a call that cannot come.
+ */
 function tokenRefused() {
+  const queue = load("outbox", []);
+  const unsent = ["submission", "message"].filter((kind) => queue.some((entry) => entry.kind === kind));
   forgetEverything({ loanEnded: true });
-  showSetup("Elle n'est plus reliée à votre suivi. Elle a peut-être été rendue ou remplacée.");
+  save("loanEnd", { unsent });
+  showSetup(LOAN_ENDED, unsent);
 }
+
+const UNSENT = {
+  submission: "Vos dernières réponses n'ont pas été envoyées.",
+  message: "Votre dernier message n'a pas été envoyé.",
+  both: "Vos dernières réponses et votre message n'ont pas été envoyés.",
+};
 
 async function questionnaireDefinition({ fresh = false } = {}) {
   const cached = load("definition");
@@ -270,8 +287,11 @@ function show(id) {
   }
 }
 
-function showSetup(reason) {
+function showSetup(reason, unsent = []) {
   if (reason) $("#setup-reason").textContent = reason;
+  const said = unsent.length > 1 ? UNSENT.both : UNSENT[unsent[0]];
+  $("#setup-unsent-what").textContent = said || "";
+  $("#setup-unsent").hidden = !said;
   $("#queue-banner").hidden = true;
   $("#refused-banner").hidden = true;
   show("screen-setup");
@@ -1200,7 +1220,8 @@ function wire() {
 async function begin() {
   if (load("enrolment") && !(await enrolWithCode())) return;
   if (!load("token")) {
-    showSetup(null);
+    const ended = load("loanEnd");
+    showSetup(ended ? LOAN_ENDED : null, ended ? ended.unsent || [] : []);
     return;
   }
   showHome();
