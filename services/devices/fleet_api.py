@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -62,10 +61,9 @@ async def me(staff: FleetManager, platform: PlatformDep) -> Any:
     # Signing in is being seen: the return receipts of the wipes she records name her as her token does.
     async with platform.pool.acquire() as conn:
         await remember_staff(conn, staff.staff_id, staff.name, datetime.now(UTC))
-    ends = staff.session_ends_at
     return Me(
         staff_id=staff.staff_id,
         name=staff.name,
         roles=sorted(staff.roles),
-        session_expires_in=None if ends is None else max(0, ends - int(time.time())),
+        session_expires_in=staff.session_seconds_left(),
     )
