@@ -56,8 +56,17 @@ async def platform(service_env: dict[str, str], tokens: TokenService) -> AsyncIt
 
 
 @pytest.fixture
-async def devices(service_env: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+def devices_clock() -> PinnableClock:
+    """The ``devices`` service's clock: the real time unless a test pins it (a day it checks, far from midnight)."""
+    return PinnableClock()
+
+
+@pytest.fixture
+async def devices(
+    service_env: dict[str, str], devices_clock: PinnableClock
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     """The devices service alone, in-process: its client and its platform."""
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    async with in_process(build_devices(DevicesSettings(**env, SILENCE_CHECK_S="3600"))) as (client, platform):  # type: ignore[arg-type]
+    settings = DevicesSettings(**env, SILENCE_CHECK_S="3600")  # type: ignore[arg-type]
+    async with in_process(build_devices(settings, clock=devices_clock)) as (client, platform):
         yield client, platform
