@@ -1,8 +1,9 @@
 """Each service tells time by the clock it is built with, everywhere. The alerting service: the consumer that raises
 an alert, the API's "overdue", its nurse steps, its "today" and the team's period, as its escalation check already
 did. The devices service: a tablet's steps, a loan, its "today" (a return due soon or overdue), a heartbeat's arrival,
-a return, a wipe and the receipt's date, as its silence check already did. A test that pins that clock no longer
-depends on the day or the hour it runs at."""
+a return, a wipe and the receipt's date, as its silence check already did. The questionnaire service: when answers
+and messages arrive, the team's hours a patient is told, and the tablet's clock its answers are checked against. A
+test that pins that clock no longer depends on the day or the hour it runs at."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import orjson
 import pytest
 
 from shared.auth import TokenService
+from shared.opening_hours import IN_HOURS_NOTICE, OUT_OF_HOURS_NOTICE
 from shared.testing.clock import PinnableClock
-from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from shared.testing.fhir import CALM, RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -191,3 +193,68 @@ async def test_a_loan_at_a_clock_set_ahead_of_the_real_time_gives_a_token_the_ta
     assert beat.status_code == 204, beat.text
     detail = (await client.get(f"/v1/tablets/{granted['tablet']['id']}", headers=staff)).json()
     assert instant(detail["last_seen_at"]) == lent_at
+
+
+def an_hour_weeks_back(platform: Any, *, team_at_work: bool) -> datetime:
+    """An hour at Paris three weeks or more before the real today, the team at work then (``team_at_work``) or not:
+    the real clock cannot be on it, whatever the hour the test runs at."""
+    hours = platform.questionnaire_platform.extras["opening_hours"]
+    day = datetime.now(PARIS).date() - timedelta(days=21)
+    while True:
+        for hour in (10, 22):
+            at = datetime.combine(day, time(hour), PARIS)
+            if hours.is_open(at) == team_at_work:
+                return at.astimezone(UTC)
+        day -= timedelta(days=1)
+
+
+def fhir(headers: dict[str, str]) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"}
+
+
+@pytest.mark.parametrize("team_at_work", [True, False], ids=["team-at-work", "team-away"])
+async def test_the_questionnaire_service_dates_answers_and_messages_and_tells_the_team_s_hours_by_its_clock(
+    platform: Any, team_at_work: bool
+) -> None:
+    at = platform.questionnaire_clock.pin(an_hour_weeks_back(platform, team_at_work=team_at_work))
+    notice = IN_HOURS_NOTICE if team_at_work else OUT_OF_HOURS_NOTICE
+    patient = uuid.uuid4()
+    device = platform.device(patient)
+    answers = orjson.dumps(questionnaire_response(CALM, authored=at - timedelta(minutes=3)))
+
+    posted = await platform.questionnaire.post("/v1/submissions", content=answers, headers=fhir(device))
+    assert posted.status_code == 202, posted.text
+    assert posted.json()["notice"] == notice
+    status = (await platform.questionnaire.get(f"/v1/submissions/{posted.json()['id']}", headers=device)).json()
+    assert instant(status["received_at"]) == at
+    assert status["notice"] == notice
+
+    phoned = await platform.questionnaire.post(
+        f"/v1/patients/{patient}/submissions", content=answers, headers=fhir(platform.staff())
+    )
+    assert phoned.status_code == 202, phoned.text
+    assert phoned.json()["notice"] == notice
+    entered = await platform.questionnaire.get(f"/v1/submissions/{phoned.json()['id']}", headers=platform.staff())
+    assert instant(entered.json()["received_at"]) == at
+
+    sent = await platform.questionnaire.post(
+        "/v1/messages",
+        json={"text": "Pouvez-vous me rappeler ?"},
+        headers={**device, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["notice"] == notice
+    message = (await platform.questionnaire.get(f"/v1/messages/{sent.json()['id']}", headers=device)).json()
+    assert instant(message["sent_at"]) == at
+    assert message["notice"] == notice
+
+
+async def test_answers_given_after_the_questionnaire_service_s_now_are_from_a_wrong_clock(platform: Any) -> None:
+    platform.questionnaire_clock.pin(an_hour_weeks_back(platform, team_at_work=True))
+    # Given by the real time: weeks after the service's now, as only a tablet's clock set wrong could date them.
+    answers = orjson.dumps(questionnaire_response(CALM, authored=datetime.now(UTC)))
+    posted = await platform.questionnaire.post(
+        "/v1/submissions", content=answers, headers=fhir(platform.device(uuid.uuid4()))
+    )
+    assert posted.status_code == 422, posted.text
+    assert posted.json()["type"].endswith("/in-the-future"), posted.text
