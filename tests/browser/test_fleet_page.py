@@ -659,8 +659,9 @@ FRENCH_MONTHS = "janvier février mars avril mai juin juillet août septembre oc
 
 
 async def _back_damaged_and_wiped(office: Office, note: str | None) -> tuple[str, str]:
-    """A tablet loaned, returned damaged (with ``note``) and wiped, through the API: its id and serial number."""
-    tablet, _ = await _loan(office, datetime.now(UTC))
+    """A tablet loaned, returned damaged (with ``note``) and wiped, through the API, at the service's now: its id and
+    serial number."""
+    tablet, _ = await _loan(office, office.clock())
     async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
         back: dict[str, Any] = {"channel": "day_hospital", "accessories_returned": [], "condition": "damaged"}
         if note:
@@ -674,11 +675,14 @@ async def _back_damaged_and_wiped(office: Office, note: str | None) -> tuple[str
 async def test_a_tablet_back_damaged_waits_for_its_check_then_is_made_ready_or_sent_to_repair(
     office: Office, context: BrowserContext
 ) -> None:
+    # Noon, for the service and the page: returned just before midnight and checked just after, the days the page
+    # wrote were not the test's.
+    noon = office.clock.set(paris_noon_today())
     _, serial = await _back_damaged_and_wiped(office, "écran fissuré")
     _, other = await _back_damaged_and_wiped(office, None)
-    page = await office.page(context)
-    now = datetime.now(ZoneInfo("Europe/Paris"))
-    today = f"{now.day} {FRENCH_MONTHS[now.month - 1]} {now.year}"  # as the page writes a day (formatDay)
+    page = await office.page(context, at=noon)
+    day = noon.astimezone(PARIS)
+    today = f"{day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}"  # as the page writes a day (formatDay)
     # Counted where the fleet manager's steps are, and marked on its row.
     damaged = page.locator("#counts li[data-count='damaged_to_check']")
     await expect(damaged).to_have_text("2Endommagées à vérifier")
