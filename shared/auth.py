@@ -158,6 +158,12 @@ class StaffPrincipal:
     def has_any(self, roles: frozenset[str]) -> bool:
         return bool(self.roles & roles)
 
+    def session_seconds_left(self) -> int | None:
+        """Seconds until the sign-in ends, by the real time and not by a service's clock: it counts down to the
+        expiry the token checks enforce by the real time, so that a page signs out when its token is refused,
+        neither before nor after."""
+        return None if self.session_ends_at is None else max(0, self.session_ends_at - int(time.time()))
+
 
 Principal = DevicePrincipal | StaffPrincipal
 

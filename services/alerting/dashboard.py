@@ -3,7 +3,6 @@ besides the alert API: sign-in help, who am I, and the French labels of the code
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -168,9 +167,7 @@ async def me(staff: Staff, platform: PlatformDep, now: NowDep) -> Any:
         name=staff.name,
         roles=sorted(staff.roles),
         session_ends_at=None if ends is None else datetime.fromtimestamp(ends, UTC),
-        # The real time, not the service's clock: it counts down to the expiry the token checks enforce by the
-        # real time (shared/auth.py), so that the page signs out when its token is refused, neither before nor after.
-        session_expires_in=None if ends is None else max(0, ends - int(time.time())),
+        session_expires_in=staff.session_seconds_left(),
     )
 
 

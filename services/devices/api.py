@@ -4,6 +4,7 @@ inventory, the lifecycle steps, loans, returns, wipes and losses. Their models a
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -79,7 +80,7 @@ from shared.db.staff import remember_staff
 from shared.events.catalog import make_event
 from shared.events.devices import TabletLoanedV1, TabletLostV1, TabletReturnedV1, TabletWipedV1
 from shared.http import idempotency
-from shared.http.app import Platform, PlatformDep
+from shared.http.app import NowDep, Platform, PlatformDep
 from shared.http.limits import MAX_OFFSET
 from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
@@ -128,7 +129,7 @@ async def _command(
 ) -> Any:
     """``to_store`` takes secrets out of the response kept for retries; ``to_replay`` puts them back (in the
     transaction of the retry: a one-time enrolment code cannot be shown again, so a retry gets a new one)."""
-    now = datetime.now(UTC)
+    now = platform.clock()
     scope = f"{staff.staff_id}:{request.method}:{request.url.path}"
     async with platform.pool.acquire() as conn, conn.transaction():
         if key is not None:
@@ -284,6 +285,7 @@ async def register_tablet(
 async def list_tablets(
     staff: FleetReader,
     platform: PlatformDep,
+    now: NowDep,
     state: Annotated[list[TabletState] | None, Query()] = None,
     serial: Annotated[
         SerialNumber | None,
@@ -292,7 +294,7 @@ async def list_tablets(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Any:
-    today = datetime.now(UTC).date()
+    today = now.date()
     async with platform.pool.acquire() as conn, conn.transaction():
         rows = await repository.list_tablets(
             conn, states=[s.value for s in state] if state else None, serial=serial, limit=limit, offset=offset
@@ -324,8 +326,8 @@ async def list_tablets(
     summary="One tablet and its whole history",
     responses=problem_responses(404),
 )
-async def get_tablet(tablet_id: UUID, staff: FleetReader, platform: PlatformDep) -> Any:
-    today = datetime.now(UTC).date()
+async def get_tablet(tablet_id: UUID, staff: FleetReader, platform: PlatformDep, now: NowDep) -> Any:
+    today = now.date()
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.get_tablet(conn, tablet_id)
         if row is None:
@@ -454,6 +456,13 @@ def _token_expiry(expected_return_on: date) -> int:
     return int((datetime.combine(expected_return_on, datetime.min.time(), UTC) + TOKEN_MARGIN).timestamp())
 
 
+def _token_issued_at(loaned_at: datetime) -> int:
+    """A loan's device token is issued at the loan's second, so that signing it again (a retry, an enrolment) makes
+    the very same token. The loan is dated by the service's clock, the token is checked by the real time, which
+    refuses one issued in its future: never later than the real time, for a service clock set ahead (a test's)."""
+    return min(int(loaned_at.timestamp()), int(time.time()))
+
+
 def _loan_token(platform: Platform, loan: Any) -> str:
     """The loan's device token signed again: same id, expiry and issue time, so the very same token."""
     return platform.tokens.issue_device_token(
@@ -461,7 +470,7 @@ def _loan_token(platform: Platform, loan: Any) -> str:
         str(loan["tablet_id"]),
         token_id=loan["token_id"],
         expires_at=_token_expiry(loan["expected_return_on"]),
-        issued_at=int(loan["loaned_at"].timestamp()),
+        issued_at=_token_issued_at(loan["loaned_at"]),
     )
 
 
@@ -536,7 +545,7 @@ async def loan_tablet(
         expires = _token_expiry(expected)
         # Issued at the loan's second: a retry signs the very same token again from the stored loan.
         token = platform.tokens.issue_device_token(
-            body.patient_id, str(tablet_id), expires_at=expires, issued_at=int(now.timestamp())
+            body.patient_id, str(tablet_id), expires_at=expires, issued_at=_token_issued_at(now)
         )
         principal = platform.tokens.verify(token)
         accessories = sorted(a.value for a in body.accessories)
@@ -590,7 +599,7 @@ async def loan_tablet(
             loan["tablet_id"],
             token_id=stored["token_id"],
             expires_at=expires,
-            issued_at=int(datetime.fromisoformat(loan["loaned_at"]).timestamp()),
+            issued_at=_token_issued_at(datetime.fromisoformat(loan["loaned_at"])),
         )
         loan_id = UUID(loan["id"])
         current = await repository.get_loan(conn, loan_id)
@@ -678,7 +687,7 @@ def _refused_exchange(outcome: Exchange) -> Problem | None:
     responses=problem_responses(404, 410, 422),
     openapi_extra=idempotency.OPTIONAL_KEY,
 )
-async def enrol(body: EnrolmentRequest, platform: PlatformDep, key: IdempotencyKey = None) -> Any:
+async def enrol(body: EnrolmentRequest, platform: PlatformDep, now: NowDep, key: IdempotencyKey = None) -> Any:
     if key is not None:
         key = idempotency.check_key(key)
     code = canonical_code(body.code)
@@ -690,11 +699,11 @@ async def enrol(body: EnrolmentRequest, platform: PlatformDep, key: IdempotencyK
     )
     if code is None:
         raise unknown
-    now = datetime.now(UTC)
     async with platform.pool.acquire() as conn, conn.transaction():
         row = await repository.lock_enrolment_code(conn, code_hash(code))
         if row is None:
             raise unknown
+        # The code's expiry, unlike a token's, is the service's: written by its clock (_enrolment), checked by it.
         outcome = exchange(
             StoredCode(
                 expires_at=row["expires_at"],
@@ -833,8 +842,7 @@ async def accessories_back(
     summary="The return receipt of a loan, for the patient: the tablet came back, and its data was erased",
     responses=problem_responses(404, 409),
 )
-async def loan_receipt(loan_id: UUID, staff: FleetManager, platform: PlatformDep) -> Any:
-    now = datetime.now(UTC)
+async def loan_receipt(loan_id: UUID, staff: FleetManager, platform: PlatformDep, now: NowDep) -> Any:
     async with platform.pool.acquire() as conn, conn.transaction():
         loan = await repository.loan_for_receipt(conn, loan_id)
         if loan is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -14,7 +12,7 @@ from services.devices.domain import AWAITING_CHECK, TabletState, utilisation
 from services.devices.schemas import FleetView, Me, loan_view
 from shared.audit import audit_staff_patients
 from shared.db.staff import remember_staff
-from shared.http.app import PlatformDep
+from shared.http.app import NowDep, PlatformDep
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
 
@@ -23,10 +21,11 @@ router = APIRouter(prefix="/v1", tags=["fleet"])
 async def fleet(
     staff: FleetReader,
     platform: PlatformDep,
+    now: NowDep,
     period_days: Annotated[int, Query(ge=1, le=730)] = 90,
     due_soon_days: Annotated[int, Query(ge=1, le=365)] = 30,
 ) -> Any:
-    today = datetime.now(UTC).date()
+    today = now.date()
     async with platform.pool.acquire() as conn, conn.transaction():
         figures = await repository.fleet_figures(
             conn, today, due_soon_days, period_days, [s.value for s in AWAITING_CHECK]
@@ -58,14 +57,13 @@ async def fleet(
     response_model=Me,
     summary="Who this fleet manager is: the fleet page's sign-in (403 for staff without the fleet role)",
 )
-async def me(staff: FleetManager, platform: PlatformDep) -> Any:
+async def me(staff: FleetManager, platform: PlatformDep, now: NowDep) -> Any:
     # Signing in is being seen: the return receipts of the wipes she records name her as her token does.
     async with platform.pool.acquire() as conn:
-        await remember_staff(conn, staff.staff_id, staff.name, datetime.now(UTC))
-    ends = staff.session_ends_at
+        await remember_staff(conn, staff.staff_id, staff.name, now)
     return Me(
         staff_id=staff.staff_id,
         name=staff.name,
         roles=sorted(staff.roles),
-        session_expires_in=None if ends is None else max(0, ends - int(time.time())),
+        session_expires_in=staff.session_seconds_left(),
     )

@@ -99,7 +99,7 @@ def build_service(settings: DevicesSettings | None = None, *, clock: Clock = sys
             silence_watch(settings.silence_policy, settings.silence_check_s, clock),
             heartbeat_retention(settings.heartbeat_retention_days),
         ),
-        extras={"heartbeats": heartbeats},
+        extras={"heartbeats": heartbeats, "clock": clock},
         description="The tablet fleet: inventory, loans and device tokens, returns, wipes, heartbeats, silences.",
         cors_origins=settings.tablet_origins,
         static={"/fleet": PAGES, "/web": WEB_MODULES},

@@ -411,6 +411,8 @@ async def loans_needing_attention(conn: asyncpg.Connection, today: date, soon_da
 
 
 async def purge_heartbeats(conn: asyncpg.Connection, keep_days: int) -> int:
+    # PostgreSQL's now(), not the service's clock the heartbeats are received by: keeping the table small is the
+    # disk's business, by the real time, as the shared housekeeping's purges.
     status = await conn.execute(
         "DELETE FROM heartbeats WHERE received_at < now() - make_interval(days => $1)", keep_days
     )

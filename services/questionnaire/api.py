@@ -7,7 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -27,7 +27,7 @@ from shared.events.catalog import make_event
 from shared.events.envelope import CloudEvent
 from shared.events.questionnaire import MessageSentV1, QuestionnaireSubmittedV1
 from shared.http import idempotency
-from shared.http.app import Platform, PlatformDep
+from shared.http.app import NowDep, Platform, PlatformDep
 from shared.http.bodies import parse_json, storable_json
 from shared.http.ingress import IngressRequest, IngressWriter
 from shared.http.openapi import problem_responses
@@ -193,11 +193,12 @@ async def submit(request: Request) -> Any:
     questionnaires: QuestionnaireCatalogue = platform.extras["catalogue"]
     hours: OpeningHours = platform.extras["opening_hours"]
     writers: Writers = platform.extras["writers"]
+    now = platform.clock()
     key = idempotency.check_key(request.headers.get("idempotency-key"))
     body = await request.body()
     response = parse_json(body)
     stored = storable_json(response)  # before any walk of it: at most 254 levels deep
-    answers = _normalised(questionnaires, response)
+    answers = _normalised(questionnaires, response, now)
     if answers.answered_by == "nurse_phone":
         raise Problem(
             422,
@@ -209,7 +210,7 @@ async def submit(request: Request) -> Any:
         )
     if answers.subject_patient_id is not None and answers.subject_patient_id != device.patient_id:
         raise Problem(403, "A tablet can only submit answers for its own patient.", kind="wrong-patient")
-    accepted, event, row = _submission(platform, hours, answers, device.patient_id, stored)
+    accepted, event, row = _submission(platform, hours, now, answers, device.patient_id, stored)
     replay = await writers.submissions.write(
         IngressRequest(
             f"submissions:{device.patient_id}", key, idempotency.request_hash(body), 202, accepted, row, event
@@ -220,9 +221,9 @@ async def submit(request: Request) -> Any:
     return json_response(accepted, 202, headers=_location(accepted))
 
 
-def _normalised(questionnaires: QuestionnaireCatalogue, response: Any) -> NormalisedSubmission:
+def _normalised(questionnaires: QuestionnaireCatalogue, response: Any, now: datetime) -> NormalisedSubmission:
     try:
-        return normalise_response(questionnaires, response)
+        return normalise_response(questionnaires, response, now=now)
     except InvalidSubmission as exc:
         kind = exc.kind or "invalid-questionnaire-response"
         raise Problem(422, exc.detail, kind=kind, pointer=exc.pointer) from None
@@ -233,20 +234,21 @@ def _normalised(questionnaires: QuestionnaireCatalogue, response: Any) -> Normal
 def _submission(
     platform: Platform,
     hours: OpeningHours,
+    now: datetime,
     answers: NormalisedSubmission,
     patient_id: UUID,
     stored: Any,
     recorded_by: str | None = None,
 ) -> tuple[dict[str, Any], CloudEvent[Any], repository.SubmissionRow]:
     """What a submission accepted is answered, announces and stores, whoever posted it (a tablet, or a nurse by
-    phone: ``recorded_by``)."""
+    phone: ``recorded_by``), received ``now``."""
     submission_id = uuid.uuid4()
     # SubmissionAccepted's shape, built as the dict it is stored and sent as (a model costs more here).
     accepted = {
         "id": str(submission_id),
         "status": "received",
         "status_label": STATUS_LABELS["received"],
-        "notice": hours.patient_notice(datetime.now(UTC)),
+        "notice": hours.patient_notice(now),
     }
     event = make_event(
         "questionnaire.submitted",
@@ -273,6 +275,7 @@ def _submission(
         answered_by=answers.answered_by,
         authored=answers.authored,
         response=stored,
+        received_at=now,
         recorded_by=recorded_by,
     )
     return accepted, event, row
@@ -300,6 +303,7 @@ async def submit_by_phone(
     platform: PlatformDep,
     hours: OpeningHoursDep,
     questionnaires: CatalogueDep,
+    now: NowDep,
 ) -> Any:
     key = idempotency.check_key(request.headers.get("idempotency-key"))
     body = await request.body()
@@ -307,7 +311,7 @@ async def submit_by_phone(
     if isinstance(response, dict):
         response["source"] = _phone_source(response.get("source"), nurse)
     stored = storable_json(response)
-    answers = _normalised(questionnaires, response)
+    answers = _normalised(questionnaires, response, now)
     if answers.subject_patient_id is not None and answers.subject_patient_id != patient_id:
         raise Problem(
             422,
@@ -316,7 +320,7 @@ async def submit_by_phone(
             kind="wrong-patient",
             pointer="/subject/reference",
         )
-    accepted, event, row = _submission(platform, hours, answers, patient_id, stored, recorded_by=nurse.staff_id)
+    accepted, event, row = _submission(platform, hours, now, answers, patient_id, stored, recorded_by=nurse.staff_id)
     # A nurse enters a handful of these a day: one transaction of its own, which also holds its audit row, rather
     # than the tablets' group commit (whose one statement writes no audit row).
     scope = f"phone-submissions:{patient_id}:{nurse.staff_id}"
@@ -384,7 +388,12 @@ _EXPORT_ROLES = frozenset({"nurse", "admin"})
     },
 )
 async def submission_status(
-    submission_id: UUID, request: Request, principal: PrincipalDep, platform: PlatformDep, hours: OpeningHoursDep
+    submission_id: UUID,
+    request: Request,
+    principal: PrincipalDep,
+    platform: PlatformDep,
+    hours: OpeningHoursDep,
+    now: NowDep,
 ) -> Any:
     if _wants_fhir(request.headers.get("accept")):
         return await _export(submission_id, principal, platform)
@@ -412,7 +421,7 @@ async def submission_status(
         status_label=STATUS_LABELS[row["status"]],
         scored_at=row["scored_at"],
         seen_at=row["seen_at"],
-        notice=hours.patient_notice(datetime.now(UTC)),
+        notice=hours.patient_notice(now),
     )
     return json_response(status.model_dump(mode="json"), 200, headers=_VARY)
 
@@ -524,7 +533,9 @@ class MessageStatus(BaseModel):
     summary="Where the patient's message is: sent, then read by a nurse",
     responses=problem_responses(404),
 )
-async def message_status(message_id: UUID, device: DeviceDep, platform: PlatformDep, hours: OpeningHoursDep) -> Any:
+async def message_status(
+    message_id: UUID, device: DeviceDep, platform: PlatformDep, hours: OpeningHoursDep, now: NowDep
+) -> Any:
     async with platform.pool.acquire() as conn:
         row = await repository.get_message(conn, message_id)
     if row is None or row["patient_id"] != device.patient_id:
@@ -537,7 +548,7 @@ async def message_status(message_id: UUID, device: DeviceDep, platform: Platform
         status=status,
         status_label=MESSAGE_STATUS_LABELS[status],
         seen_at=row["seen_at"],
-        notice=hours.patient_notice(datetime.now(UTC)),
+        notice=hours.patient_notice(now),
         photo_ids=row["photo_ids"],
     )
 
@@ -580,6 +591,7 @@ async def send_message(
     platform: PlatformDep,
     hours: OpeningHoursDep,
     writers: WritersDep,
+    now: NowDep,
 ) -> Any:
     key = idempotency.check_key(request.headers.get("idempotency-key"))
     body = await request.body()
@@ -603,16 +615,13 @@ async def send_message(
         )
     await _check_photos(platform, device.patient_id, message.photo_ids)
     message_id = uuid.uuid4()
-    accepted = MessageAccepted(id=message_id, status="sent", notice=hours.patient_notice(datetime.now(UTC))).model_dump(
-        mode="json"
-    )
-    sent_at = datetime.now(UTC)
+    accepted = MessageAccepted(id=message_id, status="sent", notice=hours.patient_notice(now)).model_dump(mode="json")
     event = make_event(
         "message.sent",
         MessageSentV1(
             message_id=message_id,
             patient_id=device.patient_id,
-            sent_at=sent_at,
+            sent_at=now,
             answered_by=message.answered_by,
             text=text,
             photo_ids=tuple(message.photo_ids),
@@ -621,7 +630,7 @@ async def send_message(
         subject=str(message_id),
     )
     photos = orjson.Fragment(orjson.dumps([str(p) for p in message.photo_ids]))
-    row = repository.MessageRow(message_id, device.patient_id, message.answered_by, text, sent_at, photos)
+    row = repository.MessageRow(message_id, device.patient_id, message.answered_by, text, now, photos)
     replay = await writers.messages.write(
         IngressRequest(f"messages:{device.patient_id}", key, idempotency.request_hash(body), 202, accepted, row, event)
     )

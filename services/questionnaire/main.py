@@ -19,6 +19,7 @@ from shared.http.app import WEB_MODULES, Platform, PlatformDep, ServiceDefinitio
 from shared.http.page_security import SELF, PageSecurity
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import UNLIMITED, ConsumerSpec
+from shared.periodic import Clock, system_clock
 from shared.settings import ServiceSettings, web_address, web_origins
 
 NAME = "questionnaire"
@@ -157,9 +158,10 @@ def team_phone(value: Any) -> str:
 
 
 def build_service(
-    settings: QuestionnaireSettings | None = None, *, tablet_pages: Path = TABLET_PAGES
+    settings: QuestionnaireSettings | None = None, *, tablet_pages: Path = TABLET_PAGES, clock: Clock = system_clock
 ) -> ServiceDefinition:
-    """``tablet_pages``: where the tablet's page is served from (a test's copy, which it may change)."""
+    """``tablet_pages``: where the tablet's page is served from (a test's copy, which it may change); ``clock``: what
+    the service calls "now" (when answers and messages arrive, the team's hours a patient is told)."""
     settings = settings or QuestionnaireSettings()
     writers = ingress_writers(NAME)
     return ServiceDefinition(
@@ -176,6 +178,7 @@ def build_service(
             "opening_hours": settings.clinic_hours(),
             "orphan_photo_days": settings.orphan_photo_days,
             "tablet_files": TabletFiles(tablet_pages, WEB_MODULES),
+            "clock": clock,
         },
         description="Tablet-facing: questionnaires (FHIR R4), submissions, and patient messages and photos.",
         cors_origins=settings.dashboard_origins,

@@ -24,6 +24,7 @@ class SubmissionRow:
     answered_by: str
     authored: datetime
     response: orjson.Fragment  # the QuestionnaireResponse as received, encoded (shared.http.bodies)
+    received_at: datetime
     recorded_by: str | None = None  # the nurse who entered it by phone; not a column of SUBMISSIONS (tablets')
 
 
@@ -38,6 +39,7 @@ SUBMISSIONS = RowTable(
         ("answered_by", "text"),
         ("authored", "timestamptz"),
         ("response", "jsonb"),
+        ("received_at", "timestamptz"),
     ),
 )
 
@@ -46,7 +48,7 @@ async def insert_submission(conn: asyncpg.Connection, row: SubmissionRow) -> Non
     """One submission a nurse entered (POST /v1/patients/{id}/submissions), in the caller's transaction."""
     await conn.execute(
         "INSERT INTO submissions (id, patient_id, questionnaire_id, questionnaire_version, answered_by, authored, "
-        "response, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "response, received_at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         row.id,
         row.patient_id,
         row.questionnaire_id,
@@ -54,6 +56,7 @@ async def insert_submission(conn: asyncpg.Connection, row: SubmissionRow) -> Non
         row.answered_by,
         row.authored,
         row.response,
+        row.received_at,
         row.recorded_by,
     )
 
@@ -82,6 +85,8 @@ class PhotoRow:
 
 
 async def insert_photo(conn: asyncpg.Connection, row: PhotoRow) -> datetime:
+    # PostgreSQL's now(), not the service's clock: the days after which a photo no message names is refused
+    # (own_photos) and purged are counted from it by PostgreSQL's clock.
     received_at: datetime = await conn.fetchval(
         "INSERT INTO photos (id, patient_id, width, height, jpeg) VALUES ($1, $2, $3, $4, $5) RETURNING received_at",
         row.id,

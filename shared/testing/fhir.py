@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -20,7 +21,7 @@ def _answer(value: Answer) -> dict[str, Any]:
 
 
 def questionnaire_response(
-    answers: dict[str, Answer],
+    answers: Mapping[str, Answer],
     *,
     patient_id: UUID | None = None,
     source: str | None = None,

@@ -7,6 +7,7 @@ card of each state (taken, overdue, reopened, late, phoned in…) are in ``dashb
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -511,7 +512,7 @@ async def test_a_card_of_long_reasons_and_late_answers_keeps_its_height_at_150_a
         row = page.locator(f"#alert-rows tr[data-patient-id='{patient}']")
         await expect(row).to_have_count(1, timeout=10_000)
         await expect(row.locator(".reasons")).to_contain_text("Plaies bouche / gorge")
-        shown = await eventually(lambda row=row: measured_in_the_list(row))
+        shown = await eventually(functools.partial(measured_in_the_list, row))
         if tallest:
             # Three lines, as every card: the reasons' line cut with "…" (a fourth line took the late answers, or the
             # reasons' end, a whole card fewer on the screen).

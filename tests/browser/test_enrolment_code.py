@@ -71,9 +71,11 @@ class Deployment:
 async def deployment(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Deployment]:
     q_sock, d_sock = listening_sockets(2)
     q_port, d_port = port_of(q_sock), port_of(d_sock)
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    q_settings = QuestionnaireSettings(**env, DEVICES_PUBLIC_URL=f"http://127.0.0.1:{d_port}")  # type: ignore[arg-type]
-    d_settings = DevicesSettings(  # type: ignore[arg-type]
+    # Any, not str: the settings' own keyword arguments (pydantic's _env_file, _case_sensitive…) are not all strings,
+    # and a dict of strings unpacked into them does not type-check.
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env, DEVICES_PUBLIC_URL=f"http://127.0.0.1:{d_port}")
+    d_settings = DevicesSettings(
         **env,
         SILENCE_CHECK_S="3600",
         TABLET_ORIGINS=f"http://127.0.0.1:{q_port}",
@@ -246,8 +248,8 @@ async def test_a_code_on_a_tablet_page_that_cannot_reach_the_devices_service_say
     service_env: dict[str, str], browser: Browser
 ) -> None:
     """DEVICES_PUBLIC_URL unset: nowhere to exchange a code (the devices service then gives token links)."""
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):
         context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
         try:
             page = await context.new_page()

@@ -27,12 +27,14 @@ from services.devices.silence import report_silent_tablets
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
+from shared.testing.clock import PinnableClock, paris_noon_today
 from shared.testing.services import in_process, served
 from tests.browser.conftest import ARTIFACTS, contrast
 
 pytestmark = pytest.mark.browser
 
 QUESTIONNAIRE_URL = "https://soins.example.org/questionnaire"
+PARIS = ZoneInfo("Europe/Paris")
 
 
 @dataclass
@@ -42,14 +44,22 @@ class Office:
     questionnaire: httpx.AsyncClient
     tokens: TokenService
     browser: Browser
+    # The devices service's clock: the real time unless a test sets it (a day it checks, far from midnight).
+    clock: PinnableClock
 
     def staff(self, role: str = "fleet") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.issue_staff_token('parc-julie', {role})}"}
 
-    async def page(self, context: BrowserContext, role: str = "fleet", name: str | None = None) -> Page:
+    async def page(
+        self, context: BrowserContext, role: str = "fleet", name: str | None = None, at: datetime | None = None
+    ) -> Page:
         """The page, signed in as the fleet manager does it: a token pasted into the sign-in form; the browser's
-        print dialog counted, not opened (``window.printed``)."""
+        print dialog counted, not opened (``window.printed``); its clock flowing from ``at``, as the service's set
+        there, if given."""
         page = await context.new_page()
+        if at is not None:
+            await page.clock.install(time=at)
+            await page.clock.resume()
         await page.add_init_script("window.printed = 0; window.print = () => { window.printed += 1; };")
         await page.goto(f"{self.url}/fleet/")
         await expect(page.locator("#sign-in")).to_be_visible()
@@ -69,11 +79,12 @@ async def glance_drawn(page: Page) -> None:
 async def office(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Office]:
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     devices = DevicesSettings(**env, SILENCE_CHECK_S="3600", QUESTIONNAIRE_PUBLIC_URL=QUESTIONNAIRE_URL)  # type: ignore[arg-type]
+    clock = PinnableClock()
     async with (
-        served(build_devices(devices)) as (url, platform),
+        served(build_devices(devices, clock=clock)) as (url, platform),
         in_process(build_questionnaire(QuestionnaireSettings(**env))) as (questionnaire, _),  # type: ignore[arg-type]
     ):
-        yield Office(url, platform, questionnaire, tokens, browser)
+        yield Office(url, platform, questionnaire, tokens, browser, clock)
 
 
 @pytest.fixture
@@ -88,8 +99,9 @@ def row(page: Page, serial: str) -> Any:
     return page.locator(f"#tablets tr[data-serial='{serial}']")
 
 
-def paris_today() -> str:
-    return datetime.now(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y")
+def paris_day(at: datetime) -> str:
+    """The day of ``at`` as the receipt writes it (receiptDay)."""
+    return at.astimezone(PARIS).strftime("%d/%m/%Y")
 
 
 async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returned_without_its_charger(
@@ -173,7 +185,7 @@ async def test_a_tablet_is_registered_loaned_enrolled_by_its_qr_code_and_returne
 
 
 async def _loan(office: Office, at: datetime) -> tuple[str, uuid.UUID]:
-    """A tablet loaned (through the API) at ``at``."""
+    """A tablet loaned (through the API) at ``at``, its agreement signed at the service's now."""
     client = httpx.AsyncClient(base_url=office.url, headers=office.staff())
     async with client:
         registered = await client.post(
@@ -185,7 +197,7 @@ async def _loan(office: Office, at: datetime) -> tuple[str, uuid.UUID]:
         patient = uuid.uuid4()
         loan = {
             "patient_id": str(patient),
-            "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+            "agreement": {"signed_at": office.clock().isoformat(), "witnessed_by": "ide-martin"},
             "accessories": [],
         }
         assert (await client.post(f"/v1/tablets/{tablet}/loan", json=loan)).status_code == 201
@@ -474,6 +486,9 @@ async def test_the_page_runs_its_own_files_only_and_shows_the_qr_code_as_an_imag
 async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_tablet(
     office: Office, context: BrowserContext
 ) -> None:
+    # Noon, for the service and the page: returned and wiped just before midnight, the receipt printed just after
+    # said another day than the test's.
+    noon = office.clock.set(paris_noon_today())
     serial = f"R52-{uuid.uuid4().hex[:8]}".upper()
     async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
         registered = await client.post(
@@ -485,7 +500,7 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
         patient = uuid.uuid4()
         loan = {
             "patient_id": str(patient),
-            "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
+            "agreement": {"signed_at": office.clock().isoformat(), "witnessed_by": "ide-martin"},
             "accessories": ["charger"],
         }
         assert (await client.post(f"/v1/tablets/{tablet}/loan", json=loan)).status_code == 201
@@ -497,7 +512,7 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
         }
         assert (await client.post(f"/v1/tablets/{tablet}/return", json=back)).status_code == 200
 
-    page = await office.page(context, name="Sophie Leroy")
+    page = await office.page(context, name="Sophie Leroy", at=noon)
     missing = page.locator(f"#attention li[data-tablet='{tablet}']")
     await expect(missing).to_contain_text("Manquant : Chargeur.")
     await missing.get_by_role("button", name="Accessoires rapportés").click()
@@ -520,7 +535,7 @@ async def test_a_charger_back_later_a_wipe_refused_then_recorded_and_a_stolen_ta
     # The patient's receipt, from the tablet's loans: returned, the charger since, and wiped by Sophie Leroy.
     await row(page, serial).get_by_role("button", name="Historique des prêts").click()
     await page.locator("#panel").get_by_role("button", name="Imprimer l'attestation de restitution").click()
-    receipt, today = page.locator("#receipt"), paris_today()
+    receipt, today = page.locator("#receipt"), paris_day(noon)
     await expect(page.locator("#receipt-title")).to_have_text("Attestation de restitution et d'effacement des données")
     await expect(page.locator("#receipt-wipe")).to_have_text(
         f"Les données de la tablette ont été effacées le {today} par réinitialisation d'usine (preuve : fiche n° "
@@ -611,7 +626,7 @@ async def test_refusals_are_told_in_french_the_english_detail_only_on_hover(
     async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
         loan = {
             "patient_id": str(uuid.uuid4()),
-            "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-karim"},
+            "agreement": {"signed_at": office.clock().isoformat(), "witnessed_by": "ide-karim"},
             "accessories": [],
         }
         assert (await client.post(f"/v1/tablets/{tablet}/loan", json=loan)).status_code == 201
@@ -644,8 +659,9 @@ FRENCH_MONTHS = "janvier février mars avril mai juin juillet août septembre oc
 
 
 async def _back_damaged_and_wiped(office: Office, note: str | None) -> tuple[str, str]:
-    """A tablet loaned, returned damaged (with ``note``) and wiped, through the API: its id and serial number."""
-    tablet, _ = await _loan(office, datetime.now(UTC))
+    """A tablet loaned, returned damaged (with ``note``) and wiped, through the API, at the service's now: its id and
+    serial number."""
+    tablet, _ = await _loan(office, office.clock())
     async with httpx.AsyncClient(base_url=office.url, headers=office.staff()) as client:
         back: dict[str, Any] = {"channel": "day_hospital", "accessories_returned": [], "condition": "damaged"}
         if note:
@@ -659,11 +675,14 @@ async def _back_damaged_and_wiped(office: Office, note: str | None) -> tuple[str
 async def test_a_tablet_back_damaged_waits_for_its_check_then_is_made_ready_or_sent_to_repair(
     office: Office, context: BrowserContext
 ) -> None:
+    # Noon, for the service and the page: returned just before midnight and checked just after, the days the page
+    # wrote were not the test's.
+    noon = office.clock.set(paris_noon_today())
     _, serial = await _back_damaged_and_wiped(office, "écran fissuré")
     _, other = await _back_damaged_and_wiped(office, None)
-    page = await office.page(context)
-    now = datetime.now(ZoneInfo("Europe/Paris"))
-    today = f"{now.day} {FRENCH_MONTHS[now.month - 1]} {now.year}"  # as the page writes a day (formatDay)
+    page = await office.page(context, at=noon)
+    day = noon.astimezone(PARIS)
+    today = f"{day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}"  # as the page writes a day (formatDay)
     # Counted where the fleet manager's steps are, and marked on its row.
     damaged = page.locator("#counts li[data-count='damaged_to_check']")
     await expect(damaged).to_have_text("2Endommagées à vérifier")

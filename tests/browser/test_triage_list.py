@@ -28,7 +28,8 @@ pytestmark = pytest.mark.browser
 
 ORANGE_NAUSEA = {"nausea.frequency": "2", "nausea.severity": "2"}
 ORANGE_FATIGUE = {"fatigue.severity": "2", "fatigue.interference": "2"}
-REASONS = {
+# Typed: a red reason has no grade, an orange one has, and the two lists together would otherwise be typed object.
+REASONS: dict[str, list[dict[str, Any]]] = {
     "red": [{"code": "fever", "rule": "red.fever", "level": "red"}],
     "orange": [{"code": "nausea", "rule": "orange.grade2", "level": "orange", "grade": 2}],
 }

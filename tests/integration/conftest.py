@@ -29,8 +29,9 @@ class Platform:
     questionnaire_platform: Any
     alerting_platform: Any
     tokens: TokenService
-    # The alerting service's clock: the real time unless a test pins it (a day it checks, far from midnight).
+    # Each service's clock: the real time unless a test pins it (a day it checks, far from midnight).
     alerting_clock: PinnableClock
+    questionnaire_clock: PinnableClock
 
     def device(self, patient_id: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.issue_device_token(patient_id, 'tablet-test')}"}
@@ -47,17 +48,26 @@ async def platform(service_env: dict[str, str], tokens: TokenService) -> AsyncIt
     # an alert a test writes overdue keeps the escalation level it was written with (a test that escalates runs
     # escalate_overdue itself, or replicas of its own).
     a_settings = AlertingSettings(**env, ESCALATION_CHECK_S="3600")  # type: ignore[arg-type]
-    a_clock = PinnableClock()
+    a_clock, q_clock = PinnableClock(), PinnableClock()
     async with (
-        in_process(build_questionnaire(q_settings)) as (q_client, q_platform),
+        in_process(build_questionnaire(q_settings, clock=q_clock)) as (q_client, q_platform),
         in_process(build_alerting(a_settings, clock=a_clock)) as (a_client, a_platform),
     ):
-        yield Platform(q_client, a_client, q_platform, a_platform, tokens, a_clock)
+        yield Platform(q_client, a_client, q_platform, a_platform, tokens, a_clock, q_clock)
 
 
 @pytest.fixture
-async def devices(service_env: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+def devices_clock() -> PinnableClock:
+    """The ``devices`` service's clock: the real time unless a test pins it (a day it checks, far from midnight)."""
+    return PinnableClock()
+
+
+@pytest.fixture
+async def devices(
+    service_env: dict[str, str], devices_clock: PinnableClock
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     """The devices service alone, in-process: its client and its platform."""
     env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    async with in_process(build_devices(DevicesSettings(**env, SILENCE_CHECK_S="3600"))) as (client, platform):  # type: ignore[arg-type]
+    settings = DevicesSettings(**env, SILENCE_CHECK_S="3600")  # type: ignore[arg-type]
+    async with in_process(build_devices(settings, clock=devices_clock)) as (client, platform):
         yield client, platform

@@ -1,6 +1,9 @@
-"""The alerting service tells time by the clock it is built with, everywhere: the consumer that raises an alert,
-the API's "overdue", its nurse steps, its "today" and the team's period, as its escalation check already did.
-A test that pins that clock no longer depends on the hour it runs at."""
+"""Each service tells time by the clock it is built with, everywhere. The alerting service: the consumer that raises
+an alert, the API's "overdue", its nurse steps, its "today" and the team's period, as its escalation check already
+did. The devices service: a tablet's steps, a loan, its "today" (a return due soon or overdue), a heartbeat's arrival,
+a return, a wipe and the receipt's date, as its silence check already did. The questionnaire service: when answers
+and messages arrive, the team's hours a patient is told, and the tablet's clock its answers are checked against. A
+test that pins that clock no longer depends on the day or the hour it runs at."""
 
 from __future__ import annotations
 
@@ -9,10 +12,14 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import orjson
 import pytest
 
-from shared.testing.fhir import RED_NAUSEA, questionnaire_response
+from shared.auth import TokenService
+from shared.opening_hours import IN_HOURS_NOTICE, OUT_OF_HOURS_NOTICE
+from shared.testing.clock import PinnableClock
+from shared.testing.fhir import CALM, RED_NAUSEA, questionnaire_response
 from shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -92,3 +99,162 @@ async def test_the_api_tells_overdue_writes_steps_and_counts_days_by_the_service
         headers=platform.staff(),
     )
     assert expected.status_code == 200, expected.text
+
+
+def ten_at_paris(days_from_today: int) -> datetime:
+    """10:00 at Paris ``days_from_today`` days from the real today: a day the real clock cannot be on, whatever the
+    hour the test runs at."""
+    day = datetime.now(PARIS).date() + timedelta(days=days_from_today)
+    return datetime.combine(day, time(10), PARIS).astimezone(UTC)
+
+
+async def a_lent_tablet(
+    client: httpx.AsyncClient, staff: dict[str, str], clock: PinnableClock, **loan: Any
+) -> dict[str, Any]:
+    """A tablet registered, made ready and lent at the service's clock, its agreement signed an hour before."""
+    registered = await client.post(
+        "/v1/tablets",
+        json={"serial_number": f"R52-{uuid.uuid4().hex[:10]}", "model": "Tab", "accessories": []},
+        headers=staff,
+    )
+    assert registered.status_code == 201, registered.text
+    tablet = registered.json()["id"]
+    provisioned = await client.post(f"/v1/tablets/{tablet}/actions/provision", json={}, headers=staff)
+    assert provisioned.status_code == 200, provisioned.text
+    body = {
+        "patient_id": str(uuid.uuid4()),
+        "agreement": {"signed_at": (clock() - timedelta(hours=1)).isoformat(), "witnessed_by": "ide-martin"},
+        "accessories": [],
+        **loan,
+    }
+    lent = await client.post(f"/v1/tablets/{tablet}/loan", json=body, headers=staff)
+    assert lent.status_code == 201, lent.text
+    granted: dict[str, Any] = lent.json()
+    return granted
+
+
+def heartbeat_at(at: datetime) -> dict[str, Any]:
+    return {"battery_percent": 80, "app_version": "1.4.2", "sent_at": at.isoformat()}
+
+
+async def test_the_fleet_dates_a_loan_its_heartbeats_its_return_wipe_and_receipt_by_the_service_clock(
+    devices: tuple[httpx.AsyncClient, Any], devices_clock: PinnableClock, tokens: TokenService
+) -> None:
+    client, _ = devices
+    staff = {"Authorization": f"Bearer {tokens.issue_staff_token('parc-julie', {'fleet'})}"}
+    # Three weeks back, the loan due back ten days later: due soon by the service's today, overdue by the real one.
+    lent_at = devices_clock.pin(ten_at_paris(-21))
+    due = (lent_at.date() + timedelta(days=10)).isoformat()
+    granted = await a_lent_tablet(client, staff, devices_clock, expected_return_on=due)
+    tablet, loan = granted["tablet"]["id"], granted["loan"]
+    assert instant(loan["loaned_at"]) == lent_at
+    assert instant(granted["tablet"]["state_changed_at"]) == lent_at
+    assert loan["return_status"] == "due_soon"
+
+    seen = devices_clock.advance(timedelta(minutes=30))
+    device = {"Authorization": f"Bearer {granted['device_token']}"}
+    beat = await client.post("/v1/heartbeats", json=heartbeat_at(seen - timedelta(seconds=5)), headers=device)
+    assert beat.status_code == 204, beat.text
+    detail = (await client.get(f"/v1/tablets/{tablet}", headers=staff)).json()
+    assert instant(detail["last_seen_at"]) == seen  # when it arrived, by the service's clock
+    assert detail["loan"]["return_status"] == "due_soon"
+    listed = (await client.get("/v1/tablets", headers=staff)).json()["items"]
+    assert [t["loan"]["return_status"] for t in listed if t["id"] == tablet] == ["due_soon"]
+    glance = (await client.get("/v1/fleet", headers=staff)).json()
+    assert (glance["loans_due_soon"], glance["loans_overdue"]) == (1, 0)
+
+    back = devices_clock.advance(timedelta(hours=1))
+    returned = await client.post(
+        f"/v1/tablets/{tablet}/return", json={"channel": "day_hospital", "accessories_returned": []}, headers=staff
+    )
+    assert returned.status_code == 200, returned.text
+    assert instant(returned.json()["ended_at"]) == back
+    wiped = await client.post(
+        f"/v1/tablets/{tablet}/wipe", json={"method": "factory_reset", "proof": "77"}, headers=staff
+    )
+    assert wiped.status_code == 200, wiped.text
+    receipt = (await client.get(f"/v1/loans/{loan['id']}/receipt", headers=staff)).json()
+    assert instant(receipt["returned_at"]) == back
+    assert instant(receipt["wipe"]["wiped_at"]) == back
+    assert instant(receipt["issued_at"]) == back  # the date printed on it
+
+
+async def test_a_loan_at_a_clock_set_ahead_of_the_real_time_gives_a_token_the_tablet_can_use(
+    devices: tuple[httpx.AsyncClient, Any], devices_clock: PinnableClock, tokens: TokenService
+) -> None:
+    client, _ = devices
+    staff = {"Authorization": f"Bearer {tokens.issue_staff_token('parc-julie', {'fleet'})}"}
+    # Six weeks ahead: a token issued at the loan's second would be refused by the real time (issued in its future).
+    lent_at = devices_clock.pin(ten_at_paris(42))
+    granted = await a_lent_tablet(client, staff, devices_clock)
+    assert instant(granted["loan"]["loaned_at"]) == lent_at
+    device = {"Authorization": f"Bearer {granted['device_token']}"}
+    beat = await client.post("/v1/heartbeats", json=heartbeat_at(lent_at), headers=device)
+    assert beat.status_code == 204, beat.text
+    detail = (await client.get(f"/v1/tablets/{granted['tablet']['id']}", headers=staff)).json()
+    assert instant(detail["last_seen_at"]) == lent_at
+
+
+def an_hour_weeks_back(platform: Any, *, team_at_work: bool) -> datetime:
+    """An hour at Paris three weeks or more before the real today, the team at work then (``team_at_work``) or not:
+    the real clock cannot be on it, whatever the hour the test runs at."""
+    hours = platform.questionnaire_platform.extras["opening_hours"]
+    day = datetime.now(PARIS).date() - timedelta(days=21)
+    while True:
+        for hour in (10, 22):
+            at = datetime.combine(day, time(hour), PARIS)
+            if hours.is_open(at) == team_at_work:
+                return at.astimezone(UTC)
+        day -= timedelta(days=1)
+
+
+def fhir(headers: dict[str, str]) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/fhir+json"}
+
+
+@pytest.mark.parametrize("team_at_work", [True, False], ids=["team-at-work", "team-away"])
+async def test_the_questionnaire_service_dates_answers_and_messages_and_tells_the_team_s_hours_by_its_clock(
+    platform: Any, team_at_work: bool
+) -> None:
+    at = platform.questionnaire_clock.pin(an_hour_weeks_back(platform, team_at_work=team_at_work))
+    notice = IN_HOURS_NOTICE if team_at_work else OUT_OF_HOURS_NOTICE
+    patient = uuid.uuid4()
+    device = platform.device(patient)
+    answers = orjson.dumps(questionnaire_response(CALM, authored=at - timedelta(minutes=3)))
+
+    posted = await platform.questionnaire.post("/v1/submissions", content=answers, headers=fhir(device))
+    assert posted.status_code == 202, posted.text
+    assert posted.json()["notice"] == notice
+    status = (await platform.questionnaire.get(f"/v1/submissions/{posted.json()['id']}", headers=device)).json()
+    assert instant(status["received_at"]) == at
+    assert status["notice"] == notice
+
+    phoned = await platform.questionnaire.post(
+        f"/v1/patients/{patient}/submissions", content=answers, headers=fhir(platform.staff())
+    )
+    assert phoned.status_code == 202, phoned.text
+    assert phoned.json()["notice"] == notice
+    entered = await platform.questionnaire.get(f"/v1/submissions/{phoned.json()['id']}", headers=platform.staff())
+    assert instant(entered.json()["received_at"]) == at
+
+    sent = await platform.questionnaire.post(
+        "/v1/messages",
+        json={"text": "Pouvez-vous me rappeler ?"},
+        headers={**device, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["notice"] == notice
+    message = (await platform.questionnaire.get(f"/v1/messages/{sent.json()['id']}", headers=device)).json()
+    assert instant(message["sent_at"]) == at
+    assert message["notice"] == notice
+
+
+async def test_answers_given_after_the_questionnaire_service_s_now_are_from_a_wrong_clock(platform: Any) -> None:
+    platform.questionnaire_clock.pin(an_hour_weeks_back(platform, team_at_work=True))
+    # Given by the real time: weeks after the service's now, as only a tablet's clock set wrong could date them.
+    answers = orjson.dumps(questionnaire_response(CALM, authored=datetime.now(UTC)))
+    posted = await platform.questionnaire.post(
+        "/v1/submissions", content=answers, headers=fhir(platform.device(uuid.uuid4()))
+    )
+    assert posted.status_code == 422, posted.text
+    assert posted.json()["type"].endswith("/in-the-future"), posted.text
