@@ -13,17 +13,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
-from shared.revocation import revoke
+from shared.testing.loans import end_loan
 from shared.testing.photos import photo_bytes
 from shared.testing.services import served
-from shared.testing.waiting import eventually
 from tests.browser.conftest import ARTIFACTS, contrast, send_bar_in_sight
 
 pytestmark = pytest.mark.browser
@@ -407,17 +405,7 @@ async def test_a_token_refused_says_so_at_the_chosen_size_with_what_was_not_sent
         root_size = "() => getComputedStyle(document.documentElement).fontSize"
         assert await page.evaluate(root_size) == "44px"
 
-        async with platform.pool.acquire() as conn:
-            await revoke(conn, [loan], "tablet.returned")
-
-        async def refused() -> bool:
-            async with httpx.AsyncClient() as client:
-                answer = await client.get(
-                    f"{url}/v1/questionnaires/reconnect-symptoms", headers={"Authorization": f"Bearer {token}"}
-                )
-                return answer.status_code == 401
-
-        await eventually(refused, within=10)
+        await end_loan(platform.pool, url, loan, token)
         # The page still open: the patient writes to the team, and the service refuses the token.
         await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
         await page.locator("#message-text").fill("J'ai de la fièvre.")

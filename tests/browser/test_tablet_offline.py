@@ -27,7 +27,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from services.questionnaire.main import TABLET_PAGES, QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
-from shared.revocation import revoke
+from shared.testing.loans import end_loan
 from shared.testing.services import served
 from shared.testing.waiting import eventually
 from tests.browser.test_tablet import answer_until_review
@@ -595,17 +595,7 @@ async def test_a_loan_that_ends_leaves_nothing_of_the_patient_s_use_but_the_text
         assert used["indexedDB"]["oncofollow-tablet"]["openings"], used["indexedDB"]
 
         # The tablet is handed back: its token revoked, as the devices service does when the return is recorded.
-        async with tablet.platform.pool.acquire() as conn:
-            await revoke(conn, [loan], "tablet.returned")
-
-        async def refused() -> bool:
-            async with httpx.AsyncClient() as client:
-                answer = await client.get(
-                    f"{tablet.url}/v1/questionnaires/reconnect-symptoms", headers={"Authorization": f"Bearer {token}"}
-                )
-                return answer.status_code == 401
-
-        await eventually(refused, within=10)
+        await end_loan(tablet.platform.pool, tablet.url, loan, token)
         # The page opened after it: the token refused, the loan ended.
         await page.reload()
         setup = page.locator("#screen-setup")
