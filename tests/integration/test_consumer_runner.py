@@ -127,8 +127,7 @@ async def test_transient_failure_is_retried_and_applied_once(runtime: Any) -> No
                 f"{running.task.done()}, consumer pending {info.num_pending}, ack pending {info.num_ack_pending}, "
                 f"redelivered {info.num_redelivered}, waiting pulls {info.num_waiting}"
             ) from None
-        async with runtime[2].acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.durable) == 3
+        await eventually(lambda: _settled(runtime, spec.durable, 3))
         assert sorted(handler.applied) == sorted(ids)
         assert len(handler.applied) == len(set(handler.applied))  # each applied once
         assert all(handler.seen[i] >= 3 for i in ids)  # two failed attempts first (batch, then alone)
@@ -140,6 +139,16 @@ async def test_transient_failure_is_retried_and_applied_once(runtime: Any) -> No
 
 async def _done(handler: Flaky, ids: list[str]) -> bool:
     return sorted(handler.applied) == sorted(ids)
+
+
+async def _settled(runtime: Any, durable: str, rows: int) -> bool:
+    """The consumer's inbox holds ``rows`` and nothing waits for an ack. A handler records what it applied inside its
+    transaction, which commits (and is acked) just after: the inbox and the ack are read once they are there, not at
+    the moment the handler returned (that raced the commit: an inbox of 0 rows, once in CI)."""
+    async with runtime[2].acquire() as conn:
+        held = await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", durable)
+    info = await runtime[1].consumer_info("QUESTIONNAIRES", durable)
+    return bool(held == rows and info.num_ack_pending == 0 and info.num_pending == 0)
 
 
 class Timed(Flaky):
@@ -174,10 +183,7 @@ async def test_a_handler_s_failure_is_retried_on_the_consumer_s_backoff_schedule
         for gap, expected in zip(gaps, (1.0, 2.5, 2.5), strict=True):
             assert abs(gap - expected) < 0.4, gaps
         assert handler.applied == running.ids
-        async with runtime[2].acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.durable) == 1
-        info = await runtime[1].consumer_info("QUESTIONNAIRES", spec.durable)
-        assert info.num_ack_pending == 0 and info.num_pending == 0
+        await eventually(lambda: _settled(runtime, spec.durable, 1))
         assert (await runtime[1].stream_info("DEAD_LETTERS")).state.messages == 0
     finally:
         await running.finish()
@@ -328,8 +334,7 @@ async def test_a_read_only_database_holds_the_batch_without_counting_a_delivery(
             await _cut_connections(admin)  # the pool now reaches a primary
             await eventually(lambda: _done(handler, running.ids), within=15, interval=0.1)
             assert handler.seen == {running.ids[0]: 1}
-            async with runtime[2].acquire() as conn:
-                assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.durable) == 1
+            await eventually(lambda: _settled(runtime, spec.durable, 1))
             info = await js.consumer_info("QUESTIONNAIRES", spec.durable)
             assert (info.delivered.consumer_seq, info.num_ack_pending) == (1, 0)
             assert (await js.stream_info("DEAD_LETTERS")).state.messages == 0
@@ -364,6 +369,7 @@ async def test_a_connection_the_server_cut_is_tried_again_without_counting_a_del
     try:
         await eventually(lambda: _done(handler, running.ids), within=4, interval=0.1)  # not after 5 s of backoff
         assert handler.calls == 3 and handler.applied == running.ids
+        await eventually(lambda: _settled(runtime, spec.durable, 1))
         info = await js.consumer_info("QUESTIONNAIRES", spec.durable)
         assert (info.delivered.consumer_seq, info.num_ack_pending) == (1, 0)  # one delivery, acked
     finally:
