@@ -41,14 +41,14 @@ fuzz: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared services
+	$(VENV)/bin/mypy shared services tests
 
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 typecheck: install
-	$(VENV)/bin/mypy shared services
+	$(VENV)/bin/mypy shared services tests
 
 ## Development tokens: make token PATIENT=<uuid>  |  make token ROLE=nurse [STAFF=id] [NAME="Claire Martin"]
 token: install

@@ -105,11 +105,11 @@ class Ward:
 
 @pytest.fixture
 async def ward(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Ward]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     clock = PinnableClock()
     async with (
-        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
-        served(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"), clock=clock)) as (url, alerting),  # type: ignore[arg-type]
+        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),
+        served(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"), clock=clock)) as (url, alerting),
     ):
         ward = Ward(url, tablet, alerting, tokens, browser, clock)
         try:

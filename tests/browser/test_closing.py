@@ -18,7 +18,7 @@ import contextlib
 import time
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -114,13 +114,21 @@ async def test_the_closing_dialog_shows_the_alert_turning_red_and_asks_again(war
     assert (closed["level"], closed["status"], closed["outcome"]) == ("red", "resolved", "phone_call")
 
 
+class Served(TypedDict):
+    """What the page was answered for a list: route.fulfill's arguments."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 class ReplicaBehind:
     """The list as a replica behind serves it: once ``frozen``, every GET /v1/alerts is answered with the last list
     served before, whatever the database says since."""
 
     def __init__(self) -> None:
         self.frozen = False
-        self.last: dict[str, Any] | None = None  # status, headers and body of the last list served unfrozen
+        self.last: Served | None = None  # status, headers and body of the last list served unfrozen
 
     async def serve(self, route: Route) -> None:
         with contextlib.suppress(PlaywrightError):  # the tab closed meanwhile: the test is over
@@ -128,7 +136,7 @@ class ReplicaBehind:
                 await route.fallback()
                 return
             fetched = await route.fetch()
-            answer = {"status": fetched.status, "headers": fetched.headers, "body": await fetched.body()}
+            answer: Served = {"status": fetched.status, "headers": fetched.headers, "body": await fetched.body()}
             # Asked before the freeze perhaps, but read after it: the database may have changed since.
             if self.frozen and self.last is not None:
                 answer = self.last

@@ -464,8 +464,12 @@ async def test_reopened_text_seen_by_her(dashboard: Page, alert: dict[str, Any],
 
 
 # An alert raised at 08:00 this morning on timely answers (Paris 09:00).
-MERGED = {"submission_ids": ["s1", "s2"], "raised_at": "2026-11-24T08:00:00Z", "waiting_since": "2026-11-24T08:00:00Z"}
-LATEST_ANSWERS = {
+MERGED: dict[str, Any] = {
+    "submission_ids": ["s1", "s2"],
+    "raised_at": "2026-11-24T08:00:00Z",
+    "waiting_since": "2026-11-24T08:00:00Z",
+}
+LATEST_ANSWERS: dict[str, Any] = {
     **MERGED,
     "latest_answers_authored": "2026-11-22T08:40:00Z",
     "latest_answers_received_at": "2026-11-24T09:40:00Z",
@@ -816,9 +820,16 @@ async def test_the_tick_refreshes_the_next_session(dashboard: Page, drawn: str, 
 # --- cues.js: what a refreshed list rings and announces -----------------------------------------------------------
 
 T0, T1, T2 = "2026-11-24T15:00:00Z", "2026-11-24T15:10:00Z", "2026-11-24T15:20:00Z"
-CLAIRE = {"acknowledged_by": "ide-claire", "acknowledged_by_name": "Claire Martin", "acknowledged_at": T1}
+CLAIRE: dict[str, Any] = {
+    "acknowledged_by": "ide-claire",
+    "acknowledged_by_name": "Claire Martin",
+    "acknowledged_at": T1,
+}
 # Claire had it when a new answer sent it back to open (the alert view names her).
-CLAIRE_BEFORE = {"previously_acknowledged_by": "ide-claire", "previously_acknowledged_by_name": "Claire Martin"}
+CLAIRE_BEFORE: dict[str, Any] = {
+    "previously_acknowledged_by": "ide-claire",
+    "previously_acknowledged_by_name": "Claire Martin",
+}
 T3 = "2026-11-24T15:30:00Z"
 
 

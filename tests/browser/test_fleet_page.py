@@ -77,12 +77,12 @@ async def glance_drawn(page: Page) -> None:
 
 @pytest.fixture
 async def office(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Office]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    devices = DevicesSettings(**env, SILENCE_CHECK_S="3600", QUESTIONNAIRE_PUBLIC_URL=QUESTIONNAIRE_URL)  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    devices = DevicesSettings(**env, SILENCE_CHECK_S="3600", QUESTIONNAIRE_PUBLIC_URL=QUESTIONNAIRE_URL)
     clock = PinnableClock()
     async with (
         served(build_devices(devices, clock=clock)) as (url, platform),
-        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (questionnaire, _),  # type: ignore[arg-type]
+        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (questionnaire, _),
     ):
         yield Office(url, platform, questionnaire, tokens, browser, clock)
 

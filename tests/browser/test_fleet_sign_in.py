@@ -56,7 +56,7 @@ async def office(service_env: dict[str, str], browser: Browser) -> AsyncIterator
             audience=AUDIENCE,
             user=dict(JULIE),
         )
-        settings = DevicesSettings(  # type: ignore[call-arg]
+        settings = DevicesSettings(
             NATS_URL=service_env["NATS_URL"],
             DATABASE_URL=service_env["DATABASE_URL"],
             SILENCE_CHECK_S="3600",

@@ -32,9 +32,9 @@ async def phone_ward(
     service on another, allowing it."""
     q_sock, a_sock = listening_sockets(2)
     q_port, a_port = port_of(q_sock), port_of(a_sock)
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    q_settings = QuestionnaireSettings(**env, DASHBOARD_ORIGINS=f"http://127.0.0.1:{a_port}")  # type: ignore[arg-type]
-    a_settings = AlertingSettings(  # type: ignore[call-arg]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env, DASHBOARD_ORIGINS=f"http://127.0.0.1:{a_port}")
+    a_settings = AlertingSettings(
         **env, ESCALATION_CHECK_S="3600", QUESTIONNAIRE_PUBLIC_URL=f"http://127.0.0.1:{q_port}"
     )
     async with (

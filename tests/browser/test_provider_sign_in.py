@@ -65,17 +65,18 @@ async def open_hospital(
             audience=AUDIENCE,
             user=dict(CLAIRE),
         )
-        env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+        env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+        given: dict[str, Any] = {name: value.format(jwks=idp.jwks_url) for name, value in more.items()}
         settings = AlertingSettings(
-            **env,  # type: ignore[arg-type]
+            **env,
             ESCALATION_CHECK_S="3600",
             STAFF_TOKEN_ISSUER=idp.issuer,
             STAFF_TOKEN_AUDIENCE=AUDIENCE,
             DASHBOARD_OIDC_CLIENT_ID=CLIENT_ID,
-            **{name: value.format(jwks=idp.jwks_url) for name, value in more.items()},  # type: ignore[arg-type]
+            **given,
         )
         async with (
-            in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
+            in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),
             served(build_alerting(settings), listening) as (served_url, alerting),
         ):
             assert served_url == url

@@ -75,10 +75,10 @@ class Home:
 
 @pytest.fixture
 async def home(service_env: dict[str, str], tokens: TokenService, browser: Browser) -> AsyncIterator[Home]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     async with (
-        served(build_questionnaire(QuestionnaireSettings(**env))) as (url, questionnaire),  # type: ignore[arg-type]
-        in_process(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"))) as (alerting, _),  # type: ignore[arg-type]
+        served(build_questionnaire(QuestionnaireSettings(**env))) as (url, questionnaire),
+        in_process(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"))) as (alerting, _),
     ):
         yield Home(url, questionnaire, alerting, tokens, browser)
 
@@ -395,9 +395,9 @@ async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
     on another (CORS, which the devices service allows for the tablet's origin only)."""
     q_sock, d_sock = listening_sockets(2)
     q_port, d_port = port_of(q_sock), port_of(d_sock)
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    q_settings = QuestionnaireSettings(**env, DEVICES_PUBLIC_URL=f"http://127.0.0.1:{d_port}")  # type: ignore[arg-type]
-    d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600", TABLET_ORIGINS=f"http://127.0.0.1:{q_port}")  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env, DEVICES_PUBLIC_URL=f"http://127.0.0.1:{d_port}")
+    d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600", TABLET_ORIGINS=f"http://127.0.0.1:{q_port}")
     fleet = {"Authorization": f"Bearer {tokens.issue_staff_token('fleet-1', {'fleet'})}"}
     async with (
         served(build_questionnaire(q_settings), q_sock) as (url, _),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
@@ -48,8 +48,8 @@ navigator.getBattery = () => Promise.resolve(window.__battery);
 
 @asynccontextmanager
 async def tablet_service(service_env: dict[str, str], **settings: str) -> AsyncIterator[str]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"], **settings}
-    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"], **settings}
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):
         yield url
 
 
@@ -184,6 +184,7 @@ async def answer_and_go_on(page: Page, link_id: str, *, last: bool) -> None:
 
 
 TEXT_SIZES = (100, 130, 160, 200)  # in %, what A− and A+ step through
+PORTRAIT_THEN_LANDSCAPE: tuple[ViewportSize, ...] = ({"width": 800, "height": 1280}, {"width": 1280, "height": 800})
 
 
 class TextSize:
@@ -234,8 +235,8 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
     await page.get_by_role("button", name="Répondre au questionnaire").click()
     await no_overflow(page, "screen-who")
     await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
-    for viewport in ({"width": 800, "height": 1280}, {"width": 1280, "height": 800}):
-        await page.set_viewport_size(viewport)  # type: ignore[arg-type]
+    for viewport in PORTRAIT_THEN_LANDSCAPE:
+        await page.set_viewport_size(viewport)
         await no_overflow(page, "screen-question")
         await page.screenshot(path=str(ARTIFACTS / f"tablet-question-200-{viewport['width']}.png"), full_page=True)
     # Through to the review, the typed temperature's screen checked on the way (an input and its unit).
@@ -249,8 +250,8 @@ async def test_the_text_size_is_kept_and_every_screen_fits_the_tablet_at_twice_t
             await no_overflow(page, "screen-question")
         await answer_and_go_on(page, link_id, last=False)
     assert "temperature" in asked, asked
-    for viewport in ({"width": 800, "height": 1280}, {"width": 1280, "height": 800}):
-        await page.set_viewport_size(viewport)  # type: ignore[arg-type]
+    for viewport in PORTRAIT_THEN_LANDSCAPE:
+        await page.set_viewport_size(viewport)
         # Twice as long a review at twice the size: "Envoyer mes réponses" still at the foot, at most a quarter of it.
         await send_bar_in_sight(page, f"tablet-review-200-{viewport['width']}.png")
         await no_overflow(page, "screen-review")
@@ -392,8 +393,8 @@ async def test_a_token_refused_says_so_at_the_chosen_size_with_what_was_not_sent
     default size: a patient at 200 % could not read why the tablet no longer works, nor « appelez le 15 ». The message
     she was sending is not sent, and the screen says so (it said nothing: she would wait for the team's answer). The
     next patient's loan starts at the default size, with nothing of that said."""
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, platform):  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, platform):
         loan = f"loan-{uuid.uuid4().hex}"
         token = tokens.issue_device_token(uuid.uuid4(), "tablet-comfort", token_id=loan)
         page = await context.new_page()
@@ -471,7 +472,7 @@ async def emergency_in_sight(page: Page, text_size: TextSize, where: str) -> Non
 
 @pytest.mark.parametrize("screen", [{"width": 1280, "height": 800}, {"width": 800, "height": 1280}])
 async def test_the_emergency_sentence_is_in_sight_without_scrolling_on_every_screen_at_every_text_size(
-    service_env: dict[str, str], browser: Browser, tokens: TokenService, tmp_path: Path, screen: dict[str, int]
+    service_env: dict[str, str], browser: Browser, tokens: TokenService, tmp_path: Path, screen: ViewportSize
 ) -> None:
     """« En cas d'urgence, appelez le 15. » after everything else on a screen was below its foot in landscape: on
     home and the message's screen from 100 %, on « pas encore prête » from 160 %, after a send with a photo from
@@ -482,7 +483,7 @@ async def test_the_emergency_sentence_is_in_sight_without_scrolling_on_every_scr
     photo = tmp_path / "main.jpg"
     photo.write_bytes(photo_bytes(1200, 900))
     async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
-        context = await browser.new_context(viewport=screen, locale="fr-FR", timezone_id="Europe/Paris")  # type: ignore[arg-type]
+        context = await browser.new_context(viewport=screen, locale="fr-FR", timezone_id="Europe/Paris")
         try:
             page = await context.new_page()
             await page.add_init_script(LOW_BATTERY)

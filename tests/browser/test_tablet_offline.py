@@ -131,8 +131,8 @@ class Tablet:
 @asynccontextmanager
 async def tablet_service(service_env: dict[str, str], pages: Path, **settings: str) -> AsyncIterator[Tablet]:
     shutil.copytree(TABLET_PAGES, pages)
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"], **settings}
-    service = build_questionnaire(QuestionnaireSettings(**env), tablet_pages=pages)  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"], **settings}
+    service = build_questionnaire(QuestionnaireSettings(**env), tablet_pages=pages)
     connection = Connection()
     async with served(service, wrap=connection.wrap) as (url, platform):
         try:

@@ -264,7 +264,7 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any], where: str = "") 
 
 
 def test_breaking_change_detection() -> None:
-    old = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    old: dict[str, Any] = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
     assert breaking_changes(old, {**old, "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}}) == []
     assert breaking_changes(old, {**old, "properties": {}}) == ["a: removed"]
     assert breaking_changes(old, {**old, "properties": {"a": {"type": "integer"}}})

@@ -42,12 +42,12 @@ class Platform:
 
 @pytest.fixture
 async def platform(service_env: dict[str, str], tokens: TokenService) -> AsyncIterator[Platform]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    q_settings = QuestionnaireSettings(**env)  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env)
     # The escalation check's start-up round runs before the test (in_process waits for it), its next an hour later:
     # an alert a test writes overdue keeps the escalation level it was written with (a test that escalates runs
     # escalate_overdue itself, or replicas of its own).
-    a_settings = AlertingSettings(**env, ESCALATION_CHECK_S="3600")  # type: ignore[arg-type]
+    a_settings = AlertingSettings(**env, ESCALATION_CHECK_S="3600")
     a_clock, q_clock = PinnableClock(), PinnableClock()
     async with (
         in_process(build_questionnaire(q_settings, clock=q_clock)) as (q_client, q_platform),
@@ -67,7 +67,7 @@ async def devices(
     service_env: dict[str, str], devices_clock: PinnableClock
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     """The devices service alone, in-process: its client and its platform."""
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    settings = DevicesSettings(**env, SILENCE_CHECK_S="3600")  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    settings = DevicesSettings(**env, SILENCE_CHECK_S="3600")
     async with in_process(build_devices(settings, clock=devices_clock)) as (client, platform):
         yield client, platform

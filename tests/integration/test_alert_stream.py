@@ -54,10 +54,10 @@ async def _read(url: str, headers: dict[str, str], count: int) -> list[dict[str,
 @contextlib.asynccontextmanager
 async def _tablet_and_alerting(service_env: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, str, Any]]:
     """The questionnaire service in process (its tablet client), and the alerting service served over HTTP."""
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     async with (
-        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),  # type: ignore[arg-type]
-        served(build_alerting(AlertingSettings(**env))) as (alerting_url, alerting),  # type: ignore[arg-type]
+        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),
+        served(build_alerting(AlertingSettings(**env))) as (alerting_url, alerting),
     ):
         yield tablet, alerting_url, alerting
 
@@ -130,8 +130,8 @@ async def test_a_live_stream_ends_when_the_sign_in_that_opened_it_does(
     service_env: dict[str, str], tokens: TokenService
 ) -> None:
     # Staff tokens cannot be revoked: their expiry is what ends an access, a live one included.
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    async with served(build_alerting(AlertingSettings(**env))) as (alerting_url, _):  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with served(build_alerting(AlertingSettings(**env))) as (alerting_url, _):
         async with httpx.AsyncClient(base_url=alerting_url, timeout=10) as client:
             for through in ("stream token", "bearer"):
                 short = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-brief', {'nurse'}, ttl_s=3)}"}
@@ -224,11 +224,11 @@ async def test_a_stream_token_opens_one_stream_once_whichever_replica_it_reaches
 ) -> None:
     # It travels in a URL (proxy logs, the browser's history): within its 60 s it opened a stream as often as
     # anyone who had read it asked, on any replica.
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-once', {'nurse'})}"}
     async with (
-        served(build_alerting(AlertingSettings(**env))) as (first, _),  # type: ignore[arg-type]
-        served(build_alerting(AlertingSettings(**env))) as (second, _),  # type: ignore[arg-type]
+        served(build_alerting(AlertingSettings(**env))) as (first, _),
+        served(build_alerting(AlertingSettings(**env))) as (second, _),
         httpx.AsyncClient(timeout=10) as client,
     ):
 

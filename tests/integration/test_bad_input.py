@@ -7,6 +7,7 @@ import gzip
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 PROBLEM = "application/problem+json"
 
 
-def _post(platform: Any, body: bytes, headers: dict[str, str]) -> Any:
+def _post(platform: Any, body: bytes | AsyncIterator[bytes], headers: dict[str, str]) -> Any:
     return platform.questionnaire.post("/v1/submissions", content=body, headers=headers)
 
 
@@ -177,11 +178,11 @@ async def test_body_over_the_limit_is_413(platform: Any) -> None:
 
 
 async def test_streamed_body_over_the_limit_is_413(platform: Any) -> None:
-    async def chunks() -> Any:  # no Content-Length: the limit is enforced while reading
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit is enforced while reading
         for _ in range(3):
             yield b" " * 30_000
 
-    response = await _post(platform, chunks(), _headers(platform, uuid.uuid4()))  # type: ignore[arg-type]
+    response = await _post(platform, chunks(), _headers(platform, uuid.uuid4()))
     await _assert_problem(response, 413, "larger than")
     await _nothing_stored_or_published(platform)
 

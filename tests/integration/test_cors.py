@@ -24,9 +24,9 @@ DASHBOARD = "http://127.0.0.1:8002"
 
 @pytest.fixture
 async def services(service_env: dict[str, str]) -> AsyncIterator[tuple[Any, Any]]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    q_settings = QuestionnaireSettings(**env, DASHBOARD_ORIGINS=DASHBOARD)  # type: ignore[arg-type]
-    a_settings = AlertingSettings(**env, QUESTIONNAIRE_PUBLIC_URL="http://127.0.0.1:8001/")  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    q_settings = QuestionnaireSettings(**env, DASHBOARD_ORIGINS=DASHBOARD)
+    a_settings = AlertingSettings(**env, QUESTIONNAIRE_PUBLIC_URL="http://127.0.0.1:8001/")
     async with (
         in_process(build_questionnaire(q_settings)) as (questionnaire, _),
         in_process(build_alerting(a_settings)) as (alerting, _),

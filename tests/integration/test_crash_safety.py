@@ -40,7 +40,9 @@ async def _stream_subjects(nats_url: str, stream: str) -> list[str]:
         info = await js.stream_info(stream)
         subjects = []
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            subjects.append((await js.get_msg(stream, seq)).subject)
+            stored = await js.get_msg(stream, seq)
+            assert stored.subject is not None  # a stored message always has its subject
+            subjects.append(stored.subject)
         return subjects
     finally:
         await nc.close()

@@ -87,10 +87,10 @@ class Fleet:
 
 @pytest.fixture
 async def fleet(service_env: dict[str, str], tokens: TokenService) -> AsyncIterator[Fleet]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     # The scheduled silence check is driven by the tests (with their own clock), not by the service.
-    d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600")  # type: ignore[arg-type]
-    q_settings = QuestionnaireSettings(**env)  # type: ignore[arg-type]
+    d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600")
+    q_settings = QuestionnaireSettings(**env)
     async with (
         in_process(build_devices(d_settings)) as (d_client, d_platform),
         in_process(build_questionnaire(q_settings)) as (q_client, _),
@@ -234,7 +234,7 @@ async def test_two_loans_of_one_tablet_racing_give_one_loan_and_one_409(fleet: F
 
 async def test_a_retried_loan_with_the_same_key_returns_the_same_loan(fleet: Fleet) -> None:
     tablet = await fleet.ready_tablet()
-    body = {
+    body: dict[str, Any] = {
         "patient_id": str(uuid.uuid4()),
         "agreement": {"signed_at": datetime.now(UTC).isoformat(), "witnessed_by": "ide-martin"},
         "accessories": ["charger"],
@@ -247,7 +247,7 @@ async def test_a_retried_loan_with_the_same_key_returns_the_same_loan(fleet: Fle
         k: v for k, v in two.items() if k != "device_token"
     }
     # The same token identity (one loan, one revocation), signed again: the stored answer never holds it.
-    assert fleet.tokens.verify(two["device_token"]).token_id == one["token_id"]  # type: ignore[union-attr]
+    assert fleet.tokens.verify(two["device_token"]).token_id == one["token_id"]
     assert (await submit(fleet, two["device_token"])).status_code == 202
     async with fleet.devices_platform.pool.acquire() as conn:
         stored = await conn.fetchval(
@@ -316,9 +316,9 @@ async def test_refusals_change_nothing(fleet: Fleet, setup: str, request_path: s
             tablet, uuid.uuid4(), accessories=["charger"], expected_return_on=int(in_six_months.timestamp())
         )
     elif request_path == "loan-treatment-ends-as-date-time":
-        in_six_months = (datetime.now(UTC) + timedelta(days=180)).date().isoformat()
+        day_in_six_months = (datetime.now(UTC) + timedelta(days=180)).date().isoformat()
         response = await fleet.loan(
-            tablet, uuid.uuid4(), accessories=["charger"], treatment_ends_on=f"{in_six_months}T00:00:00"
+            tablet, uuid.uuid4(), accessories=["charger"], treatment_ends_on=f"{day_in_six_months}T00:00:00"
         )
     elif request_path == "loan-signed-in-1900":
         agreement = {"signed_at": "1900-01-01T00:00:00Z", "witnessed_by": "ide-martin"}
@@ -448,7 +448,7 @@ async def test_heartbeats_from_a_thousand_tablets_at_once_are_all_recorded(fleet
         for i in range(count):
             tablet, patient = uuid.uuid4(), uuid.uuid4()
             token = fleet.tokens.issue_device_token(patient, str(tablet))
-            token_id = fleet.tokens.verify(token).token_id  # type: ignore[union-attr]
+            token_id = fleet.tokens.verify(token).token_id
             await conn.execute(
                 "INSERT INTO tablets (id, serial_number, model, state, registered_at, registered_by, state_changed_at)"
                 " VALUES ($1, $2, 'Tab', 'loaned', $3, 'fleet-1', $3)",
@@ -933,7 +933,7 @@ async def test_a_loan_gives_its_enrolment_link_and_qr_code_and_a_replay_gives_th
         # The QR code is that link: the same code built with segno, as the tablet's camera reads it.
         assert granted["enrolment_qr_svg"] == segno_svg(granted["enrolment_url"])
         token = granted["enrolment_url"].partition("#device_token=")[2]
-        assert fleet.tokens.verify(token).token_id == first.json()["token_id"]  # type: ignore[union-attr]
+        assert fleet.tokens.verify(token).token_id == first.json()["token_id"]
         listed = await fleet.questionnaire.get("/v1/questionnaires", headers=bearer(token))
         assert listed.status_code == 200, listed.text
     async with fleet.devices_platform.pool.acquire() as conn:
@@ -952,12 +952,12 @@ def segno_svg(url: str) -> str:
 
 
 def test_the_questionnaire_address_of_the_enrolment_link_is_checked_at_start_up() -> None:
-    env = {"NATS_URL": "nats://127.0.0.1:4222", "DATABASE_URL": "postgresql://x@127.0.0.1/x"}
-    settings = DevicesSettings(**env, QUESTIONNAIRE_PUBLIC_URL="https://Soins.example.org/q/")  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": "nats://127.0.0.1:4222", "DATABASE_URL": "postgresql://x@127.0.0.1/x"}
+    settings = DevicesSettings(**env, QUESTIONNAIRE_PUBLIC_URL="https://Soins.example.org/q/")
     assert settings.questionnaire_public_url == "https://soins.example.org/q"
     for wrong in ("soins.example.org", "ftp://soins.example.org", "https://soins.example.org/?x=1"):
         with pytest.raises(ValueError, match="QUESTIONNAIRE_PUBLIC_URL"):
-            DevicesSettings(**env, QUESTIONNAIRE_PUBLIC_URL=wrong)  # type: ignore[arg-type]
+            DevicesSettings(**env, QUESTIONNAIRE_PUBLIC_URL=wrong)
 
 
 # --- The patient's return receipt --------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ async def test_every_server_of_a_cluster_must_fsync_before_acknowledging(tmp_pat
     try:
         await eventually(listening, within=10, interval=0.05)
         lax_url, nowhere_url = f"http://127.0.0.1:{monitor}", f"http://127.0.0.1:{nowhere}"
-        settings = ServiceSettings(NATS_MONITOR_URL=f"{durable.monitor_url}, {lax_url},{nowhere_url}")  # type: ignore[arg-type]
+        settings = ServiceSettings(NATS_MONITOR_URL=f"{durable.monitor_url}, {lax_url},{nowhere_url}")
         assert settings.nats_monitor_urls == [durable.monitor_url, lax_url, nowhere_url]
         assert await servers_not_syncing_always(settings.nats_monitor_urls) == [
             f"{lax_url} (sync_always is off)",

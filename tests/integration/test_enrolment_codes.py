@@ -31,9 +31,9 @@ TABLET_ORIGIN = "http://127.0.0.1:8001"
 
 @pytest.fixture
 async def fleet(service_env: dict[str, str], tokens: TokenService) -> AsyncIterator[Fleet]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600", TABLET_ORIGINS=TABLET_ORIGIN)  # type: ignore[arg-type]
-    q_settings = QuestionnaireSettings(**env)  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    d_settings = DevicesSettings(**env, SILENCE_CHECK_S="3600", TABLET_ORIGINS=TABLET_ORIGIN)
+    q_settings = QuestionnaireSettings(**env)
     async with (
         in_process(build_devices(d_settings)) as (d_client, d_platform),
         in_process(build_questionnaire(q_settings)) as (q_client, _),

@@ -64,13 +64,13 @@ async def test_used_stream_tokens_are_kept_a_day(platform: Any) -> None:
                 age,
             )
         # The service's own round, started with it, may come first: what is left is what counts.
-        await purge(conn, purges=build_alerting(AlertingSettings()).purges)  # type: ignore[call-arg]
+        await purge(conn, purges=build_alerting(AlertingSettings()).purges)
         left = await conn.fetchval("SELECT max(used_at) > now() - interval '1 hour' FROM stream_token_uses")
         assert (await conn.fetchval("SELECT count(*) FROM stream_token_uses"), left) == (1, True)
 
 
 async def test_inbox_rows_are_kept_while_the_stream_their_consumer_reads_could_deliver_the_event_again(
-    platform: Any, service_env: dict[str, str]
+    platform: Any, service_env: dict[str, Any]
 ) -> None:
     # alerting reads session.scheduled from INCLUSION (kept a year) and questionnaire.submitted from QUESTIONNAIRES
     # (30 days). A row goes once the stream no longer holds the event, nor a copy re-published from an outbox
@@ -95,7 +95,7 @@ async def test_inbox_rows_are_kept_while_the_stream_their_consumer_reads_could_d
             )
     # Another replica starts: its housekeeping runs at once (the first one's may have, during the inserts).
     expected = sorted(f"{consumer}-{age}" for (consumer, age), stays in kept.items() if stays)
-    settings = AlertingSettings(**service_env)  # type: ignore[arg-type]
+    settings = AlertingSettings(**service_env)
     async with in_process(build_alerting(settings)):
 
         async def purged() -> bool:

@@ -149,7 +149,7 @@ async def provider_alerting(service_env: dict[str, str]) -> AsyncIterator[tuple[
             STAFF_TOKEN_ISSUER=idp.issuer,
             STAFF_TOKEN_AUDIENCE=CLIENT_ID,
             DASHBOARD_OIDC_CLIENT_ID=CLIENT_ID,
-        )  # type: ignore[call-arg]
+        )
         async with in_process(build_alerting(settings)) as (client, _):
             yield client, idp, key
 

@@ -67,8 +67,9 @@ def _request(key: str, body: str, patient: uuid.UUID | None = None) -> IngressRe
 
 async def _commit(pool: asyncpg.Pool, requests: list[IngressRequest[NoteRow]]) -> list[Any]:
     """One batch through the writer's commit; each request's outcome (None, a StoredResponse or the error)."""
-    batch = [Pending(r) for r in requests]
-    await IngressWriter(SCHEMA, NOTES).commit(pool, batch)
+    batch: list[Pending[IngressRequest[NoteRow], StoredResponse | None]] = [Pending(r) for r in requests]
+    writer: IngressWriter[NoteRow] = IngressWriter(SCHEMA, NOTES)
+    await writer.commit(pool, batch)
     return [p.outcome.exception() or p.outcome.result() for p in batch]
 
 
@@ -144,7 +145,7 @@ async def test_a_key_reused_for_other_content_is_refused_and_the_rest_of_the_bat
 
 
 async def test_a_value_the_database_refuses_fails_its_own_request_only(pool: asyncpg.Pool) -> None:
-    writer = IngressWriter(SCHEMA, NOTES, writers=1)
+    writer: IngressWriter[NoteRow] = IngressWriter(SCHEMA, NOTES, writers=1)
     stop = asyncio.Event()
     running = asyncio.create_task(writer.run(SimpleNamespace(pool=pool), stop))
     await asyncio.sleep(0)  # running, so that the requests below wait in one queue and go out as one batch

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -107,8 +108,8 @@ async def _as_process(service_env: dict[str, str], tmp_path: Path) -> AsyncItera
 
 @asynccontextmanager
 async def _in_this_process(service_env: dict[str, str], tmp_path: Path) -> AsyncIterator[tuple[int, Path | None]]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):
         yield _address(url), None
 
 

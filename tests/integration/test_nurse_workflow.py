@@ -65,8 +65,8 @@ async def test_an_alert_nobody_takes_is_escalated_once_per_level_even_with_two_r
 
     # Two more replicas whose clocks are a week ahead check every 50 ms, concurrently, on the same data.
     ahead = datetime.now(UTC) + timedelta(days=7)
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    settings = AlertingSettings(**env, ESCALATION_CHECK_S="0.05")  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    settings = AlertingSettings(**env, ESCALATION_CHECK_S="0.05")
     async with (
         in_process(build_alerting(settings, clock=lambda: ahead)),
         in_process(build_alerting(settings, clock=lambda: ahead)),

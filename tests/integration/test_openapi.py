@@ -70,11 +70,11 @@ def _conforms(problem: dict[str, Any], schema: dict[str, Any]) -> None:
 async def service(
     request: pytest.FixtureRequest, service_env: dict[str, str], tokens: TokenService
 ) -> AsyncIterator[Service]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     build = {
-        "questionnaire": lambda: build_questionnaire(QuestionnaireSettings(**env)),  # type: ignore[arg-type]
-        "alerting": lambda: build_alerting(AlertingSettings(**env)),  # type: ignore[arg-type]
-        "devices": lambda: build_devices(DevicesSettings(**env, SILENCE_CHECK_S="3600")),  # type: ignore[arg-type]
+        "questionnaire": lambda: build_questionnaire(QuestionnaireSettings(**env)),
+        "alerting": lambda: build_alerting(AlertingSettings(**env)),
+        "devices": lambda: build_devices(DevicesSettings(**env, SILENCE_CHECK_S="3600")),
     }[request.param]
     async with in_process(build()) as (client, _):
         served = await client.get("/openapi.json")
@@ -215,10 +215,10 @@ async def test_the_live_stream_sends_the_events_its_document_describes(
 ) -> None:
     # Found by the API fuzz: the frames the stream sends (here the reset of an id it never sent) are what the
     # document's itemSchema says an event is.
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-1', {'nurse'})}", "Last-Event-ID": "408"}
     async with (
-        served(build_alerting(AlertingSettings(**env))) as (url, _),  # type: ignore[arg-type]
+        served(build_alerting(AlertingSettings(**env))) as (url, _),
         httpx.AsyncClient(base_url=url, timeout=10) as client,
     ):
         schema = (await client.get("/openapi.json")).json()["paths"]["/v1/alerts/stream"]["get"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pytest
@@ -18,7 +18,13 @@ PROBLEM = "application/problem+json"
 
 
 def _phone(
-    platform: Any, patient: uuid.UUID, body: bytes, *, key: str | None = None, nurse: str = "ide-claire", **kw: Any
+    platform: Any,
+    patient: uuid.UUID,
+    body: bytes,
+    *,
+    key: str | Literal[False] | None = None,  # False: no Idempotency-Key at all; None: a new one
+    nurse: str = "ide-claire",
+    **kw: Any,
 ) -> Any:
     headers = {
         **kw.pop("auth", platform.staff("nurse", nurse)),

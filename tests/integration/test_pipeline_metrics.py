@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 from nats.js.api import Header
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
 from services.questionnaire.main import NAME, QuestionnaireSettings, build_service
 from shared.devservers import ROOT
@@ -41,8 +41,9 @@ def _gauge(reader: InMemoryMetricReader, name: str) -> Series:
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 if metric.name == name:
-                    for point in metric.data.data_points:  # type: ignore[union-attr]
-                        points[tuple(sorted((point.attributes or {}).items()))] = point.value  # type: ignore[union-attr]
+                    for point in metric.data.data_points:
+                        assert isinstance(point, NumberDataPoint)  # a gauge's: one value (a histogram's has none)
+                        points[tuple(sorted((point.attributes or {}).items()))] = point.value
     return points
 
 
@@ -51,7 +52,7 @@ def _of(series: Series, **attributes: str) -> float | None:
 
 
 def _settings(service_env: dict[str, str]) -> QuestionnaireSettings:
-    return QuestionnaireSettings(  # type: ignore[call-arg]
+    return QuestionnaireSettings(
         NATS_URL=service_env["NATS_URL"], DATABASE_URL=service_env["DATABASE_URL"], PIPELINE_METRICS_INTERVAL_S=0.1
     )
 

@@ -77,10 +77,10 @@ class Services:
 
 @pytest.fixture
 async def services(own_postgres: EmbeddedPostgres, nats_url: str, tokens: TokenService) -> AsyncIterator[Services]:
-    env = {"NATS_URL": nats_url, "DATABASE_URL": own_postgres.url, "CONSUMER_BACKOFF_S": BACKOFF}
+    env: dict[str, Any] = {"NATS_URL": nats_url, "DATABASE_URL": own_postgres.url, "CONSUMER_BACKOFF_S": BACKOFF}
     async with (
-        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (q_client, q_platform),  # type: ignore[arg-type]
-        in_process(build_alerting(AlertingSettings(**env))) as (a_client, _),  # type: ignore[arg-type]
+        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (q_client, q_platform),
+        in_process(build_alerting(AlertingSettings(**env))) as (a_client, _),
     ):
         yield Services(q_client, a_client, q_platform, tokens)
 

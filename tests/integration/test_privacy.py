@@ -126,8 +126,8 @@ async def test_the_live_stream_and_an_unexpected_failure_are_not_sniffed_either(
     async def fail() -> None:
         raise RuntimeError("a bug")
 
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    service = build_alerting(AlertingSettings(**env))  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    service = build_alerting(AlertingSettings(**env))
     service = dataclasses.replace(service, routers=(*service.routers, failing))
     nurse = {"Authorization": f"Bearer {tokens.issue_staff_token('nurse-1', {'nurse'})}"}
     async with served(service) as (url, _), httpx.AsyncClient(base_url=url, timeout=10) as client:

@@ -62,7 +62,7 @@ async def test_a_batch_jetstream_refuses_gets_its_error(nc: NATS) -> None:
     stored = str(uuid.uuid4())
     await _reply(await acks.publish(SUBJECT, b"{}", {"Nats-Msg-Id": stored}))
     ack = await _reply(await _batch(acks, [str(uuid.uuid4()), str(uuid.uuid4())]))
-    assert ack.batch_size == 2  # type: ignore[attr-defined]
+    assert ack.batch_size == 2
 
     refused = await _batch(acks, [str(uuid.uuid4()), stored])
 

@@ -142,10 +142,10 @@ async def test_group_commit_logs_a_failed_item_without_its_row(pool: asyncpg.Poo
     stop = asyncio.Event()
 
     class Owner:
-        pass
+        pool: asyncpg.Pool
 
     owner = Owner()
-    owner.pool = pool  # type: ignore[attr-defined]
+    owner.pool = pool
     running = asyncio.create_task(writer.run(owner, stop))
     try:
         with root_output() as out:

@@ -122,10 +122,10 @@ async def test_a_service_started_for_a_test_has_run_its_scheduled_jobs_first_rou
 ) -> None:
     # What a test writes next (an alert three days overdue) no start-up round reads: the next one is an hour away.
     rounds: list[str] = []
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     service = ServiceDefinition(
         name="jobs_probe",
-        settings=ServiceSettings(**env),  # type: ignore[arg-type]
+        settings=ServiceSettings(**env),
         routers=(),
         migrations=tmp_path,
         background=(_slow_check(rounds),),

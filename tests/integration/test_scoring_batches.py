@@ -85,10 +85,12 @@ async def test_a_hospital_s_rule_set_scores_and_labels_what_it_decides(platform:
     # The ward raises ORANGE for a self-rated ECOG of 4 only; the platform's defaults raise it from 3.
     rules_file = tmp_path / "rules.json"
     rules_file.write_text(json.dumps({"id": "chu-lyon", "version": "2", "ecog_orange_at": 4}), encoding="utf-8")
-    settings = AlertingSettings(ALERT_RULES_FILE=str(rules_file))  # type: ignore[arg-type]
-    scoring = next(
-        s.handler for s in build_alerting(settings).subscriptions if s.spec.subject == "questionnaire.submitted"
+    settings = AlertingSettings(ALERT_RULES_FILE=str(rules_file))
+    subscription = next(
+        s for s in build_alerting(settings).subscriptions if s.spec.subject == "questionnaire.submitted"
     )
+    assert subscription.batch  # its handler takes the batch as it is: the same function as subscription.handler
+    scoring = subscription.batch_handler()
     ward, defaults = uuid.uuid4(), uuid.uuid4()
     t0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     pool = platform.alerting_platform.pool

@@ -49,7 +49,7 @@ async def test_a_port_held_for_a_service_cannot_be_taken_before_it_serves_there(
     # Before the service starts, the port is told to another service (its settings), and another process tries it.
     with pytest.raises(OSError):
         intruders.append(another_process_binds(port))
-    settings = QuestionnaireSettings(NATS_URL=service_env["NATS_URL"], DATABASE_URL=service_env["DATABASE_URL"])  # type: ignore[call-arg]
+    settings = QuestionnaireSettings(NATS_URL=service_env["NATS_URL"], DATABASE_URL=service_env["DATABASE_URL"])
     async with served(build_questionnaire(settings), listening) as (url, _):
         assert url == f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient() as client:

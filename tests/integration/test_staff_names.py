@@ -92,7 +92,7 @@ async def provider_alerting(service_env: dict[str, str]) -> AsyncIterator[tuple[
             STAFF_TOKEN_AUDIENCE="oncofollow-api",
             DASHBOARD_OIDC_CLIENT_ID="oncofollow-dashboard",
             DASHBOARD_OIDC_SCOPES="openid profile offline_access",
-        )  # type: ignore[call-arg]
+        )
         async with in_process(build_alerting(settings)) as (client, _):
             yield client, idp
 
@@ -128,7 +128,7 @@ async def test_a_provider_out_of_reach_leaves_the_button_unavailable_and_the_pol
         STAFF_TOKEN_ISSUER=idp.issuer,
         STAFF_TOKEN_AUDIENCE="oncofollow-api",
         DASHBOARD_OIDC_CLIENT_ID="oncofollow-dashboard",
-    )  # type: ignore[call-arg]
+    )
     async with in_process(build_alerting(settings)) as (client, _):
         config = (await client.get("/v1/dashboard/config")).json()
         assert (config["provider_sign_in"], config["provider_unavailable"]) == (None, True)

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urljoin
 
 import httpx
@@ -31,8 +31,8 @@ MANIFEST = "/tablet/manifest.webmanifest"
 
 @pytest.fixture
 async def questionnaire(service_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    async with in_process(build_service(QuestionnaireSettings(**env))) as (client, _):  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    async with in_process(build_service(QuestionnaireSettings(**env))) as (client, _):
         yield client
 
 
@@ -138,8 +138,8 @@ async def test_the_worker_carries_the_page_s_version_which_changes_with_any_of_i
 ) -> None:
     pages = tmp_path / "tablet"
     shutil.copytree(TABLET_PAGES, pages)
-    env = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
-    service = build_service(QuestionnaireSettings(**env), tablet_pages=pages)  # type: ignore[arg-type]
+    env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
+    service = build_service(QuestionnaireSettings(**env), tablet_pages=pages)
     async with in_process(service) as (client, _):
 
         async def served() -> tuple[str, dict[str, str]]:
@@ -167,6 +167,6 @@ async def test_the_worker_carries_the_page_s_version_which_changes_with_any_of_i
         assert after != before and set(files.values()) == {after}
 
     # The team's number changed (config.json, kept with the page): a new version too.
-    phoned = build_service(QuestionnaireSettings(**env, TEAM_PHONE="01 49 81 21 11"), tablet_pages=pages)  # type: ignore[arg-type]
+    phoned = build_service(QuestionnaireSettings(**env, TEAM_PHONE="01 49 81 21 11"), tablet_pages=pages)
     async with in_process(phoned) as (client, _):
         assert (await client.get("/tablet/sw.js")).headers[VERSION_HEADER] not in (before, after)

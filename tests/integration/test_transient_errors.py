@@ -250,7 +250,7 @@ async def test_a_lock_held_past_every_try_ends_in_the_dead_letter_path_not_a_loo
 
 
 @pytest.fixture
-def slow_lock_env(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def slow_lock_env(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     # The same four tries, closer together (a refusal in under a second): the suite's time is counted.
     monkeypatch.setattr(transient, "TRANSIENT_DELAYS_S", (0.05, 0.1, 0.2))
     return {**service_env, "DB_LOCK_TIMEOUT_MS": str(LOCK_TIMEOUT_MS)}
@@ -300,10 +300,10 @@ def _staff(tokens: TokenService) -> dict[str, str]:
 
 
 async def test_a_nurse_s_ack_waiting_on_a_lock_is_run_again_then_answered_or_refused_with_503(
-    slow_lock_env: dict[str, str], database_url: str, tokens: TokenService, caplog: pytest.LogCaptureFixture
+    slow_lock_env: dict[str, Any], database_url: str, tokens: TokenService, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="shared.db.transient")
-    settings = AlertingSettings(**slow_lock_env)  # type: ignore[arg-type]
+    settings = AlertingSettings(**slow_lock_env)
     async with in_process(build_alerting(settings)) as (client, platform):
         async with platform.pool.acquire() as conn:
             briefly, long = await _open_alert(conn), await _open_alert(conn)
@@ -348,9 +348,9 @@ async def test_a_nurse_s_ack_waiting_on_a_lock_is_run_again_then_answered_or_ref
 
 
 async def test_a_tablet_s_submission_waiting_on_a_lock_is_written_once_after_the_retry_or_refused_with_503(
-    slow_lock_env: dict[str, str], database_url: str, tokens: TokenService
+    slow_lock_env: dict[str, Any], database_url: str, tokens: TokenService
 ) -> None:
-    settings = QuestionnaireSettings(**slow_lock_env)  # type: ignore[arg-type]
+    settings = QuestionnaireSettings(**slow_lock_env)
     patient = uuid.uuid4()
     device = {"Authorization": f"Bearer {tokens.issue_device_token(patient, 'tablet-test')}"}
     body = orjson.dumps(questionnaire_response(RED_NAUSEA))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -15,7 +16,10 @@ from shared.oidc import IdentityProvider, SignInEndpoints
 from shared.settings import ServiceSettings
 from shared.testing.oidc import AUTH_PATH, DISCOVERY_PATH, LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
 
-PROVIDER = {"STAFF_TOKEN_ISSUER": "https://sso.chu.example/realms/ward", "STAFF_TOKEN_AUDIENCE": "oncofollow-api"}
+PROVIDER: dict[str, Any] = {
+    "STAFF_TOKEN_ISSUER": "https://sso.chu.example/realms/ward",
+    "STAFF_TOKEN_AUDIENCE": "oncofollow-api",
+}
 
 
 @pytest.mark.parametrize(
@@ -28,18 +32,18 @@ PROVIDER = {"STAFF_TOKEN_ISSUER": "https://sso.chu.example/realms/ward", "STAFF_
         ({"STAFF_TOKEN_NAME_CLAIM": " name"}, "STAFF_TOKEN_NAME_CLAIM must be a claim name"),
     ],
 )
-def test_a_sign_in_that_cannot_work_is_refused_at_start_up(env: dict[str, str], says: str) -> None:
+def test_a_sign_in_that_cannot_work_is_refused_at_start_up(env: dict[str, Any], says: str) -> None:
     with pytest.raises(ValidationError, match=says):
-        AlertingSettings(**env)  # type: ignore[arg-type]
+        AlertingSettings(**env)
 
 
 def test_the_sign_in_settings_and_their_defaults() -> None:
-    settings = AlertingSettings(**PROVIDER, DASHBOARD_OIDC_CLIENT_ID="oncofollow-dashboard")  # type: ignore[arg-type]
+    settings = AlertingSettings(**PROVIDER, DASHBOARD_OIDC_CLIENT_ID="oncofollow-dashboard")
     assert (settings.dashboard_oidc_client_id, settings.dashboard_oidc_scopes) == (
         "oncofollow-dashboard",
         "openid profile",
     )
-    assert AlertingSettings(DASHBOARD_OIDC_SCOPES="  openid   profile  email ").dashboard_oidc_scopes == (  # type: ignore[arg-type]
+    assert AlertingSettings(DASHBOARD_OIDC_SCOPES="  openid   profile  email ").dashboard_oidc_scopes == (
         "openid profile email"
     )
     assert ServiceSettings().staff_token_name_claim == "name"

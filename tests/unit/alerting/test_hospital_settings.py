@@ -34,7 +34,7 @@ def test_a_hospital_rule_set_keeps_the_defaults_it_does_not_name_and_its_own_lab
         silent_terms=DEFAULT_RULE_SET.silent_terms,
     )
     assert rules.label == "chu-lyon@2026.1"
-    assert AlertingSettings(ALERT_RULES_FILE=str(path)).rule_set() == rules  # type: ignore[arg-type]
+    assert AlertingSettings(ALERT_RULES_FILE=str(path)).rule_set() == rules
     assert AlertingSettings().rule_set() is DEFAULT_RULE_SET
 
 
@@ -53,12 +53,12 @@ def test_a_hospital_rule_set_keeps_the_defaults_it_does_not_name_and_its_own_lab
 def test_a_rule_set_that_cannot_be_used_stops_the_start(tmp_path: Path, content: object, says: str) -> None:
     path = rules_file(tmp_path, content)
     with pytest.raises(ValidationError, match=says):
-        AlertingSettings(ALERT_RULES_FILE=str(path))  # type: ignore[arg-type]
+        AlertingSettings(ALERT_RULES_FILE=str(path))
 
 
 def test_a_rule_set_file_that_is_not_there_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="cannot be read"):
-        AlertingSettings(ALERT_RULES_FILE=str(tmp_path / "missing.json"))  # type: ignore[arg-type]
+        AlertingSettings(ALERT_RULES_FILE=str(tmp_path / "missing.json"))
 
 
 def test_the_definition_and_the_rule_set_know_the_same_thresholds() -> None:
@@ -67,13 +67,13 @@ def test_the_definition_and_the_rule_set_know_the_same_thresholds() -> None:
 
 
 def test_the_red_delay_is_the_hospital_s() -> None:
-    levels = build_service(AlertingSettings(RED_ACKNOWLEDGE_WITHIN_MIN="30")).extras["service_levels"]  # type: ignore[arg-type]
+    levels = build_service(AlertingSettings(RED_ACKNOWLEDGE_WITHIN_MIN="30")).extras["service_levels"]
     assert levels.red_within == timedelta(minutes=30)
     monday_9 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 09:00 in Paris
     assert levels.due_after("red", monday_9) == monday_9 + timedelta(minutes=30)
     for wrong in ("0", "4", "1441"):
         with pytest.raises(ValidationError, match="RED_ACKNOWLEDGE_WITHIN_MIN"):
-            AlertingSettings(RED_ACKNOWLEDGE_WITHIN_MIN=wrong)  # type: ignore[arg-type]
+            AlertingSettings(RED_ACKNOWLEDGE_WITHIN_MIN=wrong)
 
 
 @pytest.mark.parametrize(
@@ -94,13 +94,13 @@ def test_opening_days_are_written_as_days_and_ranges(spec: str, days: set[int]) 
 )
 def test_opening_days_that_cannot_be_read_stop_the_start(spec: str, says: str) -> None:
     with pytest.raises(ValidationError, match=says):
-        AlertingSettings(OPENING_DAYS=spec or ",")  # type: ignore[arg-type]
+        AlertingSettings(OPENING_DAYS=spec or ",")
 
 
 def test_a_ward_open_on_saturday_tells_the_patient_and_counts_its_service_levels_the_same() -> None:
     saturday_10 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)  # 10:00 in Paris
-    questionnaire = build_questionnaire(QuestionnaireSettings(OPENING_DAYS="mon-sat"))  # type: ignore[arg-type]
-    alerting = build_service(AlertingSettings(OPENING_DAYS="mon-sat"))  # type: ignore[arg-type]
+    questionnaire = build_questionnaire(QuestionnaireSettings(OPENING_DAYS="mon-sat"))
+    alerting = build_service(AlertingSettings(OPENING_DAYS="mon-sat"))
     assert questionnaire.extras["opening_hours"].is_open(saturday_10)
     levels = alerting.extras["service_levels"]
     assert levels.hours.is_open(saturday_10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -18,12 +19,12 @@ from services.alerting.domain import (
     check_resolve,
     plan_alerts,
 )
-from shared.events.alerts import AlertReason
+from shared.events.alerts import AlertLevel, AlertReason, AlertStatus
 
 
-def _alert(status: str = "open", level: str = "orange", *codes: str) -> ActiveAlert:
+def _alert(status: AlertStatus = "open", level: AlertLevel = "orange", *codes: str) -> ActiveAlert:
     reasons = tuple(AlertReason(code=c, rule=RULE_GRADE_2, level="orange", grade=2) for c in codes or ("fatigue",))
-    return ActiveAlert(uuid.uuid4(), level, status, reasons)  # type: ignore[arg-type]
+    return ActiveAlert(uuid.uuid4(), level, status, reasons)
 
 
 def test_no_active_alert_gathers_all_findings_into_one_new_alert() -> None:
@@ -72,20 +73,20 @@ def test_no_findings_no_plan() -> None:
         (check_resolve, "resolved", "already resolved"),
     ],
 )
-def test_refused_steps(check: object, status: str, words: str) -> None:
+def test_refused_steps(check: Callable[[AlertStatus], None], status: AlertStatus, words: str) -> None:
     with pytest.raises(TransitionRefused, match=words):
-        check(status)  # type: ignore[operator]
+        check(status)
 
 
 @pytest.mark.parametrize(
     ("check", "status"), [(check_acknowledge, "open"), (check_resolve, "open"), (check_resolve, "acknowledged")]
 )
-def test_allowed_steps(check: object, status: str) -> None:
-    check(status)  # type: ignore[operator]
+def test_allowed_steps(check: Callable[[AlertStatus], None], status: AlertStatus) -> None:
+    check(status)
 
 
-def _red(code: str, status: str = "acknowledged") -> ActiveAlert:
-    return ActiveAlert(uuid.uuid4(), "red", status, (AlertReason(code=code, rule=RULE_GRADE_3, level="red", grade=3),))  # type: ignore[arg-type]
+def _red(code: str, status: AlertStatus = "acknowledged") -> ActiveAlert:
+    return ActiveAlert(uuid.uuid4(), "red", status, (AlertReason(code=code, rule=RULE_GRADE_3, level="red", grade=3),))
 
 
 @pytest.mark.parametrize(

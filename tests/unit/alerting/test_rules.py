@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -151,7 +152,8 @@ def test_rule_set_label_names_id_and_version() -> None:
 @pytest.mark.parametrize("value", [0, -1])
 def test_a_worsening_step_below_one_is_refused(field: str, value: int) -> None:
     with pytest.raises(ValueError, match=field):
-        RuleSet(**{field: value})  # type: ignore[arg-type]
+        step: dict[str, Any] = {field: value}
+        RuleSet(**step)
 
 
 # --- Grades ---------------------------------------------------------------------------------------

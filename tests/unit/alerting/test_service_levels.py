@@ -112,7 +112,7 @@ def test_no_alert_falls_due_sooner_than_the_shortest_delay(levels: ServiceLevels
     assert shortest > timedelta(0)
     for since in moments:
         for level in ("red", "orange"):
-            due = levels.due_after(level, since)  # type: ignore[arg-type]
+            due = levels.due_after(level, since)
             assert due.astimezone(UTC) - since >= shortest, (level, since)
 
 

@@ -164,7 +164,9 @@ def test_fever_without_temperature_is_fine() -> None:
 )
 def test_temperature_answer_forms(value: dict[str, Any]) -> None:
     body = response(red_flags(yes_no("fever", True), {"linkId": "temperature", "answer": [value]}))
-    assert 38 <= normalise(body).red_flags.temperature_c <= 39  # type: ignore[operator]
+    temperature = normalise(body).red_flags.temperature_c
+    assert temperature is not None
+    assert 38 <= temperature <= 39
 
 
 def test_a_coding_without_system_matches_by_code() -> None:

@@ -11,7 +11,7 @@ from services.questionnaire.main import QuestionnaireSettings
 
 def test_no_number_by_default_and_a_number_is_kept_as_patients_dial_it() -> None:
     assert QuestionnaireSettings().team_phone is None
-    assert QuestionnaireSettings(TEAM_PHONE="   ").team_phone is None  # type: ignore[call-arg]
+    assert QuestionnaireSettings(TEAM_PHONE="   ").team_phone is None
     for given, kept in [
         ("01 49 81 21 11", "01 49 81 21 11"),
         ("  01  49 81 21 11 ", "01 49 81 21 11"),
@@ -20,7 +20,7 @@ def test_no_number_by_default_and_a_number_is_kept_as_patients_dial_it() -> None
         ("01-49-81-21-11", "01-49-81-21-11"),
         ("3966", "3966"),
     ]:
-        assert QuestionnaireSettings(TEAM_PHONE=given).team_phone == kept  # type: ignore[call-arg]
+        assert QuestionnaireSettings(TEAM_PHONE=given).team_phone == kept
 
 
 @pytest.mark.parametrize(
@@ -40,4 +40,4 @@ def test_no_number_by_default_and_a_number_is_kept_as_patients_dial_it() -> None
 )
 def test_a_number_no_one_can_dial_stops_the_service(value: str) -> None:
     with pytest.raises(ValidationError, match="TEAM_PHONE must be a phone number as patients dial it"):
-        QuestionnaireSettings(TEAM_PHONE=value)  # type: ignore[call-arg]
+        QuestionnaireSettings(TEAM_PHONE=value)

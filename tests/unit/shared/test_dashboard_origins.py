@@ -13,7 +13,7 @@ from services.questionnaire.main import QuestionnaireSettings, tablet_headers
 
 def test_no_dashboard_origin_by_default_and_a_list_is_read_normalised() -> None:
     assert QuestionnaireSettings().dashboard_origins == ()
-    settings = QuestionnaireSettings(DASHBOARD_ORIGINS=" http://127.0.0.1:8002, HTTPS://Soins.Example.org ")  # type: ignore[call-arg]
+    settings = QuestionnaireSettings(DASHBOARD_ORIGINS=" http://127.0.0.1:8002, HTTPS://Soins.Example.org ")
     assert settings.dashboard_origins == ("http://127.0.0.1:8002", "https://soins.example.org")
 
 
@@ -33,38 +33,38 @@ def test_no_dashboard_origin_by_default_and_a_list_is_read_normalised() -> None:
 )
 def test_a_dashboard_origin_that_is_not_one_stops_the_service(value: str) -> None:
     with pytest.raises(ValidationError, match="DASHBOARD_ORIGINS"):
-        QuestionnaireSettings(DASHBOARD_ORIGINS=value)  # type: ignore[call-arg]
+        QuestionnaireSettings(DASHBOARD_ORIGINS=value)
 
 
 def test_the_questionnaire_service_s_public_url() -> None:
     assert AlertingSettings().questionnaire_public_url == "http://127.0.0.1:8001"
-    given = AlertingSettings(QUESTIONNAIRE_PUBLIC_URL="https://soins.example.org/questionnaire/")  # type: ignore[call-arg]
+    given = AlertingSettings(QUESTIONNAIRE_PUBLIC_URL="https://soins.example.org/questionnaire/")
     assert given.questionnaire_public_url == "https://soins.example.org/questionnaire"
     for wrong in ("soins.example.org", "javascript:alert(1)", "https://soins.example.org/?a=1", "https://u@x.org"):
         with pytest.raises(ValidationError, match="QUESTIONNAIRE_PUBLIC_URL"):
-            AlertingSettings(QUESTIONNAIRE_PUBLIC_URL=wrong)  # type: ignore[call-arg]
+            AlertingSettings(QUESTIONNAIRE_PUBLIC_URL=wrong)
 
 
 def test_the_tablet_page_s_heartbeats_are_off_unless_both_ends_are_set() -> None:
     assert QuestionnaireSettings().devices_public_url is None
     assert DevicesSettings().tablet_origins == ()
-    given = QuestionnaireSettings(DEVICES_PUBLIC_URL="https://devices.example.org/")  # type: ignore[call-arg]
+    given = QuestionnaireSettings(DEVICES_PUBLIC_URL="https://devices.example.org/")
     assert given.devices_public_url == "https://devices.example.org"
     # The page may then reach that origin, and no other.
     policy = tablet_headers(given.devices_public_url)["Content-Security-Policy"]
     assert "connect-src 'self' https://devices.example.org;" in policy
     assert "connect-src 'self';" in tablet_headers(None)["Content-Security-Policy"]
-    allowed = DevicesSettings(TABLET_ORIGINS="https://Questionnaire.example.org")  # type: ignore[call-arg]
+    allowed = DevicesSettings(TABLET_ORIGINS="https://Questionnaire.example.org")
     assert allowed.tablet_origins == ("https://questionnaire.example.org",)
 
 
 @pytest.mark.parametrize("value", ["*", "https://questionnaire.example.org/tablet/", "questionnaire.example.org"])
 def test_a_tablet_origin_that_is_not_one_stops_the_devices_service(value: str) -> None:
     with pytest.raises(ValidationError, match="TABLET_ORIGINS"):
-        DevicesSettings(TABLET_ORIGINS=value)  # type: ignore[call-arg]
+        DevicesSettings(TABLET_ORIGINS=value)
 
 
 def test_a_devices_address_that_is_not_one_stops_the_questionnaire_service() -> None:
     for wrong in ("devices.example.org", "javascript:alert(1)", "https://u@devices.example.org"):
         with pytest.raises(ValidationError, match="DEVICES_PUBLIC_URL"):
-            QuestionnaireSettings(DEVICES_PUBLIC_URL=wrong)  # type: ignore[call-arg]
+            QuestionnaireSettings(DEVICES_PUBLIC_URL=wrong)

@@ -336,7 +336,7 @@ class TestDevelopmentAndProductionStaffTokens:
 
 class TestFromSettings:
     async def test_the_settings_make_the_provider(self, idp: FakeIdentityProvider, ec_key: SigningKey) -> None:
-        settings = ServiceSettings(  # type: ignore[call-arg]
+        settings = ServiceSettings(
             STAFF_TOKEN_ISSUER=idp.issuer,
             STAFF_TOKEN_AUDIENCE=AUDIENCE,
             STAFF_TOKEN_JWKS_URL=idp.jwks_url,
@@ -344,7 +344,9 @@ class TestFromSettings:
         )
         tokens = token_service(settings)
         assert (await _verify(tokens, ec_key.sign(_claims(idp)))).roles == {"nurse"}
-        assert tokens.verify(tokens.issue_staff_token("dev-arc", {"arc"})).roles == {"arc"}
+        arc = tokens.verify(tokens.issue_staff_token("dev-arc", {"arc"}))
+        assert isinstance(arc, StaffPrincipal)
+        assert arc.roles == {"arc"}
 
     async def test_without_provider_settings_none(self, idp: FakeIdentityProvider, ec_key: SigningKey) -> None:
         tokens = token_service(ServiceSettings())

@@ -92,7 +92,7 @@ def test_every_operation_that_reads_a_bearer_token_says_so(service: str) -> None
     assert "make token" in scheme["description"]
     for method, path, operation in _operations(document):
         # What can answer 401 reads a token; what cannot (the dashboard's configuration) needs none.
-        expected = [{"bearerToken": []}] if 401 in _errors(operation) else None
+        expected: list[dict[str, list[str]]] | None = [{"bearerToken": []}] if 401 in _errors(operation) else None
         if (service, method, path) == LIVE_STREAM:
             continue  # a stream token will do instead (below)
         assert operation.get("security") == expected, (method, path)

@@ -19,7 +19,10 @@ from shared.http.sign_in import ProviderSignIn, provider_origin
 from shared.oidc import token_service
 from shared.testing.oidc import AUTH_PATH, LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
 
-PROVIDER = {"STAFF_TOKEN_ISSUER": "https://sso.chu.example/realms/ward", "STAFF_TOKEN_AUDIENCE": "oncofollow-api"}
+PROVIDER: dict[str, Any] = {
+    "STAFF_TOKEN_ISSUER": "https://sso.chu.example/realms/ward",
+    "STAFF_TOKEN_AUDIENCE": "oncofollow-api",
+}
 PAGES = [(AlertingSettings, "DASHBOARD", "the dashboard"), (DevicesSettings, "FLEET", "the fleet page")]
 
 
@@ -45,7 +48,7 @@ def test_a_page_sign_in_that_cannot_work_stops_the_service_at_start_up(
 
 def test_the_fleet_page_sign_in_settings_and_their_defaults() -> None:
     assert (DevicesSettings().fleet_oidc_client_id, DevicesSettings().fleet_oidc_scopes) == (None, "openid profile")
-    settings = DevicesSettings(**PROVIDER, FLEET_OIDC_CLIENT_ID="oncofollow-fleet", FLEET_OIDC_SCOPES=" openid  email")  # type: ignore[arg-type]
+    settings = DevicesSettings(**PROVIDER, FLEET_OIDC_CLIENT_ID="oncofollow-fleet", FLEET_OIDC_SCOPES=" openid  email")
     assert (settings.fleet_oidc_client_id, settings.fleet_oidc_scopes) == ("oncofollow-fleet", "openid email")
 
 
@@ -59,7 +62,7 @@ async def test_the_fleet_page_reads_the_provider_endpoints_and_may_post_to_its_t
         idp.enable_sign_in(
             SigningKey.rsa("k1"), client_id="fleet", redirect_uri="http://127.0.0.1:9/fleet/", audience="api", user={}
         )
-        settings = DevicesSettings(  # type: ignore[call-arg]
+        settings = DevicesSettings(
             STAFF_TOKEN_ISSUER=idp.issuer,
             STAFF_TOKEN_AUDIENCE="api",
             FLEET_OIDC_CLIENT_ID="fleet",
@@ -87,7 +90,7 @@ async def test_the_fleet_page_reads_the_provider_endpoints_and_may_post_to_its_t
 
         # The dashboard's config, from the same code, names its own client.
         alerting = platform_for(
-            AlertingSettings(STAFF_TOKEN_ISSUER=idp.issuer, STAFF_TOKEN_AUDIENCE="api", DASHBOARD_OIDC_CLIENT_ID="dash")  # type: ignore[call-arg]
+            AlertingSettings(STAFF_TOKEN_ISSUER=idp.issuer, STAFF_TOKEN_AUDIENCE="api", DASHBOARD_OIDC_CLIENT_ID="dash")
         )
         provider, unavailable = await dashboard.provider_sign_in(alerting)
         assert provider is not None and not unavailable
@@ -107,7 +110,7 @@ async def test_without_a_client_id_the_fleet_page_calls_itself_only_and_out_of_r
     assert "connect-src 'self';" in (await fleet_page.page_headers(plain))["Content-Security-Policy"]
 
     idp = FakeIdentityProvider()  # not started: nothing listens on its port
-    settings = DevicesSettings(  # type: ignore[call-arg]
+    settings = DevicesSettings(
         STAFF_TOKEN_ISSUER=idp.issuer,
         STAFF_TOKEN_AUDIENCE="api",
         STAFF_TOKEN_FETCH_TIMEOUT_S="1",
@@ -167,4 +170,4 @@ def test_the_provider_origin_a_page_may_call(
 @pytest.mark.parametrize("value", ["0", "0.4", "3601", "soon"])
 def test_a_recheck_interval_out_of_bounds_stops_the_service_at_start_up(value: str) -> None:
     with pytest.raises(ValidationError, match="STAFF_SIGN_IN_RECHECK_S"):
-        DevicesSettings(STAFF_SIGN_IN_RECHECK_S=value)  # type: ignore[call-arg]
+        DevicesSettings(STAFF_SIGN_IN_RECHECK_S=value)

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -87,7 +88,7 @@ async def _job(
     return asyncio.create_task(every(interval_s, stop, work, name="test job"))
 
 
-async def _until(calls: list[float], n: int) -> None:
+async def _until(calls: Sequence[object], n: int) -> None:
     async def reached() -> bool:
         return len(calls) >= n
 

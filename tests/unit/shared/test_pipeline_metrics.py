@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.util.types import AnyValue
 from pydantic import ValidationError
 
 from shared import pipeline_metrics as pm
@@ -22,7 +23,7 @@ SNAPSHOT = pm.PipelineSnapshot(
 )
 
 
-def _reported(snapshot: pm.PipelineSnapshot | None, now: float) -> dict[str, list[tuple[float, dict[str, str]]]]:
+def _reported(snapshot: pm.PipelineSnapshot | None, now: float) -> dict[str, list[tuple[float, dict[str, AnyValue]]]]:
     return {
         name: [(o.value, dict(o.attributes or {})) for o in observed]
         for name, observed in pm.observations(snapshot, now).items()
@@ -74,4 +75,4 @@ class TestIntervalSetting:
     @pytest.mark.parametrize("value", ["0", "-1", "0.01", "7200", "soon"])
     def test_refuses_what_is_no_sensible_interval(self, value: str) -> None:
         with pytest.raises(ValidationError, match="PIPELINE_METRICS_INTERVAL_S"):
-            ServiceSettings(PIPELINE_METRICS_INTERVAL_S=value)  # type: ignore[call-arg]
+            ServiceSettings(PIPELINE_METRICS_INTERVAL_S=value)

@@ -25,6 +25,7 @@ def test_every_query_parameter_but_the_lists_takes_one_value(service: str) -> No
             continue
         checked += 1
         document = app.openapi()
+        assert route.methods is not None  # an APIRoute always has its methods (GET when none is given)
         operation = document["paths"][route.path_format][min(route.methods).lower()]
         params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
         # A credential sent in the query (the live stream's stream_token) is documented as its security scheme.

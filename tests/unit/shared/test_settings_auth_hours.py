@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Any
 
 import jwt
 import orjson
@@ -26,8 +27,8 @@ IDP = {
 PRODUCTION = {"ENVIRONMENT": "production", "AUTH_SECRET": "s" * 40, "REQUIRE_NATS_SYNC_ALWAYS": True, **IDP}
 
 
-def _settings(**values: object) -> ServiceSettings:
-    return ServiceSettings(**values)  # type: ignore[arg-type]
+def _settings(**values: Any) -> ServiceSettings:
+    return ServiceSettings(**values)
 
 
 class TestSettings:
@@ -106,7 +107,7 @@ class TestSettings:
             _settings(**{k: v for k, v in merged.items() if v is not None})
 
     def test_development_defaults_and_lists(self) -> None:
-        settings = ServiceSettings(NATS_URL="nats://a:4222, nats://b:4222", CONSUMER_BACKOFF_S="1,2.5")  # type: ignore[call-arg]
+        settings = ServiceSettings(NATS_URL="nats://a:4222, nats://b:4222", CONSUMER_BACKOFF_S="1,2.5")
         assert settings.auth_secret == DEV_AUTH_SECRET
         assert settings.nats_servers == ["nats://a:4222", "nats://b:4222"]
         assert settings.consumer_backoff == (1.0, 2.5)
@@ -391,7 +392,7 @@ class TestOpeningHours:
             ({"CONSUMER_BACKOFF_S": "30,0"}, "is not a list of delays in seconds"),
         ],
     )
-    def test_hours_a_zone_or_delays_that_cannot_be_used_stop_the_start(self, env: dict[str, str], says: str) -> None:
+    def test_hours_a_zone_or_delays_that_cannot_be_used_stop_the_start(self, env: dict[str, Any], says: str) -> None:
         with pytest.raises(ValidationError, match=says):
             ServiceSettings(**env)
 
