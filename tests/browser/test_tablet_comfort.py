@@ -458,8 +458,19 @@ EMERGENCY_IN_SIGHT = """() => {
 }"""
 
 
-async def emergency_in_sight(page: Page, text_size: TextSize, where: str) -> None:
-    """At every text size, « appelez le 15 » in sight on arrival without scrolling, never under the size chosen."""
+# Where an element is on arrival (scrolled to the top), in CSS pixels.
+IN_SIGHT = """(selector) => {
+  scrollTo(0, 0);
+  const box = document.querySelector(selector).getBoundingClientRect();
+  return { top: box.top, bottom: box.bottom, height: innerHeight };
+}"""
+
+
+async def emergency_in_sight(page: Page, text_size: TextSize, where: str, *also: str) -> None:
+    """At every text size, « appelez le 15 » in sight on arrival without scrolling, never under the size chosen; and
+    so are the elements ``also`` names (CSS selectors), at every size but the largest: at 200 % the team's button alone
+    takes two lines of 59 px in landscape and four in portrait, and does not fit under the heading, the reason and the
+    emergency sentence."""
     async for size in text_size.each():
         seen = await page.evaluate(EMERGENCY_IN_SIGHT)
         at = f"{where} at {TEXT_SIZES[size]} %"
@@ -468,6 +479,9 @@ async def emergency_in_sight(page: Page, text_size: TextSize, where: str) -> Non
             f"the emergency sentence out of sight: {at} {seen}"
         )
         assert seen["text"] >= seen["root"], (at, seen)
+        for selector in also if size < len(TEXT_SIZES) - 1 else ():
+            box = await page.evaluate(IN_SIGHT, selector)
+            assert 0 <= box["top"] and box["bottom"] <= box["height"], f"{selector} out of sight: {at} {box}"
 
 
 @pytest.mark.parametrize("screen", [{"width": 1280, "height": 800}, {"width": 800, "height": 1280}])
@@ -490,7 +504,7 @@ async def test_the_emergency_sentence_is_in_sight_without_scrolling_on_every_scr
             text_size = TextSize(page)
             await page.goto(f"{url}/tablet/")
             await expect(page.locator("#screen-setup .team-phone")).to_be_visible()
-            await emergency_in_sight(page, text_size, "pas encore prête")
+            await emergency_in_sight(page, text_size, "pas encore prête", "#screen-setup .team-call")
 
             token = tokens.issue_device_token(uuid.uuid4(), "tablet-comfort")
             await page.goto(f"{url}/tablet/#device_token={token}")
@@ -526,11 +540,45 @@ async def test_the_emergency_sentence_is_in_sight_without_scrolling_on_every_scr
             await context.close()
 
 
+@pytest.mark.parametrize("screen", [{"width": 1280, "height": 800}, {"width": 800, "height": 1280}])
+async def test_a_loan_s_end_with_a_message_unsent_shows_the_15_what_was_not_sent_and_the_call_button_in_sight(
+    service_env: dict[str, str], browser: Browser, tokens: TokenService, screen: ViewportSize
+) -> None:
+    """The loan ends as the patient sends a message (the token refused): « pas encore prête » says so, then « appelez
+    le 15 », then the button that calls the team (the one thing she can do there), then that the message was not sent.
+    In landscape and portrait, the emergency sentence in sight on arrival at every size, and the button at every size
+    but 200 % (emergency_in_sight): it came after the sentences that explain, below the screen's foot from 160 % in
+    landscape."""
+    env: dict[str, Any] = {
+        "NATS_URL": service_env["NATS_URL"],
+        "DATABASE_URL": service_env["DATABASE_URL"],
+        "TEAM_PHONE": TEAM_PHONE,
+    }
+    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, platform):
+        context = await browser.new_context(viewport=screen, locale="fr-FR", timezone_id="Europe/Paris")
+        try:
+            loan = f"loan-{uuid.uuid4().hex}"
+            token = tokens.issue_device_token(uuid.uuid4(), "tablet-comfort", token_id=loan)
+            page = await context.new_page()
+            await page.goto(f"{url}/tablet/#device_token={token}")
+            await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+            await end_loan(platform.pool, url, loan, token)
+            await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+            await page.locator("#message-text").fill("J'ai de la fièvre.")
+            await page.get_by_role("button", name="Envoyer", exact=True).click()
+            await expect(page.locator("#setup-unsent")).to_contain_text("Votre dernier message", timeout=5_000)
+            await expect(page.locator("#screen-setup .team-phone")).to_be_visible()
+            text_size = TextSize(page)
+            await emergency_in_sight(page, text_size, "loan ended", "#screen-setup .team-call")
+        finally:
+            await context.close()
+
+
 async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_number_or_without(
     service_env: dict[str, str], context: BrowserContext
 ) -> None:
     """A tablet not set up yet: nothing to do but call the care team (TEAM_PHONE is the coordinating nurses' line).
-    Without TEAM_PHONE, the sentence says whom to call and where its number is; with it, the button under the
+    Without TEAM_PHONE, the sentence says whom to call and where its number is; with it, the button above the
     sentence calls, and the sentence no longer says to call (the same thing twice), only what the button cannot: the
     number is on the sheet too. Either way the sentence names whom the button names, in its words: "l'équipe
     soignante", never a nurse the button does not speak of."""
@@ -553,9 +601,12 @@ async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_numbe
         # The button's team, the sentence's team: one to call.
         assert "L'équipe soignante de votre service va la préparer pour vous" in said, said
         assert said.lower().count("l'équipe soignante") == 2 and "infirmière" not in said, said
-        # The sentence just above the button, saying what the button cannot.
-        above = await call.evaluate("(link) => link.parentElement.previousElementSibling.textContent")
-        assert " ".join(above.split()).endswith("Son numéro est aussi sur la fiche donnée avec la tablette."), above
+        # The sentence just under the button, saying what the button cannot.
+        under = await call.evaluate(
+            "(link) => { let e = link.parentElement.nextElementSibling; while (e.hidden) e = e.nextElementSibling; "
+            "return e.textContent; }"
+        )
+        assert " ".join(under.split()).endswith("Son numéro est aussi sur la fiche donnée avec la tablette."), under
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "tablet-not-ready-team-phone.png"))
 
