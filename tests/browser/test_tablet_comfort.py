@@ -546,9 +546,9 @@ async def test_a_loan_s_end_with_a_message_unsent_shows_the_15_what_was_not_sent
 ) -> None:
     """The loan ends as the patient sends a message (the token refused): « pas encore prête » says so, then « appelez
     le 15 », then the button that calls the team (the one thing she can do there), then that the message was not sent.
-    In landscape and portrait, the emergency sentence in sight on arrival at every size, and the button at every size
-    but 200 % (emergency_in_sight): it came after the sentences that explain, below the screen's foot from 160 % in
-    landscape."""
+    In landscape and portrait, the emergency sentence in sight on arrival at every size, and the button and the unsent
+    message's sentence at every size but 200 % (emergency_in_sight): the button came after the sentences that
+    explain, below the screen's foot from 160 % in landscape."""
     env: dict[str, Any] = {
         "NATS_URL": service_env["NATS_URL"],
         "DATABASE_URL": service_env["DATABASE_URL"],
@@ -569,7 +569,7 @@ async def test_a_loan_s_end_with_a_message_unsent_shows_the_15_what_was_not_sent
             await expect(page.locator("#setup-unsent")).to_contain_text("Votre dernier message", timeout=5_000)
             await expect(page.locator("#screen-setup .team-phone")).to_be_visible()
             text_size = TextSize(page)
-            await emergency_in_sight(page, text_size, "loan ended", "#screen-setup .team-call")
+            await emergency_in_sight(page, text_size, "loan ended", "#screen-setup .team-call", "#setup-unsent")
         finally:
             await context.close()
 
