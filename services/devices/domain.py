@@ -372,9 +372,10 @@ def repeated_accessories(listed: Iterable[Accessory]) -> tuple[Accessory, ...]:
     return tuple(accessory for accessory in Accessory if accessory in repeated)
 
 
-def accessories_outside(listed: Iterable[Accessory], kit: Iterable[Accessory]) -> tuple[Accessory, ...]:
+def accessories_outside(listed: Iterable[Accessory], kit: Iterable[str]) -> tuple[Accessory, ...]:
     """The accessories listed that are not in ``kit`` (a tablet's registered accessories, what a loan handed
-    over), each once, in ``Accessory`` declaration order; empty when all of them are in it."""
+    over), each once, in ``Accessory`` declaration order; empty when all of them are in it. ``kit`` may be the
+    database's plain strings: an ``Accessory`` is equal to its value."""
     outside = frozenset(listed) - frozenset(kit)
     return tuple(accessory for accessory in Accessory if accessory in outside)
 

@@ -309,7 +309,7 @@ def test_accessories_outside_the_kit(
 def test_accessories_outside_a_kit_read_from_the_database() -> None:
     # A loan's accessories come back from PostgreSQL as plain strings (the service passes them as they are), not
     # the Accessory the signature names: on purpose here.
-    assert accessories_outside([CH, SIM], ["cable", "charger", "manual"]) == (SIM,)  # type: ignore[list-item]
+    assert accessories_outside([CH, SIM], ["cable", "charger", "manual"]) == (SIM,)
 
 
 # --- Loan dates ----------------------------------------------------------------------------------------------
