@@ -6,14 +6,19 @@ outside development, so a production process never starts with the development s
 
 from __future__ import annotations
 
+import logging
+import os
 import re
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.opening_hours import ClosedDays, OpeningHours
+from shared.setting_names import meant_production, misspelt_settings
+
+log = logging.getLogger(__name__)
 
 # The database timeouts' ceiling: beyond an hour, a limit limits nothing a request or a batch would do.
 MAX_DB_TIMEOUT_MS = 3_600_000
@@ -235,6 +240,32 @@ class ServiceSettings(BaseSettings):
                 "one of the identity provider's"
             )
         return self
+
+
+Settings = TypeVar("Settings", bound=ServiceSettings)
+
+
+_REFUSED_IN_PRODUCTION = (
+    "In production a service does not start while a variable looks like a misspelt setting: rename or remove it."
+)
+
+
+class MisspeltSettings(ValueError):
+    """Environment variables that look like settings but are none, in production: the service does not start."""
+
+
+def from_environment(settings_class: type[Settings]) -> Settings:
+    """A service's settings from its environment, once its variables are checked for misspelt setting names
+    (shared.setting_names): each one is a warning, and in production a refusal to start, so that a deployment with
+    ``OPENING_HOUR`` (or an escalation delay's name mistyped) never runs on the default in silence. Only the
+    variables' names are told: their values may be secrets."""
+    misspellings = misspelt_settings(os.environ)
+    if misspellings and meant_production(os.environ, misspellings):
+        told = [str(m) for m in misspellings]
+        raise MisspeltSettings("\n".join([*told, _REFUSED_IN_PRODUCTION]))
+    for misspelling in misspellings:
+        log.warning("%s", misspelling)
+    return settings_class()
 
 
 _HOST = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)$")

@@ -26,7 +26,7 @@ from shared.messaging.consumer import Subscription
 from shared.messaging.fanout import StreamFanout
 from shared.messaging.topology import ConsumerSpec
 from shared.periodic import Clock, system_clock
-from shared.settings import ServiceSettings, web_address
+from shared.settings import ServiceSettings, from_environment, web_address
 
 NAME = "alerting"
 
@@ -120,7 +120,7 @@ class AlertingSettings(ServiceSettings):
 
 
 def build_service(settings: AlertingSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:
-    settings = settings or AlertingSettings()
+    settings = settings or from_environment(AlertingSettings)
     levels = ServiceLevels(settings.clinic_hours(), red_within=timedelta(minutes=settings.red_acknowledge_within_min))
     feed = StreamFanout("ALERTS", "alert.>", encode_alert_event)
     stream_trail = StreamAccessTrail(max_batch=512)

@@ -22,7 +22,7 @@ from shared.http.app import WEB_MODULES, ServiceDefinition, create_service_app
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import ConsumerSpec
 from shared.periodic import Clock, system_clock
-from shared.settings import ServiceSettings, web_address, web_origins
+from shared.settings import ServiceSettings, from_environment, web_address, web_origins
 
 NAME = "devices"
 
@@ -86,7 +86,7 @@ class DevicesSettings(ServiceSettings):
 
 
 def build_service(settings: DevicesSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:
-    settings = settings or DevicesSettings()
+    settings = settings or from_environment(DevicesSettings)
     heartbeats = HeartbeatWriter(max_batch=512)
     return ServiceDefinition(
         name=NAME,

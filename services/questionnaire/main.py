@@ -20,7 +20,7 @@ from shared.http.page_security import SELF, PageSecurity
 from shared.messaging.consumer import Subscription
 from shared.messaging.topology import UNLIMITED, ConsumerSpec
 from shared.periodic import Clock, system_clock
-from shared.settings import ServiceSettings, web_address, web_origins
+from shared.settings import ServiceSettings, from_environment, web_address, web_origins
 
 NAME = "questionnaire"
 
@@ -162,7 +162,7 @@ def build_service(
 ) -> ServiceDefinition:
     """``tablet_pages``: where the tablet's page is served from (a test's copy, which it may change); ``clock``: what
     the service calls "now" (when answers and messages arrive, the team's hours a patient is told)."""
-    settings = settings or QuestionnaireSettings()
+    settings = settings or from_environment(QuestionnaireSettings)
     writers = ingress_writers(NAME)
     return ServiceDefinition(
         name=NAME,
