@@ -74,6 +74,9 @@ SETTING_NAMES = frozenset(
 )
 
 _SERVICES = ("QUESTIONNAIRE", "ALERTING", "DEVICES")
+# Comma-separated names an operator vouches are no setting (another program's, in a shared environment): never
+# reported, so that a name this check takes wrongly for a misspelling does not keep a production service from starting.
+NOT_SETTINGS_VARIABLE = "NOT_SETTINGS"
 
 # What else of the platform reads the environment, and so may be in a service's (make run, the tests): no setting,
 # but no mistake either. NATS_PORT or QUESTIONNAIRE_PROCESSES would otherwise read as misspellings of settings.
@@ -98,6 +101,8 @@ PLATFORM_VARIABLES = frozenset(
         "FUZZ_RANDOM",
         "FUZZ_EXAMPLES",
         "UPDATE_SCHEMA_SNAPSHOTS",
+        # shared.settings.from_environment: the operator's answer to a false alarm
+        NOT_SETTINGS_VARIABLE,
     }
 )
 
@@ -165,7 +170,8 @@ def misspelt_settings(
     """The variables of ``environ`` (its names only: values may be secrets) that no one reads but that look like
     one of ``settings``: close to one, the same words in another order or with a word more or less, or a name
     under a prefix only settings use. ``others``: names the platform reads that are no setting."""
-    known = {name.upper() for name in (*settings, *others)}
+    vouched = environ.get(NOT_SETTINGS_VARIABLE, "") if isinstance(environ, Mapping) else ""
+    known = {name.strip().upper() for name in (*settings, *others, *vouched.split(","))}
     found = []
     for variable in sorted(environ):
         # pydantic-settings reads names whatever their case: opening_hours is OPENING_HOURS.

@@ -246,7 +246,8 @@ Settings = TypeVar("Settings", bound=ServiceSettings)
 
 
 _REFUSED_IN_PRODUCTION = (
-    "In production a service does not start while a variable looks like a misspelt setting: rename or remove it."
+    "In production a service does not start while a variable looks like a misspelt setting: rename or remove it, "
+    "or, if it is another program's, name it in NOT_SETTINGS (comma-separated)."
 )
 
 

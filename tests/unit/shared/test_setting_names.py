@@ -205,3 +205,15 @@ class TestStartUp:
             monkeypatch.setenv(name, value)
         assert from_environment(DevicesSettings).environment == "production"
         assert from_environment(ServiceSettings).environment == "production"
+
+    def test_a_variable_the_operator_names_in_not_settings_is_never_told(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A false alarm (another program's variable in a shared environment) must not keep production down.
+        for name, value in {**PRODUCTION, "STAFF_PORTAL_URL": "https://intranet", "OPENING_HOUR": "7"}.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(MisspeltSettings, match="name it in NOT_SETTINGS"):
+            from_environment(AlertingSettings)
+        monkeypatch.setenv("NOT_SETTINGS", "staff_portal_url, OPENING_HOUR")
+        assert from_environment(AlertingSettings).environment == "production"
+        assert misspelt_settings({"NOT_SETTINGS": "OPENING_HOUR", "OPENING_HOUR": "7", "STAFF_X": ""}) == (
+            Misspelling("STAFF_X", ()),
+        )
