@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.logs import configure_logging
 from shared.opening_hours import ClosedDays, OpeningHours
 from shared.setting_names import meant_production, misspelt_settings
 
@@ -251,15 +252,17 @@ _REFUSED_IN_PRODUCTION = (
 )
 
 
-class MisspeltSettings(ValueError):
-    """Environment variables that look like settings but are none, in production: the service does not start."""
+class MisspeltSettings(Exception):
+    """Environment variables that look like settings but are none, in production: the service does not start. Not a
+    ValueError: its message (names only, never values) is printed in full even once logs are redacted."""
 
 
-def from_environment(settings_class: type[Settings]) -> Settings:
+def from_environment(settings_class: type[Settings], service: str) -> Settings:
     """A service's settings from its environment, once its variables are checked for misspelt setting names
     (shared.setting_names): each one is a warning, and in production a refusal to start, so that a deployment with
     ``OPENING_HOUR`` (or an escalation delay's name mistyped) never runs on the default in silence. Only the
     variables' names are told: their values may be secrets."""
+    configure_logging(service)  # the warnings below say which service they come from, and when
     misspellings = misspelt_settings(os.environ)
     if misspellings and meant_production(os.environ, misspellings):
         told = [str(m) for m in misspellings]

@@ -120,7 +120,7 @@ class AlertingSettings(ServiceSettings):
 
 
 def build_service(settings: AlertingSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:
-    settings = settings or from_environment(AlertingSettings)
+    settings = settings or from_environment(AlertingSettings, NAME)
     levels = ServiceLevels(settings.clinic_hours(), red_within=timedelta(minutes=settings.red_acknowledge_within_min))
     feed = StreamFanout("ALERTS", "alert.>", encode_alert_event)
     stream_trail = StreamAccessTrail(max_batch=512)

@@ -86,7 +86,7 @@ class DevicesSettings(ServiceSettings):
 
 
 def build_service(settings: DevicesSettings | None = None, *, clock: Clock = system_clock) -> ServiceDefinition:
-    settings = settings or from_environment(DevicesSettings)
+    settings = settings or from_environment(DevicesSettings, NAME)
     heartbeats = HeartbeatWriter(max_batch=512)
     return ServiceDefinition(
         name=NAME,

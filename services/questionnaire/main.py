@@ -162,7 +162,7 @@ def build_service(
 ) -> ServiceDefinition:
     """``tablet_pages``: where the tablet's page is served from (a test's copy, which it may change); ``clock``: what
     the service calls "now" (when answers and messages arrive, the team's hours a patient is told)."""
-    settings = settings or from_environment(QuestionnaireSettings)
+    settings = settings or from_environment(QuestionnaireSettings, NAME)
     writers = ingress_writers(NAME)
     return ServiceDefinition(
         name=NAME,

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
@@ -44,6 +43,7 @@ from shared.http.problems import install_problem_handlers, problem_response
 from shared.http.queries import single_valued_query
 from shared.http.routes import RequestOnlyRoute
 from shared.http.transient import TransientRetry
+from shared.logs import configure_logging
 from shared.messaging.connection import connect, servers_not_syncing_always
 from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.deadletter import forward_exhausted
@@ -338,21 +338,12 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 1000)
 
 
-def _configure_logging(service: str) -> None:
-    # Log lines carry ids and codes only (never names, answers or message text), and an exception's traceback or
-    # span event never what it quotes (a PostgreSQL error's DETAIL holds a row's values): whatever handlers uvicorn
-    # or the tests installed.
-    redaction.install()
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-            format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-        )
-
-
 def create_service_app(service: ServiceDefinition) -> FastAPI:
-    _configure_logging(service.name)
+    # Log lines carry ids and codes only (never names, answers or message text), and an exception's traceback or
+    # span event never what it quotes (a PostgreSQL error's DETAIL holds a row's values). Not before: a settings
+    # error at start-up (build_service) is the operator's, and says in full what to set.
+    redaction.install()
+    configure_logging(service.name)
     recording = setup_tracing(service.name)
     if recording:
         instrument_asyncpg()

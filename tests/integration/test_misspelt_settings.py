@@ -4,6 +4,7 @@ environment: in production it does not start, and says which setting was probabl
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -68,5 +69,11 @@ def test_outside_production_a_misspelt_setting_is_a_warning(service: str) -> Non
         timeout=120,
     )
     assert loaded.returncode == 0, loaded.stderr
-    assert "ESCALATION_CHECK_SECONDS is not a setting; did you mean ESCALATION_CHECK_S?" in loaded.stderr
+    # Like every later line of the service's: when, and which service (make run interleaves three).
+    assert re.search(
+        rf"^\d{{4}}-\d\d-\d\d [\d:,]+ {service} WARNING shared.settings: "
+        "ESCALATION_CHECK_SECONDS is not a setting; did you mean ESCALATION_CHECK_S[?]$",
+        loaded.stderr,
+        re.MULTILINE,
+    ), loaded.stderr
     assert VALUE not in loaded.stdout + loaded.stderr

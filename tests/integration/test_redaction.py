@@ -60,7 +60,7 @@ def assert_redacted(text: str, *expected: str) -> None:
 
 @contextlib.contextmanager
 def root_output() -> Iterator[io.StringIO]:
-    """What a service's own handler (``_configure_logging``'s, on the root logger) writes."""
+    """What a service's own handler (``shared.logs.configure_logging``'s, on the root logger) writes."""
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(logging.Formatter("%(asctime)s test %(levelname)s %(name)s: %(message)s"))

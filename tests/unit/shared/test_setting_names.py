@@ -178,7 +178,7 @@ class TestStartUp:
         monkeypatch.setenv("OPENING_HOUR", "07:30-19:00")
         monkeypatch.setenv("ESCALATION_CHECK_SECONDS", "secret-value-5")
         with caplog.at_level(logging.WARNING, logger="shared.settings"):
-            settings = from_environment(AlertingSettings)
+            settings = from_environment(AlertingSettings, "alerting")
         assert settings.opening_hours == "08:00-18:00"  # what the misspelling costs: the default
         assert [r.getMessage() for r in caplog.records if r.name == "shared.settings"] == [
             "ESCALATION_CHECK_SECONDS is not a setting; did you mean ESCALATION_CHECK_S?",
@@ -192,28 +192,28 @@ class TestStartUp:
         for name, value in {**PRODUCTION, "RED_ACKNOWLEDGE_WITHIN_MINUTES": "15"}.items():
             monkeypatch.setenv(name, value)
         with pytest.raises(MisspeltSettings) as refused:
-            from_environment(AlertingSettings)
+            from_environment(AlertingSettings, "alerting")
         assert str(refused.value).splitlines()[0] == (
             "RED_ACKNOWLEDGE_WITHIN_MINUTES is not a setting; did you mean RED_ACKNOWLEDGE_WITHIN_MIN?"
         )
         monkeypatch.delenv("RED_ACKNOWLEDGE_WITHIN_MINUTES")
-        assert from_environment(AlertingSettings).red_acknowledge_within_min == 60
+        assert from_environment(AlertingSettings, "alerting").red_acknowledge_within_min == 60
 
     def test_a_setting_of_another_service_is_no_mistake(self, monkeypatch: pytest.MonkeyPatch) -> None:
         # make run starts every service in one environment.
         for name, value in {**PRODUCTION, "ESCALATION_CHECK_S": "5", "TEAM_PHONE": "01 49 81 21 11"}.items():
             monkeypatch.setenv(name, value)
-        assert from_environment(DevicesSettings).environment == "production"
-        assert from_environment(ServiceSettings).environment == "production"
+        assert from_environment(DevicesSettings, "devices").environment == "production"
+        assert from_environment(ServiceSettings, "any").environment == "production"
 
     def test_a_variable_the_operator_names_in_not_settings_is_never_told(self, monkeypatch: pytest.MonkeyPatch) -> None:
         # A false alarm (another program's variable in a shared environment) must not keep production down.
         for name, value in {**PRODUCTION, "STAFF_PORTAL_URL": "https://intranet", "OPENING_HOUR": "7"}.items():
             monkeypatch.setenv(name, value)
         with pytest.raises(MisspeltSettings, match="name it in NOT_SETTINGS"):
-            from_environment(AlertingSettings)
+            from_environment(AlertingSettings, "alerting")
         monkeypatch.setenv("NOT_SETTINGS", "staff_portal_url, OPENING_HOUR")
-        assert from_environment(AlertingSettings).environment == "production"
+        assert from_environment(AlertingSettings, "alerting").environment == "production"
         assert misspelt_settings({"NOT_SETTINGS": "OPENING_HOUR", "OPENING_HOUR": "7", "STAFF_X": ""}) == (
             Misspelling("STAFF_X", ()),
         )
