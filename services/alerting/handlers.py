@@ -204,7 +204,7 @@ async def on_questionnaire_submitted(
         latest[patient] = (submission.authored, assessment.grades)
         if submission.ecog is not None:
             latest_ecog[patient] = (submission.authored, submission.ecog)
-        scores.append(ScoreRow.of(submission, assessment.grades, assessment.level, alert_id, rules.label))
+        scores.append(ScoreRow.of(submission, assessment.grades, assessment.level, alert_id, rules.label, now))
         scored = SubmissionScoredV1(
             submission_id=submission.submission_id,
             patient_id=submission.patient_id,

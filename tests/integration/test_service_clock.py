@@ -1,10 +1,10 @@
-"""Each service tells time by the clock it is built with, everywhere. The alerting service: the consumer that raises
-an alert, the API's "overdue", its nurse steps, its "today" and the team's period, as its escalation check already
-did. The devices service: a tablet's steps, a loan, its "today" (a return due soon or overdue), a heartbeat's arrival,
-a return, a wipe and the receipt's date, as its silence check already did. The questionnaire service: when answers
-and messages arrive, the team's hours a patient is told, and the tablet's clock its answers are checked against. The
-events each service publishes are dated by that clock too, as the rows they describe. A test that pins that clock no
-longer depends on the day or the hour it runs at."""
+"""Each service tells time by the clock it is built with, everywhere. The alerting service: the consumer that scores
+answers and raises an alert, the API's "overdue", its nurse steps, its "today" and the team's period, as its
+escalation check already did. The devices service: a tablet's steps, a loan, its "today" (a return due soon or
+overdue), a heartbeat's arrival, a return, a wipe and the receipt's date, as its silence check already did. The
+questionnaire service: when answers and messages arrive, the team's hours a patient is told, and the tablet's clock
+its answers are checked against. The events each service publishes are dated by that clock too, as the rows they
+describe. A test that pins that clock no longer depends on the day or the hour it runs at."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ async def test_the_consumer_raises_the_alert_at_the_service_clock(platform: Any)
     morning = platform.alerting_clock.pin(a_working_morning_weeks_ahead(platform))
     alert = await raise_red_alert(platform)
     assert instant(alert["raised_at"]) == morning
+    assert instant(alert["latest_answers_received_at"]) == morning  # the score's date, which tells late answers
     assert instant(alert["due_at"]) == morning + timedelta(hours=1)
     assert alert["overdue"] is False
 
