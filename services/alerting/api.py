@@ -544,7 +544,7 @@ async def _record_step(
     alert_id = row["id"]
     await remember_staff(conn, nurse.staff_id, nurse.name, step.at)
     await repository.add_nurse_step(conn, alert_id, nurse.staff_id, step)
-    event = make_event(event_type, payload, source=platform.source, subject=str(alert_id))
+    event = make_event(event_type, payload, source=platform.source, time=step.at, subject=str(alert_id))
     await add_event(conn, event, schema=platform.schema)
     await record_access(
         conn,

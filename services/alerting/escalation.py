@@ -50,9 +50,8 @@ async def escalate_overdue(
                     due_at=deadlines[to_level - 1],
                     escalated_at=now,
                 )
-                await add_event(
-                    conn, make_event("alert.escalated", event, source=SOURCE, subject=str(row["id"])), schema=schema
-                )
+                escalated_event = make_event("alert.escalated", event, source=SOURCE, time=now, subject=str(row["id"]))
+                await add_event(conn, escalated_event, schema=schema)
                 escalated.append(event)
     if escalated:
         log.info("escalated %s alerts", len(escalated))

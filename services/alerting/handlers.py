@@ -104,7 +104,7 @@ class AlertBook:
                 rule_set=self.rules.label,
                 updated_at=now,
             )
-            self._publish("alert.updated", updated, record.alert_id, cause)
+            self._publish("alert.updated", updated, record.alert_id, cause, now)
             attached = attached or record.alert_id
         if plan.new_level is not None:
             record = AlertRecord.raised(
@@ -122,19 +122,21 @@ class AlertBook:
                 rule_set=self.rules.label,
                 raised_at=now,
             )
-            self._publish("alert.raised", raised, record.alert_id, cause)
+            self._publish("alert.raised", raised, record.alert_id, cause, now)
             attached = record.alert_id
         return attached
 
-    def _publish(self, event_type: str, data: Any, subject: UUID, cause: Consumed) -> None:
-        self.events.append((_event(event_type, data, str(subject), cause), cause.trace_headers))
+    def _publish(self, event_type: str, data: Any, subject: UUID, cause: Consumed, now: datetime) -> None:
+        self.events.append((_event(event_type, data, str(subject), cause, now), cause.trace_headers))
 
 
-def _event(event_type: str, data: Any, subject: str, cause: Consumed) -> CloudEvent[Any]:
+def _event(event_type: str, data: Any, subject: str, cause: Consumed, now: datetime) -> CloudEvent[Any]:
+    """An event the batch publishes, dated ``now``: when the batch was scored, as the rows it writes."""
     return make_event(
         event_type,
         data,
         source=SOURCE,
+        time=now,
         subject=subject,
         causationid=cause.event.id,
         correlationid=cause.event.correlationid or cause.event.id,
@@ -202,7 +204,7 @@ async def on_questionnaire_submitted(
         latest[patient] = (submission.authored, assessment.grades)
         if submission.ecog is not None:
             latest_ecog[patient] = (submission.authored, submission.ecog)
-        scores.append(ScoreRow.of(submission, assessment.grades, assessment.level, alert_id, rules.label))
+        scores.append(ScoreRow.of(submission, assessment.grades, assessment.level, alert_id, rules.label, now))
         scored = SubmissionScoredV1(
             submission_id=submission.submission_id,
             patient_id=submission.patient_id,
@@ -213,7 +215,7 @@ async def on_questionnaire_submitted(
             scored_at=now,
         )
         book.events.append(
-            (_event("submission.scored", scored, str(submission.submission_id), consumed), consumed.trace_headers)
+            (_event("submission.scored", scored, str(submission.submission_id), consumed, now), consumed.trace_headers)
         )
     await repository.save_scoring(conn, book.records.values(), scores, book.events, schema=SCHEMA, rule_set=rules.label)
 

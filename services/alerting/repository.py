@@ -349,7 +349,9 @@ class ScoreRow:
     level: str
     alert_id: UUID | None
     rule_set: str
-    recorded_by: str | None = None  # the nurse who took the answers by phone
+    recorded_by: str | None  # the nurse who took the answers by phone
+    # By the service's clock, as the alert the answers raised: the dashboard tells how late answers arrived from it.
+    scored_at: datetime
 
     @classmethod
     def of(
@@ -359,6 +361,7 @@ class ScoreRow:
         level: str,
         alert_id: UUID | None,
         rule_set: str,
+        scored_at: datetime,
     ) -> ScoreRow:
         return cls(
             submission.submission_id,
@@ -373,17 +376,19 @@ class ScoreRow:
             alert_id,
             rule_set,
             submission.recorded_by,
+            scored_at,
         )
 
 
 def _insert_scores(first: int) -> str:
-    """The INSERT of scores from the twelve arrays ``$first``… of ``_score_columns``."""
+    """The INSERT of scores from the thirteen arrays ``$first``… of ``_score_columns``."""
     p = [f"${first + k}" for k in range(len(_score_columns([])))]
     return (
         "INSERT INTO scores (submission_id, patient_id, questionnaire_id, authored, answered_by, answers, grades, "
-        f"ecog, level, alert_id, rule_set, recorded_by) SELECT * FROM unnest({p[0]}::uuid[], {p[1]}::uuid[], "
-        f"{p[2]}::text[], {p[3]}::timestamptz[], {p[4]}::text[], {p[5]}::jsonb[], {p[6]}::jsonb[], {p[7]}::int[], "
-        f"{p[8]}::text[], {p[9]}::uuid[], {p[10]}::text[], {p[11]}::text[]) ON CONFLICT (submission_id) DO NOTHING"
+        f"ecog, level, alert_id, rule_set, recorded_by, scored_at) SELECT * FROM unnest({p[0]}::uuid[], "
+        f"{p[1]}::uuid[], {p[2]}::text[], {p[3]}::timestamptz[], {p[4]}::text[], {p[5]}::jsonb[], {p[6]}::jsonb[], "
+        f"{p[7]}::int[], {p[8]}::text[], {p[9]}::uuid[], {p[10]}::text[], {p[11]}::text[], {p[12]}::timestamptz[]) "
+        "ON CONFLICT (submission_id) DO NOTHING"
     )
 
 
@@ -402,6 +407,7 @@ def _score_columns(rows: Sequence[ScoreRow]) -> list[list[Any]]:
         "alert_id",
         "rule_set",
         "recorded_by",
+        "scored_at",
     )
 
 

@@ -203,9 +203,12 @@ async def _move(
     return target
 
 
-async def _publish(conn: asyncpg.Connection, platform: Platform, event_type: str, payload: Any, tablet: UUID) -> None:
-    """Through the outbox, in the transaction of the change it announces; the tablet is the event's subject."""
-    event = make_event(event_type, payload, source=platform.source, subject=str(tablet))
+async def _publish(
+    conn: asyncpg.Connection, platform: Platform, event_type: str, payload: Any, tablet: UUID, now: datetime
+) -> None:
+    """Through the outbox, in the transaction of the change it announces, dated as that change; the tablet is the
+    event's subject."""
+    event = make_event(event_type, payload, source=platform.source, time=now, subject=str(tablet))
     await add_event(conn, event, schema=platform.schema)
 
 
@@ -572,7 +575,7 @@ async def loan_tablet(
             loaned_at=now,
             loaned_by=staff.staff_id,
         )
-        await _publish(conn, platform, "tablet.loaned", loaned, tablet_id)
+        await _publish(conn, platform, "tablet.loaned", loaned, tablet_id, now)
         await audit_staff(conn, staff, "tablet.loan", f"tablet/{tablet_id}", body.patient_id)
         loan = await repository.open_loan(conn, tablet_id)
         granted = LoanGranted(
@@ -791,7 +794,7 @@ async def return_tablet(
             returned_at=returned_at,
             recorded_by=staff.staff_id,
         )
-        await _publish(conn, platform, "tablet.returned", event, tablet_id)
+        await _publish(conn, platform, "tablet.returned", event, tablet_id, now)
         await audit_staff(conn, staff, "tablet.return", f"tablet/{tablet_id}", loan["patient_id"])
         ended = await repository.get_loan(conn, loan["id"])
         return 200, loan_view(ended, tablet["last_seen_at"], now.date()).model_dump(mode="json")
@@ -919,7 +922,7 @@ async def wipe_tablet(
         # The patient's return receipt names who wiped the tablet as colleagues know them.
         await remember_staff(conn, staff.staff_id, staff.name, now)
         event = TabletWipedV1(tablet_id=tablet_id, method=body.method.value, wiped_at=wiped_at, wiped_by=staff.staff_id)
-        await _publish(conn, platform, "tablet.wiped", event, tablet_id)
+        await _publish(conn, platform, "tablet.wiped", event, tablet_id, now)
         await audit_staff(conn, staff, "tablet.wipe", f"tablet/{tablet_id}")
         return 200, await _tablet_body(conn, tablet_id)
 
@@ -961,7 +964,7 @@ async def report_lost(
             reported_at=now,
             reported_by=staff.staff_id,
         )
-        await _publish(conn, platform, "tablet.lost", event, tablet_id)
+        await _publish(conn, platform, "tablet.lost", event, tablet_id, now)
         await audit_staff(
             conn, staff, f"tablet.{action.value}", f"tablet/{tablet_id}", loan["patient_id"] if loan else None
         )

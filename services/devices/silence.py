@@ -60,7 +60,8 @@ async def report_silent_tablets(
             await repository.mark_reported(conn, [(r.loan_id, r.silent_since, r.reason) for r in reports])
             headers = current_trace_headers()
             events = [
-                (make_event("tablet.inactive", r, source=SOURCE, subject=str(r.tablet_id)), headers) for r in reports
+                (make_event("tablet.inactive", r, source=SOURCE, time=now, subject=str(r.tablet_id)), headers)
+                for r in reports
             ]
             await add_events(conn, events, schema=schema)
     if reports:

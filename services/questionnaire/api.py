@@ -265,6 +265,7 @@ def _submission(
             recorded_by=recorded_by,
         ),
         source=platform.source,
+        time=now,
         subject=str(submission_id),
     )
     row = repository.SubmissionRow(
@@ -627,6 +628,7 @@ async def send_message(
             photo_ids=tuple(message.photo_ids),
         ),
         source=platform.source,
+        time=now,
         subject=str(message_id),
     )
     photos = orjson.Fragment(orjson.dumps([str(p) for p in message.photo_ids]))

@@ -65,18 +65,19 @@ class NormalisedSubmission:
 
 
 def normalise_response(
-    catalogue: QuestionnaireCatalogue, response: Mapping[str, Any], *, now: datetime | None = None
+    catalogue: QuestionnaireCatalogue, response: Mapping[str, Any], *, now: datetime
 ) -> NormalisedSubmission:
-    """Checks a FHIR R4 QuestionnaireResponse (parsed JSON) and extracts what the event carries.
+    """Checks a FHIR R4 QuestionnaireResponse (parsed JSON) and extracts what the event carries. ``now`` is the
+    service's (``Platform.clock``): answers given after it are from a device whose clock is wrong.
 
     Raises InvalidSubmission for every bad input; an unknown questionnaire raises an exception that is
     both an InvalidSubmission (pointer "/questionnaire") and an UnknownQuestionnaire.
     """
-    if now is not None and now.tzinfo is None:
+    if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")  # a programming error, not a client's
     body = _require_response(response)
     definition = _questionnaire(catalogue, body)
-    authored = _authored(body, now if now is not None else datetime.now(UTC))
+    authored = _authored(body, now)
     subject_patient_id = _subject_patient_id(body)
     answered_by = _answered_by(body, subject_patient_id)
     given = ItemCollector(definition).collect(body)

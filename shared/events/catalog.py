@@ -11,6 +11,7 @@ import functools
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -222,11 +223,14 @@ def make_event(
     data: BaseModel,
     *,
     source: str,
+    time: datetime,
     subject: str | None = None,
     event_id: str | None = None,
     causationid: str | None = None,
     correlationid: str | None = None,
 ) -> CloudEvent[Any]:
+    """An event of the catalogue, dated ``time``: the publishing service's "now" (``Platform.clock``), the one that
+    dates the rows it describes."""
     spec = spec_for(event_type)
     if not isinstance(data, spec.payload):
         raise TypeError(f"{event_type} carries {spec.payload.__name__}, not {type(data).__name__}")
@@ -235,6 +239,7 @@ def make_event(
         source=source,
         type=event_type,
         subject=subject,
+        time=time,
         dataschema=spec.dataschema,
         causationid=causationid,
         correlationid=correlationid,

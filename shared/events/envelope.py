@@ -2,12 +2,14 @@
 
 The envelope ``id`` is also the ``Nats-Msg-Id`` header (JetStream de-duplication) and the consumer's
 inbox key, so one event keeps one identity from the outbox row to every consumer.
+
+The envelope's ``time`` has no default: a service dates what it publishes by its own clock (``Platform.clock``),
+the clock that dates the rows the event describes, so that an event and its rows agree when a test pins it.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import orjson
@@ -39,7 +41,7 @@ class CloudEvent(BaseModel, Generic[T]):
     source: str
     type: str
     subject: str | None = None
-    time: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    time: AwareDatetime
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str
     correlationid: str | None = None

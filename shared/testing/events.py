@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.events.catalog import make_event
@@ -12,9 +12,13 @@ from shared.events.questionnaire import QuestionnaireSubmittedV1, TermAnswer
 
 
 def questionnaire_submitted(
-    *terms: TermAnswer, patient_id: uuid.UUID | None = None, authored: datetime | str = "2026-11-20T08:00:00+00:00"
+    *terms: TermAnswer,
+    patient_id: uuid.UUID | None = None,
+    authored: datetime = datetime(2026, 11, 20, 8, tzinfo=UTC),
+    received: datetime | None = None,
 ) -> CloudEvent[Any]:
-    """A ``questionnaire.submitted`` the questionnaire service would publish for these answers."""
+    """A ``questionnaire.submitted`` the questionnaire service would publish for these answers, dated when it
+    received them (``received``: when they were given, unless told)."""
     payload = QuestionnaireSubmittedV1(
         submission_id=uuid.uuid4(),
         patient_id=patient_id or uuid.uuid4(),
@@ -24,4 +28,4 @@ def questionnaire_submitted(
         answered_by="patient",
         terms=terms,
     )
-    return make_event("questionnaire.submitted", payload, source="/services/questionnaire")
+    return make_event("questionnaire.submitted", payload, source="/services/questionnaire", time=received or authored)

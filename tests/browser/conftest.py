@@ -56,8 +56,9 @@ class Ward:
     alerting: Any
     tokens: TokenService
     browser: Browser
-    # The alerting service's clock: the real time unless a test sets it (a day it checks, far from midnight).
-    clock: PinnableClock = field(default_factory=PinnableClock)
+    # The ward's one clock, both services': the real time unless a test sets it (a day it checks, far from midnight).
+    # Answers are given, received and scored at the same time, as they are on a ward whose servers agree on it.
+    clock: PinnableClock
     tabs: list[BrowserContext] = field(default_factory=list)
 
     async def tab(self) -> BrowserContext:
@@ -86,13 +87,13 @@ class Ward:
     async def submit(
         self, answers: dict[str, Any] = RED_NAUSEA, patient: uuid.UUID | None = None, authored: datetime | None = None
     ) -> uuid.UUID:
-        """A questionnaire from a patient's tablet: a new patient's unless ``patient`` is given, answered now unless
-        ``authored`` says when (a tablet that was offline sends its answers late)."""
+        """A questionnaire from a patient's tablet: a new patient's unless ``patient`` is given, answered now by the
+        ward's clock unless ``authored`` says when (a tablet that was offline sends its answers late)."""
         patient = patient or uuid.uuid4()
         token = self.tokens.issue_device_token(patient, "tablet-browser")
         response = await self.tablet.post(
             "/v1/submissions",
-            content=orjson.dumps(questionnaire_response(answers, authored=authored)),
+            content=orjson.dumps(questionnaire_response(answers, authored=authored or self.clock())),
             headers={
                 "Authorization": f"Bearer {token}",
                 "Idempotency-Key": str(uuid.uuid4()),
@@ -108,7 +109,7 @@ async def ward(service_env: dict[str, str], tokens: TokenService, browser: Brows
     env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
     clock = PinnableClock()
     async with (
-        in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),
+        in_process(build_questionnaire(QuestionnaireSettings(**env), clock=clock)) as (tablet, _),
         served(build_alerting(AlertingSettings(**env, ESCALATION_CHECK_S="3600"), clock=clock)) as (url, alerting),
     ):
         ward = Ward(url, tablet, alerting, tokens, browser, clock)

@@ -8,7 +8,7 @@ shown as such. ``test-artifacts/dashboard.png`` is left for a person to look at.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 from playwright.async_api import expect
@@ -91,7 +91,7 @@ async def test_an_overdue_alert_is_shown_as_such(ward: Ward) -> None:
     pool = ward.alerting.pool
     async with pool.acquire() as conn:
         await conn.execute("UPDATE alerts SET raised_at = $2, level_since = $2 WHERE patient_id = $1", patient, monday)
-    escalated = await escalate_overdue(pool, datetime.now(UTC), ward.alerting.extras["service_levels"])
+    escalated = await escalate_overdue(pool, ward.clock(), ward.alerting.extras["service_levels"])
     assert [e.escalation_level for e in escalated] == [1, 2]
     await expect(rows(page).first).to_have_attribute("data-overdue", "true", timeout=5_000)
     await expect(rows(page).first).to_contain_text("EN RETARD")

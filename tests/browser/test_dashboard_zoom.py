@@ -11,7 +11,7 @@ import functools
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -297,7 +297,7 @@ async def insert_every_state(ward: Ward) -> dict[str, str]:
             for row in await conn.fetch("SELECT id, patient_id FROM alerts WHERE id = ANY($1)", list(states))
         }
     # A tablet offline over the weekend sends its answers now: they say they came late.
-    by_patient[str(await ward.submit(RED_NAUSEA, authored=datetime.now(UTC) - timedelta(days=2, hours=1)))] = "late"
+    by_patient[str(await ward.submit(RED_NAUSEA, authored=ward.clock() - timedelta(days=2, hours=1)))] = "late"
     # Every patient's next session tomorrow: "Chimio le 25/11 (demain)", the widest the column gets.
     async with ward.alerting.pool.acquire() as conn:
         await conn.execute(
@@ -450,7 +450,7 @@ LONG_REASON_TEXTS = [
 
 async def insert_long_and_late(ward: Ward) -> str:
     """A red alert raised by answers that arrived two days and an hour late, its reasons four long findings."""
-    patient = await ward.submit(RED_NAUSEA, authored=datetime.now(UTC) - timedelta(days=2, hours=1))
+    patient = await ward.submit(RED_NAUSEA, authored=ward.clock() - timedelta(days=2, hours=1))
 
     async def raised() -> bool:
         async with ward.alerting.pool.acquire() as conn:

@@ -21,6 +21,7 @@ from services.alerting.main import build_service as build_alerting
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.devservers import listening_sockets, port_of
+from shared.testing.clock import PinnableClock
 from shared.testing.oidc import DISCOVERY_PATH, LOGOUT_PATH, TOKEN_PATH, FakeIdentityProvider, SigningKey
 from shared.testing.services import in_process, served
 from tests.browser.conftest import Ward, rows
@@ -75,12 +76,13 @@ async def open_hospital(
             DASHBOARD_OIDC_CLIENT_ID=CLIENT_ID,
             **given,
         )
+        clock = PinnableClock()
         async with (
-            in_process(build_questionnaire(QuestionnaireSettings(**env))) as (tablet, _),
-            served(build_alerting(settings), listening) as (served_url, alerting),
+            in_process(build_questionnaire(QuestionnaireSettings(**env), clock=clock)) as (tablet, _),
+            served(build_alerting(settings, clock=clock), listening) as (served_url, alerting),
         ):
             assert served_url == url
-            ward = Ward(url, tablet, alerting, tokens, browser)
+            ward = Ward(url, tablet, alerting, tokens, browser, clock)
             try:
                 yield ward, idp
             finally:

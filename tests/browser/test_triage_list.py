@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -145,7 +145,7 @@ async def test_an_alert_in_hand_shows_how_long_it_waited_and_does_not_tick(ward:
 
 async def test_answers_sent_days_late_say_when_they_were_given(ward: Ward) -> None:
     # A tablet offline over the weekend sends Saturday's answers now: the row says they are not today's.
-    late = await ward.submit(RED_NAUSEA, authored=datetime.now(UTC) - timedelta(days=2, hours=1))
+    late = await ward.submit(RED_NAUSEA, authored=ward.clock() - timedelta(days=2, hours=1))
     fresh = await ward.submit(RED_NAUSEA)
     page = await ward.dashboard()
     await expect(rows(page)).to_have_count(2, timeout=5_000)

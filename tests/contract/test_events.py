@@ -190,6 +190,7 @@ def test_round_trip_through_the_envelope(event_type: str) -> None:
         event_type,
         payload,
         source=f"/services/{spec.owner}",
+        time=datetime.fromisoformat(NOW),
         subject=str(uuid.uuid4()),
         causationid=str(uuid.uuid4()),
         correlationid=str(uuid.uuid4()),
@@ -204,7 +205,7 @@ def test_round_trip_through_the_envelope(event_type: str) -> None:
 @pytest.mark.parametrize("event_type", EVENTS)
 def test_dataschema_carries_the_version(event_type: str) -> None:
     spec = CATALOG[event_type]
-    event = make_event(event_type, sample(spec), source=f"/services/{spec.owner}")
+    event = make_event(event_type, sample(spec), source=f"/services/{spec.owner}", time=datetime.fromisoformat(NOW))
     assert event.dataschema == spec.dataschema
     assert event.type == event_type
     assert schema_version(event.dataschema) == spec.version

@@ -94,7 +94,7 @@ async def _publish(js: Any, events: int) -> list[str]:
             answered_by="patient",
             text="x",
         )
-        event = make_event("message.sent", message, source="/services/questionnaire")
+        event = make_event("message.sent", message, source="/services/questionnaire", time=message.sent_at)
         await js.publish("message.sent", event.to_json(), headers={Header.MSG_ID: event.id})
         ids.append(event.id)
     return ids
@@ -255,7 +255,9 @@ async def test_an_unreadable_event_is_dead_lettered_alone_and_a_newer_version_is
     running = await _run(runtime, handler, spec, events=0)
 
     async def publish_with_version(version: str) -> str:
-        envelope = orjson.loads(make_event("message.sent", _message(), source="/services/questionnaire").to_json())
+        message = _message()
+        event = make_event("message.sent", message, source="/services/questionnaire", time=message.sent_at)
+        envelope = orjson.loads(event.to_json())
         envelope["dataschema"] = envelope["dataschema"].rsplit(":", 1)[0] + f":{version}"
         await js.publish("message.sent", orjson.dumps(envelope), headers={Header.MSG_ID: envelope["id"]})
         return str(envelope["id"])
@@ -442,6 +444,7 @@ async def test_a_replayed_dead_letter_is_applied_once_by_the_consumer_that_gave_
             text=text,
         ),
         source="/services/questionnaire",
+        time=datetime.now(UTC),
     )
     try:
         await js.publish("message.sent", event.to_json(), headers={Header.MSG_ID: event.id})

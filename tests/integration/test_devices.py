@@ -549,7 +549,9 @@ async def test_a_tablet_silent_before_a_questionnaire_is_due_is_reported(fleet: 
         session_id=uuid.uuid4(), patient_id=patient, scheduled_for=start + timedelta(days=4), cycle=3
     )
     js = fleet.devices_platform.js
-    await js.publish("session.scheduled", make_event("session.scheduled", session, source="/tests").to_json())
+    await js.publish(
+        "session.scheduled", make_event("session.scheduled", session, source="/tests", time=start).to_json()
+    )
 
     async def known() -> bool:
         async with pool.acquire() as conn:

@@ -60,7 +60,7 @@ def _request(key: str, body: str, patient: uuid.UUID | None = None) -> IngressRe
     sent = MessageSentV1(
         message_id=row.id, patient_id=patient, sent_at=row.written_at, answered_by="patient", text=body
     )
-    event = make_event("message.sent", sent, source="/tests/ingress")
+    event = make_event("message.sent", sent, source="/tests/ingress", time=row.written_at)
     response = {"id": str(row.id), "status": "received"}
     return IngressRequest(f"notes:{patient}", key, f"hash-of-{body}", 202, response, row, event, {})
 

@@ -125,7 +125,9 @@ async def test_the_patient_view_shows_the_trend_alerts_messages_and_sessions(pla
         session_id=uuid.uuid4(), patient_id=patient, scheduled_for=datetime.now(UTC) + timedelta(days=3), cycle=2
     )
     js = platform.alerting_platform.js
-    await js.publish("session.scheduled", make_event("session.scheduled", session, source="/tests").to_json())
+    await js.publish(
+        "session.scheduled", make_event("session.scheduled", session, source="/tests", time=datetime.now(UTC)).to_json()
+    )
     alert = await open_alert(platform, patient, NAUSEA_GRADE_2)
     message = await platform.questionnaire.post(
         "/v1/messages",
@@ -343,10 +345,8 @@ async def test_an_older_plan_of_a_session_arriving_last_does_not_undo_a_newer_on
     planned = SessionScheduledV1(session_id=session_id, patient_id=patient, scheduled_for=when, cycle=2)
     cancelled = planned.model_copy(update={"cancelled": True})
     made = datetime.now(UTC)
-    older = make_event("session.scheduled", planned, source="/tests").model_copy(update={"time": made})
-    newer = make_event("session.scheduled", cancelled, source="/tests").model_copy(
-        update={"time": made + timedelta(seconds=1)}
-    )
+    older = make_event("session.scheduled", planned, source="/tests", time=made)
+    newer = make_event("session.scheduled", cancelled, source="/tests", time=made + timedelta(seconds=1))
     js = platform.alerting_platform.js
     await js.publish("session.scheduled", newer.to_json())
 

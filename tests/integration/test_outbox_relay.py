@@ -55,14 +55,14 @@ def _message() -> CloudEvent[Any]:
         answered_by="patient",
         text="x",
     )
-    return make_event("message.sent", sent, source="/tests/relay")
+    return make_event("message.sent", sent, source="/tests/relay", time=sent.sent_at)
 
 
 def _session() -> CloudEvent[Any]:
     session = SessionScheduledV1(
         session_id=uuid.uuid4(), patient_id=uuid.uuid4(), scheduled_for=datetime(2026, 12, 1, 9, tzinfo=UTC)
     )
-    return make_event("session.scheduled", session, source="/tests/relay")
+    return make_event("session.scheduled", session, source="/tests/relay", time=datetime(2026, 11, 23, 10, tzinfo=UTC))
 
 
 async def _store(pool: asyncpg.Pool, events: list[CloudEvent[Any]]) -> None:

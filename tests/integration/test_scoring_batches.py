@@ -31,7 +31,7 @@ def _consumed(patient: uuid.UUID, authored: datetime, ecog: int | None) -> Consu
         terms=(TermAnswer(term="fatigue", severity=1, interference=0),),
         ecog=ecog,
     )
-    event = make_event("questionnaire.submitted", submission, source="/services/questionnaire")
+    event = make_event("questionnaire.submitted", submission, source="/services/questionnaire", time=authored)
     return Consumed(event, {})
 
 

@@ -1,9 +1,10 @@
-"""Each service tells time by the clock it is built with, everywhere. The alerting service: the consumer that raises
-an alert, the API's "overdue", its nurse steps, its "today" and the team's period, as its escalation check already
-did. The devices service: a tablet's steps, a loan, its "today" (a return due soon or overdue), a heartbeat's arrival,
-a return, a wipe and the receipt's date, as its silence check already did. The questionnaire service: when answers
-and messages arrive, the team's hours a patient is told, and the tablet's clock its answers are checked against. A
-test that pins that clock no longer depends on the day or the hour it runs at."""
+"""Each service tells time by the clock it is built with, everywhere. The alerting service: the consumer that scores
+answers and raises an alert, the API's "overdue", its nurse steps, its "today" and the team's period, as its
+escalation check already did. The devices service: a tablet's steps, a loan, its "today" (a return due soon or
+overdue), a heartbeat's arrival, a return, a wipe and the receipt's date, as its silence check already did. The
+questionnaire service: when answers and messages arrive, the team's hours a patient is told, and the tablet's clock
+its answers are checked against. The events each service publishes are dated by that clock too, as the rows they
+describe. A test that pins that clock no longer depends on the day or the hour it runs at."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -69,6 +71,7 @@ async def test_the_consumer_raises_the_alert_at_the_service_clock(platform: Any)
     morning = platform.alerting_clock.pin(a_working_morning_weeks_ahead(platform))
     alert = await raise_red_alert(platform)
     assert instant(alert["raised_at"]) == morning
+    assert instant(alert["latest_answers_received_at"]) == morning  # the score's date, which tells late answers
     assert instant(alert["due_at"]) == morning + timedelta(hours=1)
     assert alert["overdue"] is False
 
@@ -258,3 +261,63 @@ async def test_answers_given_after_the_questionnaire_service_s_now_are_from_a_wr
     )
     assert posted.status_code == 422, posted.text
     assert posted.json()["type"].endswith("/in-the-future"), posted.text
+
+
+async def event_dates(pool: asyncpg.Pool, about: str) -> dict[str, list[datetime]]:
+    """The envelope ``time`` of each event a service wrote to its outbox (as its relay publishes it, byte for byte)
+    about ``about``: the event's subject, or the patient it names; by event type."""
+    dates: dict[str, list[datetime]] = {}
+    for row in await pool.fetch("SELECT body FROM outbox ORDER BY seq"):
+        event = orjson.loads(row["body"])
+        if about in (event["subject"], event["data"].get("patient_id")):
+            dates.setdefault(event["type"], []).append(instant(event["time"]))
+    return dates
+
+
+async def test_each_service_dates_the_events_it_publishes_by_its_clock(platform: Any) -> None:
+    # Weeks apart from each other and from the real time: each event can only be dated by its own service's clock.
+    answered = platform.questionnaire_clock.pin(an_hour_weeks_back(platform, team_at_work=True))
+    scored = platform.alerting_clock.pin(a_working_morning_weeks_ahead(platform))
+    patient = uuid.uuid4()
+    device = platform.device(patient)
+    answers = orjson.dumps(questionnaire_response(RED_NAUSEA, authored=answered - timedelta(minutes=3)))
+    posted = await platform.questionnaire.post("/v1/submissions", content=answers, headers=fhir(device))
+    assert posted.status_code == 202, posted.text
+
+    async def raised() -> Any:
+        items = (await platform.alerting.get("/v1/alerts", headers=platform.staff())).json()["items"]
+        return next((a for a in items if a["patient_id"] == str(patient)), None)
+
+    alert = await eventually(raised)
+    taken_at = platform.alerting_clock.advance(timedelta(minutes=10))
+    taken = await platform.alerting.post(f"/v1/alerts/{alert['id']}/ack", headers=platform.staff())
+    assert taken.status_code == 200, taken.text
+    assert await event_dates(platform.alerting_platform.pool, str(patient)) == {
+        "submission.scored": [scored],
+        "alert.raised": [scored],
+        "alert.acknowledged": [taken_at],
+    }
+
+    sent = await platform.questionnaire.post(
+        "/v1/messages", json={"text": "J'ai encore vomi."}, headers={**device, "Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert sent.status_code == 202, sent.text
+    assert await event_dates(platform.questionnaire_platform.pool, str(patient)) == {
+        "questionnaire.submitted": [answered],
+        "message.sent": [answered],
+    }
+
+
+async def test_the_fleet_dates_the_events_it_publishes_by_its_clock(
+    devices: tuple[httpx.AsyncClient, Any], devices_clock: PinnableClock, tokens: TokenService
+) -> None:
+    client, fleet = devices
+    staff = {"Authorization": f"Bearer {tokens.issue_staff_token('parc-julie', {'fleet'})}"}
+    lent_at = devices_clock.pin(ten_at_paris(-21))
+    tablet = (await a_lent_tablet(client, staff, devices_clock))["tablet"]["id"]
+    back = devices_clock.advance(timedelta(hours=1))
+    returned = await client.post(
+        f"/v1/tablets/{tablet}/return", json={"channel": "day_hospital", "accessories_returned": []}, headers=staff
+    )
+    assert returned.status_code == 200, returned.text
+    assert await event_dates(fleet.pool, tablet) == {"tablet.loaned": [lent_at], "tablet.returned": [back]}

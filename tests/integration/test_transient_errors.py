@@ -128,7 +128,7 @@ async def _publish(js: Any) -> str:
         answered_by="patient",
         text="x",
     )
-    event = make_event("message.sent", message, source="/services/questionnaire")
+    event = make_event("message.sent", message, source="/services/questionnaire", time=message.sent_at)
     await js.publish("message.sent", event.to_json(), headers={Header.MSG_ID: event.id})
     return event.id
 

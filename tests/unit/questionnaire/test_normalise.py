@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -15,7 +15,6 @@ from services.questionnaire.domain import normalise_response
 from shared.events.questionnaire import QuestionnaireSubmittedV1, RedFlags, TermAnswer
 
 from .builders import (
-    AUTHORED,
     CANONICAL,
     CATALOGUE,
     NOW,
@@ -500,11 +499,12 @@ def test_an_unknown_questionnaire_is_also_an_unknown_questionnaire_error() -> No
     assert info.value.kind == "unknown-questionnaire"  # its own problem type, not a wrong answer's
 
 
-def test_the_clock_defaults_to_now() -> None:
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+def test_answers_are_checked_against_the_now_they_are_given() -> None:
+    a_day_later = NOW + timedelta(days=1)
+    given_then = response(authored=a_day_later.isoformat())
     with pytest.raises(InvalidSubmission, match="in the future"):
-        normalise_response(CATALOGUE, response(authored=tomorrow))
-    assert normalise_response(CATALOGUE, response(authored=AUTHORED)).authored == NOW
+        normalise_response(CATALOGUE, given_then, now=NOW)
+    assert normalise_response(CATALOGUE, given_then, now=a_day_later).authored == a_day_later
 
 
 # -- the event contract holds even for a definition without the usual safeguards --

@@ -17,7 +17,7 @@ def _plan(session_id: uuid.UUID, made: datetime, *, cancelled: bool = False) -> 
     data = SessionScheduledV1(
         session_id=session_id, patient_id=uuid.uuid4(), scheduled_for=MADE + timedelta(days=3), cancelled=cancelled
     )
-    return make_event("session.scheduled", data, source="/tests").model_copy(update={"time": made})
+    return make_event("session.scheduled", data, source="/tests", time=made)
 
 
 def test_a_redelivered_older_plan_after_a_newer_one_loses() -> None:
