@@ -22,7 +22,7 @@ from shared.auth import TokenService
 from shared.testing.loans import end_loan
 from shared.testing.photos import photo_bytes
 from shared.testing.services import served
-from tests.browser.conftest import ARTIFACTS, contrast, send_bar_in_sight
+from tests.browser.conftest import ARTIFACTS, CALL_15_PIECES, contrast, on_one_line, send_bar_in_sight
 
 pytestmark = pytest.mark.browser
 
@@ -479,6 +479,9 @@ async def emergency_in_sight(page: Page, text_size: TextSize, where: str, *also:
             f"the emergency sentence out of sight: {at} {seen}"
         )
         assert seen["text"] >= seen["root"], (at, seen)
+        # « appelez le 15 » on one line: at 200 % in portrait « le 15. » began the next line on its own.
+        pieces = await page.evaluate(CALL_15_PIECES, f"#{seen['screen']} .emergency")
+        assert pieces and all(p and on_one_line(p) for p in pieces), f"« appelez le 15 » broken: {at} {pieces}"
         for selector in also if size < len(TEXT_SIZES) - 1 else ():
             box = await page.evaluate(IN_SIGHT, selector)
             assert 0 <= box["top"] and box["bottom"] <= box["height"], f"{selector} out of sight: {at} {box}"

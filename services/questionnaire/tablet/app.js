@@ -44,6 +44,9 @@ const PHOTO_SIDE = 2048;
 const PHOTO_QUALITY = 0.85;
 const THUMB_SIDE = 240;
 const EMERGENCY = "En cas d'urgence, appelez le 15.";
+// The words of the emergency sentence kept on one line (tablet.css's .keep-together), in whatever sentence says them:
+// ours, or the service's notice after a send.
+const CALL_15 = /(appelez le 15\.?)/;
 const RELATIVE_SOURCE = "RelatedPerson/relative";
 
 // --- storage -------------------------------------------------------------------------------------
@@ -934,7 +937,7 @@ function showSent(kind) {
   else sentPhoto.removeAttribute("src");
   $("#sent-status").textContent =
     kind === "submission" ? "La tablette envoie vos réponses…" : "La tablette envoie votre message…";
-  $("#sent-notice").textContent = EMERGENCY;
+  sayNotice(EMERGENCY);
   offerAgain(null);
   show("screen-sent");
 }
@@ -942,8 +945,16 @@ function showSent(kind) {
 function sentScreenSays(entry, text, notice = null) {
   if (document.body.dataset.screen !== "screen-sent" || entry.key !== sentKey) return false;
   $("#sent-status").textContent = text;
-  if (notice) $("#sent-notice").textContent = notice;
+  if (notice) sayNotice(notice);
   return true;
+}
+
+/** The notice under what happened to a send, « appelez le 15 » kept on one line (CALL_15). */
+function sayNotice(text) {
+  const parts = text.split(CALL_15); // the words themselves at the odd places
+  $("#sent-notice").replaceChildren(
+    ...parts.map((part, i) => (i % 2 ? h("span", { class: "keep-together" }, part) : part)),
+  );
 }
 
 /** The sent screen, when what it was about was refused: not thanked, and what was refused is hers to send again. */
