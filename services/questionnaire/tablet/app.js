@@ -281,7 +281,11 @@ const $ = (selector) => document.querySelector(selector);
 function show(id) {
   for (const screen of document.querySelectorAll(".screen")) screen.hidden = screen.id !== id;
   document.body.dataset.screen = id;
-  if (id !== "screen-setup") renderNotice(); // the notice the sent screen said in its place comes back elsewhere
+  if (id !== "screen-setup") {
+    // What the sent screen said in their place comes back elsewhere: the notice, and the send waiting in the queue.
+    renderNotice();
+    renderQueueBanner();
+  }
   window.scrollTo(0, 0);
   const heading = document.getElementById(id).querySelector("h1, legend");
   if (heading) {
@@ -335,17 +339,26 @@ function reached(yes) {
 const OFFLINE =
   "Pas de connexion pour l'instant. Vous pouvez quand même répondre. Vos réponses seront envoyées dès que la connexion reviendra.";
 
+/**
+ * What waits for the connection. On the screen after a send that waits, its status says it (« Vos réponses seront
+ * envoyées dès que la connexion reviendra. Elles sont gardées. … »): the banner above saying it again had the patient
+ * read the same sentence twice. There the banner speaks only of what else waits (a message under answers just sent),
+ * or says nothing.
+ */
 function renderQueueBanner() {
-  const queue = load("outbox", []);
+  const outbox = load("outbox", []);
+  const saidBelow = document.body.dataset.screen === "screen-sent" && outbox.find((entry) => entry.key === sentKey);
+  const queue = outbox.filter((entry) => !saidBelow || entry.kind !== saidBelow.kind);
   const banner = $("#queue-banner");
   if (!load("token")) {
     banner.hidden = true;
     return;
   }
   if (!queue.length) {
-    // Opened offline (the page kept by sw.js) with nothing waiting: a calm sentence, not silence.
+    // Opened offline (the page kept by sw.js) with nothing waiting: a calm sentence, not silence. Not under a sent
+    // screen whose send waits: its status says the connection is away.
     banner.textContent = OFFLINE;
-    banner.hidden = navigator.onLine && serviceReached;
+    banner.hidden = Boolean(saidBelow) || (navigator.onLine && serviceReached);
     return;
   }
   const answers = queue.some((entry) => entry.kind === "submission");
@@ -1046,9 +1059,12 @@ function dequeue(entry) {
 function waitAndRetry(entry) {
   failures += 1;
   retryTimer = setTimeout(flush, retryDelay(failures));
+  // What is queued behind it waits too: a message sent while earlier answers wait was shown « La tablette envoie votre
+  // message… » until the connection came back.
+  const waiting = load("outbox", []).find((queued) => queued.key === sentKey) || entry;
   sentScreenSays(
-    entry,
-    entry.kind === "submission"
+    waiting,
+    waiting.kind === "submission"
       ? "Vos réponses seront envoyées dès que la connexion reviendra. Elles sont gardées. Vous pouvez éteindre la tablette."
       : "Votre message sera envoyé dès que la connexion reviendra. Il est gardé. Vous pouvez éteindre la tablette.",
   );
