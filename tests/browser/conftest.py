@@ -134,7 +134,9 @@ def contrast(first: str, second: str) -> float:
 # Where « appelez le 15 » is drawn in each shown element `selector` names: the top and bottom of each piece of those
 # words on the screen (one piece per line they take; a span around them makes pieces of one line too), or null for an
 # element that does not say them.
-CALL_15_PIECES = """(selector) => [...document.querySelectorAll(selector)].filter((e) => e.checkVisibility()).map((element) => {
+CALL_15_PIECES = """(selector) => [...document.querySelectorAll(selector)]
+  .filter((e) => e.checkVisibility())
+  .map((element) => {
   const words = "appelez le 15";
   const nodes = [];
   let text = "";
