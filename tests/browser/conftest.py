@@ -132,6 +132,38 @@ def contrast(first: str, second: str) -> float:
     return (lighter + 0.05) / (darker + 0.05)
 
 
+# Where « appelez le 15 » is drawn in each shown element `selector` names: the top and bottom of each piece of those
+# words on the screen (one piece per line they take; a span around them makes pieces of one line too), or null for an
+# element that does not say them.
+CALL_15_PIECES = """(selector) => [...document.querySelectorAll(selector)]
+  .filter((e) => e.checkVisibility())
+  .map((element) => {
+  const words = "appelez le 15";
+  const nodes = [];
+  let text = "";
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    nodes.push({ node, from: text.length });
+    text += node.data;
+  }
+  const start = text.indexOf(words);
+  if (start < 0) return null;
+  const end = start + words.length;
+  const first = nodes.findLast((n) => n.from <= start);
+  const last = nodes.find((n) => n.from < end && end <= n.from + n.node.data.length);
+  const range = document.createRange();
+  range.setStart(first.node, start - first.from);
+  range.setEnd(last.node, end - last.from);
+  return [...range.getClientRects()].filter((r) => r.width > 0).map((r) => [r.top, r.bottom]);
+})"""
+
+
+def on_one_line(pieces: list[list[float]]) -> bool:
+    """Whether pieces of text (CALL_15_PIECES's) sit on one line: each one level with the first."""
+    top, bottom = pieces[0]
+    return all(abs(t - top) < (bottom - top) / 2 for t, _ in pieces)
+
+
 def rows(page: Page) -> Any:
     return page.locator("#alert-rows [data-alert-id]")
 

@@ -41,6 +41,8 @@ OFFLINE = (
     "connexion reviendra."
 )
 QUEUED = "Vos réponses seront envoyées dès que la connexion reviendra."
+MESSAGE_QUEUED = "Votre message sera envoyé dès que la connexion reviendra."
+BOTH_QUEUED = "Vos réponses et votre message seront envoyés dès que la connexion reviendra."
 
 # What the page's caches hold: each cache's name and the addresses it keeps.
 CACHED = """
@@ -171,6 +173,11 @@ async def enrolled(
     return page
 
 
+async def said(page: Page) -> str:
+    """What the page shows, hidden elements left out, its spaces and line breaks as single spaces."""
+    return " ".join((await page.locator("body").inner_text()).split())
+
+
 async def submissions_of(tablet: Tablet, patient: uuid.UUID) -> int:
     async with tablet.platform.pool.acquire() as conn:
         count: int = await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient)
@@ -198,11 +205,25 @@ async def test_opened_offline_the_page_is_there_and_the_answers_go_once_the_conn
     await answer_until_review(page, {})
     await page.get_by_role("button", name="Envoyer mes réponses").click()
     await expect(page.locator("#sent-status")).to_contain_text(QUEUED, timeout=5_000)
+    # The screen after the send says it once, in its status: the queue's banner above it said the same sentence.
+    assert (await said(page)).count("dès que la connexion reviendra") == 1, await said(page)
+    await expect(page.locator("#queue-banner")).to_be_hidden()
     await page.get_by_role("button", name="Retour à l'accueil").click()
     await expect(page.locator("#queue-banner")).to_have_text(QUEUED)
     assert await submissions_of(tablet, patient) == 0
 
-    # The connection comes back: the answers reach the service, once, and the page stops saying it is offline.
+    # A message sent offline too: its screen says where the message is, and the banner only what else waits.
+    await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+    await page.locator("#message-text").fill("J'ai de la fièvre.")
+    await page.get_by_role("button", name="Envoyer", exact=True).click()
+    await expect(page.locator("#sent-status")).to_contain_text(MESSAGE_QUEUED, timeout=5_000)
+    await expect(page.locator("#queue-banner")).to_have_text(QUEUED)
+    assert (await said(page)).count(MESSAGE_QUEUED) == 1, await said(page)
+    await page.get_by_role("button", name="Retour à l'accueil").click()
+    await expect(page.locator("#queue-banner")).to_have_text(BOTH_QUEUED)
+
+    # The connection comes back: what waited reaches the service (the answers once), and the page stops saying it is
+    # offline.
     await context.set_offline(False)
 
     async def stored() -> int | None:

@@ -23,7 +23,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from shared.auth import TokenService
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, CALL_15_PIECES, on_one_line
 from tests.browser.test_tablet_comfort import TEAM_PHONE, tablet_service
 
 pytestmark = pytest.mark.browser
@@ -336,7 +336,8 @@ async def test_the_emergency_sentence_is_in_sight_without_scrolling_at_every_tex
     """« En cas d'urgence, appelez le 15. » is the one sentence a patient must see on the notice: in sight without
     scrolling at every size A− and A+ offer, in landscape as in portrait, on the longest notice (the team's number
     known: its sentence and its button too), and never smaller than the text chosen. At 200 % in landscape it was
-    below the screen's foot, after the team's part; at 160 % too with the team's number, and in portrait."""
+    below the screen's foot, after the team's part; at 160 % too with the team's number, and in portrait. « appelez le
+    15 » on one line at every size."""
     async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
         context = await tablets(viewport=screen)
         for size, root_px in enumerate(ROOT_PX):
@@ -355,6 +356,9 @@ async def test_the_emergency_sentence_is_in_sight_without_scrolling_at_every_tex
             assert root == root_px, (size, root)
             assert emergency >= root, f"the emergency sentence at {emergency}px, under the {root}px chosen"
             await expect(notice(page).get_by_text(EMERGENCY, exact=True)).to_be_in_viewport(ratio=1)
+            # « appelez le 15 » on one line: « le 15. » alone at the start of a line is read apart from « appelez ».
+            [pieces] = await page.evaluate(CALL_15_PIECES, "#opening-notice .emergency")
+            assert pieces and on_one_line(pieces), f"« appelez le 15 » broken at {root}px: {pieces}"
             if size == len(ROOT_PX) - 1:
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / f"tablet-opening-failed-200-{screen['width']}.png"))

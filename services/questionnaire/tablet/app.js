@@ -44,6 +44,9 @@ const PHOTO_SIDE = 2048;
 const PHOTO_QUALITY = 0.85;
 const THUMB_SIDE = 240;
 const EMERGENCY = "En cas d'urgence, appelez le 15.";
+// The words of the emergency sentence kept on one line (tablet.css's .keep-together), in whatever sentence says them:
+// ours, or the service's notice after a send.
+const CALL_15 = /(appelez le 15\.?)/;
 const RELATIVE_SOURCE = "RelatedPerson/relative";
 
 // --- storage -------------------------------------------------------------------------------------
@@ -278,7 +281,11 @@ const $ = (selector) => document.querySelector(selector);
 function show(id) {
   for (const screen of document.querySelectorAll(".screen")) screen.hidden = screen.id !== id;
   document.body.dataset.screen = id;
-  if (id !== "screen-setup") renderNotice(); // the notice the sent screen said in its place comes back elsewhere
+  if (id !== "screen-setup") {
+    // What the sent screen said in their place comes back elsewhere: the notice, and the send waiting in the queue.
+    renderNotice();
+    renderQueueBanner();
+  }
   window.scrollTo(0, 0);
   const heading = document.getElementById(id).querySelector("h1, legend");
   if (heading) {
@@ -332,17 +339,26 @@ function reached(yes) {
 const OFFLINE =
   "Pas de connexion pour l'instant. Vous pouvez quand même répondre. Vos réponses seront envoyées dès que la connexion reviendra.";
 
+/**
+ * What waits for the connection. On the screen after a send that waits, its status says it (« Vos réponses seront
+ * envoyées dès que la connexion reviendra. Elles sont gardées. … »): the banner above saying it again had the patient
+ * read the same sentence twice. There the banner speaks only of what else waits (a message under answers just sent),
+ * or says nothing.
+ */
 function renderQueueBanner() {
-  const queue = load("outbox", []);
+  const outbox = load("outbox", []);
+  const saidBelow = document.body.dataset.screen === "screen-sent" && outbox.find((entry) => entry.key === sentKey);
+  const queue = outbox.filter((entry) => !saidBelow || entry.kind !== saidBelow.kind);
   const banner = $("#queue-banner");
   if (!load("token")) {
     banner.hidden = true;
     return;
   }
   if (!queue.length) {
-    // Opened offline (the page kept by sw.js) with nothing waiting: a calm sentence, not silence.
+    // Opened offline (the page kept by sw.js) with nothing waiting: a calm sentence, not silence. Not under a sent
+    // screen whose send waits: its status says the connection is away.
     banner.textContent = OFFLINE;
-    banner.hidden = navigator.onLine && serviceReached;
+    banner.hidden = Boolean(saidBelow) || (navigator.onLine && serviceReached);
     return;
   }
   const answers = queue.some((entry) => entry.kind === "submission");
@@ -934,7 +950,7 @@ function showSent(kind) {
   else sentPhoto.removeAttribute("src");
   $("#sent-status").textContent =
     kind === "submission" ? "La tablette envoie vos réponses…" : "La tablette envoie votre message…";
-  $("#sent-notice").textContent = EMERGENCY;
+  sayNotice(EMERGENCY);
   offerAgain(null);
   show("screen-sent");
 }
@@ -942,8 +958,16 @@ function showSent(kind) {
 function sentScreenSays(entry, text, notice = null) {
   if (document.body.dataset.screen !== "screen-sent" || entry.key !== sentKey) return false;
   $("#sent-status").textContent = text;
-  if (notice) $("#sent-notice").textContent = notice;
+  if (notice) sayNotice(notice);
   return true;
+}
+
+/** The notice under what happened to a send, « appelez le 15 » kept on one line (CALL_15). */
+function sayNotice(text) {
+  const parts = text.split(CALL_15); // the words themselves at the odd places
+  $("#sent-notice").replaceChildren(
+    ...parts.map((part, i) => (i % 2 ? h("span", { class: "keep-together" }, part) : part)),
+  );
 }
 
 /** The sent screen, when what it was about was refused: not thanked, and what was refused is hers to send again. */
@@ -1035,9 +1059,12 @@ function dequeue(entry) {
 function waitAndRetry(entry) {
   failures += 1;
   retryTimer = setTimeout(flush, retryDelay(failures));
+  // What is queued behind it waits too: a message sent while earlier answers wait was shown « La tablette envoie votre
+  // message… » until the connection came back.
+  const waiting = load("outbox", []).find((queued) => queued.key === sentKey) || entry;
   sentScreenSays(
-    entry,
-    entry.kind === "submission"
+    waiting,
+    waiting.kind === "submission"
       ? "Vos réponses seront envoyées dès que la connexion reviendra. Elles sont gardées. Vous pouvez éteindre la tablette."
       : "Votre message sera envoyé dès que la connexion reviendra. Il est gardé. Vous pouvez éteindre la tablette.",
   );
