@@ -1,10 +1,12 @@
 """The patient's tablet (``/tablet/`` on the questionnaire service) in a real headless Chromium, against the real
 questionnaire and alerting services: enrolment through the address's fragment, the questionnaire one question per
-screen with its branching, a draft that survives a reload, answers queued while the network fails and sent once,
+screen with its branching, a draft that survives a reload, answers queued while the network fails and sent once
+(said to be sent while in flight, to wait only once the network failed),
 and a message whose read status follows the nurse."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -688,5 +690,110 @@ async def test_a_change_from_the_review_asks_only_what_it_opens_then_comes_back_
         assert sent["nausea.severity"]["valueCoding"]["code"] == "3"  # Fort
         assert sent["fever"] == {"valueBoolean": False}
         assert "temperature" not in sent
+    finally:
+        await context.close()
+
+
+# What a send that waits for the connection says, on every screen (tablet/app.js), and what one being sent says.
+WAITS_FOR_THE_CONNECTION = "dès que la connexion reviendra"
+BOTH_WAIT = "Vos réponses et votre message seront envoyés dès que la connexion reviendra."
+
+
+async def test_a_send_in_flight_is_said_to_be_sent_not_to_wait_for_the_connection(home: Home) -> None:
+    """On a slow connection a send is in flight for seconds: no screen says it waits for a connection the tablet has.
+    Once it fails for lack of network, every screen says it waits again; a retry in flight after that failure is not
+    yet news of the connection, the connection coming back is."""
+    patient = uuid.uuid4()
+    context = await home.tablet()
+    try:
+        page = await home.enrolled(context, patient)
+        # Each send held in flight until the test answers it: True lets it through, False cuts the network.
+        held: asyncio.Queue[tuple[str, asyncio.Future[bool]]] = asyncio.Queue()
+
+        async def hold(route: Route) -> None:
+            answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            await held.put((route.request.url.rsplit("/", 1)[-1], answer))
+            if await answer:
+                await route.continue_()
+            else:
+                await route.abort("internetdisconnected")
+
+        async def in_flight() -> tuple[str, asyncio.Future[bool]]:
+            return await asyncio.wait_for(held.get(), timeout=10)
+
+        async def nowhere_waits() -> None:
+            shown = " ".join((await page.locator("body").inner_text()).split())
+            assert WAITS_FOR_THE_CONNECTION not in shown, shown
+            await expect(page.locator("#queue-banner")).to_be_hidden()
+
+        await page.route("**/v1/submissions", hold)
+        await page.route("**/v1/messages", hold)
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
+        await answer_until_review(page, {})
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        sent, answers = await in_flight()
+        assert sent == "submissions"
+        await expect(page.locator("#sent-status")).to_have_text("La tablette envoie vos réponses…")
+        await nowhere_waits()
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#status-list")).to_contain_text("La tablette envoie vos réponses…")
+        await nowhere_waits()
+        await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+        await expect(page.locator("#screen-message")).to_be_visible()
+        await nowhere_waits()
+        # A message sent meanwhile queues behind the answers being sent: being sent too.
+        await page.locator("#message-text").fill("J'ai de la fièvre.")
+        await page.get_by_role("button", name="Envoyer", exact=True).click()
+        await expect(page.locator("#sent-status")).to_have_text("La tablette envoie votre message…")
+        await nowhere_waits()
+
+        # The network fails under the answers: the screen says the message waits, and the banner the answers.
+        answers.set_result(False)
+        await expect(page.locator("#sent-status")).to_have_text(
+            "Votre message sera envoyé dès que la connexion reviendra. Il est gardé. Vous pouvez éteindre la tablette."
+        )
+        await expect(page.locator("#queue-banner")).to_have_text(
+            "Vos réponses seront envoyées dès que la connexion reviendra."
+        )
+        # The connection comes back: sent at once, and said so on the screen the patient is on.
+        await context.set_offline(True)
+        await context.set_offline(False)
+        sent, answers = await in_flight()
+        assert sent == "submissions"
+        await expect(page.locator("#sent-status")).to_have_text("La tablette envoie votre message…")
+        await nowhere_waits()
+
+        # The patient starts a questionnaire while they go: nothing there says they wait.
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#status-list")).to_contain_text("La tablette envoie vos réponses…")
+        await expect(page.locator("#status-list")).to_contain_text("La tablette envoie votre message…")
+        await nowhere_waits()
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await nowhere_waits()
+        await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
+        await expect(page.locator("#screen-question")).to_be_visible()
+        await nowhere_waits()
+        # Cut again: the question's screen says both wait; and so it does while the retry is in flight.
+        answers.set_result(False)
+        await expect(page.locator("#queue-banner")).to_have_text(BOTH_WAIT)
+        await page.clock.fast_forward(5_000)
+        sent, answers = await in_flight()
+        assert sent == "submissions"
+        await expect(page.locator("#queue-banner")).to_have_text(BOTH_WAIT)
+        # The answers get through: the message after them is being sent, no longer waiting.
+        answers.set_result(True)
+        sent, message = await in_flight()
+        assert sent == "messages"
+        await nowhere_waits()
+        message.set_result(True)
+        await page.locator("#screen-question").get_by_role("button", name="Pas maintenant").click()
+        await expect(page.locator("#status-list")).to_contain_text("Vos réponses ont bien été reçues.", timeout=5_000)
+        await expect(page.locator("#status-list")).to_contain_text(
+            "Votre message a bien été envoyé à l'équipe soignante."
+        )
+        await nowhere_waits()
+        async with home.questionnaire.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 1
     finally:
         await context.close()

@@ -284,7 +284,7 @@ function show(id) {
   if (id !== "screen-setup") {
     // What the sent screen said in their place comes back elsewhere: the notice, and the send waiting in the queue.
     renderNotice();
-    renderQueueBanner();
+    renderQueue();
   }
   window.scrollTo(0, 0);
   const heading = document.getElementById(id).querySelector("h1, legend");
@@ -333,7 +333,26 @@ let serviceReached = true;
 function reached(yes) {
   if (yes === serviceReached) return;
   serviceReached = yes;
+  renderQueue();
+}
+
+/**
+ * Whether what is queued waits for the connection, rather than being sent at this moment: the tablet offline, the
+ * service not reached by the last request, or the last send told to wait (`failures`, until a send gets through or
+ * the connection comes back). A retry in flight after a failure still waits: nothing yet says the connection is back,
+ * and the screens would switch sentences at every retry. A send in flight otherwise is being sent: on a slow mobile
+ * connection that lasts seconds, in which « dès que la connexion reviendra » told the patient the tablet waited for
+ * a connection it had.
+ */
+function queueWaits() {
+  return !navigator.onLine || !serviceReached || failures > 0;
+}
+
+/** What every screen says of the queue: the banner, the sent screen's status, home's list. */
+function renderQueue() {
   renderQueueBanner();
+  renderSentStatus();
+  if (document.body.dataset.screen === "screen-home") renderStatus();
 }
 
 const OFFLINE =
@@ -343,7 +362,9 @@ const OFFLINE =
  * What waits for the connection. On the screen after a send that waits, its status says it (« Vos réponses seront
  * envoyées dès que la connexion reviendra. Elles sont gardées. … »): the banner above saying it again had the patient
  * read the same sentence twice. There the banner speaks only of what else waits (a message under answers just sent),
- * or says nothing.
+ * or says nothing. What is being sent, it does not speak of: nothing for the patient to do or to know meanwhile,
+ * and where she looks for it (the screen after the send, home's list) says « La tablette envoie… »; a banner saying it
+ * too would be read twice on home, and announced (role "status") at every send.
  */
 function renderQueueBanner() {
   const outbox = load("outbox", []);
@@ -359,6 +380,10 @@ function renderQueueBanner() {
     // screen whose send waits: its status says the connection is away.
     banner.textContent = OFFLINE;
     banner.hidden = Boolean(saidBelow) || (navigator.onLine && serviceReached);
+    return;
+  }
+  if (!queueWaits()) {
+    banner.hidden = true;
     return;
   }
   const answers = queue.some((entry) => entry.kind === "submission");
@@ -381,18 +406,31 @@ function showHome() {
   refreshStatus();
 }
 
+// What home's list says of a queued send: being sent, or waiting for the connection (queueWaits).
+const QUEUED_ON_HOME = {
+  submission: {
+    sending: "La tablette envoie vos réponses…",
+    queued: "Vos réponses seront envoyées dès que la connexion reviendra.",
+  },
+  message: {
+    sending: "La tablette envoie votre message…",
+    queued: "Votre message sera envoyé dès que la connexion reviendra.",
+  },
+};
+
 function renderStatus() {
   const list = $("#status-list");
   list.replaceChildren();
   const last = load("last", {});
   const queue = load("outbox", []);
   if (load("draft")) list.append(h("li", { dataset: { status: "draft" } }, "Vous avez un questionnaire commencé."));
+  const queued = queueWaits() ? "queued" : "sending";
   if (queue.some((e) => e.kind === "submission"))
-    list.append(h("li", { dataset: { status: "queued" } }, "Vos réponses seront envoyées dès que la connexion reviendra."));
+    list.append(h("li", { dataset: { status: queued } }, QUEUED_ON_HOME.submission[queued]));
   else if (last.submission)
     list.append(h("li", { dataset: { status: `submission-${last.submission.status}` } }, last.submission.label));
   if (queue.some((e) => e.kind === "message"))
-    list.append(h("li", { dataset: { status: "message-queued" } }, "Votre message sera envoyé dès que la connexion reviendra."));
+    list.append(h("li", { dataset: { status: `message-${queued}` } }, QUEUED_ON_HOME.message[queued]));
   else if (last.message) {
     const item = h("li", { dataset: { status: `message-${last.message.status}` } }, last.message.label);
     if (last.message.thumb)
@@ -935,7 +973,7 @@ function setUpDictation() {
 
 function enqueue(entry) {
   save("outbox", [...load("outbox", []), { ...entry, queuedAt: new Date().toISOString() }]);
-  renderQueueBanner();
+  renderQueue();
 }
 
 let sentKey = null; // the send the "sent" screen is about
@@ -948,11 +986,29 @@ function showSent(kind) {
   sentPhoto.hidden = !(entry && entry.photo);
   if (entry && entry.photo) sentPhoto.src = entry.photo.data;
   else sentPhoto.removeAttribute("src");
-  $("#sent-status").textContent =
-    kind === "submission" ? "La tablette envoie vos réponses…" : "La tablette envoie votre message…";
   sayNotice(EMERGENCY);
   offerAgain(null);
-  show("screen-sent");
+  show("screen-sent"); // its status: renderSentStatus
+}
+
+// The sent screen's status while its send is queued: being sent, or waiting for the connection (then it says, once
+// on that screen, that what waits is kept and the tablet may be switched off).
+const SENT_STATUS = {
+  submission: {
+    sending: "La tablette envoie vos réponses…",
+    queued:
+      "Vos réponses seront envoyées dès que la connexion reviendra. Elles sont gardées. Vous pouvez éteindre la tablette.",
+  },
+  message: {
+    sending: "La tablette envoie votre message…",
+    queued: "Votre message sera envoyé dès que la connexion reviendra. Il est gardé. Vous pouvez éteindre la tablette.",
+  },
+};
+
+/** The sent screen's status, while what it is about is still queued (once sent or refused, its answer says). */
+function renderSentStatus() {
+  const entry = load("outbox", []).find((queued) => queued.key === sentKey);
+  if (entry) sentScreenSays(entry, SENT_STATUS[entry.kind][queueWaits() ? "queued" : "sending"]);
 }
 
 function sentScreenSays(entry, text, notice = null) {
@@ -1014,6 +1070,8 @@ async function flush() {
           result = await call("POST", "/v1/photos", { file: photoFile(entry.photo.data), key: entry.photo.key });
           if (result.status === 201 && result.body && result.body.id) {
             photoUploaded(entry, result.body.id);
+            failures = 0; // got through: the message naming it is being sent, not waiting
+            renderQueue();
             continue; // the message next, naming it
           }
         } else {
@@ -1026,18 +1084,18 @@ async function flush() {
         result = null; // the network failed: offline, or the connection dropped
       }
       if (sendAgain(result === null ? null : result.status)) {
-        waitAndRetry(entry);
+        waitAndRetry();
         return;
       }
       failures = 0;
       dequeue(entry);
       if (result.status >= 200 && result.status < 300) delivered(entry, result.body || {});
       else await refused(entry, result);
+      renderQueue(); // what is behind it is being sent now, no longer waiting
     }
   } finally {
     flushing = false;
-    renderQueueBanner();
-    if (document.body.dataset.screen === "screen-home") renderStatus();
+    renderQueue();
   }
 }
 
@@ -1056,18 +1114,12 @@ function dequeue(entry) {
   );
 }
 
-function waitAndRetry(entry) {
+function waitAndRetry() {
   failures += 1;
   retryTimer = setTimeout(flush, retryDelay(failures));
   // What is queued behind it waits too: a message sent while earlier answers wait was shown « La tablette envoie votre
   // message… » until the connection came back.
-  const waiting = load("outbox", []).find((queued) => queued.key === sentKey) || entry;
-  sentScreenSays(
-    waiting,
-    waiting.kind === "submission"
-      ? "Vos réponses seront envoyées dès que la connexion reviendra. Elles sont gardées. Vous pouvez éteindre la tablette."
-      : "Votre message sera envoyé dès que la connexion reviendra. Il est gardé. Vous pouvez éteindre la tablette.",
-  );
+  renderQueue();
 }
 
 function delivered(entry, body) {
@@ -1226,11 +1278,11 @@ function wire() {
     save("messageDraft", $("#message-text").value);
     countCharacters();
   });
-  window.addEventListener("offline", renderQueueBanner);
+  window.addEventListener("offline", renderQueue);
   window.addEventListener("online", () => {
-    failures = 0;
-    serviceReached = true; // until a request says otherwise
-    renderQueueBanner();
+    failures = 0; // what waits is sent at once (flush): being sent, until a request says otherwise
+    serviceReached = true;
+    renderQueue();
     flush();
     refreshStatus();
   });
@@ -1252,7 +1304,7 @@ async function begin() {
     return;
   }
   showHome();
-  renderQueueBanner();
+  renderQueue();
   renderNotice();
   try {
     // Also checks the token at once: a tablet handed back shows the setup page, not a questionnaire.
