@@ -797,3 +797,43 @@ async def test_a_send_in_flight_is_said_to_be_sent_not_to_wait_for_the_connectio
             assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 1
     finally:
         await context.close()
+
+
+async def test_a_send_that_hangs_is_given_up_waits_and_goes_again_under_its_key(home: Home) -> None:
+    """A captive Wi-Fi or a stalled connection answers nothing and fails nothing: after 30 s the tablet gives the
+    request up as failed, says the answers wait, and sends them again under the same key. Before, it said « La
+    tablette envoie vos réponses… » until the browser gave up, minutes later, and only then tried again."""
+    patient = uuid.uuid4()
+    context = await home.tablet()
+    try:
+        page = await home.enrolled(context, patient)
+        held: asyncio.Queue[tuple[Route, asyncio.Future[bool]]] = asyncio.Queue()
+
+        async def hold(route: Route) -> None:
+            answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            await held.put((route, answer))
+            if await answer:
+                await route.continue_()
+
+        await page.route("**/v1/submissions", hold)
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
+        await answer_until_review(page, {})
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        hung, never = await asyncio.wait_for(held.get(), timeout=10)
+        await expect(page.locator("#sent-status")).to_have_text("La tablette envoie vos réponses…")
+        await page.clock.run_for(29_000)
+        await expect(page.locator("#sent-status")).to_have_text("La tablette envoie vos réponses…")
+        await page.clock.run_for(2_000)
+        await expect(page.locator("#sent-status")).to_contain_text(WAITS_FOR_THE_CONNECTION)
+        # The retry, under the first request's key: one submission, whatever the first one did on its way.
+        await page.clock.fast_forward(10_000)
+        retry, through = await asyncio.wait_for(held.get(), timeout=10)
+        assert retry.request.headers["idempotency-key"] == hung.request.headers["idempotency-key"]
+        through.set_result(True)
+        await expect(page.locator("#sent-status")).to_have_text(re.compile("Vos réponses ont bien été reçues"))
+        never.cancel()
+        async with home.questionnaire.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 1
+    finally:
+        await context.close()

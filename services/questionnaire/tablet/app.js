@@ -204,7 +204,13 @@ async function enrolWithCode() {
 
 class TokenRefused extends Error {}
 
-/** One request to the service: {status, body}, or a thrown TypeError when the network failed. */
+// A request that hangs (a captive Wi-Fi, a connection stalled half-way) is given up like one that failed: what it
+// sent waits and is tried again under the same key (the service answers a retry as it answered the first), instead
+// of being said « La tablette envoie… » until the browser gives up, minutes later. A photo takes longer on a slow line.
+const REQUEST_TIMEOUT_MS = 30_000;
+const UPLOAD_TIMEOUT_MS = 120_000;
+
+/** One request to the service: {status, body}, or a thrown error when the network failed or the request hung. */
 async function call(method, path, { body, key, fhir = false, file = null } = {}) {
   const token = load("token");
   if (!token) throw new TokenRefused();
@@ -212,25 +218,37 @@ async function call(method, path, { body, key, fhir = false, file = null } = {})
   if (file) headers["Content-Type"] = file.type;
   else if (body !== undefined) headers["Content-Type"] = fhir ? "application/fhir+json" : "application/json";
   if (key) headers["Idempotency-Key"] = key;
+  const giveUp = new AbortController();
+  const timer = setTimeout(() => giveUp.abort(), file ? UPLOAD_TIMEOUT_MS : REQUEST_TIMEOUT_MS);
   let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: file || (body === undefined ? undefined : JSON.stringify(body)),
-      cache: "no-store",
-    });
-  } catch (error) {
-    reached(false);
-    throw error;
-  }
-  reached(true);
   let parsed = null;
   try {
-    parsed = await response.json();
-  } catch {
-    parsed = null;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: file || (body === undefined ? undefined : JSON.stringify(body)),
+        cache: "no-store",
+        signal: giveUp.signal,
+      });
+    } catch (error) {
+      reached(false);
+      throw error;
+    }
+    try {
+      parsed = await response.json();
+    } catch (error) {
+      if (giveUp.signal.aborted) {
+        // The answer stalled half-way: as if it never came, so the send is tried again rather than taken as done.
+        reached(false);
+        throw error;
+      }
+      parsed = null;
+    }
+  } finally {
+    clearTimeout(timer);
   }
+  reached(true);
   if (response.status === 401) {
     tokenRefused();
     throw new TokenRefused();
