@@ -400,7 +400,8 @@ function renderQueueBanner() {
     banner.hidden = Boolean(saidBelow) || (navigator.onLine && serviceReached);
     return;
   }
-  if (!queueWaits()) {
+  if (!queueWaits() || document.body.dataset.screen === "screen-home") {
+    // Home's list says each send that waits, in the same words: the banner saying them too was read twice.
     banner.hidden = true;
     return;
   }
