@@ -172,7 +172,7 @@ async function openingOf(clientId) {
  * runs: a page opened from an older copy may still be loading its modules from it when a new worker takes over, and
  * is a dead page if that copy goes under it. Done when this worker takes over and at each opening (whose own client,
  * `opening`, is not yet among the browser's clients), so an older copy goes at the first of them after its last page
- * closed.
+ * closed; the copies are deleted by the newest worker only (newest).
  */
 async function tidy(opening) {
   const open = new Set((await self.clients.matchAll({ type: "window", includeUncontrolled: true })).map((c) => c.id));
@@ -194,7 +194,20 @@ async function tidy(opening) {
   if (closed.length)
     await withOpenings("readwrite", (store) => closed.map((id) => store.delete(id))).catch(() => null);
   for (const name of await caches.keys())
-    if (name.startsWith(PREFIX) && !used.has(name.slice(PREFIX.length))) await caches.delete(name);
+    if (name.startsWith(PREFIX) && !used.has(name.slice(PREFIX.length)) && newest()) await caches.delete(name);
+}
+
+/**
+ * Whether this worker is the page's newest: the active one, no newer one installing or installed and waiting to take
+ * over. Only the newest deletes a copy: a newer worker may install while this one is still answering an opening (the
+ * browser's update check at that very opening), and waits for it to end before taking over; this one, tidying at the
+ * end of that opening, would otherwise delete the newer one's copy, which it does not know of, and once the pages
+ * opened from its own copy closed, the tablet would be left with no copy at all.
+ */
+function newest() {
+  const { installing, waiting, active } = self.registration;
+  // self.serviceWorker is this worker; a browser without it (an older one) is taken at the registration's word.
+  return !installing && !waiting && active === (self.serviceWorker ?? active);
 }
 
 /** A file of the copy kept of a version (this worker's by default), or undefined. */
