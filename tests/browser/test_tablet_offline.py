@@ -73,7 +73,9 @@ class Connection:
     """The tablet's connection as the service's server answers it: ``stalled``, every answer held until the test
     ends (a captive Wi-Fi, a signal too weak to carry anything); ``drop_after``, once the file at that address is
     answered, every later answer cut short after its headers (the connection dropped mid-opening), or, with
-    ``gateway``, answered with that status (the proxy in front of a service being restarted by an update)."""
+    ``gateway``, answered with that status (the proxy in front of a service being restarted by an update);
+    ``openings_held_until``, every opening's page held until that is set (at the test's end at the latest) while every
+    other request goes (the page's own request lost, or a server slow on it alone)."""
 
     stalled: bool = False
     drop_after: str | None = None
@@ -82,6 +84,8 @@ class Connection:
     released: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     # These addresses answered with this status ("navigate": every opening of a page, and no other request).
     refused: dict[str, int] = dataclasses.field(default_factory=dict)
+    openings_held_until: asyncio.Event | None = None
+    opening_held: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # set once one is
 
     def refusal(self, scope: Any) -> int | None:
         navigation = (b"sec-fetch-mode", b"navigate") in scope["headers"]
@@ -93,6 +97,10 @@ class Connection:
                 return await app(scope, receive, send)
             if self.stalled:
                 await self.released.wait()
+            held_until = self.openings_held_until
+            if held_until is not None and (b"sec-fetch-mode", b"navigate") in scope["headers"]:
+                self.opening_held.set()
+                await held_until.wait()
             refused = self.refusal(scope)
             if refused is not None:
                 await send({"type": "http.response.start", "status": refused, "headers": []})
@@ -139,7 +147,10 @@ async def tablet_service(service_env: dict[str, str], pages: Path, **settings: s
         try:
             yield Tablet(url, platform, pages, connection)
         finally:
-            connection.released.set()  # what a stalled test still holds ends before the server does
+            # What a stalled test still holds ends before the server does.
+            connection.released.set()
+            if connection.openings_held_until is not None:
+                connection.openings_held_until.set()
 
 
 @pytest.fixture
@@ -175,6 +186,22 @@ async def enrolled(
 async def said(page: Page) -> str:
     """What the page shows, hidden elements left out, its spaces and line breaks as single spaces."""
     return " ".join((await page.locator("body").inner_text()).split())
+
+
+async def let_the_new_worker_take_over(page: Page) -> None:
+    """A new worker that waits for the older one to have nothing under way takes over once it has, as the browser does
+    on the tablet. Chromium stops the older worker then; but with DevTools attached (Playwright, here), it keeps running
+    an older worker that had to start again for a request that came just as it stopped (its first stop asked for by the
+    new worker's waiting, ServiceWorkerVersion::OnRequestTermination), and the new one waits for minutes. Asked again
+    (skipWaiting on the waiting worker), Chromium stops it at its next moment with nothing under way."""
+    cdp = await page.context.new_cdp_session(page)
+    try:
+        await cdp.send("ServiceWorker.enable")
+        scope = await page.evaluate("async () => (await navigator.serviceWorker.getRegistration())?.scope ?? null")
+        if scope:
+            await cdp.send("ServiceWorker.skipWaiting", {"scopeURL": scope})
+    finally:
+        await cdp.detach()
 
 
 async def submissions_of(tablet: Tablet, patient: uuid.UUID) -> int:
@@ -263,6 +290,7 @@ async def test_online_a_file_changed_on_the_server_is_what_the_page_gets_and_the
         # Asked again until it takes: the reload's own update check may still be under way, and an update asked
         # meanwhile joins it, with the script it read before the change (it failed one run in a batch that way).
         await page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).update().catch(() => null)")
+        await let_the_new_worker_take_over(page)
         return None
 
     assert await eventually(new_cache_only, within=15, interval=0.5) == expected
@@ -388,6 +416,7 @@ async def test_a_connection_dropped_mid_opening_after_an_update_leaves_one_whole
         if now == {"caches": 1, "app": True, "flow": True}:
             return dict(now)
         await page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).update().catch(() => null)")
+        await let_the_new_worker_take_over(page)
         return None
 
     assert await eventually(new_version_kept, within=10, interval=0.5)
@@ -503,6 +532,7 @@ async def test_a_page_opened_from_the_kept_copy_gets_every_module_of_that_copy_w
     if meanwhile == "a new worker takes over":
 
         async def new_worker() -> list[str] | None:
+            await let_the_new_worker_take_over(page)
             return await page.evaluate(NEW_WORKER_IN_CONTROL, new)
 
         # The copy the page opened from is kept while the page is open: it may still be loading from it.
@@ -536,6 +566,103 @@ async def test_a_page_opened_from_the_kept_copy_gets_every_module_of_that_copy_w
         return names if names == [new] else None
 
     assert await eventually(old_copy_gone, within=15, interval=0.5) == [new]
+
+
+# The browser's update check of the page's worker, as each opening asks for it: waited for, or only started.
+UPDATE_CHECK = """
+async () => (await navigator.serviceWorker.getRegistration()).update()
+"""
+UPDATE_CHECK_STARTED = """
+() => {
+  navigator.serviceWorker.getRegistration().then((registration) => registration.update());
+}
+"""
+
+# Whether a new worker, of a version (its cache's name), is installed and waits to take over, its copy kept.
+NEW_WORKER_WAITING = """
+async (cache) => {
+  const registration = await navigator.serviceWorker.getRegistration();
+  return registration.waiting !== null && (await caches.keys()).includes(cache);
+}
+"""
+
+# The caches, once the page's worker is settled (activated, in control, none other installing or waiting), or null.
+CACHES_ONCE_SETTLED = """
+async () => {
+  const registration = await navigator.serviceWorker.getRegistration();
+  const settled = !registration.installing && !registration.waiting && registration.active?.state === "activated";
+  return settled ? await caches.keys() : null;
+}
+"""
+
+
+async def test_a_page_opening_while_a_new_worker_installs_opens_whole_and_leaves_the_tablet_a_copy_that_opens_offline(
+    tablet: Tablet, context: BrowserContext, tokens: TokenService
+) -> None:
+    """The browser checks the worker for an update at each opening: a new one may install while the older one is
+    still answering an opening (here for 4 s, the page's own request lost: the kept copy opens), and takes over as soon
+    as the older one has nothing under way. The page opens whole, every file of the version it came from: a new worker
+    that took over just as it started loading its files left it half loaded (files failed, or taken from the network,
+    of the new version). And the new worker's copy is still there when it takes over: the older worker, ending that
+    opening, deleted it as a copy no page ran; once the page opened from the older copy closed, the tablet had no copy
+    left, and opened offline on the browser's error page until the next update of the page on the server."""
+    page = await enrolled(tablet, context, tokens, uuid.uuid4())
+    # The browser holds the first update check after a registration a few seconds: done first, so that the one below
+    # comes at once.
+    await page.evaluate(UPDATE_CHECK)
+    old = await tablet.version()
+    update_the_page(tablet.pages)
+    new = await tablet.version()
+
+    # The app opened in a second page, at another of the page's addresses (at the same one, the new worker's own
+    # request for it would wait in the browser's HTTP cache for the held one, and its install with it).
+    tablet.connection.openings_held_until = asyncio.Event()
+    opening_page = await context.new_page()
+    versions: dict[str, str | None] = {}
+
+    async def seen(response: Any) -> None:
+        if "/v1/" not in response.url:
+            versions[response.url] = await response.header_value("tablet-version")
+
+    opening_page.on("response", seen)
+    opening = asyncio.ensure_future(opening_page.goto(f"{tablet.url}/tablet/index.html"))
+    await tablet.connection.opening_held.wait()
+    # The update check while the older worker answers that opening: the new worker installs, and waits.
+    await page.evaluate(UPDATE_CHECK_STARTED)
+
+    async def new_worker_waiting() -> bool:
+        return bool(await page.evaluate(NEW_WORKER_WAITING, f"oncofollow-tablet-{new}"))
+
+    assert await eventually(new_worker_waiting, within=3)
+    assert not opening.done(), "the new worker installed once the opening was done, not during it"
+    await opening
+    await expect(opening_page.locator("#screen-home")).to_be_visible(timeout=5_000)
+
+    # The page opened whole, every file of the version of the copy it came from.
+    assert versions and set(versions.values()) == {old}, versions
+    assert await opening_page.evaluate("document.documentElement.dataset.build") is None
+    tablet.connection.openings_held_until.set()  # the page's own request, answered at last: too late, ignored
+
+    # The new worker in control: its copy is there (the older one too, while the page it opened is open).
+    async def settled() -> list[str] | None:
+        await let_the_new_worker_take_over(page)
+        return await page.evaluate(CACHES_ONCE_SETTLED)
+
+    assert f"oncofollow-tablet-{new}" in await eventually(settled, within=10, interval=0.25)
+
+    # That page closed, the tablet opened offline: the new worker's copy, whole; the older one goes at this opening.
+    await opening_page.close()
+    await context.set_offline(True)
+    opened = await page.reload()
+    assert opened is not None and opened.from_service_worker
+    await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+    assert await page.evaluate("document.documentElement.dataset.build") == "v2"
+
+    async def new_copy_only() -> list[str] | None:
+        names = list(await page.evaluate(CACHED))
+        return names if names == [f"oncofollow-tablet-{new}"] else None
+
+    assert await eventually(new_copy_only, within=5)
 
 
 # Everything the tablet's browser keeps for the page's origin, listed whole: localStorage and sessionStorage (every key

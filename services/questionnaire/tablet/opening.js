@@ -127,6 +127,14 @@
     if (event.animationName === "opening-notice-late") complete();
   });
 
+  // Every file of this opening loaded, or failed: said to the worker that answered it, which keeps the opening under
+  // way until then so that no new worker takes over in the middle of it (sw.js, pageLoaded). Here rather than in a
+  // module: a page whose module did not load says it too.
+  window.addEventListener("load", function () {
+    var worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+    if (worker) worker.postMessage("page loaded");
+  });
+
   document.addEventListener("click", function (event) {
     var retry = event.target && event.target.closest ? event.target.closest("#opening-retry") : null;
     if (!retry) return;

@@ -8,10 +8,13 @@
 // file below and of this worker, services/questionnaire/tablet_files.py) in this worker's bytes, so a page changed on
 // the server is a new worker for the browser's update check; the new worker fetches every file into a cache named by
 // that version, all or nothing, each file saying it is of that version (its Tablet-Version header), and once it takes
-// over deletes the other caches, but not one a page still open opened from (tidy): that page may be loading its
-// modules from it at that very moment. Nothing is written into the kept copy afterwards: a file fetched at an opening
-// may be of a newer page than the rest of the copy, and a copy of mixed versions (a new app.js importing a name an
-// old flow.js lacks) is a dead page offline, for a patient who cannot fix it.
+// over deletes the other caches, but not one a page still open opened from (tidy): that page may be loading its modules
+// from it at that very moment. It takes over once the previous worker has no opening under way, and an opening is under
+// way until its page has loaded every file (pageLoaded): a worker replaced in the middle of an opening leaves its page
+// half loaded. Only the newest worker deletes a copy (newest): the previous one, ending an opening while the new one
+// waits, would delete the new copy. Nothing is written into the kept copy afterwards: a file fetched at an opening may
+// be of a newer page than the rest of the copy, and a copy of mixed versions (a new app.js importing a name an old
+// flow.js lacks) is a dead page offline, for a patient who cannot fix it.
 //
 // One opening, one version: an opening whose page comes from the kept copy takes every file it asks for from that
 // kept copy, whichever worker answers (a new one that took over, this one stopped and started again: the openings
@@ -172,7 +175,7 @@ async function openingOf(clientId) {
  * runs: a page opened from an older copy may still be loading its modules from it when a new worker takes over, and
  * is a dead page if that copy goes under it. Done when this worker takes over and at each opening (whose own client,
  * `opening`, is not yet among the browser's clients), so an older copy goes at the first of them after its last page
- * closed.
+ * closed; the copies are deleted by the newest worker only (newest).
  */
 async function tidy(opening) {
   const open = new Set((await self.clients.matchAll({ type: "window", includeUncontrolled: true })).map((c) => c.id));
@@ -191,10 +194,25 @@ async function tidy(opening) {
     else closed.push(id);
   }
   for (const id of closed) openings.delete(id);
+  // A page gone before it said it loaded (reopened, closed) is no longer an opening under way.
+  for (const [id, done] of loading) if (!open.has(id) && !(await self.clients.get(id))) done();
   if (closed.length)
     await withOpenings("readwrite", (store) => closed.map((id) => store.delete(id))).catch(() => null);
   for (const name of await caches.keys())
-    if (name.startsWith(PREFIX) && !used.has(name.slice(PREFIX.length))) await caches.delete(name);
+    if (name.startsWith(PREFIX) && !used.has(name.slice(PREFIX.length)) && newest()) await caches.delete(name);
+}
+
+/**
+ * Whether this worker is the page's newest: the active one, no newer one installing or installed and waiting to take
+ * over. Only the newest deletes a copy: a newer worker may install while this one is still answering an opening (the
+ * browser's update check at that very opening), and waits for it to end before taking over; this one, tidying at the
+ * end of that opening, would otherwise delete the newer one's copy, which it does not know of, and once the pages
+ * opened from its own copy closed, the tablet would be left with no copy at all.
+ */
+function newest() {
+  const { installing, waiting, active } = self.registration;
+  // self.serviceWorker is this worker; a browser without it (an older one) is taken at the registration's word.
+  return !installing && !waiting && active === (self.serviceWorker ?? active);
 }
 
 /** A file of the copy kept of a version (this worker's by default), or undefined. */
@@ -226,6 +244,40 @@ async function fromNetwork(request) {
 
 const TIMED_OUT = "timed out";
 
+// The page says so to its worker once every file of its opening has loaded, or failed (opening.js, at the window's
+// load).
+const PAGE_LOADED = "page loaded";
+// How long an opening waits for it at most: a page that never says so (opening.js itself did not load, the browser
+// showed its own error page) keeps a new worker from taking over no longer; nor does one gone meanwhile (tidy). From
+// the kept copy the page loads within a second; from a weak 3G network, within seconds.
+const LOADING_MS = 30000;
+// Openings this worker answered whose page has not said yet that it loaded: what ends their wait, by client id.
+const loading = new Map();
+
+/**
+ * Until the page of an opening has loaded every file (or LOADING_MS). The browser lets a new worker take over only
+ * once this one has no event under way, and then stops this one at once: a page still loading its files from it has
+ * them fail (net::ERR_FAILED, a dead page), and one answered but not yet started is, in Chromium, a page no worker
+ * controls until the new one claims it, whose first files come from the network (perhaps of a newer page: a mix;
+ * offline, none). Its opening under way until then, no new worker takes over in the middle of it.
+ */
+function pageLoaded(clientId) {
+  if (!clientId) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      loading.delete(clientId);
+      resolve();
+    };
+    const timer = setTimeout(done, LOADING_MS);
+    loading.set(clientId, done);
+  });
+}
+
+self.addEventListener("message", (event) => {
+  if (event.data === PAGE_LOADED && event.source) loading.get(event.source.id)?.();
+});
+
 /** An opening: the network's page, or the kept copy's when the network fails or is too slow. */
 async function opening(event) {
   const kept = await keptCopy(event.request);
@@ -235,9 +287,13 @@ async function opening(event) {
     : await network;
   const fromKept = !(response !== TIMED_OUT && response && (response.status < 500 || !kept));
   const id = event.resultingClientId;
-  // Written down before the worker may stop, and the older copies no open page runs deleted, without delaying the page.
+  // Written down before the worker may stop, and the older copies no open page runs deleted, without delaying the page;
+  // and the opening under way until its page has loaded every file.
   event.waitUntil(
-    remember(id, fromKept ? VERSION : response.headers.get(VERSION_HEADER), fromKept).then(() => tidy(id)),
+    Promise.allSettled([
+      remember(id, fromKept ? VERSION : response.headers.get(VERSION_HEADER), fromKept).then(() => tidy(id)),
+      pageLoaded(id),
+    ]),
   );
   if (!fromKept) return response; // the server's own answer (a 404 stays a 404)
   return kept || (response !== TIMED_OUT && response) || Response.error();
@@ -281,9 +337,10 @@ self.addEventListener("install", (event) => {
         await caches.delete(CACHE); // a body cut short: no half copy left under this version's name
         throw error;
       }
-      // At once, rather than after every tablet page is closed (a tablet's one page may stay open for days). This
-      // cannot run an old page with new modules: the page imports all its modules statically, when it loads (no
-      // import(): the unit test checks), so a page already open loads no module after it.
+      // At once (once no opening is under way: pageLoaded), rather than after every tablet page is closed (a tablet's
+      // one page may stay open for days). This cannot run an old page with new modules: the page imports all its
+      // modules statically, when it loads (no import(): the unit test checks), so a page already open loads no module
+      // after it.
       await self.skipWaiting();
     })(),
   );

@@ -68,3 +68,15 @@ def test_the_worker_keeps_every_file_of_the_page_and_the_shared_modules_it_impor
     for module in modules_loaded():
         text = on_disk(module).read_text(encoding="utf-8")
         assert not re.search(r"\bimport\s*\(", text), f"{module} imports a module dynamically"
+
+
+def test_the_page_says_it_has_loaded_in_the_words_the_worker_waits_for() -> None:
+    """The worker that answered an opening keeps it under way until the page says every file has loaded, so that no new
+    worker takes over in the middle of it (a page left half loaded): said in other words, the page would not be heard,
+    and each opening would hold a new worker back for the worker's whole LOADING_MS."""
+    said = re.search(r'const PAGE_LOADED = "([^"]+)";', WORKER.read_text(encoding="utf-8"))
+    assert said, "sw.js waits for no word from the page"
+    # opening.js, the classic script that runs when no module does: a page whose module failed says it too.
+    opening = (TABLET_PAGES / "opening.js").read_text(encoding="utf-8")
+    assert 'window.addEventListener("load", function () {' in opening
+    assert f'worker.postMessage("{said.group(1)}")' in opening
