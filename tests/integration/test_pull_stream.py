@@ -63,6 +63,11 @@ async def _settled_with_buffered(js: Any, name: str, pull: PullStream, taken: in
     return buffered > 0 and await _delivered(js, name, taken + buffered)
 
 
+async def _settled_with(js: Any, name: str, pull: PullStream, taken: int, buffered: int) -> bool:
+    """Whether exactly ``buffered`` messages wait in the buffer and the server has delivered no others."""
+    return len(pull.buffered()) == buffered and await _delivered(js, name, taken + buffered)
+
+
 async def test_batches_come_in_stream_order_and_the_next_arrives_while_one_is_held(stream: Any) -> None:
     nc, js, name = stream
     async with _pulling(nc, name, batch=10) as pull:
@@ -89,11 +94,11 @@ async def test_taking_a_batch_asks_for_the_next_one_at_once(stream: Any) -> None
         await _publish(js, name, 30)
 
         assert await pull.next_batch(wait_s=0) == []  # sends the first request
-        await eventually(lambda: _delivered(js, name, 10))  # its 10 messages are all in the buffer: no room left
+        await eventually(lambda: _settled_with(js, name, pull, taken=0, buffered=10))  # no room left
         held = await pull.next_batch(wait_s=2.0)
         assert len(held) == 10
         # While the batch is held (not acked, next_batch not called), the next 10 are delivered.
-        await eventually(lambda: _delivered(js, name, 20))
+        await eventually(lambda: _settled_with(js, name, pull, taken=10, buffered=10))
         assert _bodies(await pull.next_batch(wait_s=0)) == list(range(10, 20))
 
 
@@ -150,7 +155,8 @@ async def test_a_lingering_batch_waits_for_the_messages_that_follow_its_first(st
         assert _bodies(lingered) == list(range(6))  # one batch, where each message would have been its own
 
         await _publish(js, name, 2, start=6)
-        await eventually(lambda: _delivered(js, name, 8))
+        # Both in this client's buffer, not only sent by the server (the client may not have read the second yet).
+        await eventually(lambda: _settled_with(js, name, pull, taken=6, buffered=2))
         loop = asyncio.get_running_loop()
         started = loop.time()
         assert _bodies(await pull.next_batch(wait_s=2.0)) == [6, 7]  # no linger asked: at once
@@ -162,7 +168,7 @@ async def test_a_full_batch_does_not_linger(stream: Any) -> None:
     async with _pulling(nc, name, batch=5) as pull:
         await _publish(js, name, 12)
         assert await pull.next_batch(wait_s=0) == []  # sends the first request, for 5
-        await eventually(lambda: _delivered(js, name, 5))
+        await eventually(lambda: _settled_with(js, name, pull, taken=0, buffered=5))
         loop = asyncio.get_running_loop()
         started = loop.time()
         assert _bodies(await pull.next_batch(wait_s=2.0, linger_s=5.0)) == [0, 1, 2, 3, 4]
