@@ -7,7 +7,7 @@ import sys
 import uuid
 
 from shared.auth import ROLES, TokenService
-from shared.settings import ServiceSettings
+from shared.settings import MisspeltSettings, ServiceSettings, from_environment
 
 
 def main() -> int:
@@ -18,7 +18,12 @@ def main() -> int:
     parser.add_argument("--name", default=None, help="the staff member's display name (default: the staff id)")
     parser.add_argument("--device", default=None, help="device id for a device token (default: dev-tablet)")
     args = parser.parse_args()
-    settings = ServiceSettings()
+    try:
+        # Checked as a service's are: a misspelt AUTH_SECRET would sign with the development secret, in silence.
+        settings = from_environment(ServiceSettings, "dev-token")
+    except MisspeltSettings as refused:
+        print(refused, file=sys.stderr)
+        return 2
     if settings.environment == "production":
         print("refusing to mint tokens with production settings", file=sys.stderr)
         return 2
