@@ -136,15 +136,20 @@ async def a_lent_tablet(
     return granted
 
 
+@pytest.fixture
+def staff(tokens: TokenService) -> dict[str, str]:
+    """A fleet manager's headers."""
+    return {"Authorization": f"Bearer {tokens.issue_staff_token('parc-julie', {'fleet'})}"}
+
+
 def heartbeat_at(at: datetime) -> dict[str, Any]:
     return {"battery_percent": 80, "app_version": "1.4.2", "sent_at": at.isoformat()}
 
 
 async def test_the_fleet_dates_a_loan_its_heartbeats_its_return_wipe_and_receipt_by_the_service_clock(
-    devices: tuple[httpx.AsyncClient, Any], devices_clock: PinnableClock, tokens: TokenService
+    devices: tuple[httpx.AsyncClient, Any], devices_clock: PinnableClock, staff: dict[str, str]
 ) -> None:
     client, _ = devices
-    staff = {"Authorization": f"Bearer {tokens.issue_staff_token('parc-julie', {'fleet'})}"}
     # Three weeks back, the loan due back ten days later: due soon by the service's today, overdue by the real one.
     lent_at = devices_clock.pin(ten_at_paris(-21))
     due = (lent_at.date() + timedelta(days=10)).isoformat()
@@ -183,10 +188,9 @@ async def test_the_fleet_dates_a_loan_its_heartbeats_its_return_wipe_and_receipt
 
 
 async def test_a_loan_at_a_clock_set_ahead_of_the_real_time_gives_a_token_the_tablet_can_use(
-    devices: tuple[httpx.AsyncClient, Any], devices_clock: PinnableClock, tokens: TokenService
+    devices: tuple[httpx.AsyncClient, Any], devices_clock: PinnableClock, staff: dict[str, str]
 ) -> None:
     client, _ = devices
-    staff = {"Authorization": f"Bearer {tokens.issue_staff_token('parc-julie', {'fleet'})}"}
     # Six weeks ahead: a token issued at the loan's second would be refused by the real time (issued in its future).
     lent_at = devices_clock.pin(ten_at_paris(42))
     granted = await a_lent_tablet(client, staff, devices_clock)
@@ -309,10 +313,9 @@ async def test_each_service_dates_the_events_it_publishes_by_its_clock(platform:
 
 
 async def test_the_fleet_dates_the_events_it_publishes_by_its_clock(
-    devices: tuple[httpx.AsyncClient, Any], devices_clock: PinnableClock, tokens: TokenService
+    devices: tuple[httpx.AsyncClient, Any], devices_clock: PinnableClock, staff: dict[str, str]
 ) -> None:
     client, fleet = devices
-    staff = {"Authorization": f"Bearer {tokens.issue_staff_token('parc-julie', {'fleet'})}"}
     lent_at = devices_clock.pin(ten_at_paris(-21))
     tablet = (await a_lent_tablet(client, staff, devices_clock))["tablet"]["id"]
     back = devices_clock.advance(timedelta(hours=1))
