@@ -160,7 +160,7 @@ async def test_a_lingering_batch_waits_for_the_messages_that_follow_its_first(st
         loop = asyncio.get_running_loop()
         started = loop.time()
         assert _bodies(await pull.next_batch(wait_s=2.0)) == [6, 7]  # no linger asked: at once
-        assert loop.time() - started < 0.3
+        assert loop.time() - started < 0.5  # under the 0.6 s the batch before lingered, with room for a busy machine
 
 
 async def test_a_full_batch_does_not_linger(stream: Any) -> None:
