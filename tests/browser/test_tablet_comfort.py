@@ -7,18 +7,22 @@ script: headless Chromium may have no voice), not through the audio."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
 
 from services.questionnaire.main import QuestionnaireSettings
 from services.questionnaire.main import build_service as build_questionnaire
 from shared.auth import TokenService
+from shared.devservers import listening_sockets, port_of
+from shared.http.problems import problem_document
 from shared.testing.loans import end_loan
 from shared.testing.photos import photo_bytes
 from shared.testing.services import served
@@ -47,9 +51,12 @@ navigator.getBattery = () => Promise.resolve(window.__battery);
 
 
 @asynccontextmanager
-async def tablet_service(service_env: dict[str, str], **settings: str) -> AsyncIterator[str]:
+async def tablet_service(
+    service_env: dict[str, str], listening: socket.socket | None = None, **settings: str
+) -> AsyncIterator[str]:
+    """The questionnaire service, on ``listening`` when given (a port known before it starts)."""
     env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"], **settings}
-    async with served(build_questionnaire(QuestionnaireSettings(**env))) as (url, _):
+    async with served(build_questionnaire(QuestionnaireSettings(**env)), listening) as (url, _):
         yield url
 
 
@@ -470,19 +477,21 @@ async def emergency_in_sight(page: Page, text_size: TextSize, where: str, *also:
     """At every text size, « appelez le 15 » in sight on arrival without scrolling, on one line, never under the size
     chosen; and so are the elements ``also`` names (CSS selectors)."""
     async for size in text_size.each():
-        seen = await page.evaluate(EMERGENCY_IN_SIGHT)
-        at = f"{where} at {TEXT_SIZES[size]} %"
-        assert seen["says"].endswith("En cas d'urgence, appelez le 15."), (at, seen)
-        assert 0 <= seen["top"] and seen["bottom"] <= seen["height"], (
-            f"the emergency sentence out of sight: {at} {seen}"
-        )
-        assert seen["text"] >= seen["root"], (at, seen)
-        # « appelez le 15 » on one line: at 200 % in portrait « le 15. » began the next line on its own.
-        pieces = await page.evaluate(CALL_15_PIECES, f"#{seen['screen']} .emergency")
-        assert pieces and all(p and on_one_line(p) for p in pieces), f"« appelez le 15 » broken: {at} {pieces}"
-        for selector in also:
-            box = await page.evaluate(IN_SIGHT, selector)
-            assert 0 <= box["top"] and box["bottom"] <= box["height"], f"{selector} out of sight: {at} {box}"
+        await emergency_in_sight_now(page, f"{where} at {TEXT_SIZES[size]} %", *also)
+
+
+async def emergency_in_sight_now(page: Page, at: str, *also: str) -> None:
+    """emergency_in_sight's checks at the size the page is at (``at`` says which, and where)."""
+    seen = await page.evaluate(EMERGENCY_IN_SIGHT)
+    assert seen["says"].endswith("En cas d'urgence, appelez le 15."), (at, seen)
+    assert 0 <= seen["top"] and seen["bottom"] <= seen["height"], f"the emergency sentence out of sight: {at} {seen}"
+    assert seen["text"] >= seen["root"], (at, seen)
+    # « appelez le 15 » on one line: at 200 % in portrait « le 15. » began the next line on its own.
+    pieces = await page.evaluate(CALL_15_PIECES, f"#{seen['screen']} .emergency")
+    assert pieces and all(p and on_one_line(p) for p in pieces), f"« appelez le 15 » broken: {at} {pieces}"
+    for selector in also:
+        box = await page.evaluate(IN_SIGHT, selector)
+        assert 0 <= box["top"] and box["bottom"] <= box["height"], f"{selector} out of sight: {at} {box}"
 
 
 @pytest.mark.parametrize("screen", [{"width": 1280, "height": 800}, {"width": 800, "height": 1280}])
@@ -574,6 +583,123 @@ async def test_a_loan_s_end_with_a_message_unsent_shows_the_15_what_was_not_sent
             await emergency_in_sight(page, text_size, "loan ended", "#screen-setup .team-call", "#setup-unsent")
         finally:
             await context.close()
+
+
+# A code the tablet was opened with and could not exchange (app.js's enrolWithCode): the devices service's answer, as
+# it gives it (status and problem type; None: no answer, the network failed), and what « pas encore prête » says then.
+ASK_NEW_CODE = "Demandez un nouveau code à la personne qui vous a prêté la tablette."
+CODE_NOT_EXCHANGED: dict[str, tuple[int | None, str | None, str]] = {
+    "code-used": (410, "code-used", f"{ASK_NEW_CODE} Ce code a déjà servi."),
+    "code-expired": (410, "code-expired", f"{ASK_NEW_CODE} Ce code n'est plus valable."),
+    "unknown-code": (
+        404,
+        "unknown-code",
+        f"{ASK_NEW_CODE} Ce code ne marche pas. Le lien est peut-être incomplet, ou il existe un code plus récent.",
+    ),
+    "loan-ended": (
+        410,
+        "loan-ended",
+        "Parlez à la personne qui vous a prêté la tablette. Ce code était pour un prêt qui est terminé.",
+    ),
+    "any other refusal": (422, None, f"{ASK_NEW_CODE} Ce code n'a pas permis de préparer la tablette."),
+    "the service down": (
+        503,
+        "database-busy",
+        "Rouvrez cette page dans quelques minutes. Le suivi ne répond pas pour le moment.",
+    ),
+    "unreached": (None, None, "Vérifiez le Wi-Fi, puis rouvrez cette page. La tablette n'arrive pas à se connecter."),
+}
+
+# Where an element is on arrival (scrolled to the top), whether its content runs out of its box (width, height),
+# and how wide the page is, in CSS pixels.
+WHOLE = """(selector) => {
+  scrollTo(0, 0);
+  const element = document.querySelector(selector);
+  const box = element.getBoundingClientRect();
+  return {
+    top: box.top,
+    bottom: box.bottom,
+    left: box.left,
+    right: box.right,
+    runs_out: [element.scrollWidth - element.clientWidth, element.scrollHeight - element.clientHeight],
+    text: parseFloat(getComputedStyle(element).fontSize),
+    root: parseFloat(getComputedStyle(document.documentElement).fontSize),
+    page_width: document.documentElement.scrollWidth,
+    width: innerWidth,
+    height: innerHeight,
+  };
+}"""
+
+
+async def test_a_code_not_exchanged_is_said_whole_in_sight_with_the_15_and_the_call_button_at_every_text_size(
+    service_env: dict[str, str], browser: Browser
+) -> None:
+    """The tablet opened with an enrolment code the devices service refused (spent, expired, unknown, its loan
+    ended, any other reason), could not reach, or that failed there: « pas encore prête » says why and what to do,
+    at the size the patient chose. In portrait and landscape at every size, on arrival: that sentence whole in sight,
+    never under the size chosen, « appelez le 15 » and the button that calls the team in sight too, nothing cut nor
+    wider than the screen. One page, each answer in turn, turned and resized. The devices service's answer is given
+    by the test (its status and problem document, or a failed connection) at the tablet's own origin, where the page
+    is told to find that service: some of these answers cannot be had from a running one on demand."""
+    listening = listening_sockets(1)[0]
+    own_origin = f"http://127.0.0.1:{port_of(listening)}"
+    answer: list[tuple[int | None, str | None]] = []
+
+    async def devices_service(route: Route) -> None:
+        status, kind = answer[-1]
+        if status is None:
+            await route.abort("connectionfailed")
+        else:
+            await route.fulfill(
+                status=status,
+                content_type="application/problem+json",
+                body=orjson.dumps(problem_document(status, "The exchange's refusal.", kind=kind)),
+            )
+
+    failures: list[str] = []
+    async with tablet_service(service_env, listening, TEAM_PHONE=TEAM_PHONE, DEVICES_PUBLIC_URL=own_origin) as url:
+        context = await browser.new_context(
+            viewport=PORTRAIT_THEN_LANDSCAPE[0], locale="fr-FR", timezone_id="Europe/Paris"
+        )
+        try:
+            page = await context.new_page()
+            await page.route(f"{own_origin}/v1/enrolments", devices_service)
+            text_size = TextSize(page)
+            for refusal, (status, kind, says) in CODE_NOT_EXCHANGED.items():
+                answer.append((status, kind))
+                await page.goto("about:blank")
+                await page.goto(f"{url}/tablet/#enrol=7K3M9QXW2HDP4TNV8R")
+                await expect(page.locator("#setup-reason")).to_have_text(says, timeout=5_000)
+                await expect(page.locator("#screen-setup .team-phone")).to_be_visible()
+                for screen in PORTRAIT_THEN_LANDSCAPE:
+                    await page.set_viewport_size(screen)
+                    async for size in text_size.each():
+                        at = f"{refusal}, {screen['width']}×{screen['height']} at {TEXT_SIZES[size]} %"
+                        try:
+                            await emergency_in_sight_now(page, at)
+                            for selector in (
+                                "#setup-reason",
+                                "#screen-setup .team-phone",
+                                "#text-smaller",
+                                "#text-larger",
+                            ):
+                                seen = await page.evaluate(WHOLE, selector)
+                                assert 0 <= seen["top"] and seen["bottom"] <= seen["height"], (at, selector, seen)
+                                assert 0 <= seen["left"] and seen["right"] <= seen["width"], (at, selector, seen)
+                                assert max(seen["runs_out"]) <= 1, ("cut", at, selector, seen)
+                                assert seen["page_width"] <= seen["width"], ("wider than the screen", at, seen)
+                            reason = await page.evaluate(WHOLE, "#setup-reason")
+                            assert reason["text"] >= reason["root"], (at, reason)
+                        except AssertionError as failure:
+                            failures.append(str(failure))
+                        if refusal == "unknown-code" and size == len(TEXT_SIZES) - 1:
+                            ARTIFACTS.mkdir(exist_ok=True)
+                            await page.screenshot(
+                                path=str(ARTIFACTS / f"tablet-code-refused-200-{screen['width']}.png")
+                            )
+        finally:
+            await context.close()
+    assert not failures, "\n".join(failures)
 
 
 async def test_the_not_ready_screen_says_whom_to_call_once_with_the_team_s_number_or_without(

@@ -24,7 +24,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from shared.auth import TokenService
 from tests.browser.conftest import ARTIFACTS, CALL_15_PIECES, on_one_line
-from tests.browser.test_tablet_comfort import TEAM_PHONE, tablet_service
+from tests.browser.test_tablet_comfort import PORTRAIT_THEN_LANDSCAPE, TEAM_PHONE, tablet_service
 
 pytestmark = pytest.mark.browser
 
@@ -362,4 +362,70 @@ async def test_the_emergency_sentence_is_in_sight_without_scrolling_at_every_tex
             if size == len(ROOT_PX) - 1:
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / f"tablet-opening-failed-200-{screen['width']}.png"))
+            await page.close()
+
+
+# The notice's heading's text size, and a screen's (« pas encore prête », in the page though not shown), in px.
+HEADING_SIZES = """
+() => ["#opening-notice h1", "#screen-setup h1"].map((selector) =>
+  parseFloat(getComputedStyle(document.querySelector(selector)).fontSize))
+"""
+
+# Where an element of the notice is (its first match), whether its content runs out of its box (width, height), its
+# text's size and the root's, and how wide the page is, in CSS pixels.
+NOTICE_WHOLE = """(selector) => {
+  const element = document.querySelector(`#opening-notice ${selector}`);
+  const box = element.getBoundingClientRect();
+  return {
+    top: box.top,
+    bottom: box.bottom,
+    left: box.left,
+    right: box.right,
+    runs_out: [element.scrollWidth - element.clientWidth, element.scrollHeight - element.clientHeight],
+    text: parseFloat(getComputedStyle(element).fontSize),
+    root: parseFloat(getComputedStyle(document.documentElement).fontSize),
+    page_width: document.documentElement.scrollWidth,
+    width: innerWidth,
+    height: innerHeight,
+  };
+}"""
+
+
+async def test_the_notice_s_heading_grows_as_the_screens_do_and_its_sentence_and_the_15_stay_whole_on_screen(
+    service_env: dict[str, str], tablets: Tablets
+) -> None:
+    """« La page n'a pas pu s'ouvrir complètement » is a heading as every screen's: it grows less than the text, as
+    theirs do (at 1.6 times the text it was 70 px high at 200 %, where theirs are 53), so that what the patient must
+    read and do keeps the room. At every size, in portrait (as lent) and in landscape, its heading is the size of the
+    screens' headings, and its heading, « Vérifiez que la tablette est connectée… », « Réessayer » and « En cas
+    d'urgence, appelez le 15. » are whole on the screen on arrival: in sight, nothing cut, nothing wider than the
+    screen, no sentence under the size chosen."""
+    async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
+        context = await tablets()
+        for size, root_px in enumerate(ROOT_PX):
+            page = await context.new_page()
+            await page.add_init_script(kept("textSize", size))
+            await page.route(
+                "**/tablet/app.js",
+                lambda route: route.fulfill(status=404, body="Not Found", content_type="text/plain"),
+            )
+            await page.goto(f"{url}/tablet/")
+            await says_it_cannot_open(page, within_s=3)
+            notice_heading, screen_heading = await page.evaluate(HEADING_SIZES)
+            assert notice_heading == screen_heading, (root_px, notice_heading, screen_heading)
+            for screen in PORTRAIT_THEN_LANDSCAPE:
+                await page.set_viewport_size(screen)
+                at = f"{screen['width']}×{screen['height']} at {root_px}px"
+                for selector in ("h1", "p.lead", "#opening-retry", ".emergency"):
+                    seen = await page.evaluate(NOTICE_WHOLE, selector)
+                    assert 0 <= seen["top"] and seen["bottom"] <= seen["height"], (at, selector, seen)
+                    assert 0 <= seen["left"] and seen["right"] <= seen["width"], (at, selector, seen)
+                    assert max(seen["runs_out"]) <= 1, ("cut", at, selector, seen)
+                    assert seen["page_width"] <= seen["width"], ("wider than the screen", at, seen)
+                    assert seen["text"] >= seen["root"], (at, selector, seen)
+                [pieces] = await page.evaluate(CALL_15_PIECES, "#opening-notice .emergency")
+                assert pieces and on_one_line(pieces), f"« appelez le 15 » broken: {at} {pieces}"
+                if size == len(ROOT_PX) - 1:
+                    ARTIFACTS.mkdir(exist_ok=True)
+                    await page.screenshot(path=str(ARTIFACTS / f"tablet-opening-heading-200-{screen['width']}.png"))
             await page.close()
