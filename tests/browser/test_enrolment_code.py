@@ -136,6 +136,9 @@ async def test_a_tablet_opened_with_a_code_ends_enrolled_with_no_code_left_and_s
         await context.close()
 
 
+NOTHING_TO_DO = "Vous n'avez rien à faire sur la tablette."
+
+
 async def test_a_spent_code_says_in_french_to_ask_for_a_new_one_and_an_unknown_one_too(
     deployment: Deployment,
 ) -> None:
@@ -148,10 +151,19 @@ async def test_a_spent_code_says_in_french_to_ask_for_a_new_one_and_an_unknown_o
         await expect(page.locator("#setup-reason")).to_have_text(
             "Demandez un nouveau code à la personne qui vous a prêté la tablette. Ce code a déjà servi."
         )
+        # Asked to get a new code, the reader is not told, a line below, that there is nothing to do on the tablet.
+        shown = await page.locator("#screen-setup").inner_text()
+        assert NOTHING_TO_DO not in shown and "fiche donnée avec la tablette" in shown
         assert "enrol" not in page.url
         assert await page.evaluate("localStorage.length") == 0
         await page.goto(f"{deployment.tablet_url}/tablet/#enrol=0000000000ZZZZZZZZ")
         await expect(page.locator("#setup-reason")).to_contain_text("Ce code ne marche pas.")
+        assert NOTHING_TO_DO not in await page.locator("#screen-setup").inner_text()
+        # Opened without a code, nothing is asked of the patient: the team prepares the tablet.
+        await page.goto(f"{deployment.tablet_url}/tablet/")
+        await page.reload()
+        await expect(page.locator("#setup-reason")).to_have_text("Elle n'est pas encore reliée à votre suivi.")
+        assert NOTHING_TO_DO in await page.locator("#screen-setup").inner_text()
     finally:
         await context.close()
 

@@ -156,13 +156,15 @@ async function enrolWithCode() {
   const pending = load("enrolment");
   const devicesUrl = await devicesAddress();
   if (devicesUrl === undefined) {
-    showSetup(UNREACHED);
+    showSetup(UNREACHED, [], { asks: true });
     return false;
   }
   if (!devicesUrl) {
     save("enrolment", null);
     showSetup(
       "Demandez le lien complet à la personne qui vous a prêté la tablette. Cette page ne peut pas utiliser ce code.",
+      [],
+      { asks: true },
     );
     return false;
   }
@@ -176,7 +178,7 @@ async function enrolWithCode() {
       credentials: "omit",
     });
   } catch {
-    showSetup(UNREACHED); // the code kept, with its key: the next try may be answered with the token again
+    showSetup(UNREACHED, [], { asks: true }); // the code kept, with its key: the next try may be answered with the token again
     return false;
   }
   let body = null;
@@ -191,12 +193,14 @@ async function enrolWithCode() {
     return true;
   }
   if (response.status >= 500) {
-    showSetup("Rouvrez cette page dans quelques minutes. Le suivi ne répond pas pour le moment.");
+    showSetup("Rouvrez cette page dans quelques minutes. Le suivi ne répond pas pour le moment.", [], { asks: true });
     return false;
   }
   save("enrolment", null);
   const type = body && typeof body.type === "string" ? body.type.split("/").pop() : "";
-  showSetup(ENROLMENT_REFUSED[type] || `${ASK_NEW_CODE} Ce code n'a pas permis de préparer la tablette.`);
+  showSetup(ENROLMENT_REFUSED[type] || `${ASK_NEW_CODE} Ce code n'a pas permis de préparer la tablette.`, [], {
+    asks: true,
+  });
   return false;
 }
 
@@ -312,8 +316,14 @@ function show(id) {
   }
 }
 
-function showSetup(reason, unsent = []) {
+/**
+ * The setup screen with why the tablet is not ready. `asks`: the reason tells whoever holds the tablet to do
+ * something (ask for a new code, check the Wi-Fi, open the page again), so the screen no longer says there is
+ * nothing to do on the tablet.
+ */
+function showSetup(reason, unsent = [], { asks = false } = {}) {
   if (reason) $("#setup-reason").textContent = reason;
+  $("#screen-setup").toggleAttribute("data-reason-asks", asks);
   const said = unsent.length > 1 ? UNSENT.both : UNSENT[unsent[0]];
   $("#setup-unsent-what").textContent = said || "";
   $("#setup-unsent").hidden = !said;
