@@ -33,18 +33,33 @@ pytestmark = pytest.mark.integration
 Series = dict[tuple[tuple[str, Any], ...], float]
 
 
-def _gauge(reader: InMemoryMetricReader, name: str) -> Series:
-    """The gauge's data points of this collection, by attributes."""
+def _collected(reader: InMemoryMetricReader) -> dict[str, Series]:
+    """One collection: each gauge's data points, by attributes. Checks that read two values read them from one
+    collection: the sampler's snapshot is reported for twice its interval only, and on a loaded machine it can age out
+    between two collections (an empty series where the one before held the awaited value)."""
     data = reader.get_metrics_data()
-    points: Series = {}
+    gauges: dict[str, Series] = {}
     for resource in data.resource_metrics if data else ():
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
-                if metric.name == name:
-                    for point in metric.data.data_points:
-                        assert isinstance(point, NumberDataPoint)  # a gauge's: one value (a histogram's has none)
-                        points[tuple(sorted((point.attributes or {}).items()))] = point.value
-    return points
+                points = gauges.setdefault(metric.name, {})
+                for point in metric.data.data_points:
+                    assert isinstance(point, NumberDataPoint)  # a gauge's: one value (a histogram's has none)
+                    points[tuple(sorted((point.attributes or {}).items()))] = point.value
+    return gauges
+
+
+def _gauge(reader: InMemoryMetricReader, name: str) -> Series:
+    """The gauge's data points of this collection, by attributes."""
+    return _collected(reader).get(name, {})
+
+
+async def _collected_with(
+    reader: InMemoryMetricReader, name: str, value: float, **attributes: str
+) -> dict[str, Series] | None:
+    """The collection in which the gauge reads ``value`` for these attributes; None when this one does not."""
+    gauges = _collected(reader)
+    return gauges if _of(gauges.get(name, {}), **attributes) == value else None
 
 
 def _of(series: Series, **attributes: str) -> float | None:
@@ -70,8 +85,8 @@ async def test_an_event_the_relay_cannot_publish_shows_as_pending_in_the_outbox(
                 "now() - interval '1 minute')",
                 uuid.uuid4(),
             )
-        await eventually(lambda: _sampled(metric_reader, "oncofollow.outbox.pending", 1))
-        age = _of(_gauge(metric_reader, "oncofollow.outbox.oldest_pending_age"))
+        gauges = await eventually(lambda: _collected_with(metric_reader, "oncofollow.outbox.pending", 1))
+        age = _of(gauges["oncofollow.outbox.oldest_pending_age"])
         assert age is not None and 60 <= age < 120
     # The service stopped: its gauges report nothing rather than their last value.
     assert _of(_gauge(metric_reader, "oncofollow.outbox.pending")) is None
@@ -99,13 +114,12 @@ async def test_a_consumer_falling_behind_shows_its_pending_and_unacknowledged_me
                 event = questionnaire_submitted(TermAnswer(term="nausea", frequency=1, severity=1))
                 await platform.js.publish(spec.subject, event.to_json(), headers={Header.MSG_ID: event.id})
 
-            async def behind() -> bool:
-                pending = await _sampled(metric_reader, "oncofollow.consumer.pending", 2, consumer=spec.durable)
-                unacked = await _sampled(metric_reader, "oncofollow.consumer.ack_pending", 1, consumer=spec.durable)
-                return pending and unacked
+            async def behind() -> dict[str, Series] | None:
+                gauges = await _collected_with(metric_reader, "oncofollow.consumer.pending", 2, consumer=spec.durable)
+                unacked = gauges and _of(gauges["oncofollow.consumer.ack_pending"], consumer=spec.durable) == 1
+                return gauges if unacked else None
 
-            await eventually(behind)
-            redelivered = _gauge(metric_reader, "oncofollow.consumer.redelivered")
+            redelivered = (await eventually(behind))["oncofollow.consumer.redelivered"]
             assert _of(redelivered, consumer=spec.durable) == 0
             assert _of(redelivered, consumer="questionnaire-alert-resolved") == 0  # every consumer of the service
             release.set()
@@ -130,8 +144,10 @@ async def test_a_dead_letter_shows_for_its_subject(
             deliveries=1,
             reason="undecodable",
         )
-        await eventually(lambda: _sampled(metric_reader, "oncofollow.dead_letters", 1, subject="dlq.alert.resolved"))
-        series = _gauge(metric_reader, "oncofollow.dead_letters")
+        gauges = await eventually(
+            lambda: _collected_with(metric_reader, "oncofollow.dead_letters", 1, subject="dlq.alert.resolved")
+        )
+        series = gauges["oncofollow.dead_letters"]
         assert _of(series, subject="dlq.tablet.lost") == 0
         # Only the subjects the service consumes: questionnaire.submitted is the alerting service's.
         assert _of(series, subject="dlq.questionnaire.submitted") is None
