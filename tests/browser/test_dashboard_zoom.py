@@ -534,6 +534,24 @@ async def test_a_card_of_long_reasons_and_late_answers_keeps_its_height_at_150_a
         await row.screenshot(path=str(ARTIFACTS / f"dashboard-{round(scale * 100)}-long-reasons.png"))
 
 
+async def test_on_a_wide_tall_screen_every_reason_is_in_the_row_and_on_a_small_one_two_lines(
+    ward: Ward, ward_pc: Browser
+) -> None:
+    """The two-line limit on reasons keeps every row as tall as its action on the ward PC at 125 %; on a 1920×1080
+    screen at 100 % it hid a third reason behind "…", with room to spare."""
+    patient = await insert_long_and_late(ward)
+    for width, height, whole in ((1920, 1080, True), (1600, 900, True), (1366, 768, False)):
+        page = await zoomed(ward, width, height, 1, browser=ward_pc)
+        row = page.locator(f"#alert-rows tr[data-patient-id='{patient}']")
+        await expect(row.locator(".reasons")).to_contain_text("Plaies bouche / gorge", timeout=10_000)
+        shown = await eventually(functools.partial(measured_in_the_list, row))
+        if whole:
+            assert not shown["cut"] and shown["lines"] >= len(LONG_REASONS), (width, shown)  # a line each
+        else:
+            assert shown["cut"] and shown["lines"] <= 2, (width, shown)
+        await page.context.close()
+
+
 # The red banner's every form, in the words the list gives it (cues.js) and drawn as the list draws it (list.js), with
 # three reasons and a colleague's long name: its longest.
 BANNER_FORMS = """async () => {
