@@ -393,11 +393,13 @@ async def test_answers_to_a_questionnaire_version_the_service_no_longer_takes_co
         await context.close()
 
 
-async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
+async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service_and_gives_up_one_that_hangs(
     service_env: dict[str, str], tokens: TokenService, browser: Browser
 ) -> None:
     """The loan's own token, the page on the questionnaire service's origin, its heartbeats to the devices service
-    on another (CORS, which the devices service allows for the tablet's origin only)."""
+    on another (CORS, which the devices service allows for the tablet's origin only). One that hangs (a captive
+    Wi-Fi) is given up within 30 s, long before the next: hung heartbeats do not pile up for as long as the page is
+    open."""
     q_sock, d_sock = listening_sockets(2)
     q_port, d_port = port_of(q_sock), port_of(d_sock)
     env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
@@ -423,9 +425,11 @@ async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
             },
         )
         assert loan.status_code == 201, loan.text
-        context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+        # No service worker: the page's own requests are the ones the test holds.
+        context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris", service_workers="block")
         try:
             page = await context.new_page()
+            await page.clock.install()
             answer = await page.goto(f"{url}/tablet/#device_token={loan.json()['device_token']}")
             assert answer is not None
             assert f"connect-src 'self' http://127.0.0.1:{d_port};" in answer.headers["content-security-policy"]
@@ -437,6 +441,29 @@ async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
 
             (beat,) = await eventually(beats, within=10)
             assert (0 <= beat["battery_percent"] <= 100, beat["app_version"]) == (True, "1.0.0")
+
+            # The next heartbeat hangs: given up after 30 s, and the one after it is sent.
+            held: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+
+            async def hold(route: Route) -> None:
+                never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                await held.put(never)
+                await never
+
+            given_up: list[str] = []
+            page.on("requestfailed", lambda r: given_up.append(r.url) if r.url.endswith("/v1/heartbeats") else None)
+            await page.route("**/v1/heartbeats", hold)
+            await page.clock.run_for(5 * 60_000)
+            hung = await asyncio.wait_for(held.get(), timeout=10)
+            await page.clock.run_for(29_000)
+            assert given_up == []
+            async with page.expect_event("requestfailed", lambda r: r.url.endswith("/v1/heartbeats"), timeout=5_000):
+                await page.clock.run_for(2_000)
+            assert given_up == [f"{devices_url}/v1/heartbeats"]
+            # To the next one's time, not past its own time-out (an aborted request never reaches the route).
+            await page.clock.run_for(5 * 60_000 - 25_000)
+            (await asyncio.wait_for(held.get(), timeout=10)).cancel()
+            hung.cancel()
         finally:
             await context.close()
 

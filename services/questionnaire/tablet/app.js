@@ -32,7 +32,7 @@ import {
   whoAnswers,
   whoChosen,
 } from "./flow.js";
-import { answersRefused, retryDelay, sendAgain } from "./sending.js";
+import { REQUEST_TIMEOUT_MS, answersRefused, giveUpAfter, retryDelay, sendAgain } from "./sending.js";
 
 const STORE = "oncofollow.tablet.";
 const POLL_MS = 20_000; // a tablet follows its last two sends: two small reads every 20 s while they are pending
@@ -135,10 +135,13 @@ const ENROLMENT_REFUSED = {
   "loan-ended": "Parlez à la personne qui vous a prêté la tablette. Ce code était pour un prêt qui est terminé.",
 };
 
-/** Where the tablets reach the devices service (DEVICES_PUBLIC_URL): null when none, undefined when unknown (offline). */
-async function devicesAddress() {
+/**
+ * Where the tablets reach the devices service (DEVICES_PUBLIC_URL): null when none, undefined when unknown (offline,
+ * or given up: `signal`, giveUpAfter's).
+ */
+async function devicesAddress(signal) {
   try {
-    const config = await (await fetch("config.json", { cache: "no-store" })).json();
+    const config = await (await fetch("config.json", { cache: "no-store", signal })).json();
     return typeof config.devices_url === "string" ? config.devices_url.replace(/\/+$/, "") : null;
   } catch {
     return undefined;
@@ -150,11 +153,19 @@ const UNREACHED = "Vérifiez le Wi-Fi, puis rouvrez cette page. La tablette n'ar
 /**
  * Exchanges the code kept by takeTokenFromAddress for the device token at the devices service (no token: the code
  * is the credential). True once the token is kept; false with the setup page saying why (kept for another try only
- * when the network failed).
+ * when the network failed or the exchange was given up).
+ *
+ * One time-out for the whole exchange, config.json's read included: the fleet manager watching the tablet is told
+ * within it that the tablet could not connect (on a captive Wi-Fi the page showed nothing for minutes). The code is
+ * kept with its key, which the devices service answers with the token again for 2 minutes: trying again at once is
+ * harmless, whatever the exchange given up did on its way.
  */
 async function enrolWithCode() {
-  const pending = load("enrolment");
-  const devicesUrl = await devicesAddress();
+  return giveUpAfter(REQUEST_TIMEOUT_MS, (signal) => exchangeCode(load("enrolment"), signal));
+}
+
+async function exchangeCode(pending, signal) {
+  const devicesUrl = await devicesAddress(signal);
   if (devicesUrl === undefined) {
     showSetup(UNREACHED);
     return false;
@@ -174,6 +185,7 @@ async function enrolWithCode() {
       body: JSON.stringify({ code: pending.code }),
       cache: "no-store",
       credentials: "omit",
+      signal,
     });
   } catch {
     showSetup(UNREACHED); // the code kept, with its key: the next try may be answered with the token again
@@ -183,6 +195,10 @@ async function enrolWithCode() {
   try {
     body = await response.json();
   } catch {
+    if (signal.aborted) {
+      showSetup(UNREACHED); // the answer stalled half-way: as if it never came, the code kept
+      return false;
+    }
     body = null;
   }
   if (response.ok && body && typeof body.device_token === "string") {
@@ -204,10 +220,9 @@ async function enrolWithCode() {
 
 class TokenRefused extends Error {}
 
-// A request that hangs (a captive Wi-Fi, a connection stalled half-way) is given up like one that failed: what it
-// sent waits and is tried again under the same key (the service answers a retry as it answered the first), instead
-// of being said « La tablette envoie… » until the browser gives up, minutes later. A photo takes longer on a slow line.
-const REQUEST_TIMEOUT_MS = 30_000;
+// A request that hangs is given up like one that failed (giveUpAfter): what it sent waits and is tried again under the
+// same key (the service answers a retry as it answered the first), instead of being said « La tablette envoie… »
+// until the browser gives up, minutes later. A photo takes longer on a slow line.
 const UPLOAD_TIMEOUT_MS = 120_000;
 
 /** One request to the service: {status, body}, or a thrown error when the network failed or the request hung. */
@@ -218,36 +233,31 @@ async function call(method, path, { body, key, fhir = false, file = null } = {})
   if (file) headers["Content-Type"] = file.type;
   else if (body !== undefined) headers["Content-Type"] = fhir ? "application/fhir+json" : "application/json";
   if (key) headers["Idempotency-Key"] = key;
-  const giveUp = new AbortController();
-  const timer = setTimeout(() => giveUp.abort(), file ? UPLOAD_TIMEOUT_MS : REQUEST_TIMEOUT_MS);
-  let response;
-  let parsed = null;
-  try {
+  const { response, parsed } = await giveUpAfter(file ? UPLOAD_TIMEOUT_MS : REQUEST_TIMEOUT_MS, async (signal) => {
+    let answer;
     try {
-      response = await fetch(path, {
+      answer = await fetch(path, {
         method,
         headers,
         body: file || (body === undefined ? undefined : JSON.stringify(body)),
         cache: "no-store",
-        signal: giveUp.signal,
+        signal,
       });
     } catch (error) {
       reached(false);
       throw error;
     }
     try {
-      parsed = await response.json();
+      return { response: answer, parsed: await answer.json() };
     } catch (error) {
-      if (giveUp.signal.aborted) {
+      if (signal.aborted) {
         // The answer stalled half-way: as if it never came, so the send is tried again rather than taken as done.
         reached(false);
         throw error;
       }
-      parsed = null;
+      return { response: answer, parsed: null };
     }
-  } finally {
-    clearTimeout(timer);
-  }
+  });
   reached(true);
   if (response.status === 401) {
     tokenRefused();
@@ -1228,7 +1238,7 @@ function startPolling() {
 
 const APP_VERSION = "1.0.0"; // this page's version, in the fleet's heartbeats
 const HEARTBEAT_MS = 5 * 60_000;
-let heartbeatTimer = null;
+let heartbeatsStarting = false;
 let lastUsedAt = null;
 
 /**
@@ -1236,11 +1246,17 @@ let lastUsedAt = null;
  * (DEVICES_PUBLIC_URL): a loaned tablet silent before a chemotherapy session is what the fleet manager looks for.
  */
 async function startHeartbeats() {
-  if (heartbeatTimer) return;
-  const devicesUrl = await devicesAddress();
-  if (!devicesUrl) return;
+  // Taken before the wait for config.json: a second start meanwhile (the address typed again) set a second interval,
+  // and the tablet sent every heartbeat twice for as long as it stayed open.
+  if (heartbeatsStarting) return;
+  heartbeatsStarting = true;
+  const devicesUrl = await giveUpAfter(REQUEST_TIMEOUT_MS, devicesAddress);
+  if (!devicesUrl) {
+    heartbeatsStarting = false; // unknown (offline): the next start asks again
+    return;
+  }
   const beat = () => heartbeat(devicesUrl);
-  heartbeatTimer = setInterval(beat, HEARTBEAT_MS);
+  setInterval(beat, HEARTBEAT_MS);
   beat();
 }
 
@@ -1258,14 +1274,18 @@ async function heartbeat(devicesUrl) {
   if (lastUsedAt) body.last_used_at = lastUsedAt;
   try {
     // Another origin (CORS): the bearer token only, never cookies. A refusal here forgets nothing: the
-    // questionnaire service, which the page depends on, refuses an ended loan's token within a second too.
-    await fetch(`${devicesUrl}/v1/heartbeats`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-      cache: "no-store",
-      credentials: "omit",
-    });
+    // questionnaire service, which the page depends on, refuses an ended loan's token within a second too. Given up
+    // well before the next one (giveUpAfter): heartbeats that hang (a captive Wi-Fi) do not pile up.
+    await giveUpAfter(REQUEST_TIMEOUT_MS, (signal) =>
+      fetch(`${devicesUrl}/v1/heartbeats`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+        signal,
+      }),
+    );
   } catch {
     // a heartbeat missed is the next one's job
   }
