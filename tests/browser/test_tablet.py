@@ -826,6 +826,104 @@ async def test_a_send_in_flight_is_said_to_be_sent_not_to_wait_for_the_connectio
         await context.close()
 
 
+# What a send the service told to wait says instead (a 503 during a database restart, a 429): the Wi-Fi is fine.
+WAITS_FOR_THE_SERVICE = "dès que le suivi répondra"
+ANSWERS_WAIT_FOR_THE_SERVICE = "Vos réponses seront envoyées dès que le suivi répondra."
+MESSAGE_WAITS_FOR_THE_SERVICE = "Votre message sera envoyé dès que le suivi répondra."
+BOTH_WAIT_FOR_THE_SERVICE = "Vos réponses et votre message seront envoyés dès que le suivi répondra."
+KEPT = "Vous pouvez éteindre la tablette."
+
+
+@pytest.mark.parametrize("busy", [503, 429])
+async def test_a_send_the_service_tells_to_wait_says_the_service_not_the_connection_until_it_gets_through(
+    home: Home, busy: int
+) -> None:
+    """The service answers the answers with a 503 (a database restart) or a 429: every screen says they go once the
+    follow-up service answers, never that the connection is away, which had the patient fiddle with a working Wi-Fi.
+    The network lost meanwhile says the connection again, a retry the service answers after it the service; once
+    they get through, nothing waits and the service stored them once."""
+    patient = uuid.uuid4()
+    context = await home.tablet()
+    try:
+        page = await home.enrolled(context, patient)
+        # Each POST of the answers held until the test says what it meets: a status, the network cut, or the service.
+        held: asyncio.Queue[asyncio.Future[int | str | None]] = asyncio.Queue()
+
+        async def hold(route: Route) -> None:
+            answer: asyncio.Future[int | str | None] = asyncio.get_running_loop().create_future()
+            await held.put(answer)
+            meets = await answer
+            if meets is None:
+                await route.continue_()
+            elif isinstance(meets, str):
+                await route.abort(meets)
+            else:
+                problem = {"type": "about:blank", "title": "Service Unavailable", "status": meets}
+                await route.fulfill(status=meets, json=problem, headers={"Retry-After": "1"})
+
+        async def next_send_meets(meets: int | str | None) -> None:
+            (await asyncio.wait_for(held.get(), timeout=10)).set_result(meets)
+
+        async def says_nowhere(words: str) -> None:
+            shown = " ".join((await page.locator("body").inner_text()).split())
+            assert words not in shown, shown
+
+        banner = page.locator("#queue-banner")
+        await page.route("**/v1/submissions", hold)
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
+        await answer_until_review(page, {})
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await next_send_meets(busy)
+        await expect(page.locator("#sent-status")).to_have_text(
+            f"{ANSWERS_WAIT_FOR_THE_SERVICE} Elles sont gardées. {KEPT}"
+        )
+        await expect(banner).to_be_hidden()  # said once, by the screen's status
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#status-list")).to_contain_text(ANSWERS_WAIT_FOR_THE_SERVICE)
+        await expect(banner).to_be_hidden()
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
+        # A message written meanwhile waits behind them, for the same reason.
+        await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+        await expect(banner).to_have_text(ANSWERS_WAIT_FOR_THE_SERVICE)
+        await page.locator("#message-text").fill("J'ai de la fièvre.")
+        await page.get_by_role("button", name="Envoyer", exact=True).click()
+        await expect(page.locator("#sent-status")).to_have_text(f"{MESSAGE_WAITS_FOR_THE_SERVICE} Il est gardé. {KEPT}")
+        await expect(banner).to_have_text(ANSWERS_WAIT_FOR_THE_SERVICE)
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#status-list")).to_contain_text(MESSAGE_WAITS_FOR_THE_SERVICE)
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await expect(banner).to_have_text(BOTH_WAIT_FOR_THE_SERVICE)
+
+        # The network is lost under the retry: the connection is what they wait for now.
+        await page.clock.fast_forward(5_000)
+        await next_send_meets("internetdisconnected")
+        await expect(banner).to_have_text(BOTH_WAIT)
+        await says_nowhere(WAITS_FOR_THE_SERVICE)
+        # The next retry reaches the service, which is still busy: the service again.
+        await page.clock.fast_forward(10_000)
+        await next_send_meets(503)
+        await expect(banner).to_have_text(BOTH_WAIT_FOR_THE_SERVICE)
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
+        # It answers: both go, and nothing says they wait.
+        await page.clock.fast_forward(20_000)
+        await next_send_meets(None)
+        await page.locator("#screen-who").get_by_role("button", name="Accueil").click()
+        await expect(page.locator("#status-list")).to_contain_text("Vos réponses ont bien été reçues.", timeout=5_000)
+        await expect(page.locator("#status-list")).to_contain_text(
+            "Votre message a bien été envoyé à l'équipe soignante."
+        )
+        await expect(banner).to_be_hidden()
+        await says_nowhere(WAITS_FOR_THE_SERVICE)
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
+        async with home.questionnaire.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 1
+    finally:
+        await context.close()
+
+
 async def test_a_send_that_hangs_is_given_up_waits_and_goes_again_under_its_key(home: Home) -> None:
     """A captive Wi-Fi or a stalled connection answers nothing and fails nothing: after 30 s the tablet gives the
     request up as failed, says the answers wait, and sends them again under the same key. Before, it said « La

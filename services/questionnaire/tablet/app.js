@@ -365,16 +365,30 @@ function reached(yes) {
 }
 
 /**
- * Whether what is queued waits for the connection, rather than being sent at this moment: the tablet offline, the
- * service not reached by the last request, or the last send told to wait (`failures`, until a send gets through or
- * the connection comes back). A retry in flight after a failure still waits: nothing yet says the connection is back,
- * and the screens would switch sentences at every retry. A send in flight otherwise is being sent: on a slow mobile
- * connection that lasts seconds, in which « dès que la connexion reviendra » told the patient the tablet waited for
- * a connection it had.
+ * What the queue waits for, rather than being sent at this moment (null). The connection ("connection"): the tablet
+ * offline, the service not reached by the last request (no network, a Wi-Fi without internet, a request that hung),
+ * or the last send failed so. The service ("service"): the last send was answered, but told to wait (a 503 during a
+ * database restart or when it is busy, a proxy's 502 or 504, a 500, 408, 429) while the network works; « dès que la
+ * connexion reviendra » had the patient fiddle with a Wi-Fi that was fine, or call someone about it. When both
+ * happened, the latest news says which: the network lost since (an `offline` event, or any request that fails to
+ * reach the service) is the connection; a send answered since, the service. Either lasts until a send gets through or
+ * the connection comes back (`failures`). A retry in flight after a failure still waits: nothing yet says the
+ * connection is back, and the screens would switch sentences at every retry. A send in flight otherwise is being sent:
+ * on a slow mobile connection that lasts seconds, in which « dès que la connexion reviendra » told the patient the
+ * tablet waited for a connection it had.
  */
-function queueWaits() {
-  return !navigator.onLine || !serviceReached || failures > 0;
+function waitingFor() {
+  if (!navigator.onLine || !serviceReached) return "connection";
+  if (failures > 0) return serviceBusy ? "service" : "connection";
+  return null;
 }
+
+// Until when what waits is kept, in the words of what it waits for (waitingFor). « Le suivi », as the enrolment's
+// « Le suivi ne répond pas pour le moment » and the loan's « reliée à votre suivi » call the hospital's service.
+const UNTIL = {
+  connection: "dès que la connexion reviendra",
+  service: "dès que le suivi répondra",
+};
 
 /** What every screen says of the queue: the banner, the sent screen's status, home's list. */
 function renderQueue() {
@@ -387,12 +401,12 @@ const OFFLINE =
   "Pas de connexion pour l'instant. Vous pouvez quand même répondre. Vos réponses seront envoyées dès que la connexion reviendra.";
 
 /**
- * What waits for the connection. On the screen after a send that waits, its status says it (« Vos réponses seront
- * envoyées dès que la connexion reviendra. Elles sont gardées. … »): the banner above saying it again had the patient
- * read the same sentence twice. There the banner speaks only of what else waits (a message under answers just sent),
- * or says nothing. What is being sent, it does not speak of: nothing for the patient to do or to know meanwhile,
- * and where she looks for it (the screen after the send, home's list) says « La tablette envoie… »; a banner saying it
- * too would be read twice on home, and announced (role "status") at every send.
+ * What waits, and until when (waitingFor). On the screen after a send that waits, its status says it (« Vos
+ * réponses seront envoyées dès que la connexion reviendra. Elles sont gardées. … »): the banner above saying it again
+ * had the patient read the same sentence twice. There the banner speaks only of what else waits (a message under
+ * answers just sent), or says nothing. What is being sent, it does not speak of: nothing for the patient to do or to
+ * know meanwhile, and where she looks for it (the screen after the send, home's list) says « La tablette envoie… »; a
+ * banner saying it too would be read twice on home, and announced (role "status") at every send.
  */
 function renderQueueBanner() {
   const outbox = load("outbox", []);
@@ -410,7 +424,8 @@ function renderQueueBanner() {
     banner.hidden = Boolean(saidBelow) || (navigator.onLine && serviceReached);
     return;
   }
-  if (!queueWaits() || document.body.dataset.screen === "screen-home") {
+  const waiting = waitingFor();
+  if (!waiting || document.body.dataset.screen === "screen-home") {
     // Home's list says each send that waits, in the same words: the banner saying them too was read twice.
     banner.hidden = true;
     return;
@@ -419,10 +434,8 @@ function renderQueueBanner() {
   const messages = queue.some((entry) => entry.kind === "message");
   banner.textContent =
     answers && messages
-      ? "Vos réponses et votre message seront envoyés dès que la connexion reviendra."
-      : answers
-        ? "Vos réponses seront envoyées dès que la connexion reviendra."
-        : "Votre message sera envoyé dès que la connexion reviendra.";
+      ? `Vos réponses et votre message seront envoyés ${UNTIL[waiting]}.`
+      : QUEUED_ON_HOME[answers ? "submission" : "message"].queued(UNTIL[waiting]);
   banner.hidden = false;
 }
 
@@ -435,15 +448,15 @@ function showHome() {
   refreshStatus();
 }
 
-// What home's list says of a queued send: being sent, or waiting for the connection (queueWaits).
+// What home's list (and the banner) says of a queued send: being sent, or waiting, until when (waitingFor, UNTIL).
 const QUEUED_ON_HOME = {
   submission: {
     sending: "La tablette envoie vos réponses…",
-    queued: "Vos réponses seront envoyées dès que la connexion reviendra.",
+    queued: (until) => `Vos réponses seront envoyées ${until}.`,
   },
   message: {
     sending: "La tablette envoie votre message…",
-    queued: "Votre message sera envoyé dès que la connexion reviendra.",
+    queued: (until) => `Votre message sera envoyé ${until}.`,
   },
 };
 
@@ -453,13 +466,15 @@ function renderStatus() {
   const last = load("last", {});
   const queue = load("outbox", []);
   if (load("draft")) list.append(h("li", { dataset: { status: "draft" } }, "Vous avez un questionnaire commencé."));
-  const queued = queueWaits() ? "queued" : "sending";
+  const waiting = waitingFor();
+  const queued = waiting ? "queued" : "sending";
+  const said = (kind) => (waiting ? QUEUED_ON_HOME[kind].queued(UNTIL[waiting]) : QUEUED_ON_HOME[kind].sending);
   if (queue.some((e) => e.kind === "submission"))
-    list.append(h("li", { dataset: { status: queued } }, QUEUED_ON_HOME.submission[queued]));
+    list.append(h("li", { dataset: { status: queued } }, said("submission")));
   else if (last.submission)
     list.append(h("li", { dataset: { status: `submission-${last.submission.status}` } }, last.submission.label));
   if (queue.some((e) => e.kind === "message"))
-    list.append(h("li", { dataset: { status: `message-${queued}` } }, QUEUED_ON_HOME.message[queued]));
+    list.append(h("li", { dataset: { status: `message-${queued}` } }, said("message")));
   else if (last.message) {
     const item = h("li", { dataset: { status: `message-${last.message.status}` } }, last.message.label);
     if (last.message.thumb)
@@ -1020,24 +1035,26 @@ function showSent(kind) {
   show("screen-sent"); // its status: renderSentStatus
 }
 
-// The sent screen's status while its send is queued: being sent, or waiting for the connection (then it says, once
-// on that screen, that what waits is kept and the tablet may be switched off).
+// The sent screen's status while its send is queued: being sent, or waiting, until when (waitingFor, UNTIL; then it
+// says, once on that screen, that what waits is kept and the tablet may be switched off).
 const SENT_STATUS = {
   submission: {
     sending: "La tablette envoie vos réponses…",
-    queued:
-      "Vos réponses seront envoyées dès que la connexion reviendra. Elles sont gardées. Vous pouvez éteindre la tablette.",
+    queued: (until) =>
+      `Vos réponses seront envoyées ${until}. Elles sont gardées. Vous pouvez éteindre la tablette.`,
   },
   message: {
     sending: "La tablette envoie votre message…",
-    queued: "Votre message sera envoyé dès que la connexion reviendra. Il est gardé. Vous pouvez éteindre la tablette.",
+    queued: (until) => `Votre message sera envoyé ${until}. Il est gardé. Vous pouvez éteindre la tablette.`,
   },
 };
 
 /** The sent screen's status, while what it is about is still queued (once sent or refused, its answer says). */
 function renderSentStatus() {
   const entry = load("outbox", []).find((queued) => queued.key === sentKey);
-  if (entry) sentScreenSays(entry, SENT_STATUS[entry.kind][queueWaits() ? "queued" : "sending"]);
+  if (!entry) return;
+  const waiting = waitingFor();
+  sentScreenSays(entry, waiting ? SENT_STATUS[entry.kind].queued(UNTIL[waiting]) : SENT_STATUS[entry.kind].sending);
 }
 
 function sentScreenSays(entry, text, notice = null) {
@@ -1082,6 +1099,8 @@ function takeBackRefused() {
 let flushing = false;
 let retryTimer = null;
 let failures = 0;
+// Whether the last send that must wait was answered by the service (told to wait), not failed for lack of network.
+let serviceBusy = false;
 
 /** Sends what is queued, oldest first, each with its own key; stops at the first that must wait. */
 async function flush() {
@@ -1113,6 +1132,7 @@ async function flush() {
         result = null; // the network failed: offline, or the connection dropped
       }
       if (sendAgain(result === null ? null : result.status)) {
+        serviceBusy = result !== null;
         waitAndRetry();
         return;
       }
