@@ -6,6 +6,7 @@ French."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -252,6 +253,62 @@ async def test_an_exchange_whose_answer_is_lost_is_asked_again_with_the_same_key
         async with deployment.devices.pool.acquire() as conn:
             actions = await conn.fetch("SELECT action FROM audit_log WHERE action LIKE 'tablet.enrol%' ORDER BY at")
         assert [r["action"] for r in actions] == ["tablet.enrol", "tablet.enrol_retry"]
+    finally:
+        await context.close()
+
+
+UNREACHED = "Vérifiez le Wi-Fi, puis rouvrez cette page. La tablette n'arrive pas à se connecter."
+
+
+async def test_an_exchange_that_hangs_says_the_tablet_cannot_connect_within_30_s_and_the_code_enrols_later(
+    deployment: Deployment,
+) -> None:
+    """A captive Wi-Fi answers nothing and fails nothing: the exchange, or config.json's read before it, hung for
+    minutes on a blank page while the fleet manager watched. Given up within 30 s, the page says so, keeps the code
+    with its key, and reopened it enrols, once."""
+    granted = await deployment.loan()
+    code = code_of(granted["enrolment_url"])
+    # No service worker: the page's own requests, config.json's too, are the ones the test holds.
+    context = await deployment.browser.new_context(
+        viewport={"width": 800, "height": 1280}, locale="fr-FR", timezone_id="Europe/Paris", service_workers="block"
+    )
+    held: asyncio.Queue[tuple[Route, asyncio.Future[None]]] = asyncio.Queue()
+
+    async def hold(route: Route) -> None:
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await held.put((route, never))
+        await never
+
+    keys: list[str | None] = []
+    try:
+        page = await context.new_page()
+        page.on("request", lambda r: keys.append(r.headers.get("idempotency-key")) if "enrolments" in r.url else None)
+        await page.clock.install()
+        reason = page.locator("#setup-reason")
+        for hung in ("**/v1/enrolments", "**/tablet/config.json"):
+            await page.route(hung, hold)
+            if hung.endswith("enrolments"):
+                await page.goto(granted["enrolment_url"])
+            else:
+                await page.reload()
+            _, never = await asyncio.wait_for(held.get(), timeout=10)
+            await page.clock.run_for(29_000)
+            await expect(page.locator("#screen-setup")).to_be_hidden()
+            await page.clock.run_for(2_000)
+            await expect(reason).to_have_text(UNREACHED)
+            kept = await page.evaluate("() => localStorage.getItem('oncofollow.tablet.enrolment')")
+            assert kept is not None and code in kept, kept
+            await page.unroute(hung)
+            never.cancel()
+        # Reopened: the same key, and one exchange at the devices service.
+        await page.reload()
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=10_000)
+        assert len(set(keys)) == 1 and len(keys) == 2, keys
+        stored = await page.evaluate("JSON.stringify(Object.entries(localStorage))")
+        assert code not in stored and granted["device_token"] in stored
+        async with deployment.devices.pool.acquire() as conn:
+            actions = await conn.fetch("SELECT action FROM audit_log WHERE action LIKE 'tablet.enrol%'")
+        assert [r["action"] for r in actions] == ["tablet.enrol"]
     finally:
         await context.close()
 

@@ -393,11 +393,13 @@ async def test_answers_to_a_questionnaire_version_the_service_no_longer_takes_co
         await context.close()
 
 
-async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
+async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service_and_gives_up_one_that_hangs(
     service_env: dict[str, str], tokens: TokenService, browser: Browser
 ) -> None:
     """The loan's own token, the page on the questionnaire service's origin, its heartbeats to the devices service
-    on another (CORS, which the devices service allows for the tablet's origin only)."""
+    on another (CORS, which the devices service allows for the tablet's origin only). One that hangs (a captive
+    Wi-Fi) is given up within 30 s, long before the next: hung heartbeats do not pile up for as long as the page is
+    open."""
     q_sock, d_sock = listening_sockets(2)
     q_port, d_port = port_of(q_sock), port_of(d_sock)
     env: dict[str, Any] = {"NATS_URL": service_env["NATS_URL"], "DATABASE_URL": service_env["DATABASE_URL"]}
@@ -423,9 +425,11 @@ async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
             },
         )
         assert loan.status_code == 201, loan.text
-        context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+        # No service worker: the page's own requests are the ones the test holds.
+        context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris", service_workers="block")
         try:
             page = await context.new_page()
+            await page.clock.install()
             answer = await page.goto(f"{url}/tablet/#device_token={loan.json()['device_token']}")
             assert answer is not None
             assert f"connect-src 'self' http://127.0.0.1:{d_port};" in answer.headers["content-security-policy"]
@@ -437,6 +441,29 @@ async def test_a_loaned_tablet_s_page_sends_heartbeats_to_the_devices_service(
 
             (beat,) = await eventually(beats, within=10)
             assert (0 <= beat["battery_percent"] <= 100, beat["app_version"]) == (True, "1.0.0")
+
+            # The next heartbeat hangs: given up after 30 s, and the one after it is sent.
+            held: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+
+            async def hold(route: Route) -> None:
+                never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                await held.put(never)
+                await never
+
+            given_up: list[str] = []
+            page.on("requestfailed", lambda r: given_up.append(r.url) if r.url.endswith("/v1/heartbeats") else None)
+            await page.route("**/v1/heartbeats", hold)
+            await page.clock.run_for(5 * 60_000)
+            hung = await asyncio.wait_for(held.get(), timeout=10)
+            await page.clock.run_for(29_000)
+            assert given_up == []
+            async with page.expect_event("requestfailed", lambda r: r.url.endswith("/v1/heartbeats"), timeout=5_000):
+                await page.clock.run_for(2_000)
+            assert given_up == [f"{devices_url}/v1/heartbeats"]
+            # To the next one's time, not past its own time-out (an aborted request never reaches the route).
+            await page.clock.run_for(5 * 60_000 - 25_000)
+            (await asyncio.wait_for(held.get(), timeout=10)).cancel()
+            hung.cancel()
         finally:
             await context.close()
 
@@ -793,6 +820,104 @@ async def test_a_send_in_flight_is_said_to_be_sent_not_to_wait_for_the_connectio
             "Votre message a bien été envoyé à l'équipe soignante."
         )
         await nowhere_waits()
+        async with home.questionnaire.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 1
+    finally:
+        await context.close()
+
+
+# What a send the service told to wait says instead (a 503 during a database restart, a 429): the Wi-Fi is fine.
+WAITS_FOR_THE_SERVICE = "dès que le suivi répondra"
+ANSWERS_WAIT_FOR_THE_SERVICE = "Vos réponses seront envoyées dès que le suivi répondra."
+MESSAGE_WAITS_FOR_THE_SERVICE = "Votre message sera envoyé dès que le suivi répondra."
+BOTH_WAIT_FOR_THE_SERVICE = "Vos réponses et votre message seront envoyés dès que le suivi répondra."
+KEPT = "Vous pouvez éteindre la tablette."
+
+
+@pytest.mark.parametrize("busy", [503, 429])
+async def test_a_send_the_service_tells_to_wait_says_the_service_not_the_connection_until_it_gets_through(
+    home: Home, busy: int
+) -> None:
+    """The service answers the answers with a 503 (a database restart) or a 429: every screen says they go once the
+    follow-up service answers, never that the connection is away, which had the patient fiddle with a working Wi-Fi.
+    The network lost meanwhile says the connection again, a retry the service answers after it the service; once
+    they get through, nothing waits and the service stored them once."""
+    patient = uuid.uuid4()
+    context = await home.tablet()
+    try:
+        page = await home.enrolled(context, patient)
+        # Each POST of the answers held until the test says what it meets: a status, the network cut, or the service.
+        held: asyncio.Queue[asyncio.Future[int | str | None]] = asyncio.Queue()
+
+        async def hold(route: Route) -> None:
+            answer: asyncio.Future[int | str | None] = asyncio.get_running_loop().create_future()
+            await held.put(answer)
+            meets = await answer
+            if meets is None:
+                await route.continue_()
+            elif isinstance(meets, str):
+                await route.abort(meets)
+            else:
+                problem = {"type": "about:blank", "title": "Service Unavailable", "status": meets}
+                await route.fulfill(status=meets, json=problem, headers={"Retry-After": "1"})
+
+        async def next_send_meets(meets: int | str | None) -> None:
+            (await asyncio.wait_for(held.get(), timeout=10)).set_result(meets)
+
+        async def says_nowhere(words: str) -> None:
+            shown = " ".join((await page.locator("body").inner_text()).split())
+            assert words not in shown, shown
+
+        banner = page.locator("#queue-banner")
+        await page.route("**/v1/submissions", hold)
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await page.get_by_role("radio", name="C'est moi, le patient ou la patiente").click()
+        await answer_until_review(page, {})
+        await page.get_by_role("button", name="Envoyer mes réponses").click()
+        await next_send_meets(busy)
+        await expect(page.locator("#sent-status")).to_have_text(
+            f"{ANSWERS_WAIT_FOR_THE_SERVICE} Elles sont gardées. {KEPT}"
+        )
+        await expect(banner).to_be_hidden()  # said once, by the screen's status
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#status-list")).to_contain_text(ANSWERS_WAIT_FOR_THE_SERVICE)
+        await expect(banner).to_be_hidden()
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
+        # A message written meanwhile waits behind them, for the same reason.
+        await page.get_by_role("button", name="Écrire à l'équipe soignante").click()
+        await expect(banner).to_have_text(ANSWERS_WAIT_FOR_THE_SERVICE)
+        await page.locator("#message-text").fill("J'ai de la fièvre.")
+        await page.get_by_role("button", name="Envoyer", exact=True).click()
+        await expect(page.locator("#sent-status")).to_have_text(f"{MESSAGE_WAITS_FOR_THE_SERVICE} Il est gardé. {KEPT}")
+        await expect(banner).to_have_text(ANSWERS_WAIT_FOR_THE_SERVICE)
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
+        await page.get_by_role("button", name="Retour à l'accueil").click()
+        await expect(page.locator("#status-list")).to_contain_text(MESSAGE_WAITS_FOR_THE_SERVICE)
+        await page.get_by_role("button", name="Répondre au questionnaire").click()
+        await expect(banner).to_have_text(BOTH_WAIT_FOR_THE_SERVICE)
+
+        # The network is lost under the retry: the connection is what they wait for now.
+        await page.clock.fast_forward(5_000)
+        await next_send_meets("internetdisconnected")
+        await expect(banner).to_have_text(BOTH_WAIT)
+        await says_nowhere(WAITS_FOR_THE_SERVICE)
+        # The next retry reaches the service, which is still busy: the service again.
+        await page.clock.fast_forward(10_000)
+        await next_send_meets(503)
+        await expect(banner).to_have_text(BOTH_WAIT_FOR_THE_SERVICE)
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
+        # It answers: both go, and nothing says they wait.
+        await page.clock.fast_forward(20_000)
+        await next_send_meets(None)
+        await page.locator("#screen-who").get_by_role("button", name="Accueil").click()
+        await expect(page.locator("#status-list")).to_contain_text("Vos réponses ont bien été reçues.", timeout=5_000)
+        await expect(page.locator("#status-list")).to_contain_text(
+            "Votre message a bien été envoyé à l'équipe soignante."
+        )
+        await expect(banner).to_be_hidden()
+        await says_nowhere(WAITS_FOR_THE_SERVICE)
+        await says_nowhere(WAITS_FOR_THE_CONNECTION)
         async with home.questionnaire.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM submissions WHERE patient_id = $1", patient) == 1
     finally:

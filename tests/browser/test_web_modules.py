@@ -4,9 +4,9 @@ and the case's data as ``arg``.
 
 Covered: shared/web/questionnaire_form.js (enableWhen, the response items, the 422 pointer), shared/web/page.js,
 and the tablet's services/questionnaire/tablet/flow.js (which screen comes next, the progress bar, the edit from
-the review, the review's groups, the choice the "who answers" screen shows), sending.js (when and how late a send
-is tried again, and what the patient reads when answers are refused) and sizing.js (which screens are short for
-the text size chosen)."""
+the review, the review's groups, the choice the "who answers" screen shows), sending.js (when a request is given up,
+when and how late a send is tried again, and what the patient reads when answers are refused) and sizing.js (which
+screens are short for the text size chosen)."""
 
 from __future__ import annotations
 
@@ -811,6 +811,26 @@ async def test_retry_delay(modules: Page, failures: int, random: float, delay: f
         modules, SENDING, "m.retryDelay(arg.failures, () => arg.random)", {"failures": failures, "random": random}
     )
     assert got == pytest.approx(delay)
+
+
+# A request that waits for its answer until the signal aborts it, as a fetch does.
+HANGS = "(signal) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)))"
+
+
+async def test_give_up_after_aborts_a_request_that_hangs_and_leaves_one_answered_in_time_alone(modules: Page) -> None:
+    hung = f"m.giveUpAfter(20, {HANGS}).then(() => 'answered', (error) => error.name)"
+    assert await run(modules, SENDING, hung, None) == "TimeoutError"
+    # Answered in time: its answer, and its signal never aborted later (the timer cleared).
+    answered = """(async () => {
+      let given;
+      const answer = await m.giveUpAfter(20, async (signal) => { given = signal; return 'answered'; });
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      return [answer, given.aborted];
+    })()"""
+    assert await run(modules, SENDING, answered, None) == ["answered", False]
+    # Failed in time: its own error, not a time-out.
+    failed = "m.giveUpAfter(20, async () => { throw new TypeError('Failed to fetch'); }).catch((error) => error.name)"
+    assert await run(modules, SENDING, failed, None) == "TypeError"
 
 
 PROBLEMS = "https://oncofollow.example/problems/"

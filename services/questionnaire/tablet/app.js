@@ -32,7 +32,7 @@ import {
   whoAnswers,
   whoChosen,
 } from "./flow.js";
-import { answersRefused, retryDelay, sendAgain } from "./sending.js";
+import { REQUEST_TIMEOUT_MS, answersRefused, giveUpAfter, retryDelay, sendAgain } from "./sending.js";
 
 const STORE = "oncofollow.tablet.";
 const POLL_MS = 20_000; // a tablet follows its last two sends: two small reads every 20 s while they are pending
@@ -135,10 +135,13 @@ const ENROLMENT_REFUSED = {
   "loan-ended": "Parlez à la personne qui vous a prêté la tablette. Ce code était pour un prêt qui est terminé.",
 };
 
-/** Where the tablets reach the devices service (DEVICES_PUBLIC_URL): null when none, undefined when unknown (offline). */
-async function devicesAddress() {
+/**
+ * Where the tablets reach the devices service (DEVICES_PUBLIC_URL): null when none, undefined when unknown (offline,
+ * or given up: `signal`, giveUpAfter's).
+ */
+async function devicesAddress(signal) {
   try {
-    const config = await (await fetch("config.json", { cache: "no-store" })).json();
+    const config = await (await fetch("config.json", { cache: "no-store", signal })).json();
     return typeof config.devices_url === "string" ? config.devices_url.replace(/\/+$/, "") : null;
   } catch {
     return undefined;
@@ -150,11 +153,19 @@ const UNREACHED = "Vérifiez le Wi-Fi, puis rouvrez cette page. La tablette n'ar
 /**
  * Exchanges the code kept by takeTokenFromAddress for the device token at the devices service (no token: the code
  * is the credential). True once the token is kept; false with the setup page saying why (kept for another try only
- * when the network failed).
+ * when the network failed or the exchange was given up).
+ *
+ * One time-out for the whole exchange, config.json's read included: the fleet manager watching the tablet is told
+ * within it that the tablet could not connect (on a captive Wi-Fi the page showed nothing for minutes). The code is
+ * kept with its key, which the devices service answers with the token again for 2 minutes: trying again at once is
+ * harmless, whatever the exchange given up did on its way.
  */
 async function enrolWithCode() {
-  const pending = load("enrolment");
-  const devicesUrl = await devicesAddress();
+  return giveUpAfter(REQUEST_TIMEOUT_MS, (signal) => exchangeCode(load("enrolment"), signal));
+}
+
+async function exchangeCode(pending, signal) {
+  const devicesUrl = await devicesAddress(signal);
   if (devicesUrl === undefined) {
     showSetup(UNREACHED, [], { asks: true });
     return false;
@@ -176,6 +187,7 @@ async function enrolWithCode() {
       body: JSON.stringify({ code: pending.code }),
       cache: "no-store",
       credentials: "omit",
+      signal,
     });
   } catch {
     showSetup(UNREACHED, [], { asks: true }); // the code kept, with its key: the next try may be answered with the token again
@@ -185,6 +197,10 @@ async function enrolWithCode() {
   try {
     body = await response.json();
   } catch {
+    if (signal.aborted) {
+      showSetup(UNREACHED); // the answer stalled half-way: as if it never came, the code kept
+      return false;
+    }
     body = null;
   }
   if (response.ok && body && typeof body.device_token === "string") {
@@ -208,10 +224,9 @@ async function enrolWithCode() {
 
 class TokenRefused extends Error {}
 
-// A request that hangs (a captive Wi-Fi, a connection stalled half-way) is given up like one that failed: what it
-// sent waits and is tried again under the same key (the service answers a retry as it answered the first), instead
-// of being said « La tablette envoie… » until the browser gives up, minutes later. A photo takes longer on a slow line.
-const REQUEST_TIMEOUT_MS = 30_000;
+// A request that hangs is given up like one that failed (giveUpAfter): what it sent waits and is tried again under the
+// same key (the service answers a retry as it answered the first), instead of being said « La tablette envoie… »
+// until the browser gives up, minutes later. A photo takes longer on a slow line.
 const UPLOAD_TIMEOUT_MS = 120_000;
 
 /** One request to the service: {status, body}, or a thrown error when the network failed or the request hung. */
@@ -222,36 +237,31 @@ async function call(method, path, { body, key, fhir = false, file = null } = {})
   if (file) headers["Content-Type"] = file.type;
   else if (body !== undefined) headers["Content-Type"] = fhir ? "application/fhir+json" : "application/json";
   if (key) headers["Idempotency-Key"] = key;
-  const giveUp = new AbortController();
-  const timer = setTimeout(() => giveUp.abort(), file ? UPLOAD_TIMEOUT_MS : REQUEST_TIMEOUT_MS);
-  let response;
-  let parsed = null;
-  try {
+  const { response, parsed } = await giveUpAfter(file ? UPLOAD_TIMEOUT_MS : REQUEST_TIMEOUT_MS, async (signal) => {
+    let answer;
     try {
-      response = await fetch(path, {
+      answer = await fetch(path, {
         method,
         headers,
         body: file || (body === undefined ? undefined : JSON.stringify(body)),
         cache: "no-store",
-        signal: giveUp.signal,
+        signal,
       });
     } catch (error) {
       reached(false);
       throw error;
     }
     try {
-      parsed = await response.json();
+      return { response: answer, parsed: await answer.json() };
     } catch (error) {
-      if (giveUp.signal.aborted) {
+      if (signal.aborted) {
         // The answer stalled half-way: as if it never came, so the send is tried again rather than taken as done.
         reached(false);
         throw error;
       }
-      parsed = null;
+      return { response: answer, parsed: null };
     }
-  } finally {
-    clearTimeout(timer);
-  }
+  });
   reached(true);
   if (response.status === 401) {
     tokenRefused();
@@ -365,16 +375,30 @@ function reached(yes) {
 }
 
 /**
- * Whether what is queued waits for the connection, rather than being sent at this moment: the tablet offline, the
- * service not reached by the last request, or the last send told to wait (`failures`, until a send gets through or
- * the connection comes back). A retry in flight after a failure still waits: nothing yet says the connection is back,
- * and the screens would switch sentences at every retry. A send in flight otherwise is being sent: on a slow mobile
- * connection that lasts seconds, in which « dès que la connexion reviendra » told the patient the tablet waited for
- * a connection it had.
+ * What the queue waits for, rather than being sent at this moment (null). The connection ("connection"): the tablet
+ * offline, the service not reached by the last request (no network, a Wi-Fi without internet, a request that hung),
+ * or the last send failed so. The service ("service"): the last send was answered, but told to wait (a 503 during a
+ * database restart or when it is busy, a proxy's 502 or 504, a 500, 408, 429) while the network works; « dès que la
+ * connexion reviendra » had the patient fiddle with a Wi-Fi that was fine, or call someone about it. When both
+ * happened, the latest news says which: the network lost since (an `offline` event, or any request that fails to
+ * reach the service) is the connection; a send answered since, the service. Either lasts until a send gets through or
+ * the connection comes back (`failures`). A retry in flight after a failure still waits: nothing yet says the
+ * connection is back, and the screens would switch sentences at every retry. A send in flight otherwise is being sent:
+ * on a slow mobile connection that lasts seconds, in which « dès que la connexion reviendra » told the patient the
+ * tablet waited for a connection it had.
  */
-function queueWaits() {
-  return !navigator.onLine || !serviceReached || failures > 0;
+function waitingFor() {
+  if (!navigator.onLine || !serviceReached) return "connection";
+  if (failures > 0) return serviceBusy ? "service" : "connection";
+  return null;
 }
+
+// Until when what waits is kept, in the words of what it waits for (waitingFor). « Le suivi », as the enrolment's
+// « Le suivi ne répond pas pour le moment » and the loan's « reliée à votre suivi » call the hospital's service.
+const UNTIL = {
+  connection: "dès que la connexion reviendra",
+  service: "dès que le suivi répondra",
+};
 
 /** What every screen says of the queue: the banner, the sent screen's status, home's list. */
 function renderQueue() {
@@ -387,12 +411,12 @@ const OFFLINE =
   "Pas de connexion pour l'instant. Vous pouvez quand même répondre. Vos réponses seront envoyées dès que la connexion reviendra.";
 
 /**
- * What waits for the connection. On the screen after a send that waits, its status says it (« Vos réponses seront
- * envoyées dès que la connexion reviendra. Elles sont gardées. … »): the banner above saying it again had the patient
- * read the same sentence twice. There the banner speaks only of what else waits (a message under answers just sent),
- * or says nothing. What is being sent, it does not speak of: nothing for the patient to do or to know meanwhile,
- * and where she looks for it (the screen after the send, home's list) says « La tablette envoie… »; a banner saying it
- * too would be read twice on home, and announced (role "status") at every send.
+ * What waits, and until when (waitingFor). On the screen after a send that waits, its status says it (« Vos
+ * réponses seront envoyées dès que la connexion reviendra. Elles sont gardées. … »): the banner above saying it again
+ * had the patient read the same sentence twice. There the banner speaks only of what else waits (a message under
+ * answers just sent), or says nothing. What is being sent, it does not speak of: nothing for the patient to do or to
+ * know meanwhile, and where she looks for it (the screen after the send, home's list) says « La tablette envoie… »; a
+ * banner saying it too would be read twice on home, and announced (role "status") at every send.
  */
 function renderQueueBanner() {
   const outbox = load("outbox", []);
@@ -410,7 +434,8 @@ function renderQueueBanner() {
     banner.hidden = Boolean(saidBelow) || (navigator.onLine && serviceReached);
     return;
   }
-  if (!queueWaits() || document.body.dataset.screen === "screen-home") {
+  const waiting = waitingFor();
+  if (!waiting || document.body.dataset.screen === "screen-home") {
     // Home's list says each send that waits, in the same words: the banner saying them too was read twice.
     banner.hidden = true;
     return;
@@ -419,10 +444,8 @@ function renderQueueBanner() {
   const messages = queue.some((entry) => entry.kind === "message");
   banner.textContent =
     answers && messages
-      ? "Vos réponses et votre message seront envoyés dès que la connexion reviendra."
-      : answers
-        ? "Vos réponses seront envoyées dès que la connexion reviendra."
-        : "Votre message sera envoyé dès que la connexion reviendra.";
+      ? `Vos réponses et votre message seront envoyés ${UNTIL[waiting]}.`
+      : QUEUED_ON_HOME[answers ? "submission" : "message"].queued(UNTIL[waiting]);
   banner.hidden = false;
 }
 
@@ -435,15 +458,15 @@ function showHome() {
   refreshStatus();
 }
 
-// What home's list says of a queued send: being sent, or waiting for the connection (queueWaits).
+// What home's list (and the banner) says of a queued send: being sent, or waiting, until when (waitingFor, UNTIL).
 const QUEUED_ON_HOME = {
   submission: {
     sending: "La tablette envoie vos réponses…",
-    queued: "Vos réponses seront envoyées dès que la connexion reviendra.",
+    queued: (until) => `Vos réponses seront envoyées ${until}.`,
   },
   message: {
     sending: "La tablette envoie votre message…",
-    queued: "Votre message sera envoyé dès que la connexion reviendra.",
+    queued: (until) => `Votre message sera envoyé ${until}.`,
   },
 };
 
@@ -453,13 +476,15 @@ function renderStatus() {
   const last = load("last", {});
   const queue = load("outbox", []);
   if (load("draft")) list.append(h("li", { dataset: { status: "draft" } }, "Vous avez un questionnaire commencé."));
-  const queued = queueWaits() ? "queued" : "sending";
+  const waiting = waitingFor();
+  const queued = waiting ? "queued" : "sending";
+  const said = (kind) => (waiting ? QUEUED_ON_HOME[kind].queued(UNTIL[waiting]) : QUEUED_ON_HOME[kind].sending);
   if (queue.some((e) => e.kind === "submission"))
-    list.append(h("li", { dataset: { status: queued } }, QUEUED_ON_HOME.submission[queued]));
+    list.append(h("li", { dataset: { status: queued } }, said("submission")));
   else if (last.submission)
     list.append(h("li", { dataset: { status: `submission-${last.submission.status}` } }, last.submission.label));
   if (queue.some((e) => e.kind === "message"))
-    list.append(h("li", { dataset: { status: `message-${queued}` } }, QUEUED_ON_HOME.message[queued]));
+    list.append(h("li", { dataset: { status: `message-${queued}` } }, said("message")));
   else if (last.message) {
     const item = h("li", { dataset: { status: `message-${last.message.status}` } }, last.message.label);
     if (last.message.thumb)
@@ -1020,24 +1045,26 @@ function showSent(kind) {
   show("screen-sent"); // its status: renderSentStatus
 }
 
-// The sent screen's status while its send is queued: being sent, or waiting for the connection (then it says, once
-// on that screen, that what waits is kept and the tablet may be switched off).
+// The sent screen's status while its send is queued: being sent, or waiting, until when (waitingFor, UNTIL; then it
+// says, once on that screen, that what waits is kept and the tablet may be switched off).
 const SENT_STATUS = {
   submission: {
     sending: "La tablette envoie vos réponses…",
-    queued:
-      "Vos réponses seront envoyées dès que la connexion reviendra. Elles sont gardées. Vous pouvez éteindre la tablette.",
+    queued: (until) =>
+      `Vos réponses seront envoyées ${until}. Elles sont gardées. Vous pouvez éteindre la tablette.`,
   },
   message: {
     sending: "La tablette envoie votre message…",
-    queued: "Votre message sera envoyé dès que la connexion reviendra. Il est gardé. Vous pouvez éteindre la tablette.",
+    queued: (until) => `Votre message sera envoyé ${until}. Il est gardé. Vous pouvez éteindre la tablette.`,
   },
 };
 
 /** The sent screen's status, while what it is about is still queued (once sent or refused, its answer says). */
 function renderSentStatus() {
   const entry = load("outbox", []).find((queued) => queued.key === sentKey);
-  if (entry) sentScreenSays(entry, SENT_STATUS[entry.kind][queueWaits() ? "queued" : "sending"]);
+  if (!entry) return;
+  const waiting = waitingFor();
+  sentScreenSays(entry, waiting ? SENT_STATUS[entry.kind].queued(UNTIL[waiting]) : SENT_STATUS[entry.kind].sending);
 }
 
 function sentScreenSays(entry, text, notice = null) {
@@ -1082,6 +1109,8 @@ function takeBackRefused() {
 let flushing = false;
 let retryTimer = null;
 let failures = 0;
+// Whether the last send that must wait was answered by the service (told to wait), not failed for lack of network.
+let serviceBusy = false;
 
 /** Sends what is queued, oldest first, each with its own key; stops at the first that must wait. */
 async function flush() {
@@ -1113,6 +1142,7 @@ async function flush() {
         result = null; // the network failed: offline, or the connection dropped
       }
       if (sendAgain(result === null ? null : result.status)) {
+        serviceBusy = result !== null;
         waitAndRetry();
         return;
       }
@@ -1238,7 +1268,7 @@ function startPolling() {
 
 const APP_VERSION = "1.0.0"; // this page's version, in the fleet's heartbeats
 const HEARTBEAT_MS = 5 * 60_000;
-let heartbeatTimer = null;
+let heartbeatsStarting = false;
 let lastUsedAt = null;
 
 /**
@@ -1246,11 +1276,17 @@ let lastUsedAt = null;
  * (DEVICES_PUBLIC_URL): a loaned tablet silent before a chemotherapy session is what the fleet manager looks for.
  */
 async function startHeartbeats() {
-  if (heartbeatTimer) return;
-  const devicesUrl = await devicesAddress();
-  if (!devicesUrl) return;
+  // Taken before the wait for config.json: a second start meanwhile (the address typed again) set a second interval,
+  // and the tablet sent every heartbeat twice for as long as it stayed open.
+  if (heartbeatsStarting) return;
+  heartbeatsStarting = true;
+  const devicesUrl = await giveUpAfter(REQUEST_TIMEOUT_MS, devicesAddress);
+  if (!devicesUrl) {
+    heartbeatsStarting = false; // unknown (offline): the next start asks again
+    return;
+  }
   const beat = () => heartbeat(devicesUrl);
-  heartbeatTimer = setInterval(beat, HEARTBEAT_MS);
+  setInterval(beat, HEARTBEAT_MS);
   beat();
 }
 
@@ -1268,14 +1304,18 @@ async function heartbeat(devicesUrl) {
   if (lastUsedAt) body.last_used_at = lastUsedAt;
   try {
     // Another origin (CORS): the bearer token only, never cookies. A refusal here forgets nothing: the
-    // questionnaire service, which the page depends on, refuses an ended loan's token within a second too.
-    await fetch(`${devicesUrl}/v1/heartbeats`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-      cache: "no-store",
-      credentials: "omit",
-    });
+    // questionnaire service, which the page depends on, refuses an ended loan's token within a second too. Given up
+    // well before the next one (giveUpAfter): heartbeats that hang (a captive Wi-Fi) do not pile up.
+    await giveUpAfter(REQUEST_TIMEOUT_MS, (signal) =>
+      fetch(`${devicesUrl}/v1/heartbeats`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+        signal,
+      }),
+    );
   } catch {
     // a heartbeat missed is the next one's job
   }

@@ -6,6 +6,7 @@
 // Kept apart from the screens' code (app.js): this module reads the page's state from the page itself (which screen
 // shows, body[data-screen]) and the deployment's from /tablet/config.json.
 
+import { REQUEST_TIMEOUT_MS, giveUpAfter } from "./sending.js";
 import { screenFit } from "./sizing.js";
 
 const STORE = "oncofollow.tablet."; // app.js's prefix: forgotten with the loan (app.js's forgetEverything says what stays)
@@ -222,7 +223,10 @@ async function setUpTeamPhone() {
   showTeamPhone(load("teamPhone"));
   let config;
   try {
-    config = await (await fetch("config.json", { cache: "no-store" })).json();
+    // Given up like every request of the page (giveUpAfter): a captive Wi-Fi held it for minutes.
+    config = await giveUpAfter(REQUEST_TIMEOUT_MS, async (signal) =>
+      (await fetch("config.json", { cache: "no-store", signal })).json(),
+    );
   } catch {
     return;
   }

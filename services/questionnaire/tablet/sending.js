@@ -1,5 +1,26 @@
-// When the tablet sends a queued thing again, and what it tells the patient when answers are refused: pure, so it is
-// unit-tested on its own (tests/browser/test_web_modules.py).
+// When the tablet gives a request up, when it sends a queued thing again, and what it tells the patient when answers
+// are refused: pure, so it is unit-tested on its own (tests/browser/test_web_modules.py).
+
+// A request that hangs (a captive Wi-Fi, a connection stalled half-way) answers nothing and fails nothing for minutes:
+// given up after this, it counts as failed (the network's failure), so that what it sent waits and goes again under
+// the same key, an enrolment says the tablet could not connect, and a heartbeat is the next one's job.
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Runs `request(signal)`, given up after `ms`: the signal, which the request passes to its fetch, then aborts the
+ * fetch, or the reading of its answer, wherever it waits (which then throws the signal's reason, a TimeoutError).
+ * The one time-out of every request of the tablet's page: its calls to the service, the enrolment, the heartbeats,
+ * config.json. Timed with setTimeout, not AbortSignal.timeout: the page's clock, which the browser tests move on.
+ */
+export async function giveUpAfter(ms, request) {
+  const giveUp = new AbortController();
+  const timer = setTimeout(() => giveUp.abort(new DOMException("The request took too long.", "TimeoutError")), ms);
+  try {
+    return await request(giveUp.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export const RETRY_FIRST_MS = 2_000;
 export const RETRY_MAX_MS = 5 * 60_000;
