@@ -834,6 +834,43 @@ BOTH_WAIT_FOR_THE_SERVICE = "Vos réponses et votre message seront envoyés dès
 KEPT = "Vous pouvez éteindre la tablette."
 
 
+async def test_a_questionnaire_the_service_cannot_give_says_to_try_later_and_one_not_reached_the_wi_fi(
+    home: Home,
+) -> None:
+    """A tablet with no copy of the questionnaire yet: the service answering 503 is not a Wi-Fi to check."""
+    context = await home.tablet()
+    try:
+        page = await context.new_page()
+        await page.route(
+            "**/v1/questionnaires/**",
+            lambda route: route.fulfill(
+                status=503, json={"type": "about:blank", "title": "Service Unavailable", "status": 503}
+            ),
+        )
+        token = home.tokens.issue_device_token(uuid.uuid4(), "tablet-load")
+        await page.goto(f"{home.url}/tablet/#device_token={token}")
+        await expect(page.locator("#screen-home")).to_be_visible(timeout=5_000)
+        start = page.get_by_role("button", name="Répondre au questionnaire")
+        await start.click()
+        notice = page.locator("#refused-banner")
+        await expect(notice).to_have_text(
+            "Réessayez dans quelques minutes. Le questionnaire n'a pas pu s'ouvrir : le suivi ne répond pas pour le "
+            "moment."
+        )
+        await page.unroute("**/v1/questionnaires/**")
+        await page.route("**/v1/questionnaires/**", lambda route: route.abort("internetdisconnected"))
+        await start.click()
+        await expect(notice).to_have_text(
+            "Vérifiez que la tablette est connectée à internet, puis réessayez. Le questionnaire n'a pas pu s'ouvrir."
+        )
+        await page.unroute("**/v1/questionnaires/**")
+        await start.click()
+        await expect(page.locator("#screen-who")).to_be_visible()
+        await expect(notice).to_be_hidden()
+    finally:
+        await context.close()
+
+
 @pytest.mark.parametrize("busy", [503, 429])
 async def test_a_send_the_service_tells_to_wait_says_the_service_not_the_connection_until_it_gets_through(
     home: Home, busy: int

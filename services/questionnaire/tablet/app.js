@@ -198,7 +198,7 @@ async function exchangeCode(pending, signal) {
     body = await response.json();
   } catch {
     if (signal.aborted) {
-      showSetup(UNREACHED); // the answer stalled half-way: as if it never came, the code kept
+      showSetup(UNREACHED, [], { asks: true }); // the answer stalled half-way: as if it never came, the code kept
       return false;
     }
     body = null;
@@ -538,11 +538,17 @@ function questions() {
   return flat.filter(({ item }) => isQuestion(item)).map(({ item }) => item);
 }
 
+const QUESTIONNAIRE_NOT_REACHED =
+  "Vérifiez que la tablette est connectée à internet, puis réessayez. Le questionnaire n'a pas pu s'ouvrir.";
+const QUESTIONNAIRE_NOT_SERVED =
+  "Réessayez dans quelques minutes. Le questionnaire n'a pas pu s'ouvrir : le suivi ne répond pas pour le moment.";
+
 async function startQuestionnaire() {
   let draft = load("draft");
   const fetched = await questionnaireDefinition({ fresh: !draft });
   if (!fetched) {
-    setNotice("load", "Vérifiez que la tablette est connectée à internet, puis réessayez. Le questionnaire n'a pas pu s'ouvrir.");
+    // The service answered (a 503 while its database restarts): the Wi-Fi is not what to check.
+    setNotice("load", navigator.onLine && serviceReached ? QUESTIONNAIRE_NOT_SERVED : QUESTIONNAIRE_NOT_REACHED);
     return;
   }
   definition = fetched;
