@@ -161,21 +161,28 @@ const UNREACHED = "Vérifiez le Wi-Fi, puis rouvrez cette page. La tablette n'ar
  * harmless, whatever the exchange given up did on its way.
  */
 async function enrolWithCode() {
-  return giveUpAfter(REQUEST_TIMEOUT_MS, (signal) => exchangeCode(load("enrolment"), signal));
+  // A slow exchange (a mobile line, up to the time-out) says what is under way rather than leaving the page blank; a
+  // quick one is over before the sentence would show.
+  const preparing = setTimeout(() => enrolmentSays(PREPARING), 1_000);
+  try {
+    return await giveUpAfter(REQUEST_TIMEOUT_MS, (signal) => exchangeCode(load("enrolment"), signal));
+  } finally {
+    clearTimeout(preparing);
+  }
 }
+
+const PREPARING = "La tablette se prépare. Cela peut prendre quelques secondes.";
 
 async function exchangeCode(pending, signal) {
   const devicesUrl = await devicesAddress(signal);
   if (devicesUrl === undefined) {
-    showSetup(UNREACHED, [], { asks: true });
+    enrolmentSays(UNREACHED);
     return false;
   }
   if (!devicesUrl) {
     save("enrolment", null);
-    showSetup(
+    enrolmentSays(
       "Demandez le lien complet à la personne qui vous a prêté la tablette. Cette page ne peut pas utiliser ce code.",
-      [],
-      { asks: true },
     );
     return false;
   }
@@ -190,7 +197,7 @@ async function exchangeCode(pending, signal) {
       signal,
     });
   } catch {
-    showSetup(UNREACHED, [], { asks: true }); // the code kept, with its key: the next try may be answered with the token again
+    enrolmentSays(UNREACHED); // the code kept, with its key: the next try may be answered with the token again
     return false;
   }
   let body = null;
@@ -198,7 +205,7 @@ async function exchangeCode(pending, signal) {
     body = await response.json();
   } catch {
     if (signal.aborted) {
-      showSetup(UNREACHED, [], { asks: true }); // the answer stalled half-way: as if it never came, the code kept
+      enrolmentSays(UNREACHED); // the answer stalled half-way: as if it never came, the code kept
       return false;
     }
     body = null;
@@ -209,14 +216,12 @@ async function exchangeCode(pending, signal) {
     return true;
   }
   if (response.status >= 500) {
-    showSetup("Rouvrez cette page dans quelques minutes. Le suivi ne répond pas pour le moment.", [], { asks: true });
+    enrolmentSays("Rouvrez cette page dans quelques minutes. Le suivi ne répond pas pour le moment.");
     return false;
   }
   save("enrolment", null);
   const type = body && typeof body.type === "string" ? body.type.split("/").pop() : "";
-  showSetup(ENROLMENT_REFUSED[type] || `${ASK_NEW_CODE} Ce code n'a pas permis de préparer la tablette.`, [], {
-    asks: true,
-  });
+  enrolmentSays(ENROLMENT_REFUSED[type] || `${ASK_NEW_CODE} Ce code n'a pas permis de préparer la tablette.`);
   return false;
 }
 
@@ -327,19 +332,23 @@ function show(id) {
 }
 
 /**
- * The setup screen with why the tablet is not ready. `asks`: the reason tells whoever holds the tablet to do
- * something (ask for a new code, check the Wi-Fi, open the page again), so the screen no longer says there is
- * nothing to do on the tablet.
+ * The setup screen with why the tablet is not ready. `enrolment`: it speaks of a code being exchanged, or of why one
+ * was not (a new code to ask for, the Wi-Fi to check, the page to open again): whoever holds the tablet is preparing
+ * it, so the screen does not say there is nothing to do on it and the team will prepare it.
  */
-function showSetup(reason, unsent = [], { asks = false } = {}) {
+function showSetup(reason, unsent = [], { enrolment = false } = {}) {
   if (reason) $("#setup-reason").textContent = reason;
-  $("#screen-setup").toggleAttribute("data-reason-asks", asks);
+  $("#screen-setup").toggleAttribute("data-enrolment", enrolment);
   const said = unsent.length > 1 ? UNSENT.both : UNSENT[unsent[0]];
   $("#setup-unsent-what").textContent = said || "";
   $("#setup-unsent").hidden = !said;
   $("#queue-banner").hidden = true;
   $("#refused-banner").hidden = true;
   show("screen-setup");
+}
+
+function enrolmentSays(reason) {
+  showSetup(reason, [], { enrolment: true });
 }
 
 /**
