@@ -24,7 +24,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from shared.auth import TokenService
 from tests.browser.conftest import ARTIFACTS, CALL_15_PIECES, on_one_line
-from tests.browser.test_tablet_comfort import PORTRAIT_THEN_LANDSCAPE, TEAM_PHONE, tablet_service
+from tests.browser.test_tablet_comfort import PORTRAIT_THEN_LANDSCAPE, TEAM_PHONE, WHOLE, tablet_service
 
 pytestmark = pytest.mark.browser
 
@@ -329,6 +329,18 @@ EMERGENCY_SIZE = """
 """
 
 
+async def opened_without_its_app(context: BrowserContext, url: str, size: int) -> Page:
+    """The page opened at text size ``size`` (A−/A+ steps), its app.js not found: the notice in sight."""
+    page = await context.new_page()
+    await page.add_init_script(kept("textSize", size))
+    await page.route(
+        "**/tablet/app.js", lambda route: route.fulfill(status=404, body="Not Found", content_type="text/plain")
+    )
+    await page.goto(f"{url}/tablet/")
+    await says_it_cannot_open(page, within_s=3)
+    return page
+
+
 @pytest.mark.parametrize("screen", [{"width": 1280, "height": 800}, {"width": 800, "height": 1280}])
 async def test_the_emergency_sentence_is_in_sight_without_scrolling_at_every_text_size(
     service_env: dict[str, str], tablets: Tablets, screen: dict[str, int]
@@ -341,14 +353,7 @@ async def test_the_emergency_sentence_is_in_sight_without_scrolling_at_every_tex
     async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
         context = await tablets(viewport=screen)
         for size, root_px in enumerate(ROOT_PX):
-            page = await context.new_page()
-            await page.add_init_script(kept("textSize", size))
-            await page.route(
-                "**/tablet/app.js",
-                lambda route: route.fulfill(status=404, body="Not Found", content_type="text/plain"),
-            )
-            await page.goto(f"{url}/tablet/")
-            await says_it_cannot_open(page, within_s=3)
+            page = await opened_without_its_app(context, url, size)
             call = notice(page).get_by_role("link", name=f"Appeler l'équipe soignante : {TEAM_PHONE}")
             await expect(call).to_be_visible()
             await expect(notice(page).get_by_text(NUMBER_SHOWN)).to_be_visible()
@@ -371,25 +376,6 @@ HEADING_SIZES = """
   parseFloat(getComputedStyle(document.querySelector(selector)).fontSize))
 """
 
-# Where an element of the notice is (its first match), whether its content runs out of its box (width, height), its
-# text's size and the root's, and how wide the page is, in CSS pixels.
-NOTICE_WHOLE = """(selector) => {
-  const element = document.querySelector(`#opening-notice ${selector}`);
-  const box = element.getBoundingClientRect();
-  return {
-    top: box.top,
-    bottom: box.bottom,
-    left: box.left,
-    right: box.right,
-    runs_out: [element.scrollWidth - element.clientWidth, element.scrollHeight - element.clientHeight],
-    text: parseFloat(getComputedStyle(element).fontSize),
-    root: parseFloat(getComputedStyle(document.documentElement).fontSize),
-    page_width: document.documentElement.scrollWidth,
-    width: innerWidth,
-    height: innerHeight,
-  };
-}"""
-
 
 async def test_the_notice_s_heading_grows_as_the_screens_do_and_its_sentence_and_the_15_stay_whole_on_screen(
     service_env: dict[str, str], tablets: Tablets
@@ -403,21 +389,14 @@ async def test_the_notice_s_heading_grows_as_the_screens_do_and_its_sentence_and
     async with tablet_service(service_env, TEAM_PHONE=TEAM_PHONE) as url:
         context = await tablets()
         for size, root_px in enumerate(ROOT_PX):
-            page = await context.new_page()
-            await page.add_init_script(kept("textSize", size))
-            await page.route(
-                "**/tablet/app.js",
-                lambda route: route.fulfill(status=404, body="Not Found", content_type="text/plain"),
-            )
-            await page.goto(f"{url}/tablet/")
-            await says_it_cannot_open(page, within_s=3)
+            page = await opened_without_its_app(context, url, size)
             notice_heading, screen_heading = await page.evaluate(HEADING_SIZES)
             assert notice_heading == screen_heading, (root_px, notice_heading, screen_heading)
             for screen in PORTRAIT_THEN_LANDSCAPE:
                 await page.set_viewport_size(screen)
                 at = f"{screen['width']}×{screen['height']} at {root_px}px"
                 for selector in ("h1", "p.lead", "#opening-retry", ".emergency"):
-                    seen = await page.evaluate(NOTICE_WHOLE, selector)
+                    seen = await page.evaluate(WHOLE, f"#opening-notice {selector}")
                     assert 0 <= seen["top"] and seen["bottom"] <= seen["height"], (at, selector, seen)
                     assert 0 <= seen["left"] and seen["right"] <= seen["width"], (at, selector, seen)
                     assert max(seen["runs_out"]) <= 1, ("cut", at, selector, seen)
