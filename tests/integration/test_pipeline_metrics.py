@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 from nats.js.api import Header
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.metrics.export import Gauge, InMemoryMetricReader, NumberDataPoint
 
 from services.questionnaire.main import NAME, QuestionnaireSettings, build_service
 from shared.devservers import ROOT
@@ -36,12 +36,17 @@ Series = dict[tuple[tuple[str, Any], ...], float]
 def _collected(reader: InMemoryMetricReader) -> dict[str, Series]:
     """One collection: each gauge's data points, by attributes. Checks that read two values read them from one
     collection: the sampler's snapshot is reported for twice its interval only, and on a loaded machine it can age out
-    between two collections (an empty series where the one before held the awaited value)."""
+    between two collections (an empty series where the one before held the awaited value).
+
+    The gauges only: the reader is the whole test process's, and holds whatever the tests run before these recorded
+    too (the HTTP servers' duration histograms, the database retry counters)."""
     data = reader.get_metrics_data()
     gauges: dict[str, Series] = {}
     for resource in data.resource_metrics if data else ():
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
+                if not isinstance(metric.data, Gauge):
+                    continue
                 points = gauges.setdefault(metric.name, {})
                 for point in metric.data.data_points:
                     assert isinstance(point, NumberDataPoint)  # a gauge's: one value (a histogram's has none)
