@@ -98,7 +98,7 @@ async def test_an_event_the_relay_cannot_publish_shows_as_pending_in_the_outbox(
 
 
 async def _sampled(reader: InMemoryMetricReader, name: str, value: float, **attributes: str) -> bool:
-    return _of(_gauge(reader, name), **attributes) == value
+    return await _collected_with(reader, name, value, **attributes) is not None
 
 
 async def test_a_consumer_falling_behind_shows_its_pending_and_unacknowledged_messages(
